@@ -1,0 +1,210 @@
+"""The job-type registry: one place that knows every job type.
+
+A job type declares its parameters (with defaults), its input slots and its
+output groups, and optionally a pure ``run(ctx)`` function (see
+:mod:`cryodesk.core.context`).  Types without ``run`` can be created and
+managed but not executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import UsageError
+
+CATEGORIES = (
+    "import",
+    "motion_correction",
+    "ctf_estimation",
+    "particle_picking",
+    "extraction",
+    "particle_curation",
+    "classification",
+    "reconstruction",
+    "refinement",
+    "utilities",
+)
+
+#: Categories the Cleanup Data tool treats as deterministic preprocessing.
+PREPROCESSING_CATEGORIES = (
+    "motion_correction",
+    "ctf_estimation",
+    "particle_picking",
+    "extraction",
+)
+
+_PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared job parameter.
+
+    Parameters
+    ----------
+    name : str
+        Key used by ``--param KEY=VALUE`` and in ``job.json``.
+    default : Any
+        Default value; ``None`` means "no default" (allowed only if ``required`` is false).
+    type : str
+        One of ``int``, ``float``, ``bool``, ``str``.
+    """
+
+    name: str
+    default: Any
+    type: str = "str"
+    help: str = ""
+    choices: tuple | None = None
+    required: bool = False
+
+    def coerce(self, value: Any) -> Any:
+        """Convert ``value`` (often a CLI string) to this parameter's type."""
+        if value is None:
+            if self.required:
+                raise UsageError(f"parameter {self.name!r} is required")
+            return None
+        py = _PARAM_TYPES[self.type]
+        try:
+            if self.type == "bool":
+                out = _parse_bool(value) if isinstance(value, str) else bool(value)
+            elif isinstance(value, str) or self.type != "str":
+                if self.type == "int" and isinstance(value, float) and not value.is_integer():
+                    raise ValueError(f"not an integer: {value}")
+                out = py(value)
+            else:
+                out = str(value)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"parameter {self.name!r} expects {self.type}, got {value!r}"
+            ) from exc
+        if self.choices is not None and out not in self.choices:
+            raise UsageError(
+                f"parameter {self.name!r} must be one of {', '.join(map(str, self.choices))}; got {out!r}"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class InputSlot:
+    """A named input: connections to parent jobs' outputs of a given type."""
+
+    name: str
+    type: str
+    required: bool = True
+    multiple: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class OutputGroup:
+    """A named output group.
+
+    ``iterative`` groups are written once per iteration (version); every version
+    but the last is an *intermediate result*.
+    """
+
+    name: str
+    type: str
+    iterative: bool = False
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class JobType:
+    """Everything cryodesk knows about a kind of job."""
+
+    name: str
+    title: str
+    category: str
+    params: tuple[Param, ...] = ()
+    inputs: tuple[InputSlot, ...] = ()
+    outputs: tuple[OutputGroup, ...] = ()
+    run: Callable[[Any], None] | None = None
+    #: "cpu" or "io": which worker pool the engine uses.
+    resource: str = "cpu"
+    description: str = ""
+    #: Whether a cancelled run keeps finished iterations as intermediate results.
+    keep_partial_on_cancel: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"unknown category {self.category!r} for job type {self.name!r}")
+
+    @property
+    def is_preprocessing(self) -> bool:
+        return self.category in PREPROCESSING_CATEGORIES
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        known = ", ".join(p.name for p in self.params) or "none"
+        raise UsageError(f"job type {self.name!r} has no parameter {name!r} (known: {known})")
+
+    def input_slot(self, name: str) -> InputSlot:
+        for s in self.inputs:
+            if s.name == name:
+                return s
+        known = ", ".join(s.name for s in self.inputs) or "none"
+        raise UsageError(f"job type {self.name!r} has no input {name!r} (known: {known})")
+
+    def output_group(self, name: str) -> OutputGroup:
+        for o in self.outputs:
+            if o.name == name:
+                return o
+        known = ", ".join(o.name for o in self.outputs) or "none"
+        raise UsageError(f"job type {self.name!r} has no output {name!r} (known: {known})")
+
+    def default_params(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def coerce_params(self, values: dict) -> dict:
+        """Defaults overlaid with ``values``, each checked and converted."""
+        out = self.default_params()
+        for key, value in values.items():
+            out[key] = self.param(key).coerce(value)
+        for p in self.params:
+            if p.required and out.get(p.name) is None:
+                raise UsageError(f"job type {self.name!r} needs parameter {p.name!r}")
+        return out
+
+
+_REGISTRY: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    """Add ``job_type`` to the registry (re-registering the same name replaces it)."""
+    _REGISTRY[job_type.name] = job_type
+    return job_type
+
+
+def _ensure_loaded() -> None:
+    # Job-type modules register themselves on import; importing the package
+    # here keeps "the registry" complete wherever it is consulted.
+    import cryodesk.jobs  # noqa: F401
+
+
+def get(name: str) -> JobType:
+    """Look up a job type by name; a clear error names the known types."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UsageError(f"unknown job type {name!r} (known: {known})") from None
+
+
+def all_types() -> list[JobType]:
+    _ensure_loaded()
+    return sorted(_REGISTRY.values(), key=lambda t: (CATEGORIES.index(t.category), t.name))
