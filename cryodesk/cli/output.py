@@ -1,0 +1,55 @@
+"""Printing for the CLI: tables for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..core.units import human_bytes
+
+
+def emit_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [len(h) for h in headers]
+    for r in rows:
+        widths = [max(w, len(str(c))) for w, c in zip(widths, r)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def flags(d: dict) -> str:
+    if d.get("is_final"):
+        return "final"
+    if d.get("is_ancestor_of_final"):
+        return "ancestor"
+    return ""
+
+
+def job_rows(descs: list[dict]) -> list[list[str]]:
+    return [[d["uid"], d["type"], d["status"], flags(d), human_bytes(d["size_bytes"]),
+             ",".join(d["workspaces"]), d["title"]] for d in descs]
+
+
+JOB_HEADERS = ["uid", "type", "status", "flags", "size", "workspaces", "title"]
+
+
+def batch(result, as_json: bool) -> int:
+    """Print a batch result; exit 1 if anything was refused or failed."""
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        for o in result.outcomes:
+            if o.ok:
+                extra = f" ({o.message})" if o.message else ""
+                freed = f", freed {human_bytes(o.bytes_freed)}" if o.bytes_freed else ""
+                print(f"{o.uid}: {o.action} done{freed}{extra}")
+        if result.bytes_freed:
+            print(f"total freed: {human_bytes(result.bytes_freed)}")
+    for o in result.refused:
+        print(f"refused: {o.message}", file=sys.stderr)
+    return 0 if result.ok else 1

@@ -1,0 +1,302 @@
+"""Job actions, single or batch: clear, delete, mark complete, link/unlink/move, clone.
+
+Every action takes a list of jobs and returns a :class:`BatchResult` saying per
+job what was done and what was refused and why.  Destructive actions are
+two-step: ``plan_clear`` / ``plan_delete`` build a
+:class:`~cryodesk.core.deletion.DeletionPlan` (shown to the user, printable as
+JSON), and :func:`run_plan` carries it out through the journal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db
+from . import deletion, manifest
+from .deletion import DeletionPlan, PlanItem
+from .fsutil import check_job_dir, tree_size
+from .graph import descendant_ids
+from .jobs import get_job, job_dir, refresh, set_status
+from .projects import get_project, get_workspace
+from .rules import why_not_clear, why_not_delete, why_not_mark_complete
+
+
+@dataclass
+class Outcome:
+    uid: str
+    action: str
+    ok: bool
+    message: str = ""
+    bytes_freed: int = 0
+
+
+@dataclass
+class BatchResult:
+    action: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def refused(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(o.bytes_freed for o in self.outcomes)
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "ok": self.ok, "bytes_freed": self.bytes_freed,
+                "outcomes": [asdict(o) for o in self.outcomes]}
+
+
+@dataclass
+class ActionPlan:
+    """A deletion plan plus the jobs that were refused while planning it."""
+
+    action: str
+    plan: DeletionPlan
+    refused: list[Outcome]
+
+    def to_dict(self) -> dict:
+        return {"action": self.action, "bytes": self.plan.bytes, **self.plan.to_dict(),
+                "refused": [asdict(o) for o in self.refused]}
+
+
+# -- clear ---------------------------------------------------------------------
+
+def _clear_paths(project_dir: Path, job: Job) -> tuple[list[str], int]:
+    jdir = check_job_dir(project_dir, job.directory)
+    paths, size = [], 0
+    if jdir.is_dir():
+        for entry in sorted(os.scandir(jdir), key=lambda e: e.name):
+            if entry.name == manifest.JOB_MANIFEST:
+                continue
+            paths.append(f"{job.directory}/{entry.name}")
+            size += tree_size(Path(entry.path))
+    return paths, size
+
+
+def plan_clear(project, jobs, reason: str = "cleared on request") -> ActionPlan:
+    project = get_project(project)
+    jobs = refresh(jobs)
+    pdir = Path(project.directory)
+    items, refused = [], []
+    for job in jobs:
+        why = why_not_clear(job)
+        if why:
+            refused.append(Outcome(job.uid, "clear", False, f"{job.uid} cannot be cleared: {why}"))
+            continue
+        paths, size = _clear_paths(pdir, job)
+        items.append(PlanItem(job=job.uid, action="clear", paths=paths, bytes=size, reason=reason))
+    return ActionPlan("clear", DeletionPlan(project.uid, items), refused)
+
+
+def _recheck_clear(project, job, item):
+    return why_not_clear(job)
+
+
+@deletion.db_action("clear", _recheck_clear)
+def _apply_clear(project: Project, job: Job, item: PlanItem) -> None:
+    OutputFile.delete().where(OutputFile.job == job).execute()
+    set_status(job, "building", write=False)
+    job.size_bytes = tree_size(job_dir(job, project))  # what is left: the manifest
+    job.save()
+    manifest.write_job(job, Path(project.directory))
+
+
+# -- delete --------------------------------------------------------------------
+
+def plan_delete(project, jobs) -> ActionPlan:
+    """Plan deleting ``jobs``; a job whose descendants are not all in the batch is refused."""
+    project = get_project(project)
+    jobs = refresh(jobs)
+    pdir = Path(project.directory)
+    by_id = {j.id: j for j in jobs}
+    refused: dict[int, str] = {}
+    for j in jobs:
+        why = why_not_delete(j)
+        if why:
+            refused[j.id] = why
+    desc = {j.id: descendant_ids([j]) for j in jobs}
+    changed = True
+    while changed:  # a refused job keeps its ancestors in the batch alive too
+        changed = False
+        allowed = set(by_id) - set(refused)
+        for jid in sorted(allowed):
+            outside = desc[jid] - allowed
+            if outside:
+                names = sorted(f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(outside))).tuples())
+                refused[jid] = why_not_delete(by_id[jid], sorted(names, key=lambda u: int(u[1:])))
+                changed = True
+    batch = sorted((by_id[i].uid for i in set(by_id) - set(refused)), key=lambda u: int(u[1:]))
+    items = []
+    for j in sorted(jobs, key=lambda j: -j.number):
+        if j.id in refused:
+            continue
+        jdir = check_job_dir(pdir, j.directory)
+        size = tree_size(jdir)
+        paths = [j.directory] if os.path.lexists(jdir) else []
+        items.append(PlanItem(job=j.uid, action="delete", paths=paths, bytes=size,
+                              reason="deleted on request", versions={"batch": batch}))
+    outcomes = [Outcome(by_id[i].uid, "delete", False, f"{by_id[i].uid} cannot be deleted: {why}")
+                for i, why in sorted(refused.items(), key=lambda kv: by_id[kv[0]].number)]
+    return ActionPlan("delete", DeletionPlan(project.uid, items), outcomes)
+
+
+def _recheck_delete(project, job, item):
+    batch = set(item.versions.get("batch", []))
+    outside = [f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(descendant_ids([job])))).tuples()
+               if f"J{n}" not in batch]
+    return why_not_delete(job, sorted(outside, key=lambda u: int(u[1:])))
+
+
+@deletion.db_action("delete", _recheck_delete)
+def _apply_delete(project: Project, job: Job, item: PlanItem) -> None:
+    job.delete_instance()  # connections, links and output rows cascade
+
+
+def run_plan(project, action_plan: ActionPlan, progress=None, cancel=None) -> BatchResult:
+    """Execute an :class:`ActionPlan` through the journal; refusals come first in the result."""
+    project = get_project(project)
+    result = BatchResult(action_plan.action, list(action_plan.refused))
+    for r in deletion.execute(project, action_plan.plan, progress=progress, cancel=cancel):
+        result.outcomes.append(Outcome(r.job, r.action, r.ok, r.message, r.bytes))
+    return result
+
+
+def clear_jobs(project, jobs) -> BatchResult:
+    return run_plan(project, plan_clear(project, jobs))
+
+
+def delete_jobs(project, jobs) -> BatchResult:
+    return run_plan(project, plan_delete(project, jobs))
+
+
+# -- non-destructive actions ---------------------------------------------------------
+
+def mark_complete(project, jobs) -> BatchResult:
+    project = get_project(project)
+    jobs = refresh(jobs)
+    result = BatchResult("mark-complete")
+    for job in jobs:
+        why = why_not_mark_complete(job)
+        if why:
+            result.outcomes.append(Outcome(job.uid, "mark-complete", False, f"{job.uid}: {why}"))
+            continue
+        with db.atomic():
+            set_status(job, "completed", write=False)
+            manifest.write_job(job, Path(project.directory))
+        result.outcomes.append(Outcome(job.uid, "mark-complete", True))
+    return result
+
+
+def _linked(job: Job, ws: Workspace) -> bool:
+    return JobWorkspace.select().where((JobWorkspace.job == job) & (JobWorkspace.workspace == ws)).exists()
+
+
+def link(project, jobs, workspace) -> BatchResult:
+    project = get_project(project)
+    jobs = refresh(jobs)
+    ws = get_workspace(project, workspace)
+    result = BatchResult("link")
+    with db.atomic():
+        for job in jobs:
+            if _linked(job, ws):
+                result.outcomes.append(Outcome(job.uid, "link", True, f"already in {ws.uid}"))
+                continue
+            JobWorkspace.create(job=job, workspace=ws)
+            manifest.write_job(job, Path(project.directory))
+            result.outcomes.append(Outcome(job.uid, "link", True))
+    return result
+
+
+def unlink(project, jobs, workspace) -> BatchResult:
+    project = get_project(project)
+    jobs = refresh(jobs)
+    ws = get_workspace(project, workspace)
+    result = BatchResult("unlink")
+    with db.atomic():
+        for job in jobs:
+            if not _linked(job, ws):
+                result.outcomes.append(Outcome(job.uid, "unlink", False, f"{job.uid} is not in {ws.uid}"))
+                continue
+            if JobWorkspace.select().where(JobWorkspace.job == job).count() <= 1:
+                result.outcomes.append(Outcome(job.uid, "unlink", False,
+                                               f"{job.uid}: {ws.uid} is its only workspace; move it or delete it instead"))
+                continue
+            JobWorkspace.delete().where((JobWorkspace.job == job) & (JobWorkspace.workspace == ws)).execute()
+            manifest.write_job(job, Path(project.directory))
+            result.outcomes.append(Outcome(job.uid, "unlink", True))
+    return result
+
+
+def move(project, jobs, workspace, source=None) -> BatchResult:
+    """Link ``jobs`` into ``workspace`` and unlink them from ``source`` (default: every other workspace)."""
+    project = get_project(project)
+    jobs = refresh(jobs)
+    ws = get_workspace(project, workspace)
+    src = get_workspace(project, source) if source is not None else None
+    result = BatchResult("move")
+    with db.atomic():
+        for job in jobs:
+            if src is not None and not _linked(job, src):
+                result.outcomes.append(Outcome(job.uid, "move", False, f"{job.uid} is not in {src.uid}"))
+                continue
+            if not _linked(job, ws):
+                JobWorkspace.create(job=job, workspace=ws)
+            q = JobWorkspace.delete().where((JobWorkspace.job == job) & (JobWorkspace.workspace != ws))
+            if src is not None:
+                q = JobWorkspace.delete().where((JobWorkspace.job == job) & (JobWorkspace.workspace == src)
+                                                & (JobWorkspace.workspace != ws))
+            q.execute()
+            manifest.write_job(job, Path(project.directory))
+            result.outcomes.append(Outcome(job.uid, "move", True))
+    return result
+
+
+def clone(project, jobs, workspace) -> tuple[BatchResult, dict[str, str]]:
+    """Clone ``jobs`` (one job, or a chain) into ``workspace`` as new building jobs.
+
+    Inputs that point inside the cloned set are remapped to the clones; inputs
+    from outside keep pointing to the original parents.  Returns the result
+    and the map old uid → new uid.
+    """
+    from .jobs import InputSpec, create_job
+
+    project = get_project(project)
+    ws = get_workspace(project, workspace)
+    ordered = sorted(refresh(jobs), key=lambda j: j.number)
+    inside = {j.id for j in ordered}
+    # create parents before children: order by depth inside the set
+    depth: dict[int, int] = {}
+
+    def _depth(j: Job) -> int:
+        if j.id not in depth:
+            ps = [c.parent for c in Connection.select().where(Connection.child == j) if c.parent_id in inside]
+            depth[j.id] = 1 + max((_depth(p) for p in ps), default=-1)
+        return depth[j.id]
+
+    ordered.sort(key=lambda j: (_depth(j), j.number))
+    mapping: dict[str, str] = {}
+    result = BatchResult("clone")
+    with db.atomic():
+        for j in ordered:
+            specs = []
+            for c in Connection.select().where(Connection.child == j).order_by(Connection.slot, Connection.position):
+                parent_uid = f"J{c.parent.number}"
+                specs.append(InputSpec(c.slot, mapping.get(parent_uid, parent_uid), c.output,
+                                       None if parent_uid in mapping else c.version))
+            new = create_job(project, j.type, ws, specs, dict(j.params), j.title)
+            mapping[j.uid] = new.uid
+            result.outcomes.append(Outcome(j.uid, "clone", True, f"cloned as {new.uid}"))
+    return result, mapping
+
+
+def jobs_from_uids(project, uids) -> list[Job]:
+    project = get_project(project)
+    return [get_job(project, u) for u in uids]

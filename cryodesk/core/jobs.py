@@ -1,0 +1,257 @@
+"""Jobs: creation, lookup, description, parameters, status and outputs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
+from . import manifest, registry
+from .errors import NotFound, Refused, UsageError
+from .graph import would_create_cycle
+from .projects import get_project, get_workspace, list_workspaces
+from .rules import why_not_set_params
+from .uids import parse_uid
+
+
+@dataclass
+class InputSpec:
+    slot: str
+    parent: str  # "J3"
+    output: str | None = None
+    version: int | None = None
+
+
+def get_job(project, uid: str | int | Job) -> Job:
+    if isinstance(uid, Job):
+        return uid
+    project = get_project(project)
+    number = parse_uid(uid, "J")
+    job = Job.get_or_none((Job.project == project) & (Job.number == number))
+    if job is None:
+        raise NotFound(f"no job J{number} in {project.uid}")
+    return job
+
+
+def refresh(jobs_) -> list[Job]:
+    """The current database state of ``jobs_`` (rules must never judge a stale object)."""
+    ids = [j.id for j in jobs_]
+    by_id = {j.id: j for j in Job.select().where(Job.id.in_(ids))} if ids else {}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def get_jobs(project, uids) -> list[Job]:
+    project = get_project(project)
+    return [get_job(project, u) for u in uids]
+
+
+def job_dir(job: Job, project: Project | None = None) -> Path:
+    return Path((project or job.project).directory) / job.directory
+
+
+def _resolve_output(parent: Job, slot: registry.InputSlot, output: str | None) -> str:
+    ptype = registry.get(parent.type)
+    if output is not None:
+        group = ptype.output_group(output)
+        if slot.type != "any" and group.type != slot.type:
+            raise UsageError(
+                f"input {slot.name!r} takes {slot.type} data but {parent.uid}.{output} is {group.type}"
+            )
+        return output
+    matches = [o.name for o in ptype.outputs if slot.type == "any" or o.type == slot.type]
+    if len(matches) != 1:
+        what = "no" if not matches else "several"
+        raise UsageError(
+            f"{parent.uid} ({parent.type}) has {what} outputs of type {slot.type} for input {slot.name!r}; "
+            f"name one as {slot.name}={parent.uid}.OUTPUT"
+        )
+    return matches[0]
+
+
+def _default_workspace(project: Project) -> Workspace:
+    spaces = list_workspaces(project)
+    if len(spaces) == 1:
+        return spaces[0]
+    if not spaces:
+        raise UsageError(f"{project.uid} has no workspace; create one with 'cryodesk workspace create'")
+    raise UsageError(f"{project.uid} has several workspaces; say which with --workspace")
+
+
+def create_job(project, type_name: str, workspace=None, inputs=(), params=None, title: str = "") -> Job:
+    """Create job ``J<n>`` (status *building*) with its directory, linked into ``workspace``.
+
+    ``inputs`` is a sequence of :class:`InputSpec`; ``params`` maps names to
+    values (strings are converted to the declared type).
+    """
+    project = get_project(project)
+    jtype = registry.get(type_name)
+    values = jtype.coerce_params(params or {})
+    ws = get_workspace(project, workspace) if workspace is not None else _default_workspace(project)
+    resolved = []
+    per_slot: dict[str, int] = defaultdict(int)
+    for spec in inputs:
+        slot = jtype.input_slot(spec.slot)
+        parent = get_job(project, spec.parent)
+        output = _resolve_output(parent, slot, spec.output)
+        if spec.version is not None and spec.version < 0:
+            raise UsageError(f"output versions start at 0, got {spec.version}")
+        per_slot[slot.name] += 1
+        if per_slot[slot.name] > 1 and not slot.multiple:
+            raise UsageError(f"input {slot.name!r} of {jtype.name} takes one connection")
+        resolved.append((slot.name, parent, output, spec.version, per_slot[slot.name] - 1))
+    with db.atomic():
+        # Bump the counter first: the write lock serialises concurrent creators.
+        Project.update(next_job_number=Project.next_job_number + 1).where(Project.id == project.id).execute()
+        number = Project.get_by_id(project.id).next_job_number - 1
+        job = Job.create(project=project, number=number, type=jtype.name, title=title or jtype.title,
+                         params=values, status_history=[{"status": "building", "at": utcnow().isoformat()}])
+        JobWorkspace.create(job=job, workspace=ws)
+        for slot, parent, output, version, pos in resolved:
+            Connection.create(project=project, child=job, slot=slot, parent=parent, output=output,
+                              version=version, position=pos)
+        path = job_dir(job, project)
+        path.mkdir(parents=False, exist_ok=True)
+        manifest.write_job(job, Path(project.directory))
+    return job
+
+
+def connect(project, child, spec: InputSpec) -> Connection:
+    """Add one input connection to a job that is still building."""
+    project = get_project(project)
+    child = get_job(project, child)
+    reason = why_not_set_params(child)
+    if reason:
+        raise Refused(child.uid, f"cannot change inputs: {reason}")
+    jtype = registry.get(child.type)
+    slot = jtype.input_slot(spec.slot)
+    parent = get_job(project, spec.parent)
+    if would_create_cycle(child, parent):
+        raise UsageError(f"connecting {parent.uid} into {child.uid} would create a cycle")
+    output = _resolve_output(parent, slot, spec.output)
+    existing = Connection.select().where((Connection.child == child) & (Connection.slot == slot.name)).count()
+    if existing and not slot.multiple:
+        raise UsageError(f"input {slot.name!r} of {child.uid} is already connected")
+    with db.atomic():
+        conn = Connection.create(project=project, child=child, slot=slot.name, parent=parent,
+                                 output=output, version=spec.version, position=existing)
+        manifest.write_job(child, Path(project.directory))
+    return conn
+
+
+def set_params(project, job, values: dict) -> Job:
+    """Change parameters of a building job; refused for final / ancestor-of-final jobs."""
+    project = get_project(project)
+    job = Job.get_by_id(get_job(project, job).id)
+    reason = why_not_set_params(job)
+    if reason:
+        raise Refused(job.uid, f"cannot change parameters: {reason}")
+    jtype = registry.get(job.type)
+    new = dict(job.params)
+    for key, value in values.items():
+        new[key] = jtype.param(key).coerce(value)
+    with db.atomic():
+        job.params = new
+        job.save()
+        manifest.write_job(job, Path(project.directory))
+    return job
+
+
+def set_status(job: Job, status: str, error: str | None = None, write: bool = True) -> Job:
+    """Move ``job`` to ``status``, stamping times and history (no rule checks: the caller owns them)."""
+    now = utcnow()
+    job.status = status
+    history = list(job.status_history or [])
+    history.append({"status": status, "at": now.isoformat()})
+    job.status_history = history[-50:]
+    if status == "queued":
+        job.queued_at = now
+    elif status == "running":
+        job.started_at = now
+    elif status in ("completed", "killed", "failed"):
+        job.completed_at = now
+    elif status == "building":
+        job.queued_at = job.started_at = job.completed_at = None
+    # an error describes the latest failure or kill; any other status clears it
+    job.error = error if status in ("failed", "killed") else None
+    job.save()
+    if write:
+        manifest.write_job(job)
+    return job
+
+
+def replace_outputs(job: Job, files) -> None:
+    """Record ``files`` (``(group, OutputFileRef)`` pairs) as the job's outputs."""
+    with db.atomic():
+        OutputFile.delete().where(OutputFile.job == job).execute()
+        for group, ref in files:
+            OutputFile.create(job=job, group=group, kind=ref.kind, version=ref.version,
+                              path=ref.path, size_bytes=ref.size_bytes)
+
+
+def latest_versions(job: Job) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in OutputFile.select(OutputFile.group, OutputFile.version).where(OutputFile.job == job):
+        out[f.group] = max(out.get(f.group, -1), f.version)
+    return out
+
+
+def describe_jobs(project, jobs: list[Job]) -> list[dict]:
+    """Stable, JSON-ready descriptions of ``jobs`` (bulk queries: one per relation)."""
+    project = get_project(project)
+    ids = [j.id for j in jobs]
+    uid_of = {r[0]: f"J{r[1]}" for r in Job.select(Job.id, Job.number).where(Job.project == project).tuples()}
+    parents: dict[int, set] = defaultdict(set)
+    children: dict[int, set] = defaultdict(set)
+    inputs: dict[int, list] = defaultdict(list)
+    for cid, pid, slot, output, version in (
+        Connection.select(Connection.child, Connection.parent, Connection.slot, Connection.output, Connection.version)
+        .where(Connection.project == project).order_by(Connection.slot, Connection.position).tuples()
+    ):
+        parents[cid].add(pid)
+        children[pid].add(cid)
+        inputs[cid].append({"slot": slot, "parent": uid_of[pid], "output": output, "version": version})
+    spaces: dict[int, list] = defaultdict(list)
+    for jid, wnum in (
+        JobWorkspace.select(JobWorkspace.job, Workspace.number).join(Workspace)
+        .where(Workspace.project == project).order_by(Workspace.number).tuples()
+    ):
+        spaces[jid].append(f"W{wnum}")
+    outputs: dict[int, list] = defaultdict(list)
+    if len(ids) <= 2000:
+        q = OutputFile.select().where(OutputFile.job.in_(ids)) if ids else []
+    else:
+        q = OutputFile.select().join(Job).where(Job.project == project)
+    for f in q:
+        outputs[f.job_id].append({"group": f.group, "kind": f.kind, "version": f.version,
+                                  "path": f.path, "size_bytes": f.size_bytes})
+
+    def key(uid):
+        return int(uid[1:])
+
+    out = []
+    for j in jobs:
+        jtype = registry.get(j.type)
+        out.append({
+            "uid": j.uid, "project": project.uid, "type": j.type, "title": j.title,
+            "category": jtype.category, "status": j.status,
+            "is_final": bool(j.is_final), "is_ancestor_of_final": bool(j.is_ancestor_of_final),
+            "size_bytes": int(j.size_bytes), "workspaces": spaces.get(j.id, []),
+            "parents": sorted((uid_of[p] for p in parents.get(j.id, ())), key=key),
+            "children": sorted((uid_of[c] for c in children.get(j.id, ())), key=key),
+            "params": j.params, "inputs": inputs.get(j.id, []), "outputs": outputs.get(j.id, []),
+            "error": j.error,
+            "created_at": j.created_at.isoformat() if j.created_at else None,
+            "started_at": j.started_at.isoformat() if j.started_at else None,
+            "completed_at": j.completed_at.isoformat() if j.completed_at else None,
+        })
+    return out
+
+
+def list_jobs(project, workspace=None) -> list[Job]:
+    project = get_project(project)
+    q = Job.select().where(Job.project == project)
+    if workspace is not None:
+        ws = get_workspace(project, workspace)
+        q = q.join(JobWorkspace).where(JobWorkspace.workspace == ws)
+    return list(q.order_by(Job.number))

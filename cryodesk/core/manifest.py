@@ -1,0 +1,134 @@
+"""On-disk manifests that make a project directory self-contained.
+
+``<project>/project.json`` holds the project, its workspaces and sessions;
+``<project>/J<n>/job.json`` holds one job: type, params, inputs (connections),
+outputs (files with versions and sizes), status, flags and workspaces.  From
+these :func:`cryodesk.core.projects.attach_project` rebuilds the database
+rows of a project in a fresh database.  Writes are atomic (temp + rename) so
+a crash never leaves a half-written manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
+from .errors import DataError
+
+PROJECT_MANIFEST = "project.json"
+JOB_MANIFEST = "job.json"
+FORMAT = 1
+
+
+def atomic_write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> dict:
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise DataError(f"manifest not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"manifest {path} is unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"manifest {path} is not a JSON object")
+    return data
+
+
+def _iso(dt) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def project_document(project: Project) -> dict:
+    return {
+        "format": FORMAT,
+        "uid": project.uid,
+        "title": project.title,
+        "created_at": _iso(project.created_at),
+        "next_job_number": project.next_job_number,
+        "next_workspace_number": project.next_workspace_number,
+        "next_session_number": project.next_session_number,
+        "settings": project.settings or {},
+        "workspaces": [
+            {"uid": w.uid, "title": w.title, "created_at": _iso(w.created_at)}
+            for w in Workspace.select().where(Workspace.project == project).order_by(Workspace.number)
+        ],
+        "sessions": [
+            {"uid": s.uid, "title": s.title, "status": s.status, "created_at": _iso(s.created_at)}
+            for s in project.sessions
+        ],
+    }
+
+
+def job_document(job: Job) -> dict:
+    inputs = [
+        {"slot": c.slot, "parent": f"J{c.parent.number}", "output": c.output, "version": c.version}
+        for c in Connection.select(Connection, Job)
+        .join(Job, on=(Connection.parent == Job.id))
+        .where(Connection.child == job)
+        .order_by(Connection.slot, Connection.position)
+    ]
+    outputs = [
+        {"group": f.group, "kind": f.kind, "version": f.version, "path": f.path, "size_bytes": f.size_bytes}
+        for f in OutputFile.select().where(OutputFile.job == job).order_by(OutputFile.group, OutputFile.version, OutputFile.id)
+    ]
+    workspaces = [
+        f"W{w.number}"
+        for w in Workspace.select(Workspace.number).join(JobWorkspace).where(JobWorkspace.job == job).order_by(Workspace.number)
+    ]
+    return {
+        "format": FORMAT,
+        "uid": job.uid,
+        "type": job.type,
+        "title": job.title,
+        "status": job.status,
+        "params": job.params,
+        "inputs": inputs,
+        "outputs": outputs,
+        "workspaces": workspaces,
+        "is_final": job.is_final,
+        "is_ancestor_of_final": job.is_ancestor_of_final,
+        "size_bytes": job.size_bytes,
+        "error": job.error,
+        "status_history": job.status_history or [],
+        "created_at": _iso(job.created_at),
+        "queued_at": _iso(job.queued_at),
+        "started_at": _iso(job.started_at),
+        "completed_at": _iso(job.completed_at),
+    }
+
+
+def write_project(project: Project) -> None:
+    atomic_write_json(Path(project.directory) / PROJECT_MANIFEST, project_document(project))
+
+
+def write_job(job: Job, project_dir: Path | None = None) -> None:
+    base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
+    job_dir = base / job.directory
+    if job_dir.is_symlink():
+        raise DataError(f"{job.uid}: job directory {job_dir} is a symlink; refusing to write into it")
+    atomic_write_json(job_dir / JOB_MANIFEST, job_document(job))
+
+
+def write_jobs(jobs, project_dir: Path) -> None:
+    for job in jobs:
+        write_job(job, project_dir)

@@ -1,0 +1,62 @@
+"""The rules about final results, in one place.
+
+Each ``why_not_*`` returns ``None`` when the action is allowed, or the reason
+(a phrase completing "J5 cannot be ... because ...") when it is refused.
+Services and the UI ask these functions; nobody re-implements a rule.
+
+As in the CryoSPARC guide: a *final* job cannot be cleared, deleted or have
+its parameters changed; an *ancestor of final* can be cleared (it can be
+re-run to regenerate its outputs) but not deleted, and its parameters cannot
+change (that would make the final result irreproducible).
+"""
+
+from __future__ import annotations
+
+from ..db import ACTIVE_STATUSES, Job
+
+
+def _active(job: Job) -> str | None:
+    if job.status in ACTIVE_STATUSES:
+        return f"it is {job.status}; kill it or wait for it to finish first"
+    return None
+
+
+def why_not_clear(job: Job) -> str | None:
+    if job.is_final:
+        return "it is marked as a final result; unmark it first"
+    return _active(job)
+
+
+def why_not_delete(job: Job, outside_descendants: list[str] = ()) -> str | None:
+    if job.is_final:
+        return "it is marked as a final result; unmark it first"
+    if job.is_ancestor_of_final:
+        return "it is an ancestor of a final result (it may be cleared, not deleted)"
+    reason = _active(job)
+    if reason:
+        return reason
+    if outside_descendants:
+        return "it has descendants that are not being deleted with it: " + ", ".join(outside_descendants)
+    return None
+
+
+def why_not_set_params(job: Job) -> str | None:
+    if job.is_final:
+        return "it is marked as a final result; its parameters are frozen"
+    if job.is_ancestor_of_final:
+        return "it is an ancestor of a final result; its parameters are frozen"
+    if job.status != "building":
+        return f"it is {job.status}; clear it first to change its parameters"
+    return None
+
+
+def why_not_mark_complete(job: Job) -> str | None:
+    if job.status not in ("killed", "failed"):
+        return f"only killed or failed jobs can be marked as complete (it is {job.status})"
+    return None
+
+
+def why_not_mark_final(job: Job) -> str | None:
+    if job.status != "completed":
+        return f"only completed jobs can be marked as final (it is {job.status})"
+    return None

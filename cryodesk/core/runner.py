@@ -1,0 +1,152 @@
+"""Run one job body synchronously (Qt-free): the engine's worker calls this.
+
+:func:`run_job` checks that the job may run (its type is runnable, required
+inputs are connected, every parent is completed and still has the output
+version read), builds a :class:`~cryodesk.core.context.JobContext`, calls the
+type's ``run(ctx)`` and records the outcome: outputs and size on success,
+the error on failure, and on cancel either removes partial output or keeps
+finished iterations as intermediate results, as the job type declares.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import traceback
+from pathlib import Path
+
+from ..db import Connection, Job, OutputFile, db
+from . import deletion, manifest, registry
+from .context import InputRef, JobContext, OutputFileRef
+from .deletion import DeletionPlan, PlanItem
+from .errors import CryodeskError, JobCancelled, Refused
+from .fsutil import check_job_dir, tree_size
+from .jobs import get_job, replace_outputs, set_status
+from .projects import get_project
+
+LOG_NAME = "job.log"
+
+
+def resolve_inputs(project, job: Job) -> dict[str, list[InputRef]]:
+    """Each input slot's connections resolved to files; refuses when a parent cannot supply them."""
+    pdir = Path(project.directory)
+    out: dict[str, list[InputRef]] = {}
+    conns = (Connection.select().where(Connection.child == job).order_by(Connection.slot, Connection.position))
+    for c in conns:
+        parent = c.parent
+        if parent.status != "completed":
+            raise Refused(job.uid, f"input {c.slot!r} needs {parent.uid}, which is {parent.status}; "
+                          f"run (or re-run) {parent.uid} first")
+        files = list(OutputFile.select().where((OutputFile.job == parent) & (OutputFile.group == c.output)))
+        if not files:
+            raise Refused(job.uid, f"{parent.uid} has no files in output {c.output!r} "
+                          f"(was it cleared?); re-run {parent.uid} first")
+        versions = sorted({f.version for f in files})
+        version = versions[-1] if c.version is None else c.version
+        if version not in versions:
+            raise Refused(job.uid, f"{parent.uid}.{c.output} has no version {version} "
+                          f"(it has {', '.join(map(str, versions))})")
+        refs = [OutputFileRef(f.kind, f.path, f.version, f.size_bytes) for f in files if f.version == version]
+        out.setdefault(c.slot, []).append(InputRef(c.slot, parent.uid, c.output, version, refs, pdir))
+    jtype = registry.get(job.type)
+    for slot in jtype.inputs:
+        if slot.required and slot.name not in out:
+            raise Refused(job.uid, f"required input {slot.name!r} is not connected")
+    return out
+
+
+def check_runnable(project, job: Job) -> dict[str, list[InputRef]]:
+    jtype = registry.get(job.type)
+    if jtype.run is None:
+        raise Refused(job.uid, f"job type {job.type!r} cannot be run by cryodesk")
+    if job.status not in ("building", "queued"):
+        raise Refused(job.uid, f"it is {job.status}; clear it before running it again")
+    return resolve_inputs(project, job)
+
+
+def _job_logger(job_uid: str, path: Path) -> tuple[logging.Logger, logging.Handler]:
+    logger = logging.getLogger(f"cryodesk.job.{job_uid}.{id(path)}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger, handler
+
+
+def _discard_partial(project, job: Job, keep: set[str]) -> None:
+    pdir = Path(project.directory)
+    jdir = check_job_dir(pdir, job.directory)
+    paths = sorted(f"{job.directory}/{e.name}" for e in os.scandir(jdir)
+                   if e.name not in keep and e.name not in (manifest.JOB_MANIFEST, LOG_NAME))
+    if paths:
+        plan = DeletionPlan(project.uid, [PlanItem(job.uid, "discard", paths, reason="partial output of a cancelled run")])
+        deletion.execute(project, plan)
+
+
+@deletion.db_action("discard", lambda project, job, item: None)
+def _apply_discard(project, job, item):
+    """Partial output was never registered: the database needs no change."""
+
+
+def run_job(project, job, progress=None, cancel_event: threading.Event | None = None) -> Job:
+    """Run ``job`` to completion in this thread; returns the job in its final state.
+
+    Raises :class:`Refused` when the job may not start; failures of the body
+    itself do not raise: they end in status *failed* with the error recorded.
+    """
+    project = get_project(project)
+    job = Job.get_by_id(get_job(project, job).id)  # judge the current state, not a caller's copy
+    inputs = check_runnable(project, job)
+    jtype = registry.get(job.type)
+    pdir = Path(project.directory)
+    jdir = check_job_dir(pdir, job.directory)
+    jdir.mkdir(exist_ok=True)
+    set_status(job, "running")
+    logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
+    ctx = JobContext(project_uid=project.uid, uid=job.uid, type=job.type, project_dir=pdir, job_dir=jdir,
+                     params=dict(job.params), inputs=inputs, log=logger, progress_cb=progress,
+                     cancel_event=cancel_event or threading.Event())
+    logger.info("%s %s started with params %s", job.uid, job.type, job.params)
+    try:
+        jtype.run(ctx)
+        ctx.check_cancel()
+    except JobCancelled:
+        logger.info("cancelled")
+        _finish_cancelled(project, job, jtype, ctx)
+    except CryodeskError as exc:
+        logger.error("failed: %s", exc)
+        _finish(project, job, "failed", [], str(exc))
+    except Exception as exc:  # a bug or an unexpected OS error: keep the traceback in the log
+        logger.error("failed with an unexpected error:\n%s", traceback.format_exc())
+        _finish(project, job, "failed", [], f"{type(exc).__name__}: {exc}")
+    else:
+        logger.info("completed")
+        _finish(project, job, "completed", ctx.outputs, None, ctx.results)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    return Job.get_by_id(job.id)
+
+
+def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
+    kept = []
+    if jtype.keep_partial_on_cancel and ctx.outputs:
+        kept = ctx.outputs
+    keep_names = {ref.path.split("/")[1] for _, ref in kept if "/" in ref.path}
+    _discard_partial(project, job, keep_names)
+    _finish(project, job, "killed", kept, "cancelled by the user")
+
+
+def _finish(project, job: Job, status: str, outputs, error, results=None) -> None:
+    pdir = Path(project.directory)
+    if results:
+        # free-form results (e.g. per-frame shifts) are kept beside the outputs
+        manifest.atomic_write_json(pdir / job.directory / "results.json", results)
+    with db.atomic():
+        replace_outputs(job, outputs)
+        set_status(job, status, error=error, write=False)
+        job.size_bytes = tree_size(pdir / job.directory)
+        job.save()
+        manifest.write_job(job, pdir)

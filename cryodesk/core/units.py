@@ -1,0 +1,13 @@
+"""Human-readable quantities, shared by the CLI and the GUI."""
+
+from __future__ import annotations
+
+
+def human_bytes(n: int | float) -> str:
+    """``1536`` → ``'1.5 KiB'``; binary units, as ``du -h`` prints them."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"

@@ -1,0 +1,174 @@
+"""Peewee models.  All bound to :data:`db`, a :class:`peewee.DatabaseProxy`.
+
+Schema changes go through :mod:`cryodesk.db.migrations`: add the column here
+*and* a migration step there, and bump ``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+
+import peewee as pw
+
+db = pw.DatabaseProxy()
+
+JOB_STATUSES = (
+    "building",
+    "queued",
+    "launched",
+    "started",
+    "running",
+    "waiting",
+    "completed",
+    "killed",
+    "failed",
+)
+#: statuses in which a job's process may be alive
+ACTIVE_STATUSES = ("queued", "launched", "started", "running", "waiting")
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+class JSONField(pw.TextField):
+    """JSON stored as text: portable across SQLite and PostgreSQL."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Meta(BaseModel):
+    """Key/value facts about the database itself (``schema_version``)."""
+
+    key = pw.CharField(primary_key=True, max_length=64)
+    value = pw.TextField()
+
+
+class Project(BaseModel):
+    number = pw.IntegerField(unique=True)
+    title = pw.TextField()
+    directory = pw.TextField(unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+    next_job_number = pw.IntegerField(default=1)
+    next_workspace_number = pw.IntegerField(default=1)
+    next_session_number = pw.IntegerField(default=1)
+    # v2
+    settings = JSONField(default=dict)
+
+    @property
+    def uid(self) -> str:
+        return f"P{self.number}"
+
+
+class Workspace(BaseModel):
+    project = pw.ForeignKeyField(Project, backref="workspaces", on_delete="CASCADE")
+    number = pw.IntegerField()
+    title = pw.TextField()
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "number"), True),)
+
+    @property
+    def uid(self) -> str:
+        return f"W{self.number}"
+
+
+class Job(BaseModel):
+    project = pw.ForeignKeyField(Project, backref="jobs", on_delete="CASCADE")
+    number = pw.IntegerField()
+    type = pw.CharField(max_length=64)
+    title = pw.TextField(default="")
+    status = pw.CharField(max_length=16, default="building", index=True)
+    params = JSONField(default=dict)
+    size_bytes = pw.BigIntegerField(default=0)
+    created_at = pw.DateTimeField(default=utcnow)
+    queued_at = pw.DateTimeField(null=True)
+    started_at = pw.DateTimeField(null=True)
+    completed_at = pw.DateTimeField(null=True)
+    is_final = pw.BooleanField(default=False, index=True)
+    is_ancestor_of_final = pw.BooleanField(default=False)
+    # v2
+    error = pw.TextField(null=True)
+    status_history = JSONField(default=list)
+
+    class Meta:
+        indexes = ((("project", "number"), True),)
+
+    @property
+    def uid(self) -> str:
+        return f"J{self.number}"
+
+    @property
+    def directory(self) -> str:
+        return f"J{self.number}"
+
+
+class JobWorkspace(BaseModel):
+    """A job is *linked* into one or more workspaces; links copy nothing."""
+
+    job = pw.ForeignKeyField(Job, backref="links", on_delete="CASCADE")
+    workspace = pw.ForeignKeyField(Workspace, backref="links", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("job", "workspace"), True),)
+
+
+class Connection(BaseModel):
+    """Edge of the job DAG: ``child``'s input ``slot`` reads ``parent``'s ``output``."""
+
+    project = pw.ForeignKeyField(Project, on_delete="CASCADE")
+    child = pw.ForeignKeyField(Job, backref="input_connections", on_delete="CASCADE", index=True)
+    slot = pw.CharField(max_length=64)
+    parent = pw.ForeignKeyField(Job, backref="output_connections", on_delete="CASCADE", index=True)
+    output = pw.CharField(max_length=64)
+    #: None = the parent's latest version of that output
+    version = pw.IntegerField(null=True)
+    position = pw.IntegerField(default=0)
+
+
+class OutputFile(BaseModel):
+    """A file of a job's output group, with its version (iteration)."""
+
+    job = pw.ForeignKeyField(Job, backref="output_files", on_delete="CASCADE", index=True)
+    group = pw.CharField(max_length=64)
+    kind = pw.CharField(max_length=32)
+    version = pw.IntegerField(default=0)
+    path = pw.TextField()  # relative to the project directory
+    size_bytes = pw.BigIntegerField(default=0)
+
+
+class Session(BaseModel):
+    """A live (streaming) session ``S<n>``; cleanup reports sessions but never touches them."""
+
+    project = pw.ForeignKeyField(Project, backref="sessions", on_delete="CASCADE")
+    number = pw.IntegerField()
+    title = pw.TextField(default="")
+    status = pw.CharField(max_length=16, default="paused")
+    size_bytes = pw.BigIntegerField(default=0)
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("project", "number"), True),)
+
+    @property
+    def uid(self) -> str:
+        return f"S{self.number}"
+
+    @property
+    def directory(self) -> str:
+        return f"S{self.number}"
+
+
+ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session)

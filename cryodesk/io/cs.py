@@ -1,0 +1,294 @@
+"""CryoSPARC ``.cs`` datasets: NumPy structured arrays, one row per item.
+
+API summary
+-----------
+``read_cs(path, fields=None, mmap=False) -> ndarray``
+    NumPy (``\\x93NUMPY``) or compressed (``\\x95CSDAT``) encoding; validated.
+``write_cs(path, data) -> Path``
+    ``np.save`` encoding (what ``cryosparc-tools``' ``Dataset.load`` reads);
+    str/object columns become fixed-width bytes; atomic (temp name + rename).
+``from_columns(columns, n=None) -> ndarray``
+    Build a dataset from ``{field: values}``; known CryoSPARC fields get their
+    canonical dtype (:data:`FIELD_DTYPES`), strings become ``S<n>``.
+``new_uids(n) -> ndarray[uint64]``
+``join_on_uid(main, *others) -> ndarray``
+    Add fields of ``others`` (passthrough files) to ``main``, rows matched by ``uid``.
+``resolve_blob_path(raw, base_dir, meta_dir) -> Path``
+    ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
+``as_str(values) -> list[str]``
+``ParticleSet.load(meta_path, base_dir=None, passthrough=())``
+    ``.data``, ``len()``, ``.stack_paths()``, ``.groups() -> {Path: row indices}``.
+
+Paths in ``blob/path`` are usually relative to the CryoSPARC *project*
+directory (``J3/extract/foo.mrc``); indices in ``blob/idx`` are 0-based.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import recfunctions as rfn
+
+from cryodesk.core.errors import DataError
+from cryodesk.io.csdat import is_csdat, read_csdat
+
+__all__ = ["FIELD_DTYPES", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
+           "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes"]
+
+_S = "S"  # placeholder: a string field, width chosen from the data
+#: Canonical dtypes of the particle fields cryodesk reads and writes.
+FIELD_DTYPES: dict[str, tuple] = {
+    "uid": ("<u8", ()),
+    "blob/path": (_S, ()), "blob/idx": ("<u4", ()), "blob/shape": ("<u4", (2,)),
+    "blob/psize_A": ("<f4", ()), "blob/sign": ("<f4", ()), "blob/import_sig": ("<u8", ()),
+    "ctf/type": (_S, ()), "ctf/exp_group_id": ("<u4", ()), "ctf/accel_kv": ("<f4", ()),
+    "ctf/cs_mm": ("<f4", ()), "ctf/amp_contrast": ("<f4", ()), "ctf/df1_A": ("<f4", ()),
+    "ctf/df2_A": ("<f4", ()), "ctf/df_angle_rad": ("<f4", ()), "ctf/phase_shift_rad": ("<f4", ()),
+    "ctf/scale": ("<f4", ()), "ctf/scale_const": ("<f4", ()), "ctf/shift_A": ("<f4", (2,)),
+    "ctf/tilt_A": ("<f4", (2,)), "ctf/trefoil_A": ("<f4", (2,)), "ctf/tetra_A": ("<f4", (4,)),
+    "ctf/anisomag": ("<f4", (4,)), "ctf/bfactor": ("<f4", ()),
+    "location/micrograph_uid": ("<u8", ()), "location/exp_group_id": ("<u4", ()),
+    "location/micrograph_path": (_S, ()), "location/micrograph_shape": ("<u4", (2,)),
+    "location/micrograph_psize_A": ("<f4", ()), "location/center_x_frac": ("<f4", ()),
+    "location/center_y_frac": ("<f4", ()),
+}
+
+
+def _bad(path, why: str) -> DataError:
+    return DataError(f"{path}: malformed CryoSPARC dataset: {why}")
+
+
+def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
+    """Read a ``.cs`` dataset.
+
+    Parameters
+    ----------
+    path : path-like
+    fields : sequence of str, optional
+        Keep only these fields (``uid`` is always kept).
+    mmap : bool
+        Memory-map a NumPy-encoded file instead of reading it (large datasets).
+
+    Raises
+    ------
+    DataError
+        Missing file, unknown encoding, truncated or non-structured array, no ``uid``.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except FileNotFoundError:
+        raise DataError(f"{path}: dataset file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read dataset ({exc.strerror or exc})") from None
+    if is_csdat(head):
+        data = read_csdat(path, fields)
+    elif head == b"\x93NUMPY":
+        try:
+            data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, EOFError, OSError, TypeError) as exc:
+            raise _bad(path, f"{exc}") from None
+    else:
+        raise _bad(path, "not a NumPy or CSDAT file (wrong magic bytes)")
+    if data.dtype.names is None or data.ndim != 1:
+        raise _bad(path, f"expected a 1-D structured array, got {data.dtype} with shape {data.shape}")
+    if "uid" not in data.dtype.names:
+        raise _bad(path, "no 'uid' field")
+    if fields is not None:
+        missing = [f for f in fields if f not in data.dtype.names]
+        if missing:
+            raise DataError(f"{path}: dataset has no field(s) {', '.join(missing)}")
+        keep = ["uid"] + [f for f in fields if f != "uid"]
+        data = rfn.repack_fields(data[keep]) if not mmap else data[keep]
+    return data
+
+
+def _fixed(data: np.ndarray) -> np.ndarray:
+    """Copy of ``data`` with str/object columns as fixed-width bytes."""
+    descr, cols = [], {}
+    for name in data.dtype.names:
+        col = data[name]
+        if col.dtype.kind in "OU":
+            col = np.char.encode(np.asarray(col, dtype=str), "utf-8") if col.size else col.astype("S1")
+            if col.dtype.itemsize == 0:
+                col = col.astype("S1")
+        cols[name] = col
+        descr.append((name, col.dtype.base if col.ndim > 1 else col.dtype, col.shape[1:]))
+    out = np.empty(len(data), dtype=descr)
+    for name, col in cols.items():
+        out[name] = col
+    return out
+
+
+def write_cs(path: Path | str, data: np.ndarray) -> Path:
+    """Save ``data`` as a NumPy-encoded ``.cs`` file, atomically.
+
+    The file appears under ``path`` only once complete.  ``np.save`` is given
+    an open handle so no ``.npy`` suffix is appended.
+    """
+    path = Path(path)
+    if data.dtype.names is None or "uid" not in data.dtype.names:
+        raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
+    out = _fixed(data)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, out, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def new_uids(n: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``n`` distinct random 64-bit uids (CryoSPARC's identity for a row)."""
+    rng = rng or np.random.default_rng()
+    uids = np.unique(rng.integers(1, 2**63, size=n, dtype=np.uint64))
+    while uids.size < n:
+        uids = np.unique(np.concatenate([uids, rng.integers(1, 2**63, size=n - uids.size, dtype=np.uint64)]))
+    return rng.permutation(uids)
+
+
+def from_columns(columns: dict, n: int | None = None) -> np.ndarray:
+    """Build a dataset from ``{field: values}`` (scalars are broadcast).
+
+    Known fields (:data:`FIELD_DTYPES`) get CryoSPARC's dtype; ``uid`` is
+    generated when absent; string values become ``S<n>`` bytes.
+    """
+    if n is None:
+        n = next((len(v) for v in columns.values() if np.ndim(v) > 0), 0)
+    cols = dict(columns)
+    if "uid" not in cols:
+        cols = {"uid": new_uids(n), **cols}
+    descr, arrays = [], {}
+    for name, values in cols.items():
+        base, shape = FIELD_DTYPES.get(name, (None, None))
+        arr = np.asarray(values)
+        if arr.dtype.kind in "OU" or base == _S:
+            if arr.dtype.kind != "S":
+                arr = np.char.encode(np.asarray(arr, dtype=str), "utf-8")
+            base = f"S{max(arr.dtype.itemsize, 1)}"
+        if shape is None:
+            base, shape = arr.dtype, (arr.shape[1:] if arr.ndim >= 1 else ())
+        arrays[name] = arr
+        descr.append((name, base, shape))
+    out = np.zeros(n, dtype=descr)
+    for name, arr in arrays.items():
+        out[name] = arr  # numpy broadcasts scalars and per-row vectors
+    return out
+
+
+def result_prefixes(data: np.ndarray) -> list[str]:
+    """The result names in ``data`` (``blob``, ``ctf``...), in field order."""
+    seen: dict[str, None] = {}
+    for name in data.dtype.names:
+        if "/" in name:
+            seen.setdefault(name.split("/", 1)[0], None)
+    return list(seen)
+
+
+def join_on_uid(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """``main`` plus the fields of each of ``others`` it lacks, matched by ``uid``.
+
+    Row order and count follow ``main``; every uid of ``main`` must occur in
+    each passthrough dataset (else DataError).
+    """
+    out = main
+    for other in others:
+        new = [f for f in other.dtype.names if f not in out.dtype.names]
+        if not new:
+            continue
+        order = np.argsort(other["uid"], kind="stable")
+        pos = np.searchsorted(other["uid"], out["uid"], sorter=order)
+        pos = np.clip(pos, 0, max(len(other) - 1, 0))
+        rows = order[pos] if len(other) else pos
+        if len(out) and (len(other) == 0 or np.any(other["uid"][rows] != out["uid"])):
+            missing = int(np.sum(len(other) == 0 or other["uid"][rows] != out["uid"]))
+            raise DataError(f"passthrough dataset lacks {missing} of the {len(out)} particle uids")
+        descr = [(n, out.dtype.fields[n][0]) for n in out.dtype.names]
+        descr += [(n, other.dtype.fields[n][0]) for n in new]
+        joined = np.empty(len(out), dtype=descr)
+        for n in out.dtype.names:
+            joined[n] = out[n]
+        for n in new:
+            joined[n] = other[n][rows]
+        out = joined
+    return out
+
+
+def as_str(values) -> list[str]:
+    """Decode a bytes/str column to a list of ``str``."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
+
+
+def resolve_blob_path(raw: str | bytes, base_dir: Path, meta_dir: Path | None = None) -> Path:
+    """Where the stack named by a ``blob/path`` value lives.
+
+    A leading ``>`` (CryoSPARC's exported datasets) marks a path relative to
+    the directory of the metadata file itself; other relative paths are taken
+    relative to ``base_dir``; absolute paths are kept.
+    """
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+    if text.startswith(">"):
+        return Path(meta_dir if meta_dir is not None else base_dir) / text[1:]
+    p = Path(text)
+    return p if p.is_absolute() else Path(base_dir) / p
+
+
+@dataclass
+class ParticleSet:
+    """A particle dataset plus where its stacks are.
+
+    Attributes
+    ----------
+    data : ndarray
+        The dataset (passthrough fields joined on ``uid``).
+    meta_path : Path
+        The ``.cs`` file it came from.
+    base_dir : Path
+        What relative ``blob/path`` values are relative to.
+    """
+
+    data: np.ndarray
+    meta_path: Path
+    base_dir: Path
+    _paths: list[Path] | None = field(default=None, repr=False)
+
+    @classmethod
+    def load(cls, meta_path: Path | str, base_dir: Path | str | None = None,
+             passthrough=()) -> "ParticleSet":
+        """Read ``meta_path`` (+ passthrough ``.cs`` files) and check the blob fields."""
+        meta_path = Path(meta_path)
+        data = read_cs(meta_path)
+        data = join_on_uid(data, *(read_cs(p) for p in passthrough))
+        for f in ("blob/path", "blob/idx"):
+            if f not in data.dtype.names:
+                raise DataError(f"{meta_path}: not a particle dataset (no {f!r} field)")
+        return cls(data, meta_path, Path(base_dir) if base_dir is not None else meta_path.parent)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def stack_paths(self) -> list[Path]:
+        """The resolved stack path of every particle (one entry per row)."""
+        if self._paths is None:
+            uniq, inv = np.unique(self.data["blob/path"], return_inverse=True)
+            res = [resolve_blob_path(u, self.base_dir, self.meta_path.parent) for u in uniq.tolist()]
+            self._paths = [res[i] for i in np.asarray(inv).ravel()]
+        return self._paths
+
+    def groups(self) -> dict[Path, np.ndarray]:
+        """``{stack path: row indices}``, stacks in first-seen order."""
+        uniq, first, inv = np.unique(self.data["blob/path"], return_index=True, return_inverse=True)
+        inv = np.asarray(inv).ravel()
+        out: dict[Path, np.ndarray] = {}
+        for k in np.argsort(first, kind="stable"):
+            p = resolve_blob_path(uniq[k], self.base_dir, self.meta_path.parent)
+            rows = np.flatnonzero(inv == k)
+            out[p] = np.concatenate([out[p], rows]) if p in out else rows
+        return out

@@ -1,0 +1,252 @@
+"""RELION STAR files: a small, strict reader and a writer (no pandas).
+
+Handles what RELION 3.0/3.1+/4/5 write: ``data_<name>`` blocks holding either
+one ``loop_`` table or ``_label value`` pairs, ``#`` comments (incl. the
+``_rlnX #3`` column numbers and ``# version 30001``), quoted values (``'a b'``,
+``"a b"``) and ``;``-delimited multi-line text.  Anything else is a
+:class:`~cryodesk.core.errors.DataError` naming the file and line.
+
+API summary
+-----------
+``StarBlock(name, columns={}, pairs={})``
+    ``columns``: ``{label: ndarray[str]}`` of a loop (no leading ``_``);
+    ``pairs``: ``{label: str}``; ``len(block)`` = number of rows.
+``read_star(path) -> dict[str, StarBlock]``   (``"particles"``, ``"optics"``, ``""``...)
+``parse_star(text, source="<string>") -> dict[str, StarBlock]``
+``write_star(path, blocks) -> Path``            (atomic; values quoted when needed)
+``format_column(values) -> ndarray[str]``       (floats in shortest round-trip form)
+``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])``
+``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cryodesk.core.errors import DataError
+
+__all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column",
+           "parse_image_names", "format_image_names"]
+
+
+@dataclass
+class StarBlock:
+    """One ``data_`` block: a loop table (``columns``) and/or key-value ``pairs``."""
+
+    name: str
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    pairs: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+# a token: a quoted string closed before whitespace/EOL, or a run of non-space
+_TOKEN = re.compile(r"""'((?:[^']|'(?=\S))*)'(?=\s|$)|"((?:[^"]|"(?=\S))*)"(?=\s|$)|(\S+)""")
+
+
+def _tokens(line: str, where: str) -> list[tuple[str, bool]]:
+    """``(token, was_quoted)`` pairs of one line, comments dropped."""
+    if '"' not in line and "'" not in line:
+        return [(t, False) for t in line.split("#", 1)[0].split()]
+    out = []
+    for m in _TOKEN.finditer(line):
+        if m.group(3) is not None:
+            tok = m.group(3)
+            if tok.startswith("#"):
+                break
+            if tok[0] in "'\"":
+                raise DataError(f"{where}: unterminated quoted string")
+            out.append((tok, False))
+        else:
+            out.append((m.group(1) if m.group(1) is not None else m.group(2), True))
+    return out
+
+
+class _Builder:
+    def __init__(self, source: str):
+        self.source = source
+        self.blocks: dict[str, StarBlock] = {}
+        self.block: StarBlock | None = None
+        self.labels: list[str] = []
+        self.values: list[str] = []
+        self.in_loop = False
+        self.reading_labels = False
+        self.pending: str | None = None  # a pair label waiting for its value
+        self.line = 0
+
+    def where(self) -> str:
+        return f"{self.source}, line {self.line}"
+
+    def finish_block(self) -> None:
+        if self.pending is not None:
+            raise DataError(f"{self.where()}: label _{self.pending} has no value")
+        if self.in_loop:
+            n = len(self.labels)
+            if n == 0:
+                raise DataError(f"{self.where()}: loop_ without column labels")
+            if len(self.values) % n:
+                raise DataError(
+                    f"{self.source}: block data_{self.block.name}: the loop has {len(self.values)} "
+                    f"values, not a multiple of its {n} columns (a row is incomplete)")
+            table = np.array(self.values, dtype=object).reshape(-1, n) if self.values else \
+                np.empty((0, n), dtype=object)
+            for j, lab in enumerate(self.labels):
+                self.block.columns[lab] = table[:, j].astype(str)
+        self.labels, self.values = [], []
+        self.in_loop = self.reading_labels = False
+
+    def token(self, tok: str, quoted: bool = False) -> None:
+        low = tok.lower()
+        if not quoted and low.startswith("data_"):
+            self.finish_block()
+            name = tok[5:]
+            if name in self.blocks:
+                raise DataError(f"{self.where()}: duplicate block data_{name}")
+            self.block = self.blocks[name] = StarBlock(name)
+            return
+        if self.block is None:
+            raise DataError(f"{self.where()}: {tok!r} before the first data_ block")
+        if not quoted and low == "loop_":
+            if self.block.columns or self.in_loop:
+                raise DataError(f"{self.where()}: block data_{self.block.name} has a second loop_")
+            self.finish_block()
+            self.in_loop = self.reading_labels = True
+            return
+        if not quoted and low in ("stop_", "global_") or (not quoted and low.startswith("save_")):
+            raise DataError(f"{self.where()}: {tok} is not supported in RELION STAR files")
+        if not quoted and tok.startswith("_") and self.pending is None:
+            if self.in_loop and self.reading_labels:
+                self.labels.append(tok[1:])
+                return
+            if self.in_loop:  # a pair after the loop ends the loop
+                self.finish_block()
+            self.pending = tok[1:]
+            return
+        if self.pending is not None:
+            self.block.pairs[self.pending] = tok
+            self.pending = None
+        elif self.in_loop:
+            self.reading_labels = False
+            self.values.append(tok)
+        else:
+            raise DataError(f"{self.where()}: value {tok!r} without a label")
+
+
+def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
+    """Parse STAR ``text``; ``source`` names it in error messages."""
+    b = _Builder(source)
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        b.line = i + 1
+        if line.startswith(";"):  # multi-line text field: up to a line starting with ';'
+            chunk = [line[1:]]
+            i += 1
+            while i < len(lines) and not lines[i].startswith(";"):
+                chunk.append(lines[i])
+                i += 1
+            if i == len(lines):
+                raise DataError(f"{source}, line {b.line}: unterminated ;-text field")
+            b.token("\n".join(chunk).strip("\n"), quoted=True)
+            i += 1
+            continue
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            for tok, quoted in _tokens(line, b.where()):
+                b.token(tok, quoted)
+        i += 1
+    b.finish_block()
+    return b.blocks
+
+
+def read_star(path: Path | str) -> dict[str, StarBlock]:
+    """Read the STAR file at ``path``; DataError if missing, unreadable or malformed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: STAR file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read STAR file ({exc})") from None
+    blocks = parse_star(text, str(path))
+    if not blocks:
+        raise DataError(f"{path}: no data_ block (not a STAR file?)")
+    return blocks
+
+
+_NEEDS_QUOTE = re.compile(r"""\s|^$|^[_#'";$]|^(data_|loop_|save_|stop_|global_)""", re.I)
+
+
+def _quote(v: str) -> str:
+    if not _NEEDS_QUOTE.search(v):
+        return v
+    if "'" not in v:
+        return f"'{v}'"
+    if '"' not in v:
+        return f'"{v}"'
+    raise DataError(f"cannot write STAR value {v!r} (contains both quote characters)")
+
+
+def format_column(values) -> np.ndarray:
+    """Values as STAR text: floats in their shortest exact form, bytes decoded."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8")
+    elif arr.dtype.kind == "b":
+        arr = arr.astype(np.int8)
+    return arr.astype(str)
+
+
+def write_star(path: Path | str, blocks: dict[str, StarBlock]) -> Path:
+    """Write ``blocks`` RELION-style to ``path`` (temp name, then rename)."""
+    path = Path(path)
+    out = []
+    for name, blk in blocks.items():
+        out.append(f"\n# version 30001\n\ndata_{name}\n")
+        for k, v in blk.pairs.items():
+            out.append(f"_{k} {_quote(str(v))}\n")
+        if blk.columns:
+            out.append("\nloop_\n")
+            out.extend(f"_{lab} #{j}\n" for j, lab in enumerate(blk.columns, 1))
+            cols = [[_quote(v) for v in format_column(c).tolist()] for c in blk.columns.values()]
+            out.extend(" ".join(row) + "\n" for row in zip(*cols))
+        out.append("\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text("".join(out), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
+    """Split ``"<n>@<path>"`` names into 0-based indices and paths.
+
+    A name without ``@`` is a single-image file (index 0).
+    """
+    idx = np.empty(len(values), dtype=np.int64)
+    paths = []
+    for k, v in enumerate(values):
+        n, at, p = str(v).partition("@")
+        if not at:
+            n, p = "1", n
+        if not n.isdigit() or int(n) < 1 or not p:
+            raise DataError(f"{source}: bad image name {v!r} in row {k + 1} "
+                            f"(expected <1-based index>@<path>)")
+        idx[k] = int(n) - 1
+        paths.append(p)
+    return idx, np.array(paths, dtype=str)
+
+
+def format_image_names(idx0, paths) -> np.ndarray:
+    """``000001@path`` names from 0-based ``idx0`` and ``paths``."""
+    return np.array([f"{int(i) + 1:06d}@{p}" for i, p in zip(np.asarray(idx0).tolist(), paths)], dtype=str)

@@ -1,0 +1,46 @@
+"""Optional numba: one switch for every kernel module.
+
+Each kernel module defines a numpy reference (always available) and, when
+numba imports, a compiled twin; the public name is bound to one of them at
+import.  Set ``CRYODESK_DISABLE_NUMBA=1`` to force the numpy versions (useful
+to compare behaviour, or when the numba cache directory is not writable).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+_DISABLED = os.environ.get("CRYODESK_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on")
+
+try:
+    if _DISABLED:
+        raise ImportError("disabled by CRYODESK_DISABLE_NUMBA")
+    import numba as _numba
+except ImportError:  # pragma: no cover - depends on the environment
+    _numba = None
+
+#: True when compiled kernels are available.
+HAVE_NUMBA: bool = _numba is not None
+
+
+def jit(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Compile ``func`` for use from worker threads.
+
+    ``nogil`` lets the GUI thread and the I/O thread run while a kernel works;
+    ``cache`` avoids recompiling on every start of the application.
+    """
+    if _numba is None:  # pragma: no cover - callers only use jit() when HAVE_NUMBA
+        raise RuntimeError("numba is not available")
+    return _numba.njit(nogil=True, cache=True)(func)
+
+
+def have_rocket_fft() -> bool:
+    """Whether ``numpy.fft`` is usable inside numba kernels (the rocket-fft package)."""
+    if _numba is None:
+        return False
+    try:
+        import rocket_fft  # noqa: F401  (importing registers the numba overloads)
+    except ImportError:
+        return False
+    return True
