@@ -9,6 +9,6 @@ def _gui(args):
     return run_app(args.db)
 
 
-def add_parser(sub) -> None:
-    g = sub.add_parser("gui", help="start the desktop app")
+def add_parser(cli) -> None:
+    g = cli.top.add_parser("gui", help="start the desktop app")
     g.set_defaults(func=_gui, needs_db=False)

@@ -147,9 +147,8 @@ def _types(args):
         output.table([[d["name"], d["category"], d["title"]] for d in data], ["type", "category", "title"])
 
 
-def add_parser(sub) -> None:
-    job = sub.add_parser("job", help="create, inspect, select and act on jobs")
-    jsub = job.add_subparsers(dest="action", metavar="ACTION", required=True)
+def add_parser(cli) -> None:
+    jsub = cli.group("job")
 
     def cmd(name, func, help, project=True, json=True):
         p = jsub.add_parser(name, help=help)

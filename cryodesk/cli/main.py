@@ -1,8 +1,11 @@
 """The ``cryodesk`` command: every action the GUI offers, scriptable.
 
 Exit codes: 0 success, 1 refused or failed (message on stderr), 2 usage error.
-Each command group lives in its own module with an ``add_parser(sub)``
-function; this module only builds the parser and dispatches.
+Every module here named ``*_cmds.py`` contributes commands through an
+``add_parser(cli)`` function, where ``cli`` is a :class:`Commands`: a module
+may add top-level commands (``cli.top``) or actions to a shared group
+(``cli.group("job")`` — the group is made by whichever module asks first).
+This module only builds the parser and dispatches.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from importlib import import_module
 
 from .. import __version__
 
-#: command-group modules, each contributing sub-commands
-GROUPS = ("project_cmds", "job_cmds", "app_cmds")
+import pkgutil
+from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,10 +33,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cryodesk {__version__}")
     parser.add_argument("--db", metavar="URL", help="database: SQLite path or postgresql://... "
                         "(default: $CRYODESK_DB or an SQLite file in the user data directory)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in GROUPS:
-        import_module(f"{__package__}.{name}").add_parser(sub)
+    cli = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser))
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.endswith("_cmds"))
+    for name in names:
+        import_module(f"{__package__}.{name}").add_parser(cli)
     return parser
+
+
+class Commands:
+    """What a command module may extend: top-level commands and named groups."""
+
+    HELP = {
+        "project": "create, list, show and attach projects",
+        "workspace": "create and list workspaces",
+        "job": "create, inspect, select, run and act on jobs",
+    }
+
+    def __init__(self, top):
+        self.top = top
+        self._groups: dict = {}
+
+    def group(self, name: str, help: str | None = None):
+        """The sub-command set of group ``name`` (``cryodesk NAME ACTION ...``)."""
+        if name not in self._groups:
+            p = self.top.add_parser(name, help=help or self.HELP.get(name, name))
+            self._groups[name] = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+        return self._groups[name]
 
 
 def main(argv: list[str] | None = None) -> int:

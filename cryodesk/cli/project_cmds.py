@@ -82,9 +82,8 @@ def _ws_list(args):
         output.table([[d["uid"], d["title"], str(d["jobs"])] for d in data], ["uid", "title", "jobs"])
 
 
-def add_parser(sub) -> None:
-    proj = sub.add_parser("project", help="create, list, show and attach projects")
-    psub = proj.add_subparsers(dest="action", metavar="ACTION", required=True)
+def add_parser(cli) -> None:
+    psub = cli.group("project")
     c = psub.add_parser("create", help="create a project with its own directory")
     c.add_argument("--title", required=True)
     c.add_argument("--dir", required=True, help="new or empty directory for the project")
@@ -102,8 +101,7 @@ def add_parser(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_show)
 
-    ws = sub.add_parser("workspace", help="create and list workspaces")
-    wsub = ws.add_subparsers(dest="action", metavar="ACTION", required=True)
+    wsub = cli.group("workspace")
     c = wsub.add_parser("create", help="create a workspace in a project")
     c.add_argument("project")
     c.add_argument("--title", required=True)

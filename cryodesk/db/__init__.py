@@ -23,6 +23,7 @@ from .models import (  # noqa: F401
     OutputFile,
     Project,
     Session,
+    Worker,
     Workspace,
     db,
     utcnow,
@@ -54,7 +55,7 @@ def make_database(url: str) -> pw.Database:
                 "PostgreSQL needs the 'postgres' extra: pip install 'cryodesk[postgres]'"
             ) from exc
     if url.startswith("sqlite:///"):
-        url = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+        url = url[len("sqlite:///") :]  # sqlite:///rel/path, sqlite:////abs/path
     elif "://" in url:
         raise UsageError(f"unsupported database URL {url!r} (use a path or postgresql://...)")
     path = Path(url).expanduser()

@@ -12,9 +12,9 @@ from __future__ import annotations
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from ..core.errors import CryodeskError
-from .models import ALL_MODELS, Job, Meta, Project
+from .models import ALL_MODELS, Job, Meta, Project, Worker
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _to_v2(migrator):
@@ -27,7 +27,23 @@ def _to_v2(migrator):
     ]
 
 
-STEPS = {2: _to_v2}
+def _to_v3(migrator):
+    # v3: project size accounting, per-job setting overrides, workers (SSD cache).
+    # Sizes start unknown (NULL): the services compute them on first use.
+    Worker.create_table()
+    return [
+        migrator.add_column("project", "size_bytes", Project.size_bytes),
+        migrator.add_column("project", "size_jobs_bytes", Project.size_jobs_bytes),
+        migrator.add_column("project", "size_sessions_bytes", Project.size_sessions_bytes),
+        migrator.add_column("project", "size_other_bytes", Project.size_other_bytes),
+        migrator.add_column("project", "size_linked_bytes", Project.size_linked_bytes),
+        migrator.add_column("project", "size_refreshed_at", Project.size_refreshed_at),
+        migrator.add_column("project", "jobs_changed_at", Project.jobs_changed_at),
+        migrator.add_column("job", "settings", Job.settings),
+    ]
+
+
+STEPS = {2: _to_v2, 3: _to_v3}
 
 
 def _migrator(database):
@@ -46,6 +62,21 @@ def schema_version(database) -> int | None:
 
 def upgrade(database) -> int:
     """Create or migrate the schema; returns the version found before (0 = new)."""
+    sqlite = not database.__class__.__name__.startswith("Postgres")
+    if not sqlite:
+        return _upgrade(database)
+    # SQLite rebuilds a table to add a NOT NULL column; with foreign keys on,
+    # dropping the old table would cascade-delete every dependent row.  The
+    # pragma only takes effect outside a transaction, so it wraps the upgrade,
+    # and the result is checked before foreign keys come back on.
+    database.execute_sql("PRAGMA foreign_keys = OFF")
+    try:
+        return _upgrade(database, check_foreign_keys=True)
+    finally:
+        database.execute_sql("PRAGMA foreign_keys = ON")
+
+
+def _upgrade(database, check_foreign_keys: bool = False) -> int:
     with database.atomic():
         found = schema_version(database)
         if found is None:
@@ -63,4 +94,8 @@ def upgrade(database) -> int:
         for version in range(found + 1, SCHEMA_VERSION + 1):
             migrate(*STEPS[version](migrator))
             Meta.replace(key="schema_version", value=str(version)).execute()
+        if check_foreign_keys and found < SCHEMA_VERSION:
+            broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:  # raising here rolls the whole upgrade back
+                raise CryodeskError(f"schema upgrade would leave {len(broken)} dangling references; not applied")
         return found

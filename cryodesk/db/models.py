@@ -65,6 +65,14 @@ class Project(BaseModel):
     next_session_number = pw.IntegerField(default=1)
     # v2
     settings = JSONField(default=dict)
+    # v3: size accounting of the whole project directory (refreshed on request)
+    size_bytes = pw.BigIntegerField(null=True)  # None = never scanned
+    size_jobs_bytes = pw.BigIntegerField(default=0)
+    size_sessions_bytes = pw.BigIntegerField(default=0)
+    size_other_bytes = pw.BigIntegerField(default=0)
+    size_linked_bytes = pw.BigIntegerField(default=0)  # symlinked/imported data, not part of the project
+    size_refreshed_at = pw.DateTimeField(null=True)
+    jobs_changed_at = pw.DateTimeField(null=True)  # bumped when any job's data changes
 
     @property
     def uid(self) -> str:
@@ -102,6 +110,8 @@ class Job(BaseModel):
     # v2
     error = pw.TextField(null=True)
     status_history = JSONField(default=list)
+    # v3: per-job overrides of project settings (e.g. delete_intermediate)
+    settings = JSONField(default=dict)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -171,4 +181,17 @@ class Session(BaseModel):
         return f"S{self.number}"
 
 
-ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session)
+class Worker(BaseModel):
+    """A machine that runs jobs, with its SSD particle-cache configuration (v3)."""
+
+    name = pw.CharField(max_length=255, unique=True)
+    hostname = pw.CharField(max_length=255)
+    ssd_path = pw.TextField(null=True)
+    ssd_quota_mb = pw.BigIntegerField(null=True)  # None = no quota beyond the disk
+    ssd_reserve_mb = pw.BigIntegerField(default=10000)
+    no_ssd = pw.BooleanField(default=False)
+    settings = JSONField(default=dict)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker)

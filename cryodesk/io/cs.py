@@ -26,6 +26,7 @@ directory (``J3/extract/foo.mrc``); indices in ``blob/idx`` are 0-based.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,9 @@ FIELD_DTYPES: dict[str, tuple] = {
     "location/micrograph_psize_A": ("<f4", ()), "location/center_x_frac": ("<f4", ()),
     "location/center_y_frac": ("<f4", ()),
 }
+
+
+_MAX_NPY_HEADER = 1 << 24
 
 
 def _bad(path, why: str) -> DataError:
@@ -89,7 +93,10 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
         data = read_csdat(path, fields)
     elif head == b"\x93NUMPY":
         try:
-            data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            # CryoSPARC datasets with hundreds of fields have .npy headers far
+            # beyond numpy's 10 kB default limit; the header is a literal, not pickle.
+            data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False,
+                           max_header_size=_MAX_NPY_HEADER)
         except (ValueError, EOFError, OSError, TypeError) as exc:
             raise _bad(path, f"{exc}") from None
     else:
@@ -136,7 +143,9 @@ def write_cs(path: Path | str, data: np.ndarray) -> Path:
     out = _fixed(data)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        with open(tmp, "wb") as fh:
+        with open(tmp, "wb") as fh, warnings.catch_warnings():
+            # very wide datasets need .npy format 2.0; numpy warns, CryoSPARC reads it fine
+            warnings.filterwarnings("ignore", "Stored array in format", UserWarning)
             np.save(fh, out, allow_pickle=False)
         os.replace(tmp, path)
     except BaseException:
@@ -274,21 +283,29 @@ class ParticleSet:
     def __len__(self) -> int:
         return len(self.data)
 
+    def stack_index(self) -> tuple[list[Path], np.ndarray]:
+        """Distinct resolved stack paths (first-seen order) and each row's index into them."""
+        uniq, first, inv = np.unique(self.data["blob/path"], return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # unique() sorts; keep file order instead
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        paths = [resolve_blob_path(uniq[k], self.base_dir, self.meta_path.parent) for k in order.tolist()]
+        return paths, rank[np.asarray(inv).ravel()]
+
     def stack_paths(self) -> list[Path]:
         """The resolved stack path of every particle (one entry per row)."""
         if self._paths is None:
-            uniq, inv = np.unique(self.data["blob/path"], return_inverse=True)
-            res = [resolve_blob_path(u, self.base_dir, self.meta_path.parent) for u in uniq.tolist()]
-            self._paths = [res[i] for i in np.asarray(inv).ravel()]
+            paths, inv = self.stack_index()
+            self._paths = [paths[i] for i in inv.tolist()]
         return self._paths
 
     def groups(self) -> dict[Path, np.ndarray]:
-        """``{stack path: row indices}``, stacks in first-seen order."""
-        uniq, first, inv = np.unique(self.data["blob/path"], return_index=True, return_inverse=True)
-        inv = np.asarray(inv).ravel()
+        """``{stack path: row indices}``, stacks in first-seen order, rows ascending."""
+        paths, inv = self.stack_index()
+        order = np.argsort(inv, kind="stable")
+        splits = np.split(order, np.cumsum(np.bincount(inv, minlength=len(paths)))[:-1])
         out: dict[Path, np.ndarray] = {}
-        for k in np.argsort(first, kind="stable"):
-            p = resolve_blob_path(uniq[k], self.base_dir, self.meta_path.parent)
-            rows = np.flatnonzero(inv == k)
-            out[p] = np.concatenate([out[p], rows]) if p in out else rows
+        for p, rows in zip(paths, splits):
+            # two raw spellings of one file (a/../b.mrc, b.mrc) land in one group
+            out[p] = np.sort(np.concatenate([out[p], rows])) if p in out else rows
         return out

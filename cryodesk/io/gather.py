@@ -290,14 +290,22 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
                          os.POSIX_FADV_WILLNEED)
 
 
-def _reader(plan: GatherPlan, free: queue.Queue, ready: queue.Queue, stop: threading.Event) -> None:
+def _reader(plan: GatherPlan, depth: int, free: queue.Queue, ready: queue.Queue,
+            stop: threading.Event) -> None:
     files = _SourceFiles(plan.sources)
+    allocated = 0
     try:
         for b, batch in enumerate(plan.batches):
             buf = None
             while buf is None:
                 if stop.is_set():
                     return
+                if allocated < depth and free.empty():
+                    # Allocated here, on demand and uninitialised: zero-filling
+                    # the whole pool up front would delay the first read.
+                    buf = memoryview(np.empty(plan.batch_items * plan.in_image_bytes, np.uint8))
+                    allocated += 1
+                    continue
                 try:
                     buf = free.get(timeout=0.05)
                 except queue.Empty:
@@ -374,16 +382,13 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     plan.outputs[0].path.parent.mkdir(parents=True, exist_ok=True)
     _check_space(plan)
     ny, nx = plan.in_shape
-    cap = plan.batch_items * plan.in_image_bytes
     free: queue.Queue = queue.Queue()
-    for _ in range(max(2, depth)):
-        free.put(memoryview(bytearray(cap)))
     scratch = None
     if transform is not None or plan.out_dtype != plan.in_dtype:
         scratch = np.empty((plan.batch_items, *plan.out_shape), dtype=plan.out_dtype)
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(plan, free, ready, stop),
+    reader = threading.Thread(target=_reader, args=(plan, max(2, depth), free, ready, stop),
                               name="gather-reader", daemon=True)
     parts: list[Path] = []
     renamed: list[Path] = []

@@ -18,6 +18,9 @@ API summary
 ``StackWriter(path, shape, dtype, voxel_size=1.0)``
     Streaming writer: header once, ``append(images)``, header stats and ``nz``
     fixed at ``close()``; writes ``<name>.part`` and renames only on success.
+``make_header(nx, ny, nz, mode, voxel_size, dmin=0, dmax=0, dmean=0, rms=0) -> bytes``
+    A 1024-byte little-endian MRC2014 image-stack header.
+``mode_for_dtype(dtype) -> int``
 
 Supported modes: 0 (int8), 1 (int16), 2 (float32), 6 (uint16), 12 (float16).
 Every problem becomes a :class:`cryodesk.core.errors.DataError` naming the file.
@@ -36,8 +39,8 @@ from mrcfile.dtypes import HEADER_DTYPE
 
 from cryodesk.core.errors import DataError
 
-__all__ = ["MODES", "StackInfo", "read_header", "read_images", "read_image", "open_stack",
-           "write_stack", "StackWriter", "mode_for_dtype"]
+__all__ = ["MODES", "HEADER_BYTES", "StackInfo", "read_header", "read_images", "read_image",
+           "open_stack", "write_stack", "StackWriter", "make_header", "mode_for_dtype"]
 
 HEADER_BYTES = 1024
 #: MRC mode -> little-endian numpy dtype of one pixel.
@@ -249,4 +252,4 @@ def write_stack(path: Path | str, data: np.ndarray, voxel_size: float = 1.0) -> 
     return read_header(path)
 
 
-from cryodesk.io._mrcstream import StackWriter  # noqa: E402  (re-export)
+from cryodesk.io._mrcstream import StackWriter, make_header  # noqa: E402  (re-export)

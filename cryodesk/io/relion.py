@@ -77,7 +77,7 @@ def _floats(values, label: str, source: str) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except ValueError:
-        bad = next(v for v in values if not _is_float(v))
+        bad = next(str(v) for v in values if not _is_float(v))
         raise DataError(f"{source}: column _{label} has a non-numeric value {bad!r}") from None
 
 

@@ -52,8 +52,8 @@ _TOKEN = re.compile(r"""'((?:[^']|'(?=\S))*)'(?=\s|$)|"((?:[^"]|"(?=\S))*)"(?=\s
 
 def _tokens(line: str, where: str) -> list[tuple[str, bool]]:
     """``(token, was_quoted)`` pairs of one line, comments dropped."""
-    if '"' not in line and "'" not in line:
-        return [(t, False) for t in line.split("#", 1)[0].split()]
+    if '"' not in line and "'" not in line and "#" not in line:
+        return [(t, False) for t in line.split()]
     out = []
     for m in _TOKEN.finditer(line):
         if m.group(3) is not None:
@@ -185,6 +185,8 @@ _NEEDS_QUOTE = re.compile(r"""\s|^$|^[_#'";$]|^(data_|loop_|save_|stop_|global_)
 
 
 def _quote(v: str) -> str:
+    if "\n" in v or "\r" in v:
+        raise DataError(f"cannot write STAR value {v!r} (contains a line break)")
     if not _NEEDS_QUOTE.search(v):
         return v
     if "'" not in v:

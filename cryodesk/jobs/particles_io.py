@@ -30,7 +30,7 @@ from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
-from cryodesk.io.cs import ParticleSet, as_str, from_columns, read_cs, write_cs
+from cryodesk.io.cs import ParticleSet, from_columns, write_cs
 from cryodesk.io.relion import cs_to_star, star_to_cs
 from cryodesk.io.star import read_star, write_star
 from cryodesk.io.validate import validate_stacks
@@ -113,14 +113,14 @@ def run_import(ctx: JobContext) -> None:
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
     ctx.check_cancel()
 
-    stacks = pset.stack_paths()
+    stacks, inv = pset.stack_index()
     names = _link_names(list(infos))
     data = pset.data
-    rel = np.array([f"{ctx.job_dir.name}/imported/{names[p]}" for p in stacks], dtype=str)
-    shape = np.array([infos[p].shape for p in stacks], dtype=np.uint32).reshape(len(data), 2)
+    rel = np.array([f"{ctx.job_dir.name}/imported/{names[p]}" for p in stacks], dtype=str)[inv]
+    shape = np.array([infos[p].shape for p in stacks], dtype=np.uint32).reshape(-1, 2)[inv]
     psize = (data["blob/psize_A"].astype(np.float32) if "blob/psize_A" in data.dtype.names
              else np.zeros(len(data), np.float32))
-    header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)
+    header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)[inv]
     psize = np.where(psize > 0, psize, header_psize)
     out = _with_blobs(data, rel, shape, psize)
 
@@ -185,13 +185,14 @@ def run_export(ctx: JobContext) -> None:
             dst = out_dir / "stacks" / name
             _copy(p, dst) if copy else os.symlink(p.resolve(), dst)
             files.append((dst, "blob"))
-        rel = [f"stacks/{names[p]}" for p in pset.stack_paths()]
+        stacks, inv = pset.stack_index()
+        rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)[inv]
         if fmt == "relion":
             star_path = write_star(out_dir / "particles.star", cs_to_star(pset.data, rel))
             files.append((star_path, "star"))
         else:
             cols = {n: pset.data[n] for n in pset.data.dtype.names}
-            cols["blob/path"] = np.array([">" + r for r in rel], dtype=str)
+            cols["blob/path"] = np.char.add(">", rel)
             data = from_columns(cols, len(pset))
             cs_path = write_cs(out_dir / "particles_exported.cs", data)
             group = csg_io.group_for_dataset("particles", "particle", cs_path.name, data,

@@ -65,7 +65,7 @@ def test_real_stacks(realdata_dir):
     # relion31.mrcs has no map ID and no machine stamp: still readable
     info = mrc.read_header(realdata_dir / "relion31.mrcs")
     assert (info.nz, info.ny, info.nx) == (5, 256, 256)
-    with mrcfile.open(realdata_dir / "relion31.mrcs", permissive=True) as m:
+    with pytest.warns(RuntimeWarning), mrcfile.open(realdata_dir / "relion31.mrcs", permissive=True) as m:
         np.testing.assert_array_equal(mrc.read_images(info.path), m.data)
     with mrc.open_stack(realdata_dir / "empiar_10076_7.mrc") as m:
         assert m.data.shape == (7, 320, 320)

@@ -1,0 +1,45 @@
+# cryodesk developer entry points.  `make run` and `make test` set up everything
+# on a fresh Debian/Ubuntu machine: system libraries (apt-get, as root or via
+# sudo), a virtualenv in .venv, and the package with its test dependencies.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Runtime libraries Qt (xcb + offscreen), numba (OpenMP) and the fonts need.
+DEB_PKGS := libgl1 libegl1 libopengl0 libglib2.0-0 libfontconfig1 fonts-dejavu-core libdbus-1-3 \
+	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
+	libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libgomp1
+
+.PHONY: run test setup system-deps venv benchmarks clean
+
+run: setup
+	$(VENV)/bin/cryodesk gui
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+setup: system-deps venv
+
+system-deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+benchmarks: setup
+	$(PY) benchmarks/graph.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache test-artifacts

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cryodesk import db as dbmod
+from cryodesk.core import graph
+from cryodesk.core.errors import CryodeskError, UsageError
+from cryodesk.db import Job, Meta, Project
+from cryodesk.db.migrations import SCHEMA_VERSION
+
+V1 = Path(__file__).resolve().parents[1] / "data" / "schema_v1.sql"
+
+
+def test_fresh_database_has_current_schema_and_pragmas(tmp_path):
+    dbmod.open_database(str(tmp_path / "a.sqlite"))
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)
+            assert dbmod.db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert dbmod.db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+            assert dbmod.db.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 30000
+    finally:
+        dbmod.close_database()
+
+
+def test_database_from_schema_v1_is_migrated_without_loss(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V1.read_text())
+    con.close()
+    dbmod.open_database(str(path))
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)
+            p = Project.get()
+            assert p.title == "Old project" and p.settings == {}
+            j2 = Job.get(Job.number == 2)
+            assert j2.params == {"particles_per_file": 5} and j2.is_final and j2.status_history == []
+            assert j2.error is None and j2.settings == {}
+            assert p.size_bytes is None and p.size_refreshed_at is None  # v3: sizes computed on first use
+            assert "worker" in dbmod.db.get_tables()
+            assert [j.uid for j in graph.ancestors(j2)] == ["J1"]
+            j2.error = "now writable"
+            j2.save()
+    finally:
+        dbmod.close_database()
+
+
+def test_database_from_a_newer_cryodesk_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    dbmod.open_database(str(path))
+    with dbmod.db.connection_context():
+        Meta.replace(key="schema_version", value=str(SCHEMA_VERSION + 1)).execute()
+    dbmod.close_database()
+    with pytest.raises(CryodeskError, match="newer than this cryodesk"):
+        dbmod.open_database(str(path))
+
+
+def test_url_forms(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "env.sqlite"))
+    assert dbmod.resolve_url() == str(tmp_path / "env.sqlite")
+    assert dbmod.resolve_url("x.sqlite") == "x.sqlite"
+    monkeypatch.delenv("CRYODESK_DB")
+    assert dbmod.resolve_url().endswith("cryodesk.sqlite")
+    d = dbmod.make_database(f"sqlite:///{tmp_path}/u.sqlite")
+    assert d.database == f"{tmp_path}/u.sqlite"
+    with pytest.raises(UsageError, match="unsupported database URL"):
+        dbmod.make_database("mysql://x")
