@@ -21,6 +21,7 @@ Conventions shared by all job types
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,17 +103,22 @@ class JobContext:
 
     # -- outputs --------------------------------------------------------
     def rel(self, path: Path | str) -> str:
-        """``path`` relative to the project directory; it must lie in the job directory."""
+        """``path`` relative to the project directory; it must lie in the job directory.
+
+        Only the parent is resolved: a symlink recorded as an output (imported
+        raw data, say) is a file *of this job*, wherever it points.
+        """
         p = Path(path)
         if not p.is_absolute():
             p = self.job_dir / p
+        full = Path(os.path.realpath(p.parent)) / p.name
         try:
-            p.resolve().relative_to(self.job_dir.resolve())
+            inner = full.relative_to(Path(os.path.realpath(self.job_dir)))
         except ValueError:
             raise DataError(f"{self.uid}: output {p} is outside the job directory") from None
-        return p.relative_to(self.project_dir).as_posix() if p.is_relative_to(self.project_dir) else (
-            Path(self.job_dir.name) / p.resolve().relative_to(self.job_dir.resolve())
-        ).as_posix()
+        if inner == Path("."):
+            raise DataError(f"{self.uid}: an output must be a file inside the job directory, not the directory")
+        return (Path(self.job_dir.name) / inner).as_posix()
 
     def add_output(self, group: str, path: Path | str, kind: str = "dataset", version: int = 0) -> None:
         """Record ``path`` (inside the job directory) as a file of output ``group``."""

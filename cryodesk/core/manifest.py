@@ -23,15 +23,20 @@ JOB_MANIFEST = "job.json"
 FORMAT = 1
 
 
-def atomic_write_json(path: Path, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file, never half)."""
+def atomic_write_json(path: Path, data: dict, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file, never half).
+
+    ``durable=False`` skips the fsync: for bulk rewrites of derived fields
+    (ancestor flags) whose truth is in the database anyway.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=True, default=str)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -121,14 +126,15 @@ def write_project(project: Project) -> None:
     atomic_write_json(Path(project.directory) / PROJECT_MANIFEST, project_document(project))
 
 
-def write_job(job: Job, project_dir: Path | None = None) -> None:
+def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
     base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
     job_dir = base / job.directory
     if job_dir.is_symlink():
         raise DataError(f"{job.uid}: job directory {job_dir} is a symlink; refusing to write into it")
-    atomic_write_json(job_dir / JOB_MANIFEST, job_document(job))
+    atomic_write_json(job_dir / JOB_MANIFEST, job_document(job), durable)
 
 
 def write_jobs(jobs, project_dir: Path) -> None:
+    """Rewrite many manifests after a bulk change of derived fields (no fsync each)."""
     for job in jobs:
-        write_job(job, project_dir)
+        write_job(job, project_dir, durable=False)

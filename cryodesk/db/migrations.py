@@ -40,6 +40,8 @@ def _to_v3(migrator):
         migrator.add_column("project", "size_refreshed_at", Project.size_refreshed_at),
         migrator.add_column("project", "jobs_changed_at", Project.jobs_changed_at),
         migrator.add_column("job", "settings", Job.settings),
+        migrator.add_index("connection", ("child_id", "parent_id"), False),
+        migrator.add_index("connection", ("parent_id", "child_id"), False),
     ]
 
 

@@ -147,6 +147,10 @@ class Connection(BaseModel):
     version = pw.IntegerField(null=True)
     position = pw.IntegerField(default=0)
 
+    class Meta:
+        # covering indexes: graph walks in either direction never touch the table (v3)
+        indexes = ((("child", "parent"), False), (("parent", "child"), False))
+
 
 class OutputFile(BaseModel):
     """A file of a job's output group, with its version (iteration)."""

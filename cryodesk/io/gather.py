@@ -26,15 +26,14 @@ import os
 import queue
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
 from cryodesk.core.errors import DataError
-from cryodesk.io._mrcstream import make_header
-from cryodesk.io.mrc import HEADER_BYTES, StackInfo, mode_for_dtype, read_header
+from cryodesk.io.mrc import HEADER_BYTES, StackInfo, make_header, mode_for_dtype, read_header
 
 __all__ = ["SourceError", "Batch", "OutputStack", "GatherPlan", "BatchTransform",
            "plan_gather", "execute_plan", "gather"]
@@ -62,7 +61,13 @@ class SourceError(DataError):
 
 
 class BatchTransform(Protocol):
-    """What :func:`execute_plan` needs from a transform (see ParticleTransform)."""
+    """What :func:`execute_plan` needs from a transform (see ParticleTransform).
+
+    ``__call__(src, dst, first)`` runs on the writing thread once per batch
+    and returns the array to write.  An optional ``inspect(images, first)``
+    runs on the reading thread right after each coalesced read, while the
+    images are still in the CPU cache: the place for read-only checks.
+    """
 
     out_shape: tuple[int, int]
     out_dtype: np.dtype
@@ -130,6 +135,33 @@ class GatherPlan:
     @property
     def n_reads(self) -> int:
         return sum(len(b.runs) for b in self.batches)
+
+    def with_output(self, out_dir: Path | str | None = None, *, out_shape=None, out_dtype=None,
+                    voxel_size: float | None = None, prefix: str = "batch_",
+                    batch_bytes: int = 32 * _MiB) -> "GatherPlan":
+        """The same sources and items laid out for another output geometry.
+
+        Lets a caller validate the sources first (:func:`plan_gather`), look
+        at their shape and type, then decide what to write without reading
+        every header again.  Parameters as in :func:`plan_gather`.
+        """
+        out_dir = Path(out_dir) if out_dir is not None else self.outputs[0].path.parent
+        shape = tuple(int(v) for v in (out_shape or self.in_shape))
+        dtype = np.dtype(out_dtype) if out_dtype is not None else self.in_dtype.newbyteorder("=")
+        mode_for_dtype(dtype)
+        ppf = self.particles_per_file
+        frame = max(self.in_image_bytes, shape[0] * shape[1] * dtype.itemsize)
+        per_batch = max(1, min(ppf, int(batch_bytes) // frame))
+        outputs, batches = [], []
+        for k, start in enumerate(range(0, self.n_items, ppf)):
+            count = min(ppf, self.n_items - start)
+            outputs.append(OutputStack(out_dir / f"{prefix}{k:03d}.mrc", start, count))
+            for b in range(start, start + count, per_batch):
+                e = min(b + per_batch, start + count)
+                batches.append(Batch(k, b, e - b, _runs(self.src_id[b:e], self.src_idx[b:e])))
+        return replace(self, outputs=outputs, batches=batches, out_shape=shape, out_dtype=dtype,
+                       voxel_size=float(voxel_size) if voxel_size else self.voxel_size,
+                       batch_items=per_batch)
 
     def destination(self, item: int) -> tuple[Path, int]:
         """Output stack and 0-based index of ``item``."""
@@ -214,25 +246,13 @@ def plan_gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
                             int(src_idx[item]), item)
     # Mixed byte orders would make the raw bytes ambiguous; use one per plan.
     in_dtype = ref.dtype if all(s.dtype == ref.dtype for s in sources) else ref.dtype.newbyteorder("=")
-    out_shape = tuple(int(v) for v in (out_shape or ref.shape))
-    out_dtype = np.dtype(out_dtype) if out_dtype is not None else in_dtype.newbyteorder("=")
-    mode_for_dtype(out_dtype)
     ppf = int(particles_per_file)
     if ppf < 1:
         raise DataError(f"particles_per_file must be at least 1, got {ppf}")
-    frame = max(ref.image_bytes, out_shape[0] * out_shape[1] * out_dtype.itemsize)
-    per_batch = max(1, min(ppf, int(batch_bytes) // frame))
-    out_dir = Path(out_dir)
-    outputs, batches = [], []
-    for k, start in enumerate(range(0, src_id.size, ppf)):
-        count = min(ppf, src_id.size - start)
-        outputs.append(OutputStack(out_dir / f"{prefix}{k:03d}.mrc", start, count))
-        for b in range(start, start + count, per_batch):
-            e = min(b + per_batch, start + count)
-            batches.append(Batch(k, b, e - b, _runs(src_id[b:e], src_idx[b:e])))
-    vs = float(voxel_size) if voxel_size else (ref.voxel_size or 1.0)
-    return GatherPlan(sources, src_id, src_idx, outputs, batches, ref.shape, in_dtype,
-                      out_shape, out_dtype, vs, ppf, per_batch)
+    plan = GatherPlan(sources, src_id, src_idx, [], [], ref.shape, in_dtype, ref.shape,
+                      in_dtype.newbyteorder("="), ref.voxel_size or 1.0, ppf)
+    return plan.with_output(Path(out_dir), out_shape=out_shape, out_dtype=out_dtype,
+                            voxel_size=voxel_size, prefix=prefix, batch_bytes=batch_bytes)
 
 
 class _SourceFiles:
@@ -261,7 +281,8 @@ class _SourceFiles:
             os.close(self._fds.popitem()[1])
 
 
-def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceFiles) -> None:
+def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceFiles,
+                inspect: Callable[[np.ndarray, int], None] | None = None) -> None:
     frame = plan.in_image_bytes
     for sid, sidx, pos, count in batch.runs.tolist():
         info = plan.sources[sid]
@@ -279,6 +300,9 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
                 raise _source_error(info, "unexpected end of file (truncated stack)", bad,
                                     batch.first + pos + got // frame)
             got += n
+        if inspect is not None:
+            images = np.frombuffer(buf[pos * frame: pos * frame + want], dtype=plan.in_dtype)
+            inspect(images.reshape(count, *plan.in_shape), batch.first + pos)
 
 
 def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
@@ -290,7 +314,7 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
                          os.POSIX_FADV_WILLNEED)
 
 
-def _reader(plan: GatherPlan, depth: int, free: queue.Queue, ready: queue.Queue,
+def _reader(plan: GatherPlan, depth: int, inspect, free: queue.Queue, ready: queue.Queue,
             stop: threading.Event) -> None:
     files = _SourceFiles(plan.sources)
     allocated = 0
@@ -312,7 +336,7 @@ def _reader(plan: GatherPlan, depth: int, free: queue.Queue, ready: queue.Queue,
                     pass
             if b + 1 < len(plan.batches) and hasattr(os, "posix_fadvise"):
                 _advise(plan, plan.batches[b + 1], files)
-            _read_batch(plan, batch, buf, files)
+            _read_batch(plan, batch, buf, files, inspect)
             ready.put((b, buf))
         ready.put(None)
     except BaseException as exc:  # handed to the writer, which re-raises it
@@ -358,7 +382,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     plan : GatherPlan
     transform : callable, optional
         ``transform(src, dst, first) -> array to write``, called on the
-        writing thread once per batch (see :class:`BatchTransform`).
+        writing thread once per batch; its optional ``inspect`` method on
+        the reading thread per read (see :class:`BatchTransform`).
     depth : int
         Batch buffers in flight (memory is about ``(depth + 1) × batch``).
     progress : callable, optional
@@ -388,7 +413,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         scratch = np.empty((plan.batch_items, *plan.out_shape), dtype=plan.out_dtype)
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(plan, max(2, depth), free, ready, stop),
+    reader = threading.Thread(target=_reader, args=(plan, max(2, depth), getattr(transform, "inspect", None), free, ready, stop),
                               name="gather-reader", daemon=True)
     parts: list[Path] = []
     renamed: list[Path] = []

@@ -107,26 +107,26 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     ctx.log.info("%s: %d particles from %d stacks -> %s", ctx.uid, len(data),
                  len(set(pset.stack_paths())), out_dir)
     try:
-        # Plan once with the source geometry to learn it, then with the output geometry.
         plan = plan_gather(zip(pset.stack_paths(), data["blob/idx"].tolist()), out_dir,
                            particles_per_file=per_file)
     except SourceError as exc:
-        raise DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {exc.item}): {exc}") from None
+        raise _particle_error(ctx, uids, exc) from None
     box = plan.in_shape
+    crop_to = None
     if new_box is not None:
         if not 0 < new_box <= min(box):
             raise UsageError(f"new_box_size must be between 1 and the current box {min(box)}, got {new_box}")
-        if new_box != min(box) and new_box % 2:
-            raise UsageError(f"new_box_size must be even (got {new_box})")
-    transform = ParticleTransform(len(data), box, plan.in_dtype,
-                                  new_shape=None if new_box in (None, *box) and box[0] == box[1] else new_box,
+        if (new_box, new_box) != box:
+            if new_box % 2:
+                raise UsageError(f"new_box_size must be even (got {new_box})")
+            crop_to = new_box
+    transform = ParticleTransform(len(data), box, plan.in_dtype, new_shape=crop_to,
                                   float16=bool(ctx.params.get("output_f16", False)))
     factor = box[1] / transform.out_shape[1]
     psize = float(data["blob/psize_A"][0]) if "blob/psize_A" in data.dtype.names else 0.0
     voxel = (psize or plan.voxel_size) * factor
-    plan = plan_gather(zip(pset.stack_paths(), data["blob/idx"].tolist()), out_dir,
-                       particles_per_file=per_file, out_shape=transform.out_shape,
-                       out_dtype=transform.out_dtype, voxel_size=voxel)
+    plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype,
+                            voxel_size=voxel)
     stacks: list[Path] = []
     cs_path = ctx.job_dir / f"{subdir}_particles.cs"
     try:
@@ -141,7 +141,7 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
         write_cs(cs_path, new)
     except SourceError as exc:
         _remove(stacks, cs_path, out_dir)
-        raise DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {exc.item}): {exc}") from None
+        raise _particle_error(ctx, uids, exc) from None
     except BaseException:
         _remove(stacks, cs_path, out_dir)
         raise
@@ -161,6 +161,10 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     ctx.results.update(summary)
     ctx.progress(1.0, f"{subdir}: {len(data):,} particles in {len(stacks)} stacks")
     return summary
+
+
+def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError) -> DataError:
+    return DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {exc.item}): {exc}")
 
 
 def _remove(stacks: list[Path], cs_path: Path, out_dir: Path) -> None:

@@ -1,9 +1,10 @@
 """A per-batch particle transform built from the kernels, for :mod:`cryodesk.io.gather`.
 
-One object composes, in this order: the per-particle checks (on the source
-pixels), the Fourier crop, and the float16 conversion.  Each step is
-optional; with none of them the batch passes through untouched, so the
-restack stays bit-identical.
+One object holds the per-particle checks (:meth:`ParticleTransform.inspect`,
+run on the source pixels by the gather's reading thread) and the pixel
+transform (``__call__``: Fourier crop, then float16 conversion, on the
+writing thread).  Each step is optional; with none of them the batch passes
+through untouched, so the restack stays bit-identical.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ class ParticleTransform:
         """True when the output pixels are exactly the input pixels."""
         return not self.crop and self.out_dtype == self.in_dtype
 
+    def inspect(self, images: np.ndarray, first: int) -> None:
+        """Record the check flags of ``images`` (items ``first..``).
+
+        The gather calls this on its reading thread right after each read,
+        while the pixels are still in the CPU cache, so the checks cost
+        almost nothing; distinct calls touch distinct items.
+        """
+        if self.check:
+            self.flags[first:first + len(images)] = particle_flags(images)
+
     def __call__(self, src: np.ndarray, dst: np.ndarray, first: int) -> np.ndarray:
         """Transform ``src`` (items ``first..``) and return the array to write.
 
@@ -73,8 +84,6 @@ class ParticleTransform:
         :attr:`out_dtype`; the result is ``dst``, or ``src`` itself when the
         pixels are unchanged (no copy).
         """
-        if self.check:
-            self.flags[first:first + len(src)] = particle_flags(src)
         if self.identity:
             return src
         x = src

@@ -1,1 +1,1 @@
-"""cryodesk.ui"""
+"""The PySide6 desktop app (the only layer that imports QtWidgets)."""

@@ -1,0 +1,150 @@
+"""Graph queries on a 50,000-job random DAG (target: each under 100 ms here).
+
+Builds a project straight into a fresh SQLite database (bulk inserts; the
+job directories are not needed for graph queries), then times ancestors,
+descendants, the job chain and final-flag propagation, each for a typical
+job and for the worst case (the job whose ancestor set is the largest).
+
+Baseline, measured in the same run: loading the whole edge list into Python
+(``SELECT child, parent FROM connection``) — the least any approach that
+walks the graph outside the database must pay before it starts.
+
+Usage: python benchmarks/graph.py [--jobs 50000] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryodesk import db as dbmod  # noqa: E402
+from cryodesk.core import finals, graph  # noqa: E402
+from cryodesk.db import Connection, Job, JobWorkspace, Project, Workspace  # noqa: E402
+
+
+def build(n: int, seed: int) -> tuple[Project, list[list[int]]]:
+    """A DAG shaped like real projects: many branches off a few imports, mostly local links."""
+    rng = random.Random(seed)
+    parents: list[list[int]] = []
+    for i in range(n):
+        if i < 5 or rng.random() < 0.002:  # a few import jobs
+            parents.append([])
+            continue
+        k = 1 if rng.random() < 0.7 else rng.choice((2, 3))
+        ps = set()
+        for _ in range(k):
+            back = 1 + int(rng.expovariate(1 / 30)) if rng.random() < 0.95 else rng.randrange(1, i + 1)
+            ps.add(max(0, i - back))
+        parents.append(sorted(ps))
+    tmp = tempfile.mkdtemp(prefix="cryodesk-graph-")
+    for i in range(n):  # set_final writes changed jobs' manifests
+        Path(tmp, f"J{i + 1}").mkdir()
+    p = Project.create(number=1, title="bench", directory=tmp, next_job_number=n + 1)
+    ws = Workspace.create(project=p, number=1, title="main")
+    with dbmod.db.atomic():
+        rows = [dict(project=p.id, number=i + 1, type="t", title="", params={}, status="completed",
+                     status_history=[], settings={}) for i in range(n)]
+        for i in range(0, n, 2000):
+            Job.insert_many(rows[i : i + 2000]).execute()
+        ids = [r[0] for r in Job.select(Job.id).where(Job.project == p).order_by(Job.number).tuples()]
+        edges = [dict(project=p.id, child=ids[i], slot="in", parent=ids[j], output="out", position=0)
+                 for i, ps in enumerate(parents) for j in ps]
+        for i in range(0, len(edges), 5000):
+            Connection.insert_many(edges[i : i + 5000]).execute()
+        links = [dict(job=jid, workspace=ws.id) for jid in ids]
+        for i in range(0, n, 5000):
+            JobWorkspace.insert_many(links[i : i + 5000]).execute()
+    return p, parents
+
+
+def timed(fn, repeat: int = 5, setup=None) -> float:
+    times = []
+    for _ in range(repeat):
+        if setup is not None:
+            setup()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=50_000)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        dbmod.open_database(str(Path(tmp) / "bench.sqlite"))
+        with dbmod.db.connection_context():
+            t0 = time.perf_counter()
+            project, parents = build(args.jobs, args.seed)
+            print(f"built {args.jobs} jobs, {sum(map(len, parents))} edges in {time.perf_counter() - t0:.1f} s")
+            jobs = list(Job.select().where(Job.project == project).order_by(Job.number))
+            typical = jobs[len(jobs) // 2]
+            last = jobs[-1]
+            first = jobs[0]
+            mid_anc = graph.ancestor_ids([typical])
+            a = jobs[min(mid_anc, default=typical.id) - jobs[0].id] if mid_anc else typical
+            baseline = timed(lambda: list(Connection.select(Connection.child, Connection.parent)
+                                          .where(Connection.project == project).tuples()))
+            ws = Workspace.get(Workspace.project == project)
+            rows = [
+                ("ancestors (typical job)", lambda: graph.ancestor_ids([typical]), len(mid_anc)),
+                ("ancestors (last job, worst case)", lambda: graph.ancestor_ids([last]),
+                 len(graph.ancestor_ids([last]))),
+                ("ancestors, workspace-scoped (last job)", lambda: graph.ancestor_ids([last], ws), None),
+                ("descendants (typical job)", lambda: graph.descendant_ids([typical]),
+                 len(graph.descendant_ids([typical]))),
+                ("descendants (first job, worst case)", lambda: graph.descendant_ids([first]),
+                 len(graph.descendant_ids([first]))),
+                ("chain (typical pair)", lambda: graph.chain_ids(a, typical), len(graph.chain_ids(a, typical))),
+            ]
+            finals_sample = random.Random(2).sample(jobs, 20)
+            for j in finals_sample:
+                Job.update(is_final=True).where(Job.id == j.id).execute()
+
+            def reset():
+                Job.update(is_ancestor_of_final=False).where(Job.project == project).execute()
+
+            def propagate():
+                finals.recompute_ancestor_flags(project, write_manifests=False)
+
+            propagate.setup = reset
+
+            propagate()
+            rows.append(("final propagation (20 finals, from scratch)", propagate,
+                         Job.select().where(Job.is_ancestor_of_final == True).count()))  # noqa: E712
+            extra = jobs[-2]
+
+            def mark_and_unmark():  # the user's gesture: mark one more final, then undo it
+                Job.update(is_final=True).where(Job.id == extra.id).execute()
+                finals.recompute_ancestor_flags(project, write_manifests=False, only_added=[extra])
+                Job.update(is_final=False).where(Job.id == extra.id).execute()
+                finals.recompute_ancestor_flags(project, write_manifests=False)
+
+            mark_and_unmark.per = 2
+            rows.append(("mark or unmark one more final (per propagation)", mark_and_unmark, None))
+            n_changed = len(finals.set_final(project, [extra], True).outcomes) and len(
+                finals.recompute_ancestor_flags(project, write_manifests=False))
+            t0 = time.perf_counter()
+            finals.set_final(project, [extra], False)
+            t_unmark = time.perf_counter() - t0
+            print(f"unmark one final incl. rewriting changed job.json manifests: {t_unmark * 1000:.0f} ms")
+            print(f"baseline: load edge list into Python: {baseline * 1000:.1f} ms")
+            print(f"{'query':45s} {'median ms':>10s} {'vs baseline':>12s} {'result size':>12s}  target < 100 ms")
+            for name, fn, size in rows:
+                t = timed(fn, setup=getattr(fn, "setup", None)) / getattr(fn, "per", 1)
+                flag = "ok" if t < 0.1 else "SLOW"
+                print(f"{name:45s} {t * 1000:10.1f} {t / baseline:11.2f}x {size if size is not None else '':>12}  {flag}")
+        dbmod.close_database()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The cache index: one SQLite file on the SSD, shared by every process using the cache.
+
+It records what the cache owns (only indexed entries are ever evicted), how
+many bytes each occupies, who used it last and when, and which entries are
+being copied (``state='copying'``: space reserved for a copy in flight).
+
+The index is advisory, never the truth about a file: a file is used only
+after ``stat`` shows the source's size and mtime, rows whose file vanished
+are dropped (hand-deleted files heal), files found in the cache tree without
+a row are adopted, and a corrupt index is moved aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Entry", "Index"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,          -- real path of the source file, or 'subset:<hash>'
+    kind TEXT NOT NULL,            -- 'file' | 'subset'
+    path TEXT NOT NULL,            -- relative to the cache root
+    src_size INTEGER NOT NULL,
+    src_mtime_ns INTEGER NOT NULL,
+    size INTEGER NOT NULL,         -- bytes on the SSD (0 for a symlink placed by hand)
+    project TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,           -- 'ready' | 'copying'
+    pid INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    last_access REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_lru ON entries (state, last_access);
+"""
+
+
+@dataclass
+class Entry:
+    key: str
+    kind: str
+    path: str
+    src_size: int
+    src_mtime_ns: int
+    size: int
+    project: str
+    state: str
+    pid: int
+    created: float
+    last_access: float
+
+
+class Index:
+    """Short-lived connections (one per operation): safe from any thread or process."""
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / "index.sqlite"
+        self._ready = False
+
+    @contextmanager
+    def connect(self):
+        con = self._open()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if not self._ready:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(_SCHEMA)
+                self._ready = True
+            return con
+        except sqlite3.DatabaseError:
+            # A corrupt index (a disk-full crash, a hand edit) costs nothing but
+            # the LRU order: move it aside; entries are re-adopted from the tree.
+            stamp = int(time.time())
+            for suffix in ("", "-wal", "-shm"):
+                p = Path(f"{self.path}{suffix}")
+                if p.exists():
+                    p.rename(p.with_name(f"{p.name}.corrupt-{stamp}"))
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(_SCHEMA)
+            self._ready = True
+            return con
+
+    @staticmethod
+    def _rows(cur) -> list[Entry]:
+        return [Entry(*r) for r in cur.fetchall()]
+
+    def get(self, key: str) -> Entry | None:
+        with self.connect() as con:
+            rows = self._rows(con.execute("SELECT * FROM entries WHERE key = ?", (key,)))
+        return rows[0] if rows else None
+
+    def all(self, con=None) -> list[Entry]:
+        if con is not None:
+            return self._rows(con.execute("SELECT * FROM entries ORDER BY last_access"))
+        with self.connect() as c:
+            return self._rows(c.execute("SELECT * FROM entries ORDER BY last_access"))
+
+    def put(self, e: Entry, con=None) -> None:
+        sql = ("INSERT OR REPLACE INTO entries (key, kind, path, src_size, src_mtime_ns, size, project, "
+               "state, pid, created, last_access) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+        args = (e.key, e.kind, e.path, e.src_size, e.src_mtime_ns, e.size, e.project, e.state, e.pid,
+                e.created, e.last_access)
+        if con is not None:
+            con.execute(sql, args)
+            return
+        with self.connect() as c:
+            c.execute(sql, args)
+
+    def delete(self, key: str, con=None) -> None:
+        if con is not None:
+            con.execute("DELETE FROM entries WHERE key = ?", (key,))
+            return
+        with self.connect() as c:
+            c.execute("DELETE FROM entries WHERE key = ?", (key,))
+
+    def set_ready(self, key: str, size: int) -> None:
+        with self.connect() as con:
+            con.execute("UPDATE entries SET state='ready', size=?, pid=0, last_access=? WHERE key=?",
+                        (int(size), time.time(), key))
+
+    def touch(self, keys: list[str], project: str) -> None:
+        """Mark ``keys`` used now (by ``project``): LRU order and lifetime count from here."""
+        if not keys:
+            return
+        now = time.time()
+        with self.connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            con.executemany("UPDATE entries SET last_access=?, project=CASE WHEN ?='' THEN project ELSE ? END "
+                            "WHERE key=?", [(now, project, project, k) for k in keys])
+            con.execute("COMMIT")

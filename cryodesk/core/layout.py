@@ -1,0 +1,212 @@
+"""Qt-free job-tree snapshot and layered left-to-right DAG layout (numpy, cached).
+
+The GUI draws tens of thousands of jobs, so everything here is arrays:
+:func:`load_graph` reads one workspace (or a whole project) into a
+:class:`GraphSnapshot` with three bulk queries, and :func:`layered_layout`
+places the nodes in columns (longest-path layering) ordered by a barycentre
+key, in O(nodes + edges).  Layouts are cached by a digest of the edge list,
+so re-opening a workspace or a refresh that changed only statuses is free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..db import ACTIVE_STATUSES, JOB_STATUSES, Connection, Job, JobWorkspace, Workspace
+from . import registry
+from .projects import get_project, get_workspace
+
+#: card geometry in scene units; the GUI draws cards of exactly this size
+CARD_W, CARD_H = 180.0, 64.0
+GAP_X, GAP_Y = 70.0, 18.0
+STATUS_CODES = {s: i for i, s in enumerate(JOB_STATUSES)}
+CATEGORY_CODES = {c: i for i, c in enumerate(registry.CATEGORIES)}
+
+
+@dataclass
+class GraphSnapshot:
+    """The jobs of one scope as parallel arrays (index ``i`` = one job)."""
+
+    project_uid: str
+    workspace_uid: str | None
+    ids: np.ndarray  # database ids
+    numbers: np.ndarray
+    types: list[str]
+    titles: list[str]
+    status: np.ndarray  # codes into JOB_STATUSES
+    category: np.ndarray  # codes into registry.CATEGORIES (-1 unknown type)
+    size: np.ndarray  # bytes
+    is_final: np.ndarray
+    is_ancestor: np.ndarray
+    shared: np.ndarray  # linked into more than one workspace
+    edge_parent: np.ndarray  # indices into the arrays above
+    edge_child: np.ndarray
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def uid(self, i: int) -> str:
+        return f"J{int(self.numbers[i])}"
+
+    def index_of(self, uid: str) -> int | None:
+        """Index of job ``uid`` ("J12" or 12), or None when it is not in this snapshot."""
+        try:
+            number = int(str(uid).strip().upper().lstrip("J"))
+        except ValueError:
+            return None
+        hits = np.flatnonzero(self.numbers == number)
+        return int(hits[0]) if len(hits) else None
+
+    def status_name(self, i: int) -> str:
+        return JOB_STATUSES[int(self.status[i])]
+
+    @property
+    def active(self) -> np.ndarray:
+        codes = [STATUS_CODES[s] for s in ACTIVE_STATUSES]
+        return np.isin(self.status, codes)
+
+
+def load_graph(project, workspace=None) -> GraphSnapshot:
+    """Read the jobs and edges of ``workspace`` (or the whole project) and lay them out."""
+    project = get_project(project)
+    ws = get_workspace(project, workspace) if workspace is not None else None
+    q = Job.select(Job.id, Job.number, Job.type, Job.title, Job.status, Job.size_bytes,
+                   Job.is_final, Job.is_ancestor_of_final).where(Job.project == project)
+    if ws is not None:
+        q = q.join(JobWorkspace).where(JobWorkspace.workspace == ws)
+    rows = list(q.order_by(Job.number).tuples())
+    n = len(rows)
+    cols = list(zip(*rows)) if rows else [[]] * 8
+    ids = np.asarray(cols[0], dtype=np.int64)
+    types = list(cols[2])
+    cat_of = {}
+    for t in set(types):
+        try:
+            cat_of[t] = CATEGORY_CODES[registry.get(t).category]
+        except Exception:  # a type from a plugin that is not installed: still drawn
+            cat_of[t] = -1
+    counts: dict[int, int] = {}
+    for jid, in (JobWorkspace.select(JobWorkspace.job).join(Workspace)
+                 .where(Workspace.project == project).tuples()):
+        counts[jid] = counts.get(jid, 0) + 1
+    pos = {int(j): i for i, j in enumerate(ids)}
+    edges = [(pos[p], pos[c]) for c, p in Connection.select(Connection.child, Connection.parent)
+             .where(Connection.project == project).tuples() if p in pos and c in pos]
+    edges = sorted(set(edges))
+    snap = GraphSnapshot(
+        project_uid=project.uid, workspace_uid=ws.uid if ws else None, ids=ids,
+        numbers=np.asarray(cols[1], dtype=np.int64), types=types, titles=list(cols[3]),
+        status=np.asarray([STATUS_CODES.get(s, 0) for s in cols[4]], dtype=np.int8),
+        category=np.asarray([cat_of[t] for t in types], dtype=np.int8),
+        size=np.asarray(cols[5], dtype=np.int64), is_final=np.asarray(cols[6], dtype=bool),
+        is_ancestor=np.asarray(cols[7], dtype=bool),
+        shared=np.asarray([counts.get(int(j), 0) > 1 for j in ids], dtype=bool),
+        edge_parent=np.asarray([e[0] for e in edges], dtype=np.int64),
+        edge_child=np.asarray([e[1] for e in edges], dtype=np.int64),
+    )
+    snap.x, snap.y = layered_layout(n, snap.edge_parent, snap.edge_child)
+    return snap
+
+
+_CACHE: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_CACHE_SIZE = 16
+
+
+def _digest(n: int, parent: np.ndarray, child: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.int64(n).tobytes())
+    h.update(np.ascontiguousarray(parent, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(child, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def layered_layout(n: int, parent: np.ndarray, child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scene positions (top-left corners) of ``n`` nodes in a left-to-right layered layout.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes; node ``i`` is index ``i``, listed in creation order.
+    parent, child : ndarray of int
+        Edge list (``parent[k]`` → ``child[k]``).
+
+    Returns
+    -------
+    x, y : ndarray of float
+        Column ``layer * (CARD_W + GAP_X)``; rows ordered within each column by
+        the mean position of the node's parents, columns centred vertically.
+    """
+    key = _digest(n, parent, child)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        _CACHE.move_to_end(key)
+        return hit[0].copy(), hit[1].copy()
+    layer, bary = _layers_and_barycentres(n, np.asarray(parent), np.asarray(child))
+    order = np.lexsort((np.arange(n), bary, layer))
+    sorted_layers = layer[order]
+    starts = np.searchsorted(sorted_layers, sorted_layers, side="left")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - starts
+    counts = np.bincount(layer, minlength=1) if n else np.zeros(1, dtype=np.int64)
+    tallest = counts.max() if n else 0
+    offset = (tallest - counts) / 2.0  # centre every column on the tallest one
+    x = layer * (CARD_W + GAP_X)
+    y = (rank + offset[layer] if n else rank) * (CARD_H + GAP_Y)
+    x, y = x.astype(float), np.asarray(y, dtype=float)
+    _CACHE[key] = (x.copy(), y.copy())
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return x, y
+
+
+def _topological_order(n: int, parent: np.ndarray, child: np.ndarray) -> list[int]:
+    """Kahn's order; nodes on a cycle (corrupt data) are appended in index order."""
+    indeg = np.bincount(child, minlength=n).tolist() if n else []
+    starts, targets = _csr(n, parent, child)
+    ready = [i for i in range(n) if indeg[i] == 0]
+    order: list[int] = []
+    while ready:
+        nxt: list[int] = []
+        for u in ready:
+            order.append(u)
+            for v in targets[starts[u]:starts[u + 1]]:
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    nxt.append(v)
+        ready = nxt
+    if len(order) < n:
+        seen = set(order)
+        order.extend(i for i in range(n) if i not in seen)
+    return order
+
+
+def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[list[int], list[int]]:
+    idx = np.argsort(src, kind="stable")
+    starts = np.searchsorted(src[idx], np.arange(n + 1)).tolist()
+    return starts, dst[idx].tolist()
+
+
+def _layers_and_barycentres(n: int, parent: np.ndarray, child: np.ndarray):
+    """Longest-path layer of each node, and a sort key that keeps children near their parents."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    order = _topological_order(n, parent, child)
+    pstarts, plist = _csr(n, child, parent)  # parents of each node
+    layer = [0] * n
+    bary = [0.0] * n
+    source_rank = 0
+    for u in order:  # plain lists: ~10x faster than per-node numpy calls
+        ps = plist[pstarts[u]:pstarts[u + 1]]
+        if ps:
+            layer[u] = 1 + max(layer[p] for p in ps)
+            bary[u] = sum(bary[p] for p in ps) / len(ps)
+        else:
+            bary[u] = float(source_rank)
+            source_rank += 1
+    return np.asarray(layer, dtype=np.int64), np.asarray(bary)

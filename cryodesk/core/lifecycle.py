@@ -1,0 +1,341 @@
+"""Job lifecycle between *building* and a final status (Qt-free).
+
+The engine (GUI or ``cryodesk worker``) and the CLI share these rules:
+
+* :func:`plan_queue` / :func:`mark_queued` — which jobs may be queued together
+  (dependency order, a parent cleared or failed refuses its child, naming it).
+* :func:`claim` / :func:`release` — a queued job is *owned* by one engine of one
+  process (``Job.settings["run"]``); a job queued with ``cryodesk job queue``
+  has no owner until a worker claims it (compare-and-swap, so two workers never
+  run the same job).
+* :func:`readiness` — may a queued job start now, must it wait for a parent,
+  or will it never run because a parent failed or was killed?
+* :func:`request_kill` / :func:`kill_requested` — a kill that crosses
+  processes: the request is stored in ``Job.settings["kill_requested"]`` and
+  the owning engine polls for it.
+* :func:`recover_interrupted` — jobs left active by a process that died are
+  marked *killed* (``"interrupted: cryodesk exited while it ran"``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..db import ACTIVE_STATUSES, Connection, Job, db, utcnow
+from . import registry
+from .errors import Refused
+from .fsutil import tree_size
+from .jobs import refresh, set_status
+from .projects import get_project
+
+INTERRUPTED = "interrupted: cryodesk exited while it ran"
+INTERRUPTED_QUEUED = "interrupted: cryodesk exited while it was queued"
+#: engines alive in this process (tokens); a job owned by this pid but by no live engine is orphaned
+_LIVE_ENGINES: set[str] = set()
+
+
+# -- who owns a job ----------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> str | None:
+    """Process start time (clock ticks since boot): guards against pid reuse (Linux only)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    # the command name may contain spaces and parentheses: split after the last ")"
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def new_owner() -> dict:
+    """A fresh owner record for an engine of this process (register it with :func:`engine_alive`)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "boot": _read("/proc/sys/kernel/random/boot_id"),
+            "start": _start_ticks(os.getpid()), "engine": uuid.uuid4().hex[:12]}
+
+
+def engine_alive(owner: dict, alive: bool = True) -> None:
+    """Declare the engine of ``owner`` alive (on start) or gone (on shutdown)."""
+    (_LIVE_ENGINES.add if alive else _LIVE_ENGINES.discard)(owner["engine"])
+
+
+def owner_alive(owner: dict | None) -> bool | None:
+    """True/False if the owner's process (and engine) is known alive/dead; None if it is on another host."""
+    if not owner:
+        return False
+    if owner.get("host") != socket.gethostname():
+        return None
+    if owner.get("boot") and owner["boot"] != _read("/proc/sys/kernel/random/boot_id"):
+        return False  # the machine rebooted since
+    pid = int(owner.get("pid", -1))
+    if pid == os.getpid():
+        return owner.get("engine") in _LIVE_ENGINES
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, belongs to someone else
+    except (OSError, ValueError):
+        return False
+    start = owner.get("start")
+    return start is None or _start_ticks(pid) in (None, start)
+
+
+def owner_of(job: Job) -> dict | None:
+    return (job.settings or {}).get("run")
+
+
+def _describe_owner(owner: dict) -> str:
+    return f"process {owner.get('pid')} on {owner.get('host')}"
+
+
+def _update_settings(job: Job, **changes) -> Job:
+    """Change keys of ``job.settings`` in the database only (``None`` removes a key)."""
+    with db.atomic():
+        fresh = Job.get_by_id(job.id)
+        settings = dict(fresh.settings or {})
+        for key, value in changes.items():
+            if value is None:
+                settings.pop(key, None)
+            else:
+                settings[key] = value
+        Job.update(settings=settings).where(Job.id == job.id).execute()
+    job.settings = settings
+    return job
+
+
+# -- queueing ------------------------------------------------------------------------
+
+@dataclass
+class QueuePlan:
+    """Jobs that may be queued, in dependency order, and the refused ones with reasons."""
+
+    jobs: list[Job] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (uid, message)
+
+
+def _parent_links(job: Job) -> list[tuple[str, Job]]:
+    q = Connection.select(Connection.slot, Connection.parent).where(Connection.child == job)
+    return [(c.slot, Job.get_by_id(c.parent_id)) for c in q]
+
+
+def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
+    """Check ``jobs`` before queueing them together; ordered so that parents come first.
+
+    A parent must be completed, be in the batch, or be queued/running already;
+    a parent that was cleared (building), failed or killed refuses its child,
+    naming the parent to re-run.  ``owner`` may re-claim jobs it already owns.
+    """
+    project = get_project(project)
+    batch = {j.id: j for j in refresh(jobs)}
+    plan = QueuePlan()
+    refused_ids: dict[int, str] = {}
+    done: set[int] = set()
+
+    def visit(job: Job, stack: tuple = ()) -> None:
+        if job.id in done or job.id in stack:
+            return
+        links = _parent_links(job)
+        for _, parent in links:
+            if parent.id in batch:
+                visit(batch[parent.id], stack + (job.id,))
+        done.add(job.id)
+        reason = _queue_refusal(project, job, links, batch, refused_ids, owner)
+        if reason:
+            refused_ids[job.id] = reason
+            plan.refused.append((job.uid, f"{job.uid}: {reason}"))
+        else:
+            plan.jobs.append(job)
+
+    for job in sorted(batch.values(), key=lambda j: j.number):
+        visit(job)
+    return plan
+
+
+def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None:
+    from .runner import resolve_inputs
+
+    jtype = registry.get(job.type)
+    if jtype.run is None:
+        return f"job type {job.type!r} cannot be run by cryodesk"
+    if job.status == "queued":
+        current = owner_of(job)
+        mine = owner is not None and current is not None and current.get("engine") == owner.get("engine")
+        if current and not mine and owner_alive(current) is not False:
+            return f"it is already queued by {_describe_owner(current)}"
+    elif job.status != "building":
+        return f"it is {job.status}; clear it before running it again"
+    connected = {slot for slot, _ in links}
+    for s in jtype.inputs:
+        if s.required and s.name not in connected:
+            return f"required input {s.name!r} is not connected"
+    waiting = False
+    for slot, parent in links:
+        if parent.id in batch:
+            if parent.id in refused_ids:
+                return f"input {slot!r} needs {parent.uid}, which cannot run ({refused_ids[parent.id]})"
+            waiting = True
+        elif parent.status in ACTIVE_STATUSES:
+            waiting = True
+        elif parent.status != "completed":
+            return f"input {slot!r} needs {parent.uid}, which is {parent.status}; run (or re-run) {parent.uid} first"
+    if not waiting:
+        try:  # every parent is completed: the runner's own check (cleared outputs, versions)
+            resolve_inputs(project, job)
+        except Refused as exc:
+            return exc.reason
+    return None
+
+
+def mark_queued(jobs, owner: dict | None = None) -> list[Job]:
+    """Set ``jobs`` (already checked by :func:`plan_queue`) to *queued*, owned by ``owner`` (or nobody)."""
+    out = []
+    for job in refresh(jobs):
+        settings = {k: v for k, v in (job.settings or {}).items() if k not in ("run", "kill_requested")}
+        if owner is not None:
+            settings["run"] = owner
+        job.settings = settings
+        set_status(job, "queued")
+        out.append(job)
+    return out
+
+
+def claim(job: Job, owner: dict) -> bool:
+    """Take a queued job that nobody (alive) owns; atomic across processes."""
+    fresh = Job.get_by_id(job.id)
+    current = owner_of(fresh)
+    if fresh.status != "queued" or (current and owner_alive(current) is not False):
+        return False
+    settings = dict(fresh.settings or {})
+    settings["run"] = owner
+    settings.pop("kill_requested", None)
+    # compare-and-swap on the stored settings text: a concurrent claimer changed it, we lose
+    n = (Job.update(settings=settings)
+         .where((Job.id == job.id) & (Job.status == "queued") & (Job.settings == fresh.settings)).execute())
+    return n == 1
+
+
+def claimable(project=None) -> list[Job]:
+    """Queued jobs without a live owner (oldest first), e.g. queued by ``cryodesk job queue``."""
+    q = Job.select().where(Job.status == "queued")
+    if project is not None:
+        q = q.where(Job.project == get_project(project))
+    return [j for j in q.order_by(Job.queued_at, Job.id) if owner_alive(owner_of(j)) is False]
+
+
+def release(job: Job) -> None:
+    """Forget the owner and any kill request once the job has finished."""
+    _update_settings(job, run=None, kill_requested=None)
+
+
+def readiness(job: Job) -> tuple[str, str | None]:
+    """``("ready", None)``, ``("wait", why)``, or ``("failed"|"killed", error)`` for a queued job.
+
+    A parent that failed fails its queued children and a killed one kills them:
+    they are never left queued for ever.
+    """
+    waiting = []
+    for slot, parent in _parent_links(job):
+        if parent.status == "completed":
+            continue
+        if parent.status in ACTIVE_STATUSES:
+            waiting.append(f"{parent.uid} ({parent.status})")
+        elif parent.status == "failed":
+            return "failed", f"not run: its input {parent.uid} failed; fix and re-run {parent.uid} first"
+        elif parent.status == "killed":
+            return "killed", f"not run: its input {parent.uid} was killed; re-run {parent.uid} first"
+        else:
+            return "failed", (f"not run: input {slot!r} needs {parent.uid}, which is {parent.status}; "
+                              f"run (or re-run) {parent.uid} first")
+    return ("wait", "waiting for " + ", ".join(waiting)) if waiting else ("ready", None)
+
+
+def end_unrun(job: Job, status: str, error: str) -> Job:
+    """End a job that never started (a queued job whose parent failed, a kill before start)."""
+    job = Job.get_by_id(job.id)
+    _log_line(job, f"{status}: {error}")
+    job.settings = {k: v for k, v in (job.settings or {}).items() if k not in ("run", "kill_requested")}
+    set_status(job, status, error=error)
+    return job
+
+
+def _log_line(job: Job, text: str) -> None:
+    try:
+        jdir = Path(job.project.directory) / job.directory
+        if jdir.is_dir() and not jdir.is_symlink():
+            with open(jdir / "job.log", "a") as fh:
+                fh.write(f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n")
+    except OSError:
+        pass  # the log is a courtesy; the status and error are what count
+
+
+# -- kill requests and crash recovery ----------------------------------------------
+
+def request_kill(project, job) -> str:
+    """Kill ``job`` from any process: returns ``"killed"`` (it had not started) or ``"requested"``.
+
+    A queued job is killed at once; a running one gets a request that its
+    engine picks up within a poll interval (or it is marked killed if its
+    process is gone).
+    """
+    from .jobs import get_job
+
+    job = Job.get_by_id(get_job(get_project(project), job).id)
+    if job.status == "queued":
+        n = Job.update(status="killed").where((Job.id == job.id) & (Job.status == "queued")).execute()
+        if n == 1:  # stamp history, error and manifest now that the transition is ours
+            end_unrun(job, "killed", "killed by the user before it ran")
+            return "killed"
+        job = Job.get_by_id(job.id)
+    if job.status not in ACTIVE_STATUSES:
+        raise Refused(job.uid, f"it is {job.status}; only queued or running jobs can be killed")
+    if owner_alive(owner_of(job)) is False:
+        _mark_interrupted(job)
+        return "killed"
+    _update_settings(job, kill_requested=utcnow().isoformat())
+    return "requested"
+
+
+def kill_requested(job_ids) -> set[int]:
+    """Ids among ``job_ids`` with a pending kill request (one query)."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    rows = Job.select(Job.id, Job.settings).where(Job.id.in_(ids))
+    return {j.id for j in rows if (j.settings or {}).get("kill_requested")}
+
+
+def _mark_interrupted(job: Job) -> Job:
+    error = INTERRUPTED_QUEUED if job.status == "queued" else INTERRUPTED
+    job = end_unrun(job, "killed", error)
+    job.size_bytes = tree_size(Path(job.project.directory) / job.directory)  # partial files count
+    job.save()
+    return job
+
+
+def recover_interrupted(project=None) -> list[Job]:
+    """Mark *killed* every active job whose owner process is gone; returns them.
+
+    Jobs owned by a live process, or by a process on another host, are left
+    alone; a queued job nobody owns is waiting for a worker and is left too.
+    """
+    q = Job.select().where(Job.status.in_(ACTIVE_STATUSES))
+    if project is not None:
+        q = q.where(Job.project == get_project(project))
+    out = []
+    for job in q:
+        owner = owner_of(job)
+        if job.status == "queued" and not owner:
+            continue
+        if owner_alive(owner) is False:
+            out.append(_mark_interrupted(job))
+    return out

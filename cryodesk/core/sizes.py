@@ -1,0 +1,341 @@
+"""Sizes on disk: jobs (recorded as they change) and whole projects (scanned on request).
+
+Definitions used everywhere (planner, CLI, GUI):
+
+* **Job size** (``Job.size_bytes``): bytes of the regular files below
+  ``J<n>/`` *except* its ``job.json`` manifest, which is the job's record (it
+  is rewritten on every status change and survives a clear), not its data.
+  Symlinks count 0.  Recorded on completion, clear, re-run and by
+  :func:`refresh_project_size`.  Split into *intermediate results* (every
+  version but the last of each output group, from the recorded output
+  files) and the rest (final outputs, logs): :func:`intermediate_bytes`.
+* **Project size** (``Project.size_*``): the whole project directory, split
+  into jobs (``J<n>/``, manifests included), sessions (``S<n>/``) and other
+  files; ``size_linked_bytes`` is what the symlinks found inside point to
+  outside the project (imported raw data), reported separately and never
+  part of the project's size.  It is out of date (``stale``) when any job
+  changed after the last refresh.
+
+The scanner is ``os.scandir`` on directory file descriptors, never follows a
+symlink, and for big trees runs in a few processes (a Python walk is bound by
+the interpreter, not the disk, so threads do not help: measured here).  The
+database is written once per refresh, in one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+JOB_MANIFEST = "job.json"  # == manifest.JOB_MANIFEST (not imported: scan workers stay light)
+_JOB_DIR = re.compile(r"^J\d+$")
+_SESSION_DIR = re.compile(r"^S\d+$")
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+#: below this many directories to walk, a process pool costs more than it saves
+PARALLEL_MIN_TASKS = 16
+
+
+@dataclass
+class TreeStats:
+    """What a walk of one tree found (regular files only; symlinks listed, not followed)."""
+
+    bytes: int = 0
+    files: int = 0
+    dirs: int = 0
+    manifest_bytes: int = 0  # size of a top-level job.json, if any
+    links: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: "TreeStats") -> None:
+        self.bytes += other.bytes
+        self.files += other.files
+        self.dirs += other.dirs
+        self.manifest_bytes += other.manifest_bytes
+        self.links.extend(other.links)
+        self.errors.extend(other.errors)
+
+
+def _walk(top: str, top_level: bool = True) -> TreeStats:
+    """Walk ``top`` (a real directory) through directory fds; runs in scan worker processes."""
+    out = TreeStats()
+    try:
+        fd0 = os.open(top, _DIR_FLAGS)
+    except OSError as exc:
+        out.errors.append(f"{top}: {exc.strerror}")
+        return out
+    stack = [(fd0, top, top_level)]
+    while stack:
+        fd, path, is_top = stack.pop()
+        out.dirs += 1
+        try:
+            with os.scandir(fd) as it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            sub = os.open(e.name, _DIR_FLAGS, dir_fd=fd)
+                            stack.append((sub, f"{path}/{e.name}", False))
+                        elif e.is_symlink():
+                            out.links.append(f"{path}/{e.name}")
+                        elif e.is_file(follow_symlinks=False):
+                            size = e.stat(follow_symlinks=False).st_size
+                            out.bytes += size
+                            out.files += 1
+                            if is_top and e.name == JOB_MANIFEST:
+                                out.manifest_bytes = size
+                    except FileNotFoundError:
+                        continue  # removed while we looked: it is not there any more
+                    except OSError as exc:
+                        out.errors.append(f"{path}/{e.name}: {exc.strerror}")
+        except OSError as exc:
+            out.errors.append(f"{path}: {exc.strerror}")
+        finally:
+            os.close(fd)
+    return out
+
+
+def _walk_many(tasks: list[str]) -> list[TreeStats]:
+    return [_walk(t) for t in tasks]
+
+
+def _pool_context():
+    import multiprocessing as mp
+
+    # fork is cheapest, but forking a process that runs other threads (the GUI)
+    # can copy a lock held mid-operation; forkserver forks from a clean process.
+    return mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
+
+
+def walk_trees(paths: list[str], workers: int | None = None) -> list[TreeStats]:
+    """:class:`TreeStats` of each path in ``paths`` (directories), in parallel when worth it."""
+    workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    if workers <= 1 or len(paths) < PARALLEL_MIN_TASKS:
+        return [_walk(p) for p in paths]
+    # interleaved chunks: neighbouring job directories are often alike in size
+    n_chunks = min(len(paths), workers * 4)
+    chunks = [paths[i::n_chunks] for i in range(n_chunks)]
+    with _pool_context().Pool(workers) as pool:
+        parts = pool.map(_walk_many, chunks, chunksize=1)
+    out: list[TreeStats | None] = [None] * len(paths)
+    for i, part in enumerate(parts):
+        for k, stats in enumerate(part):
+            out[i + k * n_chunks] = stats
+    return out  # type: ignore[return-value]
+
+
+def tree_stats(path: Path, workers: int | None = None) -> TreeStats:
+    """Walk one directory tree, splitting it by its top-level entries for parallelism."""
+    top = os.fspath(path)
+    base = TreeStats(dirs=1)
+    subdirs = []
+    with os.scandir(top) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                subdirs.append(e.path)
+            elif e.is_symlink():
+                base.links.append(e.path)
+            elif e.is_file(follow_symlinks=False):
+                base.bytes += e.stat(follow_symlinks=False).st_size
+                base.files += 1
+    for s in walk_trees(subdirs, workers):
+        base.add(s)
+    base.manifest_bytes = 0
+    return base
+
+
+def job_data_size(job_dir: Path) -> int:
+    """A job's recorded size: its files except the ``job.json`` manifest (see module doc)."""
+    if os.path.islink(job_dir) or not os.path.isdir(job_dir):
+        return 0
+    s = _walk(os.fspath(job_dir))
+    return s.bytes - s.manifest_bytes
+
+
+def linked_bytes(links: list[str], root: Path) -> int:
+    """Bytes that ``links`` point to outside ``root``, each target counted once."""
+    root_real = os.path.realpath(root)
+    seen: set[str] = set()
+    total = 0
+    for link in links:
+        target = os.path.realpath(link)
+        if target in seen or target == root_real or target.startswith(root_real + os.sep):
+            continue
+        seen.add(target)
+        try:
+            st = os.stat(target)
+        except OSError:
+            continue  # dangling link: points at nothing
+        if stat.S_ISDIR(st.st_mode):
+            total += _walk(target).bytes  # nested links inside raw data are not followed
+        elif stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
+
+
+# -- the database side ------------------------------------------------------------
+
+
+@dataclass
+class ProjectScan:
+    """One scan of a project directory."""
+
+    total: int = 0
+    jobs: dict[int, int] = field(default_factory=dict)  # job number -> data bytes (no manifest)
+    jobs_bytes: int = 0  # job directories, manifests included
+    sessions: dict[int, int] = field(default_factory=dict)
+    sessions_bytes: int = 0
+    other_bytes: int = 0
+    linked_bytes: int = 0
+    files: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan:
+    """Walk a project directory once: sizes of every job and session, the rest, and linked data."""
+    directory = Path(directory)
+    out = ProjectScan()
+    keys: list[tuple[str, int]] = []
+    paths: list[str] = []
+    links: list[str] = []
+    with os.scandir(directory) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                kind = "job" if _JOB_DIR.match(e.name) else "session" if _SESSION_DIR.match(e.name) else "other"
+                keys.append((kind, int(e.name[1:]) if kind != "other" else 0))
+                paths.append(e.path)
+            elif e.is_symlink():
+                links.append(e.path)
+            elif e.is_file(follow_symlinks=False):
+                out.other_bytes += e.stat(follow_symlinks=False).st_size
+                out.files += 1
+    for (kind, number), s in zip(keys, walk_trees(paths, workers)):
+        out.files += s.files
+        links.extend(s.links)
+        out.errors.extend(s.errors)
+        if kind == "job":
+            out.jobs[number] = s.bytes - s.manifest_bytes
+            out.jobs_bytes += s.bytes
+        elif kind == "session":
+            out.sessions[number] = s.bytes
+            out.sessions_bytes += s.bytes
+        else:
+            out.other_bytes += s.bytes
+    out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
+    out.linked_bytes = linked_bytes(links, directory)
+    return out
+
+
+def mark_jobs_changed(project) -> None:
+    """Record that some job's data changed: the project size is now out of date."""
+    from ..db import Project, utcnow
+
+    Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()
+
+
+def record_job_size(project, job) -> int:
+    """Measure ``job``'s directory, store it as the job's size and mark the project size stale."""
+    from ..db import Job
+
+    size = job_data_size(Path(project.directory) / job.directory)
+    Job.update(size_bytes=size).where(Job.id == job.id).execute()
+    job.size_bytes = size
+    mark_jobs_changed(project)
+    return size
+
+
+def is_stale(project) -> bool:
+    """True when the project size was never measured or jobs changed since the last refresh."""
+    if project.size_bytes is None or project.size_refreshed_at is None:
+        return True
+    return project.jobs_changed_at is not None and project.jobs_changed_at > project.size_refreshed_at
+
+
+def size_summary(project) -> dict:
+    """The recorded project size (no disk access), JSON-ready; ``stale`` says "refresh"."""
+    from ..db import Job, Session
+
+    jobs_recorded = (Job.select(Job.size_bytes).where(Job.project == project.id).tuples())
+    n_jobs, job_sum = 0, 0
+    for (b,) in jobs_recorded:
+        n_jobs += 1
+        job_sum += b or 0
+    sessions = list(Session.select(Session.number, Session.size_bytes).where(Session.project == project.id).tuples())
+    return {
+        "project": project.uid, "directory": project.directory,
+        "known": project.size_bytes is not None, "stale": is_stale(project),
+        "size_bytes": project.size_bytes, "jobs_bytes": project.size_jobs_bytes,
+        "sessions_bytes": project.size_sessions_bytes, "other_bytes": project.size_other_bytes,
+        "linked_bytes": project.size_linked_bytes,
+        "jobs": n_jobs, "jobs_recorded_bytes": job_sum, "sessions": len(sessions),
+        "refreshed_at": project.size_refreshed_at.isoformat() if project.size_refreshed_at else None,
+        "jobs_changed_at": project.jobs_changed_at.isoformat() if project.jobs_changed_at else None,
+    }
+
+
+def refresh_project_size(project, workers: int | None = None) -> dict:
+    """Scan the project directory and store every size it measured (one transaction).
+
+    Job and session sizes are updated too (only the rows that changed).  The
+    refresh time is the *start* of the scan, so a job that changes during the
+    scan leaves the size marked out of date.  Returns :func:`size_summary`
+    plus ``errors`` (unreadable paths) and ``files``.
+    """
+    from ..db import Job, Project, Session, db, utcnow
+
+    started = utcnow()
+    scan = scan_project_dir(Path(project.directory), workers)
+    with db.atomic():
+        recorded = dict(Job.select(Job.number, Job.size_bytes).where(Job.project == project.id).tuples())
+        for number, size in scan.jobs.items():
+            if number in recorded and recorded[number] != size:
+                Job.update(size_bytes=size).where((Job.project == project.id) & (Job.number == number)).execute()
+        for number in set(recorded) - set(scan.jobs):
+            if recorded[number]:  # directory gone: nothing on disk
+                Job.update(size_bytes=0).where((Job.project == project.id) & (Job.number == number)).execute()
+        for number, size in scan.sessions.items():
+            Session.update(size_bytes=size).where((Session.project == project.id) & (Session.number == number)).execute()
+        fields = dict(size_bytes=scan.total, size_jobs_bytes=scan.jobs_bytes,
+                      size_sessions_bytes=scan.sessions_bytes, size_other_bytes=scan.other_bytes,
+                      size_linked_bytes=scan.linked_bytes, size_refreshed_at=started)
+        Project.update(**fields).where(Project.id == project.id).execute()
+        for k, v in fields.items():
+            setattr(project, k, v)
+        project.jobs_changed_at = Project.get_by_id(project.id).jobs_changed_at
+    out = size_summary(project)
+    out.update(files=scan.files, errors=scan.errors[:100])
+    return out
+
+
+def ensure_project_size(project, workers: int | None = None) -> dict:
+    """Measure the project if it never was (a new project, or a database from before sizes)."""
+    if project.size_bytes is None:
+        return refresh_project_size(project, workers)
+    return size_summary(project)
+
+
+def intermediate_bytes(project) -> dict[int, int]:
+    """Job id -> bytes of its intermediate results (recorded output files of non-last versions)."""
+    return {jid: sum(v.values()) for jid, v in intermediate_versions(project).items()}
+
+
+def intermediate_versions(project) -> dict[int, dict[tuple[str, int], int]]:
+    """Job id -> {(group, version): bytes} for every version but the last of each output group."""
+    from ..db import Job, OutputFile
+    import peewee as pw
+
+    rows = (OutputFile.select(OutputFile.job, OutputFile.group, OutputFile.version, pw.fn.SUM(OutputFile.size_bytes))
+            .join(Job).where(Job.project == project.id)
+            .group_by(OutputFile.job, OutputFile.group, OutputFile.version).tuples())
+    per: dict[tuple[int, str], dict[int, int]] = {}
+    for jid, group, version, size in rows:
+        per.setdefault((jid, group), {})[version] = int(size or 0)
+    out: dict[int, dict[tuple[str, int], int]] = {}
+    for (jid, group), versions in per.items():
+        last = max(versions)
+        for v, size in versions.items():
+            if v != last:
+                out.setdefault(jid, {})[(group, v)] = size
+    return out

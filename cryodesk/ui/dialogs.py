@@ -1,0 +1,71 @@
+"""Small dialogs: refusals (one list of every job and why) and a confirmation that names the bytes freed.
+
+Both are opened with ``open()`` (window-modal, non-blocking) so the event
+loop keeps running and tests can drive their buttons.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QHeaderView, QLabel,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout)
+
+
+def _table(rows: list[tuple[str, str]], headers: tuple[str, str]) -> QTableWidget:
+    table = QTableWidget(len(rows), 2)
+    table.setHorizontalHeaderLabels(list(headers))
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+    for r, (a, b) in enumerate(rows):
+        table.setItem(r, 0, QTableWidgetItem(a))
+        table.setItem(r, 1, QTableWidgetItem(b))
+    table.resizeColumnToContents(0)
+    return table
+
+
+class QtRefusalDialog(QDialog):
+    """Lists every refused job with the reason core gave."""
+
+    def __init__(self, action: str, outcomes, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Some jobs were not {action}")
+        self.setObjectName("refusalDialog")
+        self.outcomes = list(outcomes)
+        layout = QVBoxLayout(self)
+        n = len(self.outcomes)
+        self.summary = QLabel(f"{n} job{'s' if n != 1 else ''} could not be {action}:")
+        layout.addWidget(self.summary)
+        self.table = _table([(o.uid, o.message) for o in self.outcomes], ("Job", "Why"))
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        self.close_button = buttons.button(QDialogButtonBox.StandardButton.Close)
+        layout.addWidget(buttons)
+        self.resize(560, 120 + 26 * min(n, 12))
+
+
+class QtConfirmDialog(QDialog):
+    """Asks before a destructive action; shows what it frees and any jobs it will skip."""
+
+    def __init__(self, title: str, text: str, refused=(), ok_text: str = "OK", parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setObjectName("confirmDialog")
+        layout = QVBoxLayout(self)
+        self.label = QLabel(text)
+        self.label.setWordWrap(True)
+        layout.addWidget(self.label)
+        refused = list(refused)
+        if refused:
+            layout.addWidget(QLabel(f"{len(refused)} selected job(s) will be skipped:"))
+            layout.addWidget(_table([(o.uid, o.message) for o in refused], ("Job", "Why")))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText(ok_text)
+        self.cancel_button = buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        self.cancel_button.setDefault(True)  # Enter must not destroy data by accident
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(520, 160 if not refused else 320)

@@ -1,0 +1,129 @@
+"""The job-tree view: zoom (Ctrl+wheel, Ctrl+0 fit), gestures, context menu, level of detail."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import QGraphicsView
+
+from .graph_scene import QtJobGraphScene
+from .interactions import interaction_for
+
+MIN_SCALE, MAX_SCALE = 0.005, 4.0
+
+
+class QtJobGraphView(QGraphicsView):
+    """Shows a :class:`QtJobGraphScene`; emits ``context_menu(global_pos, index_or_None)``."""
+
+    context_menu = Signal(QPoint, object)
+    zoom_changed = Signal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setScene(QtJobGraphScene(self))
+        self.setRenderHint(QPainter.RenderHint.Antialiasing, False)  # 50k rects: speed over smoothness
+        self.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.setDragMode(QGraphicsView.DragMode.NoDrag)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._interaction = None
+        # Cards are rebuilt once per burst of scroll/zoom events, not per event.
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.setInterval(0)
+        self._detail_timer.timeout.connect(self.refresh_details)
+        self.horizontalScrollBar().valueChanged.connect(self._detail_timer.start)
+        self.verticalScrollBar().valueChanged.connect(self._detail_timer.start)
+        self.scene().snapshot_changed.connect(self._detail_timer.start)
+
+    # -- zoom ---------------------------------------------------------------
+    @property
+    def zoom(self) -> float:
+        return self.transform().m11()
+
+    def set_zoom(self, scale: float) -> None:
+        scale = min(max(scale, MIN_SCALE), MAX_SCALE)
+        factor = scale / self.zoom
+        self.scale(factor, factor)
+        self.zoom_changed.emit(self.zoom)
+        self._detail_timer.start()
+
+    def zoom_by(self, factor: float) -> None:
+        self.set_zoom(self.zoom * factor)
+
+    def fit(self) -> None:
+        """Fit the whole tree (Ctrl+0), but never magnify a small tree beyond 1:1."""
+        scene = self.scene()
+        if scene.overview is None or scene.overview.boundingRect().isEmpty():
+            return
+        self.fitInView(scene.overview.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.zoom > 1.0:
+            self.set_zoom(1.0)
+        self.centerOn(scene.overview.boundingRect().center())
+        self.zoom_changed.emit(self.zoom)
+        self._detail_timer.start()
+
+    def center_on_job(self, i: int) -> None:
+        if self.zoom < 0.6:
+            self.set_zoom(0.8)
+        self.centerOn(self.scene().card_rect(i).center())
+        self._detail_timer.start()
+
+    def refresh_details(self) -> None:
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        self.scene().update_details(visible, self.zoom)
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            steps = event.angleDelta().y() / 120.0
+            self.zoom_by(1.15 ** steps)
+            event.accept()
+        else:
+            super().wheelEvent(event)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._detail_timer.start()
+
+    # -- gestures ------------------------------------------------------------
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        self.setFocus()
+        if self._interaction is not None:
+            self._interaction.cancel()
+        self._interaction = interaction_for(self, event)
+        if self._interaction is None:
+            super().mousePressEvent(event)
+            return
+        self._interaction.press(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._interaction is not None:
+            self._interaction.move(event)
+        else:
+            super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._interaction is not None:
+            self._interaction.release(event)
+            self._interaction = None
+        else:
+            super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802
+        scene = self.scene()
+        i = scene.index_at(self.mapToScene(event.pos()))
+        if i is not None and not scene.selection.mask[i]:
+            scene.selection.anchor = i
+            scene.selection.set([i])
+        self.context_menu.emit(event.globalPos(), i)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape:
+            if self._interaction is not None:
+                self._interaction.cancel()
+                self._interaction = None
+            self.scene().selection.clear()
+            event.accept()
+            return
+        super().keyPressEvent(event)

@@ -1,0 +1,255 @@
+"""Job actions shared by the menu bar, the toolbar and the tree's context menu.
+
+Selection helpers (chain / ancestors / descendants) ask core.graph; batch
+actions call core.actions / core.finals, through undo commands where the edit
+is reversible.  Destructive actions are planned off the GUI thread, confirmed
+with the bytes they free, then executed off the GUI thread with progress in the
+running-jobs panel.  Refusals always end in one :class:`QtRefusalDialog`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from ..core import actions, graph, jobs
+from ..core.errors import CryodeskError
+from ..core.units import human_bytes
+from . import workers
+from .commands import LinkCommand, MoveCommand, SetFinalCommand, UnlinkCommand
+from .dialogs import QtConfirmDialog, QtRefusalDialog
+
+
+class JobActions(QObject):
+    """Owns the QActions on the job selection of ``host`` (the main window)."""
+
+    changed = Signal()  # the database changed: reload the tree
+    message = Signal(str)
+
+    def __init__(self, host) -> None:
+        super().__init__(host)
+        self.host = host
+        self.dialog = None  # the dialog currently open (tests drive it)
+        self.pending = None  # the worker of the plan/run in flight
+        a = self._action
+        self.select_chain = a("Select job &chain", self.do_select_chain, tip="Select every job between the two selected jobs")
+        self.select_ancestors = a("Select &ancestors", self.do_select_ancestors)
+        self.select_descendants = a("Select &descendants", self.do_select_descendants)
+        self.mark_final = a("Mark as &final", lambda: self.do_set_final(True), "Ctrl+Shift+F")
+        self.unmark_final = a("&Unmark final", lambda: self.do_set_final(False))
+        self.clear = a("C&lear…", self.do_clear)
+        self.delete = a("&Delete…", self.do_delete, QKeySequence.StandardKey.Delete)
+        self.mark_complete = a("Mark as &complete", self.do_mark_complete)
+        self.clone = a("Clo&ne (chain) into this workspace", self.do_clone)
+        self.run = a("&Run", None, tip="needs the job engine (cryodesk.engine), not installed yet")
+        self.queue = a("&Queue", None, tip="needs the job engine (cryodesk.engine), not installed yet")
+        self.rerun = a("Re-run c&leared", None, tip="needs the job engine (cryodesk.engine), not installed yet")
+        self.workspace_menus = {}
+        for name, fn in (("Move to workspace", self.do_move), ("Link to workspace", self.do_link),
+                         ("Unlink from workspace", self.do_unlink)):
+            menu = QMenu(name, host)
+            menu.aboutToShow.connect(lambda m=menu, f=fn: self._fill_workspaces(m, f))
+            self.workspace_menus[name] = menu
+
+    def _action(self, text, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setToolTip(tip)
+            act.setStatusTip(tip)
+        if slot is None:
+            act.setEnabled(False)
+            act.setProperty("always_disabled", True)
+        else:
+            act.triggered.connect(slot)
+        return act
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def scene(self):
+        return self.host.view.scene()
+
+    def selected_uids(self) -> list[str]:
+        snap = self.scene.snap
+        return [] if snap is None else [snap.uid(i) for i in self.scene.selection.indices]
+
+    def update_enabled(self) -> None:
+        n = self.scene.selection.count()
+        for act in (self.select_ancestors, self.select_descendants, self.mark_final, self.unmark_final,
+                    self.clear, self.delete, self.mark_complete, self.clone):
+            act.setEnabled(n > 0)
+        self.select_chain.setEnabled(n == 2)
+        for menu in self.workspace_menus.values():
+            menu.setEnabled(n > 0)
+
+    def populate_menu(self, menu: QMenu) -> None:
+        """The context menu / Job menu: selection helpers first, then batch actions."""
+        for act in (self.select_chain, self.select_ancestors, self.select_descendants):
+            menu.addAction(act)
+        menu.addSeparator()
+        for act in (self.mark_final, self.unmark_final, self.mark_complete):
+            menu.addAction(act)
+        menu.addSeparator()
+        for sub in self.workspace_menus.values():
+            menu.addMenu(sub)
+        menu.addAction(self.clone)
+        menu.addSeparator()
+        for act in (self.run, self.queue, self.rerun):
+            menu.addAction(act)
+        menu.addSeparator()
+        menu.addAction(self.clear)
+        menu.addAction(self.delete)
+
+    def _fill_workspaces(self, menu: QMenu, fn) -> None:
+        menu.clear()
+        for uid, title in self.host.workspaces():
+            act = menu.addAction(f"{uid} {title}")
+            act.triggered.connect(lambda _=False, w=uid: fn(w))
+
+    def _show(self, dialog) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+        self.dialog = dialog
+        dialog.finished.connect(lambda _r, d=dialog: self._forget(d))
+        dialog.open()
+
+    def _forget(self, dialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
+
+    def _report(self, action: str, result) -> None:
+        refused = list(getattr(result, "refused", []) or [])
+        if refused:
+            self._show(QtRefusalDialog(action, refused, self.host))
+
+    # -- selection helpers ---------------------------------------------------------
+    def _select_ids(self, ids) -> None:
+        snap = self.scene.snap
+        mask = np.isin(snap.ids, np.fromiter(ids, dtype=np.int64))
+        self.scene.selection.set(np.flatnonzero(mask))
+
+    def do_select_chain(self) -> None:
+        uids = self.selected_uids()
+        if len(uids) != 2:
+            return self.message.emit("Select exactly two jobs to select the chain between them")
+        a, b = jobs.get_jobs(self.host.project_uid, uids)
+        try:
+            ids = graph.chain_ids(a, b)
+        except CryodeskError as exc:
+            return self._show(QtRefusalDialog("chained", [actions.Outcome(f"{a.uid}–{b.uid}", "chain", False, str(exc))],
+                                              self.host))
+        self._select_ids(ids)
+
+    def _closure(self, upward: bool) -> None:
+        snap = self.scene.snap
+        start = snap.ids[self.scene.selection.mask].tolist()
+        found = graph.ancestor_ids(start) if upward else graph.descendant_ids(start)
+        self._select_ids(set(found) | set(start))
+
+    def do_select_ancestors(self) -> None:
+        self._closure(True)
+
+    def do_select_descendants(self) -> None:
+        self._closure(False)
+
+    # -- reversible batch actions (undo stack) ---------------------------------------
+    def _push(self, command, action: str) -> None:
+        try:
+            self.host.undo_stack.push(command)
+        except CryodeskError as exc:
+            self.message.emit(str(exc))
+            return
+        if command.result is not None:
+            self._report(action, command.result)
+
+    def _notify(self) -> None:
+        self.changed.emit()
+
+    def do_set_final(self, final: bool) -> None:
+        uids = self.selected_uids()
+        if uids:
+            self._push(SetFinalCommand(self.host.project_uid, uids, final, self._notify),
+                       "marked final" if final else "unmarked")
+
+    def do_link(self, workspace: str) -> None:
+        self._push(LinkCommand(self.host.project_uid, self.selected_uids(), workspace, self._notify), "linked")
+
+    def do_unlink(self, workspace: str) -> None:
+        self._push(UnlinkCommand(self.host.project_uid, self.selected_uids(), workspace, self._notify), "unlinked")
+
+    def do_move(self, workspace: str) -> None:
+        self._push(MoveCommand(self.host.project_uid, self.selected_uids(), workspace, self._notify), "moved")
+
+    # -- other actions ---------------------------------------------------------------
+    def do_mark_complete(self) -> None:
+        result = actions.mark_complete(self.host.project_uid, jobs.get_jobs(self.host.project_uid, self.selected_uids()))
+        self.changed.emit()
+        self._report("marked as complete", result)
+
+    def do_clone(self) -> None:
+        ws = self.host.workspace_uid or (self.host.workspaces()[0][0] if self.host.workspaces() else None)
+        if ws is None:
+            return
+        result, mapping = actions.clone(self.host.project_uid, jobs.get_jobs(self.host.project_uid, self.selected_uids()), ws)
+        self.message.emit(f"Cloned {len(mapping)} job(s) into {ws}")
+        self.changed.emit()
+
+    # -- destructive actions: plan (thread) → confirm → run (thread) ---------------------
+    def do_clear(self) -> None:
+        self._plan("clear", actions.plan_clear)
+
+    def do_delete(self) -> None:
+        self._plan("delete", actions.plan_delete)
+
+    def _plan(self, verb: str, planner) -> None:
+        uids = self.selected_uids()
+        if not uids:
+            return
+        project = self.host.project_uid
+
+        def plan():
+            return planner(project, jobs.get_jobs(project, uids))
+
+        self.message.emit(f"Planning {verb} of {len(uids)} job(s)…")
+        self.pending = workers.submit(plan, on_done=lambda p: self._confirm(verb, p), on_error=self._failed)
+
+    def _confirm(self, verb: str, plan) -> None:
+        self.pending = None
+        items = plan.plan.items
+        if not items:
+            self._show(QtRefusalDialog("cleared" if verb == "clear" else "deleted", plan.refused, self.host))
+            return
+        what = "Clear the outputs of" if verb == "clear" else "Permanently delete"
+        text = (f"{what} {len(items)} job(s)? This frees {human_bytes(plan.plan.bytes)} "
+                f"({plan.plan.bytes:,} bytes).")
+        dialog = QtConfirmDialog(f"{verb.capitalize()} jobs", text, plan.refused,
+                                 f"{verb.capitalize()} {human_bytes(plan.plan.bytes)}", self.host)
+        dialog.accepted.connect(lambda: self._execute(verb, plan))
+        self._show(dialog)
+
+    def _execute(self, verb: str, plan) -> None:
+        project = self.host.project_uid
+        task = self.host.running.add_task(f"{verb.capitalize()} {len(plan.plan.items)} job(s)")
+
+        def run():
+            return actions.run_plan(project, plan, progress=task.report)
+
+        def done(result):
+            self.pending = None
+            self.host.running.finish_task(task)
+            self.message.emit(f"{verb.capitalize()}: freed {human_bytes(result.bytes_freed)}")
+            self.changed.emit()
+            failed = [o for o in result.outcomes if not o.ok and o not in plan.refused]
+            if failed:
+                self._show(QtRefusalDialog("cleared" if verb == "clear" else "deleted", failed, self.host))
+
+        self.pending = workers.submit(run, on_done=done, on_error=self._failed)
+
+    def _failed(self, exc) -> None:
+        self.pending = None
+        self.message.emit(f"Failed: {exc}")
+        self._show(QtRefusalDialog("processed", [actions.Outcome("—", "error", False, str(exc))], self.host))

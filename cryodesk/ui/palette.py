@@ -1,0 +1,54 @@
+"""Colours of the job tree: status, size heat map and category, plus badge colours.
+
+Semantic colours (status, badges) are fixed so they mean the same thing in
+light and dark mode; text and background come from the application palette,
+which Qt keeps in step with the system colour scheme.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+
+from ..core import registry
+from ..db import JOB_STATUSES
+
+STATUS_COLOURS = {
+    "building": "#9aa0a6", "queued": "#8ab4f8", "launched": "#8ab4f8", "started": "#4f8ff7",
+    "running": "#1a73e8", "waiting": "#a142f4", "completed": "#34a853", "killed": "#fa7b17",
+    "failed": "#d93025",
+}
+FINAL_COLOUR = "#f2b705"  # gold: the final result
+ANCESTOR_COLOUR = "#00a3bf"  # teal: ancestor of a final result
+SELECTION_COLOUR = "#ff2d95"
+LINKED_COLOUR = "#7e57c2"
+CATEGORY_COLOURS = ["#5e35b1", "#1e88e5", "#00897b", "#7cb342", "#fdd835", "#fb8c00", "#e53935",
+                    "#d81b60", "#8e24aa", "#6d4c41"]
+HEAT_COLOURS = ["#313695", "#4575b4", "#74add1", "#abd9e9", "#fee090", "#fdae61", "#f46d43", "#d73027"]
+COLOUR_MODES = ("status", "size", "category")
+
+
+def is_dark() -> bool:
+    pal = QGuiApplication.palette()
+    return pal.color(QPalette.ColorRole.Window).lightness() < 128
+
+
+def colour_groups(snap, mode: str) -> tuple[np.ndarray, list[QColor]]:
+    """Per-job colour index and the colour table for ``mode`` (status, size or category)."""
+    if mode == "status":
+        table = [QColor(STATUS_COLOURS[s]) for s in JOB_STATUSES]
+        return snap.status.astype(np.int64), table
+    if mode == "size":
+        table = [QColor(c) for c in HEAT_COLOURS]
+        if len(snap) == 0:
+            return np.zeros(0, dtype=np.int64), table
+        logs = np.log10(np.maximum(snap.size, 1).astype(float))
+        lo, hi = float(logs.min()), float(logs.max())
+        span = max(hi - lo, 1e-9)
+        idx = np.clip(((logs - lo) / span * len(table)).astype(np.int64), 0, len(table) - 1)
+        return idx, table
+    if mode == "category":
+        table = [QColor(c) for c in CATEGORY_COLOURS[: len(registry.CATEGORIES)]] + [QColor("#9e9e9e")]
+        idx = snap.category.astype(np.int64)
+        return np.where(idx < 0, len(table) - 1, idx), table
+    raise ValueError(f"unknown colour mode {mode!r}")

@@ -1,0 +1,64 @@
+"""ParticleTransform: checks, crop and float16 composed as the restack uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryodesk.kernels import fourier
+from cryodesk.kernels.batch import ParticleTransform
+from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
+
+
+def _src():
+    x = np.random.default_rng(1).standard_normal((5, 32, 32)).astype(np.float32)
+    x[2] = 0
+    x[4, 1, 1] = np.nan
+    return x
+
+
+def test_identity_returns_the_source_itself_and_records_flags():
+    x = _src()
+    t = ParticleTransform(10, (32, 32), np.float32)
+    assert t.identity and t.out_dtype == np.float32
+    assert t(x, np.empty_like(x), 3) is x
+    assert not t.flags.any()  # checks run in inspect(), on the gather's reading thread
+    t.inspect(x[:2], 3)
+    t.inspect(x[2:], 5)
+    assert t.flags.tolist() == [0] * 5 + [ALL_ZERO, 0, NONFINITE, 0, 0]
+    assert t.summary() == {"nonfinite": 1, "all_zero": 1}
+    assert t.flagged(ALL_ZERO).tolist() == [5]
+
+
+def test_float16_output():
+    x = _src()
+    t = ParticleTransform(5, (32, 32), np.float32, float16=True)
+    dst = np.empty((5, 32, 32), np.float16)
+    out = t(x, dst, 0)
+    assert out is dst
+    np.testing.assert_array_equal(out.view(np.uint16)[:4], x[:4].astype(np.float16).view(np.uint16))
+
+
+def test_crop_then_float16():
+    x = _src()[:2]
+    t = ParticleTransform(2, (32, 32), np.float32, new_shape=16, float16=True)
+    assert t.out_shape == (16, 16) and t.out_dtype == np.float16
+    out = t(x, np.empty((2, 16, 16), np.float16), 0)
+    ref = fourier.fourier_crop_numpy(x, 16).astype(np.float16)
+    np.testing.assert_allclose(out.astype(np.float32), ref.astype(np.float32), atol=2e-3)
+
+
+def test_crop_of_int16_source_gives_float32():
+    x = (np.random.default_rng(2).integers(-100, 100, (2, 16, 16))).astype(np.int16)
+    t = ParticleTransform(2, (16, 16), np.int16, new_shape=8, check=False)
+    assert t.out_dtype == np.float32
+    out = t(x, np.empty((2, 8, 8), np.float32), 0)
+    np.testing.assert_allclose(out, fourier.fourier_crop_numpy(x, 8), atol=1e-4)
+    assert not t.flags.any()
+
+
+def test_big_endian_source_is_byteswapped_not_reinterpreted():
+    x = _src()[:2].astype(">f4")
+    t = ParticleTransform(2, (32, 32), x.dtype)
+    assert not t.identity and t.out_dtype == np.dtype("=f4")
+    out = t(x, np.empty((2, 32, 32), np.float32), 0)
+    np.testing.assert_array_equal(out, x.astype(np.float32))
