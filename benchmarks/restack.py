@@ -140,7 +140,9 @@ def main(argv=None) -> int:
         nbytes = len(items) * image
         print(f"input: {len(paths)} stacks, {sum(counts)} particles of {args.box}x{args.box} float32, "
               f"{sum(counts) * image / 1e9:.2f} GB (built in {time.perf_counter() - t0:.1f} s)")
-        print(f"selected: {len(items)} particles ({args.fraction:.0%}), {nbytes / 1e9:.2f} GB\n")
+        print(f"selected: {len(items)} particles ({args.fraction:.0%}), {nbytes / 1e9:.2f} GB")
+        # The restack uses two threads: on a shared 2-core machine other load shows directly.
+        print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
 
         def run_gather(transform=None):
             out = root / "out"

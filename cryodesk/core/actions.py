@@ -21,6 +21,7 @@ from .graph import descendant_ids
 from .jobs import get_job, job_dir, refresh, set_status
 from .projects import get_project, get_workspace
 from .rules import why_not_clear, why_not_delete, why_not_mark_complete
+from .sizes import job_data_size
 
 
 @dataclass
@@ -104,7 +105,7 @@ def _recheck_clear(project, job, item):
 def _apply_clear(project: Project, job: Job, item: PlanItem) -> None:
     OutputFile.delete().where(OutputFile.job == job).execute()
     set_status(job, "building", write=False)
-    job.size_bytes = tree_size(job_dir(job, project))  # what is left: the manifest
+    job.size_bytes = job_data_size(job_dir(job, project))  # what is left is the manifest: 0
     job.save()
     manifest.write_job(job, Path(project.directory))
 

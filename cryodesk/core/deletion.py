@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..db import Job, Project, db
+from ..db import Job, Project, db, utcnow
 from .errors import DataError
 from .fsutil import check_job_dir, file_lock, inside
 
@@ -103,6 +103,24 @@ def db_action(name: str, recheck: Callable[[Project, Job, PlanItem], str | None]
     return deco
 
 
+#: modules that register db actions; imported before a journal is replayed, so a
+#: fresh process (recovery at start-up) knows every action a crashed one used
+ACTION_MODULES = ("cryodesk.core.actions", "cryodesk.core.runner", "cryodesk.core.cleanup.execute")
+
+
+def _load_actions(plan: "DeletionPlan") -> None:
+    from importlib import import_module
+
+    if all(i.action in _APPLY for i in plan.items):
+        return
+    for name in ACTION_MODULES:
+        import_module(name)
+    unknown = sorted({i.action for i in plan.items} - set(_APPLY))
+    if unknown:
+        raise DataError(f"deletion journal {plan.id} uses unknown actions {', '.join(unknown)}; "
+                        "a newer cryodesk wrote it: finish it with that version")
+
+
 def _check_paths(project_dir: Path, item: PlanItem) -> list[Path]:
     job_dir = check_job_dir(project_dir, item.job)
     out = []
@@ -165,6 +183,7 @@ def _empty_trash(project_dir: Path, plan_id: str) -> list[str]:
 
 def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, cancel=None) -> list[ItemResult]:
     project_dir = Path(project.directory)
+    _load_actions(plan)
     done = _done_indices(journal)
     results: list[ItemResult] = []
     for index, item in enumerate(plan.items):
@@ -186,9 +205,17 @@ def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, can
             if job is not None:
                 with db.atomic():
                     _APPLY[item.action](project, job, item)
+                    # the project's measured size is now out of date
+                    Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()
             _write_done(journal, index)
             results.append(ItemResult(item.job, item.action, True, "", item.bytes))
         except (OSError, DataError) as exc:
+            # put back what this item had already moved: the database still
+            # describes those files, and emptying the trash would lose them
+            try:
+                _restore_from_trash(project_dir, plan.id, item)
+            except OSError:
+                pass
             msg = getattr(exc, "strerror", None) or str(exc)
             results.append(ItemResult(item.job, item.action, False, f"{msg}", 0))
         if progress is not None:

@@ -210,3 +210,47 @@ def _layers_and_barycentres(n: int, parent: np.ndarray, child: np.ndarray):
             bary[u] = float(source_rank)
             source_rank += 1
     return np.asarray(layer, dtype=np.int64), np.asarray(bary)
+
+
+# -- summaries for the project browser and the data-management sidebar ----------------
+
+def browser_rows() -> list[dict]:
+    """Every project with its workspaces: job counts and sizes (a handful of aggregate queries)."""
+    import peewee as pw
+
+    from ..db import Project, Session
+
+    per_project = {pid: (n, s or 0) for pid, n, s in Job.select(Job.project, pw.fn.COUNT(Job.id),
+                   pw.fn.SUM(Job.size_bytes)).group_by(Job.project).tuples()}
+    per_ws = {wid: (n, s or 0) for wid, n, s in JobWorkspace.select(JobWorkspace.workspace, pw.fn.COUNT(Job.id),
+              pw.fn.SUM(Job.size_bytes)).join(Job).group_by(JobWorkspace.workspace).tuples()}
+    sessions = {pid: (n, s or 0) for pid, n, s in Session.select(Session.project, pw.fn.COUNT(Session.id),
+                pw.fn.SUM(Session.size_bytes)).group_by(Session.project).tuples()}
+    spaces: dict[int, list] = {}
+    for w in Workspace.select().order_by(Workspace.number):
+        n, s = per_ws.get(w.id, (0, 0))
+        spaces.setdefault(w.project_id, []).append({"uid": w.uid, "title": w.title, "jobs": n, "size": int(s)})
+    rows = []
+    for p in Project.select().order_by(Project.number):
+        n, s = per_project.get(p.id, (0, 0))
+        ns, ss = sessions.get(p.id, (0, 0))
+        rows.append({"uid": p.uid, "title": p.title, "directory": p.directory, "jobs": n, "size": int(s),
+                     "sessions": ns, "sessions_size": int(ss), "disk_size": p.size_bytes,
+                     "other_size": int(p.size_other_bytes or 0), "workspaces": spaces.get(p.id, [])})
+    return rows
+
+
+def breakdown(snap: GraphSnapshot) -> dict[str, dict[str, int]]:
+    """Bytes of the jobs in ``snap`` grouped three ways: final flags, preprocessing, status."""
+    size = snap.size
+    final, anc = snap.is_final, snap.is_ancestor & ~snap.is_final
+    pre_codes = [CATEGORY_CODES[c] for c in registry.PREPROCESSING_CATEGORIES]
+    pre = np.isin(snap.category, pre_codes)
+    by_status = {s: int(size[snap.status == code].sum()) for s, code in STATUS_CODES.items()
+                 if (snap.status == code).any()}
+    return {
+        "final": {"final": int(size[final].sum()), "ancestor of final": int(size[anc].sum()),
+                  "non-final": int(size[~final & ~anc].sum())},
+        "kind": {"preprocessing": int(size[pre].sum()), "other": int(size[~pre].sum())},
+        "status": by_status,
+    }

@@ -150,3 +150,7 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
         job.size_bytes = tree_size(pdir / job.directory)
         job.save()
         manifest.write_job(job, pdir)
+    # record the job's size and apply "delete intermediate results automatically" (core/cleanup)
+    from .cleanup import on_job_finished
+
+    on_job_finished(project, job)

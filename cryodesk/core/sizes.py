@@ -321,19 +321,26 @@ def intermediate_bytes(project) -> dict[int, int]:
     return {jid: sum(v.values()) for jid, v in intermediate_versions(project).items()}
 
 
-def intermediate_versions(project) -> dict[int, dict[tuple[str, int], int]]:
-    """Job id -> {(group, version): bytes} for every version but the last of each output group."""
-    from ..db import Job, OutputFile
+def version_sizes(project, job_ids=None) -> dict[tuple[int, str], dict[int, int]]:
+    """(job id, output group) -> {version: recorded bytes}, for the project's jobs (or ``job_ids``)."""
     import peewee as pw
 
-    rows = (OutputFile.select(OutputFile.job, OutputFile.group, OutputFile.version, pw.fn.SUM(OutputFile.size_bytes))
-            .join(Job).where(Job.project == project.id)
-            .group_by(OutputFile.job, OutputFile.group, OutputFile.version).tuples())
+    from ..db import Job, OutputFile
+
+    q = (OutputFile.select(OutputFile.job, OutputFile.group, OutputFile.version, pw.fn.SUM(OutputFile.size_bytes))
+         .join(Job).where(Job.project == project.id))
+    if job_ids is not None:
+        q = q.where(OutputFile.job.in_(list(job_ids)))
     per: dict[tuple[int, str], dict[int, int]] = {}
-    for jid, group, version, size in rows:
+    for jid, group, version, size in q.group_by(OutputFile.job, OutputFile.group, OutputFile.version).tuples():
         per.setdefault((jid, group), {})[version] = int(size or 0)
+    return per
+
+
+def intermediate_versions(project, job_ids=None) -> dict[int, dict[tuple[str, int], int]]:
+    """Job id -> {(group, version): bytes} for every version but the last of each output group."""
     out: dict[int, dict[tuple[str, int], int]] = {}
-    for (jid, group), versions in per.items():
+    for (jid, group), versions in version_sizes(project, job_ids).items():
         last = max(versions)
         for v, size in versions.items():
             if v != last:

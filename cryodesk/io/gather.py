@@ -413,8 +413,9 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         scratch = np.empty((plan.batch_items, *plan.out_shape), dtype=plan.out_dtype)
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
-    reader = threading.Thread(target=_reader, args=(plan, max(2, depth), getattr(transform, "inspect", None), free, ready, stop),
-                              name="gather-reader", daemon=True)
+    inspect = getattr(transform, "inspect", None)
+    reader = threading.Thread(target=_reader, name="gather-reader", daemon=True,
+                              args=(plan, max(2, depth), inspect, free, ready, stop))
     parts: list[Path] = []
     renamed: list[Path] = []
     fds: dict[int, int] = {}

@@ -33,8 +33,8 @@ class QtJobGraphView(QGraphicsView):
         self._detail_timer.setSingleShot(True)
         self._detail_timer.setInterval(0)
         self._detail_timer.timeout.connect(self.refresh_details)
-        self.horizontalScrollBar().valueChanged.connect(self._detail_timer.start)
-        self.verticalScrollBar().valueChanged.connect(self._detail_timer.start)
+        self.horizontalScrollBar().valueChanged.connect(lambda _v: self._detail_timer.start())
+        self.verticalScrollBar().valueChanged.connect(lambda _v: self._detail_timer.start())
         self.scene().snapshot_changed.connect(self._detail_timer.start)
 
     # -- zoom ---------------------------------------------------------------

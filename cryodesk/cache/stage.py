@@ -1,0 +1,247 @@
+"""What a job calls: ``with stage(ctx, particles) as staged: staged.read_particle(path, i)``.
+
+:func:`stage` decides whether to cache (the job's ``cache_particles`` param,
+else the project default, else on), which way (whole files, or packed
+subset stacks when the particles used are a small enough part of their
+stacks), gets the entries into the cache and holds them for the ``with``
+block.  Whatever happens — caching off, no SSD configured, SSD full — the
+``Staged`` object answers the same questions with the same bytes; only
+where they are read from changes.  So a job gives identical results with
+caching on or off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from cryodesk.core.errors import DataError
+from cryodesk.core.registry import Param
+from cryodesk.io.cs import ParticleSet
+from cryodesk.io.mrc import read_image, read_images
+
+from .acquire import Holding, acquire
+from .config import CacheConfig, resolve_config
+from .copy import copy_into_cache
+from .store import Cache, Item, stat_matches
+from .subset import SubsetMap, subset_item, subset_spec
+
+__all__ = ["CACHE_PARAM", "stage", "open_stage", "Staged", "cache_enabled", "project_default", "file_item",
+           "particle_sources"]
+
+_log = logging.getLogger("cryodesk.cache")
+
+#: The parameter every job type that reads particles declares.  ``None``
+#: means "the project's default (``cryodesk project set-default``), else on".
+CACHE_PARAM = Param("cache_particles", None, "bool",
+                    help="Cache particle images on SSD (default: the project's default, else on)")
+
+
+def project_default(project_dir: Path | None, name: str):
+    """A project-level job-parameter default (``cryodesk project set-default``), or None."""
+    if project_dir is None:
+        return None
+    from cryodesk.core.manifest import PROJECT_MANIFEST, read_json
+
+    try:
+        doc = read_json(Path(project_dir) / PROJECT_MANIFEST)
+    except Exception:  # noqa: BLE001 - no manifest: no project default
+        return None
+    return ((doc.get("settings") or {}).get("job_defaults") or {}).get(name)
+
+
+def cache_enabled(ctx, cache_on=None) -> bool:
+    """Explicit ``cache_on``, else the job's ``cache_particles``, else the project default, else True."""
+    if cache_on is not None:
+        return bool(cache_on)
+    params = getattr(ctx, "params", None) or {}
+    if params.get("cache_particles") is not None:
+        return bool(params["cache_particles"])
+    default = project_default(getattr(ctx, "project_dir", None), "cache_particles")
+    return True if default is None else bool(default)
+
+
+def file_item(cache: Cache, source: Path | str) -> Item:
+    """The cache entry of a whole file (keyed by its real path; valid while size + mtime match)."""
+    real = os.path.realpath(source)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        raise DataError(f"cannot cache {source}: {exc.strerror or exc}") from None
+    dest = cache.file_dest(real)
+    size, mtime = st.st_size, st.st_mtime_ns
+    return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
+                check=lambda: stat_matches(dest, size, mtime),
+                build=lambda on_bytes, cc: copy_into_cache(Path(real), dest, size, mtime,
+                                                           on_bytes=on_bytes, check_cancel=cc),
+                source=Path(real))
+
+
+def particle_sources(ctx, what) -> tuple[list[Path], np.ndarray | None, np.ndarray | None]:
+    """``(files, stack path per particle, index per particle)``; the last two None for plain files."""
+    refs = what if isinstance(what, (list, tuple)) else [what]
+    if refs and all(hasattr(r, "files") and hasattr(r, "path") for r in refs):  # InputRef(s)
+        base = getattr(ctx, "project_dir", None)
+        refs = [ParticleSet.load(r.path("dataset"), base_dir=base or r.project_dir) for r in refs]
+    if refs and all(isinstance(r, ParticleSet) for r in refs):
+        paths = [p for r in refs for p in r.stack_paths()]
+        idx = np.concatenate([np.asarray(r.data["blob/idx"], dtype=np.int64) for r in refs])
+        return list(dict.fromkeys(paths)), np.asarray([str(p) for p in paths]), idx
+    return [Path(p) for p in dict.fromkeys(refs)], None, None
+
+
+class Staged:
+    """Where to read a job's particles from, held until :meth:`release`.
+
+    Attributes
+    ----------
+    mode : str
+        ``"off"`` (reads the originals), ``"files"`` (whole-file copies) or ``"subset"``.
+    holding : Holding or None
+        What was copied, reused, waited for, and which files fell back.
+    """
+
+    def __init__(self, mode: str, files: dict[str, Path], real: dict[str, str],
+                 stacks: np.ndarray | None, idx: np.ndarray | None, holding: Holding | None = None,
+                 subset: SubsetMap | None = None, reason: str = ""):
+        self.mode, self.holding, self.reason = mode, holding, reason
+        self._files, self._real, self._subset = files, real, subset
+        self._stacks, self._idx = stacks, idx
+
+    def _realpath(self, original) -> str:
+        key = str(original)
+        real = self._real.get(key)
+        if real is None:
+            real = self._real[key] = os.path.realpath(original)
+        return real
+
+    def path_for(self, original: Path | str) -> Path:
+        """The path to read whole file ``original`` from (the cached copy, or itself)."""
+        return self._files.get(self._realpath(original), Path(original))
+
+    def locate(self, original: Path | str, index: int) -> tuple[Path, int]:
+        """Where image ``index`` of stack ``original`` is: ``(path, index)``."""
+        if self._subset is not None:
+            paths, new = self._subset.locate_many(np.array([self._realpath(original)]), [index])
+            return paths[0], int(new[0])
+        return self.path_for(original), int(index)
+
+    def read_particle(self, original: Path | str, index: int) -> np.ndarray:
+        """Image ``index`` of stack ``original`` (native byte order), from wherever it is cached."""
+        path, i = self.locate(original, index)
+        return read_image(path, i)
+
+    def particle_locations(self) -> tuple[list[Path], np.ndarray]:
+        """Per particle of the staged set, in its order: the path and index to read it from."""
+        if self._stacks is None:
+            raise DataError("this stage holds plain files, not a particle set")
+        real = np.asarray([self._realpath(p) for p in self._stacks.tolist()])
+        if self._subset is not None:
+            return self._subset.locate_many(real, self._idx)
+        return [self._files.get(r, Path(p)) for r, p in zip(real.tolist(), self._stacks.tolist())], self._idx
+
+    def read_particles(self, rows=None) -> np.ndarray:
+        """Images of the staged particle set (``rows`` of it; all by default), ``(n, ny, nx)``."""
+        paths, idx = self.particle_locations()
+        rows = np.arange(len(paths)) if rows is None else np.asarray(rows, dtype=np.int64)
+        sel_paths = np.asarray([str(paths[r]) for r in rows.tolist()])
+        out = None
+        for p in dict.fromkeys(sel_paths.tolist()):
+            where = np.flatnonzero(sel_paths == p)
+            imgs = read_images(p, idx[rows[where]])
+            if out is None:
+                out = np.empty((rows.size, *imgs.shape[1:]), dtype=imgs.dtype)
+            out[where] = imgs
+        return out if out is not None else np.empty((0, 0, 0), np.float32)
+
+    def stats(self) -> dict:
+        h = self.holding
+        return {"mode": self.mode, "reason": self.reason,
+                "bytes_copied": h.bytes_copied if h else 0, "bytes_reused": h.bytes_reused if h else 0,
+                "files_copied": h.files_copied if h else 0, "waited_s": round(h.waited_s, 3) if h else 0.0,
+                "fallback_files": len(h.fallback) if h else 0, "messages": list(h.messages) if h else []}
+
+    def release(self) -> None:
+        """Let the held entries be evicted again (the files stay cached for the next job)."""
+        if self.holding is not None:
+            self.holding.release()
+
+
+def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, subset="auto",
+               on_full: str = "fallback", progress=None, particles_per_file: int = 10000) -> Staged:
+    """Like :func:`stage` but returns the :class:`Staged`; call ``release()`` when done."""
+    log = getattr(ctx, "log", None) or _log
+    files, stacks, idx = particle_sources(ctx, what)
+    real = {str(p): os.path.realpath(p) for p in files}
+    if not cache_enabled(ctx, cache_on):
+        return Staged("off", {}, real, stacks, idx, reason="caching is off for this job")
+    config = config or getattr(ctx, "cache_config", None) or resolve_config()
+    if not config.usable:
+        why = f"no SSD cache is configured for worker {config.worker!r}"
+        log.info("SSD cache: %s; reading particles from the project directory", why)
+        return Staged("off", {}, real, stacks, idx, reason=why)
+    cache = Cache(config)
+    project = getattr(ctx, "project_uid", "") or ""
+    if progress is None and getattr(ctx, "progress", None) is not None:
+        def progress(done, total, msg):
+            ctx.progress(done / total if total else 0.0, msg)
+    check_cancel = getattr(ctx, "check_cancel", None)
+    spec = None
+    if stacks is not None and subset is not False:
+        try:
+            real_stacks = np.asarray([real.get(p) or os.path.realpath(p) for p in stacks.tolist()])
+            spec = subset_spec(real_stacks, idx, particles_per_file)
+        except DataError as exc:
+            log.info("SSD cache: caching whole stacks (%s)", exc)
+        if spec is not None and subset == "auto":
+            frac = spec.bytes / max(spec.source_bytes, 1)
+            if frac > config.subset_threshold:
+                spec = None
+            else:
+                log.info("SSD cache: the particles used are %.0f%% of their stacks: caching only them",
+                         100 * frac)
+    if spec is not None:
+        item = subset_item(cache, spec)
+        hold = acquire(cache, [item], project=project, progress=progress, log=log,
+                       check_cancel=check_cancel, on_full=on_full)
+        if item.key in hold.held:
+            return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest))
+        hold.release()
+        log.warning("SSD cache: the subset could not be cached; trying whole stacks")
+    items = [file_item(cache, p) for p in files]
+    hold = acquire(cache, items, project=project, progress=progress, log=log,
+                   check_cancel=check_cancel, on_full=on_full)
+    cached = {it.key: it.dest for it in items if it.key in hold.held}
+    return Staged("files", cached, real, stacks, idx, hold)
+
+
+@contextmanager
+def stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, subset="auto",
+          on_full: str = "fallback", progress=None, particles_per_file: int = 10000):
+    """Cache the files ``what`` refers to on the SSD and hold them for the block.
+
+    Parameters
+    ----------
+    ctx : JobContext or None
+        Gives the params (``cache_particles``), project, log, progress and cancel.
+    what : InputRef, ParticleSet, path, or a list of one of these
+        A particle input (its stacks, or the subset of them it uses) or plain files.
+    cache_on : bool, optional
+        Overrides the job param / project default.
+    config : CacheConfig, optional
+        Default: ``ctx.cache_config`` if the runner set one, else this worker's.
+    subset : "auto", True or False
+        Pack only the particles used: when it pays off / always / never.
+    on_full : "fallback" or "error"
+        Not enough space: read from the project directory / raise CacheFullError.
+    """
+    staged = open_stage(ctx, what, cache_on=cache_on, config=config, subset=subset, on_full=on_full,
+                        progress=progress, particles_per_file=particles_per_file)
+    try:
+        yield staged
+    finally:
+        staged.release()

@@ -1,0 +1,318 @@
+"""The cache directory on one SSD: layout, space accounting, eviction, purge, healing.
+
+Layout (everything below ``<ssd>/cryodesk_cache``; nothing outside it is
+ever written or deleted, so foreign files on a shared SSD are safe)::
+
+    files/<absolute source path>   whole-file copies (mirror layout: a file placed
+                                   here by hand, or a symlink, with the source's size
+                                   and mtime is accepted as cached)
+    subsets/<hash>/                packed stacks of a particle subset + subset.json
+    locks/<sha1>.lock              one flock file per entry (see locks.py)
+    index.sqlite                   the index (see index.py)
+    space.lock                     serialises space decisions (reserve + evict)
+
+Space rules, checked under ``space.lock`` before any copy starts:
+``used + need <= quota`` and ``disk free - bytes still to come from copies
+in flight - need >= reserve``.  When they fail, least-recently-used entries
+that no job holds are evicted until they pass; entries held by running jobs
+and files the cache does not own are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cryodesk.core.errors import DataError
+from cryodesk.core.fsutil import file_lock
+from cryodesk.core.units import human_bytes
+
+from .config import CacheConfig
+from .copy import part_name
+from .index import Entry, Index
+from .locks import EntryLock, held_lock_inodes, lock_name
+
+__all__ = ["Cache", "Item", "SpaceReport"]
+
+
+@dataclass(eq=False)
+class Item:
+    """One thing to cache: a whole file or a packed subset."""
+
+    key: str
+    kind: str
+    dest: Path
+    size: int
+    src_size: int
+    src_mtime_ns: int
+    check: Callable[[], bool]
+    build: Callable[..., int]
+    source: Path | None = None
+    lock: EntryLock | None = None
+
+
+@dataclass
+class SpaceReport:
+    used: int
+    quota: int | None
+    reserve: int
+    disk_free: int
+    inflight: int
+    held: int
+
+    def describe(self, need: int) -> str:
+        quota = f"quota {human_bytes(self.quota)}, " if self.quota is not None else ""
+        return (f"need {human_bytes(need)}; cache holds {human_bytes(self.used)} "
+                f"({human_bytes(self.held)} held by running jobs), {quota}"
+                f"disk free {human_bytes(self.disk_free)}, reserve {human_bytes(self.reserve)}")
+
+
+def stat_matches(path: Path, size: int, mtime_ns: int) -> bool:
+    """True if ``path`` (symlinks followed) has this size and mtime (to 1 µs, or 1 s on coarse file systems)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if st.st_size != size or not os.path.isfile(path):
+        return False
+    a, b = st.st_mtime_ns, mtime_ns
+    if abs(a - b) < 1000:
+        return True
+    return (a % 10**9 == 0 or b % 10**9 == 0) and a // 10**9 == b // 10**9
+
+
+class Cache:
+    """The SSD cache described by ``config`` (its directory is created on first use)."""
+
+    def __init__(self, config: CacheConfig):
+        if not config.usable:
+            raise DataError(f"no SSD cache is configured for worker {config.worker!r} "
+                            f"(cryodesk worker connect --ssdpath PATH, or set CRYODESK_SSD_PATH)")
+        ssd = Path(config.ssd_path)
+        if not ssd.is_dir():
+            raise DataError(f"the SSD cache directory {ssd} does not exist (worker {config.worker!r})")
+        self.config = config
+        self.root = Path(os.path.abspath(config.root))
+        self.files = self.root / "files"
+        self.subsets = self.root / "subsets"
+        self.locks = self.root / "locks"
+        for d in (self.root, self.files, self.subsets, self.locks):
+            d.mkdir(exist_ok=True)
+        self.index = Index(self.root)
+
+    # -- layout ----------------------------------------------------------
+    def file_dest(self, key: str) -> Path:
+        return self.files / key.lstrip("/")
+
+    def rel(self, path: Path) -> str:
+        return Path(path).relative_to(self.root).as_posix()
+
+    def lock_for(self, key: str) -> EntryLock:
+        return EntryLock(self.locks / lock_name(key))
+
+    @contextmanager
+    def space_lock(self):
+        with file_lock(self.root / "space.lock", "the SSD cache space accounting", timeout=600):
+            yield
+
+    # -- removal -----------------------------------------------------------
+    def _remove_path(self, rel: str) -> None:
+        p = self.root / rel
+        if not os.path.realpath(p.parent).startswith(os.path.realpath(self.root) + os.sep):
+            return  # never delete outside the cache, whatever the index says
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+            part_name(p).unlink(missing_ok=True)
+
+    def _evict(self, e: Entry, con) -> bool:
+        """Remove entry ``e`` if nobody holds it; True if it was removed."""
+        lock = self.lock_for(e.key)
+        try:
+            if not lock.try_exclusive():
+                return False
+            self._remove_path(e.path)
+            if e.kind == "subset":
+                shutil.rmtree(self.root / (e.path + ".part"), ignore_errors=True)
+            self.index.delete(e.key, con)
+            lock.unlink()
+            return True
+        finally:
+            lock.close()
+
+    # -- accounting ----------------------------------------------------------
+    def _heal(self, con) -> list[Entry]:
+        """Drop rows whose file vanished or whose copier died; the remaining rows."""
+        keep = []
+        for e in self.index.all(con):
+            p = self.root / e.path
+            if e.state == "copying":
+                if e.pid == os.getpid() or not self.lock_for(e.key).is_free():
+                    keep.append(e)
+                    continue
+                self._evict(e, con)  # a dead copier's reservation and partial file
+            elif not os.path.lexists(p):
+                self.index.delete(e.key, con)  # deleted by hand: the index heals
+            else:
+                keep.append(e)
+        return keep
+
+    def space(self, con=None, entries: list[Entry] | None = None, with_held: bool = False) -> SpaceReport:
+        if entries is None:
+            with self.index.connect() as c:
+                entries = self.index.all(c)
+        st = os.statvfs(self.root)
+        inflight = 0
+        for e in entries:
+            if e.state == "copying":
+                try:
+                    have = os.stat(part_name(self.root / e.path)).st_size if e.kind == "file" else 0
+                except OSError:
+                    have = 0
+                inflight += max(0, e.size - have)
+        held = 0
+        if with_held:  # stats every lock file: only for messages and status
+            held_inodes = held_lock_inodes()
+            held = sum(e.size for e in entries if e.state == "ready" and self._inode(e.key) in held_inodes)
+        return SpaceReport(used=sum(e.size for e in entries), quota=self.config.quota_bytes,
+                           reserve=self.config.reserve_bytes, disk_free=st.f_bavail * st.f_frsize,
+                           inflight=inflight, held=held)
+
+    def _inode(self, key: str) -> int:
+        try:
+            return os.stat(self.locks / lock_name(key)).st_ino
+        except OSError:
+            return -1
+
+    def _fits(self, rep: SpaceReport, need: int) -> bool:
+        if rep.quota is not None and rep.used + need > rep.quota:
+            return False
+        return rep.disk_free - rep.inflight - need >= rep.reserve
+
+    def reserve(self, items: list[Item], project: str) -> tuple[list[Item], list[Item], str]:
+        """Record copies of ``items`` as in flight, evicting LRU entries as needed.
+
+        The caller holds each item's lock exclusively.  Returns (granted,
+        denied, message); the message explains a denial with the numbers.
+        """
+        granted, denied, message = [], [], ""
+        with self.space_lock(), self.index.connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                entries = self._heal(con)
+                mine = {it.key for it in items}
+                for it in items:
+                    old = next((e for e in entries if e.key == it.key), None)
+                    if old is not None:  # a stale version we hold exclusively: replace it
+                        self._remove_path(old.path)
+                        self.index.delete(old.key, con)
+                        entries.remove(old)
+                    rep = self.space(con, entries)
+                    while not self._fits(rep, it.size):
+                        victims = [e for e in entries if e.state == "ready" and e.key not in mine]
+                        evicted = None
+                        for v in victims:  # oldest first (index order)
+                            if self._evict(v, con):
+                                evicted = v
+                                break
+                        if evicted is None:
+                            break
+                        entries.remove(evicted)
+                        rep = self.space(con, entries)
+                    if not self._fits(rep, it.size):
+                        denied.append(it)
+                        if not message:
+                            rep = self.space(con, entries, with_held=True)
+                            message = (f"not enough space in the SSD cache {self.root} and nothing that "
+                                       f"can be deleted: {rep.describe(it.size)}")
+                        continue
+                    now = time.time()
+                    e = Entry(it.key, it.kind, self.rel(it.dest), it.src_size, it.src_mtime_ns, it.size,
+                              project, "copying", os.getpid(), now, now)
+                    self.index.put(e, con)
+                    entries.append(e)
+                    granted.append(it)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return granted, denied, message
+
+    def release_reservation(self, it: Item) -> None:
+        """Forget a copy that failed or was cancelled (caller holds the lock exclusively)."""
+        self._remove_path(self.rel(it.dest))
+        if it.kind == "subset":
+            shutil.rmtree(it.dest.with_name(it.dest.name + ".part"), ignore_errors=True)
+        self.index.delete(it.key)
+
+    def adopt(self, it: Item, project: str) -> None:
+        """Index an entry found complete on disk without a row (placed by hand, or index rebuilt)."""
+        e = self.index.get(it.key)
+        if e is not None and e.state == "ready":
+            return
+        size = 0 if it.dest.is_symlink() else it.size
+        now = time.time()
+        self.index.put(Entry(it.key, it.kind, self.rel(it.dest), it.src_size, it.src_mtime_ns, size,
+                             project, "ready", 0, now, now))
+
+    # -- maintenance -------------------------------------------------------------
+    def purge_expired(self, now: float | None = None) -> int:
+        """Evict entries unused for the configured lifetime (held ones stay); bytes freed."""
+        limit = (now or time.time()) - self.config.lifetime_days * 86400
+        freed = 0
+        with self.space_lock(), self.index.connect() as con:
+            for e in self._heal(con):
+                if e.state == "ready" and e.last_access < limit and self._evict(e, con):
+                    freed += e.size
+        return freed
+
+    def clear(self, project: str | None = None) -> dict:
+        """Evict every entry (of ``project``) that no job holds."""
+        freed = removed = skipped = 0
+        with self.space_lock(), self.index.connect() as con:
+            for e in self._heal(con):
+                if project is not None and e.project != project:
+                    continue
+                if e.state == "ready" and self._evict(e, con):
+                    freed += e.size
+                    removed += 1
+                else:
+                    skipped += 1
+        return {"removed": removed, "bytes_freed": freed, "held_skipped": skipped}
+
+    def status(self) -> dict:
+        """Path, quota, reserve, used, free, entries by project and the locks held (with pids)."""
+        with self.space_lock(), self.index.connect() as con:
+            entries = self._heal(con)
+        rep = self.space(entries=entries, with_held=True)
+        holders = held_lock_inodes()
+        by_project: dict[str, dict] = {}
+        locks = []
+        for e in entries:
+            d = by_project.setdefault(e.project or "-", {"entries": 0, "bytes": 0})
+            d["entries"] += 1
+            d["bytes"] += e.size
+            for pid, how in holders.get(self._inode(e.key), []):
+                locks.append({"key": e.key, "kind": e.kind, "pid": pid,
+                              "mode": "copying" if how == "WRITE" else "held", "bytes": e.size})
+        st = os.statvfs(self.root)
+        return {"worker": self.config.worker, "path": str(self.root), "config_source": self.config.source,
+                "quota_bytes": rep.quota, "reserve_bytes": rep.reserve, "used_bytes": rep.used,
+                "held_bytes": rep.held, "disk_free_bytes": rep.disk_free,
+                "disk_total_bytes": st.f_blocks * st.f_frsize,
+                "available_bytes": self._available(rep), "entries": len(entries),
+                "by_project": by_project, "locks": locks,
+                "lifetime_days": self.config.lifetime_days, "threads": self.config.threads}
+
+    def _available(self, rep: SpaceReport) -> int:
+        """Bytes a new copy could take without evicting anything."""
+        disk = rep.disk_free - rep.inflight - rep.reserve
+        if rep.quota is not None:
+            disk = min(disk, rep.quota - rep.used)
+        return max(0, disk)

@@ -1,0 +1,188 @@
+"""Subset-aware caching: copy only the particles a job uses into packed stacks.
+
+A 20 % subset of a particle set should not put 100 % of its stacks on the
+SSD.  The particles used, as unique ``(source stack, index)`` pairs in a
+canonical order (sources by real path, indices ascending), are gathered with
+:mod:`cryodesk.io.gather` into ``subsets/<hash>/stack_NNN.mrc``; the hash is
+over that list and each source's size and mtime, so two jobs on the same
+subset share one entry and a changed source makes a new one.  Reads go
+through :class:`SubsetMap`: canonical position ``k`` lives at image
+``k % per_file`` of stack ``k // per_file``.  Pixels are copied bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cryodesk.core.errors import DataError
+from cryodesk.io.gather import execute_plan, plan_gather
+from cryodesk.io.mrc import HEADER_BYTES, read_header
+
+from .copy import CacheFullError
+from .store import Cache, Item, stat_matches
+
+__all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_item"]
+
+MANIFEST = "subset.json"
+
+
+@dataclass
+class SubsetSpec:
+    sources: list[str]                 # real paths, sorted
+    stats: list[tuple[int, int]]       # (size, mtime_ns) of each source
+    idx: list[np.ndarray]              # sorted unique indices used, per source
+    image_bytes: int
+    per_file: int
+    key: str
+
+    @property
+    def n(self) -> int:
+        return int(sum(a.size for a in self.idx))
+
+    @property
+    def n_stacks(self) -> int:
+        return -(-self.n // self.per_file)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of the packed stacks (what the entry occupies)."""
+        return self.n * self.image_bytes + HEADER_BYTES * self.n_stacks
+
+    @property
+    def source_bytes(self) -> int:
+        """Bytes of the whole source stacks (what whole-file caching would copy)."""
+        return sum(s for s, _ in self.stats)
+
+
+def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) -> SubsetSpec:
+    """The canonical subset of the particles ``(real_paths[i], idx[i])``.
+
+    Raises DataError when a source is unreadable or the sources' images differ
+    in size (the caller then caches whole files).
+    """
+    paths = np.asarray(real_paths).astype(str)
+    idx = np.asarray(idx, dtype=np.int64)
+    uniq, inv = np.unique(paths, return_inverse=True)
+    sources, stats, per_src = [], [], []
+    h = hashlib.sha1(f"per_file={per_file}".encode())
+    image_bytes = None
+    for k, src in enumerate(uniq.tolist()):
+        info = read_header(src)
+        if image_bytes is None:
+            image_bytes = info.image_bytes
+        elif info.image_bytes != image_bytes:
+            raise DataError(f"{src}: its images differ in size from the other stacks; "
+                            f"a packed subset needs one image size")
+        st = os.stat(src)
+        sel = np.unique(idx[inv.ravel() == k])
+        if sel.size and (sel[0] < 0 or sel[-1] >= info.nz):
+            info.check_index(int(sel[0] if sel[0] < 0 else sel[-1]))
+        sources.append(src)
+        stats.append((st.st_size, st.st_mtime_ns))
+        per_src.append(sel)
+        h.update(f"\0{src}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+        h.update(sel.astype("<i8").tobytes())
+    return SubsetSpec(sources, stats, per_src, int(image_bytes or 0), int(per_file), h.hexdigest())
+
+
+class SubsetMap:
+    """Where each particle of a subset lives in the packed stacks."""
+
+    def __init__(self, spec: SubsetSpec, directory: Path):
+        self.spec = spec
+        self.directory = Path(directory)
+        self._src = {s: k for k, s in enumerate(spec.sources)}
+        sizes = [a.size for a in spec.idx]
+        self._offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.stacks = [self.directory / f"stack_{k:03d}.mrc" for k in range(spec.n_stacks)]
+
+    def locate_many(self, real_paths: np.ndarray, idx: np.ndarray) -> tuple[list[Path], np.ndarray]:
+        """Packed stack and index of each ``(real path, index)``; DataError if not in the subset."""
+        idx = np.asarray(idx, dtype=np.int64)
+        pos = np.empty(idx.size, dtype=np.int64)
+        paths = np.asarray(real_paths).astype(str)
+        for src in np.unique(paths).tolist():
+            k = self._src.get(src)
+            if k is None:
+                raise DataError(f"{src} is not part of the cached subset")
+            rows = np.flatnonzero(paths == src)
+            sel = self.spec.idx[k]
+            j = np.searchsorted(sel, idx[rows])
+            if np.any(j >= sel.size) or np.any(sel[np.minimum(j, sel.size - 1)] != idx[rows]):
+                raise DataError(f"a particle of {src} is not part of the cached subset")
+            pos[rows] = self._offset[k] + j
+        stack, new = np.divmod(pos, self.spec.per_file)
+        return [self.stacks[s] for s in stack.tolist()], new
+
+
+def _valid(spec: SubsetSpec, dest: Path) -> bool:
+    try:
+        doc = json.loads((dest / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if doc.get("key") != spec.key:
+        return False
+    sizes = doc.get("stack_sizes", [])
+    if len(sizes) != spec.n_stacks:
+        return False
+    return all(os.path.isfile(dest / f"stack_{k:03d}.mrc") and
+               os.path.getsize(dest / f"stack_{k:03d}.mrc") == size for k, size in enumerate(sizes)) and \
+        all(stat_matches(Path(s), *st) for s, st in zip(spec.sources, spec.stats))
+
+
+def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel) -> int:
+    part = dest.with_name(dest.name + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
+    items = [(src, int(i)) for src, sel in zip(spec.sources, spec.idx) for i in sel.tolist()]
+    last = [0]
+
+    def progress(done, total, done_bytes, total_bytes):
+        on_bytes(done_bytes - last[0])
+        last[0] = done_bytes
+
+    try:
+        plan = plan_gather(items, part, particles_per_file=spec.per_file, prefix="stack_")
+        stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel)
+    except DataError as exc:
+        shutil.rmtree(part, ignore_errors=True)
+        text = str(exc)
+        if text.startswith("disk full") or text.startswith("not enough disk space"):
+            raise CacheFullError(f"the SSD is full: {text}") from None
+        raise
+    except BaseException:
+        shutil.rmtree(part, ignore_errors=True)
+        raise
+    sizes = []
+    for p in stacks:  # gather renames complete stacks but does not fsync them
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            sizes.append(os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
+           "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],
+           "stack_sizes": sizes}
+    with open(part / MANIFEST, "w") as fh:
+        json.dump(doc, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(part, dest)  # the whole directory appears at once
+    return sum(sizes)
+
+
+def subset_item(cache: Cache, spec: SubsetSpec) -> Item:
+    dest = cache.subsets / spec.key
+    return Item(key=f"subset:{spec.key}", kind="subset", dest=dest, size=spec.bytes,
+                src_size=spec.source_bytes, src_mtime_ns=0, check=lambda: _valid(spec, dest),
+                build=lambda on_bytes, cc: _build(spec, dest, on_bytes, cc))

@@ -1,0 +1,255 @@
+"""``cryodesk worker connect|list``, ``cryodesk cache status|clear|warm|estimate``,
+``cryodesk project set-default``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+from ..core.errors import DataError, UsageError
+from ..core.units import human_bytes
+from . import output
+
+
+def _config(args):
+    from ..cache.config import resolve_config
+
+    return resolve_config(getattr(args, "worker", None))
+
+
+def _connect(args):
+    from ..cache.workers import connect_worker, worker_dict
+
+    w = connect_worker(args.worker, ssd_path=args.ssdpath, quota_mb=args.ssdquota,
+                       reserve_mb=args.ssdreserve, no_ssd=args.nossd, update=args.update)
+    d = worker_dict(w)
+    if args.json:
+        output.emit_json(d)
+    elif w.no_ssd:
+        print(f"worker {w.name}: SSD cache disabled")
+    else:
+        quota = f"{w.ssd_quota_mb} MB" if w.ssd_quota_mb else "none"
+        print(f"worker {w.name}: SSD cache at {w.ssd_path} (quota {quota}, reserve {w.ssd_reserve_mb} MB)")
+
+
+def _workers(args):
+    from ..cache.workers import list_workers, worker_dict
+
+    data = [worker_dict(w) for w in list_workers()]
+    if args.json:
+        output.emit_json(data)
+        return
+    output.table([[d["name"], "no SSD" if d["no_ssd"] else (d["ssd_path"] or "-"),
+                   str(d["ssd_quota_mb"] or "-"), str(d["ssd_reserve_mb"])] for d in data],
+                 ["worker", "ssd path", "quota MB", "reserve MB"])
+
+
+def _cache():
+    from ..cache.store import Cache
+
+    return Cache
+
+
+def _status(args):
+    cfg = _config(args)
+    if not cfg.usable:
+        raise DataError(f"no SSD cache is configured for worker {cfg.worker!r} "
+                        f"(cryodesk worker connect --ssdpath PATH, or set CRYODESK_SSD_PATH)")
+    st = _cache()(cfg).status()
+    if args.json:
+        output.emit_json(st)
+        return 0
+    quota = human_bytes(st["quota_bytes"]) if st["quota_bytes"] is not None else "none"
+    print(f"SSD cache of worker {st['worker']} ({st['config_source']}): {st['path']}")
+    print(f"  used {human_bytes(st['used_bytes'])} in {st['entries']} entries "
+          f"({human_bytes(st['held_bytes'])} held by running jobs)")
+    print(f"  quota {quota}, reserve {human_bytes(st['reserve_bytes'])}, disk free "
+          f"{human_bytes(st['disk_free_bytes'])} of {human_bytes(st['disk_total_bytes'])}, "
+          f"available to the cache {human_bytes(st['available_bytes'])}")
+    for proj, d in sorted(st["by_project"].items()):
+        print(f"  {proj}: {d['entries']} entries, {human_bytes(d['bytes'])}")
+    for lk in st["locks"]:
+        print(f"  lock: pid {lk['pid']} {lk['mode']} {lk['kind']} {lk['key']}")
+    return 0
+
+
+def _clear(args):
+    cfg = _config(args)
+    if not cfg.usable:
+        raise DataError(f"no SSD cache is configured for worker {cfg.worker!r}")
+    res = _cache()(cfg).clear(args.project)
+    if args.json:
+        output.emit_json(res)
+    else:
+        print(f"removed {res['removed']} entries, freed {human_bytes(res['bytes_freed'])}"
+              + (f"; {res['held_skipped']} in use by running jobs were kept" if res["held_skipped"] else ""))
+    return 0
+
+
+def _particle_dataset(project, job_uid: str, output_name: str | None):
+    """The latest dataset file of ``job``'s particle output."""
+    from ..core import registry
+    from ..core.jobs import get_job
+    from ..db import OutputFile
+
+    job = get_job(project, job_uid)
+    jtype = registry.get(job.type)
+    groups = [o.name for o in jtype.outputs if o.type == "particle"]
+    if output_name:
+        groups = [output_name]
+    files = [f for f in OutputFile.select().where((OutputFile.job == job) & (OutputFile.kind == "dataset"))
+             if f.group in groups]
+    if not files:
+        raise DataError(f"{job.uid} has no particle output with a dataset file (is it completed?)")
+    names = sorted({f.group for f in files})
+    if len(names) > 1:
+        raise UsageError(f"{job.uid} has several particle outputs ({', '.join(names)}); name one with --output")
+    latest = max(f.version for f in files)
+    (f,) = [f for f in files if f.version == latest][:1]
+    return job, f.path
+
+
+def _load_output(args):
+    from ..cache.estimate import dataset_of
+    from ..core.projects import get_project
+
+    project = get_project(args.project)
+    job, rel = _particle_dataset(project, args.job, args.output)
+    return project, job, dataset_of(Path(project.directory), rel)
+
+
+def _warm(args):
+    from ..cache.stage import open_stage
+
+    cfg = _config(args)
+    project, job, pset = _load_output(args)
+    ctx = SimpleNamespace(project_uid=project.uid, project_dir=Path(project.directory), params={},
+                          log=logging.getLogger("cryodesk.cache"), progress=None, check_cancel=None)
+    subset = {"auto": "auto", "always": True, "never": False}[args.subset]
+    staged = open_stage(ctx, pset, cache_on=True, config=cfg, subset=subset, on_full="error",
+                        progress=None if args.json else _printer())
+    try:
+        if staged.mode == "off":
+            raise DataError(staged.reason)
+        stats = staged.stats()
+    finally:
+        staged.release()
+    if args.json:
+        output.emit_json({"project": project.uid, "job": job.uid, **stats})
+    else:
+        print(f"{project.uid} {job.uid}: cached ({stats['mode']}), copied {human_bytes(stats['bytes_copied'])}, "
+              f"already cached {human_bytes(stats['bytes_reused'])}")
+    return 0
+
+
+def _printer():
+    import sys
+
+    def show(done, total, msg):
+        print(f"\r{msg}", end="", file=sys.stderr, flush=True)
+        if total and done >= total:
+            print(file=sys.stderr)
+
+    return show
+
+
+def _estimate(args):
+    from ..cache.estimate import estimate_formula, estimate_particles
+
+    if args.project:
+        if not args.job:
+            raise UsageError("give both PROJECT and JOB (a particle output), or --count and --box")
+        project, job, pset = _load_output(args)
+        res = {"project": project.uid, "job": job.uid,
+               **estimate_particles(pset, threshold=_config(args).subset_threshold)}
+    else:
+        if args.count is None or args.box is None:
+            raise UsageError("give PROJECT JOB (exact, from a particle output) or --count N --box B")
+        res = estimate_formula(args.count, args.box, nsymbt=args.nsymbt, header=args.header,
+                               bytes_per_pixel=args.bytes_per_pixel)
+    if args.json:
+        output.emit_json(res)
+    elif res["method"] == "formula":
+        print(f"{res['particles']:,} particles of box {res['box']}: about {human_bytes(res['bytes'])} "
+              f"((4·box² + nsymbt + header)·N, an upper bound)")
+    else:
+        sub = human_bytes(res["subset_bytes"]) if res.get("subset_bytes") is not None else "n/a"
+        print(f"{res['project']} {res['job']}: {res['particles']:,} particles in {res['stacks']} stacks; "
+              f"whole stacks {human_bytes(res['whole_stacks_bytes'])}, only the particles used {sub}; "
+              f"auto caching would copy {human_bytes(res['bytes'])} ({res['auto_mode']})")
+    return 0
+
+
+def _set_default(args):
+    from ..cache.workers import set_project_default
+
+    if args.unset:
+        defaults = set_project_default(args.project, args.assignment, unset=True)
+    else:
+        if "=" not in args.assignment:
+            raise UsageError(f"expected KEY=VALUE, got {args.assignment!r}")
+        key, value = args.assignment.split("=", 1)
+        defaults = set_project_default(args.project, key.strip(), value.strip())
+    if args.json:
+        output.emit_json(defaults)
+    else:
+        print(f"{args.project} job defaults: " + (", ".join(f"{k}={v}" for k, v in sorted(defaults.items()))
+                                                  or "none"))
+    return 0
+
+
+def add_parser(cli) -> None:
+    wsub = cli.group("worker", help="connect workers and configure their SSD cache")
+    c = wsub.add_parser("connect", help="register a worker (this host by default) and its SSD cache")
+    c.add_argument("--worker", help="worker name (default: this host's name)")
+    c.add_argument("--ssdpath", help="directory on the worker's SSD for the particle cache")
+    c.add_argument("--ssdquota", type=int, metavar="MB", help="most the cache may hold (0: no quota)")
+    c.add_argument("--ssdreserve", type=int, metavar="MB", help="free space always left on the SSD "
+                   "(default 10000)")
+    c.add_argument("--nossd", action="store_true", help="this worker has no SSD cache")
+    c.add_argument("--update", action="store_true", help="change the settings of a connected worker")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_connect)
+    ls = wsub.add_parser("list", help="list workers and their SSD settings")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_workers)
+
+    csub = cli.group("cache", help="the SSD particle cache: status, clear, warm, estimate")
+    s = csub.add_parser("status", help="path, quota, reserve, use, entries by project, locks held")
+    s.add_argument("--worker")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_status)
+    cl = csub.add_parser("clear", help="remove cached entries no running job holds")
+    cl.add_argument("--project", help="only entries last used by this project (P1)")
+    cl.add_argument("--worker")
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=_clear)
+    w = csub.add_parser("warm", help="copy a job's particle output to the SSD cache now")
+    w.add_argument("project")
+    w.add_argument("job")
+    w.add_argument("--output", help="the particle output group (when the job has several)")
+    w.add_argument("--subset", choices=("auto", "always", "never"), default="auto")
+    w.add_argument("--worker")
+    w.add_argument("--json", action="store_true")
+    w.set_defaults(func=_warm)
+    e = csub.add_parser("estimate", help="SSD space a particle set needs")
+    e.add_argument("project", nargs="?")
+    e.add_argument("job", nargs="?")
+    e.add_argument("--output")
+    e.add_argument("--count", type=int, metavar="N")
+    e.add_argument("--box", type=int, metavar="PX")
+    e.add_argument("--nsymbt", type=int, default=0, help="extended header bytes (default 0)")
+    e.add_argument("--header", type=int, default=1024, help="header bytes (default 1024)")
+    e.add_argument("--bytes-per-pixel", type=int, default=4, help="4 = float32, 2 = float16")
+    e.add_argument("--worker")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_estimate)
+
+    psub = cli.group("project")
+    d = psub.add_parser("set-default", help="set a project-wide job parameter default (KEY=VALUE)")
+    d.add_argument("project")
+    d.add_argument("assignment", metavar="KEY=VALUE", help="e.g. cache_particles=false; with --unset: KEY")
+    d.add_argument("--unset", action="store_true", help="remove the default KEY")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=_set_default)

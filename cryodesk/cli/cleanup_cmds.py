@@ -1,0 +1,143 @@
+"""``cryodesk cleanup``, ``cryodesk project size`` and ``cryodesk project set``.
+
+``cleanup`` plans first; ``--dry-run`` prints the plan as JSON (entries,
+protected jobs and the preview figures) and changes nothing.  Otherwise it
+prints a summary and asks before deleting; with stdin not a terminal it
+refuses unless ``--yes`` is given.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..core import sizes
+from ..core.cleanup import (CleanupOptions, execute_cleanup, plan_cleanup, project_settings,
+                            set_project_setting)
+from ..core.deletion import recover
+from ..core.errors import CryodeskError, UsageError
+from ..core.projects import get_project
+from ..core.uids import parse_assignment
+from ..core.units import human_bytes
+from . import output
+
+_VERB = {"clear": "clear", "clear_intermediate": "clear intermediate results of", "delete": "delete"}
+
+
+def _summary(plan) -> None:
+    h, est = plan.header, plan.tabs["estimate"]
+    stale = " (out of date: cryodesk project size --refresh)" if h["size_stale"] else ""
+    print(f"scope {h['scope']}: {h['jobs']} jobs, {human_bytes(h['size_bytes'])} on disk{stale}; "
+          f"{h['sessions']} sessions ({human_bytes(h['sessions_bytes'])}, never touched)")
+    for e in plan.entries:
+        print(f"  {e.uid:>6}  {_VERB[e.action]:<34} {human_bytes(e.bytes):>10}  {'; '.join(e.reasons)}")
+    for s in plan.skipped:
+        print(f"  {s.uid:>6}  kept ({s.option}): {s.reason}")
+    print(f"{est['jobs_cleared']} cleared, {est['jobs_intermediate_only']} intermediate only, "
+          f"{est['jobs_deleted']} deleted ({est['jobs_modified']} jobs): frees {human_bytes(est['bytes_freed'])} "
+          f"({est['percent_of_project']}% of the project)")
+
+
+def _confirm(plan, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CryodeskError("refusing to delete without confirmation: stdin is not a terminal "
+                            "(pass --yes to proceed, or --dry-run to preview)")
+    answer = input(f"Proceed and free {human_bytes(plan.bytes)}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _cleanup(args):
+    p = get_project(args.project)
+    recover(p)
+    sizes.ensure_project_size(p)
+    opts = CleanupOptions(preprocessing=args.preprocessing or (), intermediate=args.intermediate,
+                          non_final=args.non_final, killed=args.killed, failed=args.failed)
+    if opts.empty:
+        raise UsageError("nothing to clean up: choose --preprocessing, --intermediate, --non-final, "
+                         "--killed and/or --failed")
+    plan = plan_cleanup(p, opts, args.workspace)
+    if args.dry_run:
+        output.emit_json(plan.to_dict())
+        return 0
+    if not args.json:
+        _summary(plan)
+    if not plan.entries:
+        if args.json:
+            output.emit_json({"plan": plan.to_dict(), "result": None})
+        else:
+            print("nothing to do")
+        return 0
+    if not _confirm(plan, args.yes):
+        print("cancelled: nothing was changed")
+        return 1
+    result = execute_cleanup(p, plan)
+    if args.json:
+        output.emit_json({"plan": plan.to_dict(), "result": result.to_dict()})
+    else:
+        for o in result.outcomes:
+            if not o["ok"]:
+                print(f"{o['uid']}: not done: {o['message']}", file=sys.stderr)
+        for err in result.errors:
+            print(f"error: {err}", file=sys.stderr)
+        print(f"freed {human_bytes(result.bytes_freed)} "
+              f"({sum(1 for o in result.outcomes if o['ok'])} of {len(plan.entries)} jobs done)")
+    return 0 if result.ok else 1
+
+
+def _size(args):
+    p = get_project(args.project)
+    d = sizes.refresh_project_size(p) if args.refresh else sizes.ensure_project_size(p)
+    if args.json:
+        output.emit_json(d)
+        return 0
+    state = "out of date (jobs changed since; use --refresh)" if d["stale"] else "up to date"
+    print(f"{d['project']}  {d['directory']}\n  size: {human_bytes(d['size_bytes'] or 0)} ({state}, "
+          f"measured {d['refreshed_at']})")
+    print(f"  jobs: {human_bytes(d['jobs_bytes'])} ({d['jobs']} jobs)  sessions: "
+          f"{human_bytes(d['sessions_bytes'])} ({d['sessions']})  other: {human_bytes(d['other_bytes'])}")
+    print(f"  linked data (symlinks to outside, not part of the project): {human_bytes(d['linked_bytes'])}")
+    for err in d.get("errors", []):
+        print(f"  unreadable: {err}", file=sys.stderr)
+    return 0
+
+
+def _set(args):
+    p = get_project(args.project)
+    for text in args.assignments:
+        key, value = parse_assignment(text)
+        set_project_setting(p, key, value)
+    settings = project_settings(p)
+    if args.json:
+        output.emit_json(settings)
+    else:
+        for k, v in settings.items():
+            print(f"{k} = {str(v).lower() if isinstance(v, bool) else v}")
+    return 0
+
+
+def add_parser(cli) -> None:
+    c = cli.top.add_parser("cleanup", help="Cleanup Data: clear or delete what is safe to remove (preview first)")
+    c.add_argument("project")
+    c.add_argument("--workspace", "-w", help="only jobs linked into this workspace")
+    c.add_argument("--preprocessing", metavar="CATS", help="clear preprocessing jobs: motion,ctf,picking,extraction")
+    c.add_argument("--intermediate", action="store_true", help="clear intermediate results (all but the last version)")
+    c.add_argument("--non-final", choices=("clear", "delete"), help="jobs neither final nor ancestor of final")
+    c.add_argument("--killed", choices=("clear", "delete"))
+    c.add_argument("--failed", choices=("clear", "delete"))
+    c.add_argument("--dry-run", action="store_true", help="print the plan as JSON, change nothing")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    c.set_defaults(func=_cleanup)
+
+    psub = cli.group("project")
+    s = psub.add_parser("size", help="project size on disk (jobs, sessions, other, linked data)")
+    s.add_argument("project")
+    s.add_argument("--refresh", action="store_true", help="measure the directory again")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_size)
+    s = psub.add_parser("set", help="change project settings (delete_intermediate=true|false)")
+    s.add_argument("project")
+    s.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_set)

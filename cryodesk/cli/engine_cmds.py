@@ -1,0 +1,200 @@
+"""``cryodesk job run|queue|kill`` and ``cryodesk worker run``: the job engine, headless.
+
+``job run`` drives the same :class:`~cryodesk.engine.Engine` as the GUI in a
+Qt event loop (QtCore only): jobs named together start in dependency order,
+a progress bar goes to stderr, Ctrl-C cancels (jobs end *killed*), and the
+exit status is 0 only when every job completed.
+
+``job queue`` only marks jobs *queued* (owned by nobody); ``worker run``
+claims such jobs from the database and runs them.  ``job kill`` works across
+processes: a queued job is killed at once, a running one gets a kill request
+that its engine picks up at its next poll (about a second).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..core import lifecycle
+from ..core.deletion import recover
+from ..core.errors import Refused
+from ..core.jobs import describe_jobs, get_jobs, refresh
+from ..core.projects import get_project
+from ..core.units import human_bytes
+from ..db import ACTIVE_STATUSES, Job, Project
+from . import output
+
+_SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + n
+
+
+def _project(uid):
+    p = get_project(uid)
+    recover(p)  # finish any deletion a crashed process left half-done
+    return p
+
+
+def _make_engine(args):
+    from ..engine import Engine
+    from ..engine.headless import TerminalProgress, ensure_app
+
+    ensure_app()
+    engine = Engine(cpu_threads=getattr(args, "cpu_threads", None), poll_interval_ms=500)
+    for job in engine.start():
+        print(f"{job.project.uid} {job.uid}: marked killed ({job.error})", file=sys.stderr)
+    return engine, TerminalProgress(engine, sys.stderr)
+
+
+def _cancelling(signum):
+    print("\ncryodesk: cancelling running jobs (they end killed)...", file=sys.stderr, flush=True)
+
+
+def _report(jobs: list[Job], as_json: bool, refused=()) -> bool:
+    """Print each job's final state; True if every job completed and none was refused."""
+    jobs = refresh(jobs)
+    if as_json:
+        descs = []
+        for pid in dict.fromkeys(j.project_id for j in jobs):  # a worker may run several projects
+            descs += describe_jobs(Project.get_by_id(pid), [j for j in jobs if j.project_id == pid])
+        output.emit_json({"jobs": [{k: d[k] for k in ("uid", "project", "type", "status", "error", "size_bytes",
+                                                      "outputs")} for d in descs],
+                          "refused": [{"uid": u, "message": m} for u, m in refused]})
+    else:
+        for job in jobs:
+            took = ""
+            if job.started_at and job.completed_at:
+                took = f" in {(job.completed_at - job.started_at).total_seconds():.1f} s"
+            size = f", {human_bytes(job.size_bytes)}" if job.status == "completed" else ""
+            print(f"{job.project.uid} {job.uid}: {job.status}{took}{size}")
+    for job in jobs:
+        if job.status != "completed" and job.error:
+            print(f"{job.project.uid} {job.uid}: {job.error}", file=sys.stderr)
+    return not refused and all(j.status == "completed" for j in jobs)
+
+
+def _exit_code(ok: bool, signum) -> int:
+    if signum:
+        return _SIGNAL_EXIT.get(int(signum), 1)
+    return 0 if ok else 1
+
+
+def _run(args):
+    from ..engine.headless import run_until_idle
+
+    p = _project(args.project)
+    get_jobs(p, args.jobs)  # unknown uids: a clear error before anything starts
+    engine, progress = _make_engine(args)
+    signum = None
+    try:
+        plan = engine.queue(p, args.jobs)
+        for _, message in plan.refused:
+            print(f"refused: {message}", file=sys.stderr)
+        if plan.jobs:
+            signum = run_until_idle(engine, on_interrupt=_cancelling)
+    finally:
+        engine.shutdown()
+        progress.close()
+    ok = _report(plan.jobs, args.json, plan.refused)
+    return _exit_code(ok, signum)
+
+
+def _queue(args):
+    p = _project(args.project)
+    plan = lifecycle.plan_queue(p, get_jobs(p, args.jobs))
+    queued = lifecycle.mark_queued(plan.jobs)
+    for _, message in plan.refused:
+        print(f"refused: {message}", file=sys.stderr)
+    if args.json:
+        output.emit_json({"queued": [j.uid for j in queued],
+                          "refused": [{"uid": u, "message": m} for u, m in plan.refused]})
+    elif queued:
+        print(f"queued {' '.join(j.uid for j in queued)}; a 'cryodesk worker run' process runs them")
+    return 0 if not plan.refused else 1
+
+
+def _kill(args):
+    p = _project(args.project)
+    jobs = get_jobs(p, args.jobs)
+    failed = False
+    for job in jobs:
+        try:
+            outcome = lifecycle.request_kill(p, job)
+        except Refused as exc:
+            print(f"refused: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        if outcome == "killed":
+            print(f"{job.uid}: killed")
+        else:
+            print(f"{job.uid}: kill requested; its engine stops it at its next cancellation point")
+    if args.wait:
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline and any(j.status in ACTIVE_STATUSES for j in refresh(jobs)):
+            time.sleep(0.2)
+        for job in refresh(jobs):
+            print(f"{job.uid}: {job.status}")
+            failed |= job.status in ACTIVE_STATUSES
+    return 1 if failed else 0
+
+
+def _worker(args):
+    from ..engine.headless import run_until_idle
+
+    project = _project(args.project) if args.project else None
+    engine, progress = _make_engine(args)
+    taken: list[Job] = []
+
+    def adopt():
+        new = engine.adopt_queued(project)
+        if new:
+            print(f"worker: took {' '.join(f'{j.project.uid} {j.uid}' for j in new)}", file=sys.stderr)
+        taken.extend(new)
+
+    signum = None
+    try:
+        adopt()
+        if args.once:
+            if taken:
+                signum = run_until_idle(engine, on_interrupt=_cancelling)
+            else:
+                print("worker: no queued jobs", file=sys.stderr)
+        else:
+            print("worker: waiting for queued jobs (Ctrl-C to stop)", file=sys.stderr, flush=True)
+            signum = run_until_idle(engine, stop_when_idle=False, tick=adopt, tick_ms=int(args.poll * 1000),
+                                    on_interrupt=_cancelling)
+    finally:
+        engine.shutdown()
+        progress.close()
+    ok = _report(taken, args.json) if taken else True
+    if not args.once and signum and all(j.status == "completed" for j in refresh(taken)):
+        return 0  # a worker is normally stopped by a signal: clean if nothing was cut short
+    return _exit_code(ok, signum)
+
+
+def add_parser(cli) -> None:
+    jsub = cli.group("job")
+    c = jsub.add_parser("run", help="run jobs now (dependency order, progress on stderr)")
+    c.add_argument("project")
+    c.add_argument("jobs", nargs="+")
+    c.add_argument("--cpu-threads", type=int, metavar="N", help="CPU pool size (default: cores - 1)")
+    c.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    c.set_defaults(func=_run)
+    c = jsub.add_parser("queue", help="queue jobs for a 'cryodesk worker run' process")
+    c.add_argument("project")
+    c.add_argument("jobs", nargs="+")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_queue)
+    c = jsub.add_parser("kill", help="kill queued or running jobs (also those run by another process)")
+    c.add_argument("project")
+    c.add_argument("jobs", nargs="+")
+    c.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait until they have stopped")
+    c.set_defaults(func=_kill)
+
+    wsub = cli.group("worker", help="run queued jobs in this process")
+    c = wsub.add_parser("run", help="run queued jobs from the database (until Ctrl-C, or --once)")
+    c.add_argument("--once", action="store_true", help="run the jobs queued now, then exit")
+    c.add_argument("--project", metavar="P", help="only jobs of this project")
+    c.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to look for new jobs")
+    c.add_argument("--cpu-threads", type=int, metavar="N", help="CPU pool size (default: cores - 1)")
+    c.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    c.set_defaults(func=_worker)

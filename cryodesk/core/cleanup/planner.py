@@ -1,0 +1,213 @@
+"""Plan a cleanup: which job gets cleared, loses its intermediate results, or is deleted, and why.
+
+The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
+
+* a **final** job is never touched by any option;
+* an **ancestor of final** is touched only by *clear preprocessing jobs*, and
+  only by clearing (it can be re-run to regenerate its outputs); the plan says
+  so for each such job;
+* a job is **deleted** only when every descendant (in the whole project, not
+  just the scope) is deleted with it; otherwise it is cleared instead, and
+  the plan names the descendants that kept it;
+* a job that is running (or queued), or whose child is running and reading
+  it, is left alone;
+* intermediate results are every version but the last of each output group,
+  except versions another job reads as its input;
+* *killed* / *failed* mean the status now: "mark as complete" takes a job out
+  of those groups.
+
+Planning reads the database only (recorded sizes, bulk queries): no disk scan.
+"""
+
+from __future__ import annotations
+
+from ...db import ACTIVE_STATUSES, utcnow
+from ..projects import get_project, get_workspace
+from ..registry import PREPROCESSING_CATEGORIES
+from . import snapshot as snap_mod
+from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped
+from .stats import compute_tabs, header_figures
+
+_RANK = {"clear_intermediate": 1, "clear": 2, "delete": 3}
+
+
+def _label(category: str) -> str:
+    return category.replace("_", " ")
+
+
+class _Wants:
+    """What the options ask for each job, before the delete feasibility check."""
+
+    def __init__(self):
+        self.action: dict[int, str] = {}
+        self.reasons: dict[int, list[str]] = {}
+        self.options: dict[int, list[str]] = {}
+        self.versions: dict[int, dict] = {}
+
+    def add(self, jid: int, action: str, option: str, reason: str) -> None:
+        if _RANK[action] > _RANK.get(self.action.get(jid, ""), 0):
+            self.action[jid] = action
+        self.reasons.setdefault(jid, []).append(reason)
+        if option not in self.options.setdefault(jid, []):
+            self.options[jid].append(option)
+
+
+def _active_child(snap, jid: int) -> str | None:
+    for k in snap.children.get(jid, ()):
+        row = snap.jobs[k]
+        if row.status in ACTIVE_STATUSES:
+            return f"{row.uid} is {row.status} and reads its outputs"
+    return None
+
+
+def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | None:
+    if row.is_final:
+        return "it is marked as a final result"
+    if row.is_ancestor and not allow_ancestor:
+        return "it is an ancestor of a final result (only preprocessing clearing touches those)"
+    if row.active:
+        return f"it is {row.status}"
+    return _active_child(snap, row.id)
+
+
+def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPlan:
+    """Plan a cleanup of ``project`` (or of one ``workspace``: jobs linked into it count).
+
+    Parameters
+    ----------
+    project : Project or str
+        The project (``"P1"`` or the model).
+    options : CleanupOptions
+        Which groups to clean up and how.
+    workspace : Workspace, str or None
+        Limit the scope to the jobs linked into this workspace.
+
+    Returns
+    -------
+    CleanupPlan
+        Entries per affected job, protected jobs in ``skipped``, preview figures.
+    """
+    project = get_project(project)
+    ws = get_workspace(project, workspace) if workspace is not None else None
+    snap = snap_mod.load(project)
+    if ws is None:
+        scope = sorted(snap.jobs, key=lambda j: snap.jobs[j].number)
+    else:
+        scope = sorted((j for j, w in snap.workspaces.items() if ws.number in w and j in snap.jobs),
+                       key=lambda j: snap.jobs[j].number)
+    wants = _Wants()
+    skipped: list[Skipped] = []
+
+    def skip(row, option, reason):
+        skipped.append(Skipped(row.uid, option, reason))
+
+    cats = set(options.preprocessing)
+    for jid in scope:
+        row = snap.jobs[jid]
+        cat = snap.category[jid]
+        if cat in cats and row.status != "building":
+            why = _protected(row, snap, "preprocessing", allow_ancestor=True)
+            if why:
+                skip(row, "preprocessing", why)
+            else:
+                reason = f"preprocessing ({_label(cat)}): can be re-run to regenerate its outputs"
+                if row.is_ancestor:
+                    reason += "; it is an ancestor of a final result, which the guide allows to clear (not delete)"
+                wants.add(jid, "clear", "preprocessing", reason)
+        if options.intermediate and jid in snap.intermediate:
+            _want_intermediate(snap, row, wants, skip)
+        neither = not row.is_final and not row.is_ancestor
+        if options.non_final and neither:
+            _want_mode(snap, row, options.non_final, "non_final", "not final and not an ancestor of final", wants, skip)
+        for status in ("killed", "failed"):
+            mode = getattr(options, status)
+            if mode and row.status == status:
+                _want_mode(snap, row, mode, status, f"{status} job", wants, skip)
+
+    entries = _resolve(snap, wants, ws)
+    plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
+                       utcnow().isoformat(timespec="seconds"))
+    plan.header = header_figures(project, snap, scope, ws)
+    plan.tabs = compute_tabs(project, snap, scope, plan)
+    return plan
+
+
+def _want_intermediate(snap, row, wants: _Wants, skip) -> None:
+    versions = snap.intermediate[row.id]
+    used = snap.used_versions.get(row.id, set())
+    why = _protected(row, snap, "intermediate")
+    if why:
+        skip(row, "intermediate", why)
+        return
+    drop: dict[str, list[int]] = {}
+    kept = []
+    for (group, v) in sorted(versions):
+        if (group, v) in used:
+            kept.append(f"{group} v{v}")
+        else:
+            drop.setdefault(group, []).append(v)
+    if not drop:
+        skip(row, "intermediate", "every intermediate version is read by another job")
+        return
+    reason = "intermediate results: every version but the last"
+    if kept:
+        reason += f" (keeps {', '.join(kept)}: other jobs read them)"
+    wants.add(row.id, "clear_intermediate", "intermediate", reason)
+    wants.versions[row.id] = drop
+
+
+def _want_mode(snap, row, mode: str, option: str, what: str, wants: _Wants, skip) -> None:
+    why = _protected(row, snap, option)
+    if why:
+        skip(row, option, why)
+    elif mode == "delete":
+        wants.add(row.id, "delete", option, f"{what}: clear and delete")
+    elif row.status != "building":  # a building job has nothing to clear
+        wants.add(row.id, "clear", option, f"{what}: clear")
+
+
+def _resolve(snap, wants: _Wants, ws) -> list[PlanEntry]:
+    want_delete = {j for j, a in wants.action.items() if a == "delete"}
+    can_delete = snap_mod.deletable(snap, want_delete)
+    entries = []
+    for jid in sorted(wants.action, key=lambda j: snap.jobs[j].number):
+        row = snap.jobs[jid]
+        action = wants.action[jid]
+        reasons = list(wants.reasons[jid])
+        if action == "delete" and jid not in can_delete:
+            keepers = _blocking_descendants(snap, jid, can_delete)
+            reasons.append("cleared instead of deleted: descendants not deleted with it: " + ", ".join(keepers))
+            action = "clear"
+            if row.status == "building":
+                continue  # nothing on disk to clear
+        also = [f"W{w}" for w in snap.workspaces.get(jid, []) if ws is None or w != ws.number]
+        if ws is not None and also:
+            reasons.append(f"also linked into {', '.join(also)}: the change shows there too")
+        entry = PlanEntry(uid=row.uid, action=action, bytes=0, reasons=reasons, category=snap.category[jid],
+                          status=row.status, is_final=row.is_final, is_ancestor_of_final=row.is_ancestor,
+                          options=wants.options[jid], also_in=also if ws is not None else [])
+        if action == "clear_intermediate":
+            entry.versions = wants.versions[jid]
+            entry.keep_last = dict(snap.last_version.get(jid, {}))
+            inter = snap.intermediate[jid]
+            entry.bytes = sum(inter[(g, v)] for g, vs in entry.versions.items() for v in vs)
+        else:
+            entry.bytes = row.size
+        entries.append(entry)
+    return entries
+
+
+def _blocking_descendants(snap, jid: int, can_delete: set[int], limit: int = 5) -> list[str]:
+    out, seen, stack = [], set(), list(snap.children.get(jid, ()))
+    while stack and len(out) < limit:
+        k = stack.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        if k not in can_delete:
+            out.append(snap.jobs[k].uid)
+        stack.extend(snap.children.get(k, ()))
+    return sorted(out, key=lambda u: int(u[1:])) or ["?"]
+
+
+__all__ = ["plan_cleanup", "PREPROCESSING_CATEGORIES"]

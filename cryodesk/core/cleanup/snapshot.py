@@ -1,0 +1,111 @@
+"""One bulk read of everything the planner needs (a handful of queries, no disk access)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ...db import ACTIVE_STATUSES, Connection, Job, JobWorkspace, Workspace
+from .. import registry
+from ..errors import CryodeskError
+from ..sizes import version_sizes
+
+
+class JobRow(NamedTuple):
+    id: int
+    number: int
+    type: str
+    status: str
+    size: int
+    is_final: bool
+    is_ancestor: bool
+
+    @property
+    def uid(self) -> str:
+        return f"J{self.number}"
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass
+class Snapshot:
+    jobs: dict[int, JobRow]
+    category: dict[int, str]
+    children: dict[int, list[int]]
+    workspaces: dict[int, list[int]]  # job id -> workspace numbers
+    #: job id -> {(group, version)} that other jobs read with an explicit version
+    used_versions: dict[int, set[tuple[str, int]]]
+    #: job id -> {(group, version): bytes} for every version but the last
+    intermediate: dict[int, dict[tuple[str, int], int]]
+    #: job id -> {group: last (kept) version}
+    last_version: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def uid(self, jid: int) -> str:
+        return self.jobs[jid].uid
+
+
+def _category(type_name: str, cache: dict) -> str:
+    if type_name not in cache:
+        try:
+            cache[type_name] = registry.get(type_name).category
+        except CryodeskError:  # a type from a newer cryodesk or a removed plugin
+            cache[type_name] = "unknown"
+    return cache[type_name]
+
+
+def load(project) -> Snapshot:
+    """Read jobs, edges, workspace links and output versions of ``project`` in bulk."""
+    pid = project.id
+    jobs: dict[int, JobRow] = {}
+    cats: dict[str, str] = {}
+    category: dict[int, str] = {}
+    q = (Job.select(Job.id, Job.number, Job.type, Job.status, Job.size_bytes, Job.is_final,
+                    Job.is_ancestor_of_final).where(Job.project == pid).tuples())
+    for jid, number, type_, status, size, fin, anc in q:
+        jobs[jid] = JobRow(jid, number, type_, status, int(size or 0), bool(fin), bool(anc))
+        category[jid] = _category(type_, cats)
+    children: dict[int, list[int]] = defaultdict(list)
+    used: dict[int, set] = defaultdict(set)
+    for child, parent, output, version in (
+        Connection.select(Connection.child, Connection.parent, Connection.output, Connection.version)
+        .where(Connection.project == pid).tuples()
+    ):
+        children[parent].append(child)
+        if version is not None:
+            used[parent].add((output, version))
+    workspaces: dict[int, list[int]] = defaultdict(list)
+    for jid, wnum in (JobWorkspace.select(JobWorkspace.job, Workspace.number).join(Workspace)
+                      .where(Workspace.project == pid).order_by(Workspace.number).tuples()):
+        workspaces[jid].append(wnum)
+    inter: dict[int, dict[tuple[str, int], int]] = {}
+    last: dict[int, dict[str, int]] = {}
+    for (jid, group), versions in version_sizes(project).items():
+        top = max(versions)
+        last.setdefault(jid, {})[group] = top
+        for v, size in versions.items():
+            if v != top:
+                inter.setdefault(jid, {})[(group, v)] = size
+    return Snapshot(jobs, category, dict(children), dict(workspaces), dict(used), inter, last)
+
+
+def deletable(snap: Snapshot, wanted: set[int]) -> set[int]:
+    """The jobs of ``wanted`` whose every descendant (project-wide) is in ``wanted`` too."""
+    ok: dict[int, bool] = {}
+    for start in wanted:
+        if start in ok:
+            continue
+        stack = [(start, False)]
+        while stack:  # iterative post-order: children are judged before their parent
+            jid, expanded = stack.pop()
+            if jid in ok:
+                continue
+            kids = snap.children.get(jid, ())
+            if not expanded:
+                stack.append((jid, True))
+                stack.extend((k, False) for k in kids if k not in ok and k in wanted)
+                continue
+            ok[jid] = jid in wanted and all(k in wanted and ok.get(k, False) for k in kids)
+    return {j for j, good in ok.items() if good}

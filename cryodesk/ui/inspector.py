@@ -1,0 +1,152 @@
+"""The inspector (right dock): one job in detail, or a summary of a multi-job selection."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QPlainTextEdit, QScrollArea,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ..core import jobs, rules
+from ..core.runner import LOG_NAME
+from ..core.units import human_bytes
+
+LOG_TAIL_BYTES = 8192
+
+
+def _table(headers) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.verticalHeader().setVisible(False)
+    t.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    return t
+
+
+def _fill(table: QTableWidget, rows) -> None:
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(str(value)))
+    table.setFixedHeight(min(240, 28 + 24 * max(1, len(rows))))
+
+
+def tail(path: Path, nbytes: int = LOG_TAIL_BYTES) -> str:
+    """The last ``nbytes`` of a text file ('' if it does not exist)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - nbytes))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class QtInspector(QScrollArea):
+    """Shows params (editable unless frozen), inputs, outputs, history and log of the selected job."""
+
+    param_edited = Signal(str, str, object, str)  # uid, key, old value, new text
+    job_link = Signal(str)  # a parent uid was clicked
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        body = QWidget()
+        lay = QVBoxLayout(body)
+        self.header = QLabel("No job selected")
+        self.header.setObjectName("inspectorHeader")
+        self.header.setWordWrap(True)
+        self.header.setTextFormat(Qt.TextFormat.RichText)
+        self.params_note = QLabel("")
+        self.params_note.setWordWrap(True)
+        self.params = _table(["Parameter", "Value"])
+        self.params.itemChanged.connect(self._on_param_changed)
+        self.inputs = QLabel("")
+        self.inputs.setTextFormat(Qt.TextFormat.RichText)
+        self.inputs.linkActivated.connect(self.job_link)
+        self.outputs = _table(["Output", "Version", "Kind", "Size", "Role", "Path"])
+        self.history = _table(["Status", "At"])
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(400)
+        self.log.setFixedHeight(150)
+        self.sections = []
+        for title, w in (("", self.header), ("Parameters", self.params_note), ("", self.params),
+                         ("Inputs", self.inputs), ("Outputs", self.outputs), ("Status history", self.history),
+                         (f"Log ({LOG_NAME}, tail)", self.log)):
+            if title:
+                label = QLabel(f"<b>{title}</b>")
+                lay.addWidget(label)
+                self.sections.append(label)
+            lay.addWidget(w)
+            self.sections.append(w)
+        lay.addStretch(1)
+        self.setWidget(body)
+        self.uid: str | None = None
+        self._params: dict = {}
+        self._loading = False
+        self.show_nothing()
+
+    def _detail_visible(self, on: bool) -> None:
+        for w in self.sections[1:]:
+            w.setVisible(on)
+
+    def show_nothing(self) -> None:
+        self.uid = None
+        self.header.setText("No job selected")
+        self._detail_visible(False)
+
+    def show_selection(self, snap, indices) -> None:
+        """Counts, sizes and statuses of a multi-job selection."""
+        self.uid = None
+        self._detail_visible(False)
+        statuses = Counter(snap.status_name(i) for i in indices)
+        total = int(snap.size[indices].sum())
+        finals = int(snap.is_final[indices].sum())
+        anc = int((snap.is_ancestor[indices] & ~snap.is_final[indices]).sum())
+        lines = "".join(f"<br>{s}: {n}" for s, n in sorted(statuses.items()))
+        self.header.setText(f"<b>{len(indices)} jobs selected</b><br>Total size: {human_bytes(total)}"
+                            f"<br>Final: {finals} · ancestor of final: {anc}{lines}")
+
+    def show_job(self, project_uid: str, uid: str) -> None:
+        """Load job ``uid`` (small queries: one job)."""
+        job = jobs.get_job(project_uid, uid)
+        d = jobs.describe_jobs(project_uid, [job])[0]
+        self.uid = uid
+        self._detail_visible(True)
+        flags = " · <span style='color:#b8860b'><b>FINAL</b></span>" if d["is_final"] else (
+            " · <span style='color:#00a3bf'><b>ancestor of final</b></span>" if d["is_ancestor_of_final"] else "")
+        self.header.setText(f"<b>{uid}</b> {d['title']}<br>{d['type']} ({d['category']}) · {d['status']}"
+                            f" · {human_bytes(d['size_bytes'])}{flags}<br>Workspaces: {', '.join(d['workspaces'])}"
+                            + (f"<br><span style='color:#d93025'>{d['error']}</span>" if d.get("error") else ""))
+        frozen = rules.why_not_set_params(job)
+        self.params_note.setText(f"Read-only: {frozen}" if frozen else "Double-click a value to edit it.")
+        self._loading = True
+        self._params = dict(d["params"])
+        _fill(self.params, sorted(self._params.items()))
+        for r in range(self.params.rowCount()):
+            self.params.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
+            if frozen:
+                self.params.item(r, 1).setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+        self.params.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers if frozen
+                                    else QAbstractItemView.EditTrigger.DoubleClicked)
+        self._loading = False
+        links = [f"{i['slot']}: <a href='{i['parent']}'>{i['parent']}</a>.{i['output']}"
+                 + (f" v{i['version']}" if i["version"] is not None else "") for i in d["inputs"]]
+        self.inputs.setText("<br>".join(links) or "none")
+        latest: dict[str, int] = {}
+        for o in d["outputs"]:
+            latest[o["group"]] = max(latest.get(o["group"], -1), o["version"])
+        _fill(self.outputs, [(o["group"], o["version"], o["kind"], human_bytes(o["size_bytes"]),
+                              "final" if o["version"] == latest[o["group"]] else "intermediate", o["path"])
+                             for o in d["outputs"]])
+        _fill(self.history, [(h.get("status", ""), h.get("at", "")) for h in reversed(job.status_history or [])])
+        self.log.setPlainText(tail(jobs.job_dir(job) / LOG_NAME) or "(no log)")
+
+    def _on_param_changed(self, item: QTableWidgetItem) -> None:
+        if self._loading or self.uid is None or item.column() != 1:
+            return
+        key = self.params.item(item.row(), 0).text()
+        self.param_edited.emit(self.uid, key, self._params.get(key), item.text())

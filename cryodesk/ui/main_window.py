@@ -1,0 +1,237 @@
+"""The main window: browser | job tree | inspector, running jobs below, menus, toolbar, status bar."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import QDockWidget, QLabel, QLineEdit, QMainWindow, QMenu
+
+from ..core import layout
+from ..core.units import human_bytes
+from . import workers
+from .commands import SetParamCommand
+from .graph_view import QtJobGraphView
+from .inspector import QtInspector
+from .job_actions import JobActions
+from .main_menus import build_menus
+from .project_browser import QtProjectBrowser
+from .running_panel import QtRunningJobsPanel
+from .sidebar import QtDataSidebar
+
+
+class QtMainWindow(QMainWindow):
+    """The cryodesk main window.  ``graph_loaded`` fires each time a job tree is shown."""
+
+    graph_loaded = Signal()
+
+    def __init__(self, settings: QSettings | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("cryodesk")
+        self.setObjectName("cryodeskMainWindow")
+        self.settings = settings if settings is not None else QSettings()
+        self.project_uid: str | None = None
+        self.workspace_uid: str | None = None
+        self.undo_stack = QUndoStack(self)
+        self._loader = None
+        self._load_serial = 0
+
+        self.view = QtJobGraphView(self)
+        self.setCentralWidget(self.view)
+        self.browser = QtProjectBrowser()
+        self.sidebar = QtDataSidebar()
+        self.inspector = QtInspector()
+        self.running = QtRunningJobsPanel()
+        self.docks = {}
+        for name, widget, area in (("Projects", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                   ("Data", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                   ("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
+                                   ("Running jobs", self.running, Qt.DockWidgetArea.BottomDockWidgetArea)):
+            dock = QDockWidget(name, self)
+            dock.setObjectName(f"dock{name.replace(' ', '')}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+        self.resizeDocks([self.docks["Projects"], self.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
+
+        self.jobs = JobActions(self)
+        self.find_box = QLineEdit()
+        self.find_box.setPlaceholderText("Find job (uid or title)  Ctrl+F")
+        self.find_box.setObjectName("findBox")
+        self.find_box.setMaximumWidth(260)
+        self.find_box.returnPressed.connect(lambda: self.find(self.find_box.text()))
+        self.status_scope = QLabel("")
+        self.status_sel = QLabel("")
+        self.status_zoom = QLabel("")
+        for w in (self.status_scope, self.status_sel):
+            self.statusBar().addWidget(w)
+        self.statusBar().addPermanentWidget(self.status_zoom)
+        build_menus(self)
+
+        scene = self.view.scene()
+        scene.selection.changed.connect(self._on_selection)
+        self.view.context_menu.connect(self._context_menu)
+        self.view.zoom_changed.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
+        self.browser.scope_selected.connect(self.open_scope)
+        self.inspector.param_edited.connect(self._edit_param)
+        self.inspector.job_link.connect(self.select_uid)
+        self.jobs.changed.connect(self.reload)
+        self.jobs.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.jobs.update_enabled()
+        available = self.cleanup_available()
+        self.actions["cleanup"].setEnabled(available)
+        self.sidebar.cleanup_button.setEnabled(available)
+        self.browser.cleanup_enabled = available
+        self.refresh_browser()
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+            self.restoreState(self.settings.value("window/state"))
+        else:
+            self.resize(1400, 860)
+
+    # -- scope -------------------------------------------------------------
+    def workspaces(self) -> list[tuple[str, str]]:
+        for row in self.browser.rows:
+            if row["uid"] == self.project_uid:
+                return [(w["uid"], w["title"]) for w in row["workspaces"]]
+        return []
+
+    def refresh_browser(self) -> None:
+        self.browser.set_rows(layout.browser_rows())
+
+    def restore_last_project(self) -> None:
+        """Re-open the scope shown when the app was last closed (if it still exists)."""
+        last = self.settings.value("last/scope")
+        if last and self.browser.select_scope(*str(last).split("/", 1) if "/" in str(last) else (str(last), "")):
+            return
+        if self.browser.rows:
+            first = self.browser.rows[0]
+            ws = first["workspaces"][0]["uid"] if first["workspaces"] else ""
+            self.browser.select_scope(first["uid"], ws)
+
+    def open_scope(self, project_uid: str, workspace_uid: str = "", keep_view: bool = False) -> None:
+        """Load the job tree of a project (all jobs) or one workspace, off the GUI thread."""
+        new_scope = (project_uid, workspace_uid or None) != (self.project_uid, self.workspace_uid)
+        self.project_uid, self.workspace_uid = project_uid, workspace_uid or None
+        self.settings.setValue("last/scope", f"{project_uid}/{workspace_uid}" if workspace_uid else project_uid)
+        self._load_serial += 1
+        serial = self._load_serial
+        self.status_scope.setText(f"{project_uid}{'/' + workspace_uid if workspace_uid else ''}: loading…")
+        self._loader = workers.submit(layout.load_graph, project_uid, workspace_uid or None,
+                                      on_done=lambda snap: self._show_graph(serial, snap, new_scope and not keep_view),
+                                      on_error=lambda exc: self.statusBar().showMessage(f"Cannot load: {exc}"))
+
+    def _show_graph(self, serial: int, snap, fit: bool) -> None:
+        if serial != self._load_serial:  # a newer load superseded this one
+            return
+        self._loader = None
+        self.view.scene().set_snapshot(snap, keep_selection=not fit)
+        if fit:
+            self.view.fit()
+        scope = f"{snap.project_uid}{'/' + snap.workspace_uid if snap.workspace_uid else ''}"
+        self.status_scope.setText(f"{scope}: {len(snap)} jobs, {human_bytes(int(snap.size.sum()))}")
+        self.running.show_active_jobs(snap)
+        for row in self.browser.rows:
+            if row["uid"] == snap.project_uid:
+                self.sidebar.set_data(row, layout.breakdown(snap), snap.workspace_uid or "")
+        self.graph_loaded.emit()
+
+    def reload(self) -> None:
+        """The database changed: refresh sizes in the browser and the tree (selection kept)."""
+        self.refresh_browser()
+        if self.project_uid is not None:
+            self.open_scope(self.project_uid, self.workspace_uid or "", keep_view=True)
+
+    # -- selection ----------------------------------------------------------
+    def _on_selection(self) -> None:
+        scene = self.view.scene()
+        snap, idx = scene.snap, scene.selection.indices
+        self.jobs.update_enabled()
+        if snap is None or len(idx) == 0:
+            self.inspector.show_nothing()
+            self.status_sel.setText("")
+            return
+        self.status_sel.setText(f"{len(idx)} selected ({human_bytes(int(snap.size[idx].sum()))})")
+        if len(idx) == 1:
+            self.inspector.show_job(self.project_uid, snap.uid(int(idx[0])))
+        else:
+            self.inspector.show_selection(snap, idx)
+
+    def select_uid(self, uid: str) -> None:
+        snap = self.view.scene().snap
+        i = None if snap is None else snap.index_of(uid)
+        if i is None:
+            self.statusBar().showMessage(f"{uid} is not in this view", 5000)
+            return
+        self.view.scene().selection.set([i])
+        self.view.center_on_job(i)
+
+    def find(self, text: str) -> int:
+        """Select jobs whose uid is ``text`` or whose title contains it; returns how many matched."""
+        snap = self.view.scene().snap
+        text = text.strip()
+        if snap is None or not text:
+            return 0
+        i = snap.index_of(text)
+        hits = [i] if i is not None else [k for k, t in enumerate(snap.titles) if text.lower() in t.lower()]
+        if not hits:
+            self.statusBar().showMessage(f"No job matches {text!r}", 5000)
+            return 0
+        self.view.scene().selection.set(hits)
+        self.view.center_on_job(hits[0])
+        self.view.setFocus()
+        return len(hits)
+
+    def _context_menu(self, global_pos, index) -> None:
+        menu = QMenu(self)
+        self.jobs.populate_menu(menu)
+        self.context_menu = menu  # kept so tests can reach it
+        menu.popup(global_pos)
+
+    def _edit_param(self, uid: str, key: str, old, new_text: str) -> None:
+        cmd = SetParamCommand(self.project_uid, uid, key, old, new_text, on_change=self.reload)
+        self.undo_stack.push(cmd)
+        if cmd.error is not None:
+            self.statusBar().showMessage(str(cmd.error), 8000)
+            self.inspector.show_job(self.project_uid, uid)
+
+    # -- cleanup -------------------------------------------------------------------
+    @staticmethod
+    def cleanup_available() -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec("cryodesk.core.cleanup") is not None
+
+    def open_cleanup(self, project_uid: str | None = None, workspace_uid: str | None = None):
+        """Open the Cleanup Data dialog for a project or workspace (default: the current scope)."""
+        if not self.cleanup_available():
+            self.statusBar().showMessage("Cleanup Data needs cryodesk.core.cleanup (not installed yet)", 8000)
+            return None
+        from .cleanup_dialog import QtCleanupDialog
+
+        project_uid = project_uid or self.project_uid
+        if project_uid is None:
+            return None
+        dialog = QtCleanupDialog(self, project_uid, workspace_uid if workspace_uid is not None else self.workspace_uid)
+        self.cleanup_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def set_colour_mode(self, mode: str) -> None:
+        self.view.scene().set_colour_mode(mode)
+
+    # -- lifecycle --------------------------------------------------------------
+    def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.view.viewport().update()  # cards pick light/dark colours at paint time
+        super().changeEvent(event)
+
+    def close_threads(self) -> None:
+        workers.wait_all()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.close_threads()
+        super().closeEvent(event)

@@ -1,0 +1,82 @@
+"""Project / workspace browser (left dock): a tree of projects and workspaces with job counts and sizes."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem
+
+from ..core.units import human_bytes
+
+ROLE = Qt.ItemDataRole.UserRole
+
+
+class QtProjectBrowser(QTreeWidget):
+    """Emits ``scope_selected(project_uid, workspace_uid_or_empty)`` when the user picks a row."""
+
+    scope_selected = Signal(str, str)
+    cleanup_requested = Signal(str, str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("projectBrowser")
+        self.setColumnCount(3)
+        self.setHeaderLabels(["Project / workspace", "Jobs", "Size"])
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.setRootIsDecorated(True)
+        self.rows: list[dict] = []
+        self.itemSelectionChanged.connect(self._on_selection)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._menu)
+        self.cleanup_enabled = False
+
+    def set_rows(self, rows: list[dict]) -> None:
+        """Fill from :func:`cryodesk.core.layout.browser_rows`, keeping the current row selected."""
+        current = self.current_scope()
+        self.blockSignals(True)
+        self.clear()
+        self.rows = rows
+        for p in rows:
+            top = QTreeWidgetItem([f"{p['uid']}  {p['title']}", str(p["jobs"]), human_bytes(p["size"])])
+            top.setData(0, ROLE, (p["uid"], ""))
+            top.setToolTip(0, p["directory"])
+            for w in p["workspaces"]:
+                child = QTreeWidgetItem([f"{w['uid']}  {w['title']}", str(w["jobs"]), human_bytes(w["size"])])
+                child.setData(0, ROLE, (p["uid"], w["uid"]))
+                top.addChild(child)
+            self.addTopLevelItem(top)
+            top.setExpanded(True)
+        for c in (1, 2):
+            self.resizeColumnToContents(c)
+        self.blockSignals(False)
+        if current is not None:
+            self.select_scope(*current, emit=False)
+
+    def current_scope(self) -> tuple[str, str] | None:
+        item = self.currentItem()
+        return None if item is None else tuple(item.data(0, ROLE))
+
+    def select_scope(self, project_uid: str, workspace_uid: str = "", emit: bool = True) -> bool:
+        for i in range(self.topLevelItemCount()):
+            top = self.topLevelItem(i)
+            for item in [top] + [top.child(k) for k in range(top.childCount())]:
+                if tuple(item.data(0, ROLE)) == (project_uid, workspace_uid or ""):
+                    self.blockSignals(not emit)
+                    self.setCurrentItem(item)
+                    self.blockSignals(False)
+                    return True
+        return False
+
+    def _on_selection(self) -> None:
+        scope = self.current_scope()
+        if scope is not None:
+            self.scope_selected.emit(*scope)
+
+    def _menu(self, pos) -> None:
+        item = self.itemAt(pos)
+        if item is None:
+            return
+        menu = QMenu(self)
+        act = menu.addAction("Cleanup Data…")
+        act.setEnabled(self.cleanup_enabled)
+        act.triggered.connect(lambda: self.cleanup_requested.emit(*item.data(0, ROLE)))
+        menu.exec(self.viewport().mapToGlobal(pos))

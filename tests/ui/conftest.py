@@ -1,0 +1,162 @@
+"""Fixtures for the GUI tests: a fresh database, a small runnable project, the main window, leak checks.
+
+Test job types are registered here in the style of tests/core/conftest.py
+(t_source writes ``nbytes`` bytes, t_step copies part of its input).
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+
+import pytest
+
+from cryodesk.core import registry
+from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
+
+
+def _run_source(ctx):
+    out = ctx.job_dir / "data.bin"
+    out.write_bytes(b"x" * int(ctx.params["nbytes"]))
+    ctx.add_output("particles", out, kind="blob")
+
+
+def _run_step(ctx):
+    src = ctx.inputs["particles"][0].path("blob")
+    out = ctx.job_dir / "step.bin"
+    out.write_bytes(src.read_bytes()[:1] * int(ctx.params["nbytes"]))
+    ctx.add_output("particles", out, kind="blob")
+
+
+UI_TYPES = [
+    JobType("t_source", "Test source", "import", params=(Param("nbytes", 1000, "int"),),
+            outputs=(OutputGroup("particles", "particle"),), run=_run_source),
+    JobType("t_motion", "Test motion", "motion_correction",
+            params=(Param("nbytes", 500, "int"), Param("label", "", "str")),
+            inputs=(InputSlot("particles", "particle", multiple=True),),
+            outputs=(OutputGroup("particles", "particle"),), run=_run_step),
+    JobType("t_step", "Test step", "utilities", params=(Param("nbytes", 500, "int"), Param("flag", False, "bool")),
+            inputs=(InputSlot("particles", "particle", multiple=True),),
+            outputs=(OutputGroup("particles", "particle"),), run=_run_step),
+]
+for _t in UI_TYPES:
+    registry.register(_t)
+
+_counter = itertools.count()
+
+#: the demo DAG: job i reads from the listed earlier jobs (J1 is index 0)
+DEMO_EDGES = [[], [0], [1], [1], [2, 3], [4], [0], [6], [7], []]
+DEMO_TYPES = ["t_source", "t_motion", "t_step", "t_step", "t_step", "t_step", "t_motion", "t_step", "t_step",
+              "t_source"]
+
+
+@pytest.fixture
+def ui_db(tmp_path):
+    """A fresh SQLite database; the GUI thread keeps one connection, workers open their own."""
+    from cryodesk import db as dbmod
+
+    database = dbmod.open_database(str(tmp_path / f"ui{next(_counter)}.sqlite"))
+    dbmod.db.connect(reuse_if_open=True)
+    yield database
+    from cryodesk.ui import workers
+
+    workers.wait_all()
+    dbmod.close_database()
+
+
+def build_demo(tmp_path, run: bool = True):
+    """Project P1 with workspaces W1 (all jobs) and W2 (J10, also linked J1); jobs run to completion."""
+    from cryodesk.core import actions, jobs, projects, runner
+
+    p = projects.create_project("Demo", tmp_path / "proj")
+    projects.create_workspace(p, "main line")
+    projects.create_workspace(p, "side")
+    made = []
+    for i, (parents, jtype) in enumerate(zip(DEMO_EDGES, DEMO_TYPES)):
+        specs = [jobs.InputSpec("particles", made[k].uid) for k in parents]
+        made.append(jobs.create_job(p, jtype, "W1", specs, params={"nbytes": 1000 * (i + 1)}))
+    if run:
+        for j in made:
+            runner.run_job(p, j)
+    actions.move(p, [made[9]], "W2")
+    actions.link(p, [made[0]], "W2")
+    return p
+
+
+@pytest.fixture
+def demo(ui_db, tmp_path):
+    return build_demo(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    """Factory: the real main window, shown, with its first tree loaded; closed and deleted afterwards."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from cryodesk.ui.main_window import QtMainWindow
+
+    made = []
+
+    def make(scope=("P1", "W1"), size=(1400, 900)):
+        win = QtMainWindow(settings)
+        made.append(win)
+        win.resize(*size)
+        win.show()
+        qtbot.waitExposed(win)
+        if scope is not None:
+            with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+                win.browser.select_scope(*scope)
+            win.view.fit()
+            qtbot.wait(20)
+        return win
+
+    before = set(map(id, QApplication.topLevelWidgets()))
+    yield make
+    from cryodesk.ui import workers
+
+    for win in made:
+        workers.wait_all()
+        QCoreApplication.processEvents()
+        win.close()
+        win.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    # napari-style leak checks: no widget, worker thread or running timer outlives the test
+    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
+    assert not leaked, f"widgets leaked: {leaked}"
+    assert workers.pool().activeThreadCount() == 0, "worker threads still running"
+    from PySide6.QtCore import QTimer
+
+    timers = [t for t in gc.get_objects() if isinstance(t, QTimer) and _alive(t) and t.isActive()]
+    assert not timers, f"timers still running: {timers}"
+
+
+def _alive(obj) -> bool:
+    import shiboken6
+
+    return shiboken6.isValid(obj)
+
+
+@pytest.fixture
+def window(demo, make_window):
+    return make_window()
+
+
+def scene_point(win, i, dx=0.5, dy=0.5):
+    """Viewport position of a point inside job ``i``'s card (fractions of the card)."""
+    from cryodesk.core.layout import CARD_H, CARD_W
+
+    scene = win.view.scene()
+    x = float(scene.snap.x[i]) + CARD_W * dx
+    y = float(scene.snap.y[i]) + CARD_H * dy
+    from PySide6.QtCore import QPointF
+
+    return win.view.mapFromScene(QPointF(x, y))
