@@ -72,8 +72,14 @@ def _new_dataset(data: np.ndarray, paths: list[str], index: np.ndarray,
     out["blob/idx"] = index
     if shape is not None and "blob/shape" in out.dtype.names:
         out["blob/shape"] = shape
-    if psize_factor != 1.0 and "blob/psize_A" in out.dtype.names:
-        out["blob/psize_A"] = data["blob/psize_A"] * np.float32(psize_factor)
+    if psize_factor != 1.0:
+        for name in out.dtype.names:
+            slot, _, field = name.partition("/")
+            if name == "blob/psize_A" or (slot.startswith("alignments") and field == "psize_A"):
+                out[name] = data[name] * np.float32(psize_factor)
+            elif slot.startswith("alignments") and field == "shift":
+                # CryoSPARC stores shifts in pixels of the blob: fewer, bigger pixels now
+                out[name] = data[name] / np.float32(psize_factor)
     return out
 
 

@@ -411,3 +411,19 @@ def test_mixed_box_sizes_are_refused(tmp_path):
 
 def test_restack_module_exports():
     assert restack_mod.run_restack and restack_mod.run_downsample
+
+
+def test_downsample_rescales_alignment_shifts_and_pixel_sizes(synth_project):
+    path = synth_project / "J1" / "particles.cs"
+    src = np.load(path)
+    cols = {n: src[n] for n in src.dtype.names}
+    rng = np.random.default_rng(3)
+    cols["alignments2D/shift"] = rng.uniform(-4, 4, (len(src), 2)).astype(np.float32)
+    cols["alignments3D/shift"] = rng.uniform(-4, 4, (len(src), 2)).astype(np.float32)
+    cols["alignments3D/psize_A"] = np.full(len(src), 1.5, np.float32)
+    write_cs(path, from_columns(cols, n=len(src)))
+    out = run_job(make_ctx(synth_project, "downsample_particles", {"new_box_size": 8}))
+    np.testing.assert_allclose(out["alignments2D/shift"], cols["alignments2D/shift"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(out["alignments3D/shift"], cols["alignments3D/shift"] / 2, rtol=1e-6)
+    np.testing.assert_allclose(out["alignments3D/psize_A"], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(out["blob/psize_A"], 3.0, rtol=1e-6)
