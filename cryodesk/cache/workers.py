@@ -85,6 +85,10 @@ def worker_dict(w: Worker) -> dict:
 
 
 def _param_for(key: str) -> registry.Param:
+    from .stage import CACHE_PARAM
+
+    if key == CACHE_PARAM.name:  # known even before any job type declares it
+        return CACHE_PARAM
     for jt in registry.all_types():
         for p in jt.params:
             if p.name == key:

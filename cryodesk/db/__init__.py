@@ -13,6 +13,7 @@ import peewee as pw
 
 from ..core.errors import UsageError
 from .migrations import SCHEMA_VERSION, upgrade
+from .models import ALL_MODELS as ALL_MODELS_FOR_TESTS  # noqa: F401
 from .models import (  # noqa: F401
     ACTIVE_STATUSES,
     JOB_STATUSES,

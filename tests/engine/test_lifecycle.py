@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_recovery_marks_jobs_of_dead_processes_killed(qtbot, project):
         running_live = _with_status(project, "running", live)
         queued_nobody = _with_status(project, "queued")  # `job queue`: waits for a worker
         other_host = _with_status(project, "running", {**dead, "host": "elsewhere"})
-        (project_dir := __import__("pathlib").Path(project.directory) / "J1").mkdir(exist_ok=True)
+        project_dir = Path(project.directory) / "J1"
         (project_dir / "partial.bin").write_bytes(b"x" * 5000)
         engine = Engine()
         recovered = engine.start()

@@ -112,12 +112,14 @@ def on_job_finished(project, job) -> dict | None:
         log.warning("%s: intermediate results kept: %s", job.uid, exc)
     except OSError as exc:
         log.warning("%s: intermediate results kept: %s", job.uid, exc.strerror or exc)
+    except Exception:  # a bug here must not turn a finished job into a crash of the runner
+        log.exception("%s: recording size / deleting intermediate results failed", job.uid)
     return None
 
 
 def delete_intermediate_now(project, job: Job, reason: str = "deleted on request") -> dict | None:
     """Remove ``job``'s intermediate results at once (journaled); versions other jobs read are kept."""
-    from ..db import Connection
+    from ...db import Connection
     from .execute import versions_item
 
     inter = intermediate_versions(project, [job.id]).get(job.id)

@@ -1,0 +1,88 @@
+"""Random test projects for the cleanup tests (built by really running the test job types)."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from cryodesk import db as dbmod
+from cryodesk.core import actions, finals, jobs, projects, runner
+from cryodesk.core.cleanup import set_project_setting
+from cryodesk.db import Job
+
+TYPES = ["t_motion", "t_ctf", "t_pick", "t_extract", "t_step", "t_iter"]
+
+
+@contextmanager
+def fresh_project():
+    """A throw-away database + project (hypothesis examples cannot use fixtures)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dbmod.open_database(str(Path(tmp) / "db.sqlite"))
+        try:
+            with dbmod.db.connection_context():
+                p = projects.create_project("P", Path(tmp) / "proj")
+                projects.create_workspace(p, "main")
+                yield p
+        finally:
+            dbmod.close_database()
+
+
+def build_random(project, seed: int, n: int = 12, with_w2: bool = True) -> list[Job]:
+    """Jobs of random types on a random DAG; most are run; some end killed/failed/final/linked."""
+    rng = random.Random(seed)
+    if rng.random() < 0.7:  # mostly keep intermediate results, so there is something to plan
+        set_project_setting(project, "delete_intermediate", False)
+    w2 = projects.create_workspace(project, "second") if with_w2 else None
+    made: list[Job] = []
+    for i in range(n):
+        ws = "W2" if (w2 and rng.random() < 0.2) else "W1"
+        parents = sorted({rng.randrange(i) for _ in range(rng.randint(1, 2))}) if i and rng.random() < 0.85 else []
+        if not parents:
+            kind = rng.choice(["t_source", "t_iter"])
+        else:
+            kind = rng.choice(TYPES)
+        specs = []
+        for p in parents:
+            par = made[p]
+            version = None
+            if par.type == "t_iter" and rng.random() < 0.4:
+                version = rng.randrange(3)  # an explicit (maybe intermediate) version
+            specs.append(jobs.InputSpec("particles", par.uid, None, version))
+        params = {"iterations": str(rng.randint(2, 4))} if kind == "t_iter" else {"nbytes": str(rng.randint(50, 900))}
+        job = jobs.create_job(project, kind, ws, specs, params)
+        ok = all(Job.get_by_id(made[p].id).status == "completed" for p in parents)
+        if ok and rng.random() < 0.85:
+            runner.run_job(project, job)
+        made.append(job)
+    # explicit versions may not exist (an iter with 2 iterations read @2): those children just stay building
+    fresh = [Job.get_by_id(j.id) for j in made]
+    completed = [j for j in fresh if j.status == "completed"]
+    for j in rng.sample(completed, k=min(len(completed), rng.randint(0, 2))):
+        finals.set_final(project, [Job.get_by_id(j.id)])
+    for j in [Job.get_by_id(j.id) for j in made]:
+        if j.status == "completed" and not j.is_final and rng.random() < 0.15:
+            jobs.set_status(j, rng.choice(["killed", "failed"]), error="test")
+    if w2 is not None:
+        for j in rng.sample(fresh, k=min(3, len(fresh))):
+            actions.link(project, [j], w2)
+    return [Job.get_by_id(j.id) for j in made]
+
+
+def disk_files(root: Path) -> dict[str, int]:
+    """Every file and symlink below ``root`` (relative path -> size; links as -1), not followed."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, root)
+            out[rel] = -1 if os.path.islink(full) else os.lstat(full).st_size
+    return out
+
+
+def data_bytes(files: dict[str, int]) -> int:
+    """Bytes of job data (job.json manifests and cryodesk state excluded)."""
+    return sum(s for rel, s in files.items() if s > 0 and not rel.endswith("/job.json")
+               and rel.split("/")[0].startswith("J"))

@@ -1,0 +1,47 @@
+"""The same services on PostgreSQL (CI starts a server and sets CRYODESK_TEST_PG_URL)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cryodesk import db as dbmod
+from cryodesk.core import actions, finals, graph, jobs, projects, runner
+from cryodesk.db import ALL_MODELS_FOR_TESTS as MODELS
+from cryodesk.db import Job
+
+URL = os.environ.get("CRYODESK_TEST_PG_URL")
+pytestmark = pytest.mark.skipif(not URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")
+
+
+@pytest.fixture
+def pg(tmp_path):
+    database = dbmod.make_database(URL)
+    dbmod.db.initialize(database)
+    with database.connection_context():
+        database.drop_tables(MODELS, cascade=True)
+    dbmod.open_database(URL)
+    with dbmod.db.connection_context():
+        p = projects.create_project("PG", tmp_path / "proj")
+        projects.create_workspace(p, "main")
+        yield p
+    dbmod.close_database()
+
+
+def test_graph_finals_and_actions_on_postgres(pg):
+    a = jobs.create_job(pg, "t_source", "W1")
+    b = jobs.create_job(pg, "t_step", "W1", [jobs.InputSpec("particles", "J1")])
+    c = jobs.create_job(pg, "t_step", "W1", [jobs.InputSpec("particles", "J2")])
+    d = jobs.create_job(pg, "t_step", "W1", [jobs.InputSpec("particles", "J1")])
+    for j in (a, b, c, d):
+        assert runner.run_job(pg, j).status == "completed"
+    assert [j.uid for j in graph.ancestors(c)] == ["J1", "J2"]
+    assert [j.uid for j in graph.chain(a, c, projects.get_workspace(pg, "W1"))] == ["J1", "J2", "J3"]
+    assert finals.set_final(pg, [b]).ok
+    assert Job.get_by_id(a.id).is_ancestor_of_final
+    r = actions.delete_jobs(pg, [a])
+    assert "ancestor of a final result" in r.refused[0].message
+    assert actions.delete_jobs(pg, [c, d]).ok
+    assert finals.set_final(pg, [b], False).ok and not Job.get_by_id(a.id).is_ancestor_of_final
+    assert actions.clear_jobs(pg, [a]).ok and Job.get_by_id(a.id).status == "building"
