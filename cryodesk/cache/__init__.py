@@ -45,7 +45,7 @@ from .acquire import WAIT_MESSAGE, Holding
 from .config import CacheConfig, resolve_config, worker_name
 from .copy import CacheFullError
 from .estimate import estimate_formula, estimate_particles
-from .stage import CACHE_PARAM, Staged, cache_enabled, open_stage, stage
+from .staging import CACHE_PARAM, Staged, cache_enabled, open_stage, stage
 from .store import Cache
 from .workers import connect_worker, list_workers, set_project_default, worker_dict
 

@@ -21,6 +21,7 @@ fails with :class:`CacheFullError` (``on_full="error"``).
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -29,7 +30,9 @@ from typing import Callable
 
 from cryodesk.core.units import human_bytes
 
-from .copy import CacheFullError
+from cryodesk.core.errors import JobCancelled
+
+from .copy import CacheFullError, SourceChanged
 from .locks import raise_fd_limit
 from .store import Cache, Item
 
@@ -100,7 +103,7 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
     hold = Holding()
     raise_fd_limit(len(items))
     try:
-        cache.purge_expired()
+        cache.purge_expired(keep=[it.key for it in items])
     except Exception as exc:  # noqa: BLE001 - housekeeping must never stop a job
         log.warning("SSD cache: purging expired entries failed: %s", exc)
     for it in items:
@@ -125,7 +128,7 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
                 else:
                     it.lock.close()
                     hold.fallback[it.key] = "an older copy is in use by another job"
-            _hold(cache, hold, held_now, project)
+            _hold(cache, hold, held_now, project, log)
             if to_copy:
                 _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel,
                             on_full, done, total)
@@ -150,20 +153,28 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
     return hold
 
 
-def _hold(cache: Cache, hold: Holding, items: list[Item], project: str) -> None:
+def _hold(cache: Cache, hold: Holding, items: list[Item], project: str, log=_log) -> None:
     if not items:
         return
-    rows = {e.key: e.state for e in cache.index.all()}
     for it in items:
-        if rows.get(it.key) != "ready":
-            cache.adopt(it, project)  # placed by hand, or a copier died after its rename
         hold.held[it.key] = it
+    try:
+        rows = {e.key: e.state for e in cache.index.all()}
+        for it in items:
+            if rows.get(it.key) != "ready":
+                cache.adopt(it, project)  # placed by hand, or a copier died after its rename
+    except sqlite3.OperationalError as exc:  # a full SSD: the files are fine, the index waits
+        log.warning("SSD cache index not updated (%s)", exc)
     cache.index.touch([it.key for it in items], project)
     hold.bytes_reused += sum(it.size for it in items if it.key not in hold.fallback)
 
 
 def _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel, on_full, done, total):
-    granted, denied, message = cache.reserve(to_copy, project)
+    try:
+        granted, denied, message = cache.reserve(to_copy, project)
+    except sqlite3.OperationalError as exc:  # the SSD is so full the index cannot grow
+        granted, denied = [], list(to_copy)
+        message = f"the SSD cache index in {cache.root} cannot be written ({exc})"
     for it in denied:
         it.lock.close()
         hold.fallback[it.key] = message
@@ -189,47 +200,71 @@ def _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel
                 progress(done[0], total[0], f"caching particles on SSD: {human_bytes(done[0])} / "
                                             f"{human_bytes(total[0])}")
 
+    abort = threading.Event()
+
+    def cancel_check() -> None:
+        if abort.is_set():  # the caller is gone (an error or Ctrl-C): stop copying
+            raise JobCancelled("copy to the SSD cache aborted")
+        if check_cancel is not None:
+            check_cancel()
+
     def one(it: Item) -> int:
         try:
-            return it.build(on_bytes, check_cancel)
+            return it.build(on_bytes, cancel_check)
         except BaseException:
             cache.release_reservation(it)
             raise
 
-    first_error: BaseException | None = None
+    errors: list[BaseException] = []
+    finished: list[tuple[str, int]] = []
+    newly_held: list[str] = []
     with ThreadPoolExecutor(max_workers=max(1, cache.config.threads),
                             thread_name_prefix="cache-copy") as pool:
         futures = {pool.submit(one, it): it for it in granted}
-        for fut in as_completed(futures):
-            it = futures[fut]
-            if fut.cancelled():  # never started after an earlier failure
-                cache.release_reservation(it)
-                it.lock.close()
-                continue
-            exc = fut.exception()
-            if exc is None:
-                cache.index.set_ready(it.key, fut.result())
-                hold.bytes_copied += it.size
-                hold.files_copied += 1
-                # The downgrade is not atomic: if an evictor slipped in, start over.
-                if it.lock.try_shared() and it.check():
-                    hold.held[it.key] = it
-                    cache.index.touch([it.key], project)
-                else:
-                    it.lock.release()
-                    busy.append(it)
-            elif isinstance(exc, CacheFullError) and on_full != "error":
-                it.lock.close()
-                hold.fallback[it.key] = str(exc)
-                hold.messages.append(str(exc))
-                log.warning("SSD cache: %s; reading it from the project directory instead", exc)
-            else:
-                it.lock.close()
-                if first_error is None:
-                    first_error = exc
-                    for f in futures:  # stop what has not started
-                        f.cancel()
+        try:
+            _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors)
+        except BaseException:
+            abort.set()
+            raise
+    first_error = errors[0] if errors else None
+    # One index transaction per round, not per file: commits are the slow part.
+    # Until it lands, others count these bytes as still in flight (conservative).
+    cache.index.set_ready(finished)
+    cache.index.touch(newly_held, project)
     if first_error is not None:
         raise first_error
     if progress is not None and granted:
         progress(done[0], total[0], f"cached {human_bytes(done[0])} on SSD")
+
+
+def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors) -> None:
+    """Account for each copy as it finishes: hold it, or fall back, or record the error."""
+    for fut in as_completed(futures):
+        it = futures[fut]
+        if fut.cancelled():  # never started after an earlier failure
+            cache.release_reservation(it)
+            it.lock.close()
+            continue
+        exc = fut.exception()
+        if exc is None:
+            finished.append((it.key, fut.result()))
+            hold.bytes_copied += it.size
+            hold.files_copied += 1
+            # The downgrade is not atomic: if an evictor slipped in, start over.
+            if it.lock.try_shared() and it.check():
+                hold.held[it.key] = it
+                newly_held.append(it.key)
+            else:
+                it.lock.release()
+                busy.append(it)
+        elif isinstance(exc, SourceChanged) or (isinstance(exc, CacheFullError) and on_full != "error"):
+            it.lock.close()
+            hold.fallback[it.key] = str(exc)
+            hold.messages.append(str(exc))
+            log.warning("SSD cache: %s; reading it from the project directory instead", exc)
+        else:
+            it.lock.close()
+            if not errors:
+                for f in futures:  # stop what has not started
+                    f.cancel()
+            errors.append(exc)

@@ -13,6 +13,8 @@ scratch directory that only exists while the job runs:
 ``CRYODESK_SSD_CACHE_LIFETIME_DAYS``   unused entries older than this are purged (30)
 ``CRYODESK_CACHE_SUBSET_THRESHOLD``    subset-aware caching when the particles used are
                                        at most this fraction of their stacks' bytes (0.5)
+``CRYODESK_CACHE_FSYNC``              0 = skip the fsync before a copy is renamed into
+                                       place (faster; a power cut may leave a bad file)
 ``CRYODESK_WORKER``                    worker name (default: this host's name)
 =====================================  ==========================================
 """
@@ -49,6 +51,11 @@ class CacheConfig:
         Copy threads.
     lifetime_days : float
         Entries not used for this long are purged.
+    fsync : bool
+        ``fsync`` each copy before renaming it into place.  Killed jobs never
+        leave a partial file either way (the rename comes last); the fsync
+        guards against a power cut or kernel crash, and costs the time to
+        write the data to the disk (``cp -r`` does not wait for that).
     subset_threshold : float
         Cache only the particles used (packed stacks) when their bytes are at
         most this fraction of the bytes of the stacks they come from.
@@ -66,6 +73,7 @@ class CacheConfig:
     subset_threshold: float = 0.5
     worker: str = ""
     enabled: bool = True
+    fsync: bool = True
     source: str = "default"
 
     @property
@@ -121,6 +129,7 @@ def env_overrides(cfg: CacheConfig) -> CacheConfig:
     changes["lifetime_days"] = _env_number("CRYODESK_SSD_CACHE_LIFETIME_DAYS", float, cfg.lifetime_days, 0)
     changes["subset_threshold"] = _env_number("CRYODESK_CACHE_SUBSET_THRESHOLD", float,
                                               cfg.subset_threshold, 0)
+    changes["fsync"] = bool(_env_number("CRYODESK_CACHE_FSYNC", int, int(cfg.fsync), 0))
     return replace(cfg, **changes)
 
 
@@ -133,6 +142,7 @@ def _from_worker(row) -> CacheConfig:
         threads=int(settings.get("cache_num_threads", 2)),
         lifetime_days=float(settings.get("cache_lifetime_days", 30.0)),
         subset_threshold=float(settings.get("cache_subset_threshold", 0.5)),
+        fsync=bool(settings.get("cache_fsync", True)),
         worker=row.name, enabled=not row.no_ssd, source="database")
 
 

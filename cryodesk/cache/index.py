@@ -12,6 +12,7 @@ a row are adopted, and a corrupt index is moved aside and rebuilt.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["Entry", "Index"]
+
+_log = logging.getLogger("cryodesk.cache")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -71,11 +74,16 @@ class Index:
     def _open(self) -> sqlite3.Connection:
         try:
             con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # The index is advisory (files are checked by stat before use), so a
+            # commit need not reach the disk: no fsync per commit.
+            con.execute("PRAGMA synchronous=NORMAL")
             if not self._ready:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(_SCHEMA)
                 self._ready = True
             return con
+        except sqlite3.OperationalError:
+            raise  # disk full, locked...: not corruption, the index stays
         except sqlite3.DatabaseError:
             # A corrupt index (a disk-full crash, a hand edit) costs nothing but
             # the LRU order: move it aside; entries are re-adopted from the tree.
@@ -120,19 +128,37 @@ class Index:
         if con is not None:
             con.execute("DELETE FROM entries WHERE key = ?", (key,))
             return
-        with self.connect() as c:
-            c.execute("DELETE FROM entries WHERE key = ?", (key,))
+        try:
+            with self.connect() as c:
+                c.execute("DELETE FROM entries WHERE key = ?", (key,))
+        except sqlite3.OperationalError as exc:  # disk full: the next heal drops the row
+            _log.warning("SSD cache index not updated (%s)", exc)
 
-    def set_ready(self, key: str, size: int) -> None:
-        with self.connect() as con:
-            con.execute("UPDATE entries SET state='ready', size=?, pid=0, last_access=? WHERE key=?",
-                        (int(size), time.time(), key))
+    def set_ready(self, done: list[tuple[str, int]], project: str = "") -> None:
+        """Mark copies finished: ``[(key, bytes on the SSD), ...]`` (one transaction)."""
+        if not done:
+            return
+        now = time.time()
+        try:
+            with self.connect() as con:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany("UPDATE entries SET state='ready', size=?, pid=0, last_access=? WHERE key=?",
+                                [(int(size), now, key) for key, size in done])
+                con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # disk full: entries are adopted when next used
+            _log.warning("SSD cache index not updated (%s)", exc)
 
     def touch(self, keys: list[str], project: str) -> None:
         """Mark ``keys`` used now (by ``project``): LRU order and lifetime count from here."""
         if not keys:
             return
         now = time.time()
+        try:
+            self._touch(keys, project, now)
+        except sqlite3.OperationalError as exc:  # disk full: only the LRU order suffers
+            _log.warning("SSD cache index not updated (%s)", exc)
+
+    def _touch(self, keys, project, now) -> None:
         with self.connect() as con:
             con.execute("BEGIN IMMEDIATE")
             con.executemany("UPDATE entries SET last_access=?, project=CASE WHEN ?='' THEN project ELSE ? END "

@@ -126,11 +126,12 @@ class EntryLock:
             pass
 
 
-def held_lock_inodes() -> dict[int, list[tuple[int, str]]]:
+def held_lock_inodes(dev: int | None = None) -> dict[int, list[tuple[int, str]]]:
     """``{inode: [(pid, "READ"|"WRITE"), ...]}`` for the flock locks in ``/proc/locks``.
 
     Lets ``cache status`` list who holds what without taking any lock
-    itself; empty where ``/proc/locks`` does not exist.
+    itself; empty where ``/proc/locks`` does not exist.  ``dev``: only locks on
+    that device (``st_dev``).
     """
     out: dict[int, list[tuple[int, str]]] = {}
     try:
@@ -145,7 +146,10 @@ def held_lock_inodes() -> dict[int, list[tuple[int, str]]]:
             continue
         try:
             pid = int(parts[4])
-            inode = int(parts[5].split(":")[2])
+            major, minor, ino = parts[5].split(":")
+            inode = int(ino)
+            if dev is not None and (int(major, 16), int(minor, 16)) != (os.major(dev), os.minor(dev)):
+                continue  # same inode number on another file system
         except (ValueError, IndexError):
             continue
         out.setdefault(inode, []).append((pid, parts[3]))

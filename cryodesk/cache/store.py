@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -153,7 +154,10 @@ class Cache:
         for e in self.index.all(con):
             p = self.root / e.path
             if e.state == "copying":
-                if e.pid == os.getpid() or not self.lock_for(e.key).is_free():
+                probe = self.lock_for(e.key)
+                alive = not probe.is_free()  # its copier is alive (maybe in this process)
+                probe.close()
+                if alive:
                     keep.append(e)
                     continue
                 self._evict(e, con)  # a dead copier's reservation and partial file
@@ -171,18 +175,25 @@ class Cache:
         inflight = 0
         for e in entries:
             if e.state == "copying":
-                try:
-                    have = os.stat(part_name(self.root / e.path)).st_size if e.kind == "file" else 0
-                except OSError:
-                    have = 0
+                have = 0
+                if e.kind == "file":  # bytes already on the disk: the partial copy, or the renamed file
+                    for p in (part_name(self.root / e.path), self.root / e.path):
+                        try:
+                            have = os.lstat(p).st_size
+                            break
+                        except OSError:
+                            continue
                 inflight += max(0, e.size - have)
         held = 0
         if with_held:  # stats every lock file: only for messages and status
-            held_inodes = held_lock_inodes()
+            held_inodes = held_lock_inodes(self._dev())
             held = sum(e.size for e in entries if e.state == "ready" and self._inode(e.key) in held_inodes)
         return SpaceReport(used=sum(e.size for e in entries), quota=self.config.quota_bytes,
                            reserve=self.config.reserve_bytes, disk_free=st.f_bavail * st.f_frsize,
                            inflight=inflight, held=held)
+
+    def _dev(self) -> int:
+        return os.stat(self.locks).st_dev
 
     def _inode(self, key: str) -> int:
         try:
@@ -207,36 +218,40 @@ class Cache:
             try:
                 entries = self._heal(con)
                 mine = {it.key for it in items}
+                by_key = {e.key: e for e in entries}
                 for it in items:
-                    old = next((e for e in entries if e.key == it.key), None)
+                    old = by_key.pop(it.key, None)
                     if old is not None:  # a stale version we hold exclusively: replace it
                         self._remove_path(old.path)
                         self.index.delete(old.key, con)
-                        entries.remove(old)
-                    rep = self.space(con, entries)
+                # One statvfs + stat pass, then running totals (evictions free their
+                # bytes, grants add theirs): linear, not one scan per file.
+                entries = list(by_key.values())
+                rep = self.space(con, entries)
+                victims = iter([e for e in entries if e.state == "ready" and e.key not in mine])
+                now = time.time()
+                for it in items:
                     while not self._fits(rep, it.size):
-                        victims = [e for e in entries if e.state == "ready" and e.key not in mine]
-                        evicted = None
-                        for v in victims:  # oldest first (index order)
-                            if self._evict(v, con):
-                                evicted = v
-                                break
-                        if evicted is None:
+                        v = next(victims, None)
+                        if v is None:
                             break
-                        entries.remove(evicted)
-                        rep = self.space(con, entries)
+                        if self._evict(v, con):
+                            entries.remove(v)
+                            rep.used -= v.size
+                            rep.disk_free += v.size
                     if not self._fits(rep, it.size):
                         denied.append(it)
                         if not message:
-                            rep = self.space(con, entries, with_held=True)
+                            full = self.space(con, entries, with_held=True)
                             message = (f"not enough space in the SSD cache {self.root} and nothing that "
-                                       f"can be deleted: {rep.describe(it.size)}")
+                                       f"can be deleted: {full.describe(it.size)}")
                         continue
-                    now = time.time()
                     e = Entry(it.key, it.kind, self.rel(it.dest), it.src_size, it.src_mtime_ns, it.size,
                               project, "copying", os.getpid(), now, now)
                     self.index.put(e, con)
                     entries.append(e)
+                    rep.used += it.size
+                    rep.inflight += it.size
                     granted.append(it)
                 con.execute("COMMIT")
             except BaseException:
@@ -262,12 +277,18 @@ class Cache:
                              project, "ready", 0, now, now))
 
     # -- maintenance -------------------------------------------------------------
-    def purge_expired(self, now: float | None = None) -> int:
-        """Evict entries unused for the configured lifetime (held ones stay); bytes freed."""
+    def purge_expired(self, now: float | None = None, keep=()) -> int:
+        """Evict entries unused for the configured lifetime; bytes freed.
+
+        Held entries stay, and so do ``keep`` (the keys a job is about to use).
+        """
         limit = (now or time.time()) - self.config.lifetime_days * 86400
+        keep = set(keep)
         freed = 0
         with self.space_lock(), self.index.connect() as con:
             for e in self._heal(con):
+                if e.key in keep:
+                    continue
                 if e.state == "ready" and e.last_access < limit and self._evict(e, con):
                     freed += e.size
         return freed
@@ -275,23 +296,30 @@ class Cache:
     def clear(self, project: str | None = None) -> dict:
         """Evict every entry (of ``project``) that no job holds."""
         freed = removed = skipped = 0
-        with self.space_lock(), self.index.connect() as con:
-            for e in self._heal(con):
-                if project is not None and e.project != project:
-                    continue
-                if e.state == "ready" and self._evict(e, con):
-                    freed += e.size
-                    removed += 1
-                else:
-                    skipped += 1
+        try:
+            with self.space_lock(), self.index.connect() as con:
+                for e in self._heal(con):
+                    if project is not None and e.project != project:
+                        continue
+                    if e.state == "ready" and self._evict(e, con):
+                        freed += e.size
+                        removed += 1
+                    else:
+                        skipped += 1
+        except sqlite3.OperationalError as exc:
+            raise DataError(f"cannot update the SSD cache index {self.index.path} ({exc})") from None
         return {"removed": removed, "bytes_freed": freed, "held_skipped": skipped}
 
     def status(self) -> dict:
         """Path, quota, reserve, used, free, entries by project and the locks held (with pids)."""
-        with self.space_lock(), self.index.connect() as con:
-            entries = self._heal(con)
+        try:
+            with self.space_lock(), self.index.connect() as con:
+                entries = self._heal(con)
+        except sqlite3.OperationalError as exc:
+            raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
+                            f"is the SSD full?") from None
         rep = self.space(entries=entries, with_held=True)
-        holders = held_lock_inodes()
+        holders = held_lock_inodes(self._dev())
         by_project: dict[str, dict] = {}
         locks = []
         for e in entries:

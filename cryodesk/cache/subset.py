@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from cryodesk.core.errors import DataError
 from cryodesk.io.gather import execute_plan, plan_gather
 from cryodesk.io.mrc import HEADER_BYTES, read_header
 
-from .copy import CacheFullError
+from .copy import CacheFullError, WritebackPacer
 from .store import Cache, Item, stat_matches
 
 __all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_item"]
@@ -72,14 +73,14 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
     uniq, inv = np.unique(paths, return_inverse=True)
     sources, stats, per_src = [], [], []
     h = hashlib.sha1(f"per_file={per_file}".encode())
-    image_bytes = None
+    image_bytes = first = None
     for k, src in enumerate(uniq.tolist()):
         info = read_header(src)
-        if image_bytes is None:
-            image_bytes = info.image_bytes
-        elif info.image_bytes != image_bytes:
-            raise DataError(f"{src}: its images differ in size from the other stacks; "
-                            f"a packed subset needs one image size")
+        if first is None:
+            first, image_bytes = info, info.image_bytes
+        elif info.shape != first.shape or info.dtype.newbyteorder("=") != first.dtype.newbyteorder("="):
+            raise DataError(f"{src} has {info.ny}x{info.nx} {info.dtype} images but {first.path} has "
+                            f"{first.ny}x{first.nx} {first.dtype}; a packed subset needs one kind")
         st = os.stat(src)
         sel = np.unique(idx[inv.ravel() == k])
         if sel.size and (sel[0] < 0 or sel[-1] >= info.nz):
@@ -137,7 +138,7 @@ def _valid(spec: SubsetSpec, dest: Path) -> bool:
         all(stat_matches(Path(s), *st) for s, st in zip(spec.sources, spec.stats))
 
 
-def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel) -> int:
+def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = True) -> int:
     part = dest.with_name(dest.name + ".part")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
@@ -150,7 +151,8 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel) -> int:
 
     try:
         plan = plan_gather(items, part, particles_per_file=spec.per_file, prefix="stack_")
-        stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel)
+        with WritebackPacer(part) if fsync else nullcontext():
+            stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel)
     except DataError as exc:
         shutil.rmtree(part, ignore_errors=True)
         text = str(exc)
@@ -164,7 +166,8 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel) -> int:
     for p in stacks:  # gather renames complete stacks but does not fsync them
         fd = os.open(p, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
             sizes.append(os.fstat(fd).st_size)
         finally:
             os.close(fd)
@@ -174,7 +177,8 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel) -> int:
     with open(part / MANIFEST, "w") as fh:
         json.dump(doc, fh)
         fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            os.fsync(fh.fileno())
     if dest.exists():
         shutil.rmtree(dest)
     os.rename(part, dest)  # the whole directory appears at once
@@ -185,4 +189,4 @@ def subset_item(cache: Cache, spec: SubsetSpec) -> Item:
     dest = cache.subsets / spec.key
     return Item(key=f"subset:{spec.key}", kind="subset", dest=dest, size=spec.bytes,
                 src_size=spec.source_bytes, src_mtime_ns=0, check=lambda: _valid(spec, dest),
-                build=lambda on_bytes, cc: _build(spec, dest, on_bytes, cc))
+                build=lambda on_bytes, cc: _build(spec, dest, on_bytes, cc, cache.config.fsync))

@@ -85,7 +85,7 @@ def worker_dict(w: Worker) -> dict:
 
 
 def _param_for(key: str) -> registry.Param:
-    from .stage import CACHE_PARAM
+    from .staging import CACHE_PARAM
 
     if key == CACHE_PARAM.name:  # known even before any job type declares it
         return CACHE_PARAM

@@ -120,7 +120,7 @@ def _load_output(args):
 
 
 def _warm(args):
-    from ..cache.stage import open_stage
+    from ..cache.staging import open_stage
 
     cfg = _config(args)
     project, job, pset = _load_output(args)

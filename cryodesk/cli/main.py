@@ -47,6 +47,7 @@ class Commands:
         "project": "create, list, show and attach projects",
         "workspace": "create and list workspaces",
         "job": "create, inspect, select, run and act on jobs",
+        "worker": "run queued jobs; connect workers and configure their SSD cache",
     }
 
     def __init__(self, top):

@@ -106,7 +106,7 @@ def _apply_clear(project: Project, job: Job, item: PlanItem) -> None:
     OutputFile.delete().where(OutputFile.job == job).execute()
     set_status(job, "building", write=False)
     job.size_bytes = job_data_size(job_dir(job, project))  # what is left is the manifest: 0
-    job.save()
+    job.save(only=[Job.size_bytes])
     manifest.write_job(job, Path(project.directory))
 
 

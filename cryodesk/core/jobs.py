@@ -152,7 +152,7 @@ def set_params(project, job, values: dict) -> Job:
         new[key] = jtype.param(key).coerce(value)
     with db.atomic():
         job.params = new
-        job.save()
+        job.save(only=[Job.params])
         manifest.write_job(job, Path(project.directory))
     return job
 
@@ -174,7 +174,8 @@ def set_status(job: Job, status: str, error: str | None = None, write: bool = Tr
         job.queued_at = job.started_at = job.completed_at = None
     # an error describes the latest failure or kill; any other status clears it
     job.error = error if status in ("failed", "killed") else None
-    job.save()
+    # only the lifecycle fields: another process may be writing settings (kill requests)
+    job.save(only=[Job.status, Job.status_history, Job.queued_at, Job.started_at, Job.completed_at, Job.error])
     if write:
         manifest.write_job(job)
     return job

@@ -124,8 +124,10 @@ class QueuePlan:
 
 
 def _parent_links(job: Job) -> list[tuple[str, Job]]:
-    q = Connection.select(Connection.slot, Connection.parent).where(Connection.child == job)
-    return [(c.slot, Job.get_by_id(c.parent_id)) for c in q]
+    # one query: the engine asks this for every waiting job at every poll, in the GUI thread
+    q = (Connection.select(Connection.slot, Job).join(Job, on=(Connection.parent == Job.id))
+         .where(Connection.child == job).order_by(Connection.slot, Connection.position))
+    return [(c.slot, c.parent) for c in q]
 
 
 def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
@@ -172,6 +174,8 @@ def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None
         mine = owner is not None and current is not None and current.get("engine") == owner.get("engine")
         if current and not mine and owner_alive(current) is not False:
             return f"it is already queued by {_describe_owner(current)}"
+    elif job.status in ACTIVE_STATUSES:
+        return f"it is already {job.status}"
     elif job.status != "building":
         return f"it is {job.status}; clear it before running it again"
     connected = {slot for slot, _ in links}
@@ -180,10 +184,10 @@ def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None
             return f"required input {s.name!r} is not connected"
     waiting = False
     for slot, parent in links:
-        if parent.id in batch:
-            if parent.id in refused_ids:
-                return f"input {slot!r} needs {parent.uid}, which cannot run ({refused_ids[parent.id]})"
+        if parent.id in batch and parent.id not in refused_ids:
             waiting = True
+        elif parent.id in refused_ids and parent.status not in ("completed", *ACTIVE_STATUSES):
+            return f"input {slot!r} needs {parent.uid}, which cannot run ({refused_ids[parent.id]})"
         elif parent.status in ACTIVE_STATUSES:
             waiting = True
         elif parent.status != "completed":
@@ -204,6 +208,7 @@ def mark_queued(jobs, owner: dict | None = None) -> list[Job]:
         if owner is not None:
             settings["run"] = owner
         job.settings = settings
+        job.save(only=[Job.settings])
         set_status(job, "queued")
         out.append(job)
     return out
@@ -243,19 +248,36 @@ def readiness(job: Job) -> tuple[str, str | None]:
     A parent that failed fails its queued children and a killed one kills them:
     they are never left queued for ever.
     """
+    return readiness_many([job.id])[job.id]
+
+
+def readiness_many(job_ids) -> dict[int, tuple[str, str | None]]:
+    """:func:`readiness` of many jobs in one query per 500 (the engine polls this in the GUI thread)."""
+    ids = list(job_ids)
+    links: dict[int, list[tuple[str, int, str]]] = {i: [] for i in ids}
+    for k in range(0, len(ids), 500):
+        q = (Connection.select(Connection.child, Connection.slot, Job.number, Job.status)
+             .join(Job, on=(Connection.parent == Job.id)).where(Connection.child.in_(ids[k:k + 500]))
+             .order_by(Connection.slot, Connection.position).tuples())
+        for child, slot, number, status in q:
+            links[child].append((slot, number, status))
+    return {i: _judge(links[i]) for i in ids}
+
+
+def _judge(links) -> tuple[str, str | None]:
     waiting = []
-    for slot, parent in _parent_links(job):
-        if parent.status == "completed":
+    for slot, number, status in links:
+        uid = f"J{number}"
+        if status == "completed":
             continue
-        if parent.status in ACTIVE_STATUSES:
-            waiting.append(f"{parent.uid} ({parent.status})")
-        elif parent.status == "failed":
-            return "failed", f"not run: its input {parent.uid} failed; fix and re-run {parent.uid} first"
-        elif parent.status == "killed":
-            return "killed", f"not run: its input {parent.uid} was killed; re-run {parent.uid} first"
+        if status in ACTIVE_STATUSES:
+            waiting.append(f"{uid} ({status})")
+        elif status == "failed":
+            return "failed", f"not run: its input {uid} failed; fix and re-run {uid} first"
+        elif status == "killed":
+            return "killed", f"not run: its input {uid} was killed; re-run {uid} first"
         else:
-            return "failed", (f"not run: input {slot!r} needs {parent.uid}, which is {parent.status}; "
-                              f"run (or re-run) {parent.uid} first")
+            return "failed", f"not run: input {slot!r} needs {uid}, which is {status}; run (or re-run) {uid} first"
     return ("wait", "waiting for " + ", ".join(waiting)) if waiting else ("ready", None)
 
 
@@ -264,6 +286,7 @@ def end_unrun(job: Job, status: str, error: str) -> Job:
     job = Job.get_by_id(job.id)
     _log_line(job, f"{status}: {error}")
     job.settings = {k: v for k, v in (job.settings or {}).items() if k not in ("run", "kill_requested")}
+    job.save(only=[Job.settings])
     set_status(job, status, error=error)
     return job
 
@@ -292,10 +315,12 @@ def request_kill(project, job) -> str:
     job = Job.get_by_id(get_job(get_project(project), job).id)
     if job.status == "queued":
         n = Job.update(status="killed").where((Job.id == job.id) & (Job.status == "queued")).execute()
-        if n == 1:  # stamp history, error and manifest now that the transition is ours
+        job = Job.get_by_id(job.id)
+        # an engine starting it at this very moment may have overwritten our "killed": then
+        # it is running, and the request below reaches it
+        if n == 1 and job.status == "killed":
             end_unrun(job, "killed", "killed by the user before it ran")
             return "killed"
-        job = Job.get_by_id(job.id)
     if job.status not in ACTIVE_STATUSES:
         raise Refused(job.uid, f"it is {job.status}; only queued or running jobs can be killed")
     if owner_alive(owner_of(job)) is False:
@@ -318,7 +343,7 @@ def _mark_interrupted(job: Job) -> Job:
     error = INTERRUPTED_QUEUED if job.status == "queued" else INTERRUPTED
     job = end_unrun(job, "killed", error)
     job.size_bytes = tree_size(Path(job.project.directory) / job.directory)  # partial files count
-    job.save()
+    job.save(only=[Job.size_bytes])
     return job
 
 

@@ -148,7 +148,7 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)
         job.size_bytes = tree_size(pdir / job.directory)
-        job.save()
+        job.save(only=[Job.size_bytes])
         manifest.write_job(job, pdir)
     # record the job's size and apply "delete intermediate results automatically" (core/cleanup)
     from .cleanup import on_job_finished

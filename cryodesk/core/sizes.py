@@ -46,7 +46,7 @@ class TreeStats:
     bytes: int = 0
     files: int = 0
     dirs: int = 0
-    manifest_bytes: int = 0  # size of a top-level job.json, if any
+    manifest_bytes: int = 0  # size of a top-level job.json (and of its leftover temp files)
     links: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -57,6 +57,11 @@ class TreeStats:
         self.manifest_bytes += other.manifest_bytes
         self.links.extend(other.links)
         self.errors.extend(other.errors)
+
+
+def _is_manifest(name: str) -> bool:
+    # the manifest, or the temp file of a manifest rewrite a crash interrupted
+    return name == JOB_MANIFEST or (name.startswith(f".{JOB_MANIFEST}.") and name.endswith(".tmp"))
 
 
 def _walk(top: str, top_level: bool = True) -> TreeStats:
@@ -84,8 +89,8 @@ def _walk(top: str, top_level: bool = True) -> TreeStats:
                             size = e.stat(follow_symlinks=False).st_size
                             out.bytes += size
                             out.files += 1
-                            if is_top and e.name == JOB_MANIFEST:
-                                out.manifest_bytes = size
+                            if is_top and _is_manifest(e.name):
+                                out.manifest_bytes += size
                     except FileNotFoundError:
                         continue  # removed while we looked: it is not there any more
                     except OSError as exc:
@@ -155,21 +160,34 @@ def job_data_size(job_dir: Path) -> int:
 
 
 def linked_bytes(links: list[str], root: Path) -> int:
-    """Bytes that ``links`` point to outside ``root``, each target counted once."""
+    """Bytes that ``links`` point to outside ``root``, each target counted once.
+
+    A target inside another linked directory is counted with that directory.
+    """
     root_real = os.path.realpath(root)
-    seen: set[str] = set()
-    total = 0
+    targets: dict[str, os.stat_result] = {}
     for link in links:
         target = os.path.realpath(link)
-        if target in seen or target == root_real or target.startswith(root_real + os.sep):
+        if target in targets or target == root_real or target.startswith(root_real + os.sep):
             continue
-        seen.add(target)
         try:
-            st = os.stat(target)
+            targets[target] = os.stat(target)
         except OSError:
             continue  # dangling link: points at nothing
-        if stat.S_ISDIR(st.st_mode):
-            total += _walk(target).bytes  # nested links inside raw data are not followed
+    dirs = {t for t, st in targets.items() if stat.S_ISDIR(st.st_mode)}
+    total = 0
+    for target, st in targets.items():
+        parent = os.path.dirname(target)
+        nested = False
+        while parent and parent != os.path.dirname(parent):
+            if parent in dirs:
+                nested = True
+                break
+            parent = os.path.dirname(parent)
+        if nested:
+            continue
+        if target in dirs:
+            total += _walk(target).bytes  # links inside raw data are not followed
         elif stat.S_ISREG(st.st_mode):
             total += st.st_size
     return total
@@ -345,4 +363,24 @@ def intermediate_versions(project, job_ids=None) -> dict[int, dict[tuple[str, in
         for v, size in versions.items():
             if v != last:
                 out.setdefault(jid, {})[(group, v)] = size
+    return out
+
+
+def job_size_split(project, job_ids=None) -> dict[int, dict[str, int]]:
+    """Job id -> ``{"total", "intermediate", "final"}`` bytes from recorded sizes (no disk access).
+
+    ``intermediate`` is every version but the last of each output group;
+    ``final`` is the rest of the job's size (last versions, logs, other files).
+    """
+    from ..db import Job
+
+    q = Job.select(Job.id, Job.size_bytes).where(Job.project == project.id)
+    if job_ids is not None:
+        q = q.where(Job.id.in_(list(job_ids)))
+    inter = intermediate_bytes(project) if job_ids is None else {
+        jid: sum(v.values()) for jid, v in intermediate_versions(project, job_ids).items()}
+    out = {}
+    for jid, total in q.tuples():
+        i = min(inter.get(jid, 0), total or 0)
+        out[jid] = {"total": total or 0, "intermediate": i, "final": (total or 0) - i}
     return out

@@ -35,7 +35,7 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from ..core import lifecycle, registry
 from ..core.jobs import get_jobs
 from ..core.projects import get_project
-from ..db import Job
+from ..db import Connection, Job
 from .workers import Worker, job_body, task_body
 
 log = logging.getLogger("cryodesk.engine")
@@ -175,6 +175,13 @@ class Engine(QObject):
         QTimer.singleShot(0, self._schedule)  # its queued children end too
         return True
 
+    def kill(self, project, job) -> str:
+        """Stop a job wherever it runs: ``"cancelled"`` (this engine had it), else what
+        :func:`cryodesk.core.lifecycle.request_kill` did (``"killed"`` / ``"requested"``)."""
+        if self.cancel(project, job):
+            return "cancelled"
+        return lifecycle.request_kill(project, job)
+
     def cancel_all(self) -> None:
         """Cancel every running job and task (queued jobs of this engine follow as killed)."""
         for pend in list(self._pending.values()):
@@ -257,38 +264,52 @@ class Engine(QObject):
         if self._pending:
             self._schedule()
 
-    def _schedule(self) -> None:
-        changed = True
-        while changed:  # a job ended unrun may decide its queued children
-            changed = False
-            for job_id, pend in sorted(self._pending.items()):
-                if job_id not in self._pending:  # a slot of a signal emitted below cancelled it
+    def _schedule(self, after: int | None = None) -> None:
+        """Start ready jobs, end those that never will; ``after``: only the children of that job."""
+        candidates = None if after is None else self._pending_children([after])
+        while candidates is None or candidates:
+            ids = sorted(self._pending if candidates is None else candidates & self._pending.keys())
+            ended: list[int] = []  # a job ended unrun may decide its queued children
+            rows = {j.id: j for k in range(0, len(ids), 500)
+                    for j in Job.select(Job.id, Job.status, Job.settings).where(Job.id.in_(ids[k:k + 500]))}
+            mine = [i for i in ids if i in rows and rows[i].status == "queued"
+                    and (lifecycle.owner_of(rows[i]) or {}).get("engine") == self.owner["engine"]]
+            verdicts = lifecycle.readiness_many(mine)
+            for job_id in ids:
+                pend = self._pending.get(job_id)
+                if pend is None:  # a slot of a signal emitted below cancelled it
                     continue
-                job = Job.get_or_none(Job.id == job_id)
-                if job is None or job.status != "queued" or (lifecycle.owner_of(job) or {}).get(
-                        "engine") != self.owner["engine"]:
+                job = rows.get(job_id)
+                if job_id not in verdicts:
                     # killed from another process, deleted, or taken over: no longer ours to run
-                    self._pending.pop(job_id, None)
+                    del self._pending[job_id]
                     self.job_finished.emit(pend.project_uid, pend.job_uid, job.status if job else "deleted")
-                    changed = True
+                    ended.append(job_id)
                     continue
-                state, why = lifecycle.readiness(job)
+                state, why = verdicts[job_id]
                 if state == "wait":
                     if why != pend.waiting:
                         pend.waiting = why
                         self.job_waiting.emit(pend.project_uid, pend.job_uid, why)
                     continue
-                self._pending.pop(job_id, None)
+                del self._pending[job_id]
                 if state == "ready":
-                    worker = Worker(("job", job_id), job_body(pend.project_uid, pend.job_uid))
+                    worker = Worker(("job", job_id), job_body(pend.project_uid, pend.job_uid), announces_start=True)
                     self._running[job_id] = (pend, worker)
                     self._connect(worker)
                     self.pools[pend.resource].start(worker)
                 else:
-                    lifecycle.end_unrun(job, state, why)
+                    lifecycle.end_unrun(Job.get_by_id(job_id), state, why)
                     self.job_finished.emit(pend.project_uid, pend.job_uid, state)
-                    changed = True
+                    ended.append(job_id)
+            candidates = self._pending_children(ended)
         self._check_idle()
+
+    def _pending_children(self, parent_ids: list[int]) -> set[int]:
+        if not parent_ids or not self._pending:
+            return set()
+        q = Connection.select(Connection.child).where(Connection.parent.in_(parent_ids)).tuples()
+        return {c for (c,) in q} & self._pending.keys()
 
     def _mark_busy(self) -> None:
         self._busy = True
@@ -324,7 +345,7 @@ class Engine(QObject):
             if entry is not None:
                 self._retired.append(entry[1])
                 self.job_finished.emit(entry[0].project_uid, entry[0].job_uid, status)
-            self._schedule()  # children waiting for it may start now
+            self._schedule(after=ident)  # children waiting for it may start now
         else:
             task = self._tasks.pop(ident, None)
             if task is not None:

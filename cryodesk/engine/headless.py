@@ -44,13 +44,18 @@ def run_until_idle(engine, *, stop_when_idle: bool = True, tick: Callable[[], No
         if engine.is_idle and (stop_when_idle or interrupted):
             loop.quit()
 
-    def on_signal(signum, _frame) -> None:
-        first = not interrupted
-        interrupted.append(signum)
+    def cancel(first: bool, signum: int) -> None:
         engine.cancel_all()
         if first and on_interrupt is not None:
             on_interrupt(signum)
-        QTimer.singleShot(0, check_done)
+        check_done()
+
+    def on_signal(signum, _frame) -> None:
+        # a handler may run between any two bytecodes (even inside a DB call of this
+        # thread): only note the signal here and do the work from the event loop
+        first = not interrupted
+        interrupted.append(signum)
+        QTimer.singleShot(0, lambda: cancel(first, signum))
 
     def on_tick() -> None:
         if tick is not None and not interrupted:
@@ -85,7 +90,7 @@ class TerminalProgress:
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval
-        self.state: dict[str, tuple[float, str]] = {}  # "P1 J5" -> (fraction, message)
+        self.state: dict[str, tuple[float | None, str]] = {}  # "P1 J5" -> (fraction or None, message)
         self._last_draw = 0.0
         self._last_decile: dict[str, int] = {}
         engine.job_started.connect(self.started)
@@ -101,7 +106,7 @@ class TerminalProgress:
 
     def waiting(self, project_uid: str, job_uid: str, reason: str) -> None:
         key = f"{project_uid} {job_uid}"
-        self.state[key] = (0.0, reason)
+        self.state[key] = (None, reason)
         self._line(f"{key}: {reason}")
 
     def progress(self, project_uid: str, job_uid: str, fraction: float, message: str) -> None:
@@ -138,7 +143,8 @@ class TerminalProgress:
         if not force and now - self._last_draw < self.min_interval:
             return
         self._last_draw = now
-        parts = [f"{key} {self.bar(frac)} {msg}".rstrip() for key, (frac, msg) in sorted(self.state.items())]
+        parts = [f"{key} {msg}" if frac is None else f"{key} {self.bar(frac)} {msg}".rstrip()
+                 for key, (frac, msg) in sorted(self.state.items())]
         self.stream.write("\r\x1b[K" + " | ".join(parts)[:200])
         self.stream.flush()
 

@@ -44,8 +44,10 @@ class WorkerSignals(QObject):
 class Worker(QRunnable):
     """Run ``body`` in a pool thread, reporting through :attr:`signals`."""
 
-    def __init__(self, key, body: Body):
+    def __init__(self, key, body: Body, announces_start: bool = False):
         super().__init__()
+        #: the body emits ``started`` itself (a job: only once it will really run)
+        self._announces_start = announces_start
         self.key = key
         self.signals = WorkerSignals()
         self.cancel_event = threading.Event()
@@ -60,12 +62,18 @@ class Worker(QRunnable):
         self._last_emit = now
         self.signals.progress.emit(self.key, float(fraction), str(message))
 
+    def _started(self) -> None:
+        self.signals.started.emit(self.key)
+
     def run(self) -> None:  # called by QThreadPool in a pool thread
         status, payload = "failed", "the worker stopped unexpectedly"
         try:
             with db.connection_context():
-                self.signals.started.emit(self.key)
-                status, payload = self._body(self.progress, self.cancel_event)
+                if self._announces_start:
+                    status, payload = self._body(self.progress, self.cancel_event, self._started)
+                else:
+                    self._started()
+                    status, payload = self._body(self.progress, self.cancel_event)
         except BaseException as exc:  # never let an exception escape into Qt's thread
             log.error("worker %s failed:\n%s", self.key, traceback.format_exc())
             status, payload = "failed", f"{type(exc).__name__}: {exc}"
@@ -92,16 +100,21 @@ def task_body(fn) -> Body:
 
 
 def job_body(project_uid: str, job_uid: str) -> Body:
-    """The worker body of one job: :func:`cryodesk.core.runner.run_job`, then release its owner."""
+    """The worker body of one job: :func:`cryodesk.core.runner.run_job`, then release its owner.
+
+    ``started`` is announced only if the job was not cancelled while it waited
+    for a pool thread (then it ends *killed* without running).
+    """
     from ..core import lifecycle, runner
     from ..core.jobs import get_job
 
-    def body(progress, cancel_event):
+    def body(progress, cancel_event, started):
         job = get_job(project_uid, job_uid)
         try:
             if cancel_event.is_set():  # cancelled while it waited for a pool thread
                 job = lifecycle.end_unrun(job, "killed", "cancelled by the user before it ran")
             else:
+                started()
                 job = runner.run_job(project_uid, job, progress, cancel_event)
         except CryodeskError as exc:
             # refused at start: the world changed since it was queued (a parent cleared, ...)

@@ -8,7 +8,7 @@ subset).  The job writes no output; its results record what was copied.
 from __future__ import annotations
 
 from cryodesk.cache.config import resolve_config
-from cryodesk.cache.stage import stage
+from cryodesk.cache.staging import stage
 from cryodesk.core.context import JobContext
 from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, Param, register

@@ -41,6 +41,8 @@ def run_app(db_url: str | None = None) -> int:
     window = QtMainWindow()
     window.show()
     window.restore_last_project()
+    if window.bridge.engine is not None:
+        window.bridge.engine.start()  # recover jobs a crashed session left running
     try:
         return app.exec()
     finally:

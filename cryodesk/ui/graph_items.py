@@ -18,6 +18,8 @@ from ..core.units import human_bytes
 from . import palette
 
 BADGE = 16.0
+#: below this zoom, big trees are drawn without edges (they would be sub-pixel noise)
+EDGE_LOD = 0.04
 
 
 class QtOverviewItem(QGraphicsItem):
@@ -28,6 +30,9 @@ class QtOverviewItem(QGraphicsItem):
         self.snap = snap
         self._bounds = QRectF()
         self.setZValue(0)
+        # Panning then blits the cached pixels instead of re-drawing every job (Qt caches only
+        # the part of a large item that is on screen); a zoom or colour change repaints once.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         x, y = snap.x, snap.y
         if len(snap):
             self._bounds = QRectF(float(x.min()) - 20, float(y.min()) - 20,
@@ -35,10 +40,13 @@ class QtOverviewItem(QGraphicsItem):
         px, py = x[snap.edge_parent] + CARD_W, y[snap.edge_parent] + CARD_H / 2
         cx, cy = x[snap.edge_child], y[snap.edge_child] + CARD_H / 2
         self._edges = [QLineF(*v) for v in zip(px.tolist(), py.tolist(), cx.tolist(), cy.tolist())]
+        self._edge_box = (np.minimum(px, cx), np.maximum(px, cx), np.minimum(py, cy), np.maximum(py, cy))
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # gives exposedRect
         self._rects = [QRectF(a, b, CARD_W, CARD_H) for a, b in zip(x.tolist(), y.tolist())]
         self.set_colours(colour_index, table)
 
     def set_colours(self, colour_index: np.ndarray, table: list[QColor]) -> None:
+        self._colour_index, self._brushes = colour_index, [QBrush(c) for c in table]
         self._groups = []
         for k, colour in enumerate(table):
             members = np.flatnonzero(colour_index == k)
@@ -46,6 +54,8 @@ class QtOverviewItem(QGraphicsItem):
                 self._groups.append((QBrush(colour), [self._rects[i] for i in members]))
         flags = self.snap
         self._final = [self._badge_rect(i) for i in np.flatnonzero(flags.is_final)]
+        # final jobs keep a gold outline at any zoom: a 16-unit badge vanishes when zoomed far out
+        self._final_outline = [self._rects[i] for i in np.flatnonzero(flags.is_final)]
         self._ancestor = [self._badge_rect(i) for i in np.flatnonzero(flags.is_ancestor & ~flags.is_final)]
         self.update()
 
@@ -56,19 +66,42 @@ class QtOverviewItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:  # noqa: N802 (Qt API)
         return self._bounds
 
+    def _exposed(self, r: QRectF):
+        """Edges and per-colour rects inside ``r`` (numpy culling; used when only part is exposed)."""
+        s = self.snap
+        hit = np.flatnonzero((s.x <= r.right()) & (s.x + CARD_W >= r.left())
+                             & (s.y <= r.bottom()) & (s.y + CARD_H >= r.top()))
+        x0, x1, y0, y1 = self._edge_box
+        ehit = np.flatnonzero((x0 <= r.right()) & (x1 >= r.left()) & (y0 <= r.bottom()) & (y1 >= r.top()))
+        edges = [self._edges[i] for i in ehit]
+        ci = self._colour_index[hit]
+        groups = [(self._brushes[k], [self._rects[i] for i in hit[ci == k]]) for k in np.unique(ci)]
+        return edges, groups
+
     def paint(self, painter, option, widget=None) -> None:
-        pen = QPen(QColor(palette.is_dark() and "#9aa0a6" or "#5f6368"), 1.2)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        painter.drawLines(self._edges)
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        exposed = option.exposedRect
+        partial = exposed.width() * exposed.height() < 0.25 * self._bounds.width() * self._bounds.height()
+        edges, groups = self._exposed(exposed) if partial else (self._edges, self._groups)
+        if lod >= EDGE_LOD or len(self._edges) < 5000:  # far out, 50k edges are a grey smear
+            pen = QPen(QColor(palette.is_dark() and "#9aa0a6" or "#5f6368"), 1.2)
+            pen.setCosmetic(True)
+            painter.setPen(pen)
+            painter.drawLines(edges)
         painter.setPen(Qt.PenStyle.NoPen)
-        for brush, rects in self._groups:
+        for brush, rects in groups:
             painter.setBrush(brush)
             painter.drawRects(rects)
         painter.setBrush(QColor(palette.ANCESTOR_COLOUR))
         painter.drawRects(self._ancestor)
         painter.setBrush(QColor(palette.FINAL_COLOUR))
         painter.drawRects(self._final)
+        if self._final_outline:
+            gold = QPen(QColor(palette.FINAL_COLOUR), 3)
+            gold.setCosmetic(True)
+            painter.setPen(gold)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRects(self._final_outline)
 
 
 class QtSelectionOverlay(QGraphicsItem):

@@ -57,7 +57,7 @@ class QtJobGraphView(QGraphicsView):
         scene = self.scene()
         if scene.overview is None or scene.overview.boundingRect().isEmpty():
             return
-        self.fitInView(scene.overview.boundingRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.fitInView(scene.overview.boundingRect().adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
         if self.zoom > 1.0:
             self.set_zoom(1.0)
         self.centerOn(scene.overview.boundingRect().center())

@@ -43,9 +43,14 @@ class JobActions(QObject):
         self.delete = a("&Delete…", self.do_delete, QKeySequence.StandardKey.Delete)
         self.mark_complete = a("Mark as &complete", self.do_mark_complete)
         self.clone = a("Clo&ne (chain) into this workspace", self.do_clone)
-        self.run = a("&Run", None, tip="needs the job engine (cryodesk.engine), not installed yet")
-        self.queue = a("&Queue", None, tip="needs the job engine (cryodesk.engine), not installed yet")
-        self.rerun = a("Re-run c&leared", None, tip="needs the job engine (cryodesk.engine), not installed yet")
+        engine = host.bridge.available
+        no_engine = "needs the job engine (cryodesk.engine), not installed"
+        self.run = a("&Run", (lambda: self.do_queue()) if engine else None, "Ctrl+R",
+                     tip="Queue the selected jobs; they start in dependency order" if engine else no_engine)
+        self.queue = a("&Queue", (lambda: self.do_queue()) if engine else None,
+                       tip="Queue the selected jobs behind the running ones" if engine else no_engine)
+        self.rerun = a("Re-run c&leared", self.do_rerun if engine else None,
+                       tip="Run cleared jobs again to regenerate their outputs" if engine else no_engine)
         self.workspace_menus = {}
         for name, fn in (("Move to workspace", self.do_move), ("Link to workspace", self.do_link),
                          ("Unlink from workspace", self.do_unlink)):
@@ -79,8 +84,8 @@ class JobActions(QObject):
     def update_enabled(self) -> None:
         n = self.scene.selection.count()
         for act in (self.select_ancestors, self.select_descendants, self.mark_final, self.unmark_final,
-                    self.clear, self.delete, self.mark_complete, self.clone):
-            act.setEnabled(n > 0)
+                    self.clear, self.delete, self.mark_complete, self.clone, self.run, self.queue, self.rerun):
+            act.setEnabled(n > 0 and not act.property("always_disabled"))
         self.select_chain.setEnabled(n == 2)
         for menu in self.workspace_menus.values():
             menu.setEnabled(n > 0)
@@ -197,6 +202,29 @@ class JobActions(QObject):
         result, mapping = actions.clone(self.host.project_uid, jobs.get_jobs(self.host.project_uid, self.selected_uids()), ws)
         self.message.emit(f"Cloned {len(mapping)} job(s) into {ws}")
         self.changed.emit()
+
+    def do_queue(self, uids: list[str] | None = None) -> None:
+        uids = self.selected_uids() if uids is None else uids
+        if not uids:
+            return
+        plan = self.host.bridge.queue(self.host.project_uid, uids)
+        self.message.emit(f"Queued {len(plan.jobs)} job(s)")
+        if plan.refused:
+            self._show(QtRefusalDialog("queued", [actions.Outcome(u, "queue", False, m) for u, m in plan.refused],
+                                       self.host))
+
+    def do_rerun(self) -> None:
+        """Queue the selected jobs that were cleared (status building); explain the others."""
+        snap = self.scene.snap
+        idx = self.scene.selection.indices
+        cleared = [snap.uid(i) for i in idx if snap.status_name(i) == "building"]
+        others = [actions.Outcome(snap.uid(i), "re-run", False,
+                                  f"{snap.uid(i)} is {snap.status_name(i)}, not cleared; clear it first")
+                  for i in idx if snap.status_name(i) != "building"]
+        if cleared:
+            self.do_queue(cleared)
+        if others and self.dialog is None:
+            self._show(QtRefusalDialog("re-run", others, self.host))
 
     # -- destructive actions: plan (thread) → confirm → run (thread) ---------------------
     def do_clear(self) -> None:

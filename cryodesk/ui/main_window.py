@@ -10,6 +10,7 @@ from ..core import layout
 from ..core.units import human_bytes
 from . import workers
 from .commands import SetParamCommand
+from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
 from .inspector import QtInspector
 from .job_actions import JobActions
@@ -34,6 +35,8 @@ class QtMainWindow(QMainWindow):
         self.undo_stack = QUndoStack(self)
         self._loader = None
         self._load_serial = 0
+        self.context_menu: QMenu | None = None
+        self.cleanup_dialog = None
 
         self.view = QtJobGraphView(self)
         self.setCentralWidget(self.view)
@@ -54,6 +57,8 @@ class QtMainWindow(QMainWindow):
         self.resizeDocks([self.docks["Projects"], self.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
 
+        self.bridge = EngineBridge(self.running, self)
+        self.bridge.jobs_changed.connect(self.reload)
         self.jobs = JobActions(self)
         self.find_box = QLineEdit()
         self.find_box.setPlaceholderText("Find job (uid or title)  Ctrl+F")
@@ -184,6 +189,8 @@ class QtMainWindow(QMainWindow):
         return len(hits)
 
     def _context_menu(self, global_pos, index) -> None:
+        if self.context_menu is not None:
+            self.context_menu.deleteLater()
         menu = QMenu(self)
         self.jobs.populate_menu(menu)
         self.context_menu = menu  # kept so tests can reach it
@@ -213,6 +220,8 @@ class QtMainWindow(QMainWindow):
         project_uid = project_uid or self.project_uid
         if project_uid is None:
             return None
+        if self.cleanup_dialog is not None:
+            self.cleanup_dialog.deleteLater()
         dialog = QtCleanupDialog(self, project_uid, workspace_uid if workspace_uid is not None else self.workspace_uid)
         self.cleanup_dialog = dialog
         dialog.open()
@@ -227,8 +236,13 @@ class QtMainWindow(QMainWindow):
             self.view.viewport().update()  # cards pick light/dark colours at paint time
         super().changeEvent(event)
 
+    def run_task(self, name: str, fn, task, on_done) -> None:
+        """Run ``fn(progress, cancel)`` as a background task shown in the running-jobs panel."""
+        self.bridge.run_task(name, fn, task, on_done,
+                             on_error=lambda msg: self.statusBar().showMessage(f"Failed: {msg}", 15000))
+
     def close_threads(self) -> None:
-        workers.wait_all()
+        self.bridge.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -1,16 +1,14 @@
-"""The running-jobs panel (bottom dock): active jobs of the project and the app's own tasks.
+"""The running-jobs panel (bottom dock): jobs the engine runs, other active jobs, and the app's tasks.
 
-Tasks (clear, delete, cleanup…) report progress from worker threads through
-a signal, so the bars are updated on the GUI thread.
+Rows are keyed: ``("job", project_uid, job_uid)`` or ``("task", Task)``.
+Task progress may be reported from any thread (a queued signal brings it to
+the GUI thread).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QHeaderView, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
-
-from ..core.units import human_bytes
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QHeaderView, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 
 class Task(QObject):
@@ -37,7 +35,7 @@ def engine_available() -> bool:
 
 
 class QtRunningJobsPanel(QWidget):
-    """Table of active jobs and running tasks, with a progress bar per row."""
+    """Table of running/queued jobs and tasks, with a progress bar per row."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -51,56 +49,77 @@ class QtRunningJobsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.table)
+        self.keys: list[tuple] = []
         self.tasks: list[Task] = []
-        self._job_rows = 0
         if not engine_available():
-            self.note.setText("Job engine not installed: Run / Queue are disabled. "
-                              "Clear, delete and cleanup tasks are shown here.")
+            self.note.setText("Job engine not installed: Run / Queue are disabled.")
+        self.note.setVisible(bool(self.note.text()))
 
-    def show_active_jobs(self, snap) -> None:
-        """List the jobs of ``snap`` whose status is active (queued … waiting)."""
-        for _ in range(self._job_rows):
-            self.table.removeRow(0)
-        idx = [] if snap is None else snap.active.nonzero()[0].tolist()
-        for r, i in enumerate(idx):
-            self.table.insertRow(r)
-            self.table.setItem(r, 0, QTableWidgetItem(f"{snap.uid(i)} {snap.titles[i]}"))
-            self.table.setItem(r, 1, QTableWidgetItem(snap.status_name(i)))
-            self.table.setItem(r, 3, QTableWidgetItem(human_bytes(int(snap.size[i]))))
-        self._job_rows = len(idx)
-
-    def add_task(self, title: str) -> Task:
-        task = Task(title, self)
-        row = self.table.rowCount()
+    # -- rows ------------------------------------------------------------------
+    def _row_for(self, key, title: str) -> int:
+        if key in self.keys:
+            return self.keys.index(key)
+        row = len(self.keys)
+        self.keys.append(key)
         self.table.insertRow(row)
         self.table.setItem(row, 0, QTableWidgetItem(title))
-        self.table.setItem(row, 1, QTableWidgetItem("running"))
+        self.table.setItem(row, 1, QTableWidgetItem(""))
         bar = QProgressBar()
         bar.setRange(0, 1000)
         self.table.setCellWidget(row, 2, bar)
         self.table.setItem(row, 3, QTableWidgetItem(""))
-        task.progressed.connect(lambda f, t, tk=task: self._progress(tk, f, t))
+        return row
+
+    def _remove(self, key) -> None:
+        if key in self.keys:
+            row = self.keys.index(key)
+            self.keys.pop(row)
+            self.table.removeRow(row)
+
+    def set_row(self, key, title: str, status: str, fraction: float | None = None, detail: str = "") -> None:
+        row = self._row_for(key, title)
+        self.table.item(row, 1).setText(status)
+        if fraction is not None:
+            self.table.cellWidget(row, 2).setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        if detail:
+            self.table.item(row, 3).setText(detail)
+
+    # -- jobs ---------------------------------------------------------------------
+    def show_active_jobs(self, snap) -> None:
+        """Rows for the active jobs of ``snap`` (queued … waiting); finished ones disappear."""
+        if snap is None:
+            return
+        active = {("job", snap.project_uid, snap.uid(i)): i for i in snap.active.nonzero()[0].tolist()}
+        for key in [k for k in self.keys if k[0] == "job" and k[1] == snap.project_uid and k not in active]:
+            self._remove(key)
+        for key, i in active.items():
+            self.set_row(key, f"{snap.project_uid} {snap.uid(i)} {snap.titles[i]}", snap.status_name(i))
+
+    def job_event(self, project_uid: str, job_uid: str, status: str, fraction=None, detail: str = "") -> None:
+        key = ("job", project_uid, job_uid)
+        if status in ("completed", "failed", "killed"):
+            self._remove(key)
+        else:
+            self.set_row(key, f"{project_uid} {job_uid}", status, fraction, detail)
+
+    # -- tasks ----------------------------------------------------------------------
+    def add_task(self, title: str) -> Task:
+        task = Task(title, self)
         self.tasks.append(task)
+        self.set_row(("task", task), title, "running", 0.0)
+        task.progressed.connect(lambda f, t, tk=task: self._progress(tk, f, t))
         return task
 
-    def _row(self, task: Task) -> int:
-        return self._job_rows + self.tasks.index(task)
-
     def _progress(self, task: Task, fraction: float, text: str) -> None:
-        if task not in self.tasks:
-            return
-        task.fraction = fraction
-        row = self._row(task)
-        bar = self.table.cellWidget(row, 2)
-        if bar is not None:
-            bar.setValue(int(fraction * 1000))
-        self.table.item(row, 3).setText(text)
+        if ("task", task) in self.keys:
+            task.fraction = fraction
+            self.set_row(("task", task), task.title, "running", fraction, text)
 
     def finish_task(self, task: Task) -> None:
+        self._remove(("task", task))
         if task in self.tasks:
-            self.table.removeRow(self._row(task))
             self.tasks.remove(task)
         task.deleteLater()
 
     def running_count(self) -> int:
-        return self._job_rows + len(self.tasks)
+        return len(self.keys)

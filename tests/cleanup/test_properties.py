@@ -11,7 +11,7 @@ from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
 from cryodesk.core.registry import PREPROCESSING_CATEGORIES
 from cryodesk.db import Connection, Job, OutputFile
 
-from .helpers import build_random, data_bytes, disk_files, fresh_project
+from .helpers import build_random, data_bytes, disk_files, fresh_project, raw_intact
 
 MODE = st.sampled_from([None, "clear", "delete"])
 OPTIONS = st.builds(
@@ -74,6 +74,7 @@ def test_cleanup_promises_on_random_projects(seed, options, workspace):
         result = execute_cleanup(project, plan)
         after = disk_files(pdir)
         assert result.ok, result.to_dict()
+        assert raw_intact(project)  # symlinked raw data and outside files survive every cleanup
         assert result.bytes_freed == plan.bytes == data_bytes(before) - data_bytes(after)
         gone = set(before) - set(after)
         for rel in gone:  # nothing outside the plan is gone

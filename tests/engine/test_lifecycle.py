@@ -29,6 +29,7 @@ def _dead_owner() -> dict:
 def _with_status(project, status, owner=None, type_name="t_source"):
     job = jobs.create_job(project, type_name, "W1")
     job.settings = {"run": owner} if owner else {}
+    job.save(only=[Job.settings])
     jobs.set_status(job, status)
     return job
 
@@ -99,6 +100,21 @@ def test_kill_request_stops_a_running_job_across_processes(qtbot, engine, projec
     assert blocker.args[2] == "killed"
     assert _fresh(job).error == "cancelled by the user"
     assert "kill_requested" not in (_fresh(job).settings or {})
+
+
+def test_engine_kill_cancels_its_own_jobs_and_requests_others(qtbot, engine, project, gates):
+    mine = jobs.create_job(project, "e_gate", "W1", params={"gate": "never"})
+    elsewhere = _with_status(project, "running", lifecycle.new_owner())
+    lifecycle.engine_alive(owner_of_elsewhere := lifecycle.owner_of(elsewhere))
+    try:
+        with qtbot.waitSignal(engine.job_started, timeout=WAIT):
+            engine.queue(project, [mine])
+        with qtbot.waitSignal(engine.job_finished, timeout=WAIT):
+            assert engine.kill(project, "J1") == "cancelled"
+        assert engine.kill(project, "J2") == "requested"
+        assert lifecycle.kill_requested([elsewhere.id]) == {elsewhere.id}
+    finally:
+        lifecycle.engine_alive(owner_of_elsewhere, False)
 
 
 def test_kill_of_queued_and_finished_jobs(qtbot, engine, project):

@@ -1,7 +1,7 @@
 """Fixtures for the GUI tests: a fresh database, a small runnable project, the main window, leak checks.
 
 Test job types are registered here in the style of tests/core/conftest.py
-(t_source writes ``nbytes`` bytes, t_step copies part of its input).
+under their own names (ui_source writes ``nbytes`` bytes, ui_step writes ``nbytes`` from its input) so they never replace the core test types.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import itertools
 import pytest
 
 from cryodesk.core import registry
+from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
 
 
@@ -28,16 +29,49 @@ def _run_step(ctx):
     ctx.add_output("particles", out, kind="blob")
 
 
+def _run_iter(ctx):
+    for it in range(int(ctx.params["iterations"])):
+        ctx.check_cancel()
+        out = ctx.job_dir / f"iter_{it:03d}.bin"
+        out.write_bytes(b"z" * 3000)
+        ctx.add_output("classes", out, kind="blob", version=it)
+        ctx.progress((it + 1) / int(ctx.params["iterations"]), f"iteration {it}")
+
+
+def _run_slow(ctx):
+    import time
+
+    for k in range(int(ctx.params["steps"])):
+        ctx.check_cancel()
+        time.sleep(0.05)
+        ctx.progress((k + 1) / int(ctx.params["steps"]), f"step {k + 1}")
+    out = ctx.job_dir / "slow.bin"
+    out.write_bytes(b"s" * 4096)
+    ctx.add_output("particles", out, kind="blob")
+
+
+def _run_fail(ctx):
+    (ctx.job_dir / "partial.bin").write_bytes(b"p" * 1500)
+    raise DataError("the test type always fails")
+
+
 UI_TYPES = [
-    JobType("t_source", "Test source", "import", params=(Param("nbytes", 1000, "int"),),
+    JobType("ui_source", "UI source", "import", params=(Param("nbytes", 1000, "int"),),
             outputs=(OutputGroup("particles", "particle"),), run=_run_source),
-    JobType("t_motion", "Test motion", "motion_correction",
+    JobType("ui_motion", "UI motion", "motion_correction",
             params=(Param("nbytes", 500, "int"), Param("label", "", "str")),
             inputs=(InputSlot("particles", "particle", multiple=True),),
             outputs=(OutputGroup("particles", "particle"),), run=_run_step),
-    JobType("t_step", "Test step", "utilities", params=(Param("nbytes", 500, "int"), Param("flag", False, "bool")),
+    JobType("ui_step", "UI step", "utilities", params=(Param("nbytes", 500, "int"), Param("flag", False, "bool")),
             inputs=(InputSlot("particles", "particle", multiple=True),),
             outputs=(OutputGroup("particles", "particle"),), run=_run_step),
+    JobType("ui_iter", "UI classes", "classification", params=(Param("iterations", 3, "int"),),
+            inputs=(InputSlot("particles", "particle", required=False),),
+            outputs=(OutputGroup("classes", "particle", iterative=True),), run=_run_iter,
+            keep_partial_on_cancel=True),
+    JobType("ui_slow", "UI slow", "utilities", params=(Param("steps", 20, "int"),),
+            outputs=(OutputGroup("particles", "particle"),), run=_run_slow),
+    JobType("ui_fail", "UI failing", "utilities", outputs=(OutputGroup("particles", "particle"),), run=_run_fail),
 ]
 for _t in UI_TYPES:
     registry.register(_t)
@@ -46,8 +80,8 @@ _counter = itertools.count()
 
 #: the demo DAG: job i reads from the listed earlier jobs (J1 is index 0)
 DEMO_EDGES = [[], [0], [1], [1], [2, 3], [4], [0], [6], [7], []]
-DEMO_TYPES = ["t_source", "t_motion", "t_step", "t_step", "t_step", "t_step", "t_motion", "t_step", "t_step",
-              "t_source"]
+DEMO_TYPES = ["ui_source", "ui_motion", "ui_step", "ui_step", "ui_step", "ui_step", "ui_motion", "ui_step", "ui_step",
+              "ui_source"]
 
 
 @pytest.fixture
@@ -64,9 +98,12 @@ def ui_db(tmp_path):
     dbmod.close_database()
 
 
-def build_demo(tmp_path, run: bool = True):
-    """Project P1 with workspaces W1 (all jobs) and W2 (J10, also linked J1); jobs run to completion."""
-    from cryodesk.core import actions, jobs, projects, runner
+def build_demo(tmp_path, run: bool = True, extra: bool = False):
+    """Project P1 with workspaces W1 (J1-J9) and W2 (J10, also linked J1); jobs run to completion.
+
+    With ``extra``: workspace W3 with J11 (iterative, 3 versions kept), J12 (failed), J13 (killed).
+    """
+    from cryodesk.core import actions, cleanup, jobs, projects, runner
 
     p = projects.create_project("Demo", tmp_path / "proj")
     projects.create_workspace(p, "main line")
@@ -80,12 +117,26 @@ def build_demo(tmp_path, run: bool = True):
             runner.run_job(p, j)
     actions.move(p, [made[9]], "W2")
     actions.link(p, [made[0]], "W2")
+    if extra:
+        projects.create_workspace(p, "classes")
+        cleanup.set_project_setting(p, "delete_intermediate", False)
+        it = jobs.create_job(p, "ui_iter", "W3", [jobs.InputSpec("particles", made[1].uid)])
+        runner.run_job(p, it)
+        runner.run_job(p, jobs.create_job(p, "ui_fail", "W3"))
+        killed = jobs.create_job(p, "ui_source", "W3", params={"nbytes": 2500})
+        runner.run_job(p, killed)
+        jobs.set_status(jobs.get_job(p, killed.uid), "killed", error="killed in a test")
     return p
 
 
 @pytest.fixture
 def demo(ui_db, tmp_path):
     return build_demo(tmp_path)
+
+
+@pytest.fixture
+def big_demo(ui_db, tmp_path):
+    return build_demo(tmp_path, extra=True)
 
 
 @pytest.fixture

@@ -62,3 +62,10 @@ from .auto import (  # noqa: F401
 from .execute import CleanupResult, execute_cleanup  # noqa: F401
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped, parse_categories  # noqa: F401
 from .planner import plan_cleanup  # noqa: F401
+
+__all__ = [
+    "CleanupOptions", "CleanupPlan", "CleanupResult", "PlanEntry", "Skipped", "PROJECT_SETTINGS",
+    "delete_intermediate_now", "effective_setting", "execute_cleanup", "get_project_setting",
+    "on_job_finished", "parse_categories", "plan_cleanup", "project_settings", "set_job_setting",
+    "set_project_setting",
+]

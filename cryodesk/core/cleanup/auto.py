@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...db import Job, db
+from ...db import Job, Project, db
 from .. import deletion, manifest
 from ..deletion import DeletionPlan
 from ..errors import CryodeskError, UsageError
@@ -63,11 +63,13 @@ def set_project_setting(project, key: str, value) -> object:
     project = get_project(project)
     new = _coerce(key, value)
     with db.atomic():
-        settings = dict(project.settings or {})
+        # update the one column: a caller's Project object may hold stale counters
+        current = Project.get_by_id(project.id)
+        settings = dict(current.settings or {})
         settings[key] = new
-        project.settings = settings
-        project.save()
-        manifest.write_project(project)
+        Project.update(settings=settings).where(Project.id == project.id).execute()
+        current.settings = project.settings = settings
+        manifest.write_project(current)
     return new
 
 
@@ -83,8 +85,7 @@ def set_job_setting(project, job, key: str, value) -> None:
         settings.pop(key, None)
     else:
         settings[key] = _coerce(key, value)
-    job.settings = settings
-    job.save()
+    Job.update(settings=settings).where(Job.id == job.id).execute()
 
 
 def effective_setting(project, job: Job, key: str):

@@ -24,6 +24,7 @@ from ...db import ACTIVE_STATUSES, Connection, Job, OutputFile, Project
 from .. import deletion, manifest
 from ..actions import _apply_clear, _apply_delete
 from ..deletion import DeletionPlan, PlanItem
+from ..errors import DataError
 from ..fsutil import check_job_dir, tree_size
 from ..projects import get_project
 from ..rules import why_not_clear, why_not_delete
@@ -60,11 +61,11 @@ def _conditions(job: Job, item: PlanItem) -> str | None:
 
 
 def _recheck_clear(project, job, item):
-    return why_not_clear(job) or _conditions(job, item)
+    return _conditions(job, item) or why_not_clear(job)
 
 
 def _recheck_delete(project, job, item):
-    why = why_not_delete(job) or _conditions(job, item)
+    why = _conditions(job, item) or why_not_delete(job)
     if why:
         return why
     kids = [f"J{n}" for (n,) in Job.select(Job.number).join(Connection, on=(Connection.child == Job.id))
@@ -75,7 +76,7 @@ def _recheck_delete(project, job, item):
 
 
 def _recheck_versions(project, job, item):
-    why = why_not_clear(job) or _conditions(job, item)
+    why = _conditions(job, item) or why_not_clear(job)
     if why:
         return why
     groups = item.versions.get("groups") or {}
@@ -230,9 +231,10 @@ def execute_cleanup(project, plan: CleanupPlan, progress=None, cancel=None) -> C
             continue
         try:
             items.append(_item(pdir, job, entry))
-        except OSError as exc:
+        except (OSError, DataError) as exc:  # unreadable, or a symlinked job directory: never followed
+            msg = getattr(exc, "strerror", None) or str(exc)
             result.outcomes.append({"uid": entry.uid, "action": entry.action, "ok": False, "bytes": 0,
-                                    "message": f"failed: {exc.strerror or exc}"})
+                                    "message": f"failed: {msg}"})
     if items:
         dplan = DeletionPlan(project.uid, items)
         for r in deletion.execute(project, dplan, progress=progress, cancel=cancelled):

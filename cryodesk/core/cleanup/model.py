@@ -152,3 +152,15 @@ class CleanupPlan:
             "entries": [e.to_dict() for e in self.entries],
             "skipped": [s.to_dict() for s in self.skipped],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CleanupPlan":
+        """Rebuild a plan from :meth:`to_dict` output (a saved or transmitted preview)."""
+        try:
+            return cls(project=d["project"], workspace=d.get("workspace"),
+                       options=CleanupOptions.from_dict(d.get("options") or {}),
+                       entries=[PlanEntry(**e) for e in d["entries"]],
+                       skipped=[Skipped(**s) for s in d.get("skipped", [])],
+                       header=d.get("header") or {}, tabs=d.get("tabs") or {}, created_at=d.get("created_at", ""))
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"not a cleanup plan: {exc}") from None

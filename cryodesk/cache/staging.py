@@ -74,10 +74,12 @@ def file_item(cache: Cache, source: Path | str) -> Item:
         raise DataError(f"cannot cache {source}: {exc.strerror or exc}") from None
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
+    fsync = cache.config.fsync
     return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
                 check=lambda: stat_matches(dest, size, mtime),
                 build=lambda on_bytes, cc: copy_into_cache(Path(real), dest, size, mtime,
-                                                           on_bytes=on_bytes, check_cancel=cc),
+                                                           on_bytes=on_bytes, check_cancel=cc,
+                                                           fsync=fsync),
                 source=Path(real))
 
 
@@ -111,6 +113,7 @@ class Staged:
         self.mode, self.holding, self.reason = mode, holding, reason
         self._files, self._real, self._subset = files, real, subset
         self._stacks, self._idx = stacks, idx
+        self._locations = None
 
     def _realpath(self, original) -> str:
         key = str(original)
@@ -139,10 +142,14 @@ class Staged:
         """Per particle of the staged set, in its order: the path and index to read it from."""
         if self._stacks is None:
             raise DataError("this stage holds plain files, not a particle set")
-        real = np.asarray([self._realpath(p) for p in self._stacks.tolist()])
-        if self._subset is not None:
-            return self._subset.locate_many(real, self._idx)
-        return [self._files.get(r, Path(p)) for r, p in zip(real.tolist(), self._stacks.tolist())], self._idx
+        if self._locations is None:  # computed once: jobs ask per particle, many times
+            real = np.asarray([self._realpath(p) for p in self._stacks.tolist()])
+            if self._subset is not None:
+                self._locations = self._subset.locate_many(real, self._idx)
+            else:
+                self._locations = ([self._files.get(r, Path(p)) for r, p in
+                                    zip(real.tolist(), self._stacks.tolist())], self._idx)
+        return self._locations
 
     def read_particles(self, rows=None) -> np.ndarray:
         """Images of the staged particle set (``rows`` of it; all by default), ``(n, ny, nx)``."""
@@ -184,7 +191,14 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         why = f"no SSD cache is configured for worker {config.worker!r}"
         log.info("SSD cache: %s; reading particles from the project directory", why)
         return Staged("off", {}, real, stacks, idx, reason=why)
-    cache = Cache(config)
+    try:
+        cache = Cache(config)
+    except DataError as exc:
+        if on_full == "error":
+            raise
+        # A missing scratch directory must not fail a job that would run fine without it.
+        log.warning("SSD cache: %s; reading particles from the project directory", exc)
+        return Staged("off", {}, real, stacks, idx, reason=str(exc))
     project = getattr(ctx, "project_uid", "") or ""
     if progress is None and getattr(ctx, "progress", None) is not None:
         def progress(done, total, msg):
@@ -212,7 +226,7 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
             return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest))
         hold.release()
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
-    items = [file_item(cache, p) for p in files]
+    items = list({it.key: it for it in (file_item(cache, p) for p in files)}.values())  # one per real file
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
     cached = {it.key: it.dest for it in items if it.key in hold.held}

@@ -1,0 +1,252 @@
+"""GUI speed: open + paint the job tree for 10k / 50k synthetic jobs, pan frames, engine stall.
+
+For each size: a project is bulk-inserted into a fresh SQLite database (the
+same DAG shape as ``benchmarks/graph.py``), then timed:
+
+* ``load``   — :func:`cryodesk.core.layout.load_graph` (3 queries + layout; cold layout cache;
+  ``load_first`` also pays the one-time import of the job-type modules)
+* ``layout`` — :func:`layered_layout` alone, cold and cached
+* ``scene``  — building the scene (batched overview item, selection overlay)
+* ``paint``  — the first full paint of the fitted view (every job and edge)
+* ``pan``    — mean / max frame time while panning at card zoom (per-job cards in view)
+  and zoomed out (overview only)
+
+Baseline, measured in the same run: painting the same jobs as one
+Python-subclassed QGraphicsItem per job (the approach DESIGN.md warns about),
+on the 10k tree only (at 50k it takes too long to be worth waiting for).
+
+With the job engine installed, the max event-loop stall (gap between 5 ms
+timer ticks) is measured while a numpy-heavy job runs.
+
+Usage: python benchmarks/gui.py [--sizes 10000,50000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QElapsedTimer, QRectF, QTimer  # noqa: E402
+from PySide6.QtGui import QColor  # noqa: E402
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsView  # noqa: E402
+
+from cryodesk import db as dbmod  # noqa: E402
+from cryodesk.core import layout  # noqa: E402
+from cryodesk.ui.app import get_app  # noqa: E402
+from cryodesk.ui.graph_view import QtJobGraphView  # noqa: E402
+
+
+def _graph_builder():
+    spec = importlib.util.spec_from_file_location("bench_graph", ROOT / "benchmarks" / "graph.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.build
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+class _PerJobItem(QGraphicsItem):
+    """Baseline: one Python paint() per job."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.setPos(x, y)
+
+    def boundingRect(self):  # noqa: N802
+        return QRectF(0, 0, layout.CARD_W, layout.CARD_H)
+
+    def paint(self, painter, option, widget=None):
+        painter.setBrush(QColor("#34a853"))
+        painter.drawRect(self.boundingRect())
+
+
+def _paint(view) -> float:
+    t0 = time.perf_counter()
+    view.viewport().repaint()
+    return _ms(t0)
+
+
+def _pan(view, steps: int = 30) -> tuple[float, float]:
+    times = []
+    bar = view.horizontalScrollBar()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        bar.setValue(bar.value() + 40)
+        view.refresh_details()  # what the debounce timer does after a scroll burst
+        view.viewport().repaint()
+        times.append(_ms(t0))
+    return sum(times) / len(times), max(times)
+
+
+def _wide_snapshot(n: int) -> layout.GraphSnapshot:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    child = np.arange(1, n)
+    parent = np.maximum(0, child - rng.integers(1, 200, n - 1))
+    snap = layout.GraphSnapshot(
+        project_uid="P9", workspace_uid=None, ids=np.arange(1, n + 1), numbers=np.arange(1, n + 1),
+        types=["t"] * n, titles=[""] * n, status=rng.integers(0, 9, n).astype(np.int8),
+        category=rng.integers(0, 10, n).astype(np.int8), size=rng.integers(0, 10**9, n),
+        is_final=np.zeros(n, bool), is_ancestor=np.zeros(n, bool), shared=np.zeros(n, bool),
+        edge_parent=parent, edge_child=child)
+    snap.x, snap.y = layout.layered_layout(n, parent, child)
+    return snap
+
+
+def bench_size(app, n: int, build) -> dict:
+    tmp = tempfile.mkdtemp(prefix="cryodesk-gui-")
+    dbmod.open_database(str(Path(tmp) / "db.sqlite"))
+    dbmod.db.connect(reuse_if_open=True)
+    build(n, 1)
+    layout._CACHE.clear()
+    t0 = time.perf_counter()
+    snap = layout.load_graph("P1", "W1")
+    out = {"jobs": n, "edges": len(snap.edge_parent), "load_first_ms": _ms(t0)}
+    layout._CACHE.clear()
+    t0 = time.perf_counter()
+    snap = layout.load_graph("P1", "W1")  # the first call also imports the job-type modules
+    out["load_ms"] = _ms(t0)
+    layout._CACHE.clear()
+    t0 = time.perf_counter()
+    layout.layered_layout(n, snap.edge_parent, snap.edge_child)
+    out["layout_cold_ms"] = _ms(t0)
+    t0 = time.perf_counter()
+    layout.layered_layout(n, snap.edge_parent, snap.edge_child)
+    out["layout_cached_ms"] = _ms(t0)
+    view = QtJobGraphView()
+    view.resize(1400, 900)
+    view.show()
+    app.processEvents()
+    t0 = time.perf_counter()
+    view.scene().set_snapshot(snap)
+    out["scene_ms"] = _ms(t0)
+    view.fit()
+    t0 = time.perf_counter()
+    view.viewport().repaint()
+    out["first_paint_ms"] = _ms(t0)
+    out["open_total_ms"] = out["load_ms"] + out["scene_ms"] + out["first_paint_ms"]
+    view.set_zoom(0.02)
+    out["pan_overview_mean_ms"], out["pan_overview_max_ms"] = _pan(view)
+    view.set_zoom(0.8)
+    view.centerOn(float(snap.x.mean()), float(snap.y.mean()))
+    out["pan_cards_mean_ms"], out["pan_cards_max_ms"] = _pan(view)
+    out["cards_in_view"] = len(view.scene().cards)
+    # the graph.py DAG is deep (fits as a thin strip); also paint a wide one (~50 columns)
+    wide = _wide_snapshot(n)
+    t0 = time.perf_counter()
+    view.scene().set_snapshot(wide)
+    out["wide_scene_ms"] = _ms(t0)
+    view.fit()
+    out["wide_first_paint_ms"] = _paint(view)
+    out["wide_pan_overview_mean_ms"], out["wide_pan_overview_max_ms"] = _pan(view)
+    if n <= 10000:
+        scene = QGraphicsScene()
+        for x, y in zip(snap.x.tolist(), snap.y.tolist()):
+            scene.addItem(_PerJobItem(x, y))
+        base = QGraphicsView(scene)
+        base.resize(1400, 900)
+        base.show()
+        base.fitInView(scene.itemsBoundingRect())
+        app.processEvents()
+        out["baseline_per_item_paint_ms"] = _paint(base)
+        out["paint_speedup_vs_baseline"] = out["baseline_per_item_paint_ms"] / max(out["first_paint_ms"], 1e-3)
+        base.close()
+        base.deleteLater()
+    view.close()
+    view.deleteLater()
+    app.processEvents()
+    dbmod.close_database()
+    return out
+
+
+def bench_engine_stall(app) -> dict | None:
+    """Max gap between 5 ms timer ticks while a numpy-heavy job runs in the engine."""
+    try:
+        from cryodesk.engine import Engine
+    except ImportError:
+        return None
+    import numpy as np
+
+    from cryodesk.core import jobs, projects, registry
+    from cryodesk.core.registry import JobType, OutputGroup
+
+    def body(ctx):
+        rng = np.random.default_rng(0)
+        for k in range(40):
+            ctx.check_cancel()
+            a = rng.random((512, 512))
+            np.fft.ifft2(np.fft.fft2(a))
+            ctx.progress((k + 1) / 40, f"step {k}")
+        out = ctx.job_dir / "out.bin"
+        out.write_bytes(b"0" * 1024)
+        ctx.add_output("particles", out, kind="blob")
+
+    registry.register(JobType("bench_numpy", "Benchmark numpy", "utilities",
+                              outputs=(OutputGroup("particles", "particle"),), run=body))
+    tmp = tempfile.mkdtemp(prefix="cryodesk-stall-")
+    dbmod.open_database(str(Path(tmp) / "db.sqlite"))
+    dbmod.db.connect(reuse_if_open=True)
+    p = projects.create_project("stall", Path(tmp) / "proj")
+    projects.create_workspace(p, "main")
+    job = jobs.create_job(p, "bench_numpy", "W1")
+    engine = Engine()
+    gaps, clock = [], QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    done = []
+    engine.job_finished.connect(lambda *a: done.append(a))
+    t0 = time.perf_counter()
+    engine.queue(p, [job.uid])
+    while not done and time.perf_counter() - t0 < 60:
+        app.processEvents()
+        time.sleep(0.001)
+    timer.stop()
+    engine.shutdown(10000)
+    dbmod.close_database()
+    return {"job_ms": _ms(t0), "status": done[0][2] if done else "timeout", "ticks": len(gaps),
+            "max_stall_ms": max(gaps) if gaps else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000,50000")
+    args = ap.parse_args()
+    app = get_app()
+    build = _graph_builder()
+    for n in (int(s) for s in args.sizes.split(",")):
+        r = bench_size(app, n, build)
+        print(f"{n:>6} jobs: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                         for k, v in r.items() if k != "jobs"))
+    stall = bench_engine_stall(app)
+    if stall is None:
+        print("engine: not installed (no stall measurement)")
+    else:
+        print("engine stall during a numpy job: " + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                                             for k, v in stall.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

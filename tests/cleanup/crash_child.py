@@ -1,0 +1,67 @@
+"""Child process of test_crash.py.
+
+``run DB PLAN N``: execute the saved cleanup plan and SIGKILL this process
+just before its N-th file-system or database step (0 = never; prints the
+number of steps).  ``recover DB``: what the next start does (only the
+deletion module is imported, as at start-up).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def _count_and_kill(kill_at: int):
+    from cryodesk import db as dbmod
+
+    counter = [0]
+
+    def wrap(owner, name):
+        real = getattr(owner, name)
+
+        def inner(*args, **kwargs):
+            counter[0] += 1
+            if counter[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+
+        setattr(owner, name, inner)
+
+    for name in ("rename", "replace", "unlink", "rmdir", "fsync", "mkdir"):
+        wrap(os, name)
+    wrap(type(dbmod.db.obj), "execute_sql")
+    return counter
+
+
+def main(argv: list[str]) -> int:
+    from cryodesk import db as dbmod
+
+    mode, db_path = argv[0], argv[1]
+    dbmod.open_database(db_path)
+    with dbmod.db.connection_context():
+        from cryodesk.core import deletion
+        from cryodesk.core.projects import get_project
+
+        project = get_project("P1")
+        if mode == "recover":
+            results = deletion.recover(project)
+            print(json.dumps({"recovered": len(results), "ok": all(r.ok for r in results)}))
+            return 0
+        sys.path.insert(0, str(Path(__file__).parent))
+        import jobtypes  # noqa: F401
+
+        from cryodesk.core.cleanup import CleanupPlan, execute_cleanup
+
+        plan = CleanupPlan.from_dict(json.loads(Path(argv[2]).read_text()))
+        counter = _count_and_kill(int(argv[3]))
+        result = execute_cleanup(project, plan)
+        print(json.dumps({"steps": counter[0], "ok": result.ok}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

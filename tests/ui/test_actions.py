@@ -1,0 +1,164 @@
+"""Batch actions through the real widgets: final flags and badges, refusals, confirmed deletion, undo, params."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor
+
+from cryodesk.core.layout import CARD_W
+from cryodesk.ui import palette
+from cryodesk.ui.graph_items import BADGE
+
+from .conftest import scene_point
+
+
+def _select(win, qtbot, *uids):
+    vp = win.view.viewport()
+    snap = win.view.scene().snap
+    for k, uid in enumerate(uids):
+        mods = Qt.KeyboardModifier.ControlModifier if k else Qt.KeyboardModifier.NoModifier
+        qtbot.mouseClick(vp, Qt.MouseButton.LeftButton, mods, scene_point(win, snap.index_of(uid)))
+
+
+def _badge_colour(win, uid) -> QColor:
+    """Colour of the badge corner of ``uid``'s card, read from a screenshot of the view."""
+    scene = win.view.scene()
+    i = scene.snap.index_of(uid)
+    centre = QPointF(float(scene.snap.x[i]) + CARD_W - 4 - BADGE / 2, float(scene.snap.y[i]) + 4 + BADGE / 2 - 5)
+    p = win.view.mapFromScene(centre)
+    img = win.view.viewport().grab().toImage()
+    return img.pixelColor(p.x(), p.y())
+
+
+def _reloaded(win, qtbot, trigger):
+    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+        trigger()
+
+
+def test_mark_final_shows_badges_and_undo_removes_them(window, qtbot, artifacts_dir):
+    win = window
+    win.view.set_zoom(1.0)
+    win.view.center_on_job(win.view.scene().snap.index_of("J4"))
+    _select(win, qtbot, "J5")
+    _reloaded(win, qtbot, win.jobs.mark_final.trigger)
+    snap = win.view.scene().snap
+    assert snap.is_final[snap.index_of("J5")]
+    ancestors = sorted(snap.uid(i) for i in (snap.is_ancestor & ~snap.is_final).nonzero()[0])
+    assert ancestors == ["J1", "J2", "J3", "J4"]
+    qtbot.wait(10)
+    assert _badge_colour(win, "J5").name() == palette.FINAL_COLOUR
+    assert _badge_colour(win, "J4").name() == palette.ANCESTOR_COLOUR
+    assert _badge_colour(win, "J8").name() != palette.ANCESTOR_COLOUR
+    assert "FINAL" in win.inspector.header.text()
+    assert win.inspector.params_note.text().startswith("Read-only")
+    win.view.grab().save(str(artifacts_dir / "ui_final_badges.png"))
+    win.grab().save(str(artifacts_dir / "ui_main_window_final.png"))
+    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    snap = win.view.scene().snap
+    assert not snap.is_final.any() and not snap.is_ancestor.any()
+    _reloaded(win, qtbot, win.actions["redo"].trigger)
+    assert win.view.scene().snap.is_final.sum() == 1
+
+
+def test_deleting_an_ancestor_of_final_is_refused_with_reasons(window, qtbot, artifacts_dir):
+    win = window
+    _select(win, qtbot, "J5")
+    _reloaded(win, qtbot, win.jobs.mark_final.trigger)
+    _select(win, qtbot, "J3", "J5")
+    win.view.setFocus()
+    qtbot.keyClick(win.view, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
+    dialog = win.jobs.dialog
+    assert dialog.objectName() == "refusalDialog"
+    rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
+    assert set(rows) == {"J3", "J5"}
+    assert "ancestor of a final result" in rows["J3"]
+    assert "marked as a final result" in rows["J5"]
+    dialog.grab().save(str(artifacts_dir / "ui_refusal_dialog.png"))
+    qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
+    assert win.view.scene().snap.index_of("J3") is not None
+
+
+def test_delete_confirms_with_bytes_then_frees_them(window, qtbot, artifacts_dir):
+    win = window
+    before = int(win.view.scene().snap.size.sum())
+    _select(win, qtbot, "J8")  # J8 has a descendant (J9): refused unless J9 comes along
+    win.jobs.delete.trigger()
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
+    assert "descendants that are not being deleted" in win.jobs.dialog.table.item(0, 1).text()
+    qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
+    _select(win, qtbot, "J8", "J9")
+    snap = win.view.scene().snap
+    freed = int(snap.size[[snap.index_of("J8"), snap.index_of("J9")]].sum())
+    win.jobs.delete.trigger()
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
+    dialog = win.jobs.dialog
+    assert dialog.objectName() == "confirmDialog"
+    from cryodesk.core import actions, jobs
+
+    planned = actions.plan_delete("P1", jobs.get_jobs("P1", ["J8", "J9"])).plan.bytes
+    assert planned >= freed and f"{planned:,} bytes" in dialog.label.text()
+    dialog.grab().save(str(artifacts_dir / "ui_confirm_delete.png"))
+    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    snap = win.view.scene().snap
+    assert snap.index_of("J8") is None and snap.index_of("J9") is None
+    assert int(snap.size.sum()) == before - freed
+    assert win.running.running_count() == 0
+
+
+def test_clear_keeps_the_job_and_drops_its_size(window, qtbot):
+    win = window
+    _select(win, qtbot, "J6")
+    win.jobs.clear.trigger()
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
+    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+        qtbot.mouseClick(win.jobs.dialog.ok_button, Qt.MouseButton.LeftButton)
+    snap = win.view.scene().snap
+    i = snap.index_of("J6")
+    assert snap.status_name(i) == "building" and snap.size[i] < 1000
+
+
+def test_move_link_unlink_with_undo(window, qtbot):
+    win = window
+    _select(win, qtbot, "J9")
+    _reloaded(win, qtbot, lambda: win.jobs.do_link("W2"))
+    assert win.view.scene().snap.shared[win.view.scene().snap.index_of("J9")]
+    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    assert not win.view.scene().snap.shared[win.view.scene().snap.index_of("J9")]
+    _select(win, qtbot, "J9")
+    _reloaded(win, qtbot, lambda: win.jobs.do_move("W2"))
+    assert win.view.scene().snap.index_of("J9") is None  # it left W1
+    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    assert win.view.scene().snap.index_of("J9") is not None
+    _select(win, qtbot, "J1")
+    _reloaded(win, qtbot, lambda: win.jobs.do_unlink("W2"))
+    assert not win.view.scene().snap.shared[0]
+
+
+def test_edit_param_of_building_job_with_undo(window, qtbot):
+    win = window
+    _select(win, qtbot, "J6")
+    win.jobs.clear.trigger()  # only building jobs take new parameters
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
+    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+        qtbot.mouseClick(win.jobs.dialog.ok_button, Qt.MouseButton.LeftButton)
+    _select(win, qtbot, "J6")
+    table = win.inspector.params
+    row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "nbytes")
+    assert table.item(row, 1).flags() & Qt.ItemFlag.ItemIsEditable
+    _reloaded(win, qtbot, lambda: table.item(row, 1).setText("77"))
+    from cryodesk.core import jobs
+
+    assert jobs.get_job("P1", "J6").params["nbytes"] == 77
+    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    assert jobs.get_job("P1", "J6").params["nbytes"] == 6000
+
+
+def test_mark_complete_refusal_for_completed_job(window, qtbot):
+    win = window
+    _select(win, qtbot, "J2")
+    win.jobs.mark_complete.trigger()
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
+    assert "only killed or failed" in win.jobs.dialog.table.item(0, 1).text()
+    qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
