@@ -32,12 +32,22 @@ def _check_ssd_path(path: str) -> str:
 
 def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quota_mb: int | None = None,
                    reserve_mb: int | None = None, no_ssd: bool = False, update: bool = False,
-                   hostname: str | None = None) -> Worker:
+                   hostname: str | None = None, settings: dict | None = None) -> Worker:
     """Register worker ``name`` (default: this host) or, with ``update``, change its SSD settings.
 
     Only the settings given change on update.  ``no_ssd`` disables the cache
-    (the path is kept, so re-enabling needs only ``--ssdpath``).
+    (the path is kept, so re-enabling needs only ``--ssdpath``).  ``settings``
+    may set ``cache_num_threads``, ``cache_lifetime_days``,
+    ``cache_subset_threshold`` and ``cache_fsync`` (environment variables win).
     """
+    known = {"cache_num_threads": int, "cache_lifetime_days": float, "cache_subset_threshold": float,
+             "cache_fsync": bool}
+    settings = {k: v for k, v in (settings or {}).items() if v is not None}
+    for k, v in settings.items():
+        if k not in known:
+            raise UsageError(f"unknown worker setting {k!r} (known: {', '.join(known)})")
+        if known[k] is not bool and v < (1 if k == "cache_num_threads" else 0):
+            raise UsageError(f"worker setting {k} must be {'at least 1' if k == 'cache_num_threads' else '>= 0'}")
     name = name or socket.gethostname()
     if no_ssd and (ssd_path or quota_mb is not None or reserve_mb is not None):
         raise UsageError("--nossd cannot be combined with --ssdpath, --ssdquota or --ssdreserve")
@@ -63,6 +73,8 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
             row.ssd_reserve_mb = reserve_mb
         if no_ssd:
             row.no_ssd = True
+        if settings:
+            row.settings = {**(row.settings or {}), **settings}
         row.save()
     return row
 

@@ -22,7 +22,10 @@ def _connect(args):
     from ..cache.workers import connect_worker, worker_dict
 
     w = connect_worker(args.worker, ssd_path=args.ssdpath, quota_mb=args.ssdquota,
-                       reserve_mb=args.ssdreserve, no_ssd=args.nossd, update=args.update)
+                       reserve_mb=args.ssdreserve, no_ssd=args.nossd, update=args.update,
+                       settings={"cache_num_threads": args.cache_threads,
+                                 "cache_lifetime_days": args.lifetime_days,
+                                 "cache_subset_threshold": args.subset_threshold})
     d = worker_dict(w)
     if args.json:
         output.emit_json(d)
@@ -208,6 +211,11 @@ def add_parser(cli) -> None:
     c.add_argument("--ssdreserve", type=int, metavar="MB", help="free space always left on the SSD "
                    "(default 10000)")
     c.add_argument("--nossd", action="store_true", help="this worker has no SSD cache")
+    c.add_argument("--cache-threads", type=int, metavar="N", help="copy threads (default 2)")
+    c.add_argument("--lifetime-days", type=float, metavar="D",
+                   help="purge entries unused for D days (default 30)")
+    c.add_argument("--subset-threshold", type=float, metavar="F", help="cache only the particles "
+                   "used when they are at most this fraction of their stacks (default 0.5)")
     c.add_argument("--update", action="store_true", help="change the settings of a connected worker")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_connect)

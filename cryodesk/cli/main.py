@@ -63,6 +63,9 @@ class Commands:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .._runtime import configure
+
+    configure()  # first: NUMBA_CACHE_DIR must be set before any command module imports numba
     from ..core.errors import CryodeskError, UsageError
 
     parser = build_parser()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QPlainTex
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core import jobs, rules
+from ..core.errors import CryodeskError
 from ..core.runner import LOG_NAME
 from ..core.units import human_bytes
 
@@ -112,8 +113,13 @@ class QtInspector(QScrollArea):
 
     def show_job(self, project_uid: str, uid: str) -> None:
         """Load job ``uid`` (small queries: one job)."""
-        job = jobs.get_job(project_uid, uid)
-        d = jobs.describe_jobs(project_uid, [job])[0]
+        try:
+            job = jobs.get_job(project_uid, uid)
+            d = jobs.describe_jobs(project_uid, [job])[0]
+        except CryodeskError as exc:  # deleted meanwhile, or a type whose plugin is not installed
+            self.show_nothing()
+            self.header.setText(f"<b>{uid}</b>: {exc}")
+            return
         self.uid = uid
         self._detail_visible(True)
         flags = " · <span style='color:#b8860b'><b>FINAL</b></span>" if d["is_final"] else (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QComboBox
 
 from .palette import COLOUR_MODES
 
@@ -79,6 +80,19 @@ def build_menus(win) -> None:
     for act in (a["refresh"], a["undo"], a["redo"], None, a["zoom_in"], a["zoom_out"], a["fit"], None,
                 win.jobs.mark_final, win.jobs.clear, win.jobs.delete, None, a["cleanup"]):
         tb.addSeparator() if act is None else tb.addAction(act)
+    tb.addSeparator()
+    combo = QComboBox()
+    combo.setObjectName("colourMode")
+    combo.setToolTip("Colour the job cards by status, size (heat map) or category")
+    for mode in COLOUR_MODES:
+        combo.addItem(f"Colour: {mode}", mode)
+    combo.currentIndexChanged.connect(lambda k: win.colour_actions[COLOUR_MODES[k]].trigger())
+    for k, mode in enumerate(COLOUR_MODES):
+        win.colour_actions[mode].triggered.connect(lambda _=False, i=k: (combo.blockSignals(True),
+                                                                          combo.setCurrentIndex(i),
+                                                                          combo.blockSignals(False)))
+    win.colour_combo = combo
+    tb.addWidget(combo)
     tb.addSeparator()
     tb.addWidget(win.find_box)
     win.sidebar.cleanup_button.clicked.connect(lambda: win.open_cleanup())

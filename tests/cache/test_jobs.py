@@ -123,9 +123,12 @@ def test_cli_worker_and_cache_commands(project, ssd, tmp_path, monkeypatch, caps
     assert cli(["worker", "connect", "--worker", "node1", "--ssdpath", str(ssd), "--ssdquota", "50",
                 "--ssdreserve", "0"]) == 0
     assert cli(["worker", "connect", "--worker", "node1", "--ssdpath", str(ssd)]) == 2  # needs --update
-    assert cli(["worker", "connect", "--worker", "node1", "--update", "--ssdquota", "40"]) == 0
+    assert cli(["worker", "connect", "--worker", "node1", "--update", "--ssdquota", "40",
+                "--cache-threads", "3", "--lifetime-days", "7"]) == 0
+    assert cli(["worker", "connect", "--worker", "node1", "--update", "--cache-threads", "0"]) == 2
     cfg = resolve_config("node1")
     assert cfg.ssd_path == ssd and cfg.quota_bytes == 40_000_000 and cfg.reserve_bytes == 0
+    assert cfg.threads == 3 and cfg.lifetime_days == 7
     other = tmp_path / "scratch"
     other.mkdir()
     monkeypatch.setenv("CRYODESK_SSD_PATH", str(other))  # a dynamic path wins

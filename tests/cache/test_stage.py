@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from cryodesk.cache import Cache, CacheFullError, stage
-from cryodesk.cache.copy import part_name
 from cryodesk.core.errors import JobCancelled
 from cryodesk.io.cs import ParticleSet, from_columns
 from cryodesk.io.mrc import read_images
@@ -267,3 +266,35 @@ def test_missing_ssd_directory_reads_the_originals(stacks, tmp_path, caplog):
     with pytest.raises(Exception, match="does not exist"):
         with stage(None, files, config=cfg, cache_on=True, on_full="error"):
             pass
+
+
+def test_two_jobs_in_one_process_copy_once(stacks, ssd):
+    """The engine runs jobs as threads of one process: flock locks still exclude each other."""
+    import threading
+
+    import cryodesk.cache.copy as copy_mod
+
+    files = stacks(4, n=100)
+    cfg = config(ssd)
+    real = copy_mod._kernel_copy
+
+    def slow(*a, **kw):
+        time.sleep(0.2)
+        return real(*a, **kw)
+
+    copy_mod._kernel_copy = slow
+    results = []
+    try:
+        def job():
+            with stage(None, files, config=cfg, cache_on=True) as st:
+                results.append(st.stats())
+                assert all(_same(st.path_for(f), f) for f in files)
+        threads = [threading.Thread(target=job) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        copy_mod._kernel_copy = real
+    assert sum(r["files_copied"] for r in results) == 4  # each file once, by one of them
+    assert sum(r["bytes_copied"] for r in results) == sum(f.stat().st_size for f in files)

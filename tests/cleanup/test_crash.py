@@ -89,7 +89,7 @@ def test_sigkill_at_many_points_is_rolled_forward(tmp_path):
     gone = set(initial["files"]) - set(final["files"])
     assert all(g.split("/")[0] in {e.uid for e in plan.entries} for g in gone)
 
-    points = sorted(set(range(1, steps + 1, max(1, steps // 40))) | {1, 2, steps})
+    points = sorted(set(range(1, steps + 1, max(1, steps // 25))) | {1, 2, steps})
     rolled = 0
     for n in points:
         shutil.rmtree(work)

@@ -162,3 +162,29 @@ def test_mark_complete_refusal_for_completed_job(window, qtbot):
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
     assert "only killed or failed" in win.jobs.dialog.table.item(0, 1).text()
     qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
+
+
+def test_marking_a_building_job_final_is_refused_and_not_undoable(demo, make_window, qtbot):
+    from cryodesk.core import jobs
+
+    fresh = jobs.create_job("P1", "ui_step", "W1", [jobs.InputSpec("particles", "J9")])
+    win = make_window()
+    _select(win, qtbot, fresh.uid)
+    assert "Double-click" in win.inspector.params_note.text()
+    win.jobs.mark_final.trigger()
+    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
+    assert "only completed jobs can be marked as final" in win.jobs.dialog.table.item(0, 1).text()
+    qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
+    assert win.undo_stack.count() == 0 and not win.actions["undo"].isEnabled()
+
+
+def test_inspector_shows_outputs_log_and_parent_links(window, qtbot):
+    win = window
+    _select(win, qtbot, "J4")
+    ins = win.inspector
+    assert "completed" in ins.log.toPlainText()
+    assert ins.outputs.rowCount() == 1 and ins.outputs.item(0, 4).text() == "final"
+    assert "href='J2'" in ins.inputs.text()
+    ins.job_link.emit("J2")  # what clicking the link does
+    snap = win.view.scene().snap
+    assert [snap.uid(i) for i in win.view.scene().selection.indices] == ["J2"]

@@ -92,7 +92,8 @@ def test_colour_modes_repaint(window, artifacts_dir):
     for mode in ("size", "category", "status"):
         win.colour_actions[mode].trigger()
         assert win.view.scene().colour_mode == mode
-    win.colour_actions["size"].trigger()
+    win.colour_combo.setCurrentIndex(1)  # the toolbar combo drives the same actions
+    assert win.view.scene().colour_mode == "size" and win.colour_actions["size"].isChecked()
     win.view.grab().save(str(artifacts_dir / "ui_tree_colour_by_size.png"))
 
 

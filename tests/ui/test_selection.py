@@ -18,12 +18,14 @@ def _idx(win, uid):
     return win.view.scene().snap.index_of(uid)
 
 
-def _drag(qtbot, win, start: QPoint, end: QPoint, mods=Qt.KeyboardModifier.NoModifier):
+def _drag(qtbot, win, start: QPoint, end: QPoint, mods=Qt.KeyboardModifier.NoModifier, during=None):
     vp = win.view.viewport()
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, mods, start)
     mid = (start + end) / 2
     qtbot.mouseMove(vp, mid)
     qtbot.mouseMove(vp, end)
+    if during is not None:
+        during()
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, mods, end)
 
 
@@ -47,7 +49,11 @@ def test_rubber_band_drag_selects_region_and_shift_drag_adds(window, qtbot, arti
     j3, j4 = _idx(win, "J3"), _idx(win, "J4")
     start = scene_point(win, j3, -0.05, -0.1)
     end = scene_point(win, j4, 1.05, 1.1)
-    _drag(qtbot, win, start, end)
+    def mid_drag():
+        assert win.view.scene().rubber_band.isVisible()
+        win.view.grab().save(str(artifacts_dir / "ui_rubber_band_dragging.png"))
+
+    _drag(qtbot, win, start, end, during=mid_drag)
     assert _uids(win) == ["J3", "J4"]
     assert not win.view.scene().rubber_band.isVisible()
     assert "2 jobs selected" in win.inspector.header.text()

@@ -1,0 +1,49 @@
+"""cryodesk._runtime.configure(): where numba caches compiled kernels."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cryodesk import __version__, _runtime
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.setattr(_runtime, "_configured", {})
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    return monkeypatch
+
+
+def test_cache_dir_is_per_user_and_per_version(fresh, tmp_path):
+    fresh.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    env = _runtime.configure()
+    assert env["NUMBA_CACHE_DIR"] == str(tmp_path / "xdg" / "cryodesk" / __version__ / "numba")
+    assert os.environ["NUMBA_CACHE_DIR"] == env["NUMBA_CACHE_DIR"]
+    assert _runtime.configure() == env  # idempotent
+
+
+def test_a_cache_dir_set_by_the_user_is_kept(fresh, tmp_path):
+    fresh.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert _runtime.configure()["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_unwritable_home_cache_falls_back_to_temp(fresh, tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    fresh.setenv("XDG_CACHE_HOME", str(blocked))
+    (tmp_path / "tmp").mkdir()
+    fresh.setenv("TMPDIR", str(tmp_path / "tmp"))
+    import tempfile
+
+    fresh.setattr(tempfile, "tempdir", None)
+    path = _runtime.numba_cache_dir()
+    assert str(path).startswith(str(tmp_path / "tmp")) and path.is_dir()
+
+
+def test_frozen_build_id_names_its_own_cache(fresh, tmp_path):
+    (tmp_path / _runtime.BUILD_ID_FILE).write_text("abc123def456\n")
+    fresh.setattr("sys._MEIPASS", str(tmp_path), raising=False)
+    fresh.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _runtime.numba_cache_dir() == tmp_path / "xdg" / "cryodesk" / __version__ / "numba" / "abc123def456"
