@@ -3,12 +3,13 @@
 Builds a project-like tree of particle stacks (``--size-mb``, default 2 GB, in
 ``--files`` stacks), then in the same run:
 
-1. ``cp -r`` of the tree, and ``cp -r`` + ``sync`` (the cache fsyncs every file);
+1. ``cp -r`` of the tree, and ``cp -r`` + ``sync`` (the cache makes its copies durable);
 2. filling the cache with the whole tree (``stage`` of all files);
 3. a 20 % random particle subset cached subset-aware vs. caching its whole stacks.
 
 Prints the ratios (targets: cache ≥ 1.0 × cp -r; subset ≤ 1/3 of the time and
-space of whole stacks).  Each timing is the best of ``--repeat`` runs, the
+space of whole stacks).  Each timing is the best of ``--repeat`` rounds (methods
+interleaved, order rotated), the
 source tree read into the page cache just before each of them.
 
     .venv/bin/python benchmarks/cache_copy.py [--size-mb 2048] [--files 400] [--dir /tmp]
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,7 +69,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=400)
     ap.add_argument("--box", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=4)
     ap.add_argument("--fraction", type=float, default=0.2)
     ap.add_argument("--dir", default=None, help="work directory (source and 'SSD' both below it)")
     args = ap.parse_args()
@@ -115,22 +117,31 @@ def main() -> int:
             return timed(run)
 
         nosync = replace(cfg, fsync=False)
+        ops = [cp, cp_sync, fill, lambda: fill(nosync)]
         rounds = []
-        for _ in range(args.repeat):  # interleaved, so a busy moment hits all four alike
-            t1, t2 = cp(), cp_sync()
-            shutil.rmtree(cpdst, ignore_errors=True)
-            rounds.append((t1, t2, fill(), fill(nosync)))
+        for r in range(args.repeat):
+            # Interleaved, and the order rotated each round: on a shared machine a
+            # busy moment (or the state the previous copy left) hits every method alike.
+            times = [0.0] * 4
+            for k in [(r + j) % 4 for j in range(4)]:
+                times[k] = ops[k]()
+                shutil.rmtree(cpdst, ignore_errors=True)
+                Cache(cfg).clear()
+            rounds.append(tuple(times))
         t_cp, t_cps, t_cache, t_nosync = (min(r[k] for r in rounds) for k in range(4))
         for k, r in enumerate(rounds):
             print(f"  round {k}: cp -r {r[0]:.2f} s, cp -r + sync {r[1]:.2f} s, cache {r[2]:.2f} s, "
                   f"cache no fsync {r[3]:.2f} s")
         print(f"cp -r          {t_cp:7.2f} s  {total / t_cp / 1e9:6.2f} GB/s")
         print(f"cp -r + sync   {t_cps:7.2f} s  {total / t_cps / 1e9:6.2f} GB/s")
-        print(f"cache fill     {t_cache:7.2f} s  {total / t_cache / 1e9:6.2f} GB/s  (fsync per file)")
+        print(f"cache fill     {t_cache:7.2f} s  {total / t_cache / 1e9:6.2f} GB/s  (durable: synced before rename)")
         print(f"cache, no fsync{t_nosync:7.2f} s  {total / t_nosync / 1e9:6.2f} GB/s  (CRYODESK_CACHE_FSYNC=0)")
         print(f"RATIO cache speed / cp -r               = {t_cp / t_cache:.2f}  (target >= 1.0)")
         print(f"RATIO cache speed / cp -r + sync        = {t_cps / t_cache:.2f}  (both wait for the disk)")
         print(f"RATIO cache (no fsync) speed / cp -r    = {t_cp / t_nosync:.2f}")
+        med = [statistics.median(r[k] for r in rounds) for k in range(4)]
+        print(f"  (medians over rounds: cache / cp -r = {med[0] / med[2]:.2f}, "
+              f"cache / cp -r + sync = {med[1] / med[2]:.2f}, no fsync / cp -r = {med[0] / med[3]:.2f})")
 
         # -- subset-aware --------------------------------------------------
         rng = np.random.default_rng(2)

@@ -6,7 +6,8 @@
 # then purge the package and check nothing is left in /opt.
 # Needs root (debootstrap, chroot, mount) and Debian's package mirror.
 # Usage: packaging/smoke_test.sh [SCREENSHOT.png]    (default build/smoke/selftest.png)
-# Environment: SKIP_BUILD=1 reuses dist/*.deb; SMOKE_MIRROR overrides the mirror.
+# Environment: SKIP_BUILD=1 reuses dist/*.deb; SMOKE_MIRROR overrides the mirror;
+#              SMOKE_X11=0 skips the extra run under Xvfb (real X11 platform plugin).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,6 +91,20 @@ if command -v desktop-file-validate >/dev/null; then
     desktop-file-validate "$CHROOT/usr/share/applications/cryodesk.desktop"
 fi
 
+# The offscreen self-test loads no xcb/Wayland library: check with ldd that every library of
+# every bundled plugin resolves here, from the Depends line alone (libtbb: optional, see
+# packaging/deb_depends.py OPTIONAL).
+in_root sh -c 'find /opt/cryodesk -type f -name "*.so*" -print0 | xargs -0 -n 64 ldd 2>/dev/null' \
+    | awk '/not found/ {print $1}' | sort -u > "$WORK/ldd-not-found.txt"
+find "$CHROOT/opt/cryodesk" -name '*.so*' -printf '%f\n' | sort -u > "$WORK/bundled-names.txt"
+unresolved=$(comm -23 "$WORK/ldd-not-found.txt" "$WORK/bundled-names.txt" | grep -v '^libtbb\.so' || true)
+if [ -n "$unresolved" ]; then
+    echo "smoke: libraries the bundle needs but the Depends line does not bring:" >&2
+    echo "$unresolved" >&2
+    exit 1
+fi
+step "ldd: every bundled library resolves ($(wc -l < "$WORK/bundled-names.txt") files checked)"
+
 # --- 4. self-test as an ordinary user, no display ------------------------------------------------
 as_lab() {
     chroot --userspec=lab:lab "$CHROOT" /usr/bin/env -i HOME=/home/lab USER=lab LANG=C.UTF-8 \
@@ -113,6 +128,19 @@ mkdir -p "$(dirname "$SHOT")"
 cp "$CHROOT/home/lab/selftest.png" "$SHOT"
 ls -d "$CHROOT"/home/lab/.cache/cryodesk/*/numba >/dev/null
 
+# --- 4b. the real X11 platform plugin (xcb), under Xvfb (SMOKE_X11=0 skips) ---------------------
+if [ "${SMOKE_X11:-1}" = 1 ]; then
+    step "self-test on a real X server (Xvfb, platform xcb)"
+    in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        xvfb xauth > "$WORK/xvfb-install.log" 2>&1
+    out=$(chroot --userspec=lab:lab "$CHROOT" /usr/bin/env -i HOME=/home/lab USER=lab LANG=C.UTF-8 \
+        PATH=/usr/bin:/bin xvfb-run -a -s "-screen 0 1400x1000x24" \
+        cryodesk self-test --screenshot /home/lab/selftest-x11.png 2>&1) || { echo "$out" >&2; exit 1; }
+    echo "$out" | grep -E "qt platform|main window|self-test"
+    echo "$out" | grep -q "platform 'xcb'" || { echo "smoke: Qt did not use xcb under Xvfb" >&2; exit 1; }
+    cp "$CHROOT/home/lab/selftest-x11.png" "${SHOT%.png}-x11.png"
+fi
+
 # --- 5. uninstall leaves nothing behind ----------------------------------------------------------
 in_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq cryodesk >/dev/null
 if [ -e "$CHROOT/opt/cryodesk" ]; then
@@ -126,5 +154,5 @@ printf 'bundle size:        %s\n' "$(du -sh build/pyinstaller/dist/cryodesk | cu
 printf '.deb size:          %s\n' "$(du -h "$DEB" | cut -f1)"
 printf 'install time:       %ss (apt-get install ./deb, incl. downloading its Depends)\n' "$INSTALL_S"
 printf 'self-test:          %ss first run, %ss second run\n' "$FIRST_S" "$SECOND_S"
-printf 'screenshot:         %s\n' "$SHOT"
+printf 'screenshots:        %s (offscreen), %s (Xvfb)\n' "$SHOT" "${SHOT%.png}-x11.png"
 printf 'smoke test total:   %ss\n' "$(( $(date +%s) - T0 ))"

@@ -33,7 +33,10 @@ Configuration and status (GUI cache panel)
 ``connect_worker(name, ssd_path=, quota_mb=, reserve_mb=, no_ssd=, update=)``,
 ``list_workers()``, ``worker_dict(w)``, ``set_project_default(project, key, value, unset=False)``
     (database writes; call inside a DB connection).
-``estimate_formula(n, box, nsymbt=0, header=1024)``, ``estimate_particles(pset) -> dict``.
+``estimate_formula(n, box, nsymbt=0, header=1024)``, ``estimate_particles(pset) -> dict``,
+``estimate_job_output(project, "J7") -> dict`` (exact, with ``auto_mode``).
+``warm_job_output(project, "J7", subset="auto", progress=cb(fraction, msg), cancel_event=ev)``
+    → stats dict; fits ``Engine.submit_task`` through ``functools.partial``.
 ``CacheFullError`` (a ``DataError``): not enough space and nothing evictable (message has the numbers).
 ``WAIT_MESSAGE``: the text logged/progressed while waiting for another job's copy.
 
@@ -47,8 +50,9 @@ from .copy import CacheFullError
 from .estimate import estimate_formula, estimate_particles
 from .staging import CACHE_PARAM, Staged, cache_enabled, open_stage, stage
 from .store import Cache
+from .service import estimate_job_output, warm_job_output
 from .workers import connect_worker, list_workers, set_project_default, worker_dict
 
 __all__ = ["CACHE_PARAM", "Cache", "CacheConfig", "CacheFullError", "Holding", "Staged", "WAIT_MESSAGE",
-           "cache_enabled", "connect_worker", "estimate_formula", "estimate_particles", "list_workers",
+           "cache_enabled", "connect_worker", "estimate_formula", "estimate_job_output", "warm_job_output", "estimate_particles", "list_workers",
            "open_stage", "resolve_config", "set_project_default", "stage", "worker_dict", "worker_name"]

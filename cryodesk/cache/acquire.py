@@ -32,13 +32,15 @@ from cryodesk.core.units import human_bytes
 
 from cryodesk.core.errors import JobCancelled
 
-from .copy import CacheFullError, SourceChanged
+from .copy import CacheFullError, SourceChanged, sync_filesystem
 from .locks import raise_fd_limit
 from .store import Cache, Item
 
 __all__ = ["Holding", "acquire", "WAIT_MESSAGE"]
 
 WAIT_MESSAGE = "waiting for requested files to become unlocked"
+#: Durable copies are synced and renamed into place in batches of about this size.
+COMMIT_BYTES = 512 << 20
 _log = logging.getLogger("cryodesk.cache")
 
 
@@ -218,13 +220,16 @@ def _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel
     errors: list[BaseException] = []
     finished: list[tuple[str, int]] = []
     newly_held: list[str] = []
+    uncommitted: list[tuple[Item, int]] = []
     with ThreadPoolExecutor(max_workers=max(1, cache.config.threads),
                             thread_name_prefix="cache-copy") as pool:
         futures = {pool.submit(one, it): it for it in granted}
         try:
-            _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors)
+            _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors, uncommitted)
         except BaseException:
             abort.set()
+            for it, _ in uncommitted:  # copied but never made durable: drop them
+                cache.release_reservation(it)
             raise
     first_error = errors[0] if errors else None
     # One index transaction per round, not per file: commits are the slow part.
@@ -234,11 +239,42 @@ def _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel
     if first_error is not None:
         raise first_error
     if progress is not None and granted:
-        progress(done[0], total[0], f"cached {human_bytes(done[0])} on SSD")
+        done[0] = max(done[0], total[0])  # headers are reserved but not reported as copied
+        progress(done[0], total[0], f"cached {human_bytes(total[0])} on SSD")
 
 
-def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors) -> None:
+def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors, uncommitted) -> None:
     """Account for each copy as it finishes: hold it, or fall back, or record the error."""
+
+    def done(it: Item, nbytes: int) -> None:
+        finished.append((it.key, nbytes))
+        hold.bytes_copied += it.size
+        hold.files_copied += 1
+        # The downgrade is not atomic: if an evictor slipped in, start over.
+        if it.lock.try_shared() and it.check():
+            hold.held[it.key] = it
+            newly_held.append(it.key)
+        else:
+            it.lock.release()
+            busy.append(it)
+
+    def commit_batch() -> None:
+        # One sync for the batch, then the renames: a file appears under its
+        # final name only once its bytes are on the disk.  The copy threads
+        # keep copying meanwhile.
+        sync_filesystem(cache.root)
+        batch = list(uncommitted)
+        uncommitted.clear()
+        for it, nbytes in batch:
+            try:
+                it.commit()
+            except OSError as exc:
+                cache.release_reservation(it)
+                it.lock.close()
+                hold.fallback[it.key] = f"cannot rename the copy into place: {exc}"
+                continue
+            done(it, nbytes)
+
     for fut in as_completed(futures):
         it = futures[fut]
         if fut.cancelled():  # never started after an earlier failure
@@ -247,16 +283,12 @@ def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, err
             continue
         exc = fut.exception()
         if exc is None:
-            finished.append((it.key, fut.result()))
-            hold.bytes_copied += it.size
-            hold.files_copied += 1
-            # The downgrade is not atomic: if an evictor slipped in, start over.
-            if it.lock.try_shared() and it.check():
-                hold.held[it.key] = it
-                newly_held.append(it.key)
+            if it.commit is None:
+                done(it, fut.result())
             else:
-                it.lock.release()
-                busy.append(it)
+                uncommitted.append((it, fut.result()))
+                if sum(n for _, n in uncommitted) >= COMMIT_BYTES:
+                    commit_batch()
         elif isinstance(exc, SourceChanged) or (isinstance(exc, CacheFullError) and on_full != "error"):
             it.lock.close()
             hold.fallback[it.key] = str(exc)
@@ -268,3 +300,5 @@ def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, err
                 for f in futures:  # stop what has not started
                     f.cancel()
             errors.append(exc)
+    if uncommitted:
+        commit_batch()

@@ -1,9 +1,13 @@
 """Copying one file into the cache so that a half-copied file is never used.
 
-The copy goes to a temporary name beside the destination, is ``fsync``\\ ed,
-gets the source's mtime (the cache's validity test is size + mtime), and is
-renamed into place: a reader sees either nothing or the complete file, even
-after a crash or ``kill -9`` of the copier.
+The copy goes to a temporary name beside the destination, gets the source's
+mtime (the cache's validity test is size + mtime), is made durable and only
+then renamed into place: a reader sees either nothing or the complete file,
+even after a crash or ``kill -9`` of the copier.  Durability is ``fsync`` for
+a single file; a stage's many files are made durable in batches with one
+``syncfs`` each (:func:`sync_filesystem`, called by the acquire loop), with
+writeback started while copying (:func:`start_writeback`), because a journal
+commit per file costs more than the copy on ext4/xfs.
 
 The bytes move in the kernel (``copy_file_range``, else ``sendfile``), in
 chunks so cancellation and progress stay responsive; several files are
@@ -21,7 +25,8 @@ from typing import Callable
 
 from cryodesk.core.errors import DataError
 
-__all__ = ["CacheFullError", "SourceChanged", "part_name", "copy_into_cache"]
+__all__ = ["CacheFullError", "SourceChanged", "part_name", "copy_into_cache", "commit_copy",
+           "sync_filesystem", "start_writeback", "WritebackPacer"]
 
 CHUNK = 64 << 20
 _SYNC_FILE_RANGE_WRITE = 2
@@ -31,6 +36,31 @@ try:
     _sfr.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work
     _sfr = None
+
+
+try:
+    _syncfs = _libc.syncfs
+    _syncfs.argtypes = (ctypes.c_int,)
+except (NameError, AttributeError):
+    _syncfs = None
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush every dirty page of the file system holding ``path`` (one journal commit).
+
+    A batch of copies is made durable with this instead of one ``fsync``
+    per file: on ext4/xfs each fsync is a journal commit and a disk-cache
+    flush, which for hundreds of stacks costs more than the copying.
+    """
+    if _syncfs is None:
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def start_writeback(fd: int, offset: int = 0, nbytes: int = 0) -> None:
@@ -123,8 +153,13 @@ def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None]
 
 def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
                     on_bytes: Callable[[int], None] = lambda n: None,
-                    check_cancel: Callable[[], None] | None = None, fsync: bool = True) -> int:
+                    check_cancel: Callable[[], None] | None = None, fsync: bool = True,
+                    defer: bool = False) -> int:
     """Copy ``src`` to ``dest`` atomically; returns the bytes written.
+
+    With ``defer`` the complete copy stays under its temporary name
+    (:func:`part_name`): the caller makes a batch durable with
+    :func:`sync_filesystem` and then renames each (:func:`commit_copy`).
 
     Raises
     ------
@@ -145,7 +180,7 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
         fout = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)
-            if fsync:
+            if fsync and not defer:
                 os.fsync(fout)
         finally:
             os.close(fout)
@@ -153,7 +188,8 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
         if st.st_size != size or st.st_mtime_ns != mtime_ns:
             raise SourceChanged(f"{src} changed while it was being copied to the cache")
         os.utime(tmp, ns=(st.st_atime_ns, mtime_ns))
-        os.replace(tmp, dest)
+        if not defer:
+            os.replace(tmp, dest)
         return size
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -166,3 +202,8 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
         raise
     finally:
         os.close(fin)
+
+
+def commit_copy(dest: Path) -> None:
+    """Rename a deferred copy into place (after :func:`sync_filesystem`)."""
+    os.replace(part_name(dest), dest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -54,6 +53,3 @@ def estimate_particles(pset: ParticleSet, threshold: float = 0.5, per_file: int 
                threshold=threshold, auto_mode=mode, bytes=spec.bytes if mode == "subset" else whole)
     return out
 
-
-def dataset_of(project_dir: Path, rel_path: str) -> ParticleSet:
-    return ParticleSet.load(Path(project_dir) / rel_path, base_dir=project_dir)

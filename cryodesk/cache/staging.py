@@ -26,7 +26,7 @@ from cryodesk.io.mrc import read_image, read_images
 
 from .acquire import Holding, acquire
 from .config import CacheConfig, resolve_config
-from .copy import copy_into_cache
+from .copy import commit_copy, copy_into_cache
 from .store import Cache, Item, stat_matches
 from .subset import SubsetMap, subset_item, subset_spec
 
@@ -75,12 +75,13 @@ def file_item(cache: Cache, source: Path | str) -> Item:
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync
+    # Durable copies are renamed in batches after one file-system sync (see acquire).
     return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
                 check=lambda: stat_matches(dest, size, mtime),
                 build=lambda on_bytes, cc: copy_into_cache(Path(real), dest, size, mtime,
                                                            on_bytes=on_bytes, check_cancel=cc,
-                                                           fsync=fsync),
-                source=Path(real))
+                                                           fsync=fsync, defer=fsync),
+                source=Path(real), commit=(lambda: commit_copy(dest)) if fsync else None)
 
 
 def particle_sources(ctx, what) -> tuple[list[Path], np.ndarray | None, np.ndarray | None]:

@@ -55,6 +55,9 @@ class Item:
     build: Callable[..., int]
     source: Path | None = None
     lock: EntryLock | None = None
+    #: set when ``build`` leaves the copy under its temporary name: the caller
+    #: makes a batch durable (one sync) and then calls this to rename it into place
+    commit: Callable[[], None] | None = None
 
 
 @dataclass

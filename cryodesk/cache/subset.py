@@ -71,6 +71,9 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
     paths = np.asarray(real_paths).astype(str)
     idx = np.asarray(idx, dtype=np.int64)
     uniq, inv = np.unique(paths, return_inverse=True)
+    inv = np.asarray(inv).ravel()
+    order = np.argsort(inv, kind="stable")  # rows grouped by source: one pass, not one per source
+    groups = np.split(idx[order], np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
     sources, stats, per_src = [], [], []
     h = hashlib.sha1(f"per_file={per_file}".encode())
     image_bytes = first = None
@@ -82,7 +85,7 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
             raise DataError(f"{src} has {info.ny}x{info.nx} {info.dtype} images but {first.path} has "
                             f"{first.ny}x{first.nx} {first.dtype}; a packed subset needs one kind")
         st = os.stat(src)
-        sel = np.unique(idx[inv.ravel() == k])
+        sel = np.unique(groups[k])
         if sel.size and (sel[0] < 0 or sel[-1] >= info.nz):
             info.check_index(int(sel[0] if sel[0] < 0 else sel[-1]))
         sources.append(src)
@@ -109,11 +112,14 @@ class SubsetMap:
         idx = np.asarray(idx, dtype=np.int64)
         pos = np.empty(idx.size, dtype=np.int64)
         paths = np.asarray(real_paths).astype(str)
-        for src in np.unique(paths).tolist():
+        uniq, inv = np.unique(paths, return_inverse=True)
+        inv = np.asarray(inv).ravel()
+        order = np.argsort(inv, kind="stable")
+        splits = np.split(order, np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
+        for src, rows in zip(uniq.tolist(), splits):
             k = self._src.get(src)
             if k is None:
                 raise DataError(f"{src} is not part of the cached subset")
-            rows = np.flatnonzero(paths == src)
             sel = self.spec.idx[k]
             j = np.searchsorted(sel, idx[rows])
             if np.any(j >= sel.size) or np.any(sel[np.minimum(j, sel.size - 1)] != idx[rows]):

@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from types import SimpleNamespace
-
 from ..core.errors import DataError, UsageError
 from ..core.units import human_bytes
 from . import output
@@ -90,82 +86,40 @@ def _clear(args):
     return 0
 
 
-def _particle_dataset(project, job_uid: str, output_name: str | None):
-    """The latest dataset file of ``job``'s particle output."""
-    from ..core import registry
-    from ..core.jobs import get_job
-    from ..db import OutputFile
-
-    job = get_job(project, job_uid)
-    jtype = registry.get(job.type)
-    groups = [o.name for o in jtype.outputs if o.type == "particle"]
-    if output_name:
-        groups = [output_name]
-    files = [f for f in OutputFile.select().where((OutputFile.job == job) & (OutputFile.kind == "dataset"))
-             if f.group in groups]
-    if not files:
-        raise DataError(f"{job.uid} has no particle output with a dataset file (is it completed?)")
-    names = sorted({f.group for f in files})
-    if len(names) > 1:
-        raise UsageError(f"{job.uid} has several particle outputs ({', '.join(names)}); name one with --output")
-    latest = max(f.version for f in files)
-    (f,) = [f for f in files if f.version == latest][:1]
-    return job, f.path
-
-
-def _load_output(args):
-    from ..cache.estimate import dataset_of
-    from ..core.projects import get_project
-
-    project = get_project(args.project)
-    job, rel = _particle_dataset(project, args.job, args.output)
-    return project, job, dataset_of(Path(project.directory), rel)
-
-
 def _warm(args):
-    from ..cache.staging import open_stage
+    from ..cache.service import warm_job_output
 
-    cfg = _config(args)
-    project, job, pset = _load_output(args)
-    ctx = SimpleNamespace(project_uid=project.uid, project_dir=Path(project.directory), params={},
-                          log=logging.getLogger("cryodesk.cache"), progress=None, check_cancel=None)
-    subset = {"auto": "auto", "always": True, "never": False}[args.subset]
-    staged = open_stage(ctx, pset, cache_on=True, config=cfg, subset=subset, on_full="error",
-                        progress=None if args.json else _printer())
-    try:
-        if staged.mode == "off":
-            raise DataError(staged.reason)
-        stats = staged.stats()
-    finally:
-        staged.release()
+    show = None if args.json else _printer()
+    res = warm_job_output(args.project, args.job, output=args.output, subset=args.subset,
+                          config=_config(args), progress=show)
     if args.json:
-        output.emit_json({"project": project.uid, "job": job.uid, **stats})
+        output.emit_json(res)
     else:
-        print(f"{project.uid} {job.uid}: cached ({stats['mode']}), copied {human_bytes(stats['bytes_copied'])}, "
-              f"already cached {human_bytes(stats['bytes_reused'])}")
+        print(f"{res['project']} {res['job']}: cached ({res['mode']}), copied "
+              f"{human_bytes(res['bytes_copied'])}, already cached {human_bytes(res['bytes_reused'])}")
     return 0
 
 
 def _printer():
     import sys
 
-    def show(done, total, msg):
+    def show(fraction, msg):
         print(f"\r{msg}", end="", file=sys.stderr, flush=True)
-        if total and done >= total:
+        if fraction >= 1:
             print(file=sys.stderr)
 
     return show
 
 
 def _estimate(args):
-    from ..cache.estimate import estimate_formula, estimate_particles
+    from ..cache.estimate import estimate_formula
 
     if args.project:
         if not args.job:
             raise UsageError("give both PROJECT and JOB (a particle output), or --count and --box")
-        project, job, pset = _load_output(args)
-        res = {"project": project.uid, "job": job.uid,
-               **estimate_particles(pset, threshold=_config(args).subset_threshold)}
+        from ..cache.service import estimate_job_output
+
+        res = estimate_job_output(args.project, args.job, output=args.output, config=_config(args))
     else:
         if args.count is None or args.box is None:
             raise UsageError("give PROJECT JOB (exact, from a particle output) or --count N --box B")

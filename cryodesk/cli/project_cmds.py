@@ -22,7 +22,10 @@ def _project_dict(p) -> dict:
 
 
 def _create(args):
+    from ..core.cleanup import on_project_open
+
     p = projects.create_project(args.title, args.dir)
+    on_project_open(p)
     if args.json:
         output.emit_json(_project_dict(p))
     else:
@@ -30,8 +33,10 @@ def _create(args):
 
 
 def _attach(args):
+    from ..core.cleanup import on_project_open
+
     p = projects.attach_project(args.dir)
-    recover(p)
+    on_project_open(p)  # roll forward a half-done deletion, measure sizes
     if args.json:
         output.emit_json(_project_dict(p))
     else:

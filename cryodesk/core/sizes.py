@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def _is_manifest(name: str) -> bool:
 
 
 def _walk(top: str, top_level: bool = True) -> TreeStats:
-    """Walk ``top`` (a real directory) through directory fds; runs in scan worker processes."""
+    """Walk ``top`` (a real directory) through directory fds; runs in scan worker threads."""
     out = TreeStats()
     try:
         fd0 = os.open(top, _DIR_FLAGS)
@@ -106,24 +105,23 @@ def _walk_many(tasks: list[str]) -> list[TreeStats]:
     return [_walk(t) for t in tasks]
 
 
-def _pool_context():
-    import multiprocessing as mp
-
-    # fork is cheapest, but forking a process that runs other threads (the GUI)
-    # can copy a lock held mid-operation; forkserver forks from a clean process.
-    return mp.get_context("fork" if threading.active_count() == 1 else "forkserver")
-
-
 def walk_trees(paths: list[str], workers: int | None = None) -> list[TreeStats]:
-    """:class:`TreeStats` of each path in ``paths`` (directories), in parallel when worth it."""
+    """:class:`TreeStats` of each path in ``paths`` (directories), in parallel when worth it.
+
+    Threads, not processes: ``scandir``/``stat`` release the GIL for the
+    system call, which is where the time goes, and forking a process that
+    runs Qt and database threads is not safe (nor is spawn in a frozen app).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     if workers <= 1 or len(paths) < PARALLEL_MIN_TASKS:
         return [_walk(p) for p in paths]
     # interleaved chunks: neighbouring job directories are often alike in size
     n_chunks = min(len(paths), workers * 4)
     chunks = [paths[i::n_chunks] for i in range(n_chunks)]
-    with _pool_context().Pool(workers) as pool:
-        parts = pool.map(_walk_many, chunks, chunksize=1)
+    with ThreadPoolExecutor(workers, thread_name_prefix="cryodesk-scan") as pool:
+        parts = list(pool.map(_walk_many, chunks))
     out: list[TreeStats | None] = [None] * len(paths)
     for i, part in enumerate(parts):
         for k, stats in enumerate(part):
@@ -343,14 +341,14 @@ def version_sizes(project, job_ids=None) -> dict[tuple[int, str], dict[int, int]
     """(job id, output group) -> {version: recorded bytes}, for the project's jobs (or ``job_ids``)."""
     import peewee as pw
 
-    from ..db import Job, OutputFile
+    from ..db import Job, OutputFile, db
 
     q = (OutputFile.select(OutputFile.job, OutputFile.group, OutputFile.version, pw.fn.SUM(OutputFile.size_bytes))
          .join(Job).where(Job.project == project.id))
     if job_ids is not None:
         q = q.where(OutputFile.job.in_(list(job_ids)))
     per: dict[tuple[int, str], dict[int, int]] = {}
-    for jid, group, version, size in q.group_by(OutputFile.job, OutputFile.group, OutputFile.version).tuples():
+    for jid, group, version, size in db.execute(q.group_by(OutputFile.job, OutputFile.group, OutputFile.version)):
         per.setdefault((jid, group), {})[version] = int(size or 0)
     return per
 

@@ -123,9 +123,13 @@ class QtMainWindow(QMainWindow):
         self._load_serial += 1
         serial = self._load_serial
         self.status_scope.setText(f"{project_uid}{'/' + workspace_uid if workspace_uid else ''}: loading…")
-        self._loader = workers.submit(layout.load_graph, project_uid, workspace_uid or None,
+        opening = project_uid != self._opened_project
+        self._opened_project = project_uid
+        self._loader = workers.submit(_load_scope, project_uid, workspace_uid or None, opening,
                                       on_done=lambda snap: self._show_graph(serial, snap, new_scope and not keep_view),
                                       on_error=lambda exc: self.statusBar().showMessage(f"Cannot load: {exc}"))
+
+    _opened_project: str | None = None
 
     def _show_graph(self, serial: int, snap, fit: bool) -> None:
         if serial != self._load_serial:  # a newer load superseded this one
@@ -249,3 +253,13 @@ class QtMainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.close_threads()
         super().closeEvent(event)
+
+
+def _load_scope(project_uid: str, workspace_uid: str | None, opening: bool):
+    """Worker body: on first opening a project, finish any deletion a crash left
+    half-done and measure it if it never was; then load its job graph."""
+    if opening:
+        from ..core.cleanup import on_project_open
+
+        on_project_open(project_uid)
+    return layout.load_graph(project_uid, workspace_uid)

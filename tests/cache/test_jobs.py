@@ -154,3 +154,23 @@ def test_cli_worker_and_cache_commands(project, ssd, tmp_path, monkeypatch, caps
     assert not resolve_config("node1").usable
     assert cli(["cache", "status", "--worker", "node1"]) == 1
     assert "no SSD cache is configured" in capsys.readouterr().err
+
+
+def test_warm_service_progress_and_cancel(project, ssd):
+    import functools
+    import threading
+
+    from cryodesk.cache import warm_job_output
+    from cryodesk.core.errors import JobCancelled
+
+    p, jobs = project
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(JobCancelled):
+        warm_job_output(p, jobs["all"], config=config(ssd), cancel_event=ev)
+    assert Cache(config(ssd)).status()["entries"] == 0  # nothing half-done stays
+    seen = []
+    fn = functools.partial(warm_job_output, p, jobs["sub"], config=config(ssd))  # as submit_task calls it
+    res = fn(lambda f, m: seen.append((f, m)), threading.Event())
+    assert res["mode"] == "subset" and res["bytes_copied"] > 0
+    assert seen and seen[-1][0] == 1.0 and "cached" in seen[-1][1]

@@ -162,3 +162,11 @@ def test_old_database_without_sizes_gets_them_on_first_use(project):
     assert sizes.size_summary(p)["known"] is False and sizes.is_stale(p)
     s = sizes.ensure_project_size(p)
     assert s["known"] and s["size_bytes"] > 1000 and s["jobs_bytes"] > 1000
+
+
+def test_on_project_open_replays_the_journal_and_measures(project, mixed):
+    from cryodesk.core.cleanup import on_project_open
+
+    Project.update(size_bytes=None).execute()
+    d = on_project_open(project.uid)
+    assert d["known"] and d["recovered"] == 0 and d["size_bytes"] > 0

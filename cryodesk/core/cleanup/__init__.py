@@ -46,6 +46,8 @@ Settings::
     get_project_setting(project, "delete_intermediate"); project_settings(project)
     set_job_setting(project, job, "delete_intermediate", True/False/None)   # per-job override
     on_job_finished(project, job)    # the runner calls it: records size, auto-deletes intermediates
+    on_project_open(project) -> dict # on create/attach/open, in a worker: replay a crashed
+                                     # deletion journal, measure the project if never measured
     delete_intermediate_now(project, job)
 """
 
@@ -55,6 +57,7 @@ from .auto import (  # noqa: F401
     effective_setting,
     get_project_setting,
     on_job_finished,
+    on_project_open,
     project_settings,
     set_job_setting,
     set_project_setting,
@@ -66,6 +69,6 @@ from .planner import plan_cleanup  # noqa: F401
 __all__ = [
     "CleanupOptions", "CleanupPlan", "CleanupResult", "PlanEntry", "Skipped", "PROJECT_SETTINGS",
     "delete_intermediate_now", "effective_setting", "execute_cleanup", "get_project_setting",
-    "on_job_finished", "parse_categories", "plan_cleanup", "project_settings", "set_job_setting",
+    "on_job_finished", "on_project_open", "parse_categories", "plan_cleanup", "project_settings", "set_job_setting",
     "set_project_setting",
 ]

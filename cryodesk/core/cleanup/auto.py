@@ -139,3 +139,20 @@ def delete_intermediate_now(project, job: Job, reason: str = "deleted on request
     r = results[0] if results else None
     return {"uid": job.uid, "ok": bool(r and r.ok), "bytes": r.bytes if r and r.ok else 0,
             "message": r.message if r else "", "versions": groups}
+
+
+def on_project_open(project) -> dict:
+    """What to run (in a worker) when a project is created, attached or opened.
+
+    Rolls forward any deletion a crashed process left half-done, then
+    measures the project if it never was (a new project, or a database from
+    before sizes existed).  Returns :func:`~cryodesk.core.sizes.size_summary`
+    plus ``recovered`` (journal items replayed).
+    """
+    from ..sizes import ensure_project_size
+
+    project = get_project(project)
+    recovered = deletion.recover(project)
+    out = ensure_project_size(project)
+    out["recovered"] = len(recovered)
+    return out

@@ -109,7 +109,7 @@ def _apply_clear_versions(project: Project, job: Job, item: PlanItem) -> None:
         OutputFile.delete().where((OutputFile.job == job) & (OutputFile.group == group)
                                   & (OutputFile.version.in_(list(versions)))).execute()
     job.size_bytes = job_data_size(Path(project.directory) / job.directory)
-    job.save()
+    job.save(only=[Job.size_bytes])  # other fields may be changing under the engine
     manifest.write_job(job, Path(project.directory))
 
 
