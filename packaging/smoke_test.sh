@@ -40,7 +40,6 @@ cleanup() {
     for (( i=${#mounted[@]}-1; i>=0; i-- )); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT INT TERM
-bind() { mkdir -p "$CHROOT$2"; mount "$@" 2>/dev/null || true; }
 mount_all() {
     mount -t proc proc "$CHROOT/proc" && mounted+=("$CHROOT/proc")
     mount --bind /dev "$CHROOT/dev" && mounted+=("$CHROOT/dev")

@@ -202,6 +202,10 @@ def _main_window(app, screenshot: Path, workdir: Path, show_project: bool):
             win.close_threads()
         win.close()
         win.deleteLater()
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        # processEvents() alone never runs deferred deletes: the window and its timers would live on
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         app.processEvents()
 
 

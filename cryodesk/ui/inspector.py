@@ -9,12 +9,48 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QPlainTextEdit, QScrollArea,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..core import jobs, rules
+from ..core import jobs, registry, rules
 from ..core.errors import CryodeskError
+from ..core.projects import get_project
 from ..core.runner import LOG_NAME
 from ..core.units import human_bytes
 
 LOG_TAIL_BYTES = 8192
+#: Row labels for params whose key alone says little to a user (the key stays in the tooltip).
+PARAM_LABELS = {"cache_particles": "Cache particle images on SSD"}
+#: What an unset (None) param means when the project sets no default either.
+UNSET_MEANS = {"cache_particles": "on"}
+_UNSET_TEXT = ("", "default", "none")
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def param_rows(jtype, params: dict, defaults: dict, project_uid: str) -> list[tuple[str, str, str, str]]:
+    """``(key, label, value text, tooltip)`` per param: declared ones too, unset ones with their default.
+
+    A job's ``None`` means "the project's default" (``cryodesk project set-default``),
+    so that is what the row shows, saying where it comes from.
+    """
+    declared = {p.name: p for p in (jtype.params if jtype is not None else ())}
+    rows = []
+    for key in sorted(set(params) | set(declared)):
+        value = params.get(key)
+        p = declared.get(key)
+        tip = f"{key}: {p.help}" if p is not None and p.help else key
+        if value is None and p is not None and p.default is None:
+            if key in defaults:
+                text = f"default: {_fmt(defaults[key])} (project {project_uid})"
+            else:
+                text = f"default: {UNSET_MEANS[key]}" if key in UNSET_MEANS else "default (unset)"
+            tip += "\nType a value to set it for this job; type 'default' to use the project default again."
+        else:
+            text = _fmt(value) if p is not None and p.type == "bool" else str(value)
+        rows.append((key, PARAM_LABELS.get(key, key), text, tip))
+    return rows
 
 
 def _table(headers) -> QTableWidget:
@@ -48,7 +84,7 @@ def tail(path: Path, nbytes: int = LOG_TAIL_BYTES) -> str:
 class QtInspector(QScrollArea):
     """Shows params (editable unless frozen), inputs, outputs, history and log of the selected job."""
 
-    param_edited = Signal(str, str, object, str)  # uid, key, old value, new text
+    param_edited = Signal(str, str, object, object)  # uid, key, old value, new text (None: back to default)
     job_link = Signal(str)  # a parent uid was clicked
 
     def __init__(self, parent=None) -> None:
@@ -87,6 +123,7 @@ class QtInspector(QScrollArea):
         self.setWidget(body)
         self.uid: str | None = None
         self._params: dict = {}
+        self._jtype = None
         self._loading = False
         self.show_nothing()
 
@@ -131,9 +168,18 @@ class QtInspector(QScrollArea):
         self.params_note.setText(f"Read-only: {frozen}" if frozen else "Double-click a value to edit it.")
         self._loading = True
         self._params = dict(d["params"])
-        _fill(self.params, sorted(self._params.items()))
-        for r in range(self.params.rowCount()):
+        try:
+            defaults = (get_project(project_uid).settings or {}).get("job_defaults") or {}
+        except CryodeskError:
+            defaults = {}
+        self._jtype = registry.get(job.type)
+        rows = param_rows(self._jtype, self._params, defaults, project_uid)
+        _fill(self.params, [(label, text) for _key, label, text, _tip in rows])
+        for r, (key, _label, _text, tip) in enumerate(rows):
             self.params.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.params.item(r, 0).setData(Qt.ItemDataRole.UserRole, key)
+            for c in (0, 1):
+                self.params.item(r, c).setToolTip(tip)
             if frozen:
                 self.params.item(r, 1).setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
         self.params.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers if frozen
@@ -154,5 +200,12 @@ class QtInspector(QScrollArea):
     def _on_param_changed(self, item: QTableWidgetItem) -> None:
         if self._loading or self.uid is None or item.column() != 1:
             return
-        key = self.params.item(item.row(), 0).text()
-        self.param_edited.emit(self.uid, key, self._params.get(key), item.text())
+        key = self.params.item(item.row(), 0).data(Qt.ItemDataRole.UserRole)
+        new = item.text()
+        try:
+            declared = self._jtype.param(key)
+        except CryodeskError:
+            declared = None
+        if declared is not None and declared.default is None and new.strip().lower() in _UNSET_TEXT:
+            new = None  # back to the project default
+        self.param_edited.emit(self.uid, key, self._params.get(key), new)

@@ -9,6 +9,8 @@ running-jobs panel.  Refusals always end in one :class:`QtRefusalDialog`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -27,6 +29,7 @@ class JobActions(QObject):
 
     changed = Signal()  # the database changed: reload the tree
     message = Signal(str)
+    warmed = Signal(object)  # a job's particles were copied to the SSD cache: the stats
 
     def __init__(self, host) -> None:
         super().__init__(host)
@@ -43,6 +46,8 @@ class JobActions(QObject):
         self.delete = a("&Delete…", self.do_delete, QKeySequence.StandardKey.Delete)
         self.mark_complete = a("Mark as &complete", self.do_mark_complete)
         self.clone = a("Clo&ne (chain) into this workspace", self.do_clone)
+        self.warm = a("Cache particles on &SSD", self.do_warm,
+                      tip="Copy the selected jobs' particle outputs to this worker's SSD cache now")
         engine = host.bridge.available
         no_engine = "needs the job engine (cryodesk.engine), not installed"
         self.run = a("&Run", (lambda: self.do_queue()) if engine else None, "Ctrl+R",
@@ -84,7 +89,8 @@ class JobActions(QObject):
     def update_enabled(self) -> None:
         n = self.scene.selection.count()
         for act in (self.select_ancestors, self.select_descendants, self.mark_final, self.unmark_final,
-                    self.clear, self.delete, self.mark_complete, self.clone, self.run, self.queue, self.rerun):
+                    self.clear, self.delete, self.mark_complete, self.clone, self.run, self.queue, self.rerun,
+                    self.warm):
             act.setEnabled(n > 0 and not act.property("always_disabled"))
         self.select_chain.setEnabled(n == 2)
         for menu in self.workspace_menus.values():
@@ -104,6 +110,7 @@ class JobActions(QObject):
         menu.addSeparator()
         for act in (self.run, self.queue, self.rerun):
             menu.addAction(act)
+        menu.addAction(self.warm)
         menu.addSeparator()
         menu.addAction(self.clear)
         menu.addAction(self.delete)
@@ -225,6 +232,25 @@ class JobActions(QObject):
             self.do_queue(cleared)
         if others and self.dialog is None:
             self._show(QtRefusalDialog("re-run", others, self.host))
+
+    def do_warm(self) -> None:
+        """Copy each selected job's particle output to the SSD cache: one engine task per job,
+        its copy progress in the running-jobs panel (the same service as ``cryodesk cache warm``)."""
+        from ..cache.service import warm_job_output
+
+        project = self.host.project_uid
+        for uid in self.selected_uids():
+            title = f"Cache {project} {uid} particles on SSD"
+            task = self.host.running.add_task(title)
+
+            def done(stats, task=task, uid=uid) -> None:
+                self.host.running.finish_task(task)
+                self.message.emit(f"{uid}: particles cached on SSD ({stats['mode']}): copied "
+                                  f"{human_bytes(stats['bytes_copied'])}, already cached "
+                                  f"{human_bytes(stats['bytes_reused'])}")
+                self.warmed.emit(stats)
+
+            self.host.run_task(title, partial(warm_job_output, project, uid), task, done)
 
     # -- destructive actions: plan (thread) → confirm → run (thread) ---------------------
     def do_clear(self) -> None:

@@ -42,6 +42,8 @@ def build_menus(win) -> None:
         "zoom_out": _act(win, "Zoom &out", lambda: win.view.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
         "fit": _act(win, "&Fit tree", win.view.fit, "Ctrl+0"),
         "cleanup": _act(win, "&Cleanup Data…", lambda: win.open_cleanup(), tip="Plan and run a data cleanup"),
+        "cache": _act(win, "&SSD cache…", lambda: win.open_cache_panel(),
+                      tip="SSD particle cache: space used, entries by project, locks; clear it"),
     }
     a["undo"].setShortcut(QKeySequence.StandardKey.Undo)
     a["redo"].setShortcut(QKeySequence.StandardKey.Redo)
@@ -75,10 +77,12 @@ def build_menus(win) -> None:
     win.jobs.populate_menu(job_menu)
     m = mb.addMenu("&Data")
     m.addAction(a["cleanup"])
+    m.addAction(a["cache"])
+    m.addAction(win.jobs.warm)
     tb = win.addToolBar("Main")
     tb.setObjectName("mainToolbar")
     for act in (a["refresh"], a["undo"], a["redo"], None, a["zoom_in"], a["zoom_out"], a["fit"], None,
-                win.jobs.mark_final, win.jobs.clear, win.jobs.delete, None, a["cleanup"]):
+                win.jobs.mark_final, win.jobs.clear, win.jobs.delete, None, a["cleanup"], a["cache"]):
         tb.addSeparator() if act is None else tb.addAction(act)
     tb.addSeparator()
     combo = QComboBox()

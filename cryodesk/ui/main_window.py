@@ -12,6 +12,7 @@ from . import workers
 from .commands import SetParamCommand
 from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
+from .cache_panel import QtCachePanel
 from .inspector import QtInspector
 from .job_actions import JobActions
 from .main_menus import build_menus
@@ -44,6 +45,7 @@ class QtMainWindow(QMainWindow):
         self.sidebar = QtDataSidebar()
         self.inspector = QtInspector()
         self.running = QtRunningJobsPanel()
+        self.cache_panel = QtCachePanel()
         self.docks = {}
         for name, widget, area in (("Projects", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
                                    ("Data", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -54,6 +56,16 @@ class QtMainWindow(QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
             self.docks[name] = dock
+        # The SSD cache panel shares the right area with the inspector, hidden until asked for
+        # (Data ▸ SSD cache…): its figures are computed only while it is visible.
+        cache_dock = QDockWidget("SSD cache", self)
+        cache_dock.setObjectName("dockSSDcache")
+        cache_dock.setWidget(self.cache_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, cache_dock)
+        self.tabifyDockWidget(self.docks["Inspector"], cache_dock)
+        cache_dock.hide()
+        cache_dock.visibilityChanged.connect(lambda on: on and self.cache_panel.refresh())
+        self.docks["SSD cache"] = cache_dock
         self.resizeDocks([self.docks["Projects"], self.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
 
@@ -82,6 +94,8 @@ class QtMainWindow(QMainWindow):
         self.inspector.job_link.connect(self.select_uid)
         self.jobs.changed.connect(self.reload)
         self.jobs.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.jobs.warmed.connect(lambda _stats: self.cache_panel.isVisible() and self.cache_panel.refresh())
+        self.cache_panel.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.update_enabled()
         available = self.cleanup_available()
         self.actions["cleanup"].setEnabled(available)
@@ -230,6 +244,16 @@ class QtMainWindow(QMainWindow):
         self.cleanup_dialog = dialog
         dialog.open()
         return dialog
+
+    def open_cache_panel(self) -> QtCachePanel:
+        """Show the SSD cache panel (Data ▸ SSD cache…) with fresh figures."""
+        dock = self.docks["SSD cache"]
+        was_visible = dock.isVisible()
+        dock.show()
+        dock.raise_()
+        if was_visible:  # showing it refreshes; an already visible panel is refreshed here
+            self.cache_panel.refresh()
+        return self.cache_panel
 
     def set_colour_mode(self, mode: str) -> None:
         self.view.scene().set_colour_mode(mode)

@@ -170,6 +170,9 @@ def make_window(qtbot, settings):
         return win
 
     before = set(map(id, QApplication.topLevelWidgets()))
+    from PySide6.QtCore import QTimer
+
+    timers_before = {id(t) for t in gc.get_objects() if isinstance(t, QTimer) and _alive(t) and t.isActive()}
     yield make
     from cryodesk.ui import workers
 
@@ -186,7 +189,8 @@ def make_window(qtbot, settings):
     assert workers.pool().activeThreadCount() == 0, "worker threads still running"
     from PySide6.QtCore import QTimer
 
-    timers = [t for t in gc.get_objects() if isinstance(t, QTimer) and _alive(t) and t.isActive()]
+    timers = [t for t in gc.get_objects()
+              if isinstance(t, QTimer) and _alive(t) and t.isActive() and id(t) not in timers_before]
     assert not timers, f"timers still running: {timers}"
 
 
