@@ -10,7 +10,7 @@ DEB_PKGS := libgl1 libegl1 libopengl0 libglib2.0-0 libfontconfig1 fonts-dejavu-c
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libgomp1
 
-.PHONY: run test setup system-deps venv benchmarks clean
+.PHONY: run test setup system-deps venv benchmarks deb deb-smoke clean
 
 run: setup
 	$(VENV)/bin/cryodesk gui
@@ -37,6 +37,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
+
+# The installer for lab workstations: dist/cryodesk_<version>_amd64.deb (PyInstaller onedir).
+deb:
+	bash packaging/build_deb.sh
+
+# Build the .deb, install it into a fresh Debian 12 root and run its self-test there (as root).
+deb-smoke:
+	bash packaging/smoke_test.sh
 
 benchmarks: setup
 	$(PY) benchmarks/graph.py

@@ -41,6 +41,8 @@ __all__ = ["Holding", "acquire", "WAIT_MESSAGE"]
 WAIT_MESSAGE = "waiting for requested files to become unlocked"
 #: Durable copies are synced and renamed into place in batches of about this size.
 COMMIT_BYTES = 512 << 20
+#: Entries classified (lock file opened) before the first copies start; each next chunk doubles.
+FIRST_CHUNK = 8
 _log = logging.getLogger("cryodesk.cache")
 
 
@@ -118,22 +120,30 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
         while pending:
             if check_cancel is not None:
                 check_cancel()
-            to_copy, busy, held_now = [], [], []
-            for it in pending:
-                state = _classify(it)
-                if state == "held":
-                    held_now.append(it)
-                elif state == "copy":
-                    to_copy.append(it)
-                elif state == "busy":
-                    busy.append(it)
-                else:
-                    it.lock.close()
-                    hold.fallback[it.key] = "an older copy is in use by another job"
-            _hold(cache, hold, held_now, project, log)
-            if to_copy:
-                _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel,
-                            on_full, done, total)
+            busy, held_now = [], []
+            with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total) as rnd:
+                # Classify and reserve in growing chunks: copying starts after the first few
+                # entries and overlaps the rest of the setup (creating a lock file is a
+                # metadata write of ~0.5 ms here, serialised on the locks directory).
+                for chunk in _chunks(pending):
+                    if check_cancel is not None:
+                        check_cancel()
+                    to_copy = []
+                    for it in chunk:
+                        state = _classify(it)
+                        if state == "held":
+                            held_now.append(it)
+                        elif state == "copy":
+                            to_copy.append(it)
+                        elif state == "busy":
+                            busy.append(it)
+                        else:
+                            it.lock.close()
+                            hold.fallback[it.key] = "an older copy is in use by another job"
+                    if to_copy:
+                        rnd.start(to_copy)
+                _hold(cache, hold, held_now, project, log)
+                rnd.finish()
             if busy:
                 if t_wait is None:
                     t_wait = time.monotonic()
@@ -155,6 +165,15 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
     return hold
 
 
+def _chunks(items: list, first: int = FIRST_CHUNK):
+    """``items`` in slices of ``first``, then twice as many each time (few reserve transactions)."""
+    i, n = 0, first
+    while i < len(items):
+        yield items[i:i + n]
+        i += n
+        n *= 2
+
+
 def _hold(cache: Cache, hold: Holding, items: list[Item], project: str, log=_log) -> None:
     if not items:
         return
@@ -171,134 +190,178 @@ def _hold(cache: Cache, hold: Holding, items: list[Item], project: str, log=_log
     hold.bytes_reused += sum(it.size for it in items if it.key not in hold.fallback)
 
 
-def _copy_round(cache, hold, to_copy, busy, project, progress, log, check_cancel, on_full, done, total):
-    try:
-        granted, denied, message = cache.reserve(to_copy, project)
-    except sqlite3.OperationalError as exc:  # the SSD is so full the index cannot grow
-        granted, denied = [], list(to_copy)
-        message = f"the SSD cache index in {cache.root} cannot be written ({exc})"
-    for it in denied:
-        it.lock.close()
-        hold.fallback[it.key] = message
-    if denied:
-        if on_full == "error":
-            for it in granted:
-                cache.release_reservation(it)
-                it.lock.close()
-            raise CacheFullError(message)
-        msg = f"{message}; reading {len(denied)} files from the project directory instead"
-        log.warning("SSD cache: %s", msg)
-        hold.messages.append(msg)
-    total[0] += sum(it.size for it in granted)
-    lock = threading.Lock()
-    last = [0.0]
+class _Round:
+    """One pass of copies: reserve + submit chunk by chunk (:meth:`start`), then collect (:meth:`finish`).
 
-    def on_bytes(n: int) -> None:
-        with lock:
-            done[0] += n
+    Copies are made durable in batches (one file-system sync, then the renames) and
+    marked ready in the index in one transaction.  Leaving the ``with`` block on an
+    error stops the copies and releases every reservation not yet complete.
+    """
+
+    def __init__(self, cache, hold, busy, project, progress, log, check_cancel, on_full, done, total):
+        self.cache, self.hold, self.busy, self.project = cache, hold, busy, project
+        self.progress, self.log, self.check_cancel, self.on_full = progress, log, check_cancel, on_full
+        self.done, self.total = done, total
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: dict = {}
+        self.collected: set = set()
+        self.errors: list[BaseException] = []
+        self.finished: list[tuple[str, int]] = []
+        self.uncommitted: list[tuple[Item, int]] = []
+        self.abort = threading.Event()
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    # -- in the copy threads -------------------------------------------------------
+    def _on_bytes(self, n: int) -> None:
+        with self._lock:
+            self.done[0] += n
             now = time.monotonic()
-            if progress is not None and now - last[0] >= 0.25:
-                last[0] = now
-                progress(done[0], total[0], f"caching particles on SSD: {human_bytes(done[0])} / "
-                                            f"{human_bytes(total[0])}")
+            if self.progress is not None and now - self._last >= 0.25:
+                self._last = now
+                self.progress(self.done[0], self.total[0], f"caching particles on SSD: "
+                              f"{human_bytes(self.done[0])} / {human_bytes(self.total[0])}")
 
-    abort = threading.Event()
-
-    def cancel_check() -> None:
-        if abort.is_set():  # the caller is gone (an error or Ctrl-C): stop copying
+    def _cancel_check(self) -> None:
+        if self.abort.is_set():  # the caller is gone (an error or Ctrl-C): stop copying
             raise JobCancelled("copy to the SSD cache aborted")
-        if check_cancel is not None:
-            check_cancel()
+        if self.check_cancel is not None:
+            self.check_cancel()
 
-    def one(it: Item) -> int:
+    def _one(self, it: Item) -> int:
         try:
-            return it.build(on_bytes, cancel_check)
+            return it.build(self._on_bytes, self._cancel_check)
         except BaseException:
-            cache.release_reservation(it)
+            self.cache.release_reservation(it)
             raise
 
-    errors: list[BaseException] = []
-    finished: list[tuple[str, int]] = []
-    newly_held: list[str] = []
-    uncommitted: list[tuple[Item, int]] = []
-    with ThreadPoolExecutor(max_workers=max(1, cache.config.threads),
-                            thread_name_prefix="cache-copy") as pool:
-        futures = {pool.submit(one, it): it for it in granted}
+    # -- in the caller's thread ------------------------------------------------------
+    def start(self, to_copy: list[Item]) -> None:
+        """Reserve space for ``to_copy`` (exclusively locked) and start copying what was granted."""
+        cache, hold = self.cache, self.hold
         try:
-            _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors, uncommitted)
-        except BaseException:
-            abort.set()
-            for it, _ in uncommitted:  # copied but never made durable: drop them
-                cache.release_reservation(it)
-            raise
-    first_error = errors[0] if errors else None
-    # One index transaction per round, not per file: commits are the slow part.
-    # Until it lands, others count these bytes as still in flight (conservative).
-    cache.index.set_ready(finished)
-    cache.index.touch(newly_held, project)
-    if first_error is not None:
-        raise first_error
-    if progress is not None and granted:
-        done[0] = max(done[0], total[0])  # headers are reserved but not reported as copied
-        progress(done[0], total[0], f"cached {human_bytes(total[0])} on SSD")
+            granted, denied, message = cache.reserve(to_copy, self.project)
+        except sqlite3.OperationalError as exc:  # the SSD is so full the index cannot grow
+            granted, denied = [], list(to_copy)
+            message = f"the SSD cache index in {cache.root} cannot be written ({exc})"
+        for it in denied:
+            it.lock.close()
+            hold.fallback[it.key] = message
+        if denied:
+            if self.on_full == "error":
+                for it in granted:
+                    cache.release_reservation(it)
+                    it.lock.close()
+                raise CacheFullError(message)
+            msg = f"{message}; reading {len(denied)} files from the project directory instead"
+            self.log.warning("SSD cache: %s", msg)
+            hold.messages.append(msg)
+        if not granted:
+            return
+        self.total[0] += sum(it.size for it in granted)
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=max(1, cache.config.threads),
+                                           thread_name_prefix="cache-copy")
+        for it in granted:
+            self.futures[self.pool.submit(self._one, it)] = it
 
+    def finish(self) -> None:
+        """Wait for every copy, commit them, record them ready; raise the first copy error."""
+        if self.pool is None:
+            return
+        self._collect()
+        self.pool.shutdown(wait=True)
+        self._mark_ready()
+        if self.errors:
+            raise self.errors[0]
+        if self.progress is not None:
+            self.done[0] = max(self.done[0], self.total[0])  # headers are reserved but not reported as copied
+            self.progress(self.done[0], self.total[0], f"cached {human_bytes(self.total[0])} on SSD")
 
-def _collect(cache, hold, futures, busy, on_full, log, finished, newly_held, errors, uncommitted) -> None:
-    """Account for each copy as it finishes: hold it, or fall back, or record the error."""
+    def _mark_ready(self) -> None:
+        # One index transaction per round, not per file (it also records the user and
+        # the time, as touch() would): commits are the slow part.  Until it lands,
+        # others count these bytes as still in flight (conservative).
+        self.cache.index.set_ready(self.finished, self.project)
+        self.finished = []
 
-    def done(it: Item, nbytes: int) -> None:
-        finished.append((it.key, nbytes))
+    def __enter__(self) -> "_Round":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None or self.pool is None:
+            return
+        self.abort.set()
+        for fut in self.futures:
+            fut.cancel()
+        self.pool.shutdown(wait=True)
+        for fut, it in self.futures.items():
+            # Not started, or complete but never collected: drop it.  A copy that
+            # failed released its own reservation.
+            if fut not in self.collected and (fut.cancelled() or fut.exception() is None):
+                self.cache.release_reservation(it)
+        for it, _ in self.uncommitted:  # copied but never made durable: drop them
+            self.cache.release_reservation(it)
+        self.uncommitted.clear()
+        self._mark_ready()  # those already renamed into place are complete and durable
+
+    def _done(self, it: Item, nbytes: int) -> None:
+        hold = self.hold
+        self.finished.append((it.key, nbytes))
         hold.bytes_copied += it.size
         hold.files_copied += 1
         # The downgrade is not atomic: if an evictor slipped in, start over.
         if it.lock.try_shared() and it.check():
             hold.held[it.key] = it
-            newly_held.append(it.key)
         else:
             it.lock.release()
-            busy.append(it)
+            self.busy.append(it)
 
-    def commit_batch() -> None:
+    def _commit_batch(self) -> None:
         # One sync for the batch, then the renames: a file appears under its
         # final name only once its bytes are on the disk.  The copy threads
         # keep copying meanwhile.
-        sync_filesystem(cache.root)
-        batch = list(uncommitted)
-        uncommitted.clear()
+        sync_filesystem(self.cache.root)
+        batch = list(self.uncommitted)
+        self.uncommitted.clear()
         for it, nbytes in batch:
             try:
                 it.commit()
             except OSError as exc:
-                cache.release_reservation(it)
+                self.cache.release_reservation(it)
                 it.lock.close()
-                hold.fallback[it.key] = f"cannot rename the copy into place: {exc}"
+                self.hold.fallback[it.key] = f"cannot rename the copy into place: {exc}"
                 continue
-            done(it, nbytes)
+            self._done(it, nbytes)
 
-    for fut in as_completed(futures):
-        it = futures[fut]
-        if fut.cancelled():  # never started after an earlier failure
-            cache.release_reservation(it)
-            it.lock.close()
-            continue
-        exc = fut.exception()
-        if exc is None:
-            if it.commit is None:
-                done(it, fut.result())
+    def _collect(self) -> None:
+        """Account for each copy as it finishes: hold it, or fall back, or record the error."""
+        hold, futures = self.hold, self.futures
+        for fut in as_completed(futures):
+            self.collected.add(fut)
+            it = futures[fut]
+            if fut.cancelled():  # never started after an earlier failure
+                self.cache.release_reservation(it)
+                it.lock.close()
+                continue
+            exc = fut.exception()
+            if exc is None:
+                if it.commit is None:
+                    self._done(it, fut.result())
+                else:
+                    self.uncommitted.append((it, fut.result()))
+                    if sum(n for _, n in self.uncommitted) >= COMMIT_BYTES:
+                        self._commit_batch()
+            elif isinstance(exc, SourceChanged) or (isinstance(exc, CacheFullError) and self.on_full != "error"):
+                it.lock.close()
+                hold.fallback[it.key] = str(exc)
+                hold.messages.append(str(exc))
+                self.log.warning("SSD cache: %s; reading it from the project directory instead", exc)
             else:
-                uncommitted.append((it, fut.result()))
-                if sum(n for _, n in uncommitted) >= COMMIT_BYTES:
-                    commit_batch()
-        elif isinstance(exc, SourceChanged) or (isinstance(exc, CacheFullError) and on_full != "error"):
-            it.lock.close()
-            hold.fallback[it.key] = str(exc)
-            hold.messages.append(str(exc))
-            log.warning("SSD cache: %s; reading it from the project directory instead", exc)
-        else:
-            it.lock.close()
-            if not errors:
-                for f in futures:  # stop what has not started
-                    f.cancel()
-            errors.append(exc)
-    if uncommitted:
-        commit_batch()
+                it.lock.close()
+                if not self.errors:
+                    for f in futures:  # stop what has not started
+                        f.cancel()
+                self.errors.append(exc)
+        if self.uncommitted:
+            self._commit_batch()

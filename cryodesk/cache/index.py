@@ -135,15 +135,20 @@ class Index:
             _log.warning("SSD cache index not updated (%s)", exc)
 
     def set_ready(self, done: list[tuple[str, int]], project: str = "") -> None:
-        """Mark copies finished: ``[(key, bytes on the SSD), ...]`` (one transaction)."""
+        """Mark copies finished: ``[(key, bytes on the SSD), ...]`` (one transaction).
+
+        Also records them used now by ``project`` (what :meth:`touch` does), so a
+        fresh copy needs one index commit, not two.
+        """
         if not done:
             return
         now = time.time()
         try:
             with self.connect() as con:
                 con.execute("BEGIN IMMEDIATE")
-                con.executemany("UPDATE entries SET state='ready', size=?, pid=0, last_access=? WHERE key=?",
-                                [(int(size), now, key) for key, size in done])
+                con.executemany("UPDATE entries SET state='ready', size=?, pid=0, last_access=?, "
+                                "project=CASE WHEN ?='' THEN project ELSE ? END WHERE key=?",
+                                [(int(size), now, project, project, key) for key, size in done])
                 con.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # disk full: entries are adopted when next used
             _log.warning("SSD cache index not updated (%s)", exc)
