@@ -165,9 +165,10 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
     return hold
 
 
-def _chunks(items: list, first: int = FIRST_CHUNK):
-    """``items`` in slices of ``first``, then twice as many each time (few reserve transactions)."""
-    i, n = 0, first
+def _chunks(items: list, first: int | None = None):
+    """``items`` in slices of ``first`` (:data:`FIRST_CHUNK`), then twice as many each time
+    (few reserve transactions: each one reads the whole index)."""
+    i, n = 0, first or FIRST_CHUNK
     while i < len(items):
         yield items[i:i + n]
         i += n
@@ -211,6 +212,7 @@ class _Round:
         self.abort = threading.Event()
         self._lock = threading.Lock()
         self._last = 0.0
+        self.denied, self.deny_message = 0, ""
 
     # -- in the copy threads -------------------------------------------------------
     def _on_bytes(self, n: int) -> None:
@@ -253,9 +255,8 @@ class _Round:
                     cache.release_reservation(it)
                     it.lock.close()
                 raise CacheFullError(message)
-            msg = f"{message}; reading {len(denied)} files from the project directory instead"
-            self.log.warning("SSD cache: %s", msg)
-            hold.messages.append(msg)
+            self.denied += len(denied)  # reported once, by finish()
+            self.deny_message = self.deny_message or message
         if not granted:
             return
         self.total[0] += sum(it.size for it in granted)
@@ -267,6 +268,10 @@ class _Round:
 
     def finish(self) -> None:
         """Wait for every copy, commit them, record them ready; raise the first copy error."""
+        if self.denied:
+            msg = f"{self.deny_message}; reading {self.denied} files from the project directory instead"
+            self.log.warning("SSD cache: %s", msg)
+            self.hold.messages.append(msg)
         if self.pool is None:
             return
         self._collect()

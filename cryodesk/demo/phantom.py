@@ -51,16 +51,16 @@ def make_phantom(rng: np.random.Generator, diameter_A: float, n_blobs: int = 14)
     symmetry, so 2-D class averages of different views look different.
     """
     r = 0.5 * diameter_A
-    sig = rng.uniform(0.10, 0.16, n_blobs) * r
+    sig = rng.uniform(0.14, 0.22, n_blobs) * r
     # Random directions, radii biased outwards so the particle is not a ball.
     d = rng.normal(size=(n_blobs, 3))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     centers = d * (rng.uniform(0.25, 1.0, n_blobs) ** 0.5)[:, None] * (r - 2 * sig)[:, None]
     arm = np.linspace(0.0, 1.0, 4)[:, None] * np.array([0.75 * r, 0.1 * r, -0.2 * r]) * 0.9
     centers = np.concatenate([centers, arm])
-    sig = np.concatenate([sig, np.full(len(arm), 0.09 * r)])
+    sig = np.concatenate([sig, np.full(len(arm), 0.12 * r)])
     weights = np.concatenate([rng.uniform(0.6, 1.4, n_blobs), np.full(len(arm), 0.8)])
-    weights[0] *= 2.5  # the heavy domain
+    weights[0] *= 1.8  # the heavy domain
     # Keep every blob inside the sphere; otherwise boxes would clip density.
     scale = min(1.0, (r - 2 * sig.max()) / max(np.linalg.norm(centers, axis=1).max(), 1e-6))
     return Phantom(centers * scale, sig, weights)

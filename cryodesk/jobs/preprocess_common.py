@@ -71,6 +71,7 @@ def with_columns(data: np.ndarray, columns: Mapping[str, Any]) -> np.ndarray:
 
 def write_dataset(path: Path, data: np.ndarray) -> Path:
     """Write a ``.cs`` dataset; ``np.save`` to a handle keeps the ``.cs`` suffix."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if _io_cs is not None and hasattr(_io_cs, "write_cs"):
         _io_cs.write_cs(path, data)
@@ -137,6 +138,7 @@ def read_mrc(path: Path) -> np.ndarray:
 
 def write_mrc(path: Path, data: np.ndarray, psize_A: float, stack: bool = False) -> Path:
     """Write float32 ``data``; ``stack`` marks a 3-D array as an image stack."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with mrcfile.new(path, overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))

@@ -175,6 +175,7 @@ class QtInspector(QScrollArea):
         self._jtype = registry.get(job.type)
         rows = param_rows(self._jtype, self._params, defaults, project_uid)
         _fill(self.params, [(label, text) for _key, label, text, _tip in rows])
+        self.params.resizeColumnToContents(0)
         for r, (key, _label, _text, tip) in enumerate(rows):
             self.params.item(r, 0).setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.params.item(r, 0).setData(Qt.ItemDataRole.UserRole, key)

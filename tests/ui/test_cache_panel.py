@@ -159,6 +159,8 @@ def test_warm_from_job_menu_shows_progress_then_entries(particles, ssd, make_win
             row = panel.keys.index(("task", tk))
             seen.append((tk.title, fraction, text, panel.table.cellWidget(row, 2).value(),
                          panel.table.item(row, 3).text()))
+            if len(seen) == 1:  # the running-jobs panel while the copy reports progress
+                win.grab().save(str(artifacts_dir / "ui_cache_warm_progress.png"))
 
         task.progressed.connect(record)  # after the panel's own slot: the row is already updated
         return task
@@ -195,7 +197,7 @@ def test_warm_without_ssd_fails_with_a_clear_message(particles, make_window, qtb
                     and "no SSD cache" in win.statusBar().currentMessage(), timeout=10000)
 
 
-def test_inspector_shows_cache_param_with_label_and_project_default(particles, make_window, qtbot):
+def test_inspector_shows_cache_param_with_label_and_project_default(particles, make_window, qtbot, artifacts_dir):
     from cryodesk.core import jobs
 
     reader = jobs.create_job("P1", "ui_cache_reader", "W1", [jobs.InputSpec("particles", "J1")])
@@ -212,6 +214,7 @@ def test_inspector_shows_cache_param_with_label_and_project_default(particles, m
     assert table.item(row(), 1).text() == "default: on"  # unset, no project default: on
     set_project_default("P1", "cache_particles", "false")
     assert table.item(row(), 1).text() == "default: off (project P1)"
+    win.inspector.grab().save(str(artifacts_dir / "ui_cache_param_inspector.png"))
     r = row()
     assert table.item(r, 1).flags() & Qt.ItemFlag.ItemIsEditable
     _reloaded(win, qtbot, lambda: table.item(r, 1).setText("on"))
