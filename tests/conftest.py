@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -10,6 +12,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# importlib mode puts no test directory on sys.path; the shared job-type module lives here
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
 ARTIFACTS = REPO / "test-artifacts"
 
 
@@ -27,3 +32,27 @@ def artifacts_dir() -> Path:
     """Where tests save screenshots and other things a person should look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A fresh SQLite database bound to the models for this test."""
+    from cryodesk import db as dbmod
+
+    database = dbmod.open_database(str(tmp_path / f"db{next(_counter)}.sqlite"))
+    with dbmod.db.connection_context():
+        yield database
+    dbmod.close_database()
+
+
+@pytest.fixture
+def project(database, tmp_path):
+    """Project P1 ("Test project") with workspace W1, in a fresh database."""
+    from cryodesk.core import projects
+
+    p = projects.create_project("Test project", tmp_path / "proj")
+    projects.create_workspace(p, "main")
+    return p

@@ -55,6 +55,16 @@ def shift(images: np.ndarray, shifts_yx: np.ndarray) -> np.ndarray:
     return np.fft.irfft2(np.fft.rfft2(images) * ramp, s=(ny, nx)).astype(np.float32)
 
 
+def lowpass(images: np.ndarray, psize_A: float, res_A: float) -> np.ndarray:
+    """Gaussian low-pass with amplitude 1/2 at ``res_A`` (no-op when ``res_A <= 0``)."""
+    if res_A <= 0:
+        return images
+    ky = np.fft.fftfreq(images.shape[-2], psize_A)[:, None]
+    kx = np.fft.rfftfreq(images.shape[-1], psize_A)[None, :]
+    filt = np.exp(-np.log(2) * (ky * ky + kx * kx) * res_A**2)
+    return np.fft.irfft2(np.fft.rfft2(images) * filt, s=images.shape[-2:]).astype(np.float32)
+
+
 def phase_flip(images: np.ndarray, psize_A: float, ctf_rows: np.ndarray) -> np.ndarray:
     """Multiply each image's spectrum by the sign of its CTF (``ctf/*`` fields of ``ctf_rows``)."""
     ky, kx = freq_grid(images.shape[1:], psize_A)

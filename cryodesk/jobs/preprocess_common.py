@@ -145,7 +145,7 @@ def write_mrc(path: Path, data: np.ndarray, psize_A: float, stack: bool = False)
         if stack:
             mrc.set_image_stack()
         mrc.voxel_size = float(psize_A)
-        # A fixed timestamp keeps re-runs bit-identical.
+        # mrcfile's default label carries a timestamp; a fixed one keeps re-runs bit-identical.
         mrc.header.label[0] = b"cryodesk built-in job".ljust(80)
         mrc.header.nlabl = 1
     return path

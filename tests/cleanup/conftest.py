@@ -1,32 +1,13 @@
-"""Fixtures for the cleanup tests: the small runnable test job types (copied from tests/core) plus
-one per preprocessing category, a fresh database and project, and random-project builders."""
+"""Fixtures for the cleanup tests: the ``c`` family of test job types (one per preprocessing
+category too) and random-project builders; database/project fixtures come from tests/conftest.py."""
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
-from .jobtypes import TEST_TYPES  # noqa: F401  (registers the test job types)
+import jobtypes
 
-_counter = itertools.count()
+# the c_* family: one step type per preprocessing category, a file outside the outputs, growing iterations
+CLEANUP_FAMILY = dict(preprocessing=tuple(jobtypes.SHORT), step_extra=77, iter_bytes=(100, 1), iter_multiple=True)
+TEST_TYPES = jobtypes.family("c", **CLEANUP_FAMILY)
 
-
-@pytest.fixture
-def database(tmp_path):
-    """A fresh SQLite database bound to the models for this test."""
-    from cryodesk import db as dbmod
-
-    database = dbmod.open_database(str(tmp_path / f"db{next(_counter)}.sqlite"))
-    with dbmod.db.connection_context():
-        yield database
-    dbmod.close_database()
-
-
-@pytest.fixture
-def project(database, tmp_path):
-    from cryodesk.core import projects
-
-    p = projects.create_project("Cleanup test", tmp_path / "proj")
-    projects.create_workspace(p, "main")
-    return p

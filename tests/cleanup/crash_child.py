@@ -51,8 +51,12 @@ def main(argv: list[str]) -> int:
             results = deletion.recover(project)
             print(json.dumps({"recovered": len(results), "ok": all(r.ok for r in results)}))
             return 0
-        sys.path.insert(0, str(Path(__file__).parent))
-        import jobtypes  # noqa: F401
+        sys.path.insert(0, str(Path(__file__).parents[1]))
+        import jobtypes
+
+        # the same family as tests/cleanup/conftest.py registers
+        jobtypes.family("c", preprocessing=tuple(jobtypes.SHORT), step_extra=77, iter_bytes=(100, 1),
+                        iter_multiple=True)
 
         from cryodesk.core.cleanup import CleanupPlan, execute_cleanup
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 from pathlib import Path
 
@@ -13,28 +12,6 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 import enginetypes  # noqa: E402,F401  (registers the test job types)
-
-_counter = itertools.count()
-
-
-@pytest.fixture
-def database(tmp_path):
-    """A fresh SQLite database bound to the models for this test."""
-    from cryodesk import db as dbmod
-
-    database = dbmod.open_database(str(tmp_path / f"db{next(_counter)}.sqlite"))
-    with dbmod.db.connection_context():
-        yield database
-    dbmod.close_database()
-
-
-@pytest.fixture
-def project(database, tmp_path):
-    from cryodesk.core import projects
-
-    p = projects.create_project("Engine test", tmp_path / "proj")
-    projects.create_workspace(p, "main")
-    return p
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Runnable test job types for the engine tests (also imported by CLI subprocesses).
 
-``t_source`` / ``t_step`` / ``t_iter`` behave exactly as in tests/core/conftest.py
-(re-registering the same name replaces it with an identical type); the ``e_*``
+``t_source`` / ``t_step`` / ``t_iter`` are the shared ``t`` family of tests/jobtypes.py
+(the same types tests/core/conftest.py registers); the ``e_*``
 types add what the engine needs: slow iterations, gates a test opens, failures,
 a pure-Python CPU burner and an io-pool type.
 """
@@ -12,6 +12,7 @@ import threading
 import time
 from collections import defaultdict
 
+import jobtypes
 from cryodesk.core import registry
 from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
@@ -20,28 +21,6 @@ from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
 GATES: dict[str, threading.Event] = defaultdict(threading.Event)
 #: (job uid, "start"|"end", monotonic time) of gate jobs, to check concurrency
 EVENTS: list[tuple[str, str, float]] = []
-
-
-def _run_source(ctx):
-    out = ctx.job_dir / "data.bin"
-    out.write_bytes(b"x" * int(ctx.params["nbytes"]))
-    ctx.add_output("particles", out, kind="blob")
-
-
-def _run_step(ctx):
-    src = ctx.inputs["particles"][0].path("blob")
-    out = ctx.job_dir / "step.bin"
-    out.write_bytes(src.read_bytes()[: int(ctx.params["nbytes"])] or b"y")
-    ctx.add_output("particles", out, kind="blob")
-
-
-def _run_iter(ctx):
-    for it in range(int(ctx.params["iterations"])):
-        ctx.check_cancel()
-        out = ctx.job_dir / f"iter_{it:03d}.bin"
-        out.write_bytes(b"z" * 100)
-        ctx.add_output("classes", out, kind="blob", version=it)
-        ctx.progress((it + 1) / int(ctx.params["iterations"]), f"iteration {it}")
 
 
 def _sleep(ctx, seconds: float) -> None:
@@ -100,13 +79,8 @@ _OPT_IN = (InputSlot("particles", "particle", required=False),)
 _CLASSES = (OutputGroup("classes", "particle", iterative=True),)
 _SLOW = (Param("iterations", 5, "int"), Param("delay", 0.05, "float"))
 
+jobtypes.family("t")
 TYPES = [
-    JobType("t_source", "Test source", "import", params=(Param("nbytes", 1000, "int"),),
-            outputs=_PARTICLES, run=_run_source),
-    JobType("t_step", "Test step", "utilities", params=(Param("nbytes", 500, "int"), Param("flag", False, "bool")),
-            inputs=(InputSlot("particles", "particle", multiple=True),), outputs=_PARTICLES, run=_run_step),
-    JobType("t_iter", "Test iterative", "classification", params=(Param("iterations", 3, "int"),),
-            inputs=_OPT_IN, outputs=_CLASSES, run=_run_iter, keep_partial_on_cancel=True),
     JobType("e_iter", "Slow iterative (keeps)", "classification", params=_SLOW, inputs=_OPT_IN,
             outputs=_CLASSES, run=_run_slow_iter, keep_partial_on_cancel=True),
     JobType("e_iter_discard", "Slow iterative (discards)", "classification", params=_SLOW, inputs=_OPT_IN,

@@ -93,8 +93,8 @@ def test_job_kill_of_a_queued_job(cli):
 
 
 def _subprocess_cli(db: Path, *argv, **kw):
-    code = ("import sys; sys.path.insert(0, %r); import enginetypes; "
-            "from cryodesk.cli.main import main; sys.exit(main(sys.argv[1:]))" % str(HERE))
+    code = ("import sys; sys.path[:0] = [%r, %r]; import enginetypes; "
+            "from cryodesk.cli.main import main; sys.exit(main(sys.argv[1:]))" % (str(HERE), str(HERE.parent)))
     env = {**os.environ, "CRYODESK_DB": str(db), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)

@@ -1,7 +1,7 @@
 """Fixtures for the GUI tests: a fresh database, a small runnable project, the main window, leak checks.
 
-Test job types are registered here in the style of tests/core/conftest.py
-under their own names (ui_source writes ``nbytes`` bytes, ui_step writes ``nbytes`` from its input) so they never replace the core test types.
+Test job types: the ``ui`` family of tests/jobtypes.py (its own names, so it never replaces
+another suite's types) plus a slow and a failing type.
 """
 
 from __future__ import annotations
@@ -11,31 +11,10 @@ import itertools
 
 import pytest
 
+import jobtypes
 from cryodesk.core import registry
 from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
-
-
-def _run_source(ctx):
-    out = ctx.job_dir / "data.bin"
-    out.write_bytes(b"x" * int(ctx.params["nbytes"]))
-    ctx.add_output("particles", out, kind="blob")
-
-
-def _run_step(ctx):
-    src = ctx.inputs["particles"][0].path("blob")
-    out = ctx.job_dir / "step.bin"
-    out.write_bytes(src.read_bytes()[:1] * int(ctx.params["nbytes"]))
-    ctx.add_output("particles", out, kind="blob")
-
-
-def _run_iter(ctx):
-    for it in range(int(ctx.params["iterations"])):
-        ctx.check_cancel()
-        out = ctx.job_dir / f"iter_{it:03d}.bin"
-        out.write_bytes(b"z" * 3000)
-        ctx.add_output("classes", out, kind="blob", version=it)
-        ctx.progress((it + 1) / int(ctx.params["iterations"]), f"iteration {it}")
 
 
 def _run_slow(ctx):
@@ -55,20 +34,8 @@ def _run_fail(ctx):
     raise DataError("the test type always fails")
 
 
-UI_TYPES = [
-    JobType("ui_source", "UI source", "import", params=(Param("nbytes", 1000, "int"),),
-            outputs=(OutputGroup("particles", "particle"),), run=_run_source),
-    JobType("ui_motion", "UI motion", "motion_correction",
-            params=(Param("nbytes", 500, "int"), Param("label", "", "str")),
-            inputs=(InputSlot("particles", "particle", multiple=True),),
-            outputs=(OutputGroup("particles", "particle"),), run=_run_step),
-    JobType("ui_step", "UI step", "utilities", params=(Param("nbytes", 500, "int"), Param("flag", False, "bool")),
-            inputs=(InputSlot("particles", "particle", multiple=True),),
-            outputs=(OutputGroup("particles", "particle"),), run=_run_step),
-    JobType("ui_iter", "UI classes", "classification", params=(Param("iterations", 3, "int"),),
-            inputs=(InputSlot("particles", "particle", required=False),),
-            outputs=(OutputGroup("classes", "particle", iterative=True),), run=_run_iter,
-            keep_partial_on_cancel=True),
+# the ui family: steps repeat their input's first byte, iterations write 3000 bytes each
+UI_TYPES = jobtypes.family("ui", step_fill="repeat", iter_bytes=(3000, 0), register=False) + [
     JobType("ui_slow", "UI slow", "utilities", params=(Param("steps", 20, "int"),),
             outputs=(OutputGroup("particles", "particle"),), run=_run_slow),
     JobType("ui_fail", "UI failing", "utilities", outputs=(OutputGroup("particles", "particle"),), run=_run_fail),
