@@ -60,6 +60,8 @@ def _resolve_output(parent: Job, slot: registry.InputSlot, output: str | None) -
             )
         return output
     matches = [o.name for o in ptype.outputs if slot.type == "any" or o.type == slot.type]
+    if len(matches) > 1 and slot.name in matches:
+        return slot.name  # particles=J7 means J7's output named "particles", as users expect
     if len(matches) != 1:
         what = "no" if not matches else "several"
         raise UsageError(

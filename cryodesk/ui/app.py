@@ -40,6 +40,8 @@ def run_app(db_url: str | None = None) -> int:
     dbmod.db.connect(reuse_if_open=True)
     window = QtMainWindow()
     window.show()
+    if not _has_projects():
+        _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread
     window.restore_last_project()
     if window.bridge.engine is not None:
         window.bridge.engine.start()  # recover jobs a crashed session left running
@@ -48,3 +50,31 @@ def run_app(db_url: str | None = None) -> int:
     finally:
         window.close_threads()
         dbmod.close_database()
+
+
+def _has_projects() -> bool:
+    from ..core.projects import list_projects
+
+    return bool(list_projects())
+
+
+def _create_demo(window) -> None:
+    """Build the demo project in a worker; the browser shows it when it is ready."""
+    from ..cli.demo_cmds import default_demo_dir
+    from ..demo.project import create_demo_project
+    from . import workers
+
+    target = default_demo_dir()
+    if (target / "project").exists():
+        return  # made before (then detached): do not overwrite it
+    window.statusBar().showMessage("First start: creating a demo project on simulated data…")
+
+    def done(project):
+        window.statusBar().showMessage(f"Demo project {project.uid} is ready", 10000)
+        window.refresh_browser()
+        window.restore_last_project()
+
+    def failed(exc):
+        window.statusBar().showMessage(f"Could not create the demo project: {exc}")
+
+    window._demo_worker = workers.submit(create_demo_project, target, on_done=done, on_error=failed)
