@@ -20,6 +20,7 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.errors import DataError, UsageError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import from_columns
+from cryodesk.cache.staging import CACHE_PARAM
 from cryodesk.io.mrc import StackWriter, read_images
 from cryodesk.kernels.fourier import fourier_crop
 
@@ -28,15 +29,26 @@ from .preprocess_common import input_dataset, stable_uid, text, with_columns, wr
 
 
 def load_particles(ctx: JobContext, parts: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """All particle images, Fourier-cropped to ``size``; returns ``(images, psize_A)``."""
+    """All particle images, Fourier-cropped to ``size``; returns ``(images, psize_A)``.
+
+    Read through the SSD particle cache (param ``cache_particles``): the
+    stacks, or only the particles used when they are a small subset, are
+    copied to the SSD first; with caching off they are read in place.
+    """
+    from cryodesk.cache import stage
+
     box = int(parts["blob/shape"][0][0])
     size = min(int(size), box)
     out = np.empty((len(parts), size, size), np.float32)
-    paths = parts["blob/path"]
-    for path in np.unique(paths):  # one read per stack, rows kept in dataset order
-        rows = np.nonzero(paths == path)[0]
-        imgs = read_images(ctx.project_dir / text(path), parts["blob/idx"][rows])
-        out[rows] = fourier_crop(imgs, size) if size < box else imgs
+    with stage(ctx, ctx.input("particles"), cache_on=ctx.params.get("cache_particles")) as staged:
+        located, idx = staged.particle_locations()
+        if len(located) != len(parts):
+            raise DataError(f"{ctx.uid}: the particle input changed while it was being cached")
+        paths = np.asarray([str(p) for p in located])
+        for path in dict.fromkeys(paths.tolist()):  # one read per stack, rows kept in dataset order
+            rows = np.flatnonzero(paths == path)
+            imgs = read_images(path, idx[rows])
+            out[rows] = fourier_crop(imgs, size) if size < box else imgs
     return out, float(parts["blob/psize_A"][0]) * box / size
 
 
@@ -177,6 +189,7 @@ register(JobType(
         Param("align_lowpass_A", 15.0, "float", "low-pass applied to references for alignment (Å); 0 = none"),
         Param("phase_flip", True, "bool", "CTF phase-flip particles first (needs ctf/* fields)"),
         Param("seed", 0, "int", "random seed for the initial references"),
+        CACHE_PARAM,
     ),
     inputs=(InputSlot("particles", "particle", help="extracted particles"),),
     outputs=(OutputGroup("class_averages", "class2d", iterative=True, help="class averages + assignments per iteration"),

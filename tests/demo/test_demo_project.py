@@ -112,3 +112,26 @@ def test_cleared_preprocessing_reruns_to_identical_outputs(demo):
     # its child can run again from the regenerated outputs
     assert actions.clear_jobs(demo, [jobs.get_job(demo, "J3")]).ok
     assert runner.run_job(demo, "J3").status == "completed"
+
+
+def test_class_2d_reads_through_the_ssd_cache_with_identical_results(demo, tmp_path, monkeypatch):
+    import mrcfile
+    import numpy as np
+
+    from cryodesk.cache import Cache, resolve_config
+
+    monkeypatch.setenv("CRYODESK_SSD_PATH", str(tmp_path / "ssd"))
+    (tmp_path / "ssd").mkdir()
+    results = {}
+    for cache_on in (True, False):
+        job = jobs.create_job(demo, "class_2d", "W2", [jobs.InputSpec("particles", "J5")],
+                              {"num_classes": 3, "num_iterations": 2, "cache_particles": str(cache_on)})
+        done = runner.run_job(demo, job)
+        assert done.status == "completed", done.error
+        final = [f for f in OutputFile.select().where((OutputFile.job == done) & (OutputFile.group == "class_averages")
+                                                      & (OutputFile.kind == "blob")) if f.version == 1]
+        with mrcfile.open(Path(demo.directory) / final[0].path) as m:
+            results[cache_on] = np.array(m.data)
+    np.testing.assert_array_equal(results[True], results[False])
+    status = Cache(resolve_config()).status()
+    assert status["used_bytes"] > 0  # the cached run really copied the extraction stacks
