@@ -17,7 +17,7 @@ from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, 
 from . import deletion, manifest
 from .deletion import DeletionPlan, PlanItem
 from .fsutil import check_job_dir, tree_size
-from .graph import descendant_ids
+from .graph import ancestor_ids, descendant_ids
 from .jobs import get_job, job_dir, refresh, set_status
 from .projects import get_project, get_workspace
 from .rules import why_not_clear, why_not_delete, why_not_mark_complete
@@ -37,6 +37,8 @@ class Outcome:
 class BatchResult:
     action: str
     outcomes: list[Outcome] = field(default_factory=list)
+    #: ids of jobs whose stored flags changed (set by finals.set_final)
+    changed_ids: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -136,7 +138,11 @@ def plan_delete(project, jobs) -> ActionPlan:
                 changed = True
     batch = sorted((by_id[i].uid for i in set(by_id) - set(refused)), key=lambda u: int(u[1:]))
     items = []
-    for j in sorted(jobs, key=lambda j: -j.number):
+    # children before parents (a job with more of the batch above it goes first);
+    # job numbers alone are not enough: a building job may be connected to a newer parent
+    in_batch = set(by_id)
+    depth = {j.id: len(ancestor_ids([j]) & in_batch) for j in jobs}
+    for j in sorted(jobs, key=lambda j: (-depth[j.id], -j.number)):
         if j.id in refused:
             continue
         jdir = check_job_dir(pdir, j.directory)
@@ -150,10 +156,10 @@ def plan_delete(project, jobs) -> ActionPlan:
 
 
 def _recheck_delete(project, job, item):
-    batch = set(item.versions.get("batch", []))
-    outside = [f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(descendant_ids([job])))).tuples()
-               if f"J{n}" not in batch]
-    return why_not_delete(job, sorted(outside, key=lambda u: int(u[1:])))
+    # Items run children first, so a child still here was skipped or failed:
+    # deleting the parent now would cut the child's input from under it.
+    kids = [f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(descendant_ids([job])))).tuples()]
+    return why_not_delete(job, sorted(kids, key=lambda u: int(u[1:])))
 
 
 @deletion.db_action("delete", _recheck_delete)

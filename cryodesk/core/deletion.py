@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..db import Job, Project, db, utcnow
-from .errors import DataError
-from .fsutil import check_job_dir, file_lock, inside
+from .errors import DataError, LockedError
+from .fsutil import check_job_dir, file_lock, inside, require_project_dir
 
 STATE_DIR = ".cryodesk"
 
@@ -142,15 +142,28 @@ def _move_to_trash(project_dir: Path, plan_id: str, item: PlanItem) -> None:
         os.rename(p, dest)
 
 
-def _restore_from_trash(project_dir: Path, plan_id: str, item: PlanItem) -> None:
-    """Put back whatever an interrupted run had moved for an item that is now refused."""
+def _restore_from_trash(project_dir: Path, plan_id: str, item: PlanItem) -> list[str]:
+    """Put back whatever an interrupted run had moved for an item that is now refused.
+
+    Returns the paths that could not be put back (they stay in the trash,
+    which is then kept rather than emptied).
+    """
     trash = _trash_dir(project_dir, plan_id)
+    stuck = []
     for rel in item.paths:
         src = trash / rel
         dest = project_dir / rel
-        if os.path.lexists(src) and not os.path.lexists(dest):
+        if not os.path.lexists(src):
+            continue
+        if os.path.lexists(dest):  # something new took its place meanwhile: keep both, report
+            stuck.append(rel)
+            continue
+        try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(src, dest)
+        except OSError:
+            stuck.append(rel)
+    return stuck
 
 
 def _write_done(journal: Path, index: int) -> None:
@@ -186,6 +199,7 @@ def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, can
     _load_actions(plan)
     done = _done_indices(journal)
     results: list[ItemResult] = []
+    keep_trash = False
     for index, item in enumerate(plan.items):
         if index in done:
             results.append(ItemResult(item.job, item.action, True, "done before a restart", item.bytes))
@@ -193,39 +207,58 @@ def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, can
         if cancel is not None and cancel():
             results.append(ItemResult(item.job, item.action, False, "cancelled before this item"))
             continue
-        job = Job.get_or_none((Job.project == project) & (Job.number == int(item.job[1:])))
-        reason = _RECHECK[item.action](project, job, item) if job is not None else None
-        if reason:
-            _restore_from_trash(project_dir, plan.id, item)
-            _write_done(journal, index)
-            results.append(ItemResult(item.job, item.action, False, f"skipped: {reason}"))
-            continue
-        try:
-            _move_to_trash(project_dir, plan.id, item)
-            if job is not None:
-                with db.atomic():
-                    _APPLY[item.action](project, job, item)
-                    # the project's measured size is now out of date
-                    Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()
-            _write_done(journal, index)
-            results.append(ItemResult(item.job, item.action, True, "", item.bytes))
-        except (OSError, DataError) as exc:
-            # put back what this item had already moved: the database still
-            # describes those files, and emptying the trash would lose them
-            try:
-                _restore_from_trash(project_dir, plan.id, item)
-            except OSError:
-                pass
-            msg = getattr(exc, "strerror", None) or str(exc)
-            results.append(ItemResult(item.job, item.action, False, f"{msg}", 0))
+        keep_trash |= _run_item(project, project_dir, plan, item, index, journal, results)
         if progress is not None:
             progress((index + 1) / max(1, len(plan.items)), f"{item.action} {item.job}")
-    leftovers = _empty_trash(project_dir, plan.id)
-    for err in leftovers:
-        results.append(ItemResult("-", "empty-trash", False, err))
+    if keep_trash:
+        results.append(ItemResult("-", "empty-trash", False,
+                                  f"files that could not be put back are kept in {_trash_dir(project_dir, plan.id)}"))
+    else:
+        for err in _empty_trash(project_dir, plan.id):
+            results.append(ItemResult("-", "empty-trash", False, err))
     journal.with_suffix(".done").unlink(missing_ok=True)
     journal.unlink(missing_ok=True)
     return results
+
+
+def _write_lock(database):
+    """A transaction that takes the write lock at once (SQLite ``IMMEDIATE``).
+
+    The recheck and the database change then see the same state: another
+    process cannot mark the job final in between.
+    """
+    if database.__class__.__name__.startswith("Sqlite"):
+        return database.atomic("IMMEDIATE")
+    return database.atomic()
+
+
+def _run_item(project, project_dir: Path, plan: DeletionPlan, item: PlanItem, index: int, journal: Path,
+              results: list) -> bool:
+    """Carry out one item; returns True if files had to be left in the trash."""
+    try:
+        with _write_lock(db.obj):
+            job = Job.get_or_none((Job.project == project) & (Job.number == int(item.job[1:])))
+            reason = _RECHECK[item.action](project, job, item) if job is not None else None
+            if reason:
+                stuck = _restore_from_trash(project_dir, plan.id, item)
+                _write_done(journal, index)
+                results.append(ItemResult(item.job, item.action, False, f"skipped: {reason}"))
+                return bool(stuck)
+            _move_to_trash(project_dir, plan.id, item)
+            if job is not None:
+                _APPLY[item.action](project, job, item)
+                # the project's measured size is now out of date
+                Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()
+        _write_done(journal, index)
+        results.append(ItemResult(item.job, item.action, True, "", item.bytes))
+        return False
+    except (OSError, DataError) as exc:
+        # put back what this item had already moved: the database still
+        # describes those files, and emptying the trash would lose them
+        stuck = _restore_from_trash(project_dir, plan.id, item)
+        msg = getattr(exc, "strerror", None) or str(exc)
+        results.append(ItemResult(item.job, item.action, False, f"{msg}", 0))
+        return bool(stuck)
 
 
 def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) -> list[ItemResult]:
@@ -234,7 +267,7 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
     The caller has already asked the rules; ``recheck`` in higher layers
     drops items that became illegal since planning.
     """
-    project_dir = Path(project.directory)
+    project_dir = require_project_dir(project.directory)
     with file_lock(state_dir(project_dir) / "lock", f"project {project.uid}"):
         _recover_locked(project)
         jdir = _journal_dir(project_dir)
@@ -272,5 +305,12 @@ def recover(project: Project) -> list[ItemResult]:
     """Roll forward any plan a crashed process left half-done (cheap when there is none)."""
     if not pending(project):
         return []
-    with file_lock(state_dir(Path(project.directory)) / "lock", f"project {project.uid}"):
+    try:
+        lock = file_lock(state_dir(Path(project.directory)) / "lock", f"project {project.uid}", timeout=0)
+        lock.__enter__()
+    except LockedError:
+        return []  # the holder is alive and finishes (or replays) its own journal
+    try:
         return _recover_locked(project)
+    finally:
+        lock.__exit__(None, None, None)

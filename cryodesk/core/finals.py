@@ -69,10 +69,14 @@ def _write_manifests(project: Project, ids) -> None:
         manifest.write_jobs(Job.select().where(Job.id.in_(ids[i : i + 900])), Path(project.directory))
 
 
-def set_final(project, jobs, final: bool = True):
+def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
     """Mark (or unmark) ``jobs`` as final results and recompute the ancestor flags.
 
-    Returns a :class:`~cryodesk.core.actions.BatchResult`.
+    Returns a :class:`~cryodesk.core.actions.BatchResult` whose ``changed_ids``
+    are the jobs whose flags changed.  With ``write_manifests=False`` the
+    caller rewrites their ``job.json`` later with :func:`write_manifests`
+    (the GUI does it in a worker: on a deep 50k-job tree that is thousands
+    of files, seconds the user should not wait for).
     """
     from .actions import BatchResult, Outcome
 
@@ -98,5 +102,12 @@ def set_final(project, jobs, final: bool = True):
         marked = [j for j in jobs if j.id in set(touched)]
         changed = recompute_ancestor_flags(project, write_manifests=False,
                                            only_added=marked if final else None)
-    _write_manifests(project, set(touched) | changed)
+    result.changed_ids = sorted(set(touched) | changed)
+    if write_manifests:
+        _write_manifests(project, result.changed_ids)
     return result
+
+
+def write_manifests(project, ids) -> None:
+    """Rewrite the ``job.json`` of jobs ``ids`` (after ``set_final(..., write_manifests=False)``)."""
+    _write_manifests(get_project(project), ids)

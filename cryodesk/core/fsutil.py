@@ -55,6 +55,21 @@ def inside(path: Path, root: Path) -> bool:
     return candidate != Path(os.path.realpath(root))
 
 
+def require_project_dir(project_dir: Path | str) -> Path:
+    """The project directory, checked to exist and hold its ``project.json``.
+
+    Every write into a project goes through here first: an unmounted disk
+    or a moved directory must stop an action, never be silently recreated
+    (the database and the real directory would then disagree).
+    """
+    path = Path(project_dir)
+    if not (path / "project.json").is_file():
+        what = "is missing" if not path.exists() else "holds no project.json"
+        raise DataError(f"project directory {path} {what}: is its disk mounted? "
+                        "(nothing was changed)")
+    return path
+
+
 def check_job_dir(project_dir: Path, job_dir_name: str) -> Path:
     """The job directory, checked to be a real directory directly inside the project."""
     job_dir = project_dir / job_dir_name
@@ -68,7 +83,7 @@ def check_job_dir(project_dir: Path, job_dir_name: str) -> Path:
 @contextmanager
 def file_lock(path: Path, what: str, timeout: float = 10.0):
     """Hold an exclusive OS file lock on ``path`` (released by the kernel if the process dies)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)  # never parents: a missing project must not be recreated
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
     try:

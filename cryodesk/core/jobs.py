@@ -9,6 +9,7 @@ from pathlib import Path
 from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
 from . import manifest, registry
 from .errors import NotFound, Refused, UsageError
+from .fsutil import require_project_dir
 from .graph import would_create_cycle
 from .projects import get_project, get_workspace, list_workspaces
 from .rules import why_not_set_params
@@ -87,6 +88,7 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
     values (strings are converted to the declared type).
     """
     project = get_project(project)
+    require_project_dir(project.directory)
     jtype = registry.get(type_name)
     values = jtype.coerce_params(params or {})
     ws = get_workspace(project, workspace) if workspace is not None else _default_workspace(project)

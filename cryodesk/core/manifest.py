@@ -29,7 +29,6 @@ def atomic_write_json(path: Path, data: dict, durable: bool = True) -> None:
     ``durable=False`` skips the fsync: for bulk rewrites of derived fields
     (ancestor flags) whose truth is in the database anyway.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
@@ -123,7 +122,11 @@ def job_document(job: Job) -> dict:
 
 
 def write_project(project: Project) -> None:
-    atomic_write_json(Path(project.directory) / PROJECT_MANIFEST, project_document(project))
+    """Rewrite ``project.json`` (the directory must exist: it is never recreated here)."""
+    pdir = Path(project.directory)
+    if not pdir.is_dir():
+        raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
+    atomic_write_json(pdir / PROJECT_MANIFEST, project_document(project))
 
 
 def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
@@ -131,6 +134,11 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     job_dir = base / job.directory
     if job_dir.is_symlink():
         raise DataError(f"{job.uid}: job directory {job_dir} is a symlink; refusing to write into it")
+    if not job_dir.is_dir():
+        from .fsutil import require_project_dir
+
+        require_project_dir(base)  # a missing project is an error; a job directory removed by hand is remade
+        job_dir.mkdir()
     atomic_write_json(job_dir / JOB_MANIFEST, job_document(job), durable)
 
 

@@ -117,6 +117,36 @@ def _parse_dt(text):
     return _dt.datetime.fromisoformat(text) if text else None
 
 
+def _checked_job_doc(job_dir: Path) -> dict:
+    """A job manifest, validated enough that attaching it cannot corrupt the database."""
+    from ..db import JOB_STATUSES
+    from . import registry
+
+    where = job_dir / manifest.JOB_MANIFEST
+    d = manifest.read_json(where)
+
+    def bad(why):
+        return DataError(f"{where}: {why}; fix or move that job directory, then attach again")
+
+    if d.get("uid") != job_dir.name:
+        raise bad(f"uid {d.get('uid')!r} does not match its directory {job_dir.name}")
+    try:
+        registry.get(str(d.get("type")))
+    except UsageError:
+        raise bad(f"unknown job type {d.get('type')!r}") from None
+    if not isinstance(d.get("params", {}), dict):
+        raise bad("params is not a mapping")
+    if d.get("status", "building") not in JOB_STATUSES:
+        raise bad(f"unknown status {d.get('status')!r}")
+    for i in d.get("inputs", []):
+        if not isinstance(i, dict) or not {"slot", "parent", "output"} <= set(i):
+            raise bad(f"malformed input {i!r}")
+    for o in d.get("outputs", []):
+        if not isinstance(o, dict) or not {"group", "kind", "path"} <= set(o):
+            raise bad(f"malformed output {o!r}")
+    return d
+
+
 def attach_project(directory: str | Path) -> Project:
     """Re-create a project's database rows from its manifests (``project.json`` + ``J*/job.json``).
 
@@ -132,7 +162,7 @@ def attach_project(directory: str | Path) -> Project:
     job_docs = []
     for job_dir in sorted(path.glob("J*")):
         if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / manifest.JOB_MANIFEST).exists():
-            job_docs.append(manifest.read_json(job_dir / manifest.JOB_MANIFEST))
+            job_docs.append(_checked_job_doc(job_dir))
     with db.atomic():
         project = Project.create(
             number=_next_number(Project),

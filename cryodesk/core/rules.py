@@ -21,10 +21,24 @@ def _active(job: Job) -> str | None:
     return None
 
 
+def _active_children(job: Job) -> list[str]:
+    from ..db import Connection
+
+    kids = (Job.select(Job.number).join(Connection, on=(Connection.child == Job.id))
+            .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).distinct())
+    return sorted((f"J{j.number}" for j in kids), key=lambda u: int(u[1:]))
+
+
 def why_not_clear(job: Job) -> str | None:
     if job.is_final:
         return "it is marked as a final result; unmark it first"
-    return _active(job)
+    reason = _active(job)
+    if reason:
+        return reason
+    readers = _active_children(job)
+    if readers:
+        return f"{', '.join(readers)} {'is' if len(readers) == 1 else 'are'} running on its outputs"
+    return None
 
 
 def why_not_delete(job: Job, outside_descendants: list[str] = ()) -> str | None:

@@ -21,7 +21,7 @@ from . import deletion, manifest, registry
 from .context import InputRef, JobContext, OutputFileRef
 from .deletion import DeletionPlan, PlanItem
 from .errors import CryodeskError, JobCancelled, Refused
-from .fsutil import check_job_dir, tree_size
+from .fsutil import check_job_dir, require_project_dir, tree_size
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
 
@@ -100,7 +100,7 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
     job = Job.get_by_id(get_job(project, job).id)  # judge the current state, not a caller's copy
     inputs = check_runnable(project, job)
     jtype = registry.get(job.type)
-    pdir = Path(project.directory)
+    pdir = require_project_dir(project.directory)
     jdir = check_job_dir(pdir, job.directory)
     jdir.mkdir(exist_ok=True)
     set_status(job, "running")
@@ -135,7 +135,10 @@ def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
     if jtype.keep_partial_on_cancel and ctx.outputs:
         kept = ctx.outputs
     keep_names = {ref.path.split("/")[1] for _, ref in kept if "/" in ref.path}
-    _discard_partial(project, job, keep_names)
+    try:
+        _discard_partial(project, job, keep_names)
+    except CryodeskError as exc:  # e.g. another process holds the project lock: keep the files
+        ctx.log.warning("partial output kept (%s); clear the job to remove it", exc)
     _finish(project, job, "killed", kept, "cancelled by the user")
 
 

@@ -301,8 +301,10 @@ def refresh_project_size(project, workers: int | None = None) -> dict:
     """
     from ..db import Job, Project, Session, db, utcnow
 
+    from .fsutil import require_project_dir
+
     started = utcnow()
-    scan = scan_project_dir(Path(project.directory), workers)
+    scan = scan_project_dir(require_project_dir(project.directory), workers)
     with db.atomic():
         recorded = dict(Job.select(Job.number, Job.size_bytes).where(Job.project == project.id).tuples())
         for number, size in scan.jobs.items():

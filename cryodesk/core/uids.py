@@ -34,6 +34,8 @@ def parse_input_spec(spec: str) -> tuple[str, str, str | None, int | None]:
             version = int(ver)
         except ValueError:
             raise UsageError(f"version must be an integer in {spec!r}") from None
+        if not 0 <= version < 2**31:
+            raise UsageError(f"version out of range in {spec!r}")
     parent, _, output = ref.partition(".")
     parse_uid(parent, "J")
     if not slot.strip():

@@ -76,10 +76,17 @@ def make_database(url: str) -> pw.Database:
 
 def open_database(url: str | None = None) -> pw.Database:
     """Bind the models to the database at ``url`` (or $CRYODESK_DB, or the default) and migrate it."""
-    database = make_database(resolve_url(url))
+    url = resolve_url(url)
+    database = make_database(url)
     db.initialize(database)
-    with db.connection_context():
-        upgrade(database)
+    try:
+        with db.connection_context():
+            upgrade(database)
+    except (pw.OperationalError, pw.DatabaseError) as exc:  # unreachable server, corrupt file, ...
+        from ..core.errors import CryodeskError
+
+        shown = url.split("@")[-1] if "://" in url else url  # never print a password
+        raise CryodeskError(f"cannot open the database {shown}: {str(exc).strip() or type(exc).__name__}") from None
     return database
 
 

@@ -42,15 +42,25 @@ class SetFinalCommand(_Command):
     def redo(self) -> None:
         before = {j.uid: bool(j.is_final) for j in self._jobs(self.uids)}
         todo = self.uids if self.touched is None else self.touched
-        self.result = finals.set_final(self.project, self._jobs(todo), self.final)
+        self.result = finals.set_final(self.project, self._jobs(todo), self.final, write_manifests=False)
+        _write_manifests_later(self.project, self.result.changed_ids)
         if self.touched is None:
             self.touched = [o.uid for o in self.result.outcomes if o.ok and before[o.uid] != self.final]
             self.setObsolete(not self.touched)
         self._notify()
 
     def undo(self) -> None:
-        finals.set_final(self.project, self._jobs(self.touched), not self.final)
+        result = finals.set_final(self.project, self._jobs(self.touched), not self.final, write_manifests=False)
+        _write_manifests_later(self.project, result.changed_ids)
         self._notify()
+
+
+def _write_manifests_later(project, ids) -> None:
+    """The flags are in the database now; their job.json copies are rewritten in a worker."""
+    if ids:
+        from . import workers
+
+        workers.submit(finals.write_manifests, project, ids)
 
 
 class LinkCommand(_Command):

@@ -206,3 +206,38 @@ def test_runner_cancel_keeps_finished_iterations_as_intermediate(project):
     versions = sorted(f.version for f in OutputFile.select().where(OutputFile.job == out))
     assert versions == [0, 1]
     assert (pdir(project) / "J1" / "job.log").exists()
+
+
+def test_missing_project_directory_stops_every_write(project, tmp_path):
+    import shutil as _sh
+
+    from cryodesk.core.errors import DataError
+
+    js = run_all(project, build_dag(project, [[], [0]]))
+    waiting = jobs.create_job(project, "t_source", "W1")
+    moved = tmp_path / "unmounted"
+    _sh.move(project.directory, moved)
+    for action in (lambda: actions.clear_jobs(project, js), lambda: actions.delete_jobs(project, js[1:]),
+                   lambda: jobs.create_job(project, "t_source", "W1"), lambda: runner.run_job(project, waiting)):
+        with pytest.raises(DataError, match="is its disk mounted"):
+            action()
+    assert not Path(project.directory).exists()  # nothing was recreated
+    assert [fresh(j).status for j in js] == ["completed", "completed"]
+
+
+def test_delete_skips_a_parent_whose_child_in_the_batch_was_not_deleted(project):
+    js = run_all(project, build_dag(project, [[], [0]]))
+    plan = actions.plan_delete(project, js)
+    jobs.set_status(fresh(js[1]), "running")  # another process started the child after planning
+    r = actions.run_plan(project, plan)
+    msgs = {o.uid: o.message for o in r.outcomes}
+    assert "skipped" in msgs["J2"] and "skipped" in msgs["J1"] and "J2" in msgs["J1"]
+    assert Job.select().count() == 2 and (pdir(project) / "J1" / "data.bin").exists()
+
+
+def test_clear_is_refused_while_a_child_runs_on_the_outputs(project):
+    js = run_all(project, build_dag(project, [[], [0]]))
+    jobs.set_status(fresh(js[1]), "running")
+    r = actions.clear_jobs(project, [js[0]])
+    assert not r.ok and "J2 is running on its outputs" in r.refused[0].message
+    assert (pdir(project) / "J1" / "data.bin").exists()

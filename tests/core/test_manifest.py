@@ -61,3 +61,31 @@ def test_create_project_refuses_non_empty_or_existing_project_dirs(database, tmp
     assert json.loads((Path(p.directory) / "project.json").read_text())["uid"] == "P1"
     with pytest.raises(UsageError, match="already holds a cryodesk project"):
         projects.create_project("B", tmp_path / "a")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(type="no_such_type"), "unknown job type"),
+    (lambda d: d.update(params=[1, 2]), "params is not a mapping"),
+    (lambda d: d.update(uid="J9"), "does not match its directory"),
+    (lambda d: d["outputs"].append({"kind": "blob"}), "malformed output"),
+])
+def test_attach_refuses_bad_job_manifests_with_the_file_named(project, tmp_path, edit, message):
+    from cryodesk.core.errors import DataError
+
+    job = jobs.create_job(project, "t_source", "W1")
+    runner.run_job(project, job)
+    path = Path(project.directory) / "J1" / "job.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    original = dbmod.db.obj
+    fresh = dbmod.open_database(str(tmp_path / "fresh.sqlite"))
+    try:
+        with dbmod.db.connection_context():
+            with pytest.raises(DataError, match=message) as exc:
+                projects.attach_project(project.directory)
+            assert str(path) in str(exc.value)
+            assert projects.list_projects() == []  # nothing half-attached
+    finally:
+        fresh.close()
+        dbmod.db.initialize(original)
