@@ -63,6 +63,11 @@ class Commands:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_scan-worker"]:  # internal: a size-scan worker process of the frozen app
+        from ..core.scanworker import main as scan_worker
+
+        return scan_worker()
     from .._runtime import configure
 
     configure()  # first: NUMBA_CACHE_DIR must be set before any command module imports numba
