@@ -181,16 +181,30 @@ def _done_indices(journal: Path) -> set[int]:
     return {int(x) for x in text.split() if x.strip().isdigit()}
 
 
-def _empty_trash(project_dir: Path, plan_id: str) -> list[str]:
+def _retire_trash(project_dir: Path, plan_id: str) -> None:
+    """Mark a finished plan's trash as garbage (a rename: instant, done under the lock)."""
+    trash = _trash_dir(project_dir, plan_id)
+    if os.path.lexists(trash):
+        os.rename(trash, trash.with_name(f"{plan_id}.gc"))
+
+
+def collect_garbage(project_dir: Path) -> list[str]:
+    """Remove retired trash (``trash/*.gc``), *outside* the project lock.
+
+    Emptying terabytes takes minutes; the journal is already gone and the
+    database already updated, so nothing else has to wait for it.  Returns
+    the errors (paths that could not be removed stay for the next run).
+    """
     errors: list[str] = []
 
     def onerror(_fn, path, exc_info):
         exc = exc_info[1]
         errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
 
-    trash = _trash_dir(project_dir, plan_id)
-    if os.path.lexists(trash):
-        shutil.rmtree(trash, onerror=onerror)
+    root = state_dir(Path(project_dir)) / "trash"
+    if root.is_dir():
+        for gc in sorted(root.glob("*.gc")):
+            shutil.rmtree(gc, onerror=onerror)
     return errors
 
 
@@ -214,8 +228,7 @@ def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, can
         results.append(ItemResult("-", "empty-trash", False,
                                   f"files that could not be put back are kept in {_trash_dir(project_dir, plan.id)}"))
     else:
-        for err in _empty_trash(project_dir, plan.id):
-            results.append(ItemResult("-", "empty-trash", False, err))
+        _retire_trash(project_dir, plan.id)
     journal.with_suffix(".done").unlink(missing_ok=True)
     journal.unlink(missing_ok=True)
     return results
@@ -276,7 +289,12 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
         from .manifest import atomic_write_json
 
         atomic_write_json(journal, plan.to_dict())
-        return _run(project, plan, journal, progress, cancel)
+        results = _run(project, plan, journal, progress, cancel)
+    return results + _garbage_results(project_dir)
+
+
+def _garbage_results(project_dir: Path) -> list[ItemResult]:
+    return [ItemResult("-", "empty-trash", False, err) for err in collect_garbage(project_dir)]
 
 
 def _recover_locked(project: Project) -> list[ItemResult]:
@@ -304,13 +322,19 @@ def pending(project: Project) -> bool:
 def recover(project: Project) -> list[ItemResult]:
     """Roll forward any plan a crashed process left half-done (cheap when there is none)."""
     if not pending(project):
-        return []
+        return _garbage_results(Path(project.directory)) if _has_garbage(project) else []
     try:
         lock = file_lock(state_dir(Path(project.directory)) / "lock", f"project {project.uid}", timeout=0)
         lock.__enter__()
     except LockedError:
         return []  # the holder is alive and finishes (or replays) its own journal
     try:
-        return _recover_locked(project)
+        results = _recover_locked(project)
     finally:
         lock.__exit__(None, None, None)
+    return results + _garbage_results(Path(project.directory))
+
+
+def _has_garbage(project: Project) -> bool:
+    root = state_dir(Path(project.directory)) / "trash"
+    return root.is_dir() and any(root.glob("*.gc"))

@@ -205,22 +205,29 @@ def describe_jobs(project, jobs: list[Job]) -> list[dict]:
     """Stable, JSON-ready descriptions of ``jobs`` (bulk queries: one per relation)."""
     project = get_project(project)
     ids = [j.id for j in jobs]
-    uid_of = {r[0]: f"J{r[1]}" for r in Job.select(Job.id, Job.number).where(Job.project == project).tuples()}
+    # A few jobs (the inspector, `job show`): only their own edges and links, so a click
+    # costs the same in a 50,000-job project as in a small one.  Many: the whole project.
+    few = len(ids) <= 500
     parents: dict[int, set] = defaultdict(set)
     children: dict[int, set] = defaultdict(set)
     inputs: dict[int, list] = defaultdict(list)
-    for cid, pid, slot, output, version in (
-        Connection.select(Connection.child, Connection.parent, Connection.slot, Connection.output, Connection.version)
-        .where(Connection.project == project).order_by(Connection.slot, Connection.position).tuples()
-    ):
+    edges = Connection.select(Connection.child, Connection.parent, Connection.slot, Connection.output,
+                              Connection.version)
+    edges = (edges.where(Connection.child.in_(ids) | Connection.parent.in_(ids)) if few
+             else edges.where(Connection.project == project))
+    rows = list(edges.order_by(Connection.slot, Connection.position).tuples()) if ids else []
+    involved = {r[0] for r in rows} | {r[1] for r in rows} | set(ids)
+    numbers = Job.select(Job.id, Job.number)
+    numbers = numbers.where(Job.id.in_(sorted(involved))) if few else numbers.where(Job.project == project)
+    uid_of = {r[0]: f"J{r[1]}" for r in numbers.tuples()}
+    for cid, pid, slot, output, version in rows:
         parents[cid].add(pid)
         children[pid].add(cid)
         inputs[cid].append({"slot": slot, "parent": uid_of[pid], "output": output, "version": version})
     spaces: dict[int, list] = defaultdict(list)
-    for jid, wnum in (
-        JobWorkspace.select(JobWorkspace.job, Workspace.number).join(Workspace)
-        .where(Workspace.project == project).order_by(Workspace.number).tuples()
-    ):
+    links = JobWorkspace.select(JobWorkspace.job, Workspace.number).join(Workspace)
+    links = links.where(JobWorkspace.job.in_(ids)) if few else links.where(Workspace.project == project)
+    for jid, wnum in (links.order_by(Workspace.number).tuples() if ids else []):
         spaces[jid].append(f"W{wnum}")
     outputs: dict[int, list] = defaultdict(list)
     if len(ids) <= 2000:
