@@ -117,8 +117,9 @@ def job_body(project_uid: str, job_uid: str) -> Body:
                 started()
                 job = runner.run_job(project_uid, job, progress, cancel_event)
         except CryodeskError as exc:
-            # refused at start: the world changed since it was queued (a parent cleared, ...)
-            job = _end_if_still_queued(job, f"not run: {getattr(exc, 'reason', exc)}")
+            # refused at start (the world changed since it was queued: a parent cleared, ...),
+            # or recording the outcome failed (the project's disk went away): never leave it "running"
+            job = _end_if_still_queued(job, f"not run: {getattr(exc, 'reason', exc)}", statuses=("queued", "running"))
         except Exception as exc:
             log.error("%s %s: engine error:\n%s", project_uid, job_uid, traceback.format_exc())
             job = _end_if_still_queued(job, f"{type(exc).__name__}: {exc}", statuses=("queued", "running"))
