@@ -16,17 +16,16 @@ import hashlib
 import json
 import os
 import shutil
-from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cryodesk.core.errors import DataError
-from cryodesk.io.gather import execute_plan, plan_gather
-from cryodesk.io.mrc import HEADER_BYTES, read_header
+from cryodesk.io.gather import execute_plan, plan_sources
+from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 
-from .copy import CacheFullError, WritebackPacer
+from .copy import CacheFullError, SourceChanged, start_writeback, sync_filesystem
 from .store import Cache, Item, stat_matches
 
 __all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_item"]
@@ -42,6 +41,8 @@ class SubsetSpec:
     image_bytes: int
     per_file: int
     key: str
+    #: the validated headers of ``sources`` (the gather plan reuses them instead of reading them again)
+    infos: list[StackInfo] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -74,7 +75,7 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
     inv = np.asarray(inv).ravel()
     order = np.argsort(inv, kind="stable")  # rows grouped by source: one pass, not one per source
     groups = np.split(idx[order], np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
-    sources, stats, per_src = [], [], []
+    sources, stats, per_src, infos = [], [], [], []
     h = hashlib.sha1(f"per_file={per_file}".encode())
     image_bytes = first = None
     for k, src in enumerate(uniq.tolist()):
@@ -91,9 +92,10 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
         sources.append(src)
         stats.append((st.st_size, st.st_mtime_ns))
         per_src.append(sel)
+        infos.append(info)
         h.update(f"\0{src}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
         h.update(sel.astype("<i8").tobytes())
-    return SubsetSpec(sources, stats, per_src, int(image_bytes or 0), int(per_file), h.hexdigest())
+    return SubsetSpec(sources, stats, per_src, int(image_bytes or 0), int(per_file), h.hexdigest(), infos)
 
 
 class SubsetMap:
@@ -144,47 +146,74 @@ def _valid(spec: SubsetSpec, dest: Path) -> bool:
         all(stat_matches(Path(s), *st) for s, st in zip(spec.sources, spec.stats))
 
 
+#: Above this many packed stacks one file-system sync replaces the per-file fsyncs
+#: (each fsync is a journal commit; the whole-file fill batches the same way).
+SYNCFS_STACKS = 4
+
+
+def _plan(spec: SubsetSpec, part: Path):
+    """The gather plan, from the spec's arrays and headers: no per-particle Python objects."""
+    infos = spec.infos if len(spec.infos) == len(spec.sources) else [read_header(s) for s in spec.sources]
+    sizes = np.fromiter((a.size for a in spec.idx), dtype=np.int64, count=len(spec.idx))
+    src_id = np.repeat(np.arange(len(spec.idx), dtype=np.int64), sizes)
+    src_idx = np.concatenate(spec.idx) if spec.idx else np.empty(0, np.int64)
+    return plan_sources(infos, src_id, src_idx, part, particles_per_file=spec.per_file, prefix="stack_")
+
+
+def _make_durable(stacks: list[Path], manifest: Path) -> None:
+    """Get the stacks' bytes and the manifest onto the disk (before the rename that publishes them)."""
+    if len(stacks) > SYNCFS_STACKS:
+        sync_filesystem(manifest.parent)
+        return
+    for p in [*stacks, manifest]:  # writeback already started while copying: mostly a wait
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = True) -> int:
     part = dest.with_name(dest.name + ".part")
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
-    items = [(src, int(i)) for src, sel in zip(spec.sources, spec.idx) for i in sel.tolist()]
     last = [0]
 
     def progress(done, total, done_bytes, total_bytes):
         on_bytes(done_bytes - last[0])
         last[0] = done_bytes
 
+    def writeback(fd, offset, nbytes):
+        # Start writing each batch to the disk now: the final fsync then finds it on its way.
+        start_writeback(fd, offset, nbytes)
+
     try:
-        plan = plan_gather(items, part, particles_per_file=spec.per_file, prefix="stack_")
-        with WritebackPacer(part) if fsync else nullcontext():
-            stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel)
+        plan = _plan(spec, part)
+        stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel,
+                              on_write=writeback if fsync else None)
+        if not all(stat_matches(Path(s), *st) for s, st in zip(spec.sources, spec.stats)):
+            # The headers were read when the spec was made: a source changed since.
+            raise SourceChanged("a source stack changed while its particles were being cached")
+        sizes = [os.path.getsize(p) for p in stacks]
+        doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
+               "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],
+               "stack_sizes": sizes}
+        with open(part / MANIFEST, "w") as fh:
+            json.dump(doc, fh)
+        if fsync:
+            _make_durable(stacks, part / MANIFEST)
     except DataError as exc:
         shutil.rmtree(part, ignore_errors=True)
         text = str(exc)
         if text.startswith("disk full") or text.startswith("not enough disk space"):
             raise CacheFullError(f"the SSD is full: {text}") from None
         raise
+    except OSError as exc:
+        shutil.rmtree(part, ignore_errors=True)
+        raise DataError(f"cannot write the cached subset in {part}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         raise
-    sizes = []
-    for p in stacks:  # gather renames complete stacks but does not fsync them
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            if fsync:
-                os.fsync(fd)
-            sizes.append(os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
-    doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
-           "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],
-           "stack_sizes": sizes}
-    with open(part / MANIFEST, "w") as fh:
-        json.dump(doc, fh)
-        fh.flush()
-        if fsync:
-            os.fsync(fh.fileno())
     if dest.exists():
         shutil.rmtree(dest)
     os.rename(part, dest)  # the whole directory appears at once

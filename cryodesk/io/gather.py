@@ -36,7 +36,7 @@ from cryodesk.core.errors import DataError
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, make_header, mode_for_dtype, read_header
 
 __all__ = ["SourceError", "Batch", "OutputStack", "GatherPlan", "BatchTransform",
-           "plan_gather", "execute_plan", "gather"]
+           "plan_gather", "plan_sources", "execute_plan", "gather"]
 
 _MiB = 1 << 20
 _FD_CACHE = 64  # open source files kept; stacks can number in the thousands
@@ -221,8 +221,7 @@ def plan_gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
     src_idx = np.asarray(idx_list, dtype=np.int64)
     if src_id.size == 0:
         raise DataError("nothing to restack: the particle set is empty")
-    first_item = np.full(len(ids), -1, dtype=np.int64)
-    first_item[src_id[::-1]] = np.arange(src_id.size)[::-1]
+    first_item = _first_items(src_id, len(ids))
     sources: list[StackInfo] = []
     for path, k in ids.items():
         try:
@@ -230,9 +229,38 @@ def plan_gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
         except DataError as exc:
             item = int(first_item[k])
             raise _source_error(path, str(exc), int(src_idx[item]), item) from None
+    return plan_sources(sources, src_id, src_idx, out_dir, particles_per_file=particles_per_file,
+                        out_shape=out_shape, out_dtype=out_dtype, voxel_size=voxel_size,
+                        prefix=prefix, batch_bytes=batch_bytes)
+
+
+def _first_items(src_id: np.ndarray, n_sources: int) -> np.ndarray:
+    first_item = np.full(n_sources, -1, dtype=np.int64)
+    first_item[src_id[::-1]] = np.arange(src_id.size)[::-1]
+    return first_item
+
+
+def plan_sources(sources: list[StackInfo], src_id, src_idx, out_dir: Path | str, *,
+                 particles_per_file: int = 10000, out_shape: tuple[int, int] | None = None,
+                 out_dtype=None, voxel_size: float | None = None, prefix: str = "batch_",
+                 batch_bytes: int = 32 * _MiB) -> GatherPlan:
+    """Like :func:`plan_gather`, for a caller that has already read the headers.
+
+    Item ``i`` is image ``src_idx[i]`` of ``sources[src_id[i]]``: arrays, no
+    per-particle Python objects, so planning millions of items is cheap.
+    Shapes, pixel types and index ranges are still checked (SourceError).
+    """
+    src_id = np.ascontiguousarray(src_id, dtype=np.int64)
+    src_idx = np.ascontiguousarray(src_idx, dtype=np.int64)
+    if src_id.size == 0 or not sources:
+        raise DataError("nothing to restack: the particle set is empty")
+    if src_id.shape != src_idx.shape or src_id.min() < 0 or src_id.max() >= len(sources):
+        raise DataError("invalid gather items: source ids and indices do not match the sources")
+    first_item = None
     ref = sources[0]
-    for info, k in zip(sources, range(len(sources))):
+    for k, info in enumerate(sources):
         if info.shape != ref.shape or info.dtype.newbyteorder("=") != ref.dtype.newbyteorder("="):
+            first_item = _first_items(src_id, len(sources)) if first_item is None else first_item
             item = int(first_item[k])
             raise _source_error(info, f"its images are {info.ny}x{info.nx} {info.dtype}, but "
                                 f"{ref.path} has {ref.ny}x{ref.nx} {ref.dtype}; a stack needs one "
@@ -249,7 +277,7 @@ def plan_gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
     ppf = int(particles_per_file)
     if ppf < 1:
         raise DataError(f"particles_per_file must be at least 1, got {ppf}")
-    plan = GatherPlan(sources, src_id, src_idx, [], [], ref.shape, in_dtype, ref.shape,
+    plan = GatherPlan(list(sources), src_id, src_idx, [], [], ref.shape, in_dtype, ref.shape,
                       in_dtype.newbyteorder("="), ref.voxel_size or 1.0, ppf)
     return plan.with_output(Path(out_dir), out_shape=out_shape, out_dtype=out_dtype,
                             voxel_size=voxel_size, prefix=prefix, batch_bytes=batch_bytes)
@@ -374,7 +402,8 @@ def _check_space(plan: GatherPlan) -> None:
 
 def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, depth: int = 3,
                  progress: Callable[[int, int, int, int], None] | None = None,
-                 check_cancel: Callable[[], None] | None = None) -> list[Path]:
+                 check_cancel: Callable[[], None] | None = None,
+                 on_write: Callable[[int, int, int], None] | None = None) -> list[Path]:
     """Copy (and transform) every planned image into the output stacks.
 
     Parameters
@@ -391,6 +420,10 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         after each batch; bytes count what was written.
     check_cancel : callable, optional
         Called between batches; whatever it raises aborts the copy.
+    on_write : callable, optional
+        ``on_write(fd, offset, nbytes)`` on the writing thread after each batch
+        is written to the (temporary) output ``fd``: e.g. to start writeback
+        early so that a final ``fsync`` finds the data already on its way.
 
     Returns
     -------
@@ -456,6 +489,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                 _write_all(fds[batch.out], header, 0, out, batch.first)
             offset = HEADER_BYTES + (batch.first - out.first) * plan.out_image_bytes
             _write_all(fds[batch.out], data, offset, out, batch.first)
+            if on_write is not None:
+                on_write(fds[batch.out], offset, batch.count * plan.out_image_bytes)
             del src, data
             free.put(buf)
             if batch.first + batch.count == out.first + out.count:

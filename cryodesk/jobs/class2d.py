@@ -25,7 +25,7 @@ from cryodesk.io.mrc import StackWriter, read_images
 from cryodesk.kernels.fourier import fourier_crop
 
 from . import preprocess_align2d as a2d
-from .preprocess_common import input_dataset, stable_uid, text, with_columns, write_dataset
+from .preprocess_common import input_dataset, stable_uid, with_columns, write_dataset
 
 
 def load_particles(ctx: JobContext, parts: np.ndarray, size: int) -> tuple[np.ndarray, float]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from throwaway import fresh_project  # noqa: F401  (re-exported for the tests)
+
 import os
 import random
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,20 +16,6 @@ from cryodesk.core.errors import Refused
 from cryodesk.db import Job
 
 TYPES = ["c_motion", "c_ctf", "c_pick", "c_extract", "c_step", "c_iter"]
-
-
-@contextmanager
-def fresh_project():
-    """A throw-away database + project (hypothesis examples cannot use fixtures)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        dbmod.open_database(str(Path(tmp) / "db.sqlite"))
-        try:
-            with dbmod.db.connection_context():
-                p = projects.create_project("P", Path(tmp) / "proj")
-                projects.create_workspace(p, "main")
-                yield p
-        finally:
-            dbmod.close_database()
 
 
 def build_random(project, seed: int, n: int = 12, with_w2: bool = True) -> list[Job]:

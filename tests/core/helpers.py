@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import contextmanager
-from pathlib import Path
+from throwaway import fresh_project  # noqa: F401  (re-exported for the tests)
 
-from cryodesk import db as dbmod
-from cryodesk.core import jobs, projects
-
-
-@contextmanager
-def fresh_project():
-    """A throw-away database + project (for hypothesis examples, which cannot use fixtures)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        dbmod.open_database(str(Path(tmp) / "db.sqlite"))
-        try:
-            with dbmod.db.connection_context():
-                p = projects.create_project("P", Path(tmp) / "proj")
-                projects.create_workspace(p, "main")
-                yield p
-        finally:
-            dbmod.close_database()
+from cryodesk.core import jobs
 
 
 def build_dag(project, edges_by_child: list[list[int]], workspace="W1"):
