@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .acquire import Holding, acquire
 from .config import CacheConfig, resolve_config
 from .copy import commit_copy, copy_into_cache
 from .store import Cache, Item, stat_matches
-from .subset import SubsetMap, subset_item, subset_spec
+from .subset import SubsetMap, subset_item, subset_spec_grouped
 
 __all__ = ["CACHE_PARAM", "stage", "open_stage", "Staged", "cache_enabled", "project_default", "file_item",
            "particle_sources"]
@@ -86,15 +87,62 @@ def file_item(cache: Cache, source: Path | str) -> Item:
 
 def particle_sources(ctx, what) -> tuple[list[Path], np.ndarray | None, np.ndarray | None]:
     """``(files, stack path per particle, index per particle)``; the last two None for plain files."""
+    files, idx, groups = _sources(ctx, what)
+    if groups is None:
+        return files, None, None
+    uniq, inv = groups
+    return files, (np.asarray(uniq, dtype=str)[inv] if uniq else np.asarray([], dtype=str)), idx
+
+
+def _sources(ctx, what):
+    """``(files, index per particle, (stack paths, each particle's index into them))``.
+
+    Built from each set's distinct stacks (:meth:`ParticleSet.stack_index`):
+    no Path object, hash or string per particle.
+    """
     refs = what if isinstance(what, (list, tuple)) else [what]
     if refs and all(hasattr(r, "files") and hasattr(r, "path") for r in refs):  # InputRef(s)
         base = getattr(ctx, "project_dir", None)
         refs = [ParticleSet.load(r.path("dataset"), base_dir=base or r.project_dir) for r in refs]
     if refs and all(isinstance(r, ParticleSet) for r in refs):
-        paths = [p for r in refs for p in r.stack_paths()]
+        uniq: list[str] = []
+        invs = []
+        for r in refs:
+            paths, inv = r.stack_index()
+            invs.append(np.asarray(inv, dtype=np.int64) + len(uniq))
+            uniq.extend(str(p) for p in paths)
+        inv = np.concatenate(invs) if invs else np.empty(0, np.int64)
         idx = np.concatenate([np.asarray(r.data["blob/idx"], dtype=np.int64) for r in refs])
-        return list(dict.fromkeys(paths)), np.asarray([str(p) for p in paths]), idx
+        files = list(dict.fromkeys(Path(u) for u in uniq))
+        return files, idx, (uniq, inv)
     return [Path(p) for p in dict.fromkeys(refs)], None, None
+
+
+def _realpaths(files: list[Path]) -> dict[str, str]:
+    """``{str(path): os.path.realpath(path)}``, resolving each directory once, not each stack.
+
+    ``realpath(d/name)`` is ``realpath(d)/name`` when ``name`` is not a symlink
+    (one ``lstat``); anything else takes the full ``os.path.realpath``.
+    """
+    dirs: dict[str, str] = {}
+    out: dict[str, str] = {}
+    for p in files:
+        key = str(p)
+        head, name = os.path.split(os.path.abspath(key))
+        try:
+            # ".." is resolved after symlinks by realpath but lexically by abspath
+            plain = ".." not in key.split(os.sep) and name not in ("", ".") and \
+                not stat.S_ISLNK(os.lstat(key).st_mode)
+        except OSError:
+            plain = False
+        if not plain:
+            out[key] = os.path.realpath(key)
+            continue
+        real_dir = dirs.get(head)
+        if real_dir is None:
+            real_dir = dirs[head] = os.path.realpath(head)
+        out[key] = os.path.join(real_dir, name)
+    return out
 
 
 class Staged:
@@ -110,10 +158,11 @@ class Staged:
 
     def __init__(self, mode: str, files: dict[str, Path], real: dict[str, str],
                  stacks: np.ndarray | None, idx: np.ndarray | None, holding: Holding | None = None,
-                 subset: SubsetMap | None = None, reason: str = ""):
+                 subset: SubsetMap | None = None, reason: str = "", groups=None):
         self.mode, self.holding, self.reason = mode, holding, reason
         self._files, self._real, self._subset = files, real, subset
         self._stacks, self._idx = stacks, idx
+        self._groups = groups  # (distinct stack paths, each particle's index into them) or None
         self._locations = None
 
     def _realpath(self, original) -> str:
@@ -141,8 +190,16 @@ class Staged:
 
     def particle_locations(self) -> tuple[list[Path], np.ndarray]:
         """Per particle of the staged set, in its order: the path and index to read it from."""
-        if self._stacks is None:
+        if self._stacks is None and self._groups is None:
             raise DataError("this stage holds plain files, not a particle set")
+        if self._locations is None and self._groups is not None:  # per stack, not per particle
+            uniq, inv = self._groups
+            real_u = [self._realpath(p) for p in uniq]
+            if self._subset is not None:
+                self._locations = self._subset.locate_grouped(real_u, inv, self._idx)
+            else:
+                where = [self._files.get(r, Path(p)) for r, p in zip(real_u, uniq)]
+                self._locations = ([where[k] for k in inv.tolist()], self._idx)
         if self._locations is None:  # computed once: jobs ask per particle, many times
             real = np.asarray([self._realpath(p) for p in self._stacks.tolist()])
             if self._subset is not None:
@@ -183,15 +240,16 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
                on_full: str = "fallback", progress=None, particles_per_file: int = 10000) -> Staged:
     """Like :func:`stage` but returns the :class:`Staged`; call ``release()`` when done."""
     log = getattr(ctx, "log", None) or _log
-    files, stacks, idx = particle_sources(ctx, what)
-    real = {str(p): os.path.realpath(p) for p in files}
+    files, idx, groups = _sources(ctx, what)
+    stacks = None  # per particle: only its stack's number (groups), no string each
+    real = _realpaths(files)
     if not cache_enabled(ctx, cache_on):
-        return Staged("off", {}, real, stacks, idx, reason="caching is off for this job")
+        return Staged("off", {}, real, stacks, idx, reason="caching is off for this job", groups=groups)
     config = config or getattr(ctx, "cache_config", None) or resolve_config()
     if not config.usable:
         why = f"no SSD cache is configured for worker {config.worker!r}"
         log.info("SSD cache: %s; reading particles from the project directory", why)
-        return Staged("off", {}, real, stacks, idx, reason=why)
+        return Staged("off", {}, real, stacks, idx, reason=why, groups=groups)
     try:
         cache = Cache(config)
     except DataError as exc:
@@ -199,17 +257,18 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
             raise
         # A missing scratch directory must not fail a job that would run fine without it.
         log.warning("SSD cache: %s; reading particles from the project directory", exc)
-        return Staged("off", {}, real, stacks, idx, reason=str(exc))
+        return Staged("off", {}, real, stacks, idx, reason=str(exc), groups=groups)
     project = getattr(ctx, "project_uid", "") or ""
     if progress is None and getattr(ctx, "progress", None) is not None:
         def progress(done, total, msg):
             ctx.progress(done / total if total else 0.0, msg)
     check_cancel = getattr(ctx, "check_cancel", None)
     spec = None
-    if stacks is not None and subset is not False:
+    if groups is not None and subset is not False:
         try:
-            real_stacks = np.asarray([real.get(p) or os.path.realpath(p) for p in stacks.tolist()])
-            spec = subset_spec(real_stacks, idx, particles_per_file)
+            uniq, inv = groups
+            spec = subset_spec_grouped([real.get(p) or os.path.realpath(p) for p in uniq], inv, idx,
+                                       particles_per_file)
         except DataError as exc:
             log.info("SSD cache: caching whole stacks (%s)", exc)
         if spec is not None and subset == "auto":
@@ -224,14 +283,14 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         hold = acquire(cache, [item], project=project, progress=progress, log=log,
                        check_cancel=check_cancel, on_full=on_full)
         if item.key in hold.held:
-            return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest))
+            return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest), groups=groups)
         hold.release()
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
     items = list({it.key: it for it in (file_item(cache, p) for p in files)}.values())  # one per real file
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
     cached = {it.key: it.dest for it in items if it.key in hold.held}
-    return Staged("files", cached, real, stacks, idx, hold)
+    return Staged("files", cached, real, stacks, idx, hold, groups=groups)
 
 
 @contextmanager

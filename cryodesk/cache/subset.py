@@ -8,6 +8,13 @@ over that list and each source's size and mtime, so two jobs on the same
 subset share one entry and a changed source makes a new one.  Reads go
 through :class:`SubsetMap`: canonical position ``k`` lives at image
 ``k % per_file`` of stack ``k // per_file``.  Pixels are copied bit for bit.
+
+Speed: the gather is planned from the spec's arrays and the headers read
+for it (no per-particle Python objects, no second header pass); writeback
+of each written batch starts at once (``sync_file_range``), so the fsync
+before the rename mostly waits for data already on its way to the disk;
+many stacks are made durable with one file-system sync.  The entry appears
+only by renaming its complete, durable directory.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 from .copy import CacheFullError, SourceChanged, start_writeback, sync_filesystem
 from .store import Cache, Item, stat_matches
 
-__all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_item"]
+__all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_spec_grouped", "subset_item"]
 
 MANIFEST = "subset.json"
 
@@ -69,16 +76,45 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
     Raises DataError when a source is unreadable or the sources' images differ
     in size (the caller then caches whole files).
     """
-    paths = np.asarray(real_paths).astype(str)
-    idx = np.asarray(idx, dtype=np.int64)
-    uniq, inv = np.unique(paths, return_inverse=True)
-    inv = np.asarray(inv).ravel()
-    order = np.argsort(inv, kind="stable")  # rows grouped by source: one pass, not one per source
-    groups = np.split(idx[order], np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
+    uniq, inv = np.unique(np.asarray(real_paths).astype(str), return_inverse=True)
+    return _spec(uniq.tolist(), np.asarray(inv).ravel(), idx, per_file)
+
+
+def subset_spec_grouped(sources, inv: np.ndarray, idx: np.ndarray, per_file: int = 10000) -> SubsetSpec:
+    """:func:`subset_spec` of the particles ``(sources[inv[i]], idx[i])`` (same spec, same key).
+
+    For callers that already have each particle's stack as an index into a
+    short list of real paths (duplicates allowed): no per-particle strings
+    are built or sorted.
+    """
+    inv = np.asarray(inv, dtype=np.int64).ravel()
+    sources = np.asarray(list(sources), dtype=str)
+    used = np.bincount(inv, minlength=sources.size) > 0  # as subset_spec: only stacks with particles
+    uniq, remap = np.unique(sources[used], return_inverse=True)
+    where = np.full(sources.size, -1, dtype=np.int64)
+    where[used] = np.asarray(remap).ravel()
+    return _spec(uniq.tolist(), where[inv], idx, per_file)
+
+
+def _unique_per_source(inv: np.ndarray, idx: np.ndarray, n_sources: int) -> list[np.ndarray]:
+    """Sorted unique indices of each source, in one sort for all of them."""
+    order = np.lexsort((idx, inv))
+    s_inv, s_idx = inv[order], idx[order]
+    keep = np.ones(s_inv.size, dtype=bool)
+    keep[1:] = (s_inv[1:] != s_inv[:-1]) | (s_idx[1:] != s_idx[:-1])
+    s_inv, s_idx = s_inv[keep], s_idx[keep]
+    return np.split(s_idx, np.cumsum(np.bincount(s_inv, minlength=n_sources))[:-1])
+
+
+def _spec(uniq: list[str], inv: np.ndarray, idx, per_file: int) -> SubsetSpec:
+    """The spec of particles ``(uniq[inv[i]], idx[i])``; ``uniq`` sorted and distinct."""
+    idx = np.asarray(idx, dtype=np.int64).ravel()
+    inv = np.asarray(inv, dtype=np.int64).ravel()
+    groups = _unique_per_source(inv, idx, len(uniq))
     sources, stats, per_src, infos = [], [], [], []
     h = hashlib.sha1(f"per_file={per_file}".encode())
     image_bytes = first = None
-    for k, src in enumerate(uniq.tolist()):
+    for src, sel in zip(uniq, groups):
         info = read_header(src)
         if first is None:
             first, image_bytes = info, info.image_bytes
@@ -86,7 +122,6 @@ def subset_spec(real_paths: np.ndarray, idx: np.ndarray, per_file: int = 10000) 
             raise DataError(f"{src} has {info.ny}x{info.nx} {info.dtype} images but {first.path} has "
                             f"{first.ny}x{first.nx} {first.dtype}; a packed subset needs one kind")
         st = os.stat(src)
-        sel = np.unique(groups[k])
         if sel.size and (sel[0] < 0 or sel[-1] >= info.nz):
             info.check_index(int(sel[0] if sel[0] < 0 else sel[-1]))
         sources.append(src)
@@ -111,14 +146,20 @@ class SubsetMap:
 
     def locate_many(self, real_paths: np.ndarray, idx: np.ndarray) -> tuple[list[Path], np.ndarray]:
         """Packed stack and index of each ``(real path, index)``; DataError if not in the subset."""
-        idx = np.asarray(idx, dtype=np.int64)
+        uniq, inv = np.unique(np.asarray(real_paths).astype(str), return_inverse=True)
+        return self.locate_grouped(uniq.tolist(), np.asarray(inv).ravel(), idx)
+
+    def locate_grouped(self, sources, inv: np.ndarray, idx: np.ndarray) -> tuple[list[Path], np.ndarray]:
+        """:meth:`locate_many` of ``(sources[inv[i]], idx[i])`` (real paths; duplicates allowed)."""
+        idx = np.asarray(idx, dtype=np.int64).ravel()
+        inv = np.asarray(inv, dtype=np.int64).ravel()
+        sources = list(sources)
         pos = np.empty(idx.size, dtype=np.int64)
-        paths = np.asarray(real_paths).astype(str)
-        uniq, inv = np.unique(paths, return_inverse=True)
-        inv = np.asarray(inv).ravel()
         order = np.argsort(inv, kind="stable")
-        splits = np.split(order, np.cumsum(np.bincount(inv, minlength=uniq.size))[:-1])
-        for src, rows in zip(uniq.tolist(), splits):
+        splits = np.split(order, np.cumsum(np.bincount(inv, minlength=len(sources)))[:-1])
+        for src, rows in zip(sources, splits):
+            if not rows.size:
+                continue
             k = self._src.get(src)
             if k is None:
                 raise DataError(f"{src} is not part of the cached subset")

@@ -4,7 +4,7 @@ Restacking is I/O bound: per-particle ``mrcfile`` access reaches a tenth of
 what the disk can do.  This module gets close to ``cp`` speed by
 
 * **planning** every read up front (:func:`plan_gather`): headers are
-  validated once per source, items are cut into output files and into
+  validated once per source (or given, :func:`plan_sources`), items are cut into output files and into
   batches of about ``batch_bytes``, and within a batch the reads are sorted
   by source file and offset;
 * **coalescing** particles that are adjacent both in the source and in the
