@@ -197,18 +197,31 @@ class JobActions(QObject):
         self._push(MoveCommand(self.host.project_uid, self.selected_uids(), workspace, self._notify), "moved")
 
     # -- other actions ---------------------------------------------------------------
+    # Both write one job.json per job: in a worker, so a large selection never freezes the window.
     def do_mark_complete(self) -> None:
-        result = actions.mark_complete(self.host.project_uid, jobs.get_jobs(self.host.project_uid, self.selected_uids()))
-        self.changed.emit()
-        self._report("marked as complete", result)
+        project, uids = self.host.project_uid, self.selected_uids()
+
+        def done(result):
+            self.pending = None
+            self.changed.emit()
+            self._report("marked as complete", result)
+
+        self.pending = workers.submit(lambda: actions.mark_complete(project, jobs.get_jobs(project, uids)),
+                                      on_done=done, on_error=self._failed)
 
     def do_clone(self) -> None:
         ws = self.host.workspace_uid or (self.host.workspaces()[0][0] if self.host.workspaces() else None)
         if ws is None:
             return
-        result, mapping = actions.clone(self.host.project_uid, jobs.get_jobs(self.host.project_uid, self.selected_uids()), ws)
-        self.message.emit(f"Cloned {len(mapping)} job(s) into {ws}")
-        self.changed.emit()
+        project, uids = self.host.project_uid, self.selected_uids()
+
+        def done(outcome):
+            self.pending = None
+            self.message.emit(f"Cloned {len(outcome[1])} job(s) into {ws}")
+            self.changed.emit()
+
+        self.pending = workers.submit(lambda: actions.clone(project, jobs.get_jobs(project, uids), ws),
+                                      on_done=done, on_error=self._failed)
 
     def do_queue(self, uids: list[str] | None = None) -> None:
         uids = self.selected_uids() if uids is None else uids

@@ -188,3 +188,18 @@ def test_inspector_shows_outputs_log_and_parent_links(window, qtbot):
     ins.job_link.emit("J2")  # what clicking the link does
     snap = win.view.scene().snap
     assert [snap.uid(i) for i in win.view.scene().selection.indices] == ["J2"]
+
+
+def test_clone_from_the_menu_runs_off_the_gui_thread_and_shows_the_copy(window, qtbot):
+    from cryodesk.core import jobs
+
+    win = window
+    before = len(jobs.list_jobs("P1"))
+    _select(win, qtbot, "J2")
+    with qtbot.waitSignal(win.jobs.changed, timeout=10000):
+        win.jobs.clone.trigger()
+    made = jobs.list_jobs("P1")
+    assert len(made) == before + 1
+    copy = jobs.describe_jobs("P1", [made[-1]])[0]
+    assert copy["status"] == "building" and copy["type"] == jobs.get_job("P1", "J2").type
+    assert copy["parents"] == jobs.describe_jobs("P1", [jobs.get_job("P1", "J2")])[0]["parents"]
