@@ -9,12 +9,13 @@ process may hold for a while, so the GUI thread never waits for it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout,
+                               QWidget)
 
 from ..core.units import human_bytes
 from . import workers
 from .dialogs import QtConfirmDialog
+from .tables import fill_table, read_only_table
 
 __all__ = ["QtCachePanel", "cache_status", "clear_preview", "clear_cache"]
 
@@ -62,11 +63,7 @@ def clear_cache(project: str | None = None) -> dict:
 
 
 def _table(headers) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t = read_only_table(headers)
     t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     t.setWordWrap(False)
@@ -75,12 +72,7 @@ def _table(headers) -> QTableWidget:
 
 
 def _fill(table: QTableWidget, rows) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, value in enumerate(row):
-            item = QTableWidgetItem(str(value))
-            item.setToolTip(str(value))
-            table.setItem(r, c, item)
+    fill_table(table, rows, tooltips=True)
 
 
 def figures(st: dict) -> list[tuple[str, str]]:

@@ -7,11 +7,12 @@ figures); nothing is recomputed here except grouping entries by action.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHeaderView, QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from ..core.units import human_bytes
 from .sidebar import _unit
+from .tables import fill_table as _fill
+from .tables import read_only_table
 
 ESTIMATE_BARS = ("cleared", "intermediate only", "deleted", "untouched")
 ESTIMATE_COLOURS = ("#1a73e8", "#00a3bf", "#d93025", "#9aa0a6")
@@ -27,22 +28,6 @@ def estimate_values(plan) -> dict[str, int]:
     est = plan.tabs["estimate"]
     return {"cleared": by["clear"], "intermediate only": by["clear_intermediate"], "deleted": by["delete"],
             "untouched": int(est["bytes_after"])}
-
-
-def _table(headers) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().setVisible(False)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    return t
-
-
-def _fill(table: QTableWidget, rows) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, v in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(str(v)))
 
 
 def _block_row(name: str, b: dict) -> list:
@@ -69,20 +54,20 @@ class QtCleanupTabs(QTabWidget):
         lay.addWidget(self.estimate_label)
         lay.addWidget(self.chart)
         self.addTab(est, "Estimate")
-        self.pre = _table(BLOCK_HEADERS)
+        self.pre = read_only_table(BLOCK_HEADERS, stretch=0)
         self.addTab(self.pre, "Preprocessing")
         inter = QWidget()
         ilay = QVBoxLayout(inter)
         self.inter_label = QLabel("")
-        self.inter = _table(["Job", "Intermediate versions", "Intermediate size", "Job size"])
+        self.inter = read_only_table(["Job", "Intermediate versions", "Intermediate size", "Job size"], stretch=0)
         ilay.addWidget(self.inter_label)
         ilay.addWidget(self.inter)
         self.addTab(inter, "Intermediate results")
-        self.non_final = _table(BLOCK_HEADERS)
+        self.non_final = read_only_table(BLOCK_HEADERS, stretch=0)
         self.addTab(self.non_final, "Non-final")
-        self.killed = _table(BLOCK_HEADERS)
+        self.killed = read_only_table(BLOCK_HEADERS, stretch=0)
         self.addTab(self.killed, "Killed/Failed")
-        self.jobs = _table(["Job", "Action", "Frees", "Why"])
+        self.jobs = read_only_table(["Job", "Action", "Frees", "Why"], stretch=0)
         self.jobs.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.jobs.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.addTab(self.jobs, "Jobs")

@@ -6,14 +6,16 @@ from collections import Counter
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QPlainTextEdit, QScrollArea,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QLabel, QPlainTextEdit, QScrollArea, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..core import jobs, registry, rules
 from ..core.errors import CryodeskError
 from ..core.projects import get_project
 from ..core.runner import LOG_NAME
 from ..core.units import human_bytes
+from .tables import fill_table
+from .tables import read_only_table as _table
 
 LOG_TAIL_BYTES = 8192
 #: Row labels for params whose key alone says little to a user (the key stays in the tooltip).
@@ -53,20 +55,8 @@ def param_rows(jtype, params: dict, defaults: dict, project_uid: str) -> list[tu
     return rows
 
 
-def _table(headers) -> QTableWidget:
-    t = QTableWidget(0, len(headers))
-    t.setHorizontalHeaderLabels(headers)
-    t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.Stretch)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    return t
-
-
 def _fill(table: QTableWidget, rows) -> None:
-    table.setRowCount(len(rows))
-    for r, row in enumerate(rows):
-        for c, value in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(str(value)))
+    fill_table(table, rows)
     table.setFixedHeight(min(240, 28 + 24 * max(1, len(rows))))
 
 
