@@ -10,13 +10,18 @@ DEB_PKGS := libgl1 libegl1 libopengl0 libglib2.0-0 libfontconfig1 fonts-dejavu-c
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libgomp1
 
-.PHONY: run test setup system-deps venv benchmarks deb deb-smoke clean
+.PHONY: run test lint setup system-deps venv benchmarks deb deb-smoke clean
 
 run: setup
 	$(VENV)/bin/cryodesk gui
 
-test: setup
+test: setup lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+# The layers (import-linter contracts in pyproject.toml) and the linter.
+lint: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check cryodesk tests benchmarks packaging
 
 setup: system-deps venv
 

@@ -23,7 +23,7 @@ from cryodesk import db as dbmod
 from cryodesk.core import finals, projects, registry
 from cryodesk.core.cleanup import CleanupOptions, plan_cleanup
 from cryodesk.core.registry import JobType, OutputGroup
-from cryodesk.db import Connection, Job, JobWorkspace, OutputFile
+from cryodesk.db.models import Connection, Job, JobWorkspace, OutputFile
 
 CATS = ["import", "motion_correction", "ctf_estimation", "particle_picking", "extraction",
         "classification", "refinement", "utilities"]

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryodesk import db as dbmod  # noqa: E402
 from cryodesk.core import finals, graph  # noqa: E402
-from cryodesk.db import Connection, Job, JobWorkspace, Project, Workspace  # noqa: E402
+from cryodesk.db.models import Connection, Job, JobWorkspace, Project, Workspace  # noqa: E402
 
 
 def build(n: int, seed: int) -> tuple[Project, list[list[int]]]:

@@ -11,6 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
 
+import cryodesk.jobs  # noqa: E402,F401  (registers the built-in job types, as the CLI and the app do)
+
 REPO = Path(__file__).resolve().parents[1]
 # importlib mode puts no test directory on sys.path; the shared job-type module lives here
 if str(REPO / "tests") not in sys.path:

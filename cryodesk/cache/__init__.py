@@ -48,9 +48,9 @@ from .acquire import WAIT_MESSAGE, Holding
 from .config import CacheConfig, resolve_config, worker_name
 from .copy import CacheFullError
 from .estimate import estimate_formula, estimate_particles
+from .service import estimate_job_output, warm_job_output
 from .staging import CACHE_PARAM, Staged, cache_enabled, open_stage, stage
 from .store import Cache
-from .service import estimate_job_output, warm_job_output
 from .workers import connect_worker, list_workers, set_project_default, worker_dict
 
 __all__ = ["CACHE_PARAM", "Cache", "CacheConfig", "CacheFullError", "Holding", "Staged", "WAIT_MESSAGE",

@@ -28,9 +28,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Callable
 
+from cryodesk.base.errors import JobCancelled
 from cryodesk.core.units import human_bytes
-
-from cryodesk.core.errors import JobCancelled
 
 from .copy import CacheFullError, SourceChanged, sync_filesystem
 from .locks import raise_fd_limit

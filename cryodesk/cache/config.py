@@ -26,7 +26,7 @@ import socket
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from cryodesk.core.errors import UsageError
+from cryodesk.base.errors import UsageError
 
 __all__ = ["CacheConfig", "MB", "resolve_config", "worker_name", "env_overrides"]
 
@@ -156,7 +156,7 @@ def resolve_config(worker: str | None = None, *, use_db: bool = True) -> CacheCo
     cfg = CacheConfig(ssd_path=None, worker=name)
     if use_db:
         try:
-            from cryodesk.db import Worker, db
+            from cryodesk.db.models import Worker, db
 
             if db.obj is not None:
                 if db.is_closed():  # connection_context() would close a caller's open connection

@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 
 __all__ = ["CacheFullError", "SourceChanged", "part_name", "copy_into_cache", "commit_copy",
            "sync_filesystem", "start_writeback", "WritebackPacer"]

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from cryodesk.core.errors import DataError, UsageError
+from cryodesk.base.errors import DataError, UsageError
 from cryodesk.io.cs import ParticleSet
 
 from .subset import subset_spec

@@ -13,8 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
 
+from cryodesk.base.errors import DataError, JobCancelled, UsageError
 from cryodesk.core import registry
-from cryodesk.core.errors import DataError, JobCancelled, UsageError
 from cryodesk.core.jobs import get_job
 from cryodesk.core.projects import get_project
 from cryodesk.io.cs import ParticleSet
@@ -30,7 +30,7 @@ _SUBSET = {"auto": "auto", "always": True, "never": False}
 
 def particle_dataset(project, job_uid, output: str | None = None) -> tuple[object, object, ParticleSet]:
     """``(project, job, ParticleSet)`` of the latest version of ``job``'s particle output."""
-    from cryodesk.db import OutputFile
+    from cryodesk.db.models import OutputFile
 
     project = get_project(project)
     job = get_job(project, job_uid)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.core.registry import Param
 from cryodesk.io.cs import ParticleSet
 from cryodesk.io.mrc import read_image, read_images

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from cryodesk.core.errors import DataError
-from cryodesk.core.fsutil import file_lock
+from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import file_lock
 from cryodesk.core.units import human_bytes
 
 from .config import CacheConfig

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io.gather import execute_plan, plan_sources
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 

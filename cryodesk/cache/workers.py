@@ -9,10 +9,10 @@ import os
 import socket
 from pathlib import Path
 
+from cryodesk.base.errors import NotFound, UsageError
 from cryodesk.core import manifest, registry
-from cryodesk.core.errors import NotFound, UsageError
 from cryodesk.core.projects import get_project
-from cryodesk.db import Worker, db
+from cryodesk.db.models import Worker, db
 
 from .config import DEFAULT_RESERVE_MB
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..core.errors import DataError, UsageError
+from ..base.errors import DataError, UsageError
 from ..core.units import human_bytes
 from . import output
 

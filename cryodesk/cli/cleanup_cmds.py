@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from ..base.errors import CryodeskError, UsageError
 from ..core import sizes
-from ..core.cleanup import (CleanupOptions, execute_cleanup, plan_cleanup, project_settings,
-                            set_project_setting)
+from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, project_settings, set_project_setting
 from ..core.deletion import recover
-from ..core.errors import CryodeskError, UsageError
 from ..core.projects import get_project
 from ..core.uids import parse_assignment
 from ..core.units import human_bytes

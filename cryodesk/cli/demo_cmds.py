@@ -5,19 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..core.errors import UsageError
-
-
-def default_demo_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("cryodesk", appauthor=False)) / "demo"
+from ..base.errors import UsageError
 
 
 def _demo(args):
     import time
 
-    from ..demo.project import create_demo_project
+    from ..demo.project import create_demo_project, default_demo_dir
 
     directory = Path(args.dir).expanduser() if args.dir else default_demo_dir()
     if (directory / "project").exists() and any((directory / "project").iterdir()):

@@ -16,13 +16,13 @@ from __future__ import annotations
 import sys
 import time
 
+from ..base.errors import Refused
 from ..core import lifecycle
 from ..core.deletion import recover
-from ..core.errors import Refused
 from ..core.jobs import describe_jobs, get_jobs, refresh
 from ..core.projects import get_project
 from ..core.units import human_bytes
-from ..db import ACTIVE_STATUSES, Job, Project
+from ..db import ACTIVE_STATUSES
 from . import output
 
 _SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + n
@@ -49,13 +49,14 @@ def _cancelling(signum):
     print("\ncryodesk: cancelling running jobs (they end killed)...", file=sys.stderr, flush=True)
 
 
-def _report(jobs: list[Job], as_json: bool, refused=()) -> bool:
+def _report(jobs: list, as_json: bool, refused=()) -> bool:
     """Print each job's final state; True if every job completed and none was refused."""
     jobs = refresh(jobs)
     if as_json:
         descs = []
         for pid in dict.fromkeys(j.project_id for j in jobs):  # a worker may run several projects
-            descs += describe_jobs(Project.get_by_id(pid), [j for j in jobs if j.project_id == pid])
+            group = [j for j in jobs if j.project_id == pid]
+            descs += describe_jobs(group[0].project, group)
         output.emit_json({"jobs": [{k: d[k] for k in ("uid", "project", "type", "status", "error", "size_bytes",
                                                       "outputs")} for d in descs],
                           "refused": [{"uid": u, "message": m} for u, m in refused]})
@@ -142,7 +143,7 @@ def _worker(args):
 
     project = _project(args.project) if args.project else None
     engine, progress = _make_engine(args)
-    taken: list[Job] = []
+    taken: list = []
 
     def adopt():
         new = engine.adopt_queued(project)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import pkgutil
 import sys
 from importlib import import_module
+from pathlib import Path
 
 from .. import __version__
-
-import pkgutil
-from pathlib import Path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,13 +64,14 @@ class Commands:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_scan-worker"]:  # internal: a size-scan worker process of the frozen app
-        from ..core.scanworker import main as scan_worker
+        from ..base.scanworker import main as scan_worker
 
         return scan_worker()
     from .._runtime import configure
 
     configure()  # first: NUMBA_CACHE_DIR must be set before any command module imports numba
-    from ..core.errors import CryodeskError, UsageError
+    from .. import jobs as _job_types  # noqa: F401  (registers the built-in job types)
+    from ..base.errors import CryodeskError, UsageError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from ..core import projects
-from ..core.deletion import recover
+from ..core import attach, projects
 from ..core.units import human_bytes
 from . import output
 
 
 def _project_dict(p) -> dict:
-    from ..db import Job
-
-    return {
-        "uid": p.uid, "title": p.title, "directory": p.directory,
-        "created_at": p.created_at.isoformat() if p.created_at else None,
-        "jobs": Job.select().where(Job.project == p).count(),
-        "size_bytes": sum(j.size_bytes for j in Job.select(Job.size_bytes).where(Job.project == p)),
-        "workspaces": [{"uid": w.uid, "title": w.title} for w in projects.list_workspaces(p)],
-        "settings": p.settings or {},
-    }
+    return projects.project_summaries(p)[0]
 
 
 def _create(args):
@@ -35,7 +25,7 @@ def _create(args):
 def _attach(args):
     from ..core.cleanup import on_project_open
 
-    p = projects.attach_project(args.dir)
+    p = attach.attach_project(args.dir)
     on_project_open(p)  # roll forward a half-done deletion, measure sizes
     if args.json:
         output.emit_json(_project_dict(p))
@@ -44,7 +34,7 @@ def _attach(args):
 
 
 def _list(args):
-    data = [_project_dict(p) for p in projects.list_projects()]
+    data = projects.project_summaries()
     if args.json:
         output.emit_json(data)
     elif not data:
@@ -55,9 +45,7 @@ def _list(args):
 
 
 def _show(args):
-    p = projects.get_project(args.project)
-    recover(p)
-    d = _project_dict(p)
+    d = _project_dict(projects.get_project(args.project))
     if args.json:
         output.emit_json(d)
         return
@@ -76,11 +64,8 @@ def _ws_create(args):
 
 
 def _ws_list(args):
-    from ..db import JobWorkspace
-
-    data = [{"uid": w.uid, "title": w.title,
-             "jobs": JobWorkspace.select().where(JobWorkspace.workspace == w).count()}
-            for w in projects.list_workspaces(args.project)]
+    data = [{k: w[k] for k in ("uid", "title", "jobs", "size_bytes")}
+            for w in _project_dict(projects.get_project(args.project))["workspaces"]]
     if args.json:
         output.emit_json(data)
     else:

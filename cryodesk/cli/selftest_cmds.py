@@ -80,8 +80,8 @@ def _database(url: str | None, workdir: Path):
 
 def _demo_project(workdir: Path) -> str:
     """A project with a few jobs, so the screenshot shows a job tree with text."""
+    from ..base.errors import CryodeskError
     from ..core import jobs, projects, registry
-    from ..core.errors import CryodeskError
 
     project = projects.create_project("Self-test project", workdir / "project")
     projects.create_workspace(project, "main line")

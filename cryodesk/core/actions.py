@@ -10,51 +10,20 @@ JSON), and :func:`run_plan` carries it out through the journal.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db
-from . import deletion, manifest
+from ..base.fsio import tree_size
+from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db
+from . import deletion, events, manifest
 from .deletion import DeletionPlan, PlanItem
-from .fsutil import check_job_dir, tree_size
+from .fsutil import check_job_dir
 from .graph import ancestor_ids, descendant_ids
 from .jobs import get_job, job_dir, refresh, set_status
 from .projects import get_project, get_workspace
+from .results import BatchResult, Outcome
 from .rules import why_not_clear, why_not_delete, why_not_mark_complete
 from .sizes import job_data_size
-
-
-@dataclass
-class Outcome:
-    uid: str
-    action: str
-    ok: bool
-    message: str = ""
-    bytes_freed: int = 0
-
-
-@dataclass
-class BatchResult:
-    action: str
-    outcomes: list[Outcome] = field(default_factory=list)
-    #: ids of jobs whose stored flags changed (set by finals.set_final)
-    changed_ids: list[int] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
-
-    @property
-    def refused(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
-
-    @property
-    def bytes_freed(self) -> int:
-        return sum(o.bytes_freed for o in self.outcomes)
-
-    def to_dict(self) -> dict:
-        return {"action": self.action, "ok": self.ok, "bytes_freed": self.bytes_freed,
-                "outcomes": [asdict(o) for o in self.outcomes]}
 
 
 @dataclass
@@ -165,6 +134,7 @@ def _recheck_delete(project, job, item):
 @deletion.db_action("delete", _recheck_delete)
 def _apply_delete(project: Project, job: Job, item: PlanItem) -> None:
     job.delete_instance()  # connections, links and output rows cascade
+    events.record(project, "removed", [job])
 
 
 def run_plan(project, action_plan: ActionPlan, progress=None, cancel=None) -> BatchResult:
@@ -219,6 +189,7 @@ def link(project, jobs, workspace) -> BatchResult:
             JobWorkspace.create(job=job, workspace=ws)
             manifest.write_job(job, Path(project.directory))
             result.outcomes.append(Outcome(job.uid, "link", True))
+        events.record(project, "links", [o.uid for o in result.outcomes if o.ok])
     return result
 
 
@@ -239,6 +210,7 @@ def unlink(project, jobs, workspace) -> BatchResult:
             JobWorkspace.delete().where((JobWorkspace.job == job) & (JobWorkspace.workspace == ws)).execute()
             manifest.write_job(job, Path(project.directory))
             result.outcomes.append(Outcome(job.uid, "unlink", True))
+        events.record(project, "links", [o.uid for o in result.outcomes if o.ok])
     return result
 
 
@@ -263,6 +235,7 @@ def move(project, jobs, workspace, source=None) -> BatchResult:
             q.execute()
             manifest.write_job(job, Path(project.directory))
             result.outcomes.append(Outcome(job.uid, "move", True))
+        events.record(project, "links", [o.uid for o in result.outcomes if o.ok])
     return result
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import DataError, JobCancelled, UsageError
+from ..base.errors import DataError, JobCancelled, UsageError
 
 
 @dataclass

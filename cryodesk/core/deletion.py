@@ -23,9 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..db import Job, Project, db, utcnow
-from .errors import DataError, LockedError
-from .fsutil import check_job_dir, file_lock, inside, require_project_dir
+from ..base.errors import DataError, LockedError
+from ..base.fsio import atomic_write_json, file_lock, inside
+from ..db.models import Job, Project, db, utcnow
+from .fsutil import check_job_dir, require_project_dir
 
 STATE_DIR = ".cryodesk"
 
@@ -286,8 +287,6 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
         jdir = _journal_dir(project_dir)
         jdir.mkdir(parents=True, exist_ok=True)
         journal = jdir / f"{plan.id}.json"
-        from .manifest import atomic_write_json
-
         atomic_write_json(journal, plan.to_dict())
         results = _run(project, plan, journal, progress, cancel)
     return results + _garbage_results(project_dir)

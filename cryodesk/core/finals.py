@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..db import Job, Project, db
-from . import manifest
+from ..db.models import Job, Project, db
+from . import events, manifest
 from .graph import _closure_ids
+from .jobs import refresh
 from .projects import get_project
+from .results import BatchResult, Outcome
 from .rules import why_not_mark_final
 
 
@@ -72,16 +74,12 @@ def _write_manifests(project: Project, ids) -> None:
 def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
     """Mark (or unmark) ``jobs`` as final results and recompute the ancestor flags.
 
-    Returns a :class:`~cryodesk.core.actions.BatchResult` whose ``changed_ids``
+    Returns a :class:`~cryodesk.core.results.BatchResult` whose ``changed_ids``
     are the jobs whose flags changed.  With ``write_manifests=False`` the
     caller rewrites their ``job.json`` later with :func:`write_manifests`
     (the GUI does it in a worker: on a deep 50k-job tree that is thousands
     of files, seconds the user should not wait for).
     """
-    from .actions import BatchResult, Outcome
-
-    from .jobs import refresh
-
     project = get_project(project)
     jobs = refresh(jobs)
     action = "mark-final" if final else "unmark-final"
@@ -102,7 +100,8 @@ def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
         marked = [j for j in jobs if j.id in set(touched)]
         changed = recompute_ancestor_flags(project, write_manifests=False,
                                            only_added=marked if final else None)
-    result.changed_ids = sorted(set(touched) | changed)
+        result.changed_ids = sorted(set(touched) | changed)
+        events.record_ids(project, "flags", result.changed_ids)
     if write_manifests:
         _write_manifests(project, result.changed_ids)
     return result

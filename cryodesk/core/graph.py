@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..db import Connection, Job, JobWorkspace, Workspace, db
-from .errors import NotFound, UsageError
+from ..base.errors import NotFound, UsageError
+from ..db.models import Connection, Job, JobWorkspace, Workspace, db
 
 
 def _ids(jobs: Iterable) -> list[int]:

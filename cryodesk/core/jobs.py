@@ -6,9 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
-from . import manifest, registry
-from .errors import NotFound, Refused, UsageError
+from ..base.errors import NotFound, Refused, UsageError
+from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
+from . import events, manifest, registry
 from .fsutil import require_project_dir
 from .graph import would_create_cycle
 from .projects import get_project, get_workspace, list_workspaces
@@ -117,6 +117,7 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
         path = job_dir(job, project)
         path.mkdir(parents=False, exist_ok=True)
         manifest.write_job(job, Path(project.directory))
+        events.record(project, "added", [job])
     return job
 
 
@@ -140,6 +141,7 @@ def connect(project, child, spec: InputSpec) -> Connection:
         conn = Connection.create(project=project, child=child, slot=slot.name, parent=parent,
                                  output=output, version=spec.version, position=existing)
         manifest.write_job(child, Path(project.directory))
+        events.record(project, "links", [child])
     return conn
 
 
@@ -158,6 +160,7 @@ def set_params(project, job, values: dict) -> Job:
         job.params = new
         job.save(only=[Job.params])
         manifest.write_job(job, Path(project.directory))
+        events.record(project, "updated", [job])
     return job
 
 
@@ -178,8 +181,10 @@ def set_status(job: Job, status: str, error: str | None = None, write: bool = Tr
         job.queued_at = job.started_at = job.completed_at = None
     # an error describes the latest failure or kill; any other status clears it
     job.error = error if status in ("failed", "killed") else None
-    # only the lifecycle fields: another process may be writing settings (kill requests)
-    job.save(only=[Job.status, Job.status_history, Job.queued_at, Job.started_at, Job.completed_at, Job.error])
+    # only the lifecycle fields: another process may be changing others
+    with db.atomic():
+        job.save(only=[Job.status, Job.status_history, Job.queued_at, Job.started_at, Job.completed_at, Job.error])
+        events.record(job.project_id, "updated", [job])
     if write:
         manifest.write_job(job)
     return job
@@ -192,6 +197,7 @@ def replace_outputs(job: Job, files) -> None:
         for group, ref in files:
             OutputFile.create(job=job, group=group, kind=ref.kind, version=ref.version,
                               path=ref.path, size_bytes=ref.size_bytes)
+        events.record(job.project_id, "updated", [job])
 
 
 def latest_versions(job: Job) -> dict[str, int]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..db import ACTIVE_STATUSES, JOB_STATUSES, Connection, Job, JobWorkspace, Workspace, db
+from ..db.models import ACTIVE_STATUSES, JOB_STATUSES, Connection, Job, JobWorkspace, Workspace, db
 from . import registry
 from .projects import get_project, get_workspace
 
@@ -218,33 +218,7 @@ def _layers_and_barycentres(n: int, parent: np.ndarray, child: np.ndarray):
     return np.asarray(layer, dtype=np.int64), np.asarray(bary)
 
 
-# -- summaries for the project browser and the data-management sidebar ----------------
-
-def browser_rows() -> list[dict]:
-    """Every project with its workspaces: job counts and sizes (a handful of aggregate queries)."""
-    import peewee as pw
-
-    from ..db import Project, Session
-
-    per_project = {pid: (n, s or 0) for pid, n, s in Job.select(Job.project, pw.fn.COUNT(Job.id),
-                   pw.fn.SUM(Job.size_bytes)).group_by(Job.project).tuples()}
-    per_ws = {wid: (n, s or 0) for wid, n, s in JobWorkspace.select(JobWorkspace.workspace, pw.fn.COUNT(Job.id),
-              pw.fn.SUM(Job.size_bytes)).join(Job).group_by(JobWorkspace.workspace).tuples()}
-    sessions = {pid: (n, s or 0) for pid, n, s in Session.select(Session.project, pw.fn.COUNT(Session.id),
-                pw.fn.SUM(Session.size_bytes)).group_by(Session.project).tuples()}
-    spaces: dict[int, list] = {}
-    for w in Workspace.select().order_by(Workspace.number):
-        n, s = per_ws.get(w.id, (0, 0))
-        spaces.setdefault(w.project_id, []).append({"uid": w.uid, "title": w.title, "jobs": n, "size": int(s)})
-    rows = []
-    for p in Project.select().order_by(Project.number):
-        n, s = per_project.get(p.id, (0, 0))
-        ns, ss = sessions.get(p.id, (0, 0))
-        rows.append({"uid": p.uid, "title": p.title, "directory": p.directory, "jobs": n, "size": int(s),
-                     "sessions": ns, "sessions_size": int(ss), "disk_size": p.size_bytes,
-                     "other_size": int(p.size_other_bytes or 0), "workspaces": spaces.get(p.id, [])})
-    return rows
-
+# -- the data-management sidebar ------------------------------------------------------
 
 def breakdown(snap: GraphSnapshot) -> dict[str, dict[str, int]]:
     """Bytes of the jobs in ``snap`` grouped three ways: final flags, preprocessing, status."""

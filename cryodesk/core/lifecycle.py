@@ -5,14 +5,17 @@ The engine (GUI or ``cryodesk worker``) and the CLI share these rules:
 * :func:`plan_queue` / :func:`mark_queued` — which jobs may be queued together
   (dependency order, a parent cleared or failed refuses its child, naming it).
 * :func:`claim` / :func:`release` — a queued job is *owned* by one engine of one
-  process (``Job.settings["run"]``); a job queued with ``cryodesk job queue``
-  has no owner until a worker claims it (compare-and-swap, so two workers never
-  run the same job).
+  process (the ``owner_*`` columns); a job queued with ``cryodesk job queue``
+  has no owner until a worker claims it (compare-and-swap on the owner, so two
+  workers never run the same job, and a user's edit of the job's settings
+  cannot make a claim fail).
+* :func:`heartbeat` — an engine stamps the jobs it owns; an owner on another
+  host whose stamps stopped for :data:`HEARTBEAT_TIMEOUT` is taken as dead.
 * :func:`readiness` — may a queued job start now, must it wait for a parent,
   or will it never run because a parent failed or was killed?
 * :func:`request_kill` / :func:`kill_requested` — a kill that crosses
-  processes: the request is stored in ``Job.settings["kill_requested"]`` and
-  the owning engine polls for it.
+  processes: the request is stored in ``Job.kill_requested_at`` and the
+  owning engine polls for it.
 * :func:`recover_interrupted` — jobs left active by a process that died are
   marked *killed* (``"interrupted: cryodesk exited while it ran"``).
 """
@@ -25,10 +28,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..db import ACTIVE_STATUSES, Connection, Job, db, utcnow
+from ..base.errors import Refused
+from ..base.fsio import tree_size
+from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
-from .errors import Refused
-from .fsutil import tree_size
 from .jobs import refresh, set_status
 from .projects import get_project
 
@@ -36,6 +39,10 @@ INTERRUPTED = "interrupted: cryodesk exited while it ran"
 INTERRUPTED_QUEUED = "interrupted: cryodesk exited while it was queued"
 #: engines alive in this process (tokens); a job owned by this pid but by no live engine is orphaned
 _LIVE_ENGINES: set[str] = set()
+#: an engine stamps its jobs this often (s) ...
+HEARTBEAT_INTERVAL = 5.0
+#: ... and an owner on another host silent this long (s) is taken as dead
+HEARTBEAT_TIMEOUT = 120.0
 
 
 # -- who owns a job ----------------------------------------------------------------
@@ -68,14 +75,21 @@ def engine_alive(owner: dict, alive: bool = True) -> None:
 
 
 def owner_alive(owner: dict | None) -> bool | None:
-    """True/False if the owner's process (and engine) is known alive/dead; None if it is on another host."""
-    if not owner:
+    """True/False if the owner's process (and engine) is known alive/dead; None if it cannot be told.
+
+    On this host the process table decides; on another host the owner's
+    heartbeat does (dead after :data:`HEARTBEAT_TIMEOUT` of silence).
+    """
+    if not owner or not owner.get("engine"):
         return False
     if owner.get("host") != socket.gethostname():
-        return None
+        beat = owner.get("heartbeat")
+        if beat is None:
+            return None
+        return (utcnow() - beat).total_seconds() < HEARTBEAT_TIMEOUT
     if owner.get("boot") and owner["boot"] != _read("/proc/sys/kernel/random/boot_id"):
         return False  # the machine rebooted since
-    pid = int(owner.get("pid", -1))
+    pid = int(owner.get("pid") or -1)
     if pid == os.getpid():
         return owner.get("engine") in _LIVE_ENGINES
     try:
@@ -91,26 +105,23 @@ def owner_alive(owner: dict | None) -> bool | None:
 
 
 def owner_of(job: Job) -> dict | None:
-    return (job.settings or {}).get("run")
+    """The owner record of ``job`` (host, pid, boot, start, engine, heartbeat), or None."""
+    if not job.owner_engine:
+        return None
+    return {"host": job.owner_host, "pid": job.owner_pid, "boot": job.owner_boot, "start": job.owner_start,
+            "engine": job.owner_engine, "heartbeat": job.heartbeat_at}
+
+
+def _owner_columns(owner: dict | None) -> dict:
+    """Column values that record ``owner`` (None: no owner)."""
+    owner = owner or {}
+    return {"owner_host": owner.get("host"), "owner_pid": owner.get("pid"), "owner_boot": owner.get("boot"),
+            "owner_start": owner.get("start"), "owner_engine": owner.get("engine"),
+            "heartbeat_at": utcnow() if owner else None}
 
 
 def _describe_owner(owner: dict) -> str:
     return f"process {owner.get('pid')} on {owner.get('host')}"
-
-
-def _update_settings(job: Job, **changes) -> Job:
-    """Change keys of ``job.settings`` in the database only (``None`` removes a key)."""
-    with db.atomic():
-        fresh = Job.get_by_id(job.id)
-        settings = dict(fresh.settings or {})
-        for key, value in changes.items():
-            if value is None:
-                settings.pop(key, None)
-            else:
-                settings[key] = value
-        Job.update(settings=settings).where(Job.id == job.id).execute()
-    job.settings = settings
-    return job
 
 
 # -- queueing ------------------------------------------------------------------------
@@ -204,11 +215,10 @@ def mark_queued(jobs, owner: dict | None = None) -> list[Job]:
     """Set ``jobs`` (already checked by :func:`plan_queue`) to *queued*, owned by ``owner`` (or nobody)."""
     out = []
     for job in refresh(jobs):
-        settings = {k: v for k, v in (job.settings or {}).items() if k not in ("run", "kill_requested")}
-        if owner is not None:
-            settings["run"] = owner
-        job.settings = settings
-        job.save(only=[Job.settings])
+        values = {**_owner_columns(owner), "kill_requested_at": None}
+        Job.update(**values).where(Job.id == job.id).execute()
+        for key, value in values.items():
+            setattr(job, key, value)
         set_status(job, "queued")
         out.append(job)
     return out
@@ -220,12 +230,10 @@ def claim(job: Job, owner: dict) -> bool:
     current = owner_of(fresh)
     if fresh.status != "queued" or (current and owner_alive(current) is not False):
         return False
-    settings = dict(fresh.settings or {})
-    settings["run"] = owner
-    settings.pop("kill_requested", None)
-    # compare-and-swap on the stored settings text: a concurrent claimer changed it, we lose
-    n = (Job.update(settings=settings)
-         .where((Job.id == job.id) & (Job.status == "queued") & (Job.settings == fresh.settings)).execute())
+    # compare-and-swap on the owner alone: a concurrent claimer changed it, we lose
+    same_owner = Job.owner_engine.is_null() if fresh.owner_engine is None else (Job.owner_engine == fresh.owner_engine)
+    n = (Job.update(**_owner_columns(owner), kill_requested_at=None)
+         .where((Job.id == job.id) & (Job.status == "queued") & same_owner).execute())
     return n == 1
 
 
@@ -239,7 +247,47 @@ def claimable(project=None) -> list[Job]:
 
 def release(job: Job) -> None:
     """Forget the owner and any kill request once the job has finished."""
-    _update_settings(job, run=None, kill_requested=None)
+    values = {**_owner_columns(None), "kill_requested_at": None}
+    Job.update(**values).where(Job.id == job.id).execute()
+    for key, value in values.items():
+        setattr(job, key, value)
+
+
+def heartbeat(job_ids, owner: dict) -> int:
+    """Stamp the jobs of ``job_ids`` that ``owner`` still owns; returns how many."""
+    ids = sorted(job_ids)
+    n = 0
+    for k in range(0, len(ids), 500):
+        n += (Job.update(heartbeat_at=utcnow())
+              .where(Job.id.in_(ids[k:k + 500]) & (Job.owner_engine == owner["engine"])).execute())
+    return n
+
+
+def owned_queued(job_ids, owner: dict) -> set[int]:
+    """Those of ``job_ids`` that are still queued and owned by ``owner`` (the others left its hands)."""
+    ids = sorted(job_ids)
+    out: set[int] = set()
+    for k in range(0, len(ids), 500):
+        out.update(i for (i,) in Job.select(Job.id).where(
+            Job.id.in_(ids[k:k + 500]) & (Job.status == "queued") & (Job.owner_engine == owner["engine"])).tuples())
+    return out
+
+
+def status_of(job_ids) -> dict[int, str]:
+    """Current status of each existing job of ``job_ids``."""
+    ids = sorted(job_ids)
+    out: dict[int, str] = {}
+    for k in range(0, len(ids), 500):
+        out.update(Job.select(Job.id, Job.status).where(Job.id.in_(ids[k:k + 500])).tuples())
+    return out
+
+
+def children_of(parent_ids) -> set[int]:
+    """Ids of the direct children of ``parent_ids``."""
+    ids = sorted(parent_ids)
+    if not ids:
+        return set()
+    return {c for (c,) in Connection.select(Connection.child).where(Connection.parent.in_(ids)).tuples()}
 
 
 def readiness(job: Job) -> tuple[str, str | None]:
@@ -281,14 +329,21 @@ def _judge(links) -> tuple[str, str | None]:
     return ("wait", "waiting for " + ", ".join(waiting)) if waiting else ("ready", None)
 
 
-def end_unrun(job: Job, status: str, error: str) -> Job:
+def end_unrun(job: Job | int, status: str, error: str) -> Job:
     """End a job that never started (a queued job whose parent failed, a kill before start)."""
-    job = Job.get_by_id(job.id)
+    job = Job.get_by_id(job if isinstance(job, int) else job.id)
     _log_line(job, f"{status}: {error}")
-    job.settings = {k: v for k, v in (job.settings or {}).items() if k not in ("run", "kill_requested")}
-    job.save(only=[Job.settings])
+    release(job)
     set_status(job, status, error=error)
     return job
+
+
+def end_if_active(job: Job | int, error: str, statuses=("queued",)) -> Job:
+    """End ``job`` as failed with ``error`` if it is still in one of ``statuses`` (an engine error)."""
+    fresh = Job.get_by_id(job if isinstance(job, int) else job.id)
+    if fresh.status in statuses:
+        return end_unrun(fresh, "failed", error)
+    return fresh
 
 
 def _log_line(job: Job, text: str) -> None:
@@ -326,7 +381,7 @@ def request_kill(project, job) -> str:
     if owner_alive(owner_of(job)) is False:
         _mark_interrupted(job)
         return "killed"
-    _update_settings(job, kill_requested=utcnow().isoformat())
+    Job.update(kill_requested_at=utcnow()).where(Job.id == job.id).execute()
     return "requested"
 
 
@@ -335,8 +390,7 @@ def kill_requested(job_ids) -> set[int]:
     ids = list(job_ids)
     if not ids:
         return set()
-    rows = Job.select(Job.id, Job.settings).where(Job.id.in_(ids))
-    return {j.id for j in rows if (j.settings or {}).get("kill_requested")}
+    return {i for (i,) in Job.select(Job.id).where(Job.id.in_(ids) & Job.kill_requested_at.is_null(False)).tuples()}
 
 
 def _mark_interrupted(job: Job) -> Job:

@@ -3,7 +3,7 @@
 ``<project>/project.json`` holds the project, its workspaces and sessions;
 ``<project>/J<n>/job.json`` holds one job: type, params, inputs (connections),
 outputs (files with versions and sizes), status, flags and workspaces.  From
-these :func:`cryodesk.core.projects.attach_project` rebuilds the database
+these :func:`cryodesk.core.attach.attach_project` rebuilds the database
 rows of a project in a fresh database.  Writes are atomic (temp + rename) so
 a crash never leaves a half-written manifest.
 """
@@ -11,38 +11,15 @@ a crash never leaves a half-written manifest.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from ..db import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
-from .errors import DataError
+from ..base.errors import DataError
+from ..base.fsio import atomic_write_json
+from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
 
 PROJECT_MANIFEST = "project.json"
 JOB_MANIFEST = "job.json"
 FORMAT = 1
-
-
-def atomic_write_json(path: Path, data: dict, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (a reader sees the old or the new file, never half).
-
-    ``durable=False`` skips the fsync: for bulk rewrites of derived fields
-    (ancestor flags) whose truth is in the database anyway.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read_json(path: Path) -> dict:

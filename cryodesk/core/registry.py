@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import UsageError
+from ..base.errors import UsageError
 
 CATEGORIES = (
     "import",
@@ -189,22 +189,16 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
-def _ensure_loaded() -> None:
-    # Job-type modules register themselves on import; importing the package
-    # here keeps "the registry" complete wherever it is consulted.
-    import cryodesk.jobs  # noqa: F401
-
-
 def get(name: str) -> JobType:
     """Look up a job type by name; a clear error names the known types."""
-    _ensure_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
+        # the built-in types register when cryodesk.jobs is imported (the CLI, the app
+        # and the engine do it); core never imports the layer above it
+        known = ", ".join(sorted(_REGISTRY)) or "none registered: import cryodesk.jobs"
         raise UsageError(f"unknown job type {name!r} (known: {known})") from None
 
 
 def all_types() -> list[JobType]:
-    _ensure_loaded()
     return sorted(_REGISTRY.values(), key=lambda t: (CATEGORIES.index(t.category), t.name))

@@ -12,7 +12,7 @@ change (that would make the final result irreproducible).
 
 from __future__ import annotations
 
-from ..db import ACTIVE_STATUSES, Job
+from ..db.models import ACTIVE_STATUSES, Job
 
 
 def _active(job: Job) -> str | None:
@@ -22,7 +22,7 @@ def _active(job: Job) -> str | None:
 
 
 def _active_children(job: Job) -> list[str]:
-    from ..db import Connection
+    from ..db.models import Connection
 
     kids = (Job.select(Job.number).join(Connection, on=(Connection.child == Job.id))
             .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).distinct())

@@ -16,12 +16,13 @@ import threading
 import traceback
 from pathlib import Path
 
-from ..db import Connection, Job, OutputFile, db
+from ..base.errors import CryodeskError, JobCancelled, Refused
+from ..base.fsio import atomic_write_json, tree_size
+from ..db.models import Connection, Job, OutputFile, db
 from . import deletion, manifest, registry
 from .context import InputRef, JobContext, OutputFileRef
 from .deletion import DeletionPlan, PlanItem
-from .errors import CryodeskError, JobCancelled, Refused
-from .fsutil import check_job_dir, require_project_dir, tree_size
+from .fsutil import check_job_dir, require_project_dir
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
 
@@ -146,7 +147,7 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
     pdir = Path(project.directory)
     if results:
         # free-form results (e.g. per-frame shifts) are kept beside the outputs
-        manifest.atomic_write_json(pdir / job.directory / "results.json", results)
+        atomic_write_json(pdir / job.directory / "results.json", results)
     with db.atomic():
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)

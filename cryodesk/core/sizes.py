@@ -30,91 +30,37 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-JOB_MANIFEST = "job.json"  # == manifest.JOB_MANIFEST (not imported: scan workers stay light)
+import peewee as pw
+
+from ..base.fsio import TreeStats, walk
+from ..base.scanworker import apart_predicate
+from ..db.models import Job, OutputFile, Project, Session, db, utcnow
+from . import events
+from .fsutil import require_project_dir
+
+JOB_MANIFEST = "job.json"  # == manifest.JOB_MANIFEST (the job's record, not its data)
 _JOB_DIR = re.compile(r"^J\d+$")
 _SESSION_DIR = re.compile(r"^S\d+$")
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 #: below this many directories to walk, starting worker processes costs more than it saves
 PARALLEL_MIN_TASKS = 64
+_MANIFEST_APART = apart_predicate(JOB_MANIFEST)
 
 
-@dataclass
-class TreeStats:
-    """What a walk of one tree found (regular files only; symlinks listed, not followed)."""
-
-    bytes: int = 0
-    files: int = 0
-    dirs: int = 0
-    manifest_bytes: int = 0  # size of a top-level job.json (and of its leftover temp files)
-    links: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def add(self, other: "TreeStats") -> None:
-        self.bytes += other.bytes
-        self.files += other.files
-        self.dirs += other.dirs
-        self.manifest_bytes += other.manifest_bytes
-        self.links.extend(other.links)
-        self.errors.extend(other.errors)
-
-
-def _is_manifest(name: str) -> bool:
-    # the manifest, or the temp file of a manifest rewrite a crash interrupted
-    return name == JOB_MANIFEST or (name.startswith(f".{JOB_MANIFEST}.") and name.endswith(".tmp"))
-
-
-def _walk(top: str, top_level: bool = True) -> TreeStats:
-    """Walk ``top`` (a real directory) through directory fds; runs in scan worker threads."""
-    out = TreeStats()
-    try:
-        fd0 = os.open(top, _DIR_FLAGS)
-    except OSError as exc:
-        out.errors.append(f"{top}: {exc.strerror}")
-        return out
-    stack = [(fd0, top, top_level)]
-    while stack:
-        fd, path, is_top = stack.pop()
-        out.dirs += 1
-        try:
-            with os.scandir(fd) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            sub = os.open(e.name, _DIR_FLAGS, dir_fd=fd)
-                            stack.append((sub, f"{path}/{e.name}", False))
-                        elif e.is_symlink():
-                            out.links.append(f"{path}/{e.name}")
-                        elif e.is_file(follow_symlinks=False):
-                            size = e.stat(follow_symlinks=False).st_size
-                            out.bytes += size
-                            out.files += 1
-                            if is_top and _is_manifest(e.name):
-                                out.manifest_bytes += size
-                    except FileNotFoundError:
-                        continue  # removed while we looked: it is not there any more
-                    except OSError as exc:
-                        out.errors.append(f"{path}/{e.name}: {exc.strerror}")
-        except OSError as exc:
-            out.errors.append(f"{path}: {exc.strerror}")
-        finally:
-            os.close(fd)
-    return out
-
-
-def _walk_many(tasks: list[str]) -> list[TreeStats]:
-    return [_walk(t) for t in tasks]
+def _walk(top: str) -> TreeStats:
+    """One job-aware walk: a top-level ``job.json`` is counted apart (``apart_bytes``)."""
+    return walk(top, _MANIFEST_APART)
 
 
 def _walk_in_processes(chunks: list[list[str]]) -> list[list[TreeStats]]:
     import json
     import subprocess
 
-    from .scanworker import command
+    from ..base.scanworker import command
 
     procs = [subprocess.Popen(command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for _ in chunks]
     for proc, chunk in zip(procs, chunks):
-        proc.stdin.write(json.dumps(chunk))
+        proc.stdin.write(json.dumps({"paths": chunk, "apart": JOB_MANIFEST}))
         proc.stdin.close()
     out = []
     for proc in procs:
@@ -128,7 +74,7 @@ def _walk_in_processes(chunks: list[list[str]]) -> list[list[TreeStats]]:
 def walk_trees(paths: list[str], workers: int | None = None) -> list[TreeStats]:
     """:class:`TreeStats` of each path in ``paths`` (directories), in parallel when worth it.
 
-    Parallel means worker *processes* (:mod:`cryodesk.core.scanworker`): the
+    Parallel means worker *processes* (:mod:`cryodesk.base.scanworker`): the
     walk is Python work per entry, which threads would serialise on the GIL
     (measured: 2 threads were slower than 1).  Small trees are walked here.
     """
@@ -164,7 +110,7 @@ def tree_stats(path: Path, workers: int | None = None) -> TreeStats:
                 base.files += 1
     for s in walk_trees(subdirs, workers):
         base.add(s)
-    base.manifest_bytes = 0
+    base.apart_bytes = 0
     return base
 
 
@@ -173,7 +119,7 @@ def job_data_size(job_dir: Path) -> int:
     if os.path.islink(job_dir) or not os.path.isdir(job_dir):
         return 0
     s = _walk(os.fspath(job_dir))
-    return s.bytes - s.manifest_bytes
+    return s.bytes - s.apart_bytes
 
 
 def linked_bytes(links: list[str], root: Path) -> int:
@@ -251,7 +197,7 @@ def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan
         links.extend(s.links)
         out.errors.extend(s.errors)
         if kind == "job":
-            out.jobs[number] = s.bytes - s.manifest_bytes
+            out.jobs[number] = s.bytes - s.apart_bytes
             out.jobs_bytes += s.bytes
         elif kind == "session":
             out.sessions[number] = s.bytes
@@ -265,19 +211,20 @@ def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan
 
 def mark_jobs_changed(project) -> None:
     """Record that some job's data changed: the project size is now out of date."""
-    from ..db import Project, utcnow
 
     Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()
 
 
 def record_job_size(project, job) -> int:
     """Measure ``job``'s directory, store it as the job's size and mark the project size stale."""
-    from ..db import Job
+
 
     size = job_data_size(Path(project.directory) / job.directory)
-    Job.update(size_bytes=size).where(Job.id == job.id).execute()
-    job.size_bytes = size
-    mark_jobs_changed(project)
+    with db.atomic():
+        Job.update(size_bytes=size).where(Job.id == job.id).execute()
+        job.size_bytes = size
+        mark_jobs_changed(project)
+        events.record(project, "sizes", [job])
     return size
 
 
@@ -290,7 +237,6 @@ def is_stale(project) -> bool:
 
 def size_summary(project) -> dict:
     """The recorded project size (no disk access), JSON-ready; ``stale`` says "refresh"."""
-    from ..db import Job, Session
 
     jobs_recorded = (Job.select(Job.size_bytes).where(Job.project == project.id).tuples())
     n_jobs, job_sum = 0, 0
@@ -318,20 +264,20 @@ def refresh_project_size(project, workers: int | None = None) -> dict:
     scan leaves the size marked out of date.  Returns :func:`size_summary`
     plus ``errors`` (unreadable paths) and ``files``.
     """
-    from ..db import Job, Project, Session, db, utcnow
-
-    from .fsutil import require_project_dir
 
     started = utcnow()
     scan = scan_project_dir(require_project_dir(project.directory), workers)
     with db.atomic():
         recorded = dict(Job.select(Job.number, Job.size_bytes).where(Job.project == project.id).tuples())
+        changed = []
         for number, size in scan.jobs.items():
             if number in recorded and recorded[number] != size:
                 Job.update(size_bytes=size).where((Job.project == project.id) & (Job.number == number)).execute()
+                changed.append(number)
         for number in set(recorded) - set(scan.jobs):
             if recorded[number]:  # directory gone: nothing on disk
                 Job.update(size_bytes=0).where((Job.project == project.id) & (Job.number == number)).execute()
+                changed.append(number)
         for number, size in scan.sessions.items():
             Session.update(size_bytes=size).where((Session.project == project.id) & (Session.number == number)).execute()
         fields = dict(size_bytes=scan.total, size_jobs_bytes=scan.jobs_bytes,
@@ -340,6 +286,8 @@ def refresh_project_size(project, workers: int | None = None) -> dict:
         Project.update(**fields).where(Project.id == project.id).execute()
         for k, v in fields.items():
             setattr(project, k, v)
+        events.record(project, "sizes", changed)
+        events.record(project, "project")  # the measured size of the whole directory
         project.jobs_changed_at = Project.get_by_id(project.id).jobs_changed_at
     out = size_summary(project)
     out.update(files=scan.files, errors=scan.errors[:100])
@@ -360,9 +308,6 @@ def intermediate_bytes(project) -> dict[int, int]:
 
 def version_sizes(project, job_ids=None) -> dict[tuple[int, str], dict[int, int]]:
     """(job id, output group) -> {version: recorded bytes}, for the project's jobs (or ``job_ids``)."""
-    import peewee as pw
-
-    from ..db import Job, OutputFile, db
 
     q = (OutputFile.select(OutputFile.job, OutputFile.group, OutputFile.version, pw.fn.SUM(OutputFile.size_bytes))
          .join(Job).where(Job.project == project.id))
@@ -391,7 +336,6 @@ def job_size_split(project, job_ids=None) -> dict[int, dict[str, int]]:
     ``intermediate`` is every version but the last of each output group;
     ``final`` is the rest of the job's size (last versions, logs, other files).
     """
-    from ..db import Job
 
     q = Job.select(Job.id, Job.size_bytes).where(Job.project == project.id)
     if job_ids is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import UsageError
+from ..base.errors import UsageError
 
 _UID = re.compile(r"^\s*([PWJS]?)(\d+)\s*$", re.IGNORECASE)
 

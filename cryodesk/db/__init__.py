@@ -1,51 +1,37 @@
 """Database: peewee models behind a proxy, SQLite by default, PostgreSQL by URL.
 
 Use :func:`open_database` once per process; worker threads wrap their bodies
-in ``with db.connection_context():``.
+in ``with db.connection_context():``.  The models live in
+:mod:`cryodesk.db.models` and only the service layers (core, cache) import
+them: the UI, the CLI, the engine and the job types reach the database
+through services (an import-linter contract keeps it so).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import peewee as pw
 
-from ..core.errors import UsageError
-from .migrations import SCHEMA_VERSION, upgrade
-from .models import ALL_MODELS as ALL_MODELS_FOR_TESTS  # noqa: F401
-from .models import (  # noqa: F401
-    ACTIVE_STATUSES,
-    JOB_STATUSES,
-    Connection,
-    Job,
-    JobWorkspace,
-    Meta,
-    OutputFile,
-    Project,
-    Session,
-    Worker,
-    Workspace,
-    db,
-    utcnow,
-)
-
-ENV_VAR = "CRYODESK_DB"
+from ..base import settings
+from ..base.errors import CryodeskError, UsageError
+from .backend import is_postgres, is_sqlite, lock_rows, write_transaction  # noqa: F401
+from .migrations import SCHEMA_VERSION, upgrade  # noqa: F401
+from .models import ACTIVE_STATUSES, JOB_STATUSES, db, utcnow  # noqa: F401
 
 
 def default_url() -> str:
     """The embedded default: an SQLite file in the user data directory."""
-    from platformdirs import user_data_dir
-
-    return str(Path(user_data_dir("cryodesk", appauthor=False)) / "cryodesk.sqlite")
+    return settings.default("db_url")
 
 
 def resolve_url(url: str | None = None) -> str:
-    return url or os.environ.get(ENV_VAR) or default_url()
+    """``url`` if given, else the ``db_url`` setting (``$CRYODESK_DB``, else the embedded default)."""
+    return url or settings.resolve("db_url")
 
 
 def make_database(url: str) -> pw.Database:
     """A peewee database for ``url`` (a path, ``sqlite:///path`` or ``postgresql://...``)."""
+    from pathlib import Path
+
     if url.startswith(("postgres://", "postgresql://")):
         from playhouse.db_url import connect
 
@@ -74,6 +60,11 @@ def make_database(url: str) -> pw.Database:
     )
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed (never a password)."""
+    return url.split("@")[-1] if "://" in url else url
+
+
 def open_database(url: str | None = None) -> pw.Database:
     """Bind the models to the database at ``url`` (or $CRYODESK_DB, or the default) and migrate it."""
     url = resolve_url(url)
@@ -83,10 +74,8 @@ def open_database(url: str | None = None) -> pw.Database:
         with db.connection_context():
             upgrade(database)
     except (pw.OperationalError, pw.DatabaseError) as exc:  # unreachable server, corrupt file, ...
-        from ..core.errors import CryodeskError
-
-        shown = url.split("@")[-1] if "://" in url else url  # never print a password
-        raise CryodeskError(f"cannot open the database {shown}: {str(exc).strip() or type(exc).__name__}") from None
+        raise CryodeskError(f"cannot open the database {shown_url(url)}: "
+                            f"{str(exc).strip() or type(exc).__name__}") from None
     return database
 
 

@@ -9,12 +9,15 @@ write ``_to_vN`` below, register it in ``STEPS`` and bump ``SCHEMA_VERSION``.
 
 from __future__ import annotations
 
+import json
+
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
-from ..core.errors import CryodeskError
-from .models import ALL_MODELS, Job, Meta, Project, Worker
+from ..base.errors import CryodeskError
+from .backend import is_sqlite
+from .models import ALL_MODELS, Change, Job, Meta, Project, Worker
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _to_v2(migrator):
@@ -45,13 +48,53 @@ def _to_v3(migrator):
     ]
 
 
-STEPS = {2: _to_v2, 3: _to_v3}
+_RUNTIME_COLUMNS = ("owner_host", "owner_pid", "owner_boot", "owner_start", "owner_engine",
+                    "heartbeat_at", "kill_requested_at")
+
+
+def _to_v4(migrator):
+    # v4: runtime records move out of Job.settings into columns (a user's edit of a
+    # setting no longer races an engine's claim), and the change log.
+    Change.create_table()
+    # (owner_engine is an indexed field: add_column makes its index)
+    return [migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
+
+
+def _after_v4(database):
+    """Move ``settings["run"]`` / ``settings["kill_requested"]`` into the v4 columns."""
+    import datetime as dt
+
+    rows = database.execute_sql("SELECT id, settings FROM job WHERE settings LIKE %s" % database.param,
+                                ['%"run"%']).fetchall()
+    rows += database.execute_sql("SELECT id, settings FROM job WHERE settings LIKE %s" % database.param,
+                                 ['%"kill_requested"%']).fetchall()
+    for job_id, text in {r[0]: r[1] for r in rows}.items():
+        try:
+            settings = json.loads(text or "{}")
+        except ValueError:
+            continue
+        if not isinstance(settings, dict):
+            continue
+        run = settings.pop("run", None) or {}
+        kill = settings.pop("kill_requested", None)
+        values = {"settings": settings}
+        if isinstance(run, dict):
+            values.update(owner_host=run.get("host"), owner_pid=run.get("pid"), owner_boot=run.get("boot"),
+                          owner_start=run.get("start"), owner_engine=run.get("engine"))
+        if kill:
+            try:
+                values["kill_requested_at"] = dt.datetime.fromisoformat(str(kill))
+            except ValueError:
+                values["kill_requested_at"] = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        Job.update(**values).where(Job.id == job_id).execute()
+
+
+STEPS = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+AFTER = {4: _after_v4}
 
 
 def _migrator(database):
-    if database.__class__.__name__.startswith("Postgres"):
-        return PostgresqlMigrator(database)
-    return SqliteMigrator(database)
+    return SqliteMigrator(database) if is_sqlite(database) else PostgresqlMigrator(database)
 
 
 def schema_version(database) -> int | None:
@@ -64,8 +107,7 @@ def schema_version(database) -> int | None:
 
 def upgrade(database) -> int:
     """Create or migrate the schema; returns the version found before (0 = new)."""
-    sqlite = not database.__class__.__name__.startswith("Postgres")
-    if not sqlite:
+    if not is_sqlite(database):
         return _upgrade(database)
     # SQLite rebuilds a table to add a NOT NULL column; with foreign keys on,
     # dropping the old table would cascade-delete every dependent row.  The
@@ -95,6 +137,8 @@ def _upgrade(database, check_foreign_keys: bool = False) -> int:
         migrator = _migrator(database)
         for version in range(found + 1, SCHEMA_VERSION + 1):
             migrate(*STEPS[version](migrator))
+            if version in AFTER:
+                AFTER[version](database)
             Meta.replace(key="schema_version", value=str(version)).execute()
         if check_foreign_keys and found < SCHEMA_VERSION:
             broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()

@@ -110,8 +110,16 @@ class Job(BaseModel):
     # v2
     error = pw.TextField(null=True)
     status_history = JSONField(default=list)
-    # v3: per-job overrides of project settings (e.g. delete_intermediate)
+    # v3: per-job overrides of project settings (e.g. delete_intermediate); user choices only
     settings = JSONField(default=dict)
+    # v4: who runs it (runtime records, written by core.lifecycle only)
+    owner_host = pw.CharField(max_length=255, null=True)
+    owner_pid = pw.IntegerField(null=True)
+    owner_boot = pw.CharField(max_length=64, null=True)  # /proc boot id: a reboot kills every owner
+    owner_start = pw.CharField(max_length=32, null=True)  # process start ticks: guards against pid reuse
+    owner_engine = pw.CharField(max_length=32, null=True, index=True)  # the engine instance's token
+    heartbeat_at = pw.DateTimeField(null=True)
+    kill_requested_at = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -198,4 +206,19 @@ class Worker(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
 
-ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker)
+class Change(BaseModel):
+    """One published change (v4): what changed, in which project, for which jobs.
+
+    Written by :mod:`cryodesk.core.events` inside the transaction of the change
+    itself; windows of any process follow the log (``id`` grows) to update what
+    they show.  Not a foreign key: the log outlives deleted projects and jobs.
+    """
+
+    id = pw.BigAutoField()
+    project_id = pw.IntegerField(null=True)  # None: the list of projects itself
+    kind = pw.CharField(max_length=16)
+    jobs = JSONField(null=True)  # job numbers; None = many or all
+    at = pw.DateTimeField(default=utcnow, index=True)
+
+
+ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change)

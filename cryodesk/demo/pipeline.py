@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from cryodesk.base.errors import UsageError
 from cryodesk.core.context import InputRef, JobContext
-from cryodesk.core.errors import UsageError
 from cryodesk.core.registry import get
 
 Connection = tuple[JobContext, str]

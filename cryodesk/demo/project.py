@@ -21,11 +21,18 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from ..base.errors import CryodeskError
 from ..core import actions, finals, jobs, projects, runner
-from ..core.errors import CryodeskError
 from .simulate import load_truth, simulate_dataset
 
 Progress = Callable[[float, str], None]
+
+
+def default_demo_dir() -> Path:
+    """Where ``cryodesk demo`` and the app's first start build the demo (the user data directory)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("cryodesk", appauthor=False)) / "demo"
 
 
 def _run(project, job, progress: Progress | None, frac: float, cancel_after: int | None = None):

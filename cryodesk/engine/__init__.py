@@ -6,6 +6,7 @@ results as signals; :meth:`Engine.submit_task` runs any other long operation
 the same way.  :func:`run_until_idle` drives an engine headless (CLI).
 """
 
+from .. import jobs as _job_types  # noqa: F401  (registers the built-in job types)
 from .engine import Engine
 from .headless import run_until_idle
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -35,7 +36,6 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from ..core import lifecycle, registry
 from ..core.jobs import get_jobs
 from ..core.projects import get_project
-from ..db import Connection, Job
 from .workers import Worker, job_body, task_body
 
 log = logging.getLogger("cryodesk.engine")
@@ -99,12 +99,13 @@ class Engine(QObject):
         self._retired: deque[Worker] = deque(maxlen=64)
         self._started = False
         self._busy = False
+        self._last_beat = 0.0
         self._timer = QTimer(self)
         self._timer.setInterval(poll_interval_ms)
         self._timer.timeout.connect(self.poll)
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> list[Job]:
+    def start(self) -> list:
         """Recover jobs a crashed process left active (marked killed) and start polling."""
         if self._started:
             return []
@@ -123,7 +124,7 @@ class Engine(QObject):
         """
         self._timer.stop()
         for pend in list(self._pending.values()):
-            lifecycle.end_unrun(Job.get_by_id(pend.job_id), "killed", "cancelled: cryodesk was closed before it ran")
+            lifecycle.end_unrun(pend.job_id, "killed", "cancelled: cryodesk was closed before it ran")
         self._pending.clear()
         self.cancel_all()
         done = all(pool.waitForDone(wait_ms) for pool in self.pools.values())
@@ -149,7 +150,7 @@ class Engine(QObject):
         QTimer.singleShot(0, self._schedule)  # callers connect signals after queue() returns
         return plan
 
-    def adopt_queued(self, project=None) -> list[Job]:
+    def adopt_queued(self, project=None) -> list:
         """Claim jobs queued without an owner (``cryodesk job queue``) and run them here."""
         self.start()
         taken = [job for job in lifecycle.claimable(project) if lifecycle.claim(job, self.owner)]
@@ -217,7 +218,7 @@ class Engine(QObject):
         it may use the database.  It should call ``progress(fraction, message)``
         (``0 <= fraction <= 1``; thread-safe, throttled to ~20 Hz) and check
         ``cancel_event.is_set()`` (a :class:`threading.Event`) often, raising
-        :class:`~cryodesk.core.errors.JobCancelled` to stop early.
+        :class:`~cryodesk.base.errors.JobCancelled` to stop early.
 
         Outcome, through ``task_finished(task_id, status, payload)`` and the
         optional ``on_finished(status, payload)`` callback (both in the
@@ -246,7 +247,7 @@ class Engine(QObject):
         return True
 
     # -- internals -----------------------------------------------------------------------
-    def _add_pending(self, project_uid: str, job: Job) -> None:
+    def _add_pending(self, project_uid: str, job) -> None:
         resource = registry.get(job.type).resource
         self._pending[job.id] = _Pending(project_uid, job.uid, job.id, resource if resource in self.pools else "cpu")
 
@@ -257,7 +258,11 @@ class Engine(QObject):
         worker.signals.finished.connect(self._on_finished)
 
     def poll(self) -> None:
-        """Timer tick: pick up cross-process kill requests and parents finished elsewhere."""
+        """Timer tick: pick up cross-process kill requests and parents finished elsewhere; heartbeats."""
+        now = time.monotonic()
+        if (self._running or self._pending) and now - self._last_beat >= lifecycle.HEARTBEAT_INTERVAL:
+            self._last_beat = now
+            lifecycle.heartbeat(list(self._running) + list(self._pending), self.owner)
         if self._running:
             for job_id in lifecycle.kill_requested(self._running):
                 self._running[job_id][1].cancel_event.set()
@@ -270,20 +275,17 @@ class Engine(QObject):
         while candidates is None or candidates:
             ids = sorted(self._pending if candidates is None else candidates & self._pending.keys())
             ended: list[int] = []  # a job ended unrun may decide its queued children
-            rows = {j.id: j for k in range(0, len(ids), 500)
-                    for j in Job.select(Job.id, Job.status, Job.settings).where(Job.id.in_(ids[k:k + 500]))}
-            mine = [i for i in ids if i in rows and rows[i].status == "queued"
-                    and (lifecycle.owner_of(rows[i]) or {}).get("engine") == self.owner["engine"]]
+            status = lifecycle.status_of(ids)
+            mine = sorted(lifecycle.owned_queued(ids, self.owner))
             verdicts = lifecycle.readiness_many(mine)
             for job_id in ids:
                 pend = self._pending.get(job_id)
                 if pend is None:  # a slot of a signal emitted below cancelled it
                     continue
-                job = rows.get(job_id)
                 if job_id not in verdicts:
                     # killed from another process, deleted, or taken over: no longer ours to run
                     del self._pending[job_id]
-                    self.job_finished.emit(pend.project_uid, pend.job_uid, job.status if job else "deleted")
+                    self.job_finished.emit(pend.project_uid, pend.job_uid, status.get(job_id, "deleted"))
                     ended.append(job_id)
                     continue
                 state, why = verdicts[job_id]
@@ -299,7 +301,7 @@ class Engine(QObject):
                     self._connect(worker)
                     self.pools[pend.resource].start(worker)
                 else:
-                    lifecycle.end_unrun(Job.get_by_id(job_id), state, why)
+                    lifecycle.end_unrun(job_id, state, why)
                     self.job_finished.emit(pend.project_uid, pend.job_uid, state)
                     ended.append(job_id)
             candidates = self._pending_children(ended)
@@ -308,8 +310,7 @@ class Engine(QObject):
     def _pending_children(self, parent_ids: list[int]) -> set[int]:
         if not parent_ids or not self._pending:
             return set()
-        q = Connection.select(Connection.child).where(Connection.parent.in_(parent_ids)).tuples()
-        return {c for (c,) in q} & self._pending.keys()
+        return lifecycle.children_of(parent_ids) & self._pending.keys()
 
     def _mark_busy(self) -> None:
         self._busy = True

@@ -22,7 +22,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from ..core.errors import CryodeskError, JobCancelled
+from ..base.errors import CryodeskError, JobCancelled
 from ..db import db
 
 log = logging.getLogger("cryodesk.engine")
@@ -119,22 +119,12 @@ def job_body(project_uid: str, job_uid: str) -> Body:
         except CryodeskError as exc:
             # refused at start (the world changed since it was queued: a parent cleared, ...),
             # or recording the outcome failed (the project's disk went away): never leave it "running"
-            job = _end_if_still_queued(job, f"not run: {getattr(exc, 'reason', exc)}", statuses=("queued", "running"))
+            job = lifecycle.end_if_active(job, f"not run: {getattr(exc, 'reason', exc)}", statuses=("queued", "running"))
         except Exception as exc:
             log.error("%s %s: engine error:\n%s", project_uid, job_uid, traceback.format_exc())
-            job = _end_if_still_queued(job, f"{type(exc).__name__}: {exc}", statuses=("queued", "running"))
+            job = lifecycle.end_if_active(job, f"{type(exc).__name__}: {exc}", statuses=("queued", "running"))
         finally:
             lifecycle.release(job)
         return job.status, job.error
 
     return body
-
-
-def _end_if_still_queued(job, error: str, statuses=("queued",)):
-    from ..core import lifecycle
-    from ..db import Job
-
-    fresh = Job.get_by_id(job.id)
-    if fresh.status in statuses:
-        return lifecycle.end_unrun(fresh, "failed", error)
-    return fresh

@@ -7,5 +7,5 @@
 ``validate``  check a particle set against its stacks
 ``gather``    batched image reads for restack (see that module)
 
-Every problem with a file is a :class:`cryodesk.core.errors.DataError` naming it.
+Every problem with a file is a :class:`cryodesk.base.errors.DataError` naming it.
 """

@@ -16,7 +16,22 @@ import numpy as np
 from mrcfile.constants import IMAGE_STACK_SPACEGROUP
 from mrcfile.dtypes import HEADER_DTYPE
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
+
+#: MRC mode -> little-endian numpy dtype of one pixel.
+MODES: dict[int, np.dtype] = {
+    0: np.dtype("i1"), 1: np.dtype("<i2"), 2: np.dtype("<f4"), 6: np.dtype("<u2"), 12: np.dtype("<f2"),
+}
+
+
+def mode_for_dtype(dtype) -> int:
+    """The MRC mode that stores ``dtype``; DataError for unsupported types."""
+    dt = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
+    for mode, mdt in MODES.items():
+        if mdt == dt:
+            return mode
+    raise DataError(f"cannot store {np.dtype(dtype)} in an MRC file (supported: int8, int16, "
+                    f"uint16, float16, float32)")
 
 _LE_STAMP = (0x44, 0x44, 0x00, 0x00)
 
@@ -64,8 +79,6 @@ class StackWriter:
 
     def __init__(self, path: Path | str, shape: tuple[int, int], dtype="float32",
                  voxel_size: float = 1.0):
-        from cryodesk.io.mrc import mode_for_dtype  # circular at import time
-
         self.path = Path(path)
         self.ny, self.nx = (int(s) for s in shape)
         if self.nx <= 0 or self.ny <= 0:

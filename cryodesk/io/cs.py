@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import recfunctions as rfn
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io.csdat import is_csdat, read_csdat
 
 __all__ = ["FIELD_DTYPES", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 
 MAGIC = b"\x95CSDAT"
 

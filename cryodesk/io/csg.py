@@ -38,7 +38,7 @@ from pathlib import Path
 
 import yaml
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 
 __all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset"]
 

@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, make_header, mode_for_dtype, read_header
 
 __all__ = ["SourceError", "Batch", "OutputStack", "GatherPlan", "BatchTransform",

@@ -23,7 +23,7 @@ API summary
 ``mode_for_dtype(dtype) -> int``
 
 Supported modes: 0 (int8), 1 (int16), 2 (float32), 6 (uint16), 12 (float16).
-Every problem becomes a :class:`cryodesk.core.errors.DataError` naming the file.
+Every problem becomes a :class:`cryodesk.base.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -37,16 +37,13 @@ import mrcfile
 import numpy as np
 from mrcfile.dtypes import HEADER_DTYPE
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
+from cryodesk.io._mrcstream import MODES, StackWriter, make_header, mode_for_dtype
 
 __all__ = ["MODES", "HEADER_BYTES", "StackInfo", "read_header", "read_images", "read_image",
            "open_stack", "write_stack", "StackWriter", "make_header", "mode_for_dtype"]
 
 HEADER_BYTES = 1024
-#: MRC mode -> little-endian numpy dtype of one pixel.
-MODES: dict[int, np.dtype] = {
-    0: np.dtype("i1"), 1: np.dtype("<i2"), 2: np.dtype("<f4"), 6: np.dtype("<u2"), 12: np.dtype("<f2"),
-}
 # A stack dimension beyond this is certainly a corrupt (or byte-swapped) header.
 _MAX_DIM = 1 << 24
 
@@ -100,16 +97,6 @@ class StackInfo:
         if not 0 <= int(i) < self.nz:
             raise DataError(f"{self.path}: particle index {int(i)} is out of range "
                             f"(the stack has {self.nz} images, 0..{self.nz - 1})")
-
-
-def mode_for_dtype(dtype) -> int:
-    """The MRC mode that stores ``dtype``; DataError for unsupported types."""
-    dt = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
-    for mode, mdt in MODES.items():
-        if mdt == dt:
-            return mode
-    raise DataError(f"cannot store {np.dtype(dtype)} in an MRC file (supported: int8, int16, "
-                    f"uint16, float16, float32)")
 
 
 def _parse(raw: bytes, order: str) -> np.ndarray:
@@ -251,5 +238,3 @@ def write_stack(path: Path | str, data: np.ndarray, voxel_size: float = 1.0) -> 
         raise
     return read_header(path)
 
-
-from cryodesk.io._mrcstream import StackWriter, make_header  # noqa: E402  (re-export)

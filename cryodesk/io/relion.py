@@ -35,7 +35,7 @@ import hashlib
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io.cs import as_str, from_columns
 from cryodesk.io.star import StarBlock, format_image_names, parse_image_names
 

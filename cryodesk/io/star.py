@@ -4,7 +4,7 @@ Handles what RELION 3.0/3.1+/4/5 write: ``data_<name>`` blocks holding either
 one ``loop_`` table or ``_label value`` pairs, ``#`` comments (incl. the
 ``_rlnX #3`` column numbers and ``# version 30001``), quoted values (``'a b'``,
 ``"a b"``) and ``;``-delimited multi-line text.  Anything else is a
-:class:`~cryodesk.core.errors.DataError` naming the file and line.
+:class:`~cryodesk.base.errors.DataError` naming the file and line.
 
 API summary
 -----------
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column",
            "parse_image_names", "format_image_names"]

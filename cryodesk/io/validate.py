@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io.cs import ParticleSet
 from cryodesk.io.mrc import StackInfo, read_header
 

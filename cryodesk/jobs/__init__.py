@@ -1,7 +1,9 @@
 """Job types: one module per family; each registers its types on import.
 
-Every module in this package is imported when the registry is first
-consulted, so adding a job type means adding a module here, nothing else.
+Importing this package imports (and so registers) every module in it, so
+adding a job type means adding a module here, nothing else.  The layers
+that run or show jobs (engine, demo, CLI, app) import it; core, below it,
+only holds the registry.
 """
 
 import pkgutil

@@ -7,10 +7,10 @@ subset).  The job writes no output; its results record what was copied.
 
 from __future__ import annotations
 
+from cryodesk.base.errors import DataError
 from cryodesk.cache.config import resolve_config
 from cryodesk.cache.staging import stage
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, Param, register
 
 _SUBSET = {"auto": "auto", "always": True, "never": False}

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cryodesk.base.errors import DataError, UsageError
+from cryodesk.cache.staging import CACHE_PARAM
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError, UsageError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import from_columns
-from cryodesk.cache.staging import CACHE_PARAM
 from cryodesk.io.mrc import StackWriter, read_images
 from cryodesk.kernels.fourier import fourier_crop
 
@@ -156,7 +156,7 @@ def run_select_2d(ctx: JobContext) -> None:
         try:
             keep = sorted({int(c) for c in str(p["classes"]).replace(" ", "").split(",") if c})
         except ValueError:
-            raise UsageError(f"classes must be a comma-separated list of class numbers, got {p['classes']!r}")
+            raise UsageError(f"classes must be a comma-separated list of class numbers, got {p['classes']!r}") from None
         unknown = [c for c in keep if c >= len(sizes)]
         if unknown:
             raise UsageError(f"{ctx.uid}: no class {unknown[0]} (classes are 0..{len(sizes) - 1})")

@@ -23,8 +23,8 @@ import signal
 import subprocess
 import threading
 
+from cryodesk.base.errors import CryodeskError, JobCancelled, UsageError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import CryodeskError, JobCancelled, UsageError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryodesk.base.errors import DataError
 from cryodesk.core.context import JobContext, OutputFileRef
-from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
 from cryodesk.io.cs import ParticleSet, from_columns, write_cs

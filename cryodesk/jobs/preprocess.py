@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryodesk.base.errors import DataError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError
 from cryodesk.core.registry import JobType, OutputGroup, Param, register
 
 from .preprocess_common import check_mrc, dataset_from_columns, stable_uid, write_dataset

@@ -20,8 +20,8 @@ import mrcfile
 import numpy as np
 from mrcfile.utils import data_dtype_from_header
 
+from cryodesk.base.errors import DataError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError
 
 try:  # the formats helper may provide the canonical .cs reader/writer
     from cryodesk.io import cs as _io_cs  # type: ignore[attr-defined]

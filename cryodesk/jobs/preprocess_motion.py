@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cryodesk.base.errors import DataError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 
 from .preprocess_common import (

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cryodesk.base.errors import DataError, UsageError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError, UsageError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import ParticleSet, write_cs
 from cryodesk.io.gather import SourceError, execute_plan, plan_gather

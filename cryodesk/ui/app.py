@@ -6,7 +6,7 @@ import sys
 
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from ..core.errors import CryodeskError
+from ..base.errors import CryodeskError
 
 ORG, APP = "cryodesk", "cryodesk"
 
@@ -60,8 +60,7 @@ def _has_projects() -> bool:
 
 def _create_demo(window) -> None:
     """Build the demo project in a worker; the browser shows it when it is ready."""
-    from ..cli.demo_cmds import default_demo_dir
-    from ..demo.project import create_demo_project
+    from ..demo.project import create_demo_project, default_demo_dir
     from . import workers
 
     target = default_demo_dir()

@@ -9,8 +9,7 @@ process may hold for a while, so the GUI thread never waits for it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget
 
 from ..core.units import human_bytes
 from . import workers

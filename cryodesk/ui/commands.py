@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PySide6.QtGui import QUndoCommand
 
+from ..base.errors import CryodeskError
 from ..core import actions, finals, jobs
-from ..core.errors import CryodeskError
 
 
 def _changed(result) -> list[str]:

@@ -6,11 +6,19 @@ from collections import Counter
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QLabel, QPlainTextEdit, QScrollArea, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QPlainTextEdit,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ..base.errors import CryodeskError
 from ..core import jobs, registry, rules
-from ..core.errors import CryodeskError
 from ..core.projects import get_project
 from ..core.runner import LOG_NAME
 from ..core.units import human_bytes

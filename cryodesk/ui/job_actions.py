@@ -16,8 +16,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
+from ..base.errors import CryodeskError
 from ..core import actions, graph, jobs
-from ..core.errors import CryodeskError
 from ..core.units import human_bytes
 from . import workers
 from .commands import LinkCommand, MoveCommand, SetFinalCommand, UnlinkCommand

@@ -6,13 +6,13 @@ from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QDockWidget, QLabel, QLineEdit, QMainWindow, QMenu
 
-from ..core import layout
+from ..core import layout, projects
 from ..core.units import human_bytes
 from . import workers
+from .cache_panel import QtCachePanel
 from .commands import SetParamCommand
 from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
-from .cache_panel import QtCachePanel
 from .inspector import QtInspector
 from .job_actions import JobActions
 from .main_menus import build_menus
@@ -117,7 +117,7 @@ class QtMainWindow(QMainWindow):
         return []
 
     def refresh_browser(self) -> None:
-        self.browser.set_rows(layout.browser_rows())
+        self.browser.set_rows(projects.project_summaries())
 
     def restore_last_project(self) -> None:
         """Re-open the scope shown when the app was last closed (if it still exists)."""

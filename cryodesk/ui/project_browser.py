@@ -30,17 +30,17 @@ class QtProjectBrowser(QTreeWidget):
         self.cleanup_enabled = False
 
     def set_rows(self, rows: list[dict]) -> None:
-        """Fill from :func:`cryodesk.core.layout.browser_rows`, keeping the current row selected."""
+        """Fill from :func:`cryodesk.core.projects.project_summaries`, keeping the current row selected."""
         current = self.current_scope()
         self.blockSignals(True)
         self.clear()
         self.rows = rows
         for p in rows:
-            top = QTreeWidgetItem([f"{p['uid']}  {p['title']}", str(p["jobs"]), human_bytes(p["size"])])
+            top = QTreeWidgetItem([f"{p['uid']}  {p['title']}", str(p["jobs"]), human_bytes(p["size_bytes"])])
             top.setData(0, ROLE, (p["uid"], ""))
             top.setToolTip(0, p["directory"])
             for w in p["workspaces"]:
-                child = QTreeWidgetItem([f"{w['uid']}  {w['title']}", str(w["jobs"]), human_bytes(w["size"])])
+                child = QTreeWidgetItem([f"{w['uid']}  {w['title']}", str(w["jobs"]), human_bytes(w["size_bytes"])])
                 child.setData(0, ROLE, (p["uid"], w["uid"]))
                 top.addChild(child)
             self.addTopLevelItem(top)

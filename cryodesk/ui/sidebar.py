@@ -70,8 +70,8 @@ class QtDataSidebar(QWidget):
         scope = f"{row['uid']}/{workspace_uid}" if workspace_uid else row["uid"]
         total_jobs = sum(breakdown["kind"].values())
         self.summary.setText(f"<b>{scope}</b> {row['title']}<br>jobs: {human_bytes(total_jobs)} · sessions: "
-                             f"{row['sessions']} ({human_bytes(row['sessions_size'])})")
-        self.disk.set_bars(["jobs", "sessions", "other"], [total_jobs, row["sessions_size"], row["other_size"]],
+                             f"{row['sessions']} ({human_bytes(row['sessions_bytes'])})")
+        self.disk.set_bars(["jobs", "sessions", "other"], [total_jobs, row["sessions_bytes"], row["other_bytes"]],
                            ["#1a73e8", "#a142f4", "#9aa0a6"])
         f = breakdown["final"]
         self.finals.set_bars(["final", "ancestor", "non-final"], [f["final"], f["ancestor of final"], f["non-final"]],

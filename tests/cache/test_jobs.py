@@ -160,8 +160,8 @@ def test_warm_service_progress_and_cancel(project, ssd):
     import functools
     import threading
 
+    from cryodesk.base.errors import JobCancelled
     from cryodesk.cache import warm_job_output
-    from cryodesk.core.errors import JobCancelled
 
     p, jobs = project
     ev = threading.Event()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cryodesk.base.fsio import tree_size
 from cryodesk.cache import Cache
-from cryodesk.core.fsutil import tree_size
 
 from .conftest import MB, config, finish, start_worker
 

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from cryodesk.base.errors import JobCancelled
 from cryodesk.cache import Cache, CacheFullError, stage
-from cryodesk.core.errors import JobCancelled
 from cryodesk.io.cs import ParticleSet, from_columns
 from cryodesk.io.mrc import read_images
 

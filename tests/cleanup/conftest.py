@@ -3,8 +3,6 @@ category too) and random-project builders; database/project fixtures come from t
 
 from __future__ import annotations
 
-import pytest
-
 import jobtypes
 
 # the c_* family: one step type per preprocessing category, a file outside the outputs, growing iterations

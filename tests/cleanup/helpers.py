@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from throwaway import fresh_project  # noqa: F401  (re-exported for the tests)
-
 import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
 
+from throwaway import fresh_project  # noqa: F401  (re-exported for the tests)
+
 from cryodesk import db as dbmod
+from cryodesk.base.errors import Refused
 from cryodesk.core import actions, finals, jobs, projects, runner
 from cryodesk.core.cleanup import set_project_setting
-from cryodesk.core.errors import Refused
-from cryodesk.db import Job
+from cryodesk.db.models import Job
 
 TYPES = ["c_motion", "c_ctf", "c_pick", "c_extract", "c_step", "c_iter"]
 

@@ -15,7 +15,7 @@ from cryodesk import db as dbmod
 from cryodesk.core import deletion
 from cryodesk.core.cleanup import CleanupOptions, plan_cleanup
 from cryodesk.core.projects import get_project
-from cryodesk.db import Job, OutputFile
+from cryodesk.db.models import Job, OutputFile
 
 from .helpers import build_mixed, disk_files, project_at
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from cryodesk.core import actions, finals, jobs, runner, sizes
-from cryodesk.core.cleanup import (CleanupOptions, execute_cleanup, plan_cleanup, set_job_setting,
-                                   set_project_setting)
-from cryodesk.db import Job, OutputFile, Project
+from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, set_job_setting, set_project_setting
+from cryodesk.db.models import Job, OutputFile, Project
 
 from .helpers import build_mixed, data_bytes, disk_files
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+from cryodesk.base.errors import UsageError
 from cryodesk.core import actions, jobs, projects
 from cryodesk.core.cleanup import CleanupOptions, CleanupPlan, plan_cleanup
-from cryodesk.core.errors import UsageError
 
 from .helpers import build_mixed
 

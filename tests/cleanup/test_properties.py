@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
 from cryodesk.core.registry import PREPROCESSING_CATEGORIES
-from cryodesk.db import Connection, Job, OutputFile
+from cryodesk.db.models import Connection, Job, OutputFile
 
 from .helpers import build_random, data_bytes, disk_files, fresh_project, raw_intact
 

@@ -33,8 +33,10 @@ def test_parallel_scan_in_processes_equals_serial(tmp_path):
 def test_scan_worker_protocol(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f").write_bytes(b"12345")
+    (tmp_path / "d" / "job.json").write_bytes(b"{}")
+    request = {"paths": [str(tmp_path / "d")], "apart": "job.json"}
     proc = subprocess.run([sys.executable, "-m", "cryodesk.cli.main", "_scan-worker"],
-                          input=json.dumps([str(tmp_path / "d")]), capture_output=True, text=True, timeout=60)
+                          input=json.dumps(request), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     (stats,) = json.loads(proc.stdout)
-    assert stats["bytes"] == 5 and stats["files"] == 1
+    assert stats["bytes"] == 7 and stats["files"] == 2 and stats["apart_bytes"] == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cryodesk.core import projects, runner, jobs, sizes
-from cryodesk.db import Job, Project, Session
+from cryodesk.core import jobs, projects, runner, sizes
+from cryodesk.db.models import Job, Project, Session
 
 
 def _reference(root: Path) -> int:

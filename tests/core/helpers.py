@@ -10,7 +10,7 @@ from cryodesk.core import jobs
 def build_dag(project, edges_by_child: list[list[int]], workspace="W1"):
     """Create jobs J1..Jn; job i reads from the jobs listed in ``edges_by_child[i]`` (indices < i)."""
     made = []
-    for i, parents in enumerate(edges_by_child):
+    for parents in edges_by_child:
         if parents:
             specs = [jobs.InputSpec("particles", made[p].uid) for p in sorted(set(parents))]
             made.append(jobs.create_job(project, "t_step", workspace, specs))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from cryodesk.base.errors import Refused, UsageError
 from cryodesk.core import actions, deletion, finals, jobs, projects, runner
-from cryodesk.core.errors import Refused, UsageError
-from cryodesk.db import Job, JobWorkspace, OutputFile
+from cryodesk.db.models import Job, JobWorkspace, OutputFile
 
 from .helpers import build_dag
 
@@ -211,7 +211,7 @@ def test_runner_cancel_keeps_finished_iterations_as_intermediate(project):
 def test_missing_project_directory_stops_every_write(project, tmp_path):
     import shutil as _sh
 
-    from cryodesk.core.errors import DataError
+    from cryodesk.base.errors import DataError
 
     js = run_all(project, build_dag(project, [[], [0]]))
     waiting = jobs.create_job(project, "t_source", "W1")

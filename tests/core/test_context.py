@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
+from cryodesk.base.errors import DataError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import DataError
 
 
 def make_ctx(tmp_path):

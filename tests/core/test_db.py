@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from cryodesk import db as dbmod
+from cryodesk.base.errors import CryodeskError, UsageError
 from cryodesk.core import graph
-from cryodesk.core.errors import CryodeskError, UsageError
-from cryodesk.db import Job, Meta, Project
 from cryodesk.db.migrations import SCHEMA_VERSION
+from cryodesk.db.models import Job, Meta, Project
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "schema_v1.sql"
 

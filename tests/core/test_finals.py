@@ -6,8 +6,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryodesk.core import finals, graph, jobs, runner
-from cryodesk.db import Job
+from cryodesk.core import finals, jobs, runner
+from cryodesk.db.models import Job
 
 from .helpers import brute_ancestors, build_dag, fresh_project
 

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryodesk.core import actions, graph, jobs, projects
-from cryodesk.core.errors import NotFound
+from cryodesk.base.errors import NotFound
+from cryodesk.core import actions, graph, projects
 
 from .helpers import brute_ancestors, build_dag, fresh_project
 

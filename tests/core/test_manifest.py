@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cryodesk import db as dbmod
-from cryodesk.core import actions, finals, jobs, projects, runner
-from cryodesk.core.errors import UsageError
+from cryodesk.base.errors import UsageError
+from cryodesk.core import actions, attach, finals, jobs, projects, runner
 
 from .helpers import build_dag
 
@@ -41,14 +41,14 @@ def test_reattach_to_fresh_database_gives_the_same_project(project, tmp_path):
 
 def _check_reattached(pdir, before):
     with dbmod.db.connection_context():
-        again = projects.attach_project(pdir)
+        again = attach.attach_project(pdir)
         assert again.uid == "P1" and again.title == "Test project"
         assert [w.title for w in projects.list_workspaces(again)] == ["main", "branch"]
         assert snapshot(again) == before
         # numbering continues after the highest job
         assert jobs.create_job(again, "t_source", "W1").uid == "J5"
         with pytest.raises(UsageError, match="already attached"):
-            projects.attach_project(pdir)
+            attach.attach_project(pdir)
 
 
 def test_create_project_refuses_non_empty_or_existing_project_dirs(database, tmp_path):
@@ -70,7 +70,7 @@ def test_create_project_refuses_non_empty_or_existing_project_dirs(database, tmp
     (lambda d: d["outputs"].append({"kind": "blob"}), "malformed output"),
 ])
 def test_attach_refuses_bad_job_manifests_with_the_file_named(project, tmp_path, edit, message):
-    from cryodesk.core.errors import DataError
+    from cryodesk.base.errors import DataError
 
     job = jobs.create_job(project, "t_source", "W1")
     runner.run_job(project, job)
@@ -83,7 +83,7 @@ def test_attach_refuses_bad_job_manifests_with_the_file_named(project, tmp_path,
     try:
         with dbmod.db.connection_context():
             with pytest.raises(DataError, match=message) as exc:
-                projects.attach_project(project.directory)
+                attach.attach_project(project.directory)
             assert str(path) in str(exc.value)
             assert projects.list_projects() == []  # nothing half-attached
     finally:

@@ -8,8 +8,8 @@ import pytest
 
 from cryodesk import db as dbmod
 from cryodesk.core import actions, finals, graph, jobs, projects, runner
-from cryodesk.db import ALL_MODELS_FOR_TESTS as MODELS
-from cryodesk.db import Job
+from cryodesk.db.models import ALL_MODELS as MODELS
+from cryodesk.db.models import Job
 
 URL = os.environ.get("CRYODESK_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")

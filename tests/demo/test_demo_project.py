@@ -12,7 +12,7 @@ from cryodesk import db as dbmod
 from cryodesk.cli.main import main
 from cryodesk.core import jobs, runner, sizes
 from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
-from cryodesk.db import Job, OutputFile
+from cryodesk.db.models import Job, OutputFile
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def demo(demo_template, tmp_path):
     dbmod.open_database(str(db_path))
     with dbmod.db.connection_context():
         # the copy lives elsewhere: point the project row at it
-        from cryodesk.db import Project
+        from cryodesk.db.models import Project
 
         Project.update(directory=str(tmp_path / "demo" / "d" / "project")).execute()
         yield Project.get()

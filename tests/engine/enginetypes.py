@@ -13,8 +13,9 @@ import time
 from collections import defaultdict
 
 import jobtypes
+
+from cryodesk.base.errors import DataError
 from cryodesk.core import registry
-from cryodesk.core.errors import DataError
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
 
 #: gates a test opens to let an ``e_gate`` job finish (keyed by its ``gate`` param)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import enginetypes
 
+from cryodesk.base.fsio import tree_size
 from cryodesk.core import actions, jobs
-from cryodesk.core.fsutil import tree_size
-from cryodesk.db import Job, OutputFile
+from cryodesk.db.models import Job, OutputFile
 
 WAIT = 10000  # ms: generous, the machine is shared
 
@@ -51,7 +51,7 @@ def test_run_completes_and_records_outputs_size_and_log(qtbot, engine, project):
     assert "started" in log and "completed" in log
     # the final version is kept (earlier ones may go if the project deletes intermediate results)
     assert max(f.version for f in OutputFile.select().where(OutputFile.job == j2)) == 2
-    assert (_fresh(j1).settings or {}).get("run") is None  # the owner is released
+    assert _fresh(j1).owner_engine is None and _fresh(j1).heartbeat_at is None  # the owner is released
     assert engine.is_idle
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cryodesk.base.errors import DataError, JobCancelled, Refused
 from cryodesk.core import jobs, lifecycle
-from cryodesk.core.errors import DataError, JobCancelled, Refused
-from cryodesk.db import Job
+from cryodesk.db.models import Job
 from cryodesk.engine import Engine
 
 WAIT = 10000
@@ -28,10 +28,10 @@ def _dead_owner() -> dict:
 
 def _with_status(project, status, owner=None, type_name="t_source"):
     job = jobs.create_job(project, type_name, "W1")
-    job.settings = {"run": owner} if owner else {}
-    job.save(only=[Job.settings])
+    if owner:
+        lifecycle.mark_queued([job], owner)
     jobs.set_status(job, status)
-    return job
+    return Job.get_by_id(job.id)
 
 
 def _fresh(job):
@@ -99,7 +99,7 @@ def test_kill_request_stops_a_running_job_across_processes(qtbot, engine, projec
         assert lifecycle.request_kill(project.uid, "J1") == "requested"
     assert blocker.args[2] == "killed"
     assert _fresh(job).error == "cancelled by the user"
-    assert "kill_requested" not in (_fresh(job).settings or {})
+    assert _fresh(job).kill_requested_at is None and _fresh(job).owner_engine is None
 
 
 def test_engine_kill_cancels_its_own_jobs_and_requests_others(qtbot, engine, project, gates):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io import cs
 from cryodesk.io.csdat import lz4_block_decompress
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io import cs, csg
 
 # As CryoSPARC v4 writes them next to a job's outputs (values shortened).

@@ -8,7 +8,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io import mrc
 
 

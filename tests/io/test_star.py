@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryodesk.core.errors import DataError
+from cryodesk.base.errors import DataError
 from cryodesk.io import cs, relion, star
 
 

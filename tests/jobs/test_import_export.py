@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cryodesk.base.errors import DataError, JobCancelled
 from cryodesk.core import registry
 from cryodesk.core.context import InputRef, JobContext
-from cryodesk.core.errors import DataError, JobCancelled
 from cryodesk.io import cs, csg, mrc, relion, star
 
 try:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cryodesk.base.errors import DataError, JobCancelled, UsageError
 from cryodesk.core import registry
-from cryodesk.core.errors import DataError, JobCancelled, UsageError
 from cryodesk.demo import simulate_dataset
 from cryodesk.demo.pipeline import run_demo_pipeline, run_inline
 from cryodesk.io.mrc import read_images

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from cryodesk.base.errors import CryodeskError, JobCancelled, UsageError
 from cryodesk.core.context import JobContext
-from cryodesk.core.errors import CryodeskError, JobCancelled, UsageError
 from cryodesk.demo.pipeline import run_inline
 from cryodesk.io.cs import from_columns, write_cs
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cryodesk.jobs.restack as restack_mod
+from cryodesk.base.errors import DataError, JobCancelled, UsageError
 from cryodesk.core import registry
 from cryodesk.core.context import InputRef, JobContext, OutputFileRef
-from cryodesk.core.errors import DataError, JobCancelled, UsageError
 from cryodesk.io import gather as gather_mod
 from cryodesk.io.cs import from_columns, write_cs
 from cryodesk.io.gather import SourceError, execute_plan, gather, plan_gather

@@ -9,12 +9,12 @@ from __future__ import annotations
 import gc
 import itertools
 
+import jobtypes
 import pytest
 
-import jobtypes
+from cryodesk.base.errors import DataError
 from cryodesk.core import registry
-from cryodesk.core.errors import DataError
-from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param
+from cryodesk.core.registry import JobType, OutputGroup, Param
 
 
 def _run_slow(ctx):

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...db import Job, Project, db
+from ...base.errors import CryodeskError, UsageError
+from ...db.models import Job, Project, db
 from .. import deletion, manifest
 from ..deletion import DeletionPlan
-from ..errors import CryodeskError, UsageError
 from ..projects import get_project
 from ..registry import _parse_bool
 from ..sizes import intermediate_versions, record_job_size
@@ -120,7 +120,7 @@ def on_job_finished(project, job) -> dict | None:
 
 def delete_intermediate_now(project, job: Job, reason: str = "deleted on request") -> dict | None:
     """Remove ``job``'s intermediate results at once (journaled); versions other jobs read are kept."""
-    from ...db import Connection
+    from ...db.models import Connection
     from .execute import versions_item
 
     inter = intermediate_versions(project, [job.id]).get(job.id)

@@ -20,12 +20,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...db import ACTIVE_STATUSES, Connection, Job, OutputFile, Project
+from ...base.errors import DataError
+from ...base.fsio import tree_size
+from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project
 from .. import deletion, manifest
 from ..actions import _apply_clear, _apply_delete
 from ..deletion import DeletionPlan, PlanItem
-from ..errors import DataError
-from ..fsutil import check_job_dir, tree_size
+from ..fsutil import check_job_dir
 from ..projects import get_project
 from ..rules import why_not_clear, why_not_delete
 from ..sizes import job_data_size, mark_jobs_changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ..errors import UsageError
+from ...base.errors import UsageError
 from ..registry import PREPROCESSING_CATEGORIES
 
 #: short names accepted by the CLI (``--preprocessing motion,ctf``) -> registry categories

@@ -21,7 +21,7 @@ Planning reads the database only (recorded sizes, bulk queries): no disk scan.
 
 from __future__ import annotations
 
-from ...db import ACTIVE_STATUSES, utcnow
+from ...db.models import ACTIVE_STATUSES, utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
 from . import snapshot as snap_mod

@@ -6,9 +6,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ...db import ACTIVE_STATUSES, Connection, Job, JobWorkspace, Workspace, db
+from ...base.errors import CryodeskError
+from ...db.models import ACTIVE_STATUSES, Connection, Job, JobWorkspace, Workspace, db
 from .. import registry
-from ..errors import CryodeskError
 from ..sizes import version_sizes
 
 

@@ -7,7 +7,7 @@ gives 0.0.
 
 from __future__ import annotations
 
-from ...db import Session
+from ...db.models import Session
 from ..registry import PREPROCESSING_CATEGORIES
 from ..sizes import is_stale
 

@@ -1,0 +1,205 @@
+"""Every setting cryodesk has, typed, with one rule for which value wins.
+
+Precedence, highest first (a level a setting does not have is skipped)::
+
+    environment  >  job  >  project  >  worker  >  user  >  built-in default
+
+* **environment**: ``CRYODESK_*`` variables, for one process (a cluster script
+  pointing jobs at node-local scratch, a test);
+* **job**: ``Job.settings`` (the user's per-job overrides; never runtime records);
+* **project**: ``Project.settings`` (also kept in ``project.json``);
+* **worker**: the worker's row (``cryodesk worker connect``);
+* **user**: ``settings.json`` in the user's config directory;
+* the **default** below.
+
+This module is the bottom layer: it knows no database.  Callers hand it the
+mappings of the levels they have (``resolve("delete_intermediate",
+job=job.settings, project=project.settings)``); the services that store the
+levels live above it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import UsageError
+
+LEVELS = ("environment", "job", "project", "worker", "user", "default")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its type, default, where it may be set, and what it does."""
+
+    name: str
+    kind: str  # "bool" | "int" | "float" | "str" | "path"
+    default: Any
+    help: str
+    env: str | None = None
+    #: levels besides the environment and the default where it may be set
+    levels: tuple[str, ...] = ()
+    minimum: float | None = None
+    nullable: bool = False
+
+    def default_value(self):
+        return self.default() if callable(self.default) else self.default
+
+
+def _user_data(name: str) -> Callable[[], str]:
+    def default() -> str:
+        from platformdirs import user_data_dir
+
+        return str(Path(user_data_dir("cryodesk", appauthor=False)) / name)
+
+    return default
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("db_url", "str", _user_data("cryodesk.sqlite"),
+            "database: an SQLite path or postgresql://user@host/db", env="CRYODESK_DB", levels=("user",)),
+    Setting("delete_intermediate", "bool", True,
+            "delete intermediate results (all but the last version) automatically when a job completes",
+            levels=("job", "project", "user")),
+    Setting("cache_particles", "bool", True, "jobs that read particles copy them to the SSD cache first",
+            levels=("job", "project", "user")),
+    Setting("worker", "str", socket.gethostname, "this process's worker name", env="CRYODESK_WORKER"),
+    Setting("ssd_path", "path", None, "SSD cache directory (the cache lives in <path>/cryodesk_cache)",
+            env="CRYODESK_SSD_PATH", levels=("worker",), nullable=True),
+    Setting("ssd_quota_mb", "int", None, "most the SSD cache may hold, MB (unset: the disk and reserve only)",
+            env="CRYODESK_SSD_QUOTA_MB", levels=("worker",), minimum=0, nullable=True),
+    Setting("ssd_reserve_mb", "int", 10_000, "free space always left on the SSD, MB",
+            env="CRYODESK_SSD_RESERVE_MB", levels=("worker",), minimum=0),
+    Setting("cache_num_threads", "int", 2, "SSD cache copy threads (1 = sequential)",
+            env="CRYODESK_CACHE_NUM_THREADS", levels=("worker", "user"), minimum=1),
+    Setting("cache_lifetime_days", "float", 30.0, "SSD cache entries unused this long are purged",
+            env="CRYODESK_SSD_CACHE_LIFETIME_DAYS", levels=("worker", "user"), minimum=0),
+    Setting("cache_subset_threshold", "float", 0.5,
+            "cache only the particles used (packed stacks) when they are at most this fraction of their stacks",
+            env="CRYODESK_CACHE_SUBSET_THRESHOLD", levels=("worker", "user"), minimum=0),
+    Setting("cache_fsync", "bool", True,
+            "fsync each cache copy before it is renamed into place (off: faster; a power cut may leave a bad file)",
+            env="CRYODESK_CACHE_FSYNC", levels=("worker", "user")),
+    Setting("disable_numba", "bool", False, "use the numpy reference of every numeric kernel",
+            env="CRYODESK_DISABLE_NUMBA"),
+)}
+
+
+def get(name: str) -> Setting:
+    try:
+        return SETTINGS[name]
+    except KeyError:
+        raise UsageError(f"unknown setting {name!r} (known: {', '.join(sorted(SETTINGS))})") from None
+
+
+def settable_at(level: str) -> list[Setting]:
+    """The settings that may be set at ``level`` (job, project, worker, user)."""
+    return [s for s in SETTINGS.values() if level in s.levels]
+
+
+def coerce(name: str, value, where: str = ""):
+    """``value`` converted to the setting's type; a clear error names the setting (and ``where``)."""
+    s = get(name)
+    origin = f" ({where})" if where else ""
+    if value is None or (isinstance(value, str) and value.strip() == "" and s.nullable):
+        if s.nullable:
+            return None
+        raise UsageError(f"setting {name!r}{origin} needs a value")
+    try:
+        if s.kind == "bool":
+            if isinstance(value, bool):
+                out = value
+            elif isinstance(value, (int, float)) and value in (0, 1):
+                out = bool(value)
+            elif isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+                out = value.strip().lower() in _TRUE
+            else:
+                raise ValueError
+        elif s.kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            out = int(value)
+        elif s.kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+        elif s.kind == "path":
+            out = str(Path(str(value)).expanduser())
+        else:
+            out = str(value)
+    except (TypeError, ValueError):
+        kinds = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+        raise UsageError(f"setting {name!r}{origin} takes {kinds.get(s.kind, s.kind)}, got {value!r}") from None
+    if s.minimum is not None and out < s.minimum:
+        raise UsageError(f"setting {name!r}{origin} must be at least {s.minimum:g}, got {value!r}")
+    return out
+
+
+def user_settings_path() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("cryodesk", appauthor=False)) / "settings.json"
+
+
+def read_user_settings(path: Path | None = None) -> dict:
+    """The user's settings file (``{}`` when there is none); a broken file is a clear error."""
+    path = path or user_settings_path()
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"user settings {path} are unreadable: {exc}; fix or remove the file") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"user settings {path} are not a JSON object; fix or remove the file")
+    return data
+
+
+def lookup(name: str, *, job: Mapping | None = None, project: Mapping | None = None,
+           worker: Mapping | None = None, user: Mapping | None = None,
+           environ: Mapping | None = None) -> tuple[Any, str]:
+    """``(value, level)``: the winning value of setting ``name`` and the level it came from.
+
+    ``user`` defaults to the user's settings file (pass ``{}`` to skip it);
+    ``environ`` to :data:`os.environ`.
+    """
+    s = get(name)
+    environ = os.environ if environ is None else environ
+    if s.env:
+        raw = environ.get(s.env)
+        if raw is not None and raw.strip() != "":
+            return coerce(name, raw, f"environment variable {s.env}"), "environment"
+    if user is None and "user" in s.levels:
+        user = read_user_settings()
+    for level, values in (("job", job), ("project", project), ("worker", worker), ("user", user)):
+        if level in s.levels and values and values.get(name) is not None:
+            return coerce(name, values[name], f"{level} setting"), level
+    return s.default_value(), "default"
+
+
+def resolve(name: str, **levels) -> Any:
+    """The value of setting ``name`` (see :func:`lookup` for the levels)."""
+    return lookup(name, **levels)[0]
+
+
+def default(name: str) -> Any:
+    """The built-in default of ``name``."""
+    return get(name).default_value()
+
+
+def markdown_table() -> str:
+    """The README's settings table (a test keeps the README in step with this module)."""
+    rows = ["| setting | type | default | environment | also set per |", "| --- | --- | --- | --- | --- |"]
+    for s in SETTINGS.values():
+        d = s.default
+        shown = ("(user data dir)" if s.name == "db_url" else "(host name)") if callable(d) else (
+            "unset" if d is None else str(d).lower() if isinstance(d, bool) else str(d))
+        rows.append(f"| `{s.name}` | {s.kind} | {shown} | {f'`{s.env}`' if s.env else '—'} | "
+                    f"{', '.join(s.levels) or '—'} |")
+    return "\n".join(rows)
