@@ -12,6 +12,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 import cryodesk.jobs  # noqa: E402,F401  (registers the built-in job types, as the CLI and the app do)
+from cryodesk.core.deletion import trash as _trash  # noqa: E402
+
+# Tests remove their temporary directories at once: empty the trash in-process, not in a
+# background emptier (tests/core/test_deletion_journal.py exercises the background one).
+_trash.SYNC = True
 
 REPO = Path(__file__).resolve().parents[1]
 # importlib mode puts no test directory on sys.path; the shared job-type module lives here

@@ -63,6 +63,10 @@ class Commands:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_empty-trash"]:  # internal: a trash emptier process of the frozen app
+        from ..base.trashworker import main as empty_trash
+
+        return empty_trash(argv[1:])
     if argv[:1] == ["_scan-worker"]:  # internal: a size-scan worker process of the frozen app
         from ..base.scanworker import main as scan_worker
 

@@ -9,21 +9,18 @@ JSON), and :func:`run_plan` carries it out through the journal.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..base.fsio import tree_size
-from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db
+from ..db.models import Connection, Job, JobWorkspace, Workspace, db
 from . import deletion, events, manifest
-from .deletion import DeletionPlan, PlanItem
-from .fsutil import check_job_dir
+from .deletion import DeletionPlan
 from .graph import ancestor_ids, descendant_ids
-from .jobs import get_job, job_dir, refresh, set_status
+from .guard import project_write
+from .jobs import get_job, refresh, set_status
 from .projects import get_project, get_workspace
 from .results import BatchResult, Outcome
 from .rules import why_not_clear, why_not_delete, why_not_mark_complete
-from .sizes import job_data_size
 
 
 @dataclass
@@ -39,19 +36,7 @@ class ActionPlan:
                 "refused": [asdict(o) for o in self.refused]}
 
 
-# -- clear ---------------------------------------------------------------------
-
-def _clear_paths(project_dir: Path, job: Job) -> tuple[list[str], int]:
-    jdir = check_job_dir(project_dir, job.directory)
-    paths, size = [], 0
-    if jdir.is_dir():
-        for entry in sorted(os.scandir(jdir), key=lambda e: e.name):
-            if entry.name == manifest.JOB_MANIFEST:
-                continue
-            paths.append(f"{job.directory}/{entry.name}")
-            size += tree_size(Path(entry.path))
-    return paths, size
-
+# -- clear and delete: planned here, carried out by the deletion service --------------
 
 def plan_clear(project, jobs, reason: str = "cleared on request") -> ActionPlan:
     project = get_project(project)
@@ -63,25 +48,9 @@ def plan_clear(project, jobs, reason: str = "cleared on request") -> ActionPlan:
         if why:
             refused.append(Outcome(job.uid, "clear", False, f"{job.uid} cannot be cleared: {why}"))
             continue
-        paths, size = _clear_paths(pdir, job)
-        items.append(PlanItem(job=job.uid, action="clear", paths=paths, bytes=size, reason=reason))
+        items.append(deletion.clear_item(pdir, job, reason))
     return ActionPlan("clear", DeletionPlan(project.uid, items), refused)
 
-
-def _recheck_clear(project, job, item):
-    return why_not_clear(job)
-
-
-@deletion.db_action("clear", _recheck_clear)
-def _apply_clear(project: Project, job: Job, item: PlanItem) -> None:
-    OutputFile.delete().where(OutputFile.job == job).execute()
-    set_status(job, "building", write=False)
-    job.size_bytes = job_data_size(job_dir(job, project))  # what is left is the manifest: 0
-    job.save(only=[Job.size_bytes])
-    manifest.write_job(job, Path(project.directory))
-
-
-# -- delete --------------------------------------------------------------------
 
 def plan_delete(project, jobs) -> ActionPlan:
     """Plan deleting ``jobs``; a job whose descendants are not all in the batch is refused."""
@@ -105,36 +74,17 @@ def plan_delete(project, jobs) -> ActionPlan:
                 names = sorted(f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(outside))).tuples())
                 refused[jid] = why_not_delete(by_id[jid], sorted(names, key=lambda u: int(u[1:])))
                 changed = True
-    batch = sorted((by_id[i].uid for i in set(by_id) - set(refused)), key=lambda u: int(u[1:]))
     items = []
     # children before parents (a job with more of the batch above it goes first);
     # job numbers alone are not enough: a building job may be connected to a newer parent
     in_batch = set(by_id)
     depth = {j.id: len(ancestor_ids([j]) & in_batch) for j in jobs}
     for j in sorted(jobs, key=lambda j: (-depth[j.id], -j.number)):
-        if j.id in refused:
-            continue
-        jdir = check_job_dir(pdir, j.directory)
-        size = tree_size(jdir)
-        paths = [j.directory] if os.path.lexists(jdir) else []
-        items.append(PlanItem(job=j.uid, action="delete", paths=paths, bytes=size,
-                              reason="deleted on request", versions={"batch": batch}))
+        if j.id not in refused:
+            items.append(deletion.delete_item(pdir, j, "deleted on request"))
     outcomes = [Outcome(by_id[i].uid, "delete", False, f"{by_id[i].uid} cannot be deleted: {why}")
                 for i, why in sorted(refused.items(), key=lambda kv: by_id[kv[0]].number)]
     return ActionPlan("delete", DeletionPlan(project.uid, items), outcomes)
-
-
-def _recheck_delete(project, job, item):
-    # Items run children first, so a child still here was skipped or failed:
-    # deleting the parent now would cut the child's input from under it.
-    kids = [f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(descendant_ids([job])))).tuples()]
-    return why_not_delete(job, sorted(kids, key=lambda u: int(u[1:])))
-
-
-@deletion.db_action("delete", _recheck_delete)
-def _apply_delete(project: Project, job: Job, item: PlanItem) -> None:
-    job.delete_instance()  # connections, links and output rows cascade
-    events.record(project, "removed", [job])
 
 
 def run_plan(project, action_plan: ActionPlan, progress=None, cancel=None) -> BatchResult:
@@ -165,7 +115,12 @@ def mark_complete(project, jobs) -> BatchResult:
         if why:
             result.outcomes.append(Outcome(job.uid, "mark-complete", False, f"{job.uid}: {why}"))
             continue
-        with db.atomic():
+        with project_write(project, [job.id]):
+            job = Job.get_by_id(job.id)
+            why = why_not_mark_complete(job)  # judged again on the row as committed now
+            if why:
+                result.outcomes.append(Outcome(job.uid, "mark-complete", False, f"{job.uid}: {why}"))
+                continue
             set_status(job, "completed", write=False)
             manifest.write_job(job, Path(project.directory))
         result.outcomes.append(Outcome(job.uid, "mark-complete", True))

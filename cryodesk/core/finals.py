@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..base import hooks
 from ..db.models import Job, Project, db
 from . import events, manifest
 from .graph import _closure_ids
-from .jobs import refresh
+from .guard import fresh_jobs, project_write
 from .projects import get_project
 from .results import BatchResult, Outcome
 from .rules import why_not_mark_final
@@ -81,11 +82,15 @@ def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
     of files, seconds the user should not wait for).
     """
     project = get_project(project)
-    jobs = refresh(jobs)
+    ids = [j.id for j in jobs]
     action = "mark-final" if final else "unmark-final"
     result = BatchResult(action)
     touched = []
-    with db.atomic():
+    # read the jobs inside the transaction that writes them: a clear or delete rechecks
+    # "not final" under the same lock, so one of the two always sees the other
+    with project_write(project, ids):
+        jobs = fresh_jobs(ids)
+        hooks.point("finals.checked", jobs=[j.uid for j in jobs], final=final)
         for job in jobs:
             if final:
                 why = why_not_mark_final(job)

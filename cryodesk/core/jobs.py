@@ -6,11 +6,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..base import hooks
 from ..base.errors import NotFound, Refused, UsageError
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
 from . import events, manifest, registry
 from .fsutil import require_project_dir
 from .graph import would_create_cycle
+from .guard import project_write
 from .projects import get_project, get_workspace, list_workspaces
 from .rules import why_not_set_params
 from .uids import parse_uid
@@ -104,7 +106,10 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
         if per_slot[slot.name] > 1 and not slot.multiple:
             raise UsageError(f"input {slot.name!r} of {jtype.name} takes one connection")
         resolved.append((slot.name, parent, output, spec.version, per_slot[slot.name] - 1))
-    with db.atomic():
+    with project_write(project, [parent.id for _, parent, _, _, _ in resolved]):
+        for _, parent, _, _, _ in resolved:  # a parent deleted meanwhile: refuse, do not dangle
+            if not Job.select().where(Job.id == parent.id).exists():
+                raise NotFound(f"{parent.uid} was deleted meanwhile; nothing was created")
         # Bump the counter first: the write lock serialises concurrent creators.
         Project.update(next_job_number=Project.next_job_number + 1).where(Project.id == project.id).execute()
         number = Project.get_by_id(project.id).next_job_number - 1
@@ -134,10 +139,14 @@ def connect(project, child, spec: InputSpec) -> Connection:
     if would_create_cycle(child, parent):
         raise UsageError(f"connecting {parent.uid} into {child.uid} would create a cycle")
     output = _resolve_output(parent, slot, spec.output)
-    existing = Connection.select().where((Connection.child == child) & (Connection.slot == slot.name)).count()
-    if existing and not slot.multiple:
-        raise UsageError(f"input {slot.name!r} of {child.uid} is already connected")
-    with db.atomic():
+    with project_write(project, [child.id, parent.id]):
+        child = Job.get_by_id(child.id)
+        reason = why_not_set_params(child)
+        if reason:
+            raise Refused(child.uid, f"cannot change inputs: {reason}")
+        existing = Connection.select().where((Connection.child == child) & (Connection.slot == slot.name)).count()
+        if existing and not slot.multiple:
+            raise UsageError(f"input {slot.name!r} of {child.uid} is already connected")
         conn = Connection.create(project=project, child=child, slot=slot.name, parent=parent,
                                  output=output, version=spec.version, position=existing)
         manifest.write_job(child, Path(project.directory))
@@ -148,15 +157,19 @@ def connect(project, child, spec: InputSpec) -> Connection:
 def set_params(project, job, values: dict) -> Job:
     """Change parameters of a building job; refused for final / ancestor-of-final jobs."""
     project = get_project(project)
-    job = Job.get_by_id(get_job(project, job).id)
-    reason = why_not_set_params(job)
-    if reason:
-        raise Refused(job.uid, f"cannot change parameters: {reason}")
-    jtype = registry.get(job.type)
-    new = dict(job.params)
-    for key, value in values.items():
-        new[key] = jtype.param(key).coerce(value)
-    with db.atomic():
+    job_id = get_job(project, job).id
+    with project_write(project, [job_id]):
+        # judged on the row as committed now: a mark-final of a child (which makes this job an
+        # ancestor of final) waits for this transaction, or this one sees its result
+        job = Job.get_by_id(job_id)
+        reason = why_not_set_params(job)
+        if reason:
+            raise Refused(job.uid, f"cannot change parameters: {reason}")
+        jtype = registry.get(job.type)
+        new = dict(job.params)
+        for key, value in values.items():
+            new[key] = jtype.param(key).coerce(value)
+        hooks.point("jobs.set_params.checked", job=job.uid)
         job.params = new
         job.save(only=[Job.params])
         manifest.write_job(job, Path(project.directory))

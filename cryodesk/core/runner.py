@@ -11,7 +11,6 @@ finished iterations as intermediate results, as the job type declares.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
 from pathlib import Path
@@ -21,8 +20,9 @@ from ..base.fsio import atomic_write_json, tree_size
 from ..db.models import Connection, Job, OutputFile, db
 from . import deletion, manifest, registry
 from .context import InputRef, JobContext, OutputFileRef
-from .deletion import DeletionPlan, PlanItem
+from .deletion import DeletionPlan
 from .fsutil import check_job_dir, require_project_dir
+from .guard import project_write
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
 
@@ -77,18 +77,9 @@ def _job_logger(job_uid: str, path: Path) -> tuple[logging.Logger, logging.Handl
 
 
 def _discard_partial(project, job: Job, keep: set[str]) -> None:
-    pdir = Path(project.directory)
-    jdir = check_job_dir(pdir, job.directory)
-    paths = sorted(f"{job.directory}/{e.name}" for e in os.scandir(jdir)
-                   if e.name not in keep and e.name not in (manifest.JOB_MANIFEST, LOG_NAME))
-    if paths:
-        plan = DeletionPlan(project.uid, [PlanItem(job.uid, "discard", paths, reason="partial output of a cancelled run")])
-        deletion.execute(project, plan)
-
-
-@deletion.db_action("discard", lambda project, job, item: None)
-def _apply_discard(project, job, item):
-    """Partial output was never registered: the database needs no change."""
+    item = deletion.discard_item(Path(project.directory), job, keep, "partial output of a cancelled run")
+    if item is not None:
+        deletion.execute(project, DeletionPlan(project.uid, [item]))
 
 
 def run_job(project, job, progress=None, cancel_event: threading.Event | None = None) -> Job:
@@ -98,13 +89,19 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
     itself do not raise: they end in status *failed* with the error recorded.
     """
     project = get_project(project)
-    job = Job.get_by_id(get_job(project, job).id)  # judge the current state, not a caller's copy
-    inputs = check_runnable(project, job)
-    jtype = registry.get(job.type)
+    deletion.recover(project)  # a deletion a crash left half-done is finished before anything reads
+    job_id = get_job(project, job).id
     pdir = require_project_dir(project.directory)
-    jdir = check_job_dir(pdir, job.directory)
-    jdir.mkdir(exist_ok=True)
-    set_status(job, "running")
+    # Judge the job and its inputs and mark it running in one guarded transaction: a clear of a
+    # parent rechecks "no running child reads it" under the same lock, so one of the two waits.
+    with project_write(project, [job_id]):
+        job = Job.get_by_id(job_id)
+        inputs = check_runnable(project, job)
+        jdir = check_job_dir(pdir, job.directory)
+        jdir.mkdir(exist_ok=True)
+        set_status(job, "running", write=False)
+    manifest.write_job(job, pdir)
+    jtype = registry.get(job.type)
     logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
     ctx = JobContext(project_uid=project.uid, uid=job.uid, type=job.type, project_dir=pdir, job_dir=jdir,
                      params=dict(job.params), inputs=inputs, log=logger, progress_cb=progress,

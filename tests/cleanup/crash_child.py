@@ -41,6 +41,9 @@ def main(argv: list[str]) -> int:
     from cryodesk import db as dbmod
 
     mode, db_path = argv[0], argv[1]
+    from cryodesk.core.deletion import trash
+
+    trash.SYNC = True  # empty the trash before exiting, as the background emptier would soon after
     dbmod.open_database(db_path)
     with dbmod.db.connection_context():
         from cryodesk.core import deletion

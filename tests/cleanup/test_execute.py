@@ -62,7 +62,7 @@ def test_a_job_marked_final_after_planning_is_skipped_and_reported(project, mixe
     finals.set_final(project, [mixed["reader"]])  # J6 final -> J5 becomes an ancestor of final
     result = execute_cleanup(project, plan)
     msgs = {o["uid"]: o["message"] for o in result.skipped}
-    assert "marked as a final result after the plan was made" in msgs["J6"]
+    assert "marked as a final result (it was not when the plan was made)" in msgs["J6"]
     assert "became an ancestor of a final result" in msgs["J5"]
     assert versions(mixed["iter"]) == [0, 1, 2, 3] and fresh(mixed["killed"]).status == "building"
 
@@ -99,7 +99,7 @@ def test_a_delete_whose_descendant_survives_is_skipped(project, mixed, monkeypat
     monkeypatch.setattr(os, "rename", rename)
     result = execute_cleanup(project, plan_cleanup(project, CleanupOptions(failed="delete")))
     msgs = {o["uid"]: o["message"] for o in result.skipped}
-    assert msgs["J9"] == "Device or resource busy" and "descendants survive: J9" in msgs["J8"]
+    assert msgs["J9"] == "Device or resource busy" and "descendants that are not being deleted with it: J9" in msgs["J8"]
     assert (pdir / "J8" / "data.bin").exists() and (pdir / "J9" / "job.json").exists()
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from cryodesk.base import hooks
 from cryodesk.base.errors import Refused, UsageError
 from cryodesk.core import actions, deletion, finals, jobs, projects, runner
 from cryodesk.db.models import Job, JobWorkspace, OutputFile
@@ -118,20 +119,20 @@ def test_crash_mid_plan_is_rolled_forward(project, monkeypatch):
     js = run_all(project, build_dag(project, [[], [], []]))
     plan = actions.plan_delete(project, js)
     calls = {"n": 0}
-    real = deletion._APPLY["delete"]
 
-    def crashing(p, job, item):
+    def crashing(**info):
         calls["n"] += 1
         if calls["n"] == 2:
             raise SystemExit("simulated crash")  # after J2's files moved, before its DB change
-        real(p, job, item)
 
-    monkeypatch.setitem(deletion._APPLY, "delete", crashing)
-    with pytest.raises(SystemExit):
-        actions.run_plan(project, plan)
+    hooks.register("deletion.moved", crashing)
+    try:
+        with pytest.raises(SystemExit):
+            actions.run_plan(project, plan)
+    finally:
+        hooks.clear("deletion.moved")
     assert deletion.pending(project)
     assert not (pdir(project) / "J2").exists() and Job.select().where(Job.number == 2).exists()
-    monkeypatch.setitem(deletion._APPLY, "delete", real)
     results = deletion.recover(project)
     assert all(r.ok for r in results)
     assert Job.select().where(Job.project == project).count() == 0

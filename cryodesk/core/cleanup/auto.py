@@ -121,7 +121,6 @@ def on_job_finished(project, job) -> dict | None:
 def delete_intermediate_now(project, job: Job, reason: str = "deleted on request") -> dict | None:
     """Remove ``job``'s intermediate results at once (journaled); versions other jobs read are kept."""
     from ...db.models import Connection
-    from .execute import versions_item
 
     inter = intermediate_versions(project, [job.id]).get(job.id)
     if not inter:
@@ -134,7 +133,7 @@ def delete_intermediate_now(project, job: Job, reason: str = "deleted on request
             groups.setdefault(group, []).append(v)
     if not groups:
         return None
-    item = versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": False})
+    item = deletion.versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": False})
     results = deletion.execute(project, DeletionPlan(project.uid, [item]))
     r = results[0] if results else None
     return {"uid": job.uid, "ok": bool(r and r.ok), "bytes": r.bytes if r and r.ok else 0,

@@ -1,4 +1,4 @@
-"""Carry out a cleanup plan through the deletion journal (core/deletion.py).
+"""Carry out a cleanup plan through the deletion service (core/deletion).
 
 A :class:`~cryodesk.core.cleanup.model.CleanupPlan` is turned into a
 :class:`~cryodesk.core.deletion.DeletionPlan` whose items name concrete paths
@@ -16,139 +16,37 @@ ancestors (they are reported, not deleted).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...base.errors import DataError
-from ...base.fsio import tree_size
-from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project
-from .. import deletion, manifest
-from ..actions import _apply_clear, _apply_delete
+from ...db.models import Connection, Job
+from .. import deletion
 from ..deletion import DeletionPlan, PlanItem
-from ..fsutil import check_job_dir
 from ..projects import get_project
-from ..rules import why_not_clear, why_not_delete
-from ..sizes import job_data_size, mark_jobs_changed
+from ..sizes import mark_jobs_changed
 from .model import CleanupPlan, PlanEntry
 
-_DB_ACTION = {"clear": "cleanup_clear", "delete": "cleanup_delete", "clear_intermediate": "clear_versions"}
-_PLAN_ACTION = {v: k for k, v in _DB_ACTION.items()}
+_ACTION = {"clear": "clear", "delete": "delete", "clear_intermediate": "clear_versions"}
+_PLAN_ACTION = {v: k for k, v in _ACTION.items()}
 
-
-# -- conditions re-checked just before each item ------------------------------------
 
 def _require(entry: PlanEntry) -> dict:
+    """The conditions the entry was planned under, rechecked when it applies (see deletion.actions)."""
     status_only = all(o in ("killed", "failed") for o in entry.options)
     return {
         "allow_ancestor": "preprocessing" in entry.options and entry.action == "clear",
-        "status_in": sorted({o for o in entry.options}) if status_only else None,
+        "status_in": sorted(set(entry.options)) if status_only else None,
     }
 
 
-def _conditions(job: Job, item: PlanItem) -> str | None:
-    req = item.versions.get("require") or {}
-    if job.is_final:
-        return "it was marked as a final result after the plan was made"
-    if job.is_ancestor_of_final and not req.get("allow_ancestor"):
-        return "it became an ancestor of a final result after the plan was made"
-    if req.get("status_in") and job.status not in req["status_in"]:
-        return f"it is {job.status} now (it was {'/'.join(req['status_in'])} when planned)"
-    busy = (Job.select(Job.number, Job.status).join(Connection, on=(Connection.child == Job.id))
-            .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).tuples().first())
-    if busy:
-        return f"J{busy[0]} is {busy[1]} and reads its outputs"
-    return None
-
-
-def _recheck_clear(project, job, item):
-    return _conditions(job, item) or why_not_clear(job)
-
-
-def _recheck_delete(project, job, item):
-    why = _conditions(job, item) or why_not_delete(job)
-    if why:
-        return why
-    kids = [f"J{n}" for (n,) in Job.select(Job.number).join(Connection, on=(Connection.child == Job.id))
-            .where(Connection.parent == job.id).tuples()]
-    if kids:  # children go first; one that is still here was skipped or failed
-        return "its descendants survive: " + ", ".join(sorted(set(kids), key=lambda u: int(u[1:])))
-    return None
-
-
-def _recheck_versions(project, job, item):
-    why = _conditions(job, item) or why_not_clear(job)
-    if why:
-        return why
-    groups = item.versions.get("groups") or {}
-    for group, versions in groups.items():
-        last = (OutputFile.select(OutputFile.version).where((OutputFile.job == job) & (OutputFile.group == group))
-                .order_by(OutputFile.version.desc()).scalar())
-        if last is not None and last in versions:
-            return f"v{last} of {group} is now its last version (the job was re-run)"
-        reader = (Connection.select(Connection.child).where(
-            (Connection.parent == job.id) & (Connection.output == group) & (Connection.version.in_(versions))).first())
-        if reader is not None:
-            return f"J{reader.child.number} now reads an intermediate version of {group}"
-    return None
-
-
-@deletion.db_action("cleanup_clear", _recheck_clear)
-def _apply_cleanup_clear(project: Project, job: Job, item: PlanItem) -> None:
-    _apply_clear(project, job, item)
-
-
-@deletion.db_action("cleanup_delete", _recheck_delete)
-def _apply_cleanup_delete(project: Project, job: Job, item: PlanItem) -> None:
-    _apply_delete(project, job, item)
-
-
-@deletion.db_action("clear_versions", _recheck_versions)
-def _apply_clear_versions(project: Project, job: Job, item: PlanItem) -> None:
-    """Forget the removed versions' output rows and re-measure the job (idempotent)."""
-    for group, versions in (item.versions.get("groups") or {}).items():
-        OutputFile.delete().where((OutputFile.job == job) & (OutputFile.group == group)
-                                  & (OutputFile.version.in_(list(versions)))).execute()
-    job.size_bytes = job_data_size(Path(project.directory) / job.directory)
-    job.save(only=[Job.size_bytes])  # other fields may be changing under the engine
-    manifest.write_job(job, Path(project.directory))
-
-
-# -- building the journal items ----------------------------------------------------------
-
-def _measure(project_dir: Path, rels: list[str]) -> int:
-    return sum(tree_size(project_dir / r) for r in rels)
-
-
-def version_paths(project_dir: Path, job: Job, groups: dict) -> list[str]:
-    """Files of ``groups`` ({group: [versions]}) not also used by a kept version, inside the job directory."""
-    drop, keep = set(), set()
-    for f in OutputFile.select(OutputFile.group, OutputFile.version, OutputFile.path).where(OutputFile.job == job):
-        (drop if f.version in groups.get(f.group, ()) else keep).add(f.path)
-    prefix = f"{job.directory}/"
-    return sorted(p for p in drop - keep if p.startswith(prefix) and ".." not in Path(p).parts)
-
-
-def versions_item(project_dir: Path, job: Job, groups: dict, reason: str, require: dict) -> PlanItem:
-    paths = version_paths(project_dir, job, groups)
-    return PlanItem(job=job.uid, action="clear_versions", paths=paths, bytes=_measure(project_dir, paths),
-                    reason=reason, versions={"groups": groups, "require": require})
-
-
 def _item(project_dir: Path, job: Job, entry: PlanEntry) -> PlanItem:
-    reason = "; ".join(entry.reasons)
-    require = _require(entry)
+    reason, require = "; ".join(entry.reasons), _require(entry)
     if entry.action == "clear_intermediate":
-        return versions_item(project_dir, job, entry.versions, reason, require)
-    jdir = check_job_dir(project_dir, job.directory)
+        return deletion.versions_item(project_dir, job, entry.versions, reason, require)
     if entry.action == "delete":
-        paths = [job.directory] if os.path.lexists(jdir) else []
-    else:
-        paths = sorted(f"{job.directory}/{e.name}" for e in os.scandir(jdir)
-                       if e.name != manifest.JOB_MANIFEST) if jdir.is_dir() else []
-    size = job_data_size(jdir)
-    return PlanItem(job=job.uid, action=_DB_ACTION[entry.action], paths=paths, bytes=size,
-                    reason=reason, versions={"require": require})
+        return deletion.delete_item(project_dir, job, reason, require)
+    return deletion.clear_item(project_dir, job, reason, require)
 
 
 def _children_first(entries: list[PlanEntry], jobs: dict[str, Job]) -> list[PlanEntry]:

@@ -1,0 +1,189 @@
+"""The deletion actions: for each, the one rule rechecked when it applies, and its database change.
+
+Every action is an :class:`Action` object registered here, so any process
+that imports :mod:`cryodesk.core.deletion` (recovery at start-up included)
+knows every action a journal can name.  Rules common to all of them, checked
+first (:meth:`Action.check`):
+
+* nothing of a **final** job is ever removed;
+* nothing outside the item's own job directory is touched (:func:`path_problem`);
+* the conditions the plan was made under still hold (``versions["require"]``:
+  ``allow_ancestor`` — an ancestor of final may be cleared; ``status_in`` — the
+  job still has the status it was chosen for);
+* no running job reads what is removed.
+
+Then each action's own rule.  Every ``apply`` is idempotent: a restart that
+replays an item already applied changes nothing more.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, utcnow
+from .. import events, manifest
+from ..graph import descendant_ids
+from ..rules import why_not_clear, why_not_delete
+from ..sizes import job_data_size
+from .plan import LOG, MANIFEST, PlanItem, path_problem
+
+
+class Action:
+    """A kind of plan item; subclasses set ``name`` and may override the hooks."""
+
+    name = ""
+    #: the item names the whole job directory (delete) rather than entries inside it
+    whole_dir = False
+    #: allowed while the job itself runs (partial output of a cancelled run)
+    while_running = False
+
+    def check(self, project: Project, job: Job, item: PlanItem) -> str | None:
+        """Why ``item`` may not apply to ``job`` now (None: it may).  Runs in the write transaction."""
+        why = path_problem(item, self.whole_dir)
+        if why:
+            return why
+        if job.is_final:
+            return "it is marked as a final result (it was not when the plan was made)"
+        require = item.versions.get("require") or {}
+        if job.is_ancestor_of_final and not require.get("allow_ancestor", True):
+            return "it became an ancestor of a final result after the plan was made"
+        status_in = require.get("status_in")
+        if status_in and job.status not in status_in:
+            return f"it is {job.status} now (it was {'/'.join(status_in)} when planned)"
+        if not self.while_running:
+            busy = (Job.select(Job.number, Job.status).join(Connection, on=(Connection.child == Job.id))
+                    .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).tuples().first())
+            if busy:
+                return f"J{busy[0]} is {busy[1]} and reads its outputs"
+        return self.rule(project, job, item)
+
+    def rule(self, project: Project, job: Job, item: PlanItem) -> str | None:
+        return None
+
+    def apply(self, project: Project, job: Job, item: PlanItem) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _remeasure(project: Project, job: Job) -> None:
+        job.size_bytes = job_data_size(Path(project.directory) / job.directory)
+        job.save(only=[Job.size_bytes])  # other fields may be changing under the engine
+        manifest.write_job(job, Path(project.directory))
+        events.record(project, "sizes", [job])
+
+
+class Clear(Action):
+    """Remove everything of the job but its record; it becomes *building* and can be re-run."""
+
+    name = "clear"
+
+    def rule(self, project, job, item):
+        return why_not_clear(job)
+
+    def apply(self, project, job, item):
+        from ..jobs import set_status
+
+        OutputFile.delete().where(OutputFile.job == job).execute()
+        set_status(job, "building", write=False)
+        self._remeasure(project, job)
+
+
+class Delete(Action):
+    """Remove the job, its directory and its rows; only when every descendant has gone before it."""
+
+    name = "delete"
+    whole_dir = True
+
+    def rule(self, project, job, item):
+        # items run children first, so a descendant still here was skipped or failed:
+        # deleting now would cut its input from under it
+        left = descendant_ids([job])
+        if left:
+            names = sorted((f"J{n}" for (n,) in Job.select(Job.number).where(Job.id.in_(sorted(left))).tuples()),
+                           key=lambda u: int(u[1:]))
+            return why_not_delete(job, names)
+        return why_not_delete(job)
+
+    def apply(self, project, job, item):
+        job.delete_instance()  # connections, links and output rows cascade
+        events.record(project, "removed", [job])
+
+
+class ClearVersions(Action):
+    """Remove intermediate results: versions of output groups that are not the last and no job reads."""
+
+    name = "clear_versions"
+
+    def rule(self, project, job, item):
+        why = why_not_clear(job)
+        if why:
+            return why
+        groups = item.versions.get("groups")
+        if not isinstance(groups, dict) or not groups:
+            return "the item names no output versions"
+        kept: set[str] = set()
+        for group, versions in groups.items():
+            if not isinstance(versions, list) or not all(isinstance(v, int) for v in versions):
+                return f"the versions of {group!r} are malformed"
+            last = (OutputFile.select(OutputFile.version).where((OutputFile.job == job) & (OutputFile.group == group))
+                    .order_by(OutputFile.version.desc()).scalar())
+            if last is not None and last in versions:
+                return f"v{last} of {group} is now its last version (the job was re-run)"
+            reader = (Connection.select(Connection.child).where(
+                (Connection.parent == job.id) & (Connection.output == group) & (Connection.version.in_(versions)))
+                .first())
+            if reader is not None:
+                return f"J{reader.child.number} now reads an intermediate version of {group}"
+        for path, group, version in OutputFile.select(OutputFile.path, OutputFile.group, OutputFile.version).where(
+                OutputFile.job == job).tuples():
+            if version not in (groups.get(group) or ()):
+                kept.add(path)
+        for rel in item.paths:
+            if rel in kept:
+                return f"{rel} belongs to a version that is kept"
+            if rel == f"{job.uid}/{LOG}":
+                return f"{rel} is the job's log, not an intermediate result"
+        return None
+
+    def apply(self, project, job, item):
+        for group, versions in item.versions["groups"].items():
+            OutputFile.delete().where((OutputFile.job == job) & (OutputFile.group == group)
+                                      & (OutputFile.version.in_(list(versions)))).execute()
+        self._remeasure(project, job)
+        events.record(project, "updated", [job])
+
+
+class Discard(Action):
+    """Remove the unregistered partial output of a run that was cancelled (the job ends killed)."""
+
+    name = "discard"
+    while_running = True
+
+    def rule(self, project, job, item):
+        if job.status not in ("running", "killed"):
+            return f"it is {job.status}: only the partial output of a cancelled run is discarded"
+        recorded = {p for (p,) in OutputFile.select(OutputFile.path).where(OutputFile.job == job).tuples()}
+        for rel in item.paths:
+            if rel in recorded or any(r.startswith(rel + "/") for r in recorded):
+                return f"{rel} is a recorded output of the job"
+            if rel in (f"{job.uid}/{LOG}", f"{job.uid}/{MANIFEST}"):
+                return f"{rel} is the job's own record"
+        return None
+
+    def apply(self, project, job, item):
+        pass  # partial output was never registered: the database needs no change
+
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (Clear(), Delete(), ClearVersions(), Discard())}
+
+
+def register(action: Action) -> Action:
+    """Add an action (a later subsystem's, e.g. session compaction); names are unique."""
+    if action.name in ACTIONS and type(ACTIONS[action.name]) is not type(action):
+        raise ValueError(f"deletion action {action.name!r} is already registered")
+    ACTIONS[action.name] = action
+    return action
+
+
+def stamp_project(project: Project) -> None:
+    """The project's measured size is now out of date."""
+    Project.update(jobs_changed_at=utcnow()).where(Project.id == project.id).execute()

@@ -1,0 +1,212 @@
+"""Carry out a deletion plan through the journal; roll a crashed one forward.
+
+For the whole plan, under the project's file lock: replay any journal a
+crashed process left, check every item (:func:`refusal`), write the journal
+durably, then for each item, in ONE write transaction that holds the rows it
+judges (:func:`~cryodesk.core.guard.project_write`): re-read the job, recheck
+the action's rule, move its paths into the trash, apply the database change;
+then record the item as done.  At the end the trash is retired (renamed, under
+the lock) and emptied in the background.
+
+Every step is idempotent, so a process killed anywhere is finished by the
+next one (:func:`recover`), and database and disk end up as the plan said —
+or, for an item whose recheck now fails, as before it (its files are put back).
+A journal item that is invalid (unknown action, a path outside its job, a
+job uid like ``..``, a plan id that is not ours) is refused and reported,
+never applied; an unreadable journal is set aside in ``journal/rejected/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ...base import hooks
+from ...base.errors import DataError, LockedError
+from ...base.fsio import file_lock
+from ...db.models import Job, Project
+from ..fsutil import check_job_dir, require_project_dir
+from ..guard import project_write
+from . import journal as jn
+from .actions import ACTIONS, stamp_project
+from .plan import JOB_UID, DeletionPlan, ItemResult, PlanItem, path_problem
+from .trash import empty_in_background
+
+log = logging.getLogger("cryodesk.deletion")
+
+
+def _lock(project_dir: Path, uid: str, timeout: float = 10.0):
+    return file_lock(jn.state_dir(project_dir, create=True) / "lock", f"project {uid}", timeout=timeout)
+
+
+def refusal(project_dir: Path, item: PlanItem) -> str | None:
+    """Why ``item`` is invalid whatever the database says (unknown action, unsafe paths), or None."""
+    action = ACTIONS.get(item.action)
+    if action is None:
+        return f"unknown action {item.action!r} (a newer cryodesk may have written it)"
+    if not JOB_UID.match(item.job):
+        return f"{item.job!r} is not a job uid"
+    why = path_problem(item, action.whole_dir)
+    if why:
+        return why
+    try:
+        jn.checked_paths(project_dir, check_job_dir(project_dir, item.job), item.paths)
+    except DataError as exc:
+        return str(exc)
+    return None
+
+
+def _job(project: Project, uid: str) -> Job | None:
+    return Job.get_or_none((Job.project == project) & (Job.number == int(uid[1:])))
+
+
+def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: int, journal: Path) -> tuple[ItemResult, bool]:
+    """Carry out one (valid) item; returns its result and whether files had to stay in the trash."""
+    item = plan.items[index]
+    action = ACTIONS[item.action]
+    job_dir = check_job_dir(project_dir, item.job)
+    try:
+        with project_write(project, _row_ids(project, item)):
+            job = _job(project, item.job)
+            if job is None:
+                # gone from the database: applied before a restart (a delete), or deleted by someone
+                # else; what this plan moved goes with the trash, nothing more is touched
+                result = ItemResult(item.job, item.action, True, "the job no longer exists", 0)
+            else:
+                why = action.check(project, job, item)
+                hooks.point("deletion.rechecked", job=item.job, action=item.action, refused=why)
+                if why:
+                    result = ItemResult(item.job, item.action, False, f"skipped: {why}")
+                else:
+                    jn.move_to_trash(project_dir, plan.id, jn.checked_paths(project_dir, job_dir, item.paths))
+                    hooks.point("deletion.moved", job=item.job, action=item.action)
+                    action.apply(project, job, item)
+                    stamp_project(project)
+                    result = ItemResult(item.job, item.action, True, "", item.bytes)
+    except (OSError, DataError, LockedError) as exc:
+        # the transaction rolled back, so the database still describes whatever this item had
+        # moved: put it back (emptying the trash would lose it)
+        stuck = jn.restore_from_trash(project_dir, plan.id, item.paths)
+        msg = getattr(exc, "strerror", None) or str(exc)
+        return ItemResult(item.job, item.action, False, msg), bool(stuck)
+    stuck = jn.restore_from_trash(project_dir, plan.id, item.paths) if not result.ok else []
+    # committed: if the mark cannot be written (disk full) this raises, the journal stays, and the
+    # next start replays the item (idempotent) instead of undoing it
+    jn.mark_done(journal, index)
+    return result, bool(stuck)
+
+
+def _row_ids(project: Project, item: PlanItem) -> list[int]:
+    """Rows the item's rule reads: the job itself (its children are read under the project lock)."""
+    job = _job(project, item.job) if JOB_UID.match(item.job) else None
+    return [job.id] if job is not None else []
+
+
+def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, cancel=None) -> list[ItemResult]:
+    project_dir = Path(project.directory)
+    done = jn.done_indices(journal)
+    results: list[ItemResult] = []
+    keep_trash = False
+    for index, item in enumerate(plan.items):
+        if index in done:
+            results.append(ItemResult(item.job, item.action, True, "done before a restart", item.bytes))
+            continue
+        bad = refusal(project_dir, item)
+        if bad:  # never applied, nothing put back (its paths are not to be trusted): trash kept
+            results.append(ItemResult(item.job, item.action, False, f"refused: {bad}"))
+            keep_trash = True
+            log.warning("deletion journal %s: %s %s refused: %s", plan.id, item.action, item.job, bad)
+            jn.mark_done(journal, index)
+            continue
+        if cancel is not None and cancel():
+            results.append(ItemResult(item.job, item.action, False, "cancelled before this item"))
+            continue
+        result, stuck = _run_item(project, project_dir, plan, index, journal)
+        results.append(result)
+        keep_trash |= stuck
+        if progress is not None:
+            progress((index + 1) / max(1, len(plan.items)), f"{item.action} {item.job}")
+    if keep_trash:
+        results.append(ItemResult("-", "empty-trash", False,
+                                  f"files that could not be put back are kept in {jn.trash_dir(project_dir, plan.id)}"))
+    else:
+        jn.retire_trash(project_dir, plan.id)
+    jn.finish(journal)
+    return results
+
+
+def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) -> list[ItemResult]:
+    """Carry out ``plan`` through a journal; returns one result per item (see the module doc).
+
+    Items the plan itself got wrong are refused before the journal is written.
+    The trash is emptied in the background afterwards.
+    """
+    project_dir = require_project_dir(project.directory)
+    if plan.project != project.uid:
+        raise DataError(f"the plan is for {plan.project}, not {project.uid}; nothing was deleted")
+    results: list[ItemResult] = []
+    with _lock(project_dir, project.uid):
+        results += _recover_locked(project, project_dir)
+        valid = []
+        for item in plan.items:
+            bad = refusal(project_dir, item)
+            if bad:
+                results.append(ItemResult(item.job, item.action, False, f"refused: {bad}"))
+            else:
+                valid.append(item)
+        if valid:
+            todo = DeletionPlan(plan.project, valid, plan.id)
+            journal = jn.write_journal(project_dir, todo.to_dict())
+            results += _run(project, todo, journal, progress, cancel)
+    empty_in_background(project_dir)
+    return results
+
+
+def _recover_locked(project: Project, project_dir: Path) -> list[ItemResult]:
+    results: list[ItemResult] = []
+    for journal in jn.journals(project_dir):
+        try:
+            plan = DeletionPlan.from_dict(json.loads(journal.read_text()))
+            if plan.project != project.uid or plan.id != journal.stem:
+                raise DataError(f"journal {journal.name} is for plan {plan.id} of {plan.project}, "
+                                f"not for {project.uid}")
+        except (OSError, ValueError, DataError) as exc:
+            # journals are written atomically, so an unreadable one was never acted on
+            why = str(exc) if isinstance(exc, DataError) else f"unreadable: {exc}"
+            dest = jn.reject(journal, why)
+            log.warning("deletion journal set aside: %s (%s)", dest, why)
+            results.append(ItemResult("-", "journal", False, f"journal {journal.name} refused and set aside "
+                                                             f"in {dest.parent}: {why}"))
+            continue
+        results.extend(_run(project, plan, journal))
+    return results
+
+
+def pending(project: Project) -> bool:
+    """A journal is waiting to be finished (a crashed or running deletion)."""
+    return bool(jn.journals(Path(project.directory)))
+
+
+def recover(project: Project) -> list[ItemResult]:
+    """Roll forward any plan a crashed process left half-done (cheap when there is none).
+
+    Call it before a write to the project, never for a read: it deletes.
+    Returns nothing when another live process holds the lock (it finishes its own).
+    """
+    project_dir = Path(project.directory)
+    if not pending(project):
+        if jn.has_garbage(project_dir):
+            empty_in_background(project_dir)
+        return []
+    try:
+        lock = _lock(project_dir, project.uid, timeout=0)
+        lock.__enter__()
+    except LockedError:
+        return []
+    try:
+        results = _recover_locked(project, project_dir)
+    finally:
+        lock.__exit__(None, None, None)
+    empty_in_background(project_dir)
+    return results

@@ -1,0 +1,126 @@
+"""A deletion plan: per job, the paths to remove and the database change that goes with them.
+
+Plans are shown (``--dry-run`` prints :meth:`DeletionPlan.to_dict`), written
+as journals, and read back after a crash.  A journal on disk is *input*: it
+may be stale or crafted, so :meth:`DeletionPlan.from_dict` checks its shape
+and :func:`path_problem` every path, before anything is done with it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+
+from ...base.errors import DataError
+
+JOB_UID = re.compile(r"^J[1-9][0-9]{0,9}$")
+PLAN_ID = re.compile(r"^[0-9a-f]{8,32}$")
+MANIFEST = "job.json"
+LOG = "job.log"
+
+
+@dataclass
+class PlanItem:
+    """One job's part of a plan.
+
+    Attributes
+    ----------
+    job : str
+        The job's uid (``"J5"``); every path lies in its directory.
+    action : str
+        A registered action (:mod:`cryodesk.core.deletion.actions`): ``clear``,
+        ``delete``, ``clear_versions`` or ``discard``.
+    paths : list of str
+        Relative to the project directory (``"J5"`` for a delete, ``"J5/x.mrc"`` otherwise).
+    bytes : int
+        Job data the item frees (a job's ``job.json`` record is not data).
+    reason : str
+        Why, for the user.
+    versions : dict
+        Action details: ``{"groups": {group: [versions]}}`` for ``clear_versions``,
+        ``{"require": {...}}`` conditions the plan was made under (see the actions).
+    """
+
+    job: str
+    action: str
+    paths: list[str]
+    bytes: int = 0
+    reason: str = ""
+    versions: dict = field(default_factory=dict)
+
+
+@dataclass
+class DeletionPlan:
+    project: str
+    items: list[PlanItem]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.bytes for i in self.items)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "project": self.project, "items": [asdict(i) for i in self.items]}
+
+    @classmethod
+    def from_dict(cls, d) -> "DeletionPlan":
+        """A plan from its JSON form, its shape checked (DataError says what is wrong)."""
+        if not isinstance(d, dict):
+            raise DataError("not a deletion plan (not a JSON object)")
+        pid, project, items = d.get("id"), d.get("project"), d.get("items")
+        if not isinstance(pid, str) or not PLAN_ID.match(pid):
+            raise DataError(f"deletion plan id {pid!r} is malformed")
+        if not isinstance(project, str) or not re.match(r"^P[1-9][0-9]*$", project):
+            raise DataError(f"deletion plan {pid} names no valid project ({project!r})")
+        if not isinstance(items, list):
+            raise DataError(f"deletion plan {pid} has no list of items")
+        out = []
+        for n, i in enumerate(items):
+            if not isinstance(i, dict) or not isinstance(i.get("job"), str) or not isinstance(i.get("action"), str):
+                raise DataError(f"deletion plan {pid} item {n} is malformed")
+            paths = i.get("paths", [])
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise DataError(f"deletion plan {pid} item {n} ({i['job']}): paths are not a list of strings")
+            versions = i.get("versions") or {}
+            if not isinstance(versions, dict):
+                raise DataError(f"deletion plan {pid} item {n} ({i['job']}): versions is not a mapping")
+            size = i.get("bytes", 0)
+            out.append(PlanItem(job=i["job"], action=i["action"], paths=list(paths),
+                                bytes=size if isinstance(size, int) and size >= 0 else 0,
+                                reason=str(i.get("reason", "")), versions=versions))
+        return cls(project=project, items=out, id=pid)
+
+
+@dataclass
+class ItemResult:
+    job: str
+    action: str
+    ok: bool
+    message: str = ""
+    bytes: int = 0
+
+
+def path_problem(item: PlanItem, whole_dir: bool) -> str | None:
+    """Why a path of ``item`` is unsafe, or None.
+
+    A path is relative, normalised, free of ``..``, inside the item's own job
+    directory, never the job's ``job.json``; ``whole_dir`` actions name
+    exactly the job directory, the others only entries inside it.
+    """
+    if not JOB_UID.match(item.job):
+        return f"{item.job!r} is not a job uid"
+    if whole_dir and item.paths not in ([], [item.job]):
+        return f"a delete names only the job directory {item.job}, not {item.paths}"
+    for rel in item.paths:
+        if not rel or "\\" in rel or "\0" in rel:
+            return f"path {rel!r} is malformed"
+        parts = PurePosixPath(rel).parts
+        if rel.startswith("/") or ".." in parts or "." in parts or str(PurePosixPath(*parts)) != rel:
+            return f"path {rel!r} is not a plain relative path"
+        if parts[0] != item.job:
+            return f"path {rel} is outside the job directory {item.job}"
+        if not whole_dir and (len(parts) < 2 or (len(parts) == 2 and parts[1] == MANIFEST)):
+            return f"path {rel} would remove the job's directory or its record"
+    return None
