@@ -12,10 +12,21 @@ from ..core.units import human_bytes
 from . import output
 
 
-def _project(args):
+def _project(args, writes: bool = True):
+    """The project named on the command line; before a write, finish a deletion a crash left half-done.
+
+    Read commands never recover (recovery deletes, and may take the project lock).
+    """
     p = get_project(args.project)
-    recover(p)  # finish any deletion a crashed process left half-done
+    if writes:
+        _report_recovered(recover(p))
     return p
+
+
+def _report_recovered(results) -> None:
+    for r in results:
+        if not r.ok:
+            print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)
 
 
 def _describe(p, js):
@@ -34,7 +45,7 @@ def _create(args):
 
 
 def _list(args):
-    p = _project(args)
+    p = _project(args, writes=False)
     descs = _describe(p, jobs.list_jobs(p, args.workspace))
     if args.json:
         output.emit_json(descs)
@@ -43,7 +54,7 @@ def _list(args):
 
 
 def _show(args):
-    p = _project(args)
+    p = _project(args, writes=False)
     d = _describe(p, [jobs.get_job(p, args.job)])[0]
     if args.json:
         output.emit_json(d)
@@ -69,7 +80,7 @@ def _final(args):
 
 
 def _select(args):
-    p = _project(args)
+    p = _project(args, writes=False)
     ws = get_workspace(p, args.workspace) if args.workspace else None
     if args.ancestors:
         job = jobs.get_job(p, args.ancestors)
@@ -91,7 +102,7 @@ def _select(args):
 
 
 def _destructive(args):
-    p = _project(args)
+    p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
     if args.dry_run:

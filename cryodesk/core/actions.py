@@ -116,7 +116,10 @@ def mark_complete(project, jobs) -> BatchResult:
             result.outcomes.append(Outcome(job.uid, "mark-complete", False, f"{job.uid}: {why}"))
             continue
         with project_write(project, [job.id]):
-            job = Job.get_by_id(job.id)
+            uid, job = job.uid, Job.get_or_none(Job.id == job.id)
+            if job is None:
+                result.outcomes.append(Outcome(uid, "mark-complete", False, f"{uid}: it no longer exists"))
+                continue
             why = why_not_mark_complete(job)  # judged again on the row as committed now
             if why:
                 result.outcomes.append(Outcome(job.uid, "mark-complete", False, f"{job.uid}: {why}"))

@@ -89,7 +89,12 @@ def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
     # read the jobs inside the transaction that writes them: a clear or delete rechecks
     # "not final" under the same lock, so one of the two always sees the other
     with project_write(project, ids):
-        jobs = fresh_jobs(ids)
+        found = fresh_jobs(ids)
+        present = {j.id for j in found}
+        for j in jobs:  # deleted meanwhile: say so, never report it marked
+            if j.id not in present:
+                result.outcomes.append(Outcome(j.uid, action, False, f"{j.uid}: it no longer exists"))
+        jobs = found
         hooks.point("finals.checked", jobs=[j.uid for j in jobs], final=final)
         for job in jobs:
             if final:

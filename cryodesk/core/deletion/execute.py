@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+
+import peewee as pw
 
 from ...base import hooks
 from ...base.errors import DataError, LockedError
@@ -36,8 +39,19 @@ from .trash import empty_in_background
 log = logging.getLogger("cryodesk.deletion")
 
 
+@contextmanager
 def _lock(project_dir: Path, uid: str, timeout: float = 10.0):
-    return file_lock(jn.state_dir(project_dir, create=True) / "lock", f"project {uid}", timeout=timeout)
+    """The project's deletion lock (an flock the kernel drops if the process dies)."""
+    try:
+        lock = file_lock(jn.state_dir(project_dir, create=True) / "lock", f"project {uid}", timeout=timeout)
+        lock.__enter__()
+    except OSError as exc:
+        raise DataError(f"cannot take the lock of {uid} in {project_dir / jn.STATE_DIR}: "
+                        f"{exc.strerror or exc}; nothing was deleted") from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def refusal(project_dir: Path, item: PlanItem) -> str | None:
@@ -84,11 +98,14 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
                     action.apply(project, job, item)
                     stamp_project(project)
                     result = ItemResult(item.job, item.action, True, "", item.bytes)
-    except (OSError, DataError, LockedError) as exc:
+    except (OSError, DataError, LockedError, pw.DatabaseError) as exc:
         # the transaction rolled back, so the database still describes whatever this item had
         # moved: put it back (emptying the trash would lose it)
         stuck = jn.restore_from_trash(project_dir, plan.id, item.paths)
-        msg = getattr(exc, "strerror", None) or str(exc)
+        if isinstance(exc, pw.DatabaseError):
+            msg = f"database error: {str(exc).strip() or type(exc).__name__}"
+        else:
+            msg = getattr(exc, "strerror", None) or str(exc)
         return ItemResult(item.job, item.action, False, msg), bool(stuck)
     stuck = jn.restore_from_trash(project_dir, plan.id, item.paths) if not result.ok else []
     # committed: if the mark cannot be written (disk full) this raises, the journal stays, and the
@@ -200,13 +217,9 @@ def recover(project: Project) -> list[ItemResult]:
             empty_in_background(project_dir)
         return []
     try:
-        lock = _lock(project_dir, project.uid, timeout=0)
-        lock.__enter__()
+        with _lock(project_dir, project.uid, timeout=0):
+            results = _recover_locked(project, project_dir)
     except LockedError:
         return []
-    try:
-        results = _recover_locked(project, project_dir)
-    finally:
-        lock.__exit__(None, None, None)
     empty_in_background(project_dir)
     return results
