@@ -12,6 +12,8 @@ from cryodesk.db.migrations import SCHEMA_VERSION
 from cryodesk.db.models import Job, Meta, Project
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "schema_v1.sql"
+#: made by cryodesk at schema v3 (commit 450545e): runtime records still inside Job.settings
+V3 = Path(__file__).resolve().parents[1] / "data" / "schema_v3.sql"
 
 
 def test_fresh_database_has_current_schema_and_pragmas(tmp_path):
@@ -69,3 +71,28 @@ def test_url_forms(tmp_path, monkeypatch):
     assert d.database == f"{tmp_path}/u.sqlite"
     with pytest.raises(UsageError, match="unsupported database URL"):
         dbmod.make_database("mysql://x")
+
+
+def test_database_from_schema_v3_moves_runtime_records_into_columns(tmp_path):
+    import datetime as dt
+
+    path = tmp_path / "v3.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V3.read_text())
+    con.close()
+    dbmod.open_database(str(path))
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)
+            j1, j2, j3 = (Job.get(Job.number == n) for n in (1, 2, 3))
+            # the user's override stays a setting; the owner becomes columns
+            assert j1.settings == {"delete_intermediate": True}
+            assert (j1.owner_host, j1.owner_pid, j1.owner_boot, j1.owner_start, j1.owner_engine) == (
+                "oldhost", 4242, "b-1", "123", "abcdef123456")
+            assert j2.settings == {} and j2.kill_requested_at == dt.datetime(2026, 11, 30, 10, 0)
+            assert j2.owner_engine == "fedcba654321" and j2.owner_boot is None
+            assert j3.settings == {} and j3.owner_engine is None and j3.kill_requested_at is None
+            assert "change" in dbmod.db.get_tables()
+            assert Project.get().settings["delete_intermediate"] is False
+    finally:
+        dbmod.close_database()
