@@ -136,7 +136,7 @@ def test_restack_real_stack_is_exact(real_project, realdata_dir):
             assert m.voxel_size.x == pytest.approx(src["blob/psize_A"][0], rel=1e-6)
     assert ctx.results["particles"] == 7 and ctx.results["nonfinite"] == 0
     assert ctx.progress_log[-1][0] == 1.0
-    assert not list((real_project / "J2").rglob("*.part"))
+    assert not list((real_project / "J2").rglob(".*"))  # no temp file left behind
 
 
 def test_restack_float16_is_the_float16_rounding(real_project, realdata_dir):
