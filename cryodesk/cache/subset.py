@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import replace_from
 from cryodesk.io.gather import execute_plan, plan_sources
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 
@@ -239,6 +240,7 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = T
         doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
                "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],
                "stack_sizes": sizes}
+        # A plain write: nothing in ``part`` is visible until the directory is renamed.
         with open(part / MANIFEST, "w") as fh:
             json.dump(doc, fh)
         if fsync:
@@ -257,7 +259,7 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = T
         raise
     if dest.exists():
         shutil.rmtree(dest)
-    os.rename(part, dest)  # the whole directory appears at once
+    replace_from(part, dest)  # the whole directory appears at once
     return sum(sizes)
 
 
