@@ -69,11 +69,12 @@ def read_csdat(path: Path | str, fields=None) -> np.ndarray:
     """
     path = Path(path)
     try:
-        blob = path.read_bytes()
-        if not is_csdat(blob):
+        data = path.read_bytes()
+        blob = memoryview(data)  # column slices without copying
+        if not is_csdat(data):
             raise ValueError("missing \\x95CSDAT prefix")
         (hlen,) = struct.unpack_from("<I", blob, 6)
-        header = json.loads(blob[10:10 + hlen])
+        header = json.loads(data[10:10 + hlen])
         length = int(header["length"])
         compressed = set(header.get("compressed_fields") or [])
         if compressed and header.get("compression") != "lz4":
@@ -102,7 +103,7 @@ def read_csdat(path: Path | str, fields=None) -> np.ndarray:
             else:
                 col = np.zeros((0, *shape), dtype=base)
             cols.append((name, col, is_str))
-        heap = blob[pos:]
+        heap = data[pos:]
         out_cols = []
         for name, col, is_str in cols:
             if is_str:
@@ -117,7 +118,7 @@ def read_csdat(path: Path | str, fields=None) -> np.ndarray:
     except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
         raise DataError(f"{path}: malformed CryoSPARC dataset (CSDAT encoding): {exc}") from None
     dtype = [(n, c.dtype, c.shape[1:]) for n, c in out_cols]
-    out = np.zeros(length, dtype=dtype)
+    out = np.empty(length, dtype=dtype)  # every field is assigned below
     for n, c in out_cols:
         out[n] = c
     return out
