@@ -26,7 +26,7 @@ from typing import Callable
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile, replace_from
 
-__all__ = ["CacheFullError", "SourceChanged", "part_name", "copy_into_cache", "commit_copy",
+__all__ = ["CacheFullError", "SourceChanged", "part_name", "part_dir", "copy_into_cache", "commit_copy",
            "sync_filesystem", "start_writeback", "WritebackPacer"]
 
 CHUNK = 64 << 20
@@ -123,6 +123,11 @@ class SourceChanged(DataError):
 def part_name(dest: Path) -> Path:
     """The temporary name a copy to ``dest`` is written under (one copier per entry: the lock)."""
     return dest.with_name(f".{dest.name}.cryodesk-part")
+
+
+def part_dir(dest: Path) -> Path:
+    """The temporary directory a packed subset for ``dest`` is built in, then renamed to ``dest``."""
+    return dest.with_name(dest.name + ".part")
 
 
 def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None],

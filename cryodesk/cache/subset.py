@@ -33,7 +33,7 @@ from cryodesk.base.fsio import replace_from
 from cryodesk.io.gather import execute_plan, plan_sources
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 
-from .copy import CacheFullError, SourceChanged, start_writeback, sync_filesystem
+from .copy import CacheFullError, SourceChanged, part_dir, start_writeback, sync_filesystem
 from .store import Cache, Item, stat_matches
 
 __all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_spec_grouped", "subset_item"]
@@ -216,7 +216,7 @@ def _make_durable(stacks: list[Path], manifest: Path) -> None:
 
 
 def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = True) -> int:
-    part = dest.with_name(dest.name + ".part")
+    part = part_dir(dest)
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     last = [0]
