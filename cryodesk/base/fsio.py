@@ -1,7 +1,9 @@
 """File-system primitives every layer shares: one atomic writer, one tree walker, one lock.
 
-* :func:`atomic_write` — a reader sees the old file or the new one, never half
-  of it (temp file in the same directory, optional fsync, rename).
+* :class:`AtomicFile` — a reader sees the old file or the new one, never half
+  of it (temp file in the same directory, optional fsync, rename; the temp
+  file removed on any error).  :func:`atomic_write` writes one in a call,
+  :func:`replace_from` publishes a temp file (or directory) made elsewhere.
 * :func:`walk` — what lies below a directory, through directory file
   descriptors opened with ``O_NOFOLLOW``: a symlink is listed, never followed
   (also not when someone swaps a directory for a link while we walk).
@@ -16,7 +18,8 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
+import shutil
+import stat
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,34 +33,152 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLL
 
 # -- atomic writes -------------------------------------------------------------------
 
-def atomic_write(path: Path | str, data: bytes | str | Callable, durable: bool = True, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
 
-    ``data`` is bytes, text, or a callable ``write(fh)`` that writes into the
-    open binary temp file (for big outputs written in pieces).  ``durable``
-    fsyncs the file before the rename (skip it only for derived files whose
-    truth is elsewhere).  ``path`` itself is replaced, never followed: a
-    symlink at ``path`` is replaced by the file.
+
+class AtomicFile:
+    """A file written under a temp name beside ``path`` and renamed onto it when complete.
+
+    A reader of ``path`` sees the old file or the new one, never part of one;
+    :meth:`abort` (or leaving the ``with`` block by an exception) removes the
+    temp file and leaves ``path`` as it was.  Every writer of a file that
+    must not be seen half-written goes through this class.
+
+    Parameters
+    ----------
+    path : path-like
+        The final name.  Replaced, never followed: a symlink there is replaced by the file.
+    durable : bool
+        ``fsync`` the file before the rename.  Skip it for files whose truth is
+        elsewhere, or when the caller makes a batch durable with one sync.
+    mode : int, optional
+        Permission bits; default ``0o666`` less the umask, as :func:`open` gives.
+    tmp : path-like, optional
+        A fixed temp name, for a writer whose partial file others must find
+        (the SSD cache accounts for and removes its partial copies); a file
+        left there is overwritten.  Default: a fresh ``.<name>.<random>.tmp``
+        (:func:`is_temp_name`).
+
+    Attributes
+    ----------
+    fh : binary file object
+        Where the data goes; ``fh.fileno()`` for ``os.pwrite`` or ``copy_file_range``.
+    tmp : Path
+        The temp file, for writers that open by name (mrcfile, ``shutil.copyfile``).
+
+    Examples
+    --------
+    >>> with AtomicFile(out, durable=False) as f:      # doctest: +SKIP
+    ...     np.save(f.fh, data)
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+
+    def __init__(self, path: Path | str, durable: bool = True, mode: int | None = None,
+                 tmp: Path | str | None = None):
+        self.path = Path(path)
+        self.durable = durable
+        self._published = False
+        if tmp is None:
+            fd, self.tmp = _new_temp(self.path)
+        else:
+            self.tmp = Path(tmp)
+            fd = os.open(self.tmp, _NEW_FILE | os.O_TRUNC, 0o666)
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            self.fh = os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        """Flush (``durable``: and fsync) and close; the data is then complete under :attr:`tmp`.
+
+        Idempotent.  On its own it is for a caller that publishes later with
+        :func:`replace_from` (after one sync for a batch); if it raises, call :meth:`abort`.
+        """
+        if self.fh.closed:
+            return
+        try:
+            self.fh.flush()
+            if self.durable:
+                os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
+
+    def commit(self) -> Path:
+        """:meth:`close`, then rename the file onto :attr:`path`; on any failure the temp file is removed."""
+        try:
+            self.close()
+        except BaseException:
+            self.abort()
+            raise
+        replace_from(self.tmp, self.path)
+        self._published = True
+        return self.path
+
+    def abort(self) -> None:
+        """Close and remove the temp file; :attr:`path` is untouched.  A no-op after :meth:`commit`."""
+        if self._published:
+            return  # a fixed temp name may already be another writer's
+        try:
+            self.fh.close()
+        except OSError:
+            pass  # the write that failed is reported by whoever called us
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+def _new_temp(path: Path) -> tuple[int, Path]:
+    # Not tempfile.mkstemp: it creates mode 0600, and a project's files should
+    # get the user's umask like any other file they write.
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(tmp, _NEW_FILE | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temp file name", os.fspath(path))
+
+
+def replace_from(tmp: Path | str, path: Path | str) -> None:
+    """Rename the complete ``tmp`` (a file, or a directory) onto ``path``; ``tmp`` is removed if that fails.
+
+    The publishing half of :class:`AtomicFile`, for callers that make a batch
+    of temp files durable with one sync and then publish each (the SSD cache),
+    or that build a whole directory under a temp name.  ``path`` must be on the
+    same file system and, for a directory, absent or empty.
+    """
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if callable(data):
-                data(fh)
-            else:
-                fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        if os.path.isdir(tmp) and not os.path.islink(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path | str, data: bytes | str | Callable, durable: bool = True,
+                 mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` through an :class:`AtomicFile`.
+
+    ``data`` is bytes, text (UTF-8), or a callable ``write(fh)`` that writes
+    into the open binary temp file (for big outputs written in pieces).
+    """
+    with AtomicFile(path, durable, mode) as out:
+        if callable(data):
+            data(out.fh)
+        else:
+            out.fh.write(data.encode() if isinstance(data, str) else data)
 
 
 def atomic_write_json(path: Path | str, data, durable: bool = True) -> None:
@@ -147,11 +268,9 @@ def tree_size(path: Path | str) -> int:
         st = os.lstat(path)
     except FileNotFoundError:
         return 0
-    import stat as _stat
-
-    if _stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         return walk(path).bytes
-    return st.st_size if _stat.S_ISREG(st.st_mode) else 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def inside(path: Path, root: Path) -> bool:

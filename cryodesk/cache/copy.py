@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Callable
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile, replace_from
 
-__all__ = ["CacheFullError", "SourceChanged", "part_name", "copy_into_cache", "commit_copy",
+__all__ = ["CacheFullError", "SourceChanged", "part_name", "part_dir", "copy_into_cache", "commit_copy",
            "sync_filesystem", "start_writeback", "WritebackPacer"]
 
 CHUNK = 64 << 20
@@ -124,6 +125,11 @@ def part_name(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.cryodesk-part")
 
 
+def part_dir(dest: Path) -> Path:
+    """The temporary directory a packed subset for ``dest`` is built in, then renamed to ``dest``."""
+    return dest.with_name(dest.name + ".part")
+
+
 def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None],
                  check_cancel: Callable[[], None] | None, writeback: bool = False) -> None:
     done = 0
@@ -169,7 +175,6 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
         The source cannot be read or changed during the copy.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = part_name(dest)
     try:
         fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -177,33 +182,34 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
     try:
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        fout = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        # The fixed temp name lets the store count a copy's bytes in flight and
+        # remove what a dead copier left (one copier per entry: the entry lock).
+        out = AtomicFile(dest, durable=fsync and not defer, tmp=part_name(dest))
         try:
+            fout = out.fh.fileno()
             _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)
-            if fsync and not defer:
-                os.fsync(fout)
-        finally:
-            os.close(fout)
-        st = os.fstat(fin)
-        if st.st_size != size or st.st_mtime_ns != mtime_ns:
-            raise SourceChanged(f"{src} changed while it was being copied to the cache")
-        os.utime(tmp, ns=(st.st_atime_ns, mtime_ns))
-        if not defer:
-            os.replace(tmp, dest)
+            st = os.fstat(fin)
+            if st.st_size != size or st.st_mtime_ns != mtime_ns:
+                raise SourceChanged(f"{src} changed while it was being copied to the cache")
+            os.utime(fout, ns=(st.st_atime_ns, mtime_ns))
+            if defer:
+                out.close()  # complete under its temp name: commit_copy publishes it
+            else:
+                out.commit()
+        except BaseException:
+            out.abort()
+            raise
         return size
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        part_name(dest).unlink(missing_ok=True)  # AtomicFile could not even open it
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise CacheFullError(f"the SSD is full: copying {src} to {dest.parent} failed "
                                  f"({exc.strerror})") from None
         raise DataError(f"cannot copy {src} to the cache: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         os.close(fin)
 
 
 def commit_copy(dest: Path) -> None:
-    """Rename a deferred copy into place (after :func:`sync_filesystem`)."""
-    os.replace(part_name(dest), dest)
+    """Rename a deferred copy into place (after :func:`sync_filesystem`); removed if that fails."""
+    replace_from(part_name(dest), dest)

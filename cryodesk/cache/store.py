@@ -34,7 +34,7 @@ from cryodesk.base.fsio import file_lock
 from cryodesk.core.units import human_bytes
 
 from .config import CacheConfig
-from .copy import part_name
+from .copy import part_dir, part_name
 from .index import Entry, Index
 from .locks import EntryLock, held_lock_inodes, lock_name
 
@@ -143,7 +143,7 @@ class Cache:
                 return False
             self._remove_path(e.path)
             if e.kind == "subset":
-                shutil.rmtree(self.root / (e.path + ".part"), ignore_errors=True)
+                shutil.rmtree(part_dir(self.root / e.path), ignore_errors=True)
             self.index.delete(e.key, con)
             lock.unlink()
             return True
@@ -266,7 +266,7 @@ class Cache:
         """Forget a copy that failed or was cancelled (caller holds the lock exclusively)."""
         self._remove_path(self.rel(it.dest))
         if it.kind == "subset":
-            shutil.rmtree(it.dest.with_name(it.dest.name + ".part"), ignore_errors=True)
+            shutil.rmtree(part_dir(it.dest), ignore_errors=True)
         self.index.delete(it.key)
 
     def adopt(self, it: Item, project: str) -> None:

@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import replace_from
 from cryodesk.io.gather import execute_plan, plan_sources
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, read_header
 
-from .copy import CacheFullError, SourceChanged, start_writeback, sync_filesystem
+from .copy import CacheFullError, SourceChanged, part_dir, start_writeback, sync_filesystem
 from .store import Cache, Item, stat_matches
 
 __all__ = ["SubsetSpec", "SubsetMap", "subset_spec", "subset_spec_grouped", "subset_item"]
@@ -215,7 +216,7 @@ def _make_durable(stacks: list[Path], manifest: Path) -> None:
 
 
 def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = True) -> int:
-    part = dest.with_name(dest.name + ".part")
+    part = part_dir(dest)
     shutil.rmtree(part, ignore_errors=True)
     part.mkdir(parents=True)
     last = [0]
@@ -239,6 +240,7 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = T
         doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
                "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],
                "stack_sizes": sizes}
+        # A plain write: nothing in ``part`` is visible until the directory is renamed.
         with open(part / MANIFEST, "w") as fh:
             json.dump(doc, fh)
         if fsync:
@@ -257,7 +259,7 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = T
         raise
     if dest.exists():
         shutil.rmtree(dest)
-    os.rename(part, dest)  # the whole directory appears at once
+    replace_from(part, dest)  # the whole directory appears at once
     return sum(sizes)
 
 

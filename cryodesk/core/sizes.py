@@ -94,26 +94,6 @@ def walk_trees(paths: list[str], workers: int | None = None) -> list[TreeStats]:
     return out  # type: ignore[return-value]
 
 
-def tree_stats(path: Path, workers: int | None = None) -> TreeStats:
-    """Walk one directory tree, splitting it by its top-level entries for parallelism."""
-    top = os.fspath(path)
-    base = TreeStats(dirs=1)
-    subdirs = []
-    with os.scandir(top) as it:
-        for e in it:
-            if e.is_dir(follow_symlinks=False):
-                subdirs.append(e.path)
-            elif e.is_symlink():
-                base.links.append(e.path)
-            elif e.is_file(follow_symlinks=False):
-                base.bytes += e.stat(follow_symlinks=False).st_size
-                base.files += 1
-    for s in walk_trees(subdirs, workers):
-        base.add(s)
-    base.apart_bytes = 0
-    return base
-
-
 def job_data_size(job_dir: Path) -> int:
     """A job's recorded size: its files except the ``job.json`` manifest (see module doc)."""
     if os.path.islink(job_dir) or not os.path.isdir(job_dir):
@@ -327,23 +307,4 @@ def intermediate_versions(project, job_ids=None) -> dict[int, dict[tuple[str, in
         for v, size in versions.items():
             if v != last:
                 out.setdefault(jid, {})[(group, v)] = size
-    return out
-
-
-def job_size_split(project, job_ids=None) -> dict[int, dict[str, int]]:
-    """Job id -> ``{"total", "intermediate", "final"}`` bytes from recorded sizes (no disk access).
-
-    ``intermediate`` is every version but the last of each output group;
-    ``final`` is the rest of the job's size (last versions, logs, other files).
-    """
-
-    q = Job.select(Job.id, Job.size_bytes).where(Job.project == project.id)
-    if job_ids is not None:
-        q = q.where(Job.id.in_(list(job_ids)))
-    inter = intermediate_bytes(project) if job_ids is None else {
-        jid: sum(v.values()) for jid, v in intermediate_versions(project, job_ids).items()}
-    out = {}
-    for jid, total in q.tuples():
-        i = min(inter.get(jid, 0), total or 0)
-        out[jid] = {"total": total or 0, "intermediate": i, "final": (total or 0) - i}
     return out

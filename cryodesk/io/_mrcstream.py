@@ -2,14 +2,13 @@
 
 The header is written once with ``nz = 0``, images are appended as they come,
 and :meth:`StackWriter.close` rewrites the header with the final ``nz`` and
-min/max/mean/rms.  The file is written as a hidden ``.part`` name and renamed
-only on a successful close, so a crash or exception leaves no half-written
-stack under the final name.
+min/max/mean/rms.  The file is an :class:`~cryodesk.base.fsio.AtomicFile`:
+written under a hidden temp name and renamed only on a successful close, so a
+crash or exception leaves no half-written stack under the final name.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from mrcfile.constants import IMAGE_STACK_SPACEGROUP
 from mrcfile.dtypes import HEADER_DTYPE
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 
 #: MRC mode -> little-endian numpy dtype of one pixel.
 MODES: dict[int, np.dtype] = {
@@ -69,6 +69,8 @@ class StackWriter:
         Pixel type (int8, int16, uint16, float16, float32).
     voxel_size : float
         Å/pixel recorded in the header.
+    durable : bool
+        ``fsync`` before the rename (see :class:`~cryodesk.base.fsio.AtomicFile`).
 
     Examples
     --------
@@ -78,7 +80,8 @@ class StackWriter:
     """
 
     def __init__(self, path: Path | str, shape: tuple[int, int], dtype="float32",
-                 voxel_size: float = 1.0):
+                 voxel_size: float = 1.0, durable: bool = True):
+        self._out: AtomicFile | None = None  # set last: __del__ may run after a failed __init__
         self.path = Path(path)
         self.ny, self.nx = (int(s) for s in shape)
         if self.nx <= 0 or self.ny <= 0:
@@ -89,13 +92,17 @@ class StackWriter:
         self.count = 0
         # running statistics (Chan et al. parallel mean/M2) in float64
         self._min, self._max, self._mean, self._m2 = np.inf, -np.inf, 0.0, 0.0
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
-        self._fh = open(self._tmp, "wb")
-        self._fh.write(make_header(self.nx, self.ny, 0, self.mode, self.voxel_size))
+        out = AtomicFile(self.path, durable=durable)
+        try:
+            out.fh.write(make_header(self.nx, self.ny, 0, self.mode, self.voxel_size))
+        except BaseException:
+            out.abort()
+            raise
+        self._out = out
 
     def append(self, images: np.ndarray) -> None:
         """Append one image ``(ny, nx)`` or a batch ``(n, ny, nx)``."""
-        if self._fh is None:
+        if self._out is None:
             raise DataError(f"{self.path}: writer is closed")
         arr = np.asarray(images)
         if arr.ndim == 2:
@@ -107,7 +114,11 @@ class StackWriter:
         if n == 0:
             return
         data = np.ascontiguousarray(arr, dtype=self.dtype)
-        self._fh.write(data.tobytes())
+        try:
+            self._out.fh.write(data.tobytes())
+        except OSError as exc:
+            self.abort()  # what was written cannot be trusted: drop it now
+            raise self._write_error(exc) from None
         f = data.astype(np.float64, copy=False)
         bmean = float(f.mean())
         bm2 = float(((f - bmean) ** 2).sum())
@@ -122,33 +133,34 @@ class StackWriter:
 
     def close(self) -> Path:
         """Finalise the header and rename to the final name; returns the path."""
-        if self._fh is None:
+        if self._out is None:
             return self.path
-        fh, self._fh = self._fh, None
+        out, self._out = self._out, None
         try:
             if self.count == 0:
                 raise DataError(f"{self.path}: no images were written")
             npix = self.count * self.nx * self.ny
             rms = (self._m2 / npix) ** 0.5
-            fh.seek(0)
-            fh.write(make_header(self.nx, self.ny, self.count, self.mode, self.voxel_size,
-                                 self._min, self._max, self._mean, rms))
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-            os.replace(self._tmp, self.path)
+            out.fh.seek(0)
+            out.fh.write(make_header(self.nx, self.ny, self.count, self.mode, self.voxel_size,
+                                     self._min, self._max, self._mean, rms))
+            return out.commit()
+        except OSError as exc:  # the buffered tail, the fsync or the rename failed (a full disk)
+            out.abort()
+            raise self._write_error(exc) from None
         except BaseException:
-            fh.close()
-            self._tmp.unlink(missing_ok=True)
+            out.abort()
             raise
-        return self.path
+
+    def _write_error(self, exc: OSError) -> DataError:
+        return DataError(f"{self.path}: cannot write the stack ({exc.strerror or exc}); "
+                         f"the partial file was removed")
 
     def abort(self) -> None:
         """Discard everything written so far."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self._tmp.unlink(missing_ok=True)
+        if self._out is not None:
+            out, self._out = self._out, None
+            out.abort()
 
     def __enter__(self) -> "StackWriter":
         return self
@@ -159,7 +171,7 @@ class StackWriter:
         else:
             self.abort()
 
-    def __del__(self):  # an abandoned writer must not leave a .part file behind
+    def __del__(self):  # an abandoned writer must not leave a temp file behind
         try:
             self.abort()
         except Exception:

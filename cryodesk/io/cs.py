@@ -25,7 +25,6 @@ directory (``J3/extract/foo.mrc``); indices in ``blob/idx`` are 0-based.
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 from numpy.lib import recfunctions as rfn
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 from cryodesk.io.csdat import is_csdat, read_csdat
 
 __all__ = ["FIELD_DTYPES", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
@@ -131,26 +131,21 @@ def _fixed(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_cs(path: Path | str, data: np.ndarray) -> Path:
+def write_cs(path: Path | str, data: np.ndarray, durable: bool = False) -> Path:
     """Save ``data`` as a NumPy-encoded ``.cs`` file, atomically.
 
-    The file appears under ``path`` only once complete.  ``np.save`` is given
-    an open handle so no ``.npy`` suffix is appended.
+    The file appears under ``path`` only once complete
+    (:class:`~cryodesk.base.fsio.AtomicFile`; ``durable`` fsyncs it first).
+    ``np.save`` is given an open handle so no ``.npy`` suffix is appended.
     """
     path = Path(path)
     if data.dtype.names is None or "uid" not in data.dtype.names:
         raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
     out = _fixed(data)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as fh, warnings.catch_warnings():
-            # very wide datasets need .npy format 2.0; numpy warns, CryoSPARC reads it fine
-            warnings.filterwarnings("ignore", "Stored array in format", UserWarning)
-            np.save(fh, out, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicFile(path, durable) as f, warnings.catch_warnings():
+        # very wide datasets need .npy format 2.0; numpy warns, CryoSPARC reads it fine
+        warnings.filterwarnings("ignore", "Stored array in format", UserWarning)
+        np.save(f.fh, out, allow_pickle=False)
     return path
 
 

@@ -32,13 +32,13 @@ API summary
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import atomic_write
 
 __all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset"]
 
@@ -114,17 +114,10 @@ def read_csg(path: Path | str) -> CsgGroup:
         raise DataError(f"{path}: malformed .csg manifest (missing or bad entry {exc})") from None
 
 
-def write_csg(path: Path | str, group: CsgGroup) -> Path:
-    """Write ``group`` to ``path`` (temp name, then rename)."""
+def write_csg(path: Path | str, group: CsgGroup, durable: bool = False) -> Path:
+    """Write ``group`` to ``path`` (:func:`~cryodesk.base.fsio.atomic_write`)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(yaml.safe_dump(group.to_dict(), default_flow_style=False, sort_keys=True),
-                       encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, yaml.safe_dump(group.to_dict(), default_flow_style=False, sort_keys=True), durable)
     return path
 
 

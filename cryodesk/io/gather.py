@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 from cryodesk.io.mrc import HEADER_BYTES, StackInfo, make_header, mode_for_dtype, read_header
 
 __all__ = ["SourceError", "Batch", "OutputStack", "GatherPlan", "BatchTransform",
@@ -373,10 +374,6 @@ def _reader(plan: GatherPlan, depth: int, inspect, free: queue.Queue, ready: que
         files.close()
 
 
-def _part_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.part")
-
-
 def _write_all(fd: int, data, offset: int, out: OutputStack, item: int) -> None:
     mv = memoryview(data).cast("B")
     done = 0
@@ -449,9 +446,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     inspect = getattr(transform, "inspect", None)
     reader = threading.Thread(target=_reader, name="gather-reader", daemon=True,
                               args=(plan, max(2, depth), inspect, free, ready, stop))
-    parts: list[Path] = []
+    files: dict[int, AtomicFile] = {}  # output number -> its temp file; published at the very end
     renamed: list[Path] = []
-    fds: dict[int, int] = {}
     done_items = done_bytes = 0
     try:
         reader.start()
@@ -480,38 +476,38 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                 data[...] = src
             else:
                 data = src
-            if batch.out not in fds:
-                parts.append(_part_name(out.path))
-                fds[batch.out] = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            if batch.out not in files:
+                # Not durable here: a caller that needs it syncs the batch (the SSD cache).
+                files[batch.out] = AtomicFile(out.path, durable=False)
                 header = make_header(plan.out_shape[1], plan.out_shape[0], out.count,
                                      mode_for_dtype(plan.out_dtype), plan.voxel_size,
                                      dmin=0.0, dmax=-1.0, dmean=-2.0, rms=-1.0)  # "not computed"
-                _write_all(fds[batch.out], header, 0, out, batch.first)
+                _write_all(files[batch.out].fh.fileno(), header, 0, out, batch.first)
+            fd = files[batch.out].fh.fileno()
             offset = HEADER_BYTES + (batch.first - out.first) * plan.out_image_bytes
-            _write_all(fds[batch.out], data, offset, out, batch.first)
+            _write_all(fd, data, offset, out, batch.first)
             if on_write is not None:
-                on_write(fds[batch.out], offset, batch.count * plan.out_image_bytes)
+                on_write(fd, offset, batch.count * plan.out_image_bytes)
             del src, data
             free.put(buf)
             if batch.first + batch.count == out.first + out.count:
-                os.close(fds.pop(batch.out))
+                files[batch.out].close()  # complete: free its descriptor (outputs can be many)
             done_items += batch.count
             done_bytes += batch.count * plan.out_image_bytes
             if progress is not None:
                 progress(done_items, plan.n_items, done_bytes, plan.n_items * plan.out_image_bytes)
-        for part, out in zip(parts, plan.outputs):
-            os.replace(part, out.path)
-            renamed.append(out.path)
+        for k in sorted(files):
+            renamed.append(files[k].commit())
         return renamed
     except BaseException:
-        for path in parts + renamed:
+        for f in files.values():
+            f.abort()
+        for path in renamed:  # all outputs or none
             path.unlink(missing_ok=True)
         raise
     finally:
         stop.set()
         reader.join()
-        for fd in fds.values():
-            os.close(fd)
 
 
 def gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,

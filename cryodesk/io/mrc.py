@@ -13,11 +13,12 @@ API summary
     One image, ``(ny, nx)``.
 ``open_stack(path) -> mrcfile.mrcmemmap.MrcMemmap``
     Read-only, permissive memory map after validation (use as a context manager).
-``write_stack(path, data, voxel_size=1.0) -> StackInfo``
-    Write a whole ``(n, ny, nx)`` stack with mrcfile, to a temp name then rename.
-``StackWriter(path, shape, dtype, voxel_size=1.0)``
+``write_stack(path, data, voxel_size=1.0, durable=False) -> StackInfo``
+    Write a whole ``(n, ny, nx)`` stack (through :class:`StackWriter`).
+``StackWriter(path, shape, dtype, voxel_size=1.0, durable=True)``
     Streaming writer: header once, ``append(images)``, header stats and ``nz``
-    fixed at ``close()``; writes ``<name>.part`` and renames only on success.
+    fixed at ``close()``; writes a hidden temp file and renames only on success
+    (:class:`cryodesk.base.fsio.AtomicFile`).
 ``make_header(nx, ny, nz, mode, voxel_size, dmin=0, dmax=0, dmean=0, rms=0) -> bytes``
     A 1024-byte little-endian MRC2014 image-stack header.
 ``mode_for_dtype(dtype) -> int``
@@ -208,15 +209,18 @@ def open_stack(path: Path | str):
             raise DataError(f"{info.path}: cannot open particle stack ({exc})") from None
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.part")
+#: Bytes per append when :func:`write_stack` streams a big array (bounds the float64
+#: temporaries of the header statistics).
+_WRITE_CHUNK_BYTES = 64 << 20
 
 
-def write_stack(path: Path | str, data: np.ndarray, voxel_size: float = 1.0) -> StackInfo:
+def write_stack(path: Path | str, data: np.ndarray, voxel_size: float = 1.0,
+                durable: bool = False) -> StackInfo:
     """Write ``data`` (``(n, ny, nx)`` or ``(ny, nx)``) as an MRC image stack.
 
-    The header (mode, dimensions, cell, min/max/mean/rms) is computed by
-    mrcfile; the file appears under its final name only when complete.
+    The same writer as :class:`StackWriter` (one header layout, one set of
+    statistics), fed in chunks; the file appears under its final name only
+    when complete.  ``durable`` fsyncs it before the rename.
     """
     path = Path(path)
     arr = np.asarray(data)
@@ -224,17 +228,8 @@ def write_stack(path: Path | str, data: np.ndarray, voxel_size: float = 1.0) -> 
         arr = arr[None]
     if arr.ndim != 3 or arr.shape[0] == 0:
         raise DataError(f"{path}: a stack needs shape (n, ny, nx) with n >= 1, got {arr.shape}")
-    mode_for_dtype(arr.dtype)
-    tmp = _tmp_name(path)
-    try:
-        with mrcfile.new(str(tmp), overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("=")))
-            mrc.set_image_stack()
-            mrc.voxel_size = float(voxel_size)
-            mrc.update_header_stats()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    step = max(1, _WRITE_CHUNK_BYTES // max(1, arr[0].nbytes))
+    with StackWriter(path, arr.shape[1:], arr.dtype, voxel_size, durable=durable) as w:
+        for i in range(0, arr.shape[0], step):
+            w.append(arr[i:i + step])
     return read_header(path)
-

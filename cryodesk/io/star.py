@@ -21,7 +21,6 @@ API summary
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import atomic_write
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column",
            "parse_image_names", "format_image_names"]
@@ -206,8 +206,8 @@ def format_column(values) -> np.ndarray:
     return arr.astype(str)
 
 
-def write_star(path: Path | str, blocks: dict[str, StarBlock]) -> Path:
-    """Write ``blocks`` RELION-style to ``path`` (temp name, then rename)."""
+def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = False) -> Path:
+    """Write ``blocks`` RELION-style to ``path`` (:func:`~cryodesk.base.fsio.atomic_write`)."""
     path = Path(path)
     out = []
     for name, blk in blocks.items():
@@ -220,13 +220,7 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock]) -> Path:
             cols = [[_quote(v) for v in format_column(c).tolist()] for c in blk.columns.values()]
             out.extend(" ".join(row) + "\n" for row in zip(*cols))
         out.append("\n")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text("".join(out), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, "".join(out), durable)
     return path
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
@@ -153,13 +154,8 @@ def run_import(ctx: JobContext) -> None:
 
 
 def _copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.part")
-    try:
-        shutil.copyfile(src, tmp, follow_symlinks=True)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with AtomicFile(dst, durable=False) as out:
+        shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
 
 
 def run_export(ctx: JobContext) -> None:

@@ -1,10 +1,10 @@
 """Shared pieces of the built-in preprocessing jobs (no job types here).
 
 * CryoSPARC-style ``.cs`` datasets: NumPy structured arrays whose field names
-  contain ``/`` (``blob/path``, ``ctf/df1_A``), saved with :func:`numpy.save`
-  under a ``.cs`` name.  When :mod:`cryodesk.io.cs` provides ``read_cs`` /
-  ``write_cs`` they are used instead, so every job writes the same format.
-* MRC access that turns every failure into a :class:`DataError` naming the file.
+  contain ``/`` (``blob/path``, ``ctf/df1_A``), read and written by
+  :mod:`cryodesk.io.cs`, so every job writes the same format.
+* MRC access that turns every failure into a :class:`DataError` naming the file;
+  every file appears under its final name only when complete (``base.fsio``).
 * The CTF model and Fourier helpers, shared by the jobs and the demo simulator
   so both use one definition of defocus, astigmatism angle and sign.
 """
@@ -21,12 +21,9 @@ import numpy as np
 from mrcfile.utils import data_dtype_from_header
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 from cryodesk.core.context import JobContext
-
-try:  # the formats helper may provide the canonical .cs reader/writer
-    from cryodesk.io import cs as _io_cs  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on another module's progress
-    _io_cs = None
+from cryodesk.io.cs import read_cs, write_cs
 
 
 # -- identifiers ---------------------------------------------------------
@@ -70,30 +67,15 @@ def with_columns(data: np.ndarray, columns: Mapping[str, Any]) -> np.ndarray:
 
 
 def write_dataset(path: Path, data: np.ndarray) -> Path:
-    """Write a ``.cs`` dataset; ``np.save`` to a handle keeps the ``.cs`` suffix."""
+    """Write a ``.cs`` dataset (:func:`cryodesk.io.cs.write_cs`), making its directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _io_cs is not None and hasattr(_io_cs, "write_cs"):
-        _io_cs.write_cs(path, data)
-    else:
-        with open(path, "wb") as fh:
-            np.save(fh, data, allow_pickle=False)
-    return path
-
-
-def read_dataset(path: Path) -> np.ndarray:
-    """Read a ``.cs`` dataset; a missing or unreadable file is a :class:`DataError`."""
-    try:
-        if _io_cs is not None and hasattr(_io_cs, "read_cs"):
-            return np.asarray(_io_cs.read_cs(path))
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read dataset {path}: {exc}") from exc
+    return write_cs(path, data)
 
 
 def input_dataset(ctx: JobContext, slot: str) -> np.ndarray:
     """The ``.cs`` dataset of the single connection of input ``slot``."""
-    return read_dataset(ctx.input(slot).path("dataset"))
+    return read_cs(ctx.input(slot).path("dataset"))
 
 
 def text(value: Any) -> str:
@@ -140,7 +122,8 @@ def write_mrc(path: Path, data: np.ndarray, psize_A: float, stack: bool = False)
     """Write float32 ``data``; ``stack`` marks a 3-D array as an image stack."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with mrcfile.new(path, overwrite=True) as mrc:
+    # mrcfile opens by name: it writes the temp file, which is renamed once mrcfile closed it.
+    with AtomicFile(path, durable=False) as out, mrcfile.new(str(out.tmp), overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
         if stack:
             mrc.set_image_stack()

@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
+from mounts import small_tmpfs
 
 from cryodesk.cache.config import CacheConfig
 from cryodesk.io.mrc import make_header
@@ -53,18 +53,10 @@ def config(ssd: Path, quota_mb: float | None = None, reserve_mb: float = 0, **kw
 
 @pytest.fixture
 def tmpfs_ssd(tmp_path):
-    """A 64 MB tmpfs: 'disk full' is real.  Skipped where mounting is not permitted."""
-    d = tmp_path / f"tmpfs_{uuid.uuid4().hex[:6]}"
-    d.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(d)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'}); "
-                    f"the quota-based variants cover the same logic")
-    try:
+    """A 64 MB tmpfs: 'disk full' is real.  Skipped where mounting is not permitted
+    (the quota-based variants cover the same logic)."""
+    with small_tmpfs(tmp_path, "64m") as d:
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 def start_worker(ssd: Path, files, out: Path, *, quota_mb=None, reserve_mb=0.0, hold=0.0, slow=0.0,

@@ -9,7 +9,6 @@ import pytest
 
 from cryodesk.base.errors import DataError
 from cryodesk.io import cs
-from cryodesk.io.csdat import lz4_block_decompress
 
 try:
     from cryosparc.dataset import CSDAT_FORMAT, Dataset
@@ -112,12 +111,6 @@ def test_read_csdat(tmp_path, n):
     for f in d.dtype.names:
         np.testing.assert_array_equal(back[f], d[f])
     assert cs.read_cs(tmp_path / "b.cs", fields=["ctf/df1_A"]).dtype.names == ("uid", "ctf/df1_A")
-
-
-def test_lz4_overlapping_match():
-    # literal "ab", then a match of length 8 at offset 2 ("abababab"), then final literals "xyz12"
-    block = bytes([0x24]) + b"ab" + bytes([2, 0]) + bytes([0x50]) + b"xyz12"
-    assert lz4_block_decompress(block, 15) == b"ababababab" + b"xyz12"
 
 
 def test_malformed_cs(tmp_path):

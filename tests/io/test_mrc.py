@@ -118,14 +118,17 @@ def test_truncated_stack(tmp_path):
         mrc.read_header(path)
 
 
-def test_corrupt_header(tmp_path):
-    path = tmp_path / "c.mrc"
+def _patched(path, offset: int, data: bytes):
+    """A written stack with ``data`` overwriting its bytes at ``offset``."""
     mrc.write_stack(path, _stack())
     with open(path, "r+b") as fh:
-        fh.seek(12)
-        fh.write(np.int32(77).tobytes())  # mode 77 in both byte orders is nonsense
-        fh.seek(12)
-        fh.write(b"\x4d\x00\x00\x4d")
+        fh.seek(offset)
+        fh.write(data)
+    return path
+
+
+def test_corrupt_header(tmp_path):
+    path = _patched(tmp_path / "c.mrc", 12, b"\x4d\x00\x00\x4d")  # mode 77 in both byte orders is nonsense
     with pytest.raises(DataError, match=r"c\.mrc: corrupt MRC header or unsupported mode"):
         mrc.read_header(path)
     short = tmp_path / "short.mrc"
@@ -135,11 +138,7 @@ def test_corrupt_header(tmp_path):
 
 
 def test_negative_dimensions(tmp_path):
-    path = tmp_path / "neg.mrc"
-    mrc.write_stack(path, _stack())
-    with open(path, "r+b") as fh:
-        fh.seek(4)
-        fh.write(np.int32(-8).tobytes())
+    path = _patched(tmp_path / "neg.mrc", 4, np.int32(-8).tobytes())
     with pytest.raises(DataError, match=r"neg\.mrc: corrupt MRC header \(dimensions"):
         mrc.read_header(path)
 

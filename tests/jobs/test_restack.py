@@ -136,7 +136,7 @@ def test_restack_real_stack_is_exact(real_project, realdata_dir):
             assert m.voxel_size.x == pytest.approx(src["blob/psize_A"][0], rel=1e-6)
     assert ctx.results["particles"] == 7 and ctx.results["nonfinite"] == 0
     assert ctx.progress_log[-1][0] == 1.0
-    assert not list((real_project / "J2").rglob("*.part"))
+    assert not list((real_project / "J2").rglob(".*"))  # no temp file left behind
 
 
 def test_restack_float16_is_the_float16_rounding(real_project, realdata_dir):
@@ -336,19 +336,29 @@ def _many_batches(monkeypatch):
     monkeypatch.setattr(gather_mod.GatherPlan, "with_output", small)
 
 
-def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
-    _many_batches(monkeypatch)
-    ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 4})
-    writes = []
+def _watch_pwrite(monkeypatch, before) -> list[int]:
+    """Route ``os.pwrite`` through ``before(n)`` (n = 1, 2, ... per call); returns the offsets written."""
+    offsets: list[int] = []
     real_pwrite = os.pwrite
 
     def pwrite(fd, data, offset):
-        writes.append(offset)
-        if len(writes) == 4:  # two stacks under way
-            ctx.cancel_event.set()
+        before(len(offsets) + 1)
+        offsets.append(offset)
         return real_pwrite(fd, data, offset)
 
     monkeypatch.setattr(os, "pwrite", pwrite)
+    return offsets
+
+
+def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
+    _many_batches(monkeypatch)
+    ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 4})
+
+    def fourth_write(n):
+        if n == 4:  # two stacks under way
+            ctx.cancel_event.set()
+
+    writes = _watch_pwrite(monkeypatch, fourth_write)
     with pytest.raises(JobCancelled):
         registry.get("restack_particles").run(ctx)
     assert len(writes) >= 4
@@ -359,16 +369,12 @@ def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
 def test_disk_full_while_writing(synth_project, monkeypatch):
     _many_batches(monkeypatch)
     ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 5})
-    calls = []
-    real_pwrite = os.pwrite
 
-    def pwrite(fd, data, offset):
-        calls.append(offset)
-        if len(calls) > 4:
+    def full_after_four(n):
+        if n > 4:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(os, "pwrite", pwrite)
+    _watch_pwrite(monkeypatch, full_after_four)
     with pytest.raises(DataError, match="disk full while writing .*batch_00") as err:
         registry.get("restack_particles").run(ctx)
     assert "partial output was removed" in str(err.value)

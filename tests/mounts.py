@@ -1,0 +1,25 @@
+"""A small tmpfs for tests where "disk full" must be real (mounting needs root; else the test skips)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+@contextmanager
+def small_tmpfs(parent: Path, size: str):
+    """Mount a tmpfs of ``size`` (``"1m"``, ``"64m"``) below ``parent``; yields its directory."""
+    d = Path(parent) / f"tmpfs_{uuid.uuid4().hex[:6]}"
+    d.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'not permitted'})")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
