@@ -83,7 +83,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("cache_particles", "bool", True, "jobs that read particles copy them to the SSD cache first",
             env="CRYODESK_CACHE_PARTICLES", levels=("job", "project", "worker", "user"), job_param=True),
     Setting("worker", "str", socket.gethostname, "this process's worker name", env="CRYODESK_WORKER"),
-    Setting("ssd_path", "path", None, "SSD cache directory (the cache lives in <path>/cryodesk_cache); "
+    Setting("ssd_path", "path", None, "SSD cache directory (the cache lives in `<path>/cryodesk_cache`); "
             "from the environment it also re-enables a `--nossd` worker",
             env="CRYODESK_SSD_PATH", levels=("worker",), nullable=True),
     Setting("no_ssd", "bool", False, "this worker has no SSD cache (`worker connect --nossd`)",

@@ -38,8 +38,10 @@ def _show(args):
             rows.append([r["name"], "?" if "error" in r else _shown(r["value"]), level])
         output.table(rows, ["setting", "value", "from"])
         print(f"precedence: {view['precedence']}")
+    errors = {r["error"] for r in bad}
     for problem in view["problems"]:
-        print(f"cryodesk: warning: {problem}", file=sys.stderr)
+        if problem not in errors:  # said once, as the error below
+            print(f"cryodesk: warning: {problem}", file=sys.stderr)
     for r in bad:
         print(f"cryodesk: error: {r['error']}", file=sys.stderr)
     return 1 if bad else 0

@@ -71,7 +71,7 @@ def worker_values(row: Worker | None) -> dict:
 def worker_row(worker=None, required: bool = False) -> Worker | None:
     """Worker ``worker`` (a row or a name; None: this process's worker, setting ``worker``)."""
     if isinstance(worker, Worker):
-        return worker
+        return Worker.get_by_id(worker.id)
     name = worker or settings.resolve("worker")
     row = Worker.get_or_none(Worker.name == name)
     if row is None and (required or worker):
@@ -88,8 +88,9 @@ def _targets(project=None, job=None, worker=None):
         if not isinstance(job, Job):
             raise UsageError(f"job {job!r} needs its project (P1 J5)")
         project = job.project
-    project = get_project(project) if project is not None else None
-    job = get_job(project, job) if job is not None else None
+    # always the stored rows: a caller's objects may be older than the last write
+    project = Project.get_by_id(get_project(project).id) if project is not None else None
+    job = Job.get_by_id(get_job(project, job).id) if job is not None else None
     return project, job, worker_row(worker)
 
 
