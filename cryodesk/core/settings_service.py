@@ -146,7 +146,7 @@ def settings_view(project=None, job=None, worker=None, environ=None) -> dict:
 
 
 def check_ssd_path(path: str, label: str = "setting 'ssd_path'") -> str:
-    """``path`` made absolute-checked: an existing, writable directory (the SSD cache goes inside)."""
+    """``path`` if it is an absolute, existing, writable directory (the SSD cache goes inside it)."""
     p = Path(path).expanduser()
     if not p.is_absolute():
         raise UsageError(f"{label} must be an absolute path, got {path!r}")
