@@ -6,7 +6,9 @@ Precedence, highest first (a level a setting does not have is skipped)::
 
 * **environment**: ``CRYODESK_*`` variables, for one process (a cluster script
   pointing jobs at node-local scratch, a test);
-* **job**: ``Job.settings`` (the user's per-job overrides; never runtime records);
+* **job**: ``Job.settings`` (the user's per-job overrides; never runtime
+  records), or the job's parameter of the same name for a setting marked
+  ``job_param`` (``cache_particles``: a parameter of ``None`` is "not set");
 * **project**: ``Project.settings`` (also kept in ``project.json``);
 * **worker**: the worker's row (``cryodesk worker connect``);
 * **user**: ``settings.json`` in the user's config directory;
@@ -14,8 +16,13 @@ Precedence, highest first (a level a setting does not have is skipped)::
 
 This module is the bottom layer: it knows no database.  Callers hand it the
 mappings of the levels they have (``resolve("delete_intermediate",
-job=job.settings, project=project.settings)``); the services that store the
-levels live above it.
+job=job.settings, project=project.settings)``); reading and writing the
+stored levels is :mod:`cryodesk.core.settings_service`.  The README's table
+of settings is :func:`markdown_table` (a test keeps them equal).
+
+Not settings: the GUI's ``QSettings`` keep only window geometry and the last
+scope shown (state of the interface, not choices about data or jobs), and
+``NUMBA_CACHE_DIR`` belongs to numba (set by :mod:`cryodesk._runtime`).
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from typing import Any, Callable, Mapping
 from .errors import UsageError
 
 LEVELS = ("environment", "job", "project", "worker", "user", "default")
+#: the levels that are stored somewhere and may be written (environment and default are not)
+STORED_LEVELS = ("job", "project", "worker", "user")
+PRECEDENCE = "environment > job > project > worker > user > default"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -43,10 +53,12 @@ class Setting:
     default: Any
     help: str
     env: str | None = None
-    #: levels besides the environment and the default where it may be set
+    #: stored levels (of :data:`STORED_LEVELS`) where it may be set
     levels: tuple[str, ...] = ()
     minimum: float | None = None
     nullable: bool = False
+    #: at the job level the value is the job's parameter of the same name
+    job_param: bool = False
 
     def default_value(self):
         return self.default() if callable(self.default) else self.default
@@ -63,15 +75,19 @@ def _user_data(name: str) -> Callable[[], str]:
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("db_url", "str", _user_data("cryodesk.sqlite"),
-            "database: an SQLite path or postgresql://user@host/db", env="CRYODESK_DB", levels=("user",)),
+            "database: an SQLite path or postgresql://user@host/db (`--db` sets the environment variable)",
+            env="CRYODESK_DB", levels=("user",)),
     Setting("delete_intermediate", "bool", True,
             "delete intermediate results (all but the last version) automatically when a job completes",
             levels=("job", "project", "user")),
     Setting("cache_particles", "bool", True, "jobs that read particles copy them to the SSD cache first",
-            levels=("job", "project", "user")),
+            env="CRYODESK_CACHE_PARTICLES", levels=("job", "project", "worker", "user"), job_param=True),
     Setting("worker", "str", socket.gethostname, "this process's worker name", env="CRYODESK_WORKER"),
-    Setting("ssd_path", "path", None, "SSD cache directory (the cache lives in <path>/cryodesk_cache)",
+    Setting("ssd_path", "path", None, "SSD cache directory (the cache lives in `<path>/cryodesk_cache`); "
+            "from the environment it also re-enables a `--nossd` worker",
             env="CRYODESK_SSD_PATH", levels=("worker",), nullable=True),
+    Setting("no_ssd", "bool", False, "this worker has no SSD cache (`worker connect --nossd`)",
+            levels=("worker",)),
     Setting("ssd_quota_mb", "int", None, "most the SSD cache may hold, MB (unset: the disk and reserve only)",
             env="CRYODESK_SSD_QUOTA_MB", levels=("worker",), minimum=0, nullable=True),
     Setting("ssd_reserve_mb", "int", 10_000, "free space always left on the SSD, MB",
@@ -92,6 +108,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
 
 
 def get(name: str) -> Setting:
+    """The :class:`Setting` called ``name``; an unknown name is a :class:`UsageError` listing the known ones."""
     try:
         return SETTINGS[name]
     except KeyError:
@@ -101,6 +118,15 @@ def get(name: str) -> Setting:
 def settable_at(level: str) -> list[Setting]:
     """The settings that may be set at ``level`` (job, project, worker, user)."""
     return [s for s in SETTINGS.values() if level in s.levels]
+
+
+def where_settable(s: Setting) -> str:
+    """Where ``s`` may be set, for messages: ``"per job, project or user"``, ``"only by $CRYODESK_X"``."""
+    if not s.levels:
+        return f"only by the environment variable {s.env}" if s.env else "nowhere (built in)"
+    levels = list(s.levels)
+    text = "per " + (levels[0] if len(levels) == 1 else f"{', '.join(levels[:-1])} or {levels[-1]}")
+    return text + (f", or by the environment variable {s.env}" if s.env else "")
 
 
 def coerce(name: str, value, where: str = ""):
@@ -124,13 +150,13 @@ def coerce(name: str, value, where: str = ""):
         elif s.kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            out = int(value)
+            out = int(value.strip() if isinstance(value, str) else value)
         elif s.kind == "float":
             if isinstance(value, bool):
                 raise ValueError
             out = float(value)
         elif s.kind == "path":
-            out = str(Path(str(value)).expanduser())
+            out = str(Path(str(value).strip()).expanduser())
         else:
             out = str(value)
     except (TypeError, ValueError):
@@ -142,6 +168,7 @@ def coerce(name: str, value, where: str = ""):
 
 
 def user_settings_path() -> Path:
+    """``settings.json`` in the user's config directory (``~/.config/cryodesk`` on Linux)."""
     from platformdirs import user_config_dir
 
     return Path(user_config_dir("cryodesk", appauthor=False)) / "settings.json"
@@ -161,25 +188,46 @@ def read_user_settings(path: Path | None = None) -> dict:
     return data
 
 
+def write_user_settings(data: Mapping, path: Path | None = None) -> None:
+    """Replace the user's settings file with ``data`` (atomically; the directory is made if needed)."""
+    from .fsio import atomic_write_json
+
+    path = path or user_settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, dict(data))
+
+
 def lookup(name: str, *, job: Mapping | None = None, project: Mapping | None = None,
            worker: Mapping | None = None, user: Mapping | None = None,
-           environ: Mapping | None = None) -> tuple[Any, str]:
+           environ: Mapping | None = None, labels: Mapping[str, str] | None = None) -> tuple[Any, str]:
     """``(value, level)``: the winning value of setting ``name`` and the level it came from.
 
-    ``user`` defaults to the user's settings file (pass ``{}`` to skip it);
-    ``environ`` to :data:`os.environ`.
+    Parameters
+    ----------
+    name : str
+        A name of :data:`SETTINGS`.
+    job, project, worker, user : mapping, optional
+        The values stored at each level (a value of None is "not set").
+        ``user`` defaults to the user's settings file (pass ``{}`` to skip it).
+    environ : mapping, optional
+        Defaults to :data:`os.environ`.
+    labels : mapping, optional
+        Where each level's values come from (``{"project": "project P1"}``),
+        named in the error when a stored value is of the wrong type.
     """
     s = get(name)
     environ = os.environ if environ is None else environ
+    labels = labels or {}
     if s.env:
         raw = environ.get(s.env)
         if raw is not None and raw.strip() != "":
             return coerce(name, raw, f"environment variable {s.env}"), "environment"
     if user is None and "user" in s.levels:
         user = read_user_settings()
+        labels = {"user": str(user_settings_path()), **labels}
     for level, values in (("job", job), ("project", project), ("worker", worker), ("user", user)):
         if level in s.levels and values and values.get(name) is not None:
-            return coerce(name, values[name], f"{level} setting"), level
+            return coerce(name, values[name], labels.get(level, f"{level} setting")), level
     return s.default_value(), "default"
 
 
@@ -193,13 +241,42 @@ def default(name: str) -> Any:
     return get(name).default_value()
 
 
+def problems(level: str, values: Mapping, label: str) -> list[str]:
+    """What is wrong with the values stored at ``level`` (unknown names, wrong level, bad values).
+
+    ``label`` names the place (a file, ``project P1``).  :func:`lookup` only
+    meets a bad value when it would win; ``cryodesk settings show`` reports
+    them all.
+    """
+    out = []
+    for name, value in values.items():
+        s = SETTINGS.get(name)
+        if s is None:
+            out.append(f"{label}: unknown setting {name!r}")
+        elif level not in s.levels:
+            out.append(f"{label}: setting {name!r} cannot be set per {level} (it may be set {where_settable(s)})")
+        elif value is not None:
+            try:
+                coerce(name, value, label)
+            except UsageError as exc:
+                out.append(str(exc))
+    return out
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def markdown_table() -> str:
     """The README's settings table (a test keeps the README in step with this module)."""
-    rows = ["| setting | type | default | environment | also set per |", "| --- | --- | --- | --- | --- |"]
+    rows = ["| setting | type | default | environment | also set per | what it does |",
+            "| --- | --- | --- | --- | --- | --- |"]
     for s in SETTINGS.values():
         d = s.default
-        shown = ("(user data dir)" if s.name == "db_url" else "(host name)") if callable(d) else (
-            "unset" if d is None else str(d).lower() if isinstance(d, bool) else str(d))
+        shown = ("(user data dir)" if s.name == "db_url" else "(host name)") if callable(d) else _shown(d)
+        levels = ", ".join(f"{lv} (its parameter)" if lv == "job" and s.job_param else lv for lv in s.levels)
         rows.append(f"| `{s.name}` | {s.kind} | {shown} | {f'`{s.env}`' if s.env else '—'} | "
-                    f"{', '.join(s.levels) or '—'} |")
+                    f"{levels or '—'} | {s.help} |")
     return "\n".join(rows)

@@ -21,7 +21,8 @@ Jobs
 
 Configuration and status (GUI cache panel)
 ------------------------------------------
-``resolve_config(worker=None) -> CacheConfig``  worker row + ``CRYODESK_*`` environment
+``resolve_config(worker=None) -> CacheConfig``  the worker's settings (environment > worker row >
+    user > default; ``source``/``sources`` say which level each came from)
     (``ssd_path, quota_bytes, reserve_bytes, threads, lifetime_days, subset_threshold, usable``).
 ``Cache(config)``:
     ``.status() -> dict`` keys ``worker, path, quota_bytes, reserve_bytes, used_bytes,

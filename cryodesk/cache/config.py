@@ -1,37 +1,26 @@
 """Cache configuration: which SSD, how much of it, and the tunables.
 
-A worker's SSD settings live in the database (:class:`cryodesk.db.Worker`,
-written by ``cryodesk worker connect``); environment variables override them
-for one process, which is how a cluster script points jobs at a node-local
-scratch directory that only exists while the job runs:
-
-=====================================  ==========================================
-``CRYODESK_SSD_PATH``                  SSD cache directory (overrides the worker's)
-``CRYODESK_SSD_QUOTA_MB``              most the cache may hold
-``CRYODESK_SSD_RESERVE_MB``            free space always left on the SSD
-``CRYODESK_CACHE_NUM_THREADS``         copy threads (default 2; 1 = sequential)
-``CRYODESK_SSD_CACHE_LIFETIME_DAYS``   unused entries older than this are purged (30)
-``CRYODESK_CACHE_SUBSET_THRESHOLD``    subset-aware caching when the particles used are
-                                       at most this fraction of their stacks' bytes (0.5)
-``CRYODESK_CACHE_FSYNC``              0 = skip the fsync before a copy is renamed into
-                                       place (faster; a power cut may leave a bad file)
-``CRYODESK_WORKER``                    worker name (default: this host's name)
-=====================================  ==========================================
+Every field is a setting of :mod:`cryodesk.base.settings` (the README's
+settings table lists them with their environment variables), resolved with
+the one precedence: the environment (a cluster script pointing jobs at a
+node-local scratch directory that only exists while the job runs), then the
+worker's row (``cryodesk worker connect``, ``cryodesk settings set ...
+--worker``), then the user's settings file, then the default.
+:class:`CacheConfig` is the resolved view.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cryodesk.base import settings
 from cryodesk.base.errors import UsageError
 
-__all__ = ["CacheConfig", "MB", "resolve_config", "worker_name", "env_overrides"]
+__all__ = ["CacheConfig", "MB", "resolve_config", "worker_name"]
 
 MB = 1_000_000  # the CLI's MB are decimal, as CryoSPARC's --ssdquota/--ssdreserve are
-DEFAULT_RESERVE_MB = 10_000
+DEFAULT_RESERVE_MB = settings.default("ssd_reserve_mb")
 
 
 @dataclass(frozen=True)
@@ -62,7 +51,10 @@ class CacheConfig:
     worker : str
         Name of the worker whose settings these are.
     source : str
-        Where the settings came from (``"database"``, ``"environment"``...), for messages.
+        The levels the settings came from, highest first (``"environment,
+        worker"``; ``"default"`` when nothing was set), for messages.
+    sources : dict
+        The level of each setting (``{"ssd_path": "environment", ...}``).
     """
 
     ssd_path: Path | None
@@ -75,6 +67,7 @@ class CacheConfig:
     enabled: bool = True
     fsync: bool = True
     source: str = "default"
+    sources: dict = field(default_factory=dict, compare=False)
 
     @property
     def root(self) -> Path:
@@ -94,78 +87,63 @@ class CacheConfig:
 
 
 def worker_name() -> str:
-    """This process's worker name: ``$CRYODESK_WORKER`` or the host name."""
-    return os.environ.get("CRYODESK_WORKER") or socket.gethostname()
+    """This process's worker name: setting ``worker`` (``$CRYODESK_WORKER``, else the host name)."""
+    return settings.resolve("worker")
 
 
-def _env_number(name: str, kind, default, minimum=None):
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+#: CacheConfig field <- setting
+_FIELDS = {"ssd_path": "ssd_path", "quota_bytes": "ssd_quota_mb", "reserve_bytes": "ssd_reserve_mb",
+           "threads": "cache_num_threads", "lifetime_days": "cache_lifetime_days",
+           "subset_threshold": "cache_subset_threshold", "fsync": "cache_fsync", "enabled": "no_ssd"}
+
+
+def worker_level(name: str) -> dict:
+    """The worker row's values, or ``{}`` without a usable database (a job body on a cluster node)."""
     try:
-        value = kind(raw)
-    except ValueError:
-        raise UsageError(f"environment variable {name}={raw!r} is not a {kind.__name__}") from None
-    if minimum is not None and value < minimum:
-        raise UsageError(f"environment variable {name}={raw!r} must be at least {minimum}")
-    return value
+        from cryodesk.core.settings_service import worker_values
+        from cryodesk.db.models import Worker, db
+
+        if db.obj is None:
+            return {}
+        if db.is_closed():  # connection_context() would close a caller's open connection
+            with db.connection_context():
+                return worker_values(Worker.get_or_none(Worker.name == name))
+        return worker_values(Worker.get_or_none(Worker.name == name))
+    except Exception:  # noqa: BLE001 - no usable database: the other levels only
+        return {}
 
 
-def env_overrides(cfg: CacheConfig) -> CacheConfig:
-    """``cfg`` with the ``CRYODESK_*`` environment variables applied."""
-    changes: dict = {}
-    path = os.environ.get("CRYODESK_SSD_PATH")
-    if path:
-        # A dynamic path (node-local scratch) also re-enables a --nossd worker:
-        # the job script said explicitly where the SSD is.
-        changes.update(ssd_path=Path(path), enabled=True, source="environment")
-    quota = _env_number("CRYODESK_SSD_QUOTA_MB", int, None, 0)
-    if quota is not None:
-        changes["quota_bytes"] = quota * MB
-    reserve = _env_number("CRYODESK_SSD_RESERVE_MB", int, None, 0)
-    if reserve is not None:
-        changes["reserve_bytes"] = reserve * MB
-    changes["threads"] = _env_number("CRYODESK_CACHE_NUM_THREADS", int, cfg.threads, 1)
-    changes["lifetime_days"] = _env_number("CRYODESK_SSD_CACHE_LIFETIME_DAYS", float, cfg.lifetime_days, 0)
-    changes["subset_threshold"] = _env_number("CRYODESK_CACHE_SUBSET_THRESHOLD", float,
-                                              cfg.subset_threshold, 0)
-    changes["fsync"] = bool(_env_number("CRYODESK_CACHE_FSYNC", int, int(cfg.fsync), 0))
-    return replace(cfg, **changes)
+def resolve_config(worker: str | None = None, *, use_db: bool = True, environ=None,
+                   user=None) -> CacheConfig:
+    """The cache configuration of ``worker`` (default: this one), every field through the settings.
 
-
-def _from_worker(row) -> CacheConfig:
-    settings = row.settings or {}
-    return CacheConfig(
-        ssd_path=Path(row.ssd_path) if row.ssd_path else None,
-        quota_bytes=row.ssd_quota_mb * MB if row.ssd_quota_mb is not None else None,
-        reserve_bytes=(row.ssd_reserve_mb if row.ssd_reserve_mb is not None else DEFAULT_RESERVE_MB) * MB,
-        threads=int(settings.get("cache_num_threads", 2)),
-        lifetime_days=float(settings.get("cache_lifetime_days", 30.0)),
-        subset_threshold=float(settings.get("cache_subset_threshold", 0.5)),
-        fsync=bool(settings.get("cache_fsync", True)),
-        worker=row.name, enabled=not row.no_ssd, source="database")
-
-
-def resolve_config(worker: str | None = None, *, use_db: bool = True) -> CacheConfig:
-    """The cache configuration of ``worker`` (default: this one), environment applied.
-
-    Reads the worker's row when a database is open; a job body running
-    without one (tests, a cluster node) still gets the environment's settings.
+    Parameters
+    ----------
+    worker : str, optional
+        Worker name; default :func:`worker_name`.
+    use_db : bool
+        Read the worker's row when a database is open; a job body running
+        without one (tests, a cluster node) still gets the other levels.
+    environ, user : mapping, optional
+        The environment and user levels (default: ``os.environ`` and the
+        user's settings file), for tests.
     """
     name = worker or worker_name()
-    cfg = CacheConfig(ssd_path=None, worker=name)
-    if use_db:
-        try:
-            from cryodesk.db.models import Worker, db
-
-            if db.obj is not None:
-                if db.is_closed():  # connection_context() would close a caller's open connection
-                    with db.connection_context():
-                        row = Worker.get_or_none(Worker.name == name)
-                else:
-                    row = Worker.get_or_none(Worker.name == name)
-                if row is not None:
-                    cfg = _from_worker(row)
-        except Exception:  # noqa: BLE001 - no usable database: environment settings only
-            pass
-    return env_overrides(cfg)
+    row = worker_level(name) if use_db else {}
+    if user is None:
+        user = settings.read_user_settings()
+    found = {s: settings.lookup(s, worker=row, user=user, environ=environ,
+                                labels={"worker": f"worker {name}"}) for s in _FIELDS.values()}
+    (path, path_level), (no_ssd, _) = found["ssd_path"], found["no_ssd"]
+    quota, reserve = found["ssd_quota_mb"][0], found["ssd_reserve_mb"][0]
+    levels = [lv for lv in settings.LEVELS if lv != "default" and any(v[1] == lv for v in found.values())]
+    return CacheConfig(
+        ssd_path=Path(path) if path else None,
+        quota_bytes=quota * MB if quota is not None else None, reserve_bytes=reserve * MB,
+        threads=found["cache_num_threads"][0], lifetime_days=found["cache_lifetime_days"][0],
+        subset_threshold=found["cache_subset_threshold"][0], fsync=found["cache_fsync"][0], worker=name,
+        # a path from the environment (node-local scratch) also re-enables a --nossd worker:
+        # the job script said explicitly where the SSD is
+        enabled=path_level == "environment" or not no_ssd,
+        source=", ".join(levels) or "default",
+        sources={f: found[s][1] for f, s in _FIELDS.items()})

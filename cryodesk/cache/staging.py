@@ -1,7 +1,7 @@
 """What a job calls: ``with stage(ctx, particles) as staged: staged.read_particle(path, i)``.
 
-:func:`stage` decides whether to cache (the job's ``cache_particles`` param,
-else the project default, else on), which way (whole files, or packed
+:func:`stage` decides whether to cache (setting ``cache_particles``: the
+job's param, else the project's, worker's or user's value, else on), which way (whole files, or packed
 subset stacks when the particles used are a small enough part of their
 stacks), gets the entries into the cache and holds them for the ``with``
 block.  Whatever happens — caching off, no SSD configured, SSD full — the
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cryodesk.base import settings
 from cryodesk.base.errors import DataError
 from cryodesk.core.registry import Param
 from cryodesk.io.cs import ParticleSet
@@ -36,34 +37,50 @@ __all__ = ["CACHE_PARAM", "stage", "open_stage", "Staged", "cache_enabled", "pro
 
 _log = logging.getLogger("cryodesk.cache")
 
-#: The parameter every job type that reads particles declares.  ``None``
-#: means "the project's default (``cryodesk project set-default``), else on".
+#: The parameter every job type that reads particles declares: the job level
+#: of setting ``cache_particles``.  ``None`` means "not set for this job" (the
+#: project's value, else this worker's, the user's, on).
 CACHE_PARAM = Param("cache_particles", None, "bool",
-                    help="Cache particle images on SSD (default: the project's default, else on)")
+                    help="Cache particle images on SSD (default: the cache_particles setting of the project, "
+                         "worker or user, else on)")
 
 
 def project_default(project_dir: Path | None, name: str):
-    """A project-level job-parameter default (``cryodesk project set-default``), or None."""
+    """Setting ``name`` as set for the project whose directory is ``project_dir``, or None.
+
+    Read from ``project.json`` (a job body may run without the database);
+    projects from before one settings module kept it under ``job_defaults``.
+    """
     if project_dir is None:
         return None
     from cryodesk.core.manifest import PROJECT_MANIFEST, read_json
 
     try:
-        doc = read_json(Path(project_dir) / PROJECT_MANIFEST)
-    except Exception:  # noqa: BLE001 - no manifest: no project default
+        stored = read_json(Path(project_dir) / PROJECT_MANIFEST).get("settings") or {}
+    except Exception:  # noqa: BLE001 - no manifest: no project value
         return None
-    return ((doc.get("settings") or {}).get("job_defaults") or {}).get(name)
+    if stored.get(name) is not None:
+        return stored[name]
+    legacy = stored.get("job_defaults")
+    return legacy.get(name) if isinstance(legacy, dict) else None
 
 
 def cache_enabled(ctx, cache_on=None) -> bool:
-    """Explicit ``cache_on``, else the job's ``cache_particles``, else the project default, else True."""
-    if cache_on is not None:
-        return bool(cache_on)
+    """Whether ``stage`` caches: the ``cache_particles`` setting for this job.
+
+    The job level is ``cache_on`` when the caller gives it, else the job's
+    ``cache_particles`` param (None: not set); then the project, this worker,
+    the user, the default (on).  ``CRYODESK_CACHE_PARTICLES`` beats them all.
+    """
+    from .config import worker_level, worker_name
+
     params = getattr(ctx, "params", None) or {}
-    if params.get("cache_particles") is not None:
-        return bool(params["cache_particles"])
-    default = project_default(getattr(ctx, "project_dir", None), "cache_particles")
-    return True if default is None else bool(default)
+    job = cache_on if cache_on is not None else params.get("cache_particles")
+    project = project_default(getattr(ctx, "project_dir", None), "cache_particles")
+    return bool(settings.resolve("cache_particles", job={"cache_particles": job},
+                                 project={"cache_particles": project},
+                                 worker=worker_level(getattr(getattr(ctx, "cache_config", None), "worker", None)
+                                                     or worker_name())))
 
 
 def file_item(cache: Cache, source: Path | str) -> Item:

@@ -1,33 +1,22 @@
 """Services behind ``cryodesk worker connect`` and ``cryodesk project set-default`` (database writes).
 
+Worker-level settings go through :mod:`cryodesk.core.settings_service` like every other level.
+
 The GUI's worker dialog and the CLI call these, never SQL of their own.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
+from cryodesk.base import settings as base_settings
 from cryodesk.base.errors import NotFound, UsageError
-from cryodesk.core import manifest, registry
 from cryodesk.core.projects import get_project
-from cryodesk.db.models import Worker, db
+from cryodesk.core.settings_service import WORKER_COLUMNS, check_ssd_path, project_values, set_setting, unset_setting
+from cryodesk.db import write_transaction
+from cryodesk.db.models import Worker
 
 from .config import DEFAULT_RESERVE_MB
 
 __all__ = ["connect_worker", "list_workers", "get_worker", "worker_dict", "set_project_default"]
-
-
-def _check_ssd_path(path: str) -> str:
-    p = Path(path).expanduser()
-    if not p.is_absolute():
-        raise UsageError(f"--ssdpath must be an absolute path, got {path!r}")
-    if not p.is_dir():
-        raise UsageError(f"SSD path {p} does not exist or is not a directory")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise UsageError(f"SSD path {p} is not writable by this user")
-    return str(p)
 
 
 def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quota_mb: int | None = None,
@@ -37,24 +26,26 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
 
     Only the settings given change on update.  ``no_ssd`` disables the cache
     (the path is kept, so re-enabling needs only ``--ssdpath``).  ``settings``
-    may set ``cache_num_threads``, ``cache_lifetime_days``,
-    ``cache_subset_threshold`` and ``cache_fsync`` (environment variables win).
+    may set any other worker-level setting (``cache_num_threads``,
+    ``cache_lifetime_days``, ``cache_subset_threshold``, ``cache_fsync``,
+    ``cache_particles``), checked as ``cryodesk settings set`` checks them; the
+    environment still wins over all of them.
     """
-    known = {"cache_num_threads": int, "cache_lifetime_days": float, "cache_subset_threshold": float,
-             "cache_fsync": bool}
-    settings = {k: v for k, v in (settings or {}).items() if v is not None}
-    for k, v in settings.items():
-        if k not in known:
-            raise UsageError(f"unknown worker setting {k!r} (known: {', '.join(known)})")
-        if known[k] is not bool and v < (1 if k == "cache_num_threads" else 0):
-            raise UsageError(f"worker setting {k} must be {'at least 1' if k == 'cache_num_threads' else '>= 0'}")
-    name = name or socket.gethostname()
+    given = {k: v for k, v in (settings or {}).items() if v is not None}
+    checked = {}
+    for k, v in given.items():
+        s = base_settings.SETTINGS.get(k)
+        if s is None or "worker" not in s.levels or k in WORKER_COLUMNS:
+            known = ", ".join(x.name for x in base_settings.settable_at("worker") if x.name not in WORKER_COLUMNS)
+            raise UsageError(f"unknown worker setting {k!r} (known: {known})")
+        checked[k] = base_settings.coerce(k, v, "worker setting")
+    name = name or base_settings.resolve("worker")
     if no_ssd and (ssd_path or quota_mb is not None or reserve_mb is not None):
         raise UsageError("--nossd cannot be combined with --ssdpath, --ssdquota or --ssdreserve")
     for label, v in (("--ssdquota", quota_mb), ("--ssdreserve", reserve_mb)):
         if v is not None and v < 0:
             raise UsageError(f"{label} must be zero or more (MB), got {v}")
-    with db.atomic():
+    with write_transaction():
         row = Worker.get_or_none(Worker.name == name)
         if row is not None and not update:
             raise UsageError(f"worker {name!r} is already connected; add --update to change its settings")
@@ -65,7 +56,7 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
                 raise UsageError("give --ssdpath PATH (with optional --ssdquota/--ssdreserve) or --nossd")
             row = Worker(name=name, hostname=hostname or name, ssd_reserve_mb=DEFAULT_RESERVE_MB)
         if ssd_path:
-            row.ssd_path = _check_ssd_path(ssd_path)
+            row.ssd_path = check_ssd_path(ssd_path, "--ssdpath")
             row.no_ssd = False
         if quota_mb is not None:
             row.ssd_quota_mb = quota_mb or None  # 0 = no quota beyond the disk
@@ -73,8 +64,8 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
             row.ssd_reserve_mb = reserve_mb
         if no_ssd:
             row.no_ssd = True
-        if settings:
-            row.settings = {**(row.settings or {}), **settings}
+        if checked:
+            row.settings = {**(row.settings or {}), **checked}
         row.save()
     return row
 
@@ -84,7 +75,7 @@ def list_workers() -> list[Worker]:
 
 
 def get_worker(name: str | None = None) -> Worker:
-    name = name or socket.gethostname()
+    name = name or base_settings.resolve("worker")
     row = Worker.get_or_none(Worker.name == name)
     if row is None:
         raise NotFound(f"no worker {name!r} (connect it with: cryodesk worker connect --ssdpath PATH)")
@@ -96,40 +87,19 @@ def worker_dict(w: Worker) -> dict:
             "ssd_reserve_mb": w.ssd_reserve_mb, "no_ssd": w.no_ssd, "settings": w.settings or {}}
 
 
-def _param_for(key: str) -> registry.Param:
-    from .staging import CACHE_PARAM
-
-    if key == CACHE_PARAM.name:  # known even before any job type declares it
-        return CACHE_PARAM
-    for jt in registry.all_types():
-        for p in jt.params:
-            if p.name == key:
-                return p
-    raise UsageError(f"no job type has a parameter {key!r}")
-
-
 def set_project_default(project, key: str, value=None, unset: bool = False) -> dict:
-    """Set (or unset) the project-wide default of job parameter ``key``; returns all defaults.
+    """``cryodesk project set-default``: setting ``key`` per project (``cryodesk settings set --project``).
 
-    Stored in ``project.settings["job_defaults"]`` (and so in project.json);
-    a job whose own value of ``key`` is unset (None) uses it.
+    Kept as an alias: the values are the project-level settings
+    (:func:`cryodesk.core.settings_service.set_setting`).  Returns the project's
+    values of the settings that are job parameters.
     """
-    project = get_project(project)
-    settings = dict(project.settings or {})
-    defaults = dict(settings.get("job_defaults") or {})
     if unset:
-        if key not in defaults:
-            raise UsageError(f"{project.uid} has no default for {key!r}")
-        defaults.pop(key)
+        if key in base_settings.SETTINGS and project_values(project).get(key) is None:
+            raise UsageError(f"{get_project(project).uid} has no value for {key!r}")
+        unset_setting("project", key, project=project)
     else:
-        param = _param_for(key)
-        coerced = param.coerce(value)
-        if coerced is None:
-            raise UsageError(f"a default for {key!r} needs a value (use --unset to remove it)")
-        defaults[key] = coerced
-    settings["job_defaults"] = defaults
-    with db.atomic():
-        project.settings = settings
-        project.save()
-        manifest.write_project(project)
-    return defaults
+        set_setting("project", key, value, project=project)
+    values = project_values(project)
+    return {s.name: values[s.name] for s in base_settings.SETTINGS.values()
+            if s.job_param and values.get(s.name) is not None}

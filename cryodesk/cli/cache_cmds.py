@@ -209,7 +209,8 @@ def add_parser(cli) -> None:
     e.set_defaults(func=_estimate)
 
     psub = cli.group("project")
-    d = psub.add_parser("set-default", help="set a project-wide job parameter default (KEY=VALUE)")
+    d = psub.add_parser("set-default", help="set a project-wide job parameter default, e.g. "
+                           "cache_particles=false (= cryodesk settings set KEY VALUE --project P)")
     d.add_argument("project")
     d.add_argument("assignment", metavar="KEY=VALUE", help="e.g. cache_particles=false; with --unset: KEY")
     d.add_argument("--unset", action="store_true", help="remove the default KEY")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import sys
 
 from ..base.errors import CryodeskError, UsageError
-from ..core import sizes
-from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, project_settings, set_project_setting
+from ..core import settings_service, sizes
+from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, project_settings
 from ..core.deletion import recover
 from ..core.projects import get_project
 from ..core.uids import parse_assignment
@@ -103,11 +103,12 @@ def _size(args):
 
 
 def _set(args):
+    """``project set P1 KEY=VALUE...``: ``cryodesk settings set KEY VALUE --project P1``, several at once."""
     p = get_project(args.project)
-    for text in args.assignments:
-        key, value = parse_assignment(text)
-        set_project_setting(p, key, value)
-    settings = project_settings(p)
+    given = [parse_assignment(text) for text in args.assignments]  # all parsed before any is written
+    for key, value in given:
+        settings_service.set_setting("project", key, value, project=p)
+    settings = {**project_settings(p), **{k: settings_service.effective(k, project=p)[0] for k, _ in given}}
     if args.json:
         output.emit_json(settings)
     else:
@@ -136,7 +137,8 @@ def add_parser(cli) -> None:
     s.add_argument("--refresh", action="store_true", help="measure the directory again")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_size)
-    s = psub.add_parser("set", help="change project settings (delete_intermediate=true|false)")
+    s = psub.add_parser("set", help="change project settings, e.g. delete_intermediate=false "
+                        "(= cryodesk settings set KEY VALUE --project P)")
     s.add_argument("project")
     s.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
     s.add_argument("--json", action="store_true")

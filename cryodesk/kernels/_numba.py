@@ -2,16 +2,30 @@
 
 Each kernel module defines a numpy reference (always available) and, when
 numba imports, a compiled twin; the public name is bound to one of them at
-import.  Set ``CRYODESK_DISABLE_NUMBA=1`` to force the numpy versions (useful
-to compare behaviour, or when the numba cache directory is not writable).
+import.  Setting ``disable_numba`` (``CRYODESK_DISABLE_NUMBA=1``) forces the
+numpy versions (useful to compare behaviour, or when the numba cache
+directory is not writable).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from typing import Any, Callable
 
-_DISABLED = os.environ.get("CRYODESK_DISABLE_NUMBA", "").strip().lower() in ("1", "true", "yes", "on")
+from ..base import settings
+from ..base.errors import UsageError
+
+
+def _disabled() -> bool:
+    try:
+        return bool(settings.resolve("disable_numba"))
+    except UsageError as exc:
+        # read at import: a typo in the variable must not make every kernel module unimportable
+        logging.getLogger(__name__).warning("%s; numba stays enabled", exc)
+        return False
+
+
+_DISABLED = _disabled()
 
 try:
     if _DISABLED:

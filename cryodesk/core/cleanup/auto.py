@@ -1,7 +1,7 @@
 """Project settings of the cleanup tool and what happens when a job finishes.
 
-``delete_intermediate`` (project setting, default on as in CryoSPARC 4.3;
-a job may override it in ``Job.settings``): when a job *completes*, every
+``delete_intermediate`` (a setting of :mod:`cryodesk.base.settings`, per
+job, project or user; default on as in CryoSPARC 4.3): when a job *completes*, every
 version but the last of each output group is removed, except versions
 another job reads.  Killed and failed jobs keep theirs (after "mark as
 complete" they are the job's usable outputs).
@@ -12,87 +12,47 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...base.errors import CryodeskError, UsageError
-from ...db.models import Job, Project, db
-from .. import deletion, manifest
+from ...base import settings
+from ...base.errors import CryodeskError
+from ...db.models import Job
+from .. import deletion, manifest, settings_service
 from ..deletion import DeletionPlan
 from ..projects import get_project
-from ..registry import _parse_bool
 from ..sizes import intermediate_versions, record_job_size
 
 log = logging.getLogger(__name__)
 
-#: project settings this tool owns: name -> (type, default, help)
-PROJECT_SETTINGS = {
-    "delete_intermediate": ("bool", True, "delete intermediate results automatically when a job completes"),
-}
-
-
-def _coerce(key: str, value):
-    kind = PROJECT_SETTINGS[key][0]
-    if kind == "bool":
-        try:
-            return _parse_bool(value) if isinstance(value, str) else bool(value)
-        except ValueError:
-            raise UsageError(f"setting {key!r} takes true or false, got {value!r}") from None
-    return value
-
-
-def _check_key(key: str) -> None:
-    if key not in PROJECT_SETTINGS:
-        known = ", ".join(sorted(PROJECT_SETTINGS))
-        raise UsageError(f"unknown project setting {key!r} (known: {known})")
+#: the settings this tool owns: name -> (type, default, help), from :mod:`cryodesk.base.settings`
+PROJECT_SETTINGS = {name: (settings.get(name).kind, settings.default(name), settings.get(name).help)
+                    for name in ("delete_intermediate",)}
 
 
 def get_project_setting(project, key: str):
-    """The project's value of ``key`` (its default when never set)."""
-    _check_key(key)
-    project = get_project(project)
-    return (project.settings or {}).get(key, PROJECT_SETTINGS[key][1])
+    """The value of setting ``key`` for ``project`` (the project's, else the user's, else the default)."""
+    return settings_service.effective(key, project=project)[0]
 
 
 def project_settings(project) -> dict:
-    """Every known setting with its current value (defaults filled in)."""
-    project = get_project(project)
-    return {k: (project.settings or {}).get(k, d[1]) for k, d in PROJECT_SETTINGS.items()}
+    """The value of each of :data:`PROJECT_SETTINGS` for ``project``."""
+    return {k: get_project_setting(project, k) for k in PROJECT_SETTINGS}
 
 
 def set_project_setting(project, key: str, value) -> object:
-    """Set project setting ``key`` (a string like ``"true"`` is converted); kept in project.json too."""
-    _check_key(key)
-    project = get_project(project)
-    new = _coerce(key, value)
-    with db.atomic():
-        # update the one column: a caller's Project object may hold stale counters
-        current = Project.get_by_id(project.id)
-        settings = dict(current.settings or {})
-        settings[key] = new
-        Project.update(settings=settings).where(Project.id == project.id).execute()
-        current.settings = project.settings = settings
-        manifest.write_project(current)
-    return new
+    """Set ``key`` for ``project`` (``"true"`` is converted); kept in project.json too."""
+    return settings_service.set_setting("project", key, value, project=project)
 
 
 def set_job_setting(project, job, key: str, value) -> None:
-    """Per-job override of a project setting; ``value=None`` removes the override."""
-    from ..jobs import get_job
-
-    _check_key(key)
-    project = get_project(project)
-    job = Job.get_by_id(get_job(project, job).id)
-    settings = dict(job.settings or {})
+    """Set ``key`` for ``job`` (overriding the project's); ``value=None`` removes the override."""
     if value is None:
-        settings.pop(key, None)
+        settings_service.unset_setting("job", key, project=project, job=job)
     else:
-        settings[key] = _coerce(key, value)
-    Job.update(settings=settings).where(Job.id == job.id).execute()
+        settings_service.set_setting("job", key, value, project=project, job=job)
 
 
 def effective_setting(project, job: Job, key: str):
-    """The job's override of ``key`` if it has one, else the project's value."""
-    if key in (job.settings or {}):
-        return job.settings[key]
-    return get_project_setting(project, key)
+    """The value of setting ``key`` for ``job`` (environment > job > project > user > default)."""
+    return settings_service.effective(key, project=project, job=job)[0]
 
 
 def on_job_finished(project, job) -> dict | None:
