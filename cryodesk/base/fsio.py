@@ -186,6 +186,15 @@ def atomic_write_json(path: Path | str, data, durable: bool = True) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True, default=str), durable)
 
 
+def fsync_dir(path: Path | str) -> None:
+    """Make the entries of directory ``path`` durable (after a rename into it)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def is_temp_name(name: str, target: str) -> bool:
     """Whether ``name`` is a temp file :func:`atomic_write` made for ``target`` (left by a crash)."""
     return name.startswith(f".{target}.") and name.endswith(".tmp")

@@ -23,7 +23,6 @@ import fcntl
 import hashlib
 import os
 import resource
-import time
 from pathlib import Path
 
 __all__ = ["EntryLock", "lock_name", "held_lock_inodes", "raise_fd_limit"]
@@ -78,19 +77,6 @@ class EntryLock:
     def try_exclusive(self) -> bool:
         """Take (or convert to) an exclusive lock without waiting."""
         return self._try(fcntl.LOCK_EX, "ex")
-
-    def wait_shared(self, timeout: float | None = None, on_wait=None, poll: float = 0.05) -> bool:
-        """Shared lock, waiting while someone holds it exclusively (copying it)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        first = True
-        while not self.try_shared():
-            if first and on_wait is not None:
-                on_wait()
-            first = False
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
-        return True
 
     def release(self) -> None:
         if self.fd is not None and self.mode is not None:

@@ -33,6 +33,8 @@ def _checked_job_doc(job_dir: Path) -> dict:
         raise bad(f"unknown job type {d.get('type')!r}") from None
     if not isinstance(d.get("params", {}), dict):
         raise bad("params is not a mapping")
+    if not isinstance(d.get("settings", {}), dict):
+        raise bad("settings is not a mapping")
     if d.get("status", "building") not in JOB_STATUSES:
         raise bad(f"unknown status {d.get('status')!r}")
     for i in d.get("inputs", []):
@@ -81,6 +83,7 @@ def attach_project(directory: str | Path) -> Project:
                 job = Job.create(
                     project=project, number=parse_uid(d["uid"], "J"), type=d["type"], title=d.get("title", ""),
                     status=d.get("status", "building"), params=d.get("params") or {},
+                    settings=d.get("settings") or {},
                     size_bytes=d.get("size_bytes", 0), is_final=bool(d.get("is_final")),
                     error=d.get("error"), status_history=d.get("status_history") or [],
                     created_at=_parse_dt(d.get("created_at")) or _dt.datetime.utcnow(),

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..base.errors import DataError, JobCancelled, UsageError
+from ..base.fsio import tree_size
 
 
 @dataclass
@@ -124,5 +125,5 @@ class JobContext:
         """Record ``path`` (inside the job directory) as a file of output ``group``."""
         rel = self.rel(path)
         full = self.project_dir / rel
-        size = full.stat().st_size if full.exists() and not full.is_symlink() else 0
+        size = tree_size(full)  # a directory output counts what is in it; a symlink counts 0
         self.outputs.append((group, OutputFileRef(kind=kind, path=rel, version=int(version), size_bytes=size)))

@@ -213,13 +213,6 @@ def replace_outputs(job: Job, files) -> None:
         events.record(job.project_id, "updated", [job])
 
 
-def latest_versions(job: Job) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for f in OutputFile.select(OutputFile.group, OutputFile.version).where(OutputFile.job == job):
-        out[f.group] = max(out.get(f.group, -1), f.version)
-    return out
-
-
 def describe_jobs(project, jobs: list[Job]) -> list[dict]:
     """Stable, JSON-ready descriptions of ``jobs`` (bulk queries: one per relation)."""
     project = get_project(project)

@@ -11,7 +11,7 @@ The engine (GUI or ``cryodesk worker``) and the CLI share these rules:
   cannot make a claim fail).
 * :func:`heartbeat` — an engine stamps the jobs it owns; an owner on another
   host whose stamps stopped for :data:`HEARTBEAT_TIMEOUT` is taken as dead.
-* :func:`readiness` — may a queued job start now, must it wait for a parent,
+* :func:`readiness_many` — may a queued job start now, must it wait for a parent,
   or will it never run because a parent failed or was killed?
 * :func:`request_kill` / :func:`kill_requested` — a kill that crosses
   processes: the request is stored in ``Job.kill_requested_at`` and the
@@ -290,17 +290,13 @@ def children_of(parent_ids) -> set[int]:
     return {c for (c,) in Connection.select(Connection.child).where(Connection.parent.in_(ids)).tuples()}
 
 
-def readiness(job: Job) -> tuple[str, str | None]:
-    """``("ready", None)``, ``("wait", why)``, or ``("failed"|"killed", error)`` for a queued job.
+def readiness_many(job_ids) -> dict[int, tuple[str, str | None]]:
+    """Per queued job: ``("ready", None)``, ``("wait", why)``, or ``("failed"|"killed", error)``.
 
     A parent that failed fails its queued children and a killed one kills them:
-    they are never left queued for ever.
+    they are never left queued for ever.  One query per 500 jobs (the engine
+    polls this in the GUI thread).
     """
-    return readiness_many([job.id])[job.id]
-
-
-def readiness_many(job_ids) -> dict[int, tuple[str, str | None]]:
-    """:func:`readiness` of many jobs in one query per 500 (the engine polls this in the GUI thread)."""
     ids = list(job_ids)
     links: dict[int, list[tuple[str, int, str]]] = {i: [] for i in ids}
     for k in range(0, len(ids), 500):

@@ -83,6 +83,7 @@ def job_document(job: Job) -> dict:
         "title": job.title,
         "status": job.status,
         "params": job.params,
+        "settings": job.settings or {},  # the user's per-job overrides (base.settings "job" level)
         "inputs": inputs,
         "outputs": outputs,
         "workspaces": workspaces,

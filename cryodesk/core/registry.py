@@ -141,10 +141,6 @@ class JobType:
         if self.category not in CATEGORIES:
             raise ValueError(f"unknown category {self.category!r} for job type {self.name!r}")
 
-    @property
-    def is_preprocessing(self) -> bool:
-        return self.category in PREPROCESSING_CATEGORIES
-
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:

@@ -18,11 +18,6 @@ from .migrations import SCHEMA_VERSION, upgrade  # noqa: F401
 from .models import ACTIVE_STATUSES, JOB_STATUSES, db, utcnow  # noqa: F401
 
 
-def default_url() -> str:
-    """The embedded default: an SQLite file in the user data directory."""
-    return settings.default("db_url")
-
-
 def resolve_url(url: str | None = None) -> str:
     """``url`` if given, else the ``db_url`` setting (``$CRYODESK_DB``, else the embedded default)."""
     return url or settings.resolve("db_url")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cryodesk.base.fsio import atomic_write
 from cryodesk.jobs.preprocess_common import ctf_2d, fourier_shift, freq_grid, write_mrc
 
 from .phantom import make_phantom, paint_projection, random_rotations, render_volume
@@ -175,7 +176,7 @@ def simulate_dataset(out_dir: Path | str, size: str | SimulationSpec = "small", 
         write_mrc(out / t["movie_path"], frames, spec.psize_A, stack=True)
         write_mrc(out / t["micrograph_path"], aligned, spec.psize_A)
         truth["micrographs"].append(t)
-    (out / "ground_truth.json").write_text(json.dumps(truth, indent=1))
+    atomic_write(out / "ground_truth.json", json.dumps(truth, indent=1))
     return truth
 
 

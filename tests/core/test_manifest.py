@@ -15,8 +15,10 @@ from .helpers import build_dag
 
 
 def snapshot(project):
-    return [{k: d[k] for k in ("uid", "type", "status", "params", "is_final", "is_ancestor_of_final",
-                               "workspaces", "parents", "children", "inputs", "outputs", "size_bytes")}
+    settings = {j.uid: j.settings for j in jobs.list_jobs(project)}
+    return [{**{k: d[k] for k in ("uid", "type", "status", "params", "is_final", "is_ancestor_of_final",
+                                  "workspaces", "parents", "children", "inputs", "outputs", "size_bytes")},
+             "settings": settings[d["uid"]]}
             for d in jobs.describe_jobs(project, jobs.list_jobs(project))]
 
 
@@ -28,7 +30,11 @@ def test_reattach_to_fresh_database_gives_the_same_project(project, tmp_path):
     actions.link(project, js[1:3], w2)
     finals.set_final(project, [js[2]])
     jobs.set_params(project, js[3], {"nbytes": "42"})
+    from cryodesk.core import settings_service
+
+    settings_service.set_setting("job", "delete_intermediate", "false", project=project, job=js[1])
     before = snapshot(project)
+    assert before[1]["settings"] == {"delete_intermediate": False}
     pdir = project.directory
     original = dbmod.db.obj
     fresh = dbmod.open_database(str(tmp_path / "fresh.sqlite"))

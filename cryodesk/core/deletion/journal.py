@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from ...base.errors import DataError
-from ...base.fsio import atomic_write_json, inside
+from ...base.fsio import atomic_write, atomic_write_json, fsync_dir, inside
 
 STATE_DIR = ".cryodesk"
 REJECTED = "rejected"
@@ -65,19 +65,11 @@ def write_journal(project_dir: Path, plan_dict: dict) -> Path:
     path = jdir / f"{plan_dict['id']}.json"
     try:
         atomic_write_json(path, plan_dict)
-        _fsync_dir(jdir)
+        fsync_dir(jdir)
     except OSError as exc:
         raise DataError(f"cannot write the deletion journal in {jdir}: {exc.strerror or exc}; "
                         "nothing was deleted") from None
     return path
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def mark_done(journal: Path, index: int) -> None:
@@ -112,7 +104,7 @@ def reject(journal: Path, why: str) -> Path:
     done = journal.with_suffix(".done")
     if done.exists():
         os.replace(done, dest_dir / done.name)
-    (dest_dir / f"{journal.stem}.why").write_text(why + "\n")
+    atomic_write(dest_dir / f"{journal.stem}.why", why + "\n")
     return dest
 
 
