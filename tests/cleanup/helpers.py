@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
 
-from throwaway import fresh_project  # noqa: F401  (re-exported for the tests)
+from throwaway import (
+    disk_files,  # noqa: F401  (re-exported for the cleanup tests)
+    fresh_project,  # noqa: F401  (re-exported for the tests)
+)
 
 from cryodesk import db as dbmod
 from cryodesk.base.errors import Refused
@@ -87,17 +89,6 @@ def raw_intact(project) -> bool:
     raw = raw_dir(project)
     return ((raw / "movie.mrc").read_bytes() == b"raw movie" * 50
             and (raw.parent / "private.txt").read_text() == "not the project's")
-
-
-def disk_files(root: Path) -> dict[str, int]:
-    """Every file and symlink below ``root`` (relative path -> size; links as -1), not followed."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            out[rel] = -1 if os.path.islink(full) else os.lstat(full).st_size
-    return out
 
 
 def data_bytes(files: dict[str, int]) -> int:

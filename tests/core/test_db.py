@@ -28,12 +28,17 @@ def test_fresh_database_has_current_schema_and_pragmas(tmp_path):
         dbmod.close_database()
 
 
-def test_database_from_schema_v1_is_migrated_without_loss(tmp_path):
-    path = tmp_path / "old.sqlite"
+def _open_dump(tmp_path, dump: Path) -> None:
+    """Open (and so migrate) a database made from an SQL dump of an older schema."""
+    path = tmp_path / f"{dump.stem}.sqlite"
     con = sqlite3.connect(path)
-    con.executescript(V1.read_text())
+    con.executescript(dump.read_text())
     con.close()
     dbmod.open_database(str(path))
+
+
+def test_database_from_schema_v1_is_migrated_without_loss(tmp_path):
+    _open_dump(tmp_path, V1)
     try:
         with dbmod.db.connection_context():
             assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)
@@ -76,11 +81,7 @@ def test_url_forms(tmp_path, monkeypatch):
 def test_database_from_schema_v3_moves_runtime_records_into_columns(tmp_path):
     import datetime as dt
 
-    path = tmp_path / "v3.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(V3.read_text())
-    con.close()
-    dbmod.open_database(str(path))
+    _open_dump(tmp_path, V3)
     try:
         with dbmod.db.connection_context():
             assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)

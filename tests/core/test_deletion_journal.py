@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from throwaway import disk_files
 
 from cryodesk.base.errors import DataError
 from cryodesk.core import actions, deletion, finals, runner
@@ -24,15 +25,7 @@ from .helpers import build_dag
 
 
 def files_of(root: Path) -> dict[str, int]:
-    """Every file and link below ``root`` except cryodesk's own state (rel path -> size, links -1)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, root)
-            if not rel.startswith(".cryodesk"):
-                out[rel] = -1 if os.path.islink(full) else os.lstat(full).st_size
-    return out
+    return disk_files(root, skip_state=True)
 
 
 @pytest.fixture

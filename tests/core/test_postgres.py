@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from throwaway import PG_URL, pg_project
 
-from cryodesk import db as dbmod
 from cryodesk.core import actions, finals, graph, jobs, projects, runner
-from cryodesk.db.models import ALL_MODELS as MODELS
 from cryodesk.db.models import Job
 
-URL = os.environ.get("CRYODESK_TEST_PG_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")
 
 
 @pytest.fixture
 def pg(tmp_path):
-    database = dbmod.make_database(URL)
-    dbmod.db.initialize(database)
-    with database.connection_context():
-        database.drop_tables(MODELS, cascade=True)
-    dbmod.open_database(URL)
-    with dbmod.db.connection_context():
-        p = projects.create_project("PG", tmp_path / "proj")
-        projects.create_workspace(p, "main")
+    with pg_project(tmp_path) as p:
         yield p
-    dbmod.close_database()
 
 
 def test_graph_finals_and_actions_on_postgres(pg):

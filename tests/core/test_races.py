@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from throwaway import PG_URL, empty_database
 
 from cryodesk import db as dbmod
 from cryodesk.core import actions, jobs, projects, runner
 from cryodesk.core.deletion import trash
-from cryodesk.db.models import ALL_MODELS, Job, OutputFile
+from cryodesk.db.models import Job, OutputFile
 
 CHILD = Path(__file__).with_name("race_child.py")
-PG_URL = os.environ.get("CRYODESK_TEST_PG_URL")
 WINDOW_MS = 15.0
 KINDS = ("clear", "delete", "cleanup", "set_param")
 
@@ -64,15 +64,6 @@ def _fast_dir(tmp_path: Path) -> Path:
 
         return Path(tempfile.mkdtemp(prefix="cryodesk-races-", dir=shm))
     return tmp_path
-
-
-def _fresh_database(url: str, tmp_path: Path):
-    if url.startswith("postgresql://"):
-        database = dbmod.make_database(url)
-        dbmod.db.initialize(database)
-        with database.connection_context():
-            database.drop_tables(ALL_MODELS, cascade=True)
-    dbmod.open_database(url)
 
 
 def _setup(kind: str, n: int, tmp_path: Path) -> list[dict]:
@@ -126,7 +117,7 @@ def race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool = False, s
 
 
 def _race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool, seed: int) -> dict:
-    _fresh_database(url, tmp_path)
+    empty_database(url)
     trash.SYNC = True
     rng = random.Random(seed)
     try:

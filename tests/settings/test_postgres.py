@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from throwaway import PG_URL, pg_project
 
-from cryodesk import db as dbmod
 from cryodesk.cache import connect_worker, resolve_config
-from cryodesk.core import jobs, projects, settings_service
-from cryodesk.db.models import ALL_MODELS as MODELS
+from cryodesk.core import jobs, settings_service
 
 from .conftest import WORKER
 
-URL = os.environ.get("CRYODESK_TEST_PG_URL")
-pytestmark = pytest.mark.skipif(not URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")
+pytestmark = pytest.mark.skipif(not PG_URL, reason="set CRYODESK_TEST_PG_URL to test against PostgreSQL")
 
 
 @pytest.fixture
 def pg(tmp_path):
-    database = dbmod.make_database(URL)
-    dbmod.db.initialize(database)
-    with database.connection_context():
-        database.drop_tables(MODELS, cascade=True)
-    dbmod.open_database(URL)
-    with dbmod.db.connection_context():
-        p = projects.create_project("PG", tmp_path / "proj")
-        projects.create_workspace(p, "main")
+    with pg_project(tmp_path) as p:
         yield p
-    dbmod.close_database()
 
 
 def test_every_stored_level_on_postgres(pg, tmp_path):
