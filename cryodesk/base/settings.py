@@ -28,6 +28,7 @@ scope shown (state of the interface, not choices about data or jobs), and
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from typing import Any, Callable, Mapping
 
 from .errors import UsageError
 
+#: the largest number a setting may hold (well inside a 64-bit database integer)
+MAX_NUMBER = 10**15
 LEVELS = ("environment", "job", "project", "worker", "user", "default")
 #: the levels that are stored somewhere and may be written (environment and default are not)
 STORED_LEVELS = ("job", "project", "worker", "user")
@@ -155,6 +158,8 @@ def coerce(name: str, value, where: str = ""):
             if isinstance(value, bool):
                 raise ValueError
             out = float(value)
+            if not math.isfinite(out):  # nan would make "older than N days" never true, silently
+                raise ValueError
         elif s.kind == "path":
             out = str(Path(str(value).strip()).expanduser())
         else:
@@ -164,6 +169,8 @@ def coerce(name: str, value, where: str = ""):
         raise UsageError(f"setting {name!r}{origin} takes {kinds.get(s.kind, s.kind)}, got {value!r}") from None
     if s.minimum is not None and out < s.minimum:
         raise UsageError(f"setting {name!r}{origin} must be at least {s.minimum:g}, got {value!r}")
+    if s.kind in ("int", "float") and abs(out) > MAX_NUMBER:  # what every database column can hold
+        raise UsageError(f"setting {name!r}{origin} must be at most {MAX_NUMBER:,}, got {value!r}")
     return out
 
 

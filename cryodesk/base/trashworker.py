@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from . import nofollow
+from .errors import DataError
 
 TRASH = (".cryodesk", "trash")
 
@@ -25,22 +27,21 @@ def _root(project_dir: Path) -> Path:
 
 
 def collect(project_dir: Path) -> list[str]:
-    """Remove every ``trash/*.gc`` now (never following a symlink); returns what could not be removed."""
+    """Remove every ``trash/*.gc`` now; returns what could not be removed (it stays for the next run).
+
+    Never follows a symlink and never enters another file system (a mount that
+    travelled into the trash with its directory is left alone and reported).
+    """
     errors: list[str] = []
-
-    def onerror(_fn, path, exc_info):
-        exc = exc_info[1]
-        if not isinstance(exc, FileNotFoundError):  # another emptier got there first
-            errors.append(f"{path}: {getattr(exc, 'strerror', None) or exc}")
-
     root = _root(project_dir)
     if root.is_symlink() or root.parent.is_symlink() or not root.is_dir():
         return errors
-    for gc in sorted(root.glob("*.gc")):
-        if gc.is_symlink():
-            gc.unlink()  # a link planted here: remove the link, never what it points to
-        else:
-            shutil.rmtree(gc, onerror=onerror)
+    try:
+        with nofollow.open_dirs(project_dir, TRASH, where=str(root)) as fd:
+            for gc in sorted(root.glob("*.gc")):
+                nofollow.remove_tree(fd, gc.name, errors, str(gc))
+    except (OSError, DataError) as exc:
+        errors.append(f"{root}: {getattr(exc, 'strerror', None) or exc}")
     return errors
 
 

@@ -10,39 +10,109 @@ from ..db.models import JOB_STATUSES, Connection, Job, JobWorkspace, OutputFile,
 from . import events, manifest, registry
 from .finals import recompute_ancestor_flags
 from .projects import _next_number, _resolve_dir
-from .uids import parse_uid
+from .uids import MAX_NUMBER, parse_uid
 
 
 def _parse_dt(text):
     return _dt.datetime.fromisoformat(text) if text else None
 
 
+class _Checker:
+    """Type checks of one manifest; every problem is a DataError naming the file."""
+
+    def __init__(self, where: Path, advice: str):
+        self.where, self.advice = where, advice
+
+    def bad(self, why: str) -> DataError:
+        return DataError(f"{self.where}: {why}; {self.advice}")
+
+    def kind(self, d: dict, key: str, types, default=None, what: str = ""):
+        value = d.get(key, default)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in (
+                types if isinstance(types, tuple) else (types,))):
+            raise self.bad(f"{key} is not {what or getattr(types, '__name__', types)} (it is {value!r})")
+        return value
+
+    def count(self, d: dict, key: str, default: int = 1) -> int:
+        value = self.kind(d, key, int, default, "a whole number")
+        if value is None or not 0 <= value <= MAX_NUMBER:
+            raise self.bad(f"{key} is {value!r}, not a number from 0 to {MAX_NUMBER}")
+        return value
+
+    def date(self, d: dict, key: str):
+        value = self.kind(d, key, str, None, "a date")
+        try:
+            return _parse_dt(value)
+        except ValueError:
+            raise self.bad(f"{key} is {value!r}, not a date (YYYY-MM-DDTHH:MM:SS)") from None
+
+    def uid(self, value, prefix: str, what: str) -> int:
+        try:
+            return parse_uid(value if isinstance(value, str) else "", prefix)
+        except UsageError:
+            raise self.bad(f"{what} {value!r} is not a {prefix}<number> identifier") from None
+
+    def entries(self, d: dict, key: str, required: set[str]) -> list[dict]:
+        value = self.kind(d, key, list, [], "a list")
+        for e in value:
+            if not isinstance(e, dict) or not required <= set(e):
+                raise self.bad(f"malformed {key.rstrip('s')} {e!r}")
+        return value
+
+
+def _checked_project_doc(path: Path) -> dict:
+    where = path / manifest.PROJECT_MANIFEST
+    d = manifest.read_json(where)
+    c = _Checker(where, "fix it, then attach again")
+    c.kind(d, "title", str)
+    c.kind(d, "settings", dict, {}, "a mapping")
+    for key in ("next_job_number", "next_workspace_number", "next_session_number"):
+        c.count(d, key)
+    for w in c.entries(d, "workspaces", {"uid"}):
+        c.uid(w["uid"], "W", "workspace")
+        c.kind(w, "title", str)
+    for s_ in c.entries(d, "sessions", {"uid"}):
+        c.uid(s_["uid"], "S", "session")
+        c.kind(s_, "title", str)
+        c.kind(s_, "status", str)
+    return d
+
+
 def _checked_job_doc(job_dir: Path) -> dict:
     """A job manifest, validated enough that attaching it cannot corrupt the database."""
     where = job_dir / manifest.JOB_MANIFEST
     d = manifest.read_json(where)
-
-    def bad(why):
-        return DataError(f"{where}: {why}; fix or move that job directory, then attach again")
-
+    c = _Checker(where, "fix or move that job directory, then attach again")
+    bad = c.bad
     if d.get("uid") != job_dir.name:
         raise bad(f"uid {d.get('uid')!r} does not match its directory {job_dir.name}")
+    c.uid(d["uid"], "J", "uid")
     try:
         registry.get(str(d.get("type")))
     except UsageError:
         raise bad(f"unknown job type {d.get('type')!r}") from None
-    if not isinstance(d.get("params", {}), dict):
-        raise bad("params is not a mapping")
-    if not isinstance(d.get("settings", {}), dict):
-        raise bad("settings is not a mapping")
+    c.kind(d, "params", dict, {}, "a mapping")
+    c.kind(d, "settings", dict, {}, "a mapping")
+    c.kind(d, "title", str)
+    c.kind(d, "error", str)
+    c.kind(d, "status_history", list, [], "a list")
+    c.kind(d, "workspaces", list, [], "a list")
+    c.count(d, "size_bytes", 0)
+    if not isinstance(d.get("is_final", False), bool):
+        raise bad(f"is_final is {d.get('is_final')!r}, not true or false")
     if d.get("status", "building") not in JOB_STATUSES:
         raise bad(f"unknown status {d.get('status')!r}")
-    for i in d.get("inputs", []):
-        if not isinstance(i, dict) or not {"slot", "parent", "output"} <= set(i):
-            raise bad(f"malformed input {i!r}")
-    for o in d.get("outputs", []):
-        if not isinstance(o, dict) or not {"group", "kind", "path"} <= set(o):
+    for key in ("created_at", "queued_at", "started_at", "completed_at"):
+        c.date(d, key)
+    for i in c.entries(d, "inputs", {"slot", "parent", "output"}):
+        c.uid(i["parent"], "J", "input parent")
+        if i.get("version") is not None:
+            c.count(i, "version", 0)
+    for o in c.entries(d, "outputs", {"group", "kind", "path"}):
+        if not all(isinstance(o[k], str) for k in ("group", "kind", "path")):
             raise bad(f"malformed output {o!r}")
+        c.count(o, "version", 0)
+        c.count(o, "size_bytes", 0)
     return d
 
 
@@ -53,7 +123,7 @@ def attach_project(directory: str | Path) -> Project:
     session numbers are kept, so every connection and path stays valid.
     """
     path = _resolve_dir(directory)
-    doc = manifest.read_json(path / manifest.PROJECT_MANIFEST)
+    doc = _checked_project_doc(path)
     if Project.get_or_none(Project.directory == str(path)):
         raise UsageError(f"{path} is already attached to this database")
     job_docs = []

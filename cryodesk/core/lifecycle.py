@@ -28,7 +28,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base.errors import Refused
+from ..base import nofollow
+from ..base.errors import DataError, Refused
 from ..base.fsio import tree_size
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
@@ -346,10 +347,10 @@ def _log_line(job: Job, text: str) -> None:
     try:
         jdir = Path(job.project.directory) / job.directory
         if jdir.is_dir() and not jdir.is_symlink():
-            with open(jdir / "job.log", "a") as fh:
+            with nofollow.open_append(jdir / "job.log") as fh:
                 fh.write(f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n")
-    except OSError:
-        pass  # the log is a courtesy; the status and error are what count
+    except (OSError, DataError):
+        pass  # the log is a courtesy (and never written through a link); the status and error count
 
 
 # -- kill requests and crash recovery ----------------------------------------------

@@ -15,7 +15,8 @@ import threading
 import traceback
 from pathlib import Path
 
-from ..base.errors import CryodeskError, JobCancelled, Refused
+from ..base import nofollow
+from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
 from ..base.fsio import atomic_write_json, tree_size
 from ..db.models import Connection, Job, OutputFile, db
 from . import deletion, manifest, registry
@@ -70,7 +71,7 @@ def _job_logger(job_uid: str, path: Path) -> tuple[logging.Logger, logging.Handl
     logger = logging.getLogger(f"cryodesk.job.{job_uid}.{id(path)}")
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    handler = logging.FileHandler(path)
+    handler = logging.StreamHandler(nofollow.open_append(path))  # never through a planted symlink
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     return logger, handler
@@ -102,7 +103,11 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
         set_status(job, "running", write=False)
     manifest.write_job(job, pdir)
     jtype = registry.get(job.type)
-    logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
+    try:
+        logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
+    except (OSError, DataError) as exc:  # the job cannot even keep its log: it fails, saying why
+        _finish(project, job, "failed", [], f"cannot write {jdir / LOG_NAME}: {getattr(exc, 'strerror', None) or exc}")
+        return Job.get_by_id(job.id)
     ctx = JobContext(project_uid=project.uid, uid=job.uid, type=job.type, project_dir=pdir, job_dir=jdir,
                      params=dict(job.params), inputs=inputs, log=logger, progress_cb=progress,
                      cancel_event=cancel_event or threading.Event())
@@ -125,6 +130,7 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
     finally:
         logger.removeHandler(handler)
         handler.close()
+        handler.stream.close()
     return Job.get_by_id(job.id)
 
 

@@ -30,6 +30,7 @@ from ..base.errors import NotFound, UsageError
 from ..db import lock_rows, write_transaction
 from ..db.models import Job, Project, Worker
 from . import events, manifest
+from .guard import project_write
 from .projects import get_project
 
 __all__ = ["check_ssd_path", "effective", "job_values", "project_values", "set_setting", "settings_view",
@@ -240,8 +241,7 @@ def _write_worker(worker, name, new) -> None:
 def _write_project(project, s, new) -> None:
     project_in = project
     project = get_project(project)
-    with write_transaction():
-        lock_rows(Project, [project.id])
+    with project_write(project):
         current = Project.get_by_id(project.id)
         stored = dict(current.settings or {})
         legacy = dict(stored.get(LEGACY_PROJECT_KEY) or {})
@@ -269,12 +269,12 @@ def _write_job(project, job, s, new) -> None:
     from .jobs import get_job, set_params
 
     project = get_project(project)
-    with write_transaction():
-        row = get_job(project, job)
-        lock_rows(Job, [row.id])
-        if s.job_param:  # the job's parameter: set_params applies the rules (frozen when final...)
-            set_params(project, row, {s.name: new})
-            return
+    row = get_job(project, job)
+    if s.job_param:  # the job's parameter: set_params applies the rules (frozen when final...)
+        set_params(project, row, {s.name: new})
+        return
+    # the project row first, then the job's: the order every guarded writer takes (no deadlocks)
+    with project_write(project, [row.id]):
         row = Job.get_by_id(row.id)
         stored = dict(row.settings or {})
         if new is None:

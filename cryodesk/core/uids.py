@@ -6,12 +6,16 @@ import re
 
 from ..base.errors import UsageError
 
+#: the largest uid number (a 32-bit database integer)
+MAX_NUMBER = 2**31 - 1
 _UID = re.compile(r"^\s*([PWJS]?)(\d+)\s*$", re.IGNORECASE)
 
 
 def parse_uid(text: str | int, prefix: str) -> int:
     """Return the number in ``text`` (``"J17"``, ``"j17"`` or ``"17"``) for a uid of kind ``prefix``."""
     if isinstance(text, int):
+        if not 1 <= text <= MAX_NUMBER:
+            raise UsageError(f"no such identifier {prefix}{text}")
         return text
     m = _UID.match(str(text))
     if not m or (m.group(1) and m.group(1).upper() != prefix):
@@ -19,6 +23,8 @@ def parse_uid(text: str | int, prefix: str) -> int:
     number = int(m.group(2))
     if number < 1:
         raise UsageError(f"identifiers start at {prefix}1, got {text!r}")
+    if number > MAX_NUMBER:  # no database integer column holds more
+        raise UsageError(f"no such identifier {text!r}: {prefix} numbers go up to {MAX_NUMBER:,}")
     return number
 
 

@@ -15,7 +15,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from ..base.errors import CryodeskError
 from .backend import is_sqlite
-from .models import ALL_MODELS, Change, Job, Meta, Project, Worker
+from .models import ALL_MODELS, AppliedItem, Change, Job, Meta, Project, Worker
 
 SCHEMA_VERSION = 4
 
@@ -54,8 +54,9 @@ _RUNTIME_COLUMNS = ("owner_host", "owner_pid", "owner_boot", "owner_start", "own
 
 def _to_v4(migrator):
     # v4: runtime records move out of Job.settings into columns (a user's edit of a
-    # setting no longer races an engine's claim), and the change log.
+    # setting no longer races an engine's claim), the change log, and applied journal items.
     Change.create_table()
+    AppliedItem.create_table()
     # (owner_engine is an indexed field: add_column makes its index)
     return [migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
 

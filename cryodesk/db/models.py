@@ -221,4 +221,22 @@ class Change(BaseModel):
     at = pw.DateTimeField(default=utcnow, index=True)
 
 
-ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change)
+class AppliedItem(BaseModel):
+    """A deletion-journal item that was decided (v4): applied, skipped by its recheck, or refused.
+
+    Written in the same transaction as the item's database change, so a
+    restart that replays the journal knows exactly which items are done,
+    whatever their rechecks would say now.  Rows go when their journal is finished.
+    """
+
+    plan_id = pw.CharField(max_length=32)
+    item = pw.IntegerField()
+    outcome = pw.CharField(max_length=16)  # "applied" | "skipped" | "refused" | "gone"
+    at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        primary_key = pw.CompositeKey("plan_id", "item")
+
+
+ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change,
+              AppliedItem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -140,3 +141,11 @@ def build_mixed(project, raw: Path) -> dict[str, Job]:
         (pdir / j[key].directory / "raw").symlink_to(raw, target_is_directory=True)
         (pdir / j[key].directory / "movie.mrc").symlink_to(raw / "movie.mrc")
     return {k: Job.get_by_id(v.id) for k, v in j.items()}
+
+
+def rename_source(src, kwargs) -> str:
+    """The full path an ``os.rename`` call moves, also for renames relative to a directory descriptor."""
+    fd = kwargs.get("src_dir_fd")
+    if fd is None:
+        return str(src)
+    return f"{os.readlink(f'/proc/self/fd/{fd}')}/{src}"

@@ -18,6 +18,7 @@ never applied; an unreadable journal is set aside in ``journal/rejected/``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ import peewee as pw
 from ...base import hooks
 from ...base.errors import DataError, LockedError
 from ...base.fsio import file_lock
-from ...db.models import Job, Project
+from ...db.models import AppliedItem, Job, Project, utcnow
 from ..fsutil import check_job_dir, require_project_dir
 from ..guard import project_write
 from . import journal as jn
@@ -75,29 +76,46 @@ def _job(project: Project, uid: str) -> Job | None:
     return Job.get_or_none((Job.project == project) & (Job.number == int(uid[1:])))
 
 
-def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: int, journal: Path) -> tuple[ItemResult, bool]:
-    """Carry out one (valid) item; returns its result and whether files had to stay in the trash."""
+def _decided(plan_id: str) -> dict[int, str]:
+    return dict(AppliedItem.select(AppliedItem.item, AppliedItem.outcome).where(AppliedItem.plan_id == plan_id)
+                .tuples())
+
+
+def _record(plan_id: str, index: int, outcome: str) -> None:
+    AppliedItem.insert(plan_id=plan_id, item=index, outcome=outcome).on_conflict_ignore().execute()
+
+
+def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: int) -> tuple[ItemResult, bool]:
+    """Carry out one (valid) item; returns its result and whether files had to stay in the trash.
+
+    The item's decision (applied, or skipped by its recheck) is recorded in the
+    same transaction as its database change.  A skipped item's files are put
+    back *before* that commit, so a crash can never leave a decided item's
+    files in a trash that is about to be emptied.
+    """
     item = plan.items[index]
     action = ACTIONS[item.action]
-    job_dir = check_job_dir(project_dir, item.job)
+    stuck: list[str] = []
     try:
         with project_write(project, _row_ids(project, item)):
             job = _job(project, item.job)
             if job is None:
-                # gone from the database: applied before a restart (a delete), or deleted by someone
-                # else; what this plan moved goes with the trash, nothing more is touched
-                result = ItemResult(item.job, item.action, True, "the job no longer exists", 0)
-            else:
-                why = action.check(project, job, item)
-                hooks.point("deletion.rechecked", job=item.job, action=item.action, refused=why)
-                if why:
-                    result = ItemResult(item.job, item.action, False, f"skipped: {why}")
-                else:
-                    jn.move_to_trash(project_dir, plan.id, jn.checked_paths(project_dir, job_dir, item.paths))
-                    hooks.point("deletion.moved", job=item.job, action=item.action)
-                    action.apply(project, job, item)
-                    stamp_project(project)
-                    result = ItemResult(item.job, item.action, True, "", item.bytes)
+                # gone from the database (deleted by someone else meanwhile): what this plan had
+                # moved goes with the trash, nothing more is touched
+                _record(plan.id, index, "gone")
+                return ItemResult(item.job, item.action, True, "the job no longer exists", 0), False
+            why = action.check(project, job, item) or jn.mount_problem(project_dir, item.paths)
+            hooks.point("deletion.rechecked", job=item.job, action=item.action, refused=why)
+            if why:
+                stuck = jn.restore_from_trash(project_dir, plan.id, item.paths)
+                _record(plan.id, index, "skipped")
+                return ItemResult(item.job, item.action, False, f"skipped: {why}"), bool(stuck)
+            jn.move_to_trash(project_dir, plan.id, item.paths)
+            hooks.point("deletion.moved", job=item.job, action=item.action)
+            action.apply(project, job, item)
+            stamp_project(project)
+            _record(plan.id, index, "applied")
+        return ItemResult(item.job, item.action, True, "", item.bytes), False
     except (OSError, DataError, LockedError, pw.DatabaseError) as exc:
         # the transaction rolled back, so the database still describes whatever this item had
         # moved: put it back (emptying the trash would lose it)
@@ -107,11 +125,6 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
         else:
             msg = getattr(exc, "strerror", None) or str(exc)
         return ItemResult(item.job, item.action, False, msg), bool(stuck)
-    stuck = jn.restore_from_trash(project_dir, plan.id, item.paths) if not result.ok else []
-    # committed: if the mark cannot be written (disk full) this raises, the journal stays, and the
-    # next start replays the item (idempotent) instead of undoing it
-    jn.mark_done(journal, index)
-    return result, bool(stuck)
 
 
 def _row_ids(project: Project, item: PlanItem) -> list[int]:
@@ -120,26 +133,32 @@ def _row_ids(project: Project, item: PlanItem) -> list[int]:
     return [job.id] if job is not None else []
 
 
+_BEFORE = {"applied": (True, "done before a restart"), "gone": (True, "the job no longer exists"),
+           "skipped": (False, "skipped before a restart"), "refused": (False, "refused before a restart")}
+
+
 def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, cancel=None) -> list[ItemResult]:
     project_dir = Path(project.directory)
-    done = jn.done_indices(journal)
+    decided = _decided(plan.id)
     results: list[ItemResult] = []
     keep_trash = False
     for index, item in enumerate(plan.items):
-        if index in done:
-            results.append(ItemResult(item.job, item.action, True, "done before a restart", item.bytes))
+        if index in decided:
+            ok, why = _BEFORE.get(decided[index], (False, decided[index]))
+            keep_trash |= decided[index] == "refused"
+            results.append(ItemResult(item.job, item.action, ok, why, item.bytes if ok else 0))
             continue
         bad = refusal(project_dir, item)
         if bad:  # never applied, nothing put back (its paths are not to be trusted): trash kept
             results.append(ItemResult(item.job, item.action, False, f"refused: {bad}"))
             keep_trash = True
             log.warning("deletion journal %s: %s %s refused: %s", plan.id, item.action, item.job, bad)
-            jn.mark_done(journal, index)
+            _record(plan.id, index, "refused")
             continue
         if cancel is not None and cancel():
             results.append(ItemResult(item.job, item.action, False, "cancelled before this item"))
             continue
-        result, stuck = _run_item(project, project_dir, plan, index, journal)
+        result, stuck = _run_item(project, project_dir, plan, index)
         results.append(result)
         keep_trash |= stuck
         if progress is not None:
@@ -149,7 +168,9 @@ def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, can
                                   f"files that could not be put back are kept in {jn.trash_dir(project_dir, plan.id)}"))
     else:
         jn.retire_trash(project_dir, plan.id)
+    # the journal first, then its rows: a crash in between leaves only harmless rows
     jn.finish(journal)
+    AppliedItem.delete().where(AppliedItem.plan_id == plan.id).execute()
     return results
 
 
@@ -174,6 +195,8 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
                 valid.append(item)
         if valid:
             todo = DeletionPlan(plan.project, valid, plan.id)
+            if _decided(todo.id):
+                raise DataError(f"plan {todo.id} was carried out before; make a new plan")
             journal = jn.write_journal(project_dir, todo.to_dict())
             results += _run(project, todo, journal, progress, cancel)
     empty_in_background(project_dir)
@@ -182,14 +205,17 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
 
 def _recover_locked(project: Project, project_dir: Path) -> list[ItemResult]:
     results: list[ItemResult] = []
+    # rows of journals finished long ago whose removal a crash interrupted
+    AppliedItem.delete().where(AppliedItem.at < utcnow() - dt.timedelta(days=30)).execute()
     for journal in jn.journals(project_dir):
         try:
-            plan = DeletionPlan.from_dict(json.loads(journal.read_text()))
+            plan = DeletionPlan.from_dict(json.loads(jn.read_journal(journal)))
             if plan.project != project.uid or plan.id != journal.stem:
                 raise DataError(f"journal {journal.name} is for plan {plan.id} of {plan.project}, "
                                 f"not for {project.uid}")
         except (OSError, ValueError, DataError) as exc:
-            # journals are written atomically, so an unreadable one was never acted on
+            # journals are written atomically, so an unreadable one was never acted on (nor a FIFO
+            # or a link planted in its place: refused without being opened for long)
             why = str(exc) if isinstance(exc, DataError) else f"unreadable: {exc}"
             dest = jn.reject(journal, why)
             log.warning("deletion journal set aside: %s (%s)", dest, why)

@@ -1,7 +1,7 @@
 """The journal and the trash, in the project's ``.cryodesk/`` state directory.
 
-``journal/<plan>.json`` holds a plan being carried out, ``journal/<plan>.done``
-the indices of its items already applied; ``trash/<plan>/`` what the plan's
+``journal/<plan>.json`` holds a plan being carried out (which of its items are
+decided is in the database, table ``applied_item``); ``trash/<plan>/`` what the plan's
 items have moved out of the job directories (an atomic rename on the same
 file system; a symlink moves as a link).  A finished plan's trash is renamed
 ``trash/<plan>.gc`` (instant, under the lock) and emptied later, in the
@@ -13,10 +13,10 @@ never followed.
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
+from ...base import nofollow
 from ...base.errors import DataError
 from ...base.fsio import atomic_write, atomic_write_json, fsync_dir, inside
 
@@ -59,6 +59,11 @@ def journals(project_dir: Path) -> list[Path]:
     return sorted(jdir.glob("*.json")) if jdir.is_dir() and not jdir.is_symlink() else []
 
 
+def read_journal(journal: Path) -> str:
+    """A journal's text; a FIFO, device or link in its place is refused at once (never waited on)."""
+    return nofollow.read_regular(journal)
+
+
 def write_journal(project_dir: Path, plan_dict: dict) -> Path:
     """Write the journal durably (file and directory entry) before anything is removed."""
     jdir = journal_dir(project_dir, create=True)
@@ -72,28 +77,10 @@ def write_journal(project_dir: Path, plan_dict: dict) -> Path:
     return path
 
 
-def mark_done(journal: Path, index: int) -> None:
-    try:
-        with open(journal.with_suffix(".done"), "a") as fh:
-            fh.write(f"{index}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        raise DataError(f"cannot record progress in {journal.with_suffix('.done')}: {exc.strerror or exc}; "
-                        "the rest of the plan is finished (or undone) on the next start") from None
-
-
-def done_indices(journal: Path) -> set[int]:
-    try:
-        text = journal.with_suffix(".done").read_text()
-    except FileNotFoundError:
-        return set()
-    return {int(x) for x in text.split() if x.strip().isdigit()}
-
-
 def finish(journal: Path) -> None:
-    journal.with_suffix(".done").unlink(missing_ok=True)
+    journal.with_suffix(".done").unlink(missing_ok=True)  # (written by cryodesk before schema v4)
     journal.unlink(missing_ok=True)
+    fsync_dir(journal.parent)
 
 
 def reject(journal: Path, why: str) -> Path:
@@ -109,9 +96,15 @@ def reject(journal: Path, why: str) -> Path:
 
 
 # -- moving paths in and out of the trash ------------------------------------------
+# Every move walks down from the project directory's descriptor with O_NOFOLLOW
+# (base.nofollow) and renames relative to the last directory: a directory swapped
+# for a symlink after a check is refused, never followed.
 
 def checked_paths(project_dir: Path, job_dir: Path, rels: list[str]) -> list[Path]:
-    """The item's paths as absolute paths, each checked (after resolving its parents) to lie in ``job_dir``."""
+    """The item's paths as absolute paths, each checked (after resolving its parents) to lie in ``job_dir``.
+
+    A cheap early check for plans and previews; the moves themselves do not rely on it.
+    """
     out = []
     for rel in rels:
         p = project_dir / rel
@@ -121,41 +114,62 @@ def checked_paths(project_dir: Path, job_dir: Path, rels: list[str]) -> list[Pat
     return out
 
 
-def move_to_trash(project_dir: Path, plan_id: str, paths: list[Path]) -> None:
-    trash = _real_dir(trash_root(project_dir, create=True) / plan_id, create=True)
-    for p in paths:
-        if not os.path.lexists(p):
-            continue  # moved on an earlier (interrupted) run, or never there
-        dest = trash / p.relative_to(project_dir)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(p, dest)
-        except OSError as exc:
-            if exc.errno == errno.EXDEV:  # a mount point inside a job directory: never copied
-                raise DataError(f"{p} is on another file system; cryodesk deletes only by moving "
-                                "into the project's trash (nothing was changed for this job)") from None
-            raise
+def mount_problem(project_dir: Path, rels: list[str]) -> str | None:
+    """A mount point at or below one of ``rels``: its files are another file system's, never ours to delete."""
+    for rel in rels:
+        below = nofollow.mounts_below(project_dir / rel)
+        if below:
+            return (f"{below[0]} is the mount point of another file system inside {rel}; "
+                    "unmount it first")
+    return None
+
+
+def _parts(rel: str) -> tuple[list[str], str]:
+    parts = rel.split("/")
+    return parts[:-1], parts[-1]
+
+
+def move_to_trash(project_dir: Path, plan_id: str, rels: list[str]) -> None:
+    """Move each path of ``rels`` (relative to the project) into ``trash/<plan_id>/`` at the same relative place."""
+    trash_root(project_dir, create=True)
+    with nofollow.open_dirs(project_dir, [STATE_DIR, "trash", plan_id], create=True, where="trash") as trash_fd:
+        for rel in rels:
+            parents, name = _parts(rel)
+            try:
+                with nofollow.open_dirs(project_dir, parents, where=rel) as src_fd:
+                    if not nofollow.exists(src_fd, name):
+                        continue  # moved on an earlier (interrupted) run, or never there
+                    with nofollow.open_dirs(trash_fd, parents, create=True, where=rel) as dst_fd:
+                        nofollow.move(src_fd, name, dst_fd)
+            except FileNotFoundError:
+                continue  # its directory is gone: moved with a parent, or never there
 
 
 def restore_from_trash(project_dir: Path, plan_id: str, rels: list[str]) -> list[str]:
     """Put back what an interrupted run had moved for an item that is now refused.
 
     Returns the paths that could not be put back (they stay in the trash,
-    which is then kept rather than emptied).
+    which is then kept rather than emptied): something new in their place, or
+    a job directory that is not a real directory any more (never written through).
     """
     trash = trash_dir(project_dir, plan_id)
     stuck = []
+    if not trash.is_dir() or trash.is_symlink():
+        return stuck
     for rel in rels:
-        src, dest = trash / rel, project_dir / rel
-        if not os.path.lexists(src):
-            continue
-        if os.path.lexists(dest):  # something new took its place meanwhile: keep both, report
-            stuck.append(rel)
-            continue
+        parents, name = _parts(rel)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(src, dest)
-        except OSError:
+            with nofollow.open_dirs(trash, parents, where=rel) as src_fd:
+                if not nofollow.exists(src_fd, name):
+                    continue
+                with nofollow.open_dirs(project_dir, parents, create=True, where=rel) as dst_fd:
+                    if nofollow.exists(dst_fd, name):  # something new took its place: keep both, report
+                        stuck.append(rel)
+                        continue
+                    nofollow.move(src_fd, name, dst_fd)
+        except FileNotFoundError:
+            continue
+        except (OSError, DataError):
             stuck.append(rel)
     return stuck
 
