@@ -8,8 +8,9 @@ The model is superqt's ``utils/_qthreading.py``:
   created in the thread that makes the worker (the GUI thread, or the main
   thread of a headless command).  Signals emitted in the pool thread reach the
   slots of QObjects living in that thread as queued calls.
-* **Ownership.**  :func:`start` puts the worker in a registry; when the body has
-  returned, the pool thread emits ``finished`` and then ``released``.  The
+* **Ownership.**  :func:`start` puts the worker (the Python object, with its signals
+  and outcome) in a registry; when the body has returned, the pool thread emits
+  ``finished`` and then ``released``.  The
   registry, a QObject of the application's main thread, drops its reference in
   its ``released`` slot.  Queued calls reach a thread in the order they were
   posted, so every slot connected to ``finished`` in that thread has run before
@@ -32,7 +33,6 @@ import logging
 import threading
 import time
 import traceback
-import weakref
 from typing import Any, Callable
 
 import shiboken6
@@ -76,7 +76,10 @@ class Worker(QRunnable):
 
     def __init__(self, key, body: Body, announces_start: bool = False, name: str | None = None):
         super().__init__()
-        self.setAutoDelete(False)  # Python owns it (through the registry), never the pool
+        # autoDelete stays on: the pool deletes the C++ runnable when run() has returned, in its
+        # own thread (with it off, PySide keeps a reference for the pool that is never dropped:
+        # every worker would live forever).  This Python object, its signals and its outcome
+        # live on, owned by the registry until ``released``.
         self._announces_start = announces_start
         self.key = key
         self.name = name or str(key)
@@ -136,12 +139,15 @@ class _Registry(QObject):
         super().__init__()
         self.lock = threading.Lock()
         self.live: dict[Worker, None] = {}  # insertion-ordered set
-        self.pools: list[weakref.ref] = []
+        # Strong references to the wrappers: a weak one to the global pool's wrapper dies with the
+        # wrapper (Qt owns the pool).  A pool deleted by its owner (an engine) is dropped when its
+        # wrapper turns invalid.
+        self.pools: list[QThreadPool] = []
 
     def add_pool(self, pool: QThreadPool) -> None:
         with self.lock:
-            if not any(ref() is pool for ref in self.pools):
-                self.pools.append(weakref.ref(pool))
+            if not any(p is pool for p in self.pools):
+                self.pools.append(pool)
 
     @Slot(object)
     def release(self, worker: Worker) -> None:
@@ -250,9 +256,8 @@ def pools() -> list[QThreadPool]:
     """Every pool a worker has run on (and the engine's), still alive."""
     reg = _get_registry()
     with reg.lock:
-        alive = [p for p in (ref() for ref in reg.pools) if p is not None and shiboken6.isValid(p)]
-        reg.pools = [weakref.ref(p) for p in alive]
-    return alive
+        reg.pools = [p for p in reg.pools if shiboken6.isValid(p)]
+        return list(reg.pools)
 
 
 def live_workers() -> list[Worker]:
