@@ -158,7 +158,8 @@ class LeakWatch:
                 out.append(f"non-daemon thread still alive: {t!r} (target {getattr(t, '_target', None)!r})")
         out += [f"QTimer still active: {t!r} (parent {t.parent()!r}, interval {t.interval()} ms)"
                 for t in self._active_timers()]
-        out += [f"top-level widget still visible: {w!r} {w.windowTitle()!r}" for w in self._new_widgets()]
+        out += [f"top-level widget still visible: {w.metaObject().className()} {w.objectName()!r} "
+                f"titled {w.windowTitle()!r}" for w in self._new_widgets()]
         return out
 
     def _active_timers(self) -> list:
