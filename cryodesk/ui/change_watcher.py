@@ -38,7 +38,7 @@ class QtChangeWatcher(QObject):
         super().__init__(parent)
         # The cursor is taken now, in this thread, before the window loads anything: what is
         # committed now is what the window will show; only later commits are news.
-        # (One indexed max(id) query; every poll after it runs on a worker.)
+        # (Two small indexed queries; every poll after them runs on a worker.)
         self.follower = events.Follower()
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
@@ -52,7 +52,7 @@ class QtChangeWatcher(QObject):
         self._timer.start()
 
     def stop(self) -> None:
-        """Stop polling (a poll already running still reports)."""
+        """Stop polling; what a poll already running finds is dropped."""
         self._timer.stop()
         self._again = False
 
@@ -85,7 +85,7 @@ class QtChangeWatcher(QObject):
     def _polled(self, batch) -> None:
         self._worker = None
         self.polls += 1
-        if batch:
+        if batch and self._timer.isActive():  # a window closing wants no more updates
             self.changed.emit(batch)
         self._next()
 
