@@ -1,8 +1,9 @@
 """Undoable edits, one QUndoCommand per edit: final flags, link / unlink / move, parameters.
 
 Each command calls the same core service as the CLI in ``redo`` and the
-inverse service in ``undo``; ``on_change`` (the window's change watcher's
-``poke``) makes the change events they record show at once.  A command that changed nothing (everything was
+inverse service in ``undo``.  The window shows the result through the change
+events those services record; ``on_change`` (the change watcher's ``poke``)
+only makes it look at once.  A command that changed nothing (everything was
 refused) marks itself obsolete so it never lands on the stack.
 """
 
