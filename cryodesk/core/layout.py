@@ -47,6 +47,7 @@ class GraphSnapshot:
     edge_child: np.ndarray
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    project_id: int | None = None  # database id: change events name projects by it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -71,11 +72,101 @@ class GraphSnapshot:
         codes = [STATUS_CODES[s] for s in ACTIVE_STATUSES]
         return np.isin(self.status, codes)
 
+    def apply_rows(self, rows: "JobRows") -> np.ndarray:
+        """Write ``rows`` (from :func:`job_rows`) into the arrays in place; returns the indices patched.
+
+        Jobs of ``rows`` that are not in this snapshot are ignored; the layout,
+        the edges and the order of jobs never change here (only a reload does that).
+        """
+        if len(self) == 0 or len(rows) == 0:
+            return np.zeros(0, dtype=np.int64)
+        order = np.argsort(self.numbers, kind="stable")
+        sorted_numbers = self.numbers[order]
+        pos = np.clip(np.searchsorted(sorted_numbers, rows.numbers), 0, len(order) - 1)
+        found = sorted_numbers[pos] == rows.numbers
+        idx, src = order[pos[found]], np.flatnonzero(found)
+        self.status[idx] = rows.status[src]
+        self.size[idx] = rows.size[src]
+        self.is_final[idx] = rows.is_final[src]
+        self.is_ancestor[idx] = rows.is_ancestor[src]
+        self.category[idx] = rows.category[src]
+        for i, k in zip(idx.tolist(), src.tolist()):
+            self.titles[i] = rows.titles[k]
+            self.types[i] = rows.types[k]
+        return idx
+
+
+@dataclass
+class JobRows:
+    """What a card shows of some jobs, as parallel arrays (see :func:`job_rows`)."""
+
+    numbers: np.ndarray
+    status: np.ndarray
+    size: np.ndarray
+    is_final: np.ndarray
+    is_ancestor: np.ndarray
+    category: np.ndarray
+    titles: list[str]
+    types: list[str]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
 
 def _raw_rows(query) -> list[tuple]:
     """Rows of a peewee query straight from the DB cursor: no per-field Python conversion,
     which is most of the cost at 50k rows (the columns read here need none)."""
     return db.execute(query).fetchall()
+
+
+def _category_codes(types) -> dict[str, int]:
+    cat_of = {}
+    for t in set(types):
+        try:
+            cat_of[t] = CATEGORY_CODES[registry.get(t).category]
+        except Exception:  # a type from a plugin that is not installed: still drawn
+            cat_of[t] = -1
+    return cat_of
+
+
+def job_rows(project, numbers) -> JobRows:
+    """Status, size, final flags, category, title and type of jobs ``numbers`` of ``project``, now.
+
+    The GUI re-reads only the jobs a change event names (a status, a flag, a
+    size) and patches its snapshot with :meth:`GraphSnapshot.apply_rows`
+    instead of reloading the tree.  Numbers of jobs that no longer exist are
+    left out.
+
+    Parameters
+    ----------
+    project : str, int or Project
+        The project (uid like ``"P1"``).
+    numbers : iterable of int
+        Job numbers (``5`` for ``J5``).
+
+    Returns
+    -------
+    JobRows
+        Sorted by job number.
+    """
+    project = get_project(project)
+    wanted = sorted({int(n) for n in numbers})
+    rows: list[tuple] = []
+    for k in range(0, len(wanted), 900):  # SQLite's bound-parameter limit
+        q = (Job.select(Job.number, Job.type, Job.title, Job.status, Job.size_bytes, Job.is_final,
+                        Job.is_ancestor_of_final)
+             .where((Job.project == project) & Job.number.in_(wanted[k:k + 900])))
+        rows += _raw_rows(q)
+    rows.sort()
+    cols = list(zip(*rows)) if rows else [[]] * 7
+    types = list(cols[1])
+    cat_of = _category_codes(types)
+    return JobRows(numbers=np.asarray(cols[0], dtype=np.int64),
+                   status=np.asarray([STATUS_CODES.get(s, 0) for s in cols[3]], dtype=np.int8),
+                   size=np.asarray(cols[4], dtype=np.int64), is_final=np.asarray(cols[5], dtype=bool),
+                   is_ancestor=np.asarray(cols[6], dtype=bool),
+                   category=np.asarray([cat_of[t] for t in types], dtype=np.int8),
+                   titles=list(cols[2]), types=types)
 
 
 def load_graph(project, workspace=None) -> GraphSnapshot:
@@ -91,12 +182,7 @@ def load_graph(project, workspace=None) -> GraphSnapshot:
     cols = list(zip(*rows)) if rows else [[]] * 8
     ids = np.asarray(cols[0], dtype=np.int64)
     types = list(cols[2])
-    cat_of = {}
-    for t in set(types):
-        try:
-            cat_of[t] = CATEGORY_CODES[registry.get(t).category]
-        except Exception:  # a type from a plugin that is not installed: still drawn
-            cat_of[t] = -1
+    cat_of = _category_codes(types)
     counts: dict[int, int] = {}
     for jid, in _raw_rows(JobWorkspace.select(JobWorkspace.job).join(Workspace)
                           .where(Workspace.project == project)):
@@ -106,7 +192,7 @@ def load_graph(project, workspace=None) -> GraphSnapshot:
              .where(Connection.project == project.id)) if p in pos and c in pos]
     edges = sorted(set(edges))
     snap = GraphSnapshot(
-        project_uid=project.uid, workspace_uid=ws.uid if ws else None, ids=ids,
+        project_uid=project.uid, workspace_uid=ws.uid if ws else None, ids=ids, project_id=project.id,
         numbers=np.asarray(cols[1], dtype=np.int64), types=types, titles=list(cols[3]),
         status=np.asarray([STATUS_CODES.get(s, 0) for s in cols[4]], dtype=np.int8),
         category=np.asarray([cat_of[t] for t in types], dtype=np.int8),

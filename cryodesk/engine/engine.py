@@ -27,7 +27,6 @@ import itertools
 import logging
 import os
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
@@ -36,6 +35,7 @@ from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from ..core import lifecycle, registry
 from ..core.jobs import get_jobs
 from ..core.projects import get_project
+from . import workers
 from .workers import Worker, job_body, task_body
 
 log = logging.getLogger("cryodesk.engine")
@@ -89,14 +89,15 @@ class Engine(QObject):
         super().__init__(parent)
         self.owner = lifecycle.new_owner()
         self.pools = {"cpu": QThreadPool(self), "io": QThreadPool(self)}
+        for pool in self.pools.values():
+            workers.register_pool(pool)  # so tests and shutdown can ask whether anything still runs
         self.pools["cpu"].setMaxThreadCount(cpu_threads or max(1, (os.cpu_count() or 2) - 1))
         self.pools["io"].setMaxThreadCount(io_threads)
         self._pending: dict[int, _Pending] = {}
         self._running: dict[int, tuple[_Pending, Worker]] = {}
         self._tasks: dict[str, _Task] = {}
-        # finished workers stay referenced a while: the pool thread may still be
-        # returning from run() (and from the finished emit) when our slot runs
-        self._retired: deque[Worker] = deque(maxlen=64)
+        # a finished worker is owned by the worker registry until our finished slot has run
+        # (cryodesk.engine.workers), so dropping it from these dicts there is safe
         self._started = False
         self._busy = False
         self._last_beat = 0.0
@@ -232,11 +233,11 @@ class Engine(QObject):
         if pool not in self.pools:
             raise ValueError(f"pool must be 'cpu' or 'io', got {pool!r}")
         task_id = f"T{next(_task_ids)}"
-        worker = Worker(("task", task_id), task_body(fn))
+        worker = Worker(("task", task_id), task_body(fn), name=f"task {task_id} {name}")
         self._tasks[task_id] = _Task(name, worker, on_progress, on_finished)
         self._connect(worker)
         self._mark_busy()
-        self.pools[pool].start(worker)
+        workers.start(worker, self.pools[pool])
         return task_id
 
     def cancel_task(self, task_id: str) -> bool:
@@ -296,10 +297,11 @@ class Engine(QObject):
                     continue
                 del self._pending[job_id]
                 if state == "ready":
-                    worker = Worker(("job", job_id), job_body(pend.project_uid, pend.job_uid), announces_start=True)
+                    worker = Worker(("job", job_id), job_body(pend.project_uid, pend.job_uid), announces_start=True,
+                                    name=f"job {pend.project_uid} {pend.job_uid}")
                     self._running[job_id] = (pend, worker)
                     self._connect(worker)
-                    self.pools[pend.resource].start(worker)
+                    workers.start(worker, self.pools[pend.resource])
                 else:
                     lifecycle.end_unrun(job_id, state, why)
                     self.job_finished.emit(pend.project_uid, pend.job_uid, state)
@@ -344,13 +346,11 @@ class Engine(QObject):
         if kind == "job":
             entry = self._running.pop(ident, None)
             if entry is not None:
-                self._retired.append(entry[1])
                 self.job_finished.emit(entry[0].project_uid, entry[0].job_uid, status)
             self._schedule(after=ident)  # children waiting for it may start now
         else:
             task = self._tasks.pop(ident, None)
             if task is not None:
-                self._retired.append(task.worker)
                 if task.on_finished is not None:
                     task.on_finished(status, payload)
                 self.task_finished.emit(ident, status, payload)

@@ -43,8 +43,7 @@ def run_app(db_url: str | None = None) -> int:
     if not _has_projects():
         _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread
     window.restore_last_project()
-    if window.bridge.engine is not None:
-        window.bridge.engine.start()  # recover jobs a crashed session left running
+    window.bridge.engine.start()  # recover jobs a crashed session left running
     try:
         return app.exec()
     finally:
@@ -61,7 +60,7 @@ def _has_projects() -> bool:
 def _create_demo(window) -> None:
     """Build the demo project in a worker; the browser shows it when it is ready."""
     from ..demo.project import create_demo_project, default_demo_dir
-    from . import workers
+    from ..engine import workers
 
     target = default_demo_dir()
     if (target / "project").exists():
@@ -76,4 +75,5 @@ def _create_demo(window) -> None:
     def failed(exc):
         window.statusBar().showMessage(f"Could not create the demo project: {exc}")
 
-    window._demo_worker = workers.submit(create_demo_project, target, on_done=done, on_error=failed)
+    window._demo_worker = workers.submit(create_demo_project, target, on_done=done, on_error=failed,
+                                          context=window)

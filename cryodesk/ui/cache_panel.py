@@ -1,7 +1,7 @@
 """The SSD cache panel (a dock): the figures of ``cryodesk cache status``, Refresh and Clear.
 
 Everything that touches the cache (status, the preview of what a clear frees,
-the clear itself) runs on the worker pool (:func:`cryodesk.ui.workers.submit`):
+the clear itself) runs on a worker (:func:`cryodesk.engine.workers.submit`):
 a status call stats every entry and takes the cache's space lock, which another
 process may hold for a while, so the GUI thread never waits for it.
 """
@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget
 
 from ..core.units import human_bytes
-from . import workers
+from ..engine import workers
 from .dialogs import QtConfirmDialog
 from .tables import fill_table, read_only_table
 
@@ -143,7 +143,7 @@ class QtCachePanel(QWidget):
         if self._busy:
             return
         self._set_busy(True)
-        self.pending = workers.submit(cache_status, on_done=self._show, on_error=self._failed)
+        self.pending = workers.submit(cache_status, on_done=self._show, on_error=self._failed, context=self)
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -194,7 +194,8 @@ class QtCachePanel(QWidget):
         if self.status is None or self._busy:
             return
         self._set_busy(True)
-        self.pending = workers.submit(clear_preview, project, on_done=self._confirm, on_error=self._failed)
+        self.pending = workers.submit(clear_preview, project, on_done=self._confirm, on_error=self._failed,
+                                      context=self)
 
     def _confirm(self, preview: dict) -> None:
         self.pending = None
@@ -220,7 +221,7 @@ class QtCachePanel(QWidget):
 
     def _clear(self, project: str | None) -> None:
         self._set_busy(True)
-        self.pending = workers.submit(clear_cache, project, on_done=self._cleared, on_error=self._failed)
+        self.pending = workers.submit(clear_cache, project, on_done=self._cleared, on_error=self._failed, context=self)
 
     def _cleared(self, result: dict) -> None:
         self.pending = None

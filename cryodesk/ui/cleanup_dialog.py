@@ -3,7 +3,7 @@
 The preview is recomputed off the GUI thread (``plan_cleanup``) shortly after
 each option change; an older preview arriving late is dropped.  Clean up runs
 ``execute_cleanup`` as an engine task (progress in the running-jobs panel),
-then the main window reloads the tree and sizes.
+and what it changed reaches the window through change events.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..core import projects, sizes
 from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
 from ..core.registry import PREPROCESSING_CATEGORIES
 from ..core.units import human_bytes
-from . import workers
+from ..engine import workers
 from .cleanup_tabs import CATEGORY_LABELS, QtCleanupTabs
 
 MODE_CHOICES = (("Leave", None), ("Clear", "clear"), ("Clear and delete", "delete"))
@@ -131,7 +131,7 @@ class QtCleanupDialog(QDialog):
         serial = self._serial
         workers.submit(_compute, self.project_uid, self.workspace_uid, self.options(),
                        on_done=lambda res: self._show(serial, *res),
-                       on_error=lambda exc: self.summary.setText(f"Cannot plan: {exc}"))
+                       on_error=lambda exc: self.summary.setText(f"Cannot plan: {exc}"), context=self)
 
     def _show(self, serial: int, plan, size) -> None:
         if serial != self._serial:
@@ -158,10 +158,10 @@ class QtCleanupDialog(QDialog):
             return sizes.refresh_project_size(projects.get_project(project))
 
         workers.submit(scan, on_done=lambda _s: (self.refresh_button.setEnabled(True), self.update_preview()),
-                       on_error=lambda exc: self.summary.setText(f"Cannot refresh sizes: {exc}"))
+                       on_error=lambda exc: self.summary.setText(f"Cannot refresh sizes: {exc}"), context=self)
 
     def run_cleanup(self) -> None:
-        """Execute the plan shown (as an engine task when the engine exists) and close the dialog."""
+        """Execute the plan shown as an engine task (progress in the running-jobs panel) and close the dialog."""
         plan, project = self.plan, self.project_uid
         if plan is None or not plan.entries:
             return
@@ -171,7 +171,7 @@ class QtCleanupDialog(QDialog):
         def finished(result) -> None:
             win.running.finish_task(task)
             win.statusBar().showMessage(f"Cleanup freed {human_bytes(result.bytes_freed)}", 10000)
-            win.reload()
+            win.watcher.poke()
             self.cleanup_finished.emit(result)
 
         win.run_task(f"Cleanup {plan.scope}",

@@ -1,7 +1,9 @@
 """Undoable edits, one QUndoCommand per edit: final flags, link / unlink / move, parameters.
 
 Each command calls the same core service as the CLI in ``redo`` and the
-inverse service in ``undo``.  A command that changed nothing (everything was
+inverse service in ``undo``.  The window shows the result through the change
+events those services record; ``on_change`` (the change watcher's ``poke``)
+only makes it look at once.  A command that changed nothing (everything was
 refused) marks itself obsolete so it never lands on the stack.
 """
 
@@ -11,6 +13,7 @@ from PySide6.QtGui import QUndoCommand
 
 from ..base.errors import CryodeskError
 from ..core import actions, finals, jobs
+from ..engine import workers
 
 
 def _changed(result) -> list[str]:
@@ -58,8 +61,6 @@ class SetFinalCommand(_Command):
 def _write_manifests_later(project, ids) -> None:
     """The flags are in the database now; their job.json copies are rewritten in a worker."""
     if ids:
-        from . import workers
-
         workers.submit(finals.write_manifests, project, ids)
 
 

@@ -144,7 +144,13 @@ class QtJobCard(QGraphicsItem):
         self.snap, self.index, self.colour = snap, index, colour
         self.setPos(float(snap.x[index]), float(snap.y[index]))
         self.setZValue(2)
-        self.setToolTip(f"{snap.uid(index)} — {snap.titles[index]} ({snap.status_name(index)})")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The snapshot's arrays changed in place (status, flags, size, title): redraw."""
+        s, i = self.snap, self.index
+        self.setToolTip(f"{s.uid(i)} — {s.titles[i]} ({s.status_name(i)})")
+        self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802
         return QRectF(0, 0, CARD_W, CARD_H)

@@ -21,6 +21,7 @@ class QtJobGraphScene(QGraphicsScene):
     """Holds one :class:`~cryodesk.core.layout.GraphSnapshot` and draws it."""
 
     snapshot_changed = Signal()
+    jobs_refreshed = Signal(object)  # indices patched in place
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -60,6 +61,21 @@ class QtJobGraphScene(QGraphicsScene):
         self.selection.mask = mask
         self.selection.changed.emit()
         self.snapshot_changed.emit()
+
+    def refresh_jobs(self, indices) -> None:
+        """Repaint after :meth:`GraphSnapshot.apply_rows` patched ``indices`` in place (no new items).
+
+        Colours are regrouped for every job (a size change moves the whole heat
+        map's scale); the cards of patched jobs in view are repainted.
+        """
+        if self.snap is None:
+            return
+        self._colour_index, self._table = palette.colour_groups(self.snap, self.colour_mode)
+        self.overview.set_colours(self._colour_index, self._table)
+        for i, card in self.cards.items():
+            card.colour = self._table[self._colour_index[i]]
+            card.refresh()
+        self.jobs_refreshed.emit(np.asarray(indices, dtype=np.int64))
 
     def set_colour_mode(self, mode: str) -> None:
         self.colour_mode = mode

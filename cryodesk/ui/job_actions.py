@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMenu
 from ..base.errors import CryodeskError
 from ..core import actions, graph, jobs
 from ..core.units import human_bytes
-from . import workers
+from ..engine import workers
 from .commands import LinkCommand, MoveCommand, SetFinalCommand, UnlinkCommand
 from .dialogs import QtConfirmDialog, QtRefusalDialog
 
@@ -27,7 +27,7 @@ from .dialogs import QtConfirmDialog, QtRefusalDialog
 class JobActions(QObject):
     """Owns the QActions on the job selection of ``host`` (the main window)."""
 
-    changed = Signal()  # the database changed: reload the tree
+    changed = Signal()  # this window edited the database: the change watcher looks now
     message = Signal(str)
     warmed = Signal(object)  # a job's particles were copied to the SSD cache: the stats
 
@@ -48,14 +48,10 @@ class JobActions(QObject):
         self.clone = a("Clo&ne (chain) into this workspace", self.do_clone)
         self.warm = a("Cache particles on &SSD", self.do_warm,
                       tip="Copy the selected jobs' particle outputs to this worker's SSD cache now")
-        engine = host.bridge.available
-        no_engine = "needs the job engine (cryodesk.engine), not installed"
-        self.run = a("&Run", (lambda: self.do_queue()) if engine else None, "Ctrl+R",
-                     tip="Queue the selected jobs; they start in dependency order" if engine else no_engine)
-        self.queue = a("&Queue", (lambda: self.do_queue()) if engine else None,
-                       tip="Queue the selected jobs behind the running ones" if engine else no_engine)
-        self.rerun = a("Re-run c&leared", self.do_rerun if engine else None,
-                       tip="Run cleared jobs again to regenerate their outputs" if engine else no_engine)
+        self.run = a("&Run", lambda: self.do_queue(), "Ctrl+R",
+                     tip="Queue the selected jobs; they start in dependency order")
+        self.queue = a("&Queue", lambda: self.do_queue(), tip="Queue the selected jobs behind the running ones")
+        self.rerun = a("Re-run c&leared", self.do_rerun, tip="Run cleared jobs again to regenerate their outputs")
         self.workspace_menus = {}
         for name, fn in (("Move to workspace", self.do_move), ("Link to workspace", self.do_link),
                          ("Unlink from workspace", self.do_unlink)):
@@ -70,11 +66,7 @@ class JobActions(QObject):
         if tip:
             act.setToolTip(tip)
             act.setStatusTip(tip)
-        if slot is None:
-            act.setEnabled(False)
-            act.setProperty("always_disabled", True)
-        else:
-            act.triggered.connect(slot)
+        act.triggered.connect(slot)
         return act
 
     # -- state ---------------------------------------------------------------
@@ -91,7 +83,7 @@ class JobActions(QObject):
         for act in (self.select_ancestors, self.select_descendants, self.mark_final, self.unmark_final,
                     self.clear, self.delete, self.mark_complete, self.clone, self.run, self.queue, self.rerun,
                     self.warm):
-            act.setEnabled(n > 0 and not act.property("always_disabled"))
+            act.setEnabled(n > 0)
         self.select_chain.setEnabled(n == 2)
         for menu in self.workspace_menus.values():
             menu.setEnabled(n > 0)
@@ -207,7 +199,7 @@ class JobActions(QObject):
             self._report("marked as complete", result)
 
         self.pending = workers.submit(lambda: actions.mark_complete(project, jobs.get_jobs(project, uids)),
-                                      on_done=done, on_error=self._failed)
+                                      on_done=done, on_error=self._failed, context=self)
 
     def do_clone(self) -> None:
         ws = self.host.workspace_uid or (self.host.workspaces()[0][0] if self.host.workspaces() else None)
@@ -221,7 +213,7 @@ class JobActions(QObject):
             self.changed.emit()
 
         self.pending = workers.submit(lambda: actions.clone(project, jobs.get_jobs(project, uids), ws),
-                                      on_done=done, on_error=self._failed)
+                                      on_done=done, on_error=self._failed, context=self)
 
     def do_queue(self, uids: list[str] | None = None) -> None:
         uids = self.selected_uids() if uids is None else uids
@@ -282,7 +274,8 @@ class JobActions(QObject):
             return planner(project, jobs.get_jobs(project, uids))
 
         self.message.emit(f"Planning {verb} of {len(uids)} job(s)…")
-        self.pending = workers.submit(plan, on_done=lambda p: self._confirm(verb, p), on_error=self._failed)
+        self.pending = workers.submit(plan, on_done=lambda p: self._confirm(verb, p), on_error=self._failed,
+                                      context=self)
 
     def _confirm(self, verb: str, plan) -> None:
         self.pending = None
@@ -314,7 +307,7 @@ class JobActions(QObject):
             if failed:
                 self._show(QtRefusalDialog("cleared" if verb == "clear" else "deleted", failed, self.host))
 
-        self.pending = workers.submit(run, on_done=done, on_error=self._failed)
+        self.pending = workers.submit(run, on_done=done, on_error=self._failed, context=self)
 
     def _failed(self, exc) -> None:
         self.pending = None

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSettings, Qt, Signal
+from PySide6.QtCore import QEvent, QSettings, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import QDockWidget, QLabel, QLineEdit, QMainWindow, QMenu
+from PySide6.QtWidgets import QLabel, QLineEdit, QMainWindow, QMenu
 
 from ..core import layout, projects
 from ..core.units import human_bytes
-from . import workers
+from ..engine import workers
 from .cache_panel import QtCachePanel
+from .change_watcher import QtChangeWatcher
+from .cleanup_dialog import QtCleanupDialog
 from .commands import SetParamCommand
 from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
-from .inspector import QtInspector
 from .job_actions import JobActions
+from .live_updates import LiveScope
+from .main_docks import build_docks
 from .main_menus import build_menus
-from .project_browser import QtProjectBrowser
-from .running_panel import QtRunningJobsPanel
-from .sidebar import QtDataSidebar
 
 
 class QtMainWindow(QMainWindow):
-    """The cryodesk main window.  ``graph_loaded`` fires each time a job tree is shown."""
+    """The cryodesk main window.
+
+    ``graph_loaded`` fires each time a job tree is (re)loaded; ``graph_updated``
+    after every change to what the tree shows: a load, or jobs patched in place
+    by a change event (:mod:`cryodesk.ui.live_updates`).  ``loads`` counts loads.
+    """
 
     graph_loaded = Signal()
+    graph_updated = Signal()
 
     def __init__(self, settings: QSettings | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -35,42 +41,23 @@ class QtMainWindow(QMainWindow):
         self.workspace_uid: str | None = None
         self.undo_stack = QUndoStack(self)
         self._loader = None
-        self._load_serial = 0
+        self.load_serial = 0
+        self.loads = 0
         self.context_menu: QMenu | None = None
         self.cleanup_dialog = None
 
         self.view = QtJobGraphView(self)
         self.setCentralWidget(self.view)
-        self.browser = QtProjectBrowser()
-        self.sidebar = QtDataSidebar()
-        self.inspector = QtInspector()
-        self.running = QtRunningJobsPanel()
-        self.cache_panel = QtCachePanel()
-        self.docks = {}
-        for name, widget, area in (("Projects", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea),
-                                   ("Data", self.sidebar, Qt.DockWidgetArea.LeftDockWidgetArea),
-                                   ("Inspector", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
-                                   ("Running jobs", self.running, Qt.DockWidgetArea.BottomDockWidgetArea)):
-            dock = QDockWidget(name, self)
-            dock.setObjectName(f"dock{name.replace(' ', '')}")
-            dock.setWidget(widget)
-            self.addDockWidget(area, dock)
-            self.docks[name] = dock
-        # The SSD cache panel shares the right area with the inspector, hidden until asked for
-        # (Data ▸ SSD cache…): its figures are computed only while it is visible.
-        cache_dock = QDockWidget("SSD cache", self)
-        cache_dock.setObjectName("dockSSDcache")
-        cache_dock.setWidget(self.cache_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, cache_dock)
-        self.tabifyDockWidget(self.docks["Inspector"], cache_dock)
-        cache_dock.hide()
-        cache_dock.visibilityChanged.connect(lambda on: on and self.cache_panel.refresh())
-        self.docks["SSD cache"] = cache_dock
-        self.resizeDocks([self.docks["Projects"], self.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
+        build_docks(self)
 
+        # What the window shows follows the database's change log, whoever changed it
+        # (this window included): no edit reloads the tree by itself.
+        self.watcher = QtChangeWatcher(parent=self)
+        self.live = LiveScope(self)
+        self.watcher.changed.connect(self.live.apply)
+        self.watcher.failed.connect(lambda m: self.statusBar().showMessage(f"Cannot follow changes: {m}", 8000))
         self.bridge = EngineBridge(self.running, self)
-        self.bridge.jobs_changed.connect(self.reload)
+        self.bridge.activity.connect(self.watcher.poke)
         self.jobs = JobActions(self)
         self.find_box = QLineEdit()
         self.find_box.setPlaceholderText("Find job (uid or title)  Ctrl+F")
@@ -92,16 +79,13 @@ class QtMainWindow(QMainWindow):
         self.browser.scope_selected.connect(self.open_scope)
         self.inspector.param_edited.connect(self._edit_param)
         self.inspector.job_link.connect(self.select_uid)
-        self.jobs.changed.connect(self.reload)
+        self.jobs.changed.connect(self.watcher.poke)
         self.jobs.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.warmed.connect(lambda _stats: self.cache_panel.isVisible() and self.cache_panel.refresh())
         self.cache_panel.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.update_enabled()
-        available = self.cleanup_available()
-        self.actions["cleanup"].setEnabled(available)
-        self.sidebar.cleanup_button.setEnabled(available)
-        self.browser.cleanup_enabled = available
         self.refresh_browser()
+        self.watcher.start()
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -117,7 +101,21 @@ class QtMainWindow(QMainWindow):
         return []
 
     def refresh_browser(self) -> None:
-        self.browser.set_rows(projects.project_summaries())
+        """Re-read the project list now (explicit refreshes; change events refresh it on a worker)."""
+        self.set_browser_rows(projects.project_summaries())
+
+    def set_browser_rows(self, rows: list[dict]) -> None:
+        """Show new project summaries in the browser and the sidebar."""
+        self.browser.set_rows(rows)
+        self._update_sidebar()
+
+    def _update_sidebar(self) -> None:
+        snap = self.view.scene().snap
+        if snap is None:
+            return
+        for row in self.browser.rows:
+            if row["uid"] == snap.project_uid:
+                self.sidebar.set_data(row, layout.breakdown(snap), snap.workspace_uid or "")
 
     def restore_last_project(self) -> None:
         """Re-open the scope shown when the app was last closed (if it still exists)."""
@@ -134,37 +132,68 @@ class QtMainWindow(QMainWindow):
         new_scope = (project_uid, workspace_uid or None) != (self.project_uid, self.workspace_uid)
         self.project_uid, self.workspace_uid = project_uid, workspace_uid or None
         self.settings.setValue("last/scope", f"{project_uid}/{workspace_uid}" if workspace_uid else project_uid)
-        self._load_serial += 1
-        serial = self._load_serial
+        self.load_serial += 1
+        serial = self.load_serial
         self.status_scope.setText(f"{project_uid}{'/' + workspace_uid if workspace_uid else ''}: loading…")
         opening = project_uid != self._opened_project
         self._opened_project = project_uid
-        self._loader = workers.submit(_load_scope, project_uid, workspace_uid or None, opening,
+        self._loader = workers.submit(_load_scope, project_uid, workspace_uid or None, opening, context=self,
                                       on_done=lambda snap: self._show_graph(serial, snap, new_scope and not keep_view),
-                                      on_error=lambda exc: self.statusBar().showMessage(f"Cannot load: {exc}"))
+                                      on_error=lambda exc: self._load_failed(serial, exc))
 
     _opened_project: str | None = None
 
+    @property
+    def loading(self) -> bool:
+        """A load of the scope is running (change events wait for it)."""
+        return self._loader is not None
+
     def _show_graph(self, serial: int, snap, fit: bool) -> None:
-        if serial != self._load_serial:  # a newer load superseded this one
+        if serial != self.load_serial:  # a newer load superseded this one
             return
         self._loader = None
+        self.loads += 1
         self.view.scene().set_snapshot(snap, keep_selection=not fit)
         if fit:
             self.view.fit()
+        self._show_totals(snap)
+        self.running.show_active_jobs(snap)
+        self._update_sidebar()
+        self.live.loaded()
+        self.graph_loaded.emit()
+        self.graph_updated.emit()
+
+    def _load_failed(self, serial: int, exc) -> None:
+        if serial != self.load_serial:
+            return
+        self._loader = None
+        self.statusBar().showMessage(f"Cannot load: {exc}")
+        self.live.loaded()
+
+    def _show_totals(self, snap) -> None:
         scope = f"{snap.project_uid}{'/' + snap.workspace_uid if snap.workspace_uid else ''}"
         self.status_scope.setText(f"{scope}: {len(snap)} jobs, {human_bytes(int(snap.size.sum()))}")
-        self.running.show_active_jobs(snap)
-        for row in self.browser.rows:
-            if row["uid"] == snap.project_uid:
-                self.sidebar.set_data(row, layout.breakdown(snap), snap.workspace_uid or "")
-        self.graph_loaded.emit()
 
-    def reload(self) -> None:
-        """The database changed: refresh sizes in the browser and the tree (selection kept)."""
-        self.refresh_browser()
+    def jobs_patched(self, indices) -> None:
+        """Jobs ``indices`` of the shown snapshot were patched in place: update what shows them."""
+        snap = self.view.scene().snap
+        self._show_totals(snap)
+        self.running.show_active_jobs(snap)
+        self._update_sidebar()
+        sel = self.view.scene().selection.indices
+        if len(sel) and len(set(sel.tolist()) & set(indices.tolist())):
+            self._on_selection()  # the inspector shows what changed
+        self.graph_updated.emit()
+
+    def reload_scope(self) -> None:
+        """Load the shown scope again, keeping view and selection (its jobs or edges changed)."""
         if self.project_uid is not None:
             self.open_scope(self.project_uid, self.workspace_uid or "", keep_view=True)
+
+    def reload(self) -> None:
+        """Refresh (F5): re-read the browser and the tree (selection kept)."""
+        self.refresh_browser()
+        self.reload_scope()
 
     # -- selection ----------------------------------------------------------
     def _on_selection(self) -> None:
@@ -215,26 +244,15 @@ class QtMainWindow(QMainWindow):
         menu.popup(global_pos)
 
     def _edit_param(self, uid: str, key: str, old, new_text: str) -> None:
-        cmd = SetParamCommand(self.project_uid, uid, key, old, new_text, on_change=self.reload)
+        cmd = SetParamCommand(self.project_uid, uid, key, old, new_text, on_change=self.watcher.poke)
         self.undo_stack.push(cmd)
         if cmd.error is not None:
             self.statusBar().showMessage(str(cmd.error), 8000)
             self.inspector.show_job(self.project_uid, uid)
 
     # -- cleanup -------------------------------------------------------------------
-    @staticmethod
-    def cleanup_available() -> bool:
-        import importlib.util
-
-        return importlib.util.find_spec("cryodesk.core.cleanup") is not None
-
     def open_cleanup(self, project_uid: str | None = None, workspace_uid: str | None = None):
         """Open the Cleanup Data dialog for a project or workspace (default: the current scope)."""
-        if not self.cleanup_available():
-            self.statusBar().showMessage("Cleanup Data needs cryodesk.core.cleanup (not installed yet)", 8000)
-            return None
-        from .cleanup_dialog import QtCleanupDialog
-
         project_uid = project_uid or self.project_uid
         if project_uid is None:
             return None
@@ -270,6 +288,8 @@ class QtMainWindow(QMainWindow):
                              on_error=lambda msg: self.statusBar().showMessage(f"Failed: {msg}", 15000))
 
     def close_threads(self) -> None:
+        """Stop following changes, stop the engine, wait for every worker (on close)."""
+        self.watcher.stop()
         self.bridge.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -27,20 +27,40 @@ class QtProjectBrowser(QTreeWidget):
         self.itemSelectionChanged.connect(self._on_selection)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
-        self.cleanup_enabled = False
+
+    @staticmethod
+    def _texts(row: dict) -> list[str]:
+        return [f"{row['uid']}  {row['title']}", str(row["jobs"]), human_bytes(row["size_bytes"])]
+
+    @staticmethod
+    def _shape(rows: list[dict]) -> list:
+        return [(p["uid"], [w["uid"] for w in p["workspaces"]]) for p in rows]
 
     def set_rows(self, rows: list[dict]) -> None:
-        """Fill from :func:`cryodesk.core.projects.project_summaries`, keeping the current row selected."""
+        """Fill from :func:`cryodesk.core.projects.project_summaries`, keeping the current row selected.
+
+        When the same projects and workspaces are listed (a change event updated
+        counts or sizes), only the texts change: expansion and scrolling stay.
+        """
+        if self.rows and self._shape(rows) == self._shape(self.rows):
+            self.rows = rows
+            for i, p in enumerate(rows):
+                top = self.topLevelItem(i)
+                for item, row in [(top, p)] + [(top.child(k), w) for k, w in enumerate(p["workspaces"])]:
+                    for c, text in enumerate(self._texts(row)):
+                        item.setText(c, text)
+                top.setToolTip(0, p["directory"])
+            return
         current = self.current_scope()
         self.blockSignals(True)
         self.clear()
         self.rows = rows
         for p in rows:
-            top = QTreeWidgetItem([f"{p['uid']}  {p['title']}", str(p["jobs"]), human_bytes(p["size_bytes"])])
+            top = QTreeWidgetItem(self._texts(p))
             top.setData(0, ROLE, (p["uid"], ""))
             top.setToolTip(0, p["directory"])
             for w in p["workspaces"]:
-                child = QTreeWidgetItem([f"{w['uid']}  {w['title']}", str(w["jobs"]), human_bytes(w["size_bytes"])])
+                child = QTreeWidgetItem(self._texts(w))
                 child.setData(0, ROLE, (p["uid"], w["uid"]))
                 top.addChild(child)
             self.addTopLevelItem(top)
@@ -77,6 +97,5 @@ class QtProjectBrowser(QTreeWidget):
             return
         menu = QMenu(self)
         act = menu.addAction("Cleanup Data…")
-        act.setEnabled(self.cleanup_enabled)
         act.triggered.connect(lambda: self.cleanup_requested.emit(*item.data(0, ROLE)))
         menu.exec(self.viewport().mapToGlobal(pos))

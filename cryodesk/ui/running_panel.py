@@ -8,7 +8,7 @@ the GUI thread).
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QHeaderView, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 
 class Task(QObject):
@@ -25,15 +25,6 @@ class Task(QObject):
         self.progressed.emit(float(fraction), text)
 
 
-def engine_available() -> bool:
-    """True once the job engine (``cryodesk.engine``) provides ``Engine``."""
-    try:
-        from .. import engine
-    except ImportError:
-        return False
-    return hasattr(engine, "Engine")
-
-
 class QtRunningJobsPanel(QWidget):
     """Table of running/queued jobs and tasks, with a progress bar per row."""
 
@@ -41,8 +32,6 @@ class QtRunningJobsPanel(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        self.note = QLabel("")
-        layout.addWidget(self.note)
         self.table = QTableWidget(0, 4)
         self.table.setObjectName("runningTable")
         self.table.setHorizontalHeaderLabels(["Job / task", "Status", "Progress", "Detail"])
@@ -51,9 +40,6 @@ class QtRunningJobsPanel(QWidget):
         layout.addWidget(self.table)
         self.keys: list[tuple] = []
         self.tasks: list[Task] = []
-        if not engine_available():
-            self.note.setText("Job engine not installed: Run / Queue are disabled.")
-        self.note.setVisible(bool(self.note.text()))
 
     # -- rows ------------------------------------------------------------------
     def _row_for(self, key, title: str) -> int:

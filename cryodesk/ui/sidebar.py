@@ -56,7 +56,6 @@ class QtDataSidebar(QWidget):
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
         self.cleanup_button = QPushButton("Cleanup Data…")
-        self.cleanup_button.setEnabled(False)
         lay.addWidget(self.cleanup_button)
         self.disk = QtBarChart("Disk use")
         self.finals = QtBarChart("Final results")

@@ -1,4 +1,4 @@
-"""Fixtures for the GUI tests: a fresh database, a small runnable project, the main window, leak checks.
+"""Fixtures for the GUI tests: a fresh database, a small runnable project, the main window.
 
 Test job types: the ``ui`` family of tests/jobtypes.py (its own names, so it never replaces
 another suite's types) plus a slow and a failing type.
@@ -6,7 +6,6 @@ another suite's types) plus a slow and a failing type.
 
 from __future__ import annotations
 
-import gc
 import itertools
 
 import jobtypes
@@ -59,9 +58,6 @@ def ui_db(tmp_path):
     database = dbmod.open_database(str(tmp_path / f"ui{next(_counter)}.sqlite"))
     dbmod.db.connect(reuse_if_open=True)
     yield database
-    from cryodesk.ui import workers
-
-    workers.wait_all()
     dbmod.close_database()
 
 
@@ -115,9 +111,12 @@ def settings(tmp_path):
 
 @pytest.fixture
 def make_window(qtbot, settings):
-    """Factory: the real main window, shown, with its first tree loaded; closed and deleted afterwards."""
+    """Factory: the real main window, shown, with its first tree loaded; closed and deleted afterwards.
+
+    Closing a window stops its change watcher and engine and waits for its workers, as
+    quitting the app does; the root conftest's leak check then finds nothing left running.
+    """
     from PySide6.QtCore import QCoreApplication, QEvent
-    from PySide6.QtWidgets import QApplication
 
     from cryodesk.ui.main_window import QtMainWindow
 
@@ -136,35 +135,12 @@ def make_window(qtbot, settings):
             qtbot.wait(20)
         return win
 
-    before = set(map(id, QApplication.topLevelWidgets()))
-    from PySide6.QtCore import QTimer
-
-    timers_before = {id(t) for t in gc.get_objects() if isinstance(t, QTimer) and _alive(t) and t.isActive()}
     yield make
-    from cryodesk.ui import workers
-
     for win in made:
-        workers.wait_all()
-        QCoreApplication.processEvents()
         win.close()
         win.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     QCoreApplication.processEvents()
-    # napari-style leak checks: no widget, worker thread or running timer outlives the test
-    leaked = [w for w in QApplication.topLevelWidgets() if id(w) not in before and w.isVisible()]
-    assert not leaked, f"widgets leaked: {leaked}"
-    assert workers.pool().activeThreadCount() == 0, "worker threads still running"
-    from PySide6.QtCore import QTimer
-
-    timers = [t for t in gc.get_objects()
-              if isinstance(t, QTimer) and _alive(t) and t.isActive() and id(t) not in timers_before]
-    assert not timers, f"timers still running: {timers}"
-
-
-def _alive(obj) -> bool:
-    import shiboken6
-
-    return shiboken6.isValid(obj)
 
 
 @pytest.fixture

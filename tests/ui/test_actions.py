@@ -30,8 +30,9 @@ def _badge_colour(win, uid) -> QColor:
     return img.pixelColor(p.x(), p.y())
 
 
-def _reloaded(win, qtbot, trigger):
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+def _updated(win, qtbot, trigger):
+    """Do ``trigger`` and wait until the tree shows its change (it comes back as a change event)."""
+    with qtbot.waitSignal(win.graph_updated, timeout=10000):
         trigger()
 
 
@@ -40,7 +41,7 @@ def test_mark_final_shows_badges_and_undo_removes_them(window, qtbot, artifacts_
     win.view.set_zoom(1.0)
     win.view.center_on_job(win.view.scene().snap.index_of("J4"))
     _select(win, qtbot, "J5")
-    _reloaded(win, qtbot, win.jobs.mark_final.trigger)
+    _updated(win, qtbot, win.jobs.mark_final.trigger)
     snap = win.view.scene().snap
     assert snap.is_final[snap.index_of("J5")]
     ancestors = sorted(snap.uid(i) for i in (snap.is_ancestor & ~snap.is_final).nonzero()[0])
@@ -53,17 +54,17 @@ def test_mark_final_shows_badges_and_undo_removes_them(window, qtbot, artifacts_
     assert win.inspector.params_note.text().startswith("Read-only")
     win.view.grab().save(str(artifacts_dir / "ui_final_badges.png"))
     win.grab().save(str(artifacts_dir / "ui_main_window_final.png"))
-    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    _updated(win, qtbot, win.actions["undo"].trigger)
     snap = win.view.scene().snap
     assert not snap.is_final.any() and not snap.is_ancestor.any()
-    _reloaded(win, qtbot, win.actions["redo"].trigger)
+    _updated(win, qtbot, win.actions["redo"].trigger)
     assert win.view.scene().snap.is_final.sum() == 1
 
 
 def test_deleting_an_ancestor_of_final_is_refused_with_reasons(window, qtbot, artifacts_dir):
     win = window
     _select(win, qtbot, "J5")
-    _reloaded(win, qtbot, win.jobs.mark_final.trigger)
+    _updated(win, qtbot, win.jobs.mark_final.trigger)
     _select(win, qtbot, "J3", "J5")
     win.view.setFocus()
     qtbot.keyClick(win.view, Qt.Key.Key_Delete)
@@ -99,7 +100,7 @@ def test_delete_confirms_with_bytes_then_frees_them(window, qtbot, artifacts_dir
     planned = actions.plan_delete("P1", jobs.get_jobs("P1", ["J8", "J9"])).plan.bytes
     assert planned >= freed and f"{planned:,} bytes" in dialog.label.text()
     dialog.grab().save(str(artifacts_dir / "ui_confirm_delete.png"))
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+    with qtbot.waitSignal(win.graph_updated, timeout=10000):
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     snap = win.view.scene().snap
     assert snap.index_of("J8") is None and snap.index_of("J9") is None
@@ -112,7 +113,7 @@ def test_clear_keeps_the_job_and_drops_its_size(window, qtbot):
     _select(win, qtbot, "J6")
     win.jobs.clear.trigger()
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+    with qtbot.waitSignal(win.graph_updated, timeout=10000):
         qtbot.mouseClick(win.jobs.dialog.ok_button, Qt.MouseButton.LeftButton)
     snap = win.view.scene().snap
     i = snap.index_of("J6")
@@ -122,17 +123,17 @@ def test_clear_keeps_the_job_and_drops_its_size(window, qtbot):
 def test_move_link_unlink_with_undo(window, qtbot):
     win = window
     _select(win, qtbot, "J9")
-    _reloaded(win, qtbot, lambda: win.jobs.do_link("W2"))
+    _updated(win, qtbot, lambda: win.jobs.do_link("W2"))
     assert win.view.scene().snap.shared[win.view.scene().snap.index_of("J9")]
-    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    _updated(win, qtbot, win.actions["undo"].trigger)
     assert not win.view.scene().snap.shared[win.view.scene().snap.index_of("J9")]
     _select(win, qtbot, "J9")
-    _reloaded(win, qtbot, lambda: win.jobs.do_move("W2"))
+    _updated(win, qtbot, lambda: win.jobs.do_move("W2"))
     assert win.view.scene().snap.index_of("J9") is None  # it left W1
-    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    _updated(win, qtbot, win.actions["undo"].trigger)
     assert win.view.scene().snap.index_of("J9") is not None
     _select(win, qtbot, "J1")
-    _reloaded(win, qtbot, lambda: win.jobs.do_unlink("W2"))
+    _updated(win, qtbot, lambda: win.jobs.do_unlink("W2"))
     assert not win.view.scene().snap.shared[0]
 
 
@@ -141,17 +142,17 @@ def test_edit_param_of_building_job_with_undo(window, qtbot):
     _select(win, qtbot, "J6")
     win.jobs.clear.trigger()  # only building jobs take new parameters
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+    with qtbot.waitSignal(win.graph_updated, timeout=10000):
         qtbot.mouseClick(win.jobs.dialog.ok_button, Qt.MouseButton.LeftButton)
     _select(win, qtbot, "J6")
     table = win.inspector.params
     row = next(r for r in range(table.rowCount()) if table.item(r, 0).text() == "nbytes")
     assert table.item(row, 1).flags() & Qt.ItemFlag.ItemIsEditable
-    _reloaded(win, qtbot, lambda: table.item(row, 1).setText("77"))
+    _updated(win, qtbot, lambda: table.item(row, 1).setText("77"))
     from cryodesk.core import jobs
 
     assert jobs.get_job("P1", "J6").params["nbytes"] == 77
-    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    _updated(win, qtbot, win.actions["undo"].trigger)
     assert jobs.get_job("P1", "J6").params["nbytes"] == 6000
 
 

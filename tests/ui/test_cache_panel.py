@@ -14,7 +14,7 @@ from cryodesk.core import registry
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup
 from cryodesk.ui.cache_panel import figures
 
-from .test_actions import _reloaded, _select
+from .test_actions import _select, _updated
 
 registry.register(JobType("ui_cache_reader", "UI particle reader", "classification", params=(CACHE_PARAM,),
                           inputs=(InputSlot("particles", "particle"),),
@@ -217,11 +217,11 @@ def test_inspector_shows_cache_param_with_label_and_project_default(particles, m
     win.inspector.grab().save(str(artifacts_dir / "ui_cache_param_inspector.png"))
     r = row()
     assert table.item(r, 1).flags() & Qt.ItemFlag.ItemIsEditable
-    _reloaded(win, qtbot, lambda: table.item(r, 1).setText("on"))
+    _updated(win, qtbot, lambda: table.item(r, 1).setText("on"))
     assert jobs.get_job("P1", reader.uid).params["cache_particles"] is True
     r = row()
     assert table.item(r, 1).text() == "on"
-    _reloaded(win, qtbot, lambda: table.item(r, 1).setText("default"))
+    _updated(win, qtbot, lambda: table.item(r, 1).setText("default"))
     assert jobs.get_job("P1", reader.uid).params["cache_particles"] is None
-    _reloaded(win, qtbot, win.actions["undo"].trigger)
+    _updated(win, qtbot, win.actions["undo"].trigger)
     assert jobs.get_job("P1", reader.uid).params["cache_particles"] is True

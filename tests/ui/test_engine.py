@@ -38,7 +38,7 @@ def test_rerun_cleared_job_regenerates_outputs(window, qtbot):
     _select(win, qtbot, "J6")
     win.jobs.clear.trigger()
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
+    with qtbot.waitSignal(win.graph_updated, timeout=10000):
         qtbot.mouseClick(win.jobs.dialog.ok_button, Qt.MouseButton.LeftButton)
     assert _status(win, "J6") == "building"
     _select(win, qtbot, "J5", "J6")  # J5 was never cleared: explained, not queued

@@ -55,3 +55,23 @@ def test_snapshot_of_workspace_marks_shared_jobs(demo):
     b = layout.breakdown(full)
     assert sum(b["final"].values()) == int(full.size.sum())
     assert b["kind"]["preprocessing"] > 0  # the ui_motion jobs
+
+
+def test_job_rows_patch_a_snapshot_in_place(demo):
+    from cryodesk.core import finals, jobs
+
+    snap = layout.load_graph("P1", "W1")
+    x, size_before = snap.x.copy(), snap.size.copy()
+    finals.set_final("P1", [jobs.get_job("P1", "J5")], True)
+    jobs.set_status(jobs.get_job("P1", "J7"), "failed", error="test")
+    rows = layout.job_rows("P1", [5, 7, 10, 999])  # J10 is in W2, J999 does not exist
+    assert rows.numbers.tolist() == [5, 7, 10]
+    idx = snap.apply_rows(rows)
+    assert sorted(snap.uid(i) for i in idx) == ["J5", "J7"]  # J10 is not in this snapshot
+    assert snap.is_final[snap.index_of("J5")] and snap.status_name(snap.index_of("J7")) == "failed"
+    assert not snap.is_ancestor[snap.index_of("J4")]  # only the jobs asked for are re-read
+    assert (snap.x == x).all() and (snap.size == size_before).all()
+    fresh = layout.load_graph("P1", "W1")
+    for i in idx:
+        assert snap.status[i] == fresh.status[i] and snap.is_final[i] == fresh.is_final[i]
+    assert len(snap.apply_rows(layout.job_rows("P1", []))) == 0

@@ -1,0 +1,44 @@
+"""The main window's docks: projects and data on the left, inspector (and SSD cache) on the right, running jobs below."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget
+
+from .cache_panel import QtCachePanel
+from .inspector import QtInspector
+from .project_browser import QtProjectBrowser
+from .running_panel import QtRunningJobsPanel
+from .sidebar import QtDataSidebar
+
+LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
+
+
+def build_docks(win) -> None:
+    """Create ``win.browser``, ``sidebar``, ``inspector``, ``running``, ``cache_panel`` and ``win.docks`` (by title)."""
+    win.browser = QtProjectBrowser()
+    win.sidebar = QtDataSidebar()
+    win.inspector = QtInspector()
+    win.running = QtRunningJobsPanel()
+    win.cache_panel = QtCachePanel()
+    win.docks = {}
+    for name, widget, area in (("Projects", win.browser, LEFT), ("Data", win.sidebar, LEFT),
+                               ("Inspector", win.inspector, RIGHT), ("Running jobs", win.running, BOTTOM)):
+        dock = QDockWidget(name, win)
+        dock.setObjectName(f"dock{name.replace(' ', '')}")
+        dock.setWidget(widget)
+        win.addDockWidget(area, dock)
+        win.docks[name] = dock
+    # The SSD cache panel shares the right area with the inspector, hidden until asked for
+    # (Data ▸ SSD cache…): its figures are computed only while it is visible.
+    cache_dock = QDockWidget("SSD cache", win)
+    cache_dock.setObjectName("dockSSDcache")
+    cache_dock.setWidget(win.cache_panel)
+    win.addDockWidget(RIGHT, cache_dock)
+    win.tabifyDockWidget(win.docks["Inspector"], cache_dock)
+    cache_dock.hide()
+    cache_dock.visibilityChanged.connect(lambda on: on and win.cache_panel.refresh())
+    win.docks["SSD cache"] = cache_dock
+    win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
+    win.resizeDocks([win.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
