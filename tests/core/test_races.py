@@ -35,8 +35,8 @@ KINDS = ("clear", "delete", "cleanup", "set_param")
 class Side:
     """One racing process."""
 
-    def __init__(self, url: str, role: str, unguarded: bool):
-        args = [sys.executable, str(CHILD), url, role, str(WINDOW_MS)] + (["unguarded"] if unguarded else [])
+    def __init__(self, url: str, role: str, unguarded: bool, window_ms: float = WINDOW_MS):
+        args = [sys.executable, str(CHILD), url, role, str(window_ms)] + (["unguarded"] if unguarded else [])
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, bufsize=1, env={**os.environ, "PYTHONPATH": str(CHILD.parents[2])})
         line = self.proc.stdout.readline()
@@ -105,10 +105,12 @@ def _violation(kind: str, target: dict, a: dict, b: dict, pdir: Path) -> str | N
     return None
 
 
-def race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool = False, seed: int = 7) -> dict:
+def race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool = False, seed: int = 7,
+         window_ms: float = WINDOW_MS) -> dict:
+    """``n`` races of ``kind`` against mark-final; ``window_ms`` widens the first side's check-to-write window."""
     work = _fast_dir(tmp_path)
     try:
-        return _race(url, kind, n, work, unguarded, seed)
+        return _race(url, kind, n, work, unguarded, seed, window_ms)
     finally:
         if work != tmp_path:
             import shutil
@@ -116,14 +118,14 @@ def race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool = False, s
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool, seed: int) -> dict:
+def _race(url: str, kind: str, n: int, tmp_path: Path, unguarded: bool, seed: int, window_ms: float) -> dict:
     empty_database(url)
     trash.SYNC = True
     rng = random.Random(seed)
     try:
         with dbmod.db.connection_context():
             targets = _setup(kind, n, tmp_path)
-        a = Side(url, kind, unguarded)
+        a = Side(url, kind, unguarded, window_ms)
         b = Side(url, "final", unguarded)
         outcomes, violations = {"a": 0, "b": 0, "both": 0, "none": 0}, []
         try:
@@ -183,7 +185,8 @@ def test_no_race_breaks_the_rules(backend, kind, tmp_path):
 @pytest.mark.parametrize("kind", ["clear", "set_param"])
 def test_without_the_guard_the_same_races_break_the_rules(kind, tmp_path):
     """The test's own sensitivity: with plain transactions (no row locks) violations appear."""
-    report = race(PG_URL, kind, 30, tmp_path, unguarded=True)
+    # a wide window on the first side: the other side's whole mark-final fits inside it
+    report = race(PG_URL, kind, 30, tmp_path, unguarded=True, window_ms=8 * WINDOW_MS)
     print(f"[races] postgresql {kind} vs mark-final UNGUARDED: {report['outcomes']}, "
           f"violations {len(report['violations'])}")
     assert report["violations"], "the race test did not detect the unguarded race"
