@@ -36,7 +36,8 @@ from ..core import lifecycle, registry
 from ..core.jobs import get_jobs
 from ..core.projects import get_project
 from . import workers
-from .workers import Worker, job_body, task_body
+from .bodies import job_body, task_body
+from .workers import Worker
 
 log = logging.getLogger("cryodesk.engine")
 _task_ids = itertools.count(1)

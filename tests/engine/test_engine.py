@@ -220,7 +220,7 @@ def test_a_job_refused_when_it_starts_ends_failed_not_queued(project):
     import threading
 
     from cryodesk.core import lifecycle
-    from cryodesk.engine.workers import job_body
+    from cryodesk.engine.bodies import job_body
 
     j1 = _job(project, "t_source")
     j2 = _job(project, "t_step", j1)
