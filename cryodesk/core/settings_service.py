@@ -8,8 +8,8 @@ job       ``Job.settings[name]``; for a ``job_param`` setting
           (``cache_particles``) the job's parameter of that name instead
 project   ``Project.settings[name]`` (kept in ``project.json``).  Projects
           from before one settings module kept ``cache_particles`` in
-          ``Project.settings["job_defaults"]``: read as a fallback, and kept
-          in step on every write (the inspector still reads it there)
+          ``Project.settings["job_defaults"]``: read as a fallback; a write
+          moves the value to the new place
 worker    the ``Worker`` row: columns ``ssd_path``, ``ssd_quota_mb``,
           ``ssd_reserve_mb``, ``no_ssd``; every other setting in ``Worker.settings``
 user      ``settings.json`` in the user's config directory
@@ -245,13 +245,11 @@ def _write_project(project, s, new) -> None:
         current = Project.get_by_id(project.id)
         stored = dict(current.settings or {})
         legacy = dict(stored.get(LEGACY_PROJECT_KEY) or {})
+        legacy.pop(s.name, None)  # the old place (before one settings module) is read, never written
         if new is None:
             stored.pop(s.name, None)
-            legacy.pop(s.name, None)
         else:
             stored[s.name] = new
-            if s.job_param:  # kept in step for readers of the old place (see the module doc)
-                legacy[s.name] = new
         if legacy:
             stored[LEGACY_PROJECT_KEY] = legacy
         else:

@@ -18,8 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..base.errors import CryodeskError
-from ..core import jobs, registry, rules
-from ..core.projects import get_project
+from ..core import jobs, registry, rules, settings_service
 from ..core.runner import LOG_NAME
 from ..core.units import human_bytes
 from .tables import fill_table
@@ -167,7 +166,7 @@ class QtInspector(QScrollArea):
         self._loading = True
         self._params = dict(d["params"])
         try:
-            defaults = (get_project(project_uid).settings or {}).get("job_defaults") or {}
+            defaults = settings_service.project_values(project_uid)
         except CryodeskError:
             defaults = {}
         self._jtype = registry.get(job.type)

@@ -98,7 +98,7 @@ def test_legacy_job_defaults_are_read_and_moved_on_write(project):
     assert _reader_cache(project) is False
     settings_service.set_setting("project", "cache_particles", "true", project=project.uid)
     stored = Project.get_by_id(project.id).settings
-    assert stored == {"cache_particles": True, "job_defaults": {"cache_particles": True, "other": 3}}
+    assert stored == {"cache_particles": True, "job_defaults": {"other": 3}}  # moved to the one place
     assert _reader_cache(project) is True
     settings_service.unset_setting("project", "cache_particles", project=project.uid)
     assert Project.get_by_id(project.id).settings == {"job_defaults": {"other": 3}}
