@@ -55,6 +55,12 @@ FIELD_DTYPES: dict[str, tuple] = {
     "location/micrograph_path": (_S, ()), "location/micrograph_shape": ("<u4", (2,)),
     "location/micrograph_psize_A": ("<f4", ()), "location/center_x_frac": ("<f4", ()),
     "location/center_y_frac": ("<f4", ()),
+    "alignments3D/split": ("<u4", ()), "alignments3D/shift": ("<f4", (2,)),
+    "alignments3D/pose": ("<f4", (3,)), "alignments3D/psize_A": ("<f4", ()),
+    "alignments3D/class": ("<u4", ()),
+    "alignments2D/split": ("<u4", ()), "alignments2D/shift": ("<f4", (2,)),
+    "alignments2D/pose": ("<f4", ()), "alignments2D/psize_A": ("<f4", ()),
+    "alignments2D/class": ("<u4", ()),
 }
 
 
