@@ -9,7 +9,7 @@ API summary
 ``ConversionReport(direction)``
     ``.map(src, dst)``     converted (possibly with a unit change) to a field of the other program
     ``.carry(src, dst)``   kept verbatim under a name the other program keeps but does not read
-    ``.skip(src, why)``    not converted, with the reason
+    ``.skip(src, why, quiet=False)``  not converted, with the reason (quiet: bookkeeping, info only)
     ``.note(text)``        anything else worth knowing (groups split, defaults used)
     ``.as_dict()``         JSON-ready summary; ``.log_to(logger)`` one line each, warnings for skips
 """
@@ -31,6 +31,7 @@ class ConversionReport:
     carried: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    quiet: set[str] = field(default_factory=set)
 
     def map(self, src: str, dst: str) -> None:
         self.mapped[src] = dst
@@ -38,8 +39,11 @@ class ConversionReport:
     def carry(self, src: str, dst: str) -> None:
         self.carried[src] = dst
 
-    def skip(self, src: str, why: str) -> None:
+    def skip(self, src: str, why: str, quiet: bool = False) -> None:
+        """``quiet``: bookkeeping without meaning for the other program (listed, logged as info)."""
         self.skipped[src] = why
+        if quiet:
+            self.quiet.add(src)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -57,6 +61,6 @@ class ConversionReport:
         if self.carried:
             log.info("%skept verbatim: %s", head, ", ".join(f"{k} as {v}" for k, v in self.carried.items()))
         for name, why in self.skipped.items():
-            log.warning("%snot converted: %s (%s)", head, name, why)
+            (log.info if name in self.quiet else log.warning)("%snot converted: %s (%s)", head, name, why)
         for text in self.notes:
             log.warning("%s%s", head, text)

@@ -71,12 +71,9 @@ _FLOAT_MAP = {
 _CTF_DEFAULTS = {"ctf/scale": 1.0}
 _CONSUMED = set(_FLOAT_MAP) | {"rlnImageName", "rlnOpticsGroup", "rlnImagePixelSize", "rlnImageSize",
                                "rlnMicrographName", "rlnImageDimensionality", "rlnMicrographPixelSize"}
-# not converted to STAR, and why (the rest of a dataset's unmapped fields are listed generically)
-_NOT_FOR_RELION = {
-    "blob/sign": "RELION assumes dark-on-light particles (sign -1)",
-    "blob/import_sig": "CryoSPARC bookkeeping",
-    "ctf/type": "CryoSPARC bookkeeping",
-}
+# CryoSPARC bookkeeping that means nothing to RELION: listed in the report, logged as info only
+_BOOKKEEPING = {"blob/import_sig": "CryoSPARC bookkeeping", "ctf/type": "CryoSPARC bookkeeping",
+                "blob/sign": "RELION expects dark-on-light particles (blob/sign -1)"}
 
 
 def particle_block(blocks: dict[str, StarBlock], source: str = "STAR file"):
@@ -139,6 +136,7 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     used = set(_CONSUMED)
     carried = _carried_fields(cols, source, report, used)
     idx, paths = parse_image_names(cols["rlnImageName"], source)
+    report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
     out: dict[str, object] = {}
     uid = carried.pop("uid", None)
     if uid is not None and len(np.unique(uid)) != n:
@@ -160,6 +158,7 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     for lab, (fld, scale) in _FLOAT_MAP.items():
         if lab in cols:
             out[fld] = column_floats(cols[lab], lab, source) * scale
+            report.map(lab, fld)
         elif fld in _CTF_DEFAULTS:
             out[fld] = _CTF_DEFAULTS[fld]
     ctf, ctf_used = ctf_from_star(cols, source, report)
@@ -208,8 +207,9 @@ def _ctf_columns(data: np.ndarray, cols: dict, used: set, report: ConversionRepo
     names = data.dtype.names
     for lab, (fld, scale) in _FLOAT_MAP.items():
         if fld in names:
-            cols[lab] = data[fld] if scale == 1.0 else np.float32(np.degrees(data[fld].astype(np.float64)))
+            cols[lab] = data[fld] if scale == 1.0 else np.degrees(data[fld].astype(np.float64))
             used.add(fld)
+            report.map(fld, lab)
     ctf, ctf_used, to_carry = ctf_to_star(data, report)
     cols.update(ctf)
     used |= ctf_used
@@ -292,8 +292,15 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
             if fld != "uid":
                 report.carry(fld, f"_{carry.CARRY_PREFIX}{fld}")
     for fld in names:
-        if fld not in used:
-            report.skip(fld, _NOT_FOR_RELION.get(fld, "no RELION column"))
+        if fld in used:
+            continue
+        if fld == "blob/sign" and np.any(data[fld] != -1):
+            report.skip(fld, "some particles are light-on-dark (blob/sign +1); RELION expects dark-on-light: "
+                        "invert those stacks before using them in RELION")
+        elif fld in _BOOKKEEPING:
+            report.skip(fld, _BOOKKEEPING[fld], quiet=True)
+        else:
+            report.skip(fld, "no RELION column")
     if version == 30:
         renumber = bool(n) and exp_group.min() < 1
         cols["rlnOpticsGroup"] = np.unique(exp_group, return_inverse=True)[1].ravel() + 1 if renumber else exp_group
