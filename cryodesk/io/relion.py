@@ -286,7 +286,7 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
             else:
                 cols[fld[7:]] = data[fld]
     for fld in carry.CARRIED_FIELDS:
-        if fld in names and fld not in used:
+        if fld in names and (fld == "uid" or fld not in used):
             cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld])
             used.add(fld)
             if fld != "uid":

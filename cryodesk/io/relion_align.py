@@ -83,7 +83,8 @@ def alignments_from_star(cols: dict, psize: np.ndarray, source: str,
         if np.any(psize <= 0):
             raise DataError(f"{source}: the particles have _rlnOriginXAngst/_rlnOriginYAngst but no pixel size "
                             f"(_rlnImagePixelSize) to express them in pixels")
-        shift = shift_a / psize[:, None]
+        # divide by the pixel size as it will be stored (float32), so shift * psize_A gives back the Å
+        shift = shift_a / psize.astype(np.float32).astype(np.float64)[:, None]
         report.map("rlnOriginX/YAngst (Å)", f"{prefix}/shift (pixels of {prefix}/psize_A)")
     elif origins == ORIGINS_PX:
         shift = np.stack([column_floats(cols[lab], lab, source) for lab in ORIGINS_PX], axis=1)
