@@ -168,6 +168,8 @@ class OpticsGroups:
 
 def _codes(col: np.ndarray) -> np.ndarray:
     col = np.asarray(col)
+    if len(col) == 0 or np.all(col == col[:1]):  # the usual case, and far cheaper than sorting
+        return np.zeros(len(col), dtype=np.int64)
     if col.ndim > 1:
         return np.unique(col.reshape(len(col), -1), axis=0, return_inverse=True)[1].ravel()
     return np.unique(col, return_inverse=True)[1].ravel()
@@ -183,7 +185,14 @@ def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
                             np.ones(1, np.int64), False)
     labels = list(optics_cols)
     codes = np.stack([_codes(eg)] + [_codes(optics_cols[lab]) for lab in labels], axis=1)
-    uniq, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    radix = codes.max(axis=0) + 1
+    if float(np.prod(radix.astype(np.float64))) < 2.0**62:
+        # one integer key per particle (mixed radix, eg most significant): a 1-D unique, not a row sort
+        strides = np.cumprod(np.concatenate([radix[1:], [1]])[::-1])[::-1]
+        _, first, inv = np.unique(codes @ strides, return_index=True, return_inverse=True)
+        uniq = codes[first]
+    else:
+        uniq, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)
     inv = inv.ravel()
     eg_of = eg[first]
     distinct = np.unique(eg)

@@ -223,7 +223,11 @@ def run_export(ctx: JobContext) -> None:
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)[inv]
         if fmt == "relion":
-            star_path = write_star(out_dir / "particles.star", cs_to_star(pset.data, rel, report=report))
+            try:
+                blocks = cs_to_star(pset.data, rel, report=report)
+            except DataError as exc:
+                raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
+            star_path = write_star(out_dir / "particles.star", blocks)
             files.append((star_path, "star"))
         else:
             cols = {n: pset.data[n] for n in pset.data.dtype.names}
