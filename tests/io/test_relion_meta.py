@@ -144,7 +144,8 @@ def test_one_optics_group_without_rlnopticsgroup():
             "data_particles\nloop_\n_rlnImageName\n_rlnDefocusU\n1@a.mrcs 1000\n2@a.mrcs 2000\n")
     report = ConversionReport("STAR -> .cs")
     d = relion.star_to_cs(star.parse_star(text), "x.star", report=report)
-    np.testing.assert_allclose(d["blob/psize_A"], 1.5) and np.testing.assert_allclose(d["ctf/accel_kv"], 300)
+    np.testing.assert_allclose(d["blob/psize_A"], 1.5)
+    np.testing.assert_allclose(d["ctf/accel_kv"], 300)
     assert d["ctf/exp_group_id"].tolist() == [1, 1] and any("one optics group" in n for n in report.notes)
     two = text.replace("1 1.5 300\n", "1 1.5 300\n2 1.5 200\n")
     with pytest.raises(DataError, match="x.star: data_optics defines 2 optics groups but the particles have no "
