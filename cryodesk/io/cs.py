@@ -4,9 +4,10 @@ API summary
 -----------
 ``read_cs(path, fields=None, mmap=False) -> ndarray``
     NumPy (``\\x93NUMPY``) or compressed (``\\x95CSDAT``) encoding; validated.
-``write_cs(path, data) -> Path``
-    ``np.save`` encoding (what ``cryosparc-tools``' ``Dataset.load`` reads);
-    str/object columns become fixed-width bytes; atomic (temp name + rename).
+``write_cs(path, data, durable=False, format="numpy") -> Path``
+    ``np.save`` encoding (what every CryoSPARC reads) or ``format="csdat"``, the
+    compressed encoding of CryoSPARC >= 4.4; str/object columns become
+    fixed-width bytes (numpy) or heap strings (csdat); atomic (temp name + rename).
 ``from_columns(columns, n=None) -> ndarray``
     Build a dataset from ``{field: values}``; known CryoSPARC fields get their
     canonical dtype (:data:`FIELD_DTYPES`), strings become ``S<n>``.
@@ -34,9 +35,9 @@ from numpy.lib import recfunctions as rfn
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
-from cryodesk.io.csdat import is_csdat, read_csdat
+from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 
-__all__ = ["FIELD_DTYPES", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
+__all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
            "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes"]
 
 _S = "S"  # placeholder: a string field, width chosen from the data
@@ -55,10 +56,18 @@ FIELD_DTYPES: dict[str, tuple] = {
     "location/micrograph_path": (_S, ()), "location/micrograph_shape": ("<u4", (2,)),
     "location/micrograph_psize_A": ("<f4", ()), "location/center_x_frac": ("<f4", ()),
     "location/center_y_frac": ("<f4", ()),
+    "alignments3D/split": ("<u4", ()), "alignments3D/shift": ("<f4", (2,)),
+    "alignments3D/pose": ("<f4", (3,)), "alignments3D/psize_A": ("<f4", ()),
+    "alignments3D/class": ("<u4", ()),
+    "alignments2D/split": ("<u4", ()), "alignments2D/shift": ("<f4", (2,)),
+    "alignments2D/pose": ("<f4", ()), "alignments2D/psize_A": ("<f4", ()),
+    "alignments2D/class": ("<u4", ()),
 }
 
 
 _MAX_NPY_HEADER = 1 << 24
+#: ``write_cs`` encodings: ``numpy`` (every CryoSPARC version) and ``csdat`` (compressed, CryoSPARC >= 4.4)
+CS_FORMATS = ("numpy", "csdat")
 
 
 def _bad(path, why: str) -> DataError:
@@ -131,16 +140,21 @@ def _fixed(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_cs(path: Path | str, data: np.ndarray, durable: bool = False) -> Path:
-    """Save ``data`` as a NumPy-encoded ``.cs`` file, atomically.
+def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: str = "numpy") -> Path:
+    """Save ``data`` as a ``.cs`` file, atomically.
 
     The file appears under ``path`` only once complete
     (:class:`~cryodesk.base.fsio.AtomicFile`; ``durable`` fsyncs it first).
-    ``np.save`` is given an open handle so no ``.npy`` suffix is appended.
+    ``format="numpy"``: ``np.save`` is given an open handle so no ``.npy``
+    suffix is appended; ``format="csdat"``: :func:`~cryodesk.io.csdat.write_csdat`.
     """
     path = Path(path)
     if data.dtype.names is None or "uid" not in data.dtype.names:
         raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
+    if format not in CS_FORMATS:
+        raise DataError(f"{path}: unknown .cs format {format!r} (one of {', '.join(CS_FORMATS)})")
+    if format == "csdat":
+        return write_csdat(path, data, durable)
     out = _fixed(data)
     with AtomicFile(path, durable) as f, warnings.catch_warnings():
         # very wide datasets need .npy format 2.0; numpy warns, CryoSPARC reads it fine

@@ -1,9 +1,10 @@
-"""Reader for CryoSPARC's compressed ``\\x95CSDAT`` dataset encoding (read-only).
+"""CryoSPARC's compressed ``\\x95CSDAT`` dataset encoding (cryosparc-tools >= 4.4): reader and writer.
 
 API summary
 -----------
 ``is_csdat(head: bytes) -> bool``
 ``read_csdat(path, fields=None) -> numpy structured array``
+``write_csdat(path, data, durable=False, compression="lz4") -> Path`` (atomic)
 
 Layout (as cryosparc-tools writes it, ``Dataset.save(format=CSDAT_FORMAT)``)::
 
@@ -13,8 +14,11 @@ Layout (as cryosparc-tools writes it, ``Dataset.save(format=CSDAT_FORMAT)``)::
 
 The JSON header has ``length``, ``dtype`` (``[name, dtype]`` or
 ``[name, dtype, shape]``; ``"|O"`` = string column stored as u64 heap offsets),
-``compression`` (``"lz4"`` or null) and ``compressed_fields``.  String columns
-come back as fixed-width bytes (``S<n>``), like the NumPy ``.cs`` encoding.
+``compression`` (``"lz4"`` or null) and ``compressed_fields`` (every field but
+``uid``).  String columns come back as fixed-width bytes (``S<n>``), like the
+NumPy ``.cs`` encoding.  The heap starts with the empty string at offset 0;
+cryosparc-tools keeps column names of 52 bytes or more in the same heap, so
+the writer puts those first, in column order, where its reader expects them.
 Compressed columns are decoded by the ``lz4`` package; any damage becomes a :class:`~cryodesk.base.errors.DataError` naming the file
 and the column.
 """
@@ -29,8 +33,13 @@ import lz4.block
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.fsio import AtomicFile
 
 MAGIC = b"\x95CSDAT"
+# cryosparc-tools' column descriptors hold names up to 51 bytes; longer ones live in the string heap
+_SHORTKEY = 52
+# LZ4's largest block input (LZ4_MAX_INPUT_SIZE)
+_LZ4_MAX = 0x7E000000
 
 
 def is_csdat(head: bytes) -> bool:
@@ -131,3 +140,90 @@ def _heap_str(heap: bytes, offset: int) -> bytes:
     if offset >= len(heap) or end < 0:
         raise ValueError(f"string offset {offset} outside the string heap")
     return heap[offset:end]
+
+
+class _Heap:
+    """The string heap: NUL-terminated UTF-8, offset 0 the empty string, each string once."""
+
+    def __init__(self):
+        self.parts = [b"\0"]
+        self.size = 1
+        self.index: dict[bytes, int] = {b"": 0}
+
+    def add(self, value: bytes) -> int:
+        off = self.index.get(value)
+        if off is None:
+            off = self.index[value] = self.size
+            self.parts.append(value + b"\0")
+            self.size += len(value) + 1
+        return off
+
+
+def _header_dtype(name: str, dt: np.dtype) -> list:
+    if name == "uid":
+        return [name, "<u8"]
+    if dt.base.kind in "OSU":
+        return [name, "|O"]
+    if dt.base.kind not in "iufc":
+        raise DataError(f"field {name!r} has dtype {dt} which the CSDAT encoding cannot hold")
+    base = dt.base.newbyteorder("<").str
+    return [name, base, list(dt.shape)] if dt.shape else [name, base]
+
+
+def write_csdat(path: Path | str, data: np.ndarray, durable: bool = False,
+                compression: str | None = "lz4") -> Path:
+    """Save ``data`` in the CSDAT encoding (what ``Dataset.save(format=CSDAT_FORMAT)`` writes), atomically.
+
+    Parameters
+    ----------
+    path : path-like
+    data : structured ndarray
+        Needs a ``uid`` field; string (bytes/str/object) columns go to the heap.
+    durable : bool
+        fsync before publishing (:class:`~cryodesk.base.fsio.AtomicFile`).
+    compression : "lz4" or None
+        LZ4-compress every column except ``uid`` (as cryosparc-tools does).
+    """
+    path = Path(path)
+    names = data.dtype.names
+    if names is None or "uid" not in names:
+        raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
+    if compression not in ("lz4", None):
+        raise DataError(f"{path}: unknown CSDAT compression {compression!r} (lz4 or None)")
+    try:
+        fields = [_header_dtype(n, data.dtype.fields[n][0]) for n in names]
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
+    heap = _Heap()
+    for n in names:
+        if len(n.encode()) + 1 > _SHORTKEY:
+            heap.add(n.encode())
+    compressed = [n for n in names if compression and n != "uid"]
+    header = json.dumps({"length": len(data), "dtype": fields, "compression": compression,
+                         "compressed_fields": compressed}).encode()
+    with AtomicFile(path, durable) as f:
+        out = f.fh
+        out.write(MAGIC + struct.pack("<I", len(header)) + header)
+        for entry in (fields if len(data) else []):
+            name = entry[0]
+            col = data[name]
+            if entry[1] == "|O":
+                col = _heap_offsets(col, heap)
+            else:
+                col = np.ascontiguousarray(col, dtype=np.dtype(entry[1]))
+            raw = col.tobytes()
+            if name in compressed:
+                if len(raw) > _LZ4_MAX:
+                    raise DataError(f"{path}: column {name!r} is {len(raw)} bytes, more than one LZ4 block holds")
+                raw = lz4.block.compress(raw, store_size=False) if raw else b""
+            out.write(struct.pack("<I", len(raw)))
+            out.write(raw)
+        out.write(b"".join(heap.parts))
+    return path
+
+
+def _heap_offsets(col: np.ndarray, heap: _Heap) -> np.ndarray:
+    values, rows = np.unique(col.ravel(), return_inverse=True)
+    offs = np.array([heap.add(v.encode("utf-8") if isinstance(v, str) else bytes(v)) for v in values.tolist()],
+                    dtype="<u8")
+    return offs[rows].reshape(col.shape)

@@ -26,6 +26,8 @@ API summary
 ``CsgGroup.metafile_path(result, csg_path) -> Path``
 ``read_csg(path) -> CsgGroup``
 ``write_csg(path, group) -> Path`` (atomic)
+``load_group(path) -> ndarray``     the dataset a manifest describes: every result's fields
+                                  from its metafile, joined on ``uid`` (Import Result Group)
 ``group_for_dataset(name, type, cs_filename, data, title='', description='') -> CsgGroup``
 """
 
@@ -40,7 +42,7 @@ import yaml
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
 
-__all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset"]
+__all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset", "load_group"]
 
 #: The CryoSPARC version whose manifest layout we write.
 CSG_VERSION = "v4.4.1"
@@ -69,10 +71,19 @@ class CsgGroup:
     created: str = ""
 
     def metafile_path(self, result: str, csg_path: Path | str) -> Path:
-        """Filesystem path of the ``.cs`` file that holds ``result``."""
+        """Filesystem path of the ``.cs`` file that holds ``result``.
+
+        ``>name`` is relative to the ``.csg``; a plain relative path is tried
+        there and then in the directory above (CryoSPARC's project-relative
+        ``J5/J5_particles.cs`` next to a manifest in ``J5/``).
+        """
         meta = self.results[result].metafile
         base = Path(csg_path).parent
-        return base / meta[1:] if meta.startswith(">") else base / meta
+        if meta.startswith(">"):
+            return base / meta[1:]
+        if Path(meta).is_absolute() or (base / meta).exists() or not (base.parent / meta).exists():
+            return base / meta
+        return base.parent / meta
 
     def metafiles(self, csg_path: Path | str) -> list[Path]:
         """The distinct ``.cs`` files of this group, first-seen order."""
@@ -133,3 +144,34 @@ def group_for_dataset(name: str, type: str, cs_filename: str, data, title: str =
                for p in result_prefixes(data)}
     return CsgGroup(name=name, type=type, title=title or name, description=description,
                     results=results)
+
+
+def load_group(path: Path | str):
+    """The particle dataset of a ``.csg``: the ``blob`` metafile plus each other result's fields.
+
+    Each result ``name`` contributes the fields ``name/*`` of its metafile (a
+    passthrough file holds many results; only the listed ones are taken),
+    rows matched on ``uid``.  Returns ``(data, blob_metafile)``.
+    """
+    from cryodesk.io.cs import join_on_uid, read_cs
+
+    path = Path(path)
+    group = read_csg(path)
+    if "blob" not in group.results:
+        raise DataError(f"{path}: the group {group.name!r} has no blob result (not a particle group?)")
+    main = group.metafile_path("blob", path)
+    data = read_cs(main)
+    files = {main: data}
+    for name in group.results:
+        meta = group.metafile_path(name, path)
+        if meta not in files:
+            files[meta] = read_cs(meta)
+        fields = [f for f in files[meta].dtype.names if f.startswith(f"{name}/")]
+        if not fields:
+            raise DataError(f"{meta}: no {name}/ fields, though {path} lists it for result {name!r}")
+        if meta != main and any(f not in data.dtype.names for f in fields):
+            try:
+                data = join_on_uid(data, files[meta][["uid", *fields]])
+            except DataError as exc:
+                raise DataError(f"{path}: result {name!r} from {meta}: {exc}") from None
+    return data, main

@@ -21,6 +21,7 @@ outputs appear under their final names only when all of them are complete.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import os
 import queue
@@ -78,11 +79,15 @@ class BatchTransform(Protocol):
 
 @dataclass(frozen=True)
 class OutputStack:
-    """One output stack: items ``first .. first + count - 1``, in order."""
+    """One output stack: items ``first .. first + count - 1``, in order.
+
+    ``voxel_size``: Å/pixel for this stack's header (None: the plan's).
+    """
 
     path: Path
     first: int
     count: int
+    voxel_size: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,12 +144,18 @@ class GatherPlan:
 
     def with_output(self, out_dir: Path | str | None = None, *, out_shape=None, out_dtype=None,
                     voxel_size: float | None = None, prefix: str = "batch_",
-                    batch_bytes: int = 32 * _MiB) -> "GatherPlan":
+                    batch_bytes: int = 32 * _MiB, groups=None) -> "GatherPlan":
         """The same sources and items laid out for another output geometry.
 
         Lets a caller validate the sources first (:func:`plan_gather`), look
         at their shape and type, then decide what to write without reading
-        every header again.  Parameters as in :func:`plan_gather`.
+        every header again.  Parameters as in :func:`plan_gather`, and
+
+        groups : sequence of (count, voxel_size), optional
+            Consecutive runs of items (counts summing to the number of items)
+            that never share a stack; each run's stacks get its voxel size in
+            their headers (None: ``voxel_size``).  A particle set with several
+            pixel sizes is written like this, so that every header is right.
         """
         out_dir = Path(out_dir) if out_dir is not None else self.outputs[0].path.parent
         shape = tuple(int(v) for v in (out_shape or self.in_shape))
@@ -153,21 +164,35 @@ class GatherPlan:
         ppf = self.particles_per_file
         frame = max(self.in_image_bytes, shape[0] * shape[1] * dtype.itemsize)
         per_batch = max(1, min(ppf, int(batch_bytes) // frame))
+        spans, start = [], 0
+        for count, vox in (groups if groups is not None else [(self.n_items, None)]):
+            spans.append((start, int(count), float(vox) if vox else None))
+            start += int(count)
+        if start != self.n_items:
+            raise DataError(f"output groups cover {start} items, the plan has {self.n_items}")
         outputs, batches = [], []
-        for k, start in enumerate(range(0, self.n_items, ppf)):
-            count = min(ppf, self.n_items - start)
-            outputs.append(OutputStack(out_dir / f"{prefix}{k:03d}.mrc", start, count))
-            for b in range(start, start + count, per_batch):
-                e = min(b + per_batch, start + count)
-                batches.append(Batch(k, b, e - b, _runs(self.src_id[b:e], self.src_idx[b:e])))
+        for g_start, g_count, vox in spans:
+            for start in range(g_start, g_start + g_count, ppf):
+                k = len(outputs)
+                count = min(ppf, g_start + g_count - start)
+                outputs.append(OutputStack(out_dir / f"{prefix}{k:03d}.mrc", start, count, vox))
+                for b in range(start, start + count, per_batch):
+                    e = min(b + per_batch, start + count)
+                    batches.append(Batch(k, b, e - b, _runs(self.src_id[b:e], self.src_idx[b:e])))
         return replace(self, outputs=outputs, batches=batches, out_shape=shape, out_dtype=dtype,
                        voxel_size=float(voxel_size) if voxel_size else self.voxel_size,
                        batch_items=per_batch)
 
     def destination(self, item: int) -> tuple[Path, int]:
         """Output stack and 0-based index of ``item``."""
-        k, i = divmod(int(item), self.particles_per_file)
-        return self.outputs[k].path, i
+        k = bisect.bisect_right([o.first for o in self.outputs], int(item)) - 1
+        return self.outputs[k].path, int(item) - self.outputs[k].first
+
+    def destinations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Output stack number and 0-based index of every item, as arrays."""
+        stack = np.repeat(np.arange(len(self.outputs)), [o.count for o in self.outputs])
+        firsts = np.array([o.first for o in self.outputs], dtype=np.int64)
+        return stack, np.arange(self.n_items, dtype=np.int64) - firsts[stack]
 
 
 def _source_error(info_or_path, why: str, index: int, item: int) -> SourceError:
@@ -480,7 +505,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                 # Not durable here: a caller that needs it syncs the batch (the SSD cache).
                 files[batch.out] = AtomicFile(out.path, durable=False)
                 header = make_header(plan.out_shape[1], plan.out_shape[0], out.count,
-                                     mode_for_dtype(plan.out_dtype), plan.voxel_size,
+                                     mode_for_dtype(plan.out_dtype), out.voxel_size or plan.voxel_size,
                                      dmin=0.0, dmax=-1.0, dmean=-2.0, rms=-1.0)  # "not computed"
                 _write_all(files[batch.out].fh.fileno(), header, 0, out, batch.first)
             fd = files[batch.out].fh.fileno()

@@ -1,31 +1,39 @@
-"""RELION particle STAR <-> CryoSPARC ``.cs`` field conventions.
+"""RELION particle STAR <-> CryoSPARC ``.cs`` datasets.
 
-Mapping (RELION -> ``.cs``)::
+The full mapping is the table in the README ("Particle metadata across
+CryoSPARC and RELION"); the pieces live in :mod:`~cryodesk.io.poses` (rotation
+convention, with its derivation), :mod:`~cryodesk.io.relion_align` (poses,
+shifts, subsets, classes), :mod:`~cryodesk.io.relion_optics` (optics groups,
+beam tilt, magnification) and :mod:`~cryodesk.io.relion_carry` (CryoSPARC
+fields carried verbatim as ``_csparc/<field>``).  In short (RELION -> ``.cs``)::
 
     rlnImageName "n@path"          blob/path = path, blob/idx = n - 1
     rlnImagePixelSize | rlnPixelSize | rlnDetectorPixelSize*1e4/rlnMagnification
                                    blob/psize_A
     rlnImageSize                   blob/shape = (s, s)   (else 0; fill from headers)
-    rlnOpticsGroup                 ctf/exp_group_id
+    rlnOpticsGroup                 ctf/exp_group_id (unless _csparc/ctf/exp_group_id)
     rlnVoltage, rlnSphericalAberration, rlnAmplitudeContrast
                                    ctf/accel_kv, ctf/cs_mm, ctf/amp_contrast
     rlnDefocusU, rlnDefocusV       ctf/df1_A, ctf/df2_A
     rlnDefocusAngle, rlnPhaseShift ctf/df_angle_rad, ctf/phase_shift_rad (deg -> rad)
     rlnCtfScalefactor, rlnCtfBfactor  ctf/scale, ctf/bfactor
+    rlnBeamTiltX/Y, rlnMagMat*     ctf/tilt_A, ctf/anisomag
+    rlnAngle*, rlnOrigin*, rlnRandomSubset, rlnClassNumber
+                                   alignments3D/* or alignments2D/*
     rlnMicrographName              location/micrograph_path (+ a uid hashed from it)
+    rlnMicrographPixelSize         location/micrograph_psize_A
     rlnCoordinateX/Y               location/center_x_frac, center_y_frac, when the
-                                   micrograph shapes are given
-    anything else                  relion/<label> (float64 or bytes), so that a
+                                   micrograph shapes are known
+    _csparc/<field>                <field> (uid, exposure group, CTF terms RELION lacks)
+    anything else                  relion/<label> (float64, int64 or bytes), so that a
                                    STAR -> .cs -> STAR round trip keeps every column
 
-RELION 3.1+ optics-group columns are spread onto the particles first.  Poses
-(``rlnAngle*``/``rlnOrigin*``) are kept in ``relion/`` but not converted to
-``alignments3D/*`` (CryoSPARC's axis-angle convention is not handled yet).
+Every conversion fills a :class:`~cryodesk.io.conversion.ConversionReport`.
 
 API summary
 -----------
-``star_to_cs(blocks, source="STAR file", micrograph_shapes=None) -> ndarray``
-``cs_to_star(data, image_paths=None, version=31) -> dict[str, StarBlock]``
+``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None) -> ndarray``
+``cs_to_star(data, image_paths=None, version=31, report=None) -> dict[str, StarBlock]``
 ``particle_block(blocks, source) -> (particles StarBlock, optics StarBlock | None)``
 """
 
@@ -36,16 +44,22 @@ import hashlib
 import numpy as np
 
 from cryodesk.base.errors import DataError
-from cryodesk.io.cs import as_str, from_columns
-from cryodesk.io.star import StarBlock, format_image_names, parse_image_names
+from cryodesk.io import relion_carry as carry
+from cryodesk.io.conversion import ConversionReport
+from cryodesk.io.cs import as_str, from_columns, new_uids
+from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
+from cryodesk.io.relion_optics import (
+    EXP_GROUP_LABEL,
+    OPTICS_LABELS,
+    assign_groups,
+    ctf_from_star,
+    ctf_to_star,
+    merge_optics,
+)
+from cryodesk.io.star import StarBlock, column_floats, format_image_names, parse_image_names
 
-__all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS"]
+__all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 
-#: Labels that RELION 3.1+ keeps in ``data_optics`` rather than per particle.
-OPTICS_LABELS = ("rlnOpticsGroupName", "rlnAmplitudeContrast", "rlnSphericalAberration",
-                 "rlnVoltage", "rlnImagePixelSize", "rlnMicrographOriginalPixelSize",
-                 "rlnImageSize", "rlnImageDimensionality", "rlnBeamTiltX", "rlnBeamTiltY",
-                 "rlnMicrographPixelSize", "rlnCtfDataAreCtfPremultiplied")
 # label -> (cs field, scale)
 _FLOAT_MAP = {
     "rlnVoltage": ("ctf/accel_kv", 1.0), "rlnSphericalAberration": ("ctf/cs_mm", 1.0),
@@ -56,7 +70,10 @@ _FLOAT_MAP = {
 }
 _CTF_DEFAULTS = {"ctf/scale": 1.0}
 _CONSUMED = set(_FLOAT_MAP) | {"rlnImageName", "rlnOpticsGroup", "rlnImagePixelSize", "rlnImageSize",
-                               "rlnMicrographName", "rlnImageDimensionality"}
+                               "rlnMicrographName", "rlnImageDimensionality", "rlnMicrographPixelSize"}
+# CryoSPARC bookkeeping that means nothing to RELION: listed in the report, logged as info only
+_BOOKKEEPING = {"blob/import_sig": "CryoSPARC bookkeeping", "ctf/type": "CryoSPARC bookkeeping",
+                "blob/sign": "RELION expects dark-on-light particles (blob/sign -1)"}
 
 
 def particle_block(blocks: dict[str, StarBlock], source: str = "STAR file"):
@@ -73,22 +90,6 @@ def particle_block(blocks: dict[str, StarBlock], source: str = "STAR file"):
     return parts, blocks.get("optics")
 
 
-def _floats(values, label: str, source: str) -> np.ndarray:
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except ValueError:
-        bad = next(str(v) for v in values if not _is_float(v))
-        raise DataError(f"{source}: column _{label} has a non-numeric value {bad!r}") from None
-
-
-def _is_float(v) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False
-
-
 def _typed(vals: np.ndarray) -> np.ndarray:
     """A passthrough column as int64, float64 or (failing both) text."""
     if len(vals) == 0:
@@ -101,56 +102,71 @@ def _typed(vals: np.ndarray) -> np.ndarray:
     return vals
 
 
-def _merged_columns(parts: StarBlock, optics: StarBlock | None, source: str) -> dict[str, np.ndarray]:
-    cols = dict(parts.columns)
-    if optics is None or not optics.columns:
-        return cols
-    if "rlnOpticsGroup" not in optics.columns or "rlnOpticsGroup" not in cols:
-        raise DataError(f"{source}: data_optics and the particles need an _rlnOpticsGroup column")
-    og = list(optics.columns["rlnOpticsGroup"])
-    pos = {g: k for k, g in enumerate(og)}
-    try:
-        rows = np.array([pos[g] for g in cols["rlnOpticsGroup"]], dtype=np.int64)
-    except KeyError as exc:
-        raise DataError(f"{source}: particle refers to optics group {exc.args[0]} "
-                        f"which data_optics does not define") from None
-    for lab, vals in optics.columns.items():
-        if lab not in cols:
-            cols[lab] = vals[rows]
-    return cols
+def _pixel_size(cols: dict, n: int, source: str, used: set) -> np.ndarray:
+    if "rlnImagePixelSize" in cols:
+        return column_floats(cols["rlnImagePixelSize"], "rlnImagePixelSize", source)
+    if "rlnPixelSize" in cols:
+        used.add("rlnPixelSize")
+        return column_floats(cols["rlnPixelSize"], "rlnPixelSize", source)
+    if "rlnDetectorPixelSize" in cols and "rlnMagnification" in cols:
+        used.update(("rlnDetectorPixelSize", "rlnMagnification"))
+        return (column_floats(cols["rlnDetectorPixelSize"], "rlnDetectorPixelSize", source) * 1e4
+                / column_floats(cols["rlnMagnification"], "rlnMagnification", source))
+    return np.zeros(n)
+
+
+def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set) -> dict:
+    out = {}
+    for lab in [lab for lab in cols if carry.is_carried(lab)]:
+        name, values = carry.decode(lab, cols[lab], source)
+        out[name] = values
+        used.add(lab)
+        report.map(f"_{lab}", name)
+    return out
 
 
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
-               micrograph_shapes: dict[str, tuple[int, int]] | None = None) -> np.ndarray:
+               micrograph_shapes: dict[str, tuple[int, int]] | None = None,
+               report: ConversionReport | None = None) -> np.ndarray:
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
+    report = report if report is not None else ConversionReport("STAR -> .cs")
     parts, optics = particle_block(blocks, source)
-    cols = _merged_columns(parts, optics, source)
+    cols = merge_optics(parts, optics, source, report)
     n = len(parts)
+    used = set(_CONSUMED)
+    carried = _carried_fields(cols, source, report, used)
     idx, paths = parse_image_names(cols["rlnImageName"], source)
-    out: dict[str, object] = {"blob/path": paths, "blob/idx": idx}
-    if "rlnImagePixelSize" in cols:
-        psize = _floats(cols["rlnImagePixelSize"], "rlnImagePixelSize", source)
-    elif "rlnPixelSize" in cols:
-        psize = _floats(cols["rlnPixelSize"], "rlnPixelSize", source)
-    elif "rlnDetectorPixelSize" in cols and "rlnMagnification" in cols:
-        psize = (_floats(cols["rlnDetectorPixelSize"], "rlnDetectorPixelSize", source) * 1e4
-                 / _floats(cols["rlnMagnification"], "rlnMagnification", source))
-        cols = {k: v for k, v in cols.items() if k not in ("rlnDetectorPixelSize", "rlnMagnification")}
-    else:
-        psize = np.zeros(n)
-    size = _floats(cols["rlnImageSize"], "rlnImageSize", source) if "rlnImageSize" in cols else np.zeros(n)
+    report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
+    out: dict[str, object] = {}
+    uid = carried.pop("uid", None)
+    if uid is not None and len(np.unique(uid)) != n:
+        report.note("_csparc/uid has repeated values (symmetry-expanded particles?): new uids generated")
+        uid = None
+    out["uid"] = uid if uid is not None else new_uids(n)
+    out.update({"blob/path": paths, "blob/idx": idx})
+    psize = _pixel_size(cols, n, source, used)
+    size = column_floats(cols["rlnImageSize"], "rlnImageSize", source) if "rlnImageSize" in cols else np.zeros(n)
     out["blob/shape"] = np.stack([size, size], axis=1).astype(np.uint32)
     out["blob/psize_A"] = psize
     out["blob/sign"] = -1.0
     out["ctf/type"] = "imported"
-    group = (_floats(cols["rlnOpticsGroup"], "rlnOpticsGroup", source).astype(np.uint32)
-             if "rlnOpticsGroup" in cols else np.ones(n, np.uint32))
+    group = carried.pop("ctf/exp_group_id", None)
+    if group is None:
+        group = (column_floats(cols["rlnOpticsGroup"], "rlnOpticsGroup", source).astype(np.uint32)
+                 if "rlnOpticsGroup" in cols else np.ones(n, np.uint32))
     out["ctf/exp_group_id"] = group
     for lab, (fld, scale) in _FLOAT_MAP.items():
         if lab in cols:
-            out[fld] = _floats(cols[lab], lab, source) * scale
+            out[fld] = column_floats(cols[lab], lab, source) * scale
+            report.map(lab, fld)
         elif fld in _CTF_DEFAULTS:
             out[fld] = _CTF_DEFAULTS[fld]
+    ctf, ctf_used = ctf_from_star(cols, source, report)
+    out.update(ctf)
+    used |= ctf_used
+    align, align_used = alignments_from_star(cols, psize, source, report)
+    out.update(align)
+    used |= align_used
     if "rlnMicrographName" in cols:
         mics = cols["rlnMicrographName"]
         out["location/micrograph_uid"] = np.array(
@@ -158,16 +174,28 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
              for m in mics.tolist()], dtype=np.uint64)
         out["location/exp_group_id"] = group
         out["location/micrograph_path"] = mics
+        if "rlnMicrographPixelSize" in cols:
+            out["location/micrograph_psize_A"] = column_floats(cols["rlnMicrographPixelSize"],
+                                                               "rlnMicrographPixelSize", source)
         shapes = micrograph_shapes or {}
-        if "rlnCoordinateX" in cols and all(m in shapes for m in set(mics.tolist())):
+        shp = None
+        if "location/micrograph_shape" in carried:
+            shp = carried["location/micrograph_shape"].astype(np.float64)
+        elif all(m in shapes for m in set(mics.tolist())):
             shp = np.array([shapes[m] for m in mics.tolist()], dtype=np.float64).reshape(n, 2)
+        if "rlnCoordinateX" in cols and shp is not None and np.all(shp > 0):
             out["location/micrograph_shape"] = shp.astype(np.uint32)
-            out["location/center_x_frac"] = _floats(cols["rlnCoordinateX"], "rlnCoordinateX", source) / shp[:, 1]
-            out["location/center_y_frac"] = _floats(cols["rlnCoordinateY"], "rlnCoordinateY", source) / shp[:, 0]
+            out["location/center_x_frac"] = column_floats(cols["rlnCoordinateX"], "rlnCoordinateX", source) / shp[:, 1]
+            out["location/center_y_frac"] = column_floats(cols["rlnCoordinateY"], "rlnCoordinateY", source) / shp[:, 0]
+            used.update(("rlnCoordinateX", "rlnCoordinateY"))
+    elif "rlnMicrographPixelSize" in cols:
+        used.discard("rlnMicrographPixelSize")
+    out.update(carried)  # explicit CryoSPARC values win over ones derived from RELION columns
     for lab, vals in cols.items():
-        if lab in _CONSUMED:
+        if lab in used:
             continue
         out[f"relion/{lab}"] = _typed(vals)
+        report.carry(lab, f"relion/{lab}")
     return from_columns(out, n)
 
 
@@ -175,61 +203,130 @@ def _star_str(values) -> np.ndarray:
     return np.array(as_str(values), dtype=str)
 
 
-def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31) -> dict[str, StarBlock]:
-    """A ``.cs`` particle dataset as RELION STAR blocks.
-
-    Parameters
-    ----------
-    data : ndarray
-        Needs ``blob/path`` and ``blob/idx``; ``ctf/*``, ``location/*`` and
-        ``relion/*`` fields are used when present.
-    image_paths : sequence of str, optional
-        Stack path to write for each particle (default: ``blob/path`` as is).
-    version : int
-        31 (``data_optics`` + ``data_particles``) or 30 (one ``data_`` block).
-    """
+def _ctf_columns(data: np.ndarray, cols: dict, used: set, report: ConversionReport) -> None:
     names = data.dtype.names
-    n = len(data)
-    paths = _star_str(data["blob/path"]) if image_paths is None else np.asarray(image_paths, dtype=str)
-    cols: dict[str, np.ndarray] = {"rlnImageName": format_image_names(data["blob/idx"], paths)}
-    optics: dict[str, np.ndarray] = {}
-    if "ctf/exp_group_id" in names:
-        g = data["ctf/exp_group_id"].astype(np.int64)
-        cols["rlnOpticsGroup"] = g if g.size == 0 or g.min() >= 1 else np.unique(g, return_inverse=True)[1] + 1
-    else:
-        cols["rlnOpticsGroup"] = np.ones(n, dtype=np.int64)
+    for lab, (fld, scale) in _FLOAT_MAP.items():
+        if fld in names:
+            cols[lab] = data[fld] if scale == 1.0 else np.degrees(data[fld].astype(np.float64))
+            used.add(fld)
+            report.map(fld, lab)
+    ctf, ctf_used, to_carry = ctf_to_star(data, report)
+    cols.update(ctf)
+    used |= ctf_used
+    for fld in to_carry:
+        cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld])
+        used.add(fld)
+        report.carry(fld, f"_{carry.CARRY_PREFIX}{fld}")
+
+
+def _location_columns(data: np.ndarray, cols: dict, used: set, report: ConversionReport) -> None:
+    names = data.dtype.names
     if "location/micrograph_path" in names:
         cols["rlnMicrographName"] = _star_str(data["location/micrograph_path"])
+        used.add("location/micrograph_path")
         if "location/micrograph_shape" in names and "location/center_x_frac" in names:
             shp = data["location/micrograph_shape"].astype(np.float64)
             if np.all(shp > 0):
                 cols["rlnCoordinateX"] = np.round(data["location/center_x_frac"] * shp[:, 1], 3)
                 cols["rlnCoordinateY"] = np.round(data["location/center_y_frac"] * shp[:, 0], 3)
-    for lab, (fld, scale) in _FLOAT_MAP.items():
-        if fld in names:
-            cols[lab] = data[fld] if scale == 1.0 else np.float32(np.degrees(data[fld].astype(np.float64)))
+                used.update(("location/center_x_frac", "location/center_y_frac"))
+                report.map("location/center_x/y_frac × micrograph_shape", "rlnCoordinateX/Y")
+    if "location/micrograph_psize_A" in names:
+        cols["rlnMicrographPixelSize"] = data["location/micrograph_psize_A"]
+        used.add("location/micrograph_psize_A")
+    if "location/exp_group_id" in names and ("ctf/exp_group_id" not in names or np.array_equal(
+            data["location/exp_group_id"], data["ctf/exp_group_id"])):
+        used.add("location/exp_group_id")  # the same numbers as the optics groups
+
+
+def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
+               report: ConversionReport | None = None) -> dict[str, StarBlock]:
+    """A ``.cs`` particle dataset as RELION STAR blocks.
+
+    Parameters
+    ----------
+    data : ndarray
+        Needs ``blob/path`` and ``blob/idx``; every other field is mapped,
+        carried or reported (``report``).
+    image_paths : sequence of str, optional
+        Stack path to write for each particle (default: ``blob/path`` as is).
+    version : int
+        31 (``data_optics`` + ``data_particles``, RELION 3.1 and later) or 30
+        (one ``data_`` block, origins in pixels).
+    report : ConversionReport, optional
+        Filled with what was mapped, carried and not converted.
+    """
+    report = report if report is not None else ConversionReport(".cs -> STAR")
+    names = data.dtype.names
+    n = len(data)
+    paths = _star_str(data["blob/path"]) if image_paths is None else np.asarray(image_paths, dtype=str)
+    cols: dict[str, np.ndarray] = {"rlnImageName": format_image_names(data["blob/idx"], paths)}
+    used = {"blob/path", "blob/idx", "uid"}
+    exp_group = (data["ctf/exp_group_id"].astype(np.int64) if "ctf/exp_group_id" in names
+                 else np.ones(n, dtype=np.int64))
+    used.add("ctf/exp_group_id")
+    _location_columns(data, cols, used, report)
+    _ctf_columns(data, cols, used, report)
+    align, align_used = alignments_to_star(data, version, report)
+    cols.update(align)
+    used |= align_used
     if "blob/psize_A" in names:
         cols["rlnImagePixelSize"] = data["blob/psize_A"]
+        used.add("blob/psize_A")
     if "blob/shape" in names:
         cols["rlnImageSize"] = data["blob/shape"][:, 0]
+        used.add("blob/shape")
         if version != 30:
             cols["rlnImageDimensionality"] = np.full(n, 2)
     for fld in names:
-        if fld.startswith("relion/") and fld[7:] not in cols:
-            cols[fld[7:]] = data[fld]
+        if fld.startswith("relion/"):
+            used.add(fld)
+            if fld[7:] in cols:
+                report.skip(fld, f"superseded by the converted {fld[7:]}")
+            else:
+                cols[fld[7:]] = data[fld]
+    for fld in carry.CARRIED_FIELDS:
+        if fld in names and (fld == "uid" or fld not in used):
+            cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld])
+            used.add(fld)
+            if fld != "uid":
+                report.carry(fld, f"_{carry.CARRY_PREFIX}{fld}")
+    for fld in names:
+        if fld in used:
+            continue
+        if fld == "blob/sign" and np.any(data[fld] != -1):
+            report.skip(fld, "some particles are light-on-dark (blob/sign +1); RELION expects dark-on-light: "
+                        "invert those stacks before using them in RELION")
+        elif fld in _BOOKKEEPING:
+            report.skip(fld, _BOOKKEEPING[fld], quiet=True)
+        else:
+            report.skip(fld, "no RELION column")
     if version == 30:
+        renumber = bool(n) and exp_group.min() < 1
+        cols["rlnOpticsGroup"] = np.unique(exp_group, return_inverse=True)[1].ravel() + 1 if renumber else exp_group
+        if renumber:
+            cols[EXP_GROUP_LABEL] = exp_group
+            report.note(f"optics groups numbered from 1; exp_group_id kept as _{EXP_GROUP_LABEL}")
         if "rlnImagePixelSize" in cols:  # 3.0 has no image pixel size: encode it as det/mag
             cols["rlnDetectorPixelSize"] = cols.pop("rlnImagePixelSize")
             cols["rlnMagnification"] = np.full(n, 10000.0)
         return {"": StarBlock("", columns=cols)}
-    g = np.asarray(cols["rlnOpticsGroup"])
-    uniq, first = np.unique(g, return_index=True)
-    optics = {"rlnOpticsGroup": uniq}
-    optics["rlnOpticsGroupName"] = (np.asarray(cols.pop("rlnOpticsGroupName"))[first]
-                                    if "rlnOpticsGroupName" in cols else
-                                    np.array([f"opticsGroup{k}" for k in uniq.tolist()]))
-    for lab in OPTICS_LABELS:
-        if lab in cols:
-            optics[lab] = np.asarray(cols.pop(lab))[first]
+    return _with_optics(cols, exp_group, report)
+
+
+def _with_optics(cols: dict, exp_group: np.ndarray, report: ConversionReport) -> dict[str, StarBlock]:
+    """Split the columns into ``data_optics`` (one row per group) and ``data_particles``."""
+    optics_cols = {lab: np.asarray(cols.pop(lab)) for lab in OPTICS_LABELS
+                   if lab in cols and lab not in ("rlnOpticsGroup", "rlnOpticsGroupName")}
+    names = cols.pop("rlnOpticsGroupName", None)
+    groups = assign_groups(exp_group, optics_cols, report)
+    cols["rlnOpticsGroup"] = groups.numbers[groups.index]
+    optics = {"rlnOpticsGroup": groups.numbers}
+    optics["rlnOpticsGroupName"] = (np.asarray(names)[groups.first] if names is not None else
+                                    np.array([f"opticsGroup{k}" for k in groups.numbers.tolist()]))
+    for lab, values in optics_cols.items():
+        optics[lab] = values[groups.first]
+    if groups.carry_exp_group:
+        optics[EXP_GROUP_LABEL] = groups.exp_group
     return {"optics": StarBlock("optics", columns=optics),
             "particles": StarBlock("particles", columns=cols)}

@@ -15,6 +15,7 @@ API summary
 ``parse_star(text, source="<string>") -> dict[str, StarBlock]``
 ``write_star(path, blocks) -> Path``            (atomic; values quoted when needed)
 ``format_column(values) -> ndarray[str]``       (floats in shortest round-trip form)
+``column_floats(values, label, source) -> ndarray[float64]`` (DataError naming a bad value)
 ``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])``
 ``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
 """
@@ -30,7 +31,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
 
-__all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column",
+__all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
 
 
@@ -204,6 +205,19 @@ def format_column(values) -> np.ndarray:
     elif arr.dtype.kind == "b":
         arr = arr.astype(np.int8)
     return arr.astype(str)
+
+
+def column_floats(values, label: str, source: str = "STAR file") -> np.ndarray:
+    """A STAR column as float64; DataError naming the column and the first bad value."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except ValueError:
+        for v in np.asarray(values).tolist():
+            try:
+                float(v)
+            except ValueError:
+                raise DataError(f"{source}: column _{label} has a non-numeric value {v!r}") from None
+        raise
 
 
 def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = False) -> Path:

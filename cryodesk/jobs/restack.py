@@ -77,10 +77,37 @@ def _new_dataset(data: np.ndarray, paths: list[str], index: np.ndarray,
             slot, _, field = name.partition("/")
             if name == "blob/psize_A" or (slot.startswith("alignments") and field == "psize_A"):
                 out[name] = data[name] * np.float32(psize_factor)
-            elif slot.startswith("alignments") and field == "shift":
-                # CryoSPARC stores shifts in pixels of the blob: fewer, bigger pixels now
-                out[name] = data[name] / np.float32(psize_factor)
+            elif (slot.startswith("alignments") and field == "shift") or name in _PIXEL_ORIGINS:
+                # shifts in pixels of the blob (CryoSPARC; RELION 3.0 origins kept by an older
+                # import): fewer, bigger pixels now, the same shift in Å
+                out[name] = data[name] / (np.float32 if data[name].dtype == np.float32 else float)(psize_factor)
     return out
+
+
+# RELION 3.0 pixel origins that datasets imported before the pose conversion still carry
+_PIXEL_ORIGINS = ("relion/rlnOriginX", "relion/rlnOriginY")
+
+
+def _psize_groups(data: np.ndarray) -> tuple[np.ndarray, list[tuple[int, float]]]:
+    """Items ordered so each pixel size is contiguous (stable), and the (count, psize) runs.
+
+    One header holds one pixel size: particles of different sizes go to
+    different stacks, each with its own; the ``.cs`` row order is unchanged.
+    """
+    n = len(data)
+    if "blob/psize_A" not in data.dtype.names:
+        return np.arange(n), [(n, 0.0)]
+    psize = data["blob/psize_A"]
+    uniq, first, inv = np.unique(psize, return_index=True, return_inverse=True)
+    if len(uniq) == 1:
+        return np.arange(n), [(n, float(uniq[0]))]
+    seen = np.argsort(first, kind="stable")  # first-seen order of the sizes
+    rank = np.empty_like(seen)
+    rank[seen] = np.arange(seen.size)
+    key = rank[np.asarray(inv).ravel()]
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=len(uniq))
+    return order, [(int(counts[r]), float(uniq[seen[r]])) for r in range(len(uniq))]
 
 
 def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) -> dict:
@@ -108,15 +135,20 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     data = pset.data
     if len(data) == 0:
         raise DataError(f"{ctx.uid}: the input particle set {src_cs} is empty")
-    uids = data["uid"]
+    order, groups = _psize_groups(data)
+    uids = data["uid"][order]  # in plan (item) order, as errors and flags report items
     out_dir = ctx.job_dir / subdir
     ctx.log.info("%s: %d particles from %d stacks -> %s", ctx.uid, len(data),
                  len(set(pset.stack_paths())), out_dir)
+    if len(groups) > 1:
+        ctx.log.info("%s: %d pixel sizes (%s Å): each written to its own stacks, so every header is right",
+                     ctx.uid, len(groups), ", ".join(f"{p:g}" for _, p in groups))
+    paths = pset.stack_paths()
     try:
-        plan = plan_gather(zip(pset.stack_paths(), data["blob/idx"].tolist()), out_dir,
+        plan = plan_gather(((paths[i], int(data["blob/idx"][i])) for i in order.tolist()), out_dir,
                            particles_per_file=per_file)
     except SourceError as exc:
-        raise _particle_error(ctx, uids, exc) from None
+        raise _particle_error(ctx, uids, exc, order) from None
     box = plan.in_shape
     crop_to = None
     if new_box is not None:
@@ -129,10 +161,10 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     transform = ParticleTransform(len(data), box, plan.in_dtype, new_shape=crop_to,
                                   float16=bool(ctx.params.get("output_f16", False)))
     factor = box[1] / transform.out_shape[1]
-    psize = float(data["blob/psize_A"][0]) if "blob/psize_A" in data.dtype.names else 0.0
-    voxel = (psize or plan.voxel_size) * factor
+    voxels = [(count, (psize or plan.voxel_size) * factor) for count, psize in groups]
+    voxel = voxels[0][1]
     plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype,
-                            voxel_size=voxel)
+                            voxel_size=voxel, groups=voxels)
     stacks: list[Path] = []
     cs_path = ctx.job_dir / f"{subdir}_particles.cs"
     try:
@@ -141,13 +173,15 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
                               check_cancel=ctx.check_cancel)
         ctx.check_cancel()
         rel = [ctx.rel(p) for p in stacks]
-        items = np.arange(len(data))
-        new = _new_dataset(data, [rel[i] for i in items // per_file], items % per_file,
+        stack_of, index_of = plan.destinations()
+        position = np.empty(len(data), dtype=np.int64)
+        position[order] = np.arange(len(data))  # row -> item
+        new = _new_dataset(data, [rel[i] for i in stack_of[position].tolist()], index_of[position],
                            transform.out_shape if transform.crop else None, factor)
         write_cs(cs_path, new)
     except SourceError as exc:
         _remove(stacks, cs_path, out_dir)
-        raise _particle_error(ctx, uids, exc) from None
+        raise _particle_error(ctx, uids, exc, order) from None
     except BaseException:
         _remove(stacks, cs_path, out_dir)
         raise
@@ -156,7 +190,8 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
         ctx.add_output("particles", p, kind="blob")
     secs = max(time.monotonic() - t0, 1e-9)
     summary = {"particles": len(data), "stacks": len(stacks), "box": int(transform.out_shape[1]),
-               "psize_A": voxel, "dtype": str(transform.out_dtype),
+               "psize_A": voxel if len(voxels) == 1 else [v for _, v in voxels],
+               "dtype": str(transform.out_dtype),
                "bytes_written": plan.out_bytes, "seconds": round(secs, 3),
                "particles_per_s": round(len(data) / secs, 1), **transform.summary()}
     for flag, label in ((NONFINITE, "NaN/Inf pixels"), (ALL_ZERO, "all-zero images")):
@@ -169,8 +204,9 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     return summary
 
 
-def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError) -> DataError:
-    return DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {exc.item}): {exc}")
+def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError, order: np.ndarray) -> DataError:
+    """``uids`` and ``exc.item`` count items in plan order; ``order[item]`` is the dataset row."""
+    return DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {int(order[exc.item])}): {exc}")
 
 
 def _remove(stacks: list[Path], cs_path: Path, out_dir: Path) -> None:

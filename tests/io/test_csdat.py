@@ -152,3 +152,71 @@ def test_unknown_compression_is_a_clear_error(tmp_path):
     path.write_bytes(_csdat(_particles(3), compression="zstd"))
     with pytest.raises(DataError, match=r"zstd\.cs: .*unsupported compression 'zstd'"):
         cs.read_cs(path)
+
+
+# ---------------------------------------------------------------- writer
+def _sample(n: int = 9) -> np.ndarray:
+    rng = np.random.default_rng(5)
+    return cs.from_columns({
+        "uid": cs.new_uids(n, rng), "blob/path": [f"J1/s_{k % 3}.mrc" for k in range(n)],
+        "blob/idx": np.arange(n), "blob/shape": np.tile([64, 64], (n, 1)), "blob/psize_A": 1.1,
+        "ctf/type": "spline", "location/micrograph_path": [f"mic {k}.mrc" if k else "" for k in range(n)],
+        "alignments3D/pose": rng.normal(size=(n, 3)).astype(np.float32), "x/f64": rng.normal(size=n),
+        "x/i8": np.arange(n, dtype=np.int8) - 3,
+    }, n)
+
+
+@needs_tools
+@pytest.mark.parametrize("compression", ["lz4", None])
+@pytest.mark.parametrize("n", [0, 1, 9])
+def test_written_csdat_loads_in_cryosparc_tools(tmp_path, compression, n):
+    from cryodesk.io.csdat import write_csdat
+
+    data = _sample(n)
+    path = write_csdat(tmp_path / "w.cs", data, compression=compression)
+    assert path.read_bytes()[:6] == MAGIC and [p.name for p in tmp_path.iterdir()] == ["w.cs"]
+    ds = Dataset.load(path)  # the oracle
+    assert len(ds) == n and ds.fields() == list(data.dtype.names)
+    for name in data.dtype.names:
+        want = data[name]
+        got = np.asarray(ds[name])
+        if want.dtype.kind == "S":
+            want = np.char.decode(want).astype(object)
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    back = cs.read_cs(path)  # and our reader
+    assert back.dtype.names == data.dtype.names
+    for name in data.dtype.names:
+        np.testing.assert_array_equal(back[name], data[name], err_msg=name)
+
+
+@needs_tools
+def test_written_layout_matches_cryosparc_tools(tmp_path):
+    """Same header and string heap as Dataset.save(format=CSDAT_FORMAT) for the same data."""
+    data = _sample()
+    ours = cs.write_cs(tmp_path / "ours.cs", data, format="csdat").read_bytes()
+    ds = Dataset.load(cs.write_cs(tmp_path / "np.cs", data))
+    ds.save(tmp_path / "theirs.cs", format=CSDAT_FORMAT)
+    theirs = (tmp_path / "theirs.cs").read_bytes()
+
+    def split(raw):
+        (n,) = struct.unpack_from("<I", raw, 6)
+        return json.loads(raw[10:10 + n]), raw
+
+    (h1, _), (h2, _) = split(ours), split(theirs)
+    assert h1 == h2
+    heap = b"\0" + b"".join(sorted({v + b"\0" for f in ("blob/path", "ctf/type", "location/micrograph_path")
+                                    for v in data[f].tolist() if v}))
+    assert sorted(ours[-len(heap):].split(b"\0")) == sorted(theirs[-len(heap):].split(b"\0"))
+
+
+def test_write_csdat_refuses_what_it_cannot_hold(tmp_path):
+    from cryodesk.io.csdat import write_csdat
+
+    bad = np.zeros(2, dtype=[("uid", "<u8"), ("flag", "?")])
+    with pytest.raises(DataError, match=r"b\.cs: field 'flag' has dtype bool"):
+        write_csdat(tmp_path / "b.cs", bad)
+    with pytest.raises(DataError, match="without a 'uid' field"):
+        write_csdat(tmp_path / "b.cs", np.zeros(2, dtype=[("x", "<f4")]))
+    with pytest.raises(DataError, match="unknown .cs format 'zip'"):
+        cs.write_cs(tmp_path / "b.cs", _sample(), format="zip")
+    assert list(tmp_path.iterdir()) == []

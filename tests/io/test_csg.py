@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -75,3 +76,44 @@ def test_malformed(tmp_path, text, what):
 def test_missing(tmp_path):
     with pytest.raises(DataError, match="group manifest not found"):
         csg.read_csg(tmp_path / "none.csg")
+
+
+def test_load_group_joins_results_from_their_metafiles(tmp_path):
+    """Import Result Group: each result's fields come from the metafile the manifest names."""
+
+    uids = cs.new_uids(4)
+    main = cs.from_columns({"uid": uids, "blob/path": ["s.mrc"] * 4, "blob/idx": np.arange(4),
+                            "alignments3D/pose": np.ones((4, 3), np.float32)}, 4)
+    cs.write_cs(tmp_path / "J5_particles.cs", main)
+    order = np.array([2, 0, 3, 1])  # a passthrough file in another row order, with extra results
+    passthrough = cs.from_columns({"uid": uids[order], "ctf/df1_A": np.arange(4.0)[order] * 100,
+                                   "location/micrograph_path": ["m.mrc"] * 4,
+                                   "alignments3D/pose": np.zeros((4, 3), np.float32)}, 4)
+    (tmp_path / "sub").mkdir()
+    cs.write_cs(tmp_path / "sub" / "J5_passthrough.cs", passthrough)
+    text = """group: {name: particles, type: particle}
+results:
+  blob: {metafile: '>J5_particles.cs', num_items: 4, type: particle.blob}
+  alignments3D: {metafile: '>J5_particles.cs', num_items: 4, type: particle.alignments3D}
+  ctf: {metafile: '>sub/J5_passthrough.cs', num_items: 4, type: particle.ctf}
+version: v4.4.1
+"""
+    (tmp_path / "J5_particles.csg").write_text(text)
+    data, meta = csg.load_group(tmp_path / "J5_particles.csg")
+    assert meta == tmp_path / "J5_particles.cs"
+    np.testing.assert_array_equal(data["uid"], uids)
+    np.testing.assert_array_equal(data["ctf/df1_A"], [0, 100, 200, 300])
+    np.testing.assert_array_equal(data["alignments3D/pose"], 1)  # from its own metafile, not the passthrough
+    assert "location/micrograph_path" not in data.dtype.names  # not a result of this group
+    (tmp_path / "J5_particles.csg").write_text(text.replace("ctf: {metafile: '>sub/J5_passthrough.cs'",
+                                                            "location: {metafile: '>J5_particles.cs'"))
+    with pytest.raises(DataError, match=r"J5_particles\.cs: no location/ fields, though .*csg lists it"):
+        csg.load_group(tmp_path / "J5_particles.csg")
+    short = cs.from_columns({"uid": uids[:2], "ctf/df1_A": [1.0, 2.0]}, 2)
+    cs.write_cs(tmp_path / "sub" / "J5_passthrough.cs", short)
+    (tmp_path / "J5_particles.csg").write_text(text)
+    with pytest.raises(DataError, match=r"result 'ctf' from .*J5_passthrough\.cs: passthrough dataset lacks 2"):
+        csg.load_group(tmp_path / "J5_particles.csg")
+    (tmp_path / "nob.csg").write_text("group: {name: g, type: particle}\nresults: {}\n")
+    with pytest.raises(DataError, match="has no blob result"):
+        csg.load_group(tmp_path / "nob.csg")

@@ -107,10 +107,12 @@ def test_relion31_optics_spread(realdata_dir):
     assert cs.as_str(d["blob/path"]) == ["relion31.mrcs"] * 5 and d["blob/idx"].tolist() == [0, 1, 2, 3, 4]
     np.testing.assert_allclose(d["blob/psize_A"], 2.806, rtol=1e-6)
     assert d["blob/shape"].tolist() == [[256, 256]] * 5
-    np.testing.assert_allclose(d["ctf/accel_kv"], 300) and np.testing.assert_allclose(d["ctf/cs_mm"], 0.01)
+    np.testing.assert_allclose(d["ctf/accel_kv"], 300)
+    np.testing.assert_allclose(d["ctf/cs_mm"], 0.01)
     np.testing.assert_allclose(d["ctf/df_angle_rad"], np.radians(-160.39), rtol=1e-6)
-    assert d["relion/rlnClassNumber"].dtype == np.int64
-    np.testing.assert_allclose(d["relion/rlnAngleRot"][0], -102.30296)
+    assert d["relion/rlnGroupNumber"].dtype == np.int64  # unmapped labels ride along, typed
+    assert d["alignments3D/class"].tolist() == [0] * 5 and d["alignments3D/split"].tolist() == [0] * 5
+    assert "relion/rlnAngleRot" not in d.dtype.names  # poses are converted, not carried
 
 
 @pytest.mark.parametrize("name", ["empiar_10076_7.star", "relion31.star"])

@@ -1,0 +1,69 @@
+"""Where the stacks of an imported particle set are, never outside what the user pointed at.
+
+Stack paths in metadata are relative to different places: CryoSPARC's to the
+project directory (``J3/extract/x.mrc``) or, with a leading ``>``, to the
+``.cs`` file itself; RELION's to the project directory (``Extract/job007/x.mrcs``)
+or, in files moved about, to the STAR file (``../Extract/job007/x.mrcs``, the
+stacks of a sibling job).  A relative path is looked up
+
+1. under ``base`` (``particle_blob_path``, default: the metadata file's directory),
+2. then under the metadata file's directory,
+
+and the first candidate inside ``root`` that exists wins (else the first inside
+``root``, so that a missing stack is reported where it was looked for).  ``root``
+is what the user pointed at: ``particle_blob_path`` when given, else the
+metadata file's directory.  The check is lexical (``..`` resolved, symlinks
+not followed: raw data is often a link to another disk).  Absolute paths are
+taken as they are.
+
+API summary
+-----------
+``locate_stacks(raw_paths, base, meta_dir, root, source) -> {raw: Path}``
+``inside(path, root) -> bool``
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cryodesk.base.errors import DataError
+
+__all__ = ["locate_stacks", "inside"]
+
+
+def inside(path: Path | str, root: Path | str) -> bool:
+    """``path`` (after resolving ``..`` lexically) is ``root`` or below it."""
+    p, r = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str) -> dict[str, Path]:
+    """The resolved path of every distinct raw ``blob/path`` value (see module doc).
+
+    Raises
+    ------
+    DataError
+        An empty path, or one whose every candidate lies outside ``root``.
+    """
+    out: dict[str, Path] = {}
+    for raw in np.unique(np.asarray(raw_paths)).tolist():
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        if not text or text == ">":
+            raise DataError(f"{source}: a particle has an empty stack path")
+        if text.startswith(">"):
+            cands, limit = [Path(meta_dir) / text[1:]], Path(meta_dir)
+        elif os.path.isabs(text):
+            out[text] = Path(text)
+            continue
+        else:
+            cands, limit = [Path(base) / text, Path(meta_dir) / text], Path(root)
+        ok = [Path(os.path.normpath(c)) for c in dict.fromkeys(cands) if inside(c, limit)]
+        if not ok:
+            raise DataError(f"{source}: stack path {text!r} escapes the particle data directory {limit} "
+                            f"(looked up under {', '.join(str(b) for b in dict.fromkeys((base, meta_dir)))}); "
+                            f"set particle_blob_path to a directory that contains the stacks")
+        out[text] = next((c for c in ok if c.exists()), ok[0])
+    return out

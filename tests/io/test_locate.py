@@ -1,0 +1,61 @@
+"""Where imported stacks are found: under particle_blob_path or the metadata file, never outside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryodesk.base.errors import DataError
+from cryodesk.io.locate import inside, locate_stacks
+
+
+@pytest.fixture
+def relion_project(tmp_path):
+    """A RELION layout: stacks in Extract/job007, a STAR two levels down in Select/job009."""
+    proj = tmp_path / "proj"
+    (proj / "Extract/job007/Movies").mkdir(parents=True)
+    (proj / "Extract/job007/Movies/a.mrcs").write_bytes(b"")
+    (proj / "Select/job009").mkdir(parents=True)
+    (tmp_path / "outside.mrcs").write_bytes(b"")
+    return proj
+
+
+def test_project_relative_paths_under_blob_path(relion_project):
+    star_dir = relion_project / "Select/job009"
+    got = locate_stacks(["Extract/job007/Movies/a.mrcs"], relion_project, star_dir, relion_project, "p.star")
+    assert got == {"Extract/job007/Movies/a.mrcs": relion_project / "Extract/job007/Movies/a.mrcs"}
+
+
+def test_dotdot_paths_relative_to_the_star_file(relion_project):
+    star_dir = relion_project / "Select/job009"
+    raw = "../../Extract/job007/Movies/a.mrcs"
+    got = locate_stacks([raw], relion_project, star_dir, relion_project, "p.star")
+    assert got[raw] == relion_project / "Extract/job007/Movies/a.mrcs"
+    # without particle_blob_path the STAR's directory is all the user pointed at
+    with pytest.raises(DataError, match=r"p\.star: stack path '\.\./\.\./Extract.*escapes .*job009.*particle_blob_path"):
+        locate_stacks([raw], star_dir, star_dir, star_dir, "p.star")
+    # and nothing reaches beyond the project, whichever base it is tried under
+    with pytest.raises(DataError, match="escapes"):
+        locate_stacks(["../../../outside.mrcs"], relion_project, star_dir, relion_project, "p.star")
+
+
+def test_missing_stack_is_reported_where_it_was_looked_for(relion_project):
+    star_dir = relion_project / "Select/job009"
+    got = locate_stacks(["Extract/nope.mrcs"], relion_project, star_dir, relion_project, "p.star")
+    assert got["Extract/nope.mrcs"] == relion_project / "Extract/nope.mrcs"
+
+
+def test_cryosparc_relative_absolute_and_empty(tmp_path):
+    (tmp_path / "exp").mkdir()
+    got = locate_stacks([b">stacks/x.mrc", "/abs/y.mrc"], tmp_path / "proj", tmp_path / "exp", tmp_path / "proj", "e.cs")
+    assert got == {">stacks/x.mrc": tmp_path / "exp/stacks/x.mrc", "/abs/y.mrc": Path("/abs/y.mrc")}
+    with pytest.raises(DataError, match="escapes"):
+        locate_stacks([">../x.mrc"], tmp_path, tmp_path / "exp", tmp_path, "e.cs")
+    with pytest.raises(DataError, match="empty stack path"):
+        locate_stacks([""], tmp_path, tmp_path, tmp_path, "e.cs")
+
+
+def test_inside_is_lexical(tmp_path):
+    assert inside(tmp_path / "a/../b", tmp_path) and inside(tmp_path, tmp_path)
+    assert not inside(tmp_path / "../x", tmp_path) and not inside(str(tmp_path) + "x", tmp_path)
