@@ -23,3 +23,9 @@ def _run_nested_iter(ctx):
 registry.register(JobType("h_nested_iter", "Test nested iterations", "classification",
                           params=(Param("iterations", 3, "int"),),
                           outputs=(OutputGroup("classes", "particle", iterative=True),), run=_run_nested_iter))
+
+
+# a type with the job-level setting ``cache_particles`` as its parameter (as class_2d has)
+registry.register(JobType("h_cached", "Test cached reader", "utilities",
+                          params=(Param("cache_particles", None, "bool"), Param("nbytes", 10, "int")),
+                          outputs=(OutputGroup("particles", "particle"),), run=jobtypes._run_source))
