@@ -59,3 +59,23 @@ def test_huge_worker_number_is_a_usage_error(cli, argv):
 def test_nan_is_not_a_number_for_a_setting(cli, name):
     code, _, err = cli("settings", "set", name, "nan", "--user")
     assert code == 2 and name in err
+
+
+def test_database_in_a_directory_that_cannot_be_made(tmp_path, capsys):
+    """``--db`` (or ``db_url``) below a directory that cannot be created: ``FileNotFoundError`` traceback."""
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the database's directory should be")
+    code = main(["--db", str(blocker / "sub" / "cryodesk.sqlite"), "project", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and str(blocker) in err
+
+
+def test_deeply_nested_user_settings_file_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """A settings.json that json cannot parse for depth raises RecursionError (not ValueError): a traceback."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    path = tmp_path / "config" / "cryodesk" / "settings.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("[" * 100000)
+    code = main(["--db", str(tmp_path / "x.sqlite"), "settings", "show"])
+    err = capsys.readouterr().err
+    assert code == 2 and "settings.json" in err
