@@ -42,3 +42,25 @@ def test_fifo_in_journal_dir_does_not_hang_write_commands(database, project, nam
     run = _cli(database.database, "job", "clear", "P1", j.uid)
     assert run is not None, "cryodesk job clear hung on a FIFO in .cryodesk/journal"
     assert "Traceback" not in run.stderr
+
+
+def test_done_file_symlink_is_not_followed(project, tmp_path):
+    """``mark_done`` appends to ``journal/<plan>.done`` with ``open(..., "a")``, following a symlink there."""
+    import json
+
+    from cryodesk.core import deletion
+
+    j = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    runner.run_job(project, j)
+    outside = tmp_path / "someone_elses.txt"
+    outside.write_text("keep me\n")
+    jdir = Path(project.directory) / ".cryodesk" / "journal"
+    jdir.mkdir(parents=True)
+    # a journal a crashed process left (a clear of J1, nothing done yet) ...
+    (jdir / "abcdefabcdef.json").write_text(json.dumps({
+        "id": "abcdefabcdef", "project": project.uid,
+        "items": [{"job": j.uid, "action": "clear", "paths": [f"{j.uid}/data.bin", f"{j.uid}/job.log"]}]}))
+    # ... and its progress file replaced by a link
+    (jdir / "abcdefabcdef.done").symlink_to(outside)
+    deletion.recover(project)
+    assert outside.read_text() == "keep me\n"
