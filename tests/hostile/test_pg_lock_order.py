@@ -53,10 +53,12 @@ def test_job_setting_waits_for_a_concurrent_writer_instead_of_deadlocking(tmp_pa
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     watcher = psycopg2.connect(PG_URL)
+    watcher.autocommit = True  # pg_stat_activity is a snapshot per transaction
     wcur = watcher.cursor()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the setter holds the job row and waits for the project row
-        wcur.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
+        wcur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
         if wcur.fetchone()[0]:
             break
         time.sleep(0.05)
