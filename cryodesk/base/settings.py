@@ -188,6 +188,8 @@ def read_user_settings(path: Path | None = None) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
+    except RecursionError:
+        raise UsageError(f"user settings {path} are unreadable: nested too deeply; fix or remove the file") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"user settings {path} are unreadable: {exc}; fix or remove the file") from None
     if not isinstance(data, dict):

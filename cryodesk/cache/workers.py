@@ -42,9 +42,13 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
     name = name or base_settings.resolve("worker")
     if no_ssd and (ssd_path or quota_mb is not None or reserve_mb is not None):
         raise UsageError("--nossd cannot be combined with --ssdpath, --ssdquota or --ssdreserve")
-    for label, v in (("--ssdquota", quota_mb), ("--ssdreserve", reserve_mb)):
-        if v is not None and v < 0:
-            raise UsageError(f"{label} must be zero or more (MB), got {v}")
+    for label, key, v in (("--ssdquota", "ssd_quota_mb", quota_mb), ("--ssdreserve", "ssd_reserve_mb", reserve_mb)):
+        if v is not None:
+            try:  # the setting's own checks: a whole number, at least 0, at most what a column holds
+                base_settings.coerce(key, v, label)
+            except UsageError:
+                raise UsageError(f"{label} must be a whole number of MB from 0 to "
+                                 f"{base_settings.MAX_NUMBER:,}, got {v}") from None
     with write_transaction():
         row = Worker.get_or_none(Worker.name == name)
         if row is not None and not update:

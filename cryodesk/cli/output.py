@@ -51,5 +51,10 @@ def batch(result, as_json: bool) -> int:
         if result.bytes_freed:
             print(f"total freed: {human_bytes(result.bytes_freed)}")
     for o in result.refused:
-        print(f"refused: {o.message}", file=sys.stderr)
+        # plan-time refusals name their job ("J8 cannot be cleared: ..."); execution ones say
+        # "skipped: ..." / "refused: ...": print each once, with its job
+        if o.message.startswith(("skipped:", "refused:")):
+            print(f"{o.uid}: {o.message}", file=sys.stderr)
+        else:
+            print(f"refused: {o.message}", file=sys.stderr)
     return 0 if result.ok else 1

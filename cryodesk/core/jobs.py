@@ -120,10 +120,20 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
             Connection.create(project=project, child=job, slot=slot, parent=parent, output=output,
                               version=version, position=pos)
         path = job_dir(job, project)
-        path.mkdir(parents=False, exist_ok=True)
+        _make_job_dir(path)
         manifest.write_job(job, Path(project.directory))
         events.record(project, "added", [job])
     return job
+
+
+def _make_job_dir(path: Path) -> None:
+    """Make a new job's directory; an empty one (a creation a crash interrupted) is adopted, never a full one."""
+    try:
+        path.mkdir(parents=False)
+    except FileExistsError:
+        if path.is_symlink() or not path.is_dir() or any(path.iterdir()):
+            raise UsageError(f"{path} already exists and is not an empty directory (not made by cryodesk for "
+                             "this job?); move it away, then create the job again") from None
 
 
 def connect(project, child, spec: InputSpec) -> Connection:

@@ -40,6 +40,7 @@ def create_project(title: str, directory: str | Path) -> Project:
         raise UsageError(f"{path} already holds a cryodesk project; use 'cryodesk project attach {path}'")
     if path.exists() and any(path.iterdir()):
         raise UsageError(f"{path} is not empty; a project needs a new or empty directory")
+    _refuse_nested(path)
     with db.atomic():
         if Project.get_or_none(Project.directory == str(path)):
             raise UsageError(f"{path} is already a project directory")
@@ -51,6 +52,22 @@ def create_project(title: str, directory: str | Path) -> Project:
         manifest.write_project(project)
         events.record(None, "projects")
     return project
+
+
+def _refuse_nested(path: Path) -> None:
+    """A project directory never lies inside another project's (a job there would adopt it: a delete of
+    that job would take the inner project with it), nor holds one."""
+    for p in Project.select(Project.number, Project.directory):
+        other = Path(p.directory)
+        if other == path or other in path.parents:
+            raise UsageError(f"{path} is inside the directory of project P{p.number} ({other}); "
+                             "choose a directory outside it")
+        if path in other.parents:
+            raise UsageError(f"{path} holds the directory of project P{p.number} ({other}); "
+                             "choose a directory beside it")
+    for parent in path.parents:  # a project of another database
+        if (parent / manifest.PROJECT_MANIFEST).is_file():
+            raise UsageError(f"{path} is inside the project directory {parent}; choose a directory outside it")
 
 
 def list_projects() -> list[Project]:

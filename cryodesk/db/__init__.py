@@ -42,7 +42,11 @@ def make_database(url: str) -> pw.Database:
         raise UsageError(f"unsupported database URL {url!r} (use a path or postgresql://...)")
     path = Path(url).expanduser()
     if url != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CryodeskError(f"cannot open the database {path}: cannot make its directory "
+                                f"{path.parent} ({exc.strerror or exc})") from None
     return pw.SqliteDatabase(
         str(path) if url != ":memory:" else url,
         pragmas={

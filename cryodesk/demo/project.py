@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..base.errors import CryodeskError
+from ..base.errors import CryodeskError, UsageError
 from ..core import actions, finals, jobs, projects, runner
 from .simulate import load_truth, simulate_dataset
 
@@ -61,6 +61,10 @@ def create_demo_project(directory: Path | str, size: str = "small", seed: int = 
     if progress:
         progress(0.0, f"simulating a {size} dataset")
     if not (raw / "ground_truth.json").exists():
+        if raw.exists() and (not raw.is_dir() or raw.is_symlink() or any(raw.iterdir())):
+            # only simulated data of our own is ever reused or written there
+            raise UsageError(f"{raw} already holds files that are not a simulated demo dataset; "
+                             "choose another --dir (nothing was written)")
         simulate_dataset(raw, size=size, seed=seed)
     spec = load_truth(raw)["spec"]
     p = projects.create_project(title, directory / "project")

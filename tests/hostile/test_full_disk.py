@@ -21,7 +21,6 @@ import pytest
 from mounts import small_tmpfs
 
 from cryodesk.base.errors import CryodeskError
-
 from cryodesk.core import actions, jobs, projects, runner
 from cryodesk.db.models import Job
 

@@ -1,9 +1,7 @@
-"""Replaying a journal item that was committed but not marked done must be idempotent.
+"""Replaying a journal item whose database change committed must not undo it.
 
-``_run_item`` commits the item's database change, then appends its index to
-``journal/<plan>.done``; when that append fails (disk full: the code says
-"the next start replays the item (idempotent) instead of undoing it") or
-the process dies in between, the next start replays the item.  For a
+The process dies right after an item's transaction committed and before the
+journal is finished; the next start replays the journal.  For a
 cleanup item planned for *killed* / *failed* jobs the recheck then asks
 "is it still killed?": it is *building* now (it was cleared), so the item
 is refused and its files are put back into the job directory, while the
@@ -16,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from cryodesk.base.errors import DataError
+from cryodesk.base import hooks
 from cryodesk.core import deletion, jobs, runner
 from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
-from cryodesk.core.deletion import journal as jn
 from cryodesk.db.models import Job, OutputFile
 
 
@@ -34,16 +31,15 @@ def test_clear_killed_replayed_after_lost_done_mark_stays_cleared(project, monke
     plan = plan_cleanup(project, CleanupOptions(**{status: "clear"}))
     assert [e.uid for e in plan.entries] == [j.uid]
 
-    real = jn.mark_done
+    def die(**info):  # the process dies right after the item's transaction committed
+        raise SystemExit("killed after the commit")
 
-    def full_disk(journal, index):
-        raise DataError(f"cannot record progress in {journal.with_suffix('.done')}: No space left on device; "
-                        "the rest of the plan is finished (or undone) on the next start")
-
-    monkeypatch.setattr(jn, "mark_done", full_disk)
-    with pytest.raises(DataError):
-        execute_cleanup(project, plan)
-    monkeypatch.setattr(jn, "mark_done", real)
+    hooks.register("deletion.committed", die)
+    try:
+        with pytest.raises(SystemExit):
+            execute_cleanup(project, plan)
+    finally:
+        hooks.clear("deletion.committed")
 
     # the database change was committed: the job is cleared
     job = Job.get_by_id(j.id)

@@ -29,7 +29,8 @@ def _swap_after_first_rename(monkeypatch, first_suffix: str, victim: Path, targe
 
     def rename(src, dst, *args, **kwargs):
         real_rename(src, dst, *args, **kwargs)
-        if not swapped and str(src).endswith(first_suffix):  # the other process strikes between two renames
+        # (renames may be relative to a directory descriptor: compare the last component)
+        if not swapped and str(src).rsplit("/", 1)[-1] == first_suffix.lstrip("/"):  # strike between two renames
             swapped.append(True)
             real_rename(victim, victim.with_name(victim.name + ".moved_aside"))
             victim.symlink_to(target, target_is_directory=True)

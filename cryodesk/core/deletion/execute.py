@@ -34,7 +34,7 @@ from ..fsutil import check_job_dir, require_project_dir
 from ..guard import project_write
 from . import journal as jn
 from .actions import ACTIONS, stamp_project
-from .plan import JOB_UID, DeletionPlan, ItemResult, PlanItem, path_problem
+from .plan import JOB_UID, DeletionPlan, ItemResult, PlanItem, path_problem, versions_problem
 from .trash import empty_in_background
 
 log = logging.getLogger("cryodesk.deletion")
@@ -62,7 +62,7 @@ def refusal(project_dir: Path, item: PlanItem) -> str | None:
         return f"unknown action {item.action!r} (a newer cryodesk may have written it)"
     if not JOB_UID.match(item.job):
         return f"{item.job!r} is not a job uid"
-    why = path_problem(item, action.whole_dir)
+    why = path_problem(item, action.whole_dir) or versions_problem(item)
     if why:
         return why
     try:
@@ -115,6 +115,7 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
             action.apply(project, job, item)
             stamp_project(project)
             _record(plan.id, index, "applied")
+        hooks.point("deletion.committed", job=item.job, action=item.action)
         return ItemResult(item.job, item.action, True, "", item.bytes), False
     except (OSError, DataError, LockedError, pw.DatabaseError) as exc:
         # the transaction rolled back, so the database still describes whatever this item had

@@ -114,7 +114,7 @@ def path_problem(item: PlanItem, whole_dir: bool) -> str | None:
     if whole_dir and item.paths not in ([], [item.job]):
         return f"a delete names only the job directory {item.job}, not {item.paths}"
     for rel in item.paths:
-        if not rel or "\\" in rel or "\0" in rel:
+        if not rel or "\0" in rel:  # (a backslash is an ordinary character in a Linux file name)
             return f"path {rel!r} is malformed"
         parts = PurePosixPath(rel).parts
         if rel.startswith("/") or ".." in parts or "." in parts or str(PurePosixPath(*parts)) != rel:
@@ -123,4 +123,27 @@ def path_problem(item: PlanItem, whole_dir: bool) -> str | None:
             return f"path {rel} is outside the job directory {item.job}"
         if not whole_dir and (len(parts) < 2 or (len(parts) == 2 and parts[1] == MANIFEST)):
             return f"path {rel} would remove the job's directory or its record"
+    return None
+
+
+def versions_problem(item: PlanItem) -> str | None:
+    """Why the item's ``versions`` details are malformed (a crafted or corrupt journal), or None."""
+    v = item.versions
+    require = v.get("require", {})
+    if require is not None and not isinstance(require, dict):
+        return f"its conditions are {require!r}, not a mapping"
+    require = require or {}
+    if not isinstance(require.get("allow_ancestor", True), bool):
+        return f"allow_ancestor is {require['allow_ancestor']!r}, not true or false"
+    status_in = require.get("status_in")
+    if status_in is not None and (not isinstance(status_in, list) or not all(isinstance(x, str) for x in status_in)):
+        return f"status_in is {status_in!r}, not a list of statuses"
+    groups = v.get("groups")
+    if groups is not None:
+        if not isinstance(groups, dict) or not all(
+                isinstance(g, str) and isinstance(vs, list) and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                    for x in vs) for g, vs in groups.items()):
+            return f"its output versions are {groups!r}, not {{group: [numbers]}}"
+    if item.action == "clear_versions" and not groups:
+        return "it names no output versions"
     return None
