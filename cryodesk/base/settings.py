@@ -161,11 +161,16 @@ def coerce(name: str, value, where: str = ""):
             if not math.isfinite(out):  # nan would make "older than N days" never true, silently
                 raise ValueError
         elif s.kind == "path":
+            if not isinstance(value, (str, Path)):
+                raise ValueError
             out = str(Path(str(value).strip()).expanduser())
         else:
-            out = str(value)
+            if not isinstance(value, str):  # db_url: 5 in a JSON file is a mistake, not a file named "5"
+                raise ValueError
+            out = value
     except (TypeError, ValueError):
-        kinds = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+        kinds = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "text",
+                 "path": "a path"}
         raise UsageError(f"setting {name!r}{origin} takes {kinds.get(s.kind, s.kind)}, got {value!r}") from None
     if s.minimum is not None and out < s.minimum:
         raise UsageError(f"setting {name!r}{origin} must be at least {s.minimum:g}, got {value!r}")

@@ -20,6 +20,58 @@ from . import nofollow
 from .errors import DataError
 
 TRASH = (".cryodesk", "trash")
+#: a file kept in the state directory so that a deletion can start on a full disk: released when the
+#: disk is nearly full (the journal, trash directories and manifests then have room), made again after
+RESERVE = (".cryodesk", "reserve")
+LOW_FREE = 64 << 20
+
+
+def _reserve_size(project_dir: Path) -> int:
+    st = os.statvfs(project_dir)
+    return max(64 << 10, min(16 << 20, st.f_blocks * st.f_frsize // 256))
+
+
+def free_bytes(project_dir: Path) -> int:
+    st = os.statvfs(project_dir)
+    return st.f_bavail * st.f_frsize
+
+
+def ensure_reserve(project_dir: Path) -> bool:
+    """Make the reserve file if it is missing and there is room (best effort); True if it is there."""
+    state = Path(project_dir) / RESERVE[0]
+    path = Path(project_dir).joinpath(*RESERVE)
+    try:
+        if state.is_symlink() or path.is_symlink():
+            return False
+        if path.is_file():
+            return True
+        size = _reserve_size(project_dir)
+        if free_bytes(project_dir) < 4 * size:
+            return False  # not now: the disk is nearly full already
+        state.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse promise
+        except OSError:
+            os.close(fd)
+            os.unlink(path)
+            return False
+        os.close(fd)
+        return True
+    except OSError:
+        return False
+
+
+def release_reserve_if_low(project_dir: Path) -> bool:
+    """Give the reserve back to the file system when it is nearly full; True if released."""
+    path = Path(project_dir).joinpath(*RESERVE)
+    try:
+        if path.is_file() and not path.is_symlink() and free_bytes(project_dir) < LOW_FREE:
+            path.unlink()
+            return True
+    except OSError:
+        pass
+    return False
 
 
 def _root(project_dir: Path) -> Path:
@@ -61,6 +113,7 @@ def main(argv: list[str]) -> int:
         while any(root.glob("*.gc")):
             if collect(project_dir):
                 return 1  # what is stuck stays for the next run
+        ensure_reserve(project_dir)  # (released if a deletion started on a nearly full disk)
         return 0
     finally:
         os.close(fd)

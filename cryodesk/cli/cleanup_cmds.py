@@ -49,7 +49,7 @@ def _confirm(plan, yes: bool) -> bool:
 def _cleanup(args):
     p = get_project(args.project)
     if not args.dry_run:  # a preview never deletes, not even a crashed deletion's leftovers
-        recover(p)
+        output.report_recovered(recover(p))
     sizes.ensure_project_size(p)
     opts = CleanupOptions(preprocessing=args.preprocessing or (), intermediate=args.intermediate,
                           non_final=args.non_final, killed=args.killed, failed=args.failed)

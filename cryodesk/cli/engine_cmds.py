@@ -30,7 +30,7 @@ _SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + n
 
 def _project(uid):
     p = get_project(uid)
-    recover(p)  # finish any deletion a crashed process left half-done
+    output.report_recovered(recover(p))  # finish any deletion a crashed process left half-done
     return p
 
 

@@ -19,14 +19,8 @@ def _project(args, writes: bool = True):
     """
     p = get_project(args.project)
     if writes:
-        _report_recovered(recover(p))
+        output.report_recovered(recover(p))
     return p
-
-
-def _report_recovered(results) -> None:
-    for r in results:
-        if not r.ok:
-            print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)
 
 
 def _describe(p, js):

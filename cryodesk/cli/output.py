@@ -58,3 +58,12 @@ def batch(result, as_json: bool) -> int:
         else:
             print(f"refused: {o.message}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def report_recovered(results) -> None:
+    """Say what finishing an interrupted deletion did (it deletes: never silently)."""
+    for r in results:
+        if r.ok:
+            print(f"cryodesk: finished an interrupted deletion: {r.job} {r.action}", file=sys.stderr)
+        else:
+            print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)

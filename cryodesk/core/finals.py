@@ -112,8 +112,9 @@ def set_final(project, jobs, final: bool = True, write_manifests: bool = True):
                                            only_added=marked if final else None)
         result.changed_ids = sorted(set(touched) | changed)
         events.record_ids(project, "flags", result.changed_ids)
-    if write_manifests:
-        _write_manifests(project, result.changed_ids)
+        # the final flag itself is the project's own record (attach rebuilds the ancestor flags from
+        # it): written before the commit, so a manifest that cannot be written rolls the change back
+        _write_manifests(project, result.changed_ids if write_manifests else touched)
     return result
 
 

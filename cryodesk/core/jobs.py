@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import hooks
-from ..base.errors import NotFound, Refused, UsageError
+from ..base.errors import DataError, NotFound, Refused, UsageError
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
 from . import events, manifest, registry
 from .fsutil import require_project_dir
@@ -121,6 +121,8 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
                               version=version, position=pos)
         path = job_dir(job, project)
         _make_job_dir(path)
+        # the counter is the project's own record too: a job deleted later never lends its uid again
+        manifest.write_project(Project.get_by_id(project.id))
         manifest.write_job(job, Path(project.directory))
         events.record(project, "added", [job])
     return job
@@ -134,6 +136,8 @@ def _make_job_dir(path: Path) -> None:
         if path.is_symlink() or not path.is_dir() or any(path.iterdir()):
             raise UsageError(f"{path} already exists and is not an empty directory (not made by cryodesk for "
                              "this job?); move it away, then create the job again") from None
+    except OSError as exc:
+        raise DataError(f"cannot make the job directory {path}: {exc.strerror or exc} (nothing was created)") from None
 
 
 def connect(project, child, spec: InputSpec) -> Connection:

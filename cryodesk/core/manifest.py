@@ -104,7 +104,7 @@ def write_project(project: Project) -> None:
     pdir = Path(project.directory)
     if not pdir.is_dir():
         raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
-    atomic_write_json(pdir / PROJECT_MANIFEST, project_document(project))
+    _write(pdir / PROJECT_MANIFEST, project_document(project))
 
 
 def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
@@ -117,7 +117,15 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
 
         require_project_dir(base)  # a missing project is an error; a job directory removed by hand is remade
         job_dir.mkdir()
-    atomic_write_json(job_dir / JOB_MANIFEST, job_document(job), durable)
+    _write(job_dir / JOB_MANIFEST, job_document(job), durable)
+
+
+def _write(path: Path, doc: dict, durable: bool = True) -> None:
+    """Write a manifest; a read-only or full disk is a clear error (the caller's transaction then rolls back)."""
+    try:
+        atomic_write_json(path, doc, durable)
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror or exc} (nothing was changed)") from None
 
 
 def write_jobs(jobs, project_dir: Path) -> None:

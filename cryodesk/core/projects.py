@@ -6,6 +6,7 @@ from pathlib import Path
 
 import peewee as pw
 
+from ..base import trashworker
 from ..base.errors import CryodeskError, NotFound, UsageError
 from ..db.models import Job, JobWorkspace, Project, Session, Workspace, db
 from . import events, manifest
@@ -51,6 +52,7 @@ def create_project(title: str, directory: str | Path) -> Project:
         project = Project.create(number=_next_number(Project), title=title.strip(), directory=str(path))
         manifest.write_project(project)
         events.record(None, "projects")
+    trashworker.ensure_reserve(path)  # room for a deletion journal when the disk is full one day
     return project
 
 

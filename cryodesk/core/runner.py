@@ -101,7 +101,11 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
         jdir = check_job_dir(pdir, job.directory)
         jdir.mkdir(exist_ok=True)
         set_status(job, "running", write=False)
-    manifest.write_job(job, pdir)
+    try:
+        manifest.write_job(job, pdir)
+    except DataError as exc:  # a full or read-only disk: the job cannot run there; say so, never hang "running"
+        _finish(project, job, "failed", [], str(exc))
+        return Job.get_by_id(job.id)
     jtype = registry.get(job.type)
     try:
         logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
@@ -147,16 +151,26 @@ def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
 
 
 def _finish(project, job: Job, status: str, outputs, error, results=None) -> None:
+    """Record how the job ended.  The database always gets it, even on a full or read-only disk."""
     pdir = Path(project.directory)
     if results:
         # free-form results (e.g. per-frame shifts) are kept beside the outputs
-        atomic_write_json(pdir / job.directory / "results.json", results)
+        where = pdir / job.directory / "results.json"
+        try:
+            atomic_write_json(where, results)
+        except OSError as exc:
+            status, outputs = "failed", []
+            error = f"cannot write {where}: {exc.strerror or exc}"
     with db.atomic():
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)
         job.size_bytes = tree_size(pdir / job.directory)
         job.save(only=[Job.size_bytes])
+    try:
         manifest.write_job(job, pdir)
+    except DataError as exc:
+        # the status is recorded; the manifest catches up with the next change of the job
+        logging.getLogger("cryodesk.runner").warning("%s: %s", job.uid, exc)
     # record the job's size and apply "delete intermediate results automatically" (core/cleanup)
     from .cleanup import on_job_finished
 

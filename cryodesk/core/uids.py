@@ -8,7 +8,7 @@ from ..base.errors import UsageError
 
 #: the largest uid number (a 32-bit database integer)
 MAX_NUMBER = 2**31 - 1
-_UID = re.compile(r"^\s*([PWJS]?)(\d+)\s*$", re.IGNORECASE)
+_UID = re.compile(r"^\s*([PWJS]?)([0-9]+)\s*$", re.IGNORECASE | re.ASCII)
 
 
 def parse_uid(text: str | int, prefix: str) -> int:

@@ -56,6 +56,10 @@ def make_database(url: str) -> pw.Database:
             "synchronous": "normal",
         },
         timeout=30,
+        # every transaction takes the write lock at its start: a transaction that reads and then
+        # writes can never fail with "database is locked" because another process wrote in between
+        # (a deferred one cannot wait for the busy timeout there); readers are not blocked (WAL)
+        lock_type="IMMEDIATE",
     )
 
 

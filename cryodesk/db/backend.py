@@ -46,7 +46,7 @@ def write_transaction(database=None):
         with database.atomic():
             yield
         return
-    with database.atomic("IMMEDIATE") if is_sqlite(database) else database.atomic():
+    with database.atomic("IMMEDIATE") if is_sqlite(database) else database.atomic():  # (SQLite: as every one)
         yield
 
 

@@ -185,8 +185,11 @@ def test_a_plan_for_another_project_is_refused(ran):
     assert (Path(ran.directory) / "J3" / "data.bin").exists()
 
 
-def test_a_full_disk_stops_before_anything_is_deleted(project, tmp_path):
-    """The project on a 1 MB tmpfs, filled: the journal cannot be written, so nothing is removed."""
+def test_a_full_disk_without_a_reserve_stops_before_anything_is_deleted(project, tmp_path):
+    """The project on a 1 MB tmpfs, filled, its reserve gone: the journal cannot be written, so nothing is removed.
+
+    (With its reserve a full disk is no obstacle: tests/hostile/test_full_disk.py.)
+    """
     mnt = tmp_path / "small"
     mnt.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
@@ -199,6 +202,8 @@ def test_a_full_disk_stops_before_anything_is_deleted(project, tmp_path):
         projects.create_workspace(p, "main")
         job = jobs.create_job(p, "t_source", "W1", params={"nbytes": 2000})
         runner.run_job(p, job)
+        # a project made before the reserve existed (or whose reserve is in use): no room for a journal
+        (mnt / "proj" / ".cryodesk" / "reserve").unlink()
         fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
         try:
             while os.write(fd, b"f" * 4096):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 from cryodesk.core import actions, jobs, projects
@@ -27,20 +28,27 @@ def test_link_waits_for_a_concurrent_writer(database, project, monkeypatch):
     ws2 = projects.create_workspace(project, "second")
     a = jobs.create_job(project, "h_source", "W1")
     b = jobs.create_job(project, "h_source", "W1")
-    real, fired = actions._linked, []
+    real, fired, other_done = actions._linked, [], []
+
+    def heartbeat():  # another process's writer, committing whenever SQLite lets it
+        other = sqlite3.connect(database.database, timeout=30)
+        other.execute("UPDATE job SET heartbeat_at = '2030-01-01 00:00:00' WHERE id = ?", (a.id,))
+        other.commit()
+        other.close()
+        other_done.append(True)
 
     def linked_then_other_process_writes(job, ws):
         out = real(job, ws)  # our transaction has read: its snapshot is taken
         if not fired:
-            fired.append(True)
-            other = sqlite3.connect(database.database, timeout=30)
-            other.execute("UPDATE job SET heartbeat_at = '2030-01-01 00:00:00' WHERE id = ?", (a.id,))  # a heartbeat
-            other.commit()
-            other.close()
+            t = threading.Thread(target=heartbeat)
+            t.start()
+            fired.append(t)
+            t.join(0.5)  # a deferred transaction lets it commit now; an immediate one makes it wait for us
         return out
 
     monkeypatch.setattr(actions, "_linked", linked_then_other_process_writes)
     result = actions.link(project, [Job.get_by_id(a.id), Job.get_by_id(b.id)], ws2)
-    assert fired and result.ok
+    fired[0].join(30)
+    assert fired and result.ok and other_done  # both writers got their turn, neither failed
     for j in (a, b):
         assert json.loads((Path(project.directory) / j.directory / "job.json").read_text())["workspaces"] == ["W1", "W2"]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from ...base import hooks
+from ...base import hooks, trashworker
 from ...base.errors import DataError, LockedError
 from ...base.fsio import file_lock
 from ...db.models import AppliedItem, Job, Project, utcnow
@@ -35,7 +35,7 @@ from ..guard import project_write
 from . import journal as jn
 from .actions import ACTIONS, stamp_project
 from .plan import JOB_UID, DeletionPlan, ItemResult, PlanItem, path_problem, versions_problem
-from .trash import empty_in_background
+from .trash import empty_in_background, empty_now
 
 log = logging.getLogger("cryodesk.deletion")
 
@@ -186,6 +186,9 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
         raise DataError(f"the plan is for {plan.project}, not {project.uid}; nothing was deleted")
     results: list[ItemResult] = []
     with _lock(project_dir, project.uid):
+        # on a (nearly) full disk the journal, the trash's directories and the manifests need room:
+        # the project's reserve gives it, and is made again once the trash has been emptied
+        low = trashworker.release_reserve_if_low(project_dir)
         results += _recover_locked(project, project_dir)
         valid = []
         for item in plan.items:
@@ -200,7 +203,11 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
                 raise DataError(f"plan {todo.id} was carried out before; make a new plan")
             journal = jn.write_journal(project_dir, todo.to_dict())
             results += _run(project, todo, journal, progress, cancel)
-    empty_in_background(project_dir)
+    if low:  # the space is needed now, not when a background process gets to it
+        results += [ItemResult("-", "empty-trash", False, e) for e in empty_now(project_dir)]
+        trashworker.ensure_reserve(project_dir)
+    else:
+        empty_in_background(project_dir)
     return results
 
 
