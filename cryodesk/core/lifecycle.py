@@ -30,11 +30,11 @@ from pathlib import Path
 
 from ..base import nofollow
 from ..base.errors import DataError, Refused
-from ..base.fsio import tree_size
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
 from .jobs import refresh, set_status
 from .projects import get_project
+from .sizes import job_size
 
 INTERRUPTED = "interrupted: cryodesk exited while it ran"
 INTERRUPTED_QUEUED = "interrupted: cryodesk exited while it was queued"
@@ -393,7 +393,7 @@ def kill_requested(job_ids) -> set[int]:
 def _mark_interrupted(job: Job) -> Job:
     error = INTERRUPTED_QUEUED if job.status == "queued" else INTERRUPTED
     job = end_unrun(job, "killed", error)
-    job.size_bytes = tree_size(Path(job.project.directory) / job.directory)  # partial files count
+    job.size_bytes = job_size(Path(job.project.directory) / job.directory)  # partial files count
     job.save(only=[Job.size_bytes])
     return job
 

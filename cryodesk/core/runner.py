@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..base import nofollow
 from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
-from ..base.fsio import atomic_write_json, tree_size
+from ..base.fsio import atomic_write_json
 from ..db.models import Connection, Job, OutputFile, db
 from . import deletion, manifest, registry
 from .context import InputRef, JobContext, OutputFileRef
@@ -26,6 +26,7 @@ from .fsutil import check_job_dir, require_project_dir
 from .guard import project_write
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
+from .sizes import job_size
 
 LOG_NAME = "job.log"
 
@@ -164,7 +165,7 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
     with db.atomic():
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)
-        job.size_bytes = tree_size(pdir / job.directory)
+        job.size_bytes = job_size(pdir / job.directory)
         job.save(only=[Job.size_bytes])
     try:
         manifest.write_job(job, pdir)

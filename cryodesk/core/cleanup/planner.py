@@ -16,14 +16,19 @@ The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 * *killed* / *failed* mean the status now: "mark as complete" takes a job out
   of those groups.
 
-Planning reads the database only (recorded sizes, bulk queries): no disk scan.
+Planning reads the database (recorded sizes, bulk queries) and, for each job it
+would clear, the sizes of the two entries a clear keeps (the directory and its
+``job.json``: two ``lstat`` calls); it never walks a directory.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ...db.models import ACTIVE_STATUSES, utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
+from ..sizes import clear_keeps_bytes
 from . import snapshot as snap_mod
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped
 from .stats import compute_tabs, header_figures
@@ -124,7 +129,7 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
             if mode and row.status == status:
                 _want_mode(snap, row, mode, status, f"{status} job", wants, skip)
 
-    entries = _resolve(snap, wants, ws)
+    entries = _resolve(snap, wants, ws, Path(project.directory))
     plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
                        utcnow().isoformat(timespec="seconds"))
     plan.header = header_figures(project, snap, scope, ws)
@@ -166,7 +171,7 @@ def _want_mode(snap, row, mode: str, option: str, what: str, wants: _Wants, skip
         wants.add(row.id, "clear", option, f"{what}: clear")
 
 
-def _resolve(snap, wants: _Wants, ws) -> list[PlanEntry]:
+def _resolve(snap, wants: _Wants, ws, pdir: Path) -> list[PlanEntry]:
     want_delete = {j for j, a in wants.action.items() if a == "delete"}
     can_delete = snap_mod.deletable(snap, want_delete)
     entries = []
@@ -191,6 +196,8 @@ def _resolve(snap, wants: _Wants, ws) -> list[PlanEntry]:
             entry.keep_last = dict(snap.last_version.get(jid, {}))
             inter = snap.intermediate[jid]
             entry.bytes = sum(inter[(g, v)] for g, vs in entry.versions.items() for v in vs)
+        elif action == "clear":  # the directory's own entry and job.json stay (two lstat calls)
+            entry.bytes = max(0, row.size - clear_keeps_bytes(pdir / row.uid))
         else:
             entry.bytes = row.size
         entries.append(entry)

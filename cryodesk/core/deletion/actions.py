@@ -24,7 +24,7 @@ from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, 
 from .. import events, manifest
 from ..graph import descendant_ids
 from ..rules import why_not_clear, why_not_delete
-from ..sizes import job_data_size
+from ..sizes import job_size
 from .plan import LOG, MANIFEST, PlanItem, path_problem
 
 
@@ -65,7 +65,7 @@ class Action:
 
     @staticmethod
     def _remeasure(project: Project, job: Job) -> None:
-        job.size_bytes = job_data_size(Path(project.directory) / job.directory)
+        job.size_bytes = job_size(Path(project.directory) / job.directory)
         job.save(only=[Job.size_bytes])  # other fields may be changing under the engine
         manifest.write_job(job, Path(project.directory))
         events.record(project, "sizes", [job])
