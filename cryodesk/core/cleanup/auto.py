@@ -93,7 +93,7 @@ def delete_intermediate_now(project, job: Job, reason: str = "deleted on request
             groups.setdefault(group, []).append(v)
     if not groups:
         return None
-    item = deletion.versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": False})
+    item = deletion.versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": True})
     results = deletion.execute(project, DeletionPlan(project.uid, [item]))
     r = results[0] if results else None
     return {"uid": job.uid, "ok": bool(r and r.ok), "bytes": r.bytes if r and r.ok else 0,

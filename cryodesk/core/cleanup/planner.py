@@ -3,9 +3,11 @@
 The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 
 * a **final** job is never touched by any option;
-* an **ancestor of final** is touched only by *clear preprocessing jobs*, and
-  only by clearing (it can be re-run to regenerate its outputs); the plan says
-  so for each such job;
+* an **ancestor of final** may be cleared by *clear preprocessing jobs* and
+  *restack jobs* (it can be re-run to regenerate its outputs) and loses its
+  intermediate results like any other job (the guide: only final jobs keep
+  theirs; versions a downstream job reads are kept); it is never deleted, and
+  the plan says so for each such job;
 * a job is **deleted** only when every descendant (in the whole project, not
   just the scope) is deleted with it; otherwise it is cleared instead, and
   the plan names the descendants that kept it;
@@ -30,6 +32,7 @@ from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
 from ..sizes import clear_keeps_bytes
 from . import snapshot as snap_mod
+from . import model
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped
 from .stats import compute_tabs, header_figures
 
@@ -69,7 +72,7 @@ def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | No
     if row.is_final:
         return "it is marked as a final result"
     if row.is_ancestor and not allow_ancestor:
-        return "it is an ancestor of a final result (only preprocessing clearing touches those)"
+        return "it is an ancestor of a final result (only clearing preprocessing or restack jobs touches those)"
     if row.active:
         return f"it is {row.status}"
     return _active_child(snap, row.id)
@@ -107,18 +110,21 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
         skipped.append(Skipped(row.uid, option, reason))
 
     cats = set(options.preprocessing)
+    restack = set(model.RESTACK_TYPES) if options.restack else set()
     for jid in scope:
         row = snap.jobs[jid]
         cat = snap.category[jid]
-        if cat in cats and row.status != "building":
-            why = _protected(row, snap, "preprocessing", allow_ancestor=True)
+        option = "restack" if row.type in restack else "preprocessing" if cat in cats else None
+        if option and row.status != "building":
+            why = _protected(row, snap, option, allow_ancestor=True)
             if why:
-                skip(row, "preprocessing", why)
+                skip(row, option, why)
             else:
-                reason = f"preprocessing ({_label(cat)}): can be re-run to regenerate its outputs"
+                what = "restack job" if option == "restack" else f"preprocessing ({_label(cat)})"
+                reason = f"{what}: can be re-run to regenerate its outputs"
                 if row.is_ancestor:
                     reason += "; it is an ancestor of a final result, which the guide allows to clear (not delete)"
-                wants.add(jid, "clear", "preprocessing", reason)
+                wants.add(jid, "clear", option, reason)
         if options.intermediate and jid in snap.intermediate:
             _want_intermediate(snap, row, wants, skip)
         neither = not row.is_final and not row.is_ancestor
@@ -140,7 +146,8 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:
     versions = snap.intermediate[row.id]
     used = snap.used_versions.get(row.id, set())
-    why = _protected(row, snap, "intermediate")
+    # the guide clears intermediate results of every job in scope, ancestors of final included
+    why = _protected(row, snap, "intermediate", allow_ancestor=True)
     if why:
         skip(row, "intermediate", why)
         return
