@@ -31,8 +31,8 @@ from ...db.models import ACTIVE_STATUSES, utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
 from ..sizes import clear_keeps_bytes
-from . import snapshot as snap_mod
 from . import model
+from . import snapshot as snap_mod
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped
 from .stats import compute_tabs, header_figures
 
