@@ -12,7 +12,7 @@ import sys
 
 from ..base.errors import CryodeskError, UsageError
 from ..core import settings_service, sizes
-from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, project_settings
+from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, plan_clear_intermediate, project_settings
 from ..core.deletion import recover
 from ..core.projects import get_project
 from ..core.uids import parse_assignment
@@ -95,6 +95,59 @@ def _cleanup(args):
     return 0 if result.ok else 1
 
 
+def _clear_intermediate(args):
+    """``job|workspace|project clear-intermediate``: the guide's Actions-menu button at each level.
+
+    Named jobs that keep theirs (a final job, a running one) make the exit
+    status 1; at the workspace or project level they are only reported.
+    """
+    p = get_project(args.project)
+    named = getattr(args, "jobs", None)
+    if not args.dry_run:
+        output.report_recovered(recover(p))
+    sizes.ensure_project_size(p)
+    plan = plan_clear_intermediate(p, jobs=named, workspace=getattr(args, "workspace", None))
+    if args.dry_run:
+        output.emit_json(plan.to_dict())
+        return 0
+    result = execute_cleanup(p, plan) if plan.entries else None
+    finals = [j.uid for j in jobs_of(p, named) if j.is_final] if named else []
+    refused = bool(named) and bool(plan.skipped or finals)
+    if args.json:
+        output.emit_json({"plan": plan.to_dict(), "result": result.to_dict() if result else None})
+        return 1 if refused or (result and not result.ok) else 0
+    entries = {e.uid: e for e in plan.entries}
+    for o in (result.outcomes if result else []):
+        if o["ok"]:
+            kept = ", ".join(f"{g} v{v}" for g, v in sorted(entries[o["uid"]].keep_last.items()))
+            print(f"{o['uid']}: clear intermediate results done, freed {human_bytes(o['bytes'])}"
+                  + (f" (kept the last version: {kept})" if kept else ""))
+        else:
+            print(f"{o['uid']}: not done: {o['message']}", file=sys.stderr)
+    for s in plan.skipped:
+        print(f"{s.uid}: kept its intermediate results: {s.reason}", file=sys.stderr)
+    if named:
+        touched = set(entries) | {s.uid for s in plan.skipped}
+        for uid in dict.fromkeys(j.uid for j in jobs_of(p, named)):
+            if uid in finals and uid not in touched:
+                print(f"{uid}: kept its results: it is marked as a final result", file=sys.stderr)
+            elif uid not in touched:
+                print(f"{uid}: no intermediate results to clear")
+    elif not plan.entries:
+        print(f"{plan.scope}: no intermediate results to clear")
+    if result:
+        for err in result.errors:
+            print(f"error: {err}", file=sys.stderr)
+        print(f"total freed: {human_bytes(result.bytes_freed)}")
+    return 1 if refused or (result and not result.ok) else 0
+
+
+def jobs_of(project, uids):
+    from ..core.jobs import get_jobs
+
+    return get_jobs(project, uids)
+
+
 def _size(args):
     p = get_project(args.project)
     d = sizes.refresh_project_size(p) if args.refresh else sizes.ensure_project_size(p)
@@ -143,6 +196,19 @@ def add_parser(cli) -> None:
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     c.set_defaults(func=_cleanup)
+
+    help_ci = ("clear intermediate results (every version but the last and those other jobs read; final jobs "
+               "keep theirs), as the Actions menu's button")
+    for group, extra in (("job", "jobs"), ("workspace", "workspace"), ("project", None)):
+        ci = cli.group(group).add_parser("clear-intermediate", help=help_ci)
+        ci.add_argument("project")
+        if extra == "jobs":
+            ci.add_argument("jobs", nargs="+")
+        elif extra == "workspace":
+            ci.add_argument("workspace")
+        ci.add_argument("--dry-run", action="store_true", help="print the plan as JSON, change nothing")
+        ci.add_argument("--json", action="store_true", help="machine-readable output")
+        ci.set_defaults(func=_clear_intermediate)
 
     psub = cli.group("project")
     s = psub.add_parser("size", help="project size on disk (jobs, sessions, other, linked data)")

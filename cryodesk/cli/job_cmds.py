@@ -133,11 +133,19 @@ def _workspace_action(args):
 
 def _set_param(args):
     p = _project(args)
-    job = jobs.set_params(p, args.job, dict(parse_assignment(s) for s in args.assignments))
+    given = dict(parse_assignment(s) for s in args.assignments)
+    job = jobs.set_params(p, args.job, given)
+    params, own = jobs.split_job_settings(registry.get(job.type), given)
     if args.json:
-        output.emit_json(_describe(p, [job])[0])
-    else:
+        output.emit_json({**_describe(p, [job])[0], "settings": job.settings or {}})
+        return 0
+    if params:
         print(f"{job.uid}: parameters updated")
+    for key in own:
+        value = (job.settings or {}).get(key)
+        shown = str(value).lower() if isinstance(value, bool) else value
+        print(f"{job.uid}: {key} = {shown} (this job's setting; it overrides the project's)")
+    return 0
 
 
 def _types(args):

@@ -15,7 +15,8 @@ Plan (no disk access, bulk queries; < 0.2 s for 10,000 jobs)::
     opts = CleanupOptions(preprocessing=("motion_correction", "ctf_estimation"),  # or "motion,ctf"
                           intermediate=True, non_final="clear"|"delete"|None,
                           killed="clear"|"delete"|None, failed="clear"|"delete"|None)
-    plan = plan_cleanup(project, opts, workspace=None | "W2")
+    plan = plan_cleanup(project, opts, workspace=None | "W2", jobs=None | ["J5"])
+    plan = plan_clear_intermediate(project, jobs=None | ["J5"], workspace=None | "W2")  # the Actions menu
     plan.entries   # [PlanEntry(uid, action "clear"|"clear_intermediate"|"delete", bytes, reasons,
                    #   category, status, is_final, is_ancestor_of_final, options, also_in, versions)]
     plan.skipped   # [Skipped(uid, option, reason)]: protected jobs an option would have touched
@@ -64,11 +65,12 @@ from .auto import (  # noqa: F401
 )
 from .execute import CleanupResult, execute_cleanup  # noqa: F401
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped, parse_categories  # noqa: F401
-from .planner import plan_cleanup  # noqa: F401
+from .planner import plan_cleanup, plan_clear_intermediate  # noqa: F401
 
 __all__ = [
     "CleanupOptions", "CleanupPlan", "CleanupResult", "PlanEntry", "Skipped", "PROJECT_SETTINGS",
     "delete_intermediate_now", "effective_setting", "execute_cleanup", "get_project_setting",
-    "on_job_finished", "on_project_open", "parse_categories", "plan_cleanup", "project_settings", "set_job_setting",
+    "on_job_finished", "on_project_open", "parse_categories", "plan_clear_intermediate", "plan_cleanup",
+    "project_settings", "set_job_setting",
     "set_project_setting",
 ]

@@ -78,8 +78,8 @@ def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | No
     return _active_child(snap, row.id)
 
 
-def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPlan:
-    """Plan a cleanup of ``project`` (or of one ``workspace``: jobs linked into it count).
+def plan_cleanup(project, options: CleanupOptions, workspace=None, jobs=None) -> CleanupPlan:
+    """Plan a cleanup of ``project`` (or of one ``workspace``: jobs linked into it count; or of ``jobs``).
 
     Parameters
     ----------
@@ -89,6 +89,8 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
         Which groups to clean up and how.
     workspace : Workspace, str or None
         Limit the scope to the jobs linked into this workspace.
+    jobs : list of Job or uid, optional
+        Limit the scope to these jobs (the job level of the guide's Actions menu).
 
     Returns
     -------
@@ -103,6 +105,13 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
     else:
         scope = sorted((j for j, w in snap.workspaces.items() if ws.number in w and j in snap.jobs),
                        key=lambda j: snap.jobs[j].number)
+    label = None
+    if jobs is not None:
+        from ..jobs import get_jobs
+
+        chosen = {j.id for j in get_jobs(project, jobs)}
+        scope = [j for j in scope if j in chosen]
+        label = f"{project.uid}{' ' + ws.uid if ws else ''} " + " ".join(snap.jobs[j].uid for j in scope)
     wants = _Wants()
     skipped: list[Skipped] = []
 
@@ -138,7 +147,7 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
     entries = _resolve(snap, wants, ws, Path(project.directory))
     plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
                        utcnow().isoformat(timespec="seconds"))
-    plan.header = header_figures(project, snap, scope, ws)
+    plan.header = header_figures(project, snap, scope, ws, label)
     plan.tabs = compute_tabs(project, snap, scope, plan)
     return plan
 
@@ -224,4 +233,14 @@ def _blocking_descendants(snap, jid: int, can_delete: set[int], limit: int = 5) 
     return sorted(out, key=lambda u: int(u[1:])) or ["?"]
 
 
-__all__ = ["plan_cleanup", "PREPROCESSING_CATEGORIES"]
+def plan_clear_intermediate(project, jobs=None, workspace=None) -> CleanupPlan:
+    """The Actions menu's *Clear intermediate results* of ``jobs``, a ``workspace`` or the project.
+
+    Every job in scope keeps the last version of each output group and the
+    versions another job reads; a final job keeps everything (it is listed in
+    ``skipped``).  Run the plan with :func:`~cryodesk.core.cleanup.execute_cleanup`.
+    """
+    return plan_cleanup(project, CleanupOptions(intermediate=True), workspace, jobs)
+
+
+__all__ = ["plan_cleanup", "plan_clear_intermediate", "PREPROCESSING_CATEGORIES"]

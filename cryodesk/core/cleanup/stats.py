@@ -23,7 +23,7 @@ def _pct(part: int, whole: int) -> float:
     return min(100.0, round(100.0 * part / whole, 1)) if whole else 0.0
 
 
-def header_figures(project, snap, scope: list[int], ws) -> dict:
+def header_figures(project, snap, scope: list[int], ws, label: str | None = None) -> dict:
     """Scope, sessions (reported, never touched), job count and size on disk (current)."""
     sessions = list(Session.select(Session.size_bytes).where(Session.project == project.id).tuples())
     sessions_bytes = sum(int(s or 0) for (s,) in sessions)
@@ -36,12 +36,12 @@ def header_figures(project, snap, scope: list[int], ws) -> dict:
     return {
         "project": project.uid, "project_title": project.title,
         "workspace": ws.uid if ws else None, "workspace_title": ws.title if ws else None,
-        "scope": f"{project.uid} {ws.uid}" if ws else project.uid,
+        "scope": label or (f"{project.uid} {ws.uid}" if ws else project.uid),
         "sessions": len(sessions), "sessions_bytes": sessions_bytes,
         "jobs": len(scope), "jobs_bytes": jobs_bytes,
         # size on disk of the scope now: the project's jobs, sessions and other files, or the
         # recorded sizes of the workspace's jobs (a workspace has no directory)
-        "size_bytes": project_now if ws is None else jobs_bytes,
+        "size_bytes": project_now if ws is None and label is None else jobs_bytes,
         "project_size_bytes": project_now,
         "measured_bytes": project.size_bytes,
         # project.json, cryodesk's state (.cryodesk: journal, trash, the deletion reserve), anything else
