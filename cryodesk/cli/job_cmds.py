@@ -99,15 +99,10 @@ def _destructive(args):
     p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
-    if args.dry_run:
-        if args.json:
-            output.emit_json(plan.to_dict())
-        else:
-            for item in plan.plan.items:
-                print(f"{item.job}: would {item.action}, freeing {human_bytes(item.bytes)}")
-            for o in plan.refused:
-                print(f"refused: {o.message}", file=sys.stderr)
-            print(f"total: {human_bytes(plan.plan.bytes)}")
+    if args.dry_run:  # the plan as JSON, as the README promises (with or without --json)
+        output.emit_json(plan.to_dict())
+        for o in plan.refused:
+            print(f"refused: {o.message}", file=sys.stderr)
         return 0 if not plan.refused else 1
     return output.batch(actions.run_plan(p, plan), args.json)
 
@@ -195,7 +190,7 @@ def add_parser(cli) -> None:
                        ("delete", "delete jobs and their directories")):
         c = cmd(name, _destructive, help)
         c.add_argument("jobs", nargs="+")
-        c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        c.add_argument("--dry-run", action="store_true", help="print the plan as JSON, change nothing")
     c = cmd("mark-complete", _mark_complete, "mark killed/failed jobs as completed")
     c.add_argument("jobs", nargs="+")
     for name, help in (("link", "link jobs into a workspace"), ("unlink", "unlink jobs from a workspace"),
