@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -200,6 +201,47 @@ def fsync_dir(path: Path | str) -> None:
 def is_temp_name(name: str, target: str) -> bool:
     """Whether ``name`` is a temp file :func:`atomic_write` made for ``target`` (left by a crash)."""
     return name.startswith(f".{target}.") and name.endswith(".tmp")
+
+
+#: the names cryodesk's own writers give unfinished files: :class:`AtomicFile`'s ``.NAME.<8 hex>.tmp``
+#: and the SSD cache's ``.NAME.cryodesk-part`` (:func:`cryodesk.cache.copy.part_name`)
+_OWN_TEMP = re.compile(r"^\.(?P<target>.+)\.(?:[0-9a-f]{8}\.tmp|cryodesk-part)$")
+
+
+def own_temp_target(name: str) -> str | None:
+    """The file ``name`` is an unfinished write of, if it is a cryodesk temp name (else None).
+
+    ``.job.json.1a2b3c4d.tmp`` -> ``job.json``; a name anybody else might
+    use (``notes.tmp``, ``.x.tmp``) is not one.
+    """
+    m = _OWN_TEMP.match(name)
+    return m.group("target") if m else None
+
+
+def remove_own_temp(directory: Path | str, name: str) -> int:
+    """Remove the cryodesk temp file ``name`` from ``directory``; its size, or 0 if nothing was removed.
+
+    The safe helper crash recovery uses: the directory is opened without
+    following a link, and only a *regular file* with a cryodesk temp name
+    (:func:`own_temp_target`) is unlinked, relative to that descriptor; a
+    symlink, directory or any other name is left alone.
+    """
+    if own_temp_target(name) is None or "/" in name:
+        return 0
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return 0
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            return 0
+        os.unlink(name, dir_fd=fd)
+        return st.st_size
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 # -- walking trees ---------------------------------------------------------------------

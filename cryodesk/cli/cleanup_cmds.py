@@ -13,7 +13,6 @@ import sys
 from ..base.errors import CryodeskError, UsageError
 from ..core import settings_service, sizes
 from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, plan_clear_intermediate, project_settings
-from ..core.deletion import recover
 from ..core.projects import get_project
 from ..core.uids import parse_assignment
 from ..core.units import human_bytes
@@ -59,7 +58,7 @@ def _confirm(plan, yes: bool) -> bool:
 def _cleanup(args):
     p = get_project(args.project)
     if not args.dry_run:  # a preview never deletes, not even a crashed deletion's leftovers
-        output.report_recovered(recover(p))
+        output.recover(p)
     sizes.ensure_project_size(p)
     opts = CleanupOptions(preprocessing=args.preprocessing or (), intermediate=args.intermediate,
                           non_final=args.non_final, killed=args.killed, failed=args.failed, restack=args.restack)
@@ -104,7 +103,7 @@ def _clear_intermediate(args):
     p = get_project(args.project)
     named = getattr(args, "jobs", None)
     if not args.dry_run:
-        output.report_recovered(recover(p))
+        output.recover(p)
     sizes.ensure_project_size(p)
     plan = plan_clear_intermediate(p, jobs=named, workspace=getattr(args, "workspace", None))
     if args.dry_run:

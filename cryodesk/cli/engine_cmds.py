@@ -18,7 +18,6 @@ import time
 
 from ..base.errors import Refused
 from ..core import lifecycle
-from ..core.deletion import recover
 from ..core.jobs import describe_jobs, get_jobs, refresh
 from ..core.projects import get_project
 from ..core.units import human_bytes
@@ -30,7 +29,7 @@ _SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + n
 
 def _project(uid):
     p = get_project(uid)
-    output.report_recovered(recover(p))  # finish any deletion a crashed process left half-done
+    output.recover(p)  # finish what a process that died left: a deletion, "running" jobs, temp files
     return p
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from ..core import actions, finals, graph, jobs, registry
-from ..core.deletion import recover
 from ..core.projects import get_project, get_workspace
 from ..core.uids import parse_assignment, parse_input_spec
 from ..core.units import human_bytes
@@ -13,13 +12,15 @@ from . import output
 
 
 def _project(args, writes: bool = True):
-    """The project named on the command line; before a write, finish a deletion a crash left half-done.
+    """The project named on the command line; before a write, finish what a process that died left.
 
-    Read commands never recover (recovery deletes, and may take the project lock).
+    That is a deletion half-done, jobs still "running" whose process is gone (marked killed) and
+    unfinished temp files (:mod:`cryodesk.core.recovery`).  Read commands never recover (recovery
+    deletes, and may take the project lock).
     """
     p = get_project(args.project)
     if writes:
-        output.report_recovered(recover(p))
+        output.recover(p)
     return p
 
 

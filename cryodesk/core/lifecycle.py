@@ -246,6 +246,20 @@ def claimable(project=None) -> list[Job]:
     return [j for j in q.order_by(Job.queued_at, Job.id) if owner_alive(owner_of(j)) is False]
 
 
+def own_direct_run(job: Job) -> dict:
+    """Record this process as the owner of ``job``, run without an engine (call in the start's transaction)."""
+    owner = new_owner()
+    engine_alive(owner)
+    Job.update(**_owner_columns(owner)).where(Job.id == job.id).execute()
+    return owner
+
+
+def end_direct_run(job: Job, owner: dict) -> None:
+    """The run of :func:`own_direct_run` is over: forget its owner (if it still is the owner)."""
+    engine_alive(owner, False)
+    Job.update(**_owner_columns(None)).where((Job.id == job.id) & (Job.owner_engine == owner["engine"])).execute()
+
+
 def release(job: Job) -> None:
     """Forget the owner and any kill request once the job has finished."""
     values = {**_owner_columns(None), "kill_requested_at": None}
@@ -347,8 +361,15 @@ def _log_line(job: Job, text: str) -> None:
     try:
         jdir = Path(job.project.directory) / job.directory
         if jdir.is_dir() and not jdir.is_symlink():
-            with nofollow.open_append(jdir / "job.log") as fh:
-                fh.write(f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n")
+            log = jdir / "job.log"
+            new = not log.exists()
+            line = f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n".encode()
+            with nofollow.open_append(log) as fh:
+                fh.write(line.decode())
+            # the log is part of the job's size (du -sb): keep the record exact without a walk
+            grown = len(line) if not new else log.stat().st_size
+            Job.update(size_bytes=Job.size_bytes + grown).where(Job.id == job.id).execute()
+            job.size_bytes = (job.size_bytes or 0) + grown
     except (OSError, DataError):
         pass  # the log is a courtesy (and never written through a link); the status and error count
 

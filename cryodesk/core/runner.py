@@ -19,7 +19,7 @@ from ..base import nofollow
 from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
 from ..base.fsio import atomic_write_json
 from ..db.models import Connection, Job, OutputFile, db
-from . import deletion, manifest, registry
+from . import deletion, lifecycle, manifest, registry
 from .context import InputRef, JobContext, OutputFileRef
 from .deletion import DeletionPlan
 from .fsutil import check_job_dir, require_project_dir
@@ -102,6 +102,18 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
         jdir = check_job_dir(pdir, job.directory)
         jdir.mkdir(exist_ok=True)
         set_status(job, "running", write=False)
+        # a run without an engine (the demo, a script) is owned by this process while it runs, so
+        # another process's crash recovery never takes it for a job whose process died
+        own = lifecycle.own_direct_run(job) if not job.owner_engine else None
+    try:
+        done = _run_started(project, job, pdir, jdir, inputs, progress, cancel_event)
+    finally:
+        if own is not None:
+            lifecycle.end_direct_run(job, own)
+    return Job.get_by_id(done.id) if own is not None else done
+
+
+def _run_started(project, job: Job, pdir: Path, jdir: Path, inputs, progress, cancel_event) -> Job:
     try:
         manifest.write_job(job, pdir)
     except DataError as exc:  # a full or read-only disk: the job cannot run there; say so, never hang "running"
