@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..core import actions, finals, graph, jobs, registry
+from ..core import actions, finals, graph, jobs, registry, settings_service
 from ..core.projects import get_project, get_workspace
 from ..core.uids import parse_assignment, parse_input_spec
 from ..core.units import human_bytes
@@ -130,7 +130,7 @@ def _workspace_action(args):
 def _set_param(args):
     p = _project(args)
     given = dict(parse_assignment(s) for s in args.assignments)
-    job = jobs.set_params(p, args.job, given)
+    job = settings_service.set_job_values(p, args.job, given)
     params, own = jobs.split_job_settings(registry.get(job.type), given)
     if args.json:
         output.emit_json({**_describe(p, [job])[0], "settings": job.settings or {}})

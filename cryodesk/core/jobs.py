@@ -194,23 +194,11 @@ def connect(project, child, spec: InputSpec) -> Connection:
 def set_params(project, job, values: dict) -> Job:
     """Change parameters of a building job; refused for final / ancestor-of-final jobs.
 
-    A job-level setting among ``values`` (``delete_intermediate``, see
-    :func:`split_job_settings`) is set as the job's setting instead, at any
-    status: it says what happens when the job completes, not how it computes.
+    (``cryodesk job set-param`` also takes job-level settings such as
+    ``delete_intermediate``: :func:`cryodesk.core.settings_service.set_job_values`.)
     """
-    from . import settings_service
-
     project = get_project(project)
-    row = get_job(project, job)
-    values, own = split_job_settings(registry.get(row.type), values)
-    if values:
-        row = _set_param_values(project, row.id, values)
-    for key, value in own.items():
-        settings_service.set_setting("job", key, value, project=project, job=row)
-    return Job.get_by_id(row.id) if own else row
-
-
-def _set_param_values(project, job_id: int, values: dict) -> Job:
+    job_id = get_job(project, job).id
     with project_write(project, [job_id]):
         # judged on the row as committed now: a mark-final of a child (which makes this job an
         # ancestor of final) waits for this transaction, or this one sees its result

@@ -176,7 +176,7 @@ def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
 
 
 def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None:
-    from .runner import resolve_inputs
+    from .inputs import resolve_inputs
 
     jtype = registry.get(job.type)
     if jtype.run is None:

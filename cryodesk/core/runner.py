@@ -18,45 +18,18 @@ from pathlib import Path
 from ..base import nofollow
 from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
 from ..base.fsio import atomic_write_json
-from ..db.models import Connection, Job, OutputFile, db
+from ..db.models import Job, db
 from . import deletion, lifecycle, manifest, registry
-from .context import InputRef, JobContext, OutputFileRef
+from .context import InputRef, JobContext
 from .deletion import DeletionPlan
 from .fsutil import check_job_dir, require_project_dir
 from .guard import project_write
+from .inputs import resolve_inputs
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
 from .sizes import job_size
 
 LOG_NAME = "job.log"
-
-
-def resolve_inputs(project, job: Job) -> dict[str, list[InputRef]]:
-    """Each input slot's connections resolved to files; refuses when a parent cannot supply them."""
-    pdir = Path(project.directory)
-    out: dict[str, list[InputRef]] = {}
-    conns = (Connection.select().where(Connection.child == job).order_by(Connection.slot, Connection.position))
-    for c in conns:
-        parent = c.parent
-        if parent.status != "completed":
-            raise Refused(job.uid, f"input {c.slot!r} needs {parent.uid}, which is {parent.status}; "
-                          f"run (or re-run) {parent.uid} first")
-        files = list(OutputFile.select().where((OutputFile.job == parent) & (OutputFile.group == c.output)))
-        if not files:
-            raise Refused(job.uid, f"{parent.uid} has no files in output {c.output!r} "
-                          f"(was it cleared?); re-run {parent.uid} first")
-        versions = sorted({f.version for f in files})
-        version = versions[-1] if c.version is None else c.version
-        if version not in versions:
-            raise Refused(job.uid, f"{parent.uid}.{c.output} has no version {version} "
-                          f"(it has {', '.join(map(str, versions))})")
-        refs = [OutputFileRef(f.kind, f.path, f.version, f.size_bytes) for f in files if f.version == version]
-        out.setdefault(c.slot, []).append(InputRef(c.slot, parent.uid, c.output, version, refs, pdir))
-    jtype = registry.get(job.type)
-    for slot in jtype.inputs:
-        if slot.required and slot.name not in out:
-            raise Refused(job.uid, f"required input {slot.name!r} is not connected")
-    return out
 
 
 def check_runnable(project, job: Job) -> dict[str, list[InputRef]]:
