@@ -8,6 +8,8 @@
   descriptors opened with ``O_NOFOLLOW``: a symlink is listed, never followed
   (also not when someone swaps a directory for a link while we walk).
 * :func:`tree_size` — bytes of the regular files below a path (symlinks 0).
+* :func:`du_size` — the size of a path as ``du -sb`` reports it: every entry's
+  own size (directories and symlinks included), a hard-linked file once.
 * :func:`inside` — is a path below a root, its last component not followed.
 * :func:`file_lock` — an exclusive ``flock`` the kernel releases if the process dies.
 """
@@ -18,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -200,13 +203,61 @@ def is_temp_name(name: str, target: str) -> bool:
     return name.startswith(f".{target}.") and name.endswith(".tmp")
 
 
+#: the names cryodesk's own writers give unfinished files: :class:`AtomicFile`'s ``.NAME.<8 hex>.tmp``
+#: and the SSD cache's ``.NAME.cryodesk-part`` (:func:`cryodesk.cache.copy.part_name`)
+_OWN_TEMP = re.compile(r"^\.(?P<target>.+)\.(?:[0-9a-f]{8}\.tmp|cryodesk-part)$")
+
+
+def own_temp_target(name: str) -> str | None:
+    """The file ``name`` is an unfinished write of, if it is a cryodesk temp name (else None).
+
+    ``.job.json.1a2b3c4d.tmp`` -> ``job.json``; a name anybody else might
+    use (``notes.tmp``, ``.x.tmp``) is not one.
+    """
+    m = _OWN_TEMP.match(name)
+    return m.group("target") if m else None
+
+
+def remove_own_temp(directory: Path | str, name: str) -> int:
+    """Remove the cryodesk temp file ``name`` from ``directory``; its size, or 0 if nothing was removed.
+
+    The safe helper crash recovery uses: the directory is opened without
+    following a link, and only a *regular file* with a cryodesk temp name
+    (:func:`own_temp_target`) is unlinked, relative to that descriptor; a
+    symlink, directory or any other name is left alone.
+    """
+    if own_temp_target(name) is None or "/" in name:
+        return 0
+    try:
+        fd = os.open(directory, _DIR_FLAGS)
+    except OSError:
+        return 0
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            return 0
+        os.unlink(name, dir_fd=fd)
+        return st.st_size
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
+
+
 # -- walking trees ---------------------------------------------------------------------
 
 @dataclass
 class TreeStats:
-    """What a walk of one tree found (regular files only; symlinks listed, not followed)."""
+    """What a walk of one tree found (symlinks listed, not followed).
+
+    ``bytes`` counts regular files only; ``du_bytes`` is what ``du -sb``
+    reports for the tree: the size of every entry (the directories
+    themselves, ``top`` included, symlinks as links, other special files),
+    a file with several hard links inside the tree once.
+    """
 
     bytes: int = 0
+    du_bytes: int = 0
     files: int = 0
     dirs: int = 0
     #: bytes of the top-level files named in ``walk(..., count_apart=...)``
@@ -216,6 +267,7 @@ class TreeStats:
 
     def add(self, other: "TreeStats") -> None:
         self.bytes += other.bytes
+        self.du_bytes += other.du_bytes
         self.files += other.files
         self.dirs += other.dirs
         self.apart_bytes += other.apart_bytes
@@ -239,10 +291,12 @@ def walk(top: str | Path, count_apart: Callable[[str], bool] | None = None) -> T
             out.errors.append(f"{top}: {exc.strerror}")
         return out
     stack = [(fd0, top, True)]
+    linked: set[tuple[int, int]] = set()  # (dev, inode) of files with several links, counted once
     while stack:
         fd, path, is_top = stack.pop()
         out.dirs += 1
         try:
+            out.du_bytes += os.fstat(fd).st_size
             with os.scandir(fd) as it:
                 for e in it:
                     try:
@@ -251,12 +305,21 @@ def walk(top: str | Path, count_apart: Callable[[str], bool] | None = None) -> T
                             stack.append((sub, f"{path}/{e.name}", False))
                         elif e.is_symlink():
                             out.links.append(f"{path}/{e.name}")
+                            out.du_bytes += e.stat(follow_symlinks=False).st_size
                         elif e.is_file(follow_symlinks=False):
-                            size = e.stat(follow_symlinks=False).st_size
+                            st = e.stat(follow_symlinks=False)
+                            size = st.st_size
                             out.bytes += size
                             out.files += 1
+                            if st.st_nlink < 2:
+                                out.du_bytes += size
+                            elif (st.st_dev, st.st_ino) not in linked:
+                                linked.add((st.st_dev, st.st_ino))
+                                out.du_bytes += size
                             if is_top and count_apart is not None and count_apart(e.name):
                                 out.apart_bytes += size
+                        else:  # a FIFO, socket or device node: du counts its own size
+                            out.du_bytes += e.stat(follow_symlinks=False).st_size
                     except FileNotFoundError:
                         continue  # removed while we looked: it is not there any more
                     except OSError as exc:
@@ -280,6 +343,22 @@ def tree_size(path: Path | str) -> int:
     if stat.S_ISDIR(st.st_mode):
         return walk(path).bytes
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def du_size(path: Path | str) -> int:
+    """The size of ``path`` as ``du -sb`` reports it (apparent sizes, nothing followed).
+
+    A directory counts itself and every entry below it: files, the
+    directories' own sizes, symlinks as the links they are (never their
+    targets), a file with several hard links once.  A missing path counts 0.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if stat.S_ISDIR(st.st_mode):
+        return walk(path).du_bytes
+    return st.st_size
 
 
 def inside(path: Path, root: Path) -> bool:

@@ -93,7 +93,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             levels=("worker",)),
     Setting("ssd_quota_mb", "int", None, "most the SSD cache may hold, MB (unset: the disk and reserve only)",
             env="CRYODESK_SSD_QUOTA_MB", levels=("worker",), minimum=0, nullable=True),
-    Setting("ssd_reserve_mb", "int", 10_000, "free space always left on the SSD, MB",
+    Setting("ssd_reserve_mb", "int", 0, "free space always left on the SSD, MB (0: none, as the guide says for "
+            "a path given alone; `worker connect` and `cache status` suggest one)",
             env="CRYODESK_SSD_RESERVE_MB", levels=("worker",), minimum=0),
     Setting("cache_num_threads", "int", 2, "SSD cache copy threads (1 = sequential)",
             env="CRYODESK_CACHE_NUM_THREADS", levels=("worker", "user"), minimum=1),
@@ -105,6 +106,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("cache_fsync", "bool", True,
             "fsync each cache copy before it is renamed into place (off: faster; a power cut may leave a bad file)",
             env="CRYODESK_CACHE_FSYNC", levels=("worker", "user")),
+    Setting("cache_space_wait_s", "float", 600.0,
+            "seconds a job waits for SSD space other running jobs hold before it reads from the project "
+            "directory (0: never wait)", env="CRYODESK_CACHE_SPACE_WAIT_S", levels=("worker", "user"), minimum=0),
     Setting("disable_numba", "bool", False, "use the numpy reference of every numeric kernel",
             env="CRYODESK_DISABLE_NUMBA"),
 )}

@@ -24,8 +24,10 @@ TRASH = (".cryodesk", "trash")
 #: disk is nearly full (the journal, trash directories and manifests then have room), made again after
 RESERVE = (".cryodesk", "reserve")
 LOW_FREE = 64 << 20
-#: the reserve is 1/256 of the file system, within these bounds (the test suite lowers the top one)
-RESERVE_MIN, RESERVE_MAX = 64 << 10, 16 << 20
+#: the reserve is 1/256 of the file system within these bounds (the test suite lowers the top one):
+#: room for a journal and a few hundred trash directories and manifests; what a bigger plan cannot
+#: fit is reported and freed on the next run, after this one's trash is emptied
+RESERVE_MIN, RESERVE_MAX = 64 << 10, 1 << 20
 
 
 def _reserve_size(project_dir: Path) -> int:

@@ -34,7 +34,7 @@ Configuration and status (GUI cache panel)
 ``connect_worker(name, ssd_path=, quota_mb=, reserve_mb=, no_ssd=, update=)``,
 ``list_workers()``, ``worker_dict(w)``, ``set_project_default(project, key, value, unset=False)``
     (database writes; call inside a DB connection).
-``estimate_formula(n, box, nsymbt=0, header=1024)``, ``estimate_particles(pset) -> dict``,
+``estimate_formula(n, box, nsymbt=128, header=1024)`` (the guide's formula; ``describe_formula`` prints it), ``estimate_particles(pset) -> dict``,
 ``estimate_job_output(project, "J7") -> dict`` (exact, with ``auto_mode``).
 ``warm_job_output(project, "J7", subset="auto", progress=cb(fraction, msg), cancel_event=ev)``
     → stats dict; fits ``Engine.submit_task`` through ``functools.partial``.

@@ -13,9 +13,14 @@ For every entry the protocol is (see locks.py for the lock modes):
 4. if other jobs hold an *older* version shared, it cannot be replaced now:
    this job reads that file from the project directory.
 
-Files that cannot get space are read from the project directory too
-(``on_full="fallback"``), with a message giving the numbers; or the stage
-fails with :class:`CacheFullError` (``on_full="error"``).
+When files cannot get space but other running jobs hold cached files that
+would make room once they finish, the job waits for them, as the guide says
+("it will try to free up space as soon as it can, and it will continue
+processing"): :data:`SPACE_MESSAGE` in the log and the progress, at most
+``config.space_wait_s`` seconds.  Files that still cannot get space — the
+wait is over, or the SSD is full with files the cache does not own — are read
+from the project directory (``on_full="fallback"``), with a line giving the
+numbers; or the stage fails with :class:`CacheFullError` (``on_full="error"``).
 """
 
 from __future__ import annotations
@@ -35,9 +40,13 @@ from .copy import CacheFullError, SourceChanged, sync_filesystem
 from .locks import raise_fd_limit
 from .store import Cache, Item
 
-__all__ = ["Holding", "acquire", "WAIT_MESSAGE"]
+__all__ = ["Holding", "acquire", "SPACE_MESSAGE", "WAIT_MESSAGE"]
 
 WAIT_MESSAGE = "waiting for requested files to become unlocked"
+#: the guide: the job "will try to free up space as soon as it can, and it will continue processing"
+SPACE_MESSAGE = "the SSD is full: waiting to free up space as soon as other jobs release their cached files"
+#: how often a job waiting for space looks again (s)
+SPACE_POLL_S = 0.25
 #: Durable copies are synced and renamed into place in batches of about this size.
 COMMIT_BYTES = 512 << 20
 #: Entries classified (lock file opened) before the first copies start; each next chunk doubles.
@@ -115,12 +124,14 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
     done = [0]
     total = [0]
     t_wait = None
+    space = _SpaceWait(cache, {it.key for it in items}, log, hold)
     try:
         while pending:
             if check_cancel is not None:
                 check_cancel()
             busy, held_now = [], []
-            with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total) as rnd:
+            with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total,
+                        space) as rnd:
                 # Classify and reserve in growing chunks: copying starts after the first few
                 # entries and overlaps the rest of the setup (creating a lock file is a
                 # metadata write of ~0.5 ms here, serialised on the locks directory).
@@ -143,6 +154,7 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
                         rnd.start(to_copy)
                 _hold(cache, hold, held_now, project, log)
                 rnd.finish()
+            waiting = space.take()
             if busy:
                 if t_wait is None:
                     t_wait = time.monotonic()
@@ -151,10 +163,14 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
                     hold.messages.append(msg)
                     if progress is not None:
                         progress(done[0], total[0], msg)
-                time.sleep(0.1)
-            pending = busy
+            if waiting:
+                space.report(progress, done[0], total[0])
+            if busy or waiting:
+                time.sleep(SPACE_POLL_S if waiting else 0.1)
+            pending = busy + waiting
         if t_wait is not None:
             hold.waited_s = time.monotonic() - t_wait
+        hold.waited_s += space.waited_s
     except BaseException:
         hold.release()
         for it in items:
@@ -162,6 +178,68 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
                 it.lock.close()
         raise
     return hold
+
+
+class _SpaceWait:
+    """Files denied space while other running jobs hold room that would make them fit (the guide's wait)."""
+
+    def __init__(self, cache: Cache, mine: set, log, hold: Holding):
+        self.cache, self.mine, self.log, self.hold = cache, mine, log, hold
+        self.limit = float(getattr(cache.config, "space_wait_s", 0.0) or 0.0)
+        self.started: float | None = None
+        self.items: list[Item] = []
+        self.last = 0.0
+        self.detail = ""
+
+    @property
+    def waited_s(self) -> float:
+        return time.monotonic() - self.started if self.started is not None else 0.0
+
+    def may_wait(self, denied: list[Item], holding: bool) -> bool:
+        """True (and ``denied`` kept for the next round) when waiting can make them fit, within the limit.
+
+        A job that already holds entries (``holding``) never waits: two jobs each
+        holding some files and waiting for the other's room would wait for each
+        other; it reads the rest from the project directory instead.
+        """
+        if holding or self.limit <= 0 or (self.started is not None and self.waited_s >= self.limit):
+            return False
+        need = min(it.size for it in denied)  # the smallest: room for it means progress
+        try:
+            ok, theirs, missing = self.cache.room_others_hold(need, self.mine)
+        except (OSError, sqlite3.OperationalError):
+            return False
+        if not ok:
+            return False
+        if self.started is None:
+            self.started = time.monotonic()
+            self.detail = (f"{len(denied)} files ({human_bytes(sum(it.size for it in denied))}) need room; "
+                           f"other running jobs hold {human_bytes(theirs)}, {human_bytes(missing)} is missing; "
+                           f"waiting up to {self.limit:g} s")
+            msg = f"{SPACE_MESSAGE} ({self.detail})"
+            self.log.info("SSD cache: %s", msg)
+            self.hold.messages.append(msg)
+        for it in denied:
+            it.lock.close()  # taken again (shared or exclusive) in the next round
+        self.items.extend(denied)
+        return True
+
+    def take(self) -> list[Item]:
+        out, self.items = self.items, []
+        return out
+
+    def report(self, progress, done: int, total: int) -> None:
+        now = time.monotonic()
+        if progress is not None and now - self.last >= 1.0:
+            self.last = now
+            progress(done, total, f"SSD cache: {SPACE_MESSAGE} ({self.waited_s:.0f} s of at most {self.limit:g} s)")
+
+    def gave_up(self) -> str:
+        """The clear line said when the wait ends without room ("" if there was no wait)."""
+        if self.started is None:
+            return ""
+        return f"gave up waiting for SSD space after {self.waited_s:.0f} s (the limit is {self.limit:g} s: " \
+               f"setting cache_space_wait_s)"
 
 
 def _chunks(items: list, first: int | None = None):
@@ -198,8 +276,9 @@ class _Round:
     error stops the copies and releases every reservation not yet complete.
     """
 
-    def __init__(self, cache, hold, busy, project, progress, log, check_cancel, on_full, done, total):
+    def __init__(self, cache, hold, busy, project, progress, log, check_cancel, on_full, done, total, space=None):
         self.cache, self.hold, self.busy, self.project = cache, hold, busy, project
+        self.space = space
         self.progress, self.log, self.check_cancel, self.on_full = progress, log, check_cancel, on_full
         self.done, self.total = done, total
         self.pool: ThreadPoolExecutor | None = None
@@ -245,6 +324,9 @@ class _Round:
         except sqlite3.OperationalError as exc:  # the SSD is so full the index cannot grow
             granted, denied = [], list(to_copy)
             message = f"the SSD cache index in {cache.root} cannot be written ({exc})"
+        if denied and self.on_full != "error" and self.space is not None \
+                and self.space.may_wait(denied, holding=bool(hold.held or granted)):
+            denied = []  # room other jobs hold: tried again in the next round
         for it in denied:
             it.lock.close()
             hold.fallback[it.key] = message
@@ -255,7 +337,8 @@ class _Round:
                     it.lock.close()
                 raise CacheFullError(message)
             self.denied += len(denied)  # reported once, by finish()
-            self.deny_message = self.deny_message or message
+            gave_up = self.space.gave_up() if self.space is not None else ""
+            self.deny_message = self.deny_message or (f"{gave_up}; {message}" if gave_up else message)
         if not granted:
             return
         self.total[0] += sum(it.size for it in granted)

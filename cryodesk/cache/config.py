@@ -17,7 +17,7 @@ from pathlib import Path
 from cryodesk.base import settings
 from cryodesk.base.errors import UsageError
 
-__all__ = ["CacheConfig", "MB", "resolve_config", "worker_name"]
+__all__ = ["CacheConfig", "MB", "reserve_advice", "resolve_config", "worker_name"]
 
 MB = 1_000_000  # the CLI's MB are decimal, as CryoSPARC's --ssdquota/--ssdreserve are
 DEFAULT_RESERVE_MB = settings.default("ssd_reserve_mb")
@@ -48,6 +48,11 @@ class CacheConfig:
     subset_threshold : float
         Cache only the particles used (packed stacks) when their bytes are at
         most this fraction of the bytes of the stacks they come from.
+    space_wait_s : float
+        When the SSD is full but other running jobs hold cached files that
+        would make room once they finish, wait this long for them (the guide:
+        the job "will try to free up space as soon as it can"), then read from
+        the project directory.  0: never wait.
     worker : str
         Name of the worker whose settings these are.
     source : str
@@ -63,6 +68,7 @@ class CacheConfig:
     threads: int = 2
     lifetime_days: float = 30.0
     subset_threshold: float = 0.5
+    space_wait_s: float = 600.0
     worker: str = ""
     enabled: bool = True
     fsync: bool = True
@@ -86,6 +92,33 @@ class CacheConfig:
         return d
 
 
+#: the reserve suggested when there is none: this share of the SSD, at most SUGGEST_MAX_MB
+SUGGEST_FRACTION = 0.05
+SUGGEST_MAX_MB = 10_000
+
+
+def reserve_advice(ssd_path, reserve_bytes: int, worker: str | None = None) -> str:
+    """A suggestion when the SSD has no reserve (the guide's default), else ``""``.
+
+    The cache may then fill the SSD up to its last byte: fine on a disk of
+    its own, not when other programs write there too.
+    """
+    if reserve_bytes or not ssd_path:
+        return ""
+    import os
+
+    try:
+        vfs = os.statvfs(ssd_path)
+        mb = max(1, min(SUGGEST_MAX_MB, int(vfs.f_blocks * vfs.f_frsize * SUGGEST_FRACTION // MB)))
+    except OSError:
+        mb = SUGGEST_MAX_MB
+    who = f" --worker {worker}" if worker else ""
+    return (f"no reserve: the cache may fill the SSD completely. If other programs use this SSD too, "
+            f"we suggest keeping some space free, e.g. {mb:,} MB ({mb * MB / 1e9:.1f} GB, "
+            f"{SUGGEST_FRACTION:.0%} of it at most {SUGGEST_MAX_MB:,} MB): "
+            f"cryodesk worker connect{who} --update --ssdreserve {mb}")
+
+
 def worker_name() -> str:
     """This process's worker name: setting ``worker`` (``$CRYODESK_WORKER``, else the host name)."""
     return settings.resolve("worker")
@@ -94,7 +127,8 @@ def worker_name() -> str:
 #: CacheConfig field <- setting
 _FIELDS = {"ssd_path": "ssd_path", "quota_bytes": "ssd_quota_mb", "reserve_bytes": "ssd_reserve_mb",
            "threads": "cache_num_threads", "lifetime_days": "cache_lifetime_days",
-           "subset_threshold": "cache_subset_threshold", "fsync": "cache_fsync", "enabled": "no_ssd"}
+           "subset_threshold": "cache_subset_threshold", "fsync": "cache_fsync", "enabled": "no_ssd",
+           "space_wait_s": "cache_space_wait_s"}
 
 
 def worker_level(name: str) -> dict:
@@ -141,7 +175,8 @@ def resolve_config(worker: str | None = None, *, use_db: bool = True, environ=No
         ssd_path=Path(path) if path else None,
         quota_bytes=quota * MB if quota is not None else None, reserve_bytes=reserve * MB,
         threads=found["cache_num_threads"][0], lifetime_days=found["cache_lifetime_days"][0],
-        subset_threshold=found["cache_subset_threshold"][0], fsync=found["cache_fsync"][0], worker=name,
+        subset_threshold=found["cache_subset_threshold"][0], fsync=found["cache_fsync"][0],
+        space_wait_s=found["cache_space_wait_s"][0], worker=name,
         # a path from the environment (node-local scratch) also re-enables a --nossd worker:
         # the job script said explicitly where the SSD is
         enabled=path_level == "environment" or not no_ssd,

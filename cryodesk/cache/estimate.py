@@ -7,25 +7,42 @@ import os
 import numpy as np
 
 from cryodesk.base.errors import DataError, UsageError
+from cryodesk.core.units import decimal_bytes, human_bytes
 from cryodesk.io.cs import ParticleSet
 
 from .subset import subset_spec
 
-__all__ = ["estimate_formula", "estimate_particles"]
+__all__ = ["describe_formula", "estimate_formula", "estimate_particles"]
 
 
-def estimate_formula(n: int, box: int, *, nsymbt: int = 0, header: int = 1024,
+#: the guide's formula: Dataset Size = (4·box_size² + nsymbt + header_length)·num_particles, with
+#: nsymbt = 128 and header_length = 1024 in its examples (1,000,000 of box 256 -> 263,296,000,000 bytes)
+GUIDE_NSYMBT = 128
+GUIDE_HEADER = 1024
+
+
+def estimate_formula(n: int, box: int, *, nsymbt: int = GUIDE_NSYMBT, header: int = GUIDE_HEADER,
                      bytes_per_pixel: int = 4) -> dict:
-    """``(bytes_per_pixel·box² + nsymbt + header)·N`` — the SSD caching guide's estimate.
+    """``(bytes_per_pixel·box² + nsymbt + header)·N`` — the SSD caching guide's dataset size.
 
-    Per particle it counts a float32 image plus one header and extended
-    header, i.e. one stack per particle: an upper bound for real stacks.
+    The defaults are the guide's (``nsymbt`` 128, ``header`` 1024), so its
+    examples come out exactly: 1,000,000 particles of box 256 are
+    263,296,000,000 bytes (263.3 GB), 2,000,000 of box 432 1,495,296,000,000
+    bytes (1.5 TB).  ``decimal`` and ``binary`` are the same number in units.
     """
     if n < 0 or box <= 0 or nsymbt < 0 or header < 0 or bytes_per_pixel <= 0:
         raise UsageError("estimate needs N >= 0, box > 0 and non-negative header sizes")
-    total = (bytes_per_pixel * box * box + nsymbt + header) * n
+    total = int((bytes_per_pixel * box * box + nsymbt + header) * n)
     return {"method": "formula", "particles": int(n), "box": int(box), "nsymbt": int(nsymbt),
-            "header": int(header), "bytes_per_pixel": int(bytes_per_pixel), "bytes": int(total)}
+            "header": int(header), "bytes_per_pixel": int(bytes_per_pixel), "bytes": total,
+            "decimal": decimal_bytes(total), "binary": human_bytes(total)}
+
+
+def describe_formula(res: dict) -> str:
+    """The one line the CLI and the GUI's calculator print: exact bytes, decimal units first, binary beside."""
+    return (f"{res['particles']:,} particles of box {res['box']}: {res['bytes']:,} bytes "
+            f"({res['decimal']}; {res['binary']}) = ({res['bytes_per_pixel']}·{res['box']}² + {res['nsymbt']} + "
+            f"{res['header']}) × {res['particles']:,}")
 
 
 def estimate_particles(pset: ParticleSet, threshold: float = 0.5, per_file: int = 10000) -> dict:

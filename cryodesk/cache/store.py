@@ -209,6 +209,33 @@ class Cache:
             return False
         return rep.disk_free - rep.inflight - need >= rep.reserve
 
+    def room_others_hold(self, need: int, mine=()) -> tuple[bool, int, int]:
+        """Would ``need`` bytes fit once the other running jobs let go of what they hold?
+
+        Returns ``(yes, bytes they hold, bytes missing now)``: what they hold is
+        the cached entries held by other jobs (evictable once those finish) and
+        their copies in flight (cached, then held, then evictable); ``mine`` are
+        keys of the asking job, never counted.  False when the room is taken by
+        files the cache does not own (a shared SSD full with other files).
+        """
+        mine = set(mine)
+        with self.space_lock(), self.index.connect() as con:
+            entries = self._heal(con)
+            rep = self.space(con, entries)
+            held_inodes = held_lock_inodes(self._dev())
+            theirs = free = 0
+            for e in entries:
+                if e.key in mine:
+                    continue
+                if e.state == "copying" or self._inode(e.key) in held_inodes:
+                    theirs += e.size
+                else:
+                    free += e.size  # let go of since: evictable now, the next try takes it
+        missing = max(0, rep.reserve - (rep.disk_free - rep.inflight - need))
+        if rep.quota is not None:
+            missing = max(missing, rep.used + need - rep.quota)
+        return bool(theirs or free) and theirs + free >= missing, theirs, missing
+
     def reserve(self, items: list[Item], project: str) -> tuple[list[Item], list[Item], str]:
         """Record copies of ``items`` as in flight, evicting LRU entries as needed.
 

@@ -28,8 +28,14 @@ def _connect(args):
     elif w.no_ssd:
         print(f"worker {w.name}: SSD cache disabled")
     else:
+        from ..cache.config import MB, reserve_advice
+
         quota = f"{w.ssd_quota_mb} MB" if w.ssd_quota_mb else "none"
-        print(f"worker {w.name}: SSD cache at {w.ssd_path} (quota {quota}, reserve {w.ssd_reserve_mb} MB)")
+        reserve = f"{w.ssd_reserve_mb} MB" if w.ssd_reserve_mb else "none"
+        print(f"worker {w.name}: SSD cache at {w.ssd_path} (quota {quota}, reserve {reserve})")
+        advice = reserve_advice(w.ssd_path, (w.ssd_reserve_mb or 0) * MB, w.name)
+        if advice:
+            print(f"  {advice}")
 
 
 def _workers(args):
@@ -59,13 +65,19 @@ def _status(args):
     if args.json:
         output.emit_json(st)
         return 0
+    from ..cache.config import reserve_advice
+
     quota = human_bytes(st["quota_bytes"]) if st["quota_bytes"] is not None else "none"
+    reserve = human_bytes(st["reserve_bytes"]) if st["reserve_bytes"] else "none"
     print(f"SSD cache of worker {st['worker']} ({st['config_source']}): {st['path']}")
     print(f"  used {human_bytes(st['used_bytes'])} in {st['entries']} entries "
           f"({human_bytes(st['held_bytes'])} held by running jobs)")
-    print(f"  quota {quota}, reserve {human_bytes(st['reserve_bytes'])}, disk free "
+    print(f"  quota {quota}, reserve {reserve}, disk free "
           f"{human_bytes(st['disk_free_bytes'])} of {human_bytes(st['disk_total_bytes'])}, "
           f"available to the cache {human_bytes(st['available_bytes'])}")
+    advice = reserve_advice(cfg.ssd_path, st["reserve_bytes"], cfg.worker)
+    if advice:
+        print(f"  {advice}")
     for proj, d in sorted(st["by_project"].items()):
         print(f"  {proj}: {d['entries']} entries, {human_bytes(d['bytes'])}")
     for lk in st["locks"]:
@@ -112,7 +124,7 @@ def _printer():
 
 
 def _estimate(args):
-    from ..cache.estimate import estimate_formula
+    from ..cache.estimate import describe_formula, estimate_formula
 
     if args.project:
         if not args.job:
@@ -128,8 +140,7 @@ def _estimate(args):
     if args.json:
         output.emit_json(res)
     elif res["method"] == "formula":
-        print(f"{res['particles']:,} particles of box {res['box']}: about {human_bytes(res['bytes'])} "
-              f"((4·box² + nsymbt + header)·N, an upper bound)")
+        print(describe_formula(res))
     else:
         sub = human_bytes(res["subset_bytes"]) if res.get("subset_bytes") is not None else "n/a"
         print(f"{res['project']} {res['job']}: {res['particles']:,} particles in {res['stacks']} stacks; "
@@ -163,7 +174,7 @@ def add_parser(cli) -> None:
     c.add_argument("--ssdpath", help="directory on the worker's SSD for the particle cache")
     c.add_argument("--ssdquota", type=int, metavar="MB", help="most the cache may hold (0: no quota)")
     c.add_argument("--ssdreserve", type=int, metavar="MB", help="free space always left on the SSD "
-                   "(default 10000)")
+                   "(default none, as the guide; a value is suggested)")
     c.add_argument("--nossd", action="store_true", help="this worker has no SSD cache")
     c.add_argument("--cache-threads", type=int, metavar="N", help="copy threads (default 2)")
     c.add_argument("--lifetime-days", type=float, metavar="D",
@@ -201,8 +212,8 @@ def add_parser(cli) -> None:
     e.add_argument("--output")
     e.add_argument("--count", type=int, metavar="N")
     e.add_argument("--box", type=int, metavar="PX")
-    e.add_argument("--nsymbt", type=int, default=0, help="extended header bytes (default 0)")
-    e.add_argument("--header", type=int, default=1024, help="header bytes (default 1024)")
+    e.add_argument("--nsymbt", type=int, default=128, help="extended header bytes (default 128, as the guide)")
+    e.add_argument("--header", type=int, default=1024, help="header bytes (default 1024, as the guide)")
     e.add_argument("--bytes-per-pixel", type=int, default=4, help="4 = float32, 2 = float16")
     e.add_argument("--worker")
     e.add_argument("--json", action="store_true")

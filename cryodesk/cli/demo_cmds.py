@@ -30,7 +30,7 @@ def _demo(args):
 def add_parser(cli) -> None:
     d = cli.top.add_parser("demo", help="simulate a dataset and build a demo project from it")
     d.add_argument("--dir", help="where to put the simulated data and the project "
-                                 "(default: the user data directory)")
+                                 "(default: beside the database: DIR/NAME-demo for DIR/NAME.sqlite)")
     d.add_argument("--size", choices=("small", "medium"), default="small")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_demo)

@@ -18,7 +18,6 @@ import time
 
 from ..base.errors import Refused
 from ..core import lifecycle
-from ..core.deletion import recover
 from ..core.jobs import describe_jobs, get_jobs, refresh
 from ..core.projects import get_project
 from ..core.units import human_bytes
@@ -30,7 +29,7 @@ _SIGNAL_EXIT = {2: 130, 15: 143}  # SIGINT, SIGTERM: the shell's 128 + n
 
 def _project(uid):
     p = get_project(uid)
-    output.report_recovered(recover(p))  # finish any deletion a crashed process left half-done
+    output.recover(p)  # finish what a process that died left: a deletion, "running" jobs, temp files
     return p
 
 
@@ -117,24 +116,32 @@ def _kill(args):
     p = _project(args.project)
     jobs = get_jobs(p, args.jobs)
     failed = False
+    outcomes: dict[str, dict] = {}
     for job in jobs:
         try:
             outcome = lifecycle.request_kill(p, job)
         except Refused as exc:
-            print(f"refused: {exc}", file=sys.stderr)
+            outcomes[job.uid] = {"outcome": "refused", "message": str(exc)}
+            if not args.json:
+                print(f"refused: {exc}", file=sys.stderr)
             failed = True
             continue
-        if outcome == "killed":
-            print(f"{job.uid}: killed")
-        else:
-            print(f"{job.uid}: kill requested; its engine stops it at its next cancellation point")
+        message = "killed" if outcome == "killed" else \
+            "kill requested; its engine stops it at its next cancellation point"
+        outcomes[job.uid] = {"outcome": outcome, "message": message}
+        if not args.json:
+            print(f"{job.uid}: {message}")
     if args.wait:
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline and any(j.status in ACTIVE_STATUSES for j in refresh(jobs)):
             time.sleep(0.2)
         for job in refresh(jobs):
-            print(f"{job.uid}: {job.status}")
-            failed |= job.status in ACTIVE_STATUSES
+            if not args.json:
+                print(f"{job.uid}: {job.status}")
+            failed |= job.status in ACTIVE_STATUSES and outcomes[job.uid]["outcome"] != "refused"
+    if args.json:
+        output.emit_json({"jobs": [{"uid": j.uid, "status": j.status, "error": j.error, **outcomes[j.uid]}
+                                   for j in refresh(jobs)], "waited": bool(args.wait)})
     return 1 if failed else 0
 
 
@@ -189,6 +196,7 @@ def add_parser(cli) -> None:
     c.add_argument("project")
     c.add_argument("jobs", nargs="+")
     c.add_argument("--wait", type=float, default=0, metavar="SECONDS", help="wait until they have stopped")
+    c.add_argument("--json", action="store_true", help="machine-readable outcome per job on stdout")
     c.set_defaults(func=_kill)
 
     wsub = cli.group("worker", help="run queued jobs in this process")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..core import actions, finals, graph, jobs, registry
-from ..core.deletion import recover
+from ..core import actions, finals, graph, jobs, registry, settings_service
 from ..core.projects import get_project, get_workspace
 from ..core.uids import parse_assignment, parse_input_spec
 from ..core.units import human_bytes
@@ -13,13 +12,15 @@ from . import output
 
 
 def _project(args, writes: bool = True):
-    """The project named on the command line; before a write, finish a deletion a crash left half-done.
+    """The project named on the command line; before a write, finish what a process that died left.
 
-    Read commands never recover (recovery deletes, and may take the project lock).
+    That is a deletion half-done, jobs still "running" whose process is gone (marked killed) and
+    unfinished temp files (:mod:`cryodesk.core.recovery`).  Read commands never recover (recovery
+    deletes, and may take the project lock).
     """
     p = get_project(args.project)
     if writes:
-        output.report_recovered(recover(p))
+        output.recover(p)
     return p
 
 
@@ -99,15 +100,10 @@ def _destructive(args):
     p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
-    if args.dry_run:
-        if args.json:
-            output.emit_json(plan.to_dict())
-        else:
-            for item in plan.plan.items:
-                print(f"{item.job}: would {item.action}, freeing {human_bytes(item.bytes)}")
-            for o in plan.refused:
-                print(f"refused: {o.message}", file=sys.stderr)
-            print(f"total: {human_bytes(plan.plan.bytes)}")
+    if args.dry_run:  # the plan as JSON, as the README promises (with or without --json)
+        output.emit_json(plan.to_dict())
+        for o in plan.refused:
+            print(f"refused: {o.message}", file=sys.stderr)
         return 0 if not plan.refused else 1
     return output.batch(actions.run_plan(p, plan), args.json)
 
@@ -133,11 +129,19 @@ def _workspace_action(args):
 
 def _set_param(args):
     p = _project(args)
-    job = jobs.set_params(p, args.job, dict(parse_assignment(s) for s in args.assignments))
+    given = dict(parse_assignment(s) for s in args.assignments)
+    job = settings_service.set_job_values(p, args.job, given)
+    params, own = jobs.split_job_settings(registry.get(job.type), given)
     if args.json:
-        output.emit_json(_describe(p, [job])[0])
-    else:
+        output.emit_json({**_describe(p, [job])[0], "settings": job.settings or {}})
+        return 0
+    if params:
         print(f"{job.uid}: parameters updated")
+    for key in own:
+        value = (job.settings or {}).get(key)
+        shown = str(value).lower() if isinstance(value, bool) else value
+        print(f"{job.uid}: {key} = {shown} (this job's setting; it overrides the project's)")
+    return 0
 
 
 def _types(args):
@@ -187,7 +191,7 @@ def add_parser(cli) -> None:
                        ("delete", "delete jobs and their directories")):
         c = cmd(name, _destructive, help)
         c.add_argument("jobs", nargs="+")
-        c.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+        c.add_argument("--dry-run", action="store_true", help="print the plan as JSON, change nothing")
     c = cmd("mark-complete", _mark_complete, "mark killed/failed jobs as completed")
     c.add_argument("jobs", nargs="+")
     for name, help in (("link", "link jobs into a workspace"), ("unlink", "unlink jobs from a workspace"),

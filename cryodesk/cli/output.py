@@ -60,10 +60,31 @@ def batch(result, as_json: bool) -> int:
     return 0 if result.ok else 1
 
 
-def report_recovered(results) -> None:
-    """Say what finishing an interrupted deletion did (it deletes: never silently)."""
+def report_recovered(recovery) -> None:
+    """Say what recovery after a crash did (it deletes and changes statuses: never silently).
+
+    ``recovery`` is a :class:`~cryodesk.core.recovery.Recovery` (or a list of
+    deletion results, as :func:`cryodesk.core.deletion.recover` returns).
+    """
+    results = getattr(recovery, "deletions", recovery)
     for r in results:
         if r.ok:
             print(f"cryodesk: finished an interrupted deletion: {r.job} {r.action}", file=sys.stderr)
         else:
             print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)
+    for job in getattr(recovery, "killed", ()):
+        print(f"cryodesk: {job.uid}'s process is gone: marked killed ({job.error})", file=sys.stderr)
+    files = getattr(recovery, "temp_files", ())
+    if files:
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        print(f"cryodesk: removed {len(files)} unfinished write(s) of a process that died "
+              f"({human_bytes(recovery.temp_bytes)}): {shown}", file=sys.stderr)
+    for err in getattr(recovery, "errors", ()):
+        print(f"cryodesk: warning: {err}", file=sys.stderr)
+
+
+def recover(project):
+    """Before a command writes to ``project``: finish what a process that died left (and say so)."""
+    from ..core.recovery import recover_project
+
+    report_recovered(recover_project(project))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..db.models import Connection, Job, JobWorkspace, Workspace, db
+from ..db.models import Connection, Job, JobWorkspace, OutputFile, Workspace, db
 from . import deletion, events, manifest
 from .deletion import DeletionPlan
 from .graph import ancestor_ids, descendant_ids
@@ -126,8 +126,19 @@ def mark_complete(project, jobs) -> BatchResult:
                 continue
             set_status(job, "completed", write=False)
             manifest.write_job(job, Path(project.directory))
-        result.outcomes.append(Outcome(job.uid, "mark-complete", True))
+        result.outcomes.append(Outcome(job.uid, "mark-complete", True, _usable_outputs(job)))
     return result
+
+
+def _usable_outputs(job: Job) -> str:
+    """What a job marked complete offers its children: the last version of each output it kept."""
+    last: dict[str, int] = {}
+    for group, version in OutputFile.select(OutputFile.group, OutputFile.version).where(
+            OutputFile.job == job).tuples():
+        last[group] = max(version, last.get(group, version))
+    if not last:
+        return "it kept no outputs (nothing had finished when it stopped): children cannot read it"
+    return "its outputs are now " + ", ".join(f"{g} v{v}" for g, v in sorted(last.items()))
 
 
 def _linked(job: Job, ws: Workspace) -> bool:

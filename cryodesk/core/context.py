@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..base.errors import DataError, JobCancelled, UsageError
-from ..base.fsio import tree_size
+from ..base.fsio import du_size
 
 
 @dataclass
@@ -125,5 +125,5 @@ class JobContext:
         """Record ``path`` (inside the job directory) as a file of output ``group``."""
         rel = self.rel(path)
         full = self.project_dir / rel
-        size = tree_size(full)  # a directory output counts what is in it; a symlink counts 0
+        size = du_size(full)  # as du -sb: a directory output counts itself and what is in it, a symlink its link
         self.outputs.append((group, OutputFileRef(kind=kind, path=rel, version=int(version), size_bytes=size)))

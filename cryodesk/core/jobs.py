@@ -83,16 +83,38 @@ def _default_workspace(project: Project) -> Workspace:
     raise UsageError(f"{project.uid} has several workspaces; say which with --workspace")
 
 
+def split_job_settings(jtype, values: dict) -> tuple[dict, dict]:
+    """``values`` split into ``(params, settings)``: a name that is not a parameter of ``jtype`` but a
+    setting with a job level of its own (``delete_intermediate``) is the job's setting, as the
+    guide's per-job switch; ``cache_particles`` and the like are parameters (``job_param``)."""
+    from ..base import settings
+
+    declared = {p.name for p in jtype.params}
+    params, own = {}, {}
+    for key, value in values.items():
+        s = settings.SETTINGS.get(key)
+        if key not in declared and s is not None and "job" in s.levels and not s.job_param:
+            own[key] = value
+        else:
+            params[key] = value
+    return params, own
+
+
 def create_job(project, type_name: str, workspace=None, inputs=(), params=None, title: str = "") -> Job:
     """Create job ``J<n>`` (status *building*) with its directory, linked into ``workspace``.
 
     ``inputs`` is a sequence of :class:`InputSpec`; ``params`` maps names to
-    values (strings are converted to the declared type).
+    values (strings are converted to the declared type); a job-level setting
+    among them (``delete_intermediate=false``) becomes the job's setting.
     """
+    from ..base import settings
+
     project = get_project(project)
     require_project_dir(project.directory)
     jtype = registry.get(type_name)
-    values = jtype.coerce_params(params or {})
+    given, own = split_job_settings(jtype, params or {})
+    values = jtype.coerce_params(given)
+    own = {k: settings.coerce(k, v, f"a new {jtype.name} job") for k, v in own.items()}
     ws = get_workspace(project, workspace) if workspace is not None else _default_workspace(project)
     resolved = []
     per_slot: dict[str, int] = defaultdict(int)
@@ -114,7 +136,8 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
         Project.update(next_job_number=Project.next_job_number + 1).where(Project.id == project.id).execute()
         number = Project.get_by_id(project.id).next_job_number - 1
         job = Job.create(project=project, number=number, type=jtype.name, title=title or jtype.title,
-                         params=values, status_history=[{"status": "building", "at": utcnow().isoformat()}])
+                         params=values, settings=own,
+                         status_history=[{"status": "building", "at": utcnow().isoformat()}])
         JobWorkspace.create(job=job, workspace=ws)
         for slot, parent, output, version, pos in resolved:
             Connection.create(project=project, child=job, slot=slot, parent=parent, output=output,
@@ -169,7 +192,11 @@ def connect(project, child, spec: InputSpec) -> Connection:
 
 
 def set_params(project, job, values: dict) -> Job:
-    """Change parameters of a building job; refused for final / ancestor-of-final jobs."""
+    """Change parameters of a building job; refused for final / ancestor-of-final jobs.
+
+    (``cryodesk job set-param`` also takes job-level settings such as
+    ``delete_intermediate``: :func:`cryodesk.core.settings_service.set_job_values`.)
+    """
     project = get_project(project)
     job_id = get_job(project, job).id
     with project_write(project, [job_id]):

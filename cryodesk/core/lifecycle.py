@@ -30,11 +30,11 @@ from pathlib import Path
 
 from ..base import nofollow
 from ..base.errors import DataError, Refused
-from ..base.fsio import tree_size
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
 from .jobs import refresh, set_status
 from .projects import get_project
+from .sizes import job_size
 
 INTERRUPTED = "interrupted: cryodesk exited while it ran"
 INTERRUPTED_QUEUED = "interrupted: cryodesk exited while it was queued"
@@ -176,7 +176,7 @@ def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
 
 
 def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None:
-    from .runner import resolve_inputs
+    from .inputs import resolve_inputs
 
     jtype = registry.get(job.type)
     if jtype.run is None:
@@ -244,6 +244,20 @@ def claimable(project=None) -> list[Job]:
     if project is not None:
         q = q.where(Job.project == get_project(project))
     return [j for j in q.order_by(Job.queued_at, Job.id) if owner_alive(owner_of(j)) is False]
+
+
+def own_direct_run(job: Job) -> dict:
+    """Record this process as the owner of ``job``, run without an engine (call in the start's transaction)."""
+    owner = new_owner()
+    engine_alive(owner)
+    Job.update(**_owner_columns(owner)).where(Job.id == job.id).execute()
+    return owner
+
+
+def end_direct_run(job: Job, owner: dict) -> None:
+    """The run of :func:`own_direct_run` is over: forget its owner (if it still is the owner)."""
+    engine_alive(owner, False)
+    Job.update(**_owner_columns(None)).where((Job.id == job.id) & (Job.owner_engine == owner["engine"])).execute()
 
 
 def release(job: Job) -> None:
@@ -347,8 +361,15 @@ def _log_line(job: Job, text: str) -> None:
     try:
         jdir = Path(job.project.directory) / job.directory
         if jdir.is_dir() and not jdir.is_symlink():
-            with nofollow.open_append(jdir / "job.log") as fh:
-                fh.write(f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n")
+            log = jdir / "job.log"
+            new = not log.exists()
+            line = f"{utcnow().isoformat(sep=' ', timespec='seconds')} INFO {text}\n".encode()
+            with nofollow.open_append(log) as fh:
+                fh.write(line.decode())
+            # the log is part of the job's size (du -sb): keep the record exact without a walk
+            grown = len(line) if not new else log.stat().st_size
+            Job.update(size_bytes=Job.size_bytes + grown).where(Job.id == job.id).execute()
+            job.size_bytes = (job.size_bytes or 0) + grown
     except (OSError, DataError):
         pass  # the log is a courtesy (and never written through a link); the status and error count
 
@@ -393,7 +414,7 @@ def kill_requested(job_ids) -> set[int]:
 def _mark_interrupted(job: Job) -> Job:
     error = INTERRUPTED_QUEUED if job.status == "queued" else INTERRUPTED
     job = end_unrun(job, "killed", error)
-    job.size_bytes = tree_size(Path(job.project.directory) / job.directory)  # partial files count
+    job.size_bytes = job_size(Path(job.project.directory) / job.directory)  # partial files count
     job.save(only=[Job.size_bytes])
     return job
 

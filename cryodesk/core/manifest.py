@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 from ..base.errors import DataError
-from ..base.fsio import atomic_write_json
+from ..base.fsio import atomic_write
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
+from .sizes import record_size, size_without_manifest
 
 PROJECT_MANIFEST = "project.json"
 JOB_MANIFEST = "job.json"
@@ -117,13 +118,34 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
 
         require_project_dir(base)  # a missing project is an error; a job directory removed by hand is remade
         job_dir.mkdir()
-    _write(job_dir / JOB_MANIFEST, job_document(job), durable)
+    try:
+        before = (job_dir / JOB_MANIFEST).lstat().st_size
+    except OSError:
+        before = None
+    # job.json is part of the job's size (du -sb) and records that size: the number written is the
+    # size the job has once this very file is in place, and the database gets the same number
+    base = size_without_manifest(job, job_dir, before)
+    doc = job_document(job)
+    size, text = base, ""
+    for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
+        doc["size_bytes"] = size
+        text = _dumps(doc)
+        if base + len(text.encode()) == size:
+            break
+        size = base + len(text.encode())
+    _write(job_dir / JOB_MANIFEST, doc, durable, text)
+    # no write when the size did not change (the same length): most rewrites take no job row lock
+    record_size(job, size, unchanged=before is not None and size == base + before)
 
 
-def _write(path: Path, doc: dict, durable: bool = True) -> None:
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=1, sort_keys=True, default=str)  # as atomic_write_json writes it
+
+
+def _write(path: Path, doc: dict, durable: bool = True, text: str | None = None) -> None:
     """Write a manifest; a read-only or full disk is a clear error (the caller's transaction then rolls back)."""
     try:
-        atomic_write_json(path, doc, durable)
+        atomic_write(path, text if text is not None else _dumps(doc), durable)
     except OSError as exc:
         raise DataError(f"cannot write {path}: {exc.strerror or exc} (nothing was changed)") from None
 

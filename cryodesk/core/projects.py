@@ -141,9 +141,13 @@ def project_summaries(project=None) -> list[dict]:
     and the data sidebar show.  Keys: ``uid``, ``title``, ``directory``,
     ``created_at``, ``jobs``, ``size_bytes`` (sum of the jobs' recorded sizes),
     ``sessions``, ``sessions_bytes``, ``disk_bytes`` (last measured size of the
-    whole directory, None if never), ``other_bytes``, ``settings`` and
-    ``workspaces`` (``[{uid, title, jobs, size_bytes}]``).
+    whole directory, None if never), ``other_bytes``, ``size_now_bytes`` (the
+    size on disk now, as ``cryodesk project size`` says: :func:`cryodesk.core.sizes.current_total`),
+    ``size_stale`` (the scan is out of date), ``settings`` and ``workspaces``
+    (``[{uid, title, jobs, size_bytes}]``).
     """
+    from .sizes import current_total, is_stale
+
     projects_q = Project.select().order_by(Project.number)
     jobs_q = Job.select(Job.project, pw.fn.COUNT(Job.id), pw.fn.SUM(Job.size_bytes))
     ws_q = (JobWorkspace.select(JobWorkspace.workspace, pw.fn.COUNT(Job.id), pw.fn.SUM(Job.size_bytes))
@@ -173,5 +177,6 @@ def project_summaries(project=None) -> list[dict]:
                      "created_at": p.created_at.isoformat() if p.created_at else None,
                      "jobs": n, "size_bytes": int(s), "sessions": ns, "sessions_bytes": int(ss),
                      "disk_bytes": p.size_bytes, "other_bytes": int(p.size_other_bytes or 0),
+                     "size_now_bytes": current_total(p, s, ss), "size_stale": is_stale(p),
                      "settings": p.settings or {}, "workspaces": spaces.get(p.id, [])})
     return rows

@@ -17,45 +17,19 @@ from pathlib import Path
 
 from ..base import nofollow
 from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
-from ..base.fsio import atomic_write_json, tree_size
-from ..db.models import Connection, Job, OutputFile, db
-from . import deletion, manifest, registry
-from .context import InputRef, JobContext, OutputFileRef
+from ..base.fsio import atomic_write_json
+from ..db.models import Job, db
+from . import deletion, lifecycle, manifest, registry
+from .context import InputRef, JobContext
 from .deletion import DeletionPlan
 from .fsutil import check_job_dir, require_project_dir
 from .guard import project_write
+from .inputs import resolve_inputs
 from .jobs import get_job, replace_outputs, set_status
 from .projects import get_project
+from .sizes import job_size
 
 LOG_NAME = "job.log"
-
-
-def resolve_inputs(project, job: Job) -> dict[str, list[InputRef]]:
-    """Each input slot's connections resolved to files; refuses when a parent cannot supply them."""
-    pdir = Path(project.directory)
-    out: dict[str, list[InputRef]] = {}
-    conns = (Connection.select().where(Connection.child == job).order_by(Connection.slot, Connection.position))
-    for c in conns:
-        parent = c.parent
-        if parent.status != "completed":
-            raise Refused(job.uid, f"input {c.slot!r} needs {parent.uid}, which is {parent.status}; "
-                          f"run (or re-run) {parent.uid} first")
-        files = list(OutputFile.select().where((OutputFile.job == parent) & (OutputFile.group == c.output)))
-        if not files:
-            raise Refused(job.uid, f"{parent.uid} has no files in output {c.output!r} "
-                          f"(was it cleared?); re-run {parent.uid} first")
-        versions = sorted({f.version for f in files})
-        version = versions[-1] if c.version is None else c.version
-        if version not in versions:
-            raise Refused(job.uid, f"{parent.uid}.{c.output} has no version {version} "
-                          f"(it has {', '.join(map(str, versions))})")
-        refs = [OutputFileRef(f.kind, f.path, f.version, f.size_bytes) for f in files if f.version == version]
-        out.setdefault(c.slot, []).append(InputRef(c.slot, parent.uid, c.output, version, refs, pdir))
-    jtype = registry.get(job.type)
-    for slot in jtype.inputs:
-        if slot.required and slot.name not in out:
-            raise Refused(job.uid, f"required input {slot.name!r} is not connected")
-    return out
 
 
 def check_runnable(project, job: Job) -> dict[str, list[InputRef]]:
@@ -101,6 +75,18 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
         jdir = check_job_dir(pdir, job.directory)
         jdir.mkdir(exist_ok=True)
         set_status(job, "running", write=False)
+        # a run without an engine (the demo, a script) is owned by this process while it runs, so
+        # another process's crash recovery never takes it for a job whose process died
+        own = lifecycle.own_direct_run(job) if not job.owner_engine else None
+    try:
+        done = _run_started(project, job, pdir, jdir, inputs, progress, cancel_event)
+    finally:
+        if own is not None:
+            lifecycle.end_direct_run(job, own)
+    return Job.get_by_id(done.id) if own is not None else done
+
+
+def _run_started(project, job: Job, pdir: Path, jdir: Path, inputs, progress, cancel_event) -> Job:
     try:
         manifest.write_job(job, pdir)
     except DataError as exc:  # a full or read-only disk: the job cannot run there; say so, never hang "running"
@@ -164,7 +150,7 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
     with db.atomic():
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)
-        job.size_bytes = tree_size(pdir / job.directory)
+        job.size_bytes = job_size(pdir / job.directory)
         job.save(only=[Job.size_bytes])
     try:
         manifest.write_job(job, pdir)

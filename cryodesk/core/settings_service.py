@@ -29,12 +29,12 @@ from ..base import settings
 from ..base.errors import NotFound, UsageError
 from ..db import lock_rows, write_transaction
 from ..db.models import Job, Project, Worker
-from . import events, manifest
+from . import events, manifest, registry
 from .guard import project_write
 from .projects import get_project
 
-__all__ = ["check_ssd_path", "effective", "job_values", "project_values", "set_setting", "settings_view",
-           "unset_setting", "worker_row", "worker_values"]
+__all__ = ["check_ssd_path", "effective", "job_values", "project_values", "set_job_values", "set_setting",
+           "settings_view", "unset_setting", "worker_row", "worker_values"]
 
 #: worker-level settings kept in columns of their own (v3); the rest live in ``Worker.settings``
 WORKER_COLUMNS = ("ssd_path", "ssd_quota_mb", "ssd_reserve_mb", "no_ssd")
@@ -283,3 +283,24 @@ def _write_job(project, job, s, new) -> None:
         row.settings = stored
         manifest.write_job(row, Path(project.directory))
         events.record(project, "updated", [row])
+
+
+def set_job_values(project, job, values: dict):
+    """``cryodesk job set-param``: parameters of ``job``, and job-level settings among ``values``.
+
+    A name that is a setting with a job level of its own (``delete_intermediate``:
+    :func:`cryodesk.core.jobs.split_job_settings`) becomes the job's setting, at
+    any status (it says what happens when the job completes, not how it
+    computes); the rest are parameters, under the parameters' rules.  Returns
+    the job as stored now.
+    """
+    from .jobs import get_job, set_params, split_job_settings
+
+    project = get_project(project)
+    row = get_job(project, job)
+    params, own = split_job_settings(registry.get(row.type), values)
+    if params:
+        row = set_params(project, row, params)
+    for key, value in own.items():
+        set_setting("job", key, value, project=project, job=row)
+    return Job.get_by_id(row.id)

@@ -1,21 +1,30 @@
 """Sizes on disk: jobs (recorded as they change) and whole projects (scanned on request).
 
-Definitions used everywhere (planner, CLI, GUI):
+Definitions used everywhere (planner, deletion service, CLI, GUI):
 
-* **Job size** (``Job.size_bytes``): bytes of the regular files below
-  ``J<n>/`` *except* its ``job.json`` manifest, which is the job's record (it
-  is rewritten on every status change and survives a clear), not its data.
-  Symlinks count 0.  Recorded on completion, clear, re-run and by
-  :func:`refresh_project_size`.  Split into *intermediate results* (every
-  version but the last of each output group, from the recorded output
-  files) and the rest (final outputs, logs): :func:`intermediate_bytes`.
-* **Project size** (``Project.size_*``): the whole project directory, split
-  into jobs (``J<n>/``, manifests included), sessions (``S<n>/``) and other
-  files; ``size_linked_bytes`` is what the symlinks found inside point to
-  outside the project (imported raw data), reported separately and never
-  part of the project's size.  It is out of date (``stale``) when any job
-  changed after the last refresh.  cryodesk's reserve file
-  (``.cryodesk/reserve``, room for a deletion to start on a full disk) is not counted.
+* **Job size** (``Job.size_bytes``): the job directory ``J<n>/`` as ``du -sb``
+  counts it — every entry's apparent size, the ``job.json`` record, the log
+  and the directories themselves included, a symlink as the link it is (its
+  target is never followed), a file with several hard links once.  Recorded
+  when the job finishes, is cleared, re-run or has intermediate results
+  removed, and by :func:`refresh_project_size`; every rewrite of ``job.json``
+  keeps it exact (:mod:`~cryodesk.core.manifest` writes the size the job has
+  with that very file in place).  *Intermediate results* are the
+  recorded output files of every version but the last of each output group
+  (:func:`intermediate_bytes`).
+* **Bytes freed** by a deletion: the sizes (the same ``du -sb`` measure) of
+  the paths it removes; a clear keeps the job directory itself and its
+  ``job.json``, so it frees the job's size minus those two
+  (:func:`clear_keeps_bytes`).
+* **Project size**: the whole project directory as ``du -sb`` counts it, split
+  into jobs (``J<n>/``), sessions (``S<n>/``) and other files (``project.json``,
+  cryodesk's state, anything else, the directory itself).  The figure shown is
+  *current*: the jobs' and sessions' recorded sizes plus the other files as last
+  scanned (:func:`size_summary`); right after a refresh it is what
+  ``du -sb <project>`` says (a file hard-linked into two jobs counts in each).
+  ``size_linked_bytes`` is what symlinks inside point to outside the project
+  (imported raw data): reported apart, never part of the project's size.  The
+  scan is out of date (``stale``) when a job's data changed after it.
 
 The scanner is ``os.scandir`` on directory file descriptors, never follows a
 symlink, and for big trees runs in a few processes (a Python walk is bound by
@@ -33,24 +42,20 @@ from pathlib import Path
 
 import peewee as pw
 
-from ..base.fsio import TreeStats, walk
-from ..base.scanworker import apart_predicate
-from ..base.trashworker import RESERVE
+from ..base.fsio import TreeStats, du_size, walk
 from ..db.models import Job, OutputFile, Project, Session, db, utcnow
 from . import events
 from .fsutil import require_project_dir
 
-JOB_MANIFEST = "job.json"  # == manifest.JOB_MANIFEST (the job's record, not its data)
+JOB_MANIFEST = "job.json"  # == manifest.JOB_MANIFEST (the job's record; part of its size, kept by a clear)
 _JOB_DIR = re.compile(r"^J\d+$")
 _SESSION_DIR = re.compile(r"^S\d+$")
 #: below this many directories to walk, starting worker processes costs more than it saves
 PARALLEL_MIN_TASKS = 64
-_MANIFEST_APART = apart_predicate(JOB_MANIFEST)
 
 
 def _walk(top: str) -> TreeStats:
-    """One job-aware walk: a top-level ``job.json`` is counted apart (``apart_bytes``)."""
-    return walk(top, _MANIFEST_APART)
+    return walk(top)
 
 
 def _walk_in_processes(chunks: list[list[str]]) -> list[list[TreeStats]]:
@@ -62,7 +67,7 @@ def _walk_in_processes(chunks: list[list[str]]) -> list[list[TreeStats]]:
     procs = [subprocess.Popen(command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True) for _ in chunks]
     for proc, chunk in zip(procs, chunks):
-        proc.stdin.write(json.dumps({"paths": chunk, "apart": JOB_MANIFEST}))
+        proc.stdin.write(json.dumps({"paths": chunk}))
         proc.stdin.close()
     out = []
     for proc in procs:
@@ -96,12 +101,23 @@ def walk_trees(paths: list[str], workers: int | None = None) -> list[TreeStats]:
     return out  # type: ignore[return-value]
 
 
-def job_data_size(job_dir: Path) -> int:
-    """A job's recorded size: its files except the ``job.json`` manifest (see module doc)."""
-    if os.path.islink(job_dir) or not os.path.isdir(job_dir):
-        return 0
-    s = _walk(os.fspath(job_dir))
-    return s.bytes - s.apart_bytes
+def job_size(job_dir: Path) -> int:
+    """A job's size: its directory as ``du -sb`` counts it (see the module doc); 0 if it is missing."""
+    return du_size(job_dir)
+
+
+def clear_keeps_bytes(job_dir: Path) -> int:
+    """What a clear leaves of a job: the directory's own entry and its ``job.json`` (lstat, no walk)."""
+    total = 0
+    for p in (job_dir, Path(job_dir) / JOB_MANIFEST):
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if p == job_dir and not stat.S_ISDIR(st.st_mode):
+            return 0  # not a directory: a clear keeps nothing of it
+        total += st.st_size
+    return total
 
 
 def linked_bytes(links: list[str], root: Path) -> int:
@@ -146,8 +162,8 @@ class ProjectScan:
     """One scan of a project directory."""
 
     total: int = 0
-    jobs: dict[int, int] = field(default_factory=dict)  # job number -> data bytes (no manifest)
-    jobs_bytes: int = 0  # job directories, manifests included
+    jobs: dict[int, int] = field(default_factory=dict)  # job number -> its size (du -sb of J<n>)
+    jobs_bytes: int = 0
     sessions: dict[int, int] = field(default_factory=dict)
     sessions_bytes: int = 0
     other_bytes: int = 0
@@ -157,42 +173,37 @@ class ProjectScan:
 
 
 def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan:
-    """Walk a project directory once: sizes of every job and session, the rest, and linked data."""
+    """Walk a project directory once: sizes (``du -sb``) of every job and session, the rest, and linked data."""
     directory = Path(directory)
     out = ProjectScan()
     keys: list[tuple[str, int]] = []
     paths: list[str] = []
     links: list[str] = []
+    out.other_bytes = os.lstat(directory).st_size  # the project directory's own entry
     with os.scandir(directory) as it:
         for e in it:
             if e.is_dir(follow_symlinks=False):
                 kind = "job" if _JOB_DIR.match(e.name) else "session" if _SESSION_DIR.match(e.name) else "other"
                 keys.append((kind, int(e.name[1:]) if kind != "other" else 0))
                 paths.append(e.path)
-            elif e.is_symlink():
+                continue
+            if e.is_symlink():
                 links.append(e.path)
             elif e.is_file(follow_symlinks=False):
-                out.other_bytes += e.stat(follow_symlinks=False).st_size
                 out.files += 1
+            out.other_bytes += e.stat(follow_symlinks=False).st_size
     for (kind, number), s in zip(keys, walk_trees(paths, workers)):
         out.files += s.files
         links.extend(s.links)
         out.errors.extend(s.errors)
         if kind == "job":
-            out.jobs[number] = s.bytes - s.apart_bytes
-            out.jobs_bytes += s.bytes
+            out.jobs[number] = s.du_bytes
+            out.jobs_bytes += s.du_bytes
         elif kind == "session":
-            out.sessions[number] = s.bytes
-            out.sessions_bytes += s.bytes
+            out.sessions[number] = s.du_bytes
+            out.sessions_bytes += s.du_bytes
         else:
-            out.other_bytes += s.bytes
-    # cryodesk's own reserve (room for a deletion on a full disk) is slack space, not project data
-    try:
-        st = os.lstat(directory.joinpath(*RESERVE))
-        if stat.S_ISREG(st.st_mode):
-            out.other_bytes = max(0, out.other_bytes - st.st_size)
-    except OSError:
-        pass
+            out.other_bytes += s.du_bytes
     out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
     out.linked_bytes = linked_bytes(links, directory)
     return out
@@ -208,7 +219,7 @@ def record_job_size(project, job) -> int:
     """Measure ``job``'s directory, store it as the job's size and mark the project size stale."""
 
 
-    size = job_data_size(Path(project.directory) / job.directory)
+    size = job_size(Path(project.directory) / job.directory)
     with db.atomic():
         Job.update(size_bytes=size).where(Job.id == job.id).execute()
         job.size_bytes = size
@@ -224,25 +235,64 @@ def is_stale(project) -> bool:
     return project.jobs_changed_at is not None and project.jobs_changed_at > project.size_refreshed_at
 
 
-def size_summary(project) -> dict:
-    """The recorded project size (no disk access), JSON-ready; ``stale`` says "refresh"."""
+def current_total(project, jobs_bytes: int, sessions_bytes: int) -> int | None:
+    """The project's size now: the recorded jobs and sessions plus the other files as last scanned.
 
-    jobs_recorded = (Job.select(Job.size_bytes).where(Job.project == project.id).tuples())
+    None while the project was never measured (nothing is known of its other files).
+    """
+    if project.size_bytes is None:
+        return None
+    return int(jobs_bytes) + int(sessions_bytes) + int(project.size_other_bytes or 0)
+
+
+def size_summary(project) -> dict:
+    """The recorded project size (no disk access), JSON-ready; ``stale`` says "refresh".
+
+    ``size_bytes`` is the current figure (:func:`current_total`), ``jobs_bytes``
+    and ``sessions_bytes`` the recorded sizes; ``measured_bytes`` is what the
+    last scan found for the whole directory.
+    """
     n_jobs, job_sum = 0, 0
-    for (b,) in jobs_recorded:
+    for (b,) in Job.select(Job.size_bytes).where(Job.project == project.id).tuples():
         n_jobs += 1
         job_sum += b or 0
     sessions = list(Session.select(Session.number, Session.size_bytes).where(Session.project == project.id).tuples())
+    sess_sum = sum(int(b or 0) for _, b in sessions)
     return {
         "project": project.uid, "directory": project.directory,
         "known": project.size_bytes is not None, "stale": is_stale(project),
-        "size_bytes": project.size_bytes, "jobs_bytes": project.size_jobs_bytes,
-        "sessions_bytes": project.size_sessions_bytes, "other_bytes": project.size_other_bytes,
-        "linked_bytes": project.size_linked_bytes,
+        "size_bytes": current_total(project, job_sum, sess_sum), "jobs_bytes": job_sum,
+        "sessions_bytes": sess_sum, "other_bytes": int(project.size_other_bytes or 0),
+        "linked_bytes": project.size_linked_bytes, "measured_bytes": project.size_bytes,
         "jobs": n_jobs, "jobs_recorded_bytes": job_sum, "sessions": len(sessions),
         "refreshed_at": project.size_refreshed_at.isoformat() if project.size_refreshed_at else None,
         "jobs_changed_at": project.jobs_changed_at.isoformat() if project.jobs_changed_at else None,
     }
+
+
+def size_without_manifest(job, job_dir: Path, before: int | None) -> int:
+    """``job``'s size without its ``job.json`` (of ``before`` bytes), just before that is rewritten.
+
+    From the recorded size (no walk of a big job); a new or remade directory
+    (``before`` None) is measured.  :mod:`cryodesk.core.manifest` adds the new
+    record's own length, so the size stays what ``du -sb`` says.
+    """
+    if before is None or getattr(job, "id", None) is None:
+        return job_size(job_dir)
+    recorded = Job.select(Job.size_bytes).where(Job.id == job.id).scalar()
+    return max(0, int(recorded if recorded is not None else job.size_bytes or 0) - before)
+
+
+def record_size(job, size: int, unchanged: bool = False) -> None:
+    """Store ``size`` as ``job``'s size (in the caller's transaction; no event: its record changed, not its data).
+
+    ``unchanged``: the database holds it already (only the object is updated).
+    """
+    if getattr(job, "id", None) is None:
+        return
+    if not unchanged:
+        Job.update(size_bytes=size).where(Job.id == job.id).execute()
+    job.size_bytes = size
 
 
 def refresh_project_size(project, workers: int | None = None) -> dict:

@@ -200,7 +200,7 @@ class Worker(BaseModel):
     hostname = pw.CharField(max_length=255)
     ssd_path = pw.TextField(null=True)
     ssd_quota_mb = pw.BigIntegerField(null=True)  # None = no quota beyond the disk
-    ssd_reserve_mb = pw.BigIntegerField(default=10000)
+    ssd_reserve_mb = pw.BigIntegerField(default=0)  # the guide: a path alone means no quota and no reserve
     no_ssd = pw.BooleanField(default=False)
     settings = JSONField(default=dict)
     created_at = pw.DateTimeField(default=utcnow)

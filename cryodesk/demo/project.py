@@ -9,8 +9,11 @@ the same services as the app (``core.jobs`` + ``core.runner``):
   restack, the restack marked **final** (so J1–J7 become ancestors of final).
 * **W2 "Exploration"**: the extraction and 2D classes linked from W1, a second
   picker + extraction with other parameters (non-final preprocessing), a 2D
-  classification that was **killed** half-way and a downsample that
-  **failed** on a bad parameter.
+  classification that was **killed** half-way (its finished iterations kept:
+  "Mark as complete" makes the last one its output), the guide's
+  *consolidation* of the selected particles (Downsample Particles run with no
+  parameter changed: the box kept, only the subset written) and a Select 2D
+  that **failed** on a class that does not exist.
 
 Everything a Cleanup Data demo needs.  Deterministic for a given seed.
 """
@@ -28,11 +31,23 @@ from .simulate import load_truth, simulate_dataset
 Progress = Callable[[float, str], None]
 
 
-def default_demo_dir() -> Path:
-    """Where ``cryodesk demo`` and the app's first start build the demo (the user data directory)."""
-    from platformdirs import user_data_dir
+def default_demo_dir(db_url: str | None = None) -> Path:
+    """Where ``cryodesk demo`` and the app's first start build the demo: beside the database.
 
-    return Path(user_data_dir("cryodesk", appauthor=False)) / "demo"
+    For an SQLite database ``DIR/NAME.sqlite`` that is ``DIR/NAME-demo`` (the
+    default database gives ``~/.local/share/cryodesk/cryodesk-demo``), so a
+    database chosen with ``CRYODESK_DB``/``--db`` keeps its demo with it; a
+    PostgreSQL database has no directory: the user data directory's ``demo``.
+    """
+    from ..base import settings
+
+    url = db_url or settings.resolve("db_url")
+    if url.startswith(("postgres://", "postgresql://")) or url == ":memory:":
+        from platformdirs import user_data_dir
+
+        return Path(user_data_dir("cryodesk", appauthor=False)) / "demo"
+    path = Path(url[len("sqlite:///"):] if url.startswith("sqlite:///") else url).expanduser()
+    return path.resolve().parent / f"{path.stem}-demo"
 
 
 def _run(project, job, progress: Progress | None, frac: float, cancel_after: int | None = None):
@@ -108,9 +123,13 @@ def create_demo_project(directory: Path | str, size: str = "small", seed: int = 
     # a classification the user killed after a few iterations (finished ones kept as intermediate)
     _run(p, make("class_2d", explore, [("particles", "J5")], num_classes=6, num_iterations=8), progress, 0.9,
          cancel_after=3)
-    # a downsample that failed: an odd box size is refused by the job
-    _run(p, make("downsample_particles", explore, [("particles", "J7")], new_box_size=spec["box"] // 2 + 1),
-         progress, 0.95)
+    # the guide's consolidation: Downsample Particles on the selected particles, no parameter changed
+    consolidated = _run(p, make("downsample_particles", explore, [("particles", "J7")]), progress, 0.93)
+    if consolidated.status != "completed":
+        raise CryodeskError(f"demo: {consolidated.uid} ended {consolidated.status}: {consolidated.error}")
+    # a job that failed: Select 2D asked for a class the classification does not have
+    _run(p, make("select_2d", explore, [("particles", "J6", "particles"), ("class_averages", "J6", "class_averages")],
+                 classes="0,9"), progress, 0.97)
     from ..core.cleanup import on_project_open
 
     on_project_open(p)  # measure the whole project once

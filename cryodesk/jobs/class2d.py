@@ -6,10 +6,13 @@ every class average (see :mod:`.preprocess_align2d`), each joins its best
 class, and the averages are recomputed, re-centred and sorted by size.  A
 lightweight built-in, not a maximum-likelihood (RELION/CryoSPARC) method.
 
-Every iteration is an intermediate result, version ``i`` of the iterative
-output ``class_averages``: ``iter_NNN_classes.mrc`` + ``.cs`` and the
-per-particle ``iter_NNN_particles.cs`` assignments.  A cancelled run keeps
-the iterations it finished (``keep_partial_on_cancel``).
+Every iteration is an intermediate result, version ``i`` of both iterative
+outputs: ``class_averages`` (``iter_NNN_classes.mrc`` + ``.cs``) and
+``particles`` (``iter_NNN_particles.cs``: the input particles with that
+iteration's ``alignments2D``).  The last version is the job's result.  A
+cancelled run keeps the iterations it finished (``keep_partial_on_cancel``),
+so after "Mark Job as Complete" the last completed iteration's results are
+the job's outputs, as in CryoSPARC (Select 2D reads them).
 """
 
 from __future__ import annotations
@@ -78,12 +81,13 @@ def _write_iteration(ctx: JobContext, it: int, refs, sizes, res, parts, cls, ang
         "class2D/class": np.arange(k, dtype=np.uint32), "class2D/size": sizes.astype(np.uint32),
         "class2D/estimated_res_A": np.asarray(res, np.float32),
     })
-    assign = _alignments(parts[["uid"]], cls, ang, sh, score, parts, scale)
-    for path, data, kind in ((base.with_name(base.name + "_classes.cs"), classes, "dataset"),
-                             (base.with_name(base.name + "_particles.cs"), assign, "assignments")):
-        write_dataset(path, data)
-        ctx.add_output("class_averages", path, kind=kind, version=it)
+    path = write_dataset(base.with_name(base.name + "_classes.cs"), classes)
+    ctx.add_output("class_averages", path, kind="dataset", version=it)
     ctx.add_output("class_averages", mrc, kind="blob", version=it)
+    # the particles with this iteration's assignments: what a killed job marked complete offers
+    path = write_dataset(base.with_name(base.name + "_particles.cs"),
+                         _alignments(parts, cls, ang, sh, score, parts, scale))
+    ctx.add_output("particles", path, kind="dataset", version=it)
 
 
 def _alignments(base: np.ndarray, cls, ang, sh, score, parts, scale) -> np.ndarray:
@@ -139,8 +143,6 @@ def run_class_2d(ctx: JobContext) -> None:
         ctx.results["iterations_done"] = it + 1
         ctx.log.info("iteration %d: class sizes %s", it, sizes.tolist())
         ctx.progress((it + 1) / p["num_iterations"], f"iteration {it + 1}")
-    out = write_dataset(ctx.job_dir / "particles_class2d.cs", _alignments(parts, cls, ang, sh, score, parts, scale))
-    ctx.add_output("particles", out, kind="dataset")
     ctx.results["estimated_res_A"] = [round(r, 1) for r in res]
 
 
@@ -193,7 +195,8 @@ register(JobType(
     ),
     inputs=(InputSlot("particles", "particle", help="extracted particles"),),
     outputs=(OutputGroup("class_averages", "class2d", iterative=True, help="class averages + assignments per iteration"),
-             OutputGroup("particles", "particle", help="particles with alignments2D/class")),
+             OutputGroup("particles", "particle", iterative=True,
+                         help="particles with alignments2D/class, per iteration (the last is the result)")),
     run=run_class_2d, keep_partial_on_cancel=True,
     description="Built-in 2-D clustering with in-plane rotation (hard assignment); not RELION/CryoSPARC 2D.",
 ))

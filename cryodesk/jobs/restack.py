@@ -10,7 +10,10 @@
 
 ``downsample_particles``
     The same, Fourier-cropping each image to ``new_box_size``; ``blob/shape``
-    and ``blob/psize_A`` follow.  With the box unchanged it is a restack.
+    and ``blob/psize_A`` follow.  With no box given (or the current one) it
+    keeps the pixels and writes only the particles of the input: the guide's
+    *consolidation* ("connect particles to Downsample Particles and run it
+    with no need to change any parameters").
 
 Both stream through :mod:`cryodesk.io.gather` (bounded memory, reads and
 writes overlapped) and check every source image for NaN/Inf and all-zero
@@ -227,9 +230,12 @@ def run_restack(ctx: JobContext) -> None:
 def run_downsample(ctx: JobContext) -> None:
     """Body of ``downsample_particles``."""
     new_box = ctx.params.get("new_box_size")
-    if new_box is None:
-        raise UsageError("downsample_particles needs the parameter new_box_size")
-    restack_into(ctx, "downsample", new_box=int(new_box))
+    if new_box is None:  # consolidation: keep the box, write only the particles of the subset
+        ctx.log.info("%s: no new_box_size: keeping the box, writing only the %s input particles", ctx.uid,
+                     "selected")
+        ctx.progress(0.0, "no new box size: keeping the box (consolidating the subset)")
+        ctx.results["consolidated"] = True
+    restack_into(ctx, "downsample", new_box=int(new_box) if new_box is not None else None)
 
 
 register(JobType(
@@ -249,8 +255,9 @@ register(JobType(
     name="downsample_particles",
     title="Downsample Particles",
     category="utilities",
-    params=(Param("new_box_size", None, "int", required=True,
-                  help="New box size in pixels (even); the current box just restacks."),
+    params=(Param("new_box_size", None, "int",
+                  help="New box size in pixels (even); unset or the current box: keep the box and write only "
+                       "the particles of the input (consolidation)."),
             _PER_FILE, _F16),
     inputs=(InputSlot("particles", "particle", help="The particles to downsample."),),
     outputs=(OutputGroup("particles", "particle", help="Fourier-cropped particles in new stacks."),),

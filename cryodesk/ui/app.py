@@ -65,10 +65,10 @@ def _create_demo(window) -> None:
     target = default_demo_dir()
     if (target / "project").exists():
         return  # made before (then detached): do not overwrite it
-    window.statusBar().showMessage("First start: creating a demo project on simulated data…")
+    window.statusBar().showMessage(f"First start: creating a demo project on simulated data in {target}…")
 
     def done(project):
-        window.statusBar().showMessage(f"Demo project {project.uid} is ready", 10000)
+        window.statusBar().showMessage(f"Demo project {project.uid} is ready in {project.directory}", 10000)
         window.refresh_browser()
         window.restore_last_project()
 

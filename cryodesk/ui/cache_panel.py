@@ -9,7 +9,16 @@ process may hold for a while, so the GUI thread never waits for it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.units import human_bytes
 from ..engine import workers
@@ -32,10 +41,13 @@ def _cache():
 
 def cache_status() -> dict:
     """Worker body: ``Cache.status()`` (``{"usable": False, "worker": ...}`` without a cache)."""
+    from ..cache.config import reserve_advice
+
     cfg, cache = _cache()
     if cache is None:
         return {"usable": False, "worker": cfg.worker}
-    return {"usable": True, **cache.status()}
+    st = cache.status()
+    return {"usable": True, **st, "advice": reserve_advice(cfg.ssd_path, st["reserve_bytes"], cfg.worker)}
 
 
 def _project_key(label: str | None) -> str | None:
@@ -77,7 +89,8 @@ def _fill(table: QTableWidget, rows) -> None:
 def figures(st: dict) -> list[tuple[str, str]]:
     """The (label, value) rows the panel shows for a ``Cache.status()`` dict."""
     quota = human_bytes(st["quota_bytes"]) if st["quota_bytes"] is not None else "none"
-    return [("Path", st["path"]), ("Quota", quota), ("Reserve", human_bytes(st["reserve_bytes"])),
+    reserve = human_bytes(st["reserve_bytes"]) if st["reserve_bytes"] else "none"
+    return [("Path", st["path"]), ("Quota", quota), ("Reserve", reserve),
             ("Used", f"{human_bytes(st['used_bytes'])} in {st['entries']} entries"),
             ("Held by running jobs", human_bytes(st["held_bytes"])),
             ("Disk free", f"{human_bytes(st['disk_free_bytes'])} of {human_bytes(st['disk_total_bytes'])}"),
@@ -107,6 +120,12 @@ class QtCachePanel(QWidget):
         self.figures = _table(["Figure", "Value"])
         self.figures.setObjectName("cacheFigures")
         lay.addWidget(self.figures)
+        self.advice = QLabel("")  # a suggested reserve when there is none (the guide's default)
+        self.advice.setObjectName("cacheAdvice")
+        self.advice.setWordWrap(True)
+        self.advice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.advice.setVisible(False)
+        lay.addWidget(self.advice)
         lay.addWidget(QLabel("<b>Entries by project</b> (select one to clear only it)"))
         self.projects = _table(["Project", "Entries", "Size"])
         self.projects.setObjectName("cacheProjects")
@@ -118,6 +137,7 @@ class QtCachePanel(QWidget):
         lay.addWidget(self.locks)
         self.projects.setMinimumHeight(90)
         self.locks.setMinimumHeight(90)
+        lay.addWidget(self._build_calculator())
         row = QHBoxLayout()
         self.refresh_button = QPushButton("Refresh")
         self.clear_button = QPushButton("Clear all…")
@@ -137,6 +157,40 @@ class QtCachePanel(QWidget):
         self._busy = False
         self._update_buttons()
 
+    def _build_calculator(self) -> QWidget:
+        """The guide's dataset-size formula: particles and box in, exact bytes out (as ``cache estimate``)."""
+        box = QWidget()
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 4, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("<b>Size calculator</b> particles"))
+        self.calc_count = QSpinBox()
+        self.calc_count.setRange(0, 2_000_000_000)
+        self.calc_count.setGroupSeparatorShown(True)
+        self.calc_count.setValue(1_000_000)
+        row.addWidget(self.calc_count)
+        row.addWidget(QLabel("box (px)"))
+        self.calc_box = QSpinBox()
+        self.calc_box.setRange(1, 4096)
+        self.calc_box.setValue(256)
+        row.addWidget(self.calc_box)
+        row.addStretch(1)
+        col.addLayout(row)
+        self.calc_result = QLabel("")
+        self.calc_result.setObjectName("cacheCalculator")
+        self.calc_result.setWordWrap(True)
+        self.calc_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        col.addWidget(self.calc_result)
+        self.calc_count.valueChanged.connect(self._calculate)
+        self.calc_box.valueChanged.connect(self._calculate)
+        self._calculate()
+        return box
+
+    def _calculate(self, *_args) -> None:
+        from ..cache.estimate import describe_formula, estimate_formula
+
+        self.calc_result.setText(describe_formula(estimate_formula(self.calc_count.value(), self.calc_box.value())))
+
     # -- refresh -----------------------------------------------------------------
     def refresh(self) -> None:
         """Recompute the figures off the GUI thread (a click while one runs is ignored)."""
@@ -154,6 +208,8 @@ class QtCachePanel(QWidget):
         self.pending = None
         self._set_busy(False)
         self.status = st if st.get("usable") else None
+        self.advice.setText(st.get("advice") or "")
+        self.advice.setVisible(bool(st.get("advice")))
         if self.status is None:
             self.summary.setText(NO_CACHE.format(worker=st.get("worker", "")))
             for t in (self.figures, self.projects, self.locks):

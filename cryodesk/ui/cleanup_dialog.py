@@ -98,8 +98,16 @@ class QtCleanupDialog(QDialog):
             box.toggled.connect(self._changed)
             pl.addWidget(box)
             self.pre_boxes[cat] = box
+        # the guide's "all pre-processing jobs (including particle extraction and restack jobs)": its own box, off
+        self.restack_box = QCheckBox("Restack jobs")
+        self.restack_box.setToolTip("Clear restack and downsample jobs: they can be re-run from the particles "
+                                    "they read. Not part of the preprocessing categories; off by default.")
+        self.restack_box.toggled.connect(self._changed)
+        pl.addWidget(self.restack_box)
         col.addWidget(pre)
         self.intermediate_box = QCheckBox("Clear intermediate results")
+        self.intermediate_box.setToolTip("Every job in scope keeps only its last version and the versions "
+                                         "another job reads; final jobs keep theirs")
         self.intermediate_box.toggled.connect(self._changed)
         col.addWidget(self.intermediate_box)
         self.mode_boxes = {}
@@ -119,6 +127,7 @@ class QtCleanupDialog(QDialog):
     def options(self) -> CleanupOptions:
         return CleanupOptions(
             preprocessing=tuple(c for c, b in self.pre_boxes.items() if b.isChecked()),
+            restack=self.restack_box.isChecked(),
             intermediate=self.intermediate_box.isChecked(),
             **{k: c.currentData() for k, c in self.mode_boxes.items()})
 
@@ -139,9 +148,12 @@ class QtCleanupDialog(QDialog):
         self.plan = plan
         h = plan.header
         where = f"{h['scope']}" + (f" ({h['workspace_title']})" if h.get("workspace_title") else "")
+        project = (f" · Project: {human_bytes(h['project_size_bytes'] or 0)}" if h.get("workspace") else
+                   f" (other files: {human_bytes(h.get('other_bytes') or 0)})")
         self.header.setText(f"<b>{where}</b> — {h['project_title']}<br>Sessions: {h['sessions']} "
                             f"({human_bytes(h['sessions_bytes'])}, never touched) · Jobs: {h['jobs']} "
-                            f"({human_bytes(h['jobs_bytes'])}) · On disk: {human_bytes(h['size_bytes'] or 0)}")
+                            f"({human_bytes(h['jobs_bytes'])}) · On disk: {human_bytes(h['size_bytes'] or 0)}"
+                            f"{project}")
         self.stale_bar.setVisible(bool(h.get("size_stale")))
         self.tabs.show_plan(plan)
         n = len(plan.entries)

@@ -18,12 +18,21 @@ ESTIMATE_BARS = ("cleared", "intermediate only", "deleted", "untouched")
 ESTIMATE_COLOURS = ("#1a73e8", "#00a3bf", "#d93025", "#9aa0a6")
 CATEGORY_LABELS = {"motion_correction": "Motion correction", "ctf_estimation": "CTF estimation",
                    "particle_picking": "Particle picking", "extraction": "Extraction",
-                   "non_preprocessing": "Not preprocessing"}
+                   "restack": "Restack jobs", "non_preprocessing": "Not preprocessing"}
 BLOCK_HEADERS = ["Group", "Jobs", "% jobs", "Size", "% size", "Affected", "Frees"]
 
 
+def estimate_text(est: dict) -> str:
+    """The estimate's headline: freed, then the share of the scope being cleaned, the project's beside it."""
+    text = (f"<b>{human_bytes(est['bytes_freed'])}</b> freed — <b>{est['percent_of_scope']:.1f}%</b> of "
+            f"{est['scope']} ({human_bytes(est['scope_bytes'])})")
+    if est["scope_bytes"] != est["project_bytes"] or " " in est["scope"]:
+        text += f" · {est['percent_of_project']:.1f}% of the project ({human_bytes(est['project_bytes'])})"
+    return text
+
+
 def estimate_values(plan) -> dict[str, int]:
-    """Bytes per estimate bar: freed by clearing, by dropping intermediates, by deleting; and what stays."""
+    """Bytes per estimate bar: freed by clearing, by dropping intermediates, by deleting; and what stays in scope."""
     by = {a: sum(e.bytes for e in plan.by_action(a)) for a in ("clear", "clear_intermediate", "delete")}
     est = plan.tabs["estimate"]
     return {"cleared": by["clear"], "intermediate only": by["clear_intermediate"], "deleted": by["delete"],
@@ -66,7 +75,7 @@ class QtCleanupTabs(QTabWidget):
         self.non_final = read_only_table(BLOCK_HEADERS, stretch=0)
         self.addTab(self.non_final, "Non-final")
         self.killed = read_only_table(BLOCK_HEADERS, stretch=0)
-        self.addTab(self.killed, "Killed/Failed")
+        self.addTab(self.killed, "Killed/Failed")  # by every status; killed and failed have options
         self.jobs = read_only_table(["Job", "Action", "Frees", "Why"], stretch=0)
         self.jobs.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.jobs.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
@@ -77,8 +86,7 @@ class QtCleanupTabs(QTabWidget):
         est = tabs["estimate"]
         self.values = estimate_values(plan)
         self.estimate_label.setText(
-            f"<b>{human_bytes(est['bytes_freed'])}</b> freed — <b>{est['percent_of_project']:.1f}%</b> reduction "
-            f"of {human_bytes(est['project_bytes'])}<br>{est['jobs_cleared']} cleared, "
+            f"{estimate_text(est)}<br>{est['jobs_cleared']} cleared, "
             f"{est['jobs_intermediate_only']} intermediate only, {est['jobs_deleted']} deleted, "
             f"{est['jobs_skipped']} protected (skipped)")
         if self.bars is not None:
@@ -103,7 +111,12 @@ class QtCleanupTabs(QTabWidget):
         nf = tabs["non_final"]
         _fill(self.non_final, [_block_row(k.replace("_", " "), nf[k]) for k in ("final", "ancestor_of_final", "neither")])
         kf = tabs["killed_failed"]
-        _fill(self.killed, [_block_row(k, kf[k]) for k in ("killed", "failed")])
+        rows = []
+        for status, b in kf["statuses"].items():  # every status, as the guide's tab shows them
+            mode = kf[status]["mode"] if status in ("killed", "failed") else None
+            rows.append(_block_row(status + (f" ({'clear' if mode == 'clear' else 'clear and delete'})"
+                                             if mode else ""), b))
+        _fill(self.killed, rows)
         rows = [(e.uid, e.action.replace("_", " "), human_bytes(e.bytes), "; ".join(e.reasons)) for e in plan.entries]
         rows += [(s.uid, "protected", "", f"{s.option}: {s.reason}") for s in plan.skipped]
         _fill(self.jobs, rows)

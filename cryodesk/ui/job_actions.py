@@ -52,6 +52,10 @@ class JobActions(QObject):
                      tip="Queue the selected jobs; they start in dependency order")
         self.queue = a("&Queue", lambda: self.do_queue(), tip="Queue the selected jobs behind the running ones")
         self.rerun = a("Re-run c&leared", self.do_rerun, tip="Run cleared jobs again to regenerate their outputs")
+        self.clear_intermediate = a("Clear &intermediate results…", self.do_clear_intermediate,
+                                    tip="Keep only the last version of each output (and versions other jobs read) "
+                                        "of the selected jobs, or of the whole workspace/project when none is "
+                                        "selected; final jobs keep theirs")
         self.workspace_menus = {}
         for name, fn in (("Move to workspace", self.do_move), ("Link to workspace", self.do_link),
                          ("Unlink from workspace", self.do_unlink)):
@@ -85,6 +89,7 @@ class JobActions(QObject):
                     self.warm):
             act.setEnabled(n > 0)
         self.select_chain.setEnabled(n == 2)
+        self.clear_intermediate.setEnabled(getattr(self.host, "project_uid", None) is not None)
         for menu in self.workspace_menus.values():
             menu.setEnabled(n > 0)
 
@@ -104,6 +109,7 @@ class JobActions(QObject):
             menu.addAction(act)
         menu.addAction(self.warm)
         menu.addSeparator()
+        menu.addAction(self.clear_intermediate)
         menu.addAction(self.clear)
         menu.addAction(self.delete)
 
@@ -308,6 +314,56 @@ class JobActions(QObject):
                 self._show(QtRefusalDialog("cleared" if verb == "clear" else "deleted", failed, self.host))
 
         self.pending = workers.submit(run, on_done=done, on_error=self._failed, context=self)
+
+    # -- clear intermediate results (the guide's Actions-menu button: job, workspace or project) ------
+    def do_clear_intermediate(self) -> None:
+        """Plan (thread) the selected jobs' intermediate results, or the scope's; confirm; run as a task."""
+        from ..core.cleanup import plan_clear_intermediate
+
+        project, workspace = self.host.project_uid, getattr(self.host, "workspace_uid", None)
+        if project is None:
+            return
+        uids = self.selected_uids() or None
+        self.message.emit(f"Planning: intermediate results of {len(uids) if uids else 'every'} job(s)…")
+        self.pending = workers.submit(lambda: plan_clear_intermediate(project, uids, workspace),
+                                      on_done=lambda plan: self._confirm_intermediate(plan, uids),
+                                      on_error=self._failed, context=self)
+
+    def _confirm_intermediate(self, plan, uids) -> None:
+        self.pending = None
+        kept = [actions.Outcome(s.uid, "clear intermediate results", False, f"{s.uid}: {s.reason}")
+                for s in plan.skipped]
+        if not plan.entries:
+            none = actions.Outcome(plan.scope, "clear intermediate results", False,
+                                   f"{plan.scope}: no intermediate results to clear")
+            self._show(QtRefusalDialog("cleared of intermediate results", kept or [none], self.host))
+            return
+        text = (f"Clear the intermediate results of {len(plan.entries)} job(s) in {plan.scope}? Each keeps the "
+                f"last version of its outputs and the versions other jobs read. This frees "
+                f"{human_bytes(plan.bytes)} ({plan.bytes:,} bytes).")
+        dialog = QtConfirmDialog("Clear intermediate results", text, kept, f"Clear {human_bytes(plan.bytes)}",
+                                 self.host)
+        dialog.accepted.connect(lambda: self._execute_intermediate(plan))
+        self._show(dialog)
+
+    def _execute_intermediate(self, plan) -> None:
+        from ..core.cleanup import execute_cleanup
+
+        project = self.host.project_uid
+        task = self.host.running.add_task(f"Clear intermediate results: {human_bytes(plan.bytes)}")
+
+        def done(result):
+            self.pending = None
+            self.host.running.finish_task(task)
+            self.message.emit(f"Intermediate results cleared: freed {human_bytes(result.bytes_freed)}")
+            self.changed.emit()
+            failed = [actions.Outcome(o["uid"], "clear intermediate results", False, f"{o['uid']}: {o['message']}")
+                      for o in result.outcomes if not o["ok"]]
+            if failed:
+                self._show(QtRefusalDialog("cleared of intermediate results", failed, self.host))
+
+        self.pending = workers.submit(lambda: execute_cleanup(project, plan, task.report), on_done=done,
+                                      on_error=self._failed, context=self)
 
     def _failed(self, exc) -> None:
         self.pending = None

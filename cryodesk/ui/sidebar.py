@@ -1,12 +1,21 @@
-"""Data-management sidebar: size breakdowns of the selected project / workspace as small bar charts."""
+"""Data-management sidebar: size breakdowns of the selected project / workspace as small bar charts.
+
+The project's size on disk, with the out-of-date notice and *Refresh size* of
+the Cleanup Data dialog (the scan runs on a worker; its figures show at once,
+and the change events it records update the rest of the window).
+"""
 
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..core.units import human_bytes
+from ..engine import workers
 from . import palette
+
+STALE_TEXT = "Size out of date — figures use recorded sizes."
 
 UNITS = ((1024**4, "TiB"), (1024**3, "GiB"), (1024**2, "MiB"), (1024, "KiB"), (1, "B"))
 
@@ -46,8 +55,20 @@ class QtBarChart(pg.PlotWidget):
         self.setYRange(0, max(heights, default=1) * 1.1 or 1, padding=0)
 
 
+def _refresh(project_uid: str) -> dict:
+    """Worker body: scan the project directory (:func:`cryodesk.core.sizes.refresh_project_size`)."""
+    from ..core import projects, sizes
+
+    return sizes.refresh_project_size(projects.get_project(project_uid))
+
+
 class QtDataSidebar(QWidget):
-    """Totals and four bar charts: disk use, final flags, preprocessing vs other, status."""
+    """Totals and four bar charts: disk use, final flags, preprocessing vs other, status.
+
+    ``size_refreshed(summary)`` fires when a *Refresh size* scan has finished.
+    """
+
+    size_refreshed = Signal(object)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -55,8 +76,27 @@ class QtDataSidebar(QWidget):
         self.summary = QLabel("Select a project or workspace")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
+        self.stale_bar = QFrame()
+        self.stale_bar.setObjectName("sidebarStale")
+        self.stale_bar.setStyleSheet("QFrame { background: #fef7e0; color: #5f4b00; border-radius: 4px; }")
+        sl = QHBoxLayout(self.stale_bar)
+        sl.setContentsMargins(6, 2, 6, 2)
+        self.stale_label = QLabel(STALE_TEXT)
+        self.stale_label.setWordWrap(True)
+        sl.addWidget(self.stale_label, 1)
+        self.stale_bar.setVisible(False)
+        lay.addWidget(self.stale_bar)
+        buttons = QHBoxLayout()
         self.cleanup_button = QPushButton("Cleanup Data…")
-        lay.addWidget(self.cleanup_button)
+        self.refresh_button = QPushButton("Refresh size")
+        self.refresh_button.setToolTip("Measure the project directory again (as du -sb does), off the GUI thread")
+        self.refresh_button.setEnabled(False)
+        self.refresh_button.clicked.connect(self.refresh_size)
+        buttons.addWidget(self.cleanup_button)
+        buttons.addWidget(self.refresh_button)
+        lay.addLayout(buttons)
+        self.project_uid: str | None = None
+        self.pending = None  # the scan in flight (tests wait for it)
         self.disk = QtBarChart("Disk use")
         self.finals = QtBarChart("Final results")
         self.kind = QtBarChart("Preprocessing vs other")
@@ -66,10 +106,17 @@ class QtDataSidebar(QWidget):
         lay.addStretch(1)
 
     def set_data(self, row: dict, breakdown: dict, workspace_uid: str = "") -> None:
+        self.project_uid = row["uid"]
         scope = f"{row['uid']}/{workspace_uid}" if workspace_uid else row["uid"]
         total_jobs = sum(breakdown["kind"].values())
+        now = row.get("size_now_bytes")
+        disk = (f"<br>project on disk: {human_bytes(now)} (other files {human_bytes(row['other_bytes'])})"
+                if now is not None else "<br>project on disk: not measured yet")
         self.summary.setText(f"<b>{scope}</b> {row['title']}<br>jobs: {human_bytes(total_jobs)} · sessions: "
-                             f"{row['sessions']} ({human_bytes(row['sessions_bytes'])})")
+                             f"{row['sessions']} ({human_bytes(row['sessions_bytes'])}){disk}")
+        self.stale_label.setText(STALE_TEXT)
+        self.stale_bar.setVisible(bool(row.get("size_stale")) and self.pending is None)
+        self.refresh_button.setEnabled(self.pending is None)
         self.disk.set_bars(["jobs", "sessions", "other"], [total_jobs, row["sessions_bytes"], row["other_bytes"]],
                            ["#1a73e8", "#a142f4", "#9aa0a6"])
         f = breakdown["final"]
@@ -79,3 +126,27 @@ class QtDataSidebar(QWidget):
         self.kind.set_bars(["preprocessing", "other"], [k["preprocessing"], k["other"]], ["#00897b", "#5e35b1"])
         s = breakdown["status"]
         self.status.set_bars(list(s), list(s.values()), [palette.STATUS_COLOURS[x] for x in s])
+
+    # -- refresh size -------------------------------------------------------------
+    def refresh_size(self) -> None:
+        """Scan the shown project on a worker (a click while one runs is ignored)."""
+        if self.project_uid is None or self.pending is not None:
+            return
+        self.refresh_button.setEnabled(False)
+        self.refresh_button.setText("Refreshing…")
+        self.pending = workers.submit(_refresh, self.project_uid, on_done=self._refreshed, on_error=self._failed,
+                                      context=self)
+
+    def _refreshed(self, summary: dict) -> None:
+        self.pending = None
+        self.refresh_button.setText("Refresh size")
+        self.refresh_button.setEnabled(True)
+        self.stale_bar.setVisible(bool(summary.get("stale")))
+        self.size_refreshed.emit(summary)
+
+    def _failed(self, exc) -> None:
+        self.pending = None
+        self.refresh_button.setText("Refresh size")
+        self.refresh_button.setEnabled(True)
+        self.stale_label.setText(f"Cannot refresh the size: {exc}")
+        self.stale_bar.setVisible(True)

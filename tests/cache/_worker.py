@@ -41,6 +41,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--on-full", default="fallback")
     ap.add_argument("--lifetime-days", type=float, default=30)
+    ap.add_argument("--space-wait-s", type=float, default=0, help="wait for space other jobs hold (default: never)")
     ap.add_argument("--particles", help="JSON {path: [indices]}: stage this subset")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
@@ -60,7 +61,8 @@ def main() -> int:
             return real(fin, fout, size, bytes_cb, check_cancel, **kw)
         copy_mod._kernel_copy = slow_copy
     cfg = CacheConfig(ssd_path=Path(a.ssd), quota_bytes=None if a.quota_mb is None else int(a.quota_mb * MB),
-                      reserve_bytes=int(a.reserve_mb * MB), threads=a.threads, lifetime_days=a.lifetime_days)
+                      reserve_bytes=int(a.reserve_mb * MB), threads=a.threads, lifetime_days=a.lifetime_days,
+                      space_wait_s=a.space_wait_s)
     what = [Path(f) for f in a.files]
     subset = False
     if a.particles:

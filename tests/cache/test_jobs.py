@@ -145,7 +145,7 @@ def test_cli_worker_and_cache_commands(project, ssd, tmp_path, monkeypatch, caps
     est = json.loads(capsys.readouterr().out)
     assert est["particles"] == 3 and est["auto_mode"] == "subset" and est["subset_bytes"] < est["whole_stacks_bytes"]
     assert cli(["cache", "estimate", "--count", "1000", "--box", "256", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["bytes"] == (4 * 256 * 256 + 0 + 1024) * 1000
+    assert json.loads(capsys.readouterr().out)["bytes"] == (4 * 256 * 256 + 128 + 1024) * 1000  # the guide's
     assert cli(["cache", "clear", "--project", "P99", "--worker", "node1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["removed"] == 0
     assert cli(["cache", "clear", "--worker", "node1", "--json"]) == 0

@@ -125,7 +125,7 @@ def test_lru_eviction_under_quota_never_evicts_held(stacks, ssd):
 def test_not_enough_space_message_and_fallback(stacks, ssd):
     files = stacks(3, n=50)
     size = files[0].stat().st_size
-    cfg = config(ssd, quota_mb=1.5 * size / MB)
+    cfg = config(ssd, quota_mb=1.5 * size / MB, space_wait_s=0)  # no wait: read from the project at once
     log = logging.getLogger("test.cache.full")
     with stage(None, files[:1], config=cfg, cache_on=True) as held:
         ctx = SimpleNamespace(log=log, project_uid="P1", project_dir=None, params={})

@@ -2,8 +2,8 @@
 
 ``run DB PLAN N``: execute the saved cleanup plan and SIGKILL this process
 just before its N-th file-system or database step (0 = never; prints the
-number of steps).  ``recover DB``: what the next start does (only the
-deletion module is imported, as at start-up).
+number of steps).  ``recover DB``: what the next command that writes does
+(:func:`cryodesk.core.recovery.recover_project`).
 """
 
 from __future__ import annotations
@@ -46,13 +46,16 @@ def main(argv: list[str]) -> int:
     trash.SYNC = True  # empty the trash before exiting, as the background emptier would soon after
     dbmod.open_database(db_path)
     with dbmod.db.connection_context():
-        from cryodesk.core import deletion
         from cryodesk.core.projects import get_project
 
         project = get_project("P1")
-        if mode == "recover":
-            results = deletion.recover(project)
-            print(json.dumps({"recovered": len(results), "ok": all(r.ok for r in results)}))
+        if mode == "recover":  # what the next command does (temp files of the killed write too: no age wait)
+            from cryodesk.core.recovery import recover_project
+
+            rec = recover_project(project, min_age_s=0)
+            results = rec.deletions
+            print(json.dumps({"recovered": len(results), "ok": all(r.ok for r in results),
+                              "temp_files": rec.temp_files}))
             return 0
         sys.path.insert(0, str(Path(__file__).parents[1]))
         import jobtypes

@@ -14,7 +14,8 @@ from throwaway import (
 
 from cryodesk import db as dbmod
 from cryodesk.base.errors import Refused
-from cryodesk.core import actions, finals, jobs, projects, runner
+from cryodesk.base.fsio import du_size
+from cryodesk.core import actions, finals, jobs, projects, runner, sizes
 from cryodesk.core.cleanup import set_project_setting
 from cryodesk.db.models import Job
 
@@ -84,6 +85,7 @@ def link_raw_data(project, js) -> None:
         (jd / "raw").symlink_to(raw, target_is_directory=True)
         (jd / "movie.mrc").symlink_to(raw / "movie.mrc")
         (jd / "notes.txt").symlink_to(raw.parent / "private.txt")
+        sizes.record_job_size(project, j)  # links count as links (du -sb): recorded as a refresh would
 
 
 def raw_intact(project) -> bool:
@@ -92,10 +94,29 @@ def raw_intact(project) -> bool:
             and (raw.parent / "private.txt").read_text() == "not the project's")
 
 
-def data_bytes(files: dict[str, int]) -> int:
-    """Bytes of job data (job.json manifests and cryodesk state excluded)."""
-    return sum(s for rel, s in files.items() if s > 0 and not rel.endswith("/job.json")
-               and rel.split("/")[0].startswith("J"))
+def job_sizes(pdir: Path) -> dict[str, tuple[int, int | None]]:
+    """Per job directory: its size as ``du -sb`` counts it, and its job.json's size (None if none)."""
+    out = {}
+    for e in os.scandir(pdir):
+        if e.name.startswith("J") and e.is_dir(follow_symlinks=False):
+            try:
+                manifest = os.lstat(os.path.join(e.path, "job.json")).st_size
+            except FileNotFoundError:
+                manifest = None
+            out[e.name] = (du_size(e.path), manifest)
+    return out
+
+
+def bytes_gone(before: dict, after: dict) -> int:
+    """What left the job directories between two :func:`job_sizes` (a job.json rewritten in place did not)."""
+    total = 0
+    for name, (size, manifest) in before.items():
+        if name not in after:
+            total += size
+            continue
+        size2, manifest2 = after[name]
+        total += size - size2 + (manifest2 or 0) - (manifest or 0)
+    return total
 
 
 @contextmanager
@@ -140,6 +161,7 @@ def build_mixed(project, raw: Path) -> dict[str, Job]:
     for key in ("motion", "failed"):  # raw data symlinked into job directories, and a link out
         (pdir / j[key].directory / "raw").symlink_to(raw, target_is_directory=True)
         (pdir / j[key].directory / "movie.mrc").symlink_to(raw / "movie.mrc")
+        sizes.record_job_size(project, j[key])
     return {k: Job.get_by_id(v.id) for k, v in j.items()}
 
 

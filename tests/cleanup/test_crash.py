@@ -38,11 +38,11 @@ def _state(base: Path) -> dict:
             pdir = Path(project.directory)
             trash = pdir / ".cryodesk" / "trash"
             assert not trash.exists() or not any(trash.iterdir())
-            # a manifest rewrite killed half-way leaves its temp file (.job.json.XXXX.tmp): the
-            # manifest itself is intact (atomic replace); the debris is not data
+            # a manifest rewrite killed half-way leaves its temp file (.job.json.XXXX.tmp): recovery
+            # collects it (issue 12, item 15), so none is left and the job's size is exact again
             files = {k: v for k, v in disk_files(pdir).items()
-                     if not k.startswith(".cryodesk") and not k.endswith("job.json")
-                     and not (k.split("/")[-1].startswith(".job.json.") and k.endswith(".tmp"))}
+                     if not k.startswith(".cryodesk") and not k.endswith("job.json")}
+            assert not [k for k in files if k.split("/")[-1].startswith(".") and k.endswith(".tmp")], files
             jobs = {j.uid: (j.status, j.size_bytes) for j in Job.select().where(Job.project == project)}
             manifests = {u: json.loads((pdir / u / "job.json").read_text())["status"] for u in jobs}
             outputs = sorted((f.job.uid, f.group, f.version, f.path)

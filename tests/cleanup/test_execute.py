@@ -12,7 +12,7 @@ from cryodesk.core import actions, finals, jobs, runner, sizes
 from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, set_job_setting, set_project_setting
 from cryodesk.db.models import Job, OutputFile, Project
 
-from .helpers import build_mixed, data_bytes, disk_files, rename_source
+from .helpers import build_mixed, bytes_gone, disk_files, job_sizes, rename_source
 
 
 @pytest.fixture
@@ -45,11 +45,12 @@ def test_execution_frees_what_the_plan_says_and_symlinked_data_survives(project,
     jd = Path(project.directory) / "J7"
     (jd / "out-link").symlink_to(outside)
     pdir = Path(project.directory)
-    before = disk_files(pdir)
+    sizes.refresh_project_size(Project.get_by_id(project.id))  # the link made by hand counts (as a link)
+    before = job_sizes(pdir)
     plan = plan_cleanup(project, ALL)
     result = execute_cleanup(project, plan)
     assert result.ok, result.to_dict()
-    assert result.bytes_freed == plan.bytes == data_bytes(before) - data_bytes(disk_files(pdir))
+    assert result.bytes_freed == plan.bytes == bytes_gone(before, job_sizes(pdir))
     assert (raw / "movie.mrc").read_bytes() == b"m" * 1000 and outside.read_text() == "keep"
     assert not os.path.lexists(pdir / "J2" / "raw") and (pdir / "J2" / "job.json").exists()
     assert fresh(mixed["motion"]).status == "building" and fresh(mixed["final"]).status == "completed"
@@ -119,9 +120,11 @@ def test_cancel_stops_before_the_next_job(project, mixed):
 def test_sizes_are_recorded_on_completion_clear_and_rerun(project):
     j = jobs.create_job(project, "c_source", "W1", params={"nbytes": "1234"})
     j = runner.run_job(project, j)
-    log = (Path(project.directory) / "J1" / "job.log").stat().st_size
-    assert j.size_bytes == 1234 + log
-    assert actions.clear_jobs(project, [j]).ok and fresh(j).size_bytes == 0
+    jd = Path(project.directory) / "J1"
+    log, manifest = (jd / "job.log").stat().st_size, (jd / "job.json").stat().st_size
+    assert j.size_bytes == 1234 + log + manifest + os.lstat(jd).st_size  # du -sb of J1
+    assert actions.clear_jobs(project, [j]).ok
+    assert fresh(j).size_bytes == os.lstat(jd).st_size + (jd / "job.json").stat().st_size
     assert runner.run_job(project, fresh(j)).size_bytes > 1234
     summary = sizes.ensure_project_size(Project.get_by_id(project.id))
     assert summary["known"] and not summary["stale"]

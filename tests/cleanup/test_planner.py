@@ -6,6 +6,9 @@ J1 -> J7 killed;  J8 failed source -> J9 failed child.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from cryodesk.base.errors import UsageError
@@ -32,7 +35,10 @@ def test_preprocessing_clears_ancestors_of_final_and_says_so(project, mixed):
     assert acts(plan) == {"J2": "clear"}
     e = plan.entry("J2")
     assert e.is_ancestor_of_final and "ancestor of a final result" in e.reasons[0]
-    assert e.bytes == mixed["motion"].size_bytes > 2000
+    # a clear frees all of the job but its directory's own entry and its job.json
+    jd = Path(project.directory) / "J2"
+    kept = os.lstat(jd).st_size + os.lstat(jd / "job.json").st_size
+    assert e.bytes == jobs.get_job(project, "J2").size_bytes - kept > 2000
     assert plan_cleanup(project, CleanupOptions(preprocessing="ctf")).entries == []
     with pytest.raises(UsageError, match="unknown preprocessing category 'motoin'"):
         CleanupOptions(preprocessing="motoin")
@@ -40,15 +46,15 @@ def test_preprocessing_clears_ancestors_of_final_and_says_so(project, mixed):
 
 def test_intermediate_keeps_the_last_version_and_versions_read_by_other_jobs(project, mixed):
     plan = plan_cleanup(project, CleanupOptions(intermediate=True))
-    assert acts(plan) == {"J5": "clear_intermediate"}
+    # the ancestor of final J3 loses its intermediate results too (the guide: only final jobs keep theirs)
+    assert acts(plan) == {"J3": "clear_intermediate", "J5": "clear_intermediate"}
     e = plan.entry("J5")
     assert e.versions == {"classes": [0, 2]} and e.bytes == 100 + 102
     assert "keeps classes v1" in e.reasons[0]
-    skipped = {s.uid: s.reason for s in plan.skipped}
-    assert "ancestor of a final result" in skipped["J3"]
+    assert plan.entry("J3").versions == {"classes": [0, 1]} and not plan.skipped
     tab = plan.tabs["intermediate"]
     assert tab["jobs_with_intermediate"] == 2 and tab["intermediate_bytes"] == (100 + 101) + (100 + 101 + 102)
-    assert tab["bytes_freed"] == 202
+    assert tab["bytes_freed"] == 202 + 201
 
 
 def test_non_final_delete_takes_descendants_along_and_never_touches_final_lines(project, mixed):
@@ -92,8 +98,8 @@ def test_figures_and_round_trip(project, mixed):
     plan = plan_cleanup(project, CleanupOptions(preprocessing="all", intermediate=True, killed="clear",
                                                 failed="delete"))
     est = plan.tabs["estimate"]
-    assert est["jobs_modified"] == len(plan.entries) == 5
-    assert (est["jobs_cleared"], est["jobs_intermediate_only"], est["jobs_deleted"]) == (2, 1, 2)
+    assert est["jobs_modified"] == len(plan.entries) == 6
+    assert (est["jobs_cleared"], est["jobs_intermediate_only"], est["jobs_deleted"]) == (2, 2, 2)
     assert est["bytes_freed"] == plan.bytes == sum(e.bytes for e in plan.entries)
     assert 0 < est["percent_of_project"] < 100
     pre = plan.tabs["preprocessing"]

@@ -7,11 +7,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cryodesk.base.fsio import du_size
 from cryodesk.core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
 from cryodesk.core.registry import PREPROCESSING_CATEGORIES
 from cryodesk.db.models import Connection, Job, OutputFile
 
-from .helpers import build_random, data_bytes, disk_files, fresh_project, raw_intact
+from .helpers import build_random, bytes_gone, disk_files, fresh_project, job_sizes, raw_intact
 
 MODE = st.sampled_from([None, "clear", "delete"])
 OPTIONS = st.builds(
@@ -60,8 +61,8 @@ def test_cleanup_promises_on_random_projects(seed, options, workspace):
         for e in plan.entries:
             job = by_uid[e.uid]
             assert not job.is_final, f"{e.uid} is final"
-            if job.is_ancestor_of_final:  # only preprocessing clearing, and only by clearing
-                assert e.action == "clear" and "preprocessing" in e.options, e
+            if job.is_ancestor_of_final:  # cleared as preprocessing, or its intermediate results; never deleted
+                assert (e.action == "clear" and "preprocessing" in e.options) or e.action == "clear_intermediate", e
             if workspace:
                 assert workspace in {f"W{w.workspace.number}" for w in job.links}
         deleted = {by_uid[e.uid].id for e in plan.by_action("delete")}
@@ -69,13 +70,14 @@ def test_cleanup_promises_on_random_projects(seed, options, workspace):
             assert _descendants(edges, jid) <= deleted
 
         pdir = Path(project.directory)
-        before = disk_files(pdir)
+        before, sizes_before = disk_files(pdir), job_sizes(pdir)
         prefixes, files = _planned_paths(project, plan)
         result = execute_cleanup(project, plan)
         after = disk_files(pdir)
         assert result.ok, result.to_dict()
         assert raw_intact(project)  # symlinked raw data and outside files survive every cleanup
-        assert result.bytes_freed == plan.bytes == data_bytes(before) - data_bytes(after)
+        # planned bytes == bytes freed == what left the disk (du -sb of the job directories)
+        assert result.bytes_freed == plan.bytes == bytes_gone(sizes_before, job_sizes(pdir))
         gone = set(before) - set(after)
         for rel in gone:  # nothing outside the plan is gone
             assert rel in files or any(rel.startswith(p) for p in prefixes), rel
@@ -89,5 +91,5 @@ def test_cleanup_promises_on_random_projects(seed, options, workspace):
             assert f.path in after, f.path
         for e in plan.by_action("clear"):
             job = Job.get_by_id(by_uid[e.uid].id)
-            assert job.status == "building" and job.size_bytes == 0
+            assert job.status == "building" and job.size_bytes == du_size(pdir / e.uid)
             assert [r for r in after if r.startswith(f"{e.uid}/")] == [f"{e.uid}/job.json"]

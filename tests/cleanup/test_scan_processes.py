@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,9 @@ def test_parallel_scan_in_processes_equals_serial(tmp_path):
     parallel = sizes.scan_project_dir(root, workers=2)
     assert parallel.jobs == serial.jobs and parallel.total == serial.total
     assert parallel.linked_bytes == serial.linked_bytes == 999  # one target, reported apart, once
-    assert serial.jobs[10] == 30  # data only: the manifest is not part of a job's size
+    j10 = root / "J10"
+    # du -sb: the files, the manifest and the two directories' own entries
+    assert serial.jobs[10] == 30 + 2 + os.lstat(j10).st_size + os.lstat(j10 / "sub").st_size
 
 
 def test_scan_worker_protocol(tmp_path):

@@ -10,12 +10,11 @@ from cryodesk.db.models import Job, Project, Session
 
 
 def _reference(root: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):  # os.walk does not follow directory links
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if not os.path.islink(p):
-                total += os.lstat(p).st_size
+    """``du -sb``'s sum: every entry's own size, directories and links included (nothing followed)."""
+    total = os.lstat(root).st_size
+    for dirpath, dirs, files in os.walk(root):  # os.walk does not follow directory links
+        for f in files + dirs:
+            total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
 
 
@@ -47,9 +46,12 @@ def test_scan_matches_a_reference_walk_serial_and_parallel(tmp_path, monkeypatch
     parallel = sizes.scan_project_dir(root, workers=2)
     assert serial == parallel
     assert serial.total == _reference(root)
-    assert serial.sessions == {1: 5000} and serial.other_bytes == 5
-    assert serial.jobs[7] == sizes.job_data_size(root / "J7") == 70 + 71 + 72
-    assert serial.jobs_bytes == serial.total - 5000 - 5
+    dir_entry = os.lstat(root / "S1").st_size
+    assert serial.sessions == {1: 5000 + dir_entry} and serial.other_bytes == 5 + os.lstat(root).st_size
+    j7 = root / "J7"
+    assert serial.jobs[7] == sizes.job_size(j7) == 70 + 71 + 72 + 14 + os.lstat(j7).st_size + \
+        os.lstat(j7 / "sub").st_size  # files, job.json ("{}" * 7) and the two directories
+    assert serial.jobs_bytes == serial.total - serial.sessions[1] - serial.other_bytes
     assert serial.linked_bytes == 10000  # raw/ once (a.mrc is inside it), the loop link not at all
 
 
@@ -60,8 +62,9 @@ def test_refresh_records_jobs_sessions_and_staleness(project):
     Job.update(size_bytes=1).where(Job.id == j.id).execute()  # a wrong recorded size gets fixed
     p = Project.get_by_id(project.id)
     d = sizes.refresh_project_size(p)
-    assert not d["stale"] and d["sessions_bytes"] == 300 and d["sessions"] == 1
-    assert Session.get_by_id(s.id).size_bytes == 300
-    assert Job.get_by_id(j.id).size_bytes == sizes.job_data_size(Path(project.directory) / "J1") > 2000
+    s1 = Path(project.directory) / "S1"
+    assert not d["stale"] and d["sessions_bytes"] == 300 + os.lstat(s1).st_size and d["sessions"] == 1
+    assert Session.get_by_id(s.id).size_bytes == 300 + os.lstat(s1).st_size
+    assert Job.get_by_id(j.id).size_bytes == sizes.job_size(Path(project.directory) / "J1") > 2000
     sizes.mark_jobs_changed(p)
     assert sizes.is_stale(Project.get_by_id(project.id))

@@ -17,13 +17,14 @@ from cryodesk.db.models import Job, OutputFile
 
 @pytest.fixture(scope="module")
 def demo_template(tmp_path_factory):
-    """Build the demo once (CLI, as a user would); tests work on copies."""
+    """Build the demo once (CLI, as a user would, no --dir: it goes beside the database); tests work on copies."""
     root = tmp_path_factory.mktemp("demo")
     os.environ["CRYODESK_DB"] = str(root / "db.sqlite")
     try:
-        assert main(["demo", "--dir", str(root / "d")]) == 0
+        assert main(["demo"]) == 0
     finally:
         del os.environ["CRYODESK_DB"]
+    assert (root / "db-demo" / "project" / "project.json").is_file()  # issue 12, item 14: beside the database
     return root
 
 
@@ -37,7 +38,7 @@ def demo(demo_template, tmp_path):
         # the copy lives elsewhere: point the project row at it
         from cryodesk.db.models import Project
 
-        Project.update(directory=str(tmp_path / "demo" / "d" / "project")).execute()
+        Project.update(directory=str(tmp_path / "demo" / "db-demo" / "project")).execute()
         yield Project.get()
     dbmod.close_database()
 
@@ -48,10 +49,11 @@ def by_uid(project):
 
 def test_demo_has_what_a_cleanup_demo_needs(demo):
     d = by_uid(demo)
-    assert len(d) == 12
+    assert len(d) == 13
     assert d["J8"]["is_final"] and all(d[f"J{i}"]["is_ancestor_of_final"] for i in range(1, 8))
-    assert d["J11"]["status"] == "killed" and d["J12"]["status"] == "failed"
-    assert "must be even" in d["J12"]["error"]
+    assert d["J11"]["status"] == "killed" and d["J13"]["status"] == "failed"
+    assert d["J12"]["type"] == "downsample_particles" and d["J12"]["status"] == "completed"  # consolidation
+    assert "no class 9" in d["J13"]["error"]
     assert d["J5"]["workspaces"] == ["W1", "W2"] and d["J9"]["workspaces"] == ["W2"]
     versions = {o["version"] for o in d["J6"]["outputs"] if o["group"] == "class_averages"}
     assert versions == set(range(5))  # intermediate results kept on J6
@@ -68,7 +70,7 @@ def test_cleanup_figures_match_the_disk(demo):
     raw = project_dir.parent / "raw"
     raw_before = {p: p.stat().st_size for p in raw.rglob("*") if p.is_file()}
     before = sizes.scan_project_dir(project_dir)
-    # the recorded job sizes the planner uses are what is on disk (manifests excluded)
+    # the recorded job sizes the planner uses are what is on disk (du -sb of each job directory)
     for j in Job.select():
         assert j.size_bytes == before.jobs[j.number], j.uid
     opts = CleanupOptions(preprocessing="all", intermediate=True, non_final="delete",
@@ -82,16 +84,19 @@ def test_cleanup_figures_match_the_disk(demo):
     assert tabs["non_final"]["final"]["bytes"] == before.jobs[8]
     assert tabs["non_final"]["ancestor_of_final"]["jobs"] == 7
     assert tabs["killed_failed"]["killed"]["bytes"] == before.jobs[11]
-    assert tabs["killed_failed"]["failed"]["bytes"] == before.jobs[12]
+    assert tabs["killed_failed"]["failed"]["bytes"] == before.jobs[13]
     assert sum(b["bytes"] for b in tabs["non_final"].values() if isinstance(b, dict)) == total
     actions = {e.uid: e.action for e in plan.entries}
     assert "J8" not in actions  # the final result is never touched
-    assert actions["J2"] == "clear" and actions["J11"] == "delete" and actions["J12"] == "delete"
+    assert actions["J2"] == "clear" and actions["J11"] == "delete" and actions["J13"] == "delete"
     assert all(actions.get(f"J{i}") != "delete" for i in range(1, 9))
+    manifests = {j.number: (project_dir / j.directory / "job.json").stat().st_size for j in Job.select()}
     result = execute_cleanup(demo, plan)
     assert result.ok, result.to_dict()
     after = sizes.scan_project_dir(project_dir)
-    assert sum(before.jobs.values()) - sum(after.jobs.values()) == plan.bytes == result.bytes_freed
+    rewritten = sum((project_dir / f"J{n}" / "job.json").stat().st_size - size for n, size in manifests.items()
+                    if (project_dir / f"J{n}").exists())  # a kept job's record is rewritten, not freed
+    assert sum(before.jobs.values()) - sum(after.jobs.values()) + rewritten == plan.bytes == result.bytes_freed
     assert {p: p.stat().st_size for p in raw.rglob("*") if p.is_file()} == raw_before  # raw data untouched
     assert (project_dir / "J8").is_dir() and after.jobs[8] == before.jobs[8]
 
@@ -135,3 +140,45 @@ def test_class_2d_reads_through_the_ssd_cache_with_identical_results(demo, tmp_p
     np.testing.assert_array_equal(results[True], results[False])
     status = Cache(resolve_config()).status()
     assert status["used_bytes"] > 0  # the cached run really copied the extraction stacks
+
+
+def test_consolidation_keeps_the_box_and_writes_only_the_subset(demo):
+    """Issue 12, item 3: the demo's Downsample Particles ran "with no need to change any parameters"."""
+    import numpy as np
+
+    project_dir = Path(demo.directory)
+    sel = np.load(project_dir / "J7" / "particles.cs")
+    out = np.load(project_dir / "J12" / "downsample_particles.cs")
+    assert len(out) == len(sel) and out["blob/shape"].tolist() == sel["blob/shape"].tolist()
+    np.testing.assert_array_equal(out["uid"], sel["uid"])
+    stacks = sorted((project_dir / "J12" / "downsample").glob("*.mrc"))
+    box = int(sel["blob/shape"][0][0])
+    assert sum(p.stat().st_size for p in stacks) == len(stacks) * 1024 + len(sel) * box * box * 4
+
+
+def test_mark_complete_makes_a_killed_class2d_usable(demo, capsys):
+    """Issue 12, item 4: "Mark Job as Complete" on the killed J11, then Select 2D on it."""
+    from cryodesk.core import actions
+
+    result = actions.mark_complete(demo, [jobs.get_job(demo, "J11")])
+    assert result.ok
+    kept = sorted({f.version for f in OutputFile.select().where(OutputFile.job == jobs.get_job(demo, "J11"))
+                   if f.group == "particles"})
+    assert kept and f"particles v{kept[-1]}" in result.outcomes[0].message
+    sel = jobs.create_job(demo, "select_2d", "W2", [jobs.InputSpec("particles", "J11", "particles"),
+                                                   jobs.InputSpec("class_averages", "J11", "class_averages")])
+    done = runner.run_job(demo, sel)
+    assert done.status == "completed", done.error
+    d = jobs.describe_jobs(demo, [done])[0]
+    assert d["inputs"][0]["parent"] == "J11"
+    log = (Path(demo.directory) / done.directory / "job.log").read_text()
+    assert "kept classes" in log
+
+
+def test_demo_dir_is_beside_the_database(tmp_path):
+    """Issue 12, item 14: with CRYODESK_DB (or --db) elsewhere the demo goes beside that database."""
+    from cryodesk.demo.project import default_demo_dir
+
+    assert default_demo_dir(str(tmp_path / "lab" / "cryodesk.sqlite")) == tmp_path / "lab" / "cryodesk-demo"
+    assert default_demo_dir(f"sqlite:///{tmp_path}/x.sqlite") == tmp_path / "x-demo"
+    assert default_demo_dir("postgresql://u@h/db").name == "demo"

@@ -143,11 +143,15 @@ def test_numba_and_numpy_extraction_agree():
 def test_class2d_writes_one_version_per_iteration(chain):
     _, jobs, _ = chain
     ctx = jobs["class_2d"]
-    versions = sorted({ref.version for g, ref in ctx.outputs if g == "class_averages"})
-    assert versions == list(range(CLASS2D["num_iterations"]))
+    for group in ("class_averages", "particles"):  # both outputs: one version per iteration
+        versions = sorted({ref.version for g, ref in ctx.outputs if g == group})
+        assert versions == list(range(CLASS2D["num_iterations"])), group
     kinds = {ref.kind for g, ref in ctx.outputs if g == "class_averages" and ref.version == 0}
-    assert kinds == {"blob", "dataset", "assignments"}
-    final = np.load(ctx.project_dir / [r.path for g, r in ctx.outputs if g == "particles"][0])
+    assert kinds == {"blob", "dataset"}
+    last = CLASS2D["num_iterations"] - 1
+    final = np.load(ctx.project_dir / [r.path for g, r in ctx.outputs if g == "particles" and r.version == last][0])
+    assert len(final) == len(np.load(ctx.project_dir / ctx.inputs["particles"][0].path("dataset")))
+    assert "blob/path" in final.dtype.names  # every input field, plus the iteration's alignments
     assert final["alignments2D/class"].max() < CLASS2D["num_classes"]
     assert sum(ctx.results["class_sizes"]) == len(final)
 
@@ -156,7 +160,7 @@ def test_select_2d_keeps_a_subset_pointing_into_extraction(chain):
     project, jobs, _ = chain
     sel = np.load(project / "J7" / "particles.cs")
     rest = np.load(project / "J7" / "particles_excluded.cs")
-    total = len(np.load(project / "J6" / "particles_class2d.cs"))
+    total = len(np.load(project / "J6" / "class2d" / f"iter_{CLASS2D['num_iterations'] - 1:03d}_particles.cs"))
     assert len(sel) + len(rest) == total and len(sel) > 0
     assert all(p.startswith(b"J5/extract/") for p in sel["blob/path"])
     manual = run_inline(project, "J70", "select_2d", {"classes": "0"},
@@ -184,9 +188,16 @@ def _parent(jobs, uid):
     return next(c for c in jobs.values() if c.uid == uid)
 
 
-def test_class2d_cancel_keeps_finished_iterations(chain):
+def test_class2d_cancel_keeps_finished_iterations(chain, monkeypatch):
+    """Issue 12, item 4: a killed class_2d keeps each finished iteration's class averages *and*
+    particles, so once marked complete its last completed iteration is its output for Select 2D."""
+    import cryodesk.demo.pipeline as pipeline
+
     project, jobs, _ = chain
     stop = threading.Event()
+    made = []
+    real = pipeline.JobContext
+    monkeypatch.setattr(pipeline, "JobContext", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
 
     def progress(fraction, message):
         if message == "iteration 2":
@@ -196,6 +207,12 @@ def test_class2d_cancel_keeps_finished_iterations(chain):
         run_inline(project, "J60", "class_2d", {**CLASS2D, "num_iterations": 5},
                    {"particles": (jobs["extract_particles"], "particles")}, cancel_event=stop, progress_cb=progress)
     assert sorted((project / "J60" / "class2d").glob("iter_*_classes.mrc"))[-1].name == "iter_001_classes.mrc"
+    ctx = made[0]
+    kept = {(g, r.version) for g, r in ctx.outputs}
+    assert kept == {(g, v) for g in ("class_averages", "particles") for v in (0, 1)}
+    sel = run_inline(project, "J61", "select_2d", {}, {"particles": (ctx, "particles"),
+                                                       "class_averages": (ctx, "class_averages")})
+    assert sel.inputs["particles"][0].version == 1 and sel.results["n_selected"] > 0
 
 
 def test_import_missing_raw_file_names_it(tmp_path):

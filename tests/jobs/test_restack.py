@@ -104,8 +104,8 @@ def test_job_types_are_registered():
         assert jt.output_group("particles").type == "particle"
         assert jt.default_params()["particles_per_file"] == 10000
         assert jt.default_params()["output_f16"] is False
-    with pytest.raises(UsageError):
-        registry.get("downsample_particles").coerce_params({})
+    # the guide's consolidation: "with no need to change any parameters" (no box: keep it)
+    assert registry.get("downsample_particles").coerce_params({})["new_box_size"] is None
 
 
 # -- restack on real data ----------------------------------------------------
@@ -187,6 +187,22 @@ def test_downsample_to_same_box_is_an_exact_consolidation(synth_project):
         assert image(synth_project, row).tobytes() == image(synth_project, orig).tobytes()
     np.testing.assert_array_equal(out["blob/psize_A"], src["blob/psize_A"])
     assert len(job_files(synth_project)) == 2  # one stack holding only the subset, one .cs
+
+
+def test_downsample_with_no_parameters_changed_consolidates_the_subset(synth_project):
+    """Issue 12, item 3: connect particles to Downsample Particles and run it as it comes."""
+    src = np.load(synth_project / "J1" / "particles.cs")
+    ctx = make_ctx(synth_project, "downsample_particles", {})
+    out = run_job(ctx)
+    assert len(out) == len(src) == 12 and out["blob/shape"].tolist() == [[16, 16]] * 12
+    for row, orig in zip(out, src):
+        assert image(synth_project, row).tobytes() == image(synth_project, orig).tobytes()
+    np.testing.assert_array_equal(out["uid"], src["uid"])
+    np.testing.assert_array_equal(out["blob/psize_A"], src["blob/psize_A"])
+    stacks = [p for p in job_files(synth_project) if p.suffix == ".mrc"]
+    assert len(stacks) == 1 and stacks[0].stat().st_size == 1024 + 12 * 16 * 16 * 4  # only the 12 used
+    assert ctx.results["box"] == 16
+    assert any("keeping the box" in m for _, m in ctx.progress_log) or ctx.results.get("consolidated")
 
 
 @pytest.mark.parametrize("box, match", [(17, "even"), (400, "between 1 and"), (0, "between 1 and")])

@@ -14,7 +14,7 @@ def test_every_field_follows_its_setting(database, tmp_path, monkeypatch):
     ssd.mkdir()
     cfg = resolve_config()
     assert (cfg.worker, cfg.ssd_path, cfg.usable, cfg.source) == (WORKER, None, False, "default")
-    assert (cfg.threads, cfg.reserve_bytes, cfg.fsync) == (2, 10_000 * MB, True)
+    assert (cfg.threads, cfg.reserve_bytes, cfg.fsync, cfg.space_wait_s) == (2, 0, True, 600.0)  # no reserve: the guide
     connect_worker(ssd_path=str(ssd), quota_mb=300, settings={"cache_num_threads": 3})
     settings_service.set_setting("user", "cache_num_threads", "5")  # the worker's 3 wins
     settings_service.set_setting("user", "cache_fsync", "no")

@@ -225,3 +225,27 @@ def test_inspector_shows_cache_param_with_label_and_project_default(particles, m
     assert jobs.get_job("P1", reader.uid).params["cache_particles"] is None
     _updated(win, qtbot, win.actions["undo"].trigger)
     assert jobs.get_job("P1", reader.uid).params["cache_particles"] is True
+
+
+def test_panel_suggests_a_reserve_and_calculates_as_the_cli(particles, ssd, make_window, qtbot, capsys,
+                                                             artifacts_dir):
+    """Issue 12, items 10 and 11: no reserve by default (a suggestion instead); the guide's size formula."""
+    from cryodesk.cli.main import build_parser
+
+    win = make_window(scope=("P1", "W1"))
+    st = _open_panel(win, qtbot)
+    panel = win.cache_panel
+    assert st["reserve_bytes"] == 0 and ("Reserve", "none") in _table_rows(panel.figures)
+    assert panel.advice.isVisible() and "--ssdreserve" in panel.advice.text()
+    args = build_parser().parse_args(["cache", "status"])
+    assert args.func(args) == 0
+    assert panel.advice.text() in capsys.readouterr().out  # the CLI says the same
+    # the calculator starts at the guide's first example; the second as a user would type it
+    assert panel.calc_result.text().startswith("1,000,000 particles of box 256: 263,296,000,000 bytes (263.3 GB;")
+    panel.calc_count.setValue(2_000_000)
+    panel.calc_box.setValue(432)
+    args = build_parser().parse_args(["cache", "estimate", "--count", "2000000", "--box", "432"])
+    assert args.func(args) == 0
+    assert panel.calc_result.text() == capsys.readouterr().out.strip()
+    assert "1,495,296,000,000 bytes (1.5 TB;" in panel.calc_result.text()
+    panel.grab().save(str(artifacts_dir / "ui_cache_panel_guide.png"))

@@ -52,9 +52,11 @@ def test_preview_follows_options_and_matches_planner(big_demo, make_window, qtbo
     for k, name in enumerate(ESTIMATE_BARS):
         assert abs(heights[k] - values[name] * ratio) < 1e-9 * max(1, values[name])
     est = direct.tabs["estimate"]
-    assert f"{est['percent_of_project']:.1f}%" in dialog.tabs.estimate_label.text()
-    assert _colour_pixels(dialog.tabs.chart, ESTIMATE_COLOURS[0]) > 30  # the 'cleared' bar is drawn
-    assert _colour_pixels(dialog.tabs.chart, ESTIMATE_COLOURS[2]) > 30  # the 'deleted' bar is drawn
+    assert f"{est['percent_of_scope']:.1f}%" in dialog.tabs.estimate_label.text()
+    tallest = max(values.values())
+    for k, name in enumerate(ESTIMATE_BARS):  # each bar big enough to see is drawn in its colour
+        if values[name] > 0.1 * tallest:
+            assert _colour_pixels(dialog.tabs.chart, ESTIMATE_COLOURS[k]) > 30, name
     dialog.grab().save(str(artifacts_dir / "ui_cleanup_estimate.png"))
     # table tabs show the planner's figures
     pre = direct.tabs["preprocessing"]["motion_correction"]
@@ -62,7 +64,8 @@ def test_preview_follows_options_and_matches_planner(big_demo, make_window, qtbo
     assert row[1] == str(pre["jobs"]) and row[2] == f"{pre['percent_jobs']:.1f}" and row[4] == f"{pre['percent_bytes']:.1f}"
     assert dialog.tabs.inter.rowCount() == 1 and dialog.tabs.inter.item(0, 0).text() == "J11"
     kf = direct.tabs["killed_failed"]
-    assert dialog.tabs.killed.item(1, 1).text() == str(kf["failed"]["jobs"])
+    failed_row = [r for r in range(dialog.tabs.killed.rowCount()) if dialog.tabs.killed.item(r, 0).text().startswith("failed")]
+    assert dialog.tabs.killed.item(failed_row[0], 1).text() == str(kf["failed"]["jobs"])
     for k, name in enumerate(("preprocessing", "intermediate", "nonfinal", "killedfailed", "jobs"), start=1):
         dialog.tabs.setCurrentIndex(k)
         dialog.grab().save(str(artifacts_dir / f"ui_cleanup_tab_{name}.png"))
@@ -97,4 +100,44 @@ def test_cleanup_from_sidebar_for_a_workspace_and_stale_refresh(big_demo, make_w
         with qtbot.waitSignal(dialog.preview_ready, timeout=20000):
             qtbot.mouseClick(dialog.refresh_button, Qt.MouseButton.LeftButton)
         assert not dialog.stale_bar.isVisible()
+    dialog.reject()
+
+
+def test_guide_options_and_figures_match_the_cli(big_demo, make_window, qtbot, capsys):
+    """Issue 12: restack is its own option (off), the estimate compares with the scope (the project
+    beside it) and never passes 100%, the status tab lists every status; the CLI prints the same."""
+    import json
+
+    from cryodesk.cli.main import build_parser
+    from cryodesk.core.units import human_bytes
+    from cryodesk.db import JOB_STATUSES
+
+    win = make_window(scope=("P1", "W3"))
+    win.actions["cleanup"].trigger()
+    dialog = win.cleanup_dialog
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=10000)
+    assert not dialog.restack_box.isChecked() and "restack" in dialog.restack_box.text().lower()
+    _changed(dialog, qtbot, lambda: dialog.mode_boxes["killed"].setCurrentIndex(2))
+    _changed(dialog, qtbot, lambda: qtbot.mouseClick(dialog.restack_box, Qt.MouseButton.LeftButton))
+    assert dialog.options().restack and dialog.options().killed == "delete"
+    est = dialog.plan.tabs["estimate"]
+    assert est["scope"] == "P1 W3" and est["scope_bytes"] == dialog.plan.header["jobs_bytes"]
+    assert 0 < est["percent_of_scope"] <= 100 and est["project_bytes"] > est["scope_bytes"]
+    text = dialog.tabs.estimate_label.text()
+    assert f"{est['percent_of_scope']:.1f}%" in text and human_bytes(est["scope_bytes"]) in text
+    assert f"{est['percent_of_project']:.1f}%" in text and human_bytes(est["project_bytes"]) in text
+    assert dialog.tabs.values["untouched"] == est["bytes_after"] == est["scope_bytes"] - est["bytes_freed"] > 0
+    # the status tab: one row per status, with the planner's counts
+    statuses = dialog.plan.tabs["killed_failed"]["statuses"]
+    table = dialog.tabs.killed
+    assert table.rowCount() == len(JOB_STATUSES)
+    shown = {table.item(r, 0).text().split(" ")[0]: table.item(r, 1).text() for r in range(table.rowCount())}
+    assert shown == {s: str(statuses[s]["jobs"]) for s in JOB_STATUSES}
+    assert shown["completed"] == "1" and shown["failed"] == "1" and shown["killed"] == "1"
+    # the CLI: the same plan, the same figures
+    args = build_parser().parse_args(["cleanup", "P1", "--workspace", "W3", "--killed", "delete", "--restack",
+                                      "--dry-run"])
+    assert args.func(args) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert cli["tabs"]["estimate"] == est and cli["tabs"]["killed_failed"] == dialog.plan.tabs["killed_failed"]
     dialog.reject()

@@ -47,7 +47,8 @@ def test_rerun_cleared_job_regenerates_outputs(window, qtbot):
     qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _status(win, "J6") == "completed", timeout=20000)
     snap = win.view.scene().snap
-    assert abs(int(snap.size[snap.index_of("J6")]) - size) < 200
+    # the same outputs again; the size (du -sb) includes job.json, whose status history grew
+    assert abs(int(snap.size[snap.index_of("J6")]) - size) < 1024
 
 
 def test_queue_refusal_names_the_reason(window, qtbot):

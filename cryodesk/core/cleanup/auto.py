@@ -93,7 +93,7 @@ def delete_intermediate_now(project, job: Job, reason: str = "deleted on request
             groups.setdefault(group, []).append(v)
     if not groups:
         return None
-    item = deletion.versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": False})
+    item = deletion.versions_item(Path(project.directory), job, groups, reason, {"allow_ancestor": True})
     results = deletion.execute(project, DeletionPlan(project.uid, [item]))
     r = results[0] if results else None
     return {"uid": job.uid, "ok": bool(r and r.ok), "bytes": r.bytes if r and r.ok else 0,
@@ -103,15 +103,19 @@ def delete_intermediate_now(project, job: Job, reason: str = "deleted on request
 def on_project_open(project) -> dict:
     """What to run (in a worker) when a project is created, attached or opened.
 
-    Rolls forward any deletion a crashed process left half-done, then
+    Finishes what a process that died left (:func:`cryodesk.core.recovery.recover_project`:
+    a deletion half-done, jobs still "running", unfinished temp files), then
     measures the project if it never was (a new project, or a database from
     before sizes existed).  Returns :func:`~cryodesk.core.sizes.size_summary`
-    plus ``recovered`` (journal items replayed).
+    plus ``recovered`` (journal items replayed), ``killed`` and ``temp_files``.
     """
+    from ..recovery import recover_project
     from ..sizes import ensure_project_size
 
     project = get_project(project)
-    recovered = deletion.recover(project)
+    recovered = recover_project(project)
     out = ensure_project_size(project)
-    out["recovered"] = len(recovered)
+    out["recovered"] = len(recovered.deletions)
+    out["killed"] = [j.uid for j in recovered.killed]
+    out["temp_files"] = recovered.temp_files
     return out

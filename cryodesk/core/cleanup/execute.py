@@ -34,8 +34,11 @@ _PLAN_ACTION = {v: k for k, v in _ACTION.items()}
 def _require(entry: PlanEntry) -> dict:
     """The conditions the entry was planned under, rechecked when it applies (see deletion.actions)."""
     status_only = all(o in ("killed", "failed") for o in entry.options)
+    regenerable = bool({"preprocessing", "restack"} & set(entry.options))
     return {
-        "allow_ancestor": "preprocessing" in entry.options and entry.action == "clear",
+        # an ancestor of final may be cleared as a preprocessing/restack job, and loses intermediate
+        # results like any job; any other action on one (a job that became one since) is refused
+        "allow_ancestor": (regenerable and entry.action == "clear") or entry.action == "clear_intermediate",
         "status_in": sorted(set(entry.options)) if status_only else None,
     }
 

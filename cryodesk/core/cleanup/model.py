@@ -14,6 +14,10 @@ PREPROCESSING_ALIASES = {
     "picking": "particle_picking",
     "extraction": "extraction",
 }
+#: job types of the "restack jobs" option (the guide: "all pre-processing jobs (including particle
+#: extraction and restack jobs)"): they write new stacks from particles that are still there, so a
+#: re-run regenerates their outputs; an option of its own, off by default, not part of "all"
+RESTACK_TYPES = ("restack_particles", "downsample_particles")
 ACTIONS = ("clear", "clear_intermediate", "delete")
 MODES = (None, "clear", "delete")
 
@@ -39,10 +43,11 @@ def parse_categories(text_or_list) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CleanupOptions:
-    """What to clean up (the five groups of the Cleanup Data dialog).
+    """What to clean up (the groups of the Cleanup Data dialog).
 
-    ``non_final``, ``killed`` and ``failed`` are ``None`` (leave alone),
-    ``"clear"`` or ``"delete"`` (clear and delete).
+    ``preprocessing`` names categories; ``restack`` clears restack jobs
+    (:data:`RESTACK_TYPES`); ``non_final``, ``killed`` and ``failed`` are
+    ``None`` (leave alone), ``"clear"`` or ``"delete"`` (clear and delete).
     """
 
     preprocessing: tuple[str, ...] = ()
@@ -50,6 +55,7 @@ class CleanupOptions:
     non_final: str | None = None
     killed: str | None = None
     failed: str | None = None
+    restack: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preprocessing", parse_categories(self.preprocessing))
@@ -59,7 +65,8 @@ class CleanupOptions:
 
     @property
     def empty(self) -> bool:
-        return not (self.preprocessing or self.intermediate or self.non_final or self.killed or self.failed)
+        return not (self.preprocessing or self.restack or self.intermediate or self.non_final or self.killed
+                    or self.failed)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "preprocessing": list(self.preprocessing)}
@@ -67,7 +74,8 @@ class CleanupOptions:
     @classmethod
     def from_dict(cls, d: dict) -> "CleanupOptions":
         return cls(preprocessing=tuple(d.get("preprocessing") or ()), intermediate=bool(d.get("intermediate")),
-                   non_final=d.get("non_final"), killed=d.get("killed"), failed=d.get("failed"))
+                   non_final=d.get("non_final"), killed=d.get("killed"), failed=d.get("failed"),
+                   restack=bool(d.get("restack")))
 
 
 @dataclass
@@ -82,7 +90,7 @@ class PlanEntry:
     status: str
     is_final: bool = False
     is_ancestor_of_final: bool = False
-    #: which option groups selected it: preprocessing, intermediate, non_final, killed, failed
+    #: which option groups selected it: preprocessing, restack, intermediate, non_final, killed, failed
     options: list[str] = field(default_factory=list)
     #: other workspaces the job is linked into (workspace scope only): it is changed there too
     also_in: list[str] = field(default_factory=list)

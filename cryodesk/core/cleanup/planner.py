@@ -3,9 +3,11 @@
 The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 
 * a **final** job is never touched by any option;
-* an **ancestor of final** is touched only by *clear preprocessing jobs*, and
-  only by clearing (it can be re-run to regenerate its outputs); the plan says
-  so for each such job;
+* an **ancestor of final** may be cleared by *clear preprocessing jobs* and
+  *restack jobs* (it can be re-run to regenerate its outputs) and loses its
+  intermediate results like any other job (the guide: only final jobs keep
+  theirs; versions a downstream job reads are kept); it is never deleted, and
+  the plan says so for each such job;
 * a job is **deleted** only when every descendant (in the whole project, not
   just the scope) is deleted with it; otherwise it is cleared instead, and
   the plan names the descendants that kept it;
@@ -16,14 +18,20 @@ The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 * *killed* / *failed* mean the status now: "mark as complete" takes a job out
   of those groups.
 
-Planning reads the database only (recorded sizes, bulk queries): no disk scan.
+Planning reads the database (recorded sizes, bulk queries) and, for each job it
+would clear, the sizes of the two entries a clear keeps (the directory and its
+``job.json``: two ``lstat`` calls); it never walks a directory.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ...db.models import ACTIVE_STATUSES, utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
+from ..sizes import clear_keeps_bytes
+from . import model
 from . import snapshot as snap_mod
 from .model import CleanupOptions, CleanupPlan, PlanEntry, Skipped
 from .stats import compute_tabs, header_figures
@@ -64,14 +72,14 @@ def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | No
     if row.is_final:
         return "it is marked as a final result"
     if row.is_ancestor and not allow_ancestor:
-        return "it is an ancestor of a final result (only preprocessing clearing touches those)"
+        return "it is an ancestor of a final result (only clearing preprocessing or restack jobs touches those)"
     if row.active:
         return f"it is {row.status}"
     return _active_child(snap, row.id)
 
 
-def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPlan:
-    """Plan a cleanup of ``project`` (or of one ``workspace``: jobs linked into it count).
+def plan_cleanup(project, options: CleanupOptions, workspace=None, jobs=None) -> CleanupPlan:
+    """Plan a cleanup of ``project`` (or of one ``workspace``: jobs linked into it count; or of ``jobs``).
 
     Parameters
     ----------
@@ -81,6 +89,8 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
         Which groups to clean up and how.
     workspace : Workspace, str or None
         Limit the scope to the jobs linked into this workspace.
+    jobs : list of Job or uid, optional
+        Limit the scope to these jobs (the job level of the guide's Actions menu).
 
     Returns
     -------
@@ -95,6 +105,13 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
     else:
         scope = sorted((j for j, w in snap.workspaces.items() if ws.number in w and j in snap.jobs),
                        key=lambda j: snap.jobs[j].number)
+    label = None
+    if jobs is not None:
+        from ..jobs import get_jobs
+
+        chosen = {j.id for j in get_jobs(project, jobs)}
+        scope = [j for j in scope if j in chosen]
+        label = f"{project.uid}{' ' + ws.uid if ws else ''} " + " ".join(snap.jobs[j].uid for j in scope)
     wants = _Wants()
     skipped: list[Skipped] = []
 
@@ -102,18 +119,21 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
         skipped.append(Skipped(row.uid, option, reason))
 
     cats = set(options.preprocessing)
+    restack = set(model.RESTACK_TYPES) if options.restack else set()
     for jid in scope:
         row = snap.jobs[jid]
         cat = snap.category[jid]
-        if cat in cats and row.status != "building":
-            why = _protected(row, snap, "preprocessing", allow_ancestor=True)
+        option = "restack" if row.type in restack else "preprocessing" if cat in cats else None
+        if option and row.status != "building":
+            why = _protected(row, snap, option, allow_ancestor=True)
             if why:
-                skip(row, "preprocessing", why)
+                skip(row, option, why)
             else:
-                reason = f"preprocessing ({_label(cat)}): can be re-run to regenerate its outputs"
+                what = "restack job" if option == "restack" else f"preprocessing ({_label(cat)})"
+                reason = f"{what}: can be re-run to regenerate its outputs"
                 if row.is_ancestor:
                     reason += "; it is an ancestor of a final result, which the guide allows to clear (not delete)"
-                wants.add(jid, "clear", "preprocessing", reason)
+                wants.add(jid, "clear", option, reason)
         if options.intermediate and jid in snap.intermediate:
             _want_intermediate(snap, row, wants, skip)
         neither = not row.is_final and not row.is_ancestor
@@ -124,10 +144,10 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
             if mode and row.status == status:
                 _want_mode(snap, row, mode, status, f"{status} job", wants, skip)
 
-    entries = _resolve(snap, wants, ws)
+    entries = _resolve(snap, wants, ws, Path(project.directory))
     plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
                        utcnow().isoformat(timespec="seconds"))
-    plan.header = header_figures(project, snap, scope, ws)
+    plan.header = header_figures(project, snap, scope, ws, label)
     plan.tabs = compute_tabs(project, snap, scope, plan)
     return plan
 
@@ -135,7 +155,8 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None) -> CleanupPla
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:
     versions = snap.intermediate[row.id]
     used = snap.used_versions.get(row.id, set())
-    why = _protected(row, snap, "intermediate")
+    # the guide clears intermediate results of every job in scope, ancestors of final included
+    why = _protected(row, snap, "intermediate", allow_ancestor=True)
     if why:
         skip(row, "intermediate", why)
         return
@@ -166,7 +187,7 @@ def _want_mode(snap, row, mode: str, option: str, what: str, wants: _Wants, skip
         wants.add(row.id, "clear", option, f"{what}: clear")
 
 
-def _resolve(snap, wants: _Wants, ws) -> list[PlanEntry]:
+def _resolve(snap, wants: _Wants, ws, pdir: Path) -> list[PlanEntry]:
     want_delete = {j for j, a in wants.action.items() if a == "delete"}
     can_delete = snap_mod.deletable(snap, want_delete)
     entries = []
@@ -191,6 +212,8 @@ def _resolve(snap, wants: _Wants, ws) -> list[PlanEntry]:
             entry.keep_last = dict(snap.last_version.get(jid, {}))
             inter = snap.intermediate[jid]
             entry.bytes = sum(inter[(g, v)] for g, vs in entry.versions.items() for v in vs)
+        elif action == "clear":  # the directory's own entry and job.json stay (two lstat calls)
+            entry.bytes = max(0, row.size - clear_keeps_bytes(pdir / row.uid))
         else:
             entry.bytes = row.size
         entries.append(entry)
@@ -210,4 +233,14 @@ def _blocking_descendants(snap, jid: int, can_delete: set[int], limit: int = 5) 
     return sorted(out, key=lambda u: int(u[1:])) or ["?"]
 
 
-__all__ = ["plan_cleanup", "PREPROCESSING_CATEGORIES"]
+def plan_clear_intermediate(project, jobs=None, workspace=None) -> CleanupPlan:
+    """The Actions menu's *Clear intermediate results* of ``jobs``, a ``workspace`` or the project.
+
+    Every job in scope keeps the last version of each output group and the
+    versions another job reads; a final job keeps everything (it is listed in
+    ``skipped``).  Run the plan with :func:`~cryodesk.core.cleanup.execute_cleanup`.
+    """
+    return plan_cleanup(project, CleanupOptions(intermediate=True), workspace, jobs)
+
+
+__all__ = ["plan_cleanup", "plan_clear_intermediate", "PREPROCESSING_CATEGORIES"]

@@ -6,7 +6,7 @@ recover after a crash (:func:`recover`).  The actions and the rule each
 rechecks when it applies are in :mod:`.actions`; the journal and the trash in
 :mod:`.journal`.  Callers: ``core.actions`` (clear / delete), ``core.cleanup``
 (Cleanup Data, automatic deletion of intermediate results), ``core.runner``
-(partial output of a cancelled run).
+(partial output of a cancelled run), ``core.recovery`` (unfinished writes of a process that died).
 """
 
 from .actions import ACTIONS, Action, register  # noqa: F401

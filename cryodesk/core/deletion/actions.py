@@ -24,7 +24,7 @@ from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, 
 from .. import events, manifest
 from ..graph import descendant_ids
 from ..rules import why_not_clear, why_not_delete
-from ..sizes import job_data_size
+from ..sizes import job_size
 from .plan import LOG, MANIFEST, PlanItem, path_problem
 
 
@@ -65,7 +65,7 @@ class Action:
 
     @staticmethod
     def _remeasure(project: Project, job: Job) -> None:
-        job.size_bytes = job_data_size(Path(project.directory) / job.directory)
+        job.size_bytes = job_size(Path(project.directory) / job.directory)
         job.save(only=[Job.size_bytes])  # other fields may be changing under the engine
         manifest.write_job(job, Path(project.directory))
         events.record(project, "sizes", [job])
@@ -169,7 +169,38 @@ class Discard(Action):
         pass  # partial output was never registered: the database needs no change
 
 
-ACTIONS: dict[str, Action] = {a.name: a for a in (Clear(), Delete(), ClearVersions(), Discard())}
+class DiscardTemp(Action):
+    """Remove the unfinished writes a killed process left in a job directory (crash recovery).
+
+    Only cryodesk's own temp names (:func:`cryodesk.base.fsio.own_temp_target`:
+    ``.job.json.1a2b3c4d.tmp``, ``.batch_000.mrc.1a2b3c4d.tmp``, ``.x.cryodesk-part``)
+    and only while the job is not active (a running job's are live).  They are
+    debris, not the job's data or outputs, so a final job's are removed too.
+    """
+
+    name = "discard_temp"
+
+    def check(self, project, job, item):
+        why = path_problem(item, self.whole_dir)
+        if why:
+            return why
+        if job.status in ACTIVE_STATUSES:
+            return f"it is {job.status}: its unfinished writes may still be in progress"
+        from ...base.fsio import own_temp_target
+
+        recorded = {p for (p,) in OutputFile.select(OutputFile.path).where(OutputFile.job == job).tuples()}
+        for rel in item.paths:
+            if own_temp_target(rel.rsplit("/", 1)[-1]) is None:
+                return f"{rel} is not a temp file of cryodesk"
+            if rel in recorded:
+                return f"{rel} is a recorded output of the job"
+        return None
+
+    def apply(self, project, job, item):
+        self._remeasure(project, job)
+
+
+ACTIONS: dict[str, Action] = {a.name: a for a in (Clear(), Delete(), ClearVersions(), Discard(), DiscardTemp())}
 
 
 def register(action: Action) -> Action:

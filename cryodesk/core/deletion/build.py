@@ -1,7 +1,9 @@
-"""Building plan items: which paths each action removes, and the job data it frees (measured once, one way).
+"""Building plan items: which paths each action removes, and the bytes it frees (measured once, one way).
 
-*Bytes freed* is job data: the regular files removed, never a job's
-``job.json`` record (the same definition as ``Job.size_bytes``), symlinks 0.
+*Bytes freed* is the size of the paths removed as ``du -sb`` counts them (the
+one definition of :mod:`cryodesk.core.sizes`: files, directories' own
+entries, symlinks as links): a delete frees the job's whole size, a clear all
+of it but the job directory's own entry and its ``job.json``.
 """
 
 from __future__ import annotations
@@ -9,20 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ...base.fsio import tree_size
+from ...base.fsio import du_size
 from ...db.models import Job, OutputFile
 from ..fsutil import check_job_dir
-from ..sizes import job_data_size
 from .plan import LOG, MANIFEST, PlanItem
 
 
 def freed_bytes(project_dir: Path, item_paths: list[str], job_uid: str) -> int:
-    """Job data under ``item_paths`` (the job directory itself counts without its ``job.json``)."""
-    total = 0
-    for rel in item_paths:
-        p = Path(project_dir) / rel
-        total += job_data_size(p) if rel == job_uid else tree_size(p)
-    return total
+    """The size (``du -sb``) of ``item_paths``: what leaves the disk when they are removed."""
+    return sum(du_size(Path(project_dir) / rel) for rel in item_paths)
 
 
 def _item(project_dir: Path, job: Job, action: str, paths: list[str], reason: str, **versions) -> PlanItem:

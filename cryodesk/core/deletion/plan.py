@@ -31,11 +31,11 @@ class PlanItem:
         The job's uid (``"J5"``); every path lies in its directory.
     action : str
         A registered action (:mod:`cryodesk.core.deletion.actions`): ``clear``,
-        ``delete``, ``clear_versions`` or ``discard``.
+        ``delete``, ``clear_versions``, ``discard`` or ``discard_temp``.
     paths : list of str
         Relative to the project directory (``"J5"`` for a delete, ``"J5/x.mrc"`` otherwise).
     bytes : int
-        Job data the item frees (a job's ``job.json`` record is not data).
+        What the item frees: the ``du -sb`` size of its paths (:mod:`cryodesk.core.sizes`).
     reason : str
         Why, for the user.
     versions : dict

@@ -1,0 +1,153 @@
+"""Issue 12, item 15: leftovers after a kill are collected by the next command that writes to the project.
+
+Stray ``.job.json.*.tmp`` / ``.results.json.*.tmp`` / a restack's ``.batch_000.mrc.*.tmp`` / a copy's
+``.*.cryodesk-part``, and jobs left "running" after their process was SIGKILLed.  Nothing that is not
+cryodesk's own temp file is ever removed, and no link is followed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cryodesk import db as dbmod
+from cryodesk.base.fsio import du_size
+from cryodesk.cli.main import main
+
+REPO = Path(__file__).parents[2]
+
+
+def run_now(tmp_path, *uids) -> None:
+    """Run jobs to completion in this process, without an engine (a Qt application would outlive the test)."""
+    from cryodesk import db as dbmod
+    from cryodesk.core import runner
+
+    dbmod.open_database(str(tmp_path / "cli.sqlite"))
+    with dbmod.db.connection_context():
+        for uid in uids:
+            assert runner.run_job("P1", uid).status == "completed"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("project", "create", "--title", "T", "--dir", str(tmp_path / "p"))[0] == 0
+    assert run("workspace", "create", "P1", "--title", "main")[0] == 0
+    return run
+
+
+def _age(path: Path, seconds: float = 120) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def test_only_cryodesk_temp_files_are_collected_by_the_next_write(cli, tmp_path):
+    assert cli("job", "create", "P1", "c_source", "--param", "nbytes=300")[0] == 0
+    run_now(tmp_path, "J1")  # not `job run` in-process: it starts a QCoreApplication
+    pdir, j1 = tmp_path / "p", tmp_path / "p" / "J1"
+    (j1 / "sub").mkdir()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not cryodesk's")
+    ours = [j1 / ".job.json.deadbeef.tmp", j1 / ".results.json.0123abcd.tmp",
+            j1 / "sub" / ".batch_000.mrc.89abcdef.tmp", j1 / ".stack.mrc.cryodesk-part",
+            pdir / ".project.json.cccccccc.tmp"]
+    theirs = [j1 / "notes.tmp", j1 / ".hidden.tmp", j1 / ".a.b.tmp", j1 / ".job.json.DEADBEEF.tmp"]
+    for p in ours + theirs:
+        p.write_bytes(b"t" * 100)
+        _age(p)
+    link = j1 / ".link.json.aaaaaaaa.tmp"
+    link.symlink_to(outside)
+    _age(link)
+    (j1 / ".dir.json.bbbbbbbb.tmp").mkdir()
+    fresh = j1 / ".job.json.11111111.tmp"  # may be another process's write in progress: left for later
+    fresh.write_bytes(b"f" * 10)
+    assert cli("job", "list", "P1")[0] == 0  # a read never deletes
+    assert all(p.exists() for p in ours)
+    code, out, err = cli("job", "final", "P1", "J1")  # the next command that writes
+    assert code == 0, err
+    assert "removed 5 unfinished write(s)" in err
+    assert not any(os.path.lexists(p) for p in ours)
+    assert all(p.exists() for p in theirs) and link.is_symlink() and outside.read_text() == "not cryodesk's"
+    assert (j1 / ".dir.json.bbbbbbbb.tmp").is_dir() and fresh.exists()
+    shown = json.loads(cli("job", "show", "P1", "J1", "--json")[1])
+    assert shown["size_bytes"] == du_size(j1)  # measured again without the debris
+    assert shown["is_final"]  # a final job's debris goes too; its data never
+
+
+def _wait(predicate, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _status(db_path: Path, uid: str) -> str | None:
+    import sqlite3
+
+    with sqlite3.connect(db_path) as con:
+        row = con.execute("SELECT status FROM job WHERE number = ?", (int(uid[1:]),)).fetchone()
+    return row[0] if row else None
+
+
+def test_a_sigkilled_run_is_marked_killed_and_its_leftovers_go(cli, tmp_path):
+    """`job run` killed with SIGKILL: the job stays "running" until the next command (here `job clear`)."""
+    db_path = tmp_path / "cli.sqlite"
+    assert cli("job", "create", "P1", "external", "--param", "command=sleep 3")[0] == 0
+    proc = subprocess.Popen([sys.executable, "-m", "cryodesk.cli.main", "--db", str(db_path), "job", "run", "P1",
+                             "J1"], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: _status(db_path, "J1") == "running"), "the job never started"
+        j1 = tmp_path / "p" / "J1"
+        (j1 / ".results.json.feedf00d.tmp").write_bytes(b"{}")  # as if killed while writing its results
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _status(db_path, "J1") == "running"  # nobody has noticed yet
+    code, out, err = cli("job", "clear", "P1", "J1")
+    assert code == 0, err
+    assert "J1's process is gone: marked killed" in err
+    assert "removed 1 unfinished write(s)" in err  # just made, but its process is known dead
+    assert _status(db_path, "J1") == "building"
+    assert not (tmp_path / "p" / "J1" / ".results.json.feedf00d.tmp").exists()
+
+
+def test_a_direct_run_is_owned_by_its_process(project):
+    """A job run without an engine (the demo, a script) is not taken for a dead one by another process."""
+    import threading
+
+    from cryodesk.core import jobs, lifecycle, runner
+    from cryodesk.db.models import Job
+
+    job = jobs.create_job(project, "c_iter", "W1", params={"iterations": "3"})
+    seen = {}
+    go = threading.Event()
+
+    def progress(fraction, message):
+        if "status" not in seen:
+            with dbmod.db.connection_context():
+                seen["status"] = Job.get_by_id(job.id).status
+                seen["recovered"] = [j.uid for j in lifecycle.recover_interrupted(project)]
+            go.set()
+
+    done = runner.run_job(project, job, progress=progress)
+    assert go.is_set() and seen == {"status": "running", "recovered": []}
+    assert done.status == "completed" and done.owner_engine is None
