@@ -5,7 +5,7 @@ same DAG shape as ``benchmarks/graph.py``), then timed:
 
 * ``load``   — :func:`cryodesk.core.layout.load_graph` (3 queries + layout; cold layout cache;
   ``load_first`` also pays the one-time import of the job-type modules)
-* ``layout`` — :func:`layered_layout` alone, cold and cached
+* ``layout`` — :func:`place` alone, cold and cached
 * ``scene``  — building the scene (batched overview item, selection overlay)
 * ``paint``  — the first full paint of the fitted view (every job and edge)
 * ``pan``    — mean / max frame time while panning at card zoom (per-job cards in view)
@@ -102,7 +102,7 @@ def _wide_snapshot(n: int) -> layout.GraphSnapshot:
         category=rng.integers(0, 10, n).astype(np.int8), size=rng.integers(0, 10**9, n),
         is_final=np.zeros(n, bool), is_ancestor=np.zeros(n, bool), shared=np.zeros(n, bool),
         edge_parent=parent, edge_child=child)
-    snap.x, snap.y = layout.layered_layout(n, parent, child)
+    snap.apply_placement(layout.place(n, parent, child))
     return snap
 
 
@@ -121,10 +121,10 @@ def bench_size(app, n: int, build) -> dict:
     out["load_ms"] = _ms(t0)
     layout._CACHE.clear()
     t0 = time.perf_counter()
-    layout.layered_layout(n, snap.edge_parent, snap.edge_child)
+    layout.place(n, snap.edge_parent, snap.edge_child)
     out["layout_cold_ms"] = _ms(t0)
     t0 = time.perf_counter()
-    layout.layered_layout(n, snap.edge_parent, snap.edge_child)
+    layout.place(n, snap.edge_parent, snap.edge_child)
     out["layout_cached_ms"] = _ms(t0)
     view = QtJobGraphView()
     view.resize(1400, 900)

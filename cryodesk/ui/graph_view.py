@@ -10,6 +10,9 @@ from .graph_scene import QtJobGraphScene
 from .interactions import interaction_for
 
 MIN_SCALE, MAX_SCALE = 0.005, 4.0
+#: a tree of up to this many jobs opens at a readable zoom (scrolling if it must), never fitted smaller
+READABLE_MAX_JOBS = 60
+READABLE_ZOOM = 0.8
 
 
 class QtJobGraphView(QGraphicsView):
@@ -17,6 +20,7 @@ class QtJobGraphView(QGraphicsView):
 
     context_menu = Signal(QPoint, object)
     zoom_changed = Signal(float)
+    ghost_activated = Signal(int)  # a ghost card (a parent in another workspace) was double-clicked
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -64,6 +68,19 @@ class QtJobGraphView(QGraphicsView):
         self.zoom_changed.emit(self.zoom)
         self._detail_timer.start()
 
+    def open_fit(self) -> None:
+        """The zoom a tree opens at: fitted, but a workspace-sized tree never below :data:`READABLE_ZOOM`
+        (it then shows its top-left, where the tree starts, and scrolls)."""
+        self.fit()
+        scene = self.scene()
+        if scene.snap is None or len(scene.snap) > READABLE_MAX_JOBS or self.zoom >= READABLE_ZOOM:
+            return
+        self.set_zoom(READABLE_ZOOM)
+        bounds = scene.overview.boundingRect()
+        view = self.mapToScene(self.viewport().rect()).boundingRect()
+        self.centerOn(bounds.left() + view.width() / 2 - 10, bounds.top() + view.height() / 2 - 10)
+        self._detail_timer.start()
+
     def center_on_job(self, i: int) -> None:
         if self.zoom < 0.6:
             self.set_zoom(0.8)
@@ -109,6 +126,14 @@ class QtJobGraphView(QGraphicsView):
             self._interaction = None
         else:
             super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        k = self.scene().ghost_at(self.mapToScene(event.position().toPoint()))
+        if k is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.ghost_activated.emit(k)
+            event.accept()
+            return
+        super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event) -> None:  # noqa: N802
         scene = self.scene()

@@ -75,6 +75,7 @@ class QtMainWindow(QMainWindow):
         scene = self.view.scene()
         scene.selection.changed.connect(self._on_selection)
         self.view.context_menu.connect(self._context_menu)
+        self.view.ghost_activated.connect(self.open_ghost)
         self.view.zoom_changed.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
         self.browser.scope_selected.connect(self.open_scope)
         self.inspector.param_edited.connect(self._edit_param)
@@ -137,11 +138,26 @@ class QtMainWindow(QMainWindow):
         self.status_scope.setText(f"{project_uid}{'/' + workspace_uid if workspace_uid else ''}: loading…")
         opening = project_uid != self._opened_project
         self._opened_project = project_uid
-        self._loader = workers.submit(_load_scope, project_uid, workspace_uid or None, opening, context=self,
+        vp = self.view.viewport().size()
+        self._loader = workers.submit(_load_scope, project_uid, workspace_uid or None, opening,
+                                      (max(200, vp.width()), max(150, vp.height())), context=self,
                                       on_done=lambda snap: self._show_graph(serial, snap, new_scope and not keep_view),
                                       on_error=lambda exc: self._load_failed(serial, exc))
 
     _opened_project: str | None = None
+    _select_after_load: str | None = None
+
+    def open_ghost(self, k: int) -> None:
+        """Open the workspace a ghost card's job lives in, with that job selected."""
+        snap = self.view.scene().snap
+        ghosts = snap.ghosts
+        ws = ghosts.first_workspace(k)
+        if not ws:
+            self.statusBar().showMessage(f"{ghosts.uid(k)} is in no workspace", 8000)
+            return
+        self._select_after_load = ghosts.uid(k)
+        if not self.browser.select_scope(snap.project_uid, ws):
+            self.open_scope(snap.project_uid, ws)
 
     @property
     def loading(self) -> bool:
@@ -155,7 +171,11 @@ class QtMainWindow(QMainWindow):
         self.loads += 1
         self.view.scene().set_snapshot(snap, keep_selection=not fit)
         if fit:
-            self.view.fit()
+            self.view.open_fit()
+        if self._select_after_load is not None:
+            uid, self._select_after_load = self._select_after_load, None
+            if snap.index_of(uid) is not None:
+                self.select_uid(uid)
         self._show_totals(snap)
         self.running.show_active_jobs(snap)
         self._update_sidebar()
@@ -299,11 +319,11 @@ class QtMainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def _load_scope(project_uid: str, workspace_uid: str | None, opening: bool):
+def _load_scope(project_uid: str, workspace_uid: str | None, opening: bool, view=None):
     """Worker body: on first opening a project, finish any deletion a crash left
     half-done and measure it if it never was; then load its job graph."""
     if opening:
         from ..core.cleanup import on_project_open
 
         on_project_open(project_uid)
-    return layout.load_graph(project_uid, workspace_uid)
+    return layout.load_graph(project_uid, workspace_uid, view)

@@ -33,6 +33,11 @@ def is_dark() -> bool:
     return pal.color(QPalette.ColorRole.Window).lightness() < 128
 
 
+def ghost_fill() -> str:
+    """Fill of a ghost card (a parent that lives in another workspace): a faint tint of the background."""
+    return "#26282b" if is_dark() else "#f1f3f4"
+
+
 def colour_groups(snap, mode: str) -> tuple[np.ndarray, list[QColor]]:
     """Per-job colour index and the colour table for ``mode`` (status, size or category)."""
     if mode == "status":
