@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -39,6 +40,8 @@ def run_app(db_url: str | None = None) -> int:
     # The GUI thread keeps one connection open for its whole life; workers open their own.
     dbmod.db.connect(reuse_if_open=True)
     window = QtMainWindow()
+    window.session.went_background.connect(lambda info: _background(app, info))
+    window.session.background_finished.connect(app.quit)
     window.show()
     if not _has_projects():
         _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread
@@ -49,6 +52,19 @@ def run_app(db_url: str | None = None) -> int:
     finally:
         window.close_threads()
         dbmod.close_database()
+
+
+def _background(app, info: dict) -> None:
+    """The window hid to let its running jobs finish: survive the terminal closing, exit when they are done."""
+    import signal
+
+    app.setQuitOnLastWindowClosed(False)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    handed = ", ".join(info.get("handed") or []) or "none"
+    print(f"cryodesk: running jobs continue in process {os.getpid()}; queued jobs handed to a worker: {handed}"
+          + (f" (process {info['worker_pid']}, log {info['log']})" if info.get("worker_pid") else ""),
+          file=sys.stderr, flush=True)
 
 
 def _has_projects() -> bool:

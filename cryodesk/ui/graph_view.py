@@ -127,6 +127,28 @@ class QtJobGraphView(QGraphicsView):
         else:
             super().mouseReleaseEvent(event)
 
+    def start_job_drag(self, i: int):
+        """Drag job ``i`` out of the tree (onto a builder input); returns the drop action."""
+        from PySide6.QtCore import QMimeData
+        from PySide6.QtGui import QDrag
+
+        from .builder_dialog import JOB_MIME, job_mime_text
+
+        snap = self.scene().snap
+        mime = QMimeData()
+        mime.setData(JOB_MIME, job_mime_text(snap.project_uid, snap.uid(i)))
+        mime.setText(f"{snap.project_uid} {snap.uid(i)}")
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        card = self.scene().cards.get(i)
+        if card is not None:
+            pix = self.viewport().grab(self.mapFromScene(card.sceneBoundingRect()).boundingRect())
+            drag.setPixmap(pix.scaledToWidth(max(60, int(pix.width() * 0.8))))
+        self.last_drag_mime = mime
+        return drag.exec(Qt.DropAction.CopyAction)
+
+    last_drag_mime = None
+
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
         k = self.scene().ghost_at(self.mapToScene(event.position().toPoint()))
         if k is not None and event.button() == Qt.MouseButton.LeftButton:

@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QDockWidget
 
 from .cache_panel import QtCachePanel
 from .inspector import QtInspector
+from .messages import QtMessageLog
 from .project_browser import QtProjectBrowser
 from .running_panel import QtRunningJobsPanel
 from .sidebar import QtDataSidebar
@@ -21,6 +22,7 @@ def build_docks(win) -> None:
     win.sidebar = QtDataSidebar()
     win.inspector = QtInspector()
     win.running = QtRunningJobsPanel()
+    win.messages = QtMessageLog()
     win.cache_panel = QtCachePanel()
     win.docks = {}
     for name, widget, area in (("Projects", win.browser, LEFT), ("Data", win.sidebar, LEFT),
@@ -40,5 +42,14 @@ def build_docks(win) -> None:
     cache_dock.hide()
     cache_dock.visibilityChanged.connect(lambda on: on and win.cache_panel.refresh())
     win.docks["SSD cache"] = cache_dock
+    # messages share the bottom with the running jobs (a tab); a new error brings them forward
+    msg_dock = QDockWidget("Messages", win)
+    msg_dock.setObjectName("dockMessages")
+    msg_dock.setWidget(win.messages)
+    win.addDockWidget(BOTTOM, msg_dock)
+    win.tabifyDockWidget(win.docks["Running jobs"], msg_dock)
+    win.docks["Messages"] = msg_dock
+    win.messages.added.connect(lambda level, _t: level == "error" and (msg_dock.show(), msg_dock.raise_()))
+    win.docks["Running jobs"].raise_()
     win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
-    win.resizeDocks([win.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
+    win.resizeDocks([win.docks["Running jobs"]], [190], Qt.Orientation.Vertical)

@@ -6,19 +6,22 @@ from PySide6.QtCore import QEvent, QSettings, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QLabel, QLineEdit, QMainWindow, QMenu
 
+from ..base.errors import CryodeskError
 from ..core import layout, projects
 from ..core.units import human_bytes
 from ..engine import workers
 from .cache_panel import QtCachePanel
 from .change_watcher import QtChangeWatcher
 from .cleanup_dialog import QtCleanupDialog
-from .commands import SetParamCommand
+from .commands import SetJobSettingCommand, SetParamCommand
 from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
 from .job_actions import JobActions
 from .live_updates import LiveScope
 from .main_docks import build_docks
 from .main_menus import build_menus
+from .messages import QtErrorDialog
+from .session import SessionControl
 
 
 class QtMainWindow(QMainWindow):
@@ -45,6 +48,8 @@ class QtMainWindow(QMainWindow):
         self.loads = 0
         self.context_menu: QMenu | None = None
         self.cleanup_dialog = None
+        self.dialog = None  # the dialog opened last from a menu (tests drive it)
+        self.builder = None
 
         self.view = QtJobGraphView(self)
         self.setCentralWidget(self.view)
@@ -58,6 +63,8 @@ class QtMainWindow(QMainWindow):
         self.watcher.failed.connect(lambda m: self.statusBar().showMessage(f"Cannot follow changes: {m}", 8000))
         self.bridge = EngineBridge(self.running, self)
         self.bridge.activity.connect(self.watcher.poke)
+        self.session = SessionControl(self)
+        self.error_dialog: QtErrorDialog | None = None
         self.jobs = JobActions(self)
         self.find_box = QLineEdit()
         self.find_box.setPlaceholderText("Find job (uid or title)  Ctrl+F")
@@ -79,14 +86,17 @@ class QtMainWindow(QMainWindow):
         self.view.zoom_changed.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
         self.browser.scope_selected.connect(self.open_scope)
         self.inspector.param_edited.connect(self._edit_param)
+        self.inspector.setting_edited.connect(self._edit_setting)
         self.inspector.job_link.connect(self.select_uid)
         self.jobs.changed.connect(self.watcher.poke)
         self.jobs.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.jobs.error.connect(lambda what, cause: self.report(what, cause, dialog=True))
         self.jobs.warmed.connect(lambda _stats: self.cache_panel.isVisible() and self.cache_panel.refresh())
         self.cache_panel.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.update_enabled()
         self.refresh_browser()
         self.watcher.start()
+        self.session.refresh_running()  # jobs an earlier session left running in the background show now
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -177,7 +187,7 @@ class QtMainWindow(QMainWindow):
             if snap.index_of(uid) is not None:
                 self.select_uid(uid)
         self._show_totals(snap)
-        self.running.show_active_jobs(snap)
+        self.session.refresh_running()
         self._update_sidebar()
         self.live.loaded()
         self.graph_loaded.emit()
@@ -187,7 +197,8 @@ class QtMainWindow(QMainWindow):
         if serial != self.load_serial:
             return
         self._loader = None
-        self.statusBar().showMessage(f"Cannot load: {exc}")
+        self.report(f"Cannot load {self.project_uid}{'/' + self.workspace_uid if self.workspace_uid else ''}",
+                    str(exc))
         self.live.loaded()
 
     def _show_totals(self, snap) -> None:
@@ -198,7 +209,6 @@ class QtMainWindow(QMainWindow):
         """Jobs ``indices`` of the shown snapshot were patched in place: update what shows them."""
         snap = self.view.scene().snap
         self._show_totals(snap)
-        self.running.show_active_jobs(snap)
         self._update_sidebar()
         sel = self.view.scene().selection.indices
         if len(sel) and len(set(sel.tolist()) & set(indices.tolist())):
@@ -270,6 +280,13 @@ class QtMainWindow(QMainWindow):
             self.statusBar().showMessage(str(cmd.error), 8000)
             self.inspector.show_job(self.project_uid, uid)
 
+    def _edit_setting(self, uid: str, name: str, old, new) -> None:
+        cmd = SetJobSettingCommand(self.project_uid, uid, name, old, new, on_change=self.watcher.poke)
+        self.undo_stack.push(cmd)
+        if cmd.error is not None:
+            self.report(f"{uid}: {name} was not changed", str(cmd.error))
+        self.inspector.show_job(self.project_uid, uid)
+
     # -- cleanup -------------------------------------------------------------------
     def open_cleanup(self, project_uid: str | None = None, workspace_uid: str | None = None):
         """Open the Cleanup Data dialog for a project or workspace (default: the current scope)."""
@@ -293,6 +310,114 @@ class QtMainWindow(QMainWindow):
             self.cache_panel.refresh()
         return self.cache_panel
 
+    # -- creating things ------------------------------------------------------------------
+    def _dialog(self, dialog):
+        """Keep ``dialog`` as ``self.dialog`` (tests drive it) and open it window-modal."""
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    def open_new_project(self):
+        """File ▸ New project…"""
+        from .create_dialogs import QtNewProjectDialog
+
+        dialog = QtNewProjectDialog(self)
+        dialog.created.connect(self._created_scope)
+        return self._dialog(dialog)
+
+    def open_new_workspace(self):
+        """File ▸ New workspace… (in the current project)."""
+        from .create_dialogs import QtNewWorkspaceDialog
+
+        dialog = QtNewWorkspaceDialog(self.browser.rows, self.project_uid, self)
+        dialog.created.connect(self._created_scope)
+        return self._dialog(dialog)
+
+    def _created_scope(self, project_uid: str, workspace_uid: str) -> None:
+        self.refresh_browser()
+        self.browser.select_scope(project_uid, workspace_uid)
+        self.statusBar().showMessage(f"Created {project_uid}/{workspace_uid}", 8000)
+
+    def open_builder(self, type_name: str | None = None, preset_inputs=()):
+        """Job ▸ New job… (Ctrl+B): the job builder for the current workspace."""
+        from .builder_dialog import QtJobBuilder
+
+        if self.project_uid is None:
+            self.report("No project is open", "Create or open a project first (File ▸ New project…)", dialog=True)
+            return None
+        if self.builder is not None:
+            self.builder.deleteLater()
+        self.builder = QtJobBuilder(self, self.project_uid, self.workspace_uid or self._first_workspace(), type_name,
+                                    preset_inputs)
+        self.builder.created.connect(self._job_built)
+        self.builder.show()  # not modal: cards can be dragged from the tree onto its inputs
+        return self.builder
+
+    def _first_workspace(self) -> str | None:
+        spaces = self.workspaces()
+        return spaces[0][0] if spaces else None
+
+    def _job_built(self, project_uid: str, uid: str, lane: str) -> None:
+        self._select_after_load = uid
+        self.watcher.poke()
+        if lane == "app":
+            self.jobs.do_queue([uid])
+        elif lane == "worker":
+            outcome = self.bridge.queue_for_worker(project_uid, [uid])
+            if outcome.get("refused"):
+                self.report(f"{uid} was not queued", "; ".join(outcome["refused"]), dialog=True)
+            else:
+                self.statusBar().showMessage(f"{uid} queued for a background worker (process "
+                                             f"{outcome.get('worker_pid')})", 8000)
+        else:
+            self.statusBar().showMessage(f"Created {uid} (building): queue it when it is ready", 8000)
+
+    def open_project_settings(self, project_uid: str | None = None):
+        """File ▸ Project settings…"""
+        from .settings_dialogs import QtProjectSettingsDialog
+
+        project_uid = project_uid or self.project_uid
+        if project_uid is None:
+            return None
+        dialog = QtProjectSettingsDialog(project_uid, self)
+        dialog.saved.connect(lambda names: self._settings_saved(names))
+        return self._dialog(dialog)
+
+    def open_cache_settings(self):
+        """Data ▸ SSD cache settings… (this workstation)."""
+        from .settings_dialogs import QtCacheSettingsDialog
+
+        dialog = QtCacheSettingsDialog(self)
+        dialog.saved.connect(lambda names: (self._settings_saved(names),
+                                            self.cache_panel.isVisible() and self.cache_panel.refresh()))
+        return self._dialog(dialog)
+
+    def _settings_saved(self, names) -> None:
+        self.statusBar().showMessage(f"Saved: {', '.join(names)}", 8000)
+        self._on_selection()  # the inspector shows the values that win now
+
+    # -- undo / redo that say when they cannot apply -------------------------------------------
+    def undo(self) -> None:
+        self._step(self.undo_stack.undo, self.undo_stack.index() - 1, "undone")
+
+    def redo(self) -> None:
+        self._step(self.undo_stack.redo, self.undo_stack.index(), "redone")
+
+    def _step(self, fn, index: int, verb: str) -> None:
+        cmd = self.undo_stack.command(index) if 0 <= index < self.undo_stack.count() else None
+        if cmd is None:
+            return
+        try:
+            fn()
+        except CryodeskError as exc:
+            self.report(f"“{cmd.text()}” could not be {verb}", str(exc), dialog=True)
+            return
+        failure = getattr(cmd, "failure", None)
+        if failure:
+            self.report(f"“{cmd.text()}” could not be {verb}", failure, dialog=True)
+
     def set_colour_mode(self, mode: str) -> None:
         self.view.scene().set_colour_mode(mode)
 
@@ -304,17 +429,35 @@ class QtMainWindow(QMainWindow):
 
     def run_task(self, name: str, fn, task, on_done) -> None:
         """Run ``fn(progress, cancel)`` as a background task shown in the running-jobs panel."""
-        self.bridge.run_task(name, fn, task, on_done,
-                             on_error=lambda msg: self.statusBar().showMessage(f"Failed: {msg}", 15000))
+        self.bridge.run_task(name, fn, task, on_done, on_error=lambda msg: self.report(f"{name} did not finish", msg,
+                                                                                       dialog=True))
+
+    def report(self, what: str, cause: str = "", dialog: bool = False) -> None:
+        """An error the user must not miss: kept in the Messages panel; ``dialog`` also asks for attention."""
+        self.messages.error(f"{what}: {cause}" if cause else what)
+        self.statusBar().showMessage(f"{what}: {cause}" if cause else what, 8000)
+        if dialog:
+            if self.error_dialog is not None:
+                self.error_dialog.deleteLater()
+            self.error_dialog = QtErrorDialog("cryodesk", what, cause, self)
+            self.error_dialog.open()
+
+    def save_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
 
     def close_threads(self) -> None:
         """Stop following changes, stop the engine, wait for every worker (on close)."""
         self.watcher.stop()
+        self.running.stop()
         self.bridge.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        # jobs of this window's engine never die silently with it: ask first (session.py)
+        if not self.session.may_close():
+            event.ignore()
+            return
+        self.save_state()
         self.close_threads()
         super().closeEvent(event)
 

@@ -33,6 +33,36 @@ def is_dark() -> bool:
     return pal.color(QPalette.ColorRole.Window).lightness() < 128
 
 
+#: notice backgrounds and text, light and dark (warnings: amber; errors: red; info: blue)
+_NOTICE = {"warning": (("#fef7e0", "#5f4b00"), ("#3d3413", "#fde293")),
+           "error": (("#fce8e6", "#a50e0e"), ("#3c1f1f", "#f6aea9")),
+           "info": (("#e8f0fe", "#174ea6"), ("#1c2b41", "#aecbfa"))}
+
+
+def notice_colours(kind: str = "warning") -> tuple[str, str]:
+    """``(background, text)`` of a notice of ``kind`` that reads in the current light or dark mode."""
+    light, dark = _NOTICE[kind]
+    return dark if is_dark() else light
+
+
+def notice_stylesheet(kind: str = "warning", widget: str = "QLabel") -> str:
+    """A style sheet for a notice (``widget`` is the class it applies to: QLabel, QFrame)."""
+    bg, fg = notice_colours(kind)
+    return f"{widget} {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 6px; }}"
+
+
+def chart_colours() -> dict[str, str]:
+    """Background, axis and text colours of the sidebar's charts in the current mode."""
+    if is_dark():
+        return {"background": "#202124", "axis": "#9aa0a6", "text": "#e8eaed"}
+    return {"background": "#ffffff", "axis": "#5f6368", "text": "#202124"}
+
+
+def link_colour() -> str:
+    """Text colour of a link (readable on light and dark backgrounds)."""
+    return "#8ab4f8" if is_dark() else "#1a73e8"
+
+
 def ghost_fill() -> str:
     """Fill of a ghost card (a parent that lives in another workspace): a faint tint of the background."""
     return "#26282b" if is_dark() else "#f1f3f4"
