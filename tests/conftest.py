@@ -21,11 +21,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 import cryodesk.jobs  # noqa: E402,F401  (registers the built-in job types, as the CLI and the app do)
+from cryodesk.base import trashworker as _trashworker  # noqa: E402
 from cryodesk.core.deletion import trash as _trash  # noqa: E402
 
 # Tests remove their temporary directories at once: empty the trash in-process, not in a
 # background emptier (tests/core/test_deletion_journal.py exercises the background one).
 _trash.SYNC = True
+# and each test project keeps a small reserve (16 MiB each would add up over hundreds of projects)
+_trashworker.RESERVE_MAX = 256 << 10
 
 REPO = Path(__file__).resolve().parents[1]
 # importlib mode puts no test directory on sys.path; the shared job-type module lives here

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import uuid
 from contextlib import contextmanager
@@ -23,3 +24,15 @@ def small_tmpfs(parent: Path, size: str):
         yield d
     finally:
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def fill(directory: Path) -> None:
+    """Fill the file system of ``directory`` to the last byte (big writes, then byte by byte)."""
+    for name, chunk in (("filler.bin", 65536), ("filler2.bin", 1)):
+        try:
+            with open(Path(directory) / name, "wb") as fh:
+                while True:
+                    fh.write(b"f" * chunk)
+                    fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC

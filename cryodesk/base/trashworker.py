@@ -24,11 +24,13 @@ TRASH = (".cryodesk", "trash")
 #: disk is nearly full (the journal, trash directories and manifests then have room), made again after
 RESERVE = (".cryodesk", "reserve")
 LOW_FREE = 64 << 20
+#: the reserve is 1/256 of the file system, within these bounds (the test suite lowers the top one)
+RESERVE_MIN, RESERVE_MAX = 64 << 10, 16 << 20
 
 
 def _reserve_size(project_dir: Path) -> int:
     st = os.statvfs(project_dir)
-    return max(64 << 10, min(16 << 20, st.f_blocks * st.f_frsize // 256))
+    return max(RESERVE_MIN, min(RESERVE_MAX, st.f_blocks * st.f_frsize // 256))
 
 
 def free_bytes(project_dir: Path) -> int:

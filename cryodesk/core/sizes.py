@@ -14,7 +14,8 @@ Definitions used everywhere (planner, CLI, GUI):
   files; ``size_linked_bytes`` is what the symlinks found inside point to
   outside the project (imported raw data), reported separately and never
   part of the project's size.  It is out of date (``stale``) when any job
-  changed after the last refresh.
+  changed after the last refresh.  cryodesk's reserve file
+  (``.cryodesk/reserve``, room for a deletion to start on a full disk) is not counted.
 
 The scanner is ``os.scandir`` on directory file descriptors, never follows a
 symlink, and for big trees runs in a few processes (a Python walk is bound by
@@ -34,6 +35,7 @@ import peewee as pw
 
 from ..base.fsio import TreeStats, walk
 from ..base.scanworker import apart_predicate
+from ..base.trashworker import RESERVE
 from ..db.models import Job, OutputFile, Project, Session, db, utcnow
 from . import events
 from .fsutil import require_project_dir
@@ -184,6 +186,13 @@ def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan
             out.sessions_bytes += s.bytes
         else:
             out.other_bytes += s.bytes
+    # cryodesk's own reserve (room for a deletion on a full disk) is slack space, not project data
+    try:
+        st = os.lstat(directory.joinpath(*RESERVE))
+        if stat.S_ISREG(st.st_mode):
+            out.other_bytes = max(0, out.other_bytes - st.st_size)
+    except OSError:
+        pass
     out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
     out.linked_bytes = linked_bytes(links, directory)
     return out

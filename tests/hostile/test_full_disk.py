@@ -13,27 +13,15 @@ up when a write hits ENOSPC, would do.)
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
 import pytest
-from mounts import small_tmpfs
+from mounts import fill, small_tmpfs
 
 from cryodesk.base.errors import CryodeskError
 from cryodesk.core import actions, jobs, projects, runner
 from cryodesk.db.models import Job
-
-
-def _fill(directory: Path) -> None:
-    for name, chunk in (("filler.bin", 65536), ("filler2.bin", 1)):  # then the last partial block too
-        try:
-            with open(directory / name, "wb") as fh:
-                while True:
-                    fh.write(b"f" * chunk)
-                    fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
 
 
 def test_delete_and_clear_free_space_on_a_full_disk(database, tmp_path):
@@ -44,7 +32,7 @@ def test_delete_and_clear_free_space_on_a_full_disk(database, tmp_path):
         runner.run_job(p, a)
         b = jobs.create_job(p, "h_source", "W1", params={"nbytes": 1_000_000})
         runner.run_job(p, b)
-        _fill(fs)
+        fill(fs)
         assert os.statvfs(fs).f_bavail == 0
         try:
             cleared = actions.clear_jobs(p, [Job.get_by_id(a.id)])

@@ -10,24 +10,10 @@ re-run or deleted, until some later process start marks it interrupted.
 
 from __future__ import annotations
 
-import errno
-from pathlib import Path
-
-from mounts import small_tmpfs
+from mounts import fill, small_tmpfs
 
 from cryodesk.core import jobs, projects, runner
 from cryodesk.db.models import Job
-
-
-def _fill(directory: Path) -> None:
-    for name, chunk in (("filler.bin", 65536), ("filler2.bin", 1)):
-        try:
-            with open(directory / name, "wb") as fh:
-                while True:
-                    fh.write(b"f" * chunk)
-                    fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
 
 
 def test_job_failing_on_a_full_disk_ends_failed(database, tmp_path):
@@ -37,7 +23,7 @@ def test_job_failing_on_a_full_disk_ends_failed(database, tmp_path):
         a = jobs.create_job(p, "h_source", "W1", params={"nbytes": 1000})
         runner.run_job(p, a)
         b = jobs.create_job(p, "h_source", "W1", params={"nbytes": 8_000_000})  # more than the disk holds
-        _fill(fs)
+        fill(fs)
         try:
             runner.run_job(p, b)
         except OSError:
