@@ -65,9 +65,11 @@ class QtConfirmDialog(QDialog):
         self.label.setWordWrap(True)
         layout.addWidget(self.label)
         refused = list(refused)
+        self.table = None
         if refused:
             layout.addWidget(QLabel(f"{len(refused)} selected job(s) will be skipped:"))
-            layout.addWidget(_table([(o.uid, o.message) for o in refused], ("Job", "Why")))
+            self.table = _table([(o.uid, o.message) for o in refused], ("Job", "Why"))
+            layout.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.ok_button.setText(ok_text)

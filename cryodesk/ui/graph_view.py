@@ -61,9 +61,11 @@ class QtJobGraphView(QGraphicsView):
         scene = self.scene()
         if scene.overview is None or scene.overview.boundingRect().isEmpty():
             return
-        self.fitInView(scene.overview.boundingRect().adjusted(-30, -30, 30, 30), Qt.AspectRatioMode.KeepAspectRatio)
-        if self.zoom > 1.0:
-            self.set_zoom(1.0)
+        rect = scene.overview.boundingRect().adjusted(-30, -30, 30, 30)
+        # the viewport without scroll bars: fitting must not depend on whether they show right now
+        room = self.maximumViewportSize()
+        scale = min(room.width() / max(rect.width(), 1.0), room.height() / max(rect.height(), 1.0), 1.0)
+        self.set_zoom(scale)
         self.centerOn(scene.overview.boundingRect().center())
         self.zoom_changed.emit(self.zoom)
         self._detail_timer.start()

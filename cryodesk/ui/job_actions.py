@@ -160,6 +160,7 @@ class JobActions(QObject):
         menu.addSeparator()
         for act in (self.run, self.queue, self.rerun, self.kill):
             menu.addAction(act)
+        menu.addAction(self.warm)
         menu.addMenu(self.next_menu)
         menu.addSeparator()
         menu.addAction(self.clear)
