@@ -56,6 +56,7 @@ class GraphSnapshot:
     #: edge segments (x0, y0, x1, y1) as laid out; None: straight, computed on demand
     segments: np.ndarray | None = None
     layout_kind: str = "overview"
+    bands: int = 1
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -73,6 +74,7 @@ class GraphSnapshot:
         self.ghosts.x, self.ghosts.y = placed.x[n:].copy(), placed.y[n:].copy()
         self.segments = placed.segments
         self.layout_kind = placed.kind
+        self.bands = placed.bands
 
     def uid(self, i: int) -> str:
         return f"J{int(self.numbers[i])}"

@@ -54,7 +54,11 @@ class QtJobGraphView(QGraphicsView):
         self._detail_timer.start()
 
     def zoom_by(self, factor: float) -> None:
+        self.user_moved = True
         self.set_zoom(self.zoom * factor)
+
+    #: the user zoomed or panned since the tree opened (then a resize keeps their view)
+    user_moved = False
 
     def fit(self) -> None:
         """Fit the whole tree (Ctrl+0), but never magnify a small tree beyond 1:1."""
@@ -74,6 +78,7 @@ class QtJobGraphView(QGraphicsView):
         """The zoom a tree opens at: fitted, but a workspace-sized tree never below :data:`READABLE_ZOOM`
         (it then shows its top-left, where the tree starts, and scrolls)."""
         self.fit()
+        self.user_moved = False
         scene = self.scene()
         if scene.snap is None or len(scene.snap) > READABLE_MAX_JOBS or self.zoom >= READABLE_ZOOM:
             return

@@ -109,6 +109,7 @@ class QtInspector(QScrollArea):
         self.job_settings = QWidget()
         self.job_settings.setObjectName("jobSettings")
         self.job_settings_form = QFormLayout(self.job_settings)
+        self.job_settings_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # label above: docks are narrow
         self.job_settings_form.setContentsMargins(0, 0, 0, 0)
         self.setting_boxes: dict[str, QComboBox] = {}
         self.history = _table(["Status", "At"])

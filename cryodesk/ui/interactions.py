@@ -114,6 +114,7 @@ class PanDrag(Interaction):
 
     def press(self, event) -> None:
         self.last = event.position()
+        self.view.user_moved = True
         self.view.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
 
     def move(self, event) -> None:

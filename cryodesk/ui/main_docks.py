@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea
 
 from .cache_panel import QtCachePanel
 from .inspector import QtInspector
@@ -25,7 +25,17 @@ def build_docks(win) -> None:
     win.messages = QtMessageLog()
     win.cache_panel = QtCachePanel()
     win.docks = {}
-    for name, widget, area in (("Projects", win.browser, LEFT), ("Data", win.sidebar, LEFT),
+    # At 1024x700 the docks must shrink and scroll, never draw over each other: the sidebar's
+    # charts scroll inside their dock, the panels below have small minimum heights.
+    sidebar_scroll = QScrollArea()
+    sidebar_scroll.setObjectName("sidebarScroll")
+    sidebar_scroll.setWidgetResizable(True)
+    sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
+    sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    sidebar_scroll.setWidget(win.sidebar)
+    win.sidebar_scroll = sidebar_scroll
+    win.browser.setMinimumHeight(60)
+    for name, widget, area in (("Projects", win.browser, LEFT), ("Data", sidebar_scroll, LEFT),
                                ("Inspector", win.inspector, RIGHT), ("Running jobs", win.running, BOTTOM)):
         dock = QDockWidget(name, win)
         dock.setObjectName(f"dock{name.replace(' ', '')}")
@@ -51,5 +61,14 @@ def build_docks(win) -> None:
     win.docks["Messages"] = msg_dock
     win.messages.added.connect(lambda level, _t: level == "error" and (msg_dock.show(), msg_dock.raise_()))
     win.docks["Running jobs"].raise_()
-    win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
-    win.resizeDocks([win.docks["Running jobs"]], [190], Qt.Orientation.Vertical)
+    size_docks(win, win.width(), win.height())
+
+
+def size_docks(win, width: int, height: int) -> None:
+    """Dock sizes for a window of ``width`` x ``height``: the tree keeps at least half of the width."""
+    side = 300 if width >= 1300 else 240
+    right = 340 if width >= 1300 else 260
+    win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [side, right], Qt.Orientation.Horizontal)
+    win.resizeDocks([win.docks["Projects"], win.docks["Data"]], [130, max(200, height - 330)],
+                    Qt.Orientation.Vertical)
+    win.resizeDocks([win.docks["Running jobs"]], [200 if height >= 850 else 150], Qt.Orientation.Vertical)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QSettings, Signal
+from PySide6.QtCore import QEvent, QSettings, QTimer, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QLabel, QLineEdit, QMainWindow, QMenu
 
@@ -18,10 +18,13 @@ from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
 from .job_actions import JobActions
 from .live_updates import LiveScope
-from .main_docks import build_docks
+from .main_docks import build_docks, size_docks
 from .main_menus import build_menus
 from .messages import QtErrorDialog
 from .session import SessionControl
+
+#: the version of the saved dock layout (restoreState ignores a state of another version)
+STATE_VERSION = 2
 
 
 class QtMainWindow(QMainWindow):
@@ -53,6 +56,10 @@ class QtMainWindow(QMainWindow):
 
         self.view = QtJobGraphView(self)
         self.setCentralWidget(self.view)
+        self._resize_timer = QTimer(self)
+        self._resize_timer.setSingleShot(True)
+        self._resize_timer.setInterval(250)
+        self._resize_timer.timeout.connect(self._resized)
         build_docks(self)
 
         # What the window shows follows the database's change log, whoever changed it
@@ -91,6 +98,7 @@ class QtMainWindow(QMainWindow):
         self.jobs.changed.connect(self.watcher.poke)
         self.jobs.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.error.connect(lambda what, cause: self.report(what, cause, dialog=True))
+        self.jobs.next_step.connect(lambda type_name, _uid, choice: self.open_builder(type_name, [choice]))
         self.jobs.warmed.connect(lambda _stats: self.cache_panel.isVisible() and self.cache_panel.refresh())
         self.cache_panel.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.jobs.update_enabled()
@@ -100,9 +108,11 @@ class QtMainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-            self.restoreState(self.settings.value("window/state"))
+            # a state saved by an older layout (other docks) is ignored, not half-applied
+            self.restoreState(self.settings.value("window/state"), STATE_VERSION)
         else:
             self.resize(1400, 860)
+            size_docks(self, 1400, 860)
 
     # -- scope -------------------------------------------------------------
     def workspaces(self) -> list[tuple[str, str]]:
@@ -422,6 +432,28 @@ class QtMainWindow(QMainWindow):
         self.view.scene().set_colour_mode(mode)
 
     # -- lifecycle --------------------------------------------------------------
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._resize_timer.start()
+
+    def _resized(self) -> None:
+        """After a resize: docks give the tree room, and a workspace-sized tree re-wraps to the new view."""
+        w, h = self.width(), self.height()
+        central = self.centralWidget().size()
+        if central.height() < 0.45 * h or central.width() < 0.4 * w:
+            size_docks(self, w, h)
+        scene = self.view.scene()
+        snap = scene.snap
+        if snap is None or self.loading or self.view.user_moved or snap.layout_kind != "routed" or len(snap) > 300:
+            return
+        vp = self.view.viewport().size()
+        placed = layout.place_snapshot(snap, (vp.width(), vp.height()))  # cached; a few ms at this size
+        if placed.bands == snap.bands and (placed.x[:len(snap)] == snap.x).all():
+            return
+        snap.apply_placement(placed)
+        scene.set_snapshot(snap, keep_selection=True)
+        self.view.open_fit()
+
     def changeEvent(self, event) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self.view.viewport().update()  # cards pick light/dark colours at paint time
@@ -444,7 +476,7 @@ class QtMainWindow(QMainWindow):
 
     def save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(STATE_VERSION))
 
     def close_threads(self) -> None:
         """Stop following changes, stop the engine, wait for every worker (on close)."""

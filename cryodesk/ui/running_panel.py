@@ -123,7 +123,7 @@ class QtRunningJobsPanel(QWidget):
         for c, w in ((C_TITLE, 230), (C_STATUS, 80), (C_PROGRESS, 110), (C_STARTED, 70), (C_DURATION, 64),
                      (C_WHERE, 150), (C_LOG, 56)):
             self.table.setColumnWidth(c, w)
-        self.table.setMinimumHeight(44)
+        self.table.setMinimumHeight(80)  # the header and three rows; the dock can grow to show many
         layout.addWidget(self.table)
         self.keys: list[tuple] = []
         self.rows: dict[tuple, _Row] = {}
