@@ -217,6 +217,12 @@ class QtJobBuilder(QDialog):
             self.select_type(preset_type)
         self._check()
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        for button in self.findChildren(type(self.queue_button)):
+            button.setAutoDefault(False)
+        self.queue_button.setDefault(True)  # Enter queues; never Cancel by accident
+
     # -- types ---------------------------------------------------------------------------
     def _fill_types(self) -> None:
         self.catalogue = builder.catalogue()

@@ -63,6 +63,12 @@ class _CreateDialog(QDialog):
         lay.addWidget(buttons)
         self.pending = None
 
+    def showEvent(self, event) -> None:  # noqa: N802
+        # Enter creates (the button box would otherwise make Cancel the default on show)
+        super().showEvent(event)
+        self.cancel_button.setAutoDefault(False)
+        self.create_button.setDefault(True)
+
     def _problem(self) -> str:
         return ""
 

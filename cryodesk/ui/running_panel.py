@@ -334,7 +334,8 @@ class QtRunningJobsPanel(QWidget):
     # -- gestures ----------------------------------------------------------------------
     def selected_jobs(self) -> list[tuple[str, str]]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        return [(self.keys[r][1], self.keys[r][2]) for r in rows if self.keys[r][0] == "job"]
+        # (while rows are being removed the selection may name a row that has gone)
+        return [(self.keys[r][1], self.keys[r][2]) for r in rows if r < len(self.keys) and self.keys[r][0] == "job"]
 
     def _update_buttons(self) -> None:
         jobs = self.selected_jobs()
