@@ -23,15 +23,20 @@ def get_app(argv=None) -> QApplication:
     return app
 
 
-def run_app(db_url: str | None = None) -> int:
+def run_app(db_url: str | None = None, size: tuple[int, int] | None = None, theme: str = "system") -> int:
     """Open the database at ``db_url`` (or the default), show the main window, run the event loop.
 
-    Returns the process exit code.
+    ``size`` is the window's (width, height) (default: as last time); ``theme`` ``"light"`` or
+    ``"dark"`` overrides the desktop's colours.  Returns the process exit code.
     """
     from .. import db as dbmod
     from .main_window import QtMainWindow
 
     app = get_app()
+    if theme != "system":
+        from .palette import themed_palette
+
+        app.setPalette(themed_palette(theme))
     try:
         dbmod.open_database(db_url)
     except CryodeskError as exc:
@@ -42,6 +47,8 @@ def run_app(db_url: str | None = None) -> int:
     window = QtMainWindow()
     window.session.went_background.connect(lambda info: _background(app, info))
     window.session.background_finished.connect(app.quit)
+    if size is not None:
+        window.resize(*size)
     window.show()
     if not _has_projects():
         _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread

@@ -98,22 +98,23 @@ def build_menus(win) -> None:
     m.addAction(win.jobs.warm)
     tb = win.addToolBar("Main")
     tb.setObjectName("mainToolbar")
+    # lean enough to fit at 1024 px with the find box (zoom: View menu, Ctrl+wheel, Ctrl+=/-)
     for act in (a["refresh"], a["undo"], a["redo"], None, a["new_job"], win.jobs.run, win.jobs.kill, None,
-                a["zoom_in"], a["zoom_out"], a["fit"], None,
-                win.jobs.mark_final, win.jobs.clear, win.jobs.delete, None, a["cleanup"], a["cache"]):
+                win.jobs.mark_final, win.jobs.clear, win.jobs.delete, None, a["cleanup"], a["fit"]):
         tb.addSeparator() if act is None else tb.addAction(act)
     tb.addSeparator()
     combo = QComboBox()
     combo.setObjectName("colourMode")
     combo.setToolTip("Colour the job cards by status, size (heat map) or category")
     for mode in COLOUR_MODES:
-        combo.addItem(f"Colour: {mode}", mode)
+        combo.addItem(mode.capitalize(), mode)
     combo.currentIndexChanged.connect(lambda k: win.colour_actions[COLOUR_MODES[k]].trigger())
     for k, mode in enumerate(COLOUR_MODES):
         win.colour_actions[mode].triggered.connect(lambda _=False, i=k: (combo.blockSignals(True),
                                                                           combo.setCurrentIndex(i),
                                                                           combo.blockSignals(False)))
     win.colour_combo = combo
+    combo.setToolTip("Colour the job cards by status, size (heat map) or category")
     tb.addWidget(combo)
     tb.addSeparator()
     tb.addWidget(win.find_box)

@@ -74,9 +74,11 @@ class QtMainWindow(QMainWindow):
         self.error_dialog: QtErrorDialog | None = None
         self.jobs = JobActions(self)
         self.find_box = QLineEdit()
-        self.find_box.setPlaceholderText("Find job (uid or title)  Ctrl+F")
+        self.find_box.setPlaceholderText("Find job  Ctrl+F")
+        self.find_box.setToolTip("Find a job by uid (J12) or by a word of its title; Enter selects it")
         self.find_box.setObjectName("findBox")
-        self.find_box.setMaximumWidth(260)
+        self.find_box.setMaximumWidth(230)
+        self.find_box.setMinimumWidth(150)
         self.find_box.returnPressed.connect(lambda: self.find(self.find_box.text()))
         self.status_scope = QLabel("")
         self.status_sel = QLabel("")

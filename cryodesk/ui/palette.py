@@ -58,6 +58,28 @@ def chart_colours() -> dict[str, str]:
     return {"background": "#ffffff", "axis": "#5f6368", "text": "#202124"}
 
 
+def themed_palette(theme: str) -> QPalette:
+    """A light or dark palette for the Fusion style (``cryodesk gui --theme``), whatever the desktop's."""
+    from PySide6.QtWidgets import QStyleFactory
+
+    base = QStyleFactory.create("Fusion").standardPalette()
+    if theme == "light":
+        return base
+    roles = QPalette.ColorRole
+    dark = {roles.Window: "#202124", roles.WindowText: "#e8eaed", roles.Base: "#17181a",
+            roles.AlternateBase: "#26282b", roles.ToolTipBase: "#303134", roles.ToolTipText: "#e8eaed",
+            roles.Text: "#e8eaed", roles.Button: "#303134", roles.ButtonText: "#e8eaed",
+            roles.BrightText: "#ffffff", roles.Highlight: "#1a73e8", roles.HighlightedText: "#ffffff",
+            roles.Link: "#8ab4f8", roles.PlaceholderText: "#9aa0a6", roles.Mid: "#3c4043",
+            roles.Dark: "#17181a", roles.Light: "#5f6368", roles.Midlight: "#44474a", roles.Shadow: "#000000"}
+    pal = QPalette(base)
+    for role, colour in dark.items():
+        pal.setColor(role, QColor(colour))
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#80868b"))
+    return pal
+
+
 def link_colour() -> str:
     """Text colour of a link (readable on light and dark backgrounds)."""
     return "#8ab4f8" if is_dark() else "#1a73e8"

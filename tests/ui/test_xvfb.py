@@ -1,0 +1,63 @@
+"""The app on a real X server (Xvfb, the xcb platform): it starts, draws the tree, and its screenshots are
+not blank, at 1600x1000 and at 1024x700 (where the docks must still fit); real keys through xdotool."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from . import xvfb
+
+pytestmark = pytest.mark.skipif(bool(xvfb.missing_tools()),
+                                reason=f"needs {', '.join(xvfb.missing_tools())} (apt-get install xvfb xdotool "
+                                       "imagemagick)")
+
+COMPLETED_GREEN = 0x34A853
+
+
+@pytest.fixture
+def x_server():
+    server = xvfb.Xvfb(1600, 1000)
+    yield server
+    server.close()
+
+
+def _wait_drawn(app, path, timeout: float = 40.0) -> dict:
+    """Screenshots until the tree's cards (their 'completed' stripe) are on screen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = xvfb.colour_stats(app.screenshot(path))
+        if stats["counts"].get(COMPLETED_GREEN, 0) > 20 or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("size", [(1600, 1000), (1024, 700)])
+def test_the_app_under_xvfb_draws_a_real_window(demo, ui_db, x_server, tmp_path, artifacts_dir, size):
+    site = tmp_path / "site"
+    site.mkdir()
+    # the app process knows the test job types (their categories colour the cards)
+    (site / "sitecustomize.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(xvfb.REPO / 'tests')!r})\nimport jobtypes\n"
+        "jobtypes.family('ui', step_fill='repeat', iter_bytes=(3000, 0))\n")
+    app = xvfb.App(x_server, ui_db.database, tmp_path, size=size,
+                   pythonpath=os.pathsep.join([str(site), str(xvfb.REPO)]))
+    try:
+        shot = artifacts_dir / f"xvfb_main_window_{size[0]}x{size[1]}.png"
+        stats = _wait_drawn(app, shot)
+        assert (stats["width"], stats["height"]) == size
+        assert stats["colours"] > 40 and stats["dominant_share"] < 0.8, stats  # not blank, not one colour
+        assert stats["counts"].get(COMPLETED_GREEN, 0) > 20  # the job cards are drawn
+        # real keys: Ctrl+F, a uid, Enter selects the job; the inspector shows it
+        app.focus()
+        app.key("ctrl+f")
+        app.type("J5")
+        app.key("Return")
+        time.sleep(1.0)
+        after = xvfb.colour_stats(app.screenshot(artifacts_dir / f"xvfb_selected_{size[0]}x{size[1]}.png"))
+        assert after["counts"].get(0xFF2D95, 0) > 5  # the selection outline
+    finally:
+        code = app.close()
+    assert code == 0
