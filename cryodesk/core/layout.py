@@ -187,6 +187,19 @@ def _category_codes(types) -> dict[str, int]:
     return cat_of
 
 
+def recategorise(snap: GraphSnapshot) -> np.ndarray:
+    """Fill in the categories of jobs whose type was not registered when ``snap`` was read
+    (the app shows its tree before the job-type modules have loaded); returns the indices changed."""
+    unknown = np.flatnonzero(snap.category < 0)
+    if len(unknown) == 0:
+        return unknown
+    cat_of = _category_codes({snap.types[i] for i in unknown.tolist()})
+    fresh = np.asarray([cat_of[snap.types[i]] for i in unknown.tolist()], dtype=np.int8)
+    changed = unknown[fresh >= 0]
+    snap.category[unknown] = fresh
+    return changed
+
+
 def job_rows(project, numbers) -> JobRows:
     """Status, size, final flags, category, title and type of jobs ``numbers`` of ``project``, now.
 

@@ -43,6 +43,17 @@ log = logging.getLogger("cryodesk.engine")
 _task_ids = itertools.count(1)
 
 
+def ensure_job_types() -> None:
+    """Register the built-in job types (import :mod:`cryodesk.jobs`) if nobody has yet.
+
+    Importing them loads the numeric kernels (numba), about a second: the app does it on a
+    worker after its window shows; an engine does it before it queues anything.
+    """
+    import importlib
+
+    importlib.import_module("cryodesk.jobs")
+
+
 @dataclass
 class _Pending:
     project_uid: str
@@ -144,6 +155,7 @@ class Engine(QObject):
         were queued, ``plan.refused`` lists ``(uid, message)`` for the others
         (a parent cleared or failed is named in the message).
         """
+        ensure_job_types()
         self.start()
         project = get_project(project)
         jobs = get_jobs(project, jobs)
@@ -156,6 +168,7 @@ class Engine(QObject):
 
     def adopt_queued(self, project=None) -> list:
         """Claim jobs queued without an owner (``cryodesk job queue``) and run them here."""
+        ensure_job_types()
         self.start()
         taken = [job for job in lifecycle.claimable(project) if lifecycle.claim(job, self.owner)]
         for job in taken:

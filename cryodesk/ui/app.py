@@ -53,6 +53,7 @@ def run_app(db_url: str | None = None, size: tuple[int, int] | None = None, them
     if not _has_projects():
         _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread
     window.restore_last_project()
+    window.load_job_types()  # the tree first; the job types (numba kernels) on a worker meanwhile
     window.bridge.engine.start()  # recover jobs a crashed session left running
     try:
         return app.exec()

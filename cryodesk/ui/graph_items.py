@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QLineF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
 from ..core.layout import CARD_H, CARD_W
@@ -160,12 +160,18 @@ class QtJobCard(QGraphicsItem):
         self.snap, self.index, self.colour = snap, index, colour
         self.setPos(float(snap.x[index]), float(snap.y[index]))
         self.setZValue(2)
+        # a card is painted once per zoom level and then blitted: panning costs no Python paint
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.refresh()
 
     def refresh(self) -> None:
         """The snapshot's arrays changed in place (status, flags, size, title): redraw."""
         s, i = self.snap, self.index
         self.setToolTip(f"{s.uid(i)} — {s.titles[i]} ({s.status_name(i)})")
+        room = CARD_W - 66 - _badge_count(s, i) * (BADGE + 3)
+        self._type_text = _elide(s.types[i], _font(8), room)
+        self._title_text = _elide(s.titles[i], _font(9), CARD_W - 22)
+        self._room = room
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802
@@ -188,14 +194,12 @@ class QtJobCard(QGraphicsItem):
         painter.drawText(QRectF(15, 4, 50, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, s.uid(i))
         painter.setFont(_font(8))
         painter.setPen(muted)
-        marks = _badge_count(s, i)
-        room = CARD_W - 66 - marks * (BADGE + 3)
-        painter.drawText(QRectF(62, 4, room, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(s.types[i], Qt.TextElideMode.ElideRight, int(room)))
+        painter.drawText(QRectF(62, 4, self._room, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         self._type_text)
         painter.setPen(text)
         painter.setFont(_font(9))
         painter.drawText(QRectF(15, 25, CARD_W - 20, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         painter.fontMetrics().elidedText(s.titles[i], Qt.TextElideMode.ElideRight, int(CARD_W - 22)))
+                         self._title_text)
         painter.setFont(_font(8.5))
         painter.setPen(muted)
         painter.drawText(QRectF(15, 46, CARD_W - 20, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
@@ -240,6 +244,10 @@ def _font(points: float, bold: bool = False) -> QFont:
     return font
 
 
+def _elide(text: str, font: QFont, width: float) -> str:
+    return QFontMetricsF(font).elidedText(text, Qt.TextElideMode.ElideRight, width)
+
+
 def _badge_count(s, i: int) -> int:
     return int(bool(s.is_final[i] or s.is_ancestor[i])) + int(bool(s.shared[i]))
 
@@ -253,6 +261,7 @@ class QtGhostCard(QGraphicsItem):
         g = snap.ghosts
         self.setPos(float(g.x[k]), float(g.y[k]))
         self.setZValue(2)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.setToolTip(f"{g.uid(k)} {g.titles[k]} lives in {g.where[k] or 'no workspace'}; "
                         "double-click to open it there")
 

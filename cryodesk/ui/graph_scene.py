@@ -89,6 +89,12 @@ class QtJobGraphScene(QGraphicsScene):
             card.colour = self._table[self._colour_index[i]]
             card.update()
 
+    def repaint_items(self) -> None:
+        """Light/dark changed: cards repaint (their cached pixmaps are dropped) and so does the overview."""
+        for item in (*self.cards.values(), *self.ghost_cards.values(), self.overview):
+            if item is not None:
+                item.update()
+
     def colour_of(self, i: int) -> QColor:
         return self._table[self._colour_index[i]]
 

@@ -181,7 +181,10 @@ class QtInspector(QScrollArea):
             defaults = settings_service.project_values(project_uid)
         except CryodeskError:
             defaults = {}
-        self._jtype = registry.get(job.type)
+        try:
+            self._jtype = registry.get(job.type)
+        except CryodeskError:  # a plugin's type that is not installed (or types still loading)
+            self._jtype = None
         rows = param_rows(self._jtype, self._params, defaults, project_uid)
         _fill(self.params, [(label, text) for _key, label, text, _tip in rows])
         self.params.resizeColumnToContents(0)

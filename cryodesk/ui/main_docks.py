@@ -10,7 +10,6 @@ from .inspector import QtInspector
 from .messages import QtMessageLog
 from .project_browser import QtProjectBrowser
 from .running_panel import QtRunningJobsPanel
-from .sidebar import QtDataSidebar
 
 LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                        Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -19,7 +18,6 @@ LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.R
 def build_docks(win) -> None:
     """Create ``win.browser``, ``sidebar``, ``inspector``, ``running``, ``cache_panel`` and ``win.docks`` (by title)."""
     win.browser = QtProjectBrowser()
-    win.sidebar = QtDataSidebar()
     win.inspector = QtInspector()
     win.running = QtRunningJobsPanel()
     win.messages = QtMessageLog()
@@ -32,7 +30,8 @@ def build_docks(win) -> None:
     sidebar_scroll.setWidgetResizable(True)
     sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
     sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    sidebar_scroll.setWidget(win.sidebar)
+    # the sidebar itself (pyqtgraph charts: a third of a second to import) is made just after the
+    # tree first shows (QtMainWindow.sidebar), so the tree is on screen sooner
     win.sidebar_scroll = sidebar_scroll
     win.browser.setMinimumHeight(60)
     for name, widget, area in (("Projects", win.browser, LEFT), ("Data", sidebar_scroll, LEFT),

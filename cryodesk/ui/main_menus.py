@@ -118,7 +118,6 @@ def build_menus(win) -> None:
     tb.addWidget(combo)
     tb.addSeparator()
     tb.addWidget(win.find_box)
-    win.sidebar.cleanup_button.clicked.connect(lambda: win.open_cleanup())
     win.browser.cleanup_requested.connect(lambda p, w: win.open_cleanup(p, w))
 
 

@@ -12,7 +12,6 @@ from ..core.units import human_bytes
 from ..engine import workers
 from .cache_panel import QtCachePanel
 from .change_watcher import QtChangeWatcher
-from .cleanup_dialog import QtCleanupDialog
 from .commands import SetJobSettingCommand, SetParamCommand
 from .engine_bridge import EngineBridge
 from .graph_view import QtJobGraphView
@@ -132,7 +131,30 @@ class QtMainWindow(QMainWindow):
         self.browser.set_rows(rows)
         self._update_sidebar()
 
+    _sidebar = None
+
+    @property
+    def sidebar(self):
+        """The data sidebar (size charts), made on first use."""
+        if self._sidebar is None:
+            from .sidebar import QtDataSidebar
+
+            self._sidebar = QtDataSidebar()
+            self.sidebar_scroll.setWidget(self._sidebar)
+            self._sidebar.cleanup_button.clicked.connect(lambda: self.open_cleanup())
+            self._fill_sidebar()
+        return self._sidebar
+
     def _update_sidebar(self) -> None:
+        if self.view.scene().snap is None:
+            return
+        if self._sidebar is None:
+            # the first tree paints before the charts are made (and their module imported)
+            QTimer.singleShot(0, self, lambda: self.sidebar)
+            return
+        self._fill_sidebar()
+
+    def _fill_sidebar(self) -> None:
         snap = self.view.scene().snap
         if snap is None:
             return
@@ -305,6 +327,8 @@ class QtMainWindow(QMainWindow):
         project_uid = project_uid or self.project_uid
         if project_uid is None:
             return None
+        from .cleanup_dialog import QtCleanupDialog
+
         if self.cleanup_dialog is not None:
             self.cleanup_dialog.deleteLater()
         dialog = QtCleanupDialog(self, project_uid, workspace_uid if workspace_uid is not None else self.workspace_uid)
@@ -321,6 +345,31 @@ class QtMainWindow(QMainWindow):
         if was_visible:  # showing it refreshes; an already visible panel is refreshed here
             self.cache_panel.refresh()
         return self.cache_panel
+
+    # -- job types (loaded after the window shows) ----------------------------------------------
+    job_types_ready = False
+
+    def load_job_types(self) -> None:
+        """Import the built-in job types on a worker (about a second: numba kernels); the tree is
+        already on screen, and its cards get their categories when they arrive."""
+        import sys
+
+        if "cryodesk.jobs" in sys.modules:
+            self._job_types_loaded(None)
+            return
+        from ..engine import ensure_job_types
+
+        self._types_worker = workers.submit(ensure_job_types, context=self, on_done=self._job_types_loaded,
+                                            on_error=lambda exc: self.report("Cannot load the job types", str(exc)))
+
+    def _job_types_loaded(self, _result) -> None:
+        self.job_types_ready = True
+        snap = self.view.scene().snap
+        if snap is not None:
+            changed = layout.recategorise(snap)
+            if len(changed):
+                self.view.scene().refresh_jobs(changed)
+        self._on_selection()  # menus and the inspector judge the job types now known
 
     # -- creating things ------------------------------------------------------------------
     def _dialog(self, dialog):
@@ -354,8 +403,10 @@ class QtMainWindow(QMainWindow):
 
     def open_builder(self, type_name: str | None = None, preset_inputs=()):
         """Job ▸ New job… (Ctrl+B): the job builder for the current workspace."""
+        from ..engine import ensure_job_types
         from .builder_dialog import QtJobBuilder
 
+        ensure_job_types()  # (already loaded but in the first second after start)
         if self.project_uid is None:
             self.report("No project is open", "Create or open a project first (File ▸ New project…)", dialog=True)
             return None
@@ -458,7 +509,7 @@ class QtMainWindow(QMainWindow):
 
     def changeEvent(self, event) -> None:  # noqa: N802
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
-            self.view.viewport().update()  # cards pick light/dark colours at paint time
+            self.view.scene().repaint_items()  # cards pick light/dark colours at paint time
         super().changeEvent(event)
 
     def run_task(self, name: str, fn, task, on_done) -> None:

@@ -178,6 +178,8 @@ def test_at_1024x700_docks_shrink_and_scroll_instead_of_overlapping(demo, make_w
     qtbot.wait(400)  # the resize settles (docks)
     with qtbot.waitSignal(win.graph_loaded, timeout=10000):
         win.browser.select_scope("P1", "W1")  # opened as a user opens it
+    qtbot.waitUntil(lambda: win._sidebar is not None, timeout=5000)  # made just after the tree shows
+    qtbot.wait(100)
     docks = {n: d for n, d in win.docks.items() if d.isVisible() and not d.isFloating()}
     rects = {n: QRect(d.mapTo(win, d.rect().topLeft()), d.size()) for n, d in docks.items()}
     names = list(rects)

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(bool(xvfb.missing_tools()),
                                        "imagemagick)")
 
 COMPLETED_GREEN = 0x34A853
+SELECTION_PINK = 0xFF2D95
 
 
 @pytest.fixture
@@ -24,12 +25,12 @@ def x_server():
     server.close()
 
 
-def _wait_drawn(app, path, timeout: float = 40.0) -> dict:
-    """Screenshots until the tree's cards (their 'completed' stripe) are on screen."""
+def _wait_for(app, path, colour: int, least: int, timeout: float = 40.0) -> dict:
+    """Screenshots until at least ``least`` sampled pixels have ``colour`` (or the time is up)."""
     deadline = time.monotonic() + timeout
     while True:
         stats = xvfb.colour_stats(app.screenshot(path))
-        if stats["counts"].get(COMPLETED_GREEN, 0) > 20 or time.monotonic() > deadline:
+        if stats["counts"].get(colour, 0) >= least or time.monotonic() > deadline:
             return stats
         time.sleep(0.5)
 
@@ -46,7 +47,7 @@ def test_the_app_under_xvfb_draws_a_real_window(demo, ui_db, x_server, tmp_path,
                    pythonpath=os.pathsep.join([str(site), str(xvfb.REPO)]))
     try:
         shot = artifacts_dir / f"xvfb_main_window_{size[0]}x{size[1]}.png"
-        stats = _wait_drawn(app, shot)
+        stats = _wait_for(app, shot, COMPLETED_GREEN, 20)  # the cards' 'completed' stripes
         assert (stats["width"], stats["height"]) == size
         assert stats["colours"] > 40 and stats["dominant_share"] < 0.8, stats  # not blank, not one colour
         assert stats["counts"].get(COMPLETED_GREEN, 0) > 20  # the job cards are drawn
@@ -55,9 +56,8 @@ def test_the_app_under_xvfb_draws_a_real_window(demo, ui_db, x_server, tmp_path,
         app.key("ctrl+f")
         app.type("J5")
         app.key("Return")
-        time.sleep(1.0)
-        after = xvfb.colour_stats(app.screenshot(artifacts_dir / f"xvfb_selected_{size[0]}x{size[1]}.png"))
-        assert after["counts"].get(0xFF2D95, 0) > 5  # the selection outline
+        after = _wait_for(app, artifacts_dir / f"xvfb_selected_{size[0]}x{size[1]}.png", SELECTION_PINK, 6, 20)
+        assert after["counts"].get(SELECTION_PINK, 0) >= 6  # the selection outline
     finally:
         code = app.close()
     assert code == 0

@@ -86,9 +86,7 @@ class App:
 
     def focus(self) -> None:
         """No window manager: a click (on the status bar, where it does nothing) activates the window."""
-        geo = self.xdotool("getwindowgeometry", "--shell", self.window)
-        vals = dict(line.split("=", 1) for line in geo.split() if "=" in line)
-        x, y, h = int(vals["X"]), int(vals["Y"]), int(vals["HEIGHT"])
+        x, y, _w, h = self.geometry()
         self.click(x + 4, y + h - 6)
 
     def key(self, *keys: str) -> None:
@@ -101,9 +99,17 @@ class App:
     def click(self, x: int, y: int, button: int = 1) -> None:
         self.xdotool("mousemove", "--sync", str(x), str(y), "click", str(button))
 
-    def screenshot(self, path: Path, window: bool = True) -> Path:
-        target = self.window if window else "root"
-        subprocess.run(["import", "-window", target, str(path)], env=self.x.env(), check=True)
+    def geometry(self) -> tuple[int, int, int, int]:
+        geo = self.xdotool("getwindowgeometry", "--shell", self.window)
+        vals = dict(line.split("=", 1) for line in geo.split() if "=" in line)
+        return int(vals["X"]), int(vals["Y"]), int(vals["WIDTH"]), int(vals["HEIGHT"])
+
+    def screenshot(self, path: Path) -> Path:
+        """The screen where the main window is, its dialogs and menus included (no window manager:
+        they are drawn over it), cropped to the main window."""
+        x, y, w, h = self.geometry()
+        subprocess.run(["import", "-window", "root", "-crop", f"{w}x{h}+{x}+{y}", "+repage", str(path)],
+                       env=self.x.env(), check=True)
         return path
 
     def close(self) -> int:
