@@ -25,11 +25,11 @@ CATEGORY_TITLES = {
     "utilities": "Utilities",
 }
 
-#: the next steps offered on a job's particle outputs: (label, job type, input slot)
+#: the next steps offered on a job's particle outputs: (label with its menu mnemonic, job type, input slot)
 NEXT_STEPS = (
-    ("Restack particles…", "restack_particles", "particles"),
-    ("Downsample / consolidate…", "downsample_particles", "particles"),
-    ("Export…", "export_particles", "particles"),
+    ("&Restack particles…", "restack_particles", "particles"),
+    ("&Downsample / consolidate…", "downsample_particles", "particles"),
+    ("&Export…", "export_particles", "particles"),
 )
 
 

@@ -53,6 +53,19 @@ def parse_job_mime(mime) -> tuple[str, str] | None:
     return (parts[0], parts[1]) if len(parts) == 2 else None
 
 
+class _FilterEdit(QLineEdit):
+    """The type filter: Enter picks the first matching type (and never presses the dialog's Queue)."""
+
+    chosen = Signal()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.chosen.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 class QtInputSlot(QWidget):
     """One input slot: which job output feeds it (and which version); accepts a card dropped on it."""
 
@@ -175,8 +188,8 @@ class QtJobBuilder(QDialog):
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
-        self.filter = QLineEdit()
-        self.filter.setPlaceholderText("Filter job types")
+        self.filter = _FilterEdit()
+        self.filter.setPlaceholderText("Filter job types (Enter picks the first)")
         self.types = QTreeWidget()
         self.types.setObjectName("builderTypes")
         self.types.setHeaderHidden(True)
@@ -211,6 +224,7 @@ class QtJobBuilder(QDialog):
         root.addWidget(buttons)
         self._fill_types()
         self.filter.textChanged.connect(self._filter)
+        self.filter.chosen.connect(self._pick_first)
         self.types.currentItemChanged.connect(self._type_item_changed)
         self.resize(900, 620)
         if preset_type:
@@ -250,6 +264,12 @@ class QtJobBuilder(QDialog):
                 item.setHidden(not hit)
                 shown += hit
             top.setHidden(shown == 0)
+
+    def _pick_first(self) -> None:
+        for item in self.type_items().values():
+            if not item.isHidden() and not item.parent().isHidden():
+                self.types.setCurrentItem(item)
+                return
 
     def type_items(self) -> dict[str, QTreeWidgetItem]:
         out = {}

@@ -89,9 +89,12 @@ class QtJobGraphView(QGraphicsView):
         self._detail_timer.start()
 
     def center_on_job(self, i: int) -> None:
+        """Bring job ``i`` into view at a readable zoom; a job already in view does not move the view."""
         if self.zoom < 0.6:
             self.set_zoom(0.8)
-        self.centerOn(self.scene().card_rect(i).center())
+            self.centerOn(self.scene().card_rect(i).center())
+        else:
+            self.ensureVisible(self.scene().card_rect(i), 60, 40)
         self._detail_timer.start()
 
     def refresh_details(self) -> None:

@@ -62,7 +62,7 @@ class JobActions(QObject):
                                                     self.mark_complete, self.clone, self.warm, self.run, self.queue,
                                                     self.rerun, self.kill)}
         self.next_steps = []
-        self.next_menu = QMenu("Next step", host)
+        self.next_menu = QMenu("Ne&xt step", host)
         self.next_menu.setToolTipsVisible(True)
         for label, type_name, slot in builder.NEXT_STEPS:
             act = a(label, lambda _=False, t=type_name, sl=slot: self.do_next_step(t, sl),

@@ -71,19 +71,26 @@ def find(uid: str):
     return step
 
 
-def builder(app) -> None:
-    app.key("ctrl+b")
-    wait(1.0)
-    app.type("restack")
-    app.key("Tab", "Down", "Down")
-    wait(1.5)
+def restack_next_step(app) -> None:
+    """Job menu > Next step > Restack particles… on the selected job (the builder, its input connected)."""
+    app.key("alt+j")
+    wait(0.5)
+    app.key("x")
+    wait(0.5)
+    app.key("r")
+    wait(3.0)
 
 
 def cleanup(app) -> None:
+    """Data > Cleanup Data…, then tick "Motion correction" and "Clear intermediate results" (1600x1000)."""
     app.key("alt+d")
     wait(0.5)
     app.key("c")
     wait(4.0)
+    app.click(270, 222)
+    wait(1.5)
+    app.click(258, 335)
+    wait(2.5)
 
 
 def main() -> int:
@@ -106,7 +113,7 @@ def main() -> int:
         shoot(x, db, work, out, "main-window-dark", theme="dark", steps=[find("J8")])
         shoot(x, db, work, out, "workspace-ghosts", scope="P1/W2", steps=[find("J5")])
         shoot(x, db, work, out, "workspace-ghosts-dark", scope="P1/W2", theme="dark", steps=[find("J5")])
-        shoot(x, db, work, out, "job-builder", steps=[find("J7"), builder])
+        shoot(x, db, work, out, "job-builder", steps=[find("J7"), restack_next_step])
         shoot(x, db, work, out, "window-1024x700", size=(1024, 700), steps=[find("J5")])
         shoot(x, db, work, out, "cleanup-data", steps=[cleanup])
     finally:

@@ -156,7 +156,7 @@ def test_dragging_a_card_onto_a_builder_input_connects_it(demo, make_window, qtb
 def test_next_step_shortcut_opens_the_builder_with_the_output_connected(demo, make_window, qtbot):
     win = make_window()
     _select(win, qtbot, "J9")
-    labels = [a.text() for a in win.jobs.next_menu.actions() if a.text()]
+    labels = [a.text().replace("&", "") for a in win.jobs.next_menu.actions() if a.text()]
     assert labels[:3] == ["Restack particles…", "Downsample / consolidate…", "Export…"]
     assert win.jobs.warm in win.jobs.next_menu.actions()  # Cache on SSD
     restack = win.jobs.next_steps[0]
