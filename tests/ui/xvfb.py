@@ -88,6 +88,8 @@ class App:
         """No window manager: a click (on the status bar, where it does nothing) activates the window."""
         x, y, _w, h = self.geometry()
         self.click(x + 4, y + h - 6)
+        self.xdotool("windowfocus", "--sync", self.window, check=False)
+        time.sleep(0.3)
 
     def key(self, *keys: str) -> None:
         """Real key strokes (XTEST), into the focused window (see :meth:`focus`)."""
@@ -113,14 +115,18 @@ class App:
         return path
 
     def close(self) -> int:
-        if self.proc.poll() is None:
+        for _attempt in range(3):  # nothing runs: Ctrl+Q closes the window at once (once it has the focus)
+            if self.proc.poll() is not None:
+                break
             self.focus()
-            self.key("ctrl+q")  # nothing runs: the window closes at once
+            self.key("ctrl+q")
             try:
-                self.proc.wait(20)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                continue
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
         return self.proc.returncode
 
