@@ -1,11 +1,14 @@
-"""Qt-free job-tree snapshot and layered left-to-right DAG layout (numpy, cached).
+"""Qt-free job-tree snapshot and its layout (numpy, cached).
 
 The GUI draws tens of thousands of jobs, so everything here is arrays:
 :func:`load_graph` reads one workspace (or a whole project) into a
-:class:`GraphSnapshot` with three bulk queries, and :func:`layered_layout`
-places the nodes in columns (longest-path layering) ordered by a barycentre
-key, in O(nodes + edges).  Layouts are cached by a digest of the edge list,
-so re-opening a workspace or a refresh that changed only statuses is free.
+:class:`GraphSnapshot` with a few bulk queries; parents of its jobs that live
+in other workspaces come along as *ghosts* (drawn as ghost cards that say
+where they live).  :func:`place` lays it out top-down with
+:mod:`cryodesk.core.dag_layout` (edges routed around the cards for
+workspaces, the batched overview layout for 10k+ jobs).  Layouts are cached
+by a digest of the edge list and the viewport, so re-opening a workspace or a
+refresh that changed only statuses is free.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ import numpy as np
 
 from ..db.models import ACTIVE_STATUSES, JOB_STATUSES, Connection, Job, JobWorkspace, Workspace, db
 from . import registry
+from .dag_layout import CARD_H, CARD_W, GAP_X, GAP_Y, Placement, straight_segments
+from .dag_layout import layout as _dag_layout
 from .projects import get_project, get_workspace
 
-#: card geometry in scene units; the GUI draws cards of exactly this size
-CARD_W, CARD_H = 180.0, 64.0
-GAP_X, GAP_Y = 70.0, 18.0
+__all__ = ["CARD_H", "CARD_W", "GAP_X", "GAP_Y", "GraphSnapshot", "Ghosts", "JobRows", "Placement", "breakdown",
+           "job_rows", "load_graph", "place"]
 STATUS_CODES = {s: i for i, s in enumerate(JOB_STATUSES)}
 CATEGORY_CODES = {c: i for i, c in enumerate(registry.CATEGORIES)}
 
@@ -48,9 +52,29 @@ class GraphSnapshot:
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     y: np.ndarray = field(default_factory=lambda: np.zeros(0))
     project_id: int | None = None  # database id: change events name projects by it
+    ghosts: "Ghosts" = field(default_factory=lambda: Ghosts.empty())
+    #: edge segments (x0, y0, x1, y1) as laid out; None: straight, computed on demand
+    segments: np.ndarray | None = None
+    layout_kind: str = "overview"
+    bands: int = 1
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def edge_segments(self) -> np.ndarray:
+        """The ``(m, 4)`` line segments of every edge (routed, or straight when not laid out here)."""
+        if self.segments is None:
+            self.segments = straight_segments(self.x, self.y, self.edge_parent, self.edge_child)
+        return self.segments
+
+    def apply_placement(self, placed: Placement) -> None:
+        """Take the positions of a :func:`place` result (jobs first, then ghosts)."""
+        n = len(self)
+        self.x, self.y = placed.x[:n].copy(), placed.y[:n].copy()
+        self.ghosts.x, self.ghosts.y = placed.x[n:].copy(), placed.y[n:].copy()
+        self.segments = placed.segments
+        self.layout_kind = placed.kind
+        self.bands = placed.bands
 
     def uid(self, i: int) -> str:
         return f"J{int(self.numbers[i])}"
@@ -113,6 +137,40 @@ class JobRows:
         return len(self.numbers)
 
 
+@dataclass
+class Ghosts:
+    """Parents of the shown jobs that live only in other workspaces (ghost cards).
+
+    ``edge_parent`` indexes these arrays, ``edge_child`` the snapshot's jobs.
+    ``where`` names the workspaces each lives in (``"W1 Main line"``).
+    """
+
+    numbers: np.ndarray
+    titles: list[str]
+    types: list[str]
+    status: np.ndarray
+    where: list[str]
+    edge_parent: np.ndarray
+    edge_child: np.ndarray
+    x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @classmethod
+    def empty(cls) -> "Ghosts":
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, [], [], np.zeros(0, dtype=np.int8), [], z, z)
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def uid(self, k: int) -> str:
+        return f"J{int(self.numbers[k])}"
+
+    def first_workspace(self, k: int) -> str:
+        """The uid of the first workspace ghost ``k`` lives in ('' if none)."""
+        return self.where[k].split()[0] if self.where[k] else ""
+
+
 def _raw_rows(query) -> list[tuple]:
     """Rows of a peewee query straight from the DB cursor: no per-field Python conversion,
     which is most of the cost at 50k rows (the columns read here need none)."""
@@ -127,6 +185,19 @@ def _category_codes(types) -> dict[str, int]:
         except Exception:  # a type from a plugin that is not installed: still drawn
             cat_of[t] = -1
     return cat_of
+
+
+def recategorise(snap: GraphSnapshot) -> np.ndarray:
+    """Fill in the categories of jobs whose type was not registered when ``snap`` was read
+    (the app shows its tree before the job-type modules have loaded); returns the indices changed."""
+    unknown = np.flatnonzero(snap.category < 0)
+    if len(unknown) == 0:
+        return unknown
+    cat_of = _category_codes({snap.types[i] for i in unknown.tolist()})
+    fresh = np.asarray([cat_of[snap.types[i]] for i in unknown.tolist()], dtype=np.int8)
+    changed = unknown[fresh >= 0]
+    snap.category[unknown] = fresh
+    return changed
 
 
 def job_rows(project, numbers) -> JobRows:
@@ -169,8 +240,13 @@ def job_rows(project, numbers) -> JobRows:
                    titles=list(cols[2]), types=types)
 
 
-def load_graph(project, workspace=None) -> GraphSnapshot:
-    """Read the jobs and edges of ``workspace`` (or the whole project) and lay them out."""
+def load_graph(project, workspace=None, view: tuple[int, int] | None = None) -> GraphSnapshot:
+    """Read the jobs and edges of ``workspace`` (or the whole project) and lay them out.
+
+    ``view`` is the viewport's size in pixels: the layout wraps the tree to fit it
+    (see :mod:`cryodesk.core.dag_layout`).  A workspace's jobs whose parents live
+    only in other workspaces get those parents as :class:`Ghosts`.
+    """
     project = get_project(project)
     ws = get_workspace(project, workspace) if workspace is not None else None
     q = Job.select(Job.id, Job.number, Job.type, Job.title, Job.status, Job.size_bytes,
@@ -178,7 +254,6 @@ def load_graph(project, workspace=None) -> GraphSnapshot:
     if ws is not None:
         q = q.join(JobWorkspace).where(JobWorkspace.workspace == ws)
     rows = _raw_rows(q.order_by(Job.number))
-    n = len(rows)
     cols = list(zip(*rows)) if rows else [[]] * 8
     ids = np.asarray(cols[0], dtype=np.int64)
     types = list(cols[2])
@@ -188,9 +263,9 @@ def load_graph(project, workspace=None) -> GraphSnapshot:
                           .where(Workspace.project == project)):
         counts[jid] = counts.get(jid, 0) + 1
     pos = {int(j): i for i, j in enumerate(ids)}
-    edges = [(pos[p], pos[c]) for c, p in _raw_rows(Connection.select(Connection.child, Connection.parent)
-             .where(Connection.project == project.id)) if p in pos and c in pos]
-    edges = sorted(set(edges))
+    all_edges = _raw_rows(Connection.select(Connection.child, Connection.parent)
+                          .where(Connection.project == project.id))
+    edges = sorted({(pos[p], pos[c]) for c, p in all_edges if p in pos and c in pos})
     snap = GraphSnapshot(
         project_uid=project.uid, workspace_uid=ws.uid if ws else None, ids=ids, project_id=project.id,
         numbers=np.asarray(cols[1], dtype=np.int64), types=types, titles=list(cols[3]),
@@ -202,24 +277,67 @@ def load_graph(project, workspace=None) -> GraphSnapshot:
         edge_parent=np.asarray([e[0] for e in edges], dtype=np.int64),
         edge_child=np.asarray([e[1] for e in edges], dtype=np.int64),
     )
-    snap.x, snap.y = layered_layout(n, snap.edge_parent, snap.edge_child)
+    if ws is not None:
+        outside = sorted({(p, pos[c]) for c, p in all_edges if c in pos and p not in pos})
+        if outside:
+            snap.ghosts = _ghosts(project, outside)
+    snap.apply_placement(place_snapshot(snap, view))
     return snap
 
 
-_CACHE: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+def _ghosts(project, outside: list[tuple[int, int]]) -> Ghosts:
+    """The parents (database ids) of ``outside`` edges ``(parent id, child index)`` as ghosts."""
+    pids = sorted({p for p, _ in outside})
+    info: dict[int, tuple] = {}
+    where: dict[int, list[str]] = {}
+    for k in range(0, len(pids), 900):
+        chunk = pids[k:k + 900]
+        for row in _raw_rows(Job.select(Job.id, Job.number, Job.title, Job.type, Job.status)
+                             .where(Job.id.in_(chunk))):
+            info[row[0]] = row[1:]
+        for jid, wnum, wtitle in _raw_rows(JobWorkspace.select(JobWorkspace.job, Workspace.number, Workspace.title)
+                                           .join(Workspace).where(JobWorkspace.job.in_(chunk))
+                                           .order_by(Workspace.number)):
+            where.setdefault(jid, []).append(f"W{wnum} {wtitle}")
+    pids = [p for p in pids if p in info]
+    gpos = {p: k for k, p in enumerate(pids)}
+    kept = [(gpos[p], c) for p, c in outside if p in gpos]
+    return Ghosts(numbers=np.asarray([info[p][0] for p in pids], dtype=np.int64),
+                  titles=[info[p][1] for p in pids], types=[info[p][2] for p in pids],
+                  status=np.asarray([STATUS_CODES.get(info[p][3], 0) for p in pids], dtype=np.int8),
+                  where=[", ".join(where.get(p, [])) for p in pids],
+                  edge_parent=np.asarray([g for g, _ in kept], dtype=np.int64),
+                  edge_child=np.asarray([c for _, c in kept], dtype=np.int64))
+
+
+def place_snapshot(snap: GraphSnapshot, view=None) -> Placement:
+    """Lay out ``snap``'s jobs and ghosts together (ghost ``k`` is node ``len(snap) + k``)."""
+    n, g = len(snap), len(snap.ghosts)
+    parent = np.concatenate([snap.edge_parent, snap.ghosts.edge_parent + n]).astype(np.int64)
+    child = np.concatenate([snap.edge_child, snap.ghosts.edge_child]).astype(np.int64)
+    ghost = np.zeros(n + g, dtype=bool)
+    ghost[n:] = True
+    return place(n + g, parent, child, ghost if g else None, view)
+
+
+_CACHE: OrderedDict[str, Placement] = OrderedDict()
 _CACHE_SIZE = 16
 
 
-def _digest(n: int, parent: np.ndarray, child: np.ndarray) -> str:
+def _digest(n: int, parent: np.ndarray, child: np.ndarray, ghost, view) -> str:
     h = hashlib.blake2b(digest_size=16)
     h.update(np.int64(n).tobytes())
     h.update(np.ascontiguousarray(parent, dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(child, dtype=np.int64).tobytes())
+    if ghost is not None:
+        h.update(np.ascontiguousarray(ghost, dtype=bool).tobytes())
+    # the viewport only matters to the routed layout; a resize by a few pixels relays nothing
+    h.update(repr(None if view is None else (int(view[0]) // 50, int(view[1]) // 50)).encode())
     return h.hexdigest()
 
 
-def layered_layout(n: int, parent: np.ndarray, child: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scene positions (top-left corners) of ``n`` nodes in a left-to-right layered layout.
+def place(n: int, parent, child, ghost=None, view=None) -> Placement:
+    """Positions (top-left corners) and edge segments of ``n`` nodes; cached by the edge list.
 
     Parameters
     ----------
@@ -227,81 +345,28 @@ def layered_layout(n: int, parent: np.ndarray, child: np.ndarray) -> tuple[np.nd
         Number of nodes; node ``i`` is index ``i``, listed in creation order.
     parent, child : ndarray of int
         Edge list (``parent[k]`` → ``child[k]``).
+    ghost : ndarray of bool, optional
+        Nodes that are parents from another workspace (placed just above their children).
+    view : (width, height), optional
+        The viewport in pixels; the routed layout wraps the tree to fit it.
 
     Returns
     -------
-    x, y : ndarray of float
-        Column ``layer * (CARD_W + GAP_X)``; rows ordered within each column by
-        the mean position of the node's parents, columns centred vertically.
+    Placement
+        A copy: callers may change it.
     """
-    key = _digest(n, parent, child)
+    parent = np.asarray(parent, dtype=np.int64)
+    child = np.asarray(child, dtype=np.int64)
+    key = _digest(n, parent, child, ghost, view)
     hit = _CACHE.get(key)
     if hit is not None:
         _CACHE.move_to_end(key)
-        return hit[0].copy(), hit[1].copy()
-    layer, bary = _layers_and_barycentres(n, np.asarray(parent), np.asarray(child))
-    order = np.lexsort((np.arange(n), bary, layer))
-    sorted_layers = layer[order]
-    starts = np.searchsorted(sorted_layers, sorted_layers, side="left")
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - starts
-    counts = np.bincount(layer, minlength=1) if n else np.zeros(1, dtype=np.int64)
-    tallest = counts.max() if n else 0
-    offset = (tallest - counts) / 2.0  # centre every column on the tallest one
-    x = layer * (CARD_W + GAP_X)
-    y = (rank + offset[layer] if n else rank) * (CARD_H + GAP_Y)
-    x, y = x.astype(float), np.asarray(y, dtype=float)
-    _CACHE[key] = (x.copy(), y.copy())
+        return hit.copy()
+    placed = _dag_layout(n, parent, child, ghost, view)
+    _CACHE[key] = placed.copy()
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return x, y
-
-
-def _topological_order(n: int, parent: np.ndarray, child: np.ndarray) -> list[int]:
-    """Kahn's order; nodes on a cycle (corrupt data) are appended in index order."""
-    indeg = np.bincount(child, minlength=n).tolist() if n else []
-    starts, targets = _csr(n, parent, child)
-    ready = [i for i in range(n) if indeg[i] == 0]
-    order: list[int] = []
-    while ready:
-        nxt: list[int] = []
-        for u in ready:
-            order.append(u)
-            for v in targets[starts[u]:starts[u + 1]]:
-                indeg[v] -= 1
-                if indeg[v] == 0:
-                    nxt.append(v)
-        ready = nxt
-    if len(order) < n:
-        seen = set(order)
-        order.extend(i for i in range(n) if i not in seen)
-    return order
-
-
-def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> tuple[list[int], list[int]]:
-    idx = np.argsort(src, kind="stable")
-    starts = np.searchsorted(src[idx], np.arange(n + 1)).tolist()
-    return starts, dst[idx].tolist()
-
-
-def _layers_and_barycentres(n: int, parent: np.ndarray, child: np.ndarray):
-    """Longest-path layer of each node, and a sort key that keeps children near their parents."""
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    order = _topological_order(n, parent, child)
-    pstarts, plist = _csr(n, child, parent)  # parents of each node
-    layer = [0] * n
-    bary = [0.0] * n
-    source_rank = 0
-    for u in order:  # plain lists: ~10x faster than per-node numpy calls
-        ps = plist[pstarts[u]:pstarts[u + 1]]
-        if ps:
-            layer[u] = 1 + max(layer[p] for p in ps)
-            bary[u] = sum(bary[p] for p in ps) / len(ps)
-        else:
-            bary[u] = float(source_rank)
-            source_rank += 1
-    return np.asarray(layer, dtype=np.int64), np.asarray(bary)
+    return placed
 
 
 # -- the data-management sidebar ------------------------------------------------------

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..base import nofollow
-from ..base.errors import DataError, Refused
+from ..base.errors import DataError, NotFound, Refused
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
 from .jobs import refresh, set_status
@@ -435,4 +435,79 @@ def recover_interrupted(project=None) -> list[Job]:
             continue
         if owner_alive(owner) is False:
             out.append(_mark_interrupted(job))
+    return out
+
+
+# -- handing work over when the app goes to the background ---------------------------
+
+def hand_off(job_ids, owner: dict) -> list[Job]:
+    """Give up ``owner``'s jobs of ``job_ids`` that are still queued (not started): they lose
+    their owner, so a ``cryodesk worker run`` claims them (:func:`claim`).  Returns them.
+
+    The app does this when it is asked to quit but keep its jobs running: a job
+    body already running is a thread of the app and cannot move, but a job that
+    has not started can go to a detached worker process, so the app's process
+    ends as soon as its running jobs have.
+    """
+    out = []
+    for job_id in sorted(job_ids):
+        n = (Job.update(**_owner_columns(None))
+             .where((Job.id == job_id) & (Job.status == "queued") & (Job.owner_engine == owner["engine"])).execute())
+        if n == 1:
+            out.append(Job.get_by_id(job_id))
+    return out
+
+
+@dataclass
+class ActiveJob:
+    """An active job anywhere (any project, any process), as the running-jobs panel lists it."""
+
+    project_uid: str
+    uid: str
+    title: str
+    type: str
+    status: str
+    queued_at: object
+    started_at: object
+    #: ``"here"`` (this process), ``"process 1234 on host"`` (another, alive), ``"no process"`` (a queued
+    #: job waiting for a worker), or ``"gone"`` (its process died: recovery marks it killed)
+    where: str
+    owner_pid: int | None
+    kill_requested: bool
+
+
+def active_jobs(project=None) -> list[ActiveJob]:
+    """Every queued or running job (of ``project``, or of all projects) and who runs it."""
+    q = Job.select().where(Job.status.in_(ACTIVE_STATUSES))
+    if project is not None:
+        q = q.where(Job.project == get_project(project))
+    out = []
+    for job in q.order_by(Job.queued_at, Job.id):
+        owner = owner_of(job)
+        if owner is None:
+            where = "no process"
+        elif owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid():
+            where = "here" if owner_alive(owner) else "gone"
+        else:
+            alive = owner_alive(owner)
+            where = _describe_owner(owner) if alive is not False else "gone"
+        out.append(ActiveJob(job.project.uid, job.uid, job.title, job.type, job.status, job.queued_at,
+                             job.started_at, where, job.owner_pid, job.kill_requested_at is not None))
+    return out
+
+
+def finished_since(project_uid: str, uids) -> dict[str, dict]:
+    """How jobs ``uids`` of ``project_uid`` stand now: ``{uid: {status, error, started_at, completed_at}}``
+    (jobs deleted meanwhile are left out)."""
+    from .jobs import get_job
+
+    out = {}
+    project = get_project(project_uid)
+    for uid in uids:
+        try:
+            job = get_job(project, uid)
+        except NotFound:  # deleted meanwhile
+            continue
+        out[uid] = {"status": job.status, "error": job.error, "started_at": job.started_at,
+                    "completed_at": job.completed_at}
     return out

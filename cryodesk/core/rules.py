@@ -29,11 +29,13 @@ def _active_children(job: Job) -> list[str]:
     return sorted((f"J{j.number}" for j in kids), key=lambda u: int(u[1:]))
 
 
-def why_not_clear(job: Job) -> str | None:
+def why_not_clear(job: Job, readers: bool = True) -> str | None:
+    """``readers=False`` skips the one rule that needs the database (running children reading
+    its outputs): for a quick judgement of a job's own state, as menus make."""
     if job.is_final:
         return "it is marked as a final result; unmark it first"
     reason = _active(job)
-    if reason:
+    if reason or not readers:
         return reason
     readers = _active_children(job)
     if readers:

@@ -6,8 +6,9 @@ results as signals; :meth:`Engine.submit_task` runs any other long operation
 the same way.  :func:`run_until_idle` drives an engine headless (CLI).
 """
 
-from .. import jobs as _job_types  # noqa: F401  (registers the built-in job types)
-from .engine import Engine
+# The built-in job types (cryodesk.jobs: numba kernels, ~1 s to import) are loaded when an engine
+# first queues or adopts a job, not when this package is imported: the app shows its tree first.
+from .engine import Engine, ensure_job_types
 from .headless import run_until_idle
 
-__all__ = ["Engine", "run_until_idle"]
+__all__ = ["Engine", "ensure_job_types", "run_until_idle"]

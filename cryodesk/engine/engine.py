@@ -43,6 +43,17 @@ log = logging.getLogger("cryodesk.engine")
 _task_ids = itertools.count(1)
 
 
+def ensure_job_types() -> None:
+    """Register the built-in job types (import :mod:`cryodesk.jobs`) if nobody has yet.
+
+    Importing them loads the numeric kernels (numba), about a second: the app does it on a
+    worker after its window shows; an engine does it before it queues anything.
+    """
+    import importlib
+
+    importlib.import_module("cryodesk.jobs")
+
+
 @dataclass
 class _Pending:
     project_uid: str
@@ -69,6 +80,7 @@ class Engine(QObject):
     job_progress(project_uid, job_uid, fraction, message)
     job_waiting(project_uid, job_uid, reason) — queued, waiting for a parent
     job_finished(project_uid, job_uid, status) — completed / failed / killed
+    job_handed_off(project_uid, job_uid) — still queued, now for another process to run
     task_started(task_id, name)
     task_progress(task_id, fraction, message)
     task_finished(task_id, status, payload) — status completed / failed / cancelled;
@@ -80,6 +92,7 @@ class Engine(QObject):
     job_progress = Signal(str, str, float, str)
     job_waiting = Signal(str, str, str)
     job_finished = Signal(str, str, str)
+    job_handed_off = Signal(str, str)  # queued, given to another process (see hand_off_queued)
     task_started = Signal(str, str)
     task_progress = Signal(str, float, str)
     task_finished = Signal(str, str, object)
@@ -142,6 +155,7 @@ class Engine(QObject):
         were queued, ``plan.refused`` lists ``(uid, message)`` for the others
         (a parent cleared or failed is named in the message).
         """
+        ensure_job_types()
         self.start()
         project = get_project(project)
         jobs = get_jobs(project, jobs)
@@ -154,6 +168,7 @@ class Engine(QObject):
 
     def adopt_queued(self, project=None) -> list:
         """Claim jobs queued without an owner (``cryodesk job queue``) and run them here."""
+        ensure_job_types()
         self.start()
         taken = [job for job in lifecycle.claimable(project) if lifecycle.claim(job, self.owner)]
         for job in taken:
@@ -184,6 +199,17 @@ class Engine(QObject):
         if self.cancel(project, job):
             return "cancelled"
         return lifecycle.request_kill(project, job)
+
+    def hand_off_queued(self) -> list:
+        """Give this engine's queued jobs that have not started to whoever claims them next (a
+        ``cryodesk worker run``); returns the Job rows handed off.  Running jobs stay here."""
+        handed = lifecycle.hand_off(list(self._pending), self.owner)
+        for job in handed:
+            pend = self._pending.pop(job.id, None)
+            if pend is not None:
+                self.job_handed_off.emit(pend.project_uid, pend.job_uid)
+        QTimer.singleShot(0, self._check_idle)
+        return handed
 
     def cancel_all(self) -> None:
         """Cancel every running job and task (queued jobs of this engine follow as killed)."""

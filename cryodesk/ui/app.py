@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -22,15 +23,20 @@ def get_app(argv=None) -> QApplication:
     return app
 
 
-def run_app(db_url: str | None = None) -> int:
+def run_app(db_url: str | None = None, size: tuple[int, int] | None = None, theme: str = "system") -> int:
     """Open the database at ``db_url`` (or the default), show the main window, run the event loop.
 
-    Returns the process exit code.
+    ``size`` is the window's (width, height) (default: as last time); ``theme`` ``"light"`` or
+    ``"dark"`` overrides the desktop's colours.  Returns the process exit code.
     """
     from .. import db as dbmod
     from .main_window import QtMainWindow
 
     app = get_app()
+    if theme != "system":
+        from .palette import themed_palette
+
+        app.setPalette(themed_palette(theme))
     try:
         dbmod.open_database(db_url)
     except CryodeskError as exc:
@@ -39,16 +45,34 @@ def run_app(db_url: str | None = None) -> int:
     # The GUI thread keeps one connection open for its whole life; workers open their own.
     dbmod.db.connect(reuse_if_open=True)
     window = QtMainWindow()
+    window.session.went_background.connect(lambda info: _background(app, info))
+    window.session.background_finished.connect(app.quit)
+    if size is not None:
+        window.resize(*size)
     window.show()
     if not _has_projects():
         _create_demo(window)  # first run: a realistic project to look at, built off the GUI thread
     window.restore_last_project()
+    window.load_job_types()  # the tree first; the job types (numba kernels) on a worker meanwhile
     window.bridge.engine.start()  # recover jobs a crashed session left running
     try:
         return app.exec()
     finally:
         window.close_threads()
         dbmod.close_database()
+
+
+def _background(app, info: dict) -> None:
+    """The window hid to let its running jobs finish: survive the terminal closing, exit when they are done."""
+    import signal
+
+    app.setQuitOnLastWindowClosed(False)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    handed = ", ".join(info.get("handed") or []) or "none"
+    print(f"cryodesk: running jobs continue in process {os.getpid()}; queued jobs handed to a worker: {handed}"
+          + (f" (process {info['worker_pid']}, log {info['log']})" if info.get("worker_pid") else ""),
+          file=sys.stderr, flush=True)
 
 
 def _has_projects() -> bool:

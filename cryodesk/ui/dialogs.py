@@ -65,9 +65,11 @@ class QtConfirmDialog(QDialog):
         self.label.setWordWrap(True)
         layout.addWidget(self.label)
         refused = list(refused)
+        self.table = None
         if refused:
             layout.addWidget(QLabel(f"{len(refused)} selected job(s) will be skipped:"))
-            layout.addWidget(_table([(o.uid, o.message) for o in refused], ("Job", "Why")))
+            self.table = _table([(o.uid, o.message) for o in refused], ("Job", "Why"))
+            layout.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.ok_button.setText(ok_text)
@@ -77,3 +79,45 @@ class QtConfirmDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.resize(520, 160 if not refused else 320)
+
+
+class QtQuitDialog(QDialog):
+    """Quitting while jobs run: keep them running in the background, kill them, or do not quit.
+
+    ``choice`` is ``"background"``, ``"kill"`` or ``"stay"`` once a button was clicked.
+    """
+
+    def __init__(self, running: list[str], queued: list[str], parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Jobs are still running")
+        self.setObjectName("quitDialog")
+        self.choice = "stay"
+        layout = QVBoxLayout(self)
+        n = len(running) + len(queued)
+        text = (f"<b>{len(running)} job(s) running, {len(queued)} queued.</b><br>"
+                "Keep them running in the background? The window closes; running jobs finish in this "
+                "process, which then exits, and queued jobs go to a background worker. The next start of "
+                "cryodesk shows them (and can kill them).")
+        self.label = QLabel(text)
+        self.label.setWordWrap(True)
+        layout.addWidget(self.label)
+        rows = [(u, "running") for u in running] + [(u, "queued") for u in queued]
+        self.table = _table(rows, ("Job", "Status"))
+        self.table.setMaximumHeight(40 + 26 * min(n, 6))
+        layout.addWidget(self.table)
+        buttons = QDialogButtonBox()
+        self.background_button = buttons.addButton("Keep running in the background",
+                                                   QDialogButtonBox.ButtonRole.AcceptRole)
+        self.kill_button = buttons.addButton(f"Kill {'it' if n == 1 else 'them'} and quit",
+                                             QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.stay_button = buttons.addButton("Don't quit", QDialogButtonBox.ButtonRole.RejectRole)
+        self.background_button.setDefault(True)  # Enter never kills work
+        for button, choice in ((self.background_button, "background"), (self.kill_button, "kill"),
+                               (self.stay_button, "stay")):
+            button.clicked.connect(lambda _=False, c=choice: self._choose(c))
+        layout.addWidget(buttons)
+        self.resize(560, 260)
+
+    def _choose(self, choice: str) -> None:
+        self.choice = choice
+        (self.reject if choice == "stay" else self.accept)()

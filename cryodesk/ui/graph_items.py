@@ -9,12 +9,13 @@ the overview draws every job and edge in a single ``paint`` call with
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen
+from PySide6.QtCore import QLineF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsItem
 
 from ..core.layout import CARD_H, CARD_W
 from ..core.units import human_bytes
+from ..db import JOB_STATUSES
 from . import palette
 
 BADGE = 16.0
@@ -33,16 +34,23 @@ class QtOverviewItem(QGraphicsItem):
         # Panning then blits the cached pixels instead of re-drawing every job (Qt caches only
         # the part of a large item that is on screen); a zoom or colour change repaints once.
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        x, y = snap.x, snap.y
-        if len(snap):
-            self._bounds = QRectF(float(x.min()) - 20, float(y.min()) - 20,
-                                  float(x.max() - x.min()) + CARD_W + 40, float(y.max() - y.min()) + CARD_H + 40)
-        px, py = x[snap.edge_parent] + CARD_W, y[snap.edge_parent] + CARD_H / 2
-        cx, cy = x[snap.edge_child], y[snap.edge_child] + CARD_H / 2
-        self._edges = [QLineF(*v) for v in zip(px.tolist(), py.tolist(), cx.tolist(), cy.tolist())]
-        self._edge_box = (np.minimum(px, cx), np.maximum(px, cx), np.minimum(py, cy), np.maximum(py, cy))
+        ghosts = snap.ghosts
+        segs = snap.edge_segments()
+        xs = np.concatenate([snap.x, ghosts.x, segs[:, 0], segs[:, 2]]) if len(snap) else np.zeros(0)
+        ys = np.concatenate([snap.y, ghosts.y, segs[:, 1], segs[:, 3]]) if len(snap) else np.zeros(0)
+        if len(xs):
+            x0, y0 = float(xs.min()), float(ys.min())
+            x1 = max(float(xs.max()), float(np.concatenate([snap.x, ghosts.x]).max()) + CARD_W)
+            y1 = max(float(ys.max()), float(np.concatenate([snap.y, ghosts.y]).max()) + CARD_H)
+            self._bounds = QRectF(x0 - 20, y0 - 20, x1 - x0 + 40, y1 - y0 + 40)
+        self._edges = [QLineF(*v) for v in segs.tolist()]
+        self._edge_box = (np.minimum(segs[:, 0], segs[:, 2]), np.maximum(segs[:, 0], segs[:, 2]),
+                          np.minimum(segs[:, 1], segs[:, 3]), np.maximum(segs[:, 1], segs[:, 3]))
+        #: a workspace-sized routed tree is drawn smooth; 50k straight edges are not
+        self._smooth = snap.layout_kind == "routed" and len(self._edges) < 20000
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # gives exposedRect
-        self._rects = [QRectF(a, b, CARD_W, CARD_H) for a, b in zip(x.tolist(), y.tolist())]
+        self._rects = [QRectF(a, b, CARD_W, CARD_H) for a, b in zip(snap.x.tolist(), snap.y.tolist())]
+        self._ghost_rects = [QRectF(a, b, CARD_W, CARD_H) for a, b in zip(ghosts.x.tolist(), ghosts.y.tolist())]
         self.set_colours(colour_index, table)
 
     def set_colours(self, colour_index: np.ndarray, table: list[QColor]) -> None:
@@ -83,11 +91,19 @@ class QtOverviewItem(QGraphicsItem):
         exposed = option.exposedRect
         partial = exposed.width() * exposed.height() < 0.25 * self._bounds.width() * self._bounds.height()
         edges, groups = self._exposed(exposed) if partial else (self._edges, self._groups)
+        if self._smooth:
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         if lod >= EDGE_LOD or len(self._edges) < 5000:  # far out, 50k edges are a grey smear
-            pen = QPen(QColor(palette.is_dark() and "#9aa0a6" or "#5f6368"), 1.2)
+            pen = QPen(QColor(palette.is_dark() and "#9aa0a6" or "#5f6368"), 1.3)
             pen.setCosmetic(True)
             painter.setPen(pen)
             painter.drawLines(edges)
+        if self._ghost_rects:
+            ghost_pen = QPen(QColor("#9aa0a6"), 1.2, Qt.PenStyle.DashLine)
+            ghost_pen.setCosmetic(True)
+            painter.setPen(ghost_pen)
+            painter.setBrush(QColor(palette.ghost_fill()))
+            painter.drawRects(self._ghost_rects)
         painter.setPen(Qt.PenStyle.NoPen)
         for brush, rects in groups:
             painter.setBrush(brush)
@@ -144,12 +160,18 @@ class QtJobCard(QGraphicsItem):
         self.snap, self.index, self.colour = snap, index, colour
         self.setPos(float(snap.x[index]), float(snap.y[index]))
         self.setZValue(2)
+        # a card is painted once per zoom level and then blitted: panning costs no Python paint
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.refresh()
 
     def refresh(self) -> None:
         """The snapshot's arrays changed in place (status, flags, size, title): redraw."""
         s, i = self.snap, self.index
         self.setToolTip(f"{s.uid(i)} — {s.titles[i]} ({s.status_name(i)})")
+        room = CARD_W - 66 - _badge_count(s, i) * (BADGE + 3)
+        self._type_text = _elide(s.types[i], _font(8), room)
+        self._title_text = _elide(s.titles[i], _font(9), CARD_W - 22)
+        self._room = room
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802
@@ -158,25 +180,29 @@ class QtJobCard(QGraphicsItem):
     def paint(self, painter, option, widget=None) -> None:
         s, i = self.snap, self.index
         dark = palette.is_dark()
-        painter.setPen(QPen(QColor("#5f6368"), 1))
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor("#80868b" if dark else "#9aa0a6"), 1))
         painter.setBrush(QColor("#2d2f31" if dark else "#ffffff"))
-        painter.drawRoundedRect(QRectF(0, 0, CARD_W, CARD_H), 6, 6)
+        painter.drawRoundedRect(QRectF(0.5, 0.5, CARD_W - 1, CARD_H - 1), 6, 6)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(self.colour)
-        painter.drawRect(QRectF(0, 0, 7, CARD_H))
+        painter.drawRoundedRect(QRectF(0.5, 0.5, 7, CARD_H - 1), 3, 3)
         text = QColor("#e8eaed" if dark else "#202124")
+        muted = QColor("#bdc1c6" if dark else "#5f6368")
         painter.setPen(text)
-        bold = QFont()
-        bold.setPointSizeF(9)
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.drawText(QPointF(14, 17), s.uid(i))
-        small = QFont()
-        small.setPointSizeF(7.5)
-        painter.setFont(small)
-        painter.drawText(QRectF(60, 5, CARD_W - 60 - BADGE * 2 - 8, 14), Qt.AlignmentFlag.AlignLeft, s.types[i])
-        painter.drawText(QRectF(14, 22, CARD_W - 20, 16), Qt.AlignmentFlag.AlignLeft, s.titles[i])
-        painter.drawText(QRectF(14, 42, CARD_W - 20, 16), Qt.AlignmentFlag.AlignLeft,
+        painter.setFont(_font(10.5, bold=True))
+        painter.drawText(QRectF(15, 4, 50, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, s.uid(i))
+        painter.setFont(_font(8))
+        painter.setPen(muted)
+        painter.drawText(QRectF(62, 4, self._room, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         self._type_text)
+        painter.setPen(text)
+        painter.setFont(_font(9))
+        painter.drawText(QRectF(15, 25, CARD_W - 20, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         self._title_text)
+        painter.setFont(_font(8.5))
+        painter.setPen(muted)
+        painter.drawText(QRectF(15, 46, CARD_W - 20, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                          f"{s.status_name(i)} · {human_bytes(int(s.size[i]))}")
         self._badges(painter)
 
@@ -190,12 +216,9 @@ class QtJobCard(QGraphicsItem):
             marks.append((palette.ANCESTOR_COLOUR, "A"))
         if s.shared[i]:
             marks.append((palette.LINKED_COLOUR, "L"))
-        font = QFont()
-        font.setPointSizeF(7)
-        font.setBold(True)
-        painter.setFont(font)
+        painter.setFont(_font(7.5, bold=True))
         for colour, letter in marks:
-            rect = QRectF(x, 4, BADGE, BADGE)
+            rect = QRectF(x, 6, BADGE, BADGE)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(colour))
             path = QPainterPath()
@@ -204,3 +227,67 @@ class QtJobCard(QGraphicsItem):
             painter.setPen(QColor("#000000" if letter == "F" else "#ffffff"))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, letter)
             x -= BADGE + 3
+
+
+_FONTS: dict[tuple[float, bool], QFont] = {}
+
+
+def _font(points: float, bold: bool = False) -> QFont:
+    """A cached font of the application's family (cards are painted often)."""
+    key = (points, bold)
+    font = _FONTS.get(key)
+    if font is None:
+        font = QFont()
+        font.setPointSizeF(points)
+        font.setBold(bold)
+        _FONTS[key] = font
+    return font
+
+
+def _elide(text: str, font: QFont, width: float) -> str:
+    return QFontMetricsF(font).elidedText(text, Qt.TextElideMode.ElideRight, width)
+
+
+def _badge_count(s, i: int) -> int:
+    return int(bool(s.is_final[i] or s.is_ancestor[i])) + int(bool(s.shared[i]))
+
+
+class QtGhostCard(QGraphicsItem):
+    """A parent that lives in another workspace: a dashed card that says where (double-click opens it)."""
+
+    def __init__(self, snap, k: int) -> None:
+        super().__init__()
+        self.snap, self.k = snap, k
+        g = snap.ghosts
+        self.setPos(float(g.x[k]), float(g.y[k]))
+        self.setZValue(2)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.setToolTip(f"{g.uid(k)} {g.titles[k]} lives in {g.where[k] or 'no workspace'}; "
+                        "double-click to open it there")
+
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return QRectF(0, 0, CARD_W, CARD_H)
+
+    def paint(self, painter, option, widget=None) -> None:
+        g, k = self.snap.ghosts, self.k
+        dark = palette.is_dark()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        pen = QPen(QColor("#9aa0a6"), 1.2, Qt.PenStyle.DashLine)
+        painter.setPen(pen)
+        painter.setBrush(QColor(palette.ghost_fill()))
+        painter.drawRoundedRect(QRectF(0.5, 0.5, CARD_W - 1, CARD_H - 1), 6, 6)
+        muted = QColor("#bdc1c6" if dark else "#5f6368")
+        painter.setPen(muted)
+        painter.setFont(_font(10.5, bold=True))
+        painter.drawText(QRectF(12, 4, 50, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, g.uid(k))
+        painter.setFont(_font(8))
+        painter.drawText(QRectF(60, 4, CARD_W - 66, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         g.types[k])
+        painter.setFont(_font(9))
+        painter.drawText(QRectF(12, 25, CARD_W - 18, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         painter.fontMetrics().elidedText(g.titles[k], Qt.TextElideMode.ElideRight, int(CARD_W - 20)))
+        painter.setFont(_font(8.5, bold=True))
+        where = g.where[k].split(",")[0] if g.where[k] else "no workspace"
+        painter.drawText(QRectF(12, 46, CARD_W - 18, 20), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         painter.fontMetrics().elidedText(f"in {where} · {JOB_STATUSES[int(g.status[k])]}",
+                                                          Qt.TextElideMode.ElideRight, int(CARD_W - 20)))

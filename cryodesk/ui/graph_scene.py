@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsScene
 
 from ..core.layout import CARD_H, CARD_W
 from . import palette
-from .graph_items import QtJobCard, QtOverviewItem, QtSelectionOverlay
+from .graph_items import QtGhostCard, QtJobCard, QtOverviewItem, QtSelectionOverlay
 from .selection import JobSelection
 
 #: cards are made only above this zoom and below this many visible jobs
@@ -32,6 +32,7 @@ class QtJobGraphScene(QGraphicsScene):
         self.overview: QtOverviewItem | None = None
         self.overlay: QtSelectionOverlay | None = None
         self.cards: dict[int, QtJobCard] = {}
+        self.ghost_cards: dict[int, QtGhostCard] = {}
         self._colour_index = np.zeros(0, dtype=np.int64)
         self._table: list[QColor] = []
         self.rubber_band = QGraphicsRectItem()
@@ -45,10 +46,11 @@ class QtJobGraphScene(QGraphicsScene):
         old_uids = set()
         if keep_selection and self.snap is not None:
             old_uids = set(self.snap.numbers[self.selection.mask].tolist())
-        for item in (self.overview, self.overlay, *self.cards.values()):
+        for item in (self.overview, self.overlay, *self.cards.values(), *self.ghost_cards.values()):
             if item is not None:
                 self.removeItem(item)
         self.cards.clear()
+        self.ghost_cards.clear()
         self.snap = snap
         self._colour_index, self._table = palette.colour_groups(snap, self.colour_mode)
         self.overview = QtOverviewItem(snap, self._colour_index, self._table)
@@ -87,6 +89,12 @@ class QtJobGraphScene(QGraphicsScene):
             card.colour = self._table[self._colour_index[i]]
             card.update()
 
+    def repaint_items(self) -> None:
+        """Light/dark changed: cards repaint (their cached pixmaps are dropped) and so does the overview."""
+        for item in (*self.cards.values(), *self.ghost_cards.values(), self.overview):
+            if item is not None:
+                item.update()
+
     def colour_of(self, i: int) -> QColor:
         return self._table[self._colour_index[i]]
 
@@ -103,6 +111,15 @@ class QtJobGraphScene(QGraphicsScene):
     def index_at(self, point: QPointF) -> int | None:
         hits = self.indices_in_rect(QRectF(point, point))
         return int(hits[-1]) if len(hits) else None
+
+    def ghost_at(self, point: QPointF) -> int | None:
+        """The ghost card (a parent from another workspace) under ``point``, or None."""
+        if self.snap is None or len(self.snap.ghosts) == 0:
+            return None
+        g = self.snap.ghosts
+        hit = np.flatnonzero((g.x <= point.x()) & (g.x + CARD_W >= point.x())
+                             & (g.y <= point.y()) & (g.y + CARD_H >= point.y()))
+        return int(hit[-1]) if len(hit) else None
 
     def card_rect(self, i: int) -> QRectF:
         return QRectF(float(self.snap.x[i]), float(self.snap.y[i]), CARD_W, CARD_H)
@@ -125,6 +142,18 @@ class QtJobGraphScene(QGraphicsScene):
                 card = QtJobCard(self.snap, i, self.colour_of(i))
                 self.cards[i] = card
                 self.addItem(card)
+        g = self.snap.ghosts
+        ghosts = set()
+        if scale >= DETAIL_SCALE and len(g):
+            ghosts = set(np.flatnonzero((g.x <= visible.right()) & (g.x + CARD_W >= visible.left())
+                                        & (g.y <= visible.bottom()) & (g.y + CARD_H >= visible.top())).tolist())
+        for k in list(self.ghost_cards):
+            if k not in ghosts:
+                self.removeItem(self.ghost_cards.pop(k))
+        for k in ghosts:
+            if k not in self.ghost_cards:
+                self.ghost_cards[k] = QtGhostCard(self.snap, k)
+                self.addItem(self.ghost_cards[k])
 
     def _on_selection(self) -> None:
         if self.overlay is not None:

@@ -8,6 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
+    QFormLayout,
     QLabel,
     QPlainTextEdit,
     QScrollArea,
@@ -17,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..base import settings as base_settings
 from ..base.errors import CryodeskError
 from ..core import jobs, registry, rules, settings_service
 from ..core.runner import LOG_NAME
@@ -27,6 +30,7 @@ from .tables import read_only_table as _table
 LOG_TAIL_BYTES = 8192
 #: Row labels for params whose key alone says little to a user (the key stays in the tooltip).
 PARAM_LABELS = {"cache_particles": "Cache particle images on SSD"}
+SETTING_LABELS = {"delete_intermediate": "Delete intermediate results when it completes"}
 #: What an unset (None) param means when the project sets no default either.
 UNSET_MEANS = {"cache_particles": "on"}
 _UNSET_TEXT = ("", "default", "none")
@@ -82,6 +86,7 @@ class QtInspector(QScrollArea):
     """Shows params (editable unless frozen), inputs, outputs, history and log of the selected job."""
 
     param_edited = Signal(str, str, object, object)  # uid, key, old value, new text (None: back to default)
+    setting_edited = Signal(str, str, object, object)  # uid, setting, old own value, new (None: inherit)
     job_link = Signal(str)  # a parent uid was clicked
 
     def __init__(self, parent=None) -> None:
@@ -101,6 +106,12 @@ class QtInspector(QScrollArea):
         self.inputs.setTextFormat(Qt.TextFormat.RichText)
         self.inputs.linkActivated.connect(self.job_link)
         self.outputs = _table(["Output", "Version", "Kind", "Size", "Role", "Path"])
+        self.job_settings = QWidget()
+        self.job_settings.setObjectName("jobSettings")
+        self.job_settings_form = QFormLayout(self.job_settings)
+        self.job_settings_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # label above: docks are narrow
+        self.job_settings_form.setContentsMargins(0, 0, 0, 0)
+        self.setting_boxes: dict[str, QComboBox] = {}
         self.history = _table(["Status", "At"])
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -108,6 +119,7 @@ class QtInspector(QScrollArea):
         self.log.setFixedHeight(150)
         self.sections = []
         for title, w in (("", self.header), ("Parameters", self.params_note), ("", self.params),
+                         ("Settings of this job", self.job_settings),
                          ("Inputs", self.inputs), ("Outputs", self.outputs), ("Status history", self.history),
                          (f"Log ({LOG_NAME}, tail)", self.log)):
             if title:
@@ -169,7 +181,10 @@ class QtInspector(QScrollArea):
             defaults = settings_service.project_values(project_uid)
         except CryodeskError:
             defaults = {}
-        self._jtype = registry.get(job.type)
+        try:
+            self._jtype = registry.get(job.type)
+        except CryodeskError:  # a plugin's type that is not installed (or types still loading)
+            self._jtype = None
         rows = param_rows(self._jtype, self._params, defaults, project_uid)
         _fill(self.params, [(label, text) for _key, label, text, _tip in rows])
         self.params.resizeColumnToContents(0)
@@ -183,6 +198,7 @@ class QtInspector(QScrollArea):
         self.params.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers if frozen
                                     else QAbstractItemView.EditTrigger.DoubleClicked)
         self._loading = False
+        self._show_settings(project_uid, uid)
         links = [f"{i['slot']}: <a href='{i['parent']}'>{i['parent']}</a>.{i['output']}"
                  + (f" v{i['version']}" if i["version"] is not None else "") for i in d["inputs"]]
         self.inputs.setText("<br>".join(links) or "none")
@@ -194,6 +210,39 @@ class QtInspector(QScrollArea):
                              for o in d["outputs"]])
         _fill(self.history, [(h.get("status", ""), h.get("at", "")) for h in reversed(job.status_history or [])])
         self.log.setPlainText(tail(jobs.job_dir(job) / LOG_NAME) or "(no log)")
+
+    def _show_settings(self, project_uid: str, uid: str) -> None:
+        """The job-level settings (not its parameters): own value or inherit, and what wins now."""
+        while self.job_settings_form.rowCount():
+            self.job_settings_form.removeRow(0)
+        self.setting_boxes = {}
+        try:
+            view = settings_service.settings_view(project=project_uid, job=uid)
+        except CryodeskError as exc:
+            self.job_settings_form.addRow(QLabel(f"Cannot read settings: {exc}"))
+            return
+        for row in view["settings"]:
+            s = base_settings.SETTINGS[row["name"]]
+            if "job" not in s.levels or s.job_param or s.kind != "bool":
+                continue  # job parameters are in the table above
+            own = row["values"].get("job")
+            below = next((f"{'on' if row['values'][lv] else 'off'} (from {lv})" for lv in ("project", "worker", "user")
+                          if lv in row["values"] and lv in s.levels), f"{'on' if row['default'] else 'off'} (default)")
+            box = QComboBox()
+            box.setObjectName(f"jobSetting_{row['name']}")
+            box.addItem(f"inherit: {below}", None)
+            box.addItem("on", True)
+            box.addItem("off", False)
+            box.setCurrentIndex(0 if own is None else (1 if own else 2))
+            box.setToolTip(f"{row['name']}: {row['help']}\nNow: {'on' if row['value'] else 'off'} "
+                           f"(from {row['level']})")
+            box.currentIndexChanged.connect(
+                lambda _i, b=box, n=row["name"], o=own: self.setting_edited.emit(self.uid, n, o, b.currentData()))
+            self.setting_boxes[row["name"]] = box
+            label = QLabel(SETTING_LABELS.get(row["name"], row["name"]))
+            label.setWordWrap(True)
+            label.setToolTip(row["help"])
+            self.job_settings_form.addRow(label, box)
 
     def _on_param_changed(self, item: QTableWidgetItem) -> None:
         if self._loading or self.uid is None or item.column() != 1:

@@ -45,6 +45,34 @@ class ClickSelect(Interaction):
             sel.set([i])
 
 
+class DragJob(Interaction):
+    """Press on a job selects it (as a click does); dragging it further carries the job out of the
+    tree, e.g. onto an input of the job builder (its data: ``application/x-cryodesk-job``)."""
+
+    def press(self, event) -> None:
+        self.origin = event.position().toPoint()
+        self.index = self.scene.index_at(self.view.mapToScene(self.origin))
+        self.dragging = False
+        sel = self.scene.selection
+        if self.index is not None and not sel.mask[self.index]:
+            sel.anchor = self.index
+            sel.set([self.index])
+
+    def move(self, event) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        if self.dragging or self.index is None:
+            return
+        if (event.position().toPoint() - self.origin).manhattanLength() >= QApplication.startDragDistance():
+            self.dragging = True
+            self.view.start_job_drag(self.index)
+
+    def release(self, event) -> None:
+        if not self.dragging and self.index is not None:
+            self.scene.selection.anchor = self.index
+            self.scene.selection.set([self.index])  # a click on a job of a multi-selection selects it alone
+
+
 class RubberBandSelect(Interaction):
     """Drag on the background selects every job the rectangle touches; Shift adds to the selection."""
 
@@ -86,6 +114,7 @@ class PanDrag(Interaction):
 
     def press(self, event) -> None:
         self.last = event.position()
+        self.view.user_moved = True
         self.view.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
 
     def move(self, event) -> None:
@@ -110,6 +139,9 @@ def interaction_for(view, event) -> Interaction | None:
     if button != Qt.MouseButton.LeftButton:
         return None
     on_job = view.scene().index_at(view.mapToScene(event.position().toPoint())) is not None
-    if on_job and not event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+    mods = event.modifiers()
+    if on_job and mods & Qt.KeyboardModifier.ControlModifier:
         return ClickSelect(view)
+    if on_job and not mods & Qt.KeyboardModifier.ShiftModifier:
+        return DragJob(view)
     return RubberBandSelect(view)

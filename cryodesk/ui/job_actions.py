@@ -17,7 +17,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from ..base.errors import CryodeskError
-from ..core import actions, graph, jobs
+from ..core import actions, availability, builder, graph, jobs
+from ..core.explain import explain
 from ..core.units import human_bytes
 from ..engine import workers
 from .commands import LinkCommand, MoveCommand, SetFinalCommand, UnlinkCommand
@@ -29,6 +30,8 @@ class JobActions(QObject):
 
     changed = Signal()  # this window edited the database: the change watcher looks now
     message = Signal(str)
+    error = Signal(str, str)  # what failed, the cause in words: the window keeps it and shows it
+    next_step = Signal(str, str, object)  # job type, parent uid, builder.InputChoice: open the builder
     warmed = Signal(object)  # a job's particles were copied to the SSD cache: the stats
 
     def __init__(self, host) -> None:
@@ -56,6 +59,23 @@ class JobActions(QObject):
                                     tip="Keep only the last version of each output (and versions other jobs read) "
                                         "of the selected jobs, or of the whole workspace/project when none is "
                                         "selected; final jobs keep theirs")
+        self.kill = a("&Kill", self.do_kill, "Ctrl+K",
+                      tip="Kill the selected queued or running jobs (also those another process runs)")
+        self.tips = {act: act.toolTip() for act in (self.select_chain, self.select_ancestors, self.select_descendants,
+                                                    self.mark_final, self.unmark_final, self.clear, self.delete,
+                                                    self.mark_complete, self.clone, self.warm, self.run, self.queue,
+                                                    self.rerun, self.kill)}
+        self.next_steps = []
+        self.next_menu = QMenu("Ne&xt step", host)
+        self.next_menu.setToolTipsVisible(True)
+        for label, type_name, slot in builder.NEXT_STEPS:
+            act = a(label, lambda _=False, t=type_name, sl=slot: self.do_next_step(t, sl),
+                    tip=f"Build a {type_name} job reading this job's particles")
+            self.tips[act] = act.toolTip()
+            self.next_steps.append(act)
+            self.next_menu.addAction(act)
+        self.next_menu.addSeparator()
+        self.next_menu.addAction(self.warm)
         self.workspace_menus = {}
         for name, fn in (("Move to workspace", self.do_move), ("Link to workspace", self.do_link),
                          ("Unlink from workspace", self.do_unlink)):
@@ -82,19 +102,57 @@ class JobActions(QObject):
         snap = self.scene.snap
         return [] if snap is None else [snap.uid(i) for i in self.scene.selection.indices]
 
+    def _states(self) -> list:
+        """One :class:`~cryodesk.core.availability.JobState` per distinct (type, status, flags) of the
+        selection (judging 50,000 selected jobs one by one would stall a click)."""
+        snap = self.scene.snap
+        if snap is None:
+            return []
+        seen = {}
+        for i in self.scene.selection.indices.tolist():
+            key = (snap.types[i], int(snap.status[i]), bool(snap.is_final[i]), bool(snap.is_ancestor[i]))
+            if key not in seen:
+                seen[key] = availability.JobState(snap.uid(i), snap.types[i], snap.status_name(i),
+                                                  bool(snap.is_final[i]), bool(snap.is_ancestor[i]))
+        return list(seen.values())
+
+    def _judge(self, act: QAction, action: str, states) -> None:
+        ok, why = availability.judge(action, states)
+        self._set(act, ok, why)
+
+    def _set(self, act: QAction, ok: bool, why: str = "") -> None:
+        act.setEnabled(ok)
+        tip = self.tips.get(act, "") or act.text().replace("&", "")
+        act.setToolTip(tip if ok else f"{tip} — not available: {why}" if tip else f"Not available: {why}")
+        act.setStatusTip(act.toolTip())
+
     def update_enabled(self) -> None:
+        """Enable each action for the selection's state; a disabled one says why in its tooltip."""
         n = self.scene.selection.count()
-        for act in (self.select_ancestors, self.select_descendants, self.mark_final, self.unmark_final,
-                    self.clear, self.delete, self.mark_complete, self.clone, self.run, self.queue, self.rerun,
-                    self.warm):
-            act.setEnabled(n > 0)
-        self.select_chain.setEnabled(n == 2)
+        states = self._states()
+        for act, action in ((self.mark_final, "mark_final"), (self.unmark_final, "unmark_final"),
+                            (self.mark_complete, "mark_complete"), (self.clear, "clear"), (self.delete, "delete"),
+                            (self.run, "run"), (self.queue, "queue"), (self.rerun, "rerun"), (self.kill, "kill"),
+                            (self.warm, "warm")):
+            self._judge(act, action, states)
+        none = "select a job first"
+        for act in (self.select_ancestors, self.select_descendants, self.clone):
+            self._set(act, n > 0, none)
+        self._set(self.select_chain, n == 2, "select exactly two jobs")
+        if n == 1:
+            ok, why = availability.judge("next_step", states)
+        else:
+            ok, why = False, "select one job"
+        for act in self.next_steps:
+            self._set(act, ok, why)
+        self.next_menu.setEnabled(ok or self.warm.isEnabled())
         self.clear_intermediate.setEnabled(getattr(self.host, "project_uid", None) is not None)
         for menu in self.workspace_menus.values():
             menu.setEnabled(n > 0)
 
     def populate_menu(self, menu: QMenu) -> None:
         """The context menu / Job menu: selection helpers first, then batch actions."""
+        menu.setToolTipsVisible(True)  # a disabled item says why
         for act in (self.select_chain, self.select_ancestors, self.select_descendants):
             menu.addAction(act)
         menu.addSeparator()
@@ -105,9 +163,10 @@ class JobActions(QObject):
             menu.addMenu(sub)
         menu.addAction(self.clone)
         menu.addSeparator()
-        for act in (self.run, self.queue, self.rerun):
+        for act in (self.run, self.queue, self.rerun, self.kill):
             menu.addAction(act)
         menu.addAction(self.warm)
+        menu.addMenu(self.next_menu)
         menu.addSeparator()
         menu.addAction(self.clear_intermediate)
         menu.addAction(self.clear)
@@ -250,7 +309,15 @@ class JobActions(QObject):
         from ..cache.service import warm_job_output
 
         project = self.host.project_uid
-        for uid in self.selected_uids():
+        refused = []
+        for st in self._selected_states():
+            why = availability.why_not("warm", st)
+            if why:
+                refused.append(actions.Outcome(st.uid, "cache", False, why))
+        if refused:
+            self._show(QtRefusalDialog("cached on SSD", refused, self.host))
+        skip = {o.uid for o in refused}
+        for uid in (u for u in self.selected_uids() if u not in skip):
             title = f"Cache {project} {uid} particles on SSD"
             task = self.host.running.add_task(title)
 
@@ -261,7 +328,36 @@ class JobActions(QObject):
                                   f"{human_bytes(stats['bytes_reused'])}")
                 self.warmed.emit(stats)
 
-            self.host.run_task(title, partial(warm_job_output, project, uid), task, done)
+            self.host.bridge.run_task(title, partial(warm_job_output, project, uid), task, done,
+                                      on_error=lambda msg, uid=uid: self.error.emit(
+                                          f"{uid}: its particles were not cached on the SSD",
+                                          explain(project, msg, uid)))
+
+    def _selected_states(self) -> list:
+        snap = self.scene.snap
+        return [availability.JobState(snap.uid(i), snap.types[i], snap.status_name(i), bool(snap.is_final[i]),
+                                      bool(snap.is_ancestor[i])) for i in self.scene.selection.indices.tolist()]
+
+    def do_kill(self) -> None:
+        """Kill the selected queued or running jobs, wherever they run; say why for the others."""
+        states = self._selected_states()
+        live = [s.uid for s in states if availability.why_not("kill", s) is None]
+        others = [actions.Outcome(s.uid, "kill", False, availability.why_not("kill", s)) for s in states
+                  if s.uid not in live]
+        if live:
+            self.host.session.kill([(self.host.project_uid, uid) for uid in live])
+        if others:
+            self._show(QtRefusalDialog("killed", others, self.host))
+
+    def do_next_step(self, type_name: str, slot: str) -> None:
+        """Open the builder for ``type_name`` with the selected job's particles connected."""
+        uids = self.selected_uids()
+        if len(uids) != 1:
+            return
+        steps = {s["type"]: s for s in builder.next_steps(self.host.project_uid, uids[0])}
+        step = steps.get(type_name)
+        output = step["output"] if step else None
+        self.next_step.emit(type_name, uids[0], builder.InputChoice(slot, uids[0], output))
 
     # -- destructive actions: plan (thread) → confirm → run (thread) ---------------------
     def do_clear(self) -> None:
@@ -367,5 +463,4 @@ class JobActions(QObject):
 
     def _failed(self, exc) -> None:
         self.pending = None
-        self.message.emit(f"Failed: {exc}")
-        self._show(QtRefusalDialog("processed", [actions.Outcome("—", "error", False, str(exc))], self.host))
+        self.error.emit("The action failed", str(exc))

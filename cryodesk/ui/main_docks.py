@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea
 
 from .cache_panel import QtCachePanel
 from .inspector import QtInspector
+from .messages import QtMessageLog
 from .project_browser import QtProjectBrowser
 from .running_panel import QtRunningJobsPanel
-from .sidebar import QtDataSidebar
 
 LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
                        Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -18,12 +18,23 @@ LEFT, RIGHT, BOTTOM = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.R
 def build_docks(win) -> None:
     """Create ``win.browser``, ``sidebar``, ``inspector``, ``running``, ``cache_panel`` and ``win.docks`` (by title)."""
     win.browser = QtProjectBrowser()
-    win.sidebar = QtDataSidebar()
     win.inspector = QtInspector()
     win.running = QtRunningJobsPanel()
+    win.messages = QtMessageLog()
     win.cache_panel = QtCachePanel()
     win.docks = {}
-    for name, widget, area in (("Projects", win.browser, LEFT), ("Data", win.sidebar, LEFT),
+    # At 1024x700 the docks must shrink and scroll, never draw over each other: the sidebar's
+    # charts scroll inside their dock, the panels below have small minimum heights.
+    sidebar_scroll = QScrollArea()
+    sidebar_scroll.setObjectName("sidebarScroll")
+    sidebar_scroll.setWidgetResizable(True)
+    sidebar_scroll.setFrameShape(QFrame.Shape.NoFrame)
+    sidebar_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    # the sidebar itself (pyqtgraph charts: a third of a second to import) is made just after the
+    # tree first shows (QtMainWindow.sidebar), so the tree is on screen sooner
+    win.sidebar_scroll = sidebar_scroll
+    win.browser.setMinimumHeight(60)
+    for name, widget, area in (("Projects", win.browser, LEFT), ("Data", sidebar_scroll, LEFT),
                                ("Inspector", win.inspector, RIGHT), ("Running jobs", win.running, BOTTOM)):
         dock = QDockWidget(name, win)
         dock.setObjectName(f"dock{name.replace(' ', '')}")
@@ -40,5 +51,23 @@ def build_docks(win) -> None:
     cache_dock.hide()
     cache_dock.visibilityChanged.connect(lambda on: on and win.cache_panel.refresh())
     win.docks["SSD cache"] = cache_dock
-    win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [300, 340], Qt.Orientation.Horizontal)
-    win.resizeDocks([win.docks["Running jobs"]], [140], Qt.Orientation.Vertical)
+    # messages share the bottom with the running jobs (a tab); a new error brings them forward
+    msg_dock = QDockWidget("Messages", win)
+    msg_dock.setObjectName("dockMessages")
+    msg_dock.setWidget(win.messages)
+    win.addDockWidget(BOTTOM, msg_dock)
+    win.tabifyDockWidget(win.docks["Running jobs"], msg_dock)
+    win.docks["Messages"] = msg_dock
+    win.messages.added.connect(lambda level, _t: level == "error" and (msg_dock.show(), msg_dock.raise_()))
+    win.docks["Running jobs"].raise_()
+    size_docks(win, win.width(), win.height())
+
+
+def size_docks(win, width: int, height: int) -> None:
+    """Dock sizes for a window of ``width`` x ``height``: the tree keeps at least half of the width."""
+    side = 300 if width >= 1300 else 240
+    right = 340 if width >= 1300 else 260
+    win.resizeDocks([win.docks["Projects"], win.docks["Inspector"]], [side, right], Qt.Orientation.Horizontal)
+    win.resizeDocks([win.docks["Projects"], win.docks["Data"]], [130, max(200, height - 330)],
+                    Qt.Orientation.Vertical)
+    win.resizeDocks([win.docks["Running jobs"]], [200 if height >= 850 else 150], Qt.Orientation.Vertical)

@@ -33,6 +33,63 @@ def is_dark() -> bool:
     return pal.color(QPalette.ColorRole.Window).lightness() < 128
 
 
+#: notice backgrounds and text, light and dark (warnings: amber; errors: red; info: blue)
+_NOTICE = {"warning": (("#fef7e0", "#5f4b00"), ("#3d3413", "#fde293")),
+           "error": (("#fce8e6", "#a50e0e"), ("#3c1f1f", "#f6aea9")),
+           "info": (("#e8f0fe", "#174ea6"), ("#1c2b41", "#aecbfa"))}
+
+
+def notice_colours(kind: str = "warning") -> tuple[str, str]:
+    """``(background, text)`` of a notice of ``kind`` that reads in the current light or dark mode."""
+    light, dark = _NOTICE[kind]
+    return dark if is_dark() else light
+
+
+def notice_stylesheet(kind: str = "warning", widget: str = "QLabel") -> str:
+    """A style sheet for a notice (``widget`` is the class it applies to: QLabel, QFrame)."""
+    bg, fg = notice_colours(kind)
+    return f"{widget} {{ background: {bg}; color: {fg}; border-radius: 4px; padding: 6px; }}"
+
+
+def chart_colours() -> dict[str, str]:
+    """Background, axis and text colours of the sidebar's charts in the current mode."""
+    if is_dark():
+        return {"background": "#202124", "axis": "#9aa0a6", "text": "#e8eaed"}
+    return {"background": "#ffffff", "axis": "#5f6368", "text": "#202124"}
+
+
+def themed_palette(theme: str) -> QPalette:
+    """A light or dark palette for the Fusion style (``cryodesk gui --theme``), whatever the desktop's."""
+    from PySide6.QtWidgets import QStyleFactory
+
+    base = QStyleFactory.create("Fusion").standardPalette()
+    if theme == "light":
+        return base
+    roles = QPalette.ColorRole
+    dark = {roles.Window: "#202124", roles.WindowText: "#e8eaed", roles.Base: "#17181a",
+            roles.AlternateBase: "#26282b", roles.ToolTipBase: "#303134", roles.ToolTipText: "#e8eaed",
+            roles.Text: "#e8eaed", roles.Button: "#303134", roles.ButtonText: "#e8eaed",
+            roles.BrightText: "#ffffff", roles.Highlight: "#1a73e8", roles.HighlightedText: "#ffffff",
+            roles.Link: "#8ab4f8", roles.PlaceholderText: "#9aa0a6", roles.Mid: "#3c4043",
+            roles.Dark: "#17181a", roles.Light: "#5f6368", roles.Midlight: "#44474a", roles.Shadow: "#000000"}
+    pal = QPalette(base)
+    for role, colour in dark.items():
+        pal.setColor(role, QColor(colour))
+    for role in (roles.WindowText, roles.Text, roles.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#80868b"))
+    return pal
+
+
+def link_colour() -> str:
+    """Text colour of a link (readable on light and dark backgrounds)."""
+    return "#8ab4f8" if is_dark() else "#1a73e8"
+
+
+def ghost_fill() -> str:
+    """Fill of a ghost card (a parent that lives in another workspace): a faint tint of the background."""
+    return "#26282b" if is_dark() else "#f1f3f4"
+
+
 def colour_groups(snap, mode: str) -> tuple[np.ndarray, list[QColor]]:
     """Per-job colour index and the colour table for ``mode`` (status, size or category)."""
     if mode == "status":

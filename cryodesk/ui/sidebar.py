@@ -8,8 +8,8 @@ and the change events it records update the rest of the window).
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QSize, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from ..core.units import human_bytes
 from ..engine import workers
@@ -30,15 +30,34 @@ def _unit(maximum: float) -> tuple[float, str]:
 class QtBarChart(pg.PlotWidget):
     """A small labelled bar chart of byte counts."""
 
+    #: the chart's height when there is room; it shrinks to MIN_H (the sidebar scrolls below that)
+    PREFERRED_H, MIN_H = 150, 110
+
     def __init__(self, title: str, parent=None) -> None:
         super().__init__(parent=parent, background=None)
-        self.setTitle(title, size="9pt")
+        self.title_text = title
         self.setMouseEnabled(False, False)
         self.hideButtons()
         self.setMenuEnabled(False)
-        self.setFixedHeight(150)
+        self.setMinimumHeight(self.MIN_H)
+        self.setMaximumHeight(self.PREFERRED_H + 20)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.bars: pg.BarGraphItem | None = None
         self.values: list[int] = []
+        self.apply_palette()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(240, self.PREFERRED_H)
+
+    def apply_palette(self) -> None:
+        """Background, axes and title in the light or dark mode of the application palette."""
+        c = palette.chart_colours()
+        self.setBackground(c["background"])
+        self.setTitle(self.title_text, size="9pt", color=c["text"])
+        for name in ("left", "bottom"):
+            axis = self.getAxis(name)
+            axis.setPen(pg.mkPen(c["axis"]))
+            axis.setTextPen(pg.mkPen(c["text"]))
 
     def set_bars(self, labels: list[str], values: list[int], colours: list[str]) -> None:
         if self.bars is not None:
@@ -101,9 +120,16 @@ class QtDataSidebar(QWidget):
         self.finals = QtBarChart("Final results")
         self.kind = QtBarChart("Preprocessing vs other")
         self.status = QtBarChart("By status")
-        for chart in (self.disk, self.finals, self.kind, self.status):
+        self.charts = (self.disk, self.finals, self.kind, self.status)
+        for chart in self.charts:
             lay.addWidget(chart)
         lay.addStretch(1)
+
+    def changeEvent(self, event) -> None:  # noqa: N802
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            for chart in self.charts:
+                chart.apply_palette()
+        super().changeEvent(event)
 
     def set_data(self, row: dict, breakdown: dict, workspace_uid: str = "") -> None:
         self.project_uid = row["uid"]

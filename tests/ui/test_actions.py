@@ -61,22 +61,28 @@ def test_mark_final_shows_badges_and_undo_removes_them(window, qtbot, artifacts_
     assert win.view.scene().snap.is_final.sum() == 1
 
 
-def test_deleting_an_ancestor_of_final_is_refused_with_reasons(window, qtbot, artifacts_dir):
+def test_deleting_an_ancestor_of_final_is_disabled_then_skipped_with_reasons(window, qtbot, artifacts_dir):
     win = window
     _select(win, qtbot, "J5")
     _updated(win, qtbot, win.jobs.mark_final.trigger)
     _select(win, qtbot, "J3", "J5")
+    # nothing selected may be deleted: the action is disabled and says why for each job
+    assert not win.jobs.delete.isEnabled()
+    tip = win.jobs.delete.toolTip()
+    assert "J3: it is an ancestor of a final result" in tip and "J5: it is marked as a final result" in tip
+    _select(win, qtbot, "J3", "J5", "J9")  # J9 may go: the others are listed as skipped, with the reason
+    assert win.jobs.delete.isEnabled()
     win.view.setFocus()
     qtbot.keyClick(win.view, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=10000)
     dialog = win.jobs.dialog
-    assert dialog.objectName() == "refusalDialog"
+    assert dialog.objectName() == "confirmDialog"
     rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
     assert set(rows) == {"J3", "J5"}
     assert "ancestor of a final result" in rows["J3"]
     assert "marked as a final result" in rows["J5"]
     dialog.grab().save(str(artifacts_dir / "ui_refusal_dialog.png"))
-    qtbot.mouseClick(dialog.close_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     assert win.view.scene().snap.index_of("J3") is not None
 
 
@@ -162,23 +168,45 @@ def test_edit_param_of_building_job_with_undo(window, qtbot):
     assert jobs.get_job("P1", "J6").params["nbytes"] == 6000
 
 
-def test_mark_complete_refusal_for_completed_job(window, qtbot):
+def test_menu_items_are_enabled_per_state_with_the_reason_as_tooltip(window, qtbot, artifacts_dir):
     win = window
-    _select(win, qtbot, "J2")
-    win.jobs.mark_complete.trigger()
-    qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
-    assert "only killed or failed" in win.jobs.dialog.table.item(0, 1).text()
-    qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)
+    _select(win, qtbot, "J2")  # completed, not final
+    jobs_ = win.jobs
+    assert jobs_.mark_final.isEnabled() and not jobs_.unmark_final.isEnabled()
+    assert "it is not marked as final" in jobs_.unmark_final.toolTip()
+    assert not jobs_.mark_complete.isEnabled()
+    assert "only killed or failed jobs can be marked as complete" in jobs_.mark_complete.toolTip()
+    assert not jobs_.run.isEnabled() and "clear it before running it again" in jobs_.run.toolTip()
+    assert not jobs_.kill.isEnabled() and "only queued or running jobs can be killed" in jobs_.kill.toolTip()
+    # the context menu (right click on the card) shows the same state
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QApplication
+
+    pos = scene_point(win, win.view.scene().snap.index_of("J2"))
+    ev = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, win.view.viewport().mapToGlobal(pos))
+    QApplication.sendEvent(win.view.viewport(), ev)
+    menu = win.context_menu
+    assert menu is not None and menu.toolTipsVisible()
+    items = {a.text().replace("&", ""): a for a in menu.actions() if a.text()}
+    assert items["Mark as final"].isEnabled() and not items["Run"].isEnabled()
+    menu.grab().save(str(artifacts_dir / "ui_context_menu_states.png"))
+    menu.close()
+    _updated(win, qtbot, jobs_.mark_final.trigger)
+    assert not jobs_.mark_final.isEnabled() and "already marked as final" in jobs_.mark_final.toolTip()
+    assert jobs_.unmark_final.isEnabled()
 
 
-def test_marking_a_building_job_final_is_refused_and_not_undoable(demo, make_window, qtbot):
+def test_marking_a_building_job_final_is_disabled_and_nothing_lands_on_the_undo_stack(demo, make_window, qtbot):
     from cryodesk.core import jobs
 
     fresh = jobs.create_job("P1", "ui_step", "W1", [jobs.InputSpec("particles", "J9")])
     win = make_window()
     _select(win, qtbot, fresh.uid)
     assert "Double-click" in win.inspector.params_note.text()
-    win.jobs.mark_final.trigger()
+    assert not win.jobs.mark_final.isEnabled()
+    assert "only completed jobs can be marked as final (it is building)" in win.jobs.mark_final.toolTip()
+    assert win.jobs.run.isEnabled() and win.jobs.queue.isEnabled()
+    win.jobs.do_set_final(True)  # forced past the menu: the service refuses, with the same words
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
     assert "only completed jobs can be marked as final" in win.jobs.dialog.table.item(0, 1).text()
     qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)

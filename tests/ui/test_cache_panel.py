@@ -13,6 +13,7 @@ from cryodesk.cache import CACHE_PARAM, Cache, resolve_config, set_project_defau
 from cryodesk.core import registry
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup
 from cryodesk.ui.cache_panel import figures
+from cryodesk.ui.running_panel import C_DETAIL, C_PROGRESS, C_STATUS
 
 from .test_actions import _select, _updated
 
@@ -157,8 +158,8 @@ def test_warm_from_job_menu_shows_progress_then_entries(particles, ssd, make_win
 
         def record(fraction, text, tk=task):
             row = panel.keys.index(("task", tk))
-            seen.append((tk.title, fraction, text, panel.table.cellWidget(row, 2).value(),
-                         panel.table.item(row, 3).text()))
+            seen.append((tk.title, fraction, text, panel.table.cellWidget(row, C_PROGRESS).value(),
+                         panel.table.item(row, C_DETAIL).text()))
             if len(seen) == 1:  # the running-jobs panel while the copy reports progress
                 win.grab().save(str(artifacts_dir / "ui_cache_warm_progress.png"))
 
@@ -170,7 +171,9 @@ def test_warm_from_job_menu_shows_progress_then_entries(particles, ssd, make_win
         win.jobs.warm.trigger()
         assert panel.table.rowCount() == 2
         assert panel.table.item(0, 0).text() == "Cache P1 J1 particles on SSD"
-    qtbot.waitUntil(lambda: panel.table.rowCount() == 0, timeout=5000)
+    # the rows stay as this session's history, completed
+    qtbot.waitUntil(lambda: [panel.table.item(r, C_STATUS).text() for r in range(2)] == ["completed"] * 2,
+                    timeout=5000)
     for uid in ("J1", "J2"):
         mine = [s for s in seen if s[0] == f"Cache P1 {uid} particles on SSD"]
         assert mine, seen
@@ -193,8 +196,12 @@ def test_warm_without_ssd_fails_with_a_clear_message(particles, make_window, qtb
     assert not win.cache_panel.clear_button.isEnabled()
     _select(win, qtbot, "J1")
     win.jobs.warm.trigger()
-    qtbot.waitUntil(lambda: win.running.table.rowCount() == 0
+    qtbot.waitUntil(lambda: win.running.table.item(0, C_STATUS).text() == "failed"
                     and "no SSD cache" in win.statusBar().currentMessage(), timeout=10000)
+    # the error stays in the Messages panel and asks for attention in a dialog, with its cause
+    assert "no SSD cache" in win.messages.entries[-1][2]
+    assert win.error_dialog is not None and "no SSD cache" in win.error_dialog.cause.text()
+    qtbot.mouseClick(win.error_dialog.close_button, Qt.MouseButton.LeftButton)
 
 
 def test_inspector_shows_cache_param_with_label_and_project_default(particles, make_window, qtbot, artifacts_dir):

@@ -28,7 +28,12 @@ def test_run_shows_progress_then_completes(demo, make_window, qtbot, artifacts_d
     assert table.item(0, 0).text().startswith("P1 " + slow.uid)
     win.grab().save(str(artifacts_dir / "ui_running_job.png"))
     qtbot.waitUntil(lambda: _status(win, slow.uid) == "completed", timeout=20000)
-    assert table.rowCount() == 0
+    # the row stays, read-only, as this session's history: finished, with its duration
+    qtbot.waitUntil(lambda: table.item(0, 1).text() == "completed", timeout=5000)
+    from cryodesk.ui.running_panel import C_DURATION
+
+    assert table.rowCount() == 1 and table.item(0, C_DURATION).text().endswith(" s")
+    assert table.editTriggers() == table.EditTrigger.NoEditTriggers
 
 
 def test_rerun_cleared_job_regenerates_outputs(window, qtbot):
@@ -53,8 +58,9 @@ def test_rerun_cleared_job_regenerates_outputs(window, qtbot):
 
 def test_queue_refusal_names_the_reason(window, qtbot):
     win = window
-    _select(win, qtbot, "J3")  # completed: the engine refuses to queue it again
-    win.jobs.queue.trigger()
+    _select(win, qtbot, "J3")  # completed: queueing it again is disabled, and says why
+    assert not win.jobs.queue.isEnabled() and "J3: it is completed; clear it before" in win.jobs.queue.toolTip()
+    win.jobs.do_queue()  # forced past the menu: the engine refuses with the reason
     qtbot.waitUntil(lambda: win.jobs.dialog is not None, timeout=5000)
     assert win.jobs.dialog.table.item(0, 0).text() == "J3"
     qtbot.mouseClick(win.jobs.dialog.close_button, Qt.MouseButton.LeftButton)

@@ -22,7 +22,7 @@ def synthetic(n: int, seed: int = 0) -> layout.GraphSnapshot:
         is_final=np.zeros(n, bool), is_ancestor=np.zeros(n, bool), shared=np.zeros(n, bool),
         edge_parent=parent, edge_child=child)
     snap.is_final[n - 1] = True
-    snap.x, snap.y = layout.layered_layout(n, parent, child)
+    snap.apply_placement(layout.place(n, parent, child))
     return snap
 
 
