@@ -20,9 +20,12 @@ def test_catalogue_groups_types_by_category_in_pipeline_order():
 
 
 def test_check_params_reports_each_field():
-    values, errors = builder.check_params("downsample_particles", {"new_box_size": "", "particles_per_file": "x"})
-    assert "new_box_size is required" in errors["new_box_size"]
+    values, errors = builder.check_params("downsample_particles", {"new_box_size": "abc", "particles_per_file": "x"})
+    assert "expects int, got 'abc'" in errors["new_box_size"]
     assert "expects int" in errors["particles_per_file"] and values == {}
+    # an empty box is allowed (consolidation keeps the box) and is not sent as a value
+    values, errors = builder.check_params("downsample_particles", {"new_box_size": ""})
+    assert errors == {} and "new_box_size" not in values
     values, errors = builder.check_params("downsample_particles", {"new_box_size": " 64 ", "output_f16": True})
     assert errors == {} and values == {"new_box_size": 64, "output_f16": True}
 
