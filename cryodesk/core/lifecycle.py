@@ -33,6 +33,7 @@ from ..base.errors import DataError, Refused
 from ..base.fsio import tree_size
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
+from .guard import check_writable, may_write
 from .jobs import refresh, set_status
 from .projects import get_project
 
@@ -150,6 +151,7 @@ def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
     naming the parent to re-run.  ``owner`` may re-claim jobs it already owns.
     """
     project = get_project(project)
+    check_writable(project)  # an archived project, or another database's, runs nothing
     batch = {j.id: j for j in refresh(jobs)}
     plan = QueuePlan()
     refused_ids: dict[int, str] = {}
@@ -408,9 +410,14 @@ def recover_interrupted(project=None) -> list[Job]:
     if project is not None:
         q = q.where(Job.project == get_project(project))
     out = []
+    writable: dict[int, bool] = {}
     for job in q:
         owner = owner_of(job)
         if job.status == "queued" and not owner:
+            continue
+        if job.project_id not in writable:  # another database's project: its rows here are stale, never written
+            writable[job.project_id] = may_write(job.project_id)
+        if not writable[job.project_id]:
             continue
         if owner_alive(owner) is False:
             out.append(_mark_interrupted(job))
