@@ -155,7 +155,8 @@ def project_summaries(project=None) -> list[dict]:
     whole directory, None if never), ``other_bytes``, ``settings`` and
     ``workspaces`` (``[{uid, title, jobs, size_bytes}]``); ``archived_at`` (None
     unless the project is archived) and ``state`` (``"archived"``, ``"moving"``,
-    ``"deleting"`` or ``""``).
+    ``"deleting"``, ``"elsewhere"`` — its directory is owned by another
+    database: read-only here — or ``""``).
     """
     ops = {o.project_id: o for o in ProjectOp.select()}
     projects_q = Project.select().order_by(Project.number)
@@ -196,4 +197,10 @@ def project_summaries(project=None) -> list[dict]:
 def _state(p: Project, op, blocking) -> str:
     if op is not None and (op.kind, op.phase) in blocking:
         return "moving" if op.kind == "move" else "deleting"
-    return "archived" if p.archived_at is not None else ""
+    if p.archived_at is not None:
+        return "archived"
+    try:
+        lock = ownership.read_lock(p.directory)
+    except CryodeskError:
+        return "elsewhere"
+    return "elsewhere" if lock is not None and ownership.problem(p, lock) else ""
