@@ -46,8 +46,8 @@ CHUNK = 8 << 20
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 #: what is never copied (relative to the project): the deletion reserve; retired trash (``*.gc``)
 SKIP_FILES = {".cryodesk/reserve"}
-#: free space a copy leaves on the destination beyond its own size
-MARGIN = 64 << 20
+#: free space a copy leaves on the destination beyond its own size: 1 % of the file system, 1–64 MiB
+MARGIN_MIN, MARGIN_MAX = 1 << 20, 64 << 20
 
 
 @dataclass
@@ -145,9 +145,10 @@ def plan_move(project, dest: str | Path) -> MovePlan:
     if plan.mode == "copy":
         st = os.statvfs(dst.parent)
         plan.free_bytes = st.f_bavail * st.f_frsize
-        if plan.free_bytes < plan.bytes + MARGIN:
+        margin = max(MARGIN_MIN, min(MARGIN_MAX, st.f_blocks * st.f_frsize // 100))
+        if plan.free_bytes < plan.bytes + margin:
             plan.problems.append(f"{dst.parent} has {plan.free_bytes:,} bytes free; the copy needs "
-                                 f"{plan.bytes + MARGIN:,}")
+                                 f"{plan.bytes + margin:,}")
     return plan
 
 
