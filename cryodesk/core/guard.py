@@ -71,6 +71,18 @@ def check_writable(project, allow_archived: bool = False) -> Project:
     return row
 
 
+def _row_now(project_id: int) -> Project | None:
+    """The columns :func:`write_refusal` reads, in one plain query (every guarded write runs it)."""
+    database = db.obj
+    r = database.execute_sql(f"SELECT id, number, directory, uuid, archived_at FROM project WHERE id = "
+                             f"{database.param}", [project_id]).fetchone()
+    if r is None:
+        return None
+    row = Project(id=r[0], number=r[1], directory=r[2], uuid=r[3])  # (not saved: read only)
+    row.archived_at = Project.archived_at.python_value(r[4])
+    return row
+
+
 def may_write(project) -> bool:
     """True if this database may write ``project`` now (for callers that skip rather than fail)."""
     try:
@@ -88,7 +100,12 @@ def project_write(project, job_ids=(), allow_archived: bool = False):
         project_ops.recover_abandoned(project_id)  # a move or delete whose process died: finished first
     with write_transaction():
         lock_rows(Project, [project_id])
-        check_writable(project_id, allow_archived)
+        row = _row_now(project_id)
+        if row is None:
+            raise NotFound(f"project {getattr(project, 'uid', project_id)} no longer exists in this database")
+        why = write_refusal(row, allow_archived)
+        if why:
+            raise ProjectReadOnly(why)
         if job_ids:
             lock_rows(Job, job_ids)
         yield

@@ -126,7 +126,9 @@ def owner_refusal(project: Project) -> str | None:
     lock = ownership.read_lock(pdir)
     if lock is None:
         if (pdir / PROJECT_MANIFEST).is_file() and not pdir.is_symlink():
-            ensure_owned(project)
+            full = Project.get_by_id(project.id)  # (the caller's may hold only some columns)
+            ensure_owned(full)
+            project.uuid = full.uuid
         return None
     why = ownership.problem(project, lock)
     if why is None and not project.uuid and lock.get("project"):

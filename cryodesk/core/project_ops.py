@@ -104,6 +104,12 @@ def op_lock(dest: Path | str, wait: bool = False):
 # -- reading ----------------------------------------------------------------------------
 
 def current(project_id: int) -> ProjectOp | None:
+    # every guarded write asks this: one plain query for the common answer (none), without
+    # peewee building the SQL (which costs more than the query itself here)
+    database = db.obj
+    if database.execute_sql(f"SELECT 1 FROM project_op WHERE project_id = {database.param}",
+                            [int(project_id)]).fetchone() is None:
+        return None
     return ProjectOp.get_or_none(ProjectOp.project_id == int(project_id))
 
 
