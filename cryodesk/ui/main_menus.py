@@ -75,6 +75,9 @@ def build_menus(win) -> None:
         m.addAction(dock.toggleViewAction())
     job_menu = mb.addMenu("&Job")
     win.jobs.populate_menu(job_menu)
+    from .project_actions import install  # archive, move, delete…: the project's lifecycle (issue 15)
+
+    install(win, mb.addMenu("&Project"))
     m = mb.addMenu("&Data")
     m.addAction(a["cleanup"])
     m.addAction(a["cache"])
