@@ -245,7 +245,16 @@ def claimable(project=None) -> list[Job]:
     q = Job.select().where(Job.status == "queued")
     if project is not None:
         q = q.where(Job.project == get_project(project))
-    return [j for j in q.order_by(Job.queued_at, Job.id) if owner_alive(owner_of(j)) is False]
+    writable: dict[int, bool] = {}
+    out = []
+    for j in q.order_by(Job.queued_at, Job.id):
+        if owner_alive(owner_of(j)) is not False:
+            continue
+        if j.project_id not in writable:  # archived, another database's: not run from here
+            writable[j.project_id] = may_write(j.project_id)
+        if writable[j.project_id]:
+            out.append(j)
+    return out
 
 
 def release(job: Job) -> None:
@@ -331,9 +340,11 @@ def _judge(links) -> tuple[str, str | None]:
 def end_unrun(job: Job | int, status: str, error: str) -> Job:
     """End a job that never started (a queued job whose parent failed, a kill before start)."""
     job = Job.get_by_id(job if isinstance(job, int) else job.id)
-    _log_line(job, f"{status}: {error}")
+    writable = may_write(job.project_id)  # another database's directory: its row here changes, no file
+    if writable:
+        _log_line(job, f"{status}: {error}")
     release(job)
-    set_status(job, status, error=error)
+    set_status(job, status, error=error, write=writable)
     return job
 
 
