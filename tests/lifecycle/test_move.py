@@ -71,7 +71,7 @@ def test_a_failed_verification_keeps_the_project_where_it_was(dbs, tmp_path, mon
         p, _ = build("Verify", tmp_path / "v", tmp_path / "raw")
         src = Path(p.directory)
         before = tree(src)
-        monkeypatch.setattr(project_move, "_crc_of", lambda path: 12345)  # as if the disk returned other bytes
+        monkeypatch.setattr(project_move, "_crc_of", lambda path, buf=None: 12345)  # as if the disk returned other bytes
         with pytest.raises(DataError, match="does not match the original"):
             project_move.move_project(p, fs / "v")
         assert tree(src) == before and Project.get_by_id(p.id).directory == str(src)
