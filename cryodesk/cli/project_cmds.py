@@ -140,6 +140,9 @@ def _move(args):
     for link in out.get("escaping_links", [])[:20]:
         print(f"warning: the relative symlink {link} points outside the project: check it still points where "
               "it should", file=sys.stderr)
+    for link in out.get("inside_links", [])[:20]:
+        print(f"warning: the symlink {link} points into the project by its old absolute path: it now points "
+              "there, not into the moved copy", file=sys.stderr)
     for e in out.get("errors", []):
         print(f"warning: {e}", file=sys.stderr)
     return 0

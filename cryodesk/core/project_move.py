@@ -12,8 +12,9 @@ the database pointing at a complete copy, and the next command removes the
 other, partial one.
 
 Symlinks (to raw data, say) are moved as links, never followed: their text
-is copied as it is.  A *relative* link that points outside the project
-would point elsewhere after a move: the plan lists them (``escaping_links``).
+is copied as it is.  A *relative* link that points outside the project, and
+an absolute one that points into it, would point elsewhere after a move: the
+plan lists them (``escaping_links``, ``inside_links``).
 Hard links inside the project stay hard links.  Sockets, FIFOs, devices and
 other file systems mounted inside the project are refused (nothing is moved).
 The deletion reserve (``.cryodesk/reserve``) and retired trash are not
@@ -61,7 +62,8 @@ class MovePlan:
     dirs: int = 0
     links: int = 0
     hardlinks: int = 0
-    escaping_links: list[str] = field(default_factory=list)
+    escaping_links: list[str] = field(default_factory=list)  # relative, pointing outside the project
+    inside_links: list[str] = field(default_factory=list)  # absolute, pointing into the project (its old place)
     free_bytes: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -104,6 +106,8 @@ def _survey(src: Path, plan: MovePlan) -> None:
                     inside = os.path.normpath(os.path.join(os.path.dirname(r), target))
                     if inside == ".." or inside.startswith("../") or os.path.isabs(inside):
                         plan.escaping_links.append(r)
+                elif Path(os.path.normpath(target)).is_relative_to(src):
+                    plan.inside_links.append(r)
             elif stat.S_ISREG(st.st_mode):
                 if st.st_nlink > 1 and (st.st_dev, st.st_ino) in seen:
                     plan.hardlinks += 1

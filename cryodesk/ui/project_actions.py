@@ -199,8 +199,9 @@ class ProjectActions(QObject):
             how = {"rename": "a rename (the same file system)",
                    "copy": "a copy, verified, then the old copy is removed (another file system)",
                    "rebind": "already there: only the database is changed"}[plan.mode]
-            warn = (f"\n\n{len(plan.escaping_links)} relative symlink(s) point outside the project and may "
-                    "point elsewhere afterwards." if plan.escaping_links else "")
+            stale = len(plan.escaping_links) + len(plan.inside_links)
+            warn = (f"\n\n{stale} symlink(s) (relative ones leaving the project, absolute ones into it) will "
+                    "point elsewhere afterwards." if stale else "")
             self._confirm(f"Move {uid}", f"Move {uid} ({plan.files} files, {human_bytes(plan.bytes)}, "
                           f"{plan.links} symlinks moved as links) to {dest}? This is {how}.{warn}", f"Move {uid}",
                           lambda: self._run(f"Move {uid} to {dest}",

@@ -50,11 +50,13 @@ def test_move_across_file_systems_copies_verifies_then_removes_the_old_copy(dbs,
         p, _ = build("Across", tmp_path / "across", tmp_path / "raw", nbytes=3 << 20)
         (Path(p.directory) / "J3" / "rel_link").symlink_to("../J1/data.bin")  # relative, inside: fine
         (Path(p.directory) / "J3" / "escaping").symlink_to("../../raw/movie.mrc")  # relative, leaves the project
+        (Path(p.directory) / "J3" / "abs_inside").symlink_to(Path(p.directory) / "J1" / "data.bin")
         src = Path(p.directory)
         before_tree, before_rows = tree(src), rows(p)
         seen = []
         plan = project_move.plan_move(p, fs / "apo")
         assert plan.mode == "copy" and plan.escaping_links == ["J3/escaping"]
+        assert plan.inside_links == ["J3/abs_inside"]  # (listed: they point at the old place afterwards)
         out = project_move.move_project(p, fs / "apo", progress=lambda f, m: seen.append(f))
         assert out["mode"] == "copy" and out["bytes"] >= 3 << 20 and out["errors"] == []
         _check_moved(p, before_tree, before_rows, src, fs / "apo", tmp_path / "raw")
