@@ -22,7 +22,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QCheckBox, QFileDialog, QMenu
 
 from ..base.errors import CryodeskError, Refused
-from ..core import compact, project_lifecycle, project_move, projects
+from ..core import attach, compact, ownership, project_lifecycle, project_move, projects
 from ..core.results import Outcome
 from ..core.units import human_bytes
 from ..engine import workers
@@ -57,6 +57,8 @@ class ProjectActions(QObject):
         self.delete = a("&Delete project…", self.do_delete, "Delete the project and its directory")
         self.compact = a("Reduce database &size…", self.do_compact,
                          "Prune old change-log rows and orphans, then VACUUM the database")
+        self.attach = a("Attac&h project directory…", self.do_attach,
+                        "Add a project directory (from its manifests) to this database")
 
     def _action(self, text, slot, tip: str) -> QAction:
         act = QAction(text, self)
@@ -67,7 +69,7 @@ class ProjectActions(QObject):
 
     # -- menus ------------------------------------------------------------------------
     def populate_menu(self, menu: QMenu, with_compact: bool = True) -> None:
-        for act in (self.archive, self.unarchive, self.move, None, self.detach, self.delete):
+        for act in (self.attach, None, self.archive, self.unarchive, self.move, None, self.detach, self.delete):
             menu.addSeparator() if act is None else menu.addAction(act)
         if with_compact:
             menu.addSeparator()
@@ -169,6 +171,28 @@ class ProjectActions(QObject):
                 return
         self._run(f"Unarchive {uid}", lambda _r: project_lifecycle.unarchive_project(uid, path),
                   lambda q: self.message.emit(f"{q.uid} is writable again, at {q.directory}"))
+
+    def do_attach(self, directory: str | None = None, force: bool = False) -> None:
+        path = directory or self.ask_directory("Attach which project directory?", str(Path.home()))
+        if not path:
+            return
+
+        def attach_it():
+            try:
+                return attach.attach_project(path, force=force)
+            except ownership.NotOwned as exc:
+                if force:
+                    raise
+                return exc
+
+        def done(result) -> None:
+            if isinstance(result, ownership.NotOwned):  # another database's: taking it over is a visible choice
+                self._confirm("Take over the project?", f"{result}\n\nTake it over? That database can then no "
+                              "longer change it.", "Take it over", lambda: self.do_attach(path, force=True))
+            else:
+                self.message.emit(f"attached {result.directory} as {result.uid}")
+
+        self._run(f"Attach {path}", lambda _r: attach_it(), done)
 
     def do_detach(self) -> None:
         uid = self.uid()

@@ -52,7 +52,7 @@ def test_archive_move_unarchive_from_the_project_menu(window, qtbot, tmp_path, a
     pa = window.project_actions
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Project")
     assert [a.text() for a in menu.actions() if a.text()] == [
-        "&Archive project…", "&Unarchive project…", "&Move project…", "De&tach project…", "&Delete project…",
+        "Attac&h project directory…", "&Archive project…", "&Unarchive project…", "&Move project…", "De&tach project…", "&Delete project…",
         "Reduce database &size…"]
     pa.update_enabled(None)
     assert pa.archive.isEnabled() and not pa.unarchive.isEnabled()
@@ -101,3 +101,24 @@ def test_delete_from_the_context_menu_asks_about_finals_then_deletes(window, qtb
     dialog = _accept(pa, qtbot)
     assert "VACUUM" in dialog.label.text()
     _settle(pa, qtbot)
+
+
+def test_attach_of_another_databases_directory_asks_before_taking_it_over(window, qtbot, tmp_path):
+    from cryodesk import db as dbmod
+    from cryodesk.core import ownership
+
+    pa = window.project_actions
+    gui_db = dbmod.db.obj
+    other = dbmod.open_database(str(tmp_path / "other.sqlite"))  # another database makes a project
+    with other.connection_context():
+        p, _ = build("Theirs", tmp_path / "theirs", tmp_path / "raw")
+        theirs = p.directory
+    dbmod.db.initialize(gui_db)
+    pa.ask_directory = lambda title, start: theirs
+    pa.attach.trigger()
+    qtbot.waitUntil(lambda: pa.dialog is not None, timeout=10000)
+    assert "owned by another database" in pa.dialog.label.text() and Project.select().count() == 1
+    pa.dialog.accept()
+    _settle(pa, qtbot)
+    assert Project.select().count() == 2 and ownership.is_ours(ownership.read_lock(theirs))
+    qtbot.waitUntil(lambda: window.browser.topLevelItemCount() == 2, timeout=10000)
