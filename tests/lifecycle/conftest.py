@@ -87,8 +87,12 @@ def dbs(backend, tmp_path):
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
-    """``cli(url, *argv)`` -> (exit code, stdout, stderr), in-process (``--db url``)."""
+def cli(monkeypatch, capsys, qapp):
+    """``cli(url, *argv)`` -> (exit code, stdout, stderr), in-process (``--db url``).
+
+    (``qapp``: ``job run`` starts the engine, which makes a bare QCoreApplication if there is no
+    application yet; a later GUI test of this process then needs a QApplication.)
+    """
     from cryodesk.cli.main import main
 
     monkeypatch.setenv("CRYODESK_DB", os.environ.get("CRYODESK_DB", ""))
