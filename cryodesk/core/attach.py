@@ -20,6 +20,7 @@ import datetime as _dt
 import re
 from pathlib import Path
 
+from ..base import hooks
 from ..base.errors import DataError, UsageError
 from ..db import lock_rows, write_transaction
 from ..db.models import JOB_STATUSES, Connection, Job, JobWorkspace, OutputFile, Project, Session, Workspace
@@ -160,7 +161,13 @@ def attach_project(directory: str | Path, force: bool = False) -> Project:
     for job_dir in sorted(path.glob("J*")):
         if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / manifest.JOB_MANIFEST).exists():
             job_docs.append(_checked_job_doc(job_dir))
+    with ownership.claiming(path):  # two attaches of one directory at once: the second sees the first's lock
+        return _attach_locked(path, doc, job_docs, force)
+
+
+def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool) -> Project:
     lock = ownership.read_lock(path)
+    hooks.point("attach.lock_read", path=str(path), lock=lock)
     pid = doc.get("id") or (lock or {}).get("project") or manifest.new_project_id()
     if lock is not None and lock.get("project") and doc.get("id") and lock["project"] != doc["id"]:
         raise DataError(f"{ownership.lock_path(path)} names project {lock['project'][:8]} but {path} holds "

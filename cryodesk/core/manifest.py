@@ -125,11 +125,14 @@ def owner_refusal(project: Project) -> str | None:
     pdir = Path(project.directory)
     lock = ownership.read_lock(pdir)
     if lock is None:
-        if (pdir / PROJECT_MANIFEST).is_file() and not pdir.is_symlink():
-            full = Project.get_by_id(project.id)  # (the caller's may hold only some columns)
-            ensure_owned(full)
-            project.uuid = full.uuid
-        return None
+        if not (pdir / PROJECT_MANIFEST).is_file() or pdir.is_symlink():
+            return None
+        full = Project.get_by_id(project.id)  # (the caller's may hold only some columns)
+        ensure_owned(full)
+        project.uuid = full.uuid
+        lock = ownership.read_lock(pdir)
+        if lock is None:
+            return None
     why = ownership.problem(project, lock)
     if why is None and not project.uuid and lock.get("project"):
         _set_uuid(project, lock["project"])  # adopted before, by a process that died before recording it
@@ -142,6 +145,13 @@ def ensure_owned(project: Project) -> None:
     Only for a directory without a lock file; the caller checked that.
     """
     pdir = Path(project.directory)
+    with ownership.claiming(pdir):
+        if ownership.read_lock(pdir) is not None:
+            return  # another process (of this database or another) wrote it meanwhile: judged again by the caller
+        _adopt(project, pdir)
+
+
+def _adopt(project: Project, pdir: Path) -> None:
     pid = project.uuid
     if not pid:
         try:
@@ -166,9 +176,12 @@ def _require_owned(base: Path, project: Project | None = None) -> None:
     if lock is None:
         if project is None:
             project = Project.get_or_none(Project.directory == str(base))
-        if project is not None and (base / PROJECT_MANIFEST).is_file():
-            ensure_owned(project)
-        return
+        if project is None or not (base / PROJECT_MANIFEST).is_file():
+            return
+        ensure_owned(project)
+        lock = ownership.read_lock(base)  # (another process may have adopted it first)
+        if lock is None:
+            return
     if not ownership.is_ours(lock):
         if project is None:
             project = Project.get_or_none(Project.directory == str(base))

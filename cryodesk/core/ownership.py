@@ -79,6 +79,17 @@ def lock_path(project_dir: Path | str) -> Path:
     return Path(project_dir) / STATE_DIR / LOCK_NAME
 
 
+def claiming(project_dir: Path | str):
+    """An flock held while a process decides who owns ``project_dir`` and writes the lock file.
+
+    Two databases attaching (or adopting) the same directory at the same moment
+    then take turns: the second reads the first one's lock file and is refused.
+    """
+    from ..base.fsio import file_lock
+
+    return file_lock(Path(project_dir) / STATE_DIR / "owner.lock", f"the ownership of {project_dir}")
+
+
 def read_lock(project_dir: Path | str) -> dict | None:
     """The lock file of ``project_dir`` (None when there is none); a symlink or malformed file is refused."""
     path = lock_path(project_dir)

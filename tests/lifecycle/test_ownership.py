@@ -192,3 +192,44 @@ def test_manifests_are_never_written_into_another_databases_directory(dbs, tmp_p
         with pytest.raises(ownership.NotOwned):
             manifest.write_project(Project.get_by_id(p.id))
         assert manifests(pdir) == before
+
+
+ATTACH_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[3])
+import jobtypes
+jobtypes.family("l")
+from cryodesk import db as dbmod
+from cryodesk.base import hooks
+from cryodesk.base.errors import CryodeskError
+from cryodesk.core import attach
+hooks.register("attach.lock_read", lambda **kw: time.sleep(1.0))  # both read "no lock" if nothing serialises them
+dbmod.open_database(sys.argv[1])
+with dbmod.db.connection_context():
+    try:
+        print(json.dumps({"ok": attach.attach_project(sys.argv[2]).uid}))
+    except CryodeskError as exc:
+        print(json.dumps({"ok": None, "error": str(exc)}))
+"""
+
+
+def test_two_databases_attaching_one_directory_at_once_take_turns(dbs, tmp_path):
+    import subprocess
+    import sys
+
+    with dbs.use(dbs.a):
+        p, _ = build("Race", tmp_path / "race", tmp_path / "raw")
+        pdir = Path(p.directory)
+        project_lifecycle.detach_project(p)  # free: both may try
+    tests_dir = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    procs = [subprocess.Popen([sys.executable, "-c", ATTACH_CHILD, dbs.url[d], str(pdir), tests_dir],
+                              stdout=subprocess.PIPE, text=True, env=env) for d in (dbs.a, dbs.b)]
+    results = [json.loads(proc.communicate(timeout=120)[0]) for proc in procs]
+    winners = [r for r in results if r["ok"]]
+    assert len(winners) == 1, results
+    loser = next(r for r in results if not r["ok"])
+    assert "owned by another database" in loser["error"]
+    winner_db = dbs.a if results[0]["ok"] else dbs.b
+    with dbs.use(winner_db):
+        assert ownership.is_ours(ownership.read_lock(pdir))
