@@ -124,3 +124,45 @@ def test_an_archived_project_can_be_moved_and_unarchived_there(dbs, tmp_path):
         assert q.archived_at is not None and q.directory == str(fs / "longterm")
         q = project_lifecycle.unarchive_project(q)
         assert q.archived_at is None
+
+
+MOVER = """
+import json, sys, time
+from cryodesk import db as dbmod
+from cryodesk.core import project_move, project_ops
+
+def hold(step):
+    if step == "sync":  # the copy is made, not yet verified: the project must not change now
+        print("copied", flush=True)
+        time.sleep(4)
+
+project_ops.STEP_HOOK = hold
+dbmod.open_database(sys.argv[1])
+with dbmod.db.connection_context():
+    out = project_move.move_project("P1", sys.argv[2])
+    print(json.dumps(out["mode"]), flush=True)
+"""
+
+
+def test_writes_are_refused_while_a_live_process_moves_the_project(dbs, tmp_path):
+    import subprocess
+    import sys
+
+    from cryodesk.core.guard import ProjectReadOnly
+
+    with dbs.use(dbs.a), small_tmpfs(tmp_path, "16m") as fs:
+        p, _ = build("Live", tmp_path / "live", tmp_path / "raw")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+        mover = subprocess.Popen([sys.executable, "-c", MOVER, dbs.url[dbs.a], str(fs / "live")],
+                                 stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            assert mover.stdout.readline().strip() == "copied"
+            with pytest.raises(ProjectReadOnly, match=r"P1 is being moved to .*live \(by process \d+"):
+                jobs.create_job(p, "l_source", "W1")  # its mover is alive: nothing is rolled back under it
+            assert projects.project_summaries()[0]["state"] == "moving"
+            assert mover.stdout.readline().strip() == '"copy"'
+        finally:
+            mover.wait(60)
+        assert mover.returncode == 0
+        assert Project.get_by_id(p.id).directory == str(fs / "live")
+        assert jobs.create_job(projects.get_project("P1"), "l_source", "W1").uid == "J5"
