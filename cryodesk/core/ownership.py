@@ -93,6 +93,8 @@ def claiming(project_dir: Path | str):
 def read_lock(project_dir: Path | str) -> dict | None:
     """The lock file of ``project_dir`` (None when there is none); a symlink or malformed file is refused."""
     path = lock_path(project_dir)
+    if os.path.islink(path.parent):
+        raise DataError(f"{path.parent} is a symlink; cryodesk never follows one for its own state (refused)")
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -100,7 +102,7 @@ def read_lock(project_dir: Path | str) -> dict | None:
         return None
     except NotADirectoryError:
         raise DataError(f"{path.parent} is not a directory; cryodesk cannot tell who owns {project_dir}") from None
-    if stat.S_ISLNK(st.st_mode) or os.path.islink(path.parent):
+    if stat.S_ISLNK(st.st_mode):
         raise DataError(f"{path} is a symlink; cryodesk never follows one for its own state (refused)")
     sig = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
     hit = _CACHE.get(str(path))

@@ -156,7 +156,7 @@ def project_summaries(project=None) -> list[dict]:
     ``workspaces`` (``[{uid, title, jobs, size_bytes}]``); ``archived_at`` (None
     unless the project is archived) and ``state`` (``"archived"``, ``"moving"``,
     ``"deleting"``, ``"elsewhere"`` — its directory is owned by another
-    database: read-only here — or ``""``).
+    database: read-only here —, ``"lock unreadable"`` or ``""``).
     """
     ops = {o.project_id: o for o in ProjectOp.select()}
     projects_q = Project.select().order_by(Project.number)
@@ -202,5 +202,5 @@ def _state(p: Project, op, blocking) -> str:
     try:
         lock = ownership.read_lock(p.directory)
     except CryodeskError:
-        return "elsewhere"
+        return "lock unreadable"  # (every write says why)
     return "elsewhere" if lock is not None and ownership.problem(p, lock) else ""

@@ -247,11 +247,13 @@ def recover(project: Project) -> list[ItemResult]:
     Returns nothing when another live process holds the lock (it finishes its own).
     """
     project_dir = Path(project.directory)
-    if not pending(project):
-        if jn.has_garbage(project_dir):
-            empty_in_background(project_dir)
+    pend = pending(project)
+    if not pend and not jn.has_garbage(project_dir):
         return []
-    if not may_write(project):  # another database's journal is that database's to finish (or archived)
+    if not may_write(project):  # another database's journal (or trash) is that database's to finish
+        return []
+    if not pend:
+        empty_in_background(project_dir)
         return []
     try:
         with _lock(project_dir, project.uid, timeout=0):
