@@ -43,7 +43,7 @@ class Commands:
     """What a command module may extend: top-level commands and named groups."""
 
     HELP = {
-        "project": "create, list, show and attach projects",
+        "project": "create, list, show, attach, detach, archive, move and delete projects",
         "workspace": "create and list workspaces",
         "job": "create, inspect, select, run and act on jobs",
         "worker": "run queued jobs; connect workers and configure their SSD cache",

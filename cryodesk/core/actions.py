@@ -150,7 +150,7 @@ def link(project, jobs, workspace) -> BatchResult:
     jobs = refresh(jobs)
     ws = get_workspace(project, workspace)
     result = BatchResult("link")
-    with db.atomic():
+    with project_write(project):  # (archived, another database's: refused)
         for job in jobs:
             if _linked(job, ws):
                 result.outcomes.append(Outcome(job.uid, "link", True, f"already in {ws.uid}"))
@@ -167,7 +167,7 @@ def unlink(project, jobs, workspace) -> BatchResult:
     jobs = refresh(jobs)
     ws = get_workspace(project, workspace)
     result = BatchResult("unlink")
-    with db.atomic():
+    with project_write(project):  # (archived, another database's: refused)
         for job in jobs:
             if not _linked(job, ws):
                 result.outcomes.append(Outcome(job.uid, "unlink", False, f"{job.uid} is not in {ws.uid}"))
@@ -190,7 +190,7 @@ def move(project, jobs, workspace, source=None) -> BatchResult:
     ws = get_workspace(project, workspace)
     src = get_workspace(project, source) if source is not None else None
     result = BatchResult("move")
-    with db.atomic():
+    with project_write(project):  # (archived, another database's: refused)
         for job in jobs:
             if src is not None and not _linked(job, src):
                 result.outcomes.append(Outcome(job.uid, "move", False, f"{job.uid} is not in {src.uid}"))

@@ -1,16 +1,35 @@
-"""Attach a project directory: rebuild its database rows from its manifests."""
+"""Attach a project directory: rebuild its database rows from its manifests.
+
+Attach also decides who owns the directory (:mod:`cryodesk.core.ownership`):
+
+* a directory whose lock file names another database is refused, naming it,
+  unless ``force`` — which takes it over (the lock then records the previous
+  owner);
+* a project this database already knows (by the id in its ``project.json``)
+  is never attached twice: the same directory is "already attached", a copy
+  of it is refused, and a known project found at a new place is pointed
+  there by ``project move`` (or ``project unarchive --path``), which keep its
+  rows.  With ``force`` a known project whose recorded directory no longer
+  holds it is rebuilt from the manifests at the new place, keeping its
+  ``P<n>``.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 
+from ..base import hooks
 from ..base.errors import DataError, UsageError
-from ..db.models import JOB_STATUSES, Connection, Job, JobWorkspace, OutputFile, Project, Session, Workspace, db
-from . import events, manifest, registry
+from ..db import lock_rows, write_transaction
+from ..db.models import JOB_STATUSES, Connection, Job, JobWorkspace, OutputFile, Project, Session, Workspace
+from . import events, manifest, ownership, registry
 from .finals import recompute_ancestor_flags
-from .projects import _next_number, _resolve_dir
+from .projects import _next_number, _refuse_nested, _resolve_dir
 from .uids import MAX_NUMBER, parse_uid
+
+_PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _parse_dt(text):
@@ -66,6 +85,10 @@ def _checked_project_doc(path: Path) -> dict:
     c = _Checker(where, "fix it, then attach again")
     c.kind(d, "title", str)
     c.kind(d, "settings", dict, {}, "a mapping")
+    pid = c.kind(d, "id", str, None, "a project id")
+    if pid is not None and not _PROJECT_ID.match(pid):
+        raise c.bad(f"id {pid!r} is not a project id (32 hexadecimal digits)")
+    c.date(d, "archived_at")
     for key in ("next_job_number", "next_workspace_number", "next_session_number"):
         c.count(d, key)
     for w in c.entries(d, "workspaces", {"uid"}):
@@ -116,25 +139,70 @@ def _checked_job_doc(job_dir: Path) -> dict:
     return d
 
 
-def attach_project(directory: str | Path) -> Project:
+def _same_project(path: Path, pid: str) -> bool:
+    """Whether ``path`` holds the project with id ``pid`` now."""
+    try:
+        return manifest.read_json(path / manifest.PROJECT_MANIFEST).get("id") == pid
+    except DataError:
+        return False
+
+
+def attach_project(directory: str | Path, force: bool = False) -> Project:
     """Re-create a project's database rows from its manifests (``project.json`` + ``J*/job.json``).
 
-    The project gets a new ``P<n>`` in this database; workspace, job and
-    session numbers are kept, so every connection and path stays valid.
+    The project gets a new ``P<n>`` in this database (or keeps its number
+    when ``force`` rebuilds one this database knows); workspace, job and
+    session numbers are kept, so every connection and path stays valid.  See
+    the module doc for ownership and duplicates.
     """
     path = _resolve_dir(directory)
     doc = _checked_project_doc(path)
-    if Project.get_or_none(Project.directory == str(path)):
-        raise UsageError(f"{path} is already attached to this database")
     job_docs = []
     for job_dir in sorted(path.glob("J*")):
         if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / manifest.JOB_MANIFEST).exists():
             job_docs.append(_checked_job_doc(job_dir))
-    with db.atomic():
+    with ownership.claiming(path):  # two attaches of one directory at once: the second sees the first's lock
+        return _attach_locked(path, doc, job_docs, force)
+
+
+def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool) -> Project:
+    lock = ownership.read_lock(path)
+    hooks.point("attach.lock_read", path=str(path), lock=lock)
+    pid = doc.get("id") or (lock or {}).get("project") or manifest.new_project_id()
+    if lock is not None and lock.get("project") and doc.get("id") and lock["project"] != doc["id"]:
+        raise DataError(f"{ownership.lock_path(path)} names project {lock['project'][:8]} but {path} holds "
+                        f"project {doc['id'][:8]}; fix or remove the lock file, then attach again")
+    replace = _known(path, pid, lock, force)
+    if lock is not None and not ownership.is_ours(lock) and not force:
+        raise ownership.NotOwned(
+            f"{path} is owned by another database: {ownership.describe(lock)}. Detach it there first "
+            f"('cryodesk project detach {lock.get('uid') or 'P?'}'), or take it over here with "
+            f"'cryodesk project attach {path} --force'")
+    _refuse_nested(path, exclude=replace)
+    wrote_lock = []
+    try:
+        project = _rebuild(path, doc, job_docs, pid, lock, replace, wrote_lock)
+    except BaseException:
+        if wrote_lock:  # the rows rolled back: the directory is again whoever's it was
+            ownership.restore_lock(path, lock)
+        raise
+    project.taken_over_from = lock if lock is not None and not ownership.is_ours(lock) else None
+    return project
+
+
+def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict | None, replace, wrote_lock):
+    with write_transaction():
+        number = _next_number(Project)
+        if replace is not None:
+            lock_rows(Project, [replace.id])
+            number = replace.number
+            Project.delete().where(Project.id == replace.id).execute()  # its stale rows go (cascade)
         project = Project.create(
-            number=_next_number(Project),
+            number=number,
             title=doc.get("title") or path.name,
             directory=str(path),
+            uuid=pid,
+            archived_at=_parse_dt(doc.get("archived_at")),
             settings=doc.get("settings") or {},
             next_job_number=doc.get("next_job_number", 1),
             next_workspace_number=doc.get("next_workspace_number", 1),
@@ -181,5 +249,39 @@ def attach_project(directory: str | Path) -> Project:
             project.next_job_number = top + 1
             project.save()
         recompute_ancestor_flags(project, write_manifests=False)
+        # this database owns the directory before the rows commit (a lock that cannot be written: nothing attached)
+        taken = lock is not None and not ownership.is_ours(lock)
+        ownership.write_lock(path, pid, project.uid, "taken over" if taken else "attached",
+                             previous=lock if taken else None)
+        wrote_lock.append(True)
+        if doc.get("id") != pid:  # a project from before project ids: it gets one
+            manifest.write_project(project, check_owner=False)
         events.record(None, "projects")
+        if replace is not None:
+            events.record(replace.id, "project")
     return project
+
+
+def _known(path: Path, pid: str, lock: dict | None, force: bool) -> Project | None:
+    """The row to rebuild (``force`` only), or None for a new project; refuses duplicates."""
+    here = Project.get_or_none(Project.directory == str(path))
+    known = Project.get_or_none(Project.uuid == pid)
+    if here is not None and (known is None or known.id == here.id):
+        if force and lock is not None and not ownership.is_ours(lock):
+            return here  # our rows of it are stale: the other database changed it since
+        raise UsageError(f"{path} is already attached to this database as {here.uid}")
+    if here is not None:
+        raise UsageError(f"{path} is recorded as {here.uid} of this database, but holds {known.uid}; "
+                         "nothing was attached")
+    if known is None:
+        return None
+    old = Path(known.directory)
+    if old != path and _same_project(old, pid):
+        raise UsageError(f"{path} is a copy of {known.uid}, which this database has at {old}; attaching it "
+                         "would make a duplicate (nothing was attached)")
+    if force:
+        return known
+    hint = (f"'cryodesk project unarchive {known.uid} --path {path}'" if known.archived_at is not None
+            else f"'cryodesk project move {known.uid} {path}' (it finds it already moved and keeps its rows)")
+    raise UsageError(f"{path} is {known.uid} of this database, recorded at {old}; it is not attached twice. "
+                     f"To point {known.uid} at its new place: {hint}")

@@ -11,22 +11,101 @@ does both inside :func:`project_write`.  The guard holds on every backend:
   previous one committed.
 
 Read the rows *inside* the block: a row read before it may be stale.
+
+It is also THE place that refuses writes to a project this database may not
+change (:func:`write_refusal`): one that is archived, one whose directory
+another database owns (its lock file, :mod:`cryodesk.core.ownership`), one
+being moved or deleted.  The few writers that do not judge a rule
+(workspace creation, links, queueing, the deletion executor) call
+:func:`check_writable` instead.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+from ..base.errors import DataError, NotFound
 from ..db import lock_rows, write_transaction
-from ..db.models import Job, Project
+from ..db.models import Job, Project, db
+from . import manifest, project_ops
+
+
+class ProjectReadOnly(DataError):
+    """This database may not change the project now: archived, owned by another database, being moved.
+
+    A :class:`DataError`, so that the deletion executor treats it as a failed
+    item (its files are put back), never as a crash.
+    """
+
+
+def archived_message(project: Project) -> str:
+    since = project.archived_at.isoformat(sep=" ", timespec="minutes") if project.archived_at else "?"
+    return (f"{project.uid} is archived (since {since}): it can be browsed, measured and exported, not changed; "
+            f"'cryodesk project unarchive {project.uid}' makes it writable again")
+
+
+def write_refusal(project: Project, allow_archived: bool = False) -> str | None:
+    """Why ``project`` (a row as committed now) may not be written by this database, or None.
+
+    A project without a lock file (made before lock files) is adopted here.
+    ``allow_archived``: for the lifecycle actions an archived project allows
+    (move, delete's refusal says so itself).
+    """
+    if project.archived_at is not None and not allow_archived:
+        return archived_message(project)
+    why = project_ops.blocking(project)
+    if why:
+        return why
+    return manifest.owner_refusal(project)
+
+
+def check_writable(project, allow_archived: bool = False) -> Project:
+    """The project's row as committed now; raises :class:`ProjectReadOnly` if it may not be written."""
+    project_id = project.id if isinstance(project, Project) else int(project)
+    row = Project.get_or_none(Project.id == project_id)
+    if row is None:
+        raise NotFound(f"project {getattr(project, 'uid', project_id)} no longer exists in this database")
+    why = write_refusal(row, allow_archived)
+    if why:
+        raise ProjectReadOnly(why)
+    return row
+
+
+def _row_now(project_id: int) -> Project | None:
+    """The columns :func:`write_refusal` reads, in one plain query (every guarded write runs it)."""
+    database = db.obj
+    r = database.execute_sql(f"SELECT id, number, directory, uuid, archived_at FROM project WHERE id = "
+                             f"{database.param}", [project_id]).fetchone()
+    if r is None:
+        return None
+    row = Project(id=r[0], number=r[1], directory=r[2], uuid=r[3])  # (not saved: read only)
+    row.archived_at = Project.archived_at.python_value(r[4])
+    return row
+
+
+def may_write(project) -> bool:
+    """True if this database may write ``project`` now (for callers that skip rather than fail)."""
+    try:
+        check_writable(project)
+    except DataError:
+        return False
+    return True
 
 
 @contextmanager
-def project_write(project, job_ids=()):
-    """A write transaction holding ``project``'s row and the rows of ``job_ids``."""
+def project_write(project, job_ids=(), allow_archived: bool = False):
+    """A write transaction holding ``project``'s row and the rows of ``job_ids``; refused (see the module doc)."""
     project_id = project.id if isinstance(project, Project) else int(project)
+    if not db.obj.in_transaction():
+        project_ops.recover_abandoned(project_id)  # a move or delete whose process died: finished first
     with write_transaction():
         lock_rows(Project, [project_id])
+        row = _row_now(project_id)
+        if row is None:
+            raise NotFound(f"project {getattr(project, 'uid', project_id)} no longer exists in this database")
+        why = write_refusal(row, allow_archived)
+        if why:
+            raise ProjectReadOnly(why)
         if job_ids:
             lock_rows(Job, job_ids)
         yield

@@ -32,6 +32,7 @@ from ..base import nofollow
 from ..base.errors import DataError, NotFound, Refused
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
+from .guard import check_writable, may_write
 from .jobs import refresh, set_status
 from .projects import get_project
 from .sizes import job_size
@@ -150,6 +151,7 @@ def plan_queue(project, jobs, owner: dict | None = None) -> QueuePlan:
     naming the parent to re-run.  ``owner`` may re-claim jobs it already owns.
     """
     project = get_project(project)
+    check_writable(project)  # an archived project, or another database's, runs nothing
     batch = {j.id: j for j in refresh(jobs)}
     plan = QueuePlan()
     refused_ids: dict[int, str] = {}
@@ -243,7 +245,16 @@ def claimable(project=None) -> list[Job]:
     q = Job.select().where(Job.status == "queued")
     if project is not None:
         q = q.where(Job.project == get_project(project))
-    return [j for j in q.order_by(Job.queued_at, Job.id) if owner_alive(owner_of(j)) is False]
+    writable: dict[int, bool] = {}
+    out = []
+    for j in q.order_by(Job.queued_at, Job.id):
+        if owner_alive(owner_of(j)) is not False:
+            continue
+        if j.project_id not in writable:  # archived, another database's: not run from here
+            writable[j.project_id] = may_write(j.project_id)
+        if writable[j.project_id]:
+            out.append(j)
+    return out
 
 
 def own_direct_run(job: Job) -> dict:
@@ -343,9 +354,11 @@ def _judge(links) -> tuple[str, str | None]:
 def end_unrun(job: Job | int, status: str, error: str) -> Job:
     """End a job that never started (a queued job whose parent failed, a kill before start)."""
     job = Job.get_by_id(job if isinstance(job, int) else job.id)
-    _log_line(job, f"{status}: {error}")
+    writable = may_write(job.project_id)  # another database's directory: its row here changes, no file
+    if writable:
+        _log_line(job, f"{status}: {error}")
     release(job)
-    set_status(job, status, error=error)
+    set_status(job, status, error=error, write=writable)
     return job
 
 
@@ -429,9 +442,14 @@ def recover_interrupted(project=None) -> list[Job]:
     if project is not None:
         q = q.where(Job.project == get_project(project))
     out = []
+    writable: dict[int, bool] = {}
     for job in q:
         owner = owner_of(job)
         if job.status == "queued" and not owner:
+            continue
+        if job.project_id not in writable:  # another database's project: its rows here are stale, never written
+            writable[job.project_id] = may_write(job.project_id)
+        if not writable[job.project_id]:
             continue
         if owner_alive(owner) is False:
             out.append(_mark_interrupted(job))

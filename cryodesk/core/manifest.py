@@ -6,16 +6,25 @@ outputs (files with versions and sizes), status, flags and workspaces.  From
 these :func:`cryodesk.core.attach.attach_project` rebuilds the database
 rows of a project in a fresh database.  Writes are atomic (temp + rename) so
 a crash never leaves a half-written manifest.
+
+``project.json`` also carries the project's own id (``id``: attach recognises
+a project it already knows by it) and, while it is archived, ``archived_at``.
+A manifest is written only into a directory this database owns
+(:mod:`cryodesk.core.ownership`): a project made before lock files existed is
+adopted by its first write (:func:`ensure_owned`), one owned by another
+database is refused.
 """
 
 from __future__ import annotations
 
 import json
+import uuid as _uuid
 from pathlib import Path
 
 from ..base.errors import DataError
 from ..base.fsio import atomic_write
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
+from . import ownership
 from .sizes import record_size, size_without_manifest
 
 PROJECT_MANIFEST = "project.json"
@@ -44,6 +53,8 @@ def project_document(project: Project) -> dict:
     return {
         "format": FORMAT,
         "uid": project.uid,
+        "id": project.uuid,
+        "archived_at": _iso(project.archived_at),
         "title": project.title,
         "created_at": _iso(project.created_at),
         "next_job_number": project.next_job_number,
@@ -100,16 +111,102 @@ def job_document(job: Job) -> dict:
     }
 
 
-def write_project(project: Project) -> None:
+# -- ownership -------------------------------------------------------------------------
+
+def new_project_id() -> str:
+    return _uuid.uuid4().hex
+
+
+def owner_refusal(project: Project) -> str | None:
+    """Why this database may not write ``project``'s directory (None: it may; a project without a lock is adopted).
+
+    A directory that is missing or holds no ``project.json`` is not judged
+    here: the write itself says "is its disk mounted?".
+    """
+    pdir = Path(project.directory)
+    lock = ownership.read_lock(pdir)
+    if lock is None:
+        if not (pdir / PROJECT_MANIFEST).is_file() or pdir.is_symlink():
+            return None
+        full = Project.get_by_id(project.id)  # (the caller's may hold only some columns)
+        ensure_owned(full)
+        project.uuid = full.uuid
+        lock = ownership.read_lock(pdir)
+        if lock is None:
+            return None
+    why = ownership.problem(project, lock)
+    if why is None and not project.uuid and lock.get("project"):
+        _set_uuid(project, lock["project"])  # adopted before, by a process that died before recording it
+    return why
+
+
+def ensure_owned(project: Project) -> None:
+    """Adopt a project made before lock files: give it an id (kept in project.json) and write its lock.
+
+    Only for a directory without a lock file; the caller checked that.
+    """
+    pdir = Path(project.directory)
+    with ownership.claiming(pdir):
+        if ownership.read_lock(pdir) is not None:
+            return  # another process (of this database or another) wrote it meanwhile: judged again by the caller
+        _adopt(project, pdir)
+
+
+def _adopt(project: Project, pdir: Path) -> None:
+    pid = project.uuid
+    if not pid:
+        try:
+            doc_id = read_json(pdir / PROJECT_MANIFEST).get("id")
+        except DataError:
+            doc_id = None
+        pid = doc_id if isinstance(doc_id, str) and len(doc_id) == 32 else new_project_id()
+    ownership.write_lock(pdir, pid, project.uid, "adopted")
+    if project.uuid != pid:
+        _set_uuid(project, pid)
+    _write(pdir / PROJECT_MANIFEST, project_document(project))
+
+
+def _set_uuid(project: Project, pid: str) -> None:
+    Project.update(uuid=pid).where(Project.id == project.id).execute()
+    project.uuid = pid
+
+
+def _require_owned(base: Path, project: Project | None = None) -> None:
+    """Refuse a manifest write into a directory another database owns (adopting an unlocked one)."""
+    lock = ownership.read_lock(base)
+    if lock is None:
+        if project is None:
+            project = Project.get_or_none(Project.directory == str(base))
+        if project is None or not (base / PROJECT_MANIFEST).is_file():
+            return
+        ensure_owned(project)
+        lock = ownership.read_lock(base)  # (another process may have adopted it first)
+        if lock is None:
+            return
+    if not ownership.is_ours(lock):
+        if project is None:
+            project = Project.get_or_none(Project.directory == str(base))
+        uid = project.uid if project is not None else str(base)
+        raise ownership.NotOwned(f"{uid} is owned by another database: {ownership.describe(lock)}; "
+                                 f"cryodesk writes nothing into {base} from this database")
+
+
+# -- writing ------------------------------------------------------------------------------
+
+def write_project(project: Project, check_owner: bool = True) -> None:
     """Rewrite ``project.json`` (the directory must exist: it is never recreated here)."""
     pdir = Path(project.directory)
     if not pdir.is_dir():
         raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
+    if check_owner:
+        _require_owned(pdir, project)
     _write(pdir / PROJECT_MANIFEST, project_document(project))
 
 
 def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
     base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
+    if (base / PROJECT_MANIFEST).is_file():
+        _require_owned(base)
     job_dir = base / job.directory
     if job_dir.is_symlink():
         raise DataError(f"{job.uid}: job directory {job_dir} is a symlink; refusing to write into it")

@@ -8,8 +8,10 @@ import peewee as pw
 
 from ..base import trashworker
 from ..base.errors import CryodeskError, NotFound, UsageError
-from ..db.models import Job, JobWorkspace, Project, Session, Workspace, db
-from . import events, manifest
+from ..db.models import Job, JobWorkspace, Project, ProjectOp, Session, Workspace, db
+from . import events, manifest, ownership
+from .guard import project_write
+from .project_ops import BLOCKING
 from .uids import parse_uid
 
 
@@ -49,17 +51,22 @@ def create_project(title: str, directory: str | Path) -> Project:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CryodeskError(f"cannot create project directory {path}: {exc.strerror}") from None
-        project = Project.create(number=_next_number(Project), title=title.strip(), directory=str(path))
+        project = Project.create(number=_next_number(Project), title=title.strip(), directory=str(path),
+                                 uuid=manifest.new_project_id())
+        # the lock first: the directory is this database's before anything else is written into it
+        ownership.write_lock(path, project.uuid, project.uid, "created")
         manifest.write_project(project)
         events.record(None, "projects")
     trashworker.ensure_reserve(path)  # room for a deletion journal when the disk is full one day
     return project
 
 
-def _refuse_nested(path: Path) -> None:
+def _refuse_nested(path: Path, exclude: Project | None = None) -> None:
     """A project directory never lies inside another project's (a job there would adopt it: a delete of
     that job would take the inner project with it), nor holds one."""
-    for p in Project.select(Project.number, Project.directory):
+    for p in Project.select(Project.id, Project.number, Project.directory):
+        if exclude is not None and p.id == exclude.id:
+            continue
         other = Path(p.directory)
         if other == path or other in path.parents:
             raise UsageError(f"{path} is inside the directory of project P{p.number} ({other}); "
@@ -68,6 +75,8 @@ def _refuse_nested(path: Path) -> None:
             raise UsageError(f"{path} holds the directory of project P{p.number} ({other}); "
                              "choose a directory beside it")
     for parent in path.parents:  # a project of another database
+        if exclude is not None and parent == Path(exclude.directory):
+            continue
         if (parent / manifest.PROJECT_MANIFEST).is_file():
             raise UsageError(f"{path} is inside the project directory {parent}; choose a directory outside it")
 
@@ -94,12 +103,13 @@ def create_workspace(project, title: str) -> Workspace:
     project = get_project(project)
     if not title or not title.strip():
         raise UsageError("a workspace needs a title")
-    with db.atomic():
-        number = max(project.next_workspace_number, _next_number(Workspace, Workspace.project == project))
+    with project_write(project):  # archived, another database's: refused
+        row = Project.get_by_id(project.id)
+        number = max(row.next_workspace_number, _next_number(Workspace, Workspace.project == project))
         ws = Workspace.create(project=project, number=number, title=title.strip())
         Project.update(next_workspace_number=number + 1).where(Project.id == project.id).execute()
-        project.next_workspace_number = number + 1
-        manifest.write_project(project)
+        row.next_workspace_number = project.next_workspace_number = number + 1
+        manifest.write_project(row)
         events.record(project, "project")
     return ws
 
@@ -123,13 +133,14 @@ def get_workspace(project, uid: str | int | Workspace) -> Workspace:
 def create_session(project, title: str = "") -> Session:
     """Create live session ``S<n>`` with its directory (sessions are never touched by cleanup)."""
     project = get_project(project)
-    with db.atomic():
-        number = max(project.next_session_number, _next_number(Session, Session.project == project))
+    with project_write(project):
+        row = Project.get_by_id(project.id)
+        number = max(row.next_session_number, _next_number(Session, Session.project == project))
         session = Session.create(project=project, number=number, title=title)
         Project.update(next_session_number=number + 1).where(Project.id == project.id).execute()
-        project.next_session_number = number + 1
-        (project_dir(project) / session.directory).mkdir(exist_ok=True)
-        manifest.write_project(project)
+        row.next_session_number = project.next_session_number = number + 1
+        (project_dir(row) / session.directory).mkdir(exist_ok=True)
+        manifest.write_project(row)
         events.record(project, "project")
     return session
 
@@ -144,10 +155,14 @@ def project_summaries(project=None) -> list[dict]:
     whole directory, None if never), ``other_bytes``, ``size_now_bytes`` (the
     size on disk now, as ``cryodesk project size`` says: :func:`cryodesk.core.sizes.current_total`),
     ``size_stale`` (the scan is out of date), ``settings`` and ``workspaces``
-    (``[{uid, title, jobs, size_bytes}]``).
+    (``[{uid, title, jobs, size_bytes}]``); ``archived_at`` (None unless the
+    project is archived) and ``state`` (``"archived"``, ``"moving"``,
+    ``"deleting"``, ``"elsewhere"`` — its directory is owned by another
+    database: read-only here —, ``"lock unreadable"`` or ``""``).
     """
     from .sizes import current_total, is_stale
 
+    ops = {o.project_id: o for o in ProjectOp.select()}
     projects_q = Project.select().order_by(Project.number)
     jobs_q = Job.select(Job.project, pw.fn.COUNT(Job.id), pw.fn.SUM(Job.size_bytes))
     ws_q = (JobWorkspace.select(JobWorkspace.workspace, pw.fn.COUNT(Job.id), pw.fn.SUM(Job.size_bytes))
@@ -178,5 +193,19 @@ def project_summaries(project=None) -> list[dict]:
                      "jobs": n, "size_bytes": int(s), "sessions": ns, "sessions_bytes": int(ss),
                      "disk_bytes": p.size_bytes, "other_bytes": int(p.size_other_bytes or 0),
                      "size_now_bytes": current_total(p, s, ss), "size_stale": is_stale(p),
-                     "settings": p.settings or {}, "workspaces": spaces.get(p.id, [])})
+                     "settings": p.settings or {}, "workspaces": spaces.get(p.id, []),
+                     "archived_at": p.archived_at.isoformat() if p.archived_at else None,
+                     "state": _state(p, ops.get(p.id), BLOCKING)})
     return rows
+
+
+def _state(p: Project, op, blocking) -> str:
+    if op is not None and (op.kind, op.phase) in blocking:
+        return "moving" if op.kind == "move" else "deleting"
+    if p.archived_at is not None:
+        return "archived"
+    try:
+        lock = ownership.read_lock(p.directory)
+    except CryodeskError:
+        return "lock unreadable"  # (every write says why)
+    return "elsewhere" if lock is not None and ownership.problem(p, lock) else ""

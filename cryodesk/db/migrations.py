@@ -15,7 +15,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from ..base.errors import CryodeskError
 from .backend import is_sqlite
-from .models import ALL_MODELS, AppliedItem, Change, Job, Meta, Project, Worker
+from .models import ALL_MODELS, AppliedItem, Change, Job, Meta, Project, ProjectOp, Worker
 
 SCHEMA_VERSION = 4
 
@@ -54,11 +54,15 @@ _RUNTIME_COLUMNS = ("owner_host", "owner_pid", "owner_boot", "owner_start", "own
 
 def _to_v4(migrator):
     # v4: runtime records move out of Job.settings into columns (a user's edit of a
-    # setting no longer races an engine's claim), the change log, and applied journal items.
+    # setting no longer races an engine's claim), the change log, and applied journal items;
+    # project lifecycle: the project's own id, archiving, the journal of moves and deletes.
     Change.create_table()
     AppliedItem.create_table()
-    # (owner_engine is an indexed field: add_column makes its index)
-    return [migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
+    ProjectOp.create_table()
+    # (owner_engine is an indexed field and uuid a unique one: add_column makes their indexes)
+    return ([migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
+            + [migrator.add_column("project", "uuid", Project.uuid),
+               migrator.add_column("project", "archived_at", Project.archived_at)])
 
 
 def _after_v4(database):
@@ -92,6 +96,14 @@ def _after_v4(database):
 
 STEPS = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 AFTER = {4: _after_v4}
+
+
+def new_instance_id() -> str:
+    """Give the database its instance id if it has none (v4: named by the project lock files it owns)."""
+    import uuid
+
+    Meta.insert(key="instance_id", value=uuid.uuid4().hex).on_conflict_ignore().execute()
+    return Meta.get_by_id("instance_id").value
 
 
 def _migrator(database):
@@ -129,6 +141,7 @@ def _upgrade(database, check_foreign_keys: bool = False) -> int:
                 raise CryodeskError("database has cryodesk tables but no schema version; refusing to guess")
             database.create_tables(ALL_MODELS)
             Meta.create(key="schema_version", value=str(SCHEMA_VERSION))
+            new_instance_id()
             return 0
         if found > SCHEMA_VERSION:
             raise CryodeskError(
@@ -141,6 +154,8 @@ def _upgrade(database, check_foreign_keys: bool = False) -> int:
             if version in AFTER:
                 AFTER[version](database)
             Meta.replace(key="schema_version", value=str(version)).execute()
+        if found < SCHEMA_VERSION:
+            new_instance_id()
         if check_foreign_keys and found < SCHEMA_VERSION:
             broken = database.execute_sql("PRAGMA foreign_key_check").fetchall()
             if broken:  # raising here rolls the whole upgrade back

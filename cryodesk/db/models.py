@@ -73,6 +73,10 @@ class Project(BaseModel):
     size_linked_bytes = pw.BigIntegerField(default=0)  # symlinked/imported data, not part of the project
     size_refreshed_at = pw.DateTimeField(null=True)
     jobs_changed_at = pw.DateTimeField(null=True)  # bumped when any job's data changes
+    # v4: lifecycle.  The project's own id (also in its project.json: attach recognises a project it
+    # knows by it; None for a project made before v4 until its first write adopts it), and archiving
+    uuid = pw.CharField(max_length=32, null=True, unique=True)
+    archived_at = pw.DateTimeField(null=True)  # None: writable; else read-only since then
 
     @property
     def uid(self) -> str:
@@ -238,5 +242,26 @@ class AppliedItem(BaseModel):
         primary_key = pw.CompositeKey("plan_id", "item")
 
 
+class ProjectOp(BaseModel):
+    """A project move or delete in progress (v4): its journal, one row per project.
+
+    Written before the operation touches anything and advanced one phase at a
+    time (see :mod:`cryodesk.core.project_ops`), so a process killed at any
+    point is finished or rolled back by the next one.  Not a foreign key: a
+    delete's row outlives the project's.
+    """
+
+    project_id = pw.IntegerField(unique=True)
+    kind = pw.CharField(max_length=16)  # "move" | "delete"
+    phase = pw.CharField(max_length=16)
+    source = pw.TextField()
+    dest = pw.TextField()
+    temp = pw.TextField(null=True)  # where a copy is built (a move across file systems)
+    host = pw.CharField(max_length=255, default="")
+    pid = pw.IntegerField(default=0)
+    started_at = pw.DateTimeField(default=utcnow)
+    detail = JSONField(default=dict)
+
+
 ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change,
-              AppliedItem)
+              AppliedItem, ProjectOp)

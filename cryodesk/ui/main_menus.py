@@ -91,6 +91,9 @@ def build_menus(win) -> None:
     job_menu.addAction(a["new_job"])
     job_menu.addSeparator()
     win.jobs.populate_menu(job_menu)
+    from .project_actions import install  # archive, move, delete…: the project's lifecycle (issue 15)
+
+    install(win, mb.addMenu("&Project"))
     m = mb.addMenu("&Data")
     m.addAction(a["cleanup"])
     m.addAction(a["cache"])

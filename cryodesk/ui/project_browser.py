@@ -15,6 +15,8 @@ class QtProjectBrowser(QTreeWidget):
 
     scope_selected = Signal(str, str)
     cleanup_requested = Signal(str, str)
+    #: ``extend_menu(menu, project_uid)`` adds the project's actions to a project row's context menu
+    extend_menu = None
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -30,7 +32,8 @@ class QtProjectBrowser(QTreeWidget):
 
     @staticmethod
     def _texts(row: dict) -> list[str]:
-        return [f"{row['uid']}  {row['title']}", str(row["jobs"]), human_bytes(row["size_bytes"])]
+        state = f"  [{row['state']}]" if row.get("state") else ""  # archived, moving, … (read-only)
+        return [f"{row['uid']}  {row['title']}{state}", str(row["jobs"]), human_bytes(row["size_bytes"])]
 
     @staticmethod
     def _shape(rows: list[dict]) -> list:
@@ -98,4 +101,6 @@ class QtProjectBrowser(QTreeWidget):
         menu = QMenu(self)
         act = menu.addAction("Cleanup Data…")
         act.triggered.connect(lambda: self.cleanup_requested.emit(*item.data(0, ROLE)))
+        if self.extend_menu is not None and not item.data(0, ROLE)[1]:
+            self.extend_menu(menu, item.data(0, ROLE)[0])
         menu.exec(self.viewport().mapToGlobal(pos))

@@ -95,5 +95,36 @@ def test_database_from_schema_v3_moves_runtime_records_into_columns(tmp_path):
             assert j3.settings == {} and j3.owner_engine is None and j3.kill_requested_at is None
             assert "change" in dbmod.db.get_tables()
             assert Project.get().settings["delete_intermediate"] is False
+            # v4 lifecycle: no project id yet (given on its first write), not archived, the op journal, an instance id
+            p = Project.get()
+            assert p.uuid is None and p.archived_at is None
+            assert "project_op" in dbmod.db.get_tables()
+            assert len(Meta.get_by_id("instance_id").value) == 32
+            uuid_indexes = [i for i in dbmod.db.get_indexes("project") if i.columns == ["uuid"]]
+            assert uuid_indexes and uuid_indexes[0].unique
+    finally:
+        dbmod.close_database()
+
+
+def test_a_v3_project_is_adopted_by_its_first_write_after_the_migration(tmp_path):
+    """A project made before v4 has no lock file and no id: its first write gives it both."""
+    import json
+
+    from cryodesk.core import ownership, projects
+
+    _open_dump(tmp_path, V3)
+    try:
+        with dbmod.db.connection_context():
+            pdir = tmp_path / "v3proj"
+            pdir.mkdir()
+            (pdir / "project.json").write_text(json.dumps({"format": 1, "uid": "P1", "title": "Old project v3"}))
+            Project.update(directory=str(pdir)).execute()
+            assert ownership.read_lock(pdir) is None
+            projects.create_workspace(projects.get_project("P1"), "new")
+            p = Project.get()
+            lock = ownership.read_lock(pdir)
+            assert p.uuid and lock["project"] == p.uuid and ownership.is_ours(lock) and lock["action"] == "adopted"
+            doc = json.loads((pdir / "project.json").read_text())
+            assert doc["id"] == p.uuid and [w["title"] for w in doc["workspaces"]] == ["main", "new"]
     finally:
         dbmod.close_database()

@@ -36,6 +36,9 @@ def test_reattach_to_fresh_database_gives_the_same_project(project, tmp_path):
     before = snapshot(project)
     assert before[1]["settings"] == {"delete_intermediate": False}
     pdir = project.directory
+    from cryodesk.core import project_lifecycle
+
+    project_lifecycle.detach_project(project)  # the directory is then free for another database
     original = dbmod.db.obj
     fresh = dbmod.open_database(str(tmp_path / "fresh.sqlite"))
     try:

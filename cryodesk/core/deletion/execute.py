@@ -31,7 +31,7 @@ from ...base.errors import DataError, LockedError
 from ...base.fsio import file_lock
 from ...db.models import AppliedItem, Job, Project, utcnow
 from ..fsutil import check_job_dir, require_project_dir
-from ..guard import project_write
+from ..guard import check_writable, may_write, project_write
 from . import journal as jn
 from .actions import ACTIONS, stamp_project
 from .plan import JOB_UID, DeletionPlan, ItemResult, PlanItem, path_problem, versions_problem
@@ -184,6 +184,7 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
     project_dir = require_project_dir(project.directory)
     if plan.project != project.uid:
         raise DataError(f"the plan is for {plan.project}, not {project.uid}; nothing was deleted")
+    check_writable(project)  # archived, another database's, being moved: no journal is even written
     results: list[ItemResult] = []
     with _lock(project_dir, project.uid):
         # on a (nearly) full disk the journal, the trash's directories and the manifests need room:
@@ -246,9 +247,13 @@ def recover(project: Project) -> list[ItemResult]:
     Returns nothing when another live process holds the lock (it finishes its own).
     """
     project_dir = Path(project.directory)
-    if not pending(project):
-        if jn.has_garbage(project_dir):
-            empty_in_background(project_dir)
+    pend = pending(project)
+    if not pend and not jn.has_garbage(project_dir):
+        return []
+    if not may_write(project):  # another database's journal (or trash) is that database's to finish
+        return []
+    if not pend:
+        empty_in_background(project_dir)
         return []
     try:
         with _lock(project_dir, project.uid, timeout=0):
