@@ -26,6 +26,7 @@ from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
 from ..core.registry import PREPROCESSING_CATEGORIES
 from ..core.units import human_bytes
 from ..engine import workers
+from . import palette
 from .cleanup_tabs import CATEGORY_LABELS, QtCleanupTabs
 
 MODE_CHOICES = (("Leave", None), ("Clear", "clear"), ("Clear and delete", "delete"))
@@ -55,7 +56,7 @@ class QtCleanupDialog(QDialog):
         self.header.setObjectName("cleanupHeader")
         root.addWidget(self.header)
         self.stale_bar = QFrame()
-        self.stale_bar.setStyleSheet("QFrame { background: #fef7e0; color: #5f4b00; border-radius: 4px; }")
+        self.stale_bar.setStyleSheet(palette.notice_stylesheet("warning", "QFrame"))
         sb = QHBoxLayout(self.stale_bar)
         sb.addWidget(QLabel("Size out of date — figures use recorded sizes."))
         self.refresh_button = QPushButton("Refresh")

@@ -97,7 +97,7 @@ class QtDataSidebar(QWidget):
         lay.addWidget(self.summary)
         self.stale_bar = QFrame()
         self.stale_bar.setObjectName("sidebarStale")
-        self.stale_bar.setStyleSheet("QFrame { background: #fef7e0; color: #5f4b00; border-radius: 4px; }")
+        self.stale_bar.setStyleSheet(palette.notice_stylesheet("warning", "QFrame"))
         sl = QHBoxLayout(self.stale_bar)
         sl.setContentsMargins(6, 2, 6, 2)
         self.stale_label = QLabel(STALE_TEXT)
@@ -129,6 +129,9 @@ class QtDataSidebar(QWidget):
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             for chart in self.charts:
                 chart.apply_palette()
+            sheet = palette.notice_stylesheet("warning", "QFrame")
+            if self.stale_bar.styleSheet() != sheet:  # (setting it re-polishes: no loop)
+                self.stale_bar.setStyleSheet(sheet)
         super().changeEvent(event)
 
     def set_data(self, row: dict, breakdown: dict, workspace_uid: str = "") -> None:

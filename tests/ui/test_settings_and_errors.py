@@ -215,6 +215,11 @@ def test_dark_mode_charts_and_notices(window, qtbot, artifacts_dir):
         assert img.pixelColor(3, 3).lightness() < 60  # the chart's background is dark too
         bg, fg = palette.notice_colours("warning")
         assert QColor(bg).lightness() < 80 and QColor(fg).lightness() > 150
+        assert bg in window.sidebar.stale_bar.styleSheet()  # the out-of-date notice follows the mode
+        from cryodesk.ui.cleanup_dialog import QtCleanupDialog
+        dlg = QtCleanupDialog(window, window.project_uid, window.workspace_uid)
+        assert bg in dlg.stale_bar.styleSheet()
+        dlg.close()
         window.grab().save(str(artifacts_dir / "ui_main_window_dark_charts.png"))
     finally:
         app.setPalette(old)
