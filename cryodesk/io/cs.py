@@ -26,6 +26,7 @@ directory (``J3/extract/foo.mrc``); indices in ``blob/idx`` are 0-based.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,35 @@ FIELD_DTYPES: dict[str, tuple] = {
 
 
 _MAX_NPY_HEADER = 1 << 24
+# numpy parses a .npy header with ast.literal_eval; CPython 3.11's AST builder
+# keeps one recursion counter per interpreter, so two threads parsing at once
+# can fail with "SystemError: AST constructor recursion depth mismatch"
+# (CPython gh-106905; seen here when two jobs read .cs files at once).  The
+# header is parsed under this lock; the data is read outside it.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
+def _load_npy(path: Path, mmap: bool) -> np.ndarray:
+    """``np.load`` of a structured .npy file, header parsed under :data:`_NPY_HEADER_LOCK`."""
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        with _NPY_HEADER_LOCK:
+            version = fmt.read_magic(fh)
+            read_header = {(1, 0): fmt.read_array_header_1_0}.get(version, fmt.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh, max_header_size=_MAX_NPY_HEADER)
+        if dtype.hasobject:
+            raise ValueError("object arrays are not allowed (the file would need pickle)")
+        offset = fh.tell()
+        count = int(np.prod(shape, dtype=np.int64))
+        if mmap:
+            if count == 0:
+                return np.zeros(shape, dtype)
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                             order="F" if fortran else "C")
+        data = np.fromfile(fh, dtype=dtype, count=count)
+    if data.size != count:
+        raise EOFError(f"file is truncated: {data.size} of {count} records")
+    return data.reshape(shape, order="F" if fortran else "C")
 #: ``write_cs`` encodings: ``numpy`` (every CryoSPARC version) and ``csdat`` (compressed, CryoSPARC >= 4.4)
 CS_FORMATS = ("numpy", "csdat")
 
@@ -104,8 +134,7 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
         try:
             # CryoSPARC datasets with hundreds of fields have .npy headers far
             # beyond numpy's 10 kB default limit; the header is a literal, not pickle.
-            data = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False,
-                           max_header_size=_MAX_NPY_HEADER)
+            data = _load_npy(path, mmap)
         except (ValueError, EOFError, OSError, TypeError) as exc:
             raise _bad(path, f"{exc}") from None
     else:
