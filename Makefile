@@ -16,7 +16,7 @@ run: setup
 	$(VENV)/bin/cryodesk gui
 
 test: setup lint
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -n 2 --dist loadfile
 
 # The layers (import-linter contracts in pyproject.toml) and the linter.
 lint: venv

@@ -18,6 +18,34 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+
+def _worker_pg_database() -> None:
+    """Under pytest-xdist each worker uses a PostgreSQL database of its own: the configured
+    one's name + ``_gw<n>`` (created if missing), so that tests emptying it don't meet."""
+    url, worker = os.environ.get("CRYODESK_TEST_PG_URL"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker or url.rstrip("/").endswith(f"_{worker}"):
+        return
+    import psycopg2
+
+    base, name = url.rsplit("/", 1)
+    mine = f"{name}_{worker}"
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [mine])
+            if cur.fetchone() is None:
+                cur.execute(f'CREATE DATABASE "{mine}"')
+                cur.execute("SELECT current_setting('synchronous_commit')")
+                if cur.fetchone()[0] == "off":  # as CI sets the main test database
+                    cur.execute(f'ALTER DATABASE "{mine}" SET synchronous_commit = off')
+    finally:
+        conn.close()
+    os.environ["CRYODESK_TEST_PG_URL"] = f"{base}/{mine}"
+
+
+_worker_pg_database()
+
 import pytest  # noqa: E402
 
 import cryodesk.jobs  # noqa: E402,F401  (registers the built-in job types, as the CLI and the app do)
