@@ -25,6 +25,7 @@ from typing import Callable
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile, replace_from
+from cryodesk.base.syncfs import sync_filesystem
 
 __all__ = ["CacheFullError", "SourceChanged", "part_name", "part_dir", "copy_into_cache", "commit_copy",
            "sync_filesystem", "start_writeback", "WritebackPacer"]
@@ -37,31 +38,6 @@ try:
     _sfr.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
 except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work
     _sfr = None
-
-
-try:
-    _syncfs = _libc.syncfs
-    _syncfs.argtypes = (ctypes.c_int,)
-except (NameError, AttributeError):
-    _syncfs = None
-
-
-def sync_filesystem(path: Path) -> None:
-    """Flush every dirty page of the file system holding ``path`` (one journal commit).
-
-    A batch of copies is made durable with this instead of one ``fsync``
-    per file: on ext4/xfs each fsync is a journal commit and a disk-cache
-    flush, which for hundreds of stacks costs more than the copying.
-    """
-    if _syncfs is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 def start_writeback(fd: int, offset: int = 0, nbytes: int = 0) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from ..base import nofollow
 from ..base.errors import DataError, LockedError, Refused, UsageError
 from ..base.fsio import tree_size, walk
+from ..base.syncfs import sync_filesystem
 from ..db import lock_rows, write_transaction
 from ..db.models import Connection, Job, Project, ProjectOp, Session, utcnow
 from . import deletion, events, manifest, ownership, project_ops
@@ -38,7 +39,6 @@ from .deletion import DeletionPlan
 from .fsutil import require_project_dir
 from .guard import ProjectReadOnly, check_writable, project_write
 from .projects import _refuse_nested, _resolve_dir, get_project
-from .syncfs import sync_filesystem
 
 
 def _finish_deletions(project: Project, what: str) -> list:

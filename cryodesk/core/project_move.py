@@ -36,12 +36,12 @@ from pathlib import Path
 
 from ..base.errors import DataError, JobCancelled, LockedError, UsageError
 from ..base.fsio import file_lock, fsync_dir
+from ..base.syncfs import sync_filesystem
 from ..db import lock_rows, write_transaction
 from ..db.models import Project
 from . import deletion, events, manifest, ownership, project_ops
 from .guard import check_writable, project_write
 from .projects import _refuse_nested, _resolve_dir, get_project
-from .syncfs import sync_filesystem
 
 CHUNK = 8 << 20
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
