@@ -31,6 +31,24 @@ def _table(rows: list[tuple[str, str]], headers: tuple[str, str]) -> QTableWidge
     return table
 
 
+class OneDialog:
+    """Mixin for an action group that shows one dialog at a time in ``self.dialog`` (tests drive it)."""
+
+    dialog = None
+
+    def _show(self, dialog) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()
+        self.dialog = dialog
+        dialog.finished.connect(lambda _r, d=dialog: self._forget(d))
+        dialog.open()
+
+    def _forget(self, dialog) -> None:
+        if self.dialog is dialog:
+            self.dialog = None
+        dialog.deleteLater()
+
+
 class QtRefusalDialog(QDialog):
     """Lists every refused job with the reason core gave."""
 

@@ -22,10 +22,10 @@ from ..core.explain import explain
 from ..core.units import human_bytes
 from ..engine import workers
 from .commands import LinkCommand, MoveCommand, SetFinalCommand, UnlinkCommand
-from .dialogs import QtConfirmDialog, QtRefusalDialog
+from .dialogs import OneDialog, QtConfirmDialog, QtRefusalDialog
 
 
-class JobActions(QObject):
+class JobActions(OneDialog, QObject):
     """Owns the QActions on the job selection of ``host`` (the main window)."""
 
     changed = Signal()  # this window edited the database: the change watcher looks now
@@ -177,18 +177,6 @@ class JobActions(QObject):
         for uid, title in self.host.workspaces():
             act = menu.addAction(f"{uid} {title}")
             act.triggered.connect(lambda _=False, w=uid: fn(w))
-
-    def _show(self, dialog) -> None:
-        if self.dialog is not None:
-            self.dialog.deleteLater()
-        self.dialog = dialog
-        dialog.finished.connect(lambda _r, d=dialog: self._forget(d))
-        dialog.open()
-
-    def _forget(self, dialog) -> None:
-        if self.dialog is dialog:
-            self.dialog = None
-        dialog.deleteLater()
 
     def _report(self, action: str, result) -> None:
         refused = list(getattr(result, "refused", []) or [])

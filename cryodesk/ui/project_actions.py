@@ -26,7 +26,7 @@ from ..core import attach, compact, ownership, project_lifecycle, project_move, 
 from ..core.results import Outcome
 from ..core.units import human_bytes
 from ..engine import workers
-from .dialogs import QtConfirmDialog, QtRefusalDialog
+from .dialogs import OneDialog, QtConfirmDialog, QtRefusalDialog
 
 
 def _ask_directory(parent, title: str, start: str) -> str | None:
@@ -34,7 +34,7 @@ def _ask_directory(parent, title: str, start: str) -> str | None:
     return path or None
 
 
-class ProjectActions(QObject):
+class ProjectActions(OneDialog, QObject):
     """Owns the project actions of ``host`` (the main window); ``uid`` of the project they act on."""
 
     changed = Signal()  # the list of projects changed: the host refreshes its browser
@@ -105,18 +105,6 @@ class ProjectActions(QObject):
         return self.target or self.host.project_uid
 
     # -- plumbing ----------------------------------------------------------------------
-    def _show(self, dialog) -> None:
-        if self.dialog is not None:
-            self.dialog.deleteLater()
-        self.dialog = dialog
-        dialog.finished.connect(lambda _r, d=dialog: self._forget(d))
-        dialog.open()
-
-    def _forget(self, dialog) -> None:
-        if self.dialog is dialog:
-            self.dialog = None
-        dialog.deleteLater()
-
     def _failed(self, exc) -> None:
         self.pending = None
         self.message.emit(f"Failed: {exc}")
