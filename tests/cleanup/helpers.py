@@ -171,3 +171,14 @@ def rename_source(src, kwargs) -> str:
     if fd is None:
         return str(src)
     return f"{os.readlink(f'/proc/self/fd/{fd}')}/{src}"
+
+
+def run_now(tmp_path, *uids) -> None:
+    """Run jobs to completion in this process, without an engine (a Qt application would outlive the test)."""
+    from cryodesk import db as dbmod
+    from cryodesk.core import runner
+
+    dbmod.open_database(str(tmp_path / "cli.sqlite"))
+    with dbmod.db.connection_context():
+        for uid in uids:
+            assert runner.run_job("P1", uid).status == "completed"

@@ -5,34 +5,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from cryodesk.cli.main import main
-
-
-def run_now(tmp_path, *uids) -> None:
-    """Run jobs to completion in this process, without an engine (a Qt application would outlive the test)."""
-    from cryodesk import db as dbmod
-    from cryodesk.core import runner
-
-    dbmod.open_database(str(tmp_path / "cli.sqlite"))
-    with dbmod.db.connection_context():
-        for uid in uids:
-            assert runner.run_job("P1", uid).status == "completed"
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    assert run("project", "create", "--title", "T", "--dir", str(tmp_path / "p"))[0] == 0
-    assert run("workspace", "create", "P1", "--title", "main")[0] == 0
-    return run
+from .helpers import run_now
 
 
 def test_delete_and_clear_dry_run_print_json(cli, tmp_path):
