@@ -87,16 +87,26 @@ def _write_manifests_later(project, ids) -> None:
         workers.submit(finals.write_manifests, project, ids)
 
 
-class LinkCommand(_Command):
+class _MembershipCommand(_Command):
+    """Link or unlink jobs to a workspace; undo does the opposite to the jobs it changed."""
+
+    title = ""
+
     def __init__(self, project, uids, workspace: str, on_change=None) -> None:
-        super().__init__(f"Link {len(uids)} job(s) to {workspace}", project, uids, on_change)
+        super().__init__(self.title.format(n=len(uids), ws=workspace), project, uids, on_change)
         self.workspace = workspace
         self.touched: list[str] | None = None
+
+    def _do(self, uids):
+        raise NotImplementedError
+
+    def _undo(self, uids):
+        raise NotImplementedError
 
     def redo(self) -> None:
         def run():
             todo = self.uids if self.touched is None else self.touched
-            self.result = actions.link(self.project, self._jobs(todo), self.workspace)
+            self.result = self._do(self._jobs(todo))
             if self.touched is None:
                 self.touched = _changed(self.result)
                 self.setObsolete(not self.touched)
@@ -106,29 +116,22 @@ class LinkCommand(_Command):
         self._guarded(run)
 
     def undo(self) -> None:
-        self._guarded(lambda: self._refusals(actions.unlink(self.project, self._jobs(self.touched), self.workspace)))
+        self._guarded(lambda: self._refusals(self._undo(self._jobs(self.touched))))
 
 
-class UnlinkCommand(_Command):
-    def __init__(self, project, uids, workspace: str, on_change=None) -> None:
-        super().__init__(f"Unlink {len(uids)} job(s) from {workspace}", project, uids, on_change)
-        self.workspace = workspace
-        self.touched: list[str] | None = None
+class LinkCommand(_MembershipCommand):
+    title = "Link {n} job(s) to {ws}"
 
-    def redo(self) -> None:
-        def run():
-            todo = self.uids if self.touched is None else self.touched
-            self.result = actions.unlink(self.project, self._jobs(todo), self.workspace)
-            if self.touched is None:
-                self.touched = _changed(self.result)
-                self.setObsolete(not self.touched)
-            else:
-                self._refusals(self.result)
+    def _do(self, jobs):
+        return actions.link(self.project, jobs, self.workspace)
 
-        self._guarded(run)
+    def _undo(self, jobs):
+        return actions.unlink(self.project, jobs, self.workspace)
 
-    def undo(self) -> None:
-        self._guarded(lambda: self._refusals(actions.link(self.project, self._jobs(self.touched), self.workspace)))
+
+class UnlinkCommand(LinkCommand):
+    title = "Unlink {n} job(s) from {ws}"
+    _do, _undo = LinkCommand._undo, LinkCommand._do
 
 
 class MoveCommand(_Command):

@@ -145,8 +145,11 @@ def test_move_link_unlink_with_undo(window, qtbot):
     _updated(win, qtbot, win.actions["undo"].trigger)
     assert win.view.scene().snap.index_of("J9") is not None
     _select(win, qtbot, "J1")
+    assert win.view.scene().snap.shared[0]
     _updated(win, qtbot, lambda: win.jobs.do_unlink("W2"))
     assert not win.view.scene().snap.shared[0]
+    _updated(win, qtbot, win.actions["undo"].trigger)  # undoing an unlink links it again
+    assert win.view.scene().snap.shared[0]
 
 
 def test_edit_param_of_building_job_with_undo(window, qtbot):
