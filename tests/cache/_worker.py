@@ -4,7 +4,7 @@ Stages the files given (or a particle subset), optionally slowed down so a
 test can kill it mid-copy, holds them for ``--hold`` seconds while checking
 that every held file still exists and equals its source, and writes its
 stats to ``--out``.  Marker files: ``<out>.copying`` once bytes flow,
-``<out>.held`` once everything is held.
+``<out>.staging`` just before it asks the cache, ``<out>.held`` once everything is held.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--on-full", default="fallback")
     ap.add_argument("--lifetime-days", type=float, default=30)
     ap.add_argument("--space-wait-s", type=float, default=0, help="wait for space other jobs hold (default: never)")
+    ap.add_argument("--gate", help="with --slow: after the first chunk, wait until this file exists")
     ap.add_argument("--particles", help="JSON {path: [indices]}: stage this subset")
     ap.add_argument("files", nargs="*")
     a = ap.parse_args()
@@ -56,6 +57,9 @@ def main() -> int:
                 if not marked[0]:
                     marked[0] = True
                     Path(f"{out}.copying").touch()
+                    deadline = time.monotonic() + 120
+                    while a.gate and not Path(a.gate).exists() and time.monotonic() < deadline:
+                        time.sleep(0.01)  # another process is still starting up
                 on_bytes(n)
                 time.sleep(a.slow)
             return real(fin, fout, size, bytes_cb, check_cancel, **kw)
@@ -74,6 +78,7 @@ def main() -> int:
         subset = True
     t0 = time.monotonic()
     errors = []
+    Path(f"{out}.staging").touch()
     with stage(None, what, config=cfg, cache_on=True, subset=subset, on_full=a.on_full) as st:
         Path(f"{out}.held").touch()
         stats = st.stats()

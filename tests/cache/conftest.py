@@ -61,13 +61,15 @@ def tmpfs_ssd(tmp_path):
 
 def start_worker(ssd: Path, files, out: Path, *, quota_mb=None, reserve_mb=0.0, hold=0.0, slow=0.0,
                  threads=2, on_full="fallback", particles: dict | None = None,
-                 lifetime_days: float = 30) -> subprocess.Popen:
+                 lifetime_days: float = 30, gate: Path | None = None) -> subprocess.Popen:
     """A separate process staging ``files`` (see _worker.py); results in ``out`` (JSON)."""
     args = [sys.executable, str(WORKER), "--ssd", str(ssd), "--out", str(out), "--hold", str(hold),
             "--slow", str(slow), "--threads", str(threads), "--reserve-mb", str(reserve_mb),
             "--on-full", on_full, "--lifetime-days", str(lifetime_days)]
     if quota_mb is not None:
         args += ["--quota-mb", str(quota_mb)]
+    if gate is not None:
+        args += ["--gate", str(gate)]
     if particles is not None:
         args += ["--particles", json.dumps(particles)]
     args += [str(f) for f in files]

@@ -27,7 +27,9 @@ def _wait_for(path: Path, proc, timeout: float = 60.0) -> None:
 def test_two_jobs_copy_the_same_files_once(stacks, ssd, tmp_path):
     files = stacks(6, n=200)  # 13 steps of 64 KiB each, 40 ms per step: ~1.6 s of copying
     total = sum(f.stat().st_size for f in files)
-    a = start_worker(ssd, files, tmp_path / "a.json", slow=0.04, hold=0.2)
+    # a copies its first chunk, then waits until b has started up (slow on a loaded machine) and
+    # is about to ask the cache: b then finds a's locks held while a copies on
+    a = start_worker(ssd, files, tmp_path / "a.json", slow=0.04, hold=0.2, gate=tmp_path / "b.json.staging")
     _wait_for(Path(f"{tmp_path / 'a.json'}.copying"), a)
     b = start_worker(ssd, files, tmp_path / "b.json", hold=0.2)
     ra, rb = finish(a, tmp_path / "a.json"), finish(b, tmp_path / "b.json")
