@@ -106,11 +106,22 @@ def scheduler_states(lane: Lane) -> dict[str, str]:
 # -- sending ---------------------------------------------------------------------------
 
 def _node_db_url(lane: Lane) -> str:
+    """The URL a node opens: the lane's ``db_url``, else the database this process has open."""
     if lane.config.get("db_url"):
         return lane.config["db_url"]
     obj = dbmod.db.obj
     if obj is not None and "sqlite" in type(obj).__name__.lower():
         return str(Path(obj.database).resolve())
+    if obj is not None and "postgres" in type(obj).__name__.lower():
+        from urllib.parse import quote
+
+        params = dict(obj.connect_params)
+        auth = quote(str(params.get("user") or ""), safe="")
+        if params.get("password"):
+            auth += ":" + quote(str(params["password"]), safe="")
+        host = params.get("host") or "localhost"
+        port = f":{params['port']}" if params.get("port") else ""
+        return f"postgresql://{auth + '@' if auth else ''}{host}{port}/{obj.database}"
     return dbmod.resolve_url(None)
 
 
