@@ -13,8 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jobtypes
 import pytest
 
+TEST_TYPES = jobtypes.family("n")
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # importlib mode: for lanehelp
     sys.path.insert(0, str(HERE))
