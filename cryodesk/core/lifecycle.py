@@ -527,7 +527,11 @@ def active_jobs(project=None) -> list[ActiveJob]:
     out = []
     for job in q.order_by(Job.queued_at, Job.id):
         owner = owner_of(job)
-        if owner is None:
+        if owner is None and job.cluster_job_id:
+            where = f"lane {job.lane}, cluster job {job.cluster_job_id}"
+        elif owner is None and job.lane:
+            where = f"lane {job.lane}"
+        elif owner is None:
             where = "no process"
         elif owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid():
             where = "here" if owner_alive(owner) else "gone"

@@ -10,6 +10,7 @@ from .tracker import (
            LANE_DIR,
            SendResult,
            SyncReport,
+           job_lane_info,
            kill,
            lane_jobs_active,
            lane_status,
@@ -21,6 +22,6 @@ from .tracker import (
 )
 
 __all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "KINDS", "LANE_DIR", "LaneInfo", "SCRIPT_VARIABLES", "SendResult",
-           "SyncReport", "add_lane", "get_lane", "kill", "lane_jobs_active", "lane_status", "list_lanes",
+           "SyncReport", "add_lane", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
            "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send", "show_lane",
            "sync"]

@@ -372,6 +372,24 @@ def kill(project, job) -> str:
     return outcome
 
 
+def job_lane_info(project, job) -> dict | None:
+    """What the inspector shows of a job sent to a lane: lane, kind, cluster id, script (None: no lane)."""
+    project = get_project(project)
+    job = get_jobs(project, [job])[0]
+    if not job.lane:
+        return None
+    lane = Lane.get_or_none(Lane.name == job.lane)
+    path = script_path(project, job)
+    try:
+        script = path.read_text(errors="replace") if path.is_file() and not path.is_symlink() else ""
+    except OSError:
+        script = ""
+    cid = job.cluster_job_id if job.cluster_job_id and not job.cluster_job_id.startswith(_SUBMITTING) else None
+    return {"lane": job.lane, "type": lane.type if lane else "(removed)", "cluster_job_id": cid,
+            "script_path": str(path) if script else None, "script": script,
+            "script_rel": f"{job.directory}/{LANE_DIR}/{SCRIPT_NAME}" if script else None}
+
+
 def lane_status(lane_name: str) -> dict:
     """A lane's health for the UI: reachable?, its active jobs by status, the last error."""
     lane = get_lane(lane_name)
@@ -393,5 +411,5 @@ def lane_status(lane_name: str) -> dict:
     return out
 
 
-__all__ = ["LANE_DIR", "SendResult", "SyncReport", "kill", "lane_jobs_active", "lane_status", "scheduler_states",
+__all__ = ["LANE_DIR", "SendResult", "SyncReport", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "scheduler_states",
            "script_path", "script_values", "send", "sync"]
