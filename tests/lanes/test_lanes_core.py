@@ -205,3 +205,12 @@ def test_worker_lane_jobs_go_only_to_its_workers(project):
     assert [j.uid for j in lifecycle.claimable(lane="ws2")] == [a.uid]
     with pytest.raises(UsageError, match="has 1 queued or running"):
         lanes.remove_lane("ws2")
+
+
+def test_a_submission_cut_short_fails_saying_what_to_check(project, fake):
+    a = _job(project)
+    lifecycle.mark_queued([a], lane="fake")
+    Job.update(cluster_job_id="submitting:0:dead").where(Job.id == a.id).execute()  # its submitter died long ago
+    lanes.sync("fake")
+    job = get_job(project, a.uid)
+    assert job.status == "failed" and f"cryodesk_P1_{a.uid}" in job.error and fake.cancelled() == []

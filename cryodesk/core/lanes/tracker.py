@@ -27,6 +27,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,7 @@ def _submit(lane: Lane, job: Job) -> str:
 
 
 def _submit_ready(lane: Lane, report: SyncReport) -> None:
+    _fail_interrupted_submissions(lane, report)
     waiting = list(Job.select().where((Job.lane == lane.name) & (Job.status == "queued")
                                       & Job.cluster_job_id.is_null()))
     if not waiting:
@@ -216,7 +218,7 @@ def _submit_ready(lane: Lane, report: SyncReport) -> None:
             continue
         if verdict != "ready" or not lifecycle.may_write(job.project_id):
             continue
-        token = _SUBMITTING + uuid.uuid4().hex[:12]
+        token = f"{_SUBMITTING}{int(time.time())}:{uuid.uuid4().hex[:8]}"
         # compare-and-swap: two processes following the lane never submit one job twice
         n = (Job.update(cluster_job_id=token).where((Job.id == job.id) & (Job.status == "queued")
                                                      & Job.cluster_job_id.is_null()).execute())
@@ -231,13 +233,37 @@ def _submit_ready(lane: Lane, report: SyncReport) -> None:
             continue
         with db.atomic():
             n = Job.update(cluster_job_id=cid).where((Job.id == job.id) & (Job.cluster_job_id == token)).execute()
+            # compare-and-swap: the node may already have started it (then it is running, not launched)
+            moved = n == 1 and Job.update(status="launched").where((Job.id == job.id)
+                                                                    & (Job.status == "queued")).execute() == 1
             fresh = Job.get_by_id(job.id)
-            if n == 1 and fresh.status == "queued":
-                set_status(fresh, "launched", write=False)
-        if fresh.status != "launched":  # killed while it was being submitted: take it back
+            if moved:
+                set_status(fresh, "launched", write=False)  # its history and change event
+        if fresh.status in ("killed", "failed"):  # killed while it was being submitted: take it back
             _cancel_quietly(lane, cid)
         report.submitted.append((job.project.uid, job.uid, cid))
         report.changed.append((job.project.uid, job.uid, fresh.status))
+
+
+def _fail_interrupted_submissions(lane: Lane, report: SyncReport) -> None:
+    """A process that died between claiming a job for submission and recording its cluster id leaves
+    ``submitting:<time>:…``: after twice the command timeout the job fails, saying what to check."""
+    q = Job.select().where((Job.lane == lane.name) & (Job.status == "queued")
+                           & Job.cluster_job_id.startswith(_SUBMITTING))
+    for job in q:
+        try:
+            since = int(job.cluster_job_id.split(":")[1])
+        except (IndexError, ValueError):
+            since = 0
+        if time.time() - since < 2 * COMMAND_TIMEOUT:
+            continue
+        n = Job.update(cluster_job_id=None).where((Job.id == job.id)
+                                                  & (Job.cluster_job_id == job.cluster_job_id)).execute()
+        if n == 1:
+            lifecycle.end_unrun(job, "failed", f"its submission to lane {lane.name!r} was interrupted; the "
+                                               f"cluster may have it: look for cryodesk_{job.project.uid}_{job.uid} "
+                                               "in its queue")
+            report.changed.append((job.project.uid, job.uid, "failed"))
 
 
 def _cancel_quietly(lane: Lane, cid: str) -> None:
