@@ -214,3 +214,27 @@ def test_a_submission_cut_short_fails_saying_what_to_check(project, fake):
     lanes.sync("fake")
     job = get_job(project, a.uid)
     assert job.status == "failed" and f"cryodesk_P1_{a.uid}" in job.error and fake.cancelled() == []
+
+
+def test_worker_lane_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("project", "create", "--title", "t", "--dir", str(tmp_path / "proj"))[0] == 0
+    run("workspace", "create", "P1", "--title", "main")
+    for _ in range(3):
+        run("job", "create", "P1", "n_source")
+    assert run("lane", "add", "ws2", "--type", "worker", "--host", "ws2")[0] == 0
+    code, out, err = run("job", "queue", "P1", "J1", "--lane", "ws2", "--json")
+    assert code == 0 and json.loads(out)["lane"] == "ws2", err
+    run("job", "queue", "P1", "J2")
+    code, out, err = run("worker", "run", "--once")  # a worker of no lane leaves the lane's job alone
+    assert code == 0 and "took P1 J2" in err and "J1" not in err
+    code, out, err = run("worker", "run", "--once", "--lane", "ws2")
+    assert code == 0 and "took P1 J1" in err and "P1 J1: completed" in out
+    code, out, err = run("worker", "run-job", "P1", "J3")  # never sent anywhere: nothing to run
+    assert code == 1 and "it is building; nothing to run" in err
