@@ -118,7 +118,7 @@ def test_kill_pending_and_running_jobs_calls_scancel(lane_project):
     assert lanes.kill(p, body.uid) == "requested"
     a, b = wait_until_done(p, [held.uid, body.uid], timeout=40)
     assert a.status == "killed" and "before it ran" in a.error
-    assert b.status == "killed", b.error
+    assert b.status == "killed" and b.error == "cancelled by the user", b.error  # recorded by the node
     states = lanes.scheduler_states(lanes.get_lane("slurm"))
     assert states.get(a.cluster_job_id, "CANCELLED") not in ("RUNNING", "PENDING")
     assert states.get(b.cluster_job_id, "CANCELLED") not in ("RUNNING", "PENDING")

@@ -49,7 +49,11 @@ DEFAULT_SCRIPT = """#!/usr/bin/env bash
 #SBATCH --output={{ job_log_path_abs }}
 #SBATCH --chdir={{ job_dir_abs }}
 # cryodesk {{ job_type }} job {{ project_uid }} {{ job_uid }} ({{ job_title }}) on lane {{ lane_name }}
-{{ run_cmd }}
+# in the background, so that on scancel (SIGTERM to every process of the job) this script waits for
+# cryodesk to record "killed" instead of ending first (the scheduler then kills what is left)
+{{ run_cmd }} &
+trap 'wait $!' TERM
+wait $!
 # sacct needs slurmdbd: the exit status is kept here so cryodesk can tell how the job ended
 echo $? > {{ exit_code_file }}
 """

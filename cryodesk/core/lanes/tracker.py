@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shlex
+import socket
 import subprocess
 import time
 import uuid
@@ -334,8 +335,14 @@ def _follow(lane: Lane, report: SyncReport) -> None:
                     fresh.status = "launched"
                     set_status(fresh, "started", write=False)
                     report.changed.append((fresh.project.uid, fresh.uid, "started"))
-            elif owner and lifecycle.owner_alive(owner) is False:  # the node's process died (heartbeat)
-                lifecycle.mark_interrupted(fresh, "killed", lifecycle.INTERRUPTED_REMOTE)
+            elif owner and lifecycle.owner_alive(owner) is False:  # the node's process died (or its heartbeats)
+                if fresh.kill_requested_at is not None:
+                    error = f"killed by the user (lane {lane.name!r}, job {fresh.cluster_job_id} cancelled)"
+                elif owner.get("host") == socket.gethostname():
+                    error = lifecycle.INTERRUPTED
+                else:
+                    error = lifecycle.INTERRUPTED_REMOTE
+                lifecycle.mark_interrupted(fresh, "killed", error)
                 report.changed.append((fresh.project.uid, fresh.uid, "killed"))
             continue
         if owner and lifecycle.owner_alive(owner):
