@@ -87,3 +87,21 @@ def test_lanes_dialog_shows_each_lane_and_its_status(demo, make_window, qtbot, t
     assert rows["down"].startswith("UNREACHABLE") and "status command failed" in rows["down"]
     assert "worker run --lane ws2" in rows["ws2"]
     dialog.close()
+
+
+def test_kill_in_the_window_cancels_the_cluster_job(demo, make_window, qtbot, tmp_path):
+    lanes.add_lane("hpc", "slurm", **_scheduler(tmp_path / "sched"))
+    job = jobs.create_job("P1", "ui_source", "W1")
+    lanes.send("P1", [job.uid], "hpc")
+    win = make_window()
+    assert _status(win, job.uid) == "launched"
+    table = win.running.table
+    qtbot.waitUntil(lambda: table.rowCount() == 1 and "lane hpc, cluster job 100" in
+                    " ".join(table.item(0, c).text() for c in range(table.columnCount()) if table.item(0, c)),
+                    timeout=10000)
+    _select(win, qtbot, job.uid)
+    assert win.jobs.kill.isEnabled()
+    win.jobs.kill.trigger()
+    qtbot.waitUntil(lambda: _status(win, job.uid) == "killed", timeout=10000)
+    assert "100|CANCELLED" in (tmp_path / "sched" / "states").read_text()
+    assert "before it ran" in jobs.get_job("P1", job.uid).error
