@@ -27,6 +27,7 @@ class QtRunOnLaneDialog(QDialog):
     def __init__(self, uids: list[str], parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Run on lane")
+        self.setMinimumWidth(480)
         self.uids = list(uids)
         self.infos = {i.name: i for i in lanes.list_lanes()}
         form = QFormLayout(self)
@@ -124,7 +125,7 @@ class QtLanesDialog(QDialog):
 
     def _checked(self, statuses: dict) -> None:
         self.statuses = statuses
-        fill_table(self.table, self._rows())
+        fill_table(self.table, self._rows(), tooltips=True)  # a long error reads in full in its tooltip
         self.table.resizeColumnsToContents()
 
 
