@@ -238,3 +238,32 @@ def test_worker_lane_from_the_command_line(tmp_path, monkeypatch, capsys):
     assert code == 0 and "took P1 J1" in err and "P1 J1: completed" in out
     code, out, err = run("worker", "run-job", "P1", "J3")  # never sent anywhere: nothing to run
     assert code == 1 and "it is building; nothing to run" in err
+
+
+def _whoami(ctx):
+    from cryodesk.cache.config import resolve_config
+
+    (ctx.job_dir / "ssd.txt").write_text(str(resolve_config().ssd_path))
+
+
+def test_run_job_on_the_node_uses_that_workers_ssd(project, tmp_path, monkeypatch):
+    from cryodesk.cache.workers import connect_worker
+    from cryodesk.core import registry
+    from cryodesk.core.registry import JobType
+    from cryodesk.engine.run_job import run_lane_job
+
+    registry.register(JobType("n_whoami", "who am I", "utilities", run=_whoami))
+    monkeypatch.setenv("CRYODESK_WORKER", "this-host")  # restored afterwards; run-job sets it to the lane's worker
+    (tmp_path / "ssd7").mkdir()
+    connect_worker("gpu7", ssd_path=str(tmp_path / "ssd7"), hostname="gpu7")
+    sched = FakeScheduler(tmp_path / "sched")
+    lanes.add_lane("fake", "slurm", **sched.options(), worker="gpu7")
+    job = create_job(project, "n_whoami")
+    lanes.send(project, [job.uid], "fake")
+    assert "run-job P1 J1 --worker gpu7" in lanes.script_path(project, get_job(project, job.uid)).read_text()
+    done = run_lane_job("P1", job.uid, worker="gpu7", log=lambda _t: None)  # what the node runs
+    assert done.status == "completed", done.error
+    assert (Path(project.directory) / job.uid / "ssd.txt").read_text() == str(tmp_path / "ssd7")
+    assert done.owner_engine is None  # released
+    with pytest.raises(Exception, match="it is completed"):
+        run_lane_job("P1", job.uid)  # never twice
