@@ -267,3 +267,33 @@ def test_run_job_on_the_node_uses_that_workers_ssd(project, tmp_path, monkeypatc
     assert done.owner_engine is None  # released
     with pytest.raises(Exception, match="it is completed"):
         run_lane_job("P1", job.uid)  # never twice
+
+
+def _nap(ctx):
+    import time
+
+    for _ in range(8):
+        time.sleep(0.1)
+        ctx.check_cancel()
+
+
+def test_run_job_stamps_heartbeats_and_obeys_a_kill_request(project, tmp_path, monkeypatch):
+    from cryodesk.core import registry
+    from cryodesk.core.registry import JobType
+    from cryodesk.engine import run_job as node
+
+    registry.register(JobType("n_nap", "nap", "utilities", run=_nap))
+    monkeypatch.setattr(lifecycle, "HEARTBEAT_INTERVAL", 0.05)
+    monkeypatch.setattr(node, "POLL_S", 0.05)
+    beats = []
+    real = lifecycle.heartbeat
+    monkeypatch.setattr(lifecycle, "heartbeat", lambda ids, owner: beats.append(owner["engine"]) or real(ids, owner))
+    sched = FakeScheduler(tmp_path / "sched")
+    lanes.add_lane("fake", "slurm", **sched.options())
+    a, b = create_job(project, "n_nap"), create_job(project, "n_nap")
+    lanes.send(project, [a.uid, b.uid], "fake")
+    assert node.run_lane_job("P1", a.uid, log=lambda _t: None).status == "completed"
+    assert len(beats) >= 3 and len(set(beats)) == 1
+    Job.update(kill_requested_at=utcnow()).where(Job.id == b.id).execute()  # what `job kill` leaves for the node
+    done = node.run_lane_job("P1", b.uid, log=lambda _t: None)
+    assert done.status == "killed" and done.error == "cancelled by the user"
