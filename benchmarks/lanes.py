@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cryodesk.jobs  # noqa: F401  (registers the job types)
 from cryodesk import db as dbmod
 from cryodesk.core import lanes, projects, runner
 from cryodesk.core.jobs import InputSpec, create_job, get_job
