@@ -216,7 +216,8 @@ def test_a_submission_cut_short_fails_saying_what_to_check(project, fake):
     assert job.status == "failed" and f"cryodesk_P1_{a.uid}" in job.error and fake.cancelled() == []
 
 
-def test_worker_lane_from_the_command_line(tmp_path, monkeypatch, capsys):
+def test_worker_lane_from_the_command_line(qapp, tmp_path, monkeypatch, capsys):
+    # qapp: a QApplication exists before the engine would make a QCoreApplication (GUI tests follow)
     monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
 
     def run(*argv):
