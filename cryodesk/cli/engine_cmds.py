@@ -78,9 +78,40 @@ def _exit_code(ok: bool, signum) -> int:
     return 0 if ok else 1
 
 
+def _send(args, wait: bool):
+    """``job queue|run --lane NAME``: send the jobs to a lane (and with ``wait`` follow them to their end)."""
+    from ..core import lanes
+
+    p = _project(args.project)
+    result = lanes.send(p, args.jobs, args.lane, lanes.parse_vars(getattr(args, "var", None)))
+    for _, message in result.refused:
+        print(f"refused: {message}", file=sys.stderr)
+    ids = {j: c for _, j, c in result.submitted}
+    if not args.json:
+        for job in result.queued:
+            where = f"submitted as {ids[job.uid]}" if job.uid in ids else "queued (waiting for its inputs)"
+            print(f"{job.uid}: {where} on lane {result.lane}", file=sys.stderr if wait else sys.stdout)
+    if wait and result.queued:
+        from .lane_cmds import follow
+
+        if lanes.get_lane(args.lane).type == "slurm":
+            follow(args.lane, result.queued)
+        else:
+            while any(j.status in ACTIVE_STATUSES for j in refresh(result.queued)):
+                time.sleep(1.0)
+        return _exit_code(_report(result.queued, args.json, result.refused), None)
+    if args.json:
+        output.emit_json({"queued": [j.uid for j in result.queued], "lane": result.lane,
+                          "submitted": [{"uid": j, "cluster_job_id": c} for _, j, c in result.submitted],
+                          "refused": [{"uid": u, "message": m} for u, m in result.refused]})
+    return 0 if not result.refused else 1
+
+
 def _run(args):
     from ..engine.headless import run_until_idle
 
+    if args.lane:
+        return _send(args, wait=True)
     p = _project(args.project)
     get_jobs(p, args.jobs)  # unknown uids: a clear error before anything starts
     engine, progress = _make_engine(args)
@@ -99,6 +130,8 @@ def _run(args):
 
 
 def _queue(args):
+    if args.lane:
+        return _send(args, wait=False)
     p = _project(args.project)
     plan = lifecycle.plan_queue(p, get_jobs(p, args.jobs))
     queued = lifecycle.mark_queued(plan.jobs)
@@ -113,13 +146,15 @@ def _queue(args):
 
 
 def _kill(args):
+    from ..core import lanes
+
     p = _project(args.project)
     jobs = get_jobs(p, args.jobs)
     failed = False
     outcomes: dict[str, dict] = {}
     for job in jobs:
         try:
-            outcome = lifecycle.request_kill(p, job)
+            outcome = lanes.kill(p, job)  # a SLURM lane's job: its cancel command (scancel) too
         except Refused as exc:
             outcomes[job.uid] = {"outcome": "refused", "message": str(exc)}
             if not args.json:
@@ -153,7 +188,7 @@ def _worker(args):
     taken: list = []
 
     def adopt():
-        new = engine.adopt_queued(project)
+        new = engine.adopt_queued(project, args.lane)
         if new:
             print(f"worker: took {' '.join(f'{j.project.uid} {j.uid}' for j in new)}", file=sys.stderr)
         taken.extend(new)
@@ -185,11 +220,16 @@ def add_parser(cli) -> None:
     c.add_argument("project")
     c.add_argument("jobs", nargs="+")
     c.add_argument("--cpu-threads", type=int, metavar="N", help="CPU pool size (default: cores - 1)")
+    c.add_argument("--lane", metavar="NAME", help="run them on this lane and wait for them (cryodesk lane list)")
+    c.add_argument("--var", action="append", metavar="NAME=VALUE", help="with --lane: a script variable")
     c.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     c.set_defaults(func=_run)
-    c = jsub.add_parser("queue", help="queue jobs for a 'cryodesk worker run' process")
+    c = jsub.add_parser("queue", help="queue jobs for a 'cryodesk worker run' process, or on a lane")
     c.add_argument("project")
     c.add_argument("jobs", nargs="+")
+    c.add_argument("--lane", metavar="NAME", help="send them to this lane (a SLURM lane submits them)")
+    c.add_argument("--var", action="append", metavar="NAME=VALUE",
+                   help="with --lane: a custom variable of the submission script, for these jobs (repeatable)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_queue)
     c = jsub.add_parser("kill", help="kill queued or running jobs (also those run by another process)")
@@ -203,6 +243,7 @@ def add_parser(cli) -> None:
     c = wsub.add_parser("run", help="run queued jobs from the database (until Ctrl-C, or --once)")
     c.add_argument("--once", action="store_true", help="run the jobs queued now, then exit")
     c.add_argument("--project", metavar="P", help="only jobs of this project")
+    c.add_argument("--lane", metavar="NAME", help="run the jobs sent to this worker lane (default: those sent to none)")
     c.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to look for new jobs")
     c.add_argument("--cpu-threads", type=int, metavar="N", help="CPU pool size (default: cores - 1)")
     c.add_argument("--json", action="store_true", help="machine-readable result on stdout")

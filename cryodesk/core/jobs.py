@@ -306,6 +306,7 @@ def describe_jobs(project, jobs: list[Job]) -> list[dict]:
             "children": sorted((uid_of[c] for c in children.get(j.id, ())), key=key),
             "params": j.params, "inputs": inputs.get(j.id, []), "outputs": outputs.get(j.id, []),
             "error": j.error,
+            "lane": j.lane, "cluster_job_id": j.cluster_job_id,  # lanes (issue 18)
             "created_at": j.created_at.isoformat() if j.created_at else None,
             "started_at": j.started_at.isoformat() if j.started_at else None,
             "completed_at": j.completed_at.isoformat() if j.completed_at else None,

@@ -39,6 +39,7 @@ from .sizes import job_size
 
 INTERRUPTED = "interrupted: cryodesk exited while it ran"
 INTERRUPTED_QUEUED = "interrupted: cryodesk exited while it was queued"
+INTERRUPTED_REMOTE = "interrupted: the worker running it stopped sending heartbeats"
 #: engines alive in this process (tokens); a job owned by this pid but by no live engine is orphaned
 _LIVE_ENGINES: set[str] = set()
 #: an engine stamps its jobs this often (s) ...
@@ -214,11 +215,12 @@ def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None
     return None
 
 
-def mark_queued(jobs, owner: dict | None = None) -> list[Job]:
-    """Set ``jobs`` (already checked by :func:`plan_queue`) to *queued*, owned by ``owner`` (or nobody)."""
+def mark_queued(jobs, owner: dict | None = None, lane: str | None = None) -> list[Job]:
+    """Set ``jobs`` (already checked by :func:`plan_queue`) to *queued*, owned by ``owner`` (or nobody),
+    on ``lane`` (None: this engine, or any ``cryodesk worker run`` without ``--lane``)."""
     out = []
     for job in refresh(jobs):
-        values = {**_owner_columns(owner), "kill_requested_at": None}
+        values = {**_owner_columns(owner), "kill_requested_at": None, "lane": lane, "cluster_job_id": None}
         Job.update(**values).where(Job.id == job.id).execute()
         for key, value in values.items():
             setattr(job, key, value)
@@ -240,9 +242,12 @@ def claim(job: Job, owner: dict) -> bool:
     return n == 1
 
 
-def claimable(project=None) -> list[Job]:
-    """Queued jobs without a live owner (oldest first), e.g. queued by ``cryodesk job queue``."""
-    q = Job.select().where(Job.status == "queued")
+def claimable(project=None, lane: str | None = None) -> list[Job]:
+    """Queued jobs without a live owner (oldest first), e.g. queued by ``cryodesk job queue``.
+
+    Only jobs of ``lane`` (a worker lane), or with ``lane`` None only jobs sent to no lane.
+    """
+    q = Job.select().where((Job.status == "queued") & ((Job.lane == lane) if lane else Job.lane.is_null()))
     if project is not None:
         q = q.where(Job.project == get_project(project))
     writable: dict[int, bool] = {}
@@ -269,6 +274,19 @@ def end_direct_run(job: Job, owner: dict) -> None:
     """The run of :func:`own_direct_run` is over: forget its owner (if it still is the owner)."""
     engine_alive(owner, False)
     Job.update(**_owner_columns(None)).where((Job.id == job.id) & (Job.owner_engine == owner["engine"])).execute()
+
+
+def take_lane_job(job: Job, owner: dict) -> bool:
+    """``cryodesk worker run-job`` on a node takes a job submitted to a lane (launched or started,
+    owned by nobody alive); atomic across processes, like :func:`claim`."""
+    fresh = Job.get_by_id(job.id)
+    current = owner_of(fresh)
+    if fresh.status not in ("queued", "launched", "started") or (current and owner_alive(current) is not False):
+        return False
+    same_owner = Job.owner_engine.is_null() if fresh.owner_engine is None else (Job.owner_engine == fresh.owner_engine)
+    n = (Job.update(**_owner_columns(owner))
+         .where((Job.id == job.id) & (Job.status == fresh.status) & same_owner).execute())
+    return n == 1
 
 
 def release(job: Job) -> None:
@@ -426,7 +444,14 @@ def kill_requested(job_ids) -> set[int]:
 
 def _mark_interrupted(job: Job) -> Job:
     error = INTERRUPTED_QUEUED if job.status == "queued" else INTERRUPTED
-    job = end_unrun(job, "killed", error)
+    if job.owner_host and job.owner_host != socket.gethostname():
+        error = INTERRUPTED_REMOTE  # its heartbeats stopped
+    return mark_interrupted(job, "killed", error)
+
+
+def mark_interrupted(job: Job, status: str, error: str) -> Job:
+    """End an active job whose process is gone as ``status`` with ``error``; its partial files count."""
+    job = end_unrun(job, status, error)
     job.size_bytes = job_size(Path(job.project.directory) / job.directory)  # partial files count
     job.save(only=[Job.size_bytes])
     return job
@@ -445,8 +470,8 @@ def recover_interrupted(project=None) -> list[Job]:
     writable: dict[int, bool] = {}
     for job in q:
         owner = owner_of(job)
-        if job.status == "queued" and not owner:
-            continue
+        if not owner and (job.status == "queued" or job.cluster_job_id):
+            continue  # waiting for a worker, or in a cluster's hands (core.lanes follows those)
         if job.project_id not in writable:  # another database's project: its rows here are stale, never written
             writable[job.project_id] = may_write(job.project_id)
         if not writable[job.project_id]:
@@ -502,7 +527,11 @@ def active_jobs(project=None) -> list[ActiveJob]:
     out = []
     for job in q.order_by(Job.queued_at, Job.id):
         owner = owner_of(job)
-        if owner is None:
+        if owner is None and job.cluster_job_id:
+            where = f"lane {job.lane}, cluster job {job.cluster_job_id}"
+        elif owner is None and job.lane:
+            where = f"lane {job.lane}"
+        elif owner is None:
             where = "no process"
         elif owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid():
             where = "here" if owner_alive(owner) else "gone"

@@ -36,7 +36,8 @@ def check_runnable(project, job: Job) -> dict[str, list[InputRef]]:
     jtype = registry.get(job.type)
     if jtype.run is None:
         raise Refused(job.uid, f"job type {job.type!r} cannot be run by cryodesk")
-    if job.status not in ("building", "queued"):
+    on_lane = job.cluster_job_id and job.status in ("launched", "started")  # submitted: the node runs it
+    if job.status not in ("building", "queued") and not on_lane:
         raise Refused(job.uid, f"it is {job.status}; clear it before running it again")
     return resolve_inputs(project, job)
 
@@ -130,7 +131,7 @@ def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
         kept = ctx.outputs
     keep_names = {ref.path.split("/")[1] for _, ref in kept if "/" in ref.path}
     try:
-        _discard_partial(project, job, keep_names)
+        _discard_partial(project, job, keep_names | {"lane"})  # a lane's script and scheduler output stay
     except CryodeskError as exc:  # e.g. another process holds the project lock: keep the files
         ctx.log.warning("partial output kept (%s); clear the job to remove it", exc)
     _finish(project, job, "killed", kept, "cancelled by the user")

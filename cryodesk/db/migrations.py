@@ -15,7 +15,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from ..base.errors import CryodeskError
 from .backend import is_sqlite
-from .models import ALL_MODELS, AppliedItem, Change, Job, Meta, Project, ProjectOp, Worker
+from .models import ALL_MODELS, AppliedItem, Change, Job, Lane, Meta, Project, ProjectOp, Worker
 
 SCHEMA_VERSION = 4
 
@@ -59,8 +59,10 @@ def _to_v4(migrator):
     Change.create_table()
     AppliedItem.create_table()
     ProjectOp.create_table()
+    Lane.create_table()  # lanes (issue 18)
     # (owner_engine is an indexed field and uuid a unique one: add_column makes their indexes)
     return ([migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
+            + [migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id")]
             + [migrator.add_column("project", "uuid", Project.uuid),
                migrator.add_column("project", "archived_at", Project.archived_at)])
 

@@ -124,6 +124,9 @@ class Job(BaseModel):
     owner_engine = pw.CharField(max_length=32, null=True, index=True)  # the engine instance's token
     heartbeat_at = pw.DateTimeField(null=True)
     kill_requested_at = pw.DateTimeField(null=True)
+    # v4 (lanes): where it was sent to run (None: this app's engine or any worker) and the cluster's job id
+    lane = pw.CharField(max_length=64, null=True, index=True)
+    cluster_job_id = pw.CharField(max_length=64, null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -263,5 +266,21 @@ class ProjectOp(BaseModel):
     detail = JSONField(default=dict)
 
 
+# -- lanes (issue 18) --------------------------------------------------------------
+
+class Lane(BaseModel):
+    """Where jobs run (v4): ``local`` (the app's engine), ``worker`` (a ``cryodesk worker run --lane``
+    process on another host sharing the database) or ``slurm`` (submitted to a cluster).
+
+    ``config`` holds the kind's settings (for SLURM: script and command templates, prefix, variables);
+    see :mod:`cryodesk.core.lanes`.
+    """
+
+    name = pw.CharField(max_length=64, unique=True)
+    type = pw.CharField(max_length=16)
+    config = JSONField(default=dict)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
 ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change,
-              AppliedItem, ProjectOp)
+              AppliedItem, ProjectOp, Lane)

@@ -166,11 +166,12 @@ class Engine(QObject):
         QTimer.singleShot(0, self._schedule)  # callers connect signals after queue() returns
         return plan
 
-    def adopt_queued(self, project=None) -> list:
-        """Claim jobs queued without an owner (``cryodesk job queue``) and run them here."""
+    def adopt_queued(self, project=None, lane: str | None = None) -> list:
+        """Claim jobs queued without an owner (``cryodesk job queue``; of worker lane ``lane`` if given)
+        and run them here."""
         ensure_job_types()
         self.start()
-        taken = [job for job in lifecycle.claimable(project) if lifecycle.claim(job, self.owner)]
+        taken = [job for job in lifecycle.claimable(project, lane) if lifecycle.claim(job, self.owner)]
         for job in taken:
             self._add_pending(job.project.uid, job)
         if taken:
@@ -198,7 +199,9 @@ class Engine(QObject):
         :func:`cryodesk.core.lifecycle.request_kill` did (``"killed"`` / ``"requested"``)."""
         if self.cancel(project, job):
             return "cancelled"
-        return lifecycle.request_kill(project, job)
+        from ..core import lanes
+
+        return lanes.kill(project, job)  # on a SLURM lane this also calls its cancel command
 
     def hand_off_queued(self) -> list:
         """Give this engine's queued jobs that have not started to whoever claims them next (a

@@ -27,6 +27,18 @@ class EngineBridge(QObject):
         e.job_finished.connect(lambda p, j, s: (panel.job_event(p, j, s), self.activity.emit()))
         e.job_handed_off.connect(lambda p, j: panel.job_event(p, j, "queued", None, "handed to a background worker",
                                                               where="background worker"))
+        from ..engine.lane_tracker import LaneTracker
+
+        self.lanes = LaneTracker(self)  # follows jobs on SLURM lanes (re-attaches after a restart)
+        self.lanes.synced.connect(lambda _report: self.activity.emit())
+        self.lanes.start()
+
+    def send_to_lane(self, project_uid: str, uids: list[str], lane: str, variables: dict, on_done, on_error):
+        """Send jobs to ``lane`` on a pool thread (a submission may go through ssh); returns the worker."""
+        from ..core import lanes
+
+        return workers.submit(lanes.send, project_uid, uids, lane, variables, on_done=on_done, on_error=on_error,
+                              context=self)
 
     def queue(self, project_uid: str, uids: list[str]):
         """Queue jobs in the engine (they run in dependency order); returns the QueuePlan."""
@@ -108,5 +120,6 @@ class EngineBridge(QObject):
 
     def shutdown(self, wait_ms: int = 10000) -> bool:
         """Stop the engine (its queued jobs end killed) and wait for every worker of the app."""
+        self.lanes.stop()
         done = self.engine.shutdown(wait_ms)
         return workers.wait_all(wait_ms) and done

@@ -112,6 +112,12 @@ class QtInspector(QScrollArea):
         self.job_settings_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)  # label above: docks are narrow
         self.job_settings_form.setContentsMargins(0, 0, 0, 0)
         self.setting_boxes: dict[str, QComboBox] = {}
+        self.lane_info = QLabel("")  # lanes (issue 18): where it was sent, the cluster's job id
+        self.lane_info.setWordWrap(True)
+        self.lane_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lane_script = QPlainTextEdit()
+        self.lane_script.setReadOnly(True)
+        self.lane_script.setFixedHeight(120)
         self.history = _table(["Status", "At"])
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -120,7 +126,8 @@ class QtInspector(QScrollArea):
         self.sections = []
         for title, w in (("", self.header), ("Parameters", self.params_note), ("", self.params),
                          ("Settings of this job", self.job_settings),
-                         ("Inputs", self.inputs), ("Outputs", self.outputs), ("Status history", self.history),
+                         ("Inputs", self.inputs), ("Outputs", self.outputs), ("Lane", self.lane_info),
+                         ("", self.lane_script), ("Status history", self.history),
                          (f"Log ({LOG_NAME}, tail)", self.log)):
             if title:
                 label = QLabel(f"<b>{title}</b>")
@@ -210,6 +217,26 @@ class QtInspector(QScrollArea):
                              for o in d["outputs"]])
         _fill(self.history, [(h.get("status", ""), h.get("at", "")) for h in reversed(job.status_history or [])])
         self.log.setPlainText(tail(jobs.job_dir(job) / LOG_NAME) or "(no log)")
+        self._show_lane(project_uid, uid)
+
+    def _show_lane(self, project_uid: str, uid: str) -> None:
+        from ..core import lanes
+
+        try:
+            info = lanes.job_lane_info(project_uid, uid)
+        except CryodeskError:
+            info = None
+        i = self.sections.index(self.lane_info)
+        for w in (self.sections[i - 1], self.lane_info, self.lane_script):  # the title, the text, the script
+            w.setVisible(info is not None)
+        if info is None:
+            return
+        cid = info["cluster_job_id"]
+        self.lane_info.setText(f"{info['lane']} ({info['type']})" + (f" · cluster job {cid}" if cid else
+                                                                      " · not submitted yet")
+                               + (f"<br>script: {info['script_rel']}" if info["script_rel"] else ""))
+        self.lane_script.setPlainText(info["script"] or "(no submission script yet)")
+        self.lane_info.setToolTip(info["script_path"] or "")
 
     def _show_settings(self, project_uid: str, uid: str) -> None:
         """The job-level settings (not its parameters): own value or inherit, and what wins now."""

@@ -54,6 +54,8 @@ class JobActions(OneDialog, QObject):
         self.run = a("&Run", lambda: self.do_queue(), "Ctrl+R",
                      tip="Queue the selected jobs; they start in dependency order")
         self.queue = a("&Queue", lambda: self.do_queue(), tip="Queue the selected jobs behind the running ones")
+        self.run_on_lane = a("Run on &lane…", lambda: self.do_run_on_lane(),
+                             tip="Run the selected jobs on a lane: this app, another workstation or a SLURM cluster")
         self.rerun = a("Re-run c&leared", self.do_rerun, tip="Run cleared jobs again to regenerate their outputs")
         self.clear_intermediate = a("Clear &intermediate results…", self.do_clear_intermediate,
                                     tip="Keep only the last version of each output (and versions other jobs read) "
@@ -64,7 +66,7 @@ class JobActions(OneDialog, QObject):
         self.tips = {act: act.toolTip() for act in (self.select_chain, self.select_ancestors, self.select_descendants,
                                                     self.mark_final, self.unmark_final, self.clear, self.delete,
                                                     self.mark_complete, self.clone, self.warm, self.run, self.queue,
-                                                    self.rerun, self.kill)}
+                                                    self.rerun, self.kill, self.run_on_lane)}
         self.next_steps = []
         self.next_menu = QMenu("Ne&xt step", host)
         self.next_menu.setToolTipsVisible(True)
@@ -133,7 +135,7 @@ class JobActions(OneDialog, QObject):
         for act, action in ((self.mark_final, "mark_final"), (self.unmark_final, "unmark_final"),
                             (self.mark_complete, "mark_complete"), (self.clear, "clear"), (self.delete, "delete"),
                             (self.run, "run"), (self.queue, "queue"), (self.rerun, "rerun"), (self.kill, "kill"),
-                            (self.warm, "warm")):
+                            (self.warm, "warm"), (self.run_on_lane, "run")):
             self._judge(act, action, states)
         none = "select a job first"
         for act in (self.select_ancestors, self.select_descendants, self.clone):
@@ -163,7 +165,7 @@ class JobActions(OneDialog, QObject):
             menu.addMenu(sub)
         menu.addAction(self.clone)
         menu.addSeparator()
-        for act in (self.run, self.queue, self.rerun, self.kill):
+        for act in (self.run, self.queue, self.run_on_lane, self.rerun, self.kill):
             menu.addAction(act)
         menu.addAction(self.warm)
         menu.addMenu(self.next_menu)
@@ -277,6 +279,35 @@ class JobActions(OneDialog, QObject):
         if plan.refused:
             self._show(QtRefusalDialog("queued", [actions.Outcome(u, "queue", False, m) for u, m in plan.refused],
                                        self.host))
+
+    def do_run_on_lane(self, uids: list[str] | None = None) -> None:
+        """Ask for a lane, then queue here (local) or send the jobs there (``cryodesk job queue --lane``)."""
+        from .lane_dialogs import QtRunOnLaneDialog
+
+        uids = self.selected_uids() if uids is None else uids
+        if not uids:
+            return
+        dialog = QtRunOnLaneDialog(uids, self.host)
+        dialog.accepted.connect(lambda d=dialog, u=uids: self._send_to_lane(u, *d.choice()))
+        self._show(dialog)
+
+    def _send_to_lane(self, uids: list[str], lane: str | None, variables: dict) -> None:
+        if lane is None:
+            self.do_queue(uids)
+            return
+
+        def done(result) -> None:
+            ids = {j: c for _, j, c in result.submitted}
+            sent = ", ".join(f"{j.uid}" + (f" (cluster job {ids[j.uid]})" if j.uid in ids else "")
+                             for j in result.queued)
+            self.message.emit(f"Sent to lane {lane}: {sent}" if sent else f"Nothing sent to lane {lane}")
+            self.changed.emit()
+            if result.refused:
+                self._show(QtRefusalDialog("sent", [actions.Outcome(u, "run", False, m) for u, m in result.refused],
+                                           self.host))
+
+        self.pending = self.host.bridge.send_to_lane(self.host.project_uid, uids, lane, variables, done,
+                                                     lambda exc: self.error.emit(f"not sent to lane {lane}", str(exc)))
 
     def do_rerun(self) -> None:
         """Queue the selected jobs that were cleared (status building); explain the others."""

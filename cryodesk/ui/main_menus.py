@@ -27,6 +27,12 @@ def _view_local(win, *acts) -> None:
         win.view.addAction(act)
 
 
+def _open_lanes(win):
+    from .lane_dialogs import open_lanes_dialog
+
+    return open_lanes_dialog(win)
+
+
 def build_menus(win) -> None:
     """Create ``win.actions`` (a dict by name) and the menu bar and toolbar using them."""
     scene = win.view.scene()
@@ -55,6 +61,7 @@ def build_menus(win) -> None:
         "zoom_out": _act(win, "Zoom &out", lambda: win.view.zoom_by(0.8), QKeySequence.StandardKey.ZoomOut),
         "fit": _act(win, "&Fit tree", win.view.fit, "Ctrl+0"),
         "cleanup": _act(win, "&Cleanup Data…", lambda: win.open_cleanup(), tip="Plan and run a data cleanup"),
+        "lanes": _act(win, "&Lanes…", lambda: _open_lanes(win), tip="Where jobs run: lanes and their status"),
         "cache": _act(win, "&SSD cache…", lambda: win.open_cache_panel(),
                       tip="SSD particle cache: space used, entries by project, locks; clear it"),
     }
@@ -97,6 +104,7 @@ def build_menus(win) -> None:
     m = mb.addMenu("&Data")
     m.addAction(a["cleanup"])
     m.addAction(a["cache"])
+    m.addAction(a["lanes"])
     m.addAction(a["cache_settings"])
     m.addAction(win.jobs.warm)
     tb = win.addToolBar("Main")

@@ -1,0 +1,27 @@
+"""Lanes: run jobs here, on another workstation sharing the database, or on a SLURM cluster.
+
+:mod:`.service` keeps the lanes (add, list, show, remove); :mod:`.templates` fills in a SLURM
+lane's script and commands; :mod:`.tracker` sends jobs to a lane, follows them there and kills them.
+"""
+
+from .service import KINDS, LaneInfo, add_lane, get_lane, list_lanes, remove_lane, show_lane
+from .templates import COMMAND_VARIABLES, DEFAULT_SCRIPT, SCRIPT_VARIABLES, parse_vars
+from .tracker import (
+           LANE_DIR,
+           SendResult,
+           SyncReport,
+           job_lane_info,
+           kill,
+           lane_jobs_active,
+           lane_status,
+           scheduler_states,
+           script_path,
+           script_values,
+           send,
+           sync,
+)
+
+__all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "KINDS", "LANE_DIR", "LaneInfo", "SCRIPT_VARIABLES", "SendResult",
+           "SyncReport", "add_lane", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
+           "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send", "show_lane",
+           "sync"]
