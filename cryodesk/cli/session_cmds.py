@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 
 from ..core import sessions
-from ..core.units import human_bytes
 from ..core.uids import parse_assignment
+from ..core.units import human_bytes
 from . import output
 
 

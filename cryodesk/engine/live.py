@@ -38,7 +38,6 @@ from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 from ..base.errors import CryodeskError, JobCancelled
 from ..core import sessions
 from ..core.projects import get_project
-from ..db.models import Exposure, Session
 
 log = logging.getLogger("cryodesk.engine.live")
 
@@ -50,8 +49,7 @@ def process_exposure(project_id: int, session_id: int, exposure_id: int, cancel:
     project = get_project(project_id)
     pdir = Path(project.directory)
     while True:
-        e = Exposure.get_or_none(Exposure.id == exposure_id)
-        s = Session.get_or_none(Session.id == session_id)
+        s, e = sessions.current(session_id, exposure_id)
         if e is None or s is None:
             return "gone"
         if e.stage not in sessions.TODO_STAGES or s.status not in sessions.ACTIVE:
@@ -148,7 +146,7 @@ class SessionRunner(QObject):
             self._update_size()
         self._maybe_finish()
 
-    def _discover(self, s: Session, params: dict) -> None:
+    def _discover(self, s, params: dict) -> None:
         pattern = params["movies"]
         known = sessions.known_movies(s)
         settle = float(params["runner"]["settle_s"])
@@ -178,7 +176,7 @@ class SessionRunner(QObject):
                 log.info("%s %s: %d new exposure(s)", self.project.uid, s.uid, len(added))
                 self.changed.emit()
 
-    def _dispatch(self, s: Session, params: dict) -> None:
+    def _dispatch(self, s, params: dict) -> None:
         limit = int(params["runner"]["max_parallel"])
         for e in sessions.todo(s):
             if len(self._inflight) >= limit:
@@ -203,8 +201,8 @@ class SessionRunner(QObject):
         if self._running:
             QTimer.singleShot(0, self.poll)
 
-    def _end_restore(self, s: Session) -> None:
-        failed = Exposure.select().where((Exposure.session == s.id) & (Exposure.stage == "failed")).count()
+    def _end_restore(self, s) -> None:
+        failed = sessions.count_failed(s)
         if failed:
             sessions.set_status(self.project, s, "restoration_failed",
                                 error=f"{failed} exposure(s) failed to restore; reset them and restore again",

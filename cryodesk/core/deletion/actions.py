@@ -22,10 +22,10 @@ from pathlib import Path
 
 from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, utcnow
 from .. import events, manifest
+from ..fsutil import check_job_dir
 from ..graph import descendant_ids
 from ..rules import why_not_clear, why_not_delete
 from ..sizes import job_size
-from ..fsutil import check_job_dir
 from .plan import JOB_UID, LOG, MANIFEST, PlanItem, path_problem
 
 

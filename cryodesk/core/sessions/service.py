@@ -445,3 +445,14 @@ def describe(project, session, with_exposures: bool = True) -> dict:
     if with_exposures:
         out["exposures"] = descs
     return out
+
+
+def current(session_id: int, exposure_id: int | None = None) -> tuple[Session | None, Exposure | None]:
+    """The session (and one of its exposures) as committed now, by id (None: gone)."""
+    s = Session.get_or_none(Session.id == session_id)
+    e = Exposure.get_or_none(Exposure.id == exposure_id) if exposure_id is not None else None
+    return s, e
+
+
+def count_failed(session: Session) -> int:
+    return Exposure.select().where((Exposure.session == session.id) & (Exposure.stage == "failed")).count()
