@@ -169,7 +169,7 @@ def _export(args):
         output.emit_json({"job": job.uid, "status": job.status, "error": job.error, "session": s.uid})
     elif job.status == "completed":
         print(f"{p.uid} {job.uid}: exported the {args.which} particles of {s.uid} "
-              f"(restack them before compacting {s.uid}: cryodesk job create {p.uid} restack -i particles={job.uid})")
+              f"(restack them before compacting {s.uid}: cryodesk job create {p.uid} restack_particles -i particles={job.uid})")
     if job.status != "completed":
         print(f"cryodesk: {p.uid} {job.uid}: {job.error}", file=sys.stderr)
         return 1

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
+from ..base import hooks
 from ..base.errors import CryodeskError, JobCancelled
 from ..core import sessions
 from ..core.projects import get_project
@@ -66,6 +67,7 @@ def process_exposure(project_id: int, session_id: int, exposure_id: int, cancel:
             log.error("%s %s %s: %s failed:\n%s", project.uid, s.uid, e.uid, stage, traceback.format_exc())
             sessions.fail_exposure(project, s, e, stage, f"{type(exc).__name__}: {exc}")
             return "failed"
+        hooks.point("live.stage_written", session=s.uid, exposure=e.uid, stage=stage)
         if sessions.record_stage(project, s, e, stage, **kw) is None:
             return "moved"
 

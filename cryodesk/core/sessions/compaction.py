@@ -70,7 +70,7 @@ def _warnings(project: Project, session: Session) -> list[str]:
         if readers:
             out.append(f"{job.uid} (particles exported from {session.uid}) is used by {', '.join(readers)}: "
                        f"its particle images are in {session.uid} and would be lost; restack them first "
-                       f"(cryodesk job create {project.uid} restack -i particles={job.uid}.particles)")
+                       f"(cryodesk job create {project.uid} restack_particles -i particles={job.uid}.particles)")
         elif job.status == "completed":
             out.append(f"{job.uid} (particles exported from {session.uid}) would lose its particle images "
                        "until the session is restored")
