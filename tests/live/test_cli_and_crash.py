@@ -82,3 +82,26 @@ def test_cli_session_lifecycle_and_sigkill_during_restore(cli, tmp_path, movie_s
     assert code == 0 and "P1 J1: exported the accepted particles of S1" in out, err
     job = js(cli, "job", "show", "P1", "J1")
     assert job["status"] == "completed" and job["type"] == "session_export"
+
+
+
+def test_demo_live_session_streams_arriving_movies(project, tmp_path):
+    """The demo's session: movies arrive (one every 0.3 s here) while it runs; all are processed."""
+    from livehelpers import TINY
+
+    from cryodesk.core import sessions
+    from cryodesk.demo import simulate_dataset
+    from cryodesk.demo.live import add_live_session, feeder
+    from cryodesk.engine.live import run_session
+
+    raw = tmp_path / "raw"
+    simulate_dataset(raw, "small", seed=1, **dict(TINY, n_micrographs=2))
+    s = add_live_session(project, raw, tmp_path / "incoming")
+    sessions.set_params(project, s, {"runner.settle_s": "0.1", "runner.poll_s": "0.1"})
+    sessions.transition(project, s, "start")
+    thread, _ = feeder(raw, tmp_path / "incoming", interval_s=0.3)
+    why, errors = run_session(project, s, idle_exit_s=1.0)
+    thread.join()
+    assert (why, errors) == ("idle", [])
+    d = sessions.describe(project, s)
+    assert d["exposures_total"] == 2 and all(e["stage"] == "ready" and e["n_particles"] for e in d["exposures"])
