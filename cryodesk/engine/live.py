@@ -105,6 +105,10 @@ class SessionRunner(QObject):
     def start(self) -> None:
         """Take the session's runner lock and start polling (LockedError: another process runs it)."""
         self._lock.enter_context(sessions.runner_lock(self.project, self.session))
+        try:  # a runner that was killed may have left unfinished writes: they go first
+            sessions.discard_temp(self.project, self.session)
+        except CryodeskError as exc:
+            self.errors.append(str(exc))
         self._running = True
         params = sessions.merged(self.session.params)
         self._timer.setInterval(max(50, int(params["runner"]["poll_s"] * 1000)))

@@ -121,6 +121,7 @@ class QtSessionView(QWidget):
                        (self.df_max, "largest defocus accepted, Å (0 = no limit)"),
                        (self.part_min, "fewest particles accepted (0 = no limit)")):
             w.setToolTip(tip)
+            w.setSpecialValueText("no limit")  # shown at the minimum, which means no limit
         self.apply_thresholds = QPushButton("Apply thresholds")
         form = QFormLayout()
         form.addRow("CTF fit ≥", self.ctf_min)

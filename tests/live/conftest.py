@@ -30,3 +30,10 @@ def session(project, watched):
     from cryodesk.core import sessions
 
     return sessions.create(project, str(watched / "*.mrc"), "live", dict(PARAMS))
+
+
+@pytest.fixture(autouse=True)
+def _qt_app(qapp):
+    """The runner drives a Qt event loop: pytest-qt's QApplication, never a bare QCoreApplication
+    (``ensure_app`` would make one, and a later GUI test could not create its QApplication)."""
+    yield qapp

@@ -72,11 +72,15 @@ def test_cli_session_lifecycle_and_sigkill_during_restore(cli, tmp_path, movie_s
     assert child.returncode == -9, child.stderr
     mid = js(cli, "session", "show", "P1", "S1")
     assert mid["status"] == "restoring" and mid["stage_counts"]["ready"] < 4
+    debris = proj / "S1" / "motion" / ".E00001_movie_000_aligned.mrc.1a2b3c4d.tmp"  # a write the kill cut short
+    debris.parent.mkdir(exist_ok=True)
+    debris.write_bytes(b"partial")
     # ... run again: it continues, and the files are the ones compaction removed, byte for byte
     d = js(cli, "session", "restore", "P1", "S1")
     assert d["status"] == "completed" and d["stage_counts"]["ready"] == 4
     after = js(cli, "session", "show", "P1", "S1")
     assert checksums(proj, _outputs(after)) == sums
+    assert not debris.exists() and not list((proj / "S1").rglob("*.tmp"))  # the resumed runner removed it
     assert cli("workspace", "create", "P1", "--title", "main")[0] == 0
     code, out, err = cli("session", "export", "P1", "S1")
     assert code == 0 and "P1 J1: exported the accepted particles of S1" in out, err

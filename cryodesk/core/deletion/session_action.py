@@ -78,4 +78,35 @@ class CompactSession(Action):
         events.record(project, "project")
 
 
+class DiscardSessionTemp(CompactSession):
+    """Remove the unfinished writes a killed runner left in ``S<n>/`` (cryodesk's own temp names only).
+
+    Planned by a runner as it starts, while it holds the session's runner
+    lock (so no other runner's writes are live); never a recorded output.
+    """
+
+    name = "discard_session_temp"
+
+    def check(self, project, session, item):
+        from ...base.fsio import own_temp_target
+
+        why = path_problem(item, False, SESSION_UID)
+        if why:
+            return why
+        recorded = set()
+        for (outputs,) in Exposure.select(Exposure.outputs).where(Exposure.session == session.id).tuples():
+            recorded.update(v.get("path") for v in (outputs or {}).values() if isinstance(v, dict))
+        for rel in item.paths:
+            if own_temp_target(rel.rsplit("/", 1)[-1]) is None:
+                return f"{rel} is not a temp file of cryodesk"
+            if rel in recorded:
+                return f"{rel} is a recorded output of an exposure of {session.uid}"
+        return None
+
+    def apply(self, project, session, item):
+        size = job_size(Path(project.directory) / session.directory)
+        Session.update(size_bytes=size).where(Session.id == session.id).execute()
+
+
 register(CompactSession())
+register(DiscardSessionTemp())

@@ -6,7 +6,7 @@ The stage code is :mod:`cryodesk.jobs.live`; the runner that watches the
 movie directory and feeds the engine is :mod:`cryodesk.engine.live`.
 """
 
-from .compaction import CompactionPlan, compact, compaction_plan, export_jobs, start_restore  # noqa: F401
+from .compaction import CompactionPlan, compact, compaction_plan, discard_temp, export_jobs, start_restore  # noqa: F401
 from .params import DEFAULTS, apply_assignments, judge, merged  # noqa: F401
 from .service import (  # noqa: F401
     ACTIVE,

@@ -153,3 +153,31 @@ def start_restore(project, session) -> Session:
         Session.update(status="restoring", error=None).where(Session.id == s.id).execute()
         events.record(project, "project")
     return get_session(project, s.uid)
+
+
+def discard_temp(project, session) -> int:
+    """Remove unfinished writes (own temp names) a killed runner left under ``S<n>/``; returns how many.
+
+    Call it holding the session's runner lock (a runner does, as it starts).
+    Through the deletion service like every removal: planned, journaled, rechecked.
+    """
+    from ...base.fsio import own_temp_target
+
+    project = get_project(project)
+    s = get_session(project, session)
+    sdir = Path(project.directory) / s.directory
+    if not sdir.is_dir() or sdir.is_symlink():
+        return 0
+    paths = []
+    for sub in ("motion", "thumbnails", "ctf", "extract"):
+        d = sdir / sub
+        if d.is_dir() and not d.is_symlink():
+            paths += [f"{s.uid}/{sub}/{e.name}" for e in os.scandir(d)
+                      if own_temp_target(e.name) is not None and e.is_file(follow_symlinks=False)]
+    if not paths:
+        return 0
+    pdir = Path(project.directory)
+    item = PlanItem(job=s.uid, action="discard_session_temp", paths=sorted(paths),
+                    bytes=sum(du_size(pdir / r) for r in paths), reason="unfinished writes of a runner that died")
+    results = deletion.execute(project, DeletionPlan(project.uid, [item]))
+    return len(paths) if all(r.ok for r in results) else 0
