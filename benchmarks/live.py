@@ -6,8 +6,11 @@ Per round, interleaved (order alternating), on the same simulated movies:
   ``blob_picker`` → ``extract_particles`` run one after the other (what a user
   would queue after the collection ended);
 * **session**: a live session with the same stage parameters takes the same
-  movies from its watched directory (``settle_s`` 0) and processes them on the
-  engine's cpu pool; timed from start until every exposure is ready.
+  movies from its watched directory (``settle_s`` 0, ``poll_s`` 0.5) and
+  processes them on the engine's cpu pool, one exposure at a time and
+  ``--parallel`` at a time (headless, the pool is the lane's limit); timed from
+  start until every exposure is ready.  It also writes thumbnails, which the
+  batch jobs do not.
 
 Then, on the last session: **compaction** (seconds per GB freed) and **restore**
 (seconds, and exposures per minute).  Figures are medians of ``--rounds``
@@ -78,7 +81,7 @@ def run_live(root: Path, k: int, movies: Path, spec: dict, n: int, parallel: int
     sp = _stage_params(spec)
     s = sessions.create(p, str(movies / "*.mrc"), "bench", {
         "psize_A": str(spec["psize_A"]), "pick.diameter_A": str(sp["diameter_A"]),
-        "extract.box_size_px": str(sp["box_size_px"]), "runner.settle_s": "0", "runner.poll_s": "0.05",
+        "extract.box_size_px": str(sp["box_size_px"]), "runner.settle_s": "0", "runner.poll_s": "0.5",
         "runner.max_parallel": str(parallel)})
     sessions.transition(p, s, "start")
     done = []
@@ -120,15 +123,17 @@ def main() -> None:
         with dbmod.db.connection_context():
             run_batch(root, 0, movies, spec)  # warm-up: numba, imports
             run_live(root, 0, movies, spec, args.movies, args.parallel)
-            batch, live = [], []
+            batch, live, live1 = [], [], []
             last = None
             for k in range(1, args.rounds + 1):
-                order = ("batch", "live") if k % 2 else ("live", "batch")
+                order = ("batch", "live", "live1") if k % 2 else ("live1", "live", "batch")
                 for what in order:
                     if args.cold:
                         _cold(files)
                     if what == "batch":
                         batch.append(run_batch(root, k, movies, spec))
+                    elif what == "live1":
+                        live1.append(run_live(root, 100 + k, movies, spec, args.movies, 1)[2])
                     else:
                         p, s, t = run_live(root, k, movies, spec, args.movies, args.parallel)
                         live.append(t)
@@ -152,9 +157,10 @@ def main() -> None:
         print(f"{args.movies} movies of {args.frames} x {args.shape}² px ({movie_mb:.0f} MB), "
               f"{args.rounds} rounds{' (cold)' if args.cold else ''}, cores {os.cpu_count()}")
         print(f"batch jobs (baseline): {fmt(batch)} = {fmt(rate(batch), 'exposures/min')}")
-        print(f"live session:          {fmt(live)} = {fmt(rate(live), 'exposures/min')}  "
-              f"(max_parallel {args.parallel})")
-        print(f"session / batch throughput: {statistics.median(batch) / statistics.median(live):.2f} x")
+        print(f"live session, 1 at a time:  {fmt(live1)} = {fmt(rate(live1), 'exposures/min')}")
+        print(f"live session, max_parallel {args.parallel}: {fmt(live)} = {fmt(rate(live), 'exposures/min')}")
+        print(f"session / batch throughput: {statistics.median(batch) / statistics.median(live1):.2f} x "
+              f"(1 at a time), {statistics.median(batch) / statistics.median(live):.2f} x (max_parallel {args.parallel})")
         print(f"compaction: freed {freed / 1e6:.1f} MB (plan {plan.bytes / 1e6:.1f} MB, session now "
               f"{after / 1e3:.0f} kB) in {t_compact:.3f} s = {t_compact / max(freed, 1) * 1e9:.1f} s/GB")
         print(f"restore: {t_restore:.2f} s ({why}{', errors: ' + str(errors) if errors else ''}) = "

@@ -250,7 +250,11 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
     ensure_app()
     ensure_job_types()
     own = engine is None
-    engine = engine or Engine(poll_interval_ms=500)
+    if own:
+        # headless, no GUI thread to keep responsive: the cpu pool is the lane's limit (max_parallel)
+        s = sessions.get_session(project, session)
+        limit = int(sessions.merged(s.params)["runner"]["max_parallel"])
+        engine = Engine(cpu_threads=max(1, min(limit, os.cpu_count() or 1)), poll_interval_ms=500)
     if own:
         engine.start()
     runner = SessionRunner(engine, project, session)
@@ -273,7 +277,7 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
             runner.stop("idle")
 
     timer = QTimer()
-    timer.setInterval(100)
+    timer.setInterval(250)
     timer.timeout.connect(idle_check)
     interrupted: list[int] = []
 
