@@ -36,7 +36,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 
 from ..base import hooks
-from ..base.errors import CryodeskError, JobCancelled
+from ..base.errors import CryodeskError, DataError, JobCancelled
 from ..core import sessions
 from ..core.projects import get_project
 
@@ -60,7 +60,7 @@ def process_exposure(project_id: int, session_id: int, exposure_id: int, cancel:
         stage = e.stage
         try:
             kw = live.run_stage(stage, pdir, s, e, sessions.merged(s.params))
-        except CryodeskError as exc:
+        except DataError as exc:  # the movie or a file of the exposure: it fails, with the message
             sessions.fail_exposure(project, s, e, stage, str(exc))
             return "failed"
         except Exception as exc:  # a bug: the exposure fails with the error, the traceback goes to the log
@@ -200,8 +200,11 @@ class SessionRunner(QObject):
 
     def _finished(self, eid: int, status: str, payload) -> None:
         self._inflight.pop(eid, None)
-        if status == "failed":  # the task itself failed (not the exposure): report, keep going
+        if status == "failed":
+            # not the exposure (that fails on its own) but the session: the project became read-only,
+            # its disk went away, ... — stop rather than retry the same exposure forever
             self.errors.append(str(payload))
+            self.stop(str(payload))
         self._dirty = True
         self.changed.emit()
         if self._running:

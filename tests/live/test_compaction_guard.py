@@ -34,3 +34,17 @@ def test_compaction_items_touch_only_recorded_outputs_of_a_session_being_compact
     # a job action naming a session is refused too
     [r] = _run(project, ["S1/motion/not_ours.mrc"], action="clear")
     assert not r.ok and "not a job uid" in r.message
+
+
+def test_a_runner_stops_when_the_project_becomes_read_only(project, session, movie_source, watched):
+    from livehelpers import deliver
+
+    from cryodesk.core import project_lifecycle
+    from cryodesk.engine.live import run_session
+
+    deliver(movie_source[:1], watched)
+    sessions.transition(project, session, "start")
+    project_lifecycle.archive_project(project)
+    why, errors = run_session(project, session, idle_exit_s=2.0)
+    assert errors and "archived" in why, (why, errors)
+    assert sessions.exposures(session) == []  # nothing was written

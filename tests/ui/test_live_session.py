@@ -90,6 +90,8 @@ def test_session_view_runs_compacts_and_restores(qtbot, make_window, live_projec
     assert [view.table.item(i, 1).text() for i in range(3)] == ["ready"] * 3
     assert all(Path(win.browser.rows[0]["directory"], e["outputs"]["micrograph"]["path"]).is_file()
                for e in view.desc["exposures"])
+    qtbot.mouseClick(view.buttons["export"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "exported the accepted particles of S1" in view.status_line.text(), timeout=10000)
     view.close()
 
 

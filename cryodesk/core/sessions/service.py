@@ -93,10 +93,14 @@ def _fresh(project: Project, session: Session) -> Session:
 
 def refuse_if_compacted(project: Project, session: Session, what: str) -> None:
     """A compacted session (or one being compacted or restored) cannot be modified: say so clearly."""
-    if session.status in ("compacted", "compacting"):
+    if session.status == "compacted":
         raise Refused(f"{project.uid} {session.uid}",
-                      f"cannot {what}: the session is {session.status}; it cannot be modified until it is "
+                      f"cannot {what}: the session is compacted; it cannot be modified until it is "
                       f"restored (cryodesk session restore {project.uid} {session.uid})")
+    if session.status == "compacting":
+        raise Refused(f"{project.uid} {session.uid}",
+                      f"cannot {what}: the session is being compacted (if that was interrupted, run "
+                      f"cryodesk session compact {project.uid} {session.uid} again to finish it)")
     if session.status in ("restoring", "restoration_failed"):
         raise Refused(f"{project.uid} {session.uid}",
                       f"cannot {what}: the session is {session.status.replace('_', ' ')}; finish the restore "
