@@ -28,10 +28,10 @@ def _movie_sums(paths) -> dict:
 
 @pytest.fixture
 def processed(project, session, movie_source, watched):
-    """The session after its four movies arrived and were processed, plus the movies' checksums."""
-    delivered = deliver(movie_source, watched)
+    """The session after three movies arrived and were processed, plus the movies' checksums."""
+    delivered = deliver(movie_source, watched, 3)
     sessions.transition(project, session, "start")
-    why, errors = run_session(project, session, idle_exit_s=0.5)
+    why, errors = run_session(project, session, idle_exit_s=0.3)
     assert (why, errors) == ("idle", [])
     return sessions.get_session(project, session.uid), _movie_sums(delivered)
 
@@ -78,20 +78,6 @@ def test_movies_written_while_it_runs_are_taken_once_they_stop_growing(project, 
     assert sessions.get_session(project, session.uid).size_bytes == du_size(Path(project.directory) / "S1")
 
 
-def test_session_stages_match_the_batch_kernels(project, processed):
-    """The session runs the batch jobs' kernels: its micrograph equals align_frames' sum, bit for bit."""
-    from cryodesk.jobs.preprocess_common import read_mrc
-    from cryodesk.jobs.preprocess_motion import align_frames
-
-    s, _ = processed
-    e = sessions.exposures(s)[0]
-    p = sessions.merged(s.params)["motion"]
-    want, _ = align_frames(read_mrc(Path(e.movie)), e.results["psize_A"], p["bfactor"], p["max_shift_px"],
-                           p["iterations"], p["tolerance_px"])
-    got = read_mrc(Path(project.directory) / e.outputs["micrograph"]["path"])
-    assert (got == want).all()
-
-
 def test_complete_compact_refuse_restore_bit_identical(project, processed):
     s, movies = processed
     pdir = Path(project.directory)
@@ -101,7 +87,7 @@ def test_complete_compact_refuse_restore_bit_identical(project, processed):
     before = checksums(pdir, _outputs(project, s))
     picks = {e.uid: e.picks for e in sessions.exposures(s)}
     plan = sessions.compaction_plan(project, s)
-    assert set(plan.files_by_kind.values()) == {4} and all(plan.bytes_by_kind.values())
+    assert set(plan.files_by_kind.values()) == {3} and all(plan.bytes_by_kind.values())
     assert plan.bytes == sum(du_size(pdir / r) for r in before)
     size_before = du_size(pdir / "S1")
     result = sessions.compact(project, s)
@@ -134,21 +120,30 @@ def test_complete_compact_refuse_restore_bit_identical(project, processed):
 
 
 def test_thresholds_and_manual_choices_change_what_is_accepted(project, processed):
+    """Also: the session runs the batch jobs' kernels (its micrograph is align_frames' sum, bit for bit)."""
+    from cryodesk.jobs.preprocess_common import read_mrc
+    from cryodesk.jobs.preprocess_motion import align_frames
+
     s, _ = processed
+    e = sessions.exposures(s)[0]
+    p = sessions.merged(s.params)["motion"]
+    want, _ = align_frames(read_mrc(Path(e.movie)), e.results["psize_A"], p["bfactor"], p["max_shift_px"],
+                           p["iterations"], p["tolerance_px"])
+    assert (read_mrc(Path(project.directory) / e.outputs["micrograph"]["path"]) == want).all()
     fits = sorted(e["ctf_fit"] for e in sessions.describe(project, s)["exposures"])
     sessions.set_thresholds(project, s, ctf_fit_min=(fits[1] + fits[2]) / 2)  # while it could run: allowed
     d = sessions.describe(project, s)
-    assert (d["accepted"], d["rejected"]) == (2, 2)
+    assert (d["accepted"], d["rejected"]) == (1, 2)
     worst = min(d["exposures"], key=lambda e: e["ctf_fit"])["uid"]
     sessions.set_manual(project, s, [worst], "accept")
-    assert sessions.describe(project, s)["accepted"] == 3
+    assert sessions.describe(project, s)["accepted"] == 2
     with pytest.raises(UsageError, match="unknown session parameter"):
         sessions.set_params(project, s, {"pick.diameterA": "80"})
     with pytest.raises(Refused, match="exposures were processed"):
         sessions.set_params(project, s, {"pick.diameter_A": "80"})
 
 
-def test_manual_picks_reextract_the_exposure(project, processed):
+def test_manual_picks_then_export_feeds_restack_and_compaction_warns(project, processed):
     s, _ = processed
     e = sessions.exposures(s)[0]
     n = e.results["n_particles"]
@@ -156,15 +151,11 @@ def test_manual_picks_reextract_the_exposure(project, processed):
     with pytest.raises(UsageError, match="outside E1"):
         sessions.set_manual_picks(project, s, "E1", [(shape[1] + 5, 3)])
     sessions.set_manual_picks(project, s, "E1", [(shape[1] / 2, shape[0] / 2)])
-    assert sessions.get_exposure(s, "E1").stage == "extraction"
+    assert sessions.get_exposure(s, "E1").stage == "extraction"  # re-extracted with the manual pick
     sessions.transition(project, s, "start")
-    run_session(project, s, idle_exit_s=0.3)
+    run_session(project, s, idle_exit_s=0.2)
     e = sessions.get_exposure(s, "E1")
     assert e.stage == "ready" and e.results["n_particles"] == n + 1
-
-
-def test_export_feeds_restack_and_compaction_warns(project, processed):
-    s, _ = processed
     job = run_job(project, create_job(project, "session_export", None, (), {"session": s.uid}))
     assert job.status == "completed", job.error
     from cryodesk.core.jobs import InputSpec
@@ -183,13 +174,13 @@ def test_a_failing_exposure_is_reset_and_reprocessed(project, session, movie_sou
     good = movie_source[0].read_bytes()
     bad.write_bytes(good[: len(good) // 2])  # truncated: the header promises more
     sessions.transition(project, session, "start")
-    run_session(project, session, idle_exit_s=0.5)
+    run_session(project, session, idle_exit_s=0.3)
     e = sessions.exposures(session)[0]
     assert e.stage == "failed" and e.failed_stage == "found"
     assert str(bad) in e.error and "corrupt MRC file" in e.error
     bad.write_bytes(good)  # the file is complete now
     assert sessions.reset_failed(project, session) == 1
-    run_session(project, session, idle_exit_s=0.5)
+    run_session(project, session, idle_exit_s=0.3)
     e = sessions.exposures(session)[0]
     assert e.stage == "ready" and e.error is None and e.results["n_particles"] > 0
 
