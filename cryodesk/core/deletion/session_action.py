@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...base.errors import DataError
-from ...base.fsio import inside
 from ...db.models import Exposure, Session
 from .. import events
+from ..fsutil import check_session_dir
 from ..sizes import job_size
 from .actions import Action, register
 from .plan import SESSION_UID, path_problem
@@ -37,14 +36,7 @@ class CompactSession(Action):
         return Session.get_or_none((Session.project == project) & (Session.number == int(uid[1:])))
 
     def directory(self, project_dir: Path, uid: str) -> Path:
-        if not SESSION_UID.match(uid):
-            raise DataError(f"{uid!r} is not a session directory name (S<number>); refused")
-        sdir = Path(project_dir) / uid
-        if sdir.is_symlink():
-            raise DataError(f"{sdir} is a symlink; cryodesk never deletes through a symlinked session directory")
-        if not inside(sdir, Path(project_dir)):
-            raise DataError(f"{sdir} escapes the project directory {project_dir}")
-        return sdir
+        return check_session_dir(project_dir, uid)
 
     def locked_job_ids(self, target) -> list[int]:
         return []  # the project's row is locked: every session write takes it
