@@ -163,6 +163,7 @@ class QtSessionView(QWidget):
         self._timer.timeout.connect(self.refresh)
         self._timer.start()
         self.desc: dict = {}
+        self._rows: list = []
         self.refresh(thresholds=True)
         self.resize(1000, 560)
 
@@ -193,19 +194,28 @@ class QtSessionView(QWidget):
         self.progress.setMaximum(max(1, d["exposures_total"]))
         self.progress.setValue(c["ready"])
         self.progress.setFormat(f"{c['ready']} / {d['exposures_total']} ready")
-        self.table.setRowCount(len(d["exposures"]))
-        for i, e in enumerate(d["exposures"]):
-            values = [e["uid"], e["stage"], "" if e["defocus_A"] is None else f"{e['defocus_A']:.0f}",
-                      "" if e["ctf_fit"] is None else f"{e['ctf_fit']:.3f}",
-                      "" if e["n_particles"] is None else str(e["n_particles"]), e["judgement"],
-                      e["error"] or e["movie"]]
+        rows = [[e["uid"], e["stage"], "" if e["defocus_A"] is None else f"{e['defocus_A']:.0f}",
+                 "" if e["ctf_fit"] is None else f"{e['ctf_fit']:.3f}",
+                 "" if e["n_particles"] is None else str(e["n_particles"]), e["judgement"],
+                 e["error"] or e["movie"]] for e in d["exposures"]]
+        if rows != self._rows:  # a long session's table is only rewritten when something changed
+            self._fill(rows)
+        self._rows = rows
+        self._update_controls(d, thresholds)
+
+    def _fill(self, rows: list[list[str]]) -> None:
+        self.table.setRowCount(len(rows))
+        for i, values in enumerate(rows):
             for j, v in enumerate(values):
                 item = self.table.item(i, j)
                 if item is None:
                     self.table.setItem(i, j, item := QTableWidgetItem())
                 item.setText(v)
                 if j == 6:
-                    item.setToolTip(e["error"] or e["movie"])
+                    item.setToolTip(v)
+
+    def _update_controls(self, d: dict, thresholds: bool) -> None:
+        c = d["stage_counts"]
         if thresholds:
             t = d["params"]["thresholds"]
             self.ctf_min.setValue(-1.0 if t["ctf_fit_min"] is None else t["ctf_fit_min"])
