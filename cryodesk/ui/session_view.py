@@ -112,6 +112,8 @@ class QtSessionView(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._table_menu)
         self.ctf_min = QDoubleSpinBox(decimals=3, minimum=-1.0, maximum=1.0, singleStep=0.05)
         self.df_min = QDoubleSpinBox(decimals=0, minimum=0, maximum=200000, singleStep=1000)
         self.df_max = QDoubleSpinBox(decimals=0, minimum=0, maximum=200000, singleStep=1000)
@@ -234,6 +236,28 @@ class QtSessionView(QWidget):
             w.setEnabled(status not in ("compacted", "compacting", "restoring", "restoration_failed"))
 
     # -- actions ---------------------------------------------------------------------------------
+    def selected_exposures(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.table.item(r, 0).text() for r in rows if self.table.item(r, 0) is not None]
+
+    def judge_selected(self, status: str | None) -> None:
+        """Accept / reject the selected exposures by hand (None: back to the thresholds)."""
+        uids = self.selected_exposures()
+        if uids:
+            word = {"accept": "accepted", "reject": "rejected", None: "judged by the thresholds"}[status]
+            self._do(lambda: sessions.set_manual(self.project_uid, self.session_uid, uids, status),
+                     f"{', '.join(uids)}: {word}")
+
+    def _table_menu(self, pos) -> None:
+        from PySide6.QtWidgets import QMenu
+
+        if not self.selected_exposures():
+            return
+        menu = QMenu(self)
+        for text, status in (("Accept", "accept"), ("Reject", "reject"), ("Use the thresholds", None)):
+            menu.addAction(text).triggered.connect(lambda _c=False, st=status: self.judge_selected(st))
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
     def _do(self, fn, done: str | None = None):
         try:
             out = fn()

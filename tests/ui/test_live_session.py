@@ -61,6 +61,10 @@ def test_session_view_runs_compacts_and_restores(qtbot, make_window, live_projec
     view.part_min.setValue(10**6)
     qtbot.mouseClick(view.apply_thresholds, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: [view.table.item(i, 5).text() for i in range(3)] == ["rejected"] * 3, timeout=5000)
+    view.table.selectRow(1)  # accepted by hand, whatever the thresholds say
+    view.judge_selected("accept")
+    assert [view.table.item(i, 5).text() for i in range(3)] == ["rejected", "accepted", "rejected"]
+    view.judge_selected(None)
     view.part_min.setValue(0)
     qtbot.mouseClick(view.apply_thresholds, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.desc["accepted"] == 3, timeout=5000)
