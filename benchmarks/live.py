@@ -12,6 +12,10 @@ Per round, interleaved (order alternating), on the same simulated movies:
   start until every exposure is ready.  It also writes thumbnails, which the
   batch jobs do not.
 
+**Streaming**: the movies arrive one at a time (as fast as the batch jobs process
+them) while a session runs: how long after the last movie its results are
+ready, against the batch jobs, which can only start once the last movie is there.
+
 Then, on the last session: **compaction** (seconds per GB freed) and **restore**
 (seconds, and exposures per minute).  Figures are medians of ``--rounds``
 rounds with min–max; ``--cold`` drops the movies from the page cache
@@ -97,6 +101,35 @@ def run_live(root: Path, k: int, movies: Path, spec: dict, n: int, parallel: int
     return p, s, done[0]
 
 
+def run_streaming(root: Path, movies: Path, spec: dict, n: int, parallel: int, interval: float) -> float:
+    """Movies arrive one every ``interval`` s; seconds from the last arrival until every exposure is ready."""
+    import threading
+
+    from cryodesk.demo.live import feed_movies
+
+    incoming = root / "stream_in"
+    incoming.mkdir()
+    p = projects.create_project("stream", root / "stream")
+    sp = _stage_params(spec)
+    s = sessions.create(p, str(incoming / "*.mrc"), "bench", {
+        "psize_A": str(spec["psize_A"]), "pick.diameter_A": str(sp["diameter_A"]),
+        "extract.box_size_px": str(sp["box_size_px"]), "runner.settle_s": "0.2", "runner.poll_s": "0.5",
+        "runner.max_parallel": str(parallel)})
+    sessions.transition(p, s, "start")
+    arrived, done = [], []
+    t = threading.Thread(target=lambda: (feed_movies(movies.parent, incoming, interval),
+                                         arrived.append(time.perf_counter() - interval)))
+    t.start()
+
+    def on_change():
+        if not done and sessions.stage_counts(s)["ready"] == n:
+            done.append(time.perf_counter())
+
+    run_session(p, s, idle_exit_s=max(2.0, 2 * interval), on_change=on_change)
+    t.join()
+    return done[0] - arrived[0]
+
+
 def fmt(values, unit="s") -> str:
     return f"{statistics.median(values):.2f} {unit} (min {min(values):.2f} – max {max(values):.2f})"
 
@@ -138,6 +171,8 @@ def main() -> None:
                         p, s, t = run_live(root, k, movies, spec, args.movies, args.parallel)
                         live.append(t)
                         last = (p, s)
+            interval = statistics.median(batch) / args.movies  # movies arrive as fast as batch processes them
+            latency = run_streaming(root, movies, spec, args.movies, args.parallel, interval)
             p, s = last
             sessions.transition(p, s, "complete")
             sdir = Path(p.directory) / s.directory
@@ -161,6 +196,8 @@ def main() -> None:
         print(f"live session, max_parallel {args.parallel}: {fmt(live)} = {fmt(rate(live), 'exposures/min')}")
         print(f"session / batch throughput: {statistics.median(batch) / statistics.median(live1):.2f} x "
               f"(1 at a time), {statistics.median(batch) / statistics.median(live):.2f} x (max_parallel {args.parallel})")
+        print(f"streaming (a movie every {interval:.2f} s): results {latency:.2f} s after the last movie arrived "
+              f"with the session, {statistics.median(batch):.2f} s with batch jobs started then")
         print(f"compaction: freed {freed / 1e6:.1f} MB (plan {plan.bytes / 1e6:.1f} MB, session now "
               f"{after / 1e3:.0f} kB) in {t_compact:.3f} s = {t_compact / max(freed, 1) * 1e9:.1f} s/GB")
         print(f"restore: {t_restore:.2f} s ({why}{', errors: ' + str(errors) if errors else ''}) = "
