@@ -24,7 +24,28 @@ def _demo(args):
 
     p = create_demo_project(directory, size=args.size, seed=args.seed, progress=progress)
     print(f"created demo project {p.uid} in {p.directory} ({time.perf_counter() - t0:.1f} s)")
+    if args.live:
+        return _live(p, directory)
     return 0
+
+
+def _live(p, directory: Path) -> int:
+    """The demo's live session: movies arrive over a few seconds while it runs (issue 14)."""
+    from ..core import sessions
+    from ..demo.live import add_live_session, feeder
+    from ..engine.live import run_session
+
+    s = add_live_session(p, directory / "raw", directory / "incoming")
+    sessions.transition(p, s, "start")
+    thread, _ = feeder(directory / "raw", directory / "incoming", interval_s=1.0)
+    print(f"{p.uid} {s.uid}: watching {directory / 'incoming'}; movies arrive one a second", file=sys.stderr)
+    why, errors = run_session(p, s, idle_exit_s=3.0)
+    thread.join()
+    sessions.transition(p, s, "pause")
+    d = sessions.describe(p, s, with_exposures=False)
+    print(f"{p.uid} {s.uid}: {d['stage_counts']['ready']} of {d['exposures_total']} exposures ready, "
+          f"{d['particles_accepted']} particles accepted (paused; start it again or open it in the app)")
+    return 1 if errors else 0
 
 
 def add_parser(cli) -> None:
@@ -33,4 +54,6 @@ def add_parser(cli) -> None:
                                  "(default: beside the database: DIR/NAME-demo for DIR/NAME.sqlite)")
     d.add_argument("--size", choices=("small", "medium"), default="small")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--live", action="store_true", help="also a live session S1 whose movies arrive over a few "
+                   "seconds while it runs")
     d.set_defaults(func=_demo)

@@ -12,6 +12,7 @@ from ..base.errors import DataError
 from ..base.fsio import inside
 
 _JOB_DIR = re.compile(r"^J[1-9][0-9]{0,9}$")
+_SESSION_DIR = re.compile(r"^S[1-9][0-9]{0,9}$")
 
 
 def require_project_dir(project_dir: Path | str) -> Path:
@@ -37,11 +38,21 @@ def check_job_dir(project_dir: Path, job_dir_name: str) -> Path:
     Refuses a name that is not ``J<n>`` (``..``, ``J1/../J2``, an absolute
     path), a symlink, and anything that resolves outside the project.
     """
-    if not isinstance(job_dir_name, str) or not _JOB_DIR.match(job_dir_name):
-        raise DataError(f"{job_dir_name!r} is not a job directory name (J<number>); refused")
-    job_dir = Path(project_dir) / job_dir_name
-    if job_dir.is_symlink():
-        raise DataError(f"{job_dir} is a symlink; cryodesk never deletes through a symlinked job directory")
-    if not inside(job_dir, Path(project_dir)):
-        raise DataError(f"{job_dir} escapes the project directory {project_dir}")
-    return job_dir
+    return _check_item_dir(project_dir, job_dir_name, _JOB_DIR, "job")
+
+
+def check_session_dir(project_dir: Path, name: str) -> Path:
+    """A live session's directory ``S<n>``, checked as :func:`check_job_dir` checks a job's."""
+    return _check_item_dir(project_dir, name, _SESSION_DIR, "session")
+
+
+def _check_item_dir(project_dir: Path, name: str, pattern: re.Pattern, what: str) -> Path:
+    if not isinstance(name, str) or not pattern.match(name):
+        letter = what[0].upper()
+        raise DataError(f"{name!r} is not a {what} directory name ({letter}<number>); refused")
+    item_dir = Path(project_dir) / name
+    if item_dir.is_symlink():
+        raise DataError(f"{item_dir} is a symlink; cryodesk never deletes through a symlinked {what} directory")
+    if not inside(item_dir, Path(project_dir)):
+        raise DataError(f"{item_dir} escapes the project directory {project_dir}")
+    return item_dir

@@ -155,7 +155,8 @@ def project_summaries(project=None) -> list[dict]:
     whole directory, None if never), ``other_bytes``, ``size_now_bytes`` (the
     size on disk now, as ``cryodesk project size`` says: :func:`cryodesk.core.sizes.current_total`),
     ``size_stale`` (the scan is out of date), ``settings`` and ``workspaces``
-    (``[{uid, title, jobs, size_bytes}]``); ``archived_at`` (None unless the
+    (``[{uid, title, jobs, size_bytes}]``), ``session_rows`` (``[{uid, title, status, size_bytes}]``);
+    ``archived_at`` (None unless the
     project is archived) and ``state`` (``"archived"``, ``"moving"``,
     ``"deleting"``, ``"elsewhere"`` — its directory is owned by another
     database: read-only here —, ``"lock unreadable"`` or ``""``).
@@ -179,6 +180,13 @@ def project_summaries(project=None) -> list[dict]:
     per_project = {pid: (n, s or 0) for pid, n, s in jobs_q.group_by(Job.project).tuples()}
     per_ws = {wid: (n, s or 0) for wid, n, s in ws_q.group_by(JobWorkspace.workspace).tuples()}
     sessions = {pid: (n, s or 0) for pid, n, s in sess_q.group_by(Session.project).tuples()}
+    session_rows: dict[int, list] = {}  # live sessions (issue 14): listed by the project browser
+    sess_rows_q = Session.select().order_by(Session.number)
+    if project is not None:
+        sess_rows_q = sess_rows_q.where(Session.project == project.id)
+    for srow in sess_rows_q:
+        session_rows.setdefault(srow.project_id, []).append(
+            {"uid": srow.uid, "title": srow.title, "status": srow.status, "size_bytes": int(srow.size_bytes or 0)})
     spaces: dict[int, list] = {}
     for w in spaces_q:
         n, s = per_ws.get(w.id, (0, 0))
@@ -194,6 +202,7 @@ def project_summaries(project=None) -> list[dict]:
                      "disk_bytes": p.size_bytes, "other_bytes": int(p.size_other_bytes or 0),
                      "size_now_bytes": current_total(p, s, ss), "size_stale": is_stale(p),
                      "settings": p.settings or {}, "workspaces": spaces.get(p.id, []),
+                     "session_rows": session_rows.get(p.id, []),
                      "archived_at": p.archived_at.isoformat() if p.archived_at else None,
                      "state": _state(p, ops.get(p.id), BLOCKING)})
     return rows

@@ -1,4 +1,4 @@
-"""Parsing of user-facing identifiers: ``P3``, ``W2``, ``J17``, ``S1``."""
+"""Parsing of user-facing identifiers: ``P3``, ``W2``, ``J17``, ``S1``, ``E4`` (an exposure of a live session)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ..base.errors import UsageError
 
 #: the largest uid number (a 32-bit database integer)
 MAX_NUMBER = 2**31 - 1
-_UID = re.compile(r"^\s*([PWJS]?)([0-9]+)\s*$", re.IGNORECASE | re.ASCII)
+_UID = re.compile(r"^\s*([PWJSE]?)([0-9]+)\s*$", re.IGNORECASE | re.ASCII)
 
 
 def parse_uid(text: str | int, prefix: str) -> int:

@@ -15,7 +15,7 @@ from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from ..base.errors import CryodeskError
 from .backend import is_sqlite
-from .models import ALL_MODELS, AppliedItem, Change, Job, Lane, Meta, Project, ProjectOp, Worker
+from .models import ALL_MODELS, AppliedItem, Change, Exposure, Job, Lane, Meta, Project, ProjectOp, Session, Worker
 
 SCHEMA_VERSION = 4
 
@@ -64,7 +64,14 @@ def _to_v4(migrator):
     return ([migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
             + [migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id")]
             + [migrator.add_column("project", "uuid", Project.uuid),
-               migrator.add_column("project", "archived_at", Project.archived_at)])
+               migrator.add_column("project", "archived_at", Project.archived_at)]
+            + _live_sessions_v4(migrator))
+
+
+def _live_sessions_v4(migrator):
+    # v4, live sessions (issue 14): session parameters, lane and error; exposures
+    Exposure.create_table()
+    return [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error")]
 
 
 def _after_v4(database):

@@ -187,6 +187,10 @@ class Session(BaseModel):
     status = pw.CharField(max_length=16, default="paused")
     size_bytes = pw.BigIntegerField(default=0)
     created_at = pw.DateTimeField(default=utcnow)
+    # v4 (live sessions): watched glob, stage parameters, thresholds, lane (core.sessions owns them)
+    params = JSONField(default=dict)
+    lane = pw.CharField(max_length=64, default="local")
+    error = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -282,5 +286,37 @@ class Lane(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
 
 
+# -- live sessions (issue 14) ------------------------------------------------------------------
+class Exposure(BaseModel):
+    """One movie of a live session (v4), imported by reference: the movie is never copied or deleted.
+
+    ``stage`` is the next stage to run (found → motion → ctf → picking → extraction → ready),
+    or failed (``failed_stage`` says where) or compacted.  ``outputs`` maps a kind
+    (micrograph, thumbnail, ctf_spectrum, particles) to ``{"path", "bytes"}`` inside ``S<n>/``.
+    """
+
+    session = pw.ForeignKeyField(Session, backref="exposures", on_delete="CASCADE")
+    number = pw.IntegerField()
+    movie = pw.TextField()  # absolute path of the raw movie (a reference)
+    movie_bytes = pw.BigIntegerField(default=0)
+    stage = pw.CharField(max_length=16, default="found", index=True)
+    failed_stage = pw.CharField(max_length=16, null=True)
+    error = pw.TextField(null=True)
+    outputs = JSONField(default=dict)
+    results = JSONField(default=dict)  # psize, shape, shifts, ctf fit, particle count
+    picks = JSONField(null=True)  # automatic picks [[x, y, score], ...] in micrograph pixels; None = not picked
+    manual_picks = JSONField(default=list)  # the user's picks [[x, y], ...]
+    manual_status = pw.CharField(max_length=8, null=True)  # None | "accept" | "reject" (overrides thresholds)
+    found_at = pw.DateTimeField(default=utcnow)
+    ready_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("session", "number"), True), (("session", "movie"), True))
+
+    @property
+    def uid(self) -> str:
+        return f"E{self.number}"
+
+
 ALL_MODELS = (Meta, Project, Workspace, Job, JobWorkspace, Connection, OutputFile, Session, Worker, Change,
-              AppliedItem, ProjectOp, Lane)
+              AppliedItem, ProjectOp, Lane, Exposure)

@@ -20,6 +20,7 @@ from .main_docks import build_docks, size_docks
 from .main_menus import build_menus
 from .messages import QtErrorDialog
 from .session import SessionControl
+from .session_view import LiveSessions, open_session
 from .window_dialogs import WindowDialogs
 
 #: the version of the saved dock layout (restoreState ignores a state of another version)
@@ -69,6 +70,7 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         self.watcher.failed.connect(lambda m: self.statusBar().showMessage(f"Cannot follow changes: {m}", 8000))
         self.bridge = EngineBridge(self.running, self)
         self.bridge.activity.connect(self.watcher.poke)
+        self.live_sessions = LiveSessions(self.bridge.engine, self)  # live sessions run on this engine (issue 14)
         self.session = SessionControl(self)
         self.error_dialog: QtErrorDialog | None = None
         self.jobs = JobActions(self)
@@ -93,6 +95,7 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         self.view.ghost_activated.connect(self.open_ghost)
         self.view.zoom_changed.connect(lambda z: self.status_zoom.setText(f"zoom {z * 100:.0f}%"))
         self.browser.scope_selected.connect(self.open_scope)
+        self.browser.session_activated.connect(lambda p, s: open_session(self, p, s))
         self.inspector.param_edited.connect(self._edit_param)
         self.inspector.setting_edited.connect(self._edit_setting)
         self.inspector.job_link.connect(self.select_uid)
@@ -106,6 +109,7 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         self.refresh_browser()
         self.watcher.start()
         self.session.refresh_running()  # jobs an earlier session left running in the background show now
+        self.live_sessions.resume()  # live sessions left running or restoring continue where they were
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -425,6 +429,7 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         """Stop following changes, stop the engine, wait for every worker (on close)."""
         self.watcher.stop()
         self.running.stop()
+        self.live_sessions.stop_all()
         self.bridge.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802

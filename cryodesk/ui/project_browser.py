@@ -8,12 +8,15 @@ from PySide6.QtWidgets import QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem
 from ..core.units import human_bytes
 
 ROLE = Qt.ItemDataRole.UserRole
+SESSION_ROLE = Qt.ItemDataRole.UserRole + 1  # (project uid, session uid) of a live-session row
 
 
 class QtProjectBrowser(QTreeWidget):
     """Emits ``scope_selected(project_uid, workspace_uid_or_empty)`` when the user picks a row."""
 
     scope_selected = Signal(str, str)
+    #: a live session's row was activated (double-click / Enter): ``(project_uid, session_uid)``
+    session_activated = Signal(str, str)
     cleanup_requested = Signal(str, str)
     #: ``extend_menu(menu, project_uid)`` adds the project's actions to a project row's context menu
     extend_menu = None
@@ -29,6 +32,7 @@ class QtProjectBrowser(QTreeWidget):
         self.itemSelectionChanged.connect(self._on_selection)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
+        self.itemActivated.connect(self._on_activated)
 
     @staticmethod
     def _texts(row: dict) -> list[str]:
@@ -36,8 +40,13 @@ class QtProjectBrowser(QTreeWidget):
         return [f"{row['uid']}  {row['title']}{state}", str(row["jobs"]), human_bytes(row["size_bytes"])]
 
     @staticmethod
+    def _session_texts(row: dict) -> list[str]:
+        return [f"{row['uid']}  {row['title']}  [{row['status']}]", "live", human_bytes(row["size_bytes"])]
+
+    @staticmethod
     def _shape(rows: list[dict]) -> list:
-        return [(p["uid"], [w["uid"] for w in p["workspaces"]]) for p in rows]
+        return [(p["uid"], [w["uid"] for w in p["workspaces"]], [s["uid"] for s in p.get("session_rows", [])])
+                for p in rows]
 
     def set_rows(self, rows: list[dict]) -> None:
         """Fill from :func:`cryodesk.core.projects.project_summaries`, keeping the current row selected.
@@ -52,6 +61,9 @@ class QtProjectBrowser(QTreeWidget):
                 for item, row in [(top, p)] + [(top.child(k), w) for k, w in enumerate(p["workspaces"])]:
                     for c, text in enumerate(self._texts(row)):
                         item.setText(c, text)
+                for k, srow in enumerate(p.get("session_rows", [])):
+                    for c, text in enumerate(self._session_texts(srow)):
+                        top.child(len(p["workspaces"]) + k).setText(c, text)
                 top.setToolTip(0, p["directory"])
             return
         current = self.current_scope()
@@ -65,6 +77,12 @@ class QtProjectBrowser(QTreeWidget):
             for w in p["workspaces"]:
                 child = QTreeWidgetItem(self._texts(w))
                 child.setData(0, ROLE, (p["uid"], w["uid"]))
+                top.addChild(child)
+            for srow in p.get("session_rows", []):
+                child = QTreeWidgetItem(self._session_texts(srow))
+                child.setData(0, ROLE, (p["uid"], ""))  # selecting it shows its project's tree
+                child.setData(0, SESSION_ROLE, (p["uid"], srow["uid"]))
+                child.setToolTip(0, "Live session: double-click to open it")
                 top.addChild(child)
             self.addTopLevelItem(top)
             top.setExpanded(True)
@@ -94,13 +112,21 @@ class QtProjectBrowser(QTreeWidget):
         if scope is not None:
             self.scope_selected.emit(*scope)
 
+    def _on_activated(self, item, _column=0) -> None:
+        session = item.data(0, SESSION_ROLE)
+        if session:
+            self.session_activated.emit(*session)
+
     def _menu(self, pos) -> None:
         item = self.itemAt(pos)
         if item is None:
             return
         menu = QMenu(self)
+        session = item.data(0, SESSION_ROLE)
+        if session:
+            menu.addAction("Open live session…").triggered.connect(lambda: self.session_activated.emit(*session))
         act = menu.addAction("Cleanup Data…")
         act.triggered.connect(lambda: self.cleanup_requested.emit(*item.data(0, ROLE)))
-        if self.extend_menu is not None and not item.data(0, ROLE)[1]:
+        if self.extend_menu is not None and not item.data(0, ROLE)[1] and not session:
             self.extend_menu(menu, item.data(0, ROLE)[0])
         menu.exec(self.viewport().mapToGlobal(pos))

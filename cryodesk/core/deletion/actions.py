@@ -22,10 +22,11 @@ from pathlib import Path
 
 from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, utcnow
 from .. import events, manifest
+from ..fsutil import check_job_dir
 from ..graph import descendant_ids
 from ..rules import why_not_clear, why_not_delete
 from ..sizes import job_size
-from .plan import LOG, MANIFEST, PlanItem, path_problem
+from .plan import JOB_UID, LOG, MANIFEST, PlanItem, path_problem
 
 
 class Action:
@@ -36,6 +37,20 @@ class Action:
     whole_dir = False
     #: allowed while the job itself runs (partial output of a cancelled run)
     while_running = False
+    #: what the item's uid names (a session action names ``S<n>``: see session_action)
+    uid_pattern = JOB_UID
+
+    def target(self, project: Project, uid: str):
+        """The row the item acts on (None: it is gone)."""
+        return Job.get_or_none((Job.project == project) & (Job.number == int(uid[1:])))
+
+    def directory(self, project_dir: Path, uid: str) -> Path:
+        """The item's own directory, checked (no symlink, inside the project); nothing outside is touched."""
+        return check_job_dir(project_dir, uid)
+
+    def locked_job_ids(self, target) -> list[int]:
+        """Job rows the recheck reads, locked with the project's row."""
+        return [target.id]
 
     def check(self, project: Project, job: Job, item: PlanItem) -> str | None:
         """Why ``item`` may not apply to ``job`` now (None: it may).  Runs in the write transaction."""

@@ -30,7 +30,7 @@ from ...base import hooks, trashworker
 from ...base.errors import DataError, LockedError
 from ...base.fsio import file_lock
 from ...db.models import AppliedItem, Job, Project, utcnow
-from ..fsutil import check_job_dir, require_project_dir
+from ..fsutil import require_project_dir
 from ..guard import check_writable, may_write, project_write
 from . import journal as jn
 from .actions import ACTIONS, stamp_project
@@ -60,19 +60,22 @@ def refusal(project_dir: Path, item: PlanItem) -> str | None:
     action = ACTIONS.get(item.action)
     if action is None:
         return f"unknown action {item.action!r} (a newer cryodesk may have written it)"
-    if not JOB_UID.match(item.job):
-        return f"{item.job!r} is not a job uid"
-    why = path_problem(item, action.whole_dir) or versions_problem(item)
+    if not action.uid_pattern.match(item.job):
+        return f"{item.job!r} is not a {'job' if action.uid_pattern is JOB_UID else 'session'} uid"
+    why = path_problem(item, action.whole_dir, action.uid_pattern) or versions_problem(item)
     if why:
         return why
     try:
-        jn.checked_paths(project_dir, check_job_dir(project_dir, item.job), item.paths)
+        jn.checked_paths(project_dir, action.directory(project_dir, item.job), item.paths)
     except DataError as exc:
         return str(exc)
     return None
 
 
-def _job(project: Project, uid: str) -> Job | None:
+def _job(project: Project, uid: str, action=None) -> Job | None:
+    """The item's row: its job (or, for a session action, its session)."""
+    if action is not None:
+        return action.target(project, uid)
     return Job.get_or_none((Job.project == project) & (Job.number == int(uid[1:])))
 
 
@@ -98,7 +101,7 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
     stuck: list[str] = []
     try:
         with project_write(project, _row_ids(project, item)):
-            job = _job(project, item.job)
+            job = _job(project, item.job, action)
             if job is None:
                 # gone from the database (deleted by someone else meanwhile): what this plan had
                 # moved goes with the trash, nothing more is touched
@@ -130,8 +133,11 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
 
 def _row_ids(project: Project, item: PlanItem) -> list[int]:
     """Rows the item's rule reads: the job itself (its children are read under the project lock)."""
-    job = _job(project, item.job) if JOB_UID.match(item.job) else None
-    return [job.id] if job is not None else []
+    action = ACTIONS.get(item.action)
+    if action is None or not action.uid_pattern.match(item.job):
+        return []
+    target = action.target(project, item.job)
+    return action.locked_job_ids(target) if target is not None else []
 
 
 _BEFORE = {"applied": (True, "done before a restart"), "gone": (True, "the job no longer exists"),

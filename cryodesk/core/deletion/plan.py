@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from ...base.errors import DataError
 
 JOB_UID = re.compile(r"^J[1-9][0-9]{0,9}$")
+SESSION_UID = re.compile(r"^S[1-9][0-9]{0,9}$")  # items of session actions (compaction) name S<n>
 PLAN_ID = re.compile(r"^[0-9a-f]{8,32}$")
 MANIFEST = "job.json"
 LOG = "job.log"
@@ -102,15 +103,15 @@ class ItemResult:
     bytes: int = 0
 
 
-def path_problem(item: PlanItem, whole_dir: bool) -> str | None:
+def path_problem(item: PlanItem, whole_dir: bool, uid_pattern: re.Pattern = JOB_UID) -> str | None:
     """Why a path of ``item`` is unsafe, or None.
 
     A path is relative, normalised, free of ``..``, inside the item's own job
     directory, never the job's ``job.json``; ``whole_dir`` actions name
     exactly the job directory, the others only entries inside it.
     """
-    if not JOB_UID.match(item.job):
-        return f"{item.job!r} is not a job uid"
+    if not uid_pattern.match(item.job):
+        return f"{item.job!r} is not a {'job' if uid_pattern is JOB_UID else 'session'} uid"
     if whole_dir and item.paths not in ([], [item.job]):
         return f"a delete names only the job directory {item.job}, not {item.paths}"
     for rel in item.paths:
