@@ -62,7 +62,9 @@ def _to_v4(migrator):
     # (owner_engine is an indexed field and uuid a unique one: add_column makes their indexes)
     return ([migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
             + [migrator.add_column("project", "uuid", Project.uuid),
-               migrator.add_column("project", "archived_at", Project.archived_at)])
+               migrator.add_column("project", "archived_at", Project.archived_at)]
+            # other programs' projects (issue 16)
+            + [migrator.add_column("project", "kind", Project.kind), migrator.add_column("job", "path", Job.path)])
 
 
 def _after_v4(database):

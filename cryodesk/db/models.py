@@ -77,6 +77,8 @@ class Project(BaseModel):
     # knows by it; None for a project made before v4 until its first write adopts it), and archiving
     uuid = pw.CharField(max_length=32, null=True, unique=True)
     archived_at = pw.DateTimeField(null=True)  # None: writable; else read-only since then
+    # v4 (issue 16, other programs' projects): "cryodesk", "relion" (read-write) or "cryosparc" (read-only)
+    kind = pw.CharField(max_length=16, default="cryodesk")
 
     @property
     def uid(self) -> str:
@@ -124,6 +126,8 @@ class Job(BaseModel):
     owner_engine = pw.CharField(max_length=32, null=True, index=True)  # the engine instance's token
     heartbeat_at = pw.DateTimeField(null=True)
     kill_requested_at = pw.DateTimeField(null=True)
+    # v4 (issue 16): the job's directory in another program's project ("Class2D/job008"); None: J<n>
+    path = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -134,7 +138,7 @@ class Job(BaseModel):
 
     @property
     def directory(self) -> str:
-        return f"J{self.number}"
+        return self.path or f"J{self.number}"
 
 
 class JobWorkspace(BaseModel):

@@ -105,10 +105,29 @@ def build_project(root: Path, layout: str = "4.0", movies: Path | None = None) -
 def copy_tutorial(realdata: Path, dest: Path) -> Path:
     """A writable copy of the real 3.1 tutorial project (its files are read-only in /work/shared)."""
     shutil.copytree(realdata / "relion31_tutorial", dest, symlinks=True)
-    for dirpath, dirnames, filenames in os.walk(dest):
+    for dirpath, _dirnames, filenames in os.walk(dest):
         os.chmod(dirpath, 0o755)
         for f in filenames:
             p = os.path.join(dirpath, f)
             if not os.path.islink(p):
                 os.chmod(p, 0o644)
     return dest
+
+
+def write_bulky(root: Path, star: str, size: int = 4096) -> list[Path]:
+    """Synthetic stacks/micrographs at every path the STAR file ``star`` (relative to ``root``) points to."""
+    from cryodesk.io.star import read_star
+
+    blocks = read_star(root / star)
+    paths: set[str] = set()
+    for blk in blocks.values():
+        for label in ("rlnImageName", "rlnMicrographName"):
+            if label in blk.columns:
+                paths.update(v.split("@", 1)[-1] for v in blk.columns[label].tolist())
+    out = []
+    for rel in sorted(paths):
+        p = root / rel
+        if not p.exists():
+            _write(p, size)
+            out.append(p)
+    return out

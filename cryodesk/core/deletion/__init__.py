@@ -9,7 +9,10 @@ rechecks when it applies are in :mod:`.actions`; the journal and the trash in
 (partial output of a cancelled run), ``core.recovery`` (unfinished writes of a process that died).
 """
 
-from . import project_action  # noqa: F401  (registers delete_project: recovery must know it too)
+from . import (
+    project_action,  # noqa: F401  (registers delete_project: recovery must know it too)
+    relion_actions,  # noqa: F401  (issue 16: RELION projects; recovery must know them too)
+)
 from .actions import ACTIONS, Action, register  # noqa: F401
 from .build import clear_item, delete_item, discard_item, freed_bytes, version_paths, versions_item  # noqa: F401
 from .execute import execute, pending, recover, refusal  # noqa: F401
