@@ -221,7 +221,7 @@ def scan_project_dir(directory: Path, workers: int | None = None, job_dirs: dict
 def _scan_foreign(directory: Path, job_dirs: dict[str, int], workers: int | None) -> ProjectScan:
     """:func:`scan_project_dir` for a project whose jobs live in ``<Type>/<job>/`` directories."""
     out = ProjectScan()
-    type_dirs = {rel.split("/", 1)[0] for rel in job_dirs}
+    type_dirs = {rel.split("/", 1)[0] for rel in job_dirs if "/" in rel}  # (RELION: Class2D/job008)
     keys: list[tuple[str, int]] = []
     paths: list[str] = []
     links: list[str] = []

@@ -97,7 +97,7 @@ def read_job(job_dir: Path) -> ForeignJob:
         raise DataError(f"{job_dir / 'job.json'}: not a CryoSPARC job document (not a JSON object)")
     number = int(job_dir.name[1:])
     spec = d.get("spec") if isinstance(d.get("spec"), dict) else {}
-    jtype = str(d.get("job_type") or spec.get("type") or "unknown")
+    jtype = "cryosparc." + str(d.get("job_type") or spec.get("type") or "unknown")  # (its own namespace)
     status = d.get("status", "building")
     params = spec.get("params") if isinstance(spec.get("params"), dict) else {
         k: (v.get("value") if isinstance(v, dict) else v) for k, v in (d.get("params_spec") or {}).items()}
