@@ -236,9 +236,6 @@ def _ws_list(args):
 
 def add_parser(cli) -> None:
     psub = cli.group("project")
-    from .foreign_cmds import add_open_parser
-
-    add_open_parser(psub)  # (issue 16) open RELION / CryoSPARC / cryodesk project directories
     c = psub.add_parser("create", help="create a project with its own directory")
     c.add_argument("--title", required=True)
     c.add_argument("--dir", required=True, help="new or empty directory for the project")
