@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem
 from ..core.units import human_bytes
 
 ROLE = Qt.ItemDataRole.UserRole
+#: what a project row says beside its title when it is another program's (issue 16)
+KIND_LABELS = {"relion": "RELION", "cryosparc": "CryoSPARC — read-only"}
 
 
 class QtProjectBrowser(QTreeWidget):
@@ -33,6 +35,9 @@ class QtProjectBrowser(QTreeWidget):
     @staticmethod
     def _texts(row: dict) -> list[str]:
         state = f"  [{row['state']}]" if row.get("state") else ""  # archived, moving, … (read-only)
+        kind = KIND_LABELS.get(row.get("kind", ""), "")  # another program's project (issue 16)
+        if kind:
+            state = f"  [{kind}]"
         return [f"{row['uid']}  {row['title']}{state}", str(row["jobs"]), human_bytes(row["size_bytes"])]
 
     @staticmethod

@@ -142,5 +142,6 @@ def read_project(path: Path) -> ForeignProject:
             workspaces.setdefault(w, f"W{w}")
     workspaces = workspaces or {1: "W1"}
     title = str(pdoc.get("title") or path.name) if isinstance(pdoc, dict) else path.name
-    return ForeignProject(kind="cryosparc", title=f"CryoSPARC {pdoc.get('uid', '')}: {title}".replace(" :", ":"),
+    uid = pdoc.get("uid") if isinstance(pdoc, dict) else None
+    return ForeignProject(kind="cryosparc", title=f"{title} (CryoSPARC {uid})" if uid else title,
                           jobs=jobs, workspaces=workspaces, sessions=sessions, notes=notes)

@@ -109,5 +109,5 @@ def read_project(path: Path, pipeline: Pipeline | None = None) -> ForeignProject
             title=(proc.alias or "").rstrip("/").split("/")[-1], status=STATUS.get(status, "failed"),
             params=job_options(jdir), parents=ins, is_final=proc.directory in finals, outputs=outs,
             error=None if status in STATUS else f"RELION status {status!r}"))
-    title = f"RELION {p.layout}: {path.name}"
+    title = f"{path.name} (RELION {p.layout} pipeline)"
     return ForeignProject(kind="relion", title=title, jobs=jobs, workspaces={1: "RELION pipeline"})
