@@ -187,3 +187,19 @@ def test_bad_directories_are_named(database, tmp_path):
     with pytest.raises(DataError, match="default_pipeline.star"):
         open_project(tmp_path / "x")
     assert Path(tmp_path / "x").is_dir()
+
+
+def test_generic_clear_delete_params_and_new_jobs_are_refused(database, relion40):
+    from cryodesk.base.errors import Refused
+    from cryodesk.core import actions
+
+    project, _ = open_project(relion40)
+    before = _du(relion40)
+    j4 = _job(project, 4)
+    with pytest.raises(Refused, match="another program.s job .Extract.job004.: its parameters"):
+        jobs.set_params(project, j4, {"nr_classes": 3})
+    with pytest.raises(UsageError, match="does not create jobs"):
+        jobs.create_job(project, "relion.class2d")
+    for res in (actions.clear_jobs(project, [j4]), actions.delete_jobs(project, [_job(project, 7)])):
+        assert [o.ok for o in res.outcomes] == [False] and "RELION job" in res.outcomes[0].message
+    assert _du(relion40) == before
