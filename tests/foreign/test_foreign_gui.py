@@ -41,6 +41,10 @@ def test_open_cryosparc_folder_from_the_file_menu(window, qtbot, tmp_path, reald
     assert texts.index("&Open project folder…") == texts.index("New &workspace…") - 1
     top = window.browser.topLevelItem(0)
     assert "[RELION]" in top.text(0) and top.text(1) == "7"  # the RELION project and its jobs
+    insp = window.inspector
+    insp.show_job("P1", "J5")  # a RELION Class2D job: its job.star options, read-only
+    shown = {insp.params.item(r, 0).text(): insp.params.item(r, 1).text() for r in range(insp.params.rowCount())}
+    assert shown.get("nr_classes") == "50" and insp.params_note.text().startswith("Read-only")
     cs = build_cryosparc(tmp_path / "cs", realdata_dir / "cryosparc_job_docs")
     fa = window.foreign_actions
     fa.ask_directory = lambda: str(cs)
