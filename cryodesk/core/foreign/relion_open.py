@@ -95,10 +95,18 @@ def read_project(path: Path, pipeline: Pipeline | None = None) -> ForeignProject
         parent = producer.get(node)
         if parent:
             reads.setdefault((proc, parent), node)
-    jobs = []
-    for proc in p.processes:
+    # every job's job.star and exit marker: small reads, each a seek on a cold disk, so read
+    # concurrently (the threads wait on the disk, not on the interpreter)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def on_disk(proc):
         jdir = path / proc.directory
-        status = status_of(jdir, proc.status)
+        return status_of(jdir, proc.status), job_options(jdir)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        disk = list(pool.map(on_disk, p.processes))
+    jobs = []
+    for proc, (status, options) in zip(p.processes, disk):
         ins = []
         for parent in parents.get(proc.name, []):
             node = reads.get((proc.name, parent), parent)
@@ -107,7 +115,7 @@ def read_project(path: Path, pipeline: Pipeline | None = None) -> ForeignProject
         jobs.append(ForeignJob(
             number=proc.number, path=proc.directory, type=job_type(p.layout, proc.type),
             title=(proc.alias or "").rstrip("/").split("/")[-1], status=STATUS.get(status, "failed"),
-            params=job_options(jdir), parents=ins, is_final=proc.directory in finals, outputs=outs,
+            params=options, parents=ins, is_final=proc.directory in finals, outputs=outs,
             error=None if status in STATUS else f"RELION status {status!r}"))
     title = f"{path.name} (RELION {p.layout} pipeline)"
     return ForeignProject(kind="relion", title=title, jobs=jobs, workspaces={1: "RELION pipeline"})
