@@ -76,3 +76,12 @@ def test_every_change_is_refused(csparc):
     with pytest.raises(ProjectReadOnly, match=READ_ONLY):
         projects.create_workspace(project, "mine")
     assert _tree(csparc) == before
+
+
+def test_cleanup_data_says_which_tool(csparc):
+    from cryodesk.base.errors import UsageError
+    from cryodesk.core.cleanup import CleanupOptions, plan_cleanup
+
+    project, _ = open_project(csparc)
+    with pytest.raises(UsageError, match="cryosparc preview"):
+        plan_cleanup(project, CleanupOptions(intermediate=True))
