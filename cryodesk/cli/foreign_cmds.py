@@ -26,7 +26,7 @@ def _open(args):
     if "jobs" in info:
         print(f"  jobs: {info['jobs']}  size: {human_bytes(size.get('measured_bytes') or 0)}  "
               f"raw/linked data (not counted): {human_bytes(size.get('linked_bytes') or 0)}"
-              + (f"  Trash/: {human_bytes(size['trash_bytes'])}" if "trash_bytes" in size else ""))
+              + (f"  Trash/: {human_bytes(size['trash_bytes'])}" if info["kind"] == "relion" else ""))
     for note in info.get("notes", []):
         print(f"  not read: {note}")
 

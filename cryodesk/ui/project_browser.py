@@ -41,6 +41,11 @@ class QtProjectBrowser(QTreeWidget):
         return [f"{row['uid']}  {row['title']}{state}", str(row["jobs"]), human_bytes(row["size_bytes"])]
 
     @staticmethod
+    def _tip(row: dict) -> str:
+        kind = KIND_LABELS.get(row.get("kind", ""), "")
+        return f"{row['directory']}\n{kind} project" if kind else row["directory"]
+
+    @staticmethod
     def _shape(rows: list[dict]) -> list:
         return [(p["uid"], [w["uid"] for w in p["workspaces"]]) for p in rows]
 
@@ -57,7 +62,7 @@ class QtProjectBrowser(QTreeWidget):
                 for item, row in [(top, p)] + [(top.child(k), w) for k, w in enumerate(p["workspaces"])]:
                     for c, text in enumerate(self._texts(row)):
                         item.setText(c, text)
-                top.setToolTip(0, p["directory"])
+                top.setToolTip(0, self._tip(p))
             return
         current = self.current_scope()
         self.blockSignals(True)
@@ -66,7 +71,7 @@ class QtProjectBrowser(QTreeWidget):
         for p in rows:
             top = QTreeWidgetItem(self._texts(p))
             top.setData(0, ROLE, (p["uid"], ""))
-            top.setToolTip(0, p["directory"])
+            top.setToolTip(0, self._tip(p))
             for w in p["workspaces"]:
                 child = QTreeWidgetItem(self._texts(w))
                 child.setData(0, ROLE, (p["uid"], w["uid"]))

@@ -30,7 +30,7 @@ def test_relion_open_clean_delete(tmp_path, capsys):
     code, out, _ = _run(capsys, "--db", db, "relion", "delete", "P1", "J7")
     assert code == 0 and (root / "Trash/Class3D/job007/deleted_pipeline.star").is_file()
     code, out, err = _run(capsys, "--db", db, "project", "list")
-    assert "P1" in out
+    assert "P1" in out and "relion" in out
 
 
 def test_cryosparc_open_and_refusals(tmp_path, capsys, realdata_dir):
