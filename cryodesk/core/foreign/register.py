@@ -103,4 +103,5 @@ def register(path: Path, doc: ForeignProject) -> Project:
                 model.insert_many(chunk).execute()
         events.record(None, "projects")
         events.record(project, "project")
+        events.record(project, "added", None)  # (many: an open window reloads the project's tree)
     return Project.get_by_id(project.id)
