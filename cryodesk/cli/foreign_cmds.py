@@ -1,7 +1,7 @@
 """Other programs' projects (issue 16): ``project open DIR``, ``relion ...``, ``cryosparc preview``.
 
 ``cryodesk project open DIR``   recognise a RELION, CryoSPARC or cryodesk project directory and register it
-``cryodesk relion clean P [--jobs J..] [--harsh] [--intermediate] [--preprocessing] [--failed] [--trash]``
+``cryodesk relion clean P [--jobs J..] [--harsh|--gentle] [--intermediate] [--preprocessing] [--failed] [--trash]``
                                 plan (``--dry-run`` prints it as JSON) and carry it out through the deletion service
 ``cryodesk relion delete P J..`` RELION's Delete: to ``Trash/<Type>/jobNNN/`` with ``deleted_pipeline.star``
 ``cryodesk cryosparc preview P`` CryoSPARC's Cleanup Data, tab by tab, read only
@@ -53,8 +53,8 @@ def _results_status(results) -> int:
 def _clean(args):
     from ..core.foreign import relion_clean
 
-    if args.harsh:
-        plan = relion_clean.plan_clear(args.project, args.jobs or None)
+    if args.harsh or args.gentle:
+        plan = relion_clean.plan_clear(args.project, args.jobs or None, harsh=args.harsh)
     else:
         plan = relion_clean.plan_cleanup(args.project, preprocessing=args.preprocessing,
                                          intermediate=args.intermediate, failed=args.failed, trash=args.trash)
@@ -99,8 +99,10 @@ def add_parser(cli) -> None:
     rel = cli.group("relion", help="clean and delete in RELION projects, as RELION does (under its lock)")
     c = rel.add_parser("clean", help="plan and carry out a clean-up of a RELION project")
     c.add_argument("project")
-    c.add_argument("--jobs", nargs="*", metavar="J", help="with --harsh: only these jobs")
-    c.add_argument("--harsh", action="store_true", help="RELION's harsh clean (PipeLine::cleanupJob rules)")
+    c.add_argument("--jobs", nargs="*", metavar="J", help="with --harsh/--gentle: only these jobs")
+    kind = c.add_mutually_exclusive_group()
+    kind.add_argument("--harsh", action="store_true", help="RELION's harsh clean (PipeLine::cleanupJob rules)")
+    kind.add_argument("--gentle", action="store_true", help="RELION's gentle clean (log and metadata files)")
     c.add_argument("--preprocessing", action="store_true", help="harsh clean of MotionCorr/CtfFind/picking/Extract")
     c.add_argument("--intermediate", action="store_true", help="iterations before the last no job reads")
     c.add_argument("--failed", action="store_true", help="delete failed and aborted jobs (to Trash/)")

@@ -203,3 +203,17 @@ def test_generic_clear_delete_params_and_new_jobs_are_refused(database, relion40
     for res in (actions.clear_jobs(project, [j4]), actions.delete_jobs(project, [_job(project, 7)])):
         assert [o.ok for o in res.outcomes] == [False] and "RELION job" in res.outcomes[0].message
     assert _du(relion40) == before
+
+
+def test_gentle_clean_removes_only_logs_and_metadata(database, relion40):
+    project, _ = open_project(relion40)
+    plan = relion_clean.plan_clear(project, ["J2", "J3", "J4"], harsh=False)
+    by = {i.job: i.paths for i in plan.items}
+    assert by == {"J2": ["MotionCorr/job002/Movies/mic1.log"],
+                  "J3": ["CtfFind/job003/Movies", "CtfFind/job003/gctf_1.out"],  # CtfFind: the same as harsh
+                  "J4": ["Extract/job004/Movies/mic1_extract.star"]}
+    total = _du(relion40)
+    _results_ok(relion_clean.execute(project, plan))
+    assert total - _du(relion40) == plan.bytes
+    assert (relion40 / "MotionCorr/job002/Movies/mic1.mrc").is_file()
+    assert (relion40 / "Extract/job004/Movies/mic1.mrcs").is_file()

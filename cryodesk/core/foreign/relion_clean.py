@@ -49,8 +49,10 @@ def _jobs(project, jobs) -> list[Job]:
     return list(q)
 
 
-def plan_clear(project, jobs=None, categories=None, allow_ancestor: bool = True) -> deletion.DeletionPlan:
-    """RELION's harsh clean of ``jobs`` (all succeeded jobs if None; ``categories``: only those, e.g. motion)."""
+def plan_clear(project, jobs=None, categories=None, allow_ancestor: bool = True,
+               harsh: bool = True) -> deletion.DeletionPlan:
+    """RELION's harsh (or, ``harsh=False``, gentle) clean of ``jobs`` (all succeeded jobs if None;
+    ``categories``: only those, e.g. motion)."""
     project = _relion(project)
     pdir = Path(project.directory)
     nodes = _nodes(pdir)
@@ -61,9 +63,10 @@ def plan_clear(project, jobs=None, categories=None, allow_ancestor: bool = True)
             continue
         if categories is not None and relion_rules.CATEGORY.get(kind) not in categories:
             continue
-        paths = relion_rules.harsh_paths(pdir, job.path, kind, nodes)
+        paths = relion_rules.harsh_paths(pdir, job.path, kind, nodes, harsh)
         if paths:
-            items.append(_item(pdir, job, "relion_clear", paths, f"RELION's harsh clean of {kind}", allow_ancestor))
+            items.append(_item(pdir, job, "relion_clear", paths,
+                               f"RELION's {'harsh' if harsh else 'gentle'} clean of {kind}", allow_ancestor))
     return deletion.DeletionPlan(project.uid, items)
 
 

@@ -15,7 +15,10 @@ Harsh clean (RELION 3.1-5.0), every path inside the job's directory:
 What stays is what RELION needs to show and continue the job: ``job.star``,
 ``run.job``, ``note.txt``, ``run.out``/``run.err``, the exit marker, ``job_pipeline.star``
 and the output nodes of the pipeline (``particles.star``, the last iteration ...).
-A job with a ``NO_HARSH_CLEAN`` file is skipped, as RELION skips it.
+A job with a ``NO_HARSH_CLEAN`` file is skipped, as RELION skips it.  The gentle clean
+(:func:`harsh_paths` with ``harsh=False``) removes only MotionCorr's ``*.com|err|out|log`` and Extract's
+``*_extract.star`` (and Polish's ``*.star``) in sub-directories instead of the sub-directories, and
+nothing of Subtract.
 """
 
 from __future__ import annotations
@@ -48,10 +51,25 @@ def _subdirs(d: Path) -> list:
     return [e for e in _entries(d) if e.is_dir(follow_symlinks=False)]
 
 
-def harsh_paths(project_dir: Path, job_dir: str, kind: str, nodes: set[str]) -> list[str]:
-    """Paths (relative to the project) RELION's harsh clean removes from ``job_dir`` of type ``kind``."""
+def _walk_files(project_dir: Path, job_dir: str, patterns: tuple[str, ...]) -> set[str]:
+    """Files below the job's sub-directories (not its top level) matching ``patterns``; links not followed."""
+    out = set()
+    for root, _dirs, names in os.walk(Path(project_dir) / job_dir):
+        rel = os.path.relpath(root, project_dir)
+        if rel != job_dir:
+            out.update(f"{rel}/{n}" for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns))
+    return out
+
+
+def harsh_paths(project_dir: Path, job_dir: str, kind: str, nodes: set[str], harsh: bool = True) -> list[str]:
+    """Paths (relative to the project) RELION's clean removes from ``job_dir`` of type ``kind``.
+
+    ``harsh=False``: RELION's *gentle* clean — MotionCorr's ``*.com|err|out|log`` and
+    Extract's ``*_extract.star`` in sub-directories, Polish's sub-directory ``*.star``,
+    nothing of Subtract; the other rules are the same for both.
+    """
     jd = Path(project_dir) / job_dir
-    if os.path.lexists(jd / "NO_HARSH_CLEAN"):
+    if harsh and os.path.lexists(jd / "NO_HARSH_CLEAN"):
         return []
     top = _entries(jd)
     out: set[str] = {f"{job_dir}/{e.name}" for e in top if e.name.endswith(".old")}
@@ -60,20 +78,23 @@ def harsh_paths(project_dir: Path, job_dir: str, kind: str, nodes: set[str]) -> 
         out.update(f"{prefix}/{e.name}" for e in entries
                    if not e.is_dir(follow_symlinks=False) and fnmatch.fnmatchcase(e.name, pattern))
 
-    if kind in ("MotionCorr", "Extract", "Polish", "CtfFind"):
+    if kind == "CtfFind" or (harsh and kind in ("MotionCorr", "Extract", "Polish")):
         out.update(f"{job_dir}/{e.name}" for e in _subdirs(jd))
+    elif kind == "MotionCorr":
+        out.update(_walk_files(project_dir, job_dir, ("*.com", "*.err", "*.out", "*.log")))
+    elif kind == "Extract":
+        out.update(_walk_files(project_dir, job_dir, ("*_extract.star",)))
+    elif kind == "Polish":
+        out.update(_walk_files(project_dir, job_dir, ("*.star",)))
     if kind == "CtfFind":
         files("gctf*.out")
         files("gctf*.err")
     elif kind == "AutoPick":
-        for root, _dirs, names in os.walk(jd):  # (os.walk never follows links into directories)
-            rel = os.path.relpath(root, project_dir)
-            if rel != job_dir:
-                out.update(f"{rel}/{n}" for n in names if n.endswith(".spi"))
-    elif kind == "Polish":
+        out.update(_walk_files(project_dir, job_dir, ("*.spi",)))  # (os.walk never follows links)
+    if kind == "Polish":
         files("*.mrc")
         files("shiny*xml")
-    elif kind == "Subtract":
+    elif kind == "Subtract" and harsh:
         files("subtracted.*")
     elif kind == "PostProcess":
         files("*masked.mrc")
