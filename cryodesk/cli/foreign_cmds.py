@@ -5,6 +5,7 @@
                                 plan (``--dry-run`` prints it as JSON) and carry it out through the deletion service
 ``cryodesk relion delete P J..`` RELION's Delete: to ``Trash/<Type>/jobNNN/`` with ``deleted_pipeline.star``
 ``cryodesk cryosparc preview P`` CryoSPARC's Cleanup Data, tab by tab, read only
+``cryodesk job import-from P_SRC J --into P``  an Import Particles job in cryodesk project P reading J's particles
 """
 
 from __future__ import annotations
@@ -90,7 +91,26 @@ def _preview(args):
         print(f"  {tab:14} {len(t['jobs']):4} job(s)  {human_bytes(t['bytes'])}")
 
 
+def _import_from(args):
+    from ..core.foreign.particles import import_particles
+
+    job = import_particles(args.into, args.project, args.job, workspace=args.workspace)
+    if args.json:
+        output.emit_json({"project": job.project.uid, "job": job.uid, "params": job.params})
+    else:
+        print(f"created {job.project.uid} {job.uid} '{job.title}' (import_particles, building): queue it with "
+              f"'cryodesk job queue {job.project.uid} {job.uid}', then restack or export its particles")
+
+
 def add_parser(cli) -> None:
+    i = cli.group("job").add_parser("import-from", help="import a RELION or CryoSPARC job's particles into a "
+                                                         "cryodesk project (an Import Particles job)")
+    i.add_argument("project", help="the RELION or CryoSPARC project (P2)")
+    i.add_argument("job", help="its job (J7)")
+    i.add_argument("--into", required=True, help="the cryodesk project to import into")
+    i.add_argument("--workspace", default=None)
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_import_from)
     o = cli.group("project").add_parser("open", help="open a RELION, CryoSPARC (read-only) or cryodesk project "
                                                      "directory in place")
     o.add_argument("dir")

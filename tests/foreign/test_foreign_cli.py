@@ -31,6 +31,10 @@ def test_relion_open_clean_delete(tmp_path, capsys):
     assert code == 0 and (root / "Trash/Class3D/job007/deleted_pipeline.star").is_file()
     code, out, err = _run(capsys, "--db", db, "project", "list")
     assert "P1" in out and "relion" in out
+    _run(capsys, "--db", db, "project", "create", "--title", "mine", "--dir", str(tmp_path / "mine"))
+    _run(capsys, "--db", db, "workspace", "create", "P2", "--title", "main")
+    code, out, err = _run(capsys, "--db", db, "job", "import-from", "P1", "J4", "--into", "P2")
+    assert code == 0 and "created P2 J1" in out, err
 
 
 def test_cryosparc_open_and_refusals(tmp_path, capsys, realdata_dir):
