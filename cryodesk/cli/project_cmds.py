@@ -201,7 +201,8 @@ def _list(args):
         print("no projects (create one with: cryodesk project create --title T --dir DIR)")
     else:
         output.table([[d["uid"], d["title"], str(d["jobs"]), human_bytes(d["size_bytes"]), d["state"],
-                       d["directory"]] for d in data], ["uid", "title", "jobs", "size", "state", "directory"])
+                       d.get("kind", "cryodesk"), d["directory"]] for d in data],
+                     ["uid", "title", "jobs", "size", "state", "kind", "directory"])
 
 
 def _show(args):

@@ -25,7 +25,8 @@ def require_project_dir(project_dir: Path | str) -> Path:
     path = Path(project_dir)
     if path.is_symlink() and not path.exists():
         raise DataError(f"project directory {path} is a dangling symlink: is its disk mounted? (nothing was changed)")
-    if not (path / "project.json").is_file():
+    # (a RELION project, issue 16, is marked by its pipeline instead)
+    if not (path / "project.json").is_file() and not (path / "default_pipeline.star").is_file():
         what = "is missing" if not path.exists() else "holds no project.json"
         raise DataError(f"project directory {path} {what}: is its disk mounted? "
                         "(nothing was changed)")

@@ -44,13 +44,26 @@ def archived_message(project: Project) -> str:
             f"'cryodesk project unarchive {project.uid}' makes it writable again")
 
 
+READ_ONLY_KINDS = {"cryosparc": "managed by CryoSPARC — read-only"}
+
+
+def kind_refusal(project: Project) -> str | None:
+    """Why a project of another program may never be written by cryodesk (CryoSPARC's), or None."""
+    why = READ_ONLY_KINDS.get(getattr(project, "kind", None) or "cryodesk")
+    return f"{project.uid} is {why}: cryodesk only reads it ({project.directory})" if why else None
+
+
 def write_refusal(project: Project, allow_archived: bool = False) -> str | None:
     """Why ``project`` (a row as committed now) may not be written by this database, or None.
 
     A project without a lock file (made before lock files) is adopted here.
     ``allow_archived``: for the lifecycle actions an archived project allows
-    (move, delete's refusal says so itself).
+    (move, delete's refusal says so itself).  Another program's read-only project
+    (:func:`kind_refusal`) is refused first, before anything looks for lock files.
     """
+    why = kind_refusal(project)
+    if why:
+        return why
     if project.archived_at is not None and not allow_archived:
         return archived_message(project)
     why = project_ops.blocking(project)
@@ -74,11 +87,11 @@ def check_writable(project, allow_archived: bool = False) -> Project:
 def _row_now(project_id: int) -> Project | None:
     """The columns :func:`write_refusal` reads, in one plain query (every guarded write runs it)."""
     database = db.obj
-    r = database.execute_sql(f"SELECT id, number, directory, uuid, archived_at FROM project WHERE id = "
+    r = database.execute_sql(f"SELECT id, number, directory, uuid, archived_at, kind FROM project WHERE id = "
                              f"{database.param}", [project_id]).fetchone()
     if r is None:
         return None
-    row = Project(id=r[0], number=r[1], directory=r[2], uuid=r[3])  # (not saved: read only)
+    row = Project(id=r[0], number=r[1], directory=r[2], uuid=r[3], kind=r[5])  # (not saved: read only)
     row.archived_at = Project.archived_at.python_value(r[4])
     return row
 

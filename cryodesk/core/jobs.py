@@ -110,6 +110,9 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
     from ..base import settings
 
     project = get_project(project)
+    if (project.kind or "cryodesk") != "cryodesk":  # (issue 16) RELION runs RELION's jobs; CryoSPARC is read-only
+        raise UsageError(f"{project.uid} is a {project.kind} project: cryodesk does not create jobs in it "
+                         "(restack or export its particles into a cryodesk project)")
     require_project_dir(project.directory)
     jtype = registry.get(type_name)
     given, own = split_job_settings(jtype, params or {})

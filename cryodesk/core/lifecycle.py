@@ -245,9 +245,11 @@ def claim(job: Job, owner: dict) -> bool:
 def claimable(project=None, lane: str | None = None) -> list[Job]:
     """Queued jobs without a live owner (oldest first), e.g. queued by ``cryodesk job queue``.
 
-    Only jobs of ``lane`` (a worker lane), or with ``lane`` None only jobs sent to no lane.
+    Only jobs of ``lane`` (a worker lane), or with ``lane`` None only jobs sent to no lane; never
+    another program's jobs.
     """
-    q = Job.select().where((Job.status == "queued") & ((Job.lane == lane) if lane else Job.lane.is_null()))
+    q = Job.select().where((Job.status == "queued") & ((Job.lane == lane) if lane else Job.lane.is_null())
+                           & Job.path.is_null())
     if project is not None:
         q = q.where(Job.project == get_project(project))
     writable: dict[int, bool] = {}
@@ -463,7 +465,8 @@ def recover_interrupted(project=None) -> list[Job]:
     Jobs owned by a live process, or by a process on another host, are left
     alone; a queued job nobody owns is waiting for a worker and is left too.
     """
-    q = Job.select().where(Job.status.in_(ACTIVE_STATUSES))
+    # another program's jobs (Job.path set: RELION's, CryoSPARC's) are run by that program, not owned here
+    q = Job.select().where(Job.status.in_(ACTIVE_STATUSES) & Job.path.is_null())
     if project is not None:
         q = q.where(Job.project == get_project(project))
     out = []

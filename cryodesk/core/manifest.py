@@ -193,9 +193,30 @@ def _require_owned(base: Path, project: Project | None = None) -> None:
 
 # -- writing ------------------------------------------------------------------------------
 
+def _foreign_kind(base: Path) -> str | None:
+    """The kind of the project at ``base`` when it is another program's (issue 16), else None."""
+    kind = Project.select(Project.kind).where(Project.directory == str(base)).scalar()
+    return kind if kind and kind != "cryodesk" else None
+
+
+def _write_foreign(kind: str, base: Path) -> None:
+    """Another program's project: its own files are never rewritten; cryodesk's record is its state file."""
+    if kind != "relion":
+        raise DataError(f"{base} is managed by {'CryoSPARC' if kind == 'cryosparc' else kind} — read-only: "
+                        "cryodesk writes nothing into it")
+    from .foreign import relion_state
+
+    finals = Job.select(Job.path).join(Project).where((Project.directory == str(base)) & Job.is_final)
+    relion_state.write_finals(base, [p for (p,) in finals.tuples() if p])
+
+
 def write_project(project: Project, check_owner: bool = True) -> None:
     """Rewrite ``project.json`` (the directory must exist: it is never recreated here)."""
     pdir = Path(project.directory)
+    kind = _foreign_kind(pdir)
+    if kind:
+        _write_foreign(kind, pdir)
+        return
     if not pdir.is_dir():
         raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
     if check_owner:
@@ -205,6 +226,13 @@ def write_project(project: Project, check_owner: bool = True) -> None:
 
 def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
     base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
+    kind = _foreign_kind(base)
+    if kind:  # (RELION: the final flags go to cryodesk's state file; the job's size is measured)
+        _write_foreign(kind, base)
+        from .sizes import job_size
+
+        record_size(job, job_size(base / job.directory))
+        return
     if (base / PROJECT_MANIFEST).is_file():
         _require_owned(base)
     job_dir = base / job.directory
@@ -249,5 +277,9 @@ def _write(path: Path, doc: dict, durable: bool = True, text: str | None = None)
 
 def write_jobs(jobs, project_dir: Path) -> None:
     """Rewrite many manifests after a bulk change of derived fields (no fsync each)."""
+    kind = _foreign_kind(Path(project_dir))
+    if kind:
+        _write_foreign(kind, Path(project_dir))
+        return
     for job in jobs:
         write_job(job, project_dir, durable=False)

@@ -204,7 +204,7 @@ def project_summaries(project=None) -> list[dict]:
                      "settings": p.settings or {}, "workspaces": spaces.get(p.id, []),
                      "session_rows": session_rows.get(p.id, []),
                      "archived_at": p.archived_at.isoformat() if p.archived_at else None,
-                     "state": _state(p, ops.get(p.id), BLOCKING)})
+                     "state": _state(p, ops.get(p.id), BLOCKING), "kind": p.kind or "cryodesk"})
     return rows
 
 
@@ -213,6 +213,8 @@ def _state(p: Project, op, blocking) -> str:
         return "moving" if op.kind == "move" else "deleting"
     if p.archived_at is not None:
         return "archived"
+    if p.kind == "cryosparc":  # (issue 16) CryoSPARC's own: read-only, no lock of ours is ever looked for
+        return "read-only"
     try:
         lock = ownership.read_lock(p.directory)
     except CryodeskError:

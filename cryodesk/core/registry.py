@@ -185,11 +185,40 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
+#: other programs' job types (issue 16), by a word of their name: shown and managed, never run by cryodesk
+_FOREIGN_CATEGORY = (("import", "import"), ("motion", "motion_correction"), ("ctf", "ctf_estimation"),
+                     ("pick", "particle_picking"), ("extract", "extraction"), ("select", "particle_curation"),
+                     ("curate", "particle_curation"), ("class", "classification"), ("initialmodel", "reconstruction"),
+                     ("abinit", "reconstruction"), ("refine", "refinement"), ("multibody", "refinement"),
+                     ("polish", "refinement"), ("postprocess", "refinement"), ("homo", "refinement"))
+FOREIGN_PREFIXES = {"relion.": "RELION", "cryosparc.": "CryoSPARC"}
+
+
+_FOREIGN: dict[str, JobType] = {}  # (apart from _REGISTRY: the builder never offers them)
+
+
+def _foreign(name: str) -> JobType | None:
+    if name in _FOREIGN:
+        return _FOREIGN[name]
+    program = next((v for k, v in FOREIGN_PREFIXES.items() if name.startswith(k)), None)
+    if program is None:
+        return None
+    low = name.split(".", 1)[1].lower()
+    category = next((c for word, c in _FOREIGN_CATEGORY if word in low), "utilities")
+    jt = JobType(name=name, title=f"{program} {name.split('.', 1)[1]}", category=category,
+                 description=f"a {program} job: {program} runs it; cryodesk shows it and manages its data")
+    _FOREIGN[name] = jt
+    return jt
+
+
 def get(name: str) -> JobType:
     """Look up a job type by name; a clear error names the known types."""
     try:
         return _REGISTRY[name]
     except KeyError:
+        jt = _foreign(name)
+        if jt is not None:
+            return jt
         # the built-in types register when cryodesk.jobs is imported (the CLI, the app
         # and the engine do it); core never imports the layer above it
         known = ", ".join(sorted(_REGISTRY)) or "none registered: import cryodesk.jobs"

@@ -29,9 +29,22 @@ def _active_children(job: Job) -> list[str]:
     return sorted((f"J{j.number}" for j in kids), key=lambda u: int(u[1:]))
 
 
+def _foreign(job: Job, what: str) -> str | None:
+    """Another program's job (issue 16: ``Job.path`` set) is changed only by that program's own rules."""
+    if not getattr(job, "path", None):
+        return None
+    if job.type.startswith("relion."):
+        return (f"it is a RELION job ({job.path}): {what} with RELION's rules "
+                "('cryodesk relion clean|delete'), which keep the project usable by RELION")
+    return f"it is another program's job ({job.path}): cryodesk only reads it"
+
+
 def why_not_clear(job: Job, readers: bool = True) -> str | None:
     """``readers=False`` skips the one rule that needs the database (running children reading
     its outputs): for a quick judgement of a job's own state, as menus make."""
+    foreign = _foreign(job, "clear it")
+    if foreign:
+        return foreign
     if job.is_final:
         return "it is marked as a final result; unmark it first"
     reason = _active(job)
@@ -44,6 +57,9 @@ def why_not_clear(job: Job, readers: bool = True) -> str | None:
 
 
 def why_not_delete(job: Job, outside_descendants: list[str] = ()) -> str | None:
+    foreign = _foreign(job, "delete it")
+    if foreign:
+        return foreign
     if job.is_final:
         return "it is marked as a final result; unmark it first"
     if job.is_ancestor_of_final:
@@ -57,6 +73,8 @@ def why_not_delete(job: Job, outside_descendants: list[str] = ()) -> str | None:
 
 
 def why_not_set_params(job: Job) -> str | None:
+    if getattr(job, "path", None):
+        return f"it is another program's job ({job.path}): its parameters (job.star, job.json) are read-only here"
     if job.is_final:
         return "it is marked as a final result; its parameters are frozen"
     if job.is_ancestor_of_final:

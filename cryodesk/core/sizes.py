@@ -170,11 +170,20 @@ class ProjectScan:
     linked_bytes: int = 0
     files: int = 0
     errors: list[str] = field(default_factory=list)
+    trash_bytes: int = 0  # another program's Trash/ (RELION's), part of other_bytes
 
 
-def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan:
-    """Walk a project directory once: sizes (``du -sb``) of every job and session, the rest, and linked data."""
+def scan_project_dir(directory: Path, workers: int | None = None, job_dirs: dict[str, int] | None = None
+                     ) -> ProjectScan:
+    """Walk a project directory once: sizes (``du -sb``) of every job and session, the rest, and linked data.
+
+    ``job_dirs`` (another program's project, issue 16): the jobs' directories
+    (``{"Class2D/job008": 8}``) instead of ``J<n>/``; ``Trash/`` is reported
+    apart as ``trash_bytes`` (it is part of ``other_bytes``).
+    """
     directory = Path(directory)
+    if job_dirs is not None:
+        return _scan_foreign(directory, job_dirs, workers)
     out = ProjectScan()
     keys: list[tuple[str, int]] = []
     paths: list[str] = []
@@ -205,6 +214,52 @@ def scan_project_dir(directory: Path, workers: int | None = None) -> ProjectScan
         else:
             out.other_bytes += s.du_bytes
     out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
+    out.linked_bytes = linked_bytes(links, directory)
+    return out
+
+
+def _scan_foreign(directory: Path, job_dirs: dict[str, int], workers: int | None) -> ProjectScan:
+    """:func:`scan_project_dir` for a project whose jobs live in ``<Type>/<job>/`` directories."""
+    out = ProjectScan()
+    type_dirs = {rel.split("/", 1)[0] for rel in job_dirs if "/" in rel}  # (RELION: Class2D/job008)
+    keys: list[tuple[str, int]] = []
+    paths: list[str] = []
+    links: list[str] = []
+
+    def entry(e, rel: str) -> None:
+        if e.is_dir(follow_symlinks=False):
+            kind = "job" if rel in job_dirs else "trash" if rel == "Trash" else "other"
+            keys.append((kind, job_dirs.get(rel, 0)))
+            paths.append(e.path)
+            return
+        if e.is_symlink():
+            links.append(e.path)
+        elif e.is_file(follow_symlinks=False):
+            out.files += 1
+        out.other_bytes += e.stat(follow_symlinks=False).st_size
+
+    out.other_bytes = os.lstat(directory).st_size
+    with os.scandir(directory) as it:
+        for e in it:
+            if e.name in type_dirs and e.is_dir(follow_symlinks=False):
+                out.other_bytes += e.stat(follow_symlinks=False).st_size  # the type directory's own entry
+                with os.scandir(e.path) as sub:
+                    for c in sub:
+                        entry(c, f"{e.name}/{c.name}")
+            else:
+                entry(e, e.name)
+    for (kind, number), s in zip(keys, walk_trees(paths, workers)):
+        out.files += s.files
+        links.extend(s.links)
+        out.errors.extend(s.errors)
+        if kind == "job":
+            out.jobs[number] = s.du_bytes
+            out.jobs_bytes += s.du_bytes
+        else:
+            out.other_bytes += s.du_bytes
+            if kind == "trash":
+                out.trash_bytes += s.du_bytes
+    out.total = out.jobs_bytes + out.other_bytes
     out.linked_bytes = linked_bytes(links, directory)
     return out
 
@@ -305,7 +360,11 @@ def refresh_project_size(project, workers: int | None = None) -> dict:
     """
 
     started = utcnow()
-    scan = scan_project_dir(require_project_dir(project.directory), workers)
+    job_dirs = None
+    if (getattr(project, "kind", None) or "cryodesk") != "cryodesk":  # another program's project (issue 16)
+        job_dirs = {p: n for p, n in Job.select(Job.path, Job.number).where(
+            (Job.project == project.id) & Job.path.is_null(False)).tuples()}
+    scan = scan_project_dir(require_project_dir(project.directory), workers, job_dirs)
     with db.atomic():
         recorded = dict(Job.select(Job.number, Job.size_bytes).where(Job.project == project.id).tuples())
         changed = []
@@ -330,6 +389,8 @@ def refresh_project_size(project, workers: int | None = None) -> dict:
         project.jobs_changed_at = Project.get_by_id(project.id).jobs_changed_at
     out = size_summary(project)
     out.update(files=scan.files, errors=scan.errors[:100])
+    if job_dirs is not None:
+        out["trash_bytes"] = scan.trash_bytes
     return out
 
 

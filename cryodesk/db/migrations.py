@@ -17,7 +17,7 @@ from ..base.errors import CryodeskError
 from .backend import is_sqlite
 from .models import ALL_MODELS, AppliedItem, Change, Exposure, Job, Lane, Meta, Project, ProjectOp, Session, Worker
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _to_v2(migrator):
@@ -59,19 +59,20 @@ def _to_v4(migrator):
     Change.create_table()
     AppliedItem.create_table()
     ProjectOp.create_table()
-    Lane.create_table()  # lanes (issue 18)
     # (owner_engine is an indexed field and uuid a unique one: add_column makes their indexes)
     return ([migrator.add_column("job", name, getattr(Job, name)) for name in _RUNTIME_COLUMNS]
-            + [migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id")]
             + [migrator.add_column("project", "uuid", Project.uuid),
-               migrator.add_column("project", "archived_at", Project.archived_at)]
-            + _live_sessions_v4(migrator))
+               migrator.add_column("project", "archived_at", Project.archived_at)])
 
 
-def _live_sessions_v4(migrator):
-    # v4, live sessions (issue 14): session parameters, lane and error; exposures
+def _to_v5(migrator):
+    # v5: lanes (a job's lane and cluster job id), live sessions (their parameters, lane and
+    # error; exposures), other programs' projects (a project's kind, a job's own directory)
+    Lane.create_table()
     Exposure.create_table()
-    return [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error")]
+    return ([migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id", "path")]
+            + [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error")]
+            + [migrator.add_column("project", "kind", Project.kind)])
 
 
 def _after_v4(database):
@@ -103,7 +104,7 @@ def _after_v4(database):
         Job.update(**values).where(Job.id == job_id).execute()
 
 
-STEPS = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+STEPS = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}
 AFTER = {4: _after_v4}
 
 

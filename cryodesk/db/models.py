@@ -77,6 +77,8 @@ class Project(BaseModel):
     # knows by it; None for a project made before v4 until its first write adopts it), and archiving
     uuid = pw.CharField(max_length=32, null=True, unique=True)
     archived_at = pw.DateTimeField(null=True)  # None: writable; else read-only since then
+    # v4 (issue 16, other programs' projects): "cryodesk", "relion" (read-write) or "cryosparc" (read-only)
+    kind = pw.CharField(max_length=16, default="cryodesk")
 
     @property
     def uid(self) -> str:
@@ -124,9 +126,11 @@ class Job(BaseModel):
     owner_engine = pw.CharField(max_length=32, null=True, index=True)  # the engine instance's token
     heartbeat_at = pw.DateTimeField(null=True)
     kill_requested_at = pw.DateTimeField(null=True)
-    # v4 (lanes): where it was sent to run (None: this app's engine or any worker) and the cluster's job id
+    # v5 (lanes): where it was sent to run (None: this app's engine or any worker) and the cluster's job id
     lane = pw.CharField(max_length=64, null=True, index=True)
     cluster_job_id = pw.CharField(max_length=64, null=True)
+    # v5 (other programs' projects): the job's directory in another program's project ("Class2D/job008"); None: J<n>
+    path = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)
@@ -137,7 +141,7 @@ class Job(BaseModel):
 
     @property
     def directory(self) -> str:
-        return f"J{self.number}"
+        return self.path or f"J{self.number}"
 
 
 class JobWorkspace(BaseModel):
@@ -187,7 +191,7 @@ class Session(BaseModel):
     status = pw.CharField(max_length=16, default="paused")
     size_bytes = pw.BigIntegerField(default=0)
     created_at = pw.DateTimeField(default=utcnow)
-    # v4 (live sessions): watched glob, stage parameters, thresholds, lane (core.sessions owns them)
+    # v5 (live sessions): watched glob, stage parameters, thresholds, lane (core.sessions owns them)
     params = JSONField(default=dict)
     lane = pw.CharField(max_length=64, default="local")
     error = pw.TextField(null=True)
@@ -273,7 +277,7 @@ class ProjectOp(BaseModel):
 # -- lanes (issue 18) --------------------------------------------------------------
 
 class Lane(BaseModel):
-    """Where jobs run (v4): ``local`` (the app's engine), ``worker`` (a ``cryodesk worker run --lane``
+    """Where jobs run (v5): ``local`` (the app's engine), ``worker`` (a ``cryodesk worker run --lane``
     process on another host sharing the database) or ``slurm`` (submitted to a cluster).
 
     ``config`` holds the kind's settings (for SLURM: script and command templates, prefix, variables);
@@ -288,7 +292,7 @@ class Lane(BaseModel):
 
 # -- live sessions (issue 14) ------------------------------------------------------------------
 class Exposure(BaseModel):
-    """One movie of a live session (v4), imported by reference: the movie is never copied or deleted.
+    """One movie of a live session (v5), imported by reference: the movie is never copied or deleted.
 
     ``stage`` is the next stage to run (found → motion → ctf → picking → extraction → ready),
     or failed (``failed_stage`` says where) or compacted.  ``outputs`` maps a kind

@@ -73,6 +73,9 @@ def build_menus(win) -> None:
     for key in ("new_project", "new_workspace", None, "project_settings", None):
         m.addSeparator() if key is None else m.addAction(a[key])
     m.addAction(a["refresh"])
+    from .foreign_actions import install as install_foreign  # RELION / CryoSPARC folders (issue 16)
+
+    install_foreign(win, m, before=a["new_workspace"])
     m.addSeparator()
     m.addAction(a["quit"])
     m = mb.addMenu("&Edit")

@@ -9,6 +9,8 @@ from ..core.units import human_bytes
 
 ROLE = Qt.ItemDataRole.UserRole
 SESSION_ROLE = Qt.ItemDataRole.UserRole + 1  # (project uid, session uid) of a live-session row
+#: what a project row says beside its title when it is another program's (issue 16)
+KIND_LABELS = {"relion": "RELION", "cryosparc": "CryoSPARC — read-only"}
 
 
 class QtProjectBrowser(QTreeWidget):
@@ -37,11 +39,19 @@ class QtProjectBrowser(QTreeWidget):
     @staticmethod
     def _texts(row: dict) -> list[str]:
         state = f"  [{row['state']}]" if row.get("state") else ""  # archived, moving, … (read-only)
+        kind = KIND_LABELS.get(row.get("kind", ""), "")  # another program's project (issue 16)
+        if kind:
+            state = f"  [{kind}]"
         return [f"{row['uid']}  {row['title']}{state}", str(row["jobs"]), human_bytes(row["size_bytes"])]
 
     @staticmethod
     def _session_texts(row: dict) -> list[str]:
         return [f"{row['uid']}  {row['title']}  [{row['status']}]", "live", human_bytes(row["size_bytes"])]
+
+    @staticmethod
+    def _tip(row: dict) -> str:
+        kind = KIND_LABELS.get(row.get("kind", ""), "")
+        return f"{row['directory']}\n{kind} project" if kind else row["directory"]
 
     @staticmethod
     def _shape(rows: list[dict]) -> list:
@@ -64,7 +74,7 @@ class QtProjectBrowser(QTreeWidget):
                 for k, srow in enumerate(p.get("session_rows", [])):
                     for c, text in enumerate(self._session_texts(srow)):
                         top.child(len(p["workspaces"]) + k).setText(c, text)
-                top.setToolTip(0, p["directory"])
+                top.setToolTip(0, self._tip(p))
             return
         current = self.current_scope()
         self.blockSignals(True)
@@ -73,7 +83,7 @@ class QtProjectBrowser(QTreeWidget):
         for p in rows:
             top = QTreeWidgetItem(self._texts(p))
             top.setData(0, ROLE, (p["uid"], ""))
-            top.setToolTip(0, p["directory"])
+            top.setToolTip(0, self._tip(p))
             for w in p["workspaces"]:
                 child = QTreeWidgetItem(self._texts(w))
                 child.setData(0, ROLE, (p["uid"], w["uid"]))

@@ -98,6 +98,15 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None, jobs=None) ->
         Entries per affected job, protected jobs in ``skipped``, preview figures.
     """
     project = get_project(project)
+    if (project.kind or "cryodesk") != "cryodesk":  # (issue 16) their own rules and tools, said plainly
+        from ...base.errors import UsageError
+
+        raise UsageError(
+            f"{project.uid} is a RELION project: clean it with RELION's rules ('cryodesk relion clean "
+            f"{project.uid} --preprocessing --intermediate --failed --trash --dry-run')"
+            if project.kind == "relion" else
+            f"{project.uid} is managed by CryoSPARC — read-only: 'cryodesk cryosparc preview {project.uid}' shows "
+            "what CryoSPARC's Cleanup Data would free")
     ws = get_workspace(project, workspace) if workspace is not None else None
     snap = snap_mod.load(project)
     if ws is None:

@@ -51,10 +51,26 @@ class Action:
     def locked_job_ids(self, target) -> list[int]:
         """Job rows the recheck reads, locked with the project's row."""
         return [target.id]
+    #: applies to paths of no job row (another program's trash): ``check``/``apply`` get job None
+    jobless = False
+
+    def item_dir(self, item: PlanItem) -> str:
+        """The directory the item's paths lie in, relative to the project (``J<n>``, ``S<n>``; see other programs')."""
+        return item.job
+
+    def check_dir(self, project_dir: Path, item: PlanItem) -> Path:
+        """The item's directory, checked to be a real directory (or absent) in the project (DataError if not)."""
+        return self.directory(project_dir, self.item_dir(item))
+
+    def guard(self, project_dir: Path):
+        """A context held around the item's transaction (another program's lock); none by default."""
+        from contextlib import nullcontext
+
+        return nullcontext()
 
     def check(self, project: Project, job: Job, item: PlanItem) -> str | None:
         """Why ``item`` may not apply to ``job`` now (None: it may).  Runs in the write transaction."""
-        why = path_problem(item, self.whole_dir)
+        why = path_problem(item, self.whole_dir, self.uid_pattern, self.item_dir(item))
         if why:
             return why
         if job.is_final:

@@ -62,11 +62,15 @@ def refusal(project_dir: Path, item: PlanItem) -> str | None:
         return f"unknown action {item.action!r} (a newer cryodesk may have written it)"
     if not action.uid_pattern.match(item.job):
         return f"{item.job!r} is not a {'job' if action.uid_pattern is JOB_UID else 'session'} uid"
-    why = path_problem(item, action.whole_dir, action.uid_pattern) or versions_problem(item)
+    try:
+        why = (path_problem(item, action.whole_dir, action.uid_pattern, action.item_dir(item))
+               or versions_problem(item))
+    except DataError as exc:  # (an item_dir the action cannot accept)
+        return str(exc)
     if why:
         return why
     try:
-        jn.checked_paths(project_dir, action.directory(project_dir, item.job), item.paths)
+        jn.checked_paths(project_dir, action.check_dir(project_dir, item), item.paths)
     except DataError as exc:
         return str(exc)
     return None
@@ -100,9 +104,9 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
     action = ACTIONS[item.action]
     stuck: list[str] = []
     try:
-        with project_write(project, _row_ids(project, item)):
+        with action.guard(project_dir), project_write(project, _row_ids(project, item)):
             job = _job(project, item.job, action)
-            if job is None:
+            if job is None and not action.jobless:
                 # gone from the database (deleted by someone else meanwhile): what this plan had
                 # moved goes with the trash, nothing more is touched
                 _record(plan.id, index, "gone")

@@ -103,26 +103,31 @@ class ItemResult:
     bytes: int = 0
 
 
-def path_problem(item: PlanItem, whole_dir: bool, uid_pattern: re.Pattern = JOB_UID) -> str | None:
+def path_problem(item: PlanItem, whole_dir: bool, uid_pattern: re.Pattern = JOB_UID,
+                 job_dir: str | None = None) -> str | None:
     """Why a path of ``item`` is unsafe, or None.
 
     A path is relative, normalised, free of ``..``, inside the item's own job
-    directory, never the job's ``job.json``; ``whole_dir`` actions name
-    exactly the job directory, the others only entries inside it.
+    directory (``job_dir``: ``J<n>``, or another program's ``Class2D/job008``),
+    never the job's ``job.json``; ``whole_dir`` actions name exactly the job
+    directory, the others only entries inside it.
     """
     if not uid_pattern.match(item.job):
         return f"{item.job!r} is not a {'job' if uid_pattern is JOB_UID else 'session'} uid"
-    if whole_dir and item.paths not in ([], [item.job]):
-        return f"a delete names only the job directory {item.job}, not {item.paths}"
+    job_dir = job_dir or item.job
+    top = tuple(job_dir.split("/"))
+    if whole_dir and item.paths not in ([], [job_dir]):
+        return f"a delete names only the job directory {job_dir}, not {item.paths}"
     for rel in item.paths:
         if not rel or "\0" in rel:  # (a backslash is an ordinary character in a Linux file name)
             return f"path {rel!r} is malformed"
         parts = PurePosixPath(rel).parts
         if rel.startswith("/") or ".." in parts or "." in parts or str(PurePosixPath(*parts)) != rel:
             return f"path {rel!r} is not a plain relative path"
-        if parts[0] != item.job:
-            return f"path {rel} is outside the job directory {item.job}"
-        if not whole_dir and (len(parts) < 2 or (len(parts) == 2 and parts[1] == MANIFEST)):
+        if parts[:len(top)] != top:
+            return f"path {rel} is outside the job directory {job_dir}"
+        if not whole_dir and (len(parts) <= len(top) or (len(parts) == len(top) + 1 and parts[-1] == MANIFEST
+                                                         and len(top) == 1)):
             return f"path {rel} would remove the job's directory or its record"
     return None
 
