@@ -77,7 +77,7 @@ class Project(BaseModel):
     # knows by it; None for a project made before v4 until its first write adopts it), and archiving
     uuid = pw.CharField(max_length=32, null=True, unique=True)
     archived_at = pw.DateTimeField(null=True)  # None: writable; else read-only since then
-    # v4 (issue 16, other programs' projects): "cryodesk", "relion" (read-write) or "cryosparc" (read-only)
+    # v5 (issue 16, other programs' projects): "cryodesk", "relion" (read-write) or "cryosparc" (read-only)
     kind = pw.CharField(max_length=16, default="cryodesk")
 
     @property

@@ -11,8 +11,8 @@ rechecks when it applies are in :mod:`.actions`; the journal and the trash in
 
 from . import (
     project_action,  # noqa: F401  (registers delete_project: recovery must know it too)
-    session_action,  # noqa: F401  (registers compact_session, likewise)
     relion_actions,  # noqa: F401  (issue 16: RELION projects; recovery must know them too)
+    session_action,  # noqa: F401  (registers compact_session, likewise)
 )
 from .actions import ACTIONS, Action, register  # noqa: F401
 from .build import clear_item, delete_item, discard_item, freed_bytes, version_paths, versions_item  # noqa: F401
