@@ -14,6 +14,8 @@ from cryodesk.db.models import Job, Meta, Project
 V1 = Path(__file__).resolve().parents[1] / "data" / "schema_v1.sql"
 #: made by cryodesk at schema v3 (commit 450545e): runtime records still inside Job.settings
 V3 = Path(__file__).resolve().parents[1] / "data" / "schema_v3.sql"
+#: made by cryodesk at schema v4 (commit 6e30a96): no lanes, exposures or other programs' projects
+V4 = Path(__file__).resolve().parents[1] / "data" / "schema_v4.sql"
 
 
 def test_fresh_database_has_current_schema_and_pragmas(tmp_path):
@@ -126,5 +128,25 @@ def test_a_v3_project_is_adopted_by_its_first_write_after_the_migration(tmp_path
             assert p.uuid and lock["project"] == p.uuid and ownership.is_ours(lock) and lock["action"] == "adopted"
             doc = json.loads((pdir / "project.json").read_text())
             assert doc["id"] == p.uuid and [w["title"] for w in doc["workspaces"]] == ["main", "new"]
+    finally:
+        dbmod.close_database()
+
+
+def test_database_from_schema_v4_gains_lanes_sessions_and_project_kinds(tmp_path):
+    from cryodesk.db.models import Exposure, Lane, Session
+
+    _open_dump(tmp_path, V4)
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION) == "5"
+            p, j = Project.get(), Job.get()
+            assert p.title == "Old v4 project" and p.kind == "cryodesk" and p.uuid  # kept, and a cryodesk project
+            assert j.params == {"particle_blob_path": None, "particle_meta_path": "/data/x.cs"}
+            assert (j.lane, j.cluster_job_id, j.path) == (None, None, None)
+            assert {"lane", "exposure"} <= set(dbmod.db.get_tables())
+            Lane.create(name="hpc", type="slurm", config={})
+            s = Session.create(project=p, number=1, title="live", params={"x": 1})
+            Exposure.create(session=s, number=1, movie="/raw/a.mrc")
+            assert Session.get().lane == "local" and Exposure.get().stage == "found"
     finally:
         dbmod.close_database()
