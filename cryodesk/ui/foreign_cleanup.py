@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -44,7 +45,7 @@ from .tables import fill_table, read_only_table
 
 ACTION_LABELS = {"relion_clear": "clean", "relion_intermediate": "intermediate iterations",
                  "relion_delete": "delete to Trash/", "relion_empty_trash": "empty Trash/"}
-PREVIEW_HEADERS = ["Job", "Directory", "Action", "Removes", "Frees", "Why"]
+PREVIEW_HEADERS = ["Job", "Directory", "Action", "Frees", "Removes", "Why"]
 RESULT_HEADERS = ["Job", "Action", "Result", "Freed", "Message"]
 CRYOSPARC_TABS = (("intermediate", "Intermediate results"), ("preprocessing", "Preprocessing"),
                   ("non_final", "Non-final"), ("killed", "Killed"), ("failed", "Failed"))
@@ -66,6 +67,11 @@ def plan_for(project_uid: str, clean: str | None, jobs, preprocessing=False, int
                                      failed=failed, trash=trash)
 
 
+def _fit_columns(table, columns) -> None:
+    for c in columns:
+        table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+
+
 def preview_rows(plan) -> list[tuple]:
     """One row per item: job, its directory, what happens, which paths, the bytes it frees, why."""
     rows = []
@@ -79,7 +85,7 @@ def preview_rows(plan) -> list[tuple]:
         else:
             removes = (f"{len(it.paths)} path(s): " + ", ".join(p.removeprefix(d + "/") for p in it.paths[:4])
                        + (" …" if len(it.paths) > 4 else ""))
-        rows.append((it.job, d, action, removes, human_bytes(it.bytes), it.reason))
+        rows.append((it.job, d, action, human_bytes(it.bytes), removes, it.reason))
     return rows
 
 
@@ -118,13 +124,16 @@ class QtRelionCleanupDialog(QDialog):
         body = QHBoxLayout()
         body.addLayout(self._build_options(), 0)
         right = QVBoxLayout()
-        self.table = read_only_table(PREVIEW_HEADERS, stretch=3)
+        self.table = read_only_table(PREVIEW_HEADERS, stretch=4)
         self.table.setObjectName("relionPreview")
+        _fit_columns(self.table, (0, 1, 2, 3))
+        self.table.setColumnWidth(5, 220)
         right.addWidget(self.table, 1)
         self.results_label = QLabel("")
         self.results_label.setVisible(False)
         right.addWidget(self.results_label)
         self.results_table = read_only_table(RESULT_HEADERS, stretch=4)
+        _fit_columns(self.results_table, (0, 1, 2, 3))
         self.results_table.setVisible(False)
         right.addWidget(self.results_table, 1)
         body.addLayout(right, 1)
@@ -227,8 +236,7 @@ class QtRelionCleanupDialog(QDialog):
         self.plan = plan
         fill_table(self.table, preview_rows(plan), tooltips=True)
         for r, it in enumerate(plan.items):  # every path in the tooltip of "Removes"
-            self.table.item(r, 3).setToolTip("\n".join(it.paths) or self.table.item(r, 3).text())
-        self.table.resizeColumnsToContents()
+            self.table.item(r, 4).setToolTip("\n".join(it.paths) or self.table.item(r, 4).text())
         n = len(plan.items)
         moved = sum(i.versions.get("moved_bytes", 0) for i in plan.items if i.action == "relion_delete")
         self.summary.setText(f"{n} item(s), {human_bytes(plan.bytes)} freed ({plan.bytes:,} bytes)"
@@ -272,6 +280,7 @@ class QtRelionCleanupDialog(QDialog):
     def _results(self, plan, results) -> None:
         self.results = results
         self.progress.setValue(100)
+        self.progress.setFormat("done")
         bad = [r for r in results if not r.ok]
         self.results_label.setText(f"<b>Done: freed {human_bytes(freed(results))}</b> ({freed(results):,} bytes) of "
                                    f"{human_bytes(plan.bytes)} planned; {len(results) - len(bad)} item(s) ok"
@@ -310,6 +319,7 @@ class QtCryosparcPreviewDialog(QDialog):
             lay = QVBoxLayout(page)
             self.labels[key] = QLabel("Computing…")
             self.tables[key] = read_only_table(["Job", "Type", "CryoSPARC would free"], stretch=1)
+            _fit_columns(self.tables[key], (0, 2))
             lay.addWidget(self.labels[key])
             lay.addWidget(self.tables[key])
             self.tabs.addTab(page, title)
@@ -334,7 +344,8 @@ class QtCryosparcPreviewDialog(QDialog):
                                      f"{human_bytes(t['bytes'])} ({t['bytes']:,} bytes)")
             fill_table(self.tables[key], [(j["uid"], j["type"].removeprefix("cryosparc."), human_bytes(j["bytes"]))
                                           for j in t["jobs"]])
-        self.summary.setText(d.get("read_only") or READ_ONLY)
+        self.summary.setText("Read only: nothing in this dialog deletes or writes.")
+        self.summary.setToolTip(d.get("read_only") or READ_ONLY)
         self.preview_ready.emit(d)
 
 

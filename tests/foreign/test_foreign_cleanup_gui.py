@@ -50,12 +50,13 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
     rows = _cells(d.table)
     by_job = {r[0]: r for r in rows}
     assert set(by_job) == {"J2", "J3", "J4", "J7"}  # MotionCorr, CtfFind, Extract cleaned; the failed Class3D deleted
-    assert by_job["J2"][1:3] == ["MotionCorr/job002", "harsh clean"] and "Movies" in by_job["J2"][3]
-    assert by_job["J7"][2] == "delete to Trash/" and "Trash/Class3D/job007" in by_job["J7"][3]
+    assert by_job["J2"][1:3] == ["MotionCorr/job002", "harsh clean"] and "Movies" in by_job["J2"][4]
+    assert by_job["J7"][2] == "delete to Trash/" and "Trash/Class3D/job007" in by_job["J7"][4]
     for it in expected.items:
-        assert by_job[it.job][4] == human_bytes(it.bytes)
+        assert by_job[it.job][3] == human_bytes(it.bytes)
     assert d.plan.bytes == expected.bytes > 150_000  # the 50+20+80 kB stacks
     assert d.run_button.text() == f"Clean up {human_bytes(expected.bytes)}" and d.run_button.isEnabled()
+    qtbot.wait(50)  # the buttons' new text laid out
     d.grab().save(str(artifacts_dir / "relion-cleanup-dialog.png"))
     with qtbot.waitSignal(d.cleanup_finished, timeout=20000) as sig:
         d.run_button.click()
@@ -70,6 +71,8 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
     assert (rel / "Trash/Class3D/job007").is_dir() and not (rel / "Class3D/job007").exists()
     assert (rel.parent / "rel-raw/m1.tiff").stat().st_size == 123_456  # raw data behind the Movies link
     assert d.cancel_button.text() == "Close"
+    qtbot.wait(50)
+    d.grab().save(str(artifacts_dir / "relion-cleanup-result.png"))
     d.close()
     # a harsh clean of the selected Class2D job only
     snap = window.view.scene().snap
@@ -152,6 +155,7 @@ def test_cryosparc_cleanup_is_a_read_only_preview(window, qtbot, tmp_path, reald
         assert d.tabs.tabText(i).endswith(f"({human_bytes(tab['bytes'])})")
         assert [r[0] for r in _cells(d.tables[key])] == [j["uid"] for j in tab["jobs"]]
     assert any(t["bytes"] for t in expected["tabs"].values())
+    qtbot.wait(50)
     d.grab().save(str(artifacts_dir / "cryosparc-preview-dialog.png"))
     d.close()
     assert workers.wait_all(10000)
