@@ -70,7 +70,7 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
     assert (rel / "Extract/job004/particles.star").exists()  # a pipeline node stays
     assert (rel / "Trash/Class3D/job007").is_dir() and not (rel / "Class3D/job007").exists()
     assert (rel.parent / "rel-raw/m1.tiff").stat().st_size == 123_456  # raw data behind the Movies link
-    assert d.cancel_button.text() == "Close"
+    assert d.cancel_button.text() == "Close" and d.progress.value() == 100 and not d.run_button.isEnabled()
     qtbot.wait(50)
     d.grab().save(str(artifacts_dir / "relion-cleanup-result.png"))
     d.close()
@@ -89,6 +89,8 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
 
 
 def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot, tmp_path):
+    from cryodesk.core import finals
+    from cryodesk.core import jobs as core_jobs
     from cryodesk.core.foreign import relion_clean
     from cryodesk.core.units import human_bytes
     from cryodesk.engine import workers
@@ -126,6 +128,13 @@ def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot,
         dlg.ok_button.click()
     assert sum(r.bytes for r in sig.args[0] if r.ok) == plan.bytes > 0
     assert relion_clean.trash_entries(rel) == []
+    # an ancestor of a final result: a clear refusal in words, nothing moved
+    finals.set_final("P1", core_jobs.get_jobs("P1", ["J5"]))
+    with qtbot.waitSignal(jobs.error, timeout=10000) as sig:
+        jobs.relion.do_delete(["J4"])
+    assert "an ancestor of a final result" in sig.args[1] and (rel / "Extract/job004/particles.star").exists()
+    qtbot.waitUntil(lambda: window.error_dialog is not None and window.error_dialog.isVisible(), timeout=5000)
+    window.error_dialog.close()
     assert workers.wait_all(10000)
 
 
