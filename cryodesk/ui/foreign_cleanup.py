@@ -16,6 +16,7 @@ The UI only shows plans and results; the core plans, rechecks and deletes.
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -255,27 +256,35 @@ class QtRelionCleanupDialog(QDialog):
         for w in (*self.boxes.values(), self.clean_radio, self.options_radio, self.kind_combo, self.selected_box):
             w.setEnabled(False)
         task = win.running.add_task(f"RELION cleanup {project}: {human_bytes(plan.bytes)}")
-        task.progressed.connect(lambda f, t: (self.progress.setValue(int(f * 100)), self.progress.setFormat(t)))
+        task.progressed.connect(self._progressed)  # a bound slot: disconnected if the dialog goes
         self.progress.setValue(0)
         self.progress.setVisible(True)
         self.summary.setText(f"Cleaning up {len(plan.items)} item(s)…")
 
+        # the window, not the dialog, receives the end: a dialog closed (and replaced) meanwhile still
+        # leaves the running-jobs panel, the status bar and the tree right
         def done(results) -> None:
-            self.pending = None
             win.running.finish_task(task, "completed" if all(r.ok for r in results) else "failed")
-            self._results(plan, results)
             win.statusBar().showMessage(f"RELION cleanup of {project} freed {human_bytes(freed(results))}", 10000)
             win.watcher.poke()
+            if shiboken6.isValid(self):
+                self.pending = None
+                self._results(plan, results)
 
         def failed(exc) -> None:
-            self.pending = None
             win.running.finish_task(task, "failed", str(exc))
-            self.progress.setVisible(False)
-            self.summary.setText(f"Cleanup did not run: {exc}")
             win.report("RELION cleanup did not run", str(exc))
+            if shiboken6.isValid(self):
+                self.pending = None
+                self.progress.setVisible(False)
+                self.summary.setText(f"Cleanup did not run: {exc}")
 
         self.pending = workers.submit(relion_clean.execute, project, plan, task.report, on_done=done,
-                                      on_error=failed, context=self)
+                                      on_error=failed, context=win)
+
+    def _progressed(self, fraction: float, text: str) -> None:
+        self.progress.setValue(int(fraction * 100))
+        self.progress.setFormat(text or "%p%")
 
     def _results(self, plan, results) -> None:
         self.results = results

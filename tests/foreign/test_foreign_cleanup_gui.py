@@ -82,8 +82,12 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
     qtbot.waitUntil(lambda: d.plan is not None, timeout=10000)
     with qtbot.waitSignal(d.preview_ready, timeout=10000):
         d.clean_radio.setChecked(True)
-    assert d.selected_box.isChecked() and {r[0] for r in _cells(d.table)} <= {"J5"}
-    assert d.plan.bytes == relion_clean.plan_clear("P1", ["J5"]).bytes
+    assert d.selected_box.isChecked() and {r[0] for r in _cells(d.table)} == {"J5"}
+    assert d.plan.bytes == relion_clean.plan_clear("P1", ["J5"]).bytes > 0
+    with qtbot.waitSignal(d.preview_ready, timeout=10000):
+        d.kind_combo.setCurrentIndex(d.kind_combo.findData("gentle"))
+    assert d.plan.bytes == relion_clean.plan_clear("P1", ["J5"], harsh=False).bytes
+    assert all(r[2] == "gentle clean" for r in _cells(d.table))
     d.close()
     assert workers.wait_all(10000)
 
