@@ -92,7 +92,9 @@ def test_relion_cleanup_dialog_previews_and_frees(window, qtbot, tmp_path, artif
     assert workers.wait_all(10000)
 
 
-def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot, tmp_path):
+def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot, tmp_path, artifacts_dir):
+    from PySide6.QtCore import Qt
+
     from cryodesk.core import finals
     from cryodesk.core import jobs as core_jobs
     from cryodesk.core.foreign import relion_clean
@@ -115,6 +117,8 @@ def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot,
     assert "Select/job006 → Trash/Select/job006" in text and "Class3D/job007 → Trash/Class3D/job007" in text
     total = sum(i.versions["moved_bytes"] for i in moved)
     assert human_bytes(total) in text
+    qtbot.wait(50)
+    dlg.grab().save(str(artifacts_dir / "relion-delete-confirm.png"))
     with qtbot.waitSignal(jobs.relion.done, timeout=20000) as sig:
         dlg.ok_button.click()
     assert all(r.ok for r in sig.args[0])
@@ -128,6 +132,13 @@ def test_relion_delete_to_trash_and_empty_trash_from_the_job_menu(window, qtbot,
     qtbot.waitUntil(lambda: jobs.relion.dialog is not None and jobs.relion.dialog is not dlg, timeout=10000)
     dlg = jobs.relion.dialog
     assert f"frees {human_bytes(plan.bytes)}" in dlg.label.text() and "Trash/Select/job006" in dlg.label.text()
+    qtbot.waitExposed(dlg)
+    assert dlg.cancel_button.isDefault() and not dlg.ok_button.isDefault()
+    qtbot.keyClick(dlg, Qt.Key.Key_Return)  # Enter cancels: nothing is freed by accident
+    assert dlg.result() == dlg.DialogCode.Rejected and len(relion_clean.trash_entries(rel)) == 2
+    jobs.relion.empty_trash.trigger()
+    qtbot.waitUntil(lambda: jobs.relion.dialog is not None and jobs.relion.dialog is not dlg, timeout=10000)
+    dlg = jobs.relion.dialog
     with qtbot.waitSignal(jobs.relion.done, timeout=20000) as sig:
         dlg.ok_button.click()
     assert sum(r.bytes for r in sig.args[0] if r.ok) == plan.bytes > 0
