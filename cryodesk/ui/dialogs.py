@@ -92,10 +92,13 @@ class QtConfirmDialog(QDialog):
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.ok_button.setText(ok_text)
         self.cancel_button = buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        self.cancel_button.setDefault(True)  # Enter must not destroy data by accident
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        # Enter must not destroy data by accident: Cancel is the default once the buttons are in the
+        # dialog (set before, the button box made OK the default when shown), and OK never becomes it
+        self.ok_button.setAutoDefault(False)
+        self.cancel_button.setDefault(True)
         self.resize(520, 160 if not refused else 320)
 
 

@@ -84,6 +84,10 @@ class JobActions(OneDialog, QObject):
             menu = QMenu(name, host)
             menu.aboutToShow.connect(lambda m=menu, f=fn: self._fill_workspaces(m, f))
             self.workspace_menus[name] = menu
+        from .foreign_cleanup import RelionJobActions  # RELION projects: Delete to Trash/, Empty Trash (issue 16)
+
+        self.relion = RelionJobActions(self)
+        self.relion.message.connect(self.message)
 
     def _action(self, text, slot, shortcut=None, tip: str = "") -> QAction:
         act = QAction(text, self)
@@ -151,6 +155,7 @@ class JobActions(OneDialog, QObject):
         self.clear_intermediate.setEnabled(getattr(self.host, "project_uid", None) is not None)
         for menu in self.workspace_menus.values():
             menu.setEnabled(n > 0)
+        self.relion.update_enabled()
 
     def populate_menu(self, menu: QMenu) -> None:
         """The context menu / Job menu: selection helpers first, then batch actions."""
@@ -173,6 +178,7 @@ class JobActions(OneDialog, QObject):
         menu.addAction(self.clear_intermediate)
         menu.addAction(self.clear)
         menu.addAction(self.delete)
+        menu.addAction(self.relion.empty_trash)
 
     def _fill_workspaces(self, menu: QMenu, fn) -> None:
         menu.clear()
@@ -383,6 +389,8 @@ class JobActions(OneDialog, QObject):
         self._plan("clear", actions.plan_clear)
 
     def do_delete(self) -> None:
+        if self.relion.is_relion() and self.selected_uids():
+            return self.relion.do_delete(self.selected_uids())
         self._plan("delete", actions.plan_delete)
 
     def _plan(self, verb: str, planner) -> None:

@@ -332,10 +332,13 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         if project_uid is None:
             return None
         from .cleanup_dialog import QtCleanupDialog
+        from .foreign_cleanup import open_cleanup, project_kind
 
         if self.cleanup_dialog is not None:
             self.cleanup_dialog.deleteLater()
-        dialog = QtCleanupDialog(self, project_uid, workspace_uid if workspace_uid is not None else self.workspace_uid)
+        kind = project_kind(self, project_uid)  # RELION's rules, or CryoSPARC's figures read only (issue 16)
+        dialog = (open_cleanup(self, project_uid, kind) if kind != "cryodesk" else
+                  QtCleanupDialog(self, project_uid, workspace_uid if workspace_uid is not None else self.workspace_uid))
         self.cleanup_dialog = dialog
         dialog.open()
         return dialog

@@ -5,32 +5,8 @@ from __future__ import annotations
 import pytest
 
 from .cryosparc_fixtures import build as build_cryosparc
-from .relion_fixtures import build_project
 
 pytest.importorskip("pytestqt")
-
-
-@pytest.fixture
-def window(tmp_path, qtbot):
-    from PySide6.QtCore import QSettings
-
-    from cryodesk import db as dbmod
-    from cryodesk.core.foreign.service import open_project
-    from cryodesk.ui.main_window import QtMainWindow
-
-    dbmod.open_database(str(tmp_path / "gui.sqlite"))
-    dbmod.db.connect(reuse_if_open=True)
-    open_project(build_project(tmp_path / "rel", "4.0"))
-    win = QtMainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    with qtbot.waitSignal(win.graph_loaded, timeout=10000):
-        win.browser.select_scope("P1", "W1")
-    yield win
-    win.close()
-    win.deleteLater()
-    dbmod.close_database()
 
 
 def test_open_cryosparc_folder_from_the_file_menu(window, qtbot, tmp_path, realdata_dir, artifacts_dir):

@@ -156,6 +156,7 @@ def plan_cleanup(project, preprocessing: bool = False, intermediate: bool = Fals
     return deletion.DeletionPlan(project.uid, items)
 
 
-def execute(project, plan: deletion.DeletionPlan):
-    """Carry out ``plan`` through the deletion service (each item under RELION's lock)."""
-    return deletion.execute(_relion(project), plan)
+def execute(project, plan: deletion.DeletionPlan, progress=None, cancel=None):
+    """Carry out ``plan`` through the deletion service (each item under RELION's lock);
+    ``progress(fraction, text)`` per item (the GUI's running-jobs panel)."""
+    return deletion.execute(_relion(project), plan, progress, cancel)
