@@ -38,3 +38,61 @@ def test_relion_particles_into_a_cryodesk_project(database, tmp_path, realdata_d
     cs = [f for f in (tmp_path / "mine" / job.directory).rglob("*.cs")]
     assert cs and len(np.load(cs[0])) == 5  # the 5 real particles, their stacks linked
     assert not list(root.rglob("job.json"))  # nothing written into the RELION project
+
+
+def _tree_state(root):
+    import hashlib
+
+    return {str(p.relative_to(root)): (p.lstat().st_size, p.lstat().st_mtime_ns,
+                                        hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else "")
+            for p in sorted(root.rglob("*"))}
+
+
+def test_cryosparc_particles_into_a_cryodesk_project_then_restack(database, tmp_path, realdata_dir):
+    """A CryoSPARC extraction's particles (the real 7-particle EMPIAR-10076 .cs and stack, paths relative to
+    the CryoSPARC project) are imported, restacked, and the CryoSPARC directory keeps every byte."""
+    import json
+
+    import numpy as np
+
+    import cryodesk.jobs  # noqa: F401  (registers the built-in job types)
+    from cryodesk.io.cs import read_cs
+    from cryodesk.io.mrc import read_images
+
+    from .cryosparc_fixtures import build
+
+    root = build(tmp_path / "cs", realdata_dir / "cryosparc_job_docs")
+    j4 = root / "J4"
+    (j4 / "extract").mkdir(parents=True)
+    shutil.copy(realdata_dir / "empiar_10076_7.mrc", j4 / "extract" / "empiar_10076_7.mrc")
+    data = read_cs(realdata_dir / "empiar_10076_7.cs")
+    data = data.copy()
+    data["blob/path"] = np.array([b"J4/extract/empiar_10076_7.mrc"] * len(data), dtype=data.dtype["blob/path"])
+    with open(j4 / "J4_particles.cs", "wb") as fh:
+        np.save(fh, data)
+    (j4 / "job.json").write_text(json.dumps({
+        "uid": "J4", "project_uid": "P1", "job_type": "extract_micrographs_multi", "status": "completed",
+        "workspace_uids": ["W1"], "title": "Extract",
+        "output_results": [{"group_name": "particles", "name": "blob", "versions": [0],
+                            "metafiles": ["J4/J4_particles.cs"], "num_items": [7]}]}))
+    before = _tree_state(root)
+    src, _ = open_project(root)
+    meta, base = particle_source(src, "J4")
+    assert meta == str(root.resolve() / "J4/J4_particles.cs") and base == str(root.resolve())
+    dest = projects.create_project("mine", tmp_path / "mine")
+    projects.create_workspace(dest, "main")
+    imp = import_particles(dest, src, "J4")
+    assert runner.run_job(dest, imp).status == "completed"
+    rs = jobs.create_job(dest, "restack_particles", "W1", [jobs.InputSpec("particles", imp.uid)],
+                         {"particles_per_file": 3})
+    done = runner.run_job(dest, rs)
+    assert done.status == "completed", done.error
+    out = sorted((tmp_path / "mine" / rs.directory).rglob("*.cs"))
+    restacked = read_cs(out[-1])
+    assert len(restacked) == 7
+    # the restacked images are the original ones, in order (read back through the stacks written)
+    originals = read_images(realdata_dir / "empiar_10076_7.mrc")
+    got = np.concatenate([read_images(tmp_path / "mine" / p.decode(), [int(i)])
+                          for p, i in zip(restacked["blob/path"], restacked["blob/idx"])])
+    assert np.array_equal(got, originals)
+    assert _tree_state(root) == before  # not a byte written into the CryoSPARC project
