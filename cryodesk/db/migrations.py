@@ -67,12 +67,18 @@ def _to_v4(migrator):
 
 def _to_v5(migrator):
     # v5: lanes (a job's lane and cluster job id), live sessions (their parameters, lane and
-    # error; exposures), other programs' projects (a project's kind, a job's own directory)
-    Lane.create_table()
-    Exposure.create_table()
-    return ([migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id", "path")]
-            + [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error")]
-            + [migrator.add_column("project", "kind", Project.kind)])
+    # error; exposures), other programs' projects (a project's kind, a job's own directory).
+    # Tolerant of a database that already has some of them (made by a development build).
+    database = migrator.database
+    Lane.create_table(safe=True)
+    Exposure.create_table(safe=True)
+    wanted = [("job", Job, ("lane", "cluster_job_id", "path")), ("session", Session, ("params", "lane", "error")),
+              ("project", Project, ("kind",))]
+    ops = []
+    for table, model, names in wanted:
+        have = {c.name for c in database.get_columns(table)}
+        ops += [migrator.add_column(table, n, getattr(model, n)) for n in names if n not in have]
+    return ops
 
 
 def _after_v4(database):

@@ -150,3 +150,23 @@ def test_database_from_schema_v4_gains_lanes_sessions_and_project_kinds(tmp_path
             assert Session.get().lane == "local" and Exposure.get().stage == "found"
     finally:
         dbmod.close_database()
+
+
+def test_a_v4_database_of_a_development_build_with_some_v5_columns_migrates(tmp_path):
+    """A v4 database that already had lanes (a pre-release build): the step adds only what is missing."""
+    path = tmp_path / "dev.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(V4.read_text())
+    con.executescript('ALTER TABLE "job" ADD COLUMN "lane" VARCHAR(64);'
+                      'CREATE TABLE "lane" ("id" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(64) NOT NULL, '
+                      '"type" VARCHAR(16) NOT NULL, "config" TEXT NOT NULL, "created_at" DATETIME NOT NULL);')
+    con.close()
+    dbmod.open_database(str(path))
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION)
+            cols = {c.name for c in dbmod.db.get_columns("job")}
+            assert {"lane", "cluster_job_id", "path"} <= cols
+            assert Job.get().lane is None and Project.get().kind == "cryodesk"
+    finally:
+        dbmod.close_database()
