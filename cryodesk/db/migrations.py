@@ -71,7 +71,8 @@ def _to_v5(migrator):
     Lane.create_table()
     Exposure.create_table()
     return ([migrator.add_column("job", name, getattr(Job, name)) for name in ("lane", "cluster_job_id", "path")]
-            + [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error")]
+            + [migrator.add_column("session", name, getattr(Session, name)) for name in ("params", "lane", "error",
+                                                                                    "lane_run")]
             + [migrator.add_column("project", "kind", Project.kind)])
 
 
