@@ -21,6 +21,7 @@ from .tracker import (
            lane_jobs_active,
            lane_status,
            node_command,
+           on_slurm_lane,
            scheduler_states,
            script_path,
            script_values,
@@ -32,5 +33,5 @@ from .tracker import (
 __all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "EXIT_NAME", "KINDS", "LANE_DIR", "LaneInfo", "OUT_NAME",
            "PENDING_STATES", "RUNNING_STATES", "SCRIPT_NAME", "SCRIPT_VARIABLES", "SendResult", "SyncReport",
            "add_lane", "cancel", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
-           "node_command", "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send",
+           "node_command", "on_slurm_lane", "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send",
            "show_lane", "submit_script", "sync"]

@@ -397,6 +397,14 @@ def lane_jobs_active(lane_name: str | None = None) -> int:
     return Job.select().where(Job.lane.in_(names) & Job.status.in_(ACTIVE_STATUSES)).count()
 
 
+def on_slurm_lane(project, job) -> bool:
+    """Is ``job`` active on a SLURM lane with a cluster job (so killing it runs the lane's cancel command)?"""
+    job = get_jobs(get_project(project), [job])[0]
+    if not job.lane or not job.cluster_job_id or job.status not in ACTIVE_STATUSES:
+        return False
+    return Lane.select().where((Lane.name == job.lane) & (Lane.type == "slurm")).exists()
+
+
 def kill(project, job) -> str:
     """Kill ``job`` wherever it runs: on a SLURM lane the scheduler's cancel command is called too.
 
@@ -467,4 +475,4 @@ def lane_status(lane_name: str) -> dict:
 
 __all__ = ["EXIT_NAME", "LANE_DIR", "OUT_NAME", "PENDING_STATES", "RUNNING_STATES", "SCRIPT_NAME", "SendResult",
            "SyncReport", "cancel", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "node_command",
-           "scheduler_states", "script_path", "script_values", "send", "submit_script", "sync"]
+           "on_slurm_lane", "scheduler_states", "script_path", "script_values", "send", "submit_script", "sync"]

@@ -77,6 +77,11 @@ def is_active(session: Session) -> bool:
     return (session.lane_run or {}).get("state") in ACTIVE_STATES
 
 
+def is_active_desc(described: dict) -> bool:
+    """:func:`is_active` of a session's :func:`~cryodesk.core.sessions.describe` dict."""
+    return (described.get("lane_run") or {}).get("state") in ACTIVE_STATES
+
+
 def restore(project, session, lane_name: str | None = None) -> Session:
     """Mark the session restoring and, on a SLURM lane (``lane_name``, else the session's lane), submit its
     restore; returns the session.  On the local lane only the status changes (the caller runs it here)."""
