@@ -114,3 +114,15 @@ def test_a_session_lane_must_be_local_or_slurm(tmp_path):
             sessions.create(p, str(tmp_path / "in" / "*.mrc"), lane="wk")
         with pytest.raises(Exception, match="no lane 'nope'"):
             sessions.create(p, str(tmp_path / "in" / "*.mrc"), lane="nope")
+        lanes.add_lane("hpc", "slurm")
+        s = sessions.create(p, str(tmp_path / "in" / "*.mrc"), lane="hpc")
+        with pytest.raises(UsageError, match="is the restore lane of session"):
+            lanes.remove_lane("hpc")
+        with pytest.raises(UsageError, match="is a worker lane"):
+            sessions.set_lane(p, s, "wk")
+        with pytest.raises(Refused, match="only a compacted session"):
+            lane_run.restore(p, s, "hpc")
+        with pytest.raises(Refused, match="no restore of it is active"):
+            lane_run.kill(p, s)
+        sessions.set_lane(p, s, "local")
+        lanes.remove_lane("hpc")

@@ -25,31 +25,20 @@ import time
 import uuid
 from pathlib import Path
 
-from ...base.errors import CryodeskError, Refused, UsageError
+from ...base.errors import CryodeskError, Refused
 from ...db.models import Lane, Session, utcnow
 from .. import events
 from ..guard import project_write
 from ..lanes import tracker
-from ..lanes.service import get_lane
+from ..lanes.service import get_lane, session_lane
 from ..projects import get_project
 from .compaction import start_restore
 from .service import get_session, session_dir
 
 ACTIVE_STATES = ("submitting", "launched", "started", "running")
 ENDED_STATES = ("completed", "failed", "killed")
-
-
-def session_lane(name: str | None) -> Lane | None:
-    """The SLURM lane called ``name`` (None for ``local``); a clear error for another kind or no such lane."""
-    if not name or name == "local":
-        return None
-    lane = get_lane(name)
-    if lane.type == "local":
-        return None
-    if lane.type != "slurm":
-        raise UsageError(f"lane {name!r} is a {lane.type} lane: a live session runs on the local lane or restores "
-                         "on a SLURM lane")
-    return lane
+__all__ = ["ACTIVE_STATES", "ENDED_STATES", "active_count", "is_active", "is_active_desc", "kill", "node_begin",
+           "node_end", "restore", "session_lane", "sync"]
 
 
 def _fresh(session: Session) -> Session:

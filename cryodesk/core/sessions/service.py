@@ -165,7 +165,7 @@ def create(project, movies: str, title: str = "", assignments: dict | None = Non
     pattern = _movies_pattern(project, movies)
     values = P.apply_assignments({}, assignments or {})
     values["movies"] = pattern
-    from .lane_run import session_lane
+    from ..lanes.service import session_lane
 
     session_lane(lane)  # local, or a SLURM lane (its restores run there)
     session = create_session(project, title)
@@ -196,7 +196,7 @@ def set_params(project, session, assignments: dict) -> Session:
 
 def set_lane(project, session, lane: str) -> Session:
     """Where the session's restores run: ``local`` (this machine) or a SLURM lane."""
-    from .lane_run import session_lane
+    from ..lanes.service import session_lane
 
     project = get_project(project)
     session_lane(lane)
