@@ -136,7 +136,7 @@ def test_kill_of_a_cluster_job_never_blocks_the_window(demo, make_window, qtbot,
     qtbot.waitUntil(lambda: _status(win, job.uid) == "killed", timeout=10000)
 
 
-def test_session_view_restores_on_a_slurm_lane_and_kills_it(demo, make_window, qtbot, tmp_path):
+def test_session_view_restores_on_a_slurm_lane_and_kills_it(demo, make_window, qtbot, tmp_path, artifacts_dir):
     from cryodesk.core import sessions
     from cryodesk.ui.session_view import open_session
 
@@ -154,6 +154,7 @@ def test_session_view_restores_on_a_slurm_lane_and_kills_it(demo, make_window, q
     assert "submitted to lane 'hpc' as cluster job 100" in view.status_line.text()
     assert not view.buttons["restore"].isEnabled() and view.buttons["kill"].isEnabled()
     assert not win.live_sessions.runners  # not run here: the cluster runs it
+    view.grab().save(str(artifacts_dir / "ui_session_restore_on_lane.png"))
     assert "worker run-session P1 S1 --restore" in (Path(s.project.directory) / "S1/lane/submit.sh").read_text()
     view.buttons["kill"].click()
     qtbot.waitUntil(lambda: "<b>killed</b>" in view.summary.text(), timeout=10000)
