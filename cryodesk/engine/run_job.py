@@ -101,8 +101,9 @@ def run_lane_session(project_uid: str, session_uid: str, restore: bool = True, w
     The session's lane record is taken (compare-and-swap; :class:`Refused` if it
     was killed or ended meanwhile), then :func:`cryodesk.engine.live.run_session`
     runs it here exactly as ``cryodesk session restore`` does on a workstation;
-    SIGTERM (``scancel``) stops it with the session still *restoring*, so the
-    next restore continues.  Returns ``(lane state, message)``.
+    SIGTERM (``scancel``) or a kill requested in the database (``session kill``,
+    should the cancel command not reach the node) stops it with the session
+    still *restoring*, so the next restore continues.  Returns ``(lane state, message)``.
     """
     from ..core import sessions
     from ..core.sessions import lane_run
@@ -116,7 +117,7 @@ def run_lane_session(project_uid: str, session_uid: str, restore: bool = True, w
     try:
         if restore:
             session = sessions.start_restore(project, session)
-        why, errors = run_session(project, session)
+        why, errors = run_session(project, session, stop_requested=lambda: lane_run.kill_requested(session))
     except BaseException as exc:
         lane_run.node_end(project, session, "failed", f"{type(exc).__name__}: {exc}")
         raise

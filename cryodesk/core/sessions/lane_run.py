@@ -37,8 +37,8 @@ from .service import get_session, session_dir
 
 ACTIVE_STATES = ("submitting", "launched", "started", "running")
 ENDED_STATES = ("completed", "failed", "killed")
-__all__ = ["ACTIVE_STATES", "ENDED_STATES", "active_count", "is_active", "is_active_desc", "kill", "node_begin",
-           "node_end", "restore", "session_lane", "sync"]
+__all__ = ["ACTIVE_STATES", "ENDED_STATES", "active_count", "is_active", "is_active_desc", "kill", "kill_requested",
+           "node_begin", "node_end", "restore", "session_lane", "sync"]
 
 
 def _fresh(session: Session) -> Session:
@@ -64,6 +64,12 @@ def _update(project, session: Session, only: tuple[str, ...] | None = None, toke
 
 def is_active(session: Session) -> bool:
     return (session.lane_run or {}).get("state") in ACTIVE_STATES
+
+
+def kill_requested(session: Session) -> bool:
+    """Was a kill of the session's lane restore requested (the node polls this)?"""
+    row = Session.get_or_none(Session.id == session.id)
+    return bool(row is not None and (row.lane_run or {}).get("kill_requested"))
 
 
 def is_active_desc(described: dict) -> bool:
