@@ -5,6 +5,9 @@ machine's engine (the local lane) until it is paused or completed (from any
 process), the restore ends, or Ctrl-C — the session then stays *running* and
 the next ``start`` (or the app) resumes it where it stopped.  ``--no-wait``
 only changes the status (a running app picks the session up).
+``restore --lane NAME`` (or a session whose lane is a SLURM lane) submits
+the restore as one cluster job (:mod:`cryodesk.core.sessions.lane_run`) and
+follows it; ``kill`` cancels it there.
 """
 
 from __future__ import annotations

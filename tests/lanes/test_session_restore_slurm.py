@@ -88,7 +88,7 @@ def test_restore_on_slurm_killed_then_resubmitted_is_bit_identical(compacted):
     with pytest.raises(Refused, match="already launched on lane 'slurm'"):
         lane_run.restore(p, s, "slurm")
     s = _follow(p, s.uid, ("running",))
-    assert lane_run.kill(p, s) == "requested"
+    assert lane_run.kill(p, s) == "requested"  # at once (the CLI's start-up could miss the restore running)
     s = _follow(p, s.uid, ("killed",))
     assert s.status == "restoring", s.lane_run
     assert lane_run.active_count() == 0
@@ -102,6 +102,8 @@ def test_restore_on_slurm_killed_then_resubmitted_is_bit_identical(compacted):
     s = sessions.get_session(p, s.uid)
     assert checksums(pdir, _outputs(s)) == before
     assert {m: hashlib.sha256(Path(m).read_bytes()).hexdigest() for m in movie_sums} == movie_sums
+    proc = _cli("session", "kill", p.uid, s.uid)
+    assert proc.returncode == 1 and "P1 S1: no restore of it is active on a lane" in proc.stderr
     # session show reports it
     shown = _cli("session", "show", p.uid, s.uid)
     assert "restore on lane slurm: completed" in shown.stdout, shown.stdout + shown.stderr
