@@ -15,6 +15,7 @@ from pathlib import Path
 from ..base.errors import UsageError
 from ..core import lanes
 from ..core.jobs import refresh
+from ..core.sessions import lane_run
 from ..db import ACTIVE_STATUSES
 from . import output
 
@@ -95,6 +96,11 @@ def _status(args):
     return 0 if st["ok"] else 1
 
 
+def sync_all(lane: str | None = None) -> lanes.SyncReport:
+    """One pass over the SLURM lanes: their jobs, then live-session restores on them."""
+    return lane_run.sync(lane, lanes.sync(lane))
+
+
 def follow(lane: str | None, jobs=None, interval: float = 1.0, timeout: float | None = None,
            quiet: bool = False) -> list:
     """Sync ``lane`` until ``jobs`` (or all its jobs) have ended; returns the sync errors seen last."""
@@ -103,7 +109,7 @@ def follow(lane: str | None, jobs=None, interval: float = 1.0, timeout: float | 
     errors: list = []
     try:
         while True:
-            report = lanes.sync(lane)
+            report = sync_all(lane)
             errors = report.errors
             for e in report.errors:
                 print(f"lane: {e}", file=sys.stderr)
@@ -112,7 +118,7 @@ def follow(lane: str | None, jobs=None, interval: float = 1.0, timeout: float | 
                     print(f"{p} {j}: {s}", file=sys.stderr)
                 seen[f"{p} {j}"] = s
             active = (any(j.status in ACTIVE_STATUSES for j in refresh(jobs)) if jobs is not None
-                      else lanes.lane_jobs_active(lane) > 0)
+                      else lanes.lane_jobs_active(lane) + lane_run.active_count(lane) > 0)
             if not active or (deadline is not None and time.monotonic() > deadline):
                 return errors
             time.sleep(interval)
@@ -127,11 +133,12 @@ def _sync(args):
         errors = follow(args.lane, interval=args.interval, timeout=args.timeout or None)
         report = lanes.SyncReport(errors=errors)
     else:
-        report = lanes.sync(args.lane)
+        report = sync_all(args.lane)
     if args.json:
         output.emit_json({"submitted": [{"project": p, "job": j, "cluster_job_id": c} for p, j, c in report.submitted],
                           "changed": [{"project": p, "job": j, "status": s} for p, j, s in report.changed],
-                          "errors": report.errors, "active": lanes.lane_jobs_active(args.lane)})
+                          "errors": report.errors,
+                          "active": lanes.lane_jobs_active(args.lane) + lane_run.active_count(args.lane)})
     else:
         for p, j, c in report.submitted:
             print(f"{p} {j}: submitted as {c}")
@@ -151,6 +158,15 @@ def _run_job(args):
     job = run_lane_job(args.project, args.job, worker=args.worker, log=log)
     print(f"{args.project} {job.uid}: {job.status}" + (f" ({job.error})" if job.error else ""), flush=True)
     return 0 if job.status == "completed" else (143 if job.status == "killed" else 1)
+
+
+def _run_session(args):
+    from ..engine.run_job import run_lane_session
+
+    state, _message = run_lane_session(args.project, args.session, restore=args.restore, worker=args.worker,
+                                       log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(f"{args.project} {args.session}: {state}", flush=True)
+    return 0 if state == "completed" else (143 if state == "killed" else 1)
 
 
 def add_parser(cli) -> None:
@@ -203,3 +219,9 @@ def add_parser(cli) -> None:
     c.add_argument("job")
     c.add_argument("--worker", metavar="NAME", help="this node's worker name (its SSD cache)")
     c.set_defaults(func=_run_job)
+    c = wsub.add_parser("run-session", help="run a live session's restore submitted to a lane (what a node runs)")
+    c.add_argument("project")
+    c.add_argument("session")
+    c.add_argument("--restore", action="store_true", help="restore it (mark it restoring first)")
+    c.add_argument("--worker", metavar="NAME", help="this node's worker name (its SSD cache)")
+    c.set_defaults(func=_run_session)

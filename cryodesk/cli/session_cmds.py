@@ -5,6 +5,9 @@ machine's engine (the local lane) until it is paused or completed (from any
 process), the restore ends, or Ctrl-C — the session then stays *running* and
 the next ``start`` (or the app) resumes it where it stopped.  ``--no-wait``
 only changes the status (a running app picks the session up).
+``restore --lane NAME`` (or a session whose lane is a SLURM lane) submits
+the restore as one cluster job (:mod:`cryodesk.core.sessions.lane_run`) and
+follows it; ``kill`` cancels it there.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ def _show(args):
     print(f"  thresholds: {', '.join(f'{k}={v:g}' for k, v in t.items()) or 'none'}")
     if d["error"]:
         print(f"  error: {d['error']}")
+    if d["lane_run"]:
+        r = d["lane_run"]
+        print(f"  restore on lane {r['lane']}: {r['state']} (cluster job {r.get('cluster_job_id') or '-'})"
+              + (f": {r['message']}" if r.get("message") else ""))
     output.table([[e["uid"], e["stage"], "-" if e["defocus_A"] is None else f"{e['defocus_A']:.0f}",
                    "-" if e["ctf_fit"] is None else f"{e['ctf_fit']:.3f}",
                    "-" if e["n_particles"] is None else str(e["n_particles"]), e["judgement"],
@@ -203,11 +210,57 @@ def _compact(args):
 
 def _restore(args):
     p = _project(args)
-    s = sessions.start_restore(p, args.session)
+    s = sessions.get_session(p, args.session)
+    lane = sessions.lane_run.session_lane(args.lane or s.lane)
+    s = sessions.lane_run.restore(p, s, args.lane)
+    if lane is not None:
+        if not args.json:
+            print(f"{p.uid} {s.uid}: {s.lane_run['message']}", file=sys.stderr)
+        return _emit(args, p, s) if args.no_wait else _follow_lane(args, p, s)
     if args.no_wait:
         _emit(args, p, s)
         return 0
     return _run(args, p, s)
+
+
+def _follow_lane(args, p, s) -> int:
+    """Follow a restore on a SLURM lane (lane sync) until it ends; Ctrl-C leaves it running there."""
+    import time
+
+    from .lane_cmds import sync_all
+
+    shown = None
+    try:
+        while True:
+            report = sync_all(s.lane_run["lane"])
+            for e in report.errors:
+                print(f"lane: {e}", file=sys.stderr)
+            s = sessions.get_session(p, s.uid)
+            run = s.lane_run or {}
+            if run.get("state") != shown and not args.json:
+                print(f"{p.uid} {s.uid}: lane restore {run.get('state')}: {run.get('message', '')}", file=sys.stderr)
+                shown = run.get("state")
+            if not sessions.lane_run.is_active(s):
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print(f"\ncryodesk: stopped following; the restore goes on on lane {run.get('lane')!r} "
+              f"(cryodesk session kill {p.uid} {s.uid} stops it)", file=sys.stderr)
+        raise
+    _emit(args, p, s)
+    return 0 if run.get("state") == "completed" else 1
+
+
+def _kill(args):
+    p = _project(args)
+    outcome = sessions.lane_run.kill(p, args.session)
+    _emit(args, p, sessions.get_session(p, args.session), f"{p.uid} {args.session}: restore kill {outcome}")
+
+
+def _set_lane(args):
+    p = _project(args)
+    s = sessions.set_lane(p, args.session, args.lane)
+    _emit(args, p, s, f"{p.uid} {s.uid}: its restores run on lane {s.lane!r}")
 
 
 def add_parser(cli) -> None:
@@ -225,7 +278,8 @@ def add_parser(cli) -> None:
     c = cmd("create", _create, "create a live session watching a glob of movies (paused)", session=False)
     c.add_argument("--movies", required=True, metavar="GLOB", help="e.g. '/data/run1/*.mrc' (quote it)")
     c.add_argument("--title")
-    c.add_argument("--lane", default="local", help="where it runs (local)")
+    c.add_argument("--lane", default="local", help="where its restores run: local (default) or a SLURM lane; "
+                   "the live stream itself runs where 'session start' runs")
     c.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                    help="e.g. pick.diameter_A=80, extract.box_size_px=64, runner.max_parallel=2")
     cmd("list", _list, "list the project's sessions", session=False)
@@ -236,6 +290,12 @@ def add_parser(cli) -> None:
         c.add_argument("--no-wait", action="store_true", help="only set the status; do not run it here")
         c.add_argument("--exit-when-idle", type=float, metavar="SECONDS",
                        help="stop once nothing was left to do and no movie arrived for SECONDS")
+        if name == "restore":
+            c.add_argument("--lane", metavar="NAME", help="restore on this lane: local (here) or a SLURM lane, "
+                           "one cluster job (default: the session's lane)")
+    cmd("kill", _kill, "kill the session's restore on a SLURM lane (scancel); restore again continues it")
+    c = cmd("set-lane", _set_lane, "where the session's restores run: local or a SLURM lane")
+    c.add_argument("lane")
     cmd("pause", _simple, "pause the session (in-flight exposures finish their stage)")
     cmd("complete", _simple, "mark the session completed (it can then be compacted)")
     c = cmd("set", _set, "change parameters or thresholds (thresholds.ctf_fit_min=0.1, ...)")

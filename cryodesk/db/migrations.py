@@ -72,8 +72,8 @@ def _to_v5(migrator):
     database = migrator.database
     Lane.create_table(safe=True)
     Exposure.create_table(safe=True)
-    wanted = [("job", Job, ("lane", "cluster_job_id", "path")), ("session", Session, ("params", "lane", "error")),
-              ("project", Project, ("kind",))]
+    wanted = [("job", Job, ("lane", "cluster_job_id", "path")),
+              ("session", Session, ("params", "lane", "error", "lane_run")), ("project", Project, ("kind",))]
     ops = []
     for table, model, names in wanted:
         have = {c.name for c in database.get_columns(table)}

@@ -195,6 +195,8 @@ class Session(BaseModel):
     params = JSONField(default=dict)
     lane = pw.CharField(max_length=64, default="local")
     error = pw.TextField(null=True)
+    # v5 (a session's restore on a SLURM lane): lane, cluster job id, state, kill request (core.sessions.lane_run)
+    lane_run = JSONField(null=True)
 
     class Meta:
         indexes = ((("project", "number"), True),)

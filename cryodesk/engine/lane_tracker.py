@@ -1,4 +1,5 @@
-"""Follow the SLURM lanes from a running app: :func:`cryodesk.core.lanes.sync` on a pool thread, on a timer.
+"""Follow the SLURM lanes from a running app: :func:`cryodesk.core.lanes.sync` (and the live-session restores'
+:func:`cryodesk.core.sessions.lane_run.sync`) on a pool thread, on a timer.
 
 While any job on a SLURM lane is active, every ``interval_ms`` one sync runs
 (never two at once): it submits jobs whose inputs are ready and moves the
@@ -14,6 +15,7 @@ import logging
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..core import lanes
+from ..core.sessions import lane_run
 from . import workers
 
 log = logging.getLogger("cryodesk.lanes")
@@ -45,9 +47,9 @@ class LaneTracker(QObject):
 
     @staticmethod
     def _pass():
-        if not lanes.lane_jobs_active():
+        if not lanes.lane_jobs_active() and not lane_run.active_count():
             return None
-        return lanes.sync()
+        return lane_run.sync(None, lanes.sync())  # jobs, then live-session restores on the lanes
 
     def _done(self, report) -> None:
         self._busy = False

@@ -240,8 +240,11 @@ class SessionRunner(QObject):
 
 
 def run_session(project, session, *, engine=None, idle_exit_s: float | None = None,
-                on_change=None) -> tuple[str, list[str]]:
+                on_change=None, stop_requested=None) -> tuple[str, list[str]]:
     """Run ``session`` headless until it stops (paused, completed, restored, Ctrl-C).
+
+    ``stop_requested``: called about once a second; when it returns true the
+    runner stops as on Ctrl-C ("interrupted": the status stays, a later run resumes).
 
     ``idle_exit_s``: also stop (the session stays *running*, a later start
     resumes it) once nothing was left to do and no new movie appeared for
@@ -273,7 +276,14 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
 
     runner.changed.connect(on_changed)
 
+    last_ask = [0.0]  # asked at the first tick, then about once a second
+
     def idle_check():
+        if stop_requested is not None and time.monotonic() - last_ask[0] >= 1.0:
+            last_ask[0] = time.monotonic()
+            if stop_requested():
+                runner.stop("interrupted", cancel=True)
+                return
         if runner._inflight or sessions.todo(runner.session) or runner._seen:
             last_busy[0] = time.monotonic()
         elif idle_exit_s is not None and time.monotonic() - last_busy[0] >= idle_exit_s:

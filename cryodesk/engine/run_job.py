@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -91,3 +92,44 @@ def _run_owned(project, job, owner: dict, log):
     fresh = refresh([job])[0]
     lifecycle.release(fresh)
     return fresh
+
+
+def run_lane_session(project_uid: str, session_uid: str, restore: bool = True, worker: str | None = None,
+                     log=print) -> tuple[str, str]:
+    """``cryodesk worker run-session P S --restore``: run a live session's restore on a cluster node.
+
+    The session's lane record is taken (compare-and-swap; :class:`Refused` if it
+    was killed or ended meanwhile), then :func:`cryodesk.engine.live.run_session`
+    runs it here exactly as ``cryodesk session restore`` does on a workstation;
+    SIGTERM (``scancel``) or a kill requested in the database (``session kill``,
+    should the cancel command not reach the node) stops it with the session
+    still *restoring*, so the next restore continues.  Returns ``(lane state, message)``.
+    """
+    from ..core import sessions
+    from ..core.sessions import lane_run
+    from .live import run_session
+
+    if worker:
+        os.environ["CRYODESK_WORKER"] = worker
+    project = get_project(project_uid)
+    session = sessions.get_session(project, session_uid)
+    lane_run.node_begin(project, session)
+    try:
+        if restore:
+            session = sessions.start_restore(project, session)
+        why, errors = run_session(project, session, stop_requested=lambda: lane_run.kill_requested(session))
+    except BaseException as exc:
+        lane_run.node_end(project, session, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    session = sessions.get_session(project, session_uid)
+    if why == "interrupted":
+        state, message = "killed", f"interrupted on the node; {session.uid} is still {session.status} and " \
+                                   "the next restore continues"
+    elif session.status == "completed" and not errors:
+        state, message = "completed", f"restored on {socket.gethostname()}"
+    else:
+        state = "failed"
+        message = "; ".join(errors) or session.error or f"stopped ({why}); it is {session.status}"
+    lane_run.node_end(project, session, state, message)
+    log(f"worker: {project.uid} {session.uid}: {state} ({message})")
+    return state, message

@@ -66,21 +66,45 @@ class EngineBridge(QObject):
 
         return self.engine.submit_task(name, fn, on_progress=task.report, on_finished=finished)
 
-    def kill(self, project_uid: str, job_uid: str) -> str:
-        """Kill a job wherever it runs (this engine, a worker, an earlier session in the background).
+    def kill(self, project_uid: str, job_uid: str, on_error=None) -> str:
+        """Kill a job wherever it runs (this engine, a worker, an earlier session in the background, a lane).
 
         Returns ``"cancelled"`` (ours: it ends killed at its next cancellation
-        point), ``"killed"`` (it had not started) or ``"requested"`` (its
-        process picks the request up within a second or two).
+        point), ``"killed"`` (it had not started), ``"requested"`` (its
+        process picks the request up within a second or two) or, for a job on
+        a SLURM lane, ``"cancelling"``: the lane's cancel command (``scancel``,
+        perhaps through ``ssh``) runs on a pool thread so the window never
+        waits for it; the job's row says what came of it, and a failure goes
+        to ``on_error(message)``.
         """
-        outcome = self.engine.kill(project_uid, job_uid)
+        from ..core import lanes
+
+        if self.engine.cancel(project_uid, job_uid):
+            outcome = "cancelled"
+        elif lanes.on_slurm_lane(project_uid, job_uid):
+            self.panel.job_event(project_uid, job_uid, self.panel.status_of(project_uid, job_uid) or "running",
+                                 None, "kill requested: cancelling it on its lane…")
+
+            def failed(exc) -> None:
+                self.activity.emit()
+                if on_error is not None:
+                    on_error(str(exc))
+
+            workers.submit(lanes.kill, project_uid, job_uid, context=self, on_error=failed,
+                           on_done=lambda outcome: self._killed(project_uid, job_uid, outcome))
+            return "cancelling"
+        else:
+            outcome = self.engine.kill(project_uid, job_uid)
+        self._killed(project_uid, job_uid, outcome)
+        return outcome
+
+    def _killed(self, project_uid: str, job_uid: str, outcome: str) -> None:
         if outcome == "requested":
             self.panel.job_event(project_uid, job_uid, self.panel.status_of(project_uid, job_uid) or "running",
                                  None, "kill requested; its process stops it at its next cancellation point")
         elif outcome == "killed":
             self.panel.job_event(project_uid, job_uid, "killed", None, "killed before it ran")
         self.activity.emit()
-        return outcome
 
     def queue_for_worker(self, project_uid: str, uids: list[str]) -> dict:
         """Queue jobs for a background worker (as ``cryodesk job queue``) and start one, detached:

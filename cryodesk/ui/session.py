@@ -117,7 +117,8 @@ class SessionControl(QObject):
         out = {}
         for project_uid, uid in pairs:
             try:
-                out[uid] = self.win.bridge.kill(project_uid, uid)
+                out[uid] = self.win.bridge.kill(project_uid, uid, on_error=lambda msg, p=project_uid, u=uid:
+                                                self.win.report(f"{p} {u} was not killed: {msg}"))
             except CryodeskError as exc:
                 out[uid] = "refused"
                 self.win.report(f"{project_uid} {uid} was not killed: {exc}")

@@ -38,6 +38,16 @@ from ..engine.live import SessionRunner
 COLUMNS = ["Exposure", "Stage", "Defocus (Å)", "CTF fit", "Particles", "Status", "Movie / error"]
 
 
+def _on_lane(s) -> bool:
+    """A restore that belongs to a SLURM lane (submitted there, or the session's lane): never run here unasked."""
+    if sessions.lane_run.is_active(s):
+        return True
+    try:
+        return s.status == "restoring" and sessions.lane_run.session_lane(s.lane) is not None
+    except CryodeskError:
+        return False
+
+
 class LiveSessions(QObject):
     """The session runners of one engine; ``changed(project_uid, session_uid)`` when one progressed."""
 
@@ -80,7 +90,7 @@ class LiveSessions(QObject):
         n = 0
         for p in list_projects():
             for s in sessions.list_sessions(p):
-                if s.status in sessions.ACTIVE and not sessions.runner_active(p, s):
+                if s.status in sessions.ACTIVE and not sessions.runner_active(p, s) and not _on_lane(s):
                     n += self.run(p.uid, s.uid) is not None
         return n
 
@@ -135,7 +145,8 @@ class QtSessionView(QWidget):
         row = QHBoxLayout()
         for key, text, fn in (("start", "Start", self.start), ("pause", "Pause", self.pause),
                               ("complete", "Mark completed", self.complete), ("compact", "Compact…", self.compact),
-                              ("restore", "Restore", self.restore), ("reset", "Reset failed", self.reset_failed),
+                              ("restore", "Restore", self.restore), ("kill", "Kill restore", self.kill_restore),
+                              ("reset", "Reset failed", self.reset_failed),
                               ("export", "Export particles", self.export)):
             b = QPushButton(text)
             b.setObjectName(f"session_{key}")
@@ -190,7 +201,8 @@ class QtSessionView(QWidget):
         self.summary.setText(f"<b>{d['project']} {d['uid']}</b> {d['title']} — <b>{d['status']}</b>{here}<br>"
                              f"{d['exposures_total']} exposures · {d['accepted']} accepted "
                              f"({d['particles_accepted']} particles) · {d['rejected']} rejected{rate} · "
-                             f"{human_bytes(d['size_bytes'])}<br><small>{d['params']['movies']}</small>")
+                             f"{human_bytes(d['size_bytes'])}<br><small>{d['params']['movies']}</small>"
+                             + self._lane_text(d))
         c = d["stage_counts"]
         self.counts.setText("  ".join(f"{k}: {c[k]}" for k in sessions.STAGES))
         self.progress.setMaximum(max(1, d["exposures_total"]))
@@ -204,6 +216,17 @@ class QtSessionView(QWidget):
             self._fill(rows)
         self._rows = rows
         self._update_controls(d, thresholds)
+
+    @staticmethod
+    def _lane_text(d: dict) -> str:
+        import html
+
+        r = d.get("lane_run")
+        if not r:
+            return f"<br><small>restores run on lane {html.escape(d['lane'])}</small>" if d["lane"] != "local" else ""
+        return (f"<br>restore on lane <b>{html.escape(r['lane'])}</b>: <b>{html.escape(r['state'])}</b>"
+                f" (cluster job {html.escape(str(r.get('cluster_job_id') or '-'))})"
+                + (f"<br><small>{html.escape(r['message'])}</small>" if r.get("message") else ""))
 
     def _fill(self, rows: list[list[str]]) -> None:
         self.table.setRowCount(len(rows))
@@ -227,7 +250,9 @@ class QtSessionView(QWidget):
         status = d["status"]
         enabled = {"start": status in ("paused", "completed"), "pause": status == "running",
                    "complete": status in ("paused", "running"), "compact": status == "completed",
-                   "restore": status in ("compacted", "restoration_failed", "restoring"),
+                   "restore": status in ("compacted", "restoration_failed", "restoring")
+                   and not sessions.lane_run.is_active_desc(d),
+                   "kill": sessions.lane_run.is_active_desc(d),
                    "reset": c["failed"] > 0 and status not in ("compacted", "compacting"),
                    "export": c["ready"] > 0 and status in ("paused", "running", "completed")}
         for key, b in self.buttons.items():
@@ -324,10 +349,42 @@ class QtSessionView(QWidget):
         self.refresh()
 
     def restore(self) -> None:
+        """Restore here, or on the session's SLURM lane: one cluster job, submitted off the GUI thread."""
+        try:
+            on_lane = sessions.lane_run.session_lane(self.desc.get("lane") or "local") is not None
+        except CryodeskError as exc:
+            self.status_line.setText(str(exc))
+            return
+        if on_lane:
+            self._off_thread(sessions.lane_run.restore, "Submitting the restore to lane "
+                             f"{self.desc['lane']!r}…", lambda s: (s.lane_run or {}).get("message", ""))
+            return
         if self._do(lambda: sessions.start_restore(self.project_uid, self.session_uid)) is not None:
             self.live.run(self.project_uid, self.session_uid)
             self.status_line.setText("Restoring: motion, CTF and extraction run again from the saved picks")
             self.refresh()
+
+    def kill_restore(self) -> None:
+        """Kill the restore on its SLURM lane (the lane's cancel command, off the GUI thread)."""
+        self._off_thread(sessions.lane_run.kill, "Killing the restore on its lane…",
+                         lambda outcome: f"Restore kill {outcome}: restore again to continue it")
+
+    def _off_thread(self, fn, busy: str, said) -> None:
+        from ..engine import workers
+
+        self.status_line.setText(busy)
+        for key in ("restore", "kill"):
+            self.buttons[key].setEnabled(False)
+
+        def done(result) -> None:
+            self.status_line.setText(said(result))
+            self.refresh()
+
+        def failed(exc) -> None:
+            self.status_line.setText(str(exc))
+            self.refresh()
+
+        workers.submit(fn, self.project_uid, self.session_uid, on_done=done, on_error=failed, context=self)
 
     def reset_failed(self) -> None:
         n = self._do(lambda: sessions.reset_failed(self.project_uid, self.session_uid))

@@ -105,3 +105,59 @@ def test_kill_in_the_window_cancels_the_cluster_job(demo, make_window, qtbot, tm
     qtbot.waitUntil(lambda: _status(win, job.uid) == "killed", timeout=10000)
     assert "100|CANCELLED" in (tmp_path / "sched" / "states").read_text()
     assert "before it ran" in jobs.get_job("P1", job.uid).error
+
+
+def test_kill_of_a_cluster_job_never_blocks_the_window(demo, make_window, qtbot, tmp_path):
+    """The lane's cancel command (scancel, perhaps through ssh) runs off the GUI thread: here it takes 2 s,
+    and meanwhile a QTimer of the window keeps firing."""
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    options = _scheduler(tmp_path / "sched")
+    options["cancel"] = f"sh -c 'sleep 2; sh {tmp_path}/sched/cancel.sh \"$0\"' {{{{ cluster_job_id }}}}"
+    lanes.add_lane("hpc", "slurm", **options)
+    job = jobs.create_job("P1", "ui_source", "W1")
+    lanes.send("P1", [job.uid], "hpc")
+    win = make_window()
+    ticks = []
+    timer = QTimer(win)
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start()
+    started = time.monotonic()
+    out = win.session.kill([("P1", job.uid)])
+    assert time.monotonic() - started < 1.0 and out == {job.uid: "cancelling"}
+    states = tmp_path / "sched" / "states"
+    qtbot.waitUntil(lambda: "100|CANCELLED" in states.read_text(), timeout=15000)
+    assert time.monotonic() - started >= 2.0  # the cancel command did take its 2 s ...
+    during = [t for t in ticks if started < t < started + 2.0]
+    assert len(during) >= 15, len(during)  # ... while the window went on (40 ticks if nothing else ran)
+    qtbot.waitUntil(lambda: _status(win, job.uid) == "killed", timeout=10000)
+
+
+def test_session_view_restores_on_a_slurm_lane_and_kills_it(demo, make_window, qtbot, tmp_path, artifacts_dir):
+    from cryodesk.core import sessions
+    from cryodesk.ui.session_view import open_session
+
+    lanes.add_lane("hpc", "slurm", **_scheduler(tmp_path / "sched"))
+    (tmp_path / "in").mkdir()
+    s = sessions.create("P1", str(tmp_path / "in" / "*.mrc"), "grid", lane="hpc")
+    sessions.set_status(s.project, s, "compacted")
+    win = make_window()
+    view = open_session(win, "P1", s.uid)
+    view._timer.setInterval(100)
+    assert "restores run on lane hpc" in view.summary.text() and not view.buttons["kill"].isEnabled()
+    view.buttons["restore"].click()
+    qtbot.waitUntil(lambda: "restore on lane <b>hpc</b>: <b>launched</b> (cluster job 100)" in view.summary.text(),
+                    timeout=10000)
+    assert "submitted to lane 'hpc' as cluster job 100" in view.status_line.text()
+    assert not view.buttons["restore"].isEnabled() and view.buttons["kill"].isEnabled()
+    assert not win.live_sessions.runners  # not run here: the cluster runs it
+    view.grab().save(str(artifacts_dir / "ui_session_restore_on_lane.png"))
+    assert "worker run-session P1 S1 --restore" in (Path(s.project.directory) / "S1/lane/submit.sh").read_text()
+    view.buttons["kill"].click()
+    qtbot.waitUntil(lambda: "<b>killed</b>" in view.summary.text(), timeout=10000)
+    assert "100|CANCELLED" in (tmp_path / "sched" / "states").read_text()
+    assert sessions.get_session("P1", s.uid).status == "restoring" and view.buttons["restore"].isEnabled()
+    view.close()

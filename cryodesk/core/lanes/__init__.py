@@ -7,21 +7,31 @@ lane's script and commands; :mod:`.tracker` sends jobs to a lane, follows them t
 from .service import KINDS, LaneInfo, add_lane, get_lane, list_lanes, remove_lane, show_lane
 from .templates import COMMAND_VARIABLES, DEFAULT_SCRIPT, SCRIPT_VARIABLES, parse_vars
 from .tracker import (
+           EXIT_NAME,
            LANE_DIR,
+           OUT_NAME,
+           PENDING_STATES,
+           RUNNING_STATES,
+           SCRIPT_NAME,
            SendResult,
            SyncReport,
+           cancel,
            job_lane_info,
            kill,
            lane_jobs_active,
            lane_status,
+           node_command,
+           on_slurm_lane,
            scheduler_states,
            script_path,
            script_values,
            send,
+           submit_script,
            sync,
 )
 
-__all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "KINDS", "LANE_DIR", "LaneInfo", "SCRIPT_VARIABLES", "SendResult",
-           "SyncReport", "add_lane", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
-           "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send", "show_lane",
-           "sync"]
+__all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "EXIT_NAME", "KINDS", "LANE_DIR", "LaneInfo", "OUT_NAME",
+           "PENDING_STATES", "RUNNING_STATES", "SCRIPT_NAME", "SCRIPT_VARIABLES", "SendResult", "SyncReport",
+           "add_lane", "cancel", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
+           "node_command", "on_slurm_lane", "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send",
+           "show_lane", "submit_script", "sync"]

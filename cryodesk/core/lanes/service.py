@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from ...base.errors import NotFound, UsageError
-from ...db.models import ACTIVE_STATUSES, Job, Lane, db
+from ...db.models import ACTIVE_STATUSES, Job, Lane, Session, db
 from . import templates
 
 KINDS = ("local", "worker", "slurm")
@@ -131,4 +131,22 @@ def remove_lane(name: str) -> None:
     n = _active(name)
     if n:
         raise UsageError(f"lane {name!r} has {n} queued or running job(s); kill them or let them end first")
+    users = list(Session.select().where(Session.lane == name).limit(3))
+    if users:
+        which = ", ".join(f"{s.project.uid} {s.uid}" for s in users)
+        raise UsageError(f"lane {name!r} is the restore lane of session(s) {which}; give them another lane first "
+                         f"(cryodesk session set-lane P S local)")
     lane.delete_instance()
+
+
+def session_lane(name: str | None) -> Lane | None:
+    """The SLURM lane called ``name`` (None for ``local``); a clear error for another kind or no such lane."""
+    if not name or name == "local":
+        return None
+    lane = get_lane(name)
+    if lane.type == "local":
+        return None
+    if lane.type != "slurm":
+        raise UsageError(f"lane {name!r} is a {lane.type} lane: a live session runs on the local lane or restores "
+                         "on a SLURM lane")
+    return lane

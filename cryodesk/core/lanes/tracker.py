@@ -127,15 +127,22 @@ def _node_db_url(lane: Lane) -> str:
     return dbmod.resolve_url(None)
 
 
+def node_command(lane: Lane, args: str) -> str:
+    """The command line that runs ``cryodesk <args>`` on the lane's node, against the shared database."""
+    cfg = lane.config
+    cmd = cfg.get("cryodesk_cmd") or default_cryodesk_cmd()
+    worker = cfg.get("worker") or ""
+    return (f"{cmd} --db {shlex.quote(_node_db_url(lane))} {args}"
+            + (f" --worker {shlex.quote(worker)}" if worker else ""))
+
+
 def script_values(lane: Lane, project, job: Job, job_vars: dict | None = None) -> dict:
     """The submission script's variables for ``job`` on ``lane`` (custom ones included)."""
     cfg = lane.config
     pdir = Path(project.directory).resolve()
     jdir = pdir / job.directory
-    cmd = cfg.get("cryodesk_cmd") or default_cryodesk_cmd()
     worker = cfg.get("worker") or ""
-    run_cmd = (f"{cmd} --db {shlex.quote(_node_db_url(lane))} worker run-job {project.uid} {job.uid}"
-               + (f" --worker {shlex.quote(worker)}" if worker else ""))
+    run_cmd = node_command(lane, f"worker run-job {project.uid} {job.uid}")
     values = {"num_cpu": cfg.get("num_cpu", 1), "ram_gb": cfg.get("ram_gb", 1), "num_gpu": 0,
               "job_dir_abs": str(jdir), "project_dir_abs": str(pdir), "run_cmd": run_cmd,
               "project_uid": project.uid, "job_uid": job.uid, "job_type": job.type,
@@ -185,23 +192,37 @@ def _submit(lane: Lane, job: Job) -> str:
     pdir = require_project_dir(project.directory)
     jdir = check_job_dir(pdir, job.directory)
     jdir.mkdir(exist_ok=True)
-    ldir = jdir / LANE_DIR
+    values = script_values(lane, project, job, (job.settings or {}).get("lane_vars"))
+    return submit_script(lane, jdir, values, project.uid, job.uid)
+
+
+def submit_script(lane: Lane, item_dir: Path, values: dict, project_uid: str, item_uid: str) -> str:
+    """Render the lane's script into ``item_dir/lane/submit.sh`` and submit it; returns the cluster id.
+
+    ``item_dir`` is a job's (or a live session's) own directory, already checked to be inside its project.
+    """
+    ldir = item_dir / LANE_DIR
     if ldir.is_symlink():
         raise CryodeskError(f"{ldir} is a symbolic link; cryodesk does not write through it")
     ldir.mkdir(exist_ok=True)
-    values = script_values(lane, project, job, (job.settings or {}).get("lane_vars"))
     script = templates.render(lane.config["script"], values)
     path = ldir / SCRIPT_NAME
     atomic_write(path, script)
     os.chmod(path, 0o755)
-    out = _run(lane, "submit", {"script_path_abs": str(path), "job_dir_abs": str(jdir),
-                                "project_uid": project.uid, "job_uid": job.uid, "cluster_job_id": ""},
-               cwd=str(jdir))
+    out = _run(lane, "submit", {"script_path_abs": str(path), "job_dir_abs": str(item_dir),
+                                "project_uid": project_uid, "job_uid": item_uid, "cluster_job_id": ""},
+               cwd=str(item_dir))
     first = out.strip().splitlines()[0] if out.strip() else ""
     match = re.search(r"(\d+)", first.split(";")[0])
     if not match:
         raise CryodeskError(f"lane {lane.name!r}: no job id in the submit command's output {out.strip()!r}")
     return match.group(1)
+
+
+def cancel(lane: Lane, cid: str, project_uid: str = "", item_uid: str = "") -> None:
+    """Run the lane's cancel command for cluster job ``cid`` (a CryodeskError if it fails)."""
+    _run(lane, "cancel", {"cluster_job_id": cid, "script_path_abs": "", "job_dir_abs": "",
+                          "project_uid": project_uid, "job_uid": item_uid})
 
 
 def _submit_ready(lane: Lane, report: SyncReport) -> None:
@@ -376,6 +397,14 @@ def lane_jobs_active(lane_name: str | None = None) -> int:
     return Job.select().where(Job.lane.in_(names) & Job.status.in_(ACTIVE_STATUSES)).count()
 
 
+def on_slurm_lane(project, job) -> bool:
+    """Is ``job`` active on a SLURM lane with a cluster job (so killing it runs the lane's cancel command)?"""
+    job = get_jobs(get_project(project), [job])[0]
+    if not job.lane or not job.cluster_job_id or job.status not in ACTIVE_STATUSES:
+        return False
+    return Lane.select().where((Lane.name == job.lane) & (Lane.type == "slurm")).exists()
+
+
 def kill(project, job) -> str:
     """Kill ``job`` wherever it runs: on a SLURM lane the scheduler's cancel command is called too.
 
@@ -444,5 +473,6 @@ def lane_status(lane_name: str) -> dict:
     return out
 
 
-__all__ = ["LANE_DIR", "SendResult", "SyncReport", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "scheduler_states",
-           "script_path", "script_values", "send", "sync"]
+__all__ = ["EXIT_NAME", "LANE_DIR", "OUT_NAME", "PENDING_STATES", "RUNNING_STATES", "SCRIPT_NAME", "SendResult",
+           "SyncReport", "cancel", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "node_command",
+           "on_slurm_lane", "scheduler_states", "script_path", "script_values", "send", "submit_script", "sync"]

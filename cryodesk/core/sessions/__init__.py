@@ -6,6 +6,7 @@ The stage code is :mod:`cryodesk.jobs.live`; the runner that watches the
 movie directory and feeds the engine is :mod:`cryodesk.engine.live`.
 """
 
+from . import lane_run  # noqa: F401
 from .compaction import CompactionPlan, compact, compaction_plan, discard_temp, export_jobs, start_restore  # noqa: F401
 from .params import DEFAULTS, apply_assignments, judge, merged  # noqa: F401
 from .service import (  # noqa: F401
@@ -33,6 +34,7 @@ from .service import (  # noqa: F401
     runner_active,
     runner_lock,
     session_dir,
+    set_lane,
     set_manual,
     set_manual_picks,
     set_params,

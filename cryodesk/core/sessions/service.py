@@ -165,8 +165,9 @@ def create(project, movies: str, title: str = "", assignments: dict | None = Non
     pattern = _movies_pattern(project, movies)
     values = P.apply_assignments({}, assignments or {})
     values["movies"] = pattern
-    if lane != "local":
-        raise UsageError(f"unknown lane {lane!r}: this cryodesk runs sessions on the local lane only")
+    from ..lanes.service import session_lane
+
+    session_lane(lane)  # local, or a SLURM lane (its restores run there)
     session = create_session(project, title)
     with project_write(project):
         Session.update(params=values, lane=lane, status="paused").where(Session.id == session.id).execute()
@@ -189,6 +190,19 @@ def set_params(project, session, assignments: dict) -> Session:
         if "movies" in assignments:
             values["movies"] = _movies_pattern(project, assignments["movies"])
         Session.update(params=values).where(Session.id == s.id).execute()
+        events.record(project, "project")
+    return _fresh(project, s)
+
+
+def set_lane(project, session, lane: str) -> Session:
+    """Where the session's restores run: ``local`` (this machine) or a SLURM lane."""
+    from ..lanes.service import session_lane
+
+    project = get_project(project)
+    session_lane(lane)
+    with project_write(project):
+        s = _fresh(project, get_session(project, session))
+        Session.update(lane=lane or "local").where(Session.id == s.id).execute()
         events.record(project, "project")
     return _fresh(project, s)
 
@@ -445,6 +459,7 @@ def describe(project, session, with_exposures: bool = True) -> dict:
         "accepted": judged.count("accepted"), "rejected": judged.count("rejected"),
         "particles_accepted": sum(d["n_particles"] or 0 for d in descs if d["judgement"] == "accepted"),
         "throughput_per_min": throughput(s), "runner_active": runner_active(project, s),
+        "lane_run": dict(s.lane_run) if s.lane_run else None,
     }
     if with_exposures:
         out["exposures"] = descs
