@@ -86,9 +86,10 @@ def main(argv: list[str]) -> int:
                 continue
             time.sleep(req.get("delay_ms", 0) / 1000.0)
             state.clear()
-            job = Job.get((Job.project == project) & (Job.number == int(req["job"][1:])))
             t_start = time.monotonic()
             try:
+                # (inside the try: the other side may have deleted it already — that is an outcome too)
+                job = Job.get((Job.project == project) & (Job.number == int(req["job"][1:])))
                 if role == "clear":
                     r = actions.clear_jobs(project, [job])
                     out = {"ok": r.ok, "message": "; ".join(o.message for o in r.outcomes)}
