@@ -223,3 +223,14 @@ def test_a_crafted_or_corrupt_session_json_is_a_clear_error(project, tmp_path, m
     where.write_text(good)
     (tmp_path / "elsewhere.json").unlink()
     assert disk_files(tmp_path) == files  # nothing but the test's own edits changed anywhere
+
+
+def test_archive_writes_the_session_manifest_with_its_size(project, session):
+    sessions.set_thresholds(project, session, particles_min=3)
+    project_lifecycle.archive_project(project)
+    sdir = Path(project.directory) / "S1"
+    doc = json.loads((sdir / "session.json").read_text())
+    assert doc["params"]["thresholds"]["particles_min"] == 3.0 and doc["status"] == "paused"
+    assert doc["exposures"] == [] and doc["lane"] == "local"
+    # it records S1/'s size with itself in place, and the database has the same number
+    assert doc["size_bytes"] == du_size(sdir) == sessions.get_session(project, "S1").size_bytes
