@@ -204,7 +204,7 @@ def _checked_session_doc(sdir: Path) -> dict:
         if e.get("manual_status") not in (None, "accept", "reject"):
             raise c.bad(f"{e['uid']}: manual_status {e['manual_status']!r} is not accept, reject or null")
         c.kind(e, "error", str)
-        c.kind(e, "results", dict, {}, "a mapping")
+        _check_results(c, e["uid"], c.kind(e, "results", dict, {}, "a mapping") or {})
         c.date(e, "found_at")
         c.date(e, "ready_at")
         for kind, out in c.kind(e, "outputs", dict, {}, "a mapping").items():
@@ -224,6 +224,25 @@ def _checked_session_doc(sdir: Path) -> dict:
                     for p in picks):
                 raise c.bad(f"{e['uid']}: {key} is not a list of [{'x, y, score' if width == 3 else 'x, y'}]")
     return d
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_results(c: _Checker, uid: str, r: dict) -> None:
+    """The results the session's views and thresholds read (CTF fit, particle count, micrograph shape)."""
+    ctf = r.get("ctf")
+    if ctf is not None and not (isinstance(ctf, dict) and all(_finite(ctf.get(k)) for k in
+                                                             ("df1_A", "df2_A", "cross_corr"))):
+        raise c.bad(f"{uid}: results.ctf {ctf!r} lacks numbers df1_A, df2_A and cross_corr")
+    n = r.get("n_particles")
+    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        raise c.bad(f"{uid}: results.n_particles {n!r} is not a whole number")
+    shape = r.get("shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) >= 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise c.bad(f"{uid}: results.shape {shape!r} is not a list of pixel counts")
 
 
 def _session_docs(path: Path, doc: dict) -> dict[str, dict]:

@@ -196,6 +196,10 @@ def _crafts(doc: dict):
     yield "manual_status", change(lambda d, x: x.update(manual_status="maybe"))
     yield "size_bytes", change(lambda d, x: d.update(size_bytes=-5))
     yield "found_at", change(lambda d, x: x.update(found_at="yesterday"))
+    yield "results.ctf", change(lambda d, x: x["results"].update(ctf={"df1_A": "deep"}))
+    yield "results.n_particles", change(lambda d, x: x["results"].update(n_particles=-1))
+    yield "results.shape", change(lambda d, x: x["results"].update(shape="big"))
+    yield "lane", change(lambda d, x: d.update(lane=""))
 
 
 def test_a_crafted_or_corrupt_session_json_is_a_clear_error(project, tmp_path, movie_source):
