@@ -17,16 +17,32 @@ Attach also decides who owns the directory (:mod:`cryodesk.core.ownership`):
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import math
+import os
 import re
 from pathlib import Path
 
 from ..base import hooks
 from ..base.errors import DataError, UsageError
+from ..base.nofollow import read_regular
 from ..db import lock_rows, write_transaction
-from ..db.models import JOB_STATUSES, Connection, Job, JobWorkspace, OutputFile, Project, Session, Workspace
+from ..db.models import (
+    JOB_STATUSES,
+    Connection,
+    Exposure,
+    Job,
+    JobWorkspace,
+    OutputFile,
+    Project,
+    Session,
+    Workspace,
+)
 from . import events, manifest, ownership, registry
 from .finals import recompute_ancestor_flags
 from .projects import _next_number, _refuse_nested, _resolve_dir
+from .sessions import params as session_params
+from .sessions.service import KINDS, STAGES, STATUSES, TODO_STAGES
 from .uids import MAX_NUMBER, parse_uid
 
 _PROJECT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -139,6 +155,106 @@ def _checked_job_doc(job_dir: Path) -> dict:
     return d
 
 
+def _checked_session_doc(sdir: Path) -> dict:
+    """A session manifest (``S<n>/session.json``), validated so that attaching it cannot corrupt the database,
+    nor make anything later write or delete outside ``S<n>/`` (outputs) — movies are references only."""
+    where = sdir / manifest.SESSION_MANIFEST
+    c = _Checker(where, "fix or remove it, then attach again")
+    try:
+        d = json.loads(read_regular(where))
+    except (OSError, DataError) as exc:
+        raise c.bad(f"cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except ValueError as exc:
+        raise c.bad(f"is not valid JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise c.bad("is not a JSON object")
+    if d.get("uid") != sdir.name:
+        raise c.bad(f"uid {d.get('uid')!r} does not match its directory {sdir.name}")
+    c.uid(d["uid"], "S", "uid")
+    c.kind(d, "title", str)
+    c.kind(d, "error", str)
+    c.count(d, "size_bytes", 0)
+    c.date(d, "created_at")
+    if d.get("status", "paused") not in STATUSES:
+        raise c.bad(f"unknown status {d.get('status')!r} (one of {', '.join(STATUSES)})")
+    lane = c.kind(d, "lane", str, "local")
+    if not lane or len(lane) > 64:
+        raise c.bad(f"lane {lane!r} is not a lane name")
+    why = session_params.problem(d.get("params", {}))
+    if why:
+        raise c.bad(why)
+    prefix = f"{sdir.name}/"
+    numbers, movies = set(), set()
+    for e in c.entries(d, "exposures", {"uid", "movie"}):
+        number = c.uid(e["uid"], "E", "exposure")
+        if number in numbers:
+            raise c.bad(f"exposure {e['uid']} appears twice")
+        numbers.add(number)
+        movie = e["movie"]
+        if not isinstance(movie, str) or not movie.startswith("/") or "\0" in movie:
+            raise c.bad(f"{e['uid']}: movie {movie!r} is not an absolute path")
+        if movie in movies:
+            raise c.bad(f"{e['uid']}: movie {movie} belongs to two exposures")
+        movies.add(movie)
+        c.count(e, "movie_bytes", 0)
+        if e.get("stage", "found") not in STAGES:
+            raise c.bad(f"{e['uid']}: unknown stage {e.get('stage')!r}")
+        if e.get("failed_stage") is not None and e["failed_stage"] not in TODO_STAGES:
+            raise c.bad(f"{e['uid']}: unknown failed_stage {e['failed_stage']!r}")
+        if e.get("manual_status") not in (None, "accept", "reject"):
+            raise c.bad(f"{e['uid']}: manual_status {e['manual_status']!r} is not accept, reject or null")
+        c.kind(e, "error", str)
+        _check_results(c, e["uid"], c.kind(e, "results", dict, {}, "a mapping") or {})
+        c.date(e, "found_at")
+        c.date(e, "ready_at")
+        for kind, out in c.kind(e, "outputs", dict, {}, "a mapping").items():
+            rel = out.get("path") if isinstance(out, dict) else None
+            parts = rel.split("/") if isinstance(rel, str) else []
+            if kind not in KINDS or not rel or not rel.startswith(prefix) or \
+                    any(p in ("", ".", "..") for p in parts) or "\0" in rel:
+                raise c.bad(f"{e['uid']}: output {kind!r} {out!r} is not a file inside {sdir.name}/")
+            c.count(out, "bytes", 0)
+        for key, width in (("picks", 3), ("manual_picks", 2)):
+            picks = e.get(key, None if key == "picks" else [])
+            if picks is None and key == "picks":
+                continue
+            if not isinstance(picks, list) or not all(
+                    isinstance(p, list) and len(p) == width and all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in p)
+                    for p in picks):
+                raise c.bad(f"{e['uid']}: {key} is not a list of [{'x, y, score' if width == 3 else 'x, y'}]")
+    return d
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_results(c: _Checker, uid: str, r: dict) -> None:
+    """The results the session's views and thresholds read (CTF fit, particle count, micrograph shape)."""
+    ctf = r.get("ctf")
+    if ctf is not None and not (isinstance(ctf, dict) and all(_finite(ctf.get(k)) for k in
+                                                             ("df1_A", "df2_A", "cross_corr"))):
+        raise c.bad(f"{uid}: results.ctf {ctf!r} lacks numbers df1_A, df2_A and cross_corr")
+    n = r.get("n_particles")
+    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and n >= 0):
+        raise c.bad(f"{uid}: results.n_particles {n!r} is not a whole number")
+    shape = r.get("shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) >= 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+        raise c.bad(f"{uid}: results.shape {shape!r} is not a list of pixel counts")
+
+
+def _session_docs(path: Path, doc: dict) -> dict[str, dict]:
+    """The session manifests of the sessions ``project.json`` lists (a session without one keeps its entry)."""
+    out = {}
+    for s in doc.get("sessions", []):
+        sdir = path / s["uid"]
+        if sdir.is_dir() and not sdir.is_symlink() and os.path.lexists(sdir / manifest.SESSION_MANIFEST):
+            out[s["uid"]] = _checked_session_doc(sdir)
+    return out
+
+
 def _same_project(path: Path, pid: str) -> bool:
     """Whether ``path`` holds the project with id ``pid`` now."""
     try:
@@ -161,11 +277,13 @@ def attach_project(directory: str | Path, force: bool = False) -> Project:
     for job_dir in sorted(path.glob("J*")):
         if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / manifest.JOB_MANIFEST).exists():
             job_docs.append(_checked_job_doc(job_dir))
+    session_docs = _session_docs(path, doc)
     with ownership.claiming(path):  # two attaches of one directory at once: the second sees the first's lock
-        return _attach_locked(path, doc, job_docs, force)
+        return _attach_locked(path, doc, job_docs, force, session_docs)
 
 
-def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool) -> Project:
+def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool,
+                   session_docs: dict[str, dict] | None = None) -> Project:
     lock = ownership.read_lock(path)
     hooks.point("attach.lock_read", path=str(path), lock=lock)
     pid = doc.get("id") or (lock or {}).get("project") or manifest.new_project_id()
@@ -181,7 +299,7 @@ def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool) -> 
     _refuse_nested(path, exclude=replace)
     wrote_lock = []
     try:
-        project = _rebuild(path, doc, job_docs, pid, lock, replace, wrote_lock)
+        project = _rebuild(path, doc, job_docs, pid, lock, replace, wrote_lock, session_docs or {})
     except BaseException:
         if wrote_lock:  # the rows rolled back: the directory is again whoever's it was
             ownership.restore_lock(path, lock)
@@ -190,7 +308,8 @@ def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool) -> 
     return project
 
 
-def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict | None, replace, wrote_lock):
+def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict | None, replace, wrote_lock,
+             session_docs: dict[str, dict]):
     with write_transaction():
         number = _next_number(Project)
         if replace is not None:
@@ -213,8 +332,11 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
             ws = Workspace.create(project=project, number=parse_uid(w["uid"], "W"), title=w.get("title", ""))
             workspaces[w["uid"]] = ws
         for s in doc.get("sessions", []):
-            Session.create(project=project, number=parse_uid(s["uid"], "S"), title=s.get("title", ""),
-                           status=s.get("status", "paused"))
+            _create_session(project, s, session_docs.get(s["uid"]))
+        top = max([parse_uid(s["uid"], "S") for s in doc.get("sessions", [])], default=0)
+        if project.next_session_number <= top:
+            project.next_session_number = top + 1
+            project.save()
         jobs = {}
         for d in job_docs:
             try:
@@ -260,6 +382,31 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
         if replace is not None:
             events.record(replace.id, "project")
     return project
+
+
+def _create_session(project: Project, entry: dict, d: dict | None) -> Session:
+    """A session's rows from its ``session.json`` (exactly as they were), or from its ``project.json`` entry."""
+    number = parse_uid(entry["uid"], "S")
+    if d is None:  # a project written before session manifests: only what project.json knew
+        return Session.create(project=project, number=number, title=entry.get("title", ""),
+                              status=entry.get("status", "paused"))
+    session = Session.create(
+        project=project, number=number, title=d.get("title", ""), status=d.get("status", "paused"),
+        params=d.get("params") or {}, lane=d.get("lane") or "local", error=d.get("error"),
+        size_bytes=d.get("size_bytes", 0), created_at=_parse_dt(d.get("created_at")) or _dt.datetime.utcnow(),
+    )
+    rows = [
+        {"session": session.id, "number": parse_uid(e["uid"], "E"), "movie": e["movie"],
+         "movie_bytes": e.get("movie_bytes", 0), "stage": e.get("stage", "found"),
+         "failed_stage": e.get("failed_stage"), "error": e.get("error"), "outputs": e.get("outputs") or {},
+         "results": e.get("results") or {}, "picks": e.get("picks"), "manual_picks": e.get("manual_picks") or [],
+         "manual_status": e.get("manual_status"),
+         "found_at": _parse_dt(e.get("found_at")) or _dt.datetime.utcnow(), "ready_at": _parse_dt(e.get("ready_at"))}
+        for e in d.get("exposures", [])
+    ]
+    for i in range(0, len(rows), 200):
+        Exposure.insert_many(rows[i:i + 200]).execute()
+    return session
 
 
 def _known(path: Path, pid: str, lock: dict | None, force: bool) -> Project | None:

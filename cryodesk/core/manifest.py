@@ -23,12 +23,13 @@ from pathlib import Path
 
 from ..base.errors import DataError
 from ..base.fsio import atomic_write
-from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
+from ..db.models import Connection, Exposure, Job, JobWorkspace, OutputFile, Project, Session, Workspace
 from . import ownership
 from .sizes import record_size, size_without_manifest
 
 PROJECT_MANIFEST = "project.json"
 JOB_MANIFEST = "job.json"
+SESSION_MANIFEST = "session.json"  # in S<n>/: a live session, its parameters and every exposure
 FORMAT = 1
 
 
@@ -108,6 +109,30 @@ def job_document(job: Job) -> dict:
         "queued_at": _iso(job.queued_at),
         "started_at": _iso(job.started_at),
         "completed_at": _iso(job.completed_at),
+    }
+
+
+def session_document(session: Session) -> dict:
+    """Everything a live session's rows hold: parameters, status, lane, thresholds, and every exposure
+    (movie reference, stage, outputs with sizes, results, automatic and manual picks, manual accept/reject)."""
+    exposures = [
+        {"uid": e.uid, "movie": e.movie, "movie_bytes": e.movie_bytes, "stage": e.stage,
+         "failed_stage": e.failed_stage, "error": e.error, "outputs": e.outputs or {}, "results": e.results or {},
+         "picks": e.picks, "manual_picks": e.manual_picks or [], "manual_status": e.manual_status,
+         "found_at": _iso(e.found_at), "ready_at": _iso(e.ready_at)}
+        for e in Exposure.select().where(Exposure.session == session.id).order_by(Exposure.number)
+    ]
+    return {
+        "format": FORMAT,
+        "uid": session.uid,
+        "title": session.title,
+        "status": session.status,
+        "params": session.params or {},
+        "lane": session.lane,
+        "error": session.error,
+        "size_bytes": session.size_bytes,
+        "created_at": _iso(session.created_at),
+        "exposures": exposures,
     }
 
 
@@ -261,6 +286,51 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     _write(job_dir / JOB_MANIFEST, doc, durable, text)
     # no write when the size did not change (the same length): most rewrites take no job row lock
     record_size(job, size, unchanged=before is not None and size == base + before)
+
+
+def write_session(session: Session, project_dir: Path, durable: bool = True) -> None:
+    """Write ``S<n>/session.json`` (atomically; only into a directory this database owns, never via a symlink)."""
+    base = Path(project_dir)
+    if _foreign_kind(base):
+        return  # another program's project has no cryodesk sessions
+    if (base / PROJECT_MANIFEST).is_file():
+        _require_owned(base)
+    sdir = base / session.directory
+    if sdir.is_symlink():
+        raise DataError(f"{session.uid}: session directory {sdir} is a symlink; refusing to write into it")
+    if not sdir.is_dir():
+        from .fsutil import require_project_dir
+
+        require_project_dir(base)  # a missing project is an error; a session directory removed by hand is remade
+        sdir.mkdir()
+    from .sizes import job_size
+
+    # session.json is part of S<n>/'s size (du -sb) and records that size, as job.json does for a job
+    try:
+        before = (sdir / SESSION_MANIFEST).lstat().st_size
+    except OSError:
+        before = 0
+    base = max(0, job_size(sdir) - before)
+    doc = session_document(session)
+    size, text = base, ""
+    for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
+        doc["size_bytes"] = size
+        text = _dumps(doc)
+        if base + len(text.encode()) == size:
+            break
+        size = base + len(text.encode())
+    _write(sdir / SESSION_MANIFEST, doc, durable, text)
+    if size != session.size_bytes:
+        Session.update(size_bytes=size).where(Session.id == session.id).execute()
+        session.size_bytes = size
+
+
+def write_sessions(project: Project, project_dir: Path) -> int:
+    """Write every session manifest of ``project`` (no fsync each); returns how many."""
+    rows = list(Session.select().where(Session.project == project.id).order_by(Session.number))
+    for s in rows:
+        write_session(s, project_dir, durable=False)
+    return len(rows)
 
 
 def _dumps(doc: dict) -> str:

@@ -50,9 +50,10 @@ def _finish_deletions(project: Project, what: str) -> list:
 
 
 def _write_all_manifests(project: Project) -> int:
-    """Rewrite project.json and every job.json (no fsync each: one file-system sync at the end)."""
+    """Rewrite project.json, every job.json and every S<n>/session.json (no fsync each: one sync at the end)."""
     pdir = require_project_dir(project.directory)
     manifest.write_project(project)
+    manifest.write_sessions(project, pdir)
     n = 0
     batch = []
     for job in Job.select().where(Job.project == project.id).order_by(Job.number).iterator():

@@ -43,11 +43,13 @@ from ..core.projects import get_project
 log = logging.getLogger("cryodesk.engine.live")
 
 
-def process_exposure(project_id: int, session_id: int, exposure_id: int, cancel: threading.Event) -> str:
+def process_exposure(project_uid: str, session_id: int, exposure_id: int, cancel: threading.Event) -> str:
     """Run the remaining stages of one exposure (in a pool thread); returns its stage at the end."""
     from ..jobs import live
 
-    project = get_project(project_id)
+    # by its uid, not its row id: get_project(int) reads a number (P<n>), which is the row id only by chance
+    # (not after a detach → attach on PostgreSQL, whose ids come from a sequence)
+    project = get_project(project_uid)
     pdir = Path(project.directory)
     while True:
         s, e = sessions.current(session_id, exposure_id)
@@ -191,7 +193,7 @@ class SessionRunner(QObject):
                 continue
             eid = e.id
 
-            def fn(progress, cancel, eid=eid, sid=s.id, pid=self.project.id):
+            def fn(progress, cancel, eid=eid, sid=s.id, pid=self.project.uid):
                 return process_exposure(pid, sid, eid, cancel)
 
             self._inflight[eid] = self.engine.submit_task(

@@ -123,3 +123,44 @@ def judge(results: dict, thresholds: dict, manual: str | None) -> str:
         if limit is not None and (value - limit) * sign < 0:
             return "rejected"
     return "accepted"
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fits(default, value) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return _number(value)
+    if default is None:  # a threshold: a number or no limit
+        return value is None or _number(value)
+    return isinstance(value, type(default))
+
+
+def problem(stored) -> str | None:
+    """Why stored parameters (e.g. read from a ``session.json``) are not a session's, or None when they are."""
+    if not isinstance(stored, dict):
+        return f"params is not a mapping (it is {stored!r})"
+    for key, value in stored.items():
+        if key not in DEFAULTS:
+            return f"params has an unknown parameter {key!r}"
+        default = DEFAULTS[key]
+        if isinstance(default, dict):
+            if not isinstance(value, dict):
+                return f"params.{key} is not a mapping (it is {value!r})"
+            for sub, v in value.items():
+                if sub not in default:
+                    return f"params has an unknown parameter '{key}.{sub}'"
+                if not _fits(default[sub], v):
+                    return f"params.{key}.{sub} is {v!r}, not a value of its kind"
+        elif not _fits(default, value):
+            return f"params.{key} is {value!r}, not a value of its kind"
+    try:
+        apply_assignments(stored, {})  # the limits a user's edit is held to
+    except UsageError as exc:
+        return str(exc)
+    return None
