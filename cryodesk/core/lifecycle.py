@@ -32,9 +32,10 @@ from ..base import nofollow
 from ..base.errors import DataError, NotFound, Refused
 from ..db.models import ACTIVE_STATUSES, Connection, Job, utcnow
 from . import registry
-from .guard import check_writable, may_write
+from .guard import check_writable, kind_refusal, may_write
 from .jobs import refresh, set_status
 from .projects import get_project
+from .rules import why_not_kill
 from .sizes import job_size
 
 INTERRUPTED = "interrupted: cryodesk exited while it ran"
@@ -418,7 +419,11 @@ def request_kill(project, job) -> str:
     """
     from .jobs import get_job
 
-    job = Job.get_by_id(get_job(get_project(project), job).id)
+    project = get_project(project)
+    job = Job.get_by_id(get_job(project, job).id)
+    why = why_not_kill(job) or kind_refusal(project)
+    if why:
+        raise Refused(job.uid, why)
     if job.status == "queued":
         n = Job.update(status="killed").where((Job.id == job.id) & (Job.status == "queued")).execute()
         job = Job.get_by_id(job.id)

@@ -85,9 +85,21 @@ def why_not_set_params(job: Job) -> str | None:
 
 
 def why_not_mark_complete(job: Job) -> str | None:
+    foreign = _foreign(job, "mark it as finished")
+    if foreign:
+        return foreign
     if job.status not in ("killed", "failed"):
         return f"only killed or failed jobs can be marked as complete (it is {job.status})"
     return None
+
+
+def why_not_kill(job: Job) -> str | None:
+    """Another program's job runs in that program (RELION, CryoSPARC): cryodesk never stops it."""
+    if not getattr(job, "path", None):
+        return None
+    program = "RELION" if job.type.startswith("relion.") else "CryoSPARC" if job.type.startswith("cryosparc.") \
+        else "its own program"
+    return f"it is another program's job ({job.path}): it runs in {program}; stop it there"
 
 
 def why_not_mark_final(job: Job) -> str | None:

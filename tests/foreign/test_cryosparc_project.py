@@ -78,6 +78,26 @@ def test_every_change_is_refused(csparc):
     assert _tree(csparc) == before
 
 
+def test_a_running_cryosparc_job_is_not_killed_nor_marked_complete_here(csparc):
+    """CryoSPARC runs its jobs: Kill is refused (the status stays what CryoSPARC recorded); so is mark-complete."""
+    import json
+
+    from cryodesk.base.errors import Refused
+    from cryodesk.core import actions, lifecycle
+
+    doc = json.loads((csparc / "J2" / "job.json").read_text())
+    (csparc / "J2" / "job.json").write_text(json.dumps({**doc, "status": "running"}))
+    before = _tree(csparc)
+    project, _ = open_project(csparc)
+    assert jobs.get_job(project, "J2").status == "running"
+    with pytest.raises(Refused, match="runs in CryoSPARC"):
+        lifecycle.request_kill(project, "J2")
+    assert jobs.get_job(project, "J2").status == "running"
+    r = actions.mark_complete(project, [jobs.get_job(project, "J1")])
+    assert not r.ok and "cryodesk only reads it" in r.outcomes[0].message
+    assert _tree(csparc) == before
+
+
 def test_cleanup_data_says_which_tool(csparc):
     from cryodesk.base.errors import UsageError
     from cryodesk.core.cleanup import CleanupOptions, plan_cleanup
