@@ -191,6 +191,19 @@ def parse_pipeline(text: str, source: str = "<string>") -> Pipeline:
                                 f"{sorted(STATUS_31)}") from None
         processes.append(Process(name=name, alias=None if alias == "None" else alias, type=r.pop(type_col),
                                  status=status, extra=r))
+    # every name is a job directory (Type/jobNNN/), each job number once: checked before anything
+    # looks on disk for them
+    seen: dict[int, str] = {}
+    for proc in processes:
+        shown = proc.name if len(proc.name) <= 80 else proc.name[:80] + f"... ({len(proc.name)} characters)"
+        try:
+            number = job_number(proc.name)
+        except DataError:
+            raise DataError(f"{source}: process {shown!r} is not a RELION job name (Type/jobNNN/)") from None
+        if number in seen:
+            raise DataError(f"{source}: job number {number} appears twice in the processes "
+                            f"({seen[number]!r} and {shown!r})")
+        seen[number] = proc.name
     ntype = "rlnPipeLineNodeTypeLabel" if "rlnPipeLineNodeTypeLabel" in node_cols else "rlnPipeLineNodeType"
     nodes = []
     for r in rows("pipeline_nodes", ("rlnPipeLineNodeName", ntype)):

@@ -68,3 +68,45 @@ def test_bad_pipelines_are_named(tmp_path):
                      "_rlnPipeLineProcessType #3\n_rlnPipeLineProcessStatus #4\nA/job001/ None 0 9\n")
     with pytest.raises(DataError, match="status '9'"):
         read_pipeline(three)
+
+
+def _procs(*rows: str) -> str:
+    return ("data_pipeline_processes\nloop_\n_rlnPipeLineProcessName #1\n_rlnPipeLineProcessAlias #2\n"
+            "_rlnPipeLineProcessType #3\n_rlnPipeLineProcessStatus #4\n" + "".join(r + "\n" for r in rows))
+
+
+def test_duplicate_and_overlong_job_names_are_clear_errors(tmp_path):
+    with pytest.raises(DataError, match=r"p\.star: job number 1 appears twice"):
+        parse_pipeline(_procs("Class2D/job001/ None 8 2", "Class2D/job001/ None 8 2"), "p.star")
+    with pytest.raises(DataError, match="job number 3 appears twice"):
+        parse_pipeline(_procs("Class2D/job003/ None 8 2", "Class3D/job003/ None 9 2"), "p.star")
+    long = "Class2D/job007" + "A" * 200_000 + "/"
+    with pytest.raises(DataError, match=r"200015 characters.*not a RELION job name") as err:
+        parse_pipeline(_procs(f"{long} None 8 2"), "p.star")
+    assert len(str(err.value)) < 300  # the message names it, without the 200,000 characters
+    for bad in ("../victim/Class2D/job003/", "/tmp/x/job004/", "Class2D/job006x/"):
+        with pytest.raises(DataError, match="not a RELION job name"):
+            parse_pipeline(_procs(f"{bad} None 8 2"), "p.star")
+
+
+def test_project_open_of_a_bad_pipeline_is_a_clear_cli_error(tmp_path, capsys, monkeypatch):
+    from cryodesk.cli.main import main
+
+    root = tmp_path / "rel"
+    (root / "Class2D/job001").mkdir(parents=True)
+    (root / "default_pipeline.star").write_text(_procs("Class2D/job001/ None 8 2", "Class2D/job001/ None 8 2"))
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "db.sqlite"))
+    assert main(["project", "open", str(root)]) != 0
+    err = capsys.readouterr().err
+    assert "job number 1 appears twice" in err and "Traceback" not in err and "IntegrityError" not in err
+
+
+def test_a_type_name_too_long_for_the_file_system_opens_with_the_job_unreadable(tmp_path, database):
+    from cryodesk.core.foreign.service import open_project
+
+    root = tmp_path / "rel"
+    root.mkdir()
+    name = "C" + "x" * 300 + "/job001/"  # a valid RELION name whose directory cannot exist (NAME_MAX 255)
+    (root / "default_pipeline.star").write_text(_procs(f"{name} None 8 2"))
+    project, info = open_project(root)
+    assert info["jobs"] == 1

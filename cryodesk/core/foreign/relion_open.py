@@ -101,7 +101,10 @@ def read_project(path: Path, pipeline: Pipeline | None = None) -> ForeignProject
 
     def on_disk(proc):
         jdir = path / proc.directory
-        return status_of(jdir, proc.status), job_options(jdir)
+        try:
+            return status_of(jdir, proc.status), job_options(jdir)
+        except OSError as exc:  # (a name the file system refuses: too long, say)
+            return proc.status, {"_error": f"{proc.directory[:80]}: cannot be read ({exc.strerror or exc})"}
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         disk = list(pool.map(on_disk, p.processes))
