@@ -315,8 +315,9 @@ def movie_problem(path: str, dirs: list[str] | None = None) -> str | None:
     real = os.path.realpath(path)
     for d in project_dirs() if dirs is None else dirs:
         if real == d or real.startswith(d.rstrip("/") + "/"):
-            return (f"{path} resolves to {real}, inside the project directory {d}: raw movies must live "
-                    "outside every project (skipped, not registered as an exposure)")
+            where = f"{path} resolves to {real}, inside" if real != path else f"{path} is inside"
+            return (f"{where} the project directory {d}: raw movies must live outside every project "
+                    "(skipped, not registered as an exposure)")
     return None
 
 
