@@ -91,6 +91,7 @@ class SessionRunner(QObject):
         self.session = sessions.get_session(self.project, session)
         self._lock = contextlib.ExitStack()
         self._seen: dict[str, tuple[int, int, float]] = {}
+        self._refused: set[str] = set()  # matched files that resolve inside a project (never movies)
         self._inflight: dict[int, str] = {}  # exposure id -> task id
         self._stopping: str | None = None
         self._running = False
@@ -160,8 +161,16 @@ class SessionRunner(QObject):
         settle = float(params["runner"]["settle_s"])
         now = time.monotonic()
         ready = []
+        dirs = None
         for path in sorted(glob.glob(pattern)):
-            if path in known:
+            if path in known or path in self._refused:
+                continue
+            dirs = sessions.project_dirs() if dirs is None else dirs
+            why = sessions.movie_problem(path, dirs)  # the matched file, not only the pattern's text
+            if why:
+                self._refused.add(path)  # reported once
+                self.errors.append(why)
+                log.warning("%s %s: %s", self.project.uid, s.uid, why)
                 continue
             try:
                 st = os.stat(path)

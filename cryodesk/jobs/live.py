@@ -39,8 +39,10 @@ from .preprocess_pick import pick_blobs
 STAGE_DIRS = {"micrograph": "motion", "thumbnail": "thumbnails", "ctf_spectrum": "ctf", "particles": "extract"}
 
 
-def _out(project_dir: Path, sdir_rel: str, kind: str, name: str, suffix: str) -> tuple[Path, str]:
-    rel = f"{sdir_rel}/{STAGE_DIRS[kind]}/{name}{suffix}"
+def _out(project_dir: Path, session, kind: str, name: str, suffix: str) -> tuple[Path, str]:
+    # S<n>/<stage>/ checked (made) without following a link: a symlinked one fails the exposure, by path
+    sessions.stage_dir(project_dir, session, STAGE_DIRS[kind])
+    rel = f"{session.directory}/{STAGE_DIRS[kind]}/{name}{suffix}"
     return project_dir / rel, rel
 
 
@@ -77,7 +79,6 @@ def run_stage(stage: str, project_dir: Path, session, exposure, params: dict) ->
     with that message); nothing is recorded for a stage that raised.
     """
     project_dir = Path(project_dir)
-    sdir = session.directory
     name = sessions.output_name(exposure)
     movie = Path(exposure.movie)
     if stage == "found":  # the header check: a truncated or unreadable movie fails here, by name
@@ -96,10 +97,10 @@ def run_stage(stage: str, project_dir: Path, session, exposure, params: dict) ->
         m = params["motion"]
         aligned, shifts = align_frames(frames, psize, m["bfactor"], m["max_shift_px"], m["iterations"],
                                        m["tolerance_px"])
-        mic, mic_rel = _out(project_dir, sdir, "micrograph", name, "_aligned.mrc")
+        mic, mic_rel = _out(project_dir, session, "micrograph", name, "_aligned.mrc")
         write_mrc(mic, aligned, psize)
         factor = int(params["thumbnail_bin"])
-        thumb, thumb_rel = _out(project_dir, sdir, "thumbnail", name, "_thumb.mrc")
+        thumb, thumb_rel = _out(project_dir, session, "thumbnail", name, "_thumb.mrc")
         write_mrc(thumb, bin_image(aligned, factor), psize * factor)
         xy = shifts[:, ::-1]
         return {"outputs": {"micrograph": _entry(mic, mic_rel), "thumbnail": _entry(thumb, thumb_rel)},
@@ -110,7 +111,7 @@ def run_stage(stage: str, project_dir: Path, session, exposure, params: dict) ->
         fit = estimate_ctf(_micrograph(project_dir, exposure), psize, params["accel_kv"], params["cs_mm"],
                            c["amp_contrast"], c["tile_px"], c["res_min_A"], c["res_max_A"],
                            (c["df_min_A"], c["df_max_A"]), fit_astigmatism=c["fit_astigmatism"])
-        spec, spec_rel = _out(project_dir, sdir, "ctf_spectrum", name, "_spectrum.mrc")
+        spec, spec_rel = _out(project_dir, session, "ctf_spectrum", name, "_spectrum.mrc")
         write_mrc(spec, np.log1p(fit.pop("spectrum")), psize)
         fit = {k: float(v) for k, v in fit.items()}
         return {"outputs": {"ctf_spectrum": _entry(spec, spec_rel)}, "results": {"ctf": fit}}
@@ -132,8 +133,7 @@ def run_stage(stage: str, project_dir: Path, session, exposure, params: dict) ->
         y0 = np.floor(pts[:, 1] + 0.5).astype(np.int64) - box // 2
         ok = (x0 >= 0) & (y0 >= 0) & (x0 + box <= nx) & (y0 + box <= ny)
         boxes = extract_boxes(mic, y0[ok], x0[ok], box, background_mask(box, e["bg_radius_frac"]), e["normalize"])
-        stack, stack_rel = _out(project_dir, sdir, "particles", name, "_particles.mrc")
-        stack.parent.mkdir(parents=True, exist_ok=True)
+        stack, stack_rel = _out(project_dir, session, "particles", name, "_particles.mrc")
         with StackWriter(stack, (box, box), "float32", psize, durable=False) as w:
             if len(boxes):
                 w.append(boxes)

@@ -29,7 +29,7 @@ from .. import deletion, events
 from ..deletion.plan import DeletionPlan, PlanItem
 from ..guard import project_write
 from ..projects import get_project
-from .service import KIND_LABEL, KINDS, get_session, runner_lock, set_status, update_size
+from .service import KIND_LABEL, KINDS, get_session, runner_lock, set_status, symlink_problem, update_size
 
 EXPORT_TYPE = "session_export"
 
@@ -90,11 +90,20 @@ def compaction_plan(project, session) -> CompactionPlan:
     bytes_by_kind = dict.fromkeys(KINDS, 0)
     files_by_kind = dict.fromkeys(KINDS, 0)
     paths = []
+    checked: dict[str, str | None] = {}
     for (outputs,) in Exposure.select(Exposure.outputs).where(Exposure.session == s.id).order_by(
             Exposure.number).tuples():
         for kind, out in sorted((outputs or {}).items()):
             rel = out.get("path") if isinstance(out, dict) else None
-            if not rel or kind not in bytes_by_kind or not os.path.lexists(pdir / rel):
+            if not rel or kind not in bytes_by_kind:
+                continue
+            parent = rel.rsplit("/", 1)[0]
+            if parent not in checked:
+                checked[parent] = symlink_problem(pdir, rel)
+            if checked[parent]:  # as the apply would: never counted (or removed) through a link
+                raise Refused(f"{project.uid} {s.uid}", f"cannot compact: {checked[parent]}; "
+                              "nothing was planned (put the real directory back in place)")
+            if not os.path.lexists(pdir / rel):
                 continue
             size = du_size(pdir / rel)
             bytes_by_kind[kind] += size
@@ -147,6 +156,10 @@ def start_restore(project, session) -> Session:
         if failed:
             raise Refused(f"{project.uid} {s.uid}", f"{failed} exposure(s) failed to restore; reset them first "
                           f"(cryodesk session reset-failed {project.uid} {s.uid}) or fix their movies")
+    sdir = Path(project.directory) / s.directory
+    if sdir.is_symlink():  # before anything changes (a SLURM lane would write its script through it too)
+        raise DataError(f"{project.uid} {s.uid}: its directory {sdir} is a symlink; cryodesk never writes "
+                        "through one (put the real directory back in place); nothing was changed")
     deletion.recover(project)  # a compaction that crashed is finished before restoring over it
     with project_write(project):
         Exposure.update(stage="motion").where((Exposure.session == s.id) & (Exposure.stage == "compacted")).execute()

@@ -29,8 +29,9 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from ...base.errors import LockedError, NotFound, Refused, UsageError
+from ...base.errors import DataError, LockedError, NotFound, Refused, UsageError
 from ...base.fsio import file_lock
+from ...base.nofollow import LinkRefused, open_dirs
 from ...db.models import Exposure, Project, Session, utcnow
 from .. import events, manifest
 from ..guard import project_write
@@ -70,6 +71,43 @@ def list_sessions(project) -> list[Session]:
 
 def session_dir(project: Project, session: Session) -> Path:
     return Path(project.directory) / session.directory
+
+
+#: the sub-directories of ``S<n>/`` stage code writes into
+STAGE_SUBDIRS = ("motion", "thumbnails", "ctf", "extract")
+
+
+def stage_dir(project_dir: Path | str, session: Session, sub: str) -> Path:
+    """``S<n>/<sub>/``, made if missing, for a stage to write into: never through a symlink.
+
+    Every component (``S<n>`` and ``<sub>``) is opened (or made) with
+    ``O_NOFOLLOW`` (:func:`cryodesk.base.nofollow.open_dirs`); a symlinked or
+    non-directory one raises :class:`DataError` naming the path, so nothing
+    a session writes can land outside its directory.
+    """
+    if sub not in STAGE_SUBDIRS:
+        raise ValueError(f"unknown stage directory {sub!r}")
+    pdir = Path(project_dir)
+    path = pdir / session.directory / sub
+    try:
+        with open_dirs(pdir, [session.directory, sub], create=True, where=str(path)):
+            pass
+    except LinkRefused as exc:
+        raise DataError(f"{exc}; nothing was written (a session writes only inside its own directory "
+                        f"{pdir / session.directory}: put a real directory back in place)") from None
+    return path
+
+
+def symlink_problem(project_dir: Path | str, rel: str) -> str | None:
+    """Why the recorded output ``rel`` (``S<n>/<sub>/<file>``) cannot be reached without following a link."""
+    parts = rel.split("/")[:-1]
+    try:
+        with open_dirs(Path(project_dir), parts, where=str(Path(project_dir) / "/".join(parts))):
+            return None
+    except LinkRefused as exc:
+        return str(exc)
+    except FileNotFoundError:
+        return None
 
 
 def exposures(session: Session) -> list[Exposure]:
@@ -117,6 +155,9 @@ def runner_lock(project: Project, session: Session, timeout: float = 0.0):
     compacted under a runner that is still writing.
     """
     sdir = session_dir(project, session)
+    if sdir.is_symlink():
+        raise DataError(f"{project.uid} {session.uid}: its directory {sdir} is a symlink; cryodesk never writes "
+                        "through one (put the real directory back in place); nothing was changed")
     if not sdir.is_dir():
         sdir.mkdir()  # a session directory removed by hand is remade (only S<n> itself, never its parents)
     try:
@@ -128,7 +169,8 @@ def runner_lock(project: Project, session: Session, timeout: float = 0.0):
 
 
 def runner_active(project: Project, session: Session) -> bool:
-    if not session_dir(project, session).is_dir():
+    sdir = session_dir(project, session)
+    if sdir.is_symlink() or not sdir.is_dir():
         return False
     try:
         with runner_lock(project, session):
@@ -251,8 +293,44 @@ def set_status(project: Project, session: Session, status: str, error: str | Non
 
 
 # -- exposures --------------------------------------------------------------------------------
+def project_dirs() -> list[str]:
+    """Every project directory the database knows (resolved), for the movies-outside-projects check."""
+    out = []
+    for (d,) in Project.select(Project.directory).tuples():
+        if d:
+            try:
+                out.append(os.path.realpath(d))
+            except OSError:
+                pass
+    return out
+
+
+def movie_problem(path: str, dirs: list[str] | None = None) -> str | None:
+    """Why the matched file ``path`` cannot be a movie: it resolves inside a project directory (or None).
+
+    The pattern check at create time only sees the glob's text; a wildcard
+    in a directory component (``/data/*/S1/motion/*.mrc``) can still match
+    project files, which compaction or Cleanup Data would then delete.
+    """
+    real = os.path.realpath(path)
+    for d in project_dirs() if dirs is None else dirs:
+        if real == d or real.startswith(d.rstrip("/") + "/"):
+            where = f"{path} resolves to {real}, inside" if real != path else f"{path} is inside"
+            return (f"{where} the project directory {d}: raw movies must live outside every project "
+                    "(skipped, not registered as an exposure)")
+    return None
+
+
 def add_exposures(project: Project, session: Session, movies: list[tuple[str, int]]) -> list[Exposure]:
-    """Register movies ``[(absolute path, bytes)]`` that settled; one already known is ignored."""
+    """Register movies ``[(absolute path, bytes)]`` that settled; one already known is ignored.
+
+    A file that resolves inside any project directory is never registered
+    (:func:`movie_problem`; the runner reports it).
+    """
+    if not movies:
+        return []
+    dirs = project_dirs()
+    movies = [(p, n) for p, n in movies if movie_problem(p, dirs) is None]
     if not movies:
         return []
     added = []
