@@ -382,3 +382,19 @@ def test_unbalanced_quoting_is_refused_and_a_hand_edited_lane_fails_clearly(proj
     lanes.send(project, [job.uid], "fake")
     job = get_job(project, job.uid)
     assert job.status == "failed" and "lane 'fake'" in job.error and "No closing quotation" in job.error
+
+
+def test_session_restore_script_gets_the_same_checks(project, fake, tmp_path):
+    from types import SimpleNamespace
+
+    from cryodesk.core.lanes import templates
+    from cryodesk.core.sessions import lane_run
+
+    lane = lanes.get_lane("fake")
+    s = SimpleNamespace(uid="S1", title="a\tb\nc $(x)")
+    values = lane_run._script_values(lane, project, s, tmp_path / "S1")
+    assert values["job_title"] == "restore of S1 (a b c $(x))"
+    assert "'restore of S1 (a b c $(x))'" in templates.render_script("# {{ job_title }}\n{{ run_cmd }}\n", values, "x")
+    lane.config = {**lane.config, "vars": {"run_cmd": "x"}}  # edited by hand
+    with pytest.raises(UsageError, match="'run_cmd' is cryodesk's own"):
+        lane_run._script_values(lane, project, s, tmp_path / "S1")
