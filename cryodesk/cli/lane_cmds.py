@@ -176,7 +176,12 @@ def add_parser(cli) -> None:
 
     c = lsub.add_parser("add", help="add a lane", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Add a lane. A SLURM lane's submission script is a template; its variables:\n"
-                        + variables + "\n  and every --var NAME (per lane here, or per job on 'job queue --lane')."
+                        + variables + "\n  and every --var NAME (per lane here, or per job on 'job queue --lane');"
+                        "\n  of the built-in names --var may set only " + ", ".join(lanes.OVERRIDABLE) + "."
+                        "\nIn the script body values are shell-quoted (run_cmd is already a quoted command line):"
+                        "\nwrite each placeholder as a word of its own, not inside quotes. A value in a #SBATCH"
+                        "\nline may hold only letters, digits and . _ - / : = , @ % + (Slurm does not unquote);"
+                        "\ncontrol characters are refused in every value."
                         "\nThe default script:\n\n" + lanes.DEFAULT_SCRIPT)
     c.add_argument("name")
     c.add_argument("--type", required=True, choices=lanes.KINDS)

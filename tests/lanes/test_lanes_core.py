@@ -298,3 +298,103 @@ def test_run_job_stamps_heartbeats_and_obeys_a_kill_request(project, tmp_path, m
     Job.update(kill_requested_at=utcnow()).where(Job.id == b.id).execute()  # what `job kill` leaves for the node
     done = node.run_lane_job("P1", b.uid, log=lambda _t: None)
     assert done.status == "killed" and done.error == "cancelled by the user"
+
+
+# -- what goes into the submission script is safe for bash and the scheduler -------------------------
+
+def test_script_values_are_shell_quoted_and_directives_refuse_unsafe_values(database, tmp_path):
+    import subprocess
+
+    from cryodesk.core import projects
+
+    hostile = projects.create_project("t", tmp_path / "p$(touch${IFS}HACKED) x")
+    projects.create_workspace(hostile, "main")
+    sched = FakeScheduler(tmp_path / "sched")
+    body = "#!/usr/bin/env bash\n# {{ job_title }}\n{{ run_cmd }}\necho $? > {{ exit_code_file }}\n"
+    lanes.add_lane("body", "slurm", **{**sched.options(), "cryodesk_cmd": "true"}, script=body)
+    job = create_job(hostile, "n_source", title="a $(touch TITLE)\nb")
+    lanes.send(hostile, [job.uid], "body")
+    assert get_job(hostile, job.uid).status == "launched"
+    script = lanes.script_path(hostile, job)
+    subprocess.run(["bash", str(script)], cwd=tmp_path, check=True)
+    assert not (tmp_path / "HACKED").exists() and not (tmp_path / "TITLE").exists()
+    assert (script.parent / "exit_code").read_text().strip() == "0"  # written where the tracker looks
+    # the default script puts the job's paths in #SBATCH lines, which Slurm reads unquoted: refused clearly
+    lanes.add_lane("dflt", "slurm", **sched.options())
+    job2 = _job(hostile)
+    lanes.send(hostile, [job2.uid], "dflt")
+    job2 = get_job(hostile, job2.uid)
+    assert job2.status == "failed" and "job_log_path_abs" in job2.error and "directive" in job2.error
+    assert "HACKED" in job2.error and not lanes.script_path(hostile, job2).exists()
+    with pytest.raises(UsageError, match=r"\{\{ job_title \}\} is inside quotes"):
+        lanes.add_lane("q", "slurm", script='{{ run_cmd }}\necho "{{ job_title }}"\n')
+
+
+def test_control_characters_in_variables_are_refused(project, fake):
+    with pytest.raises(UsageError, match="partition.*control character"):
+        lanes.parse_vars(["partition=debug\ntouch /tmp/VARPWN"])  # what lane add / job queue --var call
+    with pytest.raises(UsageError, match="control character"):
+        lanes.add_lane("c", "slurm", vars={"partition": "a\rb"})
+    job = _job(project)
+    with pytest.raises(UsageError, match="queue.*control character"):
+        lanes.send(project, [job.uid], "fake", {"queue": "x\x00y"})
+    assert get_job(project, job.uid).status == "building"
+    # a lane config edited by hand: the job fails saying why, nothing is submitted
+    lane = lanes.get_lane("fake")
+    lane.config = {**lane.config, "vars": {"queue": "short\ntouch /tmp/VARPWN"}}
+    lane.save()
+    lanes.send(project, [job.uid], "fake")
+    job = get_job(project, job.uid)
+    assert job.status == "failed" and "control character" in job.error and "queue" in job.error
+
+
+def test_custom_variables_cannot_replace_cryodesks_own(project, fake):
+    for name in ("run_cmd", "exit_code_file", "job_dir_abs", "project_dir_abs", "job_log_path_abs",
+                 "project_uid", "job_uid", "lane_name", "worker"):
+        with pytest.raises(UsageError, match=f"variable '{name}' is cryodesk's own"):
+            lanes.add_lane("c", "slurm", vars={name: "x"})
+    a, b = _job(project), _job(project)
+    with pytest.raises(UsageError, match="'run_cmd' is cryodesk's own"):
+        lanes.send(project, [a.uid], "fake", {"run_cmd": "rm -rf /tmp/nothing"})
+    assert get_job(project, a.uid).status == "building"
+    lanes.send(project, [a.uid], "fake", {"ram_gb": "32", "num_cpu": "8"})  # the resources may be set
+    script = lanes.script_path(project, a).read_text()
+    assert "--mem=32G" in script and "--cpus-per-task=8" in script
+    lane = lanes.get_lane("fake")  # edited by hand
+    lane.config = {**lane.config, "vars": {"exit_code_file": "/tmp/EXITHERE"}}
+    lane.save()
+    lanes.send(project, [b.uid], "fake")
+    b = get_job(project, b.uid)
+    assert b.status == "failed" and "'exit_code_file' is cryodesk's own" in b.error
+
+
+def test_unbalanced_quoting_is_refused_and_a_hand_edited_lane_fails_clearly(project, fake):
+    with pytest.raises(UsageError, match="prefix \"ssh 'unterminated\" cannot be split"):
+        lanes.add_lane("c", "slurm", prefix="ssh 'unterminated")
+    with pytest.raises(UsageError, match="the status command .* cannot be split"):
+        lanes.add_lane("c", "slurm", status="squeue 'x")
+    lane = lanes.get_lane("fake")
+    lane.config = {**lane.config, "prefix": "ssh 'unterminated"}
+    lane.save()
+    status = lanes.lane_status("fake")
+    assert status["ok"] is False and "lane 'fake'" in status["message"] and "split" in status["message"]
+    job = _job(project)
+    lanes.send(project, [job.uid], "fake")
+    job = get_job(project, job.uid)
+    assert job.status == "failed" and "lane 'fake'" in job.error and "No closing quotation" in job.error
+
+
+def test_session_restore_script_gets_the_same_checks(project, fake, tmp_path):
+    from types import SimpleNamespace
+
+    from cryodesk.core.lanes import templates
+    from cryodesk.core.sessions import lane_run
+
+    lane = lanes.get_lane("fake")
+    s = SimpleNamespace(uid="S1", title="a\tb\nc $(x)")
+    values = lane_run._script_values(lane, project, s, tmp_path / "S1")
+    assert values["job_title"] == "restore of S1 (a b c $(x))"
+    assert "'restore of S1 (a b c $(x))'" in templates.render_script("# {{ job_title }}\n{{ run_cmd }}\n", values, "x")
+    lane.config = {**lane.config, "vars": {"run_cmd": "x"}}  # edited by hand
+    with pytest.raises(UsageError, match="'run_cmd' is cryodesk's own"):
+        lane_run._script_values(lane, project, s, tmp_path / "S1")

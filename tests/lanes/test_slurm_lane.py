@@ -26,7 +26,9 @@ from cryodesk.core.jobs import InputSpec, create_job, get_job
 from cryodesk.db import ACTIVE_STATUSES
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="set CRYODESK_TEST_PG_URL (a lane shares PostgreSQL)")
-TEMPLATE = lanes.DEFAULT_SCRIPT.replace("{{ run_cmd }}", "{{ pre }}\n{{ run_cmd }}")
+# values are shell-quoted (a custom variable is data, never code): {{ pre }} chooses what the script does first
+TEMPLATE = lanes.DEFAULT_SCRIPT.replace(
+    "{{ run_cmd }}", "case {{ pre }} in sleep) sleep 60;; exit) exit 3;; esac\n{{ run_cmd }}")
 
 
 def wait_until_done(project, uids, timeout=90.0, lane="slurm"):
@@ -110,7 +112,7 @@ def test_kill_pending_and_running_jobs_calls_scancel(lane_project):
     p = lane_project
     held = create_job(p, "external", params={"command": "sleep 60"})
     body = create_job(p, "external", params={"command": "sleep 60"})
-    lanes.send(p, [held.uid], "slurm", {"pre": "sleep 60"})  # the script sleeps before cryodesk starts
+    lanes.send(p, [held.uid], "slurm", {"pre": "sleep"})  # the script sleeps before cryodesk starts
     lanes.send(p, [body.uid], "slurm")
     wait_status(p, held.uid, ("started",))
     wait_status(p, body.uid, ("running",))
@@ -127,7 +129,7 @@ def test_kill_pending_and_running_jobs_calls_scancel(lane_project):
 def test_job_that_vanishes_without_exit_record_fails_saying_so(lane_project):
     p = lane_project
     job = create_job(p, "restack_particles", inputs=[InputSpec("particles", "J1")])
-    lanes.send(p, [job.uid], "slurm", {"pre": "exit 3"})  # the script dies before cryodesk runs
+    lanes.send(p, [job.uid], "slurm", {"pre": "exit"})  # the script dies before cryodesk runs
     (done,) = wait_until_done(p, [job.uid])
     assert done.status == "failed" and "no exit record" in done.error and done.cluster_job_id in done.error
 

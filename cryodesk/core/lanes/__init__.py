@@ -5,7 +5,7 @@ lane's script and commands; :mod:`.tracker` sends jobs to a lane, follows them t
 """
 
 from .service import KINDS, LaneInfo, add_lane, get_lane, list_lanes, remove_lane, show_lane
-from .templates import COMMAND_VARIABLES, DEFAULT_SCRIPT, SCRIPT_VARIABLES, parse_vars
+from .templates import COMMAND_VARIABLES, DEFAULT_SCRIPT, OVERRIDABLE, SCRIPT_VARIABLES, parse_vars
 from .tracker import (
            EXIT_NAME,
            LANE_DIR,
@@ -30,7 +30,7 @@ from .tracker import (
            sync,
 )
 
-__all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "EXIT_NAME", "KINDS", "LANE_DIR", "LaneInfo", "OUT_NAME",
+__all__ = ["COMMAND_VARIABLES", "DEFAULT_SCRIPT", "EXIT_NAME", "KINDS", "LANE_DIR", "LaneInfo", "OUT_NAME", "OVERRIDABLE",
            "PENDING_STATES", "RUNNING_STATES", "SCRIPT_NAME", "SCRIPT_VARIABLES", "SendResult", "SyncReport",
            "add_lane", "cancel", "get_lane", "job_lane_info", "kill", "lane_jobs_active", "lane_status", "list_lanes",
            "node_command", "on_slurm_lane", "parse_vars", "remove_lane", "scheduler_states", "script_path", "script_values", "send",

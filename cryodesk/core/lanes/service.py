@@ -50,10 +50,15 @@ def default_cryodesk_cmd() -> str:
 
 
 def _check_slurm(name: str, config: dict) -> None:
+    templates.check_custom_vars(config.get("vars"), f"lane {name!r}")
     known = set(templates.SCRIPT_VARIABLES) | set(config.get("vars") or {})
     templates.check(config["script"], known, f"lane {name!r}: the submission script")
+    templates.check_placement(config["script"], f"lane {name!r}: the submission script")
     for key in ("submit", "status", "cancel"):
         templates.check(config[key], templates.COMMAND_VARIABLES, f"lane {name!r}: the {key} command")
+        templates.split_words(config[key], f"lane {name!r}: the {key} command")
+    if config.get("prefix"):
+        templates.split_words(config["prefix"], f"lane {name!r}: the prefix")
     for key in ("num_cpu", "ram_gb"):
         try:
             if int(config[key]) < 1:

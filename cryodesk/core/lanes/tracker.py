@@ -78,7 +78,13 @@ def _run(lane: Lane, key: str, values: dict, cwd: str | None = None) -> str:
     """Run the lane's ``key`` command; its stdout, or a CryodeskError naming the lane and the command."""
     cfg = lane.config
     command = templates.render(cfg[key], values, quote=True)
-    argv = templates.command_argv(cfg.get("prefix"), command)
+    try:
+        argv = templates.command_argv(cfg.get("prefix"), command)
+    except ValueError as exc:  # a lane config edited by hand: unbalanced quotes in the prefix or command
+        raise CryodeskError(f"lane {lane.name!r}: the {key} command {command!r}"
+                            + (f" with the prefix {cfg.get('prefix')!r}" if cfg.get("prefix") else "")
+                            + f" cannot be split into words: {exc}; fix it with 'cryodesk lane add "
+                            f"{lane.name} --replace ...'") from None
     shown = " ".join(shlex.quote(a) for a in argv)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, cwd=cwd,
@@ -146,9 +152,11 @@ def script_values(lane: Lane, project, job: Job, job_vars: dict | None = None) -
     values = {"num_cpu": cfg.get("num_cpu", 1), "ram_gb": cfg.get("ram_gb", 1), "num_gpu": 0,
               "job_dir_abs": str(jdir), "project_dir_abs": str(pdir), "run_cmd": run_cmd,
               "project_uid": project.uid, "job_uid": job.uid, "job_type": job.type,
-              "job_title": (job.title or "").replace("\n", " "),
+              "job_title": templates.one_line(job.title or ""),
               "job_log_path_abs": str(jdir / LANE_DIR / OUT_NAME),
               "exit_code_file": str(jdir / LANE_DIR / EXIT_NAME), "lane_name": lane.name, "worker": worker}
+    templates.check_custom_vars(cfg.get("vars"), f"lane {lane.name!r}")  # also a config edited by hand
+    templates.check_custom_vars(job_vars, f"job {project.uid} {job.uid} on lane {lane.name!r}")
     values.update(cfg.get("vars") or {})
     values.update(job_vars or {})
     return values
@@ -169,6 +177,8 @@ def send(project, jobs, lane_name: str, job_vars: dict | None = None) -> SendRes
     lane = get_lane(lane_name)
     if lane.type == "local":
         raise UsageError(f"lane {lane.name!r} is local: run the jobs with the app or 'cryodesk job run'")
+    if job_vars:
+        templates.check_custom_vars(job_vars, f"lane {lane.name!r}: --var")
     if lane.type == "slurm":
         known = set(templates.SCRIPT_VARIABLES) | set(lane.config.get("vars") or {}) | set(job_vars or {})
         templates.check(lane.config["script"], known, f"lane {lane.name!r}: the submission script")
@@ -205,7 +215,7 @@ def submit_script(lane: Lane, item_dir: Path, values: dict, project_uid: str, it
     if ldir.is_symlink():
         raise CryodeskError(f"{ldir} is a symbolic link; cryodesk does not write through it")
     ldir.mkdir(exist_ok=True)
-    script = templates.render(lane.config["script"], values)
+    script = templates.render_script(lane.config["script"], values, f"lane {lane.name!r}: the submission script")
     path = ldir / SCRIPT_NAME
     atomic_write(path, script)
     os.chmod(path, 0o755)

@@ -29,7 +29,7 @@ from ...base.errors import CryodeskError, Refused
 from ...db.models import Lane, Session, utcnow
 from .. import events
 from ..guard import project_write
-from ..lanes import tracker
+from ..lanes import templates, tracker
 from ..lanes.service import get_lane, session_lane
 from ..projects import get_project
 from .compaction import start_restore
@@ -102,8 +102,8 @@ def restore(project, session, lane_name: str | None = None) -> Session:
             Session.id == s.id).execute()
         events.record(project, "project")
     sdir = session_dir(project, s)
-    values = _script_values(lane, project, s, sdir)
     try:
+        values = _script_values(lane, project, s, sdir)
         cid = tracker.submit_script(lane, sdir, values, project.uid, s.uid)
     except CryodeskError as exc:
         _update(project, s, token=token, state="failed", cluster_job_id=None,
@@ -121,11 +121,13 @@ def _script_values(lane: Lane, project, session: Session, sdir: Path) -> dict:
               "job_dir_abs": str(sdir), "project_dir_abs": str(Path(project.directory).resolve()),
               "run_cmd": tracker.node_command(lane, f"worker run-session {project.uid} {session.uid} --restore"),
               "project_uid": project.uid, "job_uid": session.uid, "job_type": "session_restore",
-              "job_title": f"restore of {session.uid}" + (f" ({session.title})" if session.title else ""),
+              "job_title": templates.one_line(f"restore of {session.uid}"
+                                              + (f" ({session.title})" if session.title else "")),
               "job_log_path_abs": str(ldir / tracker.OUT_NAME), "exit_code_file": str(ldir / tracker.EXIT_NAME),
               "lane_name": lane.name, "worker": cfg.get("worker") or ""}
+    templates.check_custom_vars(cfg.get("vars"), f"lane {lane.name!r}")  # also a config edited by hand
     values.update(cfg.get("vars") or {})
-    return {k: str(v).replace("\n", " ") for k, v in values.items()}
+    return {k: str(v) for k, v in values.items()}  # control characters are refused when rendered
 
 
 # -- the node ---------------------------------------------------------------------------
