@@ -260,14 +260,7 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
         return
     if (base / PROJECT_MANIFEST).is_file():
         _require_owned(base)
-    job_dir = base / job.directory
-    if job_dir.is_symlink():
-        raise DataError(f"{job.uid}: job directory {job_dir} is a symlink; refusing to write into it")
-    if not job_dir.is_dir():
-        from .fsutil import require_project_dir
-
-        require_project_dir(base)  # a missing project is an error; a job directory removed by hand is remade
-        job_dir.mkdir()
+    job_dir = _item_dir(base, job.directory, job.uid, "job")
     try:
         before = (job_dir / JOB_MANIFEST).lstat().st_size
     except OSError:
@@ -275,15 +268,7 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     # job.json is part of the job's size (du -sb) and records that size: the number written is the
     # size the job has once this very file is in place, and the database gets the same number
     base = size_without_manifest(job, job_dir, before)
-    doc = job_document(job)
-    size, text = base, ""
-    for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
-        doc["size_bytes"] = size
-        text = _dumps(doc)
-        if base + len(text.encode()) == size:
-            break
-        size = base + len(text.encode())
-    _write(job_dir / JOB_MANIFEST, doc, durable, text)
+    size = _write_sized(job_dir / JOB_MANIFEST, job_document(job), base, durable)
     # no write when the size did not change (the same length): most rewrites take no job row lock
     record_size(job, size, unchanged=before is not None and size == base + before)
 
@@ -295,14 +280,7 @@ def write_session(session: Session, project_dir: Path, durable: bool = True) -> 
         return  # another program's project has no cryodesk sessions
     if (base / PROJECT_MANIFEST).is_file():
         _require_owned(base)
-    sdir = base / session.directory
-    if sdir.is_symlink():
-        raise DataError(f"{session.uid}: session directory {sdir} is a symlink; refusing to write into it")
-    if not sdir.is_dir():
-        from .fsutil import require_project_dir
-
-        require_project_dir(base)  # a missing project is an error; a session directory removed by hand is remade
-        sdir.mkdir()
+    sdir = _item_dir(base, session.directory, session.uid, "session")
     from .sizes import job_size
 
     # session.json is part of S<n>/'s size (du -sb) and records that size, as job.json does for a job
@@ -310,16 +288,7 @@ def write_session(session: Session, project_dir: Path, durable: bool = True) -> 
         before = (sdir / SESSION_MANIFEST).lstat().st_size
     except OSError:
         before = 0
-    base = max(0, job_size(sdir) - before)
-    doc = session_document(session)
-    size, text = base, ""
-    for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
-        doc["size_bytes"] = size
-        text = _dumps(doc)
-        if base + len(text.encode()) == size:
-            break
-        size = base + len(text.encode())
-    _write(sdir / SESSION_MANIFEST, doc, durable, text)
+    size = _write_sized(sdir / SESSION_MANIFEST, session_document(session), max(0, job_size(sdir) - before), durable)
     if size != session.size_bytes:
         Session.update(size_bytes=size).where(Session.id == session.id).execute()
         session.size_bytes = size
@@ -331,6 +300,32 @@ def write_sessions(project: Project, project_dir: Path) -> int:
     for s in rows:
         write_session(s, project_dir, durable=False)
     return len(rows)
+
+
+def _item_dir(base: Path, rel: str, uid: str, what: str) -> Path:
+    """A job's or session's own directory, never through a symlink; remade if removed by hand."""
+    d = base / rel
+    if d.is_symlink():
+        raise DataError(f"{uid}: {what} directory {d} is a symlink; refusing to write into it")
+    if not d.is_dir():
+        from .fsutil import require_project_dir
+
+        require_project_dir(base)  # a missing project is an error; an item directory removed by hand is remade
+        d.mkdir()
+    return d
+
+
+def _write_sized(path: Path, doc: dict, base: int, durable: bool) -> int:
+    """Write the manifest ``doc`` at ``path`` with ``doc["size_bytes"]`` = ``base`` + its own length; returns it."""
+    size, text = base, ""
+    for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
+        doc["size_bytes"] = size
+        text = _dumps(doc)
+        if base + len(text.encode()) == size:
+            break
+        size = base + len(text.encode())
+    _write(path, doc, durable, text)
+    return size
 
 
 def _dumps(doc: dict) -> str:
