@@ -182,54 +182,24 @@ def scan_project_dir(directory: Path, workers: int | None = None, job_dirs: dict
     apart as ``trash_bytes`` (it is part of ``other_bytes``).
     """
     directory = Path(directory)
-    if job_dirs is not None:
-        return _scan_foreign(directory, job_dirs, workers)
+    if job_dirs is None:
+        def kind_of(rel: str) -> tuple[str, int]:
+            if _JOB_DIR.match(rel):
+                return "job", int(rel[1:])
+            return ("session", int(rel[1:])) if _SESSION_DIR.match(rel) else ("other", 0)
+        type_dirs: set[str] = set()
+    else:
+        def kind_of(rel: str) -> tuple[str, int]:
+            return ("job" if rel in job_dirs else "trash" if rel == "Trash" else "other"), job_dirs.get(rel, 0)
+        type_dirs = {rel.split("/", 1)[0] for rel in job_dirs if "/" in rel}  # (RELION: Class2D/job008)
     out = ProjectScan()
-    keys: list[tuple[str, int]] = []
-    paths: list[str] = []
-    links: list[str] = []
-    out.other_bytes = os.lstat(directory).st_size  # the project directory's own entry
-    with os.scandir(directory) as it:
-        for e in it:
-            if e.is_dir(follow_symlinks=False):
-                kind = "job" if _JOB_DIR.match(e.name) else "session" if _SESSION_DIR.match(e.name) else "other"
-                keys.append((kind, int(e.name[1:]) if kind != "other" else 0))
-                paths.append(e.path)
-                continue
-            if e.is_symlink():
-                links.append(e.path)
-            elif e.is_file(follow_symlinks=False):
-                out.files += 1
-            out.other_bytes += e.stat(follow_symlinks=False).st_size
-    for (kind, number), s in zip(keys, walk_trees(paths, workers)):
-        out.files += s.files
-        links.extend(s.links)
-        out.errors.extend(s.errors)
-        if kind == "job":
-            out.jobs[number] = s.du_bytes
-            out.jobs_bytes += s.du_bytes
-        elif kind == "session":
-            out.sessions[number] = s.du_bytes
-            out.sessions_bytes += s.du_bytes
-        else:
-            out.other_bytes += s.du_bytes
-    out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
-    out.linked_bytes = linked_bytes(links, directory)
-    return out
-
-
-def _scan_foreign(directory: Path, job_dirs: dict[str, int], workers: int | None) -> ProjectScan:
-    """:func:`scan_project_dir` for a project whose jobs live in ``<Type>/<job>/`` directories."""
-    out = ProjectScan()
-    type_dirs = {rel.split("/", 1)[0] for rel in job_dirs if "/" in rel}  # (RELION: Class2D/job008)
     keys: list[tuple[str, int]] = []
     paths: list[str] = []
     links: list[str] = []
 
     def entry(e, rel: str) -> None:
         if e.is_dir(follow_symlinks=False):
-            kind = "job" if rel in job_dirs else "trash" if rel == "Trash" else "other"
-            keys.append((kind, job_dirs.get(rel, 0)))
+            keys.append(kind_of(rel))
             paths.append(e.path)
             return
         if e.is_symlink():
@@ -238,7 +208,7 @@ def _scan_foreign(directory: Path, job_dirs: dict[str, int], workers: int | None
             out.files += 1
         out.other_bytes += e.stat(follow_symlinks=False).st_size
 
-    out.other_bytes = os.lstat(directory).st_size
+    out.other_bytes = os.lstat(directory).st_size  # the project directory's own entry
     with os.scandir(directory) as it:
         for e in it:
             if e.name in type_dirs and e.is_dir(follow_symlinks=False):
@@ -255,11 +225,14 @@ def _scan_foreign(directory: Path, job_dirs: dict[str, int], workers: int | None
         if kind == "job":
             out.jobs[number] = s.du_bytes
             out.jobs_bytes += s.du_bytes
+        elif kind == "session":
+            out.sessions[number] = s.du_bytes
+            out.sessions_bytes += s.du_bytes
         else:
             out.other_bytes += s.du_bytes
             if kind == "trash":
                 out.trash_bytes += s.du_bytes
-    out.total = out.jobs_bytes + out.other_bytes
+    out.total = out.jobs_bytes + out.sessions_bytes + out.other_bytes
     out.linked_bytes = linked_bytes(links, directory)
     return out
 
