@@ -59,18 +59,19 @@ def _clean(args):
     else:
         plan = relion_clean.plan_cleanup(args.project, preprocessing=args.preprocessing,
                                          intermediate=args.intermediate, failed=args.failed, trash=args.trash)
-    if args.dry_run:
-        _show_plan(args, plan)
-        return 0
-    results = relion_clean.execute(args.project, plan)
-    _show_plan(args, plan, results)
-    return _results_status(results)
+    return _carry_out(args, plan)
 
 
 def _delete(args):
     from ..core.foreign import relion_clean
 
-    plan = relion_clean.plan_delete(args.project, args.jobs)
+    return _carry_out(args, relion_clean.plan_delete(args.project, args.jobs))
+
+
+def _carry_out(args, plan) -> int:
+    """Print the plan (``--dry-run``), or carry it out and print what each item did."""
+    from ..core.foreign import relion_clean
+
     if args.dry_run:
         _show_plan(args, plan)
         return 0
