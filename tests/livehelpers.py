@@ -28,3 +28,12 @@ def deliver(sources, watched: Path, n: int | None = None) -> list[Path]:
 
 def checksums(root: Path, rels) -> dict[str, str]:
     return {r: hashlib.sha256((root / r).read_bytes()).hexdigest() for r in rels}
+
+
+def js(cli, *argv):
+    """The JSON a CLI command prints with ``--json`` (it must succeed)."""
+    import json
+
+    code, out, err = cli(*argv, "--json")
+    assert code == 0, err
+    return json.loads(out)

@@ -37,3 +37,18 @@ def _qt_app(qapp):
     """The runner drives a Qt event loop: pytest-qt's QApplication, never a bare QCoreApplication
     (``ensure_app`` would make one, and a later GUI test could not create its QApplication)."""
     yield qapp
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """``run(*argv) -> (code, out, err)`` of the real CLI on its own SQLite database."""
+    from cryodesk.cli.main import main
+
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from livehelpers import PARAMS, checksums, deliver
-
-from cryodesk.cli.main import main
+from livehelpers import PARAMS, checksums, deliver, js
 
 CHILD = Path(__file__).with_name("restore_child.py")
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def js(cli, *argv):
-    code, out, err = cli(*argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def _outputs(d: dict) -> list[str]:

@@ -14,33 +14,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from livehelpers import PARAMS, checksums, deliver
+from livehelpers import PARAMS, checksums, deliver, js
 from throwaway import PG_URL, disk_files, pg_project
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import du_size
-from cryodesk.cli.main import main
 from cryodesk.core import attach, project_lifecycle, sessions
 from cryodesk.db.models import Exposure, Project, Session
 from cryodesk.engine.live import run_session
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
-def js(cli, *argv):
-    code, out, err = cli(*argv, "--json")
-    assert code == 0, err
-    return json.loads(out)
 
 
 def _rows(project) -> list[dict]:
