@@ -8,7 +8,7 @@ and what it changed reaches the window through change events.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +28,7 @@ from ..core.units import human_bytes
 from ..engine import workers
 from . import palette
 from .cleanup_tabs import CATEGORY_LABELS, QtCleanupTabs
+from .dialogs import add_plan_footer
 
 MODE_CHOICES = (("Leave", None), ("Clear", "clear"), ("Clear and delete", "delete"))
 
@@ -70,22 +71,7 @@ class QtCleanupDialog(QDialog):
         self.tabs = QtCleanupTabs()
         body.addWidget(self.tabs, 1)
         root.addLayout(body, 1)
-        foot = QHBoxLayout()
-        self.summary = QLabel("")
-        foot.addWidget(self.summary, 1)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.reject)
-        self.run_button = QPushButton("Clean up")
-        self.run_button.setEnabled(False)
-        self.run_button.clicked.connect(self.run_cleanup)
-        foot.addWidget(self.cancel_button)
-        foot.addWidget(self.run_button)
-        root.addLayout(foot)
-        self._timer = QTimer(self)  # coalesce a burst of option clicks into one plan
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(120)
-        self._timer.timeout.connect(self.update_preview)
-        self.finished.connect(lambda _r: self._timer.stop())
+        add_plan_footer(self, root, "")
         self.resize(1100, 640)
         self.update_preview()
 

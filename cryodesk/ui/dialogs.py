@@ -6,12 +6,15 @@ loop keeps running and tests can drive their buttons.
 
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -29,6 +32,28 @@ def _table(rows: list[tuple[str, str]], headers: tuple[str, str]) -> QTableWidge
         table.setItem(r, 1, QTableWidgetItem(b))
     table.resizeColumnToContents(0)
     return table
+
+
+def add_plan_footer(dialog, root, summary: str) -> None:
+    """The footer of a plan-and-run dialog: ``dialog.summary``, ``cancel_button``, ``run_button``
+    (disabled until a plan is shown; runs ``dialog.run_cleanup``) and ``dialog._timer``, which
+    coalesces a burst of option clicks into one ``dialog.update_preview``."""
+    foot = QHBoxLayout()
+    dialog.summary = QLabel(summary)
+    foot.addWidget(dialog.summary, 1)
+    dialog.cancel_button = QPushButton("Cancel")
+    dialog.cancel_button.clicked.connect(dialog.reject)
+    dialog.run_button = QPushButton("Clean up")
+    dialog.run_button.setEnabled(False)
+    dialog.run_button.clicked.connect(dialog.run_cleanup)
+    foot.addWidget(dialog.cancel_button)
+    foot.addWidget(dialog.run_button)
+    root.addLayout(foot)
+    dialog._timer = QTimer(dialog)
+    dialog._timer.setSingleShot(True)
+    dialog._timer.setInterval(120)
+    dialog._timer.timeout.connect(dialog.update_preview)
+    dialog.finished.connect(lambda _r: dialog._timer.stop())
 
 
 class OneDialog:

@@ -17,7 +17,7 @@ The UI only shows plans and results; the core plans, rechecks and deletes.
 from __future__ import annotations
 
 import shiboken6
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -40,7 +40,7 @@ from ..core.foreign import cryosparc_audit, relion_clean
 from ..core.units import human_bytes
 from ..engine import workers
 from . import palette
-from .dialogs import OneDialog, QtConfirmDialog, QtRefusalDialog
+from .dialogs import OneDialog, QtConfirmDialog, QtRefusalDialog, add_plan_footer
 from .foreign_actions import READ_ONLY
 from .tables import fill_table, read_only_table
 
@@ -143,22 +143,7 @@ class QtRelionCleanupDialog(QDialog):
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
         root.addWidget(self.progress)
-        foot = QHBoxLayout()
-        self.summary = QLabel("Computing…")
-        foot.addWidget(self.summary, 1)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.reject)
-        self.run_button = QPushButton("Clean up")
-        self.run_button.setEnabled(False)
-        self.run_button.clicked.connect(self.run_cleanup)
-        foot.addWidget(self.cancel_button)
-        foot.addWidget(self.run_button)
-        root.addLayout(foot)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(120)
-        self._timer.timeout.connect(self.update_preview)
-        self.finished.connect(lambda _r: self._timer.stop())
+        add_plan_footer(self, root, "Computing…")
         self.resize(1100, 560)
         self.update_preview()
 
