@@ -67,8 +67,14 @@ def report_recovered(recovery) -> None:
     deletion results, as :func:`cryodesk.core.deletion.recover` returns).
     """
     results = getattr(recovery, "deletions", recovery)
+    # a journal set aside is said once (one line: why, where it went), not item by item
+    aside = {r.plan for r in results if r.action == "journal" and getattr(r, "plan", "")}
     for r in results:
-        if r.ok:
+        if getattr(r, "plan", "") in aside and r.action != "journal":
+            continue
+        if r.action == "journal":
+            print(f"cryodesk: warning: deletion {r.message}", file=sys.stderr)
+        elif r.ok:
             print(f"cryodesk: finished an interrupted deletion: {r.job} {r.action}", file=sys.stderr)
         else:
             print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)

@@ -48,7 +48,8 @@ def plan_clear(project, jobs, reason: str = "cleared on request") -> ActionPlan:
         if why:
             refused.append(Outcome(job.uid, "clear", False, f"{job.uid} cannot be cleared: {why}"))
             continue
-        items.append(deletion.clear_item(pdir, job, reason))
+        # an ancestor of final may be cleared (it can be re-run), when the plan shown said it is one
+        items.append(deletion.clear_item(pdir, job, reason, require={"allow_ancestor": bool(job.is_ancestor_of_final)}))
     return ActionPlan("clear", DeletionPlan(project.uid, items), refused)
 
 

@@ -8,8 +8,8 @@ first (:meth:`Action.check`):
 * nothing of a **final** job is ever removed;
 * nothing outside the item's own job directory is touched (:func:`path_problem`);
 * the conditions the plan was made under still hold (``versions["require"]``:
-  ``allow_ancestor`` — an ancestor of final may be cleared; ``status_in`` — the
-  job still has the status it was chosen for);
+  ``allow_ancestor`` — an ancestor of final may be cleared: a plan that does not
+  say so is refused for one; ``status_in`` — the job still has the status it was chosen for);
 * no running job reads what is removed.
 
 Then each action's own rule.  Every ``apply`` is idempotent: a restart that
@@ -37,6 +37,8 @@ class Action:
     whole_dir = False
     #: allowed while the job itself runs (partial output of a cancelled run)
     while_running = False
+    #: an ancestor of final is refused unless the plan allowed it (``require.allow_ancestor``)
+    protects_ancestors = True
     #: what the item's uid names (a session action names ``S<n>``: see session_action)
     uid_pattern = JOB_UID
 
@@ -76,7 +78,8 @@ class Action:
         if job.is_final:
             return "it is marked as a final result (it was not when the plan was made)"
         require = item.versions.get("require") or {}
-        if job.is_ancestor_of_final and not require.get("allow_ancestor", True):
+        # (unsaid is not allowed: a plan that did not know the job as an ancestor of final did not show it so)
+        if job.is_ancestor_of_final and self.protects_ancestors and not require.get("allow_ancestor", False):
             return "it became an ancestor of a final result after the plan was made"
         status_in = require.get("status_in")
         if status_in and job.status not in status_in:
@@ -184,6 +187,7 @@ class Discard(Action):
 
     name = "discard"
     while_running = True
+    protects_ancestors = False  # only unregistered partial output of its own cancelled run: nobody reads it
 
     def rule(self, project, job, item):
         if job.status not in ("running", "killed"):

@@ -174,6 +174,17 @@ def restore_from_trash(project_dir: Path, plan_id: str, rels: list[str]) -> list
     return stuck
 
 
+def has_entries(path: Path) -> bool:
+    """``path`` is a real directory with something in it (a link is not looked into)."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return False
+        with os.scandir(path) as it:
+            return any(True for _ in it)
+    except OSError:
+        return False
+
+
 def retire_trash(project_dir: Path, plan_id: str) -> None:
     """Mark a finished plan's trash as garbage (a rename: instant, done under the lock)."""
     trash = trash_dir(project_dir, plan_id)

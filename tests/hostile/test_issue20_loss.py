@@ -1,0 +1,172 @@
+"""Issue 20, data loss: symlinked state directories, crafted journal items, running readers, bad job uids.
+
+Each test first reproduced its failure on the code it was written against
+(or, where the consolidation had fixed it already, fails when the fix is
+reverted); see the issue's items 1, 2, 5 and 9.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from cryodesk.cli.main import main
+from cryodesk.core import jobs, runner
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """``run(*argv) -> (code, out, err)`` of the real CLI on P1 (W1, J1 source completed, J2 step completed)."""
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    assert run("project", "create", "--title", "X", "--dir", tmp_path / "p")[0] == 0
+    assert run("workspace", "create", "P1", "--title", "main")[0] == 0
+    run.pdir = tmp_path / "p"
+    return run
+
+
+def _outside_gc(tmp_path: Path) -> Path:
+    """A directory outside the project holding an ``x.gc`` directory (someone else's data)."""
+    out = tmp_path / "elsewhere"
+    (out / "x.gc" / "inner").mkdir(parents=True)
+    (out / "x.gc" / "inner" / "f.txt").write_text("keep me")
+    (out / "trash").mkdir()
+    (out / "trash" / "y.gc").mkdir()
+    (out / "trash" / "y.gc" / "f.txt").write_text("keep me too")
+    return out
+
+
+# -- item 1: a symlinked .cryodesk/trash or .cryodesk ---------------------------------------------
+
+COMMANDS = [("project", "show", "P1"), ("cleanup", "P1", "--non-final", "clear", "--yes"),
+            ("job", "clear", "P1", "J1"),
+            ("trash-empty",)]
+
+
+@pytest.mark.parametrize("which", ["trash", "state"])
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: "-".join(a[:2]))
+def test_symlinked_state_dir_never_collects_where_it_points(cli, tmp_path, which, argv):
+    from cryodesk.core import deletion
+
+    assert cli("job", "create", "P1", "h_source")[0] == 0
+    assert cli("job", "run", "P1", "J1")[0] == 0
+    out = _outside_gc(tmp_path)
+    state = cli.pdir / ".cryodesk"
+    state.mkdir(exist_ok=True)
+    if which == "trash":
+        import shutil
+
+        shutil.rmtree(state / "trash", ignore_errors=True)
+        (state / "trash").symlink_to(out)
+    else:
+        for e in state.iterdir():  # (lock and reserve files: moved with it, as a user's mv would)
+            os.rename(e, out / e.name) if not (out / e.name).exists() else None
+        state.rmdir()
+        state.symlink_to(out)
+    if argv == ("trash-empty",):
+        errors = deletion.empty_now(cli.pdir)
+        from cryodesk.base import trashworker
+
+        assert trashworker.main([str(cli.pdir)]) == 0
+        code, err = 0, "\n".join(errors)
+    else:
+        code, _, err = cli(*argv)
+    deletion.wait_for_emptiers()
+    assert (out / "x.gc" / "inner" / "f.txt").read_text() == "keep me", (code, err)
+    assert (out / "trash" / "y.gc" / "f.txt").read_text() == "keep me too", (code, err)
+    assert "Traceback" not in err
+    if argv[:2] in (("cleanup", "P1"), ("job", "clear")):
+        # a deletion needs the state directory: refused, with the reason, and nothing was cleared
+        assert code != 0 and "symlink" in err, (code, err)
+        assert (cli.pdir / "J1" / "data.bin").exists()
+
+
+# -- item 2: every action rechecks a crafted or stale journal item against a final job and an ancestor of final --
+
+def _final_pair(project):
+    """J1 (source) -> J2 (step, final): J1 is an ancestor of final.  Returns (J1, J2)."""
+    from cryodesk.core import finals
+
+    a = jobs.create_job(project, "h_source", "W1", params={"nbytes": 50})
+    runner.run_job(project, a)
+    b = jobs.create_job(project, "h_step", "W1", [jobs.InputSpec("particles", a.uid)], params={"nbytes": 20})
+    runner.run_job(project, b)
+    assert finals.set_final(project, [b]).ok
+    return a, b
+
+
+_FILE = {"J1": "data.bin", "J2": "step.bin"}
+
+
+def _crafted_item(project, action, uid: str, require: dict, include_finals: bool) -> dict:
+    paths = [uid] if action.whole_dir else [f"{uid}/{_FILE[uid]}"]
+    versions = {"require": {**require, "project_id": project.uuid, "include_finals": include_finals},
+                "groups": {"particles": [0]}}
+    if action.name.startswith("relion_"):
+        versions["dir"] = "Trash/Class2D/job001" if action.jobless else "Class2D/job001"
+        if action.jobless:  # (RELION's trash: the entry itself)
+            paths = [versions["dir"]]
+    return {"job": uid, "action": action.name, "paths": paths, "versions": versions}
+
+
+def _job_actions():
+    from cryodesk.core.deletion import ACTIONS
+    from cryodesk.core.deletion.plan import JOB_UID
+
+    return sorted(n for n, a in ACTIONS.items() if a.uid_pattern is JOB_UID)
+
+
+@pytest.mark.parametrize("origin", ["crafted", "stale"])
+@pytest.mark.parametrize("target", ["final", "ancestor"])
+def test_journal_items_of_every_action_never_remove_a_final_or_an_ancestor(project, target, origin):
+    """A journal item of every registered action against a final job / an ancestor of final.
+
+    ``crafted``: a journal this database never made, claiming every condition (a project delete
+    "with its finals"): before, a ``delete_project`` item deleted the final job and a ``clear``
+    item cleared its ancestor.  ``stale``: a plan this database made before the job became final
+    (or an ancestor of one): each action's own recheck must refuse it.
+    """
+    from cryodesk.core import deletion
+    from cryodesk.core.deletion import ACTIONS
+    dexec = importlib.import_module("cryodesk.core.deletion.execute")  # (the package exports the function)
+    from cryodesk.db.models import Job, OutputFile
+
+    a, b = _final_pair(project)
+    pdir = Path(project.directory)
+    victim = b if target == "final" else a
+    jdir = pdir / ".cryodesk" / "journal"
+    jdir.mkdir(parents=True, exist_ok=True)
+    claims = {"allow_ancestor": True, "status_in": ["completed"]} if origin == "crafted" else {}
+    users = pdir / "Trash" / "Class2D" / "job001"  # a user's directory in a cryodesk project, not RELION's trash
+    users.mkdir(parents=True)
+    (users / "keep.txt").write_text("mine")
+    for k, name in enumerate(_job_actions()):
+        plan_id = f"{k + 1:012x}"
+        item = _crafted_item(project, ACTIONS[name], victim.uid, claims, include_finals=origin == "crafted")
+        (jdir / f"{plan_id}.json").write_text(json.dumps({"id": plan_id, "project": project.uid, "items": [item]}))
+        if origin == "stale":
+            dexec._register(plan_id)  # (as execute does before it writes a journal)
+        results = deletion.recover(project)
+        said = [(r.action, r.ok, r.message) for r in results]
+        row = Job.get_or_none(Job.id == victim.id)
+        assert row is not None, (name, said)
+        assert row.status == "completed" and OutputFile.select().where(OutputFile.job == row).exists(), (name, said)
+        assert (pdir / victim.uid / _FILE[victim.uid]).exists(), (name, said)
+        assert not deletion.pending(project), (name, said)
+        assert not any(r.ok for r in results), (name, said)
+        if origin == "crafted":  # set aside, with the reason, never replayed again
+            assert (jdir / "rejected" / f"{plan_id}.json").exists(), (name, said)
+            assert "did not make the plan" in (jdir / "rejected" / f"{plan_id}.why").read_text()
+    assert (users / "keep.txt").read_text() == "mine"
+    assert {"clear", "delete", "clear_versions", "discard", "discard_temp", "delete_project",
+            "relion_empty_trash"} <= set(_job_actions())
