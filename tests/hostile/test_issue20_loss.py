@@ -170,3 +170,53 @@ def test_journal_items_of_every_action_never_remove_a_final_or_an_ancestor(proje
     assert (users / "keep.txt").read_text() == "mine"
     assert {"clear", "delete", "clear_versions", "discard", "discard_temp", "delete_project",
             "relion_empty_trash"} <= set(_job_actions())
+
+
+# -- item 9 (part): a journal item whose job is ``..`` (or any uid that escapes) ----------------------------
+
+BAD_UIDS = ["..", "../J1", "/etc", "", "J1\0", "J0", "J99999999999999999999", "S1/.."]
+
+
+def test_journal_naming_an_escaping_job_is_set_aside_and_every_command_works(cli):
+    assert cli("job", "create", "P1", "h_source")[0] == 0
+    assert cli("job", "run", "P1", "J1")[0] == 0
+    jdir = cli.pdir / ".cryodesk" / "journal"
+    jdir.mkdir(parents=True, exist_ok=True)
+    items = [{"job": uid, "action": action, "paths": [f"{uid}/x" if uid else "x"]}
+             for uid in BAD_UIDS for action in ("clear", "delete")]
+    (jdir / "0123456789ab.json").write_text(json.dumps({"id": "0123456789ab", "project": "P1", "items": items}))
+    for argv in (("project", "show", "P1"), ("job", "list", "P1"), ("job", "show", "P1", "J1")):
+        code, _, err = cli(*argv)  # read commands never replay a journal, and never crash on one
+        assert code == 0 and "Traceback" not in err, (argv, err)
+    code, out, err = cli("job", "final", "P1", "J1")  # a write: the journal is replayed first
+    assert code == 0 and "Traceback" not in err, err
+    warnings = [line for line in err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "set aside" in warnings[0] and "is not a job uid" in warnings[0], err
+    assert not (jdir / "0123456789ab.json").exists()
+    why = (jdir / "rejected" / "0123456789ab.why").read_text()
+    assert f"{len(items)} item(s) refused" in why, why
+    code, _, err = cli("job", "final", "P1", "J1", "--unset")  # not retried: nothing more to say
+    assert code == 0 and err.strip() == "", err
+    assert (cli.pdir / "J1" / "data.bin").exists()
+
+
+@pytest.mark.parametrize("uid", BAD_UIDS)
+def test_a_journal_this_database_made_with_an_escaping_job_is_set_aside_too(project, uid):
+    """Even a journal this database made (its intent recorded) is set aside when an item is refused."""
+    from cryodesk.core import deletion
+
+    dexec = importlib.import_module("cryodesk.core.deletion.execute")
+    a = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    runner.run_job(project, a)
+    jdir = Path(project.directory) / ".cryodesk" / "journal"
+    jdir.mkdir(parents=True)
+    items = [{"job": uid, "action": "clear", "paths": [f"{uid}/data.bin"]},
+             {"job": a.uid, "action": "clear", "paths": [f"{a.uid}/data.bin"]}]
+    (jdir / "abcdefabcdef.json").write_text(json.dumps({"id": "abcdefabcdef", "project": project.uid,
+                                                        "items": items}))
+    dexec._register("abcdefabcdef")
+    results = deletion.recover(project)
+    assert [r.action for r in results if r.action == "journal"] == ["journal"], results
+    assert not deletion.pending(project)
+    assert "1 item(s) refused" in (jdir / "rejected" / "abcdefabcdef.why").read_text()
+    assert deletion.recover(project) == []  # never retried
