@@ -19,8 +19,9 @@ from cryodesk.core import jobs, runner
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """``run(*argv) -> (code, out, err)`` of the real CLI on P1 (W1, J1 source completed, J2 step completed)."""
+def cli(qapp, tmp_path, monkeypatch, capsys):
+    """``run(*argv) -> (code, out, err)`` of the real CLI on P1 with W1 (a QApplication exists first, as in the
+    GUI tests: ``job run`` would otherwise make a QCoreApplication, and a later widget test would abort)."""
     monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 

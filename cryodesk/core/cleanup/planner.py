@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...db.models import ACTIVE_STATUSES, utcnow
+from ...db.models import utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
 from ..sizes import clear_keeps_bytes
@@ -61,11 +61,47 @@ class _Wants:
 
 
 def _active_child(snap, jid: int) -> str | None:
-    for k in snap.children.get(jid, ()):
-        row = snap.jobs[k]
-        if row.status in ACTIVE_STATUSES:
-            return f"{row.uid} is {row.status} and reads its outputs"
-    return None
+    """A queued or running job reading what ``jid`` made, at any depth (a grandchild reads its stacks too)."""
+    found = snap.active_readers().get(jid)
+    if found is None:
+        return None
+    row, via = snap.jobs[found[0]], found[1]
+    if via is None:
+        return f"{row.uid} is {row.status} and reads its outputs"
+    return f"{row.uid} is {row.status} and reads what was made from its outputs (through {snap.jobs[via].uid})"
+
+
+#: jobs that write particle images (stacks) of their own: jobs below read their images from these files
+IMAGE_CATEGORIES = ("extraction",)
+
+
+def _writes_images(snap, jid: int) -> bool:
+    return snap.category[jid] in IMAGE_CATEGORIES or snap.jobs[jid].type in model.RESTACK_TYPES
+
+
+def finals_reading_images(snap, jid: int) -> list[str]:
+    """Final jobs whose particle images are in the stacks of ``jid`` (an extraction or restack job).
+
+    Every descendant reached without passing a job that writes stacks of its own (a
+    restack, another extraction): a selection, a classification, a refinement keep
+    pointing into the stacks they were given.  Empty for a job that writes no stacks.
+    """
+    if not _writes_images(snap, jid):
+        return []
+    out, seen, stack = [], {jid}, list(snap.children.get(jid, ()))
+    while stack:
+        k = stack.pop()
+        if k in seen or _writes_images(snap, k):
+            continue
+        seen.add(k)
+        if snap.jobs[k].is_final:
+            out.append(snap.jobs[k].uid)
+        stack.extend(snap.children.get(k, ()))
+    return sorted(out, key=lambda u: int(u[1:]))
+
+
+def restack_hint(project_uid: str, final_uid: str) -> str:
+    return f"cryodesk job create {project_uid} restack_particles -i particles={final_uid}"
 
 
 def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | None:
@@ -155,10 +191,34 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None, jobs=None) ->
 
     entries = _resolve(snap, wants, ws, Path(project.directory))
     plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
-                       utcnow().isoformat(timespec="seconds"))
+                       utcnow().isoformat(timespec="seconds"), _image_warnings(snap, project.uid, entries))
     plan.header = header_figures(project, snap, scope, ws, label)
     plan.tabs = compute_tabs(project, snap, scope, plan)
     return plan
+
+
+def _image_warnings(snap, project_uid: str, entries: list[PlanEntry]) -> list[str]:
+    """Per final result that loses its particle images: which clear takes them, and how to keep them.
+
+    The guide lets preprocessing of an ancestor of final be cleared (it can be
+    re-run); the user must still be told that the final result cannot be used
+    until then, and that a restack keeps it usable.
+    """
+    ids = {row.uid: jid for jid, row in snap.jobs.items()}
+    lost: dict[str, list[str]] = {}
+    for e in entries:
+        if e.action != "clear":
+            continue
+        e.finals_losing_images = finals_reading_images(snap, ids[e.uid])
+        if e.finals_losing_images:
+            e.reasons.append(f"final result(s) {', '.join(e.finals_losing_images)} read their particle images "
+                             "from its stacks: unusable until it is re-run (restack them first to keep them)")
+        for f in e.finals_losing_images:
+            lost.setdefault(f, []).append(e.uid)
+    return [f"final result {f} loses its particle images: they are in the stacks of {', '.join(by)}, which this "
+            f"cleanup clears; {f} cannot be used (nor re-run) until {'it is' if len(by) == 1 else 'they are'} re-run. "
+            f"To keep {f} usable, restack it first: {restack_hint(project_uid, f)}"
+            for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:

@@ -42,9 +42,34 @@ class Snapshot:
     intermediate: dict[int, dict[tuple[str, int], int]]
     #: job id -> {group: last (kept) version}
     last_version: dict[int, dict[str, int]] = field(default_factory=dict)
+    _readers: dict | None = field(default=None, repr=False)
 
     def uid(self, jid: int) -> str:
         return self.jobs[jid].uid
+
+    def active_readers(self) -> dict[int, tuple[int, int | None]]:
+        """Job id -> (an active job reading what it made, the child it reads through; None: directly).
+
+        At any depth: every ancestor of a queued or running job (computed once per snapshot).
+        """
+        if self._readers is None:
+            parents: dict[int, list[int]] = defaultdict(list)
+            for p, kids in self.children.items():
+                for k in kids:
+                    parents[k].append(p)
+            readers: dict[int, tuple[int, int | None]] = {}
+            for a in sorted(j for j, row in self.jobs.items() if row.active):
+                stack, seen = [(p, None) for p in parents.get(a, ())], {a}
+                while stack:  # (a cycle in crafted edges ends here too)
+                    jid, via = stack.pop()
+                    if jid in seen:
+                        continue
+                    seen.add(jid)
+                    if jid not in readers or (via is None and readers[jid][1] is not None):
+                        readers[jid] = (a, via)
+                    stack.extend((p, jid) for p in parents.get(jid, ()))
+            self._readers = readers
+        return self._readers
 
 
 def _category(type_name: str, cache: dict) -> str:

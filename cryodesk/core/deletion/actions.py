@@ -10,7 +10,7 @@ first (:meth:`Action.check`):
 * the conditions the plan was made under still hold (``versions["require"]``:
   ``allow_ancestor`` — an ancestor of final may be cleared: a plan that does not
   say so is refused for one; ``status_in`` — the job still has the status it was chosen for);
-* no running job reads what is removed.
+* no running (or queued) job reads what is removed, at any depth.
 
 Then each action's own rule.  Every ``apply`` is idempotent: a restart that
 replays an item already applied changes nothing more.
@@ -24,7 +24,7 @@ from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, 
 from .. import events, manifest
 from ..fsutil import check_job_dir
 from ..graph import descendant_ids
-from ..rules import why_not_clear, why_not_delete
+from ..rules import active_readers, readers_text, why_not_clear, why_not_delete
 from ..sizes import job_size
 from .plan import JOB_UID, LOG, MANIFEST, PlanItem, path_problem
 
@@ -85,10 +85,9 @@ class Action:
         if status_in and job.status not in status_in:
             return f"it is {job.status} now (it was {'/'.join(status_in)} when planned)"
         if not self.while_running:
-            busy = (Job.select(Job.number, Job.status).join(Connection, on=(Connection.child == Job.id))
-                    .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).tuples().first())
-            if busy:
-                return f"J{busy[0]} is {busy[1]} and reads its outputs"
+            readers = active_readers(job)  # at any depth (read under the project's lock: no job starts now)
+            if readers:
+                return readers_text(readers)
         return self.rule(project, job, item)
 
     def rule(self, project: Project, job: Job, item: PlanItem) -> str | None:
