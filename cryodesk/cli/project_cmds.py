@@ -216,6 +216,11 @@ def _show(args):
           f"size: {human_bytes(d['size_bytes'])}")
     for w in d["workspaces"]:
         print(f"  {w['uid']}  {w['title']}")
+    from ..core.deletion import state_problem
+
+    why = state_problem(d["directory"])
+    if why:
+        print(f"cryodesk: warning: {why}", file=sys.stderr)
 
 
 def _ws_create(args):

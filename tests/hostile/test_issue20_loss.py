@@ -89,6 +89,8 @@ def test_symlinked_state_dir_never_collects_where_it_points(cli, tmp_path, which
             assert (cli.pdir / "J1" / "data.bin").exists()
         else:
             assert code == 0, (argv, err)
+        if argv[0] == "project":  # a read command says what is wrong (and changes nothing)
+            assert "is a symlink" in err and "nothing in this project can be cleared or deleted" in err, err
 
 
 # -- item 2: every action rechecks a crafted or stale journal item against a final job and an ancestor of final --
