@@ -100,6 +100,8 @@ def _destructive(args):
     p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if args.dry_run:  # the plan as JSON, as the README promises (with or without --json)
         output.emit_json(plan.to_dict())
         for o in plan.refused:

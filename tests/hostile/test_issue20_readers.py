@@ -52,6 +52,12 @@ def test_cleanup_says_which_final_results_lose_their_particle_images(project):
     assert f"final result {fin.uid} loses its particle images" in plan.warnings[0]
     assert f"restack_particles -i particles={fin.uid}" in plan.warnings[0]
     assert any("restack them first" in r for r in by[ext.uid].reasons)
+    # job clear says the same (from the database, not a snapshot)
+    clear = actions.plan_clear(project, [ext])
+    assert len(clear.warnings) == 1 and f"final result {fin.uid} loses its particle images" in clear.warnings[0]
+    assert clear.to_dict()["warnings"] == clear.warnings
+    assert [w.split(":")[0] for w in actions.plan_clear(project, [Job.get_by_id(ext2.id), src]).warnings] == \
+        [f"final result {fin2.uid} loses its particle images"]
     # (the plan round-trips: a saved preview keeps its warnings)
     again = type(plan).from_dict(json.loads(json.dumps(plan.to_dict())))
     assert again.warnings == plan.warnings and again.entry(ext.uid).finals_losing_images == [fin.uid]
@@ -78,6 +84,9 @@ def test_cli_dry_run_and_text_show_the_warning(qapp, tmp_path, monkeypatch, caps
     doc = json.loads(out)
     assert code == 0 and doc["warnings"] and "J3 loses its particle images" in doc["warnings"][0]
     assert [e["finals_losing_images"] for e in doc["entries"] if e["uid"] == "J2"] == [["J3"]]
+    code, out, err = cli("job", "clear", "P1", "J2", "--dry-run")
+    assert code == 0 and "warning: final result J3 loses its particle images" in err
+    assert "J3 loses its particle images" in json.loads(out)["warnings"][0]
     code, out, err = cli("cleanup", "P1", "--preprocessing", "all")  # the summary, then no confirmation here
     assert code == 1 and "without confirmation" in err
     assert "warning: final result J3 loses its particle images" in out

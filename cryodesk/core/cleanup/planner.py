@@ -100,6 +100,41 @@ def finals_reading_images(snap, jid: int) -> list[str]:
     return sorted(out, key=lambda u: int(u[1:]))
 
 
+def finals_losing_images(project, job) -> list[str]:
+    """:func:`finals_reading_images` from the database (a few queries, one per level): for ``job clear``."""
+    from ...db.models import Connection, Job
+
+    def writes(type_name: str) -> bool:
+        return type_name in model.RESTACK_TYPES or snap_mod._category(type_name, cats) in IMAGE_CATEGORIES
+
+    cats: dict[str, str] = {}
+    if not writes(job.type):
+        return []
+    out, seen, frontier = [], {job.id}, [job.id]
+    while frontier:
+        level = []
+        for i in range(0, len(frontier), 900):
+            level += list(Job.select(Job.id, Job.number, Job.type, Job.is_final)
+                          .join(Connection, on=(Connection.child == Job.id))
+                          .where(Connection.parent.in_(frontier[i:i + 900])).tuples())
+        frontier = []
+        for jid, number, type_name, final in level:
+            if jid in seen or writes(type_name):
+                continue
+            seen.add(jid)
+            if final:
+                out.append(f"J{number}")
+            frontier.append(jid)
+    return sorted(set(out), key=lambda u: int(u[1:]))
+
+
+def image_warning(project_uid: str, final_uid: str, cleared: list[str], what: str = "this cleanup") -> str:
+    return (f"final result {final_uid} loses its particle images: they are in the stacks of {', '.join(cleared)}, "
+            f"which {what} clears; {final_uid} cannot be used (nor re-run) until "
+            f"{'it is' if len(cleared) == 1 else 'they are'} re-run. To keep {final_uid} usable, restack it first: "
+            f"{restack_hint(project_uid, final_uid)}")
+
+
 def restack_hint(project_uid: str, final_uid: str) -> str:
     return f"cryodesk job create {project_uid} restack_particles -i particles={final_uid}"
 
@@ -215,10 +250,7 @@ def _image_warnings(snap, project_uid: str, entries: list[PlanEntry]) -> list[st
                              "from its stacks: unusable until it is re-run (restack them first to keep them)")
         for f in e.finals_losing_images:
             lost.setdefault(f, []).append(e.uid)
-    return [f"final result {f} loses its particle images: they are in the stacks of {', '.join(by)}, which this "
-            f"cleanup clears; {f} cannot be used (nor re-run) until {'it is' if len(by) == 1 else 'they are'} re-run. "
-            f"To keep {f} usable, restack it first: {restack_hint(project_uid, f)}"
-            for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
+    return [image_warning(project_uid, f, by) for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:
