@@ -94,8 +94,10 @@ def collect(project_dir: Path) -> list[str]:
         return errors
     try:
         with nofollow.open_dirs(project_dir, TRASH, where=str(root)) as fd:
-            for gc in sorted(root.glob("*.gc")):
-                nofollow.remove_tree(fd, gc.name, errors, str(gc))
+            # listed and removed relative to the descriptor: a state directory swapped for a link after
+            # the check above is never followed (the descriptor is of the directory that was checked)
+            for name in sorted(e.name for e in os.scandir(fd) if e.name.endswith(".gc")):
+                nofollow.remove_tree(fd, name, errors, str(root / name))
     except (OSError, DataError) as exc:
         errors.append(f"{root}: {getattr(exc, 'strerror', None) or exc}")
     return errors
