@@ -11,8 +11,12 @@ The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 * a job is **deleted** only when every descendant (in the whole project, not
   just the scope) is deleted with it; otherwise it is cleared instead, and
   the plan names the descendants that kept it;
-* a job that is running (or queued), or whose child is running and reading
-  it, is left alone;
+* a job that is running (or queued), or whose descendant at any depth is, is
+  left alone: a grandchild reads its stacks too (a selection points into the
+  extraction's files);
+* clearing a job whose stacks a final result reads is allowed (it can be
+  re-run), but the plan names each final result that loses its particle images
+  and how to restack it (``warnings``);
 * intermediate results are every version but the last of each output group,
   except versions another job reads as its input;
 * *killed* / *failed* mean the status now: "mark as complete" takes a job out
