@@ -114,3 +114,87 @@ def test_connect_refuses_self_input_and_cycle(project):
     with pytest.raises(UsageError, match="cycle"):
         jobs.connect(project, a, InputSpec("particles", b.uid, "particles"))
     assert Connection.select().count() == 1
+
+
+# -- item 11: a cycle in the database (crafted rows) never hangs a command ------------------------------
+
+HANG_S = 5.0
+
+
+def _cli(tmp_path, monkeypatch, capsys):
+    from cryodesk.cli.main import main
+
+    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _crafted_cycle(tmp_path, monkeypatch, capsys, shape: str):
+    """P1: J1 -> J2 -> J3 (J3 final) run to completion, then a crafted row that closes a cycle."""
+    run = _cli(tmp_path, monkeypatch, capsys)
+    from cryodesk import db as dbmod
+
+    run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
+    run("workspace", "create", "P1", "--title", "main")
+    dbmod.open_database(str(tmp_path / "cli.sqlite"))
+    with dbmod.db.connection_context():
+        p = projects.get_project("P1")
+        a = jobs.create_job(p, "h_source", "W1")
+        runner.run_job(p, a)
+        b = jobs.create_job(p, "h_motion", "W1", inputs=[InputSpec("particles", a.uid, "particles")])
+        runner.run_job(p, b)
+        c = jobs.create_job(p, "h_iter", "W1", inputs=[InputSpec("particles", b.uid, "particles")])
+        runner.run_job(p, c)
+    dbmod.close_database()
+    con = sqlite3.connect(tmp_path / "cli.sqlite")
+    ids = [r[0] for r in con.execute("SELECT id FROM job ORDER BY number")]
+    ins = ("INSERT INTO connection (project_id, child_id, parent_id, slot, output, version, position) "
+           "VALUES (1, ?, ?, 'particles', 'particles', NULL, 1)")
+    con.execute("UPDATE job SET is_final = 1 WHERE id = ?", (ids[2],))
+    if shape == "self-loop":
+        con.execute(ins, (ids[0], ids[0]))  # J1 is its own input
+        con.execute(ins, (ids[2], ids[2]))  # and so is the final J3
+    else:
+        con.execute(ins, (ids[0], ids[1]))  # J1 reads J2, which reads J1
+    con.commit()
+    con.close()
+    return run
+
+
+@pytest.mark.parametrize("shape", ["self-loop", "2-cycle"])
+def test_commands_on_a_cyclic_graph_end_with_a_warning(tmp_path, monkeypatch, capsys, shape):
+    """cleanup --dry-run looped forever (867 MiB after 6 s) on a job that is its own input."""
+    import faulthandler
+    import sys
+
+    run = _crafted_cycle(tmp_path, monkeypatch, capsys, shape)
+    faulthandler.dump_traceback_later(20, exit=True, file=sys.__stderr__)  # a hang fails, never blocks CI
+    try:
+        for argv in (("cleanup", "P1", "--non-final", "delete", "--killed", "delete", "--failed", "delete",
+                      "--preprocessing", "all", "--intermediate", "--restack", "--dry-run"),
+                     ("cleanup", "P1", "--non-final", "clear", "--dry-run"),
+                     ("job", "show", "P1", "J1"), ("project", "show", "P1")):
+            t0 = time.monotonic()
+            code, out, err = run(*argv)
+            assert time.monotonic() - t0 < HANG_S, argv
+            assert code == 0 and "Traceback" not in err, (argv, err)
+            assert "form a cycle (J1 <- " in err, (argv, err)
+        code, out, _ = run("cleanup", "P1", "--non-final", "delete", "--dry-run")
+        plan = json.loads(out)
+        assert not any(e["action"] == "delete" and e["uid"] in ("J1", "J2") for e in plan["entries"]), plan
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def test_cyclic_nodes_of_edge_arrays():
+    from cryodesk.core.graph_check import cyclic_nodes
+
+    assert cyclic_nodes(3, [0, 1], [1, 2]) == []
+    assert cyclic_nodes(3, [0, 1, 1], [1, 2, 1]) == [1, 2]  # a self-loop on 1 (2 hangs below it)
+    assert cyclic_nodes(3, [0, 1, 2], [1, 2, 0]) == [0, 1, 2]

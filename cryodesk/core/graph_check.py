@@ -1,0 +1,108 @@
+"""Cycles in a project's job graph: a damaged database (or one edited by hand) may hold them.
+
+cryodesk never makes one (``connect`` and ``project attach`` refuse them), but every walk of
+the DAG must still end on one: the cleanup planner, the finals and the job tree guard against
+revisiting a job, and the commands that show a project say that its graph is damaged
+(:func:`cycle_warning`) instead of looping or answering silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+
+from ..db.models import Connection, Job
+
+_EDGE_CACHE: "OrderedDict[bytes, list[int]]" = OrderedDict()
+
+
+def find_cycles(project, limit: int = 3) -> list[list[str]]:
+    """Up to ``limit`` cycles of ``project``'s input connections, each as uids ``[J1, J2, J1]`` (J1 reads J2 ...).
+
+    One query of the edges and an iterative depth-first walk (every job and edge visited once).
+    """
+    parents: dict[int, list[int]] = defaultdict(list)
+    for child, parent in Connection.select(Connection.child, Connection.parent).where(
+            Connection.project == project.id).tuples():
+        parents[child].append(parent)
+    if not parents:
+        return []
+    found: list[list[int]] = []
+    state: dict[int, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(parents):
+        if state.get(start) or len(found) >= limit:
+            continue
+        path, iters = [start], [iter(parents[start])]
+        state[start] = 1
+        while path:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif state.get(nxt) == 1:
+                if len(found) < limit:
+                    found.append(path[path.index(nxt):] + [nxt])
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(parents.get(nxt, ())))
+    numbers = dict(Job.select(Job.id, Job.number).where(Job.id.in_({j for c in found for j in c})).tuples()) \
+        if found else {}
+    return [[f"J{numbers.get(j, '?')}" for j in c] for c in found]
+
+
+def cycle_warning(project) -> str | None:
+    """A sentence for the user if ``project``'s job inputs form a cycle (None: they do not)."""
+    loops = find_cycles(project)
+    if not loops:
+        return None
+    shown = "; ".join(" <- ".join(c) for c in loops)
+    return (f"{project.uid}'s job inputs form a cycle ({shown}): the database is damaged (a job cannot read "
+            "its own output). Cleanup keeps the jobs on it; delete the job that closes the loop, or attach the "
+            "project directory into a fresh database (attach refuses cycles and names the manifest)")
+
+
+def cyclic_nodes(n: int, parent, child) -> list[int]:
+    """Indices of the nodes on (or below) a cycle of the edge list ``parent[k] -> child[k]`` ([]: a DAG).
+
+    For the job tree the GUI draws (its snapshot's arrays): Kahn's peeling in one pass over
+    the edges, remembered per edge list, so a reload of an unchanged tree costs one hash.
+    """
+    parent = np.ascontiguousarray(parent, dtype=np.int64)
+    child = np.ascontiguousarray(child, dtype=np.int64)
+    if not len(parent):
+        return []
+    key = hashlib.blake2b(np.int64(n).tobytes() + parent.tobytes() + child.tobytes(), digest_size=16).digest()
+    hit = _EDGE_CACHE.get(key)
+    if hit is not None:
+        return list(hit)
+    indeg = np.bincount(child, minlength=n).tolist()
+    idx = np.argsort(parent, kind="stable")
+    starts = np.searchsorted(parent[idx], np.arange(n + 1)).tolist()
+    targets = child[idx].tolist()
+    ready = [i for i in range(n) if indeg[i] == 0]
+    seen = 0
+    while ready:
+        u = ready.pop()
+        seen += 1
+        for v in targets[starts[u]:starts[u + 1]]:
+            indeg[v] -= 1
+            if indeg[v] == 0:
+                ready.append(v)
+    out = [i for i in range(n) if indeg[i] > 0] if seen < n else []
+    _EDGE_CACHE[key] = out
+    if len(_EDGE_CACHE) > 8:
+        _EDGE_CACHE.popitem(last=False)
+    return list(out)
+
+
+def snapshot_warning(snap) -> str | None:
+    """The job tree's warning when its snapshot's edges hold a cycle (a damaged database), else None."""
+    bad = cyclic_nodes(len(snap.ids), snap.edge_parent, snap.edge_child)
+    if not bad:
+        return None
+    uids = ", ".join(f"J{int(snap.numbers[i])}" for i in bad[:6]) + (" ..." if len(bad) > 6 else "")
+    return (f"Warning: the job inputs of {snap.project_uid} form a cycle ({uids}): the database is damaged; "
+            "cleanup keeps these jobs. Delete the job that closes the loop (cryodesk project show names it).")
