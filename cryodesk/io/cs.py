@@ -36,6 +36,7 @@ from numpy.lib import recfunctions as rfn
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
+from cryodesk.base.nofollow import require_regular
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
@@ -121,6 +122,7 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
         Missing file, unknown encoding, truncated or non-structured array, no ``uid``.
     """
     path = Path(path)
+    require_regular(path, "dataset file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(6)

@@ -30,6 +30,7 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
+from cryodesk.base.nofollow import require_regular
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -170,6 +171,7 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
 def read_star(path: Path | str) -> dict[str, StarBlock]:
     """Read the STAR file at ``path``; DataError if missing, unreadable or malformed."""
     path = Path(path)
+    require_regular(path, "STAR file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -198,3 +198,69 @@ def test_cyclic_nodes_of_edge_arrays():
     assert cyclic_nodes(3, [0, 1], [1, 2]) == []
     assert cyclic_nodes(3, [0, 1, 1], [1, 2, 1]) == [1, 2]  # a self-loop on 1 (2 hangs below it)
     assert cyclic_nodes(3, [0, 1, 2], [1, 2, 0]) == [0, 1, 2]
+
+
+# -- item 11: a FIFO never blocks ``job run``; SIGTERM ends a ``job run`` whose job cannot be cancelled -----
+
+_STUCK = ("import sys; sys.path[:0] = [{here!r}]; import cryodesk.jobs, stucktype; "
+          "from cryodesk.cli.main import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _subprocess(tmp_path, *argv):
+    import os
+    import subprocess
+    import sys
+
+    code = _STUCK.format(here=str(Path(__file__).resolve().parent))
+    env = {**os.environ, "CRYODESK_DB": str(tmp_path / "cli.sqlite"), "PYTHONUNBUFFERED": "1",
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    return subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_fifo_as_particle_meta_path_is_refused(tmp_path, monkeypatch, capsys):
+    import os
+
+    run = _cli(tmp_path, monkeypatch, capsys)
+    run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
+    run("workspace", "create", "P1", "--title", "main")
+    fifo = tmp_path / "particles.star"
+    os.mkfifo(fifo)
+    assert run("job", "create", "P1", "import_particles", "-p", f"particle_meta_path={fifo}")[0] == 0
+    t0 = time.monotonic()
+    code, out, err = run("job", "run", "P1", "J1")  # blocked forever in open() before
+    assert time.monotonic() - t0 < HANG_S
+    assert code == 1 and "Traceback" not in err
+    code, out, _ = run("job", "show", "P1", "J1", "--json")
+    d = json.loads(out)
+    assert d["status"] == "failed" and f"{fifo}: the STAR file is a FIFO (named pipe)" in d["error"], d
+
+
+def test_sigterm_twice_ends_job_run_whose_job_does_not_stop(tmp_path, monkeypatch, capsys):
+    import signal
+
+    run = _cli(tmp_path, monkeypatch, capsys)
+    run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
+    run("workspace", "create", "P1", "--title", "main")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stucktype", Path(__file__).with_name("stucktype.py"))
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))  # the type, in this process too
+    assert run("job", "create", "P1", "h20_stuck")[0] == 0
+    proc = _subprocess(tmp_path, "job", "run", "P1", "J1")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "P1 J1: " not in (line := proc.stderr.readline()):
+            assert line, "job run ended before the job started"
+        proc.send_signal(signal.SIGTERM)  # cancels: the job cannot see it
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)  # asked again: it ends, the job recorded as killed
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < HANG_S
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "P1 J1: killed (it did not stop when cancelled)" in out
+    d = json.loads(run("job", "show", "P1", "J1", "--json")[1])
+    assert d["status"] == "killed" and "did not stop when cancelled" in d["error"], d
