@@ -48,7 +48,7 @@ def open_dirs(base: str | Path | int, parts, create: bool = False, where: str = 
                 raise LinkRefused(f"{where or part}: {part!r} is not a plain path component")
             if create:
                 try:
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o777, dir_fd=fd)  # less the umask
                 except FileExistsError:
                     pass
             try:
@@ -168,7 +168,7 @@ def open_append(path: str | Path):
     there must not make cryodesk append to whatever it points to.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LinkRefused(f"{path} is a symlink; cryodesk never writes through one") from None
