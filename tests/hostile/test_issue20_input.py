@@ -12,6 +12,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cryodesk.base.errors import DataError, UsageError
@@ -264,3 +265,117 @@ def test_sigterm_twice_ends_job_run_whose_job_does_not_stop(tmp_path, monkeypatc
     assert "P1 J1: killed (it did not stop when cancelled)" in out
     d = json.loads(run("job", "show", "P1", "J1", "--json")[1])
     assert d["status"] == "killed" and "did not stop when cancelled" in d["error"], d
+
+
+# -- item 14: no cryodesk write goes through a symlink planted in a project -------------------------------
+
+def _victim(tmp_path: Path, name: str) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir(exist_ok=True)
+    t = outside / name
+    t.write_text("not the project's\n")
+    return t
+
+
+def _plant(link: Path, target: Path) -> None:
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def test_manifest_and_output_writers_replace_a_planted_link_never_follow_it(project, tmp_path):
+    from cryodesk.base.fsio import atomic_write
+    from cryodesk.io.cs import write_cs
+    from cryodesk.io.mrc import write_stack
+
+    pdir = Path(project.directory)
+    j = jobs.create_job(project, "h_source", "W1")
+    planted = {pdir / "J1" / "job.json": _victim(tmp_path, "job.json"),
+               pdir / "project.json": _victim(tmp_path, "project.json"),
+               pdir / "J1" / "job.log": _victim(tmp_path, "job.log"),
+               pdir / "J1" / "stack.mrcs": _victim(tmp_path, "stack.mrcs"),
+               pdir / "J1" / "particles.cs": _victim(tmp_path, "particles.cs"),
+               pdir / "J1" / "notes.txt": _victim(tmp_path, "notes.txt")}
+    for link, target in planted.items():
+        _plant(link, target)
+    runner.run_job(project, j)  # job.json, job.log
+    jobs.create_job(project, "h_source", "W1")  # project.json
+    write_stack(pdir / "J1" / "stack.mrcs", np.zeros((2, 4, 4), np.float32))
+    write_cs(pdir / "J1" / "particles.cs", np.zeros(2, dtype=[("uid", "<u8")]))
+    atomic_write(pdir / "J1" / "notes.txt", "x")
+    for link, target in planted.items():
+        assert target.read_text() == "not the project's\n", link
+    done = Job.get_by_id(j.id)  # the log cannot be written: the run is refused, saying why
+    assert done.status == "failed" and "job.log is a symlink; cryodesk never writes through one" in done.error
+    assert not (pdir / "J1" / "job.json").is_symlink() and not (pdir / "project.json").is_symlink()
+
+
+def test_lock_and_state_files_refuse_a_planted_link(project, tmp_path):
+    from cryodesk.base.errors import CryodeskError
+    from cryodesk.core import actions
+
+    pdir = Path(project.directory)
+    j = jobs.create_job(project, "h_source", "W1")
+    runner.run_job(project, j)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    _plant(pdir / ".cryodesk" / "lock", outside / "lock")  # dangling: made the file outside before
+    with pytest.raises(CryodeskError, match=r"\.cryodesk/lock is a symlink"):
+        actions.clear_jobs(project, [Job.get_by_id(j.id)])
+    assert list(outside.iterdir()) == [] and (pdir / "J1" / "data.bin").exists()
+    (pdir / ".cryodesk" / "lock").unlink()
+    reserve = pdir / ".cryodesk" / "reserve"
+    if reserve.exists():  # the trash's space reserve: replaced or refused, never written through
+        target = _victim(tmp_path, "reserve")
+        _plant(reserve, target)
+        actions.clear_jobs(project, [Job.get_by_id(j.id)])
+        assert target.read_text() == "not the project's\n"
+
+
+def test_demo_refuses_a_planted_project_link(tmp_path, monkeypatch, capsys):
+    run = _cli(tmp_path, monkeypatch, capsys)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "d" / "project").symlink_to(tmp_path / "elsewhere")
+    code, _, err = run("demo", "--dir", str(tmp_path / "d"))
+    assert code == 2 and "project is a symbolic link" in err, err
+    assert list((tmp_path / "elsewhere").iterdir()) == [] and not (tmp_path / "d" / "raw").exists()
+
+
+# -- item 15: files and directories honour the umask (a shared project: umask 002) -----------------------
+
+@pytest.mark.parametrize("umask", [0o002, 0o077])
+def test_files_honour_the_umask(database, tmp_path, umask):
+    import os
+    import stat
+
+    from cryodesk.base.fsio import current_umask
+    from cryodesk.cache.copy import copy_into_cache
+    from cryodesk.io.mrc import write_stack
+
+    old = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        p = projects.create_project("U", tmp_path / "proj")
+        projects.create_workspace(p, "main")
+        j = jobs.create_job(p, "h_source", "W1")
+        runner.run_job(p, j)
+        pdir = Path(p.directory)
+        stack = write_stack(pdir / "J1" / "stack.mrcs", np.zeros((2, 4, 4), np.float32)) and pdir / "J1" / "stack.mrcs"
+        src_stat = stack.stat()
+        cached = tmp_path / "ssd" / "entry" / "stack.mrcs"
+        copy_into_cache(stack, cached, src_stat.st_size, src_stat.st_mtime_ns, fsync=False)
+        from cryodesk.core import actions
+
+        j2 = jobs.create_job(p, "h_source", "W1")
+        runner.run_job(p, j2)
+        actions.clear_jobs(p, [Job.get_by_id(j2.id)])  # the deletion lock and journal
+        files = [pdir / "project.json", pdir / "J1" / "job.json", pdir / "J1" / "job.log", stack, cached,
+                 pdir / ".cryodesk" / "owner.json", pdir / ".cryodesk" / "lock"]
+        dirs = [pdir / "J1", pdir / ".cryodesk", cached.parent]
+    finally:
+        os.umask(old)
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, (f, oct(f.stat().st_mode))
+    for d in dirs:
+        assert stat.S_IMODE(d.stat().st_mode) == 0o777 & ~umask, (d, oct(d.stat().st_mode))
