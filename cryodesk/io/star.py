@@ -240,6 +240,10 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
     return path
 
 
+#: the largest image index an MRC stack can hold (its header counts sections in a 32-bit integer)
+_MAX_INDEX = 2**31 - 1
+
+
 def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
     """Split ``"<n>@<path>"`` names into 0-based indices and paths.
 
@@ -251,9 +255,9 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
         n, at, p = str(v).partition("@")
         if not at:
             n, p = "1", n
-        if not n.isdigit() or int(n) < 1 or not p:
+        if not (n.isascii() and n.isdigit()) or not 1 <= int(n) <= _MAX_INDEX or not p or "\0" in p:
             raise DataError(f"{source}: bad image name {v!r} in row {k + 1} "
-                            f"(expected <1-based index>@<path>)")
+                            f"(expected <1-based index up to {_MAX_INDEX}>@<path>)")
         idx[k] = int(n) - 1
         paths.append(p)
     return idx, np.array(paths, dtype=str)
