@@ -64,11 +64,31 @@ def cycle_warning(project) -> str | None:
             "project directory into a fresh database (attach refuses cycles and names the manifest)")
 
 
-def cyclic_nodes(n: int, parent, child) -> list[int]:
-    """Indices of the nodes on (or below) a cycle of the edge list ``parent[k] -> child[k]`` ([]: a DAG).
+def _peel(n: int, src: list[int], dst: list[int], alive: list[bool]) -> None:
+    """Kahn's peeling along ``src -> dst`` among ``alive`` nodes: clears every node no cycle reaches."""
+    indeg = [0] * n
+    out: list[list[int]] = [[] for _ in range(n)]
+    for a, b in zip(src, dst):
+        if alive[a] and alive[b]:
+            indeg[b] += 1
+            out[a].append(b)
+    ready = [i for i in range(n) if alive[i] and indeg[i] == 0]
+    while ready:
+        u = ready.pop()
+        alive[u] = False
+        for v in out[u]:
+            indeg[v] -= 1
+            if indeg[v] == 0:
+                ready.append(v)
 
-    For the job tree the GUI draws (its snapshot's arrays): Kahn's peeling in one pass over
-    the edges, remembered per edge list, so a reload of an unchanged tree costs one hash.
+
+def cyclic_nodes(n: int, parent, child) -> list[int]:
+    """Indices of the nodes on a cycle of the edge list ``parent[k] -> child[k]`` ([]: a DAG).
+
+    For the job tree the GUI draws (its snapshot's arrays): Kahn's peeling from the roots, then
+    from the leaves of what is left (so jobs merely below or above a loop are not named; a job
+    on a path between two loops is), remembered per edge list: a reload of an unchanged tree
+    costs one hash.
     """
     parent = np.ascontiguousarray(parent, dtype=np.int64)
     child = np.ascontiguousarray(child, dtype=np.int64)
@@ -78,20 +98,12 @@ def cyclic_nodes(n: int, parent, child) -> list[int]:
     hit = _EDGE_CACHE.get(key)
     if hit is not None:
         return list(hit)
-    indeg = np.bincount(child, minlength=n).tolist()
-    idx = np.argsort(parent, kind="stable")
-    starts = np.searchsorted(parent[idx], np.arange(n + 1)).tolist()
-    targets = child[idx].tolist()
-    ready = [i for i in range(n) if indeg[i] == 0]
-    seen = 0
-    while ready:
-        u = ready.pop()
-        seen += 1
-        for v in targets[starts[u]:starts[u + 1]]:
-            indeg[v] -= 1
-            if indeg[v] == 0:
-                ready.append(v)
-    out = [i for i in range(n) if indeg[i] > 0] if seen < n else []
+    src, dst = parent.tolist(), child.tolist()
+    alive = [True] * n
+    _peel(n, src, dst, alive)
+    if any(alive):
+        _peel(n, dst, src, alive)
+    out = [i for i in range(n) if alive[i]]
     _EDGE_CACHE[key] = out
     if len(_EDGE_CACHE) > 8:
         _EDGE_CACHE.popitem(last=False)

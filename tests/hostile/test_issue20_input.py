@@ -197,8 +197,9 @@ def test_cyclic_nodes_of_edge_arrays():
     from cryodesk.core.graph_check import cyclic_nodes
 
     assert cyclic_nodes(3, [0, 1], [1, 2]) == []
-    assert cyclic_nodes(3, [0, 1, 1], [1, 2, 1]) == [1, 2]  # a self-loop on 1 (2 hangs below it)
-    assert cyclic_nodes(3, [0, 1, 2], [1, 2, 0]) == [0, 1, 2]
+    assert cyclic_nodes(3, [0, 1, 1], [1, 2, 1]) == [1]  # a self-loop on 1 (0 above it, 2 below: not named)
+    assert cyclic_nodes(4, [0, 1, 2, 2], [1, 2, 0, 3]) == [0, 1, 2]
+    assert cyclic_nodes(5, [0, 1, 1, 2, 3], [0, 1, 2, 3, 3]) == [0, 1, 2, 3]  # 2 lies between two loops
 
 
 # -- item 11: a FIFO never blocks ``job run``; SIGTERM ends a ``job run`` whose job cannot be cancelled -----
