@@ -214,10 +214,16 @@ def _check_graph(path: Path, job_docs: list[dict]) -> None:
                 state[uid] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                loop = [u for u, _ in stack][[u for u, _ in stack].index(nxt):] + [nxt]
-                raise DataError(f"{path / uid / manifest.JOB_MANIFEST}: inputs: {uid} reads from {nxt}, which "
-                                f"closes a cycle ({' <- '.join(loop)}); job inputs must form a tree without loops; "
-                                "fix or move that job directory, then attach again")
+                on_path = [u for u, _ in stack]
+                loop = on_path[on_path.index(nxt):] + [nxt]  # loop[i] reads loop[i + 1]
+                # blame the edge to the same or a newer job: a job is made after those it reads, so that
+                # one is the crafted (or damaged) input
+                child, parent = next(((a, b) for a, b in zip(loop, loop[1:]) if int(b[1:]) >= int(a[1:])),
+                                     (uid, nxt))
+                pos = parents[child].index(parent)
+                raise DataError(f"{path / child / manifest.JOB_MANIFEST}: inputs[{pos}].parent: {child} reads "
+                                f"from {parent}, which closes a cycle ({' <- '.join(loop)}); job inputs must not "
+                                "loop; remove that input (or move that job directory away), then attach again")
             elif nxt in parents and not state.get(nxt):
                 state[nxt] = 1
                 stack.append((nxt, iter(parents[nxt])))

@@ -60,8 +60,9 @@ def cycle_warning(project) -> str | None:
         return None
     shown = "; ".join(" <- ".join(c) for c in loops)
     return (f"{project.uid}'s job inputs form a cycle ({shown}): the database is damaged (a job cannot read "
-            "its own output). Cleanup keeps the jobs on it; delete the job that closes the loop, or attach the "
-            "project directory into a fresh database (attach refuses cycles and names the manifest)")
+            "its own output). Cleanup keeps the jobs on it (they cannot be deleted); to repair it, run "
+            f"'cryodesk project detach {project.uid}', then 'cryodesk project attach' the directory: attach "
+            "names the job.json input that closes the loop, to remove")
 
 
 def _peel(n: int, src: list[int], dst: list[int], alive: list[bool]) -> None:
@@ -117,4 +118,5 @@ def snapshot_warning(snap) -> str | None:
         return None
     uids = ", ".join(f"J{int(snap.numbers[i])}" for i in bad[:6]) + (" ..." if len(bad) > 6 else "")
     return (f"Warning: the job inputs of {snap.project_uid} form a cycle ({uids}): the database is damaged; "
-            "cleanup keeps these jobs. Delete the job that closes the loop (cryodesk project show names it).")
+            f"cleanup keeps these jobs. To repair it: cryodesk project detach {snap.project_uid}, then project "
+            "attach (it names the input to remove).")
