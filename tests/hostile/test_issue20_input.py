@@ -303,8 +303,18 @@ def test_manifest_and_output_writers_replace_a_planted_link_never_follow_it(proj
     write_stack(pdir / "J1" / "stack.mrcs", np.zeros((2, 4, 4), np.float32))
     write_cs(pdir / "J1" / "particles.cs", np.zeros(2, dtype=[("uid", "<u8")]))
     atomic_write(pdir / "J1" / "notes.txt", "x")
+    from cryodesk.core import manifest
+    from cryodesk.core.sessions import service as sessions
+
+    (tmp_path / "movies").mkdir()
+    session = sessions.create(project, str(tmp_path / "movies" / "*.tif"))
+    sjson = pdir / session.uid / "session.json"
+    planted[sjson] = _victim(tmp_path, "session.json")
+    _plant(sjson, planted[sjson])
+    manifest.write_session(session, pdir)
     for link, target in planted.items():
         assert target.read_text() == "not the project's\n", link
+    assert not sjson.is_symlink()
     done = Job.get_by_id(j.id)  # the log cannot be written: the run is refused, saying why
     assert done.status == "failed" and "job.log is a symlink; cryodesk never writes through one" in done.error
     assert not (pdir / "J1" / "job.json").is_symlink() and not (pdir / "project.json").is_symlink()
