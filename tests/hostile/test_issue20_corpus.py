@@ -1,6 +1,6 @@
 """Issue 20, the bad-input corpus: every shape the hostile pass found, through the real CLI.
 
-Each case starts from the same small project (restored from a template: database file and
+Each case (55: manifests, journals, parameters, uids, settings, URLs, import files) starts from the same small project (restored from a template: database file and
 project directory), runs one command in-process through :func:`cryodesk.cli.main.main` with
 captured output (a few through a subprocess, as a user types them), and asserts
 
@@ -52,6 +52,9 @@ class Case:
     run_job: str | None = None  # "J3": a job run whose job must end failed, nothing else changed
     other_db: bool = False  # the command runs against a fresh database (attach)
     subprocess: bool = False
+    #: a crafted journal: the write command (recovery runs first) sets it aside with a warning and goes on
+    #: (exit 0 is right); nothing of J1 (completed, its data on disk) may change
+    journal: bool = False
 
 
 # -- the template: P1 with W1; J1 (h_source, completed), J2 (h_step reading J1, building) ---------------
@@ -148,6 +151,22 @@ def _input(name: str, data: bytes | None = None, fifo: bool = False) -> Callable
     return prep
 
 
+def _journal(doc) -> Callable[[Path], None]:
+    def prep(base: Path) -> None:
+        jd = base / "proj" / ".cryodesk" / "journal"
+        jd.mkdir(parents=True, exist_ok=True)
+        (jd / "abcdefabcdef.json").write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+    return prep
+
+
+def _jcase(doc, named: str) -> Case:
+    return Case(["job", "clear", "P1", "J2"], named, _journal(doc), journal=True)
+
+
+def _item(job: str, action: str = "clear", paths=("J1/data.bin",)) -> dict:
+    return {"id": "abcdefabcdef", "project": "P1", "items": [{"job": job, "action": action, "paths": list(paths)}]}
+
+
 def _npy_cs(fields) -> bytes:
     import io
 
@@ -235,6 +254,13 @@ CASES: dict[str, Case] = {
         b"(2,)", b"(99999999999999,)"))),
     "import: csg garbage": _import("p.csg", _input("p.csg", b"\xff\xfe: [")),
     "import: unsupported suffix": _import("p.txt", _input("p.txt", b"hello")),
+    # crafted or damaged deletion journals (item 9's ".." included): refused, set aside, nothing applied
+    "journal: garbage": _jcase(b"\xff\x00{", "abcdefabcdef.json"),
+    "journal: a list": _jcase(b"[1]", "abcdefabcdef.json"),
+    "journal: job ..": _jcase(_item(".."), "'..' is not a job uid"),
+    "journal: job 20 digits": _jcase(_item(f"J{HUGE}"), f"'J{HUGE}' is not a job uid"),
+    "journal: discard a completed job": _jcase(_item("J1", "discard"), "J1 discard"),
+    "journal: path outside": _jcase(_item("J1", paths=("J1/../../outside",)), "J1 clear"),
     # as a user types it: argv bytes that are not UTF-8 (one subprocess: each costs seconds here)
     "subprocess: invalid UTF-8 uid": Case(["job", "show", "P1", "J\udcff"], "J"),
     "db url ? in password": Case(["--db", f"postgresql://alice:{SECRET}?x@127.0.0.1:1/db", "project", "list"],
@@ -303,6 +329,15 @@ def test_bad_input(template, name, capsys, monkeypatch):
         for t in ("job", "project", "job_workspace", "change", "event", "events", "change_log"):
             tables.pop(t, None)
             after_tables.pop(t, None)
+    if case.journal:  # set aside in .cryodesk/ (with its reason); the command then went on
+        mine = (".cryodesk", "J2/", "project.json")  # the journal's place, and what the clear of J2 writes
+        tree = {k: v for k, v in tree.items() if not k.startswith(mine)}
+        after_tree = {k: v for k, v in after_tree.items() if not k.startswith(mine)}
+        for t in ("job", "project", "change", "event", "events", "change_log"):  # J2's row, the project's stamp
+            tables.pop(t, None)
+            after_tables.pop(t, None)
+        assert "J1/data.bin" in after_tree
+        code = code or 1  # exit 0 is right here: the journal was refused, the clear of J2 then done
     result["loss"] = after_tree != tree or after_tables != tables
     named = case.named.replace("{P}", str(base / "proj"))
     result["clear"] = code != 0 and named in text and not RAW_NAMES.search(text) and SECRET not in text
@@ -312,7 +347,9 @@ def test_bad_input(template, name, capsys, monkeypatch):
     assert not RAW_NAMES.search(text), text
     assert SECRET not in text, text
     assert not result["loss"], {k: (tree.get(k), after_tree.get(k)) for k in set(tree) | set(after_tree)
-                                if tree.get(k) != after_tree.get(k)} or "database changed"
+                                if tree.get(k) != after_tree.get(k)} or {
+        t: set(tables.get(t, [])) ^ set(after_tables.get(t, [])) for t in set(tables) | set(after_tables)
+        if tables.get(t) != after_tables.get(t)}
     if case.other_db:
         assert not _tables(base / "other.sqlite").get("project"), "half-attached"
 
