@@ -50,10 +50,9 @@ def current_umask() -> int:
     return old
 
 
-#: what ``os.open``/``os.mkdir`` are given for cryodesk's files and directories: the umask decides the rest,
+#: what ``os.open`` is given for cryodesk's files (directories: ``0o777``): the umask decides the rest,
 #: so that a shared project's group (umask 002) can read and write what any member's cryodesk wrote
 FILE_MODE = 0o666
-DIR_MODE = 0o777
 
 
 # -- atomic writes -------------------------------------------------------------------
