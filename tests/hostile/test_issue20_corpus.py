@@ -1,6 +1,6 @@
 """Issue 20, the bad-input corpus: every shape the hostile pass found, through the real CLI.
 
-Each case (55: manifests, journals, parameters, uids, settings, URLs, import files) starts from the same small project (restored from a template: database file and
+Each case (56: manifests, journals, parameters, uids, settings, URLs, import files) starts from the same small project (restored from a template: database file and
 project directory), runs one command in-process through :func:`cryodesk.cli.main.main` with
 captured output (a few through a subprocess, as a user types them), and asserts
 
@@ -239,6 +239,8 @@ CASES: dict[str, Case] = {
     # bad input files read by a job (item 11 FIFO, item 12, malformed STAR / .cs / .csg)
     "import: FIFO": _import("p.star", _input("p.star", fifo=True)),
     "import: missing": _import("nope.star", None),
+    "import: FIFO stack": _import("p.star", lambda b: (_input("p.star", STAR_OK_HEAD + b"1@s.mrcs\n")(b),
+                                                       _input("s.mrcs", fifo=True)(b)), "s.mrcs: the particle stack is a FIFO"),
     "import: STAR invalid UTF-8": _import("p.star", _input("p.star", STAR_OK_HEAD + b"1@st\xff\xfeack.mrcs\n")),
     "import: STAR no loop": _import("p.star", _input("p.star", b"data_particles\n_rlnImageName x\n")),
     "import: STAR NUL": _import("p.star", _input("p.star", STAR_OK_HEAD + b"1@a\x00b.mrcs\n")),
