@@ -308,7 +308,9 @@ _PARAMS = [pytest.param(n, marks=SET_TIME) if n in ("set-param 20 digits", "crea
 
 
 @pytest.mark.parametrize("name", _PARAMS)
-def test_bad_input(template, name, capsys, monkeypatch):
+def test_bad_input(template, name, capsys, monkeypatch, request):
+    if CASES[name].run_job:  # job run in-process starts the engine's Qt loop: a QApplication first, as the
+        request.getfixturevalue("qapp")  # GUI tests need (a bare QCoreApplication would abort a later window)
     base = template
     case = CASES[name]
     _restore(base)

@@ -219,7 +219,7 @@ def _subprocess(tmp_path, *argv):
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_fifo_as_particle_meta_path_is_refused(tmp_path, monkeypatch, capsys):
+def test_fifo_as_particle_meta_path_is_refused(qapp, tmp_path, monkeypatch, capsys):
     import os
 
     run = _cli(tmp_path, monkeypatch, capsys)
