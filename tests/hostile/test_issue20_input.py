@@ -7,7 +7,6 @@ the job graph never hang a command (item 11), a FIFO never blocks ``job run`` an
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from pathlib import Path
@@ -46,30 +45,15 @@ def _tree(pdir: Path) -> dict:
             for p in sorted(pdir.rglob("*"))}
 
 
+#: more of items 8 and 9 than the corpus (test_issue20_corpus.py, through the CLI) has: the core service's
+#: "<file>: <field>: <what is wrong>" for each, and the directory left as it was
 ATTACH_CASES = {
-    # item 8: accepted without a word before
     "self input": ("J1/job.json", lambda d: d.update(inputs=[{"slot": "particles", "parent": "J1",
                                                               "output": "particles"}]), "inputs[0].parent", "cycle"),
-    "two-job cycle": ("J1/job.json", lambda d: d.update(inputs=[{"slot": "particles", "parent": "J2",
-                                                                 "output": "particles"}]), "inputs[0].parent", "cycle"),
-    "failed job marked final": ("J2/job.json", lambda d: d.update(status="failed", is_final=True),
-                                "is_final", "failed"),
-    "output outside the job": ("J1/job.json", lambda d: d["outputs"][0].update(path="../outside.bin"),
-                               "outputs[0].path", "not a file inside J1/"),
     "output absolute": ("J1/job.json", lambda d: d["outputs"][0].update(path="/etc/passwd"),
                         "outputs[0].path", "not a file inside J1/"),
     "output in another job": ("J1/job.json", lambda d: d["outputs"][0].update(path="J2/step.bin"),
                               "outputs[0].path", "not a file inside J1/"),
-    # item 9: tracebacks before (or now a field-named error)
-    "output version abc": ("J1/job.json", lambda d: d["outputs"][0].update(version="abc"),
-                           "outputs[0].version", "whole number"),
-    "created_at yesterday": ("J1/job.json", lambda d: d.update(created_at="yesterday"), "created_at", "date"),
-    "next_job_number abc": ("project.json", lambda d: d.update(next_job_number="abc"), "next_job_number",
-                            "whole number"),
-    "next_job_number 20 digits": ("project.json", lambda d: d.update(next_job_number=99999999999999999999),
-                                  "next_job_number", "number from 0"),
-    "workspace without uid": ("project.json", lambda d: d.update(workspaces=[{"title": "x"}]), "workspaces[0]",
-                              "lacks uid"),
     "workspace twice": ("project.json", lambda d: d.update(workspaces=[{"uid": "W1"}, {"uid": "W01"}]),
                         "workspaces[1].uid", "W1"),
     "input parent 20 digits": ("J2/job.json", lambda d: d["inputs"][0].update(parent="J99999999999999999999"),
@@ -89,21 +73,6 @@ def test_attach_refuses_with_file_and_field(project, case):
     assert f"{pdir / rel}: {field}: " in msg and what in msg, msg  # a cycle: the input to the newer job
     assert projects.list_projects() == [] and Job.select().count() == 0  # nothing half-attached
     assert _tree(pdir) == before
-
-
-@pytest.mark.parametrize("name", ["J99999999999999999999", "J09"])
-def test_attach_refuses_odd_job_directories(project, name):
-    """A 20-digit job number overflowed the database integer; J9 and J09 both attached as J9 (IntegrityError)."""
-    pdir = _detached(project, 1)
-    if name == "J09":
-        shutil.copytree(pdir / "J1", pdir / "J9")
-        _edit(pdir / "J9" / "job.json", lambda d: d.update(uid="J9"))
-    shutil.copytree(pdir / "J1", pdir / name)
-    _edit(pdir / name / "job.json", lambda d: d.update(uid=name))
-    with pytest.raises(DataError) as err:
-        attach.attach_project(pdir)
-    assert f"{pdir / name / 'job.json'}: uid: " in str(err.value)
-    assert projects.list_projects() == []
 
 
 def test_connect_refuses_self_input_and_cycle(project):
