@@ -53,7 +53,7 @@ def ensure_reserve(project_dir: Path) -> bool:
         if free_bytes(project_dir) < 4 * size:
             return False  # not now: the disk is nearly full already
         state.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)  # less the umask
         try:
             os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse promise
         except OSError:
@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
     root = _root(project_dir)
     if root.is_symlink() or root.parent.is_symlink() or not root.is_dir():
         return 0
-    fd = os.open(root.parent / "emptying.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(root.parent / "emptying.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -68,6 +68,7 @@ def _cleanup(args):
         raise UsageError("nothing to clean up: choose --preprocessing, --restack, --intermediate, --non-final, "
                          "--killed and/or --failed")
     plan = plan_cleanup(p, opts, args.workspace)
+    output.warn_cycles(p)
     if args.dry_run:
         output.emit_json(plan.to_dict())
         return 0

@@ -51,6 +51,7 @@ def _list(args):
 def _show(args):
     p = _project(args, writes=False)
     d = _describe(p, [jobs.get_job(p, args.job)])[0]
+    output.warn_cycles(p)
     if args.json:
         output.emit_json(d)
         return

@@ -94,3 +94,12 @@ def recover(project):
     from ..core.recovery import recover_project
 
     report_recovered(recover_project(project))
+
+
+def warn_cycles(project) -> None:
+    """Say on stderr that ``project``'s job graph has a cycle (a damaged database), if it has one."""
+    from ..core.graph_check import cycle_warning
+
+    why = cycle_warning(project)
+    if why:
+        print(f"cryodesk: warning: {why}", file=sys.stderr)

@@ -207,6 +207,7 @@ def _list(args):
 
 def _show(args):
     d = _project_dict(projects.get_project(args.project))
+    output.warn_cycles(projects.get_project(args.project))
     if args.json:
         output.emit_json(d)
         return

@@ -184,6 +184,8 @@ def connect(project, child, spec: InputSpec) -> Connection:
         reason = why_not_set_params(child)
         if reason:
             raise Refused(child.uid, f"cannot change inputs: {reason}")
+        if would_create_cycle(child, parent):  # again under the lock: two connects at once must not close a loop
+            raise UsageError(f"connecting {parent.uid} into {child.uid} would create a cycle")
         existing = Connection.select().where((Connection.child == child) & (Connection.slot == slot.name)).count()
         if existing and not slot.multiple:
             raise UsageError(f"input {slot.name!r} of {child.uid} is already connected")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..base.errors import DataError
 from ..base.fsio import atomic_write
+from ..base.nofollow import read_regular
 from ..db.models import Connection, Exposure, Job, JobWorkspace, OutputFile, Project, Session, Workspace
 from . import ownership
 from .sizes import record_size, size_without_manifest
@@ -35,12 +36,13 @@ FORMAT = 1
 
 def read_json(path: Path) -> dict:
     try:
-        with open(path) as fh:
-            data = json.load(fh)
+        data = json.loads(read_regular(path))  # a FIFO there would block open() forever (issue 20)
     except FileNotFoundError:
         raise DataError(f"manifest not found: {path}") from None
+    except RecursionError:
+        raise DataError(f"manifest {path} is unreadable: nested too deeply") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"manifest {path} is unreadable: {exc}") from None
+        raise DataError(f"manifest {path} is unreadable: {getattr(exc, 'strerror', None) or exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"manifest {path} is not a JSON object")
     return data

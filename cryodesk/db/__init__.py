@@ -12,6 +12,7 @@ from __future__ import annotations
 import peewee as pw
 
 from ..base import settings
+from ..base.dburl import has_password, is_server_url, parse_pg_url, redact  # noqa: F401
 from ..base.errors import CryodeskError, UsageError
 from .backend import is_postgres, is_sqlite, lock_rows, write_transaction  # noqa: F401
 from .migrations import SCHEMA_VERSION, upgrade  # noqa: F401
@@ -27,19 +28,20 @@ def make_database(url: str) -> pw.Database:
     """A peewee database for ``url`` (a path, ``sqlite:///path`` or ``postgresql://...``)."""
     from pathlib import Path
 
-    if url.startswith(("postgres://", "postgresql://")):
-        from playhouse.db_url import connect
-
+    if is_server_url(url):
+        # parsed here, not by urllib: a password holding "#" or "?" made urlparse raise with part of it
+        params = parse_pg_url(url)
         try:
-            return connect(url.replace("postgres://", "postgresql://", 1))
+            import psycopg2  # noqa: F401
         except ImportError as exc:  # psycopg2 missing
             raise UsageError(
                 "PostgreSQL needs the 'postgres' extra: pip install 'cryodesk[postgres]'"
             ) from exc
+        return pw.PostgresqlDatabase(params.pop("database"), **params)
     if url.startswith("sqlite:///"):
         url = url[len("sqlite:///") :]  # sqlite:///rel/path, sqlite:////abs/path
     elif "://" in url:
-        raise UsageError(f"unsupported database URL {url!r} (use a path or postgresql://...)")
+        raise UsageError(f"unsupported database URL {redact(url)!r} (use a path or postgresql://...)")
     path = Path(url).expanduser()
     if url != ":memory:":
         try:
@@ -64,8 +66,8 @@ def make_database(url: str) -> pw.Database:
 
 
 def shown_url(url: str) -> str:
-    """``url`` as it may be printed (never a password)."""
-    return url.split("@")[-1] if "://" in url else url
+    """``url`` as it may be printed (never a password: :func:`cryodesk.base.dburl.redact`)."""
+    return redact(url)
 
 
 def open_database(url: str | None = None) -> pw.Database:

@@ -41,6 +41,7 @@ import yaml
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
+from cryodesk.base.nofollow import require_regular
 
 __all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset", "load_group"]
 
@@ -106,6 +107,7 @@ class CsgGroup:
 def read_csg(path: Path | str) -> CsgGroup:
     """Parse the manifest at ``path``; DataError if missing or malformed."""
     path = Path(path)
+    require_regular(path, "group manifest")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -50,9 +50,14 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
     """
     out: dict[str, Path] = {}
     for raw in np.unique(np.asarray(raw_paths)).tolist():
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: stack path {raw!r} is not UTF-8 text") from None
         if not text or text == ">":
             raise DataError(f"{source}: a particle has an empty stack path")
+        if "\0" in text:
+            raise DataError(f"{source}: stack path {text!r} contains a NUL byte")
         if text.startswith(">"):
             cands, limit = [Path(meta_dir) / text[1:]], Path(meta_dir)
         elif os.path.isabs(text):

@@ -30,6 +30,7 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
+from cryodesk.base.nofollow import require_regular
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -170,6 +171,7 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
 def read_star(path: Path | str) -> dict[str, StarBlock]:
     """Read the STAR file at ``path``; DataError if missing, unreadable or malformed."""
     path = Path(path)
+    require_regular(path, "STAR file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -238,6 +240,10 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
     return path
 
 
+#: the largest image index an MRC stack can hold (its header counts sections in a 32-bit integer)
+_MAX_INDEX = 2**31 - 1
+
+
 def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
     """Split ``"<n>@<path>"`` names into 0-based indices and paths.
 
@@ -249,9 +255,9 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
         n, at, p = str(v).partition("@")
         if not at:
             n, p = "1", n
-        if not n.isdigit() or int(n) < 1 or not p:
+        if not (n.isascii() and n.isdigit()) or not 1 <= int(n) <= _MAX_INDEX or not p or "\0" in p:
             raise DataError(f"{source}: bad image name {v!r} in row {k + 1} "
-                            f"(expected <1-based index>@<path>)")
+                            f"(expected <1-based index up to {_MAX_INDEX}>@<path>)")
         idx[k] = int(n) - 1
         paths.append(p)
     return idx, np.array(paths, dtype=str)

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.nofollow import require_regular
 from cryodesk.io.cs import ParticleSet
 from cryodesk.io.mrc import StackInfo, read_header
 
@@ -45,6 +46,7 @@ def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None =
         if progress is not None:
             progress(k / max(len(groups), 1), f"checking {path.name}")
         try:
+            require_regular(path, "particle stack")  # a FIFO would block read_header's open, uncancellable
             info = read_header(path)
         except DataError as exc:
             problems.append(f"{exc} (used by {len(rows)} particle(s), first at row {int(rows[0])})")

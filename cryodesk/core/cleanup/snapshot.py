@@ -120,18 +120,20 @@ def load(project) -> Snapshot:
 def deletable(snap: Snapshot, wanted: set[int]) -> set[int]:
     """The jobs of ``wanted`` whose every descendant (project-wide) is in ``wanted`` too."""
     ok: dict[int, bool] = {}
+    opened: set[int] = set()  # expanded, not yet judged: met again, it is on a cycle (a damaged database)
     for start in wanted:
         if start in ok:
             continue
         stack = [(start, False)]
         while stack:  # iterative post-order: children are judged before their parent
             jid, expanded = stack.pop()
-            if jid in ok:
-                continue
+            if jid in ok or (not expanded and jid in opened):
+                continue  # a job on a cycle is judged not deletable: ok.get(k, False) below
             kids = snap.children.get(jid, ())
             if not expanded:
+                opened.add(jid)
                 stack.append((jid, True))
-                stack.extend((k, False) for k in kids if k not in ok and k in wanted)
+                stack.extend((k, False) for k in kids if k not in ok and k in wanted and k not in opened)
                 continue
             ok[jid] = jid in wanted and all(k in wanted and ok.get(k, False) for k in kids)
     return {j for j, good in ok.items() if good}
