@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from ..base.errors import DataError, NotFound
 from ..db import lock_rows, write_transaction
 from ..db.models import Job, Project, db
-from . import manifest, project_ops
+from . import manifest, pending, project_ops
 
 
 class ProjectReadOnly(DataError):
@@ -109,8 +109,20 @@ def may_write(project) -> bool:
 def project_write(project, job_ids=(), allow_archived: bool = False):
     """A write transaction holding ``project``'s row and the rows of ``job_ids``; refused (see the module doc)."""
     project_id = project.id if isinstance(project, Project) else int(project)
-    if not db.obj.in_transaction():
+    outer = not db.obj.in_transaction()
+    if outer:
         project_ops.recover_abandoned(project_id)  # a move or delete whose process died: finished first
+    try:
+        with _locked(project, project_id, job_ids, allow_archived):
+            yield
+    except BaseException:
+        if outer:  # rolled back: manifests written ahead of it are rewritten from the database (core.pending)
+            pending.sweep()
+        raise
+
+
+@contextmanager
+def _locked(project, project_id: int, job_ids, allow_archived: bool):
     with write_transaction():
         lock_rows(Project, [project_id])
         row = _row_now(project_id)

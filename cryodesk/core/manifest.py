@@ -24,7 +24,7 @@ from pathlib import Path
 from ..base.errors import DataError
 from ..base.fsio import atomic_write
 from ..db.models import Connection, Exposure, Job, JobWorkspace, OutputFile, Project, Session, Workspace
-from . import ownership
+from . import ownership, pending
 from .sizes import record_size, size_without_manifest
 
 PROJECT_MANIFEST = "project.json"
@@ -235,8 +235,11 @@ def _write_foreign(kind: str, base: Path) -> None:
     relion_state.write_finals(base, [p for (p,) in finals.tuples() if p])
 
 
-def write_project(project: Project, check_owner: bool = True) -> None:
-    """Rewrite ``project.json`` (the directory must exist: it is never recreated here)."""
+def write_project(project: Project, check_owner: bool = True, _record: bool = True) -> None:
+    """Rewrite ``project.json`` (the directory must exist: it is never recreated here).
+
+    Like every manifest write, recorded first (:mod:`cryodesk.core.pending`) until the database commits.
+    """
     pdir = Path(project.directory)
     kind = _foreign_kind(pdir)
     if kind:
@@ -246,10 +249,13 @@ def write_project(project: Project, check_owner: bool = True) -> None:
         raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
     if check_owner:
         _require_owned(pdir, project)
+    rec = pending.begin(pdir, [pending.PROJECT]) if _record else None
     _write(pdir / PROJECT_MANIFEST, project_document(project))
+    pending.done(rec)
 
 
-def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
+def write_job(job: Job, project_dir: Path | None = None, durable: bool = True, _record: bool = True) -> None:
+    """Rewrite ``job.json``; recorded first (:mod:`cryodesk.core.pending`) until the database commits."""
     base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
     kind = _foreign_kind(base)
     if kind:  # (RELION: the final flags go to cryodesk's state file; the job's size is measured)
@@ -261,6 +267,7 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     if (base / PROJECT_MANIFEST).is_file():
         _require_owned(base)
     job_dir = _item_dir(base, job.directory, job.uid, "job")
+    pdir = base
     try:
         before = (job_dir / JOB_MANIFEST).lstat().st_size
     except OSError:
@@ -268,7 +275,10 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     # job.json is part of the job's size (du -sb) and records that size: the number written is the
     # size the job has once this very file is in place, and the database gets the same number
     base = size_without_manifest(job, job_dir, before)
-    size = _write_sized(job_dir / JOB_MANIFEST, job_document(job), base, durable)
+    doc = job_document(job)
+    rec = pending.begin(pdir, [job.uid], [job.uid] if job.is_final else [], durable) if _record else None
+    size = _write_sized(job_dir / JOB_MANIFEST, doc, base, durable)
+    pending.done(rec)
     # no write when the size did not change (the same length): most rewrites take no job row lock
     record_size(job, size, unchanged=before is not None and size == base + before)
 
@@ -346,5 +356,10 @@ def write_jobs(jobs, project_dir: Path) -> None:
     if kind:
         _write_foreign(kind, Path(project_dir))
         return
+    jobs = list(jobs)
+    if not jobs:
+        return
+    rec = pending.begin(Path(project_dir), [j.uid for j in jobs], [j.uid for j in jobs if j.is_final], False)
     for job in jobs:
-        write_job(job, project_dir, durable=False)
+        write_job(job, project_dir, durable=False, _record=False)
+    pending.done(rec)

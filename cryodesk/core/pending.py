@@ -1,0 +1,389 @@
+"""Manifests that may disagree with the database: one write-ahead record, repaired on the next command.
+
+A metadata change writes the database row *and* the item's manifest
+(``job.json``, ``project.json``).  Two files on two disks cannot change
+atomically together: a process killed between the manifest's rename and the
+database's commit, or a full disk after the commit, leaves them disagreeing —
+and ``project attach`` rebuilds a database from the manifests alone (a lost
+final flag then lets cleanup delete a final result).
+
+So every manifest write goes through :func:`marked` (called by
+:mod:`cryodesk.core.manifest`, the only writer of manifests): *before* the
+manifest is touched, a small record ``.cryodesk/pending/<pid>.<random>.json``
+names the items whose manifests are about to change (and which of them are
+final in the new state); it is removed once the database change that the
+manifests describe has committed (peewee's ``after_commit``), or at once for a
+write outside a transaction.  A record left behind means "these manifests may
+be wrong; the database (committed) is the truth":
+
+* :func:`repair` (run by :func:`cryodesk.core.recovery.recover_project`, so by
+  every writing command) rewrites those manifests from the database under the
+  project's write guard, removes the ``job.json`` of a job whose creation never
+  committed (and its directory, if nothing else is in it), and drops the record.
+  Records of a live process are left alone (its transaction may still commit).
+* ``project attach`` (a new database: the old one's truth is gone) reads the
+  records with :func:`uncertain_finals` and keeps a job final when either its
+  manifest or a record says so — it errs on the side that never deletes.
+
+A record that cannot be written (a full disk) stops the change before any
+manifest or row is changed ("nothing was changed").  A running job holds a record
+from its start (:func:`hold`) until its end is written (:func:`release`), so a
+job that fails on a full disk is repaired once space is free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..base.errors import DataError
+from ..base.fsio import atomic_write
+
+STATE_DIR = ".cryodesk"
+PENDING = "pending"
+PROJECT = "project"  # the record's name for project.json
+
+
+@dataclass(eq=False)
+class Record:
+    path: Path
+    project_dir: Path
+    uids: set[str] = field(default_factory=set)
+    finals: set[str] = field(default_factory=set)
+    held: bool = False
+
+
+_lock = threading.Lock()
+_live: dict[str, Record] = {}  # marker path -> record, for records this process has not settled
+_local = threading.local()
+
+
+def _boot() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def _start(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+_OWNER = {"host": socket.gethostname(), "pid": os.getpid(), "boot": _boot(), "start": _start(os.getpid())}
+
+
+def _owner() -> dict:
+    pid = os.getpid()
+    if _OWNER["pid"] != pid:  # a forked child
+        _OWNER.update(pid=pid, start=_start(pid))
+    return _OWNER
+
+
+def pending_dir(project_dir: Path) -> Path:
+    return Path(project_dir) / STATE_DIR / PENDING
+
+
+def _make_dir(project_dir: Path) -> Path:
+    """``.cryodesk/pending`` as real directories (made if missing; a symlink is refused, never followed)."""
+    d = Path(project_dir)
+    for part in (STATE_DIR, PENDING):
+        d = d / part
+        if d.is_symlink():
+            raise DataError(f"{d} is a symlink; cryodesk never follows one for its own state (nothing was changed)")
+        try:
+            d.mkdir(exist_ok=True)
+        except FileExistsError:
+            raise DataError(f"{d} exists and is not a directory (nothing was changed)") from None
+        except OSError as exc:
+            raise DataError(f"cannot record the manifest change in {d}: {exc.strerror or exc} "
+                            "(nothing was changed)") from None
+    return d
+
+
+def _write_record(rec: Record, durable: bool) -> None:
+    from .ownership import instance_id
+
+    doc = {"owner": _owner(), "database": instance_id(), "jobs": sorted(rec.uids), "final": sorted(rec.finals)}
+    try:
+        atomic_write(rec.path, json.dumps(doc, sort_keys=True), durable)
+    except OSError as exc:
+        raise DataError(f"cannot record the manifest change in {rec.path.parent}: {exc.strerror or exc} "
+                        "(nothing was changed)") from None
+
+
+def _held_for(project_dir: Path, uids) -> Record | None:
+    want = set(uids)
+    with _lock:
+        for rec in _live.values():
+            if rec.held and rec.project_dir == project_dir and want <= rec.uids:
+                return rec
+    return None
+
+
+def begin(project_dir: Path, uids, finals=(), durable: bool = True, hold: bool = False) -> Record | None:
+    """Record that the manifests of ``uids`` are about to change (call before writing them).
+
+    Returns the record to pass to :func:`done` (None: a record this thread holds already covers them).
+    """
+    from ..db.models import db
+
+    project_dir = Path(project_dir)
+    sweep()
+    uids, finals = set(uids), set(finals)
+    held = _held_for(project_dir, uids)
+    if held is not None:
+        if finals - held.finals:  # (a held record grows its final set: attach must see it)
+            held.finals |= finals
+            _write_record(held, durable)
+        return None
+    d = _make_dir(project_dir)
+    rec = Record(d / f"{os.getpid()}.{os.urandom(6).hex()}.json", project_dir, uids, finals, hold)
+    _write_record(rec, durable)
+    with _lock:
+        _live[str(rec.path)] = rec
+    if not hold and db.obj is not None and db.obj.in_transaction():
+        _thread_list().append(rec)
+        db.obj.after_commit(lambda: _settle(rec))
+    return rec
+
+
+def done(rec: Record | None) -> None:
+    """The manifests of ``rec`` are written: settle now outside a transaction, else at its commit."""
+    from ..db.models import db
+
+    if rec is None or rec.held:
+        return
+    if db.obj is None or not db.obj.in_transaction():
+        _settle(rec)
+
+
+def hold(project_dir: Path, uid: str, final: bool = False) -> Record:
+    """A record kept while a job runs (its manifest changes at its start and end); see :func:`release`."""
+    return begin(project_dir, [uid], [uid] if final else [], hold=True)
+
+
+def release(rec: Record | None, written: bool) -> None:
+    """End a :func:`hold`: removed if the job's final manifest was ``written``, else left for :func:`repair`."""
+    if rec is None:
+        return
+    rec.held = False
+    if written:
+        _settle(rec)
+    else:  # no longer in flight: the next repair (this process's or another's) rewrites it
+        with _lock:
+            _live.pop(str(rec.path), None)
+
+
+def _settle(rec: Record) -> None:
+    with _lock:
+        _live.pop(str(rec.path), None)
+    try:
+        rec.path.unlink()
+    except OSError:
+        pass  # (gone already, or a read-only disk: the next repair rewrites the same truth)
+    lst = getattr(_local, "records", None)
+    if lst and rec in lst:
+        lst.remove(rec)
+
+
+def _thread_list() -> list:
+    if not hasattr(_local, "records"):
+        _local.records = []
+    return _local.records
+
+
+def sweep() -> None:
+    """Records of this thread whose transaction ended without a commit (rolled back): repair them now."""
+    from ..db.models import db
+
+    lst = getattr(_local, "records", None)
+    if not lst or db.obj is None or db.obj.in_transaction():
+        return
+    todo, lst[:] = list(lst), []
+    for rec in todo:
+        if str(rec.path) in _live:
+            try:
+                _rewrite(rec.project_dir, rec.uids)
+            except Exception:  # noqa: BLE001 - a full disk: the record stays for the next repair
+                with _lock:
+                    _live.pop(str(rec.path), None)  # (no longer in flight: any repair may take it)
+                continue
+            _settle(rec)
+
+
+# -- repair and attach -----------------------------------------------------------------------
+
+def _read(path: Path) -> dict | None:
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
+            return None
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _records(project_dir: Path) -> list[tuple[Path, dict]]:
+    d = pending_dir(project_dir)
+    if d.is_symlink() or not d.is_dir() or d.parent.is_symlink():
+        return []
+    out = []
+    for p in sorted(d.glob("*.json")):
+        doc = _read(p)
+        if doc is not None:
+            out.append((p, doc))
+    return out
+
+
+def _owner_alive(owner) -> bool:
+    """Whether the process that wrote a record may still be writing (unknown: assumed alive)."""
+    if not isinstance(owner, dict):
+        return False
+    if owner.get("host") != socket.gethostname():
+        return True  # another host's process: cannot be told from here
+    if owner.get("boot") and _boot() and owner["boot"] != _boot():
+        return False
+    try:
+        pid = int(owner.get("pid"))
+    except (TypeError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False  # ours: in flight only while in _live (checked by the caller)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    return owner.get("start") is None or _start(pid) in (None, owner.get("start"))
+
+
+def _names(doc: dict, key: str) -> set[str]:
+    vals = doc.get(key)
+    return {v for v in vals if isinstance(v, str)} if isinstance(vals, list) else set()
+
+
+def stale(project_dir: Path) -> list[tuple[Path, set[str]]]:
+    """Records of this database left by a process that is gone (or settled here): ``(path, uids)``."""
+    from .ownership import instance_id
+
+    out = []
+    for p, doc in _records(project_dir):
+        if doc.get("database") not in (None, instance_id()):
+            continue  # another database's record: its own repair (or an attach) deals with it
+        with _lock:
+            if str(p) in _live:
+                continue
+        if not _owner_alive(doc.get("owner")):
+            out.append((p, _names(doc, "jobs")))
+    return out
+
+
+def uncertain_finals(project_dir: Path) -> set[str]:
+    """Jobs (``J<n>``) that some record of a write that may not have finished shows as final."""
+    out: set[str] = set()
+    for _, doc in _records(project_dir):
+        out |= _names(doc, "final")
+    return out
+
+
+def uncertain(project_dir: Path) -> set[str]:
+    """Every item some left record names (its manifest may be stale)."""
+    out: set[str] = set()
+    for _, doc in _records(project_dir):
+        out |= _names(doc, "jobs")
+    return out
+
+
+def clear_records(project_dir: Path) -> None:
+    """Drop every record (after ``project attach`` rebuilt the rows and rewrote what the records name)."""
+    for p, _ in _records(project_dir):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def _rewrite(project_dir: Path, uids) -> list[str]:
+    """Rewrite the manifests of ``uids`` from the database as committed; returns what was changed."""
+    from ..db.models import Job, Project
+    from . import manifest
+
+    project_dir = Path(project_dir)
+    project = Project.get_or_none(Project.directory == str(project_dir))
+    if project is None:
+        return []
+    done_ = []
+    numbers = {}
+    for u in uids:
+        if u == PROJECT:
+            manifest.write_project(Project.get_by_id(project.id), check_owner=False, _record=False)
+            done_.append(u)
+        elif len(u) > 1 and u[0] == "J" and u[1:].isdigit() and len(u) < 12:
+            numbers[int(u[1:])] = u
+    if numbers:
+        rows = {j.number: j for j in Job.select().where((Job.project == project) & Job.number.in_(sorted(numbers)))}
+        for n, u in sorted(numbers.items()):
+            if n in rows:
+                manifest.write_job(rows[n], project_dir, _record=False)
+                done_.append(u)
+            elif _remove_phantom(project_dir, u):
+                done_.append(u)
+    return done_
+
+
+def _remove_phantom(project_dir: Path, uid: str) -> bool:
+    """A job whose creation never committed: its ``job.json`` (and the directory, if then empty) go."""
+    from . import manifest
+
+    jdir = project_dir / uid
+    if jdir.is_symlink() or not jdir.is_dir():
+        return False
+    mf = jdir / manifest.JOB_MANIFEST
+    doc = _read(mf)
+    if doc is not None and doc.get("uid") == uid:
+        try:
+            mf.unlink()
+        except OSError:
+            return False
+    try:
+        jdir.rmdir()  # only an empty directory: anything else in it is kept
+    except OSError:
+        pass
+    return True
+
+
+def repair(project) -> list[str]:
+    """Rewrite the manifests that left records name, from the database (see the module doc).
+
+    Returns the uids repaired; a record whose manifests cannot be written yet (a full disk) stays.
+    """
+    from .guard import project_write
+
+    sweep()
+    pdir = Path(project.directory)
+    found = stale(pdir)
+    if not found:
+        return []
+    out: list[str] = []
+    with project_write(project):
+        for path, uids in found:
+            if not path.exists():
+                continue  # settled meanwhile by the process that wrote it
+            out += _rewrite(pdir, uids)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+    return sorted(set(out), key=lambda u: (u[0], int(u[1:]) if u[1:].isdigit() else 0))

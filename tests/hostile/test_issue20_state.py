@@ -1,0 +1,61 @@
+"""Issue 20, silent wrong state: the database and the manifests never disagree after a crash (items 3, 7).
+
+Item 3: ``job final`` killed at its manifest rename (before or after it), or
+after the database commit, left the two disagreeing — and ``project attach``
+into a new database then rebuilt the job as non-final, so ``cleanup
+--non-final delete`` planned to delete a final result.  Every manifest write
+is now recorded first (``.cryodesk/pending``, :mod:`cryodesk.core.pending`);
+the next command repairs the manifests from the database, and attach keeps a
+job final that a left record shows final.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from statecheck import attached_elsewhere, disagreements, run_killed
+
+from cryodesk.core import finals, jobs, projects, recovery, runner
+from cryodesk.db.models import Job
+
+
+def _setup(database, tmp_path):
+    p = projects.create_project("State", tmp_path / "proj")
+    projects.create_workspace(p, "main")
+    a = jobs.create_job(p, "h_source", "W1", params={"nbytes": 100})
+    runner.run_job(p, a)
+    return p, a
+
+
+def _manifest(p, job) -> dict:
+    return json.loads((Path(p.directory) / job.directory / "job.json").read_text())
+
+
+@pytest.mark.parametrize("kill_at", range(1, 40, 3))
+def test_final_killed_anywhere_db_and_manifest_agree_after_recovery(database, tmp_path, kill_at):
+    p, a = _setup(database, tmp_path)
+    how, _ = run_killed(database.database, ["job", "final", p.uid, a.uid], kill_at)
+    recovery.recover_project(p, min_age_s=0)  # what the next writing command does first
+    assert disagreements(p) == [], how
+
+
+def test_final_killed_anywhere_then_attached_into_a_new_database_keeps_the_flag(database, tmp_path):
+    """The old database is lost after the kill: attach rebuilds from the manifests; a final that the old
+    database committed (or that an interrupted command was writing) must stay final there."""
+    p, a = _setup(database, tmp_path)
+    _, calls = run_killed(database.database, ["job", "final", p.uid, a.uid], 0)
+    finals.set_final(p, [Job.get_by_id(a.id)], False)
+    assert calls > 5
+    for k in range(1, calls + 1, max(1, calls // 8)):
+        run_killed(database.database, ["job", "final", p.uid, a.uid], k)
+        committed = bool(Job.get_by_id(a.id).is_final)
+        there = attached_elsewhere(p.directory, str(tmp_path / f"new{k}.sqlite"), [a.uid])
+        if committed:
+            assert there["final"][a.uid], f"kill at call {k}: attach lost the final flag the database had"
+            assert a.uid not in there["planned"]
+        assert there["disagree"] == [], k
+        recovery.recover_project(p, min_age_s=0)
+        finals.set_final(p, [Job.get_by_id(a.id)], False)
+        assert disagreements(p) == []
