@@ -203,3 +203,45 @@ def _options():
     from cryodesk.core.cleanup import CleanupOptions
 
     return CleanupOptions(non_final="delete")
+
+
+def run_concurrently(db_path: str, scripts: list[list[list[str]]]) -> list[tuple[int, str]]:
+    """Fork one child per script (a list of CLI argv), all at once; each runs its commands in turn.
+
+    Returns per child ``(exit code of the first failing command or 0, everything it printed)``.
+    """
+    parser = _parser()
+    children = []
+    for script in scripts:
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code, sink = 0, io.StringIO()
+            try:
+                os.close(r)
+                from cryodesk import db as dbmod
+                from cryodesk.cli import main as climain
+
+                climain.build_parser = lambda: parser
+                dbmod.db.initialize(None)  # (the parent's connection is never used here: main opens its own)
+                with redirect_stdout(sink), redirect_stderr(sink):
+                    for argv in script:
+                        rc = climain.main(["--db", db_path, *argv])
+                        code = code or rc
+            except BaseException:  # noqa: BLE001 - reported to the parent
+                import traceback
+
+                sink.write(traceback.format_exc())
+                code = 97
+            finally:
+                os.write(w, sink.getvalue()[-20000:].encode())
+                os._exit(code)
+        os.close(w)
+        children.append((pid, r))
+    out = []
+    for pid, r in children:
+        with os.fdopen(r) as fh:
+            text = fh.read()
+        _, status = os.waitpid(pid, 0)
+        out.append((os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1, text))
+    return out

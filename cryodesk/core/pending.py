@@ -344,23 +344,31 @@ def _rewrite(project_dir: Path, uids) -> list[str]:
 
 
 def _remove_phantom(project_dir: Path, uid: str) -> bool:
-    """A job whose creation never committed: its ``job.json`` (and the directory, if then empty) go."""
+    """A job whose creation never committed: its ``job.json`` and its directory go — only when nothing
+    else is in it (a directory with any other file is left as it is; the record is dropped)."""
     from . import manifest
 
     jdir = project_dir / uid
     if jdir.is_symlink() or not jdir.is_dir():
         return False
-    mf = jdir / manifest.JOB_MANIFEST
-    doc = _read(mf)
-    if doc is not None and doc.get("uid") == uid:
+    try:
+        names = os.listdir(jdir)
+    except OSError:
+        return False
+    if names and names != [manifest.JOB_MANIFEST]:
+        return False
+    if names:
+        doc = _read(jdir / manifest.JOB_MANIFEST)
+        if doc is None or doc.get("uid") != uid:
+            return False
         try:
-            mf.unlink()
+            (jdir / manifest.JOB_MANIFEST).unlink()
         except OSError:
             return False
     try:
-        jdir.rmdir()  # only an empty directory: anything else in it is kept
+        jdir.rmdir()
     except OSError:
-        pass
+        return False
     return True
 
 

@@ -57,7 +57,9 @@ def job_body(project_uid: str, job_uid: str) -> Body:
             job = lifecycle.end_if_active(job, f"not run: {getattr(exc, 'reason', exc)}", statuses=("queued", "running"))
         except Exception as exc:
             log.error("%s %s: engine error:\n%s", project_uid, job_uid, traceback.format_exc())
-            job = lifecycle.end_if_active(job, f"{type(exc).__name__}: {exc}", statuses=("queued", "running"))
+            job = lifecycle.end_if_active(job, f"cryodesk could not run or record it: an internal error "
+                                               f"({type(exc).__name__}); details in the application log",
+                                          statuses=("queued", "running"))
         finally:
             lifecycle.release(job)
         return job.status, job.error

@@ -15,9 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
-from statecheck import attached_elsewhere, disagreements, run_killed
+from statecheck import attached_elsewhere, disagreements, run_concurrently, run_killed
 
-from cryodesk.core import finals, jobs, projects, recovery, runner
+from cryodesk.core import finals, jobs, projects, recovery, registry, runner
+from cryodesk.core.registry import JobType, OutputGroup
 from cryodesk.db.models import Job
 
 
@@ -33,7 +34,7 @@ def _manifest(p, job) -> dict:
     return json.loads((Path(p.directory) / job.directory / "job.json").read_text())
 
 
-@pytest.mark.parametrize("kill_at", range(1, 40, 3))
+@pytest.mark.parametrize("kill_at", [2, 9, 16, 23, 31, 34])
 def test_final_killed_anywhere_db_and_manifest_agree_after_recovery(database, tmp_path, kill_at):
     p, a = _setup(database, tmp_path)
     how, _ = run_killed(database.database, ["job", "final", p.uid, a.uid], kill_at)
@@ -48,7 +49,7 @@ def test_final_killed_anywhere_then_attached_into_a_new_database_keeps_the_flag(
     _, calls = run_killed(database.database, ["job", "final", p.uid, a.uid], 0)
     finals.set_final(p, [Job.get_by_id(a.id)], False)
     assert calls > 5
-    for k in range(1, calls + 1, max(1, calls // 8)):
+    for k in range(1, calls + 1, max(1, calls // 4)):
         run_killed(database.database, ["job", "final", p.uid, a.uid], k)
         committed = bool(Job.get_by_id(a.id).is_final)
         there = attached_elsewhere(p.directory, str(tmp_path / f"new{k}.sqlite"), [a.uid])
@@ -59,3 +60,45 @@ def test_final_killed_anywhere_then_attached_into_a_new_database_keeps_the_flag(
         recovery.recover_project(p, min_age_s=0)
         finals.set_final(p, [Job.get_by_id(a.id)], False)
         assert disagreements(p) == []
+
+
+# -- item 7: job run racing job delete ---------------------------------------------------------
+
+def _vanish(ctx):
+    """The job's row is deleted by another process while the body runs (as a racing delete would)."""
+    import sqlite3
+
+    from cryodesk import db as dbmod
+
+    (ctx.job_dir / "data.bin").write_bytes(b"x" * 10)
+    ctx.add_output("particles", ctx.job_dir / "data.bin", kind="blob")
+    other = sqlite3.connect(dbmod.db.obj.database, timeout=30)
+    jid = other.execute("SELECT j.id FROM job j JOIN project p ON j.project_id = p.id WHERE j.number = ?",
+                        (int(ctx.uid[1:]),)).fetchone()[0]
+    other.execute("PRAGMA foreign_keys = ON")
+    other.execute("DELETE FROM job WHERE id = ?", (jid,))
+    other.commit()
+    other.close()
+
+
+registry.register(JobType("h_vanish", "Test vanishing", "utilities", params=(),
+                          outputs=(OutputGroup("particles", "particle"),), run=_vanish))
+
+
+def test_delete_of_a_running_job_is_refused(project):
+    from cryodesk.core import actions, lifecycle
+
+    j = jobs.create_job(project, "h_source", "W1")
+    lifecycle.mark_queued([j])
+    jobs.set_status(Job.get_by_id(j.id), "running")
+    result = actions.delete_jobs(project, [Job.get_by_id(j.id)])
+    assert not result.ok and "running" in result.outcomes[0].message
+    assert Job.get_or_none(Job.id == j.id) is not None
+
+
+def test_job_run_whose_job_vanished_says_so_and_fails(database, project):
+    j = jobs.create_job(project, "h_vanish", "W1")
+    [(code, text)] = run_concurrently(database.database, [[["job", "run", "P1", j.uid]]])
+    assert code != 0, text
+    assert "J1: it was deleted while it ran" in text, text
+    assert "Traceback" not in text and "engine error" not in text, text
