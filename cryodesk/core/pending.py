@@ -115,8 +115,13 @@ def _write_record(rec: Record, durable: bool) -> None:
     try:
         atomic_write(rec.path, json.dumps(doc, sort_keys=True), durable)
     except OSError as exc:
-        raise DataError(f"cannot record the manifest change in {rec.path.parent}: {exc.strerror or exc} "
-                        "(nothing was changed)") from None
+        raise DataError(f"cannot write {_what(rec.uids)} (its change is recorded first, in {rec.path.parent}): "
+                        f"{exc.strerror or exc} (nothing was changed)") from None
+
+
+def _what(uids) -> str:
+    names = sorted(f"{u}/job.json" if u != PROJECT else "project.json" for u in uids)
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more manifests" if len(names) > 3 else "")
 
 
 def _held_for(project_dir: Path, uids) -> Record | None:
