@@ -112,6 +112,8 @@ def project_write(project, job_ids=(), allow_archived: bool = False):
     outer = not db.obj.in_transaction()
     if outer:
         project_ops.recover_abandoned(project_id)  # a move or delete whose process died: finished first
+        if isinstance(project, Project) and project.directory:
+            pending.repair_if_any(project)  # manifests a dead process left uncertain (the app's next write too)
     try:
         with _locked(project, project_id, job_ids, allow_archived):
             yield

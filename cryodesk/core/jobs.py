@@ -256,12 +256,13 @@ def set_status(job: Job, status: str, error: str | None = None, write: bool = Tr
         job.queued_at = job.started_at = job.completed_at = None
     # an error describes the latest failure or kill; any other status clears it
     job.error = error if status in ("failed", "killed") else None
-    # only the lifecycle fields: another process may be changing others
+    # only the lifecycle fields: another process may be changing others; the manifest is written before
+    # the commit, so a manifest that cannot be written leaves the status as it was (never half-applied)
     with db.atomic():
         job.save(only=[Job.status, Job.status_history, Job.queued_at, Job.started_at, Job.completed_at, Job.error])
         events.record(job.project_id, "updated", [job])
-    if write:
-        manifest.write_job(job)
+        if write:
+            manifest.write_job(job)
     return job
 
 

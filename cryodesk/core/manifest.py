@@ -250,7 +250,11 @@ def write_project(project: Project, check_owner: bool = True, _record: bool = Tr
     if check_owner:
         _require_owned(pdir, project)
     rec = pending.begin(pdir, [pending.PROJECT]) if _record else None
-    _write(pdir / PROJECT_MANIFEST, project_document(project))
+    try:
+        _write(pdir / PROJECT_MANIFEST, project_document(project))
+    except BaseException:
+        pending.abandon(rec)
+        raise
     pending.done(rec)
 
 
@@ -277,7 +281,11 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True, _
     base = size_without_manifest(job, job_dir, before)
     doc = job_document(job)
     rec = pending.begin(pdir, [job.uid], [job.uid] if job.is_final else [], durable) if _record else None
-    size = _write_sized(job_dir / JOB_MANIFEST, doc, base, durable)
+    try:
+        size = _write_sized(job_dir / JOB_MANIFEST, doc, base, durable)
+    except BaseException:
+        pending.abandon(rec)
+        raise
     pending.done(rec)
     # no write when the size did not change (the same length): most rewrites take no job row lock
     record_size(job, size, unchanged=before is not None and size == base + before)
@@ -360,6 +368,10 @@ def write_jobs(jobs, project_dir: Path) -> None:
     if not jobs:
         return
     rec = pending.begin(Path(project_dir), [j.uid for j in jobs], [j.uid for j in jobs if j.is_final], False)
-    for job in jobs:
-        write_job(job, project_dir, durable=False, _record=False)
+    try:
+        for job in jobs:
+            write_job(job, project_dir, durable=False, _record=False)
+    except BaseException:
+        pending.abandon(rec)
+        raise
     pending.done(rec)

@@ -174,6 +174,17 @@ def done(rec: Record | None) -> None:
         _settle(rec)
 
 
+def abandon(rec: Record | None) -> None:
+    """The manifest write of ``rec`` failed: outside a transaction the record is no longer in flight
+    (the next repair rewrites it once it can); inside one, the rollback's :func:`sweep` takes it."""
+    from ..db.models import db
+
+    if rec is None or rec.held or (db.obj is not None and db.obj.in_transaction()):
+        return
+    with _lock:
+        _live.pop(str(rec.path), None)
+
+
 def hold(project_dir: Path, uid: str, final: bool = False) -> Record:
     """A record kept while a job runs (its manifest changes at its start and end); see :func:`release`."""
     return begin(project_dir, [uid], [uid] if final else [], hold=True)
@@ -337,7 +348,7 @@ def _rewrite(project_dir: Path, uids) -> list[str]:
     numbers = {}
     for u in uids:
         if u == PROJECT:
-            manifest.write_project(Project.get_by_id(project.id), check_owner=False, _record=False)
+            manifest.write_project(Project.get_by_id(project.id), _record=False)
             done_.append(u)
         elif len(u) > 1 and u[0] == "J" and u[1:].isdigit() and len(u) < 12:
             numbers[int(u[1:])] = u
@@ -381,6 +392,22 @@ def _remove_phantom(project_dir: Path, uid: str) -> bool:
     return True
 
 
+def repair_if_any(project) -> None:
+    """:func:`repair` when a record may be left (one directory listing otherwise); never raises."""
+    if getattr(_local, "repairing", False):
+        return
+    d = pending_dir(Path(project.directory))
+    try:
+        if not any(n.endswith(".json") for n in os.listdir(d)):
+            return
+    except OSError:
+        return
+    try:
+        repair(project)
+    except Exception:  # noqa: BLE001 - a courtesy before a write: the write itself says what is wrong
+        pass
+
+
 def repair(project) -> list[str]:
     """Rewrite the manifests that left records name, from the database (see the module doc).
 
@@ -394,13 +421,17 @@ def repair(project) -> list[str]:
     if not found:
         return []
     out: list[str] = []
-    with project_write(project):
-        for path, uids in found:
-            if not path.exists():
-                continue  # settled meanwhile by the process that wrote it
-            out += _rewrite(pdir, uids)
-            try:
-                path.unlink()
-            except OSError:
-                pass
+    _local.repairing = True
+    try:
+        with project_write(project):
+            for path, uids in found:
+                if not path.exists():
+                    continue  # settled meanwhile by the process that wrote it
+                out += _rewrite(pdir, uids)
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+    finally:
+        _local.repairing = False
     return sorted(set(out), key=lambda u: (u[0], int(u[1:]) if u[1:].isdigit() else 0))

@@ -257,7 +257,7 @@ register(JobType(
     category="utilities",
     params=(Param("new_box_size", None, "int",
                   help="New box size in pixels (even); unset or the current box: keep the box and write only "
-                       "the particles of the input (consolidation).", minimum=2, maximum=8192),
+                       "the particles of the input (consolidation).", maximum=8192),
             _PER_FILE, _F16),
     inputs=(InputSlot("particles", "particle", help="The particles to downsample."),),
     outputs=(OutputGroup("particles", "particle", help="Fourier-cropped particles in new stacks."),),

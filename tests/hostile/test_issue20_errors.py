@@ -29,7 +29,7 @@ HUGE = "99999999999999999999"
     ("restack_particles", {"particles_per_file": "0"}, ["particles_per_file", "at least 1"]),
     ("restack_particles", {"particles_per_file": "100000000000"}, ["particles_per_file", "at most"]),
     ("restack_particles", {"particles_per_file": "5.5"}, ["particles_per_file", "expects int"]),
-    ("downsample_particles", {"new_box_size": "4000000"}, ["new_box_size", "at most"]),
+    ("downsample_particles", {"new_box_size": "4000000"}, ["new_box_size", "at most 8192"]),
     ("class_2d", {"mask_radius_frac": "nan"}, ["mask_radius_frac", "finite"]),
     ("class_2d", {"num_classes": "-3"}, ["num_classes", "at least"]),
     ("h_source", {"nbytes": HUGE}, ["nbytes", "too large"]),

@@ -102,3 +102,23 @@ def test_job_run_whose_job_vanished_says_so_and_fails(database, project):
     assert code != 0, text
     assert "J1: it was deleted while it ran" in text, text
     assert "Traceback" not in text and "engine error" not in text, text
+
+
+def test_the_next_guarded_write_repairs_too(database, tmp_path):
+    """The app never runs the CLI's recovery: its next write to the project repairs what a dead process left."""
+    p, a = _setup(database, tmp_path)
+    other = jobs.create_job(p, "h_source", "W1")
+    _, calls = run_killed(database.database, ["job", "final", p.uid, a.uid], 0)
+    finals.set_final(p, [Job.get_by_id(a.id)], False)
+    left = 0
+    for k in range(1, calls + 1):
+        run_killed(database.database, ["job", "final", p.uid, a.uid], k)
+        if list((Path(p.directory) / ".cryodesk" / "pending").glob("*.json")):
+            left += 1
+            jobs.set_params(p, other, {"nbytes": k})  # an unrelated write, as the app would make
+            assert disagreements(p) == [], k
+            assert not list((Path(p.directory) / ".cryodesk" / "pending").glob("*.json"))
+        finals.set_final(p, [Job.get_by_id(a.id)], False)
+        if left >= 2:
+            break
+    assert left, "no kill point left a record"
