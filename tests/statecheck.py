@@ -98,6 +98,9 @@ def _arm(kill_at: int) -> list[int]:
 
 
 _PARSER = []
+#: a forked child keeps the parent's database object referenced: freeing it would close the parent's
+#: connection (PostgreSQL: a Terminate on the shared socket; SQLite: a checkpoint on close)
+_INHERITED: list = []
 
 
 def _parser():
@@ -126,6 +129,7 @@ def run_killed(db_path: str, argv: list[str], kill_at: int) -> tuple[str, int]:
 
             climain.build_parser = lambda: parser
             main = climain.main
+            _INHERITED.append(dbmod.db.obj)  # never closed here: it is the parent's connection
             dbmod.open_database(db_path)  # a connection of its own (the parent's is never used here)
             counter = _arm(kill_at)
             sink = io.StringIO()
@@ -189,6 +193,7 @@ def attached_elsewhere(project_dir, db_path: str, uids) -> dict:
         from cryodesk.core.cleanup import plan_cleanup
 
         Path(db_path).unlink(missing_ok=True)
+        _INHERITED.append(dbmod.db.obj)
         dbmod.open_database(db_path)
         with dbmod.db.connection_context():
             q = attach.attach_project(copy)
@@ -223,6 +228,7 @@ def run_concurrently(db_path: str, scripts: list[list[list[str]]]) -> list[tuple
                 from cryodesk.cli import main as climain
 
                 climain.build_parser = lambda: parser
+                _INHERITED.append(dbmod.db.obj)  # never closed here: it is the parent's connection
                 dbmod.db.initialize(None)  # (the parent's connection is never used here: main opens its own)
                 with redirect_stdout(sink), redirect_stderr(sink):
                     for argv in script:
