@@ -392,13 +392,29 @@ def _remove_phantom(project_dir: Path, uid: str) -> bool:
     return True
 
 
+def _collect_temp(project_dir: Path, min_age_s: float = 10.0) -> None:
+    """Unfinished record writes of a killed process (``.<name>.<hex>.tmp``), once old enough."""
+    import time
+
+    from ..base.fsio import own_temp_target, remove_own_temp
+
+    d = pending_dir(project_dir)
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                if own_temp_target(e.name) and time.time() - e.stat(follow_symlinks=False).st_mtime >= min_age_s:
+                    remove_own_temp(d, e.name)
+    except OSError:
+        pass
+
+
 def repair_if_any(project) -> None:
     """:func:`repair` when a record may be left (one directory listing otherwise); never raises."""
     if getattr(_local, "repairing", False):
         return
     d = pending_dir(Path(project.directory))
     try:
-        if not any(n.endswith(".json") for n in os.listdir(d)):
+        if not any(n.endswith((".json", ".tmp")) for n in os.listdir(d)):
             return
     except OSError:
         return
@@ -417,6 +433,7 @@ def repair(project) -> list[str]:
 
     sweep()
     pdir = Path(project.directory)
+    _collect_temp(pdir)
     found = stale(pdir)
     if not found:
         return []
