@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from statecheck import attached_elsewhere, disagreements, run_concurrently, run_killed
 
-from cryodesk.core import finals, jobs, projects, recovery, registry, runner
+from cryodesk.core import finals, jobs, pending, projects, recovery, registry, runner
 from cryodesk.core.registry import JobType, OutputGroup
 from cryodesk.db.models import Job
 
@@ -49,17 +49,21 @@ def test_final_killed_anywhere_then_attached_into_a_new_database_keeps_the_flag(
     _, calls = run_killed(database.database, ["job", "final", p.uid, a.uid], 0)
     finals.set_final(p, [Job.get_by_id(a.id)], False)
     assert calls > 5
-    for k in range(1, calls + 1, max(1, calls // 4)):
+    seen = set()
+    for k in [*range(1, calls + 1, max(1, calls // 6)), calls - 1, calls + 1]:  # (the last: it completes)
         run_killed(database.database, ["job", "final", p.uid, a.uid], k)
         committed = bool(Job.get_by_id(a.id).is_final)
+        recorded = a.uid in pending.uncertain_finals(Path(p.directory))  # a 'final' the kill cut short
         there = attached_elsewhere(p.directory, str(tmp_path / f"new{k}.sqlite"), [a.uid])
-        if committed:
+        if committed or recorded:
             assert there["final"][a.uid], f"kill at call {k}: attach lost the final flag the database had"
             assert a.uid not in there["planned"]
+        seen.add((committed, recorded))
         assert there["disagree"] == [], k
         recovery.recover_project(p, min_age_s=0)
         finals.set_final(p, [Job.get_by_id(a.id)], False)
         assert disagreements(p) == []
+    assert (False, True) in seen and (True, False) in seen, seen  # both cases were met
 
 
 # -- item 7: job run racing job delete ---------------------------------------------------------
