@@ -18,6 +18,7 @@ database is refused.
 from __future__ import annotations
 
 import json
+import os
 import uuid as _uuid
 from pathlib import Path
 
@@ -375,3 +376,65 @@ def write_jobs(jobs, project_dir: Path) -> None:
         pending.abandon(rec)
         raise
     pending.done(rec)
+
+
+# -- repairing what an interrupted write left (core.pending) -----------------------------------
+
+def rewrite_from_db(project_dir: Path, uids) -> list[str]:
+    """Rewrite the manifests ``uids`` (``J<n>``, ``project``) names from the database as committed.
+
+    What :mod:`cryodesk.core.pending` records are repaired with; returns the uids handled.  A job
+    whose row does not exist (its creation never committed) loses its ``job.json`` and directory
+    when nothing else is in it.
+    """
+    project_dir = Path(project_dir)
+    project = Project.get_or_none(Project.directory == str(project_dir))
+    if project is None:
+        return []
+    done_ = []
+    numbers = {}
+    for u in uids:
+        if u == pending.PROJECT:
+            write_project(Project.get_by_id(project.id), _record=False)
+            done_.append(u)
+        elif len(u) > 1 and u[0] == "J" and u[1:].isdigit() and len(u) < 12:
+            numbers[int(u[1:])] = u
+    if numbers:
+        rows = {j.number: j for j in Job.select().where((Job.project == project) & Job.number.in_(sorted(numbers)))}
+        for n, u in sorted(numbers.items()):
+            if n in rows:
+                write_job(rows[n], project_dir, _record=False)
+                done_.append(u)
+            elif _remove_phantom(project_dir, u):
+                done_.append(u)
+    return done_
+
+
+def _remove_phantom(project_dir: Path, uid: str) -> bool:
+    """A job whose creation never committed: its ``job.json`` and its directory go — only when nothing
+    else is in it (a directory with any other file is left as it is; the record is dropped)."""
+    jdir = project_dir / uid
+    if jdir.is_symlink() or not jdir.is_dir():
+        return False
+    try:
+        names = os.listdir(jdir)
+    except OSError:
+        return False
+    if names and names != [JOB_MANIFEST]:
+        return False
+    if names:
+        doc = pending.read_record(jdir / JOB_MANIFEST)
+        if doc is None or doc.get("uid") != uid:
+            return False
+        try:
+            (jdir / JOB_MANIFEST).unlink()
+        except OSError:
+            return False
+    try:
+        jdir.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+pending.REWRITE = rewrite_from_db

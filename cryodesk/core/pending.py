@@ -16,8 +16,8 @@ manifests describe has committed (peewee's ``after_commit``), or at once for a
 write outside a transaction.  A record left behind means "these manifests may
 be wrong; the database (committed) is the truth":
 
-* :func:`repair` (run by :func:`cryodesk.core.recovery.recover_project`, so by
-  every writing command) rewrites those manifests from the database under the
+* :func:`cryodesk.core.guard.repair` (run by :func:`cryodesk.core.recovery.recover_project`,
+  so by every writing command, and before the next guarded write of the app) rewrites those manifests from the database under the
   project's write guard, removes the ``job.json`` of a job whose creation never
   committed (and its directory, if nothing else is in it), and drops the record.
   Records of a live process are left alone (its transaction may still commit).
@@ -57,6 +57,10 @@ class Record:
     finals: set[str] = field(default_factory=set)
     held: bool = False
 
+
+#: ``REWRITE(project_dir, uids)`` rewrites those manifests from the database as committed (set by
+#: :mod:`cryodesk.core.manifest`, the only writer of manifests; this module imports nothing above it)
+REWRITE = None
 
 _lock = threading.Lock()
 _live: dict[str, Record] = {}  # marker path -> record, for records this process has not settled
@@ -231,7 +235,9 @@ def sweep() -> None:
     for rec in todo:
         if str(rec.path) in _live:
             try:
-                _rewrite(rec.project_dir, rec.uids)
+                if REWRITE is None:
+                    raise RuntimeError("no manifest writer registered")
+                REWRITE(rec.project_dir, rec.uids)
             except Exception:  # noqa: BLE001 - a full disk: the record stays for the next repair
                 with _lock:
                     _live.pop(str(rec.path), None)  # (no longer in flight: any repair may take it)
@@ -241,7 +247,8 @@ def sweep() -> None:
 
 # -- repair and attach -----------------------------------------------------------------------
 
-def _read(path: Path) -> dict | None:
+def read_record(path: Path) -> dict | None:
+    """A small JSON object file (a record, a manifest) without following a link; None if it is not one."""
     try:
         st = path.lstat()
         if not stat.S_ISREG(st.st_mode) or st.st_size > 1 << 20:
@@ -258,7 +265,7 @@ def _records(project_dir: Path) -> list[tuple[Path, dict]]:
         return []
     out = []
     for p in sorted(d.glob("*.json")):
-        doc = _read(p)
+        doc = read_record(p)
         if doc is not None:
             out.append((p, doc))
     return out
@@ -335,64 +342,7 @@ def clear_records(project_dir: Path) -> None:
             pass
 
 
-def _rewrite(project_dir: Path, uids) -> list[str]:
-    """Rewrite the manifests of ``uids`` from the database as committed; returns what was changed."""
-    from ..db.models import Job, Project
-    from . import manifest
-
-    project_dir = Path(project_dir)
-    project = Project.get_or_none(Project.directory == str(project_dir))
-    if project is None:
-        return []
-    done_ = []
-    numbers = {}
-    for u in uids:
-        if u == PROJECT:
-            manifest.write_project(Project.get_by_id(project.id), _record=False)
-            done_.append(u)
-        elif len(u) > 1 and u[0] == "J" and u[1:].isdigit() and len(u) < 12:
-            numbers[int(u[1:])] = u
-    if numbers:
-        rows = {j.number: j for j in Job.select().where((Job.project == project) & Job.number.in_(sorted(numbers)))}
-        for n, u in sorted(numbers.items()):
-            if n in rows:
-                manifest.write_job(rows[n], project_dir, _record=False)
-                done_.append(u)
-            elif _remove_phantom(project_dir, u):
-                done_.append(u)
-    return done_
-
-
-def _remove_phantom(project_dir: Path, uid: str) -> bool:
-    """A job whose creation never committed: its ``job.json`` and its directory go — only when nothing
-    else is in it (a directory with any other file is left as it is; the record is dropped)."""
-    from . import manifest
-
-    jdir = project_dir / uid
-    if jdir.is_symlink() or not jdir.is_dir():
-        return False
-    try:
-        names = os.listdir(jdir)
-    except OSError:
-        return False
-    if names and names != [manifest.JOB_MANIFEST]:
-        return False
-    if names:
-        doc = _read(jdir / manifest.JOB_MANIFEST)
-        if doc is None or doc.get("uid") != uid:
-            return False
-        try:
-            (jdir / manifest.JOB_MANIFEST).unlink()
-        except OSError:
-            return False
-    try:
-        jdir.rmdir()
-    except OSError:
-        return False
-    return True
-
-
-def _collect_temp(project_dir: Path, min_age_s: float = 10.0) -> None:
+def collect_temp(project_dir: Path, min_age_s: float = 10.0) -> None:
     """Unfinished record writes of a killed process (``.<name>.<hex>.tmp``), once old enough."""
     import time
 
@@ -406,49 +356,3 @@ def _collect_temp(project_dir: Path, min_age_s: float = 10.0) -> None:
                     remove_own_temp(d, e.name)
     except OSError:
         pass
-
-
-def repair_if_any(project) -> None:
-    """:func:`repair` when a record may be left (one directory listing otherwise); never raises."""
-    if getattr(_local, "repairing", False):
-        return
-    d = pending_dir(Path(project.directory))
-    try:
-        if not any(n.endswith((".json", ".tmp")) for n in os.listdir(d)):
-            return
-    except OSError:
-        return
-    try:
-        repair(project)
-    except Exception:  # noqa: BLE001 - a courtesy before a write: the write itself says what is wrong
-        pass
-
-
-def repair(project) -> list[str]:
-    """Rewrite the manifests that left records name, from the database (see the module doc).
-
-    Returns the uids repaired; a record whose manifests cannot be written yet (a full disk) stays.
-    """
-    from .guard import project_write
-
-    sweep()
-    pdir = Path(project.directory)
-    _collect_temp(pdir)
-    found = stale(pdir)
-    if not found:
-        return []
-    out: list[str] = []
-    _local.repairing = True
-    try:
-        with project_write(project):
-            for path, uids in found:
-                if not path.exists():
-                    continue  # settled meanwhile by the process that wrote it
-                out += _rewrite(pdir, uids)
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
-    finally:
-        _local.repairing = False
-    return sorted(set(out), key=lambda u: (u[0], int(u[1:]) if u[1:].isdigit() else 0))

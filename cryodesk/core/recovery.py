@@ -7,7 +7,7 @@ A process killed with SIGKILL (or a power cut) can leave four things behind:
   (:func:`cryodesk.core.lifecycle.recover_interrupted`), so they can be cleared,
   re-run or marked complete;
 * **manifests an interrupted write left uncertain** (``.cryodesk/pending``): rewritten
-  from the database (:func:`cryodesk.core.pending.repair`);
+  from the database (:func:`cryodesk.core.guard.repair`, records of :mod:`cryodesk.core.pending`);
 * **unfinished writes**: cryodesk's own temp files (``.job.json.1a2b3c4d.tmp``,
   ``.results.json.….tmp``, a restack's ``.batch_000.mrc.….tmp``, a copy's
   ``.x.cryodesk-part``) in job directories and ``project.json``'s beside it.
@@ -35,7 +35,7 @@ from pathlib import Path
 from ..base.errors import CryodeskError
 from ..base.fsio import own_temp_target, remove_own_temp
 from ..db.models import ACTIVE_STATUSES, Job
-from . import deletion, pending
+from . import deletion, guard
 from .deletion import DeletionPlan, ItemResult, PlanItem
 from .fsutil import check_job_dir
 from .lifecycle import recover_interrupted
@@ -144,7 +144,7 @@ def recover_project(project, min_age_s: float | None = None) -> Recovery:
     out = Recovery(deletions=list(deletion.recover(project)))
     out.killed = recover_interrupted(project)
     try:
-        out.manifests = pending.repair(project)
+        out.manifests = guard.repair(project)
     except CryodeskError as exc:  # a full disk still: the records stay, the next command tries again
         out.errors.append(f"manifests not repaired yet: {exc}")
     try:
