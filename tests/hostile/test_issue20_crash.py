@@ -89,8 +89,8 @@ def test_metadata_commands_killed_at_random_points_leave_db_and_manifests_agreei
              "mark-complete": 40, "cleanup": 120}
     recovery.recover_project(p, min_age_s=0)
     assert disagreements(p) == []
-    tried = before = after = finished = 0
-    problems = []
+    tried = before = after = finished = introduced = 0
+    problems, last = [], []
     start = time.monotonic()
     budget = float(os.environ.get("CRYODESK_CRASH_BUDGET_S") or BUDGET_S[backend])
     while time.monotonic() - start < budget:
@@ -107,7 +107,9 @@ def test_metadata_commands_killed_at_random_points_leave_db_and_manifests_agreei
         if now:
             after += 1
             problems.append((" ".join(argv), k, now))
+        introduced += bool(set(now) - set(last))  # (a disagreement never repaired stays: count each once)
+        last = now
     print(f"crash test ({backend}) seed={seed}: {tried} cases ({tried - finished} killed, {finished} ran to the end); "
-          f"disagreeing right after the kill: {before}; after recovery: {after}")
+          f"disagreeing right after the kill: {before}; after recovery: {after} ({introduced} new)")
     assert tried >= 3
     assert not problems, f"seed {seed}: {problems[:3]}"
