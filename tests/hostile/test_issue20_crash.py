@@ -28,6 +28,7 @@ from cryodesk.db.migrations import upgrade
 from cryodesk.db.models import ALL_MODELS, Job
 
 BUDGET_S = {"sqlite": 5.0, "pg": 3.0}
+MIN_CASES = {"sqlite": 6, "pg": 3}  # (however slow the machine)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("pg", marks=pytest.mark.skipif(not PG_URL,
@@ -93,7 +94,7 @@ def test_metadata_commands_killed_at_random_points_leave_db_and_manifests_agreei
     problems, last = [], []
     start = time.monotonic()
     budget = float(os.environ.get("CRYODESK_CRASH_BUDGET_S") or BUDGET_S[backend])
-    while time.monotonic() - start < budget:
+    while time.monotonic() - start < budget or tried < MIN_CASES[backend]:
         argv = rng.choice(_commands())
         _prepare(p, argv)
         k = rng.randint(1, calls[argv[0] if argv[0] == "cleanup" else argv[1]])
@@ -111,5 +112,4 @@ def test_metadata_commands_killed_at_random_points_leave_db_and_manifests_agreei
         last = now
     print(f"crash test ({backend}) seed={seed}: {tried} cases ({tried - finished} killed, {finished} ran to the end); "
           f"disagreeing right after the kill: {before}; after recovery: {after} ({introduced} new)")
-    assert tried >= 3
     assert not problems, f"seed {seed}: {problems[:3]}"
