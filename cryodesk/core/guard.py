@@ -15,7 +15,11 @@ Read the rows *inside* the block: a row read before it may be stale.
 It is also THE place that refuses writes to a project this database may not
 change (:func:`write_refusal`): one that is archived, one whose directory
 another database owns (its lock file, :mod:`cryodesk.core.ownership`), one
-being moved or deleted.  The few writers that do not judge a rule
+being moved or deleted.  And before the first write of a command (outer
+:func:`project_write`) it rewrites from the database the manifests an interrupted
+write left uncertain (:func:`repair`, the records of :mod:`cryodesk.core.pending`);
+a write that rolls back has the manifests it wrote ahead rewritten at once.  The few
+writers that do not judge a rule
 (workspace creation, links, queueing, the deletion executor) call
 :func:`check_writable` instead.
 """
