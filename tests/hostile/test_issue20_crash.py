@@ -27,7 +27,7 @@ from cryodesk.core import jobs, projects, recovery, runner
 from cryodesk.db.migrations import upgrade
 from cryodesk.db.models import ALL_MODELS, Job
 
-BUDGET_S = {"sqlite": 5.0, "pg": 3.0}
+BUDGET_S = {"sqlite": 3.0, "pg": 2.0}
 MIN_CASES = {"sqlite": 6, "pg": 3}  # (however slow the machine)
 
 

@@ -50,7 +50,7 @@ def test_final_killed_anywhere_then_attached_into_a_new_database_keeps_the_flag(
     finals.set_final(p, [Job.get_by_id(a.id)], False)
     assert calls > 5
     seen = set()
-    for k in [*range(1, calls + 1, max(1, calls // 6)), calls - 1, calls + 1]:  # (the last: it completes)
+    for k in [*range(2, calls + 1, max(1, calls // 4)), calls - 1, calls + 1]:  # (the last: it completes)
         run_killed(database.database, ["job", "final", p.uid, a.uid], k)
         committed = bool(Job.get_by_id(a.id).is_final)
         recorded = a.uid in pending.uncertain_finals(Path(p.directory))  # a 'final' the kill cut short
@@ -115,7 +115,7 @@ def test_the_next_guarded_write_repairs_too(database, tmp_path):
     _, calls = run_killed(database.database, ["job", "final", p.uid, a.uid], 0)
     finals.set_final(p, [Job.get_by_id(a.id)], False)
     left = 0
-    for k in range(1, calls + 1):
+    for k in range(calls // 3, calls + 1, 2):  # (records live in the middle: before the commit)
         run_killed(database.database, ["job", "final", p.uid, a.uid], k)
         if list((Path(p.directory) / ".cryodesk" / "pending").glob("*.json")):
             left += 1
@@ -123,6 +123,6 @@ def test_the_next_guarded_write_repairs_too(database, tmp_path):
             assert disagreements(p) == [], k
             assert not list((Path(p.directory) / ".cryodesk" / "pending").glob("*.json"))
         finals.set_final(p, [Job.get_by_id(a.id)], False)
-        if left >= 2:
+        if left:
             break
     assert left, "no kill point left a record"
