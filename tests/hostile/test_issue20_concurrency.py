@@ -52,3 +52,29 @@ def test_locked_message_is_one_line(database, project, monkeypatch):
     assert code == 1, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "busy" in err and "another" in err, err
+
+
+def test_a_busy_begin_is_retried(tmp_path, monkeypatch):
+    """The busy timeout ran out at ``BEGIN IMMEDIATE`` (nothing read or written yet): tried again, it succeeds."""
+    import threading
+
+    from cryodesk import db as dbmod
+    from cryodesk.db import backend
+
+    monkeypatch.setattr(dbmod, "BUSY_TIMEOUT_MS", 100)
+    path = str(tmp_path / "busy.sqlite")
+    database = dbmod.make_database(path)
+    database.connect()
+    database.execute_sql("CREATE TABLE t (x INTEGER)")
+    other = sqlite3.connect(path, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.3, other.rollback)  # longer than one busy timeout, shorter than the retries
+    timer.start()
+    try:
+        with backend.write_transaction(database):
+            database.execute_sql("INSERT INTO t VALUES (1)")
+    finally:
+        timer.join()
+        other.close()
+    assert database.execute_sql("SELECT count(*) FROM t").fetchone()[0] == 1
+    database.close()
