@@ -73,8 +73,18 @@ def _abandon(engine, signum) -> None:
 
 
 def _report(jobs: list, as_json: bool, refused=()) -> bool:
-    """Print each job's final state; True if every job completed and none was refused."""
-    jobs = refresh(jobs)
+    """Print each job's final state; True if every job completed and none was refused.
+
+    A job deleted while it ran (its row gone) is said so, and is not a success.
+    """
+    fresh = refresh(jobs)
+    gone = [j for j in jobs if j.id not in {f.id for f in fresh}]
+    for job in gone:
+        print(f"{job.project.uid} {job.uid}: it was deleted while it ran; its result was not recorded",
+              file=sys.stderr)
+    if gone:
+        refused = [*refused, *((j.uid, "deleted while it ran") for j in gone)]
+    jobs = fresh
     if as_json:
         descs = []
         for pid in dict.fromkeys(j.project_id for j in jobs):  # a worker may run several projects

@@ -80,6 +80,10 @@ def report_recovered(recovery) -> None:
             print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)
     for job in getattr(recovery, "killed", ()):
         print(f"cryodesk: {job.uid}'s process is gone: marked killed ({job.error})", file=sys.stderr)
+    fixed = getattr(recovery, "manifests", ())
+    if fixed:
+        print(f"cryodesk: rewrote the manifests an interrupted command left behind from the database: "
+              f"{', '.join(fixed)}", file=sys.stderr)
     files = getattr(recovery, "temp_files", ())
     if files:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")

@@ -37,8 +37,9 @@ from ..db.models import (
     Project,
     Session,
     Workspace,
+    db,
 )
-from . import events, manifest, ownership, registry
+from . import events, manifest, ownership, pending, registry
 from .finals import recompute_ancestor_flags
 from .projects import _next_number, _refuse_nested, _resolve_dir
 from .sessions import params as session_params
@@ -385,6 +386,9 @@ def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool,
 
 def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict | None, replace, wrote_lock,
              session_docs: dict[str, dict]):
+    # a write that was interrupted may have left a manifest without the final flag its database had:
+    # err on the side that never deletes (core.pending) — a job a left record shows final stays final
+    unsure, unsure_final = pending.uncertain(path), pending.uncertain_finals(path)
     with write_transaction():
         number = _next_number(Project)
         if replace is not None:
@@ -419,7 +423,7 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
                     project=project, number=parse_uid(d["uid"], "J"), type=d["type"], title=d.get("title", ""),
                     status=d.get("status", "building"), params=d.get("params") or {},
                     settings=d.get("settings") or {},
-                    size_bytes=d.get("size_bytes", 0), is_final=bool(d.get("is_final")),
+                    size_bytes=d.get("size_bytes", 0), is_final=bool(d.get("is_final")) or d["uid"] in unsure_final,
                     error=d.get("error"), status_history=d.get("status_history") or [],
                     created_at=_parse_dt(d.get("created_at")) or _dt.datetime.utcnow(),
                     queued_at=_parse_dt(d.get("queued_at")), started_at=_parse_dt(d.get("started_at")),
@@ -451,6 +455,9 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
         ownership.write_lock(path, pid, project.uid, "taken over" if taken else "attached",
                              previous=lock if taken else None)
         wrote_lock.append(True)
+        if unsure:  # the uncertain manifests now say what this database holds; the records are done with
+            manifest.write_jobs([j for u, j in jobs.items() if u in unsure], path)
+            db.obj.after_commit(lambda: pending.clear_records(path))
         if doc.get("id") != pid:  # a project from before project ids: it gets one
             manifest.write_project(project, check_owner=False)
         events.record(None, "projects")

@@ -18,6 +18,9 @@ from .backend import is_postgres, is_sqlite, lock_rows, write_transaction  # noq
 from .migrations import SCHEMA_VERSION, upgrade  # noqa: F401
 from .models import ACTIVE_STATUSES, JOB_STATUSES, db, utcnow  # noqa: F401
 
+#: how long (ms) an SQLite connection waits for another process's write lock before giving up
+BUSY_TIMEOUT_MS = 30000
+
 
 def resolve_url(url: str | None = None) -> str:
     """``url`` if given, else the ``db_url`` setting (``$CRYODESK_DB``, else the embedded default)."""
@@ -54,15 +57,26 @@ def make_database(url: str) -> pw.Database:
         pragmas={
             "journal_mode": "wal",
             "foreign_keys": 1,
-            "busy_timeout": 30000,
+            "busy_timeout": BUSY_TIMEOUT_MS,
             "synchronous": "normal",
         },
-        timeout=30,
+        timeout=BUSY_TIMEOUT_MS / 1000,
         # every transaction takes the write lock at its start: a transaction that reads and then
         # writes can never fail with "database is locked" because another process wrote in between
         # (a deferred one cannot wait for the busy timeout there); readers are not blocked (WAL)
         lock_type="IMMEDIATE",
     )
+
+
+def lock_message(exc: BaseException) -> str | None:
+    """A sentence for a database lock that outlasted the busy timeout (None: ``exc`` is no such error)."""
+    if not isinstance(exc, pw.OperationalError):
+        return None
+    text = str(exc).lower()
+    if "locked" not in text and "busy" not in text:
+        return None
+    return ("the database is busy: another cryodesk process held its write lock for more than "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed — try again when it has finished")
 
 
 def shown_url(url: str) -> str:
@@ -80,7 +94,7 @@ def open_database(url: str | None = None) -> pw.Database:
             upgrade(database)
     except (pw.OperationalError, pw.DatabaseError) as exc:  # unreachable server, corrupt file, ...
         raise CryodeskError(f"cannot open the database {shown_url(url)}: "
-                            f"{str(exc).strip() or type(exc).__name__}") from None
+                            f"{lock_message(exc) or str(exc).strip() or type(exc).__name__}") from None
     return database
 
 

@@ -182,10 +182,11 @@ def run_select_2d(ctx: JobContext) -> None:
 register(JobType(
     name="class_2d", title="2D Classification", category="classification",
     params=(
-        Param("num_classes", 8, "int", "number of classes"),
+        Param("num_classes", 8, "int", "number of classes", minimum=1, maximum=100_000),
         Param("num_iterations", 10, "int", "alignment/averaging iterations (one output version each)"),
-        Param("downsample_px", 32, "int", "box the particles are Fourier-cropped to for classification"),
-        Param("num_rotations", 24, "int", "in-plane angles searched (360° / n steps)"),
+        Param("downsample_px", 32, "int", "box the particles are Fourier-cropped to for classification",
+              minimum=2, maximum=8192),
+        Param("num_rotations", 24, "int", "in-plane angles searched (360° / n steps)", minimum=1, maximum=36_000),
         Param("max_shift_frac", 0.1, "float", "largest translation searched, as a fraction of the box"),
         Param("mask_radius_frac", 0.85, "float", "circular mask radius, as a fraction of the half-box"),
         Param("align_lowpass_A", 15.0, "float", "low-pass applied to references for alignment (Å); 0 = none"),

@@ -161,7 +161,7 @@ def run_extract_particles(ctx: JobContext) -> None:
 register(JobType(
     name="extract_particles", title="Extract Particles", category="extraction",
     params=(
-        Param("box_size_px", 128, "int", "box size in pixels (even)"),
+        Param("box_size_px", 128, "int", "box size in pixels (even)", minimum=2, maximum=8192),
         Param("normalize", True, "bool", "zero mean, unit variance of the background ring"),
         Param("bg_radius_frac", 0.85, "float", "background ring starts at this fraction of the half-box"),
         Param("particle_sign", "dark", "str", "particle contrast, recorded as blob/sign",

@@ -38,7 +38,7 @@ from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
 __all__ = ["run_restack", "run_downsample", "restack_into"]
 
 _PER_FILE = Param("particles_per_file", 10000, "int",
-                  help="Particles per output stack; the last stack holds the rest.")
+                  help="Particles per output stack; the last stack holds the rest.", minimum=1, maximum=10_000_000)
 _F16 = Param("output_f16", False, "bool",
              help="Write float16 stacks (MRC mode 12): half the size, float16 rounding of the pixels.")
 
@@ -257,7 +257,7 @@ register(JobType(
     category="utilities",
     params=(Param("new_box_size", None, "int",
                   help="New box size in pixels (even); unset or the current box: keep the box and write only "
-                       "the particles of the input (consolidation)."),
+                       "the particles of the input (consolidation).", maximum=8192),
             _PER_FILE, _F16),
     inputs=(InputSlot("particles", "particle", help="The particles to downsample."),),
     outputs=(OutputGroup("particles", "particle", help="Fourier-cropped particles in new stacks."),),
