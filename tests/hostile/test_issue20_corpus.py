@@ -261,8 +261,8 @@ CASES: dict[str, Case] = {
     "journal: a list": _jcase(b"[1]", "abcdefabcdef.json"),
     "journal: job ..": _jcase(_item(".."), "'..' is not a job uid"),
     "journal: job 20 digits": _jcase(_item(f"J{HUGE}"), f"'J{HUGE}' is not a job uid"),
-    "journal: discard a completed job": _jcase(_item("J1", "discard"), "J1 discard"),
-    "journal: path outside": _jcase(_item("J1", paths=("J1/../../outside",)), "J1 clear"),
+    "journal: discard a completed job": _jcase(_item("J1", "discard"), "abcdefabcdef.json set aside"),
+    "journal: path outside": _jcase(_item("J1", paths=("J1/../../outside",)), "abcdefabcdef.json set aside"),
     # as a user types it: argv bytes that are not UTF-8 (one subprocess: each costs seconds here)
     "subprocess: invalid UTF-8 uid": Case(["job", "show", "P1", "J\udcff"], "J"),
     "db url ? in password": Case(["--db", f"postgresql://alice:{SECRET}?x@127.0.0.1:1/db", "project", "list"],
@@ -300,14 +300,7 @@ def _run(base: Path, case: Case, capsys, monkeypatch) -> tuple[int, str]:
     return code, out + err
 
 
-#: item 12's validation at set time is helper h20-state's part of issue 20 (cryodesk/core/registry param
-#: coercion): strict, so the merge that brings it makes these pass and the mark must go then
-SET_TIME = pytest.mark.xfail(strict=True, reason="item 12 (params validated at set time) comes with h20-state")
-_PARAMS = [pytest.param(n, marks=SET_TIME) if n in ("set-param 20 digits", "create param 20 digits") else n
-           for n in CASES]
-
-
-@pytest.mark.parametrize("name", _PARAMS)
+@pytest.mark.parametrize("name", list(CASES))
 def test_bad_input(template, name, capsys, monkeypatch, request):
     if CASES[name].run_job:  # job run in-process starts the engine's Qt loop: a QApplication first, as the
         request.getfixturevalue("qapp")  # GUI tests need (a bare QCoreApplication would abort a later window)
@@ -362,8 +355,6 @@ def test_corpus_counts(capsys):
     """The note's figures (after the corpus ran in this process)."""
     if not TALLY:
         pytest.skip("the corpus did not run in this process")
-    for name in ("set-param 20 digits", "create param 20 digits"):  # xfail above: item 12 is h20-state's
-        TALLY.pop(name, None)
     n = len(TALLY)
     clear = sum(r["clear"] for r in TALLY.values())
     tracebacks = sum(r["traceback"] for r in TALLY.values())
