@@ -24,7 +24,7 @@ from cryodesk.base import settings
 from cryodesk.base.errors import DataError
 from cryodesk.core.registry import Param
 from cryodesk.io.cs import ParticleSet
-from cryodesk.io.mrc import read_image, read_images
+from cryodesk.io.mrc import read_header, read_image, read_images
 
 from .acquire import Holding, acquire
 from .config import CacheConfig, resolve_config
@@ -275,6 +275,8 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         # A missing scratch directory must not fail a job that would run fine without it.
         log.warning("SSD cache: %s; reading particles from the project directory", exc)
         return Staged("off", {}, real, stacks, idx, reason=str(exc), groups=groups)
+    if groups is not None:
+        _check_stacks(files, real)
     project = getattr(ctx, "project_uid", "") or ""
     if progress is None and getattr(ctx, "progress", None) is not None:
         def progress(done, total, msg):
@@ -308,6 +310,20 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
                    check_cancel=check_cancel, on_full=on_full)
     cached = {it.key: it.dest for it in items if it.key in hold.held}
     return Staged("files", cached, real, stacks, idx, hold, groups=groups)
+
+
+def _check_stacks(files: list[Path], real: dict[str, str]) -> None:
+    """Refuse to cache particle stacks whose header does not match the file (truncated, corrupt).
+
+    A whole-file copy would otherwise cache a stack cut short and report it
+    cached (issue 20 item 8): the error names the file and what is wrong, and
+    nothing is copied.
+    """
+    for p in files:
+        try:
+            read_header(real.get(str(p)) or p)
+        except DataError as exc:
+            raise DataError(f"not caching the particles: {exc}") from None
 
 
 @contextmanager
