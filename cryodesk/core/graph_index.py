@@ -1,0 +1,269 @@
+"""An in-memory adjacency index of each project's job DAG, kept current by the change log.
+
+Recursive SQL costs 20-100 ms per query at 50,000 jobs and grows with the
+project; walking a Python adjacency dict costs a few ms.  The index of a
+project is built once from its ``job`` and ``connection`` rows and then kept
+current by the change events every core service records in the transaction
+of its change (:mod:`cryodesk.core.events`): ``added``, ``removed`` and
+``links`` name the jobs whose edges or workspace links changed, and only
+their edges are read again.  So another process (the CLI, a worker, a second
+window; SQLite or PostgreSQL) adding, connecting or deleting jobs is seen at
+the next query.
+
+Before every use the index is validated against the change log: the newest
+change id, and the rows of this project above ``cursor - REREAD`` (on
+PostgreSQL a transaction that took a lower id can commit after a higher one
+was seen, as :class:`cryodesk.core.events.Follower` knows).  When it cannot
+be sure — a change of "many" jobs, a seen row that vanished (rolled back or
+pruned), a log that went backwards (a reset database), an index not checked
+for longer than the log is kept — it rebuilds.  Inside a transaction that
+has structural changes of its own not yet committed, the caller gets None
+and uses SQL: the shared index only ever holds committed state.
+
+Every walk keeps a visited set, so a crafted database with a cycle (a job
+that is its own input) cannot make it loop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import weakref
+
+from ..db.models import db
+from .events import KEEP_SECONDS, REREAD
+
+__all__ = ["closure", "chain", "clear", "enabled"]
+
+#: events that change edges or workspace links of the jobs they name
+_STRUCTURAL = ("added", "removed", "links")
+#: more jobs than this in one validation: rebuild instead of patching
+_PATCH_LIMIT = 2000
+_CHUNK = 900
+
+_registry: "weakref.WeakKeyDictionary[object, dict[int, _ProjectIndex]]" = weakref.WeakKeyDictionary()
+_registry_lock = threading.Lock()
+enabled = True  # tests and the benchmark switch it off to compare with the SQL answers
+
+
+def clear() -> None:
+    """Forget every index (they are rebuilt on the next query)."""
+    with _registry_lock:
+        _registry.clear()
+
+
+def _chunks(values):
+    values = list(values)
+    for i in range(0, len(values), _CHUNK):
+        yield values[i:i + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ", ".join([db.obj.param] * n)
+
+
+def _sql(sql: str, params=()):
+    return db.obj.execute_sql(sql, list(params)).fetchall()
+
+
+class _ProjectIndex:
+    """Adjacency of one project: ``up[child] = parents``, ``down[parent] = children`` (tuples)."""
+
+    def __init__(self, project_id: int):
+        self.project_id = project_id
+        self.lock = threading.Lock()
+        self.up: dict[int, tuple] = {}
+        self.down: dict[int, tuple] = {}
+        self.ids: dict[int, int] = {}  # job number -> id
+        self.members: dict[int, set[int]] | None = None  # workspace id -> job ids (loaded when asked)
+        self.ws_of: dict[int, set[int]] = {}
+        self.cursor = -1  # newest change id when last validated
+        self.seen: set[int] = set()  # ids of this project's change rows above cursor - REREAD
+        self.checked = 0.0
+
+    # -- validation ------------------------------------------------------------
+    def _rows(self, low: int):
+        p = db.obj.param
+        return _sql(f"SELECT id, project_id, kind, jobs FROM change WHERE id > {p} "
+                    f"AND (project_id = {p} OR project_id IS NULL) ORDER BY id", [low, self.project_id])
+
+    def current(self) -> bool:
+        """Bring the index up to date; False if it cannot be used now (uncommitted changes of ours)."""
+        in_tx = db.obj.in_transaction()
+        top = int(_sql("SELECT MAX(id) FROM change")[0][0] or 0)
+        stale = self.cursor < 0 or top < self.cursor or time.monotonic() - self.checked > KEEP_SECONDS / 2
+        low = max(0, self.cursor - REREAD)
+        rows = [] if stale else self._rows(low)
+        if not stale:
+            present = {r[0] for r in rows}
+            stale = any(i not in present for i in self.seen if i > low)  # rolled back or pruned
+        new = [r for r in rows if r[0] not in self.seen]
+        numbers: set[int] = set()
+        for _, pid, kind, jobs in new:
+            jobs = json.loads(jobs) if isinstance(jobs, str) else jobs  # stored as JSON text
+            if pid is None or (kind in _STRUCTURAL and jobs is None):
+                stale = True  # the list of projects changed (ids may be reused) or "many jobs"
+            elif kind in _STRUCTURAL:
+                numbers.update(int(n) for n in (jobs or ()))
+        if in_tx and (stale or numbers):
+            return False  # maybe our own uncommitted changes: never cache them
+        if in_tx:
+            return True  # only non-structural news: the edges are current (cursor not moved)
+        if stale or len(numbers) > _PATCH_LIMIT:
+            self._build(top)
+            return True
+        if numbers:
+            self._patch(numbers)
+        if any(kind == "project" for _, _, kind, _ in new):
+            self.members = None  # workspaces may have gone: reload links when asked
+        self.cursor = max(self.cursor, top)
+        low = max(0, self.cursor - REREAD)
+        self.seen = {i for i in self.seen | {r[0] for r in new} if i > low}
+        self.checked = time.monotonic()
+        return True
+
+    def _build(self, top: int) -> None:
+        # The change rows first, then the edges: a change committed in between is
+        # both in the edges and read again next time (patching is idempotent).
+        low = max(0, top - REREAD)
+        seen = {r[0] for r in self._rows(low)}
+        p = db.obj.param
+        self.ids = dict(_sql(f"SELECT number, id FROM job WHERE project_id = {p}", [self.project_id]))
+        up: dict[int, list] = {}
+        down: dict[int, list] = {}
+        for child, parent in _sql(f"SELECT child_id, parent_id FROM connection WHERE project_id = {p}",
+                                  [self.project_id]):
+            up.setdefault(child, []).append(parent)
+            down.setdefault(parent, []).append(child)
+        self.up = {k: tuple(v) for k, v in up.items()}
+        self.down = {k: tuple(v) for k, v in down.items()}
+        self.members, self.ws_of = None, {}
+        self.cursor, self.seen, self.checked = top, seen, time.monotonic()
+
+    def _patch(self, numbers: set[int]) -> None:
+        """Read again the edges and links of the jobs ``numbers`` (added, removed or reconnected)."""
+        p = db.obj.param
+        touched = {self.ids[n] for n in numbers if n in self.ids}
+        found: dict[int, int] = {}
+        for part in _chunks(sorted(numbers)):
+            found.update(_sql(f"SELECT number, id FROM job WHERE project_id = {p} AND number IN ({_marks(len(part))})",
+                              [self.project_id, *part]))
+        for n in numbers:
+            if n in found:
+                self.ids[n] = found[n]
+            else:
+                self.ids.pop(n, None)  # deleted
+        touched |= set(found.values())
+        for s in touched:
+            for other in self.up.pop(s, ()):
+                self._drop(self.down, other, s)
+            for other in self.down.pop(s, ()):
+                self._drop(self.up, other, s)
+        edges = set()
+        for part in _chunks(sorted(touched)):
+            m = _marks(len(part))
+            edges.update(_sql(f"SELECT child_id, parent_id FROM connection WHERE child_id IN ({m})", part))
+            edges.update(_sql(f"SELECT child_id, parent_id FROM connection WHERE parent_id IN ({m})", part))
+        for child, parent in edges:
+            self.up[child] = self.up.get(child, ()) + (parent,)
+            self.down[parent] = self.down.get(parent, ()) + (child,)
+        if self.members is not None:
+            for s in touched:
+                for w in self.ws_of.pop(s, ()):
+                    self.members.get(w, set()).discard(s)
+            for part in _chunks(sorted(touched)):
+                for job, ws in _sql(f"SELECT job_id, workspace_id FROM job_workspace WHERE job_id IN "
+                                    f"({_marks(len(part))})", part):
+                    self.members.setdefault(ws, set()).add(job)
+                    self.ws_of.setdefault(job, set()).add(ws)
+
+    @staticmethod
+    def _drop(adj: dict, key: int, value: int) -> None:
+        rest = tuple(v for v in adj.get(key, ()) if v != value)
+        if rest:
+            adj[key] = rest
+        else:
+            adj.pop(key, None)
+
+    def members_of(self, workspace_id: int) -> set[int]:
+        if self.members is None:
+            members: dict[int, set[int]] = {}
+            ws_of: dict[int, set[int]] = {}
+            p = db.obj.param
+            for job, ws in _sql(f"SELECT jw.job_id, jw.workspace_id FROM job_workspace jw "
+                                f"JOIN job j ON j.id = jw.job_id WHERE j.project_id = {p}", [self.project_id]):
+                members.setdefault(ws, set()).add(job)
+                ws_of.setdefault(job, set()).add(ws)
+            self.members, self.ws_of = members, ws_of
+        return self.members.get(workspace_id, set())
+
+    # -- walks -----------------------------------------------------------------
+    def walk(self, start, upward: bool, keep: set[int] | None = None) -> set[int]:
+        """Every job reachable from ``start`` (the start jobs only if on a cycle); only ``keep`` if given."""
+        adj = self.up if upward else self.down
+        reach: set[int] = set()
+        frontier = start
+        while frontier:
+            nxt: set[int] = set()
+            for n in frontier:
+                far = adj.get(n)
+                if far:
+                    nxt.update(far)
+            nxt -= reach  # the visited set: a cycle ends here
+            if keep is not None:
+                nxt &= keep
+            reach |= nxt
+            frontier = nxt
+        return reach
+
+
+def _index(project_id: int) -> _ProjectIndex:
+    database = db.obj
+    with _registry_lock:
+        per_db = _registry.get(database)
+        if per_db is None:
+            per_db = _registry[database] = {}
+        idx = per_db.get(project_id)
+        if idx is None:
+            idx = per_db[project_id] = _ProjectIndex(project_id)
+        return idx
+
+
+def _projects_of(ids: list[int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for part in _chunks(sorted(set(ids))):
+        for jid, pid in _sql(f"SELECT id, project_id FROM job WHERE id IN ({_marks(len(part))})", part):
+            out.setdefault(pid, []).append(jid)
+    return out
+
+
+def closure(start: list[int], upward: bool, workspace_id: int | None = None) -> set[int] | None:
+    """Ids reachable from ``start`` (up = towards parents), as the recursive SQL answers; None: use SQL."""
+    if not enabled:
+        return None
+    out: set[int] = set()
+    for pid, ids in _projects_of(start).items():
+        idx = _index(pid)
+        with idx.lock:
+            if not idx.current():
+                return None
+            keep = idx.members_of(workspace_id) if workspace_id is not None else None
+            out |= idx.walk(ids, upward, keep)
+    return out
+
+
+def chain(top: int, bottom: int, workspace_id: int | None = None) -> set[int] | None:
+    """Descendants of ``top`` that are ancestors of ``bottom`` or ``bottom`` itself (the SQL's ``down``)."""
+    if not enabled:
+        return None
+    by_project = _projects_of([top, bottom])
+    if len(by_project) != 1:
+        return set()  # different projects (or a deleted job): no chain
+    idx = _index(next(iter(by_project)))
+    with idx.lock:
+        if not idx.current():
+            return None
+        keep = idx.members_of(workspace_id) if workspace_id is not None else None
+        allowed = idx.walk([bottom], True, keep) | {bottom}
+        return idx.walk([top], False, allowed if keep is None else allowed & keep)
