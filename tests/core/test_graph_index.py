@@ -26,12 +26,13 @@ BACKENDS = ["sqlite", pytest.param("pg", marks=pytest.mark.skipif(not PG_URL, re
 
 
 @pytest.fixture(params=BACKENDS)
-def two(request, tmp_path):
+def two(request, tmp_path, monkeypatch):
     """``(project, other)``: P1 in database A (bound), and a second database object on the same database."""
     url = PG_URL if request.param == "pg" else str(tmp_path / "g.sqlite")
     empty_database(url) if request.param == "pg" else dbmod.open_database(url)
     a = dbmod.db.obj
     b = dbmod.make_database(url)
+    monkeypatch.setattr(graph_index, "SQL_FIRST", False)  # the index from the first query on
     with a.connection_context():
         p = projects.create_project("G", tmp_path / "proj")
         projects.create_workspace(p, "main")
@@ -114,9 +115,10 @@ def mutate(project, rng, step: int) -> None:
         actions.link(project, [rng.choice(existing)], "W2")
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_index_equals_sql_after_random_mutations_from_two_connections(two, seed):
+@pytest.mark.parametrize("seed,arrays", [(1, False), (2, True)])
+def test_index_equals_sql_after_random_mutations_from_two_connections(two, seed, arrays, monkeypatch):
     project, other = two
+    monkeypatch.setattr(graph_index, "ARRAY_EDGES", 0 if arrays else 10**9)
     rng = random.Random(seed)
     for _ in range(6):
         mutate(project, rng, 0)
@@ -152,7 +154,8 @@ def test_inside_a_transaction_uncommitted_edges_are_answered_by_sql_and_never_ca
     assert graph.descendant_ids([a]) == sql_descendants(a)
 
 
-def test_a_job_that_is_its_own_input_never_loops(two):
+@pytest.mark.parametrize("arrays", [False, True], ids=["sets", "arrays"])
+def test_a_job_that_is_its_own_input_never_loops(two, monkeypatch, arrays):
     """Issue 20 item 11: a crafted database (a self-input, a two-job cycle) must not hang any query."""
     project, _ = two
     a = jobs.create_job(project, "t_source", "W1")
@@ -165,6 +168,7 @@ def test_a_job_that_is_its_own_input_never_loops(two):
                              f"VALUES ({mark}, {mark}, 'particles', {mark}, 'particles', 9)",
                              [project.id, child.id, parent.id])
     graph_index.clear()  # crafted behind the app's back: nothing announced it
+    monkeypatch.setattr(graph_index, "ARRAY_EDGES", 0 if arrays else 10**9)  # the compiled walk, or Python's
     ws = projects.get_workspace(project, "W1")
     for scope in (None, ws):
         assert graph.ancestor_ids([b], scope) == {a.id, c.id} == sql_ancestors(b, scope)
@@ -175,3 +179,13 @@ def test_a_job_that_is_its_own_input_never_loops(two):
         assert index_chain(b, c, scope) == sql_chain(b, c, scope)
     assert graph.would_create_cycle(a, c) and graph.would_create_cycle(b, b)
     assert [j.uid for j in graph.ancestors(c)] == ["J1", "J2"]
+
+
+def test_a_one_shot_process_asks_sql_first_and_builds_the_index_at_the_second_query(two, monkeypatch):
+    project, _ = two
+    monkeypatch.setattr(graph_index, "SQL_FIRST", True)
+    a = jobs.create_job(project, "t_source", "W1")
+    b = jobs.create_job(project, "t_step", "W1", [jobs.InputSpec("particles", a.uid)])
+    idx = graph_index._index(project.id)
+    assert graph.descendant_ids([a]) == {b.id} and idx.cursor < 0  # SQL
+    assert graph.descendant_ids([a]) == {b.id} and idx.cursor >= 0  # built
