@@ -83,9 +83,12 @@ def cache_enabled(ctx, cache_on=None) -> bool:
                                                      or worker_name())))
 
 
-def file_item(cache: Cache, source: Path | str) -> Item:
-    """The cache entry of a whole file (keyed by its real path; valid while size + mtime match)."""
-    real = os.path.realpath(source)
+def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item:
+    """The cache entry of a whole file (keyed by its real path; valid while size + mtime match).
+
+    ``real``: ``os.path.realpath(source)`` when the caller knows it already.
+    """
+    real = real or os.path.realpath(source)
     try:
         st = os.stat(real)
     except OSError as exc:
@@ -305,7 +308,7 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
             return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest), groups=groups)
         hold.release()
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
-    items = list({it.key: it for it in (file_item(cache, p) for p in files)}.values())  # one per real file
+    items = list({it.key: it for it in (file_item(cache, p, real.get(str(p))) for p in files)}.values())  # per real file
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
     cached = {it.key: it.dest for it in items if it.key in hold.held}
