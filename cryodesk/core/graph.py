@@ -180,4 +180,7 @@ def check_in_workspace(job: Job, workspace: Workspace | None) -> None:
 
 def would_create_cycle(child: Job, parent: Job) -> bool:
     """True if connecting ``parent`` → ``child`` would close a cycle."""
-    return parent.id == child.id or parent.id in descendant_ids([child])
+    if parent.id == child.id:
+        return True
+    got = graph_index.reaches(child.id, parent.id)
+    return got if got is not None else parent.id in _closure_ids_sql([child.id], False)

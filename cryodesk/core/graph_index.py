@@ -38,7 +38,7 @@ import numpy as np
 from ..db.models import db
 from .events import KEEP_SECONDS, REREAD
 
-__all__ = ["closure", "chain", "clear", "enabled"]
+__all__ = ["closure", "chain", "reaches", "clear", "enabled"]
 
 #: events that change edges or workspace links of the jobs they name
 _STRUCTURAL = ("added", "removed", "links")
@@ -266,19 +266,29 @@ class _ProjectIndex:
     def _use_arrays(self) -> bool:
         return len(self.up) >= ARRAY_EDGES and _kernels().IMPLEMENTATION == "numba"
 
+    def _keep(self, workspace_id: int | None):
+        if workspace_id is not None:
+            return self._ws_mask(workspace_id)
+        got = self._masks.get(None)
+        if got is None:
+            got = self._masks[None] = np.ones(self._dense().size, np.uint8)
+        return got
+
+    def walk_dense(self, start, upward: bool, keep):
+        """:meth:`walk` on the arrays: node numbers (positions in :meth:`_dense`), no Python set."""
+        indptr, indices = self._csr(upward)
+        return _kernels().reach(indptr, indices, np.nonzero(self._mask(start))[0], keep)
+
     def walk(self, start, upward: bool, workspace_id: int | None = None, within: set[int] | None = None) -> set[int]:
         """Every job reachable from ``start`` (the start jobs only if on a cycle).
 
         Only through jobs of ``workspace_id`` and of ``within`` when given.
         """
         if self._use_arrays():
-            nodes = self._dense()
-            indptr, indices = self._csr(upward)
-            keep = self._ws_mask(workspace_id) if workspace_id is not None else np.ones(nodes.size, np.uint8)
+            keep = self._keep(workspace_id)
             if within is not None:
                 keep = keep & self._mask(within)
-            got = _kernels().reach(indptr, indices, np.nonzero(self._mask(start))[0], keep)
-            return set(nodes[got].tolist())
+            return set(self._dense()[self.walk_dense(start, upward, keep)].tolist())
         keep = self.members_of(workspace_id) if workspace_id is not None else None
         if within is not None:
             keep = within if keep is None else keep & within
@@ -347,5 +357,29 @@ def chain(top: int, bottom: int, workspace_id: int | None = None) -> set[int] | 
     with idx.lock:
         if not idx.current():
             return None
+        if idx._use_arrays():  # all in node numbers: one conversion to ids, at the end
+            keep = idx._keep(workspace_id)
+            allowed = np.zeros_like(keep)
+            allowed[idx.walk_dense([bottom], True, keep)] = 1
+            allowed |= idx._mask([bottom])
+            got = idx.walk_dense([top], False, allowed & keep)
+            return set(idx._dense()[got].tolist())
         allowed = idx.walk([bottom], True, workspace_id) | {bottom}
         return idx.walk([top], False, workspace_id, allowed)
+
+
+def reaches(start: int, target: int) -> bool | None:
+    """Whether ``target`` is a descendant of ``start`` (None: use SQL); no set of all descendants is made."""
+    if not enabled:
+        return None
+    by_project = _projects_of([start, target])
+    if len(by_project) != 1:
+        return False
+    idx = _index(next(iter(by_project)))
+    with idx.lock:
+        if not idx.current():
+            return None
+        if idx._use_arrays():
+            got = idx.walk_dense([start], False, idx._keep(None))
+            return bool(idx._mask([target])[got].any())
+        return target in idx.walk([start], False)
