@@ -92,6 +92,7 @@ class _ProjectIndex:
         self.seen: set[int] = set()  # ids of this project's change rows above cursor - REREAD
         self.checked = 0.0
         self.asked = 0
+        self._edges: tuple | None = None  # (child ids, parent ids) arrays, kept with up/down
         self._fresh_arrays()
 
     # -- validation ------------------------------------------------------------
@@ -148,10 +149,12 @@ class _ProjectIndex:
         self.ids = dict(_sql(f"SELECT number, id FROM job WHERE project_id = {p}", [self.project_id]))
         up: dict[int, list] = {}
         down: dict[int, list] = {}
-        for child, parent in _sql(f"SELECT child_id, parent_id FROM connection WHERE project_id = {p}",
-                                  [self.project_id]):
+        rows = _sql(f"SELECT child_id, parent_id FROM connection WHERE project_id = {p}", [self.project_id])
+        for child, parent in rows:
             up.setdefault(child, []).append(parent)
             down.setdefault(parent, []).append(child)
+        pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        self._edges = (pairs[:, 0].copy(), pairs[:, 1].copy())
         self.up = {k: tuple(v) for k, v in up.items()}
         self.down = {k: tuple(v) for k, v in down.items()}
         self.members, self.ws_of = None, {}
@@ -161,7 +164,6 @@ class _ProjectIndex:
     def _patch(self, numbers: set[int]) -> None:
         """Read again the edges and links of the jobs ``numbers`` (added, removed or reconnected)."""
         p = db.obj.param
-        self._fresh_arrays()
         touched = {self.ids[n] for n in numbers if n in self.ids}
         found: dict[int, int] = {}
         for part in _chunks(sorted(numbers)):
@@ -173,6 +175,7 @@ class _ProjectIndex:
             else:
                 self.ids.pop(n, None)  # deleted
         touched |= set(found.values())
+        self._patch_arrays(touched)
         for s in touched:
             for other in self.up.pop(s, ()):
                 self._drop(self.down, other, s)
@@ -186,6 +189,12 @@ class _ProjectIndex:
         for child, parent in edges:
             self.up[child] = self.up.get(child, ()) + (parent,)
             self.down[parent] = self.down.get(parent, ()) + (child,)
+        if self._edges is not None and touched:  # the same change to the edge arrays
+            c, pa = self._edges
+            t = np.fromiter(touched, np.int64, len(touched))
+            keep = ~(np.isin(c, t) | np.isin(pa, t))
+            new = np.array(sorted(edges), dtype=np.int64).reshape(-1, 2)
+            self._edges = (np.concatenate([c[keep], new[:, 0]]), np.concatenate([pa[keep], new[:, 1]]))
         if self.members is not None:
             for s in touched:
                 for w in self.ws_of.pop(s, ()):
@@ -220,8 +229,24 @@ class _ProjectIndex:
     # -- walks -----------------------------------------------------------------
     def _fresh_arrays(self) -> None:
         self._nodes = None
+        self._lut = None
         self._csrs: dict[bool, tuple] = {}
         self._masks: dict[int, object] = {}
+
+    def _patch_arrays(self, touched: set[int]) -> None:
+        """Arrays after a patch: the node list is kept (a deleted job stays a node without edges) and
+        extended by new jobs' ids; the adjacency arrays and masks are made again when next needed."""
+        nodes = self._nodes
+        self._csrs, self._masks, self._lut = {}, {}, None
+        if nodes is None or not touched:
+            return
+        arr = np.fromiter(sorted(touched), np.int64, len(touched))
+        pos = np.minimum(np.searchsorted(nodes, arr), nodes.size - 1) if nodes.size else np.zeros(arr.size, int)
+        new = arr[nodes[pos] != arr] if nodes.size else arr
+        if new.size and (not nodes.size or new[0] > nodes[-1]):
+            self._nodes = np.concatenate([nodes, new])  # new jobs have the highest ids: still sorted
+        elif new.size:
+            self._nodes = None
 
     def _dense(self):
         """Sorted ids of the project's jobs and edge ends: node ``k`` of the arrays is ``nodes[k]``."""
@@ -232,19 +257,47 @@ class _ProjectIndex:
             self._nodes = np.fromiter(sorted(ids), np.int64, len(ids))
         return self._nodes
 
+    def _to_dense(self, ids):
+        """Node numbers of job ids that are nodes (a lookup table when the ids are compact)."""
+        nodes = self._dense()
+        if not nodes.size:
+            return np.zeros(ids.size, np.int64)
+        lo, hi = int(nodes[0]), int(nodes[-1])
+        if hi - lo < 4 * nodes.size + 1024:
+            if self._lut is None:
+                self._lut = np.full(hi - lo + 1, -1, np.int64)
+                self._lut[nodes - lo] = np.arange(nodes.size)
+            off = ids - lo
+            ok = (off >= 0) & (off <= hi - lo)
+            out = np.full(ids.size, -1, np.int64)
+            out[ok] = self._lut[off[ok]]
+            return out
+        return np.searchsorted(nodes, ids)
+
+    def _are_nodes(self, ids) -> bool:
+        nodes = self._dense()
+        pos = self._to_dense(ids)
+        return bool(nodes.size) and bool((pos >= 0).all() and (pos < nodes.size).all()) and \
+            bool((nodes[np.clip(pos, 0, nodes.size - 1)] == ids).all())
+
     def _csr(self, upward: bool):
         got = self._csrs.get(upward)
-        if got is None:  # once after each change: ~10 ms at 100,000 edges
+        if got is None:  # once after each change: a few ms at 100,000 edges
             nodes = self._dense()
-            adj = self.up if upward else self.down
-            keys = np.fromiter(adj.keys(), np.int64, len(adj))
-            lens = np.fromiter(map(len, adj.values()), np.int64, len(adj))
-            flat = np.fromiter(chain_from(adj.values()), np.int64, int(lens.sum()))
-            rows = np.repeat(np.searchsorted(nodes, keys), lens)
+            if self._edges is None:
+                pairs = [(c, p) for c, ps in self.up.items() for p in ps]
+                arr = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+                self._edges = (arr[:, 0].copy(), arr[:, 1].copy())
+            child, parent = self._edges
+            rows, cols = (child, parent) if upward else (parent, child)
+            if rows.size and not self._are_nodes(rows) or cols.size and not self._are_nodes(cols):
+                self._nodes = self._lut = None  # an edge end the node list missed: list them again
+                nodes = self._dense()
+            rows = self._to_dense(rows)
             order = np.argsort(rows, kind="stable")
             indptr = np.zeros(nodes.size + 1, np.int64)
             np.cumsum(np.bincount(rows, minlength=nodes.size), out=indptr[1:])
-            got = self._csrs[upward] = (indptr, np.searchsorted(nodes, flat)[order])
+            got = self._csrs[upward] = (indptr, self._to_dense(cols)[order])
         return got
 
     def _mask(self, ids):
