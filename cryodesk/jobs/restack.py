@@ -32,15 +32,18 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import ParticleSet, write_cs
 from cryodesk.io.gather import SourceError, execute_plan, plan_gather
-from cryodesk.kernels.batch import ParticleTransform
-from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
 
 __all__ = ["run_restack", "run_downsample", "restack_into"]
 
 _PER_FILE = Param("particles_per_file", 10000, "int",
                   help="Particles per output stack; the last stack holds the rest.")
 _F16 = Param("output_f16", False, "bool",
-             help="Write float16 stacks (MRC mode 12): half the size, float16 rounding of the pixels.")
+             help="Write float16 stacks (MRC mode 12): half the size, float16 rounding of the pixels. "
+                  "A particle with pixels beyond the float16 range (±65504) stops the job with an error "
+                  "naming it, unless output_f16_clip is set.")
+_F16_CLIP = Param("output_f16_clip", False, "bool",
+                  help="With output_f16: clip pixels beyond ±65504 to ±65504 instead of failing "
+                       "(the number of clipped particles goes to the log and the results).")
 
 
 def _progress_reporter(ctx: JobContext, what: str):
@@ -129,6 +132,9 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     dict
         Summary recorded in ``ctx.results``.
     """
+    # here, not at the top: numba takes ~0.4 s to import, which every CLI command would pay
+    from cryodesk.kernels.batch import ALL_ZERO, NONFINITE, Float16Overflow, ParticleTransform
+
     t0 = time.monotonic()
     per_file = int(ctx.params.get("particles_per_file", 10000))
     if per_file < 1:
@@ -162,7 +168,8 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
                 raise UsageError(f"new_box_size must be even (got {new_box})")
             crop_to = new_box
     transform = ParticleTransform(len(data), box, plan.in_dtype, new_shape=crop_to,
-                                  float16=bool(ctx.params.get("output_f16", False)))
+                                  float16=bool(ctx.params.get("output_f16", False)),
+                                  clip_f16=bool(ctx.params.get("output_f16_clip", False)))
     factor = box[1] / transform.out_shape[1]
     voxels = [(count, (psize or plan.voxel_size) * factor) for count, psize in groups]
     voxel = voxels[0][1]
@@ -185,6 +192,14 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     except SourceError as exc:
         _remove(stacks, cs_path, out_dir)
         raise _particle_error(ctx, uids, exc, order) from None
+    except Float16Overflow as exc:
+        _remove(stacks, cs_path, out_dir)
+        path, index = plan.sources[int(plan.src_id[exc.item])].path, int(plan.src_idx[exc.item])
+        raise DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {int(order[exc.item])}, image "
+                        f"{index} of {path}) has a pixel value {exc.value:g} beyond the float16 range "
+                        f"(±65504), which float16 output would turn into infinity; nothing was written. "
+                        f"Restack it as float32 (output_f16 off), or set output_f16_clip to clip such "
+                        f"pixels to ±65504") from None
     except BaseException:
         _remove(stacks, cs_path, out_dir)
         raise
@@ -197,6 +212,9 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
                "dtype": str(transform.out_dtype),
                "bytes_written": plan.out_bytes, "seconds": round(secs, 3),
                "particles_per_s": round(len(data) / secs, 1), **transform.summary()}
+    if transform.clipped:
+        ctx.log.warning("%s: %d particles had pixels beyond ±65504, clipped to the float16 range (output_f16_clip)",
+                        ctx.uid, transform.clipped)
     for flag, label in ((NONFINITE, "NaN/Inf pixels"), (ALL_ZERO, "all-zero images")):
         bad = transform.flagged(flag)
         if bad.size:
@@ -242,7 +260,7 @@ register(JobType(
     name="restack_particles",
     title="Restack Particles",
     category="utilities",
-    params=(_PER_FILE, _F16),
+    params=(_PER_FILE, _F16, _F16_CLIP),
     inputs=(InputSlot("particles", "particle", help="The particles to restack."),),
     outputs=(OutputGroup("particles", "particle", help="The same particles in new compact stacks."),),
     run=run_restack,
@@ -258,7 +276,7 @@ register(JobType(
     params=(Param("new_box_size", None, "int",
                   help="New box size in pixels (even); unset or the current box: keep the box and write only "
                        "the particles of the input (consolidation)."),
-            _PER_FILE, _F16),
+            _PER_FILE, _F16, _F16_CLIP),
     inputs=(InputSlot("particles", "particle", help="The particles to downsample."),),
     outputs=(OutputGroup("particles", "particle", help="Fourier-cropped particles in new stacks."),),
     run=run_downsample,
