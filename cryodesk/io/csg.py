@@ -37,8 +37,6 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
 
@@ -105,6 +103,8 @@ class CsgGroup:
 
 def read_csg(path: Path | str) -> CsgGroup:
     """Parse the manifest at ``path``; DataError if missing or malformed."""
+    import yaml  # here: 30 ms that every CLI command (all job types are imported) would pay
+
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -127,6 +127,8 @@ def read_csg(path: Path | str) -> CsgGroup:
 
 def write_csg(path: Path | str, group: CsgGroup, durable: bool = False) -> Path:
     """Write ``group`` to ``path`` (:func:`~cryodesk.base.fsio.atomic_write`)."""
+    import yaml
+
     path = Path(path)
     atomic_write(path, yaml.safe_dump(group.to_dict(), default_flow_style=False, sort_keys=True), durable)
     return path

@@ -20,7 +20,7 @@ what the disk can do.  This module gets close to ``cp`` speed by
   instead of one synchronous read at a time.
 
 Memory stays bounded by ``(depth + 1) × batch_bytes`` whatever the input size
-(8 MiB batches, 3 in flight by default: ~32 MiB); the read-ahead lives in the
+(4 MiB batches, 3 in flight by default: ~16 MiB); the read-ahead lives in the
 page cache, not in the process.
 A failed, cancelled or interrupted copy removes every file it created; the
 outputs appear under their final names only when all of them are complete.
@@ -51,7 +51,7 @@ _MiB = 1 << 20
 _FD_CACHE = 64  # open source files kept; stacks can number in the thousands
 #: Default batch size: large enough that a batch is a few big reads and writes, small enough
 #: that the buffers in flight stay a few tens of MB whatever the input (bigger gains nothing here).
-BATCH_BYTES = 8 * _MiB
+BATCH_BYTES = 4 * _MiB
 #: Images of the batches this far ahead of the reader are requested from the disk (WILLNEED).
 READAHEAD_BYTES = 64 * _MiB
 
