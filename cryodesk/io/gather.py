@@ -431,6 +431,17 @@ def _write_all(fd: int, data, offset: int, out: OutputStack, item: int) -> None:
                             f"{exc.strerror or exc}") from None
 
 
+_DROP_LAG = 4  # batches between starting a batch's writeback and dropping its pages
+
+
+def _drop_behind(lagging: list, fd: int, offset: int, nbytes: int) -> None:
+    """Start writeback of what was just written; drop the pages of what was written a few batches ago."""
+    os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_DONTNEED)  # dirty: starts their writeback only
+    lagging.append((fd, offset, nbytes))
+    while len(lagging) > _DROP_LAG:
+        os.posix_fadvise(*lagging.pop(0), os.POSIX_FADV_DONTNEED)  # clean by now: dropped
+
+
 def _check_space(plan: GatherPlan) -> None:
     out_dir = plan.outputs[0].path.parent
     st = os.statvfs(out_dir)
@@ -444,7 +455,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                  readahead_bytes: int = READAHEAD_BYTES,
                  progress: Callable[[int, int, int, int], None] | None = None,
                  check_cancel: Callable[[], None] | None = None,
-                 on_write: Callable[[int, int, int], None] | None = None) -> list[Path]:
+                 on_write: Callable[[int, int, int], None] | None = None,
+                 drop_written: bool = False) -> list[Path]:
     """Copy (and transform) every planned image into the output stacks.
 
     Parameters
@@ -467,6 +479,13 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         ``on_write(fd, offset, nbytes)`` on the writing thread after each batch
         is written to the (temporary) output ``fd``: e.g. to start writeback
         early so that a final ``fsync`` finds the data already on its way.
+    drop_written : bool
+        Keep the written stacks out of the page cache: each batch's writeback
+        starts as soon as it is written and its pages are dropped a few batches
+        later (``POSIX_FADV_DONTNEED``, which never waits).  Dirty data then
+        stays at a few batches instead of the whole output, so a later
+        ``fsync`` (of anything on that disk) does not stall behind gigabytes
+        of it; the copy itself competes with that writeback for the disk.
 
     Returns
     -------
@@ -493,6 +512,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     reader = threading.Thread(target=_reader, name="gather-reader", daemon=True,
                               args=(plan, max(2, depth), inspect, free, ready, stop, int(readahead_bytes)))
     files: dict[int, AtomicFile] = {}  # output number -> its temp file; published at the very end
+    lagging: list[tuple[int, int, int]] = []  # (fd, offset, nbytes) written, whose pages are not dropped yet
     renamed: list[Path] = []
     done_items = done_bytes = 0
     try:
@@ -534,9 +554,14 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             _write_all(fd, data, offset, out, batch.first)
             if on_write is not None:
                 on_write(fd, offset, batch.count * plan.out_image_bytes)
+            if drop_written and hasattr(os, "posix_fadvise"):
+                _drop_behind(lagging, fd, offset, batch.count * plan.out_image_bytes)
             del src, data
             free.put(buf)
             if batch.first + batch.count == out.first + out.count:
+                for entry in [x for x in lagging if x[0] == fd]:  # before its descriptor closes
+                    lagging.remove(entry)
+                    os.posix_fadvise(*entry, os.POSIX_FADV_DONTNEED)
                 files[batch.out].close()  # complete: free its descriptor (outputs can be many)
             done_items += batch.count
             done_bytes += batch.count * plan.out_image_bytes
@@ -560,7 +585,8 @@ def gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
            transform: BatchTransform | None = None, particles_per_file: int = 10000,
            voxel_size: float | None = None, prefix: str = "batch_", batch_bytes: int = BATCH_BYTES,
            progress: Callable[[int, int, int, int], None] | None = None,
-           check_cancel: Callable[[], None] | None = None) -> GatherPlan:
+           check_cancel: Callable[[], None] | None = None, readahead_bytes: int = READAHEAD_BYTES,
+           drop_written: bool = False) -> GatherPlan:
     """Plan and execute a gather in one call; returns the executed plan.
 
     See :func:`plan_gather` and :func:`execute_plan` for the parameters.
@@ -569,5 +595,6 @@ def gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
                        out_shape=getattr(transform, "out_shape", None),
                        out_dtype=getattr(transform, "out_dtype", None), voxel_size=voxel_size,
                        prefix=prefix, batch_bytes=batch_bytes)
-    execute_plan(plan, transform, progress=progress, check_cancel=check_cancel)
+    execute_plan(plan, transform, progress=progress, check_cancel=check_cancel, readahead_bytes=readahead_bytes,
+                 drop_written=drop_written)
     return plan
