@@ -18,10 +18,16 @@
 Both stream through :mod:`cryodesk.io.gather` (bounded memory, reads and
 writes overlapped) and check every source image for NaN/Inf and all-zero
 pixels on the way; flagged particles are reported, not dropped.
+
+With ``output_f16`` a particle whose pixels float16 cannot hold (finite
+values of magnitude 65520 and more, which would become ±inf) fails the job
+with an error naming it (uid, row, source stack and image) and nothing is
+left behind; ``output_f16_clip`` clips such pixels to ±65504 instead.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -132,10 +138,22 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     dict
         Summary recorded in ``ctx.results``.
     """
-    # here, not at the top: numba takes ~0.4 s to import, which every CLI command would pay
+    # the kernels are imported in _restack_into, not at the top: numba takes ~0.4 s to import,
+    # which every CLI command would pay
+    t0 = time.monotonic()
+    preload = None
+    if new_box is not None or ctx.params.get("output_f16"):
+        preload = _preload_kernels(new_box is not None, bool(ctx.params.get("output_f16")))
+    try:
+        return _restack_into(ctx, subdir, new_box, t0)
+    finally:
+        if preload is not None:
+            preload.join()  # never leave it importing while the process exits
+
+
+def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) -> dict:
     from cryodesk.kernels.batch import ALL_ZERO, NONFINITE, Float16Overflow, ParticleTransform
 
-    t0 = time.monotonic()
     per_file = int(ctx.params.get("particles_per_file", 10000))
     if per_file < 1:
         raise UsageError(f"particles_per_file must be at least 1, got {per_file}")
@@ -223,6 +241,32 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     ctx.results.update(summary)
     ctx.progress(1.0, f"{subdir}: {len(data):,} particles in {len(stacks)} stacks")
     return summary
+
+
+def _preload_kernels(crop: bool, f16: bool) -> threading.Thread:
+    """Import numba and load the compiled kernels in a thread while the metadata and headers are read.
+
+    Importing numba and loading a kernel from its cache take about a second;
+    started here, that overlaps with reading the ``.cs`` and every source
+    header (I/O that releases the GIL) instead of following them.  The
+    transform's own imports wait for this thread if it has not finished.
+    """
+    def load() -> None:
+        try:
+            if f16:
+                from cryodesk.kernels.float16 import to_float16
+
+                to_float16(np.zeros((1, 2, 2), np.float32))
+            if crop:
+                from cryodesk.kernels.fourier import fourier_crop
+
+                fourier_crop(np.zeros((1, 4, 4), np.float32), 2)
+        except Exception:  # the transform imports them again and reports what is wrong
+            pass
+
+    thread = threading.Thread(target=load, name="restack-kernels", daemon=True)
+    thread.start()
+    return thread
 
 
 def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError, order: np.ndarray) -> DataError:
