@@ -15,7 +15,7 @@ what the disk can do.  This module gets close to ``cp`` speed by
 * writing each output stack with **one header** and large ``pwrite`` calls.
 
 * **reading ahead**: the reader asks the kernel (``POSIX_FADV_WILLNEED``) for
-  the images of the next ``readahead_bytes`` (64 MiB) of batches, so that on
+  the images of the next ``readahead_bytes`` (256 MiB) of batches, so that on
   a cold cache the disk has a deep queue of requests it can merge and order,
   instead of one synchronous read at a time.
 
@@ -53,7 +53,7 @@ _FD_CACHE = 64  # open source files kept; stacks can number in the thousands
 #: that the buffers in flight stay a few tens of MB whatever the input (bigger gains nothing here).
 BATCH_BYTES = 4 * _MiB
 #: Images of the batches this far ahead of the reader are requested from the disk (WILLNEED).
-READAHEAD_BYTES = 64 * _MiB
+READAHEAD_BYTES = 256 * _MiB
 
 
 class SourceError(DataError):
