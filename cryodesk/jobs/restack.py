@@ -254,9 +254,9 @@ def _preload_kernels(crop: bool, f16: bool) -> threading.Thread:
     def load() -> None:
         try:
             if f16:
-                from cryodesk.kernels.batch import warm_float16  # numpy converts until it is loaded
+                from cryodesk.kernels.float16 import to_float16
 
-                warm_float16()
+                to_float16(np.zeros((1, 2, 2), np.float32))
             if crop:
                 from cryodesk.kernels.fourier import fourier_crop
 

@@ -17,34 +17,13 @@ names the particle, unless ``clip_f16`` asks to clip them to ±65504.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from cryodesk.base.errors import DataError
 
 from .minmax import ALL_ZERO, F16_MAX, F16_OVERFLOW, NONFINITE, flags_from_min_max, float16_overflow, image_min_max
 
-__all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO", "warm_float16"]
-
-_f16_loading = threading.Event()
-_f16_ready = threading.Event()
-
-
-def warm_float16() -> None:
-    """Import numba and load the float16 kernel from its cache (about a second), e.g. in a thread.
-
-    Until it is loaded, :class:`ParticleTransform` converts with numpy
-    (``astype``: the same IEEE rounding, ~6x slower) instead of waiting, so a
-    restack starts writing at once and switches to the kernel when it is ready.
-    """
-    _f16_loading.set()
-    try:
-        from .float16 import to_float16
-
-        to_float16(np.zeros((1, 2, 2), np.float32))
-    finally:
-        _f16_ready.set()  # also after a failure: the next conversion imports it and raises
+__all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO"]
 
 
 class Float16Overflow(DataError):
@@ -148,12 +127,9 @@ class ParticleTransform:
 
             x = fourier_crop(x, self.out_shape, out=None if self.float16 else dst)
         if self.float16 and x.dtype != np.float16:
-            x = self._fit_float16(x, first)
-            if _f16_loading.is_set() and not _f16_ready.is_set():
-                np.copyto(dst, x, casting="unsafe")  # numpy's IEEE rounding while numba loads
-                return dst
             from .float16 import to_float16
 
+            x = self._fit_float16(x, first)
             return to_float16(x, out=dst)
         if x is not dst:
             dst[...] = x  # plain type change (or byte swap), numpy's cast

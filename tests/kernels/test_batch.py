@@ -62,23 +62,3 @@ def test_big_endian_source_is_byteswapped_not_reinterpreted():
     assert not t.identity and t.out_dtype == np.dtype("=f4")
     out = t(x, np.empty((2, 32, 32), np.float32), 0)
     np.testing.assert_array_equal(out, x.astype(np.float32))
-
-
-def test_float16_while_numba_loads_is_numpys_rounding(monkeypatch):
-    """During warm_float16() the transform converts with numpy instead of waiting for the kernel."""
-    import threading
-
-    from cryodesk.kernels import batch
-
-    monkeypatch.setattr(batch, "_f16_loading", threading.Event())
-    monkeypatch.setattr(batch, "_f16_ready", threading.Event())
-    batch._f16_loading.set()
-    x = _src()
-    x[0, 0, :4] = [65504.0, 65519.0, 1e-7, -3e-5]  # rounding at the top and among subnormals
-    t = ParticleTransform(5, (32, 32), np.float32, float16=True)
-    out = t(x, np.empty((5, 32, 32), np.float16), 0)
-    np.testing.assert_array_equal(out.view(np.uint16)[:4], x[:4].astype(np.float16).view(np.uint16))
-    batch.warm_float16()
-    assert batch._f16_ready.is_set()
-    again = t(x, np.empty((5, 32, 32), np.float16), 0)  # the kernel now
-    np.testing.assert_array_equal(again.view(np.uint16)[:4], out.view(np.uint16)[:4])
