@@ -25,7 +25,6 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import from_columns
 from cryodesk.io.mrc import StackWriter, read_images
-from cryodesk.kernels.fourier import fourier_crop
 
 from . import preprocess_align2d as a2d
 from .preprocess_common import input_dataset, stable_uid, with_columns, write_dataset
@@ -39,6 +38,7 @@ def load_particles(ctx: JobContext, parts: np.ndarray, size: int) -> tuple[np.nd
     copied to the SSD first; with caching off they are read in place.
     """
     from cryodesk.cache import stage
+    from cryodesk.kernels.fourier import fourier_crop  # here: numba + rocket-fft take ~1 s to import
 
     box = int(parts["blob/shape"][0][0])
     size = min(int(size), box)
