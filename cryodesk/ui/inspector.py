@@ -241,7 +241,14 @@ class QtInspector(QScrollArea):
     def _show_settings(self, project_uid: str, uid: str) -> None:
         """The job-level settings (not its parameters): own value or inherit, and what wins now."""
         while self.job_settings_form.rowCount():
-            self.job_settings_form.removeRow(0)
+            # takeRow + deleteLater, not removeRow: a refresh can come while one of these boxes is still
+            # handling the key or click that changed it (deleting it then would crash the app)
+            taken = self.job_settings_form.takeRow(0)
+            for item in (taken.labelItem, taken.fieldItem):
+                widget = item.widget() if item is not None else None
+                if widget is not None:
+                    widget.hide()
+                    widget.deleteLater()
         self.setting_boxes = {}
         try:
             view = settings_service.settings_view(project=project_uid, job=uid)
