@@ -17,6 +17,9 @@ API summary
 ``resolve_blob_path(raw, base_dir, meta_dir) -> Path``
     ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
 ``as_str(values) -> list[str]``
+``check_particle_rows(data, source)``
+    Refuse (DataError naming ``source`` and the row) an empty set, a
+    ``blob/idx`` that is not a whole number >= 0, and repeated uids; vectorised.
 ``ParticleSet.load(meta_path, base_dir=None, passthrough=())``
     ``.data``, ``len()``, ``.stack_paths()``, ``.groups() -> {Path: row indices}``.
 
@@ -39,7 +42,7 @@ from cryodesk.base.fsio import AtomicFile
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
-           "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes"]
+           "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes", "check_particle_rows"]
 
 _S = "S"  # placeholder: a string field, width chosen from the data
 #: Canonical dtypes of the particle fields cryodesk reads and writes.
@@ -271,6 +274,41 @@ def join_on_uid(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
 def as_str(values) -> list[str]:
     """Decode a bytes/str column to a list of ``str``."""
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
+
+
+def check_particle_rows(data: np.ndarray, source) -> None:
+    """Refuse a particle dataset that cannot be imported as it is (see module summary).
+
+    Every check is a numpy pass over one column (a sort for the uids), so a
+    million rows cost milliseconds.
+    """
+    n = len(data)
+    if n == 0:
+        raise DataError(f"{source}: the particle set has 0 particles: nothing to import")
+    idx = data["blob/idx"]
+    if idx.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(idx) | (idx < 0) | (idx != np.floor(idx)) | (idx >= 2.0**32)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataError(f"{source}: blob/idx of row {int(rows[0])} is {idx[rows[0]].item()!r}, not an image "
+                            f"index (a whole number >= 0)"
+                            + (f"; {rows.size - 1} more such rows" if rows.size > 1 else ""))
+    elif idx.dtype.kind not in "iu" or idx.ndim != 1:
+        raise DataError(f"{source}: blob/idx has dtype {idx.dtype}{idx.shape[1:] or ''}: expected integer "
+                        f"image indices")
+    uid = data["uid"]
+    if uid.dtype.kind not in "iu" or uid.ndim != 1:
+        raise DataError(f"{source}: uid has dtype {uid.dtype}: expected 64-bit integers")
+    order = np.argsort(uid, kind="stable")
+    same = uid[order[1:]] == uid[order[:-1]]
+    if same.any():
+        k = int(np.argmax(same))
+        first, second = sorted((int(order[k]), int(order[k + 1])))
+        dups = int(np.count_nonzero(same))
+        raise DataError(f"{source}: uid {int(uid[first])} appears more than once (rows {first} and {second}"
+                        + (f"; {dups} repeated uids in all" if dups > 1 else "")
+                        + "): every particle needs its own uid")
 
 
 def resolve_blob_path(raw: str | bytes, base_dir: Path, meta_dir: Path | None = None) -> Path:

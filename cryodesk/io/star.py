@@ -238,23 +238,53 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
     return path
 
 
-def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
-    """Split ``"<n>@<path>"`` names into 0-based indices and paths.
+def _ascii_ints(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(value, ok)`` of fixed-width str ``texts`` that should be ASCII decimal numbers (vectorised).
 
-    A name without ``@`` is a single-image file (index 0).
+    ``ok`` is False for an empty text, any character but ``0-9``, or more than
+    18 digits (beyond int64); ``value`` is 0 there.
     """
-    idx = np.empty(len(values), dtype=np.int64)
-    paths = []
-    for k, v in enumerate(values):
-        n, at, p = str(v).partition("@")
-        if not at:
-            n, p = "1", n
-        if not n.isdigit() or int(n) < 1 or not p:
-            raise DataError(f"{source}: bad image name {v!r} in row {k + 1} "
-                            f"(expected <1-based index>@<path>)")
-        idx[k] = int(n) - 1
-        paths.append(p)
-    return idx, np.array(paths, dtype=str)
+    texts = np.asarray(texts)
+    if texts.dtype.kind != "U":
+        texts = texts.astype(str)
+    width = max(texts.dtype.itemsize // 4, 1)
+    n = len(texts)
+    codes = np.ascontiguousarray(texts).view(np.uint32).reshape(n, -1) if texts.dtype.itemsize else \
+        np.zeros((n, 1), np.uint32)
+    length = np.count_nonzero(codes, axis=1)
+    digit = (codes >= 48) & (codes <= 57)
+    ok = (length > 0) & (length <= 18) & (np.count_nonzero(digit, axis=1) == length)
+    # trailing NULs pad a fixed-width str; a NUL inside would be caught by the count above
+    value = np.zeros(n, dtype=np.int64)
+    vals = np.where(digit, codes.astype(np.int64) - 48, 0)
+    for j in range(min(width, 18)):
+        col = vals[:, j]
+        value = np.where(j < length, value * 10 + col, value)
+    return np.where(ok, value, 0), ok
+
+
+def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
+    """Split ``"<n>@<path>"`` names into 0-based indices and paths (vectorised).
+
+    A name without ``@`` is a single-image file (index 0).  The index must be
+    a whole number >= 1 (``5.5@x.mrcs`` is refused, not read as image 5).
+    """
+    vals = np.asarray(values)
+    if vals.dtype.kind != "U":
+        vals = vals.astype(str)
+    if len(vals) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str)
+    head, at, tail = np.strings.partition(vals, "@")
+    no_at = np.strings.str_len(at) == 0
+    paths = np.where(no_at, head, tail)
+    number, ok = _ascii_ints(head)
+    number = np.where(no_at, 1, number)
+    ok = (ok | no_at) & (number >= 1) & (np.strings.str_len(paths) > 0)
+    if not ok.all():
+        k = int(np.argmin(ok))
+        raise DataError(f"{source}: bad image name {str(vals[k])!r} in row {k + 1} "
+                        f"(expected <1-based index>@<path>)")
+    return number - 1, paths
 
 
 def format_image_names(idx0, paths) -> np.ndarray:

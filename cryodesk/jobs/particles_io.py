@@ -40,8 +40,8 @@ from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
 from cryodesk.io.conversion import ConversionReport
-from cryodesk.io.cs import CS_FORMATS, ParticleSet, from_columns, read_cs, write_cs
-from cryodesk.io.locate import locate_stacks
+from cryodesk.io.cs import CS_FORMATS, ParticleSet, check_particle_rows, from_columns, read_cs, write_cs
+from cryodesk.io.locate import inside, locate_stacks
 from cryodesk.io.relion import cs_to_star, star_to_cs
 from cryodesk.io.star import read_star, write_star
 from cryodesk.io.validate import validate_stacks
@@ -136,7 +136,14 @@ def run_import(ctx: JobContext) -> None:
     ctx.progress(0.0, f"reading {meta.name}")
     report = ConversionReport("STAR -> .cs")
     data, meta_dir = _load(meta, report)
-    pset = ParticleSet(_located(data, meta, meta_dir, base, base if blob else meta_dir), meta, base)
+    check_particle_rows(data, meta)
+    root = base if blob else meta.parent
+    if not (inside(meta_dir, root) or inside(meta_dir, meta.parent)):
+        # a .csg's blob metafile elsewhere: its '>' stack paths would be relative to a place the user
+        # did not point at
+        raise DataError(f"{meta}: the particle dataset it lists is in {meta_dir}, outside the particle data "
+                        f"directory {root}; set particle_blob_path to a directory that contains it")
+    pset = ParticleSet(_located(data, meta, meta_dir, base, root), meta, base)
     try:
         infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
     except DataError as exc:
