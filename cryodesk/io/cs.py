@@ -4,7 +4,7 @@ API summary
 -----------
 ``read_cs(path, fields=None, mmap=False) -> ndarray``
     NumPy (``\\x93NUMPY``) or compressed (``\\x95CSDAT``) encoding; validated.
-``write_cs(path, data, durable=False, format="numpy") -> Path``
+``write_cs(path, data, durable=False, format="numpy", replace=None) -> Path``
     ``np.save`` encoding (what every CryoSPARC reads) or ``format="csdat"``, the
     compressed encoding of CryoSPARC >= 4.4; str/object columns become
     fixed-width bytes (numpy) or heap strings (csdat); atomic (temp name + rename).
@@ -201,14 +201,18 @@ def _fixed(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: str = "numpy") -> Path:
+def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: str = "numpy",
+             replace: dict | None = None) -> Path:
     """Save ``data`` as a ``.cs`` file, atomically.
 
     The file appears under ``path`` only once complete
     (:class:`~cryodesk.base.fsio.AtomicFile`; ``durable`` fsyncs it first).
     ``format="numpy"``: ``np.save`` is given an open handle so no ``.npy``
     suffix is appended; ``format="csdat"``: :func:`~cryodesk.io.csdat.write_csdat`.
+    ``replace``: fields to replace or add, streamed (:func:`write_cs_replacing`).
     """
+    if replace is not None:
+        return write_cs_replacing(path, data, replace, durable, format)
     path = Path(path)
     if data.dtype.names is None or "uid" not in data.dtype.names:
         raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
