@@ -90,20 +90,6 @@ def particle_block(blocks: dict[str, StarBlock], source: str = "STAR file"):
     return parts, blocks.get("optics")
 
 
-def _decoded(block: StarBlock | None) -> StarBlock | None:
-    """``block`` with bytes columns (as :func:`cs_to_star` makes them) as str, for an in-memory round trip."""
-    if block is None or not any(np.asarray(v).dtype.kind == "S" for v in block.columns.values()):
-        return block
-    cols = {}
-    for lab, vals in block.columns.items():
-        vals = np.asarray(vals)
-        if vals.dtype.kind == "S":
-            table, inv = unique_first(vals)
-            vals = np.char.decode(table, "utf-8")[inv]
-        cols[lab] = vals
-    return StarBlock(block.name, columns=cols, pairs=dict(block.pairs))
-
-
 def _typed(vals: np.ndarray) -> np.ndarray:
     """A passthrough column as int64, float64 or (failing both) text."""
     if len(vals) == 0:
@@ -145,7 +131,6 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
     report = report if report is not None else ConversionReport("STAR -> .cs")
     parts, optics = particle_block(blocks, source)
-    parts, optics = _decoded(parts), _decoded(optics)
     cols = merge_optics(parts, optics, source, report)
     n = len(parts)
     used = set(_CONSUMED)
@@ -185,9 +170,10 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     if "rlnMicrographName" in cols:
         mics = cols["rlnMicrographName"]
         mic_table, mic_inv = unique_first(mics)
+        mic_names = [m.decode("utf-8") if isinstance(m, bytes) else m for m in mic_table.tolist()]
         out["location/micrograph_uid"] = np.array(
             [int.from_bytes(hashlib.blake2b(m.encode(), digest_size=8).digest(), "little") >> 1
-             for m in mic_table.tolist()], dtype=np.uint64)[mic_inv]
+             for m in mic_names], dtype=np.uint64)[mic_inv]
         out["location/exp_group_id"] = group
         out["location/micrograph_path"] = mics
         if "rlnMicrographPixelSize" in cols:
@@ -197,8 +183,8 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
         shp = None
         if "location/micrograph_shape" in carried:
             shp = carried["location/micrograph_shape"].astype(np.float64)
-        elif all(m in shapes for m in mic_table.tolist()):
-            shp = np.array([shapes[m] for m in mic_table.tolist()], dtype=np.float64).reshape(-1, 2)[mic_inv]
+        elif all(m in shapes for m in mic_names):
+            shp = np.array([shapes[m] for m in mic_names], dtype=np.float64).reshape(-1, 2)[mic_inv]
         if "rlnCoordinateX" in cols and shp is not None and np.all(shp > 0):
             out["location/micrograph_shape"] = shp.astype(np.uint32)
             out["location/center_x_frac"] = column_floats(cols["rlnCoordinateX"], "rlnCoordinateX", source) / shp[:, 1]

@@ -84,6 +84,13 @@ class _Builder:
     def where(self) -> str:
         return f"{self.source}, line {self.line}"
 
+    def bulk(self, columns: list[np.ndarray]) -> None:
+        """The whole value table of the current loop, already split into columns."""
+        for lab, col in zip(self.labels, columns):
+            self.block.columns[lab] = col
+        self.labels, self.values = [], []
+        self.in_loop = self.reading_labels = False
+
     def finish_block(self) -> None:
         if self.pending is not None:
             raise DataError(f"{self.where()}: label _{self.pending} has no value")
@@ -139,14 +146,13 @@ class _Builder:
             raise DataError(f"{self.where()}: value {tok!r} without a label")
 
 
-def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
-    """Parse STAR ``text``; ``source`` names it in error messages."""
-    b = _Builder(source)
+def _feed(b: _Builder, text: str, first_line: int = 0) -> None:
+    """Tokens of ``text`` (whole lines; its first line is line ``first_line + 1``) into ``b``."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
-        b.line = i + 1
+        b.line = first_line + i + 1
         if line.startswith(";"):  # multi-line text field: up to a line starting with ';'
             chunk = [line[1:]]
             i += 1
@@ -154,7 +160,7 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
                 chunk.append(lines[i])
                 i += 1
             if i == len(lines):
-                raise DataError(f"{source}, line {b.line}: unterminated ;-text field")
+                raise DataError(f"{b.source}, line {b.line}: unterminated ;-text field")
             b.token("\n".join(chunk).strip("\n"), quoted=True)
             i += 1
             continue
@@ -163,23 +169,165 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
             for tok, quoted in _tokens(line, b.where()):
                 b.token(tok, quoted)
         i += 1
+
+
+def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
+    """Parse STAR ``text``; ``source`` names it in error messages."""
+    b = _Builder(source)
+    _feed(b, text)
     b.finish_block()
     return b.blocks
 
 
+#: Loop bodies at least this big are split into columns by numpy (see :func:`read_star`).
+BULK_BYTES = 1 << 20
+_LABEL_OR_BLANK = re.compile(rb"[ \t]*(?:(_\S+)[^\n]*|#[^\n]*|)\r?\n")
+_KEYWORDS = np.array([w.ljust(7, b"\0") for w in (b"data_", b"loop_", b"save_", b"stop_", b"global_")], dtype="S7")
+_KEYWORD_LEN = np.array([5, 5, 5, 5, 7])
+_SPECIAL_START = np.frombuffer(b"_#'\";", dtype=np.uint8)
+
+
+def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
+    """``(start, end, columns)`` of every large loop body of ``raw`` (``loop_`` in lower case).
+
+    A body ends at the next line that starts with ``_``, ``data_`` or ``loop_``;
+    whether it is plain enough to split in bulk is decided by :func:`_split_columns`.
+    """
+    out = []
+    at = raw.find(b"loop_")
+    while at >= 0:
+        line_start = raw.rfind(b"\n", 0, at) + 1
+        eol = raw.find(b"\n", at)
+        if raw[line_start:at].strip(b" \t") == b"" and raw[at + 5:eol if eol >= 0 else len(raw)].strip() == b"":
+            pos, ncols = (eol + 1 if eol >= 0 else len(raw)), 0
+            while True:
+                lab = _LABEL_OR_BLANK.match(raw, pos)
+                if lab is None or lab.end() == pos:
+                    break
+                ncols += lab.group(1) is not None
+                pos = lab.end()
+            ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
+            end = min(ends) + 1 if ends else len(raw)
+            while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
+                prev = raw.rfind(b"\n", pos, end - 1) + 1
+                tail = raw[max(prev, pos):end].strip()
+                if tail and not tail.startswith(b"#"):
+                    break
+                end = max(prev, pos)
+            if ncols and end - pos >= BULK_BYTES:
+                out.append((pos, end, ncols))
+            at = raw.find(b"loop_", max(end, at + 5))
+        else:
+            at = raw.find(b"loop_", at + 5)
+    return out
+
+
+def _split_columns(body: bytes, ncols: int, chunk: int = 1 << 24) -> list[np.ndarray] | None:
+    """The values of a loop body as ``ncols`` ``S<n>`` columns.
+
+    None when the body is not plain, i.e. anything the token-by-token parser
+    would read differently: not a whole number of rows, a byte that is not
+    printable ASCII (or space, tab, newline), or a token that starts with
+    ``_ # ' " ;`` or is a STAR keyword.
+    """
+    buf = np.frombuffer(body, dtype=np.uint8)
+    n = len(buf)
+    cols: list[list[np.ndarray]] = [[] for _ in range(ncols)]
+    carry_s = np.zeros(0, dtype=np.int64)
+    carry_l = np.zeros(0, dtype=np.int64)
+    pos = 0
+    while pos < n:
+        end = min(n, pos + chunk)
+        if end < n:
+            cut = body.rfind(b"\n", pos, end)
+            end = cut + 1 if cut >= pos else n
+        seg = buf[pos:end]
+        ws = seg <= 32
+        if np.any(seg >= 127) or np.any(ws & (seg != 32) & (seg != 10) & (seg != 9) & (seg != 13)):
+            return None
+        starts = np.flatnonzero(ws[:-1] & ~ws[1:]) + 1
+        ends = np.flatnonzero(~ws[:-1] & ws[1:]) + 1
+        if len(ws) and not ws[0]:
+            starts = np.concatenate([[0], starts])
+        if len(ws) and not ws[-1]:
+            ends = np.concatenate([ends, [len(ws)]])
+        if np.isin(seg[starts], _SPECIAL_START).any():
+            return None
+        lengths = ends - starts
+        head = seg[np.minimum(starts[:, None] + np.arange(7), len(seg) - 1)]
+        head[np.arange(7) >= lengths[:, None]] = 0
+        head = np.where((head >= 65) & (head <= 90), head | 0x20, head)  # ASCII lower case
+        head = np.ascontiguousarray(head).view("S7").ravel()
+        for word, k in zip(_KEYWORDS, _KEYWORD_LEN):
+            if np.any(np.strings.startswith(head, word[:k])):
+                return None
+        s = np.concatenate([carry_s, starts + pos])
+        ln = np.concatenate([carry_l, lengths])
+        rows = len(s) // ncols
+        s_rows = s[:rows * ncols].reshape(rows, ncols)
+        l_rows = ln[:rows * ncols].reshape(rows, ncols)
+        carry_s, carry_l = s[rows * ncols:], ln[rows * ncols:]
+        for j in range(ncols):
+            width = int(l_rows[:, j].max()) if rows else 1
+            offs = np.arange(width)
+            idx = np.minimum(s_rows[:, j, None] + offs, n - 1)
+            chars = buf[idx]
+            chars[offs >= l_rows[:, j, None]] = 0
+            cols[j].append(np.ascontiguousarray(chars).view(f"S{width}").ravel())
+        pos = end
+    if len(carry_s):
+        return None
+    return [np.concatenate(c) if c else np.zeros(0, "S1") for c in cols]
+
+
 def read_star(path: Path | str) -> dict[str, StarBlock]:
-    """Read the STAR file at ``path``; DataError if missing, unreadable or malformed."""
+    """Read the STAR file at ``path``; DataError if missing, unreadable or malformed.
+
+    Large loop bodies made only of bare ASCII tokens (what RELION and cryodesk
+    write for particles) are split into columns by numpy instead of token by
+    token; those columns hold UTF-8 bytes (``S<n>``) rather than str, which
+    :mod:`cryodesk.io.relion` and :func:`column_floats` accept alike.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DataError(f"{path}: cannot read STAR file ({exc})") from None
-    blocks = parse_star(text, str(path))
+    source = str(path)
+    bodies = _loop_bodies(raw)
+    try:
+        if not bodies:
+            blocks = parse_star(raw.decode("utf-8"), source)
+        else:
+            blocks = _parse_with_bodies(raw, bodies, source)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: cannot read STAR file ({exc})") from None
     if not blocks:
         raise DataError(f"{path}: no data_ block (not a STAR file?)")
     return blocks
+
+
+def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
+    b = _Builder(source)
+    pos = line = 0
+    for start, end, ncols in bodies:
+        head = raw[pos:start]
+        _feed(b, head.decode("utf-8"), line)
+        line += head.count(b"\n")
+        cols = None
+        if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
+            cols = _split_columns(raw[start:end], ncols)
+        if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
+            return parse_star(raw.decode("utf-8"), source)
+        b.line = line + 1
+        b.bulk(cols)
+        line += raw.count(b"\n", start, end)
+        pos = end
+    _feed(b, raw[pos:].decode("utf-8"), line)
+    b.finish_block()
+    return b.blocks
 
 
 _NEEDS_QUOTE = re.compile(r"""\s|^$|^[_#'";$]|^(data_|loop_|save_|stop_|global_)""", re.I)
@@ -216,6 +364,7 @@ def column_floats(values, label: str, source: str = "STAR file") -> np.ndarray:
             try:
                 float(v)
             except ValueError:
+                v = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
                 raise DataError(f"{source}: column _{label} has a non-numeric value {v!r}") from None
         raise
 
@@ -265,8 +414,14 @@ def _needs_quote(col: np.ndarray) -> np.ndarray:
     # non-ASCII rows go to _quote itself (Unicode whitespace such as U+00A0 needs quotes too)
     out = (length == 0) | blank.any(axis=1) | np.isin(raw[:, 0], _SPECIAL_FIRST) | (raw >= 128).any(axis=1)
     for word in (b"data_", b"loop_", b"save_", b"stop_", b"global_"):
-        if col.dtype.itemsize >= len(word):
-            out |= np.strings.startswith(np.strings.lower(col), word)
+        k = len(word)
+        if col.dtype.itemsize >= k:
+            # ASCII lower case of the first k bytes ('_' | 0x20 is 0x7f, never a letter: compare '_' apart)
+            want = np.frombuffer(word, dtype=np.uint8)
+            head = raw[:, :k]
+            letters = want != ord("_")
+            out |= np.all((head[:, letters] | 0x20) == want[letters], axis=1) & np.all(
+                head[:, ~letters] == want[~letters], axis=1)
     return out
 
 
@@ -332,12 +487,13 @@ def _ascii_ints(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     18 digits (beyond int64); ``value`` is 0 there.
     """
     texts = np.asarray(texts)
-    if texts.dtype.kind != "U":
+    if texts.dtype.kind not in "US":
         texts = texts.astype(str)
-    width = max(texts.dtype.itemsize // 4, 1)
+    unit = np.uint32 if texts.dtype.kind == "U" else np.uint8
+    width = max(texts.dtype.itemsize // np.dtype(unit).itemsize, 1)
     n = len(texts)
-    codes = np.ascontiguousarray(texts).view(np.uint32).reshape(n, -1) if texts.dtype.itemsize else \
-        np.zeros((n, 1), np.uint32)
+    codes = np.ascontiguousarray(texts).view(unit).reshape(n, -1) if texts.dtype.itemsize else \
+        np.zeros((n, 1), unit)
     length = np.count_nonzero(codes, axis=1)
     digit = (codes >= 48) & (codes <= 57)
     ok = (length > 0) & (length <= 18) & (np.count_nonzero(digit, axis=1) == length)
@@ -357,11 +513,11 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
     a whole number >= 1 (``5.5@x.mrcs`` is refused, not read as image 5).
     """
     vals = np.asarray(values)
-    if vals.dtype.kind != "U":
+    if vals.dtype.kind not in "US":
         vals = vals.astype(str)
     if len(vals) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str)
-    head, at, tail = np.strings.partition(vals, "@")
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=vals.dtype)
+    head, at, tail = np.strings.partition(vals, "@" if vals.dtype.kind == "U" else b"@")
     no_at = np.strings.str_len(at) == 0
     paths = np.where(no_at, head, tail)
     number, ok = _ascii_ints(head)
@@ -369,7 +525,8 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
     ok = (ok | no_at) & (number >= 1) & (np.strings.str_len(paths) > 0)
     if not ok.all():
         k = int(np.argmin(ok))
-        raise DataError(f"{source}: bad image name {str(vals[k])!r} in row {k + 1} "
+        bad = vals[k].decode("utf-8", "replace") if isinstance(vals[k], bytes) else str(vals[k])
+        raise DataError(f"{source}: bad image name {bad!r} in row {k + 1} "
                         f"(expected <1-based index>@<path>)")
     return number - 1, paths
 
