@@ -147,7 +147,7 @@ def build(root: Path, n: int, n_stacks: int, box: int, seed: int = 0) -> dict:
     d["blob/sign"] = -1.0
     d["blob/import_sig"] = rng.integers(0, 2**63, dtype=np.uint64)
     d["ctf/type"] = b"spline"
-    group = (stack_of // max(n_stacks // 8, 1)).astype(np.uint32) + 1  # 8 exposure groups (beam tilt)
+    group = np.minimum(stack_of // max(n_stacks // 8, 1), 7).astype(np.uint32) + 1  # 8 exposure groups
     d["ctf/exp_group_id"] = group
     d["location/exp_group_id"] = group
     d["ctf/accel_kv"], d["ctf/cs_mm"], d["ctf/amp_contrast"], d["ctf/scale"] = 300.0, 2.7, 0.1, 1.0
@@ -209,13 +209,13 @@ def evict(root: Path) -> None:
                 os.close(fd)
 
 
-def child(argv: list[str], env: dict, root: Path, cold: bool) -> tuple[float, float, str]:
-    """Run ``argv``; (wall s, peak RSS MB, stdout).  Raises if it fails."""
+def child(argv: list[str], env: dict, root: Path, cold: bool, cwd: Path = REPO) -> tuple[float, float, str]:
+    """Run ``argv`` in ``cwd`` (``python -m`` puts it first on sys.path); (wall s, peak RSS MB, stdout)."""
     if cold:
         evict(root)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=cwd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -242,7 +242,8 @@ class Cli:
             self.call("workspace", "create", "P1", "--title", "bench")
 
     def call(self, *args: str) -> str:
-        res = subprocess.run([PY, "-m", "cryodesk.cli.main", *args], env=self.env, capture_output=True, text=True)
+        res = subprocess.run([PY, "-m", "cryodesk.cli.main", *args], env=self.env, capture_output=True, text=True,
+                             cwd=self.tree)
         if res.returncode != 0:
             raise RuntimeError(f"cryodesk {' '.join(args)} failed:\n{res.stderr[-3000:]}")
         return res.stdout
@@ -251,7 +252,8 @@ class Cli:
         return json.loads(self.call("job", "create", "P1", jtype, "--json", *extra))["uid"]
 
     def run(self, uid: str, cold: bool) -> tuple[float, float]:
-        wall, rss, _ = child([PY, "-m", "cryodesk.cli.main", "job", "run", "P1", uid], self.env, self.root, cold)
+        wall, rss, _ = child([PY, "-m", "cryodesk.cli.main", "job", "run", "P1", uid], self.env, self.root, cold,
+                             cwd=self.tree)
         return wall, rss
 
     def job_log(self, uid: str) -> str:
