@@ -13,7 +13,7 @@ vectors (``rlnOddZernike``): ``[a,b,c]`` without spaces.
 API summary
 -----------
 ``CARRY_PREFIX = "csparc/"``, ``CARRIED_FIELDS``
-``encode(values) -> ndarray[str]``
+``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text
 ``decode(label, texts, source) -> (field, ndarray)``   dtype from ``cs.FIELD_DTYPES`` or inferred
 """
 
@@ -38,7 +38,8 @@ def is_carried(label: str) -> bool:
 
 
 def encode(values) -> np.ndarray:
-    """STAR text of a column: vectors become ``[a,b]``, numbers their shortest exact form."""
+    """A carried column for a STAR block: vectors as ``[a,b]`` text (numbers in their shortest exact form),
+    scalar numbers as they are (``write_star`` formats them), anything else as text."""
     arr = np.asarray(values)
     if arr.ndim == 1:
         return arr if arr.dtype.kind in "biuf" else format_column(arr)  # numbers: write_star formats them

@@ -9,15 +9,19 @@ one ``loop_`` table or ``_label value`` pairs, ``#`` comments (incl. the
 API summary
 -----------
 ``StarBlock(name, columns={}, pairs={})``
-    ``columns``: ``{label: ndarray[str]}`` of a loop (no leading ``_``);
+    ``columns``: ``{label: ndarray}`` of a loop (no leading ``_``): str, or UTF-8
+    bytes (``S<n>``) for the large loops :func:`read_star` splits in bulk; numbers
+    when built in memory (``write_star`` formats them);
     ``pairs``: ``{label: str}``; ``len(block)`` = number of rows.
-``read_star(path) -> dict[str, StarBlock]``   (``"particles"``, ``"optics"``, ``""``...)
+``read_star(path) -> dict[str, StarBlock]``   (``"particles"``, ``"optics"``, ``""``...); loop bodies of
+    ``BULK_BYTES`` or more made of bare ASCII tokens are split by numpy, everything else token by token
 ``parse_star(text, source="<string>") -> dict[str, StarBlock]``
 ``write_star(path, blocks) -> Path``            (atomic; values quoted when needed)
 ``format_column(values) -> ndarray[str]``       (floats in shortest round-trip form)
 ``column_floats(values, label, source) -> ndarray[float64]`` (DataError naming a bad value)
 ``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])``
 ``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
+``image_name_bytes(idx0, paths | (table, index)) -> ndarray[S]`` (the same, vectorised, as bytes)
 """
 
 from __future__ import annotations
