@@ -62,10 +62,14 @@ what to compare with)::
     base: starfile.read (in child)  18.78 s [18.61-23.93]       4084
     base: starfile.write (in child)126.94 s [99.96-202.62]      4083
 
-Peak RSS of the import is 744 MB against the target 2 x 527 MiB + 100 = 1155 MB (the code before
-used 2,383 MB on this file, in one process under the same load: 31.0 s against 9.7 s).  The times
-are far above the 2 s / 5 s targets on this loaded machine; export and import of STAR are bound by
-numpy's float <-> text conversion (Dragon4 / strtod per value).
+Peak RSS of the import is 744 MB against the target 2 x 527 MiB + 100 = 1155 MB (the code before,
+in one process under cProfile and the same load: 31.0 s and 2,383 MB against 9.7 s and 792 MB).
+The STAR conversions alone (``cs_to_star`` + ``write_star``, ``read_star`` + ``star_to_cs``) on the
+first 100,000 rows, old code (``/work/main``) and new alternating, two rounds each: export 10.7 /
+10.8 s -> 3.8 / 5.2 s, import 9.9 / 10.1 s -> 4.3 / 5.1 s, peak RSS 707 -> 402 MB.  The times are far
+above the 2 s / 5 s targets on this loaded machine; STAR export and import are now bound by numpy's
+float <-> text conversions (Dragon4 / strtod, one per value), the .cs import by one symlink and one
+header read per stack (5,000 here) and the write of the new .cs.
 """
 
 from __future__ import annotations
