@@ -1,49 +1,97 @@
-"""Benchmark: cryodesk restack vs a naive mrcfile loop vs ``cp`` of the same bytes.
+"""Benchmark: restack against ``cp`` of the same bytes, hot and cold, with peak RSS per method.
 
-Builds a synthetic set of particle stacks (default about 2 GB of box-256
-float32 images) in a temporary directory, selects a scattered subset (20 %
-by default), and prints particles/s and GB/s for
+Builds synthetic particle stacks (``--gb`` of box-``--box`` float32 images,
+``--per-stack`` images each) in ``--dir``, selects a scattered subset
+(``--fraction``, grouped by stack like a real ``.cs``) and times, in
+interleaved rounds (A B C A B C ...), every method in a **child process of
+its own**, so that each peak RSS is that method's alone: a small meter
+process runs the command and reports ``resource.getrusage(RUSAGE_CHILDREN)``.
 
-* cryodesk's planned, coalesced, threaded gather (``cryodesk.io.gather``),
-  plain and with the optional per-particle checks / float16 output;
-* naive loops that open each particle's stack with ``mrcfile`` (timed on a
-  sample and extrapolated): one writing the stack with ``mrcfile.new``, one
-  appending raw bytes;
-* ``cp`` of whole source stacks adding up to the same number of bytes.
+``--mode lib``
+    The library gather (``cryodesk.io.gather`` with the job's transform:
+    checks on; float32 and float16 output).  Timed inside the child (plan +
+    copy); the child also reports its RSS right after its imports (the
+    interpreter baseline: numpy, and numba for float16).
+``--mode job`` (default)
+    End to end: the real ``cryodesk job run P1 J<n>`` of a ``restack_particles``
+    job in a cryodesk project whose input is an ``import_particles`` job of
+    the subset, timed from process start to exit; plus ``job run`` of a
+    trivial job (an ``external`` job running ``true``) and ``python -c pass``,
+    which give the fixed overhead of ``job run`` beyond interpreter start and
+    the RSS baseline of a job run.
+``--mode all``
+    Both.
 
-Targets: gather >= 0.8 x cp and >= 5 x naive.  Everything runs from the page
-cache (the stacks were just written), which is the demanding case for the
-CPU side; on a cold cache all three are bound by the disk.
+The baseline ``cp`` copies whole source stacks adding up to at least the
+same number of bytes (time scaled to exactly those bytes).  ``--cold``
+evicts the benchmark's own source stacks from the page cache before every
+timed run of every method (``fsync`` then ``posix_fadvise(POSIX_FADV_DONTNEED)``
+on each; nothing else is evicted).  Outputs are not synced by either side
+(``cp`` does not sync either).  Children run with a bytecode cache
+(``PYTHONPYCACHEPREFIX`` in the work directory), as an installed app has.
 
 Usage::
 
-    .venv/bin/python benchmarks/restack.py [--gb 2] [--box 256] [--fraction 0.2]
+    .venv/bin/python benchmarks/restack.py --dir /work/tmp-bench --gb 2 --rounds 3 [--cold] [--mode all]
+
+Targets (issue 19): restack >= 0.8 x cold cp and >= 1.0 x hot cp end to
+end, float16 no slower than float32, peak RSS < 100 MB and flat in the input
+size, ``job run`` overhead <= 0.3 s beyond interpreter start.
+
+Measured 2026-12-01 on the 2-core VM at load average 8-10 (five other
+sessions; medians of 3 rounds, min-max; full table in README "Restack: speed,
+memory and job run overhead"):
+
+* cold, 8 GB input, 2.08 GB moved: cp 5.16 s (3.34-5.63); library gather
+  float32 0.57 x cp (0.40-0.64), 45 MB peak RSS (32 after imports); job run
+  restack float32 0.40 x cp (0.40-0.51), 85 MB; float16 0.24 x cp, 238 MB.
+* hot, 2 GB input, 0.40 GB moved: library gather float32 0.78 x cp
+  (0.60-1.22), 44 MB; job run restack float32 80 MB (before: 317-322 MB),
+  float16 229 MB (numba + LLVM ~150 MB of it).
+* job run of a trivial job 2.0-2.3 s beyond ``python -c pass`` at this load
+  (imports ~1-1.9 s: numpy, cryodesk, PySide6.QtCore, peewee).
+* cold read-ahead (``--mode lib --cold --readahead-mb 0 64 256``, 0.40 GB
+  moved): 0.13, 0.24 and 0.29 GB/s.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from cryodesk.io.gather import gather  # noqa: E402
-from cryodesk.io.mrc import make_header  # noqa: E402
-from cryodesk.kernels.batch import ParticleTransform  # noqa: E402
+# The meter: runs one command and reports its wall time and peak RSS (RUSAGE_CHILDREN: this
+# process has exactly one child, the measured command).
+_METER = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+wall = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "maxrss_kb": ru.ru_maxrss, "rc": rc.returncode,
+                  "stdout": rc.stdout.decode(errors="replace")[-4000:],
+                  "stderr": rc.stderr.decode(errors="replace")[-4000:]}))
+"""
 
+
+# -- data --------------------------------------------------------------------------------------
 
 def build_stacks(root: Path, total_bytes: float, box: int, per_stack: int, seed: int) -> list[Path]:
     """Write float32 stacks of ``per_stack`` images until ``total_bytes`` is reached."""
+    from cryodesk.io.mrc import make_header
+
     rng = np.random.default_rng(seed)
     image = box * box * 4
     n_total = max(1, int(total_bytes // image))
@@ -55,148 +103,287 @@ def build_stacks(root: Path, total_bytes: float, box: int, per_stack: int, seed:
         with open(path, "wb") as fh:
             fh.write(make_header(box, box, n, 2, 1.0))
             for c in range(0, n, 32):
-                # a cheap change per chunk so no two images are byte-identical
+                # a cheap change per chunk so that no two images are byte-identical
                 fh.write((block[: min(32, n - c)] + np.float32(k * per_stack + c)).tobytes())
         paths.append(path)
     return paths
 
 
-def select(paths: list[Path], per_stack_counts: list[int], fraction: float, seed: int):
-    """A scattered subset in dataset order (grouped by stack, like a real .cs)."""
+def select(counts: list[int], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A scattered subset in dataset order (grouped by stack, like a real .cs): (stack, index)."""
     rng = np.random.default_rng(seed + 1)
-    items = []
-    for path, n in zip(paths, per_stack_counts):
+    sid, sidx = [], []
+    for k, n in enumerate(counts):
         keep = np.flatnonzero(rng.random(n) < fraction)
-        items.extend((path, int(i)) for i in keep)
-    return items
+        sid.append(np.full(keep.size, k, np.int64))
+        sidx.append(keep.astype(np.int64))
+    return np.concatenate(sid), np.concatenate(sidx)
 
 
-def timed(fn, *args, **kw) -> float:
-    # No sync between runs: outputs are deleted while still dirty in the page
-    # cache, so no run waits for the writeback of another (a sync here makes
-    # the figures swing by 5x with the disk's mood).
-    t0 = time.perf_counter()
-    fn(*args, **kw)
-    return time.perf_counter() - t0
-
-
-def naive_loop(items, out: Path) -> None:
-    """What a straightforward script does: mrcfile per particle, mrcfile.new per stack."""
-    first = items[0]
-    with mrcfile.mmap(first[0], mode="r", permissive=True) as m:
-        stack = np.empty((len(items), *m.data.shape[1:]), dtype=m.data.dtype)
-    for k, (path, idx) in enumerate(items):
-        with mrcfile.mmap(path, mode="r", permissive=True) as m:
-            stack[k] = m.data[idx]
-    with mrcfile.new(out, overwrite=True) as m:
-        m.set_data(stack)
-
-
-def naive_raw_loop(items, out: Path) -> None:
-    """A leaner naive loop: mrcfile per particle, raw bytes appended to one file."""
-    with open(out, "wb") as fh:
-        fh.write(b"\0" * 1024)
-        for path, idx in items:
-            with mrcfile.mmap(path, mode="r", permissive=True) as m:
-                fh.write(np.ascontiguousarray(m.data[idx]).tobytes())
-
-
-def cp_bytes(paths: list[Path], nbytes: int, dest: Path) -> int:
-    chosen, total = [], 0
+def evict(paths: list[Path]) -> None:
+    """Drop these files' pages from the page cache (fsync first: DONTNEED skips dirty pages)."""
     for p in paths:
-        if total >= nbytes:
-            break
-        chosen.append(str(p))
-        total += p.stat().st_size
-    dest.mkdir(exist_ok=True)
-    subprocess.run(["cp", *chosen, str(dest)], check=True)
-    return total
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+# -- the library child -------------------------------------------------------------------------
+
+def child_gather(args) -> int:
+    """``--child gather``: plan and copy the subset with the job's transform; JSON on stdout."""
+    import resource
+
+    from cryodesk._runtime import configure
+
+    configure()  # the numba cache where the CLI keeps it
+    from cryodesk.io.gather import execute_plan, plan_gather
+    from cryodesk.kernels.batch import ParticleTransform
+
+    spec = np.load(args.items)
+    paths = [Path(p) for p in spec["paths"].tolist()]
+    numba_load = 0.0
+    if args.f16:  # numba and the loaded kernel belong to the baseline of this method, not to the data
+        t0 = time.perf_counter()
+        from cryodesk.kernels.float16 import to_float16
+
+        to_float16(np.zeros((1, 2, 2), np.float32))  # loads the compiled kernel from numba's cache
+        numba_load = time.perf_counter() - t0
+    rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    items = ((paths[s], i) for s, i in zip(spec["sid"].tolist(), spec["sidx"].tolist()))
+    plan = plan_gather(items, args.out, particles_per_file=args.per_file)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16)
+    plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype)
+    execute_plan(plan, transform, drop_written=args.drop_written,
+                 **({} if args.readahead_mb is None else {"readahead_bytes": int(args.readahead_mb * (1 << 20))}))
+    secs = time.perf_counter() - t0
+    print(json.dumps({"seconds": secs, "rss_imports_kb": rss_imports, "numba_load": numba_load, "bytes_read": plan.n_items *
+                      plan.in_image_bytes, "bytes_written": plan.out_bytes}))
+    return 0
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args, root: Path):
+        self.args, self.root = args, root
+        self.env = dict(os.environ, PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen",
+                        PYTHONPYCACHEPREFIX=str(root / "pycache"), CRYODESK_DB=str(root / "bench.sqlite"))
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        self.cli = [sys.executable, "-m", "cryodesk.cli.main"]
+
+    def meter(self, cmd: list[str]) -> dict:
+        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=self.env, check=True,
+                             stdout=subprocess.PIPE).stdout
+        res = json.loads(out)
+        if res["rc"] != 0:
+            raise SystemExit(f"benchmark command failed ({res['rc']}): {' '.join(cmd)}\n{res['stderr']}")
+        return res
+
+    def cryodesk(self, *argv: str) -> dict:
+        out = subprocess.run([*self.cli, *argv, "--json"], env=self.env, check=True,
+                             stdout=subprocess.PIPE).stdout
+        return json.loads(out)
+
+
+def _fmt_rng(values, scale=1.0, fmt="{:.2f}"):
+    return f"{fmt.format(statistics.median(values) * scale)} ({fmt.format(min(values) * scale)}-" \
+           f"{fmt.format(max(values) * scale)})"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--gb", type=float, default=2.0, help="size of the synthetic input (GB)")
     ap.add_argument("--box", type=int, default=256)
-    ap.add_argument("--per-stack", type=int, default=400, help="images per source stack")
+    ap.add_argument("--per-stack", type=int, default=200, help="images per source stack")
     ap.add_argument("--fraction", type=float, default=0.2, help="fraction of particles selected")
     ap.add_argument("--per-file", type=int, default=10000, help="particles per output stack")
-    ap.add_argument("--naive-sample", type=int, default=1500, help="particles timed for the naive loop")
-    ap.add_argument("--repeat", type=int, default=5, help="best of N for each timed run")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians, min-max)")
+    ap.add_argument("--cold", action="store_true", help="evict the source stacks before every timed run")
+    ap.add_argument("--mode", choices=("lib", "job", "all"), default="job")
+    ap.add_argument("--no-f16", action="store_true", help="skip the float16 methods")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
+    ap.add_argument("--readahead-mb", type=float, nargs="*", default=None,
+                    help="library mode: one gather per value, with this WILLNEED read-ahead (MiB; 0: none)")
     ap.add_argument("--seed", type=int, default=0)
+    # internal: the library child
+    ap.add_argument("--child", choices=("gather",), help=argparse.SUPPRESS)
+    ap.add_argument("--items", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--drop-written", action="store_true",
+                    help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
+    if args.child:
+        args.readahead_mb = args.readahead_mb[0] if args.readahead_mb else None
+        return child_gather(args)
 
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="cryodesk-bench-", dir=args.dir))
     try:
-        src = root / "src"
-        src.mkdir()
-        t0 = time.perf_counter()
-        paths = build_stacks(src, args.gb * 1e9, args.box, args.per_stack, args.seed)
-        counts = [int((p.stat().st_size - 1024) // (args.box * args.box * 4)) for p in paths]
-        os.sync()  # the sources on disk and clean in the page cache, as after extraction
-        time.sleep(3.0)
-        items = select(paths, counts, args.fraction, args.seed)
-        image = args.box * args.box * 4
-        nbytes = len(items) * image
-        print(f"input: {len(paths)} stacks, {sum(counts)} particles of {args.box}x{args.box} float32, "
-              f"{sum(counts) * image / 1e9:.2f} GB (built in {time.perf_counter() - t0:.1f} s)")
-        print(f"selected: {len(items)} particles ({args.fraction:.0%}), {nbytes / 1e9:.2f} GB")
-        # The restack uses two threads: on a shared 2-core machine other load shows directly.
-        print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
-
-        def run_gather(transform=None):
-            out = root / "out"
-            shutil.rmtree(out, ignore_errors=True)
-            return timed(gather, items, out, transform=transform, particles_per_file=args.per_file)
-
-        def run_cp():
-            shutil.rmtree(root / "cp", ignore_errors=True)
-            return timed(cp_bytes, paths, nbytes, root / "cp")
-
-        box2 = (args.box, args.box)
-        runs = {
-            "cryodesk restack": run_gather,
-            "cryodesk restack + checks": lambda: run_gather(
-                ParticleTransform(len(items), box2, np.float32)),
-            "cryodesk restack float16 (+ checks)": lambda: run_gather(
-                ParticleTransform(len(items), box2, np.float32, float16=True)),
-            "cp": run_cp,
-        }
-        # Interleaved and best-of-N: the page cache and the disk's writeback
-        # drift over a run, and whichever method went first would pay for it.
-        best = {name: float("inf") for name in runs}
-        for _ in range(args.repeat):
-            for name, fn in runs.items():
-                best[name] = min(best[name], fn())
-        shutil.rmtree(root / "out", ignore_errors=True)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        cp_total = sum(p.stat().st_size for p in (root / "cp").iterdir())
-        t_cp_scaled = best.pop("cp") * nbytes / cp_total  # same number of bytes as the restack
-        t_plain = best["cryodesk restack"]
-        t_chk = best["cryodesk restack + checks"]
-        t_f16 = best["cryodesk restack float16 (+ checks)"]
-        rows = [(name, t, nbytes) for name, t in best.items()]
-
-        sample = items[:: max(1, len(items) // args.naive_sample)][: args.naive_sample]
-        t_naive = timed(naive_loop, sample, root / "naive.mrc") * len(items) / len(sample)
-        (root / "naive.mrc").unlink()
-        rows.append((f"naive mrcfile loop + mrcfile.new ({len(sample)} timed)", t_naive, nbytes))
-        t_raw = timed(naive_raw_loop, sample, root / "naive.mrc") * len(items) / len(sample)
-        (root / "naive.mrc").unlink()
-        rows.append((f"naive mrcfile loop, raw writes ({len(sample)} timed)", t_raw, nbytes))
-        rows.append(("cp of the same bytes", t_cp_scaled, nbytes))
-
-        print(f"{'method':<52} {'particles/s':>12} {'GB/s':>7}")
-        for name, t, b in rows:
-            print(f"{name:<52} {len(items) / t:>12,.0f} {b / t / 1e9:>7.2f}")
-        print(f"\nrestack / cp     = {t_cp_scaled / t_plain:.2f}   (target >= 0.8)")
-        print(f"restack / naive  = {t_naive / t_plain:.1f}   (target >= 5; "
-              f"{t_raw / t_plain:.1f} against the raw-write loop)")
-        print(f"+checks / cp     = {t_cp_scaled / t_chk:.2f}")
-        print(f"float16 / cp     = {t_cp_scaled / t_f16:.2f}   (writes half the bytes)")
-        print(f"peak RSS after the cryodesk runs: {rss_mb:.0f} MB")
+        return run(args, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def run(args, root: Path) -> int:
+    from cryodesk.io.cs import from_columns, write_cs
+
+    b = Bench(args, root)
+    src = root / "src"
+    src.mkdir()
+    t0 = time.perf_counter()
+    paths = build_stacks(src, args.gb * 1e9, args.box, args.per_stack, args.seed)
+    image = args.box * args.box * 4
+    counts = [int((p.stat().st_size - 1024) // image) for p in paths]
+    os.sync()  # the sources on disk and clean in the page cache, as after extraction
+    sid, sidx = select(counts, args.fraction, args.seed)
+    nbytes = sid.size * image
+    print(f"input: {len(paths)} stacks, {sum(counts):,} particles of {args.box}x{args.box} float32, "
+          f"{sum(counts) * image / 1e9:.2f} GB (built in {time.perf_counter() - t0:.0f} s)")
+    print(f"selected: {sid.size:,} particles ({args.fraction:.0%}), {nbytes / 1e9:.2f} GB moved; "
+          f"{'COLD (sources evicted before every run)' if args.cold else 'hot (sources in the page cache)'}"
+          f"; {args.rounds} interleaved rounds")
+    print(f"load average before the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+
+    # cp of whole stacks with at least the same bytes
+    cp_paths, cp_total = [], 0
+    for p in paths:
+        if cp_total >= nbytes:
+            break
+        cp_paths.append(p)
+        cp_total += p.stat().st_size
+    methods: dict[str, callable] = {}
+
+    def m_cp():
+        dest = root / "cp"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        if args.cold:
+            evict(cp_paths)
+        r = b.meter(["cp", *map(str, cp_paths), str(dest)])
+        return {"seconds": r["wall"] * nbytes / cp_total, "maxrss_kb": r["maxrss_kb"]}
+
+    methods["cp (same bytes)"] = m_cp
+    variants = [("float32", False)] + ([] if args.no_f16 else [("float16", True)])
+    if args.mode in ("lib", "all"):
+        items = root / "items.npz"
+        np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
+        lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
+        if args.drop_written:
+            lib_variants.append(("float32 (+ checks), drop written pages", False, None, True))
+        if args.readahead_mb:
+            lib_variants = [(f"float32 (+ checks), read-ahead {mb:g} MiB", False, mb, False)
+                            for mb in args.readahead_mb]
+        for label, f16, ra, drop in lib_variants:
+            def m_lib(f16=f16, ra=ra, drop=drop):
+                out = root / "lib-out"
+                shutil.rmtree(out, ignore_errors=True)
+                if args.cold:
+                    evict(paths)
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "gather", "--items", str(items),
+                       "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
+                      ([] if ra is None else ["--readahead-mb", str(ra)]) + (["--drop-written"] if drop else [])
+                r = b.meter(cmd)
+                info = json.loads(r["stdout"].strip().splitlines()[-1])
+                shutil.rmtree(out, ignore_errors=True)
+                return {"seconds": info["seconds"], "maxrss_kb": r["maxrss_kb"],
+                        "baseline_kb": info["rss_imports_kb"], "numba_load": info["numba_load"]}
+
+            methods[f"library gather, {label}"] = m_lib
+            if f16:
+                m_lib()  # warm-up: compiles the float16 kernel into numba's cache if it is not there
+    if args.mode in ("job", "all"):
+        meta = src / "particles.cs"
+        write_cs(meta, from_columns({
+            "blob/path": np.array([p.name for p in paths])[sid], "blob/idx": sidx.astype(np.uint32),
+            "blob/shape": np.tile(np.array([args.box, args.box], np.uint32), (sid.size, 1)),
+            "blob/psize_A": np.full(sid.size, 1.0, np.float32)}))
+        b.cryodesk("project", "create", "--title", "Bench", "--dir", str(root / "proj"))
+        b.cryodesk("workspace", "create", "--title", "W", "P1")
+        imp = b.cryodesk("job", "create", "P1", "import_particles", "-p", f"particle_meta_path={meta}")["uid"]
+        b.meter([*b.cli, "job", "run", "P1", imp])
+
+        def fresh(job_type: str, *params: str) -> str:
+            extra = ["-i", f"particles={imp}"] if job_type == "restack_particles" else []
+            return b.cryodesk("job", "create", "P1", job_type, *extra,
+                              *[x for p in params for x in ("-p", p)])["uid"]
+
+        def drop(uid: str) -> None:
+            subprocess.run([*b.cli, "job", "delete", "P1", uid], env=b.env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def m_pass():
+            return {"seconds": b.meter([sys.executable, "-c", "pass"])["wall"], "maxrss_kb": 0}
+
+        def m_trivial():
+            uid = fresh("external", "command=true")
+            r = b.meter([*b.cli, "job", "run", "P1", uid])
+            drop(uid)
+            return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
+
+        methods["python -c pass"] = m_pass
+        methods["cryodesk job run (trivial job)"] = m_trivial
+        for label, f16 in variants:
+            def m_job(f16=f16):
+                uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
+                if args.cold:
+                    evict(paths)
+                r = b.meter([*b.cli, "job", "run", "P1", uid])
+                drop(uid)
+                return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
+
+            methods[f"cryodesk job run restack, {label}"] = m_job
+        m_trivial()  # warm-up: bytecode cache, numba cache, database
+
+    results: dict[str, list[dict]] = {name: [] for name in methods}
+    for r in range(args.rounds):
+        for name, fn in methods.items():
+            results[name].append(fn())
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    shutil.rmtree(root / "cp", ignore_errors=True)
+
+    cp_t = [x["seconds"] for x in results["cp (same bytes)"]]
+    print(f"{'method':<50} {'seconds':>20} {'GB/s':>17} {'x cp':>17} {'peak RSS MB':>16}")
+    for name, rows in results.items():
+        t = [x["seconds"] for x in rows]
+        rss = [x["maxrss_kb"] / 1024 for x in rows]
+        moved = "restack" in name or "gather" in name or name.startswith("cp")
+        gbs = _fmt_rng([nbytes / s / 1e9 for s in t]) if moved else "-"
+        ratio = _fmt_rng([c / s for c, s in zip(cp_t, t)]) if moved and not name.startswith("cp") else "-"
+        base = ""
+        if rows[0].get("baseline_kb"):
+            base = f"  (after imports {statistics.median([x['baseline_kb'] for x in rows]) / 1024:.0f})"
+        if rows[0].get("numba_load"):
+            base += f"  (+ numba import and kernel load {_fmt_rng([x['numba_load'] for x in rows])} s, not timed)"
+        print(f"{name:<50} {_fmt_rng(t):>20} {gbs:>17} {ratio:>17} "
+              f"{(f'{statistics.median(rss):.0f} (max {max(rss):.0f})' if max(rss) else '-'):>16}{base}")
+    print("\nmedians with (min-max) over the rounds; 'x cp' = cp time / method time, per round")
+    if "python -c pass" in results:
+        tp = [x["seconds"] for x in results["python -c pass"]]
+        tt = [x["seconds"] for x in results["cryodesk job run (trivial job)"]]
+        print(f"job run fixed overhead beyond interpreter start: {_fmt_rng([a - p for a, p in zip(tt, tp)])} s "
+              f"(target <= 0.3)")
+        base = statistics.median([x["maxrss_kb"] / 1024 for x in results["cryodesk job run (trivial job)"]])
+        for name, rows in results.items():
+            if "restack" in name:
+                above = [x["maxrss_kb"] / 1024 - base for x in rows]
+                print(f"{name}: peak RSS {_fmt_rng([x['maxrss_kb'] / 1024 for x in rows], fmt='{:.0f}')} MB, "
+                      f"{_fmt_rng(above, fmt='{:.0f}')} MB above a trivial job run ({base:.0f} MB)")
+    for label, _ in variants:
+        for kind in ("library gather", "cryodesk job run restack"):
+            a = [x["seconds"] for x in results.get(f"{kind}, float32 (+ checks)" if kind.startswith("lib")
+                                                    else f"{kind}, float32", [])]
+            f = [x["seconds"] for x in results.get(f"{kind}, float16 (+ checks)" if kind.startswith("lib")
+                                                    else f"{kind}, float16", [])]
+            if label == "float16" and a and f:
+                print(f"{kind}: float32 time / float16 time = {_fmt_rng([x / y for x, y in zip(a, f)])} "
+                      f"(target >= 1.0)")
     return 0
 
 

@@ -34,6 +34,27 @@ from .errors import LockedError
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
+# -- permissions -------------------------------------------------------------------
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status``; else set and restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # no /proc: the classic dance (a thread creating a file meanwhile gets 022)
+    os.umask(old)
+    return old
+
+
+#: what ``os.open`` is given for cryodesk's files (directories: ``0o777``): the umask decides the rest,
+#: so that a shared project's group (umask 002) can read and write what any member's cryodesk wrote
+FILE_MODE = 0o666
+
+
 # -- atomic writes -------------------------------------------------------------------
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
@@ -387,7 +408,7 @@ def file_lock(path: Path, what: str, timeout: float = 10.0):
         raise LockedError(f"{path.parent} is a symlink; cryodesk never follows one for its own state")
     path.parent.mkdir(exist_ok=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LockedError(f"{path} is a symlink; cryodesk never follows one for its own state") from None

@@ -13,6 +13,7 @@ so what a component pointed to when it was opened is what is acted on.
 * :func:`mounts_below` — mount points at or below a path (``/proc/self/mountinfo``).
 * :func:`read_regular` — a file's text, refusing FIFOs, devices and links (no hang).
 * :func:`open_append` — append to a regular file, refusing links, FIFOs and devices.
+* :func:`require_regular` — refuse an input file that is a FIFO, socket, device or directory (it would block).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def open_dirs(base: str | Path | int, parts, create: bool = False, where: str = 
                 raise LinkRefused(f"{where or part}: {part!r} is not a plain path component")
             if create:
                 try:
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o777, dir_fd=fd)  # less the umask
                 except FileExistsError:
                     pass
             try:
@@ -167,7 +168,7 @@ def open_append(path: str | Path):
     there must not make cryodesk append to whatever it points to.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LinkRefused(f"{path} is a symlink; cryodesk never writes through one") from None
@@ -202,3 +203,32 @@ def read_regular(path: str | Path, limit: int = 64 << 20) -> str:
         return b"".join(chunks).decode("utf-8", errors="replace")
     finally:
         os.close(fd)
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"))
+
+
+def require_regular(path: str | Path, what: str = "file") -> None:
+    """Refuse ``path`` unless it is a regular file (a symlink to one is fine: inputs are often linked).
+
+    Every reader of a user-named input calls this first: ``open`` of a FIFO blocks until a writer
+    comes, in C, where neither Ctrl-C nor SIGTERM nor a job's cancel can reach it.  The file is opened
+    with ``O_NONBLOCK`` (which never waits on a FIFO) and checked with ``fstat``.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a device without a driver
+            raise DataError(f"{path}: {what} is not a regular file; cryodesk reads only regular files") from None
+        raise DataError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise DataError(f"{path}: the {what} is {kind}, not a regular file; cryodesk reads only regular files "
+                        "(reading a pipe or device would block)")

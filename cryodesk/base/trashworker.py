@@ -53,7 +53,7 @@ def ensure_reserve(project_dir: Path) -> bool:
         if free_bytes(project_dir) < 4 * size:
             return False  # not now: the disk is nearly full already
         state.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)  # less the umask
         try:
             os.posix_fallocate(fd, 0, size)  # real blocks, not a sparse promise
         except OSError:
@@ -94,8 +94,10 @@ def collect(project_dir: Path) -> list[str]:
         return errors
     try:
         with nofollow.open_dirs(project_dir, TRASH, where=str(root)) as fd:
-            for gc in sorted(root.glob("*.gc")):
-                nofollow.remove_tree(fd, gc.name, errors, str(gc))
+            # listed and removed relative to the descriptor: a state directory swapped for a link after
+            # the check above is never followed (the descriptor is of the directory that was checked)
+            for name in sorted(e.name for e in os.scandir(fd) if e.name.endswith(".gc")):
+                nofollow.remove_tree(fd, name, errors, str(root / name))
     except (OSError, DataError) as exc:
         errors.append(f"{root}: {getattr(exc, 'strerror', None) or exc}")
     return errors
@@ -106,7 +108,7 @@ def main(argv: list[str]) -> int:
     root = _root(project_dir)
     if root.is_symlink() or root.parent.is_symlink() or not root.is_dir():
         return 0
-    fd = os.open(root.parent / "emptying.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(root.parent / "emptying.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -26,6 +26,7 @@ numbers; or the stage fails with :class:`CacheFullError` (``on_full="error"``).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -76,6 +77,14 @@ class Holding:
 def _classify(it: Item) -> str:
     """``held`` | ``copy`` (exclusive lock taken) | ``busy`` | ``stale``."""
     lock = it.lock
+    if not os.path.lexists(it.dest):
+        # Nothing under the final name (a first fill): go straight for the copier's
+        # lock, and decide under it — the shared look first would cost two lock
+        # calls and four stats per file for nothing.
+        if lock.try_exclusive():
+            if not it.check():
+                return "copy"
+            lock.release()  # copied by someone between our look and the lock
     for attempt in range(12):
         if not lock.try_shared():
             return "busy"  # someone holds it exclusively: copying or evicting it
@@ -309,8 +318,12 @@ class _Round:
             self.check_cancel()
 
     def _one(self, it: Item) -> int:
+        def on_bytes(n: int) -> None:
+            it.written += n  # the reservation accounting reads it instead of a stat
+            self._on_bytes(n)
+
         try:
-            return it.build(self._on_bytes, self._cancel_check)
+            return it.build(on_bytes, self._cancel_check)
         except BaseException:
             self.cache.release_reservation(it)
             raise
@@ -370,6 +383,7 @@ class _Round:
         # the time, as touch() would): commits are the slow part.  Until it lands,
         # others count these bytes as still in flight (conservative).
         self.cache.index.set_ready(self.finished, self.project)
+        self.cache.copies_done([k for k, _ in self.finished])
         self.finished = []
 
     def __enter__(self) -> "_Round":

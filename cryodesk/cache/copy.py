@@ -31,6 +31,7 @@ __all__ = ["CacheFullError", "SourceChanged", "part_name", "part_dir", "copy_int
            "sync_filesystem", "start_writeback", "WritebackPacer"]
 
 CHUNK = 64 << 20
+_fadvise = hasattr(os, "posix_fadvise")
 _SYNC_FILE_RANGE_WRITE = 2
 try:
     _libc = ctypes.CDLL(None, use_errno=True)
@@ -114,6 +115,9 @@ def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None]
         if check_cancel is not None:
             check_cancel()
         want = min(CHUNK, size - done)
+        if _fadvise and done + want < size:
+            # the next chunk is read from the disk while this one is written (cold sources)
+            os.posix_fadvise(fin, done + want, min(CHUNK, size - done - want), os.POSIX_FADV_WILLNEED)
         n = 0
         if use_cfr:
             try:
@@ -156,8 +160,9 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
     except OSError as exc:
         raise DataError(f"cannot read {src} to cache it: {exc.strerror or exc}") from None
     try:
-        if hasattr(os, "posix_fadvise"):
+        if _fadvise:
             os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
         # The fixed temp name lets the store count a copy's bytes in flight and
         # remove what a dead copier left (one copier per entry: the entry lock).
         out = AtomicFile(dest, durable=fsync and not defer, tmp=part_name(dest))

@@ -124,6 +124,13 @@ class Index:
         with self.connect() as c:
             c.execute(sql, args)
 
+    def put_many(self, entries: list[Entry], con) -> None:
+        """:meth:`put` of several entries in the caller's transaction (one statement)."""
+        con.executemany("INSERT OR REPLACE INTO entries (key, kind, path, src_size, src_mtime_ns, size, project, "
+                        "state, pid, created, last_access) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        [(e.key, e.kind, e.path, e.src_size, e.src_mtime_ns, e.size, e.project, e.state, e.pid,
+                          e.created, e.last_access) for e in entries])
+
     def delete(self, key: str, con=None) -> None:
         if con is not None:
             con.execute("DELETE FROM entries WHERE key = ?", (key,))

@@ -24,7 +24,7 @@ from cryodesk.base import settings
 from cryodesk.base.errors import DataError
 from cryodesk.core.registry import Param
 from cryodesk.io.cs import ParticleSet
-from cryodesk.io.mrc import read_image, read_images
+from cryodesk.io.mrc import read_header, read_image, read_images
 
 from .acquire import Holding, acquire
 from .config import CacheConfig, resolve_config
@@ -83,9 +83,12 @@ def cache_enabled(ctx, cache_on=None) -> bool:
                                                      or worker_name())))
 
 
-def file_item(cache: Cache, source: Path | str) -> Item:
-    """The cache entry of a whole file (keyed by its real path; valid while size + mtime match)."""
-    real = os.path.realpath(source)
+def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item:
+    """The cache entry of a whole file (keyed by its real path; valid while size + mtime match).
+
+    ``real``: ``os.path.realpath(source)`` when the caller knows it already.
+    """
+    real = real or os.path.realpath(source)
     try:
         st = os.stat(real)
     except OSError as exc:
@@ -275,6 +278,8 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         # A missing scratch directory must not fail a job that would run fine without it.
         log.warning("SSD cache: %s; reading particles from the project directory", exc)
         return Staged("off", {}, real, stacks, idx, reason=str(exc), groups=groups)
+    if groups is not None:
+        _check_stacks(files, real)
     project = getattr(ctx, "project_uid", "") or ""
     if progress is None and getattr(ctx, "progress", None) is not None:
         def progress(done, total, msg):
@@ -303,11 +308,25 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
             return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest), groups=groups)
         hold.release()
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
-    items = list({it.key: it for it in (file_item(cache, p) for p in files)}.values())  # one per real file
+    items = list({it.key: it for it in (file_item(cache, p, real.get(str(p))) for p in files)}.values())  # per real file
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
     cached = {it.key: it.dest for it in items if it.key in hold.held}
     return Staged("files", cached, real, stacks, idx, hold, groups=groups)
+
+
+def _check_stacks(files: list[Path], real: dict[str, str]) -> None:
+    """Refuse to cache particle stacks whose header does not match the file (truncated, corrupt).
+
+    A whole-file copy would otherwise cache a stack cut short and report it
+    cached (issue 20 item 8): the error names the file and what is wrong, and
+    nothing is copied.
+    """
+    for p in files:
+        try:
+            read_header(real.get(str(p)) or p)
+        except DataError as exc:
+            raise DataError(f"not caching the particles: {exc}") from None
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,13 @@ from .index import Entry, Index
 from .locks import EntryLock, held_lock_inodes, lock_name
 
 __all__ = ["Cache", "Item", "SpaceReport"]
+
+#: Copies this process is making now: ``(cache root, key) -> Item`` (from the reservation to
+#: "ready" or its release).  Their copier is alive (it is us) and their bytes on the disk are
+#: counted as they are written, so reserving the next chunk of a fill need not probe their
+#: locks or stat their partial files (that was O(files in flight) system calls per chunk).
+_copying: dict[tuple[str, str], "Item"] = {}
+_copying_lock = threading.Lock()
 
 
 @dataclass(eq=False)
@@ -58,6 +66,8 @@ class Item:
     #: set when ``build`` leaves the copy under its temporary name: the caller
     #: makes a batch durable (one sync) and then calls this to rename it into place
     commit: Callable[[], None] | None = None
+    #: bytes of this copy on the SSD so far (counted by the copier of this process)
+    written: int = 0
 
 
 @dataclass
@@ -154,9 +164,12 @@ class Cache:
     def _heal(self, con) -> list[Entry]:
         """Drop rows whose file vanished or whose copier died; the remaining rows."""
         keep = []
+        mine = self._mine()
         for e in self.index.all(con):
             p = self.root / e.path
-            if e.state == "copying":
+            if e.state == "copying" and e.key in mine:
+                keep.append(e)  # this process copies it now
+            elif e.state == "copying":
                 probe = self.lock_for(e.key)
                 alive = not probe.is_free()  # its copier is alive (maybe in this process)
                 probe.close()
@@ -176,10 +189,13 @@ class Cache:
                 entries = self.index.all(c)
         st = os.statvfs(self.root)
         inflight = 0
+        mine = self._mine()
         for e in entries:
             if e.state == "copying":
                 have = 0
-                if e.kind == "file":  # bytes already on the disk: the partial copy, or the renamed file
+                if e.key in mine:
+                    have = mine[e.key].written if e.kind == "file" else 0
+                elif e.kind == "file":  # bytes already on the disk: the partial copy, or the renamed file
                     for p in (part_name(self.root / e.path), self.root / e.path):
                         try:
                             have = os.lstat(p).st_size
@@ -194,6 +210,18 @@ class Cache:
         return SpaceReport(used=sum(e.size for e in entries), quota=self.config.quota_bytes,
                            reserve=self.config.reserve_bytes, disk_free=st.f_bavail * st.f_frsize,
                            inflight=inflight, held=held)
+
+    def _mine(self) -> dict[str, Item]:
+        root = str(self.root)
+        with _copying_lock:
+            return {k: it for (r, k), it in _copying.items() if r == root}
+
+    def copies_done(self, keys) -> None:
+        """Forget the in-process record of copies now ready in the index (or released)."""
+        root = str(self.root)
+        with _copying_lock:
+            for k in keys:
+                _copying.pop((root, k), None)
 
     def _dev(self) -> int:
         return os.stat(self.locks).st_dev
@@ -260,6 +288,7 @@ class Cache:
                 rep = self.space(con, entries)
                 victims = iter([e for e in entries if e.state == "ready" and e.key not in mine])
                 now = time.time()
+                rows: list[Entry] = []
                 for it in items:
                     while not self._fits(rep, it.size):
                         v = next(victims, None)
@@ -278,12 +307,18 @@ class Cache:
                         continue
                     e = Entry(it.key, it.kind, self.rel(it.dest), it.src_size, it.src_mtime_ns, it.size,
                               project, "copying", os.getpid(), now, now)
-                    self.index.put(e, con)
+                    rows.append(e)
                     entries.append(e)
                     rep.used += it.size
                     rep.inflight += it.size
                     granted.append(it)
+                self.index.put_many(rows, con)
                 con.execute("COMMIT")
+                root = str(self.root)
+                with _copying_lock:
+                    for it in granted:
+                        it.written = 0
+                        _copying[(root, it.key)] = it
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -291,6 +326,7 @@ class Cache:
 
     def release_reservation(self, it: Item) -> None:
         """Forget a copy that failed or was cancelled (caller holds the lock exclusively)."""
+        self.copies_done([it.key])
         self._remove_path(self.rel(it.dest))
         if it.kind == "subset":
             shutil.rmtree(part_dir(it.dest), ignore_errors=True)

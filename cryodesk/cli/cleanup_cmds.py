@@ -32,6 +32,8 @@ def _summary(plan) -> None:
         print(f"  {e.uid:>6}  {_VERB[e.action]:<34} {human_bytes(e.bytes):>10}  {'; '.join(e.reasons)}")
     for s in plan.skipped:
         print(f"  {s.uid:>6}  kept ({s.option}): {s.reason}")
+    for w in plan.warnings:
+        print(f"warning: {w}")
     print(f"{est['jobs_cleared']} cleared, {est['jobs_intermediate_only']} intermediate only, "
           f"{est['jobs_deleted']} deleted ({est['jobs_modified']} jobs): frees {human_bytes(est['bytes_freed'])} "
           f"{estimate_line(est)}")
@@ -66,6 +68,7 @@ def _cleanup(args):
         raise UsageError("nothing to clean up: choose --preprocessing, --restack, --intermediate, --non-final, "
                          "--killed and/or --failed")
     plan = plan_cleanup(p, opts, args.workspace)
+    output.warn_cycles(p)
     if args.dry_run:
         output.emit_json(plan.to_dict())
         return 0

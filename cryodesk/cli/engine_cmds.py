@@ -48,9 +48,43 @@ def _cancelling(signum):
     print("\ncryodesk: cancelling running jobs (they end killed)...", file=sys.stderr, flush=True)
 
 
+def _abandon(engine, signum) -> None:
+    """Jobs that did not stop when cancelled (blocked where a cancel cannot reach): record them killed, exit.
+
+    The process ends at once (``os._exit``): a pool thread blocked in a system call would
+    otherwise keep it alive, and the user asked twice (or waited) for it to stop.
+    """
+    import os
+
+    from ..core import lifecycle
+    from ..core.jobs import get_job
+
+    for project_uid, job_uid in engine.jobs()["running"]:
+        try:
+            job = get_job(project_uid, job_uid)
+            lifecycle.mark_interrupted(job, "killed", f"killed: it did not stop when cancelled (signal {signum}); "
+                                       "cryodesk ended without waiting for it")
+            print(f"{project_uid} {job_uid}: killed (it did not stop when cancelled)", flush=True)
+        except Exception as exc:  # noqa: BLE001 - the process ends either way; say what was not recorded
+            print(f"cryodesk: could not record {project_uid} {job_uid} as killed: {exc}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_code(False, signum))
+
+
 def _report(jobs: list, as_json: bool, refused=()) -> bool:
-    """Print each job's final state; True if every job completed and none was refused."""
-    jobs = refresh(jobs)
+    """Print each job's final state; True if every job completed and none was refused.
+
+    A job deleted while it ran (its row gone) is said so, and is not a success.
+    """
+    fresh = refresh(jobs)
+    gone = [j for j in jobs if j.id not in {f.id for f in fresh}]
+    for job in gone:
+        print(f"{job.project.uid} {job.uid}: it was deleted while it ran; its result was not recorded",
+              file=sys.stderr)
+    if gone:
+        refused = [*refused, *((j.uid, "deleted while it ran") for j in gone)]
+    jobs = fresh
     if as_json:
         descs = []
         for pid in dict.fromkeys(j.project_id for j in jobs):  # a worker may run several projects
@@ -121,7 +155,7 @@ def _run(args):
         for _, message in plan.refused:
             print(f"refused: {message}", file=sys.stderr)
         if plan.jobs:
-            signum = run_until_idle(engine, on_interrupt=_cancelling)
+            signum = run_until_idle(engine, on_interrupt=_cancelling, on_force=lambda s: _abandon(engine, s))
     finally:
         engine.shutdown()
         progress.close()

@@ -51,6 +51,7 @@ def _list(args):
 def _show(args):
     p = _project(args, writes=False)
     d = _describe(p, [jobs.get_job(p, args.job)])[0]
+    output.warn_cycles(p)
     if args.json:
         output.emit_json(d)
         return
@@ -100,6 +101,8 @@ def _destructive(args):
     p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
+    for w in plan.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if args.dry_run:  # the plan as JSON, as the README promises (with or without --json)
         output.emit_json(plan.to_dict())
         for o in plan.refused:

@@ -60,11 +60,16 @@ def _list(args):
 
 def _show(args):
     info = lanes.show_lane(args.name)
+    from ..db import redact
+
+    d = info.as_dict()
+    if d["config"].get("db_url"):  # the nodes' database URL: shown without its password
+        d["config"] = {**d["config"], "db_url": redact(str(d["config"]["db_url"]))}
     if args.json:
-        output.emit_json(info.as_dict())
+        output.emit_json(d)
         return 0
     print(f"lane {info.name}: {info.type}, {info.active_jobs} active job(s)")
-    for key, value in sorted(info.config.items()):
+    for key, value in sorted(d["config"].items()):
         if key == "script":
             continue
         print(f"  {key}: {value}")

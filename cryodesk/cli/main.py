@@ -103,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a database lock held past the busy timeout: a sentence, not a traceback
+        from ..db import lock_message
+
+        why = lock_message(exc)
+        if why is None:
+            raise
+        print(f"cryodesk: {why}", file=sys.stderr)
+        return 1
 
 
 def entry() -> None:  # pragma: no cover - console script shim

@@ -67,13 +67,23 @@ def report_recovered(recovery) -> None:
     deletion results, as :func:`cryodesk.core.deletion.recover` returns).
     """
     results = getattr(recovery, "deletions", recovery)
+    # a journal set aside is said once (one line: why, where it went), not item by item
+    aside = {r.plan for r in results if r.action == "journal" and getattr(r, "plan", "")}
     for r in results:
-        if r.ok:
+        if getattr(r, "plan", "") in aside and r.action != "journal":
+            continue
+        if r.action == "journal":
+            print(f"cryodesk: warning: deletion {r.message}", file=sys.stderr)
+        elif r.ok:
             print(f"cryodesk: finished an interrupted deletion: {r.job} {r.action}", file=sys.stderr)
         else:
             print(f"cryodesk: warning: unfinished deletion: {r.job} {r.action}: {r.message}", file=sys.stderr)
     for job in getattr(recovery, "killed", ()):
         print(f"cryodesk: {job.uid}'s process is gone: marked killed ({job.error})", file=sys.stderr)
+    fixed = getattr(recovery, "manifests", ())
+    if fixed:
+        print(f"cryodesk: rewrote the manifests an interrupted command left behind from the database: "
+              f"{', '.join(fixed)}", file=sys.stderr)
     files = getattr(recovery, "temp_files", ())
     if files:
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
@@ -88,3 +98,12 @@ def recover(project):
     from ..core.recovery import recover_project
 
     report_recovered(recover_project(project))
+
+
+def warn_cycles(project) -> None:
+    """Say on stderr that ``project``'s job graph has a cycle (a damaged database), if it has one."""
+    from ..core.graph_check import cycle_warning
+
+    why = cycle_warning(project)
+    if why:
+        print(f"cryodesk: warning: {why}", file=sys.stderr)

@@ -207,6 +207,7 @@ def _list(args):
 
 def _show(args):
     d = _project_dict(projects.get_project(args.project))
+    output.warn_cycles(projects.get_project(args.project))
     if args.json:
         output.emit_json(d)
         return
@@ -216,6 +217,11 @@ def _show(args):
           f"size: {human_bytes(d['size_bytes'])}")
     for w in d["workspaces"]:
         print(f"  {w['uid']}  {w['title']}")
+    from ..core.deletion import state_problem
+
+    why = state_problem(d["directory"])
+    if why:
+        print(f"cryodesk: warning: {why}", file=sys.stderr)
 
 
 def _ws_create(args):

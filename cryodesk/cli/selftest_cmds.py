@@ -72,7 +72,7 @@ def _database(url: str | None, workdir: Path):
     url = url or str(workdir / "selftest.sqlite")
     dbmod.open_database(url)
     dbmod.db.connect(reuse_if_open=True)
-    detail = f"{'temporary ' if temporary else ''}{url} (schema v{SCHEMA_VERSION})"
+    detail = f"{'temporary ' if temporary else ''}{dbmod.shown_url(url)} (schema v{SCHEMA_VERSION})"
     if temporary:
         detail += "; " + _demo_project(workdir)
     return detail, url

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ..base import settings
+from ..base.dburl import redact
 from ..base.errors import CryodeskError, UsageError
 from ..core import settings_service
 from . import output
@@ -87,6 +88,8 @@ def _report(args, level: str, target: dict, stored) -> None:
         place = f"worker {target['worker'] or settings.resolve('worker')}"
     else:
         place = " ".join(str(target[k]) for k in ("project", "job") if k in target)
+    if args.key == "db_url":  # shown, never its password
+        stored, value = (redact(str(v)) if v is not None else None for v in (stored, value))
     if args.json:
         output.emit_json({"name": args.key, "level": level, "stored": stored, "value": value, "from": source})
         return

@@ -9,7 +9,7 @@ JSON), and :func:`run_plan` carries it out through the journal.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Workspace, db
@@ -30,10 +30,12 @@ class ActionPlan:
     action: str
     plan: DeletionPlan
     refused: list[Outcome]
+    #: what the user must know before it runs (a final result losing its particle images)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"action": self.action, "bytes": self.plan.bytes, **self.plan.to_dict(),
-                "refused": [asdict(o) for o in self.refused]}
+                "refused": [asdict(o) for o in self.refused], "warnings": list(self.warnings)}
 
 
 # -- clear and delete: planned here, carried out by the deletion service --------------
@@ -48,8 +50,23 @@ def plan_clear(project, jobs, reason: str = "cleared on request") -> ActionPlan:
         if why:
             refused.append(Outcome(job.uid, "clear", False, f"{job.uid} cannot be cleared: {why}"))
             continue
-        items.append(deletion.clear_item(pdir, job, reason))
-    return ActionPlan("clear", DeletionPlan(project.uid, items), refused)
+        # an ancestor of final may be cleared (it can be re-run), when the plan shown said it is one
+        items.append(deletion.clear_item(pdir, job, reason, require={"allow_ancestor": bool(job.is_ancestor_of_final)}))
+    return ActionPlan("clear", DeletionPlan(project.uid, items), refused, _image_warnings(project, jobs, items))
+
+
+def _image_warnings(project, jobs, items) -> list[str]:
+    """The final results whose particle images are in the stacks of a job being cleared (the plan says so)."""
+    from .cleanup.planner import finals_losing_images, image_warning
+
+    cleared = {i.job for i in items}
+    lost: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.uid in cleared and job.is_ancestor_of_final:
+            for f in finals_losing_images(project, job):
+                lost.setdefault(f, []).append(job.uid)
+    return [image_warning(project.uid, f, by, "the clear")
+            for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 
 def plan_delete(project, jobs) -> ActionPlan:

@@ -37,8 +37,9 @@ from ..db.models import (
     Project,
     Session,
     Workspace,
+    db,
 )
-from . import events, manifest, ownership, registry
+from . import events, manifest, ownership, pending, registry
 from .finals import recompute_ancestor_flags
 from .projects import _next_number, _refuse_nested, _resolve_dir
 from .sessions import params as session_params
@@ -53,46 +54,57 @@ def _parse_dt(text):
 
 
 class _Checker:
-    """Type checks of one manifest; every problem is a DataError naming the file."""
+    """Schema checks of one manifest: every problem is a DataError ``<file>: <field>: <what is wrong>``."""
 
     def __init__(self, where: Path, advice: str):
         self.where, self.advice = where, advice
 
-    def bad(self, why: str) -> DataError:
-        return DataError(f"{self.where}: {why}; {self.advice}")
+    def bad(self, why: str, field: str = "") -> DataError:
+        return DataError(f"{self.where}: {field + ': ' if field else ''}{why}; {self.advice}")
 
-    def kind(self, d: dict, key: str, types, default=None, what: str = ""):
+    def kind(self, d: dict, key: str, types, default=None, what: str = "", at: str = ""):
         value = d.get(key, default)
         if value is not None and (not isinstance(value, types) or isinstance(value, bool) and bool not in (
                 types if isinstance(types, tuple) else (types,))):
-            raise self.bad(f"{key} is not {what or getattr(types, '__name__', types)} (it is {value!r})")
+            raise self.bad(f"is not {what or getattr(types, '__name__', types)} (it is {_short(value)})", at + key)
         return value
 
-    def count(self, d: dict, key: str, default: int = 1) -> int:
-        value = self.kind(d, key, int, default, "a whole number")
+    def count(self, d: dict, key: str, default: int = 1, at: str = "") -> int:
+        value = self.kind(d, key, int, default, "a whole number", at)
         if value is None or not 0 <= value <= MAX_NUMBER:
-            raise self.bad(f"{key} is {value!r}, not a number from 0 to {MAX_NUMBER}")
+            raise self.bad(f"is {_short(value)}, not a number from 0 to {MAX_NUMBER}", at + key)
         return value
 
-    def date(self, d: dict, key: str):
-        value = self.kind(d, key, str, None, "a date")
+    def date(self, d: dict, key: str, at: str = ""):
+        value = self.kind(d, key, str, None, "a date", at)
         try:
             return _parse_dt(value)
         except ValueError:
-            raise self.bad(f"{key} is {value!r}, not a date (YYYY-MM-DDTHH:MM:SS)") from None
+            raise self.bad(f"is {_short(value)}, not a date (YYYY-MM-DDTHH:MM:SS)", at + key) from None
 
     def uid(self, value, prefix: str, what: str) -> int:
         try:
-            return parse_uid(value if isinstance(value, str) else "", prefix)
+            number = parse_uid(value if isinstance(value, str) else "", prefix)
         except UsageError:
-            raise self.bad(f"{what} {value!r} is not a {prefix}<number> identifier") from None
+            raise self.bad(f"{_short(value)} is not a {prefix}<number> identifier", what) from None
+        if value != f"{prefix}{number}":  # "J09" or "j9": two spellings of one job would both attach
+            raise self.bad(f"{value!r} is not written as cryodesk writes it ({prefix}{number})", what)
+        return number
 
     def entries(self, d: dict, key: str, required: set[str]) -> list[dict]:
         value = self.kind(d, key, list, [], "a list")
-        for e in value:
-            if not isinstance(e, dict) or not required <= set(e):
-                raise self.bad(f"malformed {key.rstrip('s')} {e!r}")
+        for n, e in enumerate(value):
+            if not isinstance(e, dict):
+                raise self.bad(f"is not a mapping (it is {_short(e)})", f"{key}[{n}]")
+            missing = sorted(required - set(e))
+            if missing:
+                raise self.bad(f"lacks {', '.join(missing)}", f"{key}[{n}]")
         return value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _checked_project_doc(path: Path) -> dict:
@@ -103,18 +115,28 @@ def _checked_project_doc(path: Path) -> dict:
     c.kind(d, "settings", dict, {}, "a mapping")
     pid = c.kind(d, "id", str, None, "a project id")
     if pid is not None and not _PROJECT_ID.match(pid):
-        raise c.bad(f"id {pid!r} is not a project id (32 hexadecimal digits)")
+        raise c.bad(f"{_short(pid)} is not a project id (32 hexadecimal digits)", "id")
     c.date(d, "archived_at")
     for key in ("next_job_number", "next_workspace_number", "next_session_number"):
         c.count(d, key)
-    for w in c.entries(d, "workspaces", {"uid"}):
-        c.uid(w["uid"], "W", "workspace")
-        c.kind(w, "title", str)
-    for s_ in c.entries(d, "sessions", {"uid"}):
-        c.uid(s_["uid"], "S", "session")
-        c.kind(s_, "title", str)
-        c.kind(s_, "status", str)
+    _unique(c, [(c.uid(w["uid"], "W", f"workspaces[{n}].uid"), f"workspaces[{n}].uid")
+                for n, w in enumerate(c.entries(d, "workspaces", {"uid"}))])
+    for n, w in enumerate(d.get("workspaces", [])):
+        c.kind(w, "title", str, at=f"workspaces[{n}].")
+    _unique(c, [(c.uid(s_["uid"], "S", f"sessions[{n}].uid"), f"sessions[{n}].uid")
+                for n, s_ in enumerate(c.entries(d, "sessions", {"uid"}))])
+    for n, s_ in enumerate(d.get("sessions", [])):
+        c.kind(s_, "title", str, at=f"sessions[{n}].")
+        c.kind(s_, "status", str, at=f"sessions[{n}].")
     return d
+
+
+def _unique(c: _Checker, numbers: list[tuple[int, str]]) -> None:
+    seen: dict[int, str] = {}
+    for number, field in numbers:
+        if number in seen:
+            raise c.bad(f"the same identifier as {seen[number]}", field)
+        seen[number] = field
 
 
 def _checked_job_doc(job_dir: Path) -> dict:
@@ -124,12 +146,12 @@ def _checked_job_doc(job_dir: Path) -> dict:
     c = _Checker(where, "fix or move that job directory, then attach again")
     bad = c.bad
     if d.get("uid") != job_dir.name:
-        raise bad(f"uid {d.get('uid')!r} does not match its directory {job_dir.name}")
+        raise bad(f"{_short(d.get('uid'))} does not match its directory {job_dir.name}", "uid")
     c.uid(d["uid"], "J", "uid")
     try:
         registry.get(str(d.get("type")))
     except UsageError:
-        raise bad(f"unknown job type {d.get('type')!r}") from None
+        raise bad(f"unknown job type {_short(d.get('type'))}", "type") from None
     c.kind(d, "params", dict, {}, "a mapping")
     c.kind(d, "settings", dict, {}, "a mapping")
     c.kind(d, "title", str)
@@ -138,21 +160,74 @@ def _checked_job_doc(job_dir: Path) -> dict:
     c.kind(d, "workspaces", list, [], "a list")
     c.count(d, "size_bytes", 0)
     if not isinstance(d.get("is_final", False), bool):
-        raise bad(f"is_final is {d.get('is_final')!r}, not true or false")
-    if d.get("status", "building") not in JOB_STATUSES:
-        raise bad(f"unknown status {d.get('status')!r}")
+        raise bad(f"is {_short(d.get('is_final'))}, not true or false", "is_final")
+    status = d.get("status", "building")
+    if status not in JOB_STATUSES:
+        raise bad(f"unknown status {_short(status)} (one of {', '.join(JOB_STATUSES)})", "status")
+    if d.get("is_final") and status != "completed":  # what 'job final' refuses (rules.why_not_mark_final)
+        raise bad(f"is true but the job is {status}: only a completed job can be a final result", "is_final")
     for key in ("created_at", "queued_at", "started_at", "completed_at"):
         c.date(d, key)
-    for i in c.entries(d, "inputs", {"slot", "parent", "output"}):
-        c.uid(i["parent"], "J", "input parent")
+    for n, i in enumerate(c.entries(d, "inputs", {"slot", "parent", "output"})):
+        c.uid(i["parent"], "J", f"inputs[{n}].parent")
+        for key in ("slot", "output"):
+            c.kind(i, key, str, at=f"inputs[{n}].")
         if i.get("version") is not None:
-            c.count(i, "version", 0)
-    for o in c.entries(d, "outputs", {"group", "kind", "path"}):
-        if not all(isinstance(o[k], str) for k in ("group", "kind", "path")):
-            raise bad(f"malformed output {o!r}")
-        c.count(o, "version", 0)
-        c.count(o, "size_bytes", 0)
+            c.count(i, "version", 0, at=f"inputs[{n}].")
+    for n, o in enumerate(c.entries(d, "outputs", {"group", "kind", "path"})):
+        for key in ("group", "kind", "path"):
+            if not isinstance(o[key], str) or not o[key]:
+                raise bad(f"is {_short(o[key])}, not a name", f"outputs[{n}].{key}")
+        why = _outside_job(o["path"], job_dir.name)
+        if why:
+            raise bad(why, f"outputs[{n}].path")
+        c.count(o, "version", 0, at=f"outputs[{n}].")
+        c.count(o, "size_bytes", 0, at=f"outputs[{n}].")
     return d
+
+
+def _outside_job(rel: str, uid: str) -> str | None:
+    """Why the output path ``rel`` is not a file inside the job's own directory (None: it is)."""
+    parts = rel.split("/")
+    if "\0" in rel or rel.startswith("/") or parts[0] != uid or len(parts) < 2 or \
+            any(p in ("", ".", "..") for p in parts[1:]):
+        return (f"{_short(rel)} is not a file inside {uid}/ (cleanup and clear would act on what it names "
+                "outside the job's directory)")
+    return None
+
+
+def _check_graph(path: Path, job_docs: list[dict]) -> None:
+    """Refuse a set of job manifests whose inputs form a cycle (a job that is its own input, or a loop).
+
+    Every DAG walk assumes none; a cycle in the database made the cleanup planner loop forever.
+    """
+    parents = {d["uid"]: [i["parent"] for i in d.get("inputs", [])] for d in job_docs}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(parents, key=lambda u: int(u[1:])):
+        if state.get(start):
+            continue
+        stack = [(start, iter(parents[start]))]
+        state[start] = 1
+        while stack:
+            uid, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[uid] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                on_path = [u for u, _ in stack]
+                loop = on_path[on_path.index(nxt):] + [nxt]  # loop[i] reads loop[i + 1]
+                # blame the edge to the same or a newer job: a job is made after those it reads, so that
+                # one is the crafted (or damaged) input
+                child, parent = next(((a, b) for a, b in zip(loop, loop[1:]) if int(b[1:]) >= int(a[1:])),
+                                     (uid, nxt))
+                pos = parents[child].index(parent)
+                raise DataError(f"{path / child / manifest.JOB_MANIFEST}: inputs[{pos}].parent: {child} reads "
+                                f"from {parent}, which closes a cycle ({' <- '.join(loop)}); job inputs must not "
+                                "loop; remove that input (or move that job directory away), then attach again")
+            elif nxt in parents and not state.get(nxt):
+                state[nxt] = 1
+                stack.append((nxt, iter(parents[nxt])))
 
 
 def _checked_session_doc(sdir: Path) -> dict:
@@ -277,6 +352,7 @@ def attach_project(directory: str | Path, force: bool = False) -> Project:
     for job_dir in sorted(path.glob("J*")):
         if job_dir.is_dir() and not job_dir.is_symlink() and (job_dir / manifest.JOB_MANIFEST).exists():
             job_docs.append(_checked_job_doc(job_dir))
+    _check_graph(path, job_docs)
     session_docs = _session_docs(path, doc)
     with ownership.claiming(path):  # two attaches of one directory at once: the second sees the first's lock
         return _attach_locked(path, doc, job_docs, force, session_docs)
@@ -310,6 +386,9 @@ def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool,
 
 def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict | None, replace, wrote_lock,
              session_docs: dict[str, dict]):
+    # a write that was interrupted may have left a manifest without the final flag its database had:
+    # err on the side that never deletes (core.pending) — a job a left record shows final stays final
+    unsure, unsure_final = pending.uncertain(path), pending.uncertain_finals(path)
     with write_transaction():
         number = _next_number(Project)
         if replace is not None:
@@ -344,7 +423,7 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
                     project=project, number=parse_uid(d["uid"], "J"), type=d["type"], title=d.get("title", ""),
                     status=d.get("status", "building"), params=d.get("params") or {},
                     settings=d.get("settings") or {},
-                    size_bytes=d.get("size_bytes", 0), is_final=bool(d.get("is_final")),
+                    size_bytes=d.get("size_bytes", 0), is_final=bool(d.get("is_final")) or d["uid"] in unsure_final,
                     error=d.get("error"), status_history=d.get("status_history") or [],
                     created_at=_parse_dt(d.get("created_at")) or _dt.datetime.utcnow(),
                     queued_at=_parse_dt(d.get("queued_at")), started_at=_parse_dt(d.get("started_at")),
@@ -376,6 +455,9 @@ def _rebuild(path: Path, doc: dict, job_docs: list[dict], pid: str, lock: dict |
         ownership.write_lock(path, pid, project.uid, "taken over" if taken else "attached",
                              previous=lock if taken else None)
         wrote_lock.append(True)
+        if unsure:  # the uncertain manifests now say what this database holds; the records are done with
+            manifest.write_jobs([j for u, j in jobs.items() if u in unsure], path)
+            db.obj.after_commit(lambda: pending.clear_records(path))
         if doc.get("id") != pid:  # a project from before project ids: it gets one
             manifest.write_project(project, check_owner=False)
         events.record(None, "projects")

@@ -15,19 +15,26 @@ Read the rows *inside* the block: a row read before it may be stale.
 It is also THE place that refuses writes to a project this database may not
 change (:func:`write_refusal`): one that is archived, one whose directory
 another database owns (its lock file, :mod:`cryodesk.core.ownership`), one
-being moved or deleted.  The few writers that do not judge a rule
+being moved or deleted.  And before the first write of a command (outer
+:func:`project_write`) it rewrites from the database the manifests an interrupted
+write left uncertain (:func:`repair`, the records of :mod:`cryodesk.core.pending`);
+a write that rolls back has the manifests it wrote ahead rewritten at once.  The few
+writers that do not judge a rule
 (workspace creation, links, queueing, the deletion executor) call
 :func:`check_writable` instead.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 from ..base.errors import DataError, NotFound
 from ..db import lock_rows, write_transaction
 from ..db.models import Job, Project, db
-from . import manifest, project_ops
+from . import manifest, pending, project_ops
 
 
 class ProjectReadOnly(DataError):
@@ -109,8 +116,22 @@ def may_write(project) -> bool:
 def project_write(project, job_ids=(), allow_archived: bool = False):
     """A write transaction holding ``project``'s row and the rows of ``job_ids``; refused (see the module doc)."""
     project_id = project.id if isinstance(project, Project) else int(project)
-    if not db.obj.in_transaction():
+    outer = not db.obj.in_transaction()
+    if outer:
         project_ops.recover_abandoned(project_id)  # a move or delete whose process died: finished first
+        if isinstance(project, Project) and project.directory:
+            repair_if_any(project)  # manifests a dead process left uncertain (the app's next write too)
+    try:
+        with _locked(project, project_id, job_ids, allow_archived):
+            yield
+    except BaseException:
+        if outer:  # rolled back: manifests written ahead of it are rewritten from the database (core.pending)
+            pending.sweep()
+        raise
+
+
+@contextmanager
+def _locked(project, project_id: int, job_ids, allow_archived: bool):
     with write_transaction():
         lock_rows(Project, [project_id])
         row = _row_now(project_id)
@@ -131,3 +152,53 @@ def fresh_jobs(job_ids) -> list[Job]:
     for k in range(0, len(ids), 900):
         by_id.update({j.id: j for j in Job.select().where(Job.id.in_(ids[k:k + 900]))})
     return [by_id[i] for i in ids if i in by_id]
+
+
+# -- manifests an interrupted write left uncertain (core.pending) --------------------------------
+
+_repairing = threading.local()
+
+
+def repair_if_any(project) -> None:
+    """:func:`repair` when a record may be left (one directory listing otherwise); never raises."""
+    if getattr(_repairing, "on", False):
+        return
+    d = pending.pending_dir(Path(project.directory))
+    try:
+        if not any(n.endswith((".json", ".tmp")) for n in os.listdir(d)):
+            return
+    except OSError:
+        return
+    try:
+        repair(project)
+    except Exception:  # noqa: BLE001 - a courtesy before a write: the write itself says what is wrong
+        pass
+
+
+def repair(project) -> list[str]:
+    """Rewrite from the database the manifests that records a dead process left name (:mod:`.pending`).
+
+    Under the write guard, so no writer of this database interleaves.  Returns the uids repaired;
+    a record whose manifests cannot be written yet (a full disk) stays for the next command.
+    """
+    pending.sweep()
+    pdir = Path(project.directory)
+    pending.collect_temp(pdir)
+    found = pending.stale(pdir)
+    if not found:
+        return []
+    out: list[str] = []
+    _repairing.on = True
+    try:
+        with project_write(project):
+            for path, uids in found:
+                if not path.exists():
+                    continue  # settled meanwhile by the process that wrote it
+                out += manifest.rewrite_from_db(pdir, uids)
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+    finally:
+        _repairing.on = False
+    return sorted(set(out), key=lambda u: (u[0], int(u[1:]) if u[1:].isdigit() else 0))

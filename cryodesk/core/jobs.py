@@ -9,7 +9,7 @@ from pathlib import Path
 from ..base import hooks
 from ..base.errors import DataError, NotFound, Refused, UsageError
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
-from . import events, manifest, registry
+from . import events, manifest, pending, registry
 from .fsutil import require_project_dir
 from .graph import would_create_cycle
 from .guard import project_write
@@ -131,6 +131,19 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
         if per_slot[slot.name] > 1 and not slot.multiple:
             raise UsageError(f"input {slot.name!r} of {jtype.name} takes one connection")
         resolved.append((slot.name, parent, output, spec.version, per_slot[slot.name] - 1))
+    made: list[Path] = []
+    try:
+        return _create_locked(project, jtype, ws, resolved, values, own, title, made)
+    except BaseException:
+        for path in made:  # rolled back: the new directory goes too (only if empty; core.pending took job.json)
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _create_locked(project, jtype, ws, resolved, values, own, title, made: list) -> Job:
     with project_write(project, [parent.id for _, parent, _, _, _ in resolved]):
         for _, parent, _, _, _ in resolved:  # a parent deleted meanwhile: refuse, do not dangle
             if not Job.select().where(Job.id == parent.id).exists():
@@ -146,6 +159,11 @@ def create_job(project, type_name: str, workspace=None, inputs=(), params=None, 
             Connection.create(project=project, child=job, slot=slot, parent=parent, output=output,
                               version=version, position=pos)
         path = job_dir(job, project)
+        if not path.exists():
+            made.append(path)
+        # recorded before the directory exists: a crash before the commit leaves nothing the next command
+        # does not remove (core.pending: a job.json of a job that was never created, its empty directory)
+        pending.done(pending.begin(Path(project.directory), [job.uid, pending.PROJECT]))
         _make_job_dir(path)
         # the counter is the project's own record too: a job deleted later never lends its uid again
         manifest.write_project(Project.get_by_id(project.id))
@@ -184,6 +202,8 @@ def connect(project, child, spec: InputSpec) -> Connection:
         reason = why_not_set_params(child)
         if reason:
             raise Refused(child.uid, f"cannot change inputs: {reason}")
+        if would_create_cycle(child, parent):  # again under the lock: two connects at once must not close a loop
+            raise UsageError(f"connecting {parent.uid} into {child.uid} would create a cycle")
         existing = Connection.select().where((Connection.child == child) & (Connection.slot == slot.name)).count()
         if existing and not slot.multiple:
             raise UsageError(f"input {slot.name!r} of {child.uid} is already connected")
@@ -238,12 +258,13 @@ def set_status(job: Job, status: str, error: str | None = None, write: bool = Tr
         job.queued_at = job.started_at = job.completed_at = None
     # an error describes the latest failure or kill; any other status clears it
     job.error = error if status in ("failed", "killed") else None
-    # only the lifecycle fields: another process may be changing others
+    # only the lifecycle fields: another process may be changing others; the manifest is written before
+    # the commit, so a manifest that cannot be written leaves the status as it was (never half-applied)
     with db.atomic():
         job.save(only=[Job.status, Job.status_history, Job.queued_at, Job.started_at, Job.completed_at, Job.error])
         events.record(job.project_id, "updated", [job])
-    if write:
-        manifest.write_job(job)
+        if write:
+            manifest.write_job(job)
     return job
 
 

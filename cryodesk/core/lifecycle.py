@@ -374,7 +374,10 @@ def _judge(links) -> tuple[str, str | None]:
 
 def end_unrun(job: Job | int, status: str, error: str) -> Job:
     """End a job that never started (a queued job whose parent failed, a kill before start)."""
-    job = Job.get_by_id(job if isinstance(job, int) else job.id)
+    row = Job.get_or_none(Job.id == (job if isinstance(job, int) else job.id))
+    if row is None:  # deleted meanwhile: nothing to end
+        return job
+    job = row
     writable = may_write(job.project_id)  # another database's directory: its row here changes, no file
     if writable:
         _log_line(job, f"{status}: {error}")
@@ -385,7 +388,9 @@ def end_unrun(job: Job | int, status: str, error: str) -> Job:
 
 def end_if_active(job: Job | int, error: str, statuses=("queued",)) -> Job:
     """End ``job`` as failed with ``error`` if it is still in one of ``statuses`` (an engine error)."""
-    fresh = Job.get_by_id(job if isinstance(job, int) else job.id)
+    fresh = Job.get_or_none(Job.id == (job if isinstance(job, int) else job.id))
+    if fresh is None:  # deleted meanwhile (its run said so): nothing to end
+        return job
     if fresh.status in statuses:
         return end_unrun(fresh, "failed", error)
     return fresh

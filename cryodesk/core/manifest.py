@@ -18,13 +18,15 @@ database is refused.
 from __future__ import annotations
 
 import json
+import os
 import uuid as _uuid
 from pathlib import Path
 
 from ..base.errors import DataError
 from ..base.fsio import atomic_write
+from ..base.nofollow import read_regular
 from ..db.models import Connection, Exposure, Job, JobWorkspace, OutputFile, Project, Session, Workspace
-from . import ownership
+from . import ownership, pending
 from .sizes import record_size, size_without_manifest
 
 PROJECT_MANIFEST = "project.json"
@@ -35,12 +37,13 @@ FORMAT = 1
 
 def read_json(path: Path) -> dict:
     try:
-        with open(path) as fh:
-            data = json.load(fh)
+        data = json.loads(read_regular(path))  # a FIFO there would block open() forever (issue 20)
     except FileNotFoundError:
         raise DataError(f"manifest not found: {path}") from None
+    except RecursionError:
+        raise DataError(f"manifest {path} is unreadable: nested too deeply") from None
     except (OSError, ValueError) as exc:
-        raise DataError(f"manifest {path} is unreadable: {exc}") from None
+        raise DataError(f"manifest {path} is unreadable: {getattr(exc, 'strerror', None) or exc}") from None
     if not isinstance(data, dict):
         raise DataError(f"manifest {path} is not a JSON object")
     return data
@@ -235,8 +238,11 @@ def _write_foreign(kind: str, base: Path) -> None:
     relion_state.write_finals(base, [p for (p,) in finals.tuples() if p])
 
 
-def write_project(project: Project, check_owner: bool = True) -> None:
-    """Rewrite ``project.json`` (the directory must exist: it is never recreated here)."""
+def write_project(project: Project, check_owner: bool = True, _record: bool = True) -> None:
+    """Rewrite ``project.json`` (the directory must exist: it is never recreated here).
+
+    Like every manifest write, recorded first (:mod:`cryodesk.core.pending`) until the database commits.
+    """
     pdir = Path(project.directory)
     kind = _foreign_kind(pdir)
     if kind:
@@ -246,10 +252,17 @@ def write_project(project: Project, check_owner: bool = True) -> None:
         raise DataError(f"project directory {pdir} is missing: is its disk mounted?")
     if check_owner:
         _require_owned(pdir, project)
-    _write(pdir / PROJECT_MANIFEST, project_document(project))
+    rec = pending.begin(pdir, [pending.PROJECT]) if _record else None
+    try:
+        _write(pdir / PROJECT_MANIFEST, project_document(project))
+    except BaseException:
+        pending.abandon(rec)
+        raise
+    pending.done(rec)
 
 
-def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -> None:
+def write_job(job: Job, project_dir: Path | None = None, durable: bool = True, _record: bool = True) -> None:
+    """Rewrite ``job.json``; recorded first (:mod:`cryodesk.core.pending`) until the database commits."""
     base = Path(project_dir) if project_dir is not None else Path(job.project.directory)
     kind = _foreign_kind(base)
     if kind:  # (RELION: the final flags go to cryodesk's state file; the job's size is measured)
@@ -261,6 +274,7 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     if (base / PROJECT_MANIFEST).is_file():
         _require_owned(base)
     job_dir = _item_dir(base, job.directory, job.uid, "job")
+    pdir = base
     try:
         before = (job_dir / JOB_MANIFEST).lstat().st_size
     except OSError:
@@ -268,7 +282,14 @@ def write_job(job: Job, project_dir: Path | None = None, durable: bool = True) -
     # job.json is part of the job's size (du -sb) and records that size: the number written is the
     # size the job has once this very file is in place, and the database gets the same number
     base = size_without_manifest(job, job_dir, before)
-    size = _write_sized(job_dir / JOB_MANIFEST, job_document(job), base, durable)
+    doc = job_document(job)
+    rec = pending.begin(pdir, [job.uid], [job.uid] if job.is_final else [], durable) if _record else None
+    try:
+        size = _write_sized(job_dir / JOB_MANIFEST, doc, base, durable)
+    except BaseException:
+        pending.abandon(rec)
+        raise
+    pending.done(rec)
     # no write when the size did not change (the same length): most rewrites take no job row lock
     record_size(job, size, unchanged=before is not None and size == base + before)
 
@@ -346,5 +367,76 @@ def write_jobs(jobs, project_dir: Path) -> None:
     if kind:
         _write_foreign(kind, Path(project_dir))
         return
-    for job in jobs:
-        write_job(job, project_dir, durable=False)
+    jobs = list(jobs)
+    if not jobs:
+        return
+    rec = pending.begin(Path(project_dir), [j.uid for j in jobs], [j.uid for j in jobs if j.is_final], False)
+    try:
+        for job in jobs:
+            write_job(job, project_dir, durable=False, _record=False)
+    except BaseException:
+        pending.abandon(rec)
+        raise
+    pending.done(rec)
+
+
+# -- repairing what an interrupted write left (core.pending) -----------------------------------
+
+def rewrite_from_db(project_dir: Path, uids) -> list[str]:
+    """Rewrite the manifests ``uids`` (``J<n>``, ``project``) names from the database as committed.
+
+    What :mod:`cryodesk.core.pending` records are repaired with; returns the uids handled.  A job
+    whose row does not exist (its creation never committed) loses its ``job.json`` and directory
+    when nothing else is in it.
+    """
+    project_dir = Path(project_dir)
+    project = Project.get_or_none(Project.directory == str(project_dir))
+    if project is None:
+        return []
+    done_ = []
+    numbers = {}
+    for u in uids:
+        if u == pending.PROJECT:
+            write_project(Project.get_by_id(project.id), _record=False)
+            done_.append(u)
+        elif len(u) > 1 and u[0] == "J" and u[1:].isdigit() and len(u) < 12:
+            numbers[int(u[1:])] = u
+    if numbers:
+        rows = {j.number: j for j in Job.select().where((Job.project == project) & Job.number.in_(sorted(numbers)))}
+        for n, u in sorted(numbers.items()):
+            if n in rows:
+                write_job(rows[n], project_dir, _record=False)
+                done_.append(u)
+            elif _remove_phantom(project_dir, u):
+                done_.append(u)
+    return done_
+
+
+def _remove_phantom(project_dir: Path, uid: str) -> bool:
+    """A job whose creation never committed: its ``job.json`` and its directory go — only when nothing
+    else is in it (a directory with any other file is left as it is; the record is dropped)."""
+    jdir = project_dir / uid
+    if jdir.is_symlink() or not jdir.is_dir():
+        return False
+    try:
+        names = os.listdir(jdir)
+    except OSError:
+        return False
+    if names and names != [JOB_MANIFEST]:
+        return False
+    if names:
+        doc = pending.read_record(jdir / JOB_MANIFEST)
+        if doc is None or doc.get("uid") != uid:
+            return False
+        try:
+            (jdir / JOB_MANIFEST).unlink()
+        except OSError:
+            return False
+    try:
+        jdir.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+pending.REWRITE = rewrite_from_db

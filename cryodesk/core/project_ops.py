@@ -74,7 +74,7 @@ def op_lock(dest: Path | str, wait: bool = False):
     path = op_lock_path(dest)
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         except OSError as exc:
             raise DataError(f"cannot make the lock {path}: {exc.strerror or exc} (nothing was changed)") from None
         try:

@@ -1,16 +1,18 @@
 """What the next command that touches a project finishes after a process died (Qt-free).
 
-A process killed with SIGKILL (or a power cut) can leave three things behind:
+A process killed with SIGKILL (or a power cut) can leave four things behind:
 
 * a **deletion half-done**: its journal is rolled forward (:func:`cryodesk.core.deletion.recover`);
 * **jobs still "running"** whose process is gone: marked *killed*
   (:func:`cryodesk.core.lifecycle.recover_interrupted`), so they can be cleared,
   re-run or marked complete;
+* **manifests an interrupted write left uncertain** (``.cryodesk/pending``): rewritten
+  from the database (:func:`cryodesk.core.guard.repair`, records of :mod:`cryodesk.core.pending`);
 * **unfinished writes**: cryodesk's own temp files (``.job.json.1a2b3c4d.tmp``,
   ``.results.json.….tmp``, a restack's ``.batch_000.mrc.….tmp``, a copy's
   ``.x.cryodesk-part``) in job directories and ``project.json``'s beside it.
 
-:func:`recover_project` does all three; the CLI calls it before any command that
+:func:`recover_project` does all four; the CLI calls it before any command that
 writes to the project (read commands never delete).  Temp files are only ever
 removed when their name is one of cryodesk's (:func:`cryodesk.base.fsio.own_temp_target`),
 they are regular files (a link is never followed nor removed), and their job is
@@ -30,9 +32,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..base.errors import CryodeskError
 from ..base.fsio import own_temp_target, remove_own_temp
 from ..db.models import ACTIVE_STATUSES, Job
-from . import deletion
+from . import deletion, guard
 from .deletion import DeletionPlan, ItemResult, PlanItem
 from .fsutil import check_job_dir
 from .lifecycle import recover_interrupted
@@ -53,9 +56,11 @@ class Recovery:
     temp_files: list[str] = field(default_factory=list)  # relative to the project directory
     temp_bytes: int = 0
     errors: list[str] = field(default_factory=list)
+    #: items whose manifest an interrupted write left uncertain, rewritten from the database (core.pending)
+    manifests: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.deletions or self.killed or self.temp_files or self.errors)
+        return bool(self.deletions or self.killed or self.temp_files or self.errors or self.manifests)
 
 
 def _temp_files(job_dir: Path, prefix: str, now: float, min_age: float) -> list[str]:
@@ -138,6 +143,10 @@ def recover_project(project, min_age_s: float | None = None) -> Recovery:
     project = get_project(project)
     out = Recovery(deletions=list(deletion.recover(project)))
     out.killed = recover_interrupted(project)
+    try:
+        out.manifests = guard.repair(project)
+    except CryodeskError as exc:  # a full disk still: the records stay, the next command tries again
+        out.errors.append(f"manifests not repaired yet: {exc}")
     try:
         temps = collect_temp_files(project, min_age_s, fresh_ok=[j.id for j in out.killed])
     except Exception as exc:  # noqa: BLE001 - recovery is a courtesy: the command itself must still run

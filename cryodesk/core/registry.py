@@ -8,6 +8,7 @@ managed but not executed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,6 +36,10 @@ PREPROCESSING_CATEGORIES = (
 )
 
 _PARAM_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+#: the largest integer parameter (JSON readers keep integers up to 2**53 exactly)
+INT_LIMIT = 2 ** 53
+#: the longest text parameter (a path or a name)
+TEXT_LIMIT = 4096
 
 
 def _parse_bool(text: str) -> bool:
@@ -58,6 +63,11 @@ class Param:
         Default value; ``None`` means "no default" (allowed only if ``required`` is false).
     type : str
         One of ``int``, ``float``, ``bool``, ``str``.
+    minimum, maximum : number, optional
+        The range a number must lie in (inclusive).  Every number is checked anyway: an ``int``
+        within :data:`INT_LIMIT`, a ``float`` finite; every text without NUL bytes and at most
+        :data:`TEXT_LIMIT` characters — a value that would make the job fail deep in its run
+        (an overflow, an allocation of terabytes, "embedded null byte") is refused when it is set.
     """
 
     name: str
@@ -66,6 +76,8 @@ class Param:
     help: str = ""
     choices: tuple | None = None
     required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
 
     def coerce(self, value: Any) -> Any:
         """Convert ``value`` (often a CLI string) to this parameter's type."""
@@ -91,7 +103,25 @@ class Param:
             raise UsageError(
                 f"parameter {self.name!r} must be one of {', '.join(map(str, self.choices))}; got {out!r}"
             )
+        self._check_range(out)
         return out
+
+    def _check_range(self, out: Any) -> None:
+        name = self.name
+        if self.type == "int" and abs(out) > INT_LIMIT:
+            raise UsageError(f"parameter {name!r} is far too large ({str(out)[:24]}…): at most {INT_LIMIT}")
+        if self.type == "float" and not math.isfinite(out):
+            raise UsageError(f"parameter {name!r} must be a finite number, got {out!r}")
+        if self.type in ("int", "float"):
+            if self.minimum is not None and out < self.minimum:
+                raise UsageError(f"parameter {name!r} must be at least {self.minimum:g}, got {out!r}")
+            if self.maximum is not None and out > self.maximum:
+                raise UsageError(f"parameter {name!r} must be at most {self.maximum:g}, got {out!r}")
+        if self.type == "str":
+            if "\x00" in out:
+                raise UsageError(f"parameter {name!r} contains a NUL byte (\\0): not a valid text or path")
+            if len(out) > TEXT_LIMIT:
+                raise UsageError(f"parameter {name!r} is {len(out)} characters long: at most {TEXT_LIMIT}")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,31 @@ def _active(job: Job) -> str | None:
     return None
 
 
-def _active_children(job: Job) -> list[str]:
-    from ..db.models import Connection
+def active_readers(job: Job) -> list[tuple[str, str]]:
+    """``(uid, status)`` of the active (queued, launched, running...) jobs that read what ``job`` made.
 
-    kids = (Job.select(Job.number).join(Connection, on=(Connection.child == Job.id))
-            .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).distinct())
-    return sorted((f"J{j.number}" for j in kids), key=lambda u: int(u[1:]))
+    At any depth: a grandchild reads its parent's particles, whose images are in
+    this job's stacks (a selection keeps pointing into the extraction's files).
+    """
+    from .graph import descendant_ids
+
+    below = sorted(descendant_ids([job]))
+    out: list[tuple[str, str]] = []
+    for i in range(0, len(below), 900):
+        out += [(f"J{n}", s) for n, s in Job.select(Job.number, Job.status).where(
+            Job.id.in_(below[i:i + 900]) & Job.status.in_(ACTIVE_STATUSES)).tuples()]
+    return sorted(out, key=lambda r: int(r[0][1:]))
+
+
+def readers_text(readers: list[tuple[str, str]]) -> str:
+    """"J7 is running on its outputs" / "J7, J9 are running or queued on its outputs (or on what was made from them)"."""
+    uids = [u for u, _ in readers]
+    statuses = "/".join(dict.fromkeys(s for _, s in readers))
+    return f"{', '.join(uids)} {'is' if len(uids) == 1 else 'are'} {statuses} on its outputs or on what was made from them"
+
+
+def _active_children(job: Job) -> list[str]:
+    return [u for u, _ in active_readers(job)]
 
 
 def _foreign(job: Job, what: str) -> str | None:
@@ -50,9 +69,9 @@ def why_not_clear(job: Job, readers: bool = True) -> str | None:
     reason = _active(job)
     if reason or not readers:
         return reason
-    readers = _active_children(job)
+    readers = active_readers(job)
     if readers:
-        return f"{', '.join(readers)} {'is' if len(readers) == 1 else 'are'} running on its outputs"
+        return readers_text(readers)
     return None
 
 

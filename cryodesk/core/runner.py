@@ -10,7 +10,9 @@ finished iterations as intermediate results, as the job type declares.
 
 from __future__ import annotations
 
+import errno
 import logging
+import re
 import threading
 import traceback
 from pathlib import Path
@@ -19,7 +21,7 @@ from ..base import nofollow
 from ..base.errors import CryodeskError, DataError, JobCancelled, Refused
 from ..base.fsio import atomic_write_json
 from ..db.models import Job, db
-from . import deletion, lifecycle, manifest, registry
+from . import deletion, lifecycle, manifest, pending, registry
 from .context import InputRef, JobContext
 from .deletion import DeletionPlan
 from .fsutil import check_job_dir, require_project_dir
@@ -68,36 +70,49 @@ def run_job(project, job, progress=None, cancel_event: threading.Event | None = 
     deletion.recover(project)  # a deletion a crash left half-done is finished before anything reads
     job_id = get_job(project, job).id
     pdir = require_project_dir(project.directory)
-    # Judge the job and its inputs and mark it running in one guarded transaction: a clear of a
-    # parent rechecks "no running child reads it" under the same lock, so one of the two waits.
-    with project_write(project, [job_id]):
-        job = Job.get_by_id(job_id)
-        inputs = check_runnable(project, job)
-        jdir = check_job_dir(pdir, job.directory)
-        jdir.mkdir(exist_ok=True)
-        set_status(job, "running", write=False)
-        # a run without an engine (the demo, a script) is owned by this process while it runs, so
-        # another process's crash recovery never takes it for a job whose process died
-        own = lifecycle.own_direct_run(job) if not job.owner_engine else None
+    # the job's manifest changes at its start and at its end: recorded for the whole run (core.pending),
+    # so that an end the disk had no room for is written by the next command once there is
+    held = pending.hold(pdir, get_job(project, job).uid)
+    written = [True]
     try:
-        done = _run_started(project, job, pdir, jdir, inputs, progress, cancel_event)
-    finally:
-        if own is not None:
-            lifecycle.end_direct_run(job, own)
+        # Judge the job and its inputs and mark it running in one guarded transaction: a clear of a
+        # parent rechecks "no running child reads it" under the same lock, so one of the two waits.
+        with project_write(project, [job_id]):
+            job = Job.get_by_id(job_id)
+            inputs = check_runnable(project, job)
+            jdir = check_job_dir(pdir, job.directory)
+            jdir.mkdir(exist_ok=True)
+            set_status(job, "running", write=False)
+            # a run without an engine (the demo, a script) is owned by this process while it runs, so
+            # another process's crash recovery never takes it for a job whose process died
+            own = lifecycle.own_direct_run(job) if not job.owner_engine else None
+        try:
+            done = _run_started(project, job, pdir, jdir, inputs, progress, cancel_event, written)
+        finally:
+            if own is not None:
+                lifecycle.end_direct_run(job, own)
+    except BaseException:
+        pending.release(held, written=False)
+        pending.sweep()
+        raise
+    pending.release(held, written[0])
     return Job.get_by_id(done.id) if own is not None else done
 
 
-def _run_started(project, job: Job, pdir: Path, jdir: Path, inputs, progress, cancel_event) -> Job:
+def _run_started(project, job: Job, pdir: Path, jdir: Path, inputs, progress, cancel_event,
+                 written: list | None = None) -> Job:
+    written = written if written is not None else [True]
     try:
         manifest.write_job(job, pdir)
     except DataError as exc:  # a full or read-only disk: the job cannot run there; say so, never hang "running"
-        _finish(project, job, "failed", [], str(exc))
+        written[0] = _finish(project, job, "failed", [], str(exc))
         return Job.get_by_id(job.id)
     jtype = registry.get(job.type)
     try:
         logger, handler = _job_logger(job.uid, jdir / LOG_NAME)
     except (OSError, DataError) as exc:  # the job cannot even keep its log: it fails, saying why
-        _finish(project, job, "failed", [], f"cannot write {jdir / LOG_NAME}: {getattr(exc, 'strerror', None) or exc}")
+        written[0] = _finish(project, job, "failed", [],
+                             f"cannot write {_shown(pdir, jdir / LOG_NAME)}: {getattr(exc, 'strerror', None) or exc}")
         return Job.get_by_id(job.id)
     ctx = JobContext(project_uid=project.uid, uid=job.uid, type=job.type, project_dir=pdir, job_dir=jdir,
                      params=dict(job.params), inputs=inputs, log=logger, progress_cb=progress,
@@ -108,21 +123,57 @@ def _run_started(project, job: Job, pdir: Path, jdir: Path, inputs, progress, ca
         ctx.check_cancel()
     except JobCancelled:
         logger.info("cancelled")
-        _finish_cancelled(project, job, jtype, ctx)
+        written[0] = _finish_cancelled(project, job, jtype, ctx)
     except CryodeskError as exc:
         logger.error("failed: %s", exc)
-        _finish(project, job, "failed", [], str(exc))
-    except Exception as exc:  # a bug or an unexpected OS error: keep the traceback in the log
+        written[0] = _finish(project, job, "failed", [], str(exc))
+    except Exception as exc:  # a bug or an unexpected OS error: the traceback goes to the log, a sentence to the user
         logger.error("failed with an unexpected error:\n%s", traceback.format_exc())
-        _finish(project, job, "failed", [], f"{type(exc).__name__}: {exc}")
+        written[0] = _finish(project, job, "failed", [], failure_message(exc, pdir, jdir, job.type))
     else:
         logger.info("completed")
-        _finish(project, job, "completed", ctx.outputs, None, ctx.results)
+        written[0] = _finish(project, job, "completed", ctx.outputs, None, ctx.results)
     finally:
         logger.removeHandler(handler)
         handler.close()
         handler.stream.close()
     return Job.get_by_id(job.id)
+
+
+def _shown(pdir: Path, path) -> str:
+    """``path`` relative to the project directory when it is inside it (``J5/restacked/batch_0001.mrc``)."""
+    try:
+        return str(Path(path).relative_to(pdir))
+    except ValueError:
+        return str(path)
+
+
+def failure_message(exc: BaseException, pdir: Path, jdir: Path, type_name: str) -> str:
+    """What the user reads when a job body raised something other than a :class:`CryodeskError`.
+
+    A sentence saying what went wrong and where — never the exception's class and raw text
+    (``ValueError: invalid literal for int()...``); that detail, with its traceback, is in ``job.log``.
+    """
+    log = _shown(pdir, jdir / LOG_NAME)
+    if isinstance(exc, OSError):
+        name = getattr(exc, "filename", None)
+        where = f"{_shown(pdir, name)}" if name else f"in {_shown(pdir, jdir)}/"
+        what = exc.strerror or "an input/output error"
+        if exc.errno == errno.ENOSPC:
+            return f"No space left on device while writing {where} (free space on that disk, then run it again)"
+        if exc.errno == errno.EDQUOT:
+            return f"Disk quota exceeded while writing {where}"
+        return f"{what}: {where} (details in {log})"
+    if isinstance(exc, MemoryError):
+        m = re.search(r"allocate ([\d.]+\s*\w+)", str(exc))
+        need = f" (it needed {m.group(1)})" if m else ""
+        return (f"not enough memory{need}: check the job's parameters (a size or count far too large?); "
+                f"details in {log}")
+    if isinstance(exc, OverflowError):
+        return f"a number is too large for this job's computation: check its parameters; details in {log}"
+    if isinstance(exc, UnicodeError):
+        return f"an input file holds text that is not valid UTF-8 (a binary or corrupt file?); details in {log}"
+    return f"{type_name} stopped on an unexpected internal error; details in {log}"
 
 
 def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
@@ -134,11 +185,20 @@ def _finish_cancelled(project, job, jtype, ctx: JobContext) -> None:
         _discard_partial(project, job, keep_names | {"lane"})  # a lane's script and scheduler output stay
     except CryodeskError as exc:  # e.g. another process holds the project lock: keep the files
         ctx.log.warning("partial output kept (%s); clear the job to remove it", exc)
-    _finish(project, job, "killed", kept, "cancelled by the user")
+    return _finish(project, job, "killed", kept, "cancelled by the user")
 
 
-def _finish(project, job: Job, status: str, outputs, error, results=None) -> None:
-    """Record how the job ended.  The database always gets it, even on a full or read-only disk."""
+class JobVanished(DataError):
+    """The job's row was deleted while it ran: its outcome cannot be recorded."""
+
+
+def _finish(project, job: Job, status: str, outputs, error, results=None) -> bool:
+    """Record how the job ended; True if its manifest was written too.
+
+    The database always gets it, even on a full or read-only disk (the manifest is then repaired by
+    the next command, :mod:`cryodesk.core.pending`).  A job whose row vanished meanwhile raises
+    :class:`JobVanished` (nothing of it is written back: its directory is not remade).
+    """
     pdir = Path(project.directory)
     if results:
         # free-form results (e.g. per-frame shifts) are kept beside the outputs
@@ -147,18 +207,24 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> Non
             atomic_write_json(where, results)
         except OSError as exc:
             status, outputs = "failed", []
-            error = f"cannot write {where}: {exc.strerror or exc}"
+            error = (f"No space left on device while writing {_shown(pdir, where)}" if exc.errno == errno.ENOSPC
+                     else f"cannot write {_shown(pdir, where)}: {exc.strerror or exc}")
     with db.atomic():
+        if not Job.select().where(Job.id == job.id).exists():
+            raise JobVanished(f"{job.uid} was deleted while it ran; its result ({status}) was not recorded")
         replace_outputs(job, outputs)
         set_status(job, status, error=error, write=False)
         job.size_bytes = job_size(pdir / job.directory)
         job.save(only=[Job.size_bytes])
+    written = True
     try:
         manifest.write_job(job, pdir)
     except DataError as exc:
-        # the status is recorded; the manifest catches up with the next change of the job
+        # the status is recorded; the manifest is rewritten by the next command (its record stays)
         logging.getLogger("cryodesk.runner").warning("%s: %s", job.uid, exc)
+        written = False
     # record the job's size and apply "delete intermediate results automatically" (core/cleanup)
     from .cleanup import on_job_finished
 
     on_job_finished(project, job)
+    return written

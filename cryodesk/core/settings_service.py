@@ -26,6 +26,7 @@ import os
 from pathlib import Path
 
 from ..base import settings
+from ..base.dburl import redact
 from ..base.errors import NotFound, UsageError
 from ..db import lock_rows, write_transaction
 from ..db.models import Job, Project, Worker
@@ -142,6 +143,9 @@ def settings_view(project=None, job=None, worker=None, environ=None) -> dict:
             row["value"], row["level"] = settings.lookup(s.name, environ=environ, labels=labels, **values)
         except UsageError as exc:
             row.update(value=None, level=None, error=str(exc))
+        if s.name == "db_url":  # shown, never its password (issue 20)
+            row["values"] = {lv: redact(str(v)) for lv, v in row["values"].items()}
+            row["value"] = redact(str(row["value"])) if row.get("value") is not None else None
         rows.append(row)
     return {"settings": rows, "problems": problems, "precedence": settings.PRECEDENCE}
 

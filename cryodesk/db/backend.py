@@ -46,8 +46,52 @@ def write_transaction(database=None):
         with database.atomic():
             yield
         return
-    with database.atomic("IMMEDIATE") if is_sqlite(database) else database.atomic():  # (SQLite: as every one)
+    if not is_sqlite(database):
+        with database.atomic():
+            yield
+        return
+    txn = _begin_immediate(database)
+    with txn:
         yield
+
+
+#: a busy ``BEGIN IMMEDIATE`` (the busy timeout ran out while another process wrote) is tried again this often
+BEGIN_RETRIES = 3
+
+
+def _begin_immediate(database):
+    """An entered-ready SQLite transaction whose ``BEGIN IMMEDIATE`` succeeded, retried with backoff.
+
+    Only the transaction's first statement is retried: nothing was read or written yet, so trying
+    again is the same transaction.  A lock that outlasts every try raises (the CLI says so in a sentence).
+    """
+    import random
+    import time
+
+    for attempt in range(BEGIN_RETRIES + 1):
+        txn = database.atomic("IMMEDIATE")
+        try:
+            txn.__enter__()
+        except pw.OperationalError as exc:
+            if attempt == BEGIN_RETRIES or "locked" not in str(exc).lower() and "busy" not in str(exc).lower():
+                raise
+            time.sleep(min(2.0, 0.05 * 2 ** attempt) * (0.5 + random.random()))
+            continue
+        return _Entered(txn)
+    raise AssertionError("unreachable")
+
+
+class _Entered:
+    """A transaction already entered: its ``with`` only exits it."""
+
+    def __init__(self, txn):
+        self.txn = txn
+
+    def __enter__(self):
+        return self.txn
+
+    def __exit__(self, *exc):
+        return self.txn.__exit__(*exc)
 
 
 def lock_rows(model, ids, database=None) -> None:

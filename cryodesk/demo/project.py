@@ -73,6 +73,10 @@ def create_demo_project(directory: Path | str, size: str = "small", seed: int = 
     """
     directory = Path(directory).expanduser().resolve()
     raw = directory / "raw"
+    for place in (directory / "project", raw):  # a planted link would put the demo's writes wherever it points
+        if place.is_symlink() and not (place == raw and (raw / "ground_truth.json").is_file()):
+            raise UsageError(f"{place} is a symbolic link; the demo writes only into real directories "
+                             "(choose another --dir; nothing was written)")
     if progress:
         progress(0.0, f"simulating a {size} dataset")
     if not (raw / "ground_truth.json").exists():

@@ -54,10 +54,16 @@ def job_body(project_uid: str, job_uid: str) -> Body:
         except CryodeskError as exc:
             # refused at start (the world changed since it was queued: a parent cleared, ...),
             # or recording the outcome failed (the project's disk went away): never leave it "running"
-            job = lifecycle.end_if_active(job, f"not run: {getattr(exc, 'reason', exc)}", statuses=("queued", "running"))
+            try:
+                job = lifecycle.end_if_active(job, f"not run: {getattr(exc, 'reason', exc)}",
+                                              statuses=("queued", "running"))
+            except CryodeskError as again:  # (a disk too full for even that: it stays as it was, said here)
+                log.warning("%s %s: %s; %s", project_uid, job_uid, exc, again)
         except Exception as exc:
             log.error("%s %s: engine error:\n%s", project_uid, job_uid, traceback.format_exc())
-            job = lifecycle.end_if_active(job, f"{type(exc).__name__}: {exc}", statuses=("queued", "running"))
+            job = lifecycle.end_if_active(job, f"cryodesk could not run or record it: an internal error "
+                                               f"({type(exc).__name__}); details in the application log",
+                                          statuses=("queued", "running"))
         finally:
             lifecycle.release(job)
         return job.status, job.error

@@ -39,9 +39,13 @@ def database_url() -> str:
 
 
 def worker_command(db_url: str, project_uid: str | None = None) -> list[str]:
-    """The command line of a detached worker that runs the jobs queued now, then exits."""
+    """The command line of a detached worker that runs the jobs queued now, then exits.
+
+    A URL with a password is not on it (every user sees command lines in ``ps``):
+    :func:`spawn_worker` passes it in the environment (``CRYODESK_DB``) instead.
+    """
     base = [sys.executable] if getattr(sys, "frozen", False) else [sys.executable, "-m", "cryodesk.cli.main"]
-    cmd = base + ["--db", db_url, "worker", "run", "--once"]
+    cmd = base + ([] if dbmod.has_password(db_url) else ["--db", db_url]) + ["worker", "run", "--once"]
     if project_uid:
         cmd += ["--project", project_uid]
     return cmd
@@ -65,6 +69,7 @@ def spawn_worker(db_url: str | None = None, project_uid: str | None = None) -> t
     where.mkdir(parents=True, exist_ok=True)
     log = where / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     env = dict(os.environ)
+    env["CRYODESK_DB"] = url  # what the worker opens (the command line carries no password)
     env["QT_QPA_PLATFORM"] = "offscreen"  # a QCoreApplication needs none, but never a display
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)

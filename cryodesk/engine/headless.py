@@ -23,8 +23,13 @@ def ensure_app() -> QCoreApplication:
     return QCoreApplication.instance() or QCoreApplication(sys.argv[:1] or ["cryodesk"])
 
 
+#: seconds a cancelled job gets to stop after SIGINT/SIGTERM before ``on_force`` gives up on it
+FORCE_AFTER_S = 10.0
+
+
 def run_until_idle(engine, *, stop_when_idle: bool = True, tick: Callable[[], None] | None = None,
-                   tick_ms: int = 1000, on_interrupt: Callable[[int], None] | None = None) -> int | None:
+                   tick_ms: int = 1000, on_interrupt: Callable[[int], None] | None = None,
+                   on_force: Callable[[int], None] | None = None) -> int | None:
     """Run the Qt event loop until ``engine`` is idle; returns the signal number that interrupted it.
 
     Parameters
@@ -35,6 +40,11 @@ def run_until_idle(engine, *, stop_when_idle: bool = True, tick: Callable[[], No
         Called every ``tick_ms`` in the loop's thread (a worker adopts queued jobs here).
     on_interrupt : callable, optional
         Called with the signal number on the first SIGINT/SIGTERM (after cancelling).
+    on_force : callable, optional
+        Called with the signal number when a second signal comes, or :data:`FORCE_AFTER_S`
+        after the first, and jobs still run: a job blocked where its cancel cannot reach it
+        (a read from a hung file system) must not keep the process from ending.  It should
+        record the jobs as killed and end the process (``os._exit``); if it returns, the loop ends.
     """
     ensure_app()
     loop = QEventLoop()
@@ -44,10 +54,19 @@ def run_until_idle(engine, *, stop_when_idle: bool = True, tick: Callable[[], No
         if engine.is_idle and (stop_when_idle or interrupted):
             loop.quit()
 
+    def force(signum: int) -> None:
+        if on_force is not None and not engine.is_idle:
+            on_force(signum)
+            loop.quit()
+
     def cancel(first: bool, signum: int) -> None:
         engine.cancel_all()
         if first and on_interrupt is not None:
             on_interrupt(signum)
+        if first and on_force is not None:
+            QTimer.singleShot(int(FORCE_AFTER_S * 1000), lambda: force(signum))
+        elif not first:
+            force(signum)
         check_done()
 
     def on_signal(signum, _frame) -> None:

@@ -21,7 +21,7 @@ import threading
 import time
 
 from .. import db as dbmod
-from ..base.errors import Refused
+from ..base.errors import CryodeskError, NotFound, Refused
 from ..core import lifecycle, runner
 from ..core.jobs import get_job, refresh
 from ..core.projects import get_project
@@ -87,11 +87,16 @@ def _run_owned(project, job, owner: dict, log):
         for s, handler in old.items():
             signal.signal(s, handler)
     if "error" in result:
-        lifecycle.end_if_active(job.id, f"{type(result['error']).__name__}: {result['error']}",
-                                statuses=("launched", "started", "running"))
-    fresh = refresh([job])[0]
-    lifecycle.release(fresh)
-    return fresh
+        exc = result["error"]
+        log(f"worker: {project.uid} {job.uid}: {type(exc).__name__}: {exc}")  # (the detail: the worker's log)
+        why = str(exc) if isinstance(exc, CryodeskError) else \
+            f"cryodesk could not run or record it: an internal error ({type(exc).__name__}); details in the worker's log"
+        lifecycle.end_if_active(job.id, why, statuses=("launched", "started", "running"))
+    fresh = refresh([job])
+    if not fresh:
+        raise NotFound(f"{project.uid} {job.uid} was deleted while it ran; its result was not recorded")
+    lifecycle.release(fresh[0])
+    return fresh[0]
 
 
 def run_lane_session(project_uid: str, session_uid: str, restore: bool = True, worker: str | None = None,

@@ -115,7 +115,7 @@ class StackWriter:
             return
         data = np.ascontiguousarray(arr, dtype=self.dtype)
         try:
-            self._out.fh.write(data.tobytes())
+            self._out.fh.write(memoryview(data).cast("B"))  # no copy of the batch
         except OSError as exc:
             self.abort()  # what was written cannot be trusted: drop it now
             raise self._write_error(exc) from None

@@ -36,6 +36,8 @@ directory (``J3/extract/foo.mrc``); indices in ``blob/idx`` are 0-based.
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from numpy.lib import recfunctions as rfn
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
+from cryodesk.base.nofollow import require_regular
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
@@ -97,7 +100,11 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
         if dtype.hasobject:
             raise ValueError("object arrays are not allowed (the file would need pickle)")
         offset = fh.tell()
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
+        have = os.fstat(fh.fileno()).st_size - offset
+        if count * dtype.itemsize > have:  # before allocating: a crafted header asked for 728 TiB
+            raise EOFError(f"file is truncated: its header says {count} records ({count * dtype.itemsize} bytes), "
+                           f"the file holds {have} bytes")
         if mmap:
             if count == 0:
                 return np.zeros(shape, dtype)
@@ -132,6 +139,7 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
         Missing file, unknown encoding, truncated or non-structured array, no ``uid``.
     """
     path = Path(path)
+    require_regular(path, "dataset file")
     try:
         with open(path, "rb") as fh:
             head = fh.read(6)
@@ -148,6 +156,8 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
             data = _load_npy(path, mmap)
         except (ValueError, EOFError, OSError, TypeError) as exc:
             raise _bad(path, f"{exc}") from None
+        except MemoryError:
+            raise _bad(path, "too large to load into memory") from None
     else:
         raise _bad(path, "not a NumPy or CSDAT file (wrong magic bytes)")
     if data.dtype.names is None or data.ndim != 1:

@@ -37,10 +37,9 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import atomic_write
+from cryodesk.base.nofollow import require_regular
 
 __all__ = ["CsgResult", "CsgGroup", "read_csg", "write_csg", "group_for_dataset", "load_group"]
 
@@ -105,7 +104,10 @@ class CsgGroup:
 
 def read_csg(path: Path | str) -> CsgGroup:
     """Parse the manifest at ``path``; DataError if missing or malformed."""
+    import yaml  # here: 30 ms that every CLI command (all job types are imported) would pay
+
     path = Path(path)
+    require_regular(path, "group manifest")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -127,6 +129,8 @@ def read_csg(path: Path | str) -> CsgGroup:
 
 def write_csg(path: Path | str, group: CsgGroup, durable: bool = False) -> Path:
     """Write ``group`` to ``path`` (:func:`~cryodesk.base.fsio.atomic_write`)."""
+    import yaml
+
     path = Path(path)
     atomic_write(path, yaml.safe_dump(group.to_dict(), default_flow_style=False, sort_keys=True), durable)
     return path

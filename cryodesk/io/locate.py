@@ -60,11 +60,16 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
         return path == limit or path.startswith(prefixes[limit])
 
     for raw in dict.fromkeys(np.asarray(raw_paths).tolist()):
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError:
+            raise DataError(f"{source}: stack path {raw!r} is not UTF-8 text") from None
         if text in out:
             continue
         if not text or text == ">":
             raise DataError(f"{source}: a particle has an empty stack path")
+        if "\0" in text:
+            raise DataError(f"{source}: stack path {text!r} contains a NUL byte")
         if text.startswith(">"):
             cands, limit = [os.path.join(meta_s, text[1:])], os.path.normpath(meta_s)
         elif os.path.isabs(text):

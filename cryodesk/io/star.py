@@ -34,6 +34,7 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
+from cryodesk.base.nofollow import require_regular
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -293,6 +294,7 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
     :mod:`cryodesk.io.relion` and :func:`column_floats` accept alike.
     """
     path = Path(path)
+    require_regular(path, "STAR file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -484,6 +486,10 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
     return path
 
 
+#: the largest image index an MRC stack can hold (its header counts sections in a 32-bit integer)
+_MAX_INDEX = 2**31 - 1
+
+
 def _ascii_ints(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(value, ok)`` of fixed-width str ``texts`` that should be ASCII decimal numbers (vectorised).
 
@@ -526,12 +532,16 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
     paths = np.where(no_at, head, tail)
     number, ok = _ascii_ints(head)
     number = np.where(no_at, 1, number)
-    ok = (ok | no_at) & (number >= 1) & (np.strings.str_len(paths) > 0)
+    ok = (ok | no_at) & (number >= 1) & (number <= _MAX_INDEX) & (np.strings.str_len(paths) > 0)
+    if paths.dtype.itemsize:  # a NUL inside a path (fixed-width arrays pad with NULs only at the end)
+        unit = np.uint32 if paths.dtype.kind == "U" else np.uint8
+        codes = np.ascontiguousarray(paths).view(unit).reshape(len(paths), -1)
+        ok &= np.count_nonzero(codes, axis=1) == np.strings.str_len(paths)
     if not ok.all():
         k = int(np.argmin(ok))
         bad = vals[k].decode("utf-8", "replace") if isinstance(vals[k], bytes) else str(vals[k])
         raise DataError(f"{source}: bad image name {bad!r} in row {k + 1} "
-                        f"(expected <1-based index>@<path>)")
+                        f"(expected <1-based index up to {_MAX_INDEX}>@<path>)")
     return number - 1, paths
 
 

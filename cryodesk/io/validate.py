@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.base.nofollow import require_regular
 from cryodesk.io.cs import ParticleSet
 from cryodesk.io.mrc import StackInfo, read_header
 
@@ -53,6 +54,7 @@ def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None =
         if progress is not None and k % 64 == 0:
             progress(k / max(n_paths, 1), f"checking {path.name}")
         try:
+            require_regular(path, "particle stack")  # a FIFO would block read_header's open, uncancellable
             info = read_header(path)
         except DataError as exc:
             problems.append(f"{exc} (used by {int(counts[k])} particle(s), first at row {int(first_row[k])})")

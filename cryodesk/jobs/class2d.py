@@ -25,7 +25,6 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import from_columns
 from cryodesk.io.mrc import StackWriter, read_images
-from cryodesk.kernels.fourier import fourier_crop
 
 from . import preprocess_align2d as a2d
 from .preprocess_common import input_dataset, stable_uid, with_columns, write_dataset
@@ -39,6 +38,7 @@ def load_particles(ctx: JobContext, parts: np.ndarray, size: int) -> tuple[np.nd
     copied to the SSD first; with caching off they are read in place.
     """
     from cryodesk.cache import stage
+    from cryodesk.kernels.fourier import fourier_crop  # here: numba + rocket-fft take ~1 s to import
 
     box = int(parts["blob/shape"][0][0])
     size = min(int(size), box)
@@ -182,10 +182,11 @@ def run_select_2d(ctx: JobContext) -> None:
 register(JobType(
     name="class_2d", title="2D Classification", category="classification",
     params=(
-        Param("num_classes", 8, "int", "number of classes"),
+        Param("num_classes", 8, "int", "number of classes", minimum=1, maximum=100_000),
         Param("num_iterations", 10, "int", "alignment/averaging iterations (one output version each)"),
-        Param("downsample_px", 32, "int", "box the particles are Fourier-cropped to for classification"),
-        Param("num_rotations", 24, "int", "in-plane angles searched (360° / n steps)"),
+        Param("downsample_px", 32, "int", "box the particles are Fourier-cropped to for classification",
+              minimum=2, maximum=8192),
+        Param("num_rotations", 24, "int", "in-plane angles searched (360° / n steps)", minimum=1, maximum=36_000),
         Param("max_shift_frac", 0.1, "float", "largest translation searched, as a fraction of the box"),
         Param("mask_radius_frac", 0.85, "float", "circular mask radius, as a fraction of the half-box"),
         Param("align_lowpass_A", 15.0, "float", "low-pass applied to references for alignment (Å); 0 = none"),

@@ -185,7 +185,7 @@ register(JobType(
     name="ctf_estimation", title="CTF Estimation", category="ctf_estimation",
     params=(
         Param("amp_contrast", 0.1, "float", "amplitude contrast fraction"),
-        Param("tile_px", 256, "int", "periodogram tile size (px)"),
+        Param("tile_px", 256, "int", "periodogram tile size (px)", minimum=8, maximum=8192),
         Param("res_min_A", 30.0, "float", "lowest resolution used in the fit (Å)"),
         Param("res_max_A", 5.0, "float", "highest resolution used in the fit (Å)"),
         Param("df_min_A", 3000.0, "float", "smallest defocus searched (Å)"),

@@ -20,7 +20,6 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import from_columns
 from cryodesk.io.mrc import StackWriter
-from cryodesk.kernels._numba import HAVE_NUMBA, jit
 
 from .preprocess_common import input_dataset, read_mrc, text, write_dataset
 
@@ -70,16 +69,28 @@ def _extract_loop(mic, y0, x0, box, bg, normalize, out):
     return out
 
 
-_extract_nb = jit(_extract_loop) if HAVE_NUMBA else None
+_extract_nb = None
+
+
+def _compiled():
+    """The numba kernel, made on first use: importing numba costs ~0.4 s that a CLI run of
+    another job type (or the app's start) should not pay."""
+    global _extract_nb
+    if _extract_nb is None:
+        from cryodesk.kernels._numba import HAVE_NUMBA, jit
+
+        _extract_nb = jit(_extract_loop) if HAVE_NUMBA else False
+    return _extract_nb
 
 
 def extract_boxes(mic: np.ndarray, y0: np.ndarray, x0: np.ndarray, box: int,
                   bg: np.ndarray, normalize: bool = True) -> np.ndarray:
     """Numba version of :func:`extract_boxes_numpy` (falls back to it without numba)."""
-    if _extract_nb is None:
+    kernel = _compiled()
+    if not kernel:
         return extract_boxes_numpy(mic, y0, x0, box, bg, normalize)
     out = np.empty((len(y0), box, box), np.float32)
-    return _extract_nb(np.ascontiguousarray(mic, np.float32), np.asarray(y0, np.int64),
+    return kernel(np.ascontiguousarray(mic, np.float32), np.asarray(y0, np.int64),
                        np.asarray(x0, np.int64), int(box), np.ascontiguousarray(bg), bool(normalize), out)
 
 
@@ -161,7 +172,7 @@ def run_extract_particles(ctx: JobContext) -> None:
 register(JobType(
     name="extract_particles", title="Extract Particles", category="extraction",
     params=(
-        Param("box_size_px", 128, "int", "box size in pixels (even)"),
+        Param("box_size_px", 128, "int", "box size in pixels (even)", minimum=2, maximum=8192),
         Param("normalize", True, "bool", "zero mean, unit variance of the background ring"),
         Param("bg_radius_frac", 0.85, "float", "background ring starts at this fraction of the half-box"),
         Param("particle_sign", "dark", "str", "particle contrast, recorded as blob/sign",

@@ -137,7 +137,7 @@ register(JobType(
         Param("threshold", 3.0, "float", "minimum score, in robust standard deviations"),
         Param("min_distance_frac", 1.0, "float", "minimum separation, in diameters"),
         Param("particle_sign", "dark", "str", "particle contrast in the micrograph", choices=("dark", "light")),
-        Param("max_picks", 1000, "int", "maximum picks per micrograph"),
+        Param("max_picks", 1000, "int", "maximum picks per micrograph", minimum=1, maximum=10_000_000),
     ),
     inputs=(InputSlot("micrographs", "micrograph", help="micrographs to pick"),),
     outputs=(OutputGroup("locations", "particle_locations", help="picked particle centres"),),

@@ -18,11 +18,17 @@
 Both stream through :mod:`cryodesk.io.gather` (bounded memory, reads and
 writes overlapped) and check every source image for NaN/Inf and all-zero
 pixels on the way; flagged particles are reported, not dropped.
+
+With ``output_f16`` a particle whose pixels float16 cannot hold (finite
+values of magnitude 65520 and more, which would become ±inf) fails the job
+with an error naming it (uid, row, source stack and image) and nothing is
+left behind; ``output_f16_clip`` clips such pixels to ±65504 instead.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -33,15 +39,18 @@ from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import ParticleSet, write_cs
 from cryodesk.io.gather import SourceError, execute_plan, plan_sources
-from cryodesk.kernels.batch import ParticleTransform
-from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
 
 __all__ = ["run_restack", "run_downsample", "restack_into"]
 
 _PER_FILE = Param("particles_per_file", 10000, "int",
-                  help="Particles per output stack; the last stack holds the rest.")
+                  help="Particles per output stack; the last stack holds the rest.", minimum=1, maximum=10_000_000)
 _F16 = Param("output_f16", False, "bool",
-             help="Write float16 stacks (MRC mode 12): half the size, float16 rounding of the pixels.")
+             help="Write float16 stacks (MRC mode 12): half the size, float16 rounding of the pixels. "
+                  "A particle with pixels beyond the float16 range (±65504) stops the job with an error "
+                  "naming it, unless output_f16_clip is set.")
+_F16_CLIP = Param("output_f16_clip", False, "bool",
+                  help="With output_f16: clip pixels beyond ±65504 to ±65504 instead of failing "
+                       "(the number of clipped particles goes to the log and the results).")
 
 
 def _progress_reporter(ctx: JobContext, what: str):
@@ -132,7 +141,22 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     dict
         Summary recorded in ``ctx.results``.
     """
+    # the kernels are imported in _restack_into, not at the top: numba takes ~0.4 s to import,
+    # which every CLI command would pay
     t0 = time.monotonic()
+    preload = None
+    if new_box is not None or ctx.params.get("output_f16"):
+        preload = _preload_kernels(new_box is not None, bool(ctx.params.get("output_f16")))
+    try:
+        return _restack_into(ctx, subdir, new_box, t0)
+    finally:
+        if preload is not None:
+            preload.join()  # never leave it importing while the process exits
+
+
+def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) -> dict:
+    from cryodesk.kernels.batch import ALL_ZERO, NONFINITE, Float16Overflow, ParticleTransform
+
     per_file = int(ctx.params.get("particles_per_file", 10000))
     if per_file < 1:
         raise UsageError(f"particles_per_file must be at least 1, got {per_file}")
@@ -163,7 +187,8 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
                 raise UsageError(f"new_box_size must be even (got {new_box})")
             crop_to = new_box
     transform = ParticleTransform(len(data), box, plan.in_dtype, new_shape=crop_to,
-                                  float16=bool(ctx.params.get("output_f16", False)))
+                                  float16=bool(ctx.params.get("output_f16", False)),
+                                  clip_f16=bool(ctx.params.get("output_f16_clip", False)))
     factor = box[1] / transform.out_shape[1]
     voxels = [(count, (psize or plan.voxel_size) * factor) for count, psize in groups]
     voxel = voxels[0][1]
@@ -191,6 +216,14 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     except SourceError as exc:
         _remove(stacks, cs_path, out_dir)
         raise _particle_error(ctx, uids, exc, order) from None
+    except Float16Overflow as exc:
+        _remove(stacks, cs_path, out_dir)
+        path, index = plan.sources[int(plan.src_id[exc.item])].path, int(plan.src_idx[exc.item])
+        raise DataError(f"{ctx.uid}: particle uid {int(uids[exc.item])} (row {int(order[exc.item])}, image "
+                        f"{index} of {path}) has a pixel value {exc.value:g} beyond the float16 range "
+                        f"(±65504), which float16 output would turn into infinity; nothing was written. "
+                        f"Restack it as float32 (output_f16 off), or set output_f16_clip to clip such "
+                        f"pixels to ±65504") from None
     except BaseException:
         _remove(stacks, cs_path, out_dir)
         raise
@@ -205,6 +238,9 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
                "dtype": str(transform.out_dtype),
                "bytes_written": plan.out_bytes, "seconds": round(secs, 3),
                "particles_per_s": round(len(data) / secs, 1), **transform.summary()}
+    if transform.clipped:
+        ctx.log.warning("%s: %d particles had pixels beyond ±65504, clipped to the float16 range (output_f16_clip)",
+                        ctx.uid, transform.clipped)
     for flag, label in ((NONFINITE, "NaN/Inf pixels"), (ALL_ZERO, "all-zero images")):
         bad = transform.flagged(flag)
         if bad.size:
@@ -231,6 +267,32 @@ def _plan(stacks: list[Path], src_id: np.ndarray, src_idx: np.ndarray, out_dir: 
             raise SourceError(f"cannot read particle {item} (image {int(src_idx[item])} of {path}): {exc}",
                               path, int(src_idx[item]), item) from None
     return plan_sources(sources, src_id, src_idx, out_dir, particles_per_file=per_file)
+
+
+def _preload_kernels(crop: bool, f16: bool) -> threading.Thread:
+    """Import numba and load the compiled kernels in a thread while the metadata and headers are read.
+
+    Importing numba and loading a kernel from its cache take about a second;
+    started here, that overlaps with reading the ``.cs`` and every source
+    header (I/O that releases the GIL) instead of following them.  The
+    transform's own imports wait for this thread if it has not finished.
+    """
+    def load() -> None:
+        try:
+            if f16:
+                from cryodesk.kernels.float16 import to_float16
+
+                to_float16(np.zeros((1, 2, 2), np.float32))
+            if crop:
+                from cryodesk.kernels.fourier import fourier_crop
+
+                fourier_crop(np.zeros((1, 4, 4), np.float32), 2)
+        except Exception:  # the transform imports them again and reports what is wrong
+            pass
+
+    thread = threading.Thread(target=load, name="restack-kernels", daemon=True)
+    thread.start()
+    return thread
 
 
 def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError, order: np.ndarray) -> DataError:
@@ -268,7 +330,7 @@ register(JobType(
     name="restack_particles",
     title="Restack Particles",
     category="utilities",
-    params=(_PER_FILE, _F16),
+    params=(_PER_FILE, _F16, _F16_CLIP),
     inputs=(InputSlot("particles", "particle", help="The particles to restack."),),
     outputs=(OutputGroup("particles", "particle", help="The same particles in new compact stacks."),),
     run=run_restack,
@@ -283,8 +345,8 @@ register(JobType(
     category="utilities",
     params=(Param("new_box_size", None, "int",
                   help="New box size in pixels (even); unset or the current box: keep the box and write only "
-                       "the particles of the input (consolidation)."),
-            _PER_FILE, _F16),
+                       "the particles of the input (consolidation).", maximum=8192),
+            _PER_FILE, _F16, _F16_CLIP),
     inputs=(InputSlot("particles", "particle", help="The particles to downsample."),),
     outputs=(OutputGroup("particles", "particle", help="Fourier-cropped particles in new stacks."),),
     run=run_downsample,

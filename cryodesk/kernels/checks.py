@@ -15,13 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba import HAVE_NUMBA, jit
+from .minmax import ALL_ZERO, NONFINITE
 
 __all__ = ["NONFINITE", "ALL_ZERO", "particle_flags", "particle_flags_numpy", "IMPLEMENTATION"]
 
-#: Flag bit: the image has a NaN or infinite pixel.
-NONFINITE = np.uint8(1)
-#: Flag bit: every pixel of the image is zero.
-ALL_ZERO = np.uint8(2)
+# NONFINITE (bit 1: a NaN or infinite pixel) and ALL_ZERO (bit 2: every pixel (±)0) come from .minmax
 
 # (exponent mask, magnitude mask, bit-pattern view) of the float types
 _FLOAT_BITS = {

@@ -8,6 +8,8 @@ and what it changed reaches the window through change events.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -66,6 +68,13 @@ class QtCleanupDialog(QDialog):
         sb.addWidget(self.refresh_button)
         self.stale_bar.setVisible(False)
         root.addWidget(self.stale_bar)
+        # what the user must know before running the plan (a final result losing its particle images)
+        self.warnings = QLabel("")
+        self.warnings.setObjectName("cleanupWarnings")
+        self.warnings.setWordWrap(True)
+        self.warnings.setStyleSheet(palette.notice_stylesheet("warning", "QLabel"))
+        self.warnings.setVisible(False)
+        root.addWidget(self.warnings)
         body = QHBoxLayout()
         body.addLayout(self._build_options(), 0)
         self.tabs = QtCleanupTabs()
@@ -144,7 +153,11 @@ class QtCleanupDialog(QDialog):
         self.stale_bar.setVisible(bool(h.get("size_stale")))
         self.tabs.show_plan(plan)
         n = len(plan.entries)
-        self.summary.setText(f"{n} job(s) affected, {human_bytes(plan.bytes)} freed")
+        self.warnings.setText("<br>".join(f"⚠ {html.escape(w)}" for w in plan.warnings))
+        self.warnings.setVisible(bool(plan.warnings))
+        lose = len(plan.warnings)
+        self.summary.setText(f"{n} job(s) affected, {human_bytes(plan.bytes)} freed"
+                             + (f" — {lose} final result(s) lose their particle images (see above)" if lose else ""))
         self.run_button.setText(f"Clean up {human_bytes(plan.bytes)}" if n else "Clean up")
         self.run_button.setEnabled(n > 0)
         self.preview_ready.emit(plan)

@@ -415,6 +415,8 @@ class JobActions(OneDialog, QObject):
         what = "Clear the outputs of" if verb == "clear" else "Permanently delete"
         text = (f"{what} {len(items)} job(s)? This frees {human_bytes(plan.plan.bytes)} "
                 f"({plan.plan.bytes:,} bytes).")
+        for w in getattr(plan, "warnings", ()):  # a final result losing its particle images
+            text += f"\n\n⚠ {w}"
         dialog = QtConfirmDialog(f"{verb.capitalize()} jobs", text, plan.refused,
                                  f"{verb.capitalize()} {human_bytes(plan.plan.bytes)}", self.host)
         dialog.accepted.connect(lambda: self._execute(verb, plan))

@@ -7,6 +7,7 @@ from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QLabel, QLineEdit, QMainWindow, QMenu
 
 from ..core import layout, projects
+from ..core.graph_check import snapshot_warning
 from ..core.units import human_bytes
 from ..engine import workers
 from .cache_panel import QtCachePanel
@@ -225,6 +226,9 @@ class QtMainWindow(WindowDialogs, QMainWindow):
             if snap.index_of(uid) is not None:
                 self.select_uid(uid)
         self._show_totals(snap)
+        cyclic = snapshot_warning(snap)  # a damaged database: said, never looped on (issue 20)
+        if cyclic:
+            self.statusBar().showMessage(cyclic)
         self.session.refresh_running()
         self._update_sidebar()
         self.live.loaded()

@@ -74,9 +74,9 @@ def test_create_project_refuses_non_empty_or_existing_project_dirs(database, tmp
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(type="no_such_type"), "unknown job type"),
-    (lambda d: d.update(params=[1, 2]), "params is not a mapping"),
+    (lambda d: d.update(params=[1, 2]), "params: is not a mapping"),
     (lambda d: d.update(uid="J9"), "does not match its directory"),
-    (lambda d: d["outputs"].append({"kind": "blob"}), "malformed output"),
+    (lambda d: d["outputs"].append({"kind": "blob"}), r"outputs\[1\]: lacks group, path"),
 ])
 def test_attach_refuses_bad_job_manifests_with_the_file_named(project, tmp_path, edit, message):
     from cryodesk.base.errors import DataError

@@ -61,7 +61,9 @@ def test_failure_records_the_error_and_the_log(qtbot, engine, project):
     _, finished = _run(qtbot, engine, project, [bad, bug])
     assert sorted(finished) == [("J1", "failed"), ("J2", "failed")]
     assert _fresh(bad).error == "the input stack is corrupt"
-    assert _fresh(bug).error == "ValueError: boom"
+    # a bug is a sentence for the user (issue 20, item 12), its detail in the log
+    assert _fresh(bug).error == "e_fail stopped on an unexpected internal error; details in J2/job.log"
+    assert "ValueError: boom" in (Path(project.directory) / "J2" / "job.log").read_text()
     log = (Path(project.directory) / "J2" / "job.log").read_text()
     assert "about to fail" in log and "Traceback" in log
 

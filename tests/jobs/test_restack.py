@@ -239,8 +239,10 @@ def test_gather_property(tmp_path_factory, data):
         lambda k: st.tuples(st.just(k), st.integers(0, sizes[k] - 1))), min_size=1, max_size=30))
     per_file = data.draw(st.integers(1, 12))
     batch_bytes = data.draw(st.integers(1, 6)) * 48
+    # read-ahead of none, a little or everything; written pages dropped behind the writer or not
     plan = gather([(root / f"s{k}.mrc", i) for k, i in items], root / "out",
-                  particles_per_file=per_file, batch_bytes=batch_bytes)
+                  particles_per_file=per_file, batch_bytes=batch_bytes,
+                  readahead_bytes=data.draw(st.sampled_from([0, 48, 1 << 20])), drop_written=data.draw(st.booleans()))
     assert len(plan.outputs) == -(-len(items) // per_file)
     for item, (k, i) in enumerate(items):
         path, j = plan.destination(item)

@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cryodesk.kernels import checks
+from cryodesk.kernels import checks, minmax
 from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
 
 numba_only = pytest.mark.skipif(not hasattr(checks, "particle_flags_numba"), reason="numba not installed")
-IMPLS = [checks.particle_flags_numpy] + ([checks.particle_flags_numba]
-                                         if hasattr(checks, "particle_flags_numba") else [])
+IMPLS = [checks.particle_flags_numpy, minmax.particle_flags_minmax] + (
+    [checks.particle_flags_numba] if hasattr(checks, "particle_flags_numba") else [])
 
 
 def _batch(dtype=np.float32) -> np.ndarray:
@@ -62,3 +62,12 @@ def test_numba_matches_numpy_property(x):
 def test_big_endian_input_falls_back_to_numpy():
     x = _batch().astype(">f4")
     assert checks.particle_flags_numba(x).tolist() == EXPECTED
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from([np.float32, np.float16]).flatmap(
+    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=3, max_dims=3, max_side=6),
+                          elements=st.sampled_from([0.0, -0.0, 1.0, -2.5, np.nan, np.inf, -np.inf, 1e-40]))))
+def test_minmax_flags_match_numpy_property(x):
+    """The restack's checks (two reductions, no numba) are the reference's flags."""
+    np.testing.assert_array_equal(minmax.particle_flags_minmax(x), checks.particle_flags_numpy(x))

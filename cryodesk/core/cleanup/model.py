@@ -97,6 +97,8 @@ class PlanEntry:
     #: for clear_intermediate: {"group": [versions to remove]}, and {"group": last version} kept
     versions: dict = field(default_factory=dict)
     keep_last: dict = field(default_factory=dict)
+    #: final results whose particle images are in this job's stacks (a clear makes them unusable)
+    finals_losing_images: list[str] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -134,6 +136,8 @@ class CleanupPlan:
     header: dict
     tabs: dict
     created_at: str = ""
+    #: what the user must know before running it (a final result losing its particle images)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def scope(self) -> str:
@@ -159,6 +163,7 @@ class CleanupPlan:
             "bytes": self.bytes, "header": self.header, "tabs": self.tabs,
             "entries": [e.to_dict() for e in self.entries],
             "skipped": [s.to_dict() for s in self.skipped],
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -169,6 +174,7 @@ class CleanupPlan:
                        options=CleanupOptions.from_dict(d.get("options") or {}),
                        entries=[PlanEntry(**e) for e in d["entries"]],
                        skipped=[Skipped(**s) for s in d.get("skipped", [])],
-                       header=d.get("header") or {}, tabs=d.get("tabs") or {}, created_at=d.get("created_at", ""))
+                       header=d.get("header") or {}, tabs=d.get("tabs") or {}, created_at=d.get("created_at", ""),
+                       warnings=[str(w) for w in d.get("warnings") or []])
         except (KeyError, TypeError) as exc:
             raise UsageError(f"not a cleanup plan: {exc}") from None

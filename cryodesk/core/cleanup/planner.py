@@ -11,8 +11,12 @@ The rules (CryoSPARC Data Cleanup guide, and cryodesk's own promises):
 * a job is **deleted** only when every descendant (in the whole project, not
   just the scope) is deleted with it; otherwise it is cleared instead, and
   the plan names the descendants that kept it;
-* a job that is running (or queued), or whose child is running and reading
-  it, is left alone;
+* a job that is running (or queued), or whose descendant at any depth is, is
+  left alone: a grandchild reads its stacks too (a selection points into the
+  extraction's files);
+* clearing a job whose stacks a final result reads is allowed (it can be
+  re-run), but the plan names each final result that loses its particle images
+  and how to restack it (``warnings``);
 * intermediate results are every version but the last of each output group,
   except versions another job reads as its input;
 * *killed* / *failed* mean the status now: "mark as complete" takes a job out
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...db.models import ACTIVE_STATUSES, utcnow
+from ...db.models import utcnow
 from ..projects import get_project, get_workspace
 from ..registry import PREPROCESSING_CATEGORIES
 from ..sizes import clear_keeps_bytes
@@ -61,11 +65,82 @@ class _Wants:
 
 
 def _active_child(snap, jid: int) -> str | None:
-    for k in snap.children.get(jid, ()):
-        row = snap.jobs[k]
-        if row.status in ACTIVE_STATUSES:
-            return f"{row.uid} is {row.status} and reads its outputs"
-    return None
+    """A queued or running job reading what ``jid`` made, at any depth (a grandchild reads its stacks too)."""
+    found = snap.active_readers().get(jid)
+    if found is None:
+        return None
+    row, via = snap.jobs[found[0]], found[1]
+    if via is None:
+        return f"{row.uid} is {row.status} and reads its outputs"
+    return f"{row.uid} is {row.status} and reads what was made from its outputs (through {snap.jobs[via].uid})"
+
+
+#: jobs that write particle images (stacks) of their own: jobs below read their images from these files
+IMAGE_CATEGORIES = ("extraction",)
+
+
+def _writes_images(snap, jid: int) -> bool:
+    return snap.category[jid] in IMAGE_CATEGORIES or snap.jobs[jid].type in model.RESTACK_TYPES
+
+
+def finals_reading_images(snap, jid: int) -> list[str]:
+    """Final jobs whose particle images are in the stacks of ``jid`` (an extraction or restack job).
+
+    Every descendant reached without passing a job that writes stacks of its own (a
+    restack, another extraction): a selection, a classification, a refinement keep
+    pointing into the stacks they were given.  Empty for a job that writes no stacks.
+    """
+    if not _writes_images(snap, jid):
+        return []
+    out, seen, stack = [], {jid}, list(snap.children.get(jid, ()))
+    while stack:
+        k = stack.pop()
+        if k in seen or _writes_images(snap, k):
+            continue
+        seen.add(k)
+        if snap.jobs[k].is_final:
+            out.append(snap.jobs[k].uid)
+        stack.extend(snap.children.get(k, ()))
+    return sorted(out, key=lambda u: int(u[1:]))
+
+
+def finals_losing_images(project, job) -> list[str]:
+    """:func:`finals_reading_images` from the database (a few queries, one per level): for ``job clear``."""
+    from ...db.models import Connection, Job
+
+    def writes(type_name: str) -> bool:
+        return type_name in model.RESTACK_TYPES or snap_mod._category(type_name, cats) in IMAGE_CATEGORIES
+
+    cats: dict[str, str] = {}
+    if not writes(job.type):
+        return []
+    out, seen, frontier = [], {job.id}, [job.id]
+    while frontier:
+        level = []
+        for i in range(0, len(frontier), 900):
+            level += list(Job.select(Job.id, Job.number, Job.type, Job.is_final)
+                          .join(Connection, on=(Connection.child == Job.id))
+                          .where(Connection.parent.in_(frontier[i:i + 900])).tuples())
+        frontier = []
+        for jid, number, type_name, final in level:
+            if jid in seen or writes(type_name):
+                continue
+            seen.add(jid)
+            if final:
+                out.append(f"J{number}")
+            frontier.append(jid)
+    return sorted(set(out), key=lambda u: int(u[1:]))
+
+
+def image_warning(project_uid: str, final_uid: str, cleared: list[str], what: str = "this cleanup") -> str:
+    return (f"final result {final_uid} loses its particle images: they are in the stacks of {', '.join(cleared)}, "
+            f"which {what} clears; {final_uid} cannot be used (nor re-run) until "
+            f"{'it is' if len(cleared) == 1 else 'they are'} re-run. To keep {final_uid} usable, restack it first: "
+            f"{restack_hint(project_uid, final_uid)}")
+
+
+def restack_hint(project_uid: str, final_uid: str) -> str:
+    return f"cryodesk job create {project_uid} restack_particles -i particles={final_uid}"
 
 
 def _protected(row, snap, option: str, allow_ancestor: bool = False) -> str | None:
@@ -155,10 +230,31 @@ def plan_cleanup(project, options: CleanupOptions, workspace=None, jobs=None) ->
 
     entries = _resolve(snap, wants, ws, Path(project.directory))
     plan = CleanupPlan(project.uid, ws.uid if ws else None, options, entries, skipped, {}, {},
-                       utcnow().isoformat(timespec="seconds"))
+                       utcnow().isoformat(timespec="seconds"), _image_warnings(snap, project.uid, entries))
     plan.header = header_figures(project, snap, scope, ws, label)
     plan.tabs = compute_tabs(project, snap, scope, plan)
     return plan
+
+
+def _image_warnings(snap, project_uid: str, entries: list[PlanEntry]) -> list[str]:
+    """Per final result that loses its particle images: which clear takes them, and how to keep them.
+
+    The guide lets preprocessing of an ancestor of final be cleared (it can be
+    re-run); the user must still be told that the final result cannot be used
+    until then, and that a restack keeps it usable.
+    """
+    ids = {row.uid: jid for jid, row in snap.jobs.items()}
+    lost: dict[str, list[str]] = {}
+    for e in entries:
+        if e.action != "clear":
+            continue
+        e.finals_losing_images = finals_reading_images(snap, ids[e.uid])
+        if e.finals_losing_images:
+            e.reasons.append(f"final result(s) {', '.join(e.finals_losing_images)} read their particle images "
+                             "from its stacks: unusable until it is re-run (restack them first to keep them)")
+        for f in e.finals_losing_images:
+            lost.setdefault(f, []).append(e.uid)
+    return [image_warning(project_uid, f, by) for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:

@@ -42,9 +42,34 @@ class Snapshot:
     intermediate: dict[int, dict[tuple[str, int], int]]
     #: job id -> {group: last (kept) version}
     last_version: dict[int, dict[str, int]] = field(default_factory=dict)
+    _readers: dict | None = field(default=None, repr=False)
 
     def uid(self, jid: int) -> str:
         return self.jobs[jid].uid
+
+    def active_readers(self) -> dict[int, tuple[int, int | None]]:
+        """Job id -> (an active job reading what it made, the child it reads through; None: directly).
+
+        At any depth: every ancestor of a queued or running job (computed once per snapshot).
+        """
+        if self._readers is None:
+            parents: dict[int, list[int]] = defaultdict(list)
+            for p, kids in self.children.items():
+                for k in kids:
+                    parents[k].append(p)
+            readers: dict[int, tuple[int, int | None]] = {}
+            for a in sorted(j for j, row in self.jobs.items() if row.active):
+                stack, seen = [(p, None) for p in parents.get(a, ())], {a}
+                while stack:  # (a cycle in crafted edges ends here too)
+                    jid, via = stack.pop()
+                    if jid in seen:
+                        continue
+                    seen.add(jid)
+                    if jid not in readers or (via is None and readers[jid][1] is not None):
+                        readers[jid] = (a, via)
+                    stack.extend((p, jid) for p in parents.get(jid, ()))
+            self._readers = readers
+        return self._readers
 
 
 def _category(type_name: str, cache: dict) -> str:
@@ -95,18 +120,20 @@ def load(project) -> Snapshot:
 def deletable(snap: Snapshot, wanted: set[int]) -> set[int]:
     """The jobs of ``wanted`` whose every descendant (project-wide) is in ``wanted`` too."""
     ok: dict[int, bool] = {}
+    opened: set[int] = set()  # expanded, not yet judged: met again, it is on a cycle (a damaged database)
     for start in wanted:
         if start in ok:
             continue
         stack = [(start, False)]
         while stack:  # iterative post-order: children are judged before their parent
             jid, expanded = stack.pop()
-            if jid in ok:
-                continue
+            if jid in ok or (not expanded and jid in opened):
+                continue  # a job on a cycle is judged not deletable: ok.get(k, False) below
             kids = snap.children.get(jid, ())
             if not expanded:
+                opened.add(jid)
                 stack.append((jid, True))
-                stack.extend((k, False) for k in kids if k not in ok and k in wanted)
+                stack.extend((k, False) for k in kids if k not in ok and k in wanted and k not in opened)
                 continue
             ok[jid] = jid in wanted and all(k in wanted and ok.get(k, False) for k in kids)
     return {j for j, good in ok.items() if good}

@@ -17,6 +17,6 @@ from . import (
 from .actions import ACTIONS, Action, register  # noqa: F401
 from .build import clear_item, delete_item, discard_item, freed_bytes, version_paths, versions_item  # noqa: F401
 from .execute import execute, pending, recover, refusal  # noqa: F401
-from .journal import STATE_DIR, state_dir  # noqa: F401
+from .journal import STATE_DIR, state_dir, state_problem  # noqa: F401
 from .plan import DeletionPlan, ItemResult, PlanItem  # noqa: F401
 from .trash import empty_in_background, empty_now, wait_for_emptiers  # noqa: F401

@@ -8,9 +8,9 @@ first (:meth:`Action.check`):
 * nothing of a **final** job is ever removed;
 * nothing outside the item's own job directory is touched (:func:`path_problem`);
 * the conditions the plan was made under still hold (``versions["require"]``:
-  ``allow_ancestor`` — an ancestor of final may be cleared; ``status_in`` — the
-  job still has the status it was chosen for);
-* no running job reads what is removed.
+  ``allow_ancestor`` — an ancestor of final may be cleared: a plan that does not
+  say so is refused for one; ``status_in`` — the job still has the status it was chosen for);
+* no running (or queued) job reads what is removed, at any depth.
 
 Then each action's own rule.  Every ``apply`` is idempotent: a restart that
 replays an item already applied changes nothing more.
@@ -24,7 +24,7 @@ from ...db.models import ACTIVE_STATUSES, Connection, Job, OutputFile, Project, 
 from .. import events, manifest
 from ..fsutil import check_job_dir
 from ..graph import descendant_ids
-from ..rules import why_not_clear, why_not_delete
+from ..rules import active_readers, readers_text, why_not_clear, why_not_delete
 from ..sizes import job_size
 from .plan import JOB_UID, LOG, MANIFEST, PlanItem, path_problem
 
@@ -37,6 +37,8 @@ class Action:
     whole_dir = False
     #: allowed while the job itself runs (partial output of a cancelled run)
     while_running = False
+    #: an ancestor of final is refused unless the plan allowed it (``require.allow_ancestor``)
+    protects_ancestors = True
     #: what the item's uid names (a session action names ``S<n>``: see session_action)
     uid_pattern = JOB_UID
 
@@ -76,16 +78,16 @@ class Action:
         if job.is_final:
             return "it is marked as a final result (it was not when the plan was made)"
         require = item.versions.get("require") or {}
-        if job.is_ancestor_of_final and not require.get("allow_ancestor", True):
+        # (unsaid is not allowed: a plan that did not know the job as an ancestor of final did not show it so)
+        if job.is_ancestor_of_final and self.protects_ancestors and not require.get("allow_ancestor", False):
             return "it became an ancestor of a final result after the plan was made"
         status_in = require.get("status_in")
         if status_in and job.status not in status_in:
             return f"it is {job.status} now (it was {'/'.join(status_in)} when planned)"
         if not self.while_running:
-            busy = (Job.select(Job.number, Job.status).join(Connection, on=(Connection.child == Job.id))
-                    .where((Connection.parent == job.id) & (Job.status.in_(ACTIVE_STATUSES))).tuples().first())
-            if busy:
-                return f"J{busy[0]} is {busy[1]} and reads its outputs"
+            readers = active_readers(job)  # at any depth (read under the project's lock: no job starts now)
+            if readers:
+                return readers_text(readers)
         return self.rule(project, job, item)
 
     def rule(self, project: Project, job: Job, item: PlanItem) -> str | None:
@@ -184,6 +186,7 @@ class Discard(Action):
 
     name = "discard"
     while_running = True
+    protects_ancestors = False  # only unregistered partial output of its own cancelled run: nobody reads it
 
     def rule(self, project, job, item):
         if job.status not in ("running", "killed"):

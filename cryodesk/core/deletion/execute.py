@@ -13,7 +13,14 @@ next one (:func:`recover`), and database and disk end up as the plan said —
 or, for an item whose recheck now fails, as before it (its files are put back).
 A journal item that is invalid (unknown action, a path outside its job, a
 job uid like ``..``, a plan id that is not ours) is refused and reported,
-never applied; an unreadable journal is set aside in ``journal/rejected/``.
+never applied, and the journal is set aside in ``journal/rejected/`` (with a
+``.why`` file) rather than replayed again; so is an unreadable one.
+
+A journal is only ever carried out by the database that made it: :func:`execute`
+records the plan (an ``applied_item`` row, item :data:`INTENT`) before it writes
+the journal.  A journal this database has no record of (crafted, or left by a
+database that is gone) has none of its undecided items applied: what it had
+moved is put back and the journal is set aside.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import peewee as pw
 from ...base import hooks, trashworker
 from ...base.errors import DataError, LockedError
 from ...base.fsio import file_lock
+from ...db import write_transaction
 from ...db.models import AppliedItem, Job, Project, utcnow
 from ..fsutil import require_project_dir
 from ..guard import check_writable, may_write, project_write
@@ -83,16 +91,33 @@ def _job(project: Project, uid: str, action=None) -> Job | None:
     return Job.get_or_none((Job.project == project) & (Job.number == int(uid[1:])))
 
 
+#: the ``applied_item`` row that says this database made the plan (written before its journal)
+INTENT = -1
+UNKNOWN_PLAN = ("this database did not make the plan (a journal it has no record of: crafted, or left by "
+                "another database); nothing of it is applied")
+
+
 def _decided(plan_id: str) -> dict[int, str]:
-    return dict(AppliedItem.select(AppliedItem.item, AppliedItem.outcome).where(AppliedItem.plan_id == plan_id)
-                .tuples())
+    return dict(AppliedItem.select(AppliedItem.item, AppliedItem.outcome)
+                .where((AppliedItem.plan_id == plan_id) & (AppliedItem.item >= 0)).tuples())
+
+
+def _register(plan_id: str) -> None:
+    with write_transaction():
+        AppliedItem.insert(plan_id=plan_id, item=INTENT, outcome="planned").on_conflict_ignore().execute()
+
+
+def _known(plan_id: str) -> bool:
+    """This database made the plan: its intent row, or (a journal of a cryodesk before it) a decided item."""
+    return AppliedItem.select().where(AppliedItem.plan_id == plan_id).exists()
 
 
 def _record(plan_id: str, index: int, outcome: str) -> None:
     AppliedItem.insert(plan_id=plan_id, item=index, outcome=outcome).on_conflict_ignore().execute()
 
 
-def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: int) -> tuple[ItemResult, bool]:
+def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: int,
+              known: bool = True) -> tuple[ItemResult, bool]:
     """Carry out one (valid) item; returns its result and whether files had to stay in the trash.
 
     The item's decision (applied, or skipped by its recheck) is recorded in the
@@ -106,12 +131,14 @@ def _run_item(project: Project, project_dir: Path, plan: DeletionPlan, index: in
     try:
         with action.guard(project_dir), project_write(project, _row_ids(project, item)):
             job = _job(project, item.job, action)
-            if job is None and not action.jobless:
+            if job is None and not action.jobless and known:
                 # gone from the database (deleted by someone else meanwhile): what this plan had
                 # moved goes with the trash, nothing more is touched
                 _record(plan.id, index, "gone")
                 return ItemResult(item.job, item.action, True, "the job no longer exists", 0), False
-            why = action.check(project, job, item) or jn.mount_problem(project_dir, item.paths)
+            # (a plan this database did not make is checked too, for the reason to give, but never applied)
+            why = ((action.check(project, job, item) if job is not None or action.jobless else None)
+                   or jn.mount_problem(project_dir, item.paths) or (None if known else UNKNOWN_PLAN))
             hooks.point("deletion.rechecked", job=item.job, action=item.action, refused=why)
             if why:
                 stuck = jn.restore_from_trash(project_dir, plan.id, item.paths)
@@ -151,36 +178,54 @@ _BEFORE = {"applied": (True, "done before a restart"), "gone": (True, "the job n
 def _run(project: Project, plan: DeletionPlan, journal: Path, progress=None, cancel=None) -> list[ItemResult]:
     project_dir = Path(project.directory)
     decided = _decided(plan.id)
+    known = _known(plan.id)
     results: list[ItemResult] = []
     keep_trash = False
+    refused: list[str] = []  # items never to be applied: the journal is set aside, not replayed again
     for index, item in enumerate(plan.items):
         if index in decided:
             ok, why = _BEFORE.get(decided[index], (False, decided[index]))
-            keep_trash |= decided[index] == "refused"
-            results.append(ItemResult(item.job, item.action, ok, why, item.bytes if ok else 0))
+            if decided[index] == "refused":
+                refused.append(f"{item.action} {item.job!r}: refused before a restart")
+            results.append(ItemResult(item.job, item.action, ok, why, item.bytes if ok else 0, plan.id))
             continue
         bad = refusal(project_dir, item)
-        if bad:  # never applied, nothing put back (its paths are not to be trusted): trash kept
-            results.append(ItemResult(item.job, item.action, False, f"refused: {bad}"))
-            keep_trash = True
-            log.warning("deletion journal %s: %s %s refused: %s", plan.id, item.action, item.job, bad)
+        if bad:  # never applied, nothing put back (its paths are not to be trusted)
+            results.append(ItemResult(item.job, item.action, False, f"refused: {bad}", 0, plan.id))
+            refused.append(f"{item.action} {item.job!r}: {bad}")
+            log.info("deletion journal %s: %s %s refused: %s", plan.id, item.action, item.job, bad)
             _record(plan.id, index, "refused")
             continue
         if cancel is not None and cancel():
             results.append(ItemResult(item.job, item.action, False, "cancelled before this item"))
             continue
-        result, stuck = _run_item(project, project_dir, plan, index)
+        result, stuck = _run_item(project, project_dir, plan, index, known)
+        result.plan = plan.id
         results.append(result)
         keep_trash |= stuck
         if progress is not None:
             progress((index + 1) / max(1, len(plan.items)), f"{item.action} {item.job}")
-    if keep_trash:
-        results.append(ItemResult("-", "empty-trash", False,
-                                  f"files that could not be put back are kept in {jn.trash_dir(project_dir, plan.id)}"))
-    else:
+    trash = jn.trash_dir(project_dir, plan.id)
+    # a refused item's paths are not trusted, so nothing was put back for it: whatever is in the trash stays
+    keep_trash = (keep_trash or bool(refused)) and jn.has_entries(trash)
+    kept = f"; what it had moved is kept in {trash}" if keep_trash else ""
+    if not keep_trash:
         jn.retire_trash(project_dir, plan.id)
+    if refused or not known:
+        why = "; ".join(
+            ([f"{len(refused)} item(s) refused: {refused[0]}" + (f" (and {len(refused) - 1} more)"
+                                                                if len(refused) > 1 else "")] if refused else [])
+            + ([UNKNOWN_PLAN] if not known else []))
+        dest = jn.reject(journal, why + kept)
+        log.info("deletion journal set aside: %s (%s)", dest, why)
+        results.append(ItemResult("-", "journal", False, f"journal {journal.name} set aside in {dest.parent}: "
+                                                         f"{why}{kept}", 0, plan.id))
+    else:
+        if keep_trash:
+            results.append(ItemResult("-", "empty-trash", False, f"files that could not be put back are kept "
+                                                                 f"in {trash}", 0, plan.id))
+        jn.finish(journal)
     # the journal first, then its rows: a crash in between leaves only harmless rows
-    jn.finish(journal)
     AppliedItem.delete().where(AppliedItem.plan_id == plan.id).execute()
     return results
 
@@ -212,7 +257,12 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
             todo = DeletionPlan(plan.project, valid, plan.id)
             if _decided(todo.id):
                 raise DataError(f"plan {todo.id} was carried out before; make a new plan")
-            journal = jn.write_journal(project_dir, todo.to_dict())
+            _register(todo.id)  # before the journal: a journal is carried out only by the database that made it
+            try:
+                journal = jn.write_journal(project_dir, todo.to_dict())
+            except DataError:
+                AppliedItem.delete().where(AppliedItem.plan_id == todo.id).execute()
+                raise
             results += _run(project, todo, journal, progress, cancel)
     if low:  # the space is needed now, not when a background process gets to it
         results += [ItemResult("-", "empty-trash", False, e) for e in empty_now(project_dir)]
@@ -237,7 +287,7 @@ def _recover_locked(project: Project, project_dir: Path) -> list[ItemResult]:
             # or a link planted in its place: refused without being opened for long)
             why = str(exc) if isinstance(exc, DataError) else f"unreadable: {exc}"
             dest = jn.reject(journal, why)
-            log.warning("deletion journal set aside: %s (%s)", dest, why)
+            log.info("deletion journal set aside: %s (%s)", dest, why)
             results.append(ItemResult("-", "journal", False, f"journal {journal.name} refused and set aside "
                                                              f"in {dest.parent}: {why}"))
             continue

@@ -40,6 +40,23 @@ def state_dir(project_dir: Path, create: bool = False) -> Path:
     return _real_dir(Path(project_dir) / STATE_DIR, create)
 
 
+def state_problem(project_dir: Path) -> str | None:
+    """Why the project's state directory cannot be used (a symlink, not a directory), or None.
+
+    For read commands, which only say it (a deletion refuses with the same reason).
+    """
+    base = Path(project_dir) / STATE_DIR
+    for path in (base, base / "journal", base / "trash"):
+        if path.is_symlink():
+            return (f"{path} is a symlink; cryodesk never follows one for its own state, so nothing in this "
+                    "project can be cleared or deleted until it is a real directory inside the project")
+        if os.path.lexists(path) and not path.is_dir():
+            return f"{path} is not a directory; nothing in this project can be cleared or deleted until it is one"
+        if path == base and not path.is_dir():
+            break  # (no state yet: nothing below it either)
+    return None
+
+
 def journal_dir(project_dir: Path, create: bool = False) -> Path:
     base = state_dir(project_dir, create)
     return _real_dir(base / "journal", create) if create or base.is_dir() else base / "journal"
@@ -172,6 +189,17 @@ def restore_from_trash(project_dir: Path, plan_id: str, rels: list[str]) -> list
         except (OSError, DataError):
             stuck.append(rel)
     return stuck
+
+
+def has_entries(path: Path) -> bool:
+    """``path`` is a real directory with something in it (a link is not looked into)."""
+    try:
+        if path.is_symlink() or not path.is_dir():
+            return False
+        with os.scandir(path) as it:
+            return any(True for _ in it)
+    except OSError:
+        return False
 
 
 def retire_trash(project_dir: Path, plan_id: str) -> None:

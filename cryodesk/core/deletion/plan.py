@@ -101,6 +101,8 @@ class ItemResult:
     ok: bool
     message: str = ""
     bytes: int = 0
+    #: the plan (journal) the item came from, when it was replayed (the CLI reports a set-aside journal once)
+    plan: str = ""
 
 
 def path_problem(item: PlanItem, whole_dir: bool, uid_pattern: re.Pattern = JOB_UID,

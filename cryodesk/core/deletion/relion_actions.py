@@ -38,6 +38,11 @@ def _node_names(project_dir: Path) -> set[str]:
     return {n.name for n in p.nodes} | {e[0] for e in p.input_edges}
 
 
+def _not_relion(project) -> str | None:
+    kind = getattr(project, "kind", None) or "cryodesk"
+    return None if kind == "relion" else f"{project.uid} is not a RELION project (it is {kind}'s)"
+
+
 class _RelionAction(Action):
     def item_dir(self, item: PlanItem) -> str:
         d = item.versions.get("dir")
@@ -57,6 +62,9 @@ class _RelionAction(Action):
         return relion_lock(project_dir, f"{self.name} in {project_dir}")
 
     def rule(self, project, job, item):
+        why = _not_relion(project)
+        if why:
+            return why
         if job.path != self.item_dir(item):
             return f"{item.job} is {job.path} in the database, not {self.item_dir(item)}"
         if job.status in ACTIVE_STATUSES:
@@ -167,6 +175,9 @@ class RelionEmptyTrash(_RelionAction):
     def check(self, project, job, item):
         from .plan import path_problem
 
+        why = _not_relion(project)
+        if why:
+            return why
         if item.paths != [self.item_dir(item)]:
             return f"emptying RELION's trash names exactly {self.item_dir(item)}"
         why = path_problem(item, True, job_dir=self.item_dir(item))

@@ -23,7 +23,6 @@ calling :func:`sync` again.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 import socket
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from ... import db as dbmod
 from ...base.errors import CryodeskError, UsageError
-from ...base.fsio import atomic_write
+from ...base.fsio import atomic_write, current_umask
 from ...db.models import ACTIVE_STATUSES, Job, Lane, db, utcnow
 from .. import lifecycle
 from ..fsutil import check_job_dir, require_project_dir
@@ -217,8 +216,9 @@ def submit_script(lane: Lane, item_dir: Path, values: dict, project_uid: str, it
     ldir.mkdir(exist_ok=True)
     script = templates.render_script(lane.config["script"], values, f"lane {lane.name!r}: the submission script")
     path = ldir / SCRIPT_NAME
-    atomic_write(path, script)
-    os.chmod(path, 0o755)
+    # executable as the umask allows; owner-only when it carries the database password (in run_cmd)
+    secret = dbmod.has_password(_node_db_url(lane))
+    atomic_write(path, script, mode=0o700 & ~current_umask() if secret else 0o777 & ~current_umask())
     out = _run(lane, "submit", {"script_path_abs": str(path), "job_dir_abs": str(item_dir),
                                 "project_uid": project_uid, "job_uid": item_uid, "cluster_job_id": ""},
                cwd=str(item_dir))
