@@ -28,7 +28,9 @@ from cryodesk.io import cs
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, capsys, realdata_dir):
+def env(qapp, tmp_path, monkeypatch, capsys, realdata_dir):
+    # qapp: ``job run`` starts the engine, which would otherwise make a QCoreApplication that later
+    # widget tests in the same process cannot replace
     monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     data, outside = tmp_path / "data", tmp_path / "outside"
