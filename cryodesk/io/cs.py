@@ -4,7 +4,7 @@ API summary
 -----------
 ``read_cs(path, fields=None, mmap=False) -> ndarray``
     NumPy (``\\x93NUMPY``) or compressed (``\\x95CSDAT``) encoding; validated.
-``write_cs(path, data, durable=False, format="numpy") -> Path``
+``write_cs(path, data, durable=False, format="numpy", replace=None) -> Path``
     ``np.save`` encoding (what every CryoSPARC reads) or ``format="csdat"``, the
     compressed encoding of CryoSPARC >= 4.4; str/object columns become
     fixed-width bytes (numpy) or heap strings (csdat); atomic (temp name + rename).
@@ -17,6 +17,16 @@ API summary
 ``resolve_blob_path(raw, base_dir, meta_dir) -> Path``
     ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
 ``as_str(values) -> list[str]``
+``unique_first(values) -> (distinct values in first-seen order, inverse)``
+    Fast for columns whose values come in runs (stack paths): one compare
+    pass, then a sort of the run heads only.
+``write_cs_replacing(path, data, replace, durable=False, format="numpy") -> Path``
+    ``data`` with some fields replaced (an array per row, or ``(table, index)``
+    so a string column is never materialised per row), known fields in their
+    canonical dtype; streamed in chunks: memory stays at ``data`` plus a chunk.
+``check_particle_rows(data, source)``
+    Refuse (DataError naming ``source`` and the row) an empty set, a
+    ``blob/idx`` that is not a whole number >= 0, and repeated uids; vectorised.
 ``ParticleSet.load(meta_path, base_dir=None, passthrough=())``
     ``.data``, ``len()``, ``.stack_paths()``, ``.groups() -> {Path: row indices}``.
 
@@ -42,7 +52,8 @@ from cryodesk.base.nofollow import require_regular
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
-           "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes"]
+           "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes", "check_particle_rows",
+           "unique_first", "write_cs_replacing"]
 
 _S = "S"  # placeholder: a string field, width chosen from the data
 #: Canonical dtypes of the particle fields cryodesk reads and writes.
@@ -162,15 +173,36 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
     return data
 
 
+def _encode(values) -> np.ndarray:
+    """str/object values as UTF-8 ``S<n>`` (at least ``S1``); distinct values encoded once."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "S":
+        return arr if arr.dtype.itemsize else arr.astype("S1")
+    if arr.dtype.kind != "U":
+        arr = np.asarray(arr, dtype=str)
+    if arr.size == 0:
+        return np.zeros(arr.shape, "S1")
+    codes = np.ascontiguousarray(arr).view(np.uint32) if arr.dtype.itemsize else np.zeros(0, np.uint32)
+    if codes.size == 0 or int(codes.max()) < 128:
+        out = arr.astype("S")  # ASCII: a C cast
+    else:
+        if arr.ndim == 1:
+            uniq, inv = unique_first(arr)
+            out = np.char.encode(uniq, "utf-8")[inv]
+        else:
+            out = np.char.encode(arr, "utf-8")
+    return out if out.dtype.itemsize else out.astype("S1")
+
+
 def _fixed(data: np.ndarray) -> np.ndarray:
-    """Copy of ``data`` with str/object columns as fixed-width bytes."""
+    """``data`` with str/object columns as fixed-width bytes (itself when it has none)."""
+    if not any(data.dtype.fields[n][0].base.kind in "OU" for n in data.dtype.names):
+        return data
     descr, cols = [], {}
     for name in data.dtype.names:
         col = data[name]
         if col.dtype.kind in "OU":
-            col = np.char.encode(np.asarray(col, dtype=str), "utf-8") if col.size else col.astype("S1")
-            if col.dtype.itemsize == 0:
-                col = col.astype("S1")
+            col = _encode(col)
         cols[name] = col
         descr.append((name, col.dtype.base if col.ndim > 1 else col.dtype, col.shape[1:]))
     out = np.empty(len(data), dtype=descr)
@@ -179,14 +211,18 @@ def _fixed(data: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: str = "numpy") -> Path:
+def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: str = "numpy",
+             replace: dict | None = None) -> Path:
     """Save ``data`` as a ``.cs`` file, atomically.
 
     The file appears under ``path`` only once complete
     (:class:`~cryodesk.base.fsio.AtomicFile`; ``durable`` fsyncs it first).
     ``format="numpy"``: ``np.save`` is given an open handle so no ``.npy``
     suffix is appended; ``format="csdat"``: :func:`~cryodesk.io.csdat.write_csdat`.
+    ``replace``: fields to replace or add, streamed (:func:`write_cs_replacing`).
     """
+    if replace is not None:
+        return write_cs_replacing(path, data, replace, durable, format)
     path = Path(path)
     if data.dtype.names is None or "uid" not in data.dtype.names:
         raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
@@ -228,7 +264,7 @@ def from_columns(columns: dict, n: int | None = None) -> np.ndarray:
         arr = np.asarray(values)
         if arr.dtype.kind in "OU" or base == _S:
             if arr.dtype.kind != "S":
-                arr = np.char.encode(np.asarray(arr, dtype=str), "utf-8")
+                arr = _encode(arr)
             base = f"S{max(arr.dtype.itemsize, 1)}"
         if shape is None:
             base, shape = arr.dtype, (arr.shape[1:] if arr.ndim >= 1 else ())
@@ -278,9 +314,195 @@ def join_on_uid(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
     return out
 
 
+def unique_first(values) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a 1-D column in first-seen order, and each row's index into them.
+
+    Particle columns such as ``blob/path`` come in runs (a stack's particles
+    together): one vectorised compare finds the runs, and only the run heads
+    are sorted, so a million rows of a few thousand paths cost a few
+    milliseconds instead of a string sort of the whole column.  Any order of
+    values is handled (a shuffled column just has as many runs as rows).
+    """
+    arr = np.asarray(values)
+    n = len(arr)
+    if n == 0:
+        return arr[:0], np.zeros(0, dtype=np.int64)
+    starts = np.empty(n, dtype=bool)
+    starts[0] = True
+    np.not_equal(arr[1:], arr[:-1], out=starts[1:])
+    heads = np.flatnonzero(starts)
+    uniq, first, inv_heads = np.unique(arr[heads], return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # first-seen order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    run_of_row = np.cumsum(starts) - 1
+    return uniq[order], rank[np.asarray(inv_heads).ravel()][run_of_row]
+
+
+def _out_dtype(name: str, src: np.dtype, sub: tuple) -> tuple:
+    """The descr entry of ``name`` in a written dataset: CryoSPARC's canonical dtype when the shape fits."""
+    base, shape = FIELD_DTYPES.get(name, (None, None))
+    if src.kind == "S":
+        return (name, np.dtype(f"S{max(src.itemsize, 1)}"), sub)
+    if base is not None and base != _S and tuple(shape) == tuple(sub) and src.kind in "biuf":
+        return (name, np.dtype(base), sub)
+    return (name, src, sub)
+
+
+def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None = None, durable: bool = False,
+                       format: str = "numpy", chunk_rows: int = 1 << 15) -> Path:
+    """Save ``data`` with fields replaced or added, without a second copy of the dataset in memory.
+
+    Parameters
+    ----------
+    path : path-like
+    data : structured ndarray (may be a read-only memory map)
+    replace : {field: values}
+        ``values`` is an array with one entry (or row) per particle, or a
+        ``(table, index)`` pair meaning ``table[index]`` (a string column of a
+        few distinct values is then never built per row).  Fields not in
+        ``data`` are appended.  str values are written as UTF-8 bytes.
+    durable, format
+        As :func:`write_cs` (``csdat`` builds the whole array first).
+
+    Known fields (:data:`FIELD_DTYPES`) are written in CryoSPARC's dtype, as
+    :func:`from_columns` gives them.
+    """
+    path = Path(path)
+    n = len(data)
+    replace = dict(replace or {})
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    arrays: dict[str, np.ndarray] = {}
+    for name, spec in replace.items():
+        if isinstance(spec, tuple):
+            table, index = np.asarray(spec[0]), np.asarray(spec[1])
+            if table.dtype.kind in "OU":
+                table = _encode(table)
+            if len(index) != n:
+                raise ValueError(f"{name}: {len(index)} indices for {n} rows")
+            tables[name] = (table, index)
+        else:
+            arr = np.asarray(spec)
+            if arr.dtype.kind in "OU":
+                arr = _encode(arr)
+            if arr.ndim == 0:
+                arr = np.broadcast_to(arr, (n,))
+            if len(arr) != n:
+                raise ValueError(f"{name}: {len(arr)} values for {n} rows")
+            arrays[name] = arr
+    names = list(data.dtype.names) + [k for k in replace if k not in data.dtype.names]
+    if "uid" not in names:
+        raise DataError(f"{path}: refusing to write a dataset without a 'uid' field")
+    descr = []
+    for name in names:
+        if name in tables:
+            t = tables[name][0]
+            src, sub = t.dtype, t.shape[1:]
+        elif name in arrays:
+            src, sub = arrays[name].dtype, arrays[name].shape[1:]
+        else:
+            field_dt = data.dtype.fields[name][0]
+            src, sub = field_dt.base, field_dt.shape
+            if src.kind in "OU":
+                arrays[name] = _encode(data[name])
+                src = arrays[name].dtype
+        descr.append(_out_dtype(name, src, tuple(sub)))
+    dtype = np.dtype(descr)
+
+    # Fields written unchanged (same dtype, same order) form runs of bytes at the same place in every
+    # record of both arrays: each run is copied as one block of bytes, not field by field.
+    runs: list[list] = []  # [in offset, out offset, nbytes]
+    per_field: list[str] = []
+    raw_in = None
+    if data.flags.c_contiguous and data.dtype.itemsize and n:
+        raw_in = data.view(np.uint8).reshape(n, data.dtype.itemsize)
+    for name in names:
+        plain = name not in tables and name not in arrays and raw_in is not None
+        if plain and data.dtype.fields[name][0] == dtype.fields[name][0]:
+            off_in, off_out = data.dtype.fields[name][1], dtype.fields[name][1]
+            size = dtype.fields[name][0].itemsize
+            if runs and runs[-1][0] + runs[-1][2] == off_in and runs[-1][1] + runs[-1][2] == off_out:
+                runs[-1][2] += size
+            else:
+                runs.append([off_in, off_out, size])
+        else:
+            per_field.append(name)
+
+    def fill(buf: np.ndarray, start: int, stop: int) -> None:
+        if runs:
+            raw_out = buf.view(np.uint8).reshape(len(buf), dtype.itemsize)
+            for off_in, off_out, size in runs:
+                raw_out[:, off_out:off_out + size] = raw_in[start:stop, off_in:off_in + size]
+        for name in per_field:
+            if name in tables:
+                table, index = tables[name]
+                buf[name] = table[index[start:stop]]
+            elif name in arrays:
+                buf[name] = arrays[name][start:stop]
+            else:
+                buf[name] = data[name][start:stop]
+
+    if format not in CS_FORMATS:
+        raise DataError(f"{path}: unknown .cs format {format!r} (one of {', '.join(CS_FORMATS)})")
+    if format == "csdat":
+        out = np.empty(n, dtype=dtype)
+        fill(out, 0, n)
+        return write_csdat(path, out, durable)
+    fmt = np.lib.format
+    header = {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    buf = np.empty(min(max(n, 1), chunk_rows), dtype=dtype)
+    with AtomicFile(path, durable) as f:
+        try:
+            fmt.write_array_header_1_0(f.fh, header)
+        except ValueError:  # very wide datasets need format 2.0 (CryoSPARC reads it)
+            fmt.write_array_header_2_0(f.fh, header)
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            part = buf[:stop - start]
+            fill(part, start, stop)
+            f.fh.write(memoryview(part).cast("B"))
+    return path
+
+
 def as_str(values) -> list[str]:
     """Decode a bytes/str column to a list of ``str``."""
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.asarray(values).tolist()]
+
+
+def check_particle_rows(data: np.ndarray, source) -> None:
+    """Refuse a particle dataset that cannot be imported as it is (see module summary).
+
+    Every check is a numpy pass over one column (a sort for the uids), so a
+    million rows cost milliseconds.
+    """
+    n = len(data)
+    if n == 0:
+        raise DataError(f"{source}: the particle set has 0 particles: nothing to import")
+    idx = data["blob/idx"]
+    if idx.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(idx) | (idx < 0) | (idx != np.floor(idx)) | (idx >= 2.0**32)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise DataError(f"{source}: blob/idx of row {int(rows[0])} is {idx[rows[0]].item()!r}, not an image "
+                            f"index (a whole number >= 0)"
+                            + (f"; {rows.size - 1} more such rows" if rows.size > 1 else ""))
+    elif idx.dtype.kind not in "iu" or idx.ndim != 1:
+        raise DataError(f"{source}: blob/idx has dtype {idx.dtype}{idx.shape[1:] or ''}: expected integer "
+                        f"image indices")
+    uid = data["uid"]
+    if uid.dtype.kind not in "iu" or uid.ndim != 1:
+        raise DataError(f"{source}: uid has dtype {uid.dtype}: expected 64-bit integers")
+    ordered = np.sort(uid)
+    if np.any(ordered[1:] == ordered[:-1]):
+        order = np.argsort(uid, kind="stable")
+        same = uid[order[1:]] == uid[order[:-1]]
+        k = int(np.argmax(same))
+        first, second = sorted((int(order[k]), int(order[k + 1])))
+        dups = int(np.count_nonzero(same))
+        raise DataError(f"{source}: uid {int(uid[first])} appears more than once (rows {first} and {second}"
+                        + (f"; {dups} repeated uids in all" if dups > 1 else "")
+                        + "): every particle needs its own uid")
 
 
 def resolve_blob_path(raw: str | bytes, base_dir: Path, meta_dir: Path | None = None) -> Path:
@@ -315,6 +537,7 @@ class ParticleSet:
     meta_path: Path
     base_dir: Path
     _paths: list[Path] | None = field(default=None, repr=False)
+    _index: tuple[list[Path], np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, meta_path: Path | str, base_dir: Path | str | None = None,
@@ -332,13 +555,18 @@ class ParticleSet:
         return len(self.data)
 
     def stack_index(self) -> tuple[list[Path], np.ndarray]:
-        """Distinct resolved stack paths (first-seen order) and each row's index into them."""
-        uniq, first, inv = np.unique(self.data["blob/path"], return_index=True, return_inverse=True)
-        order = np.argsort(first, kind="stable")  # unique() sorts; keep file order instead
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        paths = [resolve_blob_path(uniq[k], self.base_dir, self.meta_path.parent) for k in order.tolist()]
-        return paths, rank[np.asarray(inv).ravel()]
+        """Distinct resolved stack paths (first-seen order) and each row's index into them.
+
+        Two raw spellings of one file (``a/../b.mrc``, ``b.mrc``) are one stack.
+        """
+        if self._index is None:
+            raw, inv = unique_first(self.data["blob/path"])
+            resolved = [resolve_blob_path(r, self.base_dir, self.meta_path.parent) for r in raw.tolist()]
+            distinct: dict[Path, int] = {}
+            remap = np.array([distinct.setdefault(p, len(distinct)) for p in resolved], dtype=np.int64)
+            self._index = (list(distinct), remap[inv] if len(distinct) < len(resolved) else inv)
+        paths, inv = self._index
+        return list(paths), inv
 
     def stack_paths(self) -> list[Path]:
         """The resolved stack path of every particle (one entry per row)."""
@@ -352,8 +580,4 @@ class ParticleSet:
         paths, inv = self.stack_index()
         order = np.argsort(inv, kind="stable")
         splits = np.split(order, np.cumsum(np.bincount(inv, minlength=len(paths)))[:-1])
-        out: dict[Path, np.ndarray] = {}
-        for p, rows in zip(paths, splits):
-            # two raw spellings of one file (a/../b.mrc, b.mrc) land in one group
-            out[p] = np.sort(np.concatenate([out[p], rows])) if p in out else rows
-        return out
+        return dict(zip(paths, splits))

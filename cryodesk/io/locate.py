@@ -43,32 +43,44 @@ def inside(path: Path | str, root: Path | str) -> bool:
 def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str) -> dict[str, Path]:
     """The resolved path of every distinct raw ``blob/path`` value (see module doc).
 
+    The prefix ``>`` is removed and the rest normalised (``..`` resolved)
+    before the bound check, so no spelling gets past it.
+
     Raises
     ------
     DataError
         An empty path, or one whose every candidate lies outside ``root``.
     """
     out: dict[str, Path] = {}
-    for raw in np.unique(np.asarray(raw_paths)).tolist():
+    base_s, meta_s = os.path.abspath(base), os.path.abspath(meta_dir)
+    root_s = os.path.normpath(os.path.abspath(root))
+    prefixes = {d: d.rstrip(os.sep) + os.sep for d in (root_s, os.path.normpath(meta_s))}
+
+    def within(path: str, limit: str) -> bool:
+        return path == limit or path.startswith(prefixes[limit])
+
+    for raw in dict.fromkeys(np.asarray(raw_paths).tolist()):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
         except UnicodeDecodeError:
             raise DataError(f"{source}: stack path {raw!r} is not UTF-8 text") from None
+        if text in out:
+            continue
         if not text or text == ">":
             raise DataError(f"{source}: a particle has an empty stack path")
         if "\0" in text:
             raise DataError(f"{source}: stack path {text!r} contains a NUL byte")
         if text.startswith(">"):
-            cands, limit = [Path(meta_dir) / text[1:]], Path(meta_dir)
+            cands, limit = [os.path.join(meta_s, text[1:])], os.path.normpath(meta_s)
         elif os.path.isabs(text):
             out[text] = Path(text)
             continue
         else:
-            cands, limit = [Path(base) / text, Path(meta_dir) / text], Path(root)
-        ok = [Path(os.path.normpath(c)) for c in dict.fromkeys(cands) if inside(c, limit)]
+            cands, limit = [os.path.join(base_s, text), os.path.join(meta_s, text)], root_s
+        ok = [c for c in dict.fromkeys(os.path.normpath(c) for c in cands) if within(c, limit)]
         if not ok:
             raise DataError(f"{source}: stack path {text!r} escapes the particle data directory {limit} "
                             f"(looked up under {', '.join(str(b) for b in dict.fromkeys((base, meta_dir)))}); "
                             f"set particle_blob_path to a directory that contains the stacks")
-        out[text] = next((c for c in ok if c.exists()), ok[0])
+        out[text] = Path(next((c for c in ok if os.path.exists(c)), ok[0]))
     return out

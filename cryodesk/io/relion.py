@@ -46,7 +46,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.io import relion_carry as carry
 from cryodesk.io.conversion import ConversionReport
-from cryodesk.io.cs import as_str, from_columns, new_uids
+from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
@@ -56,7 +56,7 @@ from cryodesk.io.relion_optics import (
     ctf_to_star,
     merge_optics,
 )
-from cryodesk.io.star import StarBlock, column_floats, format_image_names, parse_image_names
+from cryodesk.io.star import StarBlock, column_floats, image_name_bytes, parse_image_names
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 
@@ -169,9 +169,11 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     used |= align_used
     if "rlnMicrographName" in cols:
         mics = cols["rlnMicrographName"]
+        mic_table, mic_inv = unique_first(mics)
+        mic_names = [m.decode("utf-8") if isinstance(m, bytes) else m for m in mic_table.tolist()]
         out["location/micrograph_uid"] = np.array(
             [int.from_bytes(hashlib.blake2b(m.encode(), digest_size=8).digest(), "little") >> 1
-             for m in mics.tolist()], dtype=np.uint64)
+             for m in mic_names], dtype=np.uint64)[mic_inv]
         out["location/exp_group_id"] = group
         out["location/micrograph_path"] = mics
         if "rlnMicrographPixelSize" in cols:
@@ -181,8 +183,8 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
         shp = None
         if "location/micrograph_shape" in carried:
             shp = carried["location/micrograph_shape"].astype(np.float64)
-        elif all(m in shapes for m in set(mics.tolist())):
-            shp = np.array([shapes[m] for m in mics.tolist()], dtype=np.float64).reshape(n, 2)
+        elif all(m in shapes for m in mic_names):
+            shp = np.array([shapes[m] for m in mic_names], dtype=np.float64).reshape(-1, 2)[mic_inv]
         if "rlnCoordinateX" in cols and shp is not None and np.all(shp > 0):
             out["location/micrograph_shape"] = shp.astype(np.uint32)
             out["location/center_x_frac"] = column_floats(cols["rlnCoordinateX"], "rlnCoordinateX", source) / shp[:, 1]
@@ -200,7 +202,11 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
 
 
 def _star_str(values) -> np.ndarray:
-    return np.array(as_str(values), dtype=str)
+    """A text column for STAR: UTF-8 bytes, each distinct value converted once."""
+    table, inv = unique_first(np.asarray(values))
+    if table.dtype.kind != "S":
+        table = np.char.encode(np.asarray(as_str(table), dtype=str), "utf-8")
+    return table[inv]
 
 
 def _ctf_columns(data: np.ndarray, cols: dict, used: set, report: ConversionReport) -> None:
@@ -259,8 +265,13 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
     report = report if report is not None else ConversionReport(".cs -> STAR")
     names = data.dtype.names
     n = len(data)
-    paths = _star_str(data["blob/path"]) if image_paths is None else np.asarray(image_paths, dtype=str)
-    cols: dict[str, np.ndarray] = {"rlnImageName": format_image_names(data["blob/idx"], paths)}
+    if image_paths is None:
+        paths = unique_first(data["blob/path"])
+    elif isinstance(image_paths, tuple):
+        paths = image_paths
+    else:
+        paths = unique_first(np.asarray(image_paths))
+    cols: dict[str, np.ndarray] = {"rlnImageName": image_name_bytes(data["blob/idx"], paths)}
     used = {"blob/path", "blob/idx", "uid"}
     exp_group = (data["ctf/exp_group_id"].astype(np.int64) if "ctf/exp_group_id" in names
                  else np.ones(n, dtype=np.int64))

@@ -13,7 +13,7 @@ vectors (``rlnOddZernike``): ``[a,b,c]`` without spaces.
 API summary
 -----------
 ``CARRY_PREFIX = "csparc/"``, ``CARRIED_FIELDS``
-``encode(values) -> ndarray[str]``
+``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text
 ``decode(label, texts, source) -> (field, ndarray)``   dtype from ``cs.FIELD_DTYPES`` or inferred
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryodesk.base.errors import DataError
-from cryodesk.io.cs import FIELD_DTYPES
+from cryodesk.io.cs import FIELD_DTYPES, unique_first
 from cryodesk.io.star import format_column
 
 __all__ = ["CARRY_PREFIX", "CARRIED_FIELDS", "encode", "decode", "is_carried"]
@@ -38,11 +38,17 @@ def is_carried(label: str) -> bool:
 
 
 def encode(values) -> np.ndarray:
-    """STAR text of a column: vectors become ``[a,b]``, numbers their shortest exact form."""
+    """A carried column for a STAR block: vectors as ``[a,b]`` text (numbers in their shortest exact form),
+    scalar numbers as they are (``write_star`` formats them), anything else as text."""
     arr = np.asarray(values)
     if arr.ndim == 1:
-        return format_column(arr)
+        return arr if arr.dtype.kind in "biuf" else format_column(arr)  # numbers: write_star formats them
     flat = arr.reshape(len(arr), -1)
+    if len(flat) > 1:
+        # vectors repeat (per exposure group): format each distinct one once
+        uniq, inv = np.unique(flat, axis=0, return_inverse=True)
+        if len(uniq) < len(flat):
+            return encode(uniq)[np.asarray(inv).ravel()]
     parts = [format_column(flat[:, j]) for j in range(flat.shape[1])]
     out = np.char.add("[", parts[0]) if parts else np.full(len(arr), "[", dtype=str)
     for p in parts[1:]:
@@ -50,9 +56,9 @@ def encode(values) -> np.ndarray:
     return np.char.add(out, "]")
 
 
-def _numbers(texts: list[str], label: str, source: str) -> np.ndarray:
+def _numbers(texts, label: str, source: str) -> np.ndarray:
     try:
-        return np.array(texts, dtype=np.float64) if texts else np.zeros(0)
+        return np.asarray(texts, dtype=str).astype(np.float64) if len(texts) else np.zeros(0)
     except ValueError:
         bad = next(t for t in texts if not _is_number(t))
         raise DataError(f"{source}: column _{label} has a non-numeric value {bad!r}") from None
@@ -67,17 +73,20 @@ def _is_number(text: str) -> bool:
 
 
 def _vectors(texts, label: str, source: str) -> np.ndarray:
+    """``[a,b]`` texts as an (n, width) array; each distinct text parsed once (they repeat per group)."""
+    table, inv = unique_first(np.asarray(texts))
     rows = []
-    for k, t in enumerate(texts):
+    for k, t in enumerate(table.tolist()):
         t = str(t)
         if not (t.startswith("[") and t.endswith("]")):
-            raise DataError(f"{source}: column _{label}, row {k + 1}: expected a vector like [1,2], got {t!r}")
+            row = int(np.argmax(inv == k))
+            raise DataError(f"{source}: column _{label}, row {row + 1}: expected a vector like [1,2], got {t!r}")
         rows.append(t[1:-1].split(",") if len(t) > 2 else [])
     width = {len(r) for r in rows}
     if len(width) > 1:
         raise DataError(f"{source}: column _{label}: vectors of different lengths {sorted(width)}")
     flat = _numbers([v for r in rows for v in r], label, source)
-    return flat.reshape(len(rows), width.pop() if width else 0)
+    return flat.reshape(len(rows), width.pop() if width else 0)[inv]
 
 
 def _inferred(values: np.ndarray) -> np.ndarray:
@@ -101,10 +110,12 @@ def decode(label: str, texts, source: str) -> tuple[str, np.ndarray]:
     if name in ("uid", "location/micrograph_uid"):
         # 64-bit ids do not survive a trip through float64: parse them as integers
         try:
-            return name, np.array([int(t) for t in texts.tolist()], dtype=np.uint64)
-        except ValueError:
+            if texts.size and not np.all(np.strings.isdecimal(texts)):
+                raise ValueError("not a number")
+            return name, texts.astype(np.uint64)
+        except (ValueError, OverflowError):
             raise DataError(f"{source}: column _{label} has a value that is not an unsigned integer") from None
-    values = _vectors(texts, label, source) if vector else _numbers(texts.tolist(), label, source)
+    values = _vectors(texts, label, source) if vector else _numbers(texts, label, source)
     if shape not in (None, ()) and values.shape[1:] != tuple(shape):
         raise DataError(f"{source}: column _{label}: vectors of length {values.shape[1:]} but {name} "
                         f"has shape {tuple(shape)}")

@@ -44,6 +44,7 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.io.conversion import ConversionReport
+from cryodesk.io.cs import unique_first
 from cryodesk.io.relion_carry import CARRY_PREFIX
 from cryodesk.io.star import StarBlock, column_floats
 
@@ -79,9 +80,10 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
         report.note("no _rlnOpticsGroup to match particles and data_optics: every particle is in its "
                     "one optics group (as cryoDRGN reads such files)")
     else:
-        pos = {g: k for k, g in enumerate(groups.tolist())}
+        pos = {_key(g): k for k, g in enumerate(np.asarray(groups).tolist())}
+        table, inv = unique_first(np.asarray(cols["rlnOpticsGroup"]))  # each distinct group looked up once
         try:
-            rows = np.array([pos[g] for g in cols["rlnOpticsGroup"].tolist()], dtype=np.int64)
+            rows = np.array([pos[_key(g)] for g in table.tolist()], dtype=np.int64)[inv]
         except KeyError as exc:
             raise DataError(f"{source}: particle refers to optics group {exc.args[0]} "
                             f"which data_optics does not define") from None
@@ -89,6 +91,11 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
         if lab not in cols:
             cols[lab] = vals[rows]
     return cols
+
+
+def _key(value) -> str:
+    """An optics group number as text, whether it came as str, bytes (bulk-read STAR) or a number."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def ctf_from_star(cols: dict, source: str, report: ConversionReport) -> tuple[dict, set]:

@@ -9,15 +9,19 @@ one ``loop_`` table or ``_label value`` pairs, ``#`` comments (incl. the
 API summary
 -----------
 ``StarBlock(name, columns={}, pairs={})``
-    ``columns``: ``{label: ndarray[str]}`` of a loop (no leading ``_``);
+    ``columns``: ``{label: ndarray}`` of a loop (no leading ``_``): str, or UTF-8
+    bytes (``S<n>``) for the large loops :func:`read_star` splits in bulk; numbers
+    when built in memory (``write_star`` formats them);
     ``pairs``: ``{label: str}``; ``len(block)`` = number of rows.
-``read_star(path) -> dict[str, StarBlock]``   (``"particles"``, ``"optics"``, ``""``...)
+``read_star(path) -> dict[str, StarBlock]``   (``"particles"``, ``"optics"``, ``""``...); loop bodies of
+    ``BULK_BYTES`` or more made of bare ASCII tokens are split by numpy, everything else token by token
 ``parse_star(text, source="<string>") -> dict[str, StarBlock]``
 ``write_star(path, blocks) -> Path``            (atomic; values quoted when needed)
 ``format_column(values) -> ndarray[str]``       (floats in shortest round-trip form)
 ``column_floats(values, label, source) -> ndarray[float64]`` (DataError naming a bad value)
 ``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])``
 ``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
+``image_name_bytes(idx0, paths | (table, index)) -> ndarray[S]`` (the same, vectorised, as bytes)
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError
-from cryodesk.base.fsio import atomic_write
+from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
@@ -84,6 +88,13 @@ class _Builder:
 
     def where(self) -> str:
         return f"{self.source}, line {self.line}"
+
+    def bulk(self, columns: list[np.ndarray]) -> None:
+        """The whole value table of the current loop, already split into columns."""
+        for lab, col in zip(self.labels, columns):
+            self.block.columns[lab] = col
+        self.labels, self.values = [], []
+        self.in_loop = self.reading_labels = False
 
     def finish_block(self) -> None:
         if self.pending is not None:
@@ -140,14 +151,13 @@ class _Builder:
             raise DataError(f"{self.where()}: value {tok!r} without a label")
 
 
-def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
-    """Parse STAR ``text``; ``source`` names it in error messages."""
-    b = _Builder(source)
+def _feed(b: _Builder, text: str, first_line: int = 0) -> None:
+    """Tokens of ``text`` (whole lines; its first line is line ``first_line + 1``) into ``b``."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
-        b.line = i + 1
+        b.line = first_line + i + 1
         if line.startswith(";"):  # multi-line text field: up to a line starting with ';'
             chunk = [line[1:]]
             i += 1
@@ -155,7 +165,7 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
                 chunk.append(lines[i])
                 i += 1
             if i == len(lines):
-                raise DataError(f"{source}, line {b.line}: unterminated ;-text field")
+                raise DataError(f"{b.source}, line {b.line}: unterminated ;-text field")
             b.token("\n".join(chunk).strip("\n"), quoted=True)
             i += 1
             continue
@@ -164,24 +174,166 @@ def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
             for tok, quoted in _tokens(line, b.where()):
                 b.token(tok, quoted)
         i += 1
+
+
+def parse_star(text: str, source: str = "<string>") -> dict[str, StarBlock]:
+    """Parse STAR ``text``; ``source`` names it in error messages."""
+    b = _Builder(source)
+    _feed(b, text)
     b.finish_block()
     return b.blocks
 
 
+#: Loop bodies at least this big are split into columns by numpy (see :func:`read_star`).
+BULK_BYTES = 1 << 20
+_LABEL_OR_BLANK = re.compile(rb"[ \t]*(?:(_\S+)[^\n]*|#[^\n]*|)\r?\n")
+_KEYWORDS = np.array([w.ljust(7, b"\0") for w in (b"data_", b"loop_", b"save_", b"stop_", b"global_")], dtype="S7")
+_KEYWORD_LEN = np.array([5, 5, 5, 5, 7])
+_SPECIAL_START = np.frombuffer(b"_#'\";", dtype=np.uint8)
+
+
+def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
+    """``(start, end, columns)`` of every large loop body of ``raw`` (``loop_`` in lower case).
+
+    A body ends at the next line that starts with ``_``, ``data_`` or ``loop_``;
+    whether it is plain enough to split in bulk is decided by :func:`_split_columns`.
+    """
+    out = []
+    at = raw.find(b"loop_")
+    while at >= 0:
+        line_start = raw.rfind(b"\n", 0, at) + 1
+        eol = raw.find(b"\n", at)
+        if raw[line_start:at].strip(b" \t") == b"" and raw[at + 5:eol if eol >= 0 else len(raw)].strip() == b"":
+            pos, ncols = (eol + 1 if eol >= 0 else len(raw)), 0
+            while True:
+                lab = _LABEL_OR_BLANK.match(raw, pos)
+                if lab is None or lab.end() == pos:
+                    break
+                ncols += lab.group(1) is not None
+                pos = lab.end()
+            ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
+            end = min(ends) + 1 if ends else len(raw)
+            while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
+                prev = raw.rfind(b"\n", pos, end - 1) + 1
+                tail = raw[max(prev, pos):end].strip()
+                if tail and not tail.startswith(b"#"):
+                    break
+                end = max(prev, pos)
+            if ncols and end - pos >= BULK_BYTES:
+                out.append((pos, end, ncols))
+            at = raw.find(b"loop_", max(end, at + 5))
+        else:
+            at = raw.find(b"loop_", at + 5)
+    return out
+
+
+def _split_columns(body: bytes, ncols: int, chunk: int = 1 << 24) -> list[np.ndarray] | None:
+    """The values of a loop body as ``ncols`` ``S<n>`` columns.
+
+    None when the body is not plain, i.e. anything the token-by-token parser
+    would read differently: not a whole number of rows, a byte that is not
+    printable ASCII (or space, tab, newline), or a token that starts with
+    ``_ # ' " ;`` or is a STAR keyword.
+    """
+    buf = np.frombuffer(body, dtype=np.uint8)
+    n = len(buf)
+    cols: list[list[np.ndarray]] = [[] for _ in range(ncols)]
+    carry_s = np.zeros(0, dtype=np.int64)
+    carry_l = np.zeros(0, dtype=np.int64)
+    pos = 0
+    while pos < n:
+        end = min(n, pos + chunk)
+        if end < n:
+            cut = body.rfind(b"\n", pos, end)
+            end = cut + 1 if cut >= pos else n
+        seg = buf[pos:end]
+        ws = seg <= 32
+        if np.any(seg >= 127) or np.any(ws & (seg != 32) & (seg != 10) & (seg != 9) & (seg != 13)):
+            return None
+        starts = np.flatnonzero(ws[:-1] & ~ws[1:]) + 1
+        ends = np.flatnonzero(~ws[:-1] & ws[1:]) + 1
+        if len(ws) and not ws[0]:
+            starts = np.concatenate([[0], starts])
+        if len(ws) and not ws[-1]:
+            ends = np.concatenate([ends, [len(ws)]])
+        if np.isin(seg[starts], _SPECIAL_START).any():
+            return None
+        lengths = ends - starts
+        head = seg[np.minimum(starts[:, None] + np.arange(7), len(seg) - 1)]
+        head[np.arange(7) >= lengths[:, None]] = 0
+        head = np.where((head >= 65) & (head <= 90), head | 0x20, head)  # ASCII lower case
+        head = np.ascontiguousarray(head).view("S7").ravel()
+        for word, k in zip(_KEYWORDS, _KEYWORD_LEN):
+            if np.any(np.strings.startswith(head, word[:k])):
+                return None
+        s = np.concatenate([carry_s, starts + pos])
+        ln = np.concatenate([carry_l, lengths])
+        rows = len(s) // ncols
+        s_rows = s[:rows * ncols].reshape(rows, ncols)
+        l_rows = ln[:rows * ncols].reshape(rows, ncols)
+        carry_s, carry_l = s[rows * ncols:], ln[rows * ncols:]
+        for j in range(ncols):
+            width = int(l_rows[:, j].max()) if rows else 1
+            offs = np.arange(width)
+            idx = np.minimum(s_rows[:, j, None] + offs, n - 1)
+            chars = buf[idx]
+            chars[offs >= l_rows[:, j, None]] = 0
+            cols[j].append(np.ascontiguousarray(chars).view(f"S{width}").ravel())
+        pos = end
+    if len(carry_s):
+        return None
+    return [np.concatenate(c) if c else np.zeros(0, "S1") for c in cols]
+
+
 def read_star(path: Path | str) -> dict[str, StarBlock]:
-    """Read the STAR file at ``path``; DataError if missing, unreadable or malformed."""
+    """Read the STAR file at ``path``; DataError if missing, unreadable or malformed.
+
+    Large loop bodies made only of bare ASCII tokens (what RELION and cryodesk
+    write for particles) are split into columns by numpy instead of token by
+    token; those columns hold UTF-8 bytes (``S<n>``) rather than str, which
+    :mod:`cryodesk.io.relion` and :func:`column_floats` accept alike.
+    """
     path = Path(path)
     require_regular(path, "STAR file")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise DataError(f"{path}: cannot read STAR file ({exc})") from None
-    blocks = parse_star(text, str(path))
+    source = str(path)
+    bodies = _loop_bodies(raw)
+    try:
+        if not bodies:
+            blocks = parse_star(raw.decode("utf-8"), source)
+        else:
+            blocks = _parse_with_bodies(raw, bodies, source)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: cannot read STAR file ({exc})") from None
     if not blocks:
         raise DataError(f"{path}: no data_ block (not a STAR file?)")
     return blocks
+
+
+def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
+    b = _Builder(source)
+    pos = line = 0
+    for start, end, ncols in bodies:
+        head = raw[pos:start]
+        _feed(b, head.decode("utf-8"), line)
+        line += head.count(b"\n")
+        cols = None
+        if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
+            cols = _split_columns(raw[start:end], ncols)
+        if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
+            return parse_star(raw.decode("utf-8"), source)
+        b.line = line + 1
+        b.bulk(cols)
+        line += raw.count(b"\n", start, end)
+        pos = end
+    _feed(b, raw[pos:].decode("utf-8"), line)
+    b.finish_block()
+    return b.blocks
 
 
 _NEEDS_QUOTE = re.compile(r"""\s|^$|^[_#'";$]|^(data_|loop_|save_|stop_|global_)""", re.I)
@@ -218,25 +370,119 @@ def column_floats(values, label: str, source: str = "STAR file") -> np.ndarray:
             try:
                 float(v)
             except ValueError:
+                v = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
                 raise DataError(f"{source}: column _{label} has a non-numeric value {v!r}") from None
         raise
 
 
+def _utf8(values: np.ndarray) -> np.ndarray:
+    """A str/bytes/object column as UTF-8 ``S<n>`` (distinct values encoded once when not ASCII)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "S":
+        return arr
+    if arr.dtype.kind != "U":
+        arr = np.asarray([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.tolist()], dtype=str)
+    if arr.size == 0 or arr.dtype.itemsize == 0:
+        return np.zeros(arr.shape, "S1")
+    if int(np.ascontiguousarray(arr).view(np.uint32).max()) < 128:
+        return arr.astype("S")
+    uniq, inv = np.unique(arr, return_inverse=True)
+    return np.char.encode(uniq, "utf-8")[np.asarray(inv).ravel()]
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """A column as STAR value bytes: numbers in their shortest exact form (what ``format_column`` gives)."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if kind == "b":
+        arr, kind = arr.astype(np.int8), "i"
+    if kind in "iuf":
+        if len(arr) > 64:
+            # constant-ish columns (voltage, pixel size, groups): format each distinct value once
+            uniq, inv = np.unique(arr, return_inverse=True)
+            if len(uniq) * 4 <= len(arr):
+                return uniq.astype("S")[np.asarray(inv).ravel()]
+        return arr.astype("S")
+    return _utf8(arr)
+
+
+_SPECIAL_FIRST = np.frombuffer(b"_#'\";$", dtype=np.uint8)
+
+
+def _needs_quote(col: np.ndarray) -> np.ndarray:
+    """Rows of an ``S`` column that :func:`_quote` may change (or refuse); vectorised."""
+    n = len(col)
+    if col.dtype.itemsize == 0:
+        return np.ones(n, dtype=bool)
+    raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, col.dtype.itemsize)
+    length = np.count_nonzero(raw, axis=1)  # no NUL inside STAR text
+    blank = (raw == 32) | (raw == 9) | (raw == 10) | (raw == 13) | (raw == 11) | (raw == 12)
+    # non-ASCII rows go to _quote itself (Unicode whitespace such as U+00A0 needs quotes too)
+    out = (length == 0) | blank.any(axis=1) | np.isin(raw[:, 0], _SPECIAL_FIRST) | (raw >= 128).any(axis=1)
+    for word in (b"data_", b"loop_", b"save_", b"stop_", b"global_"):
+        k = len(word)
+        if col.dtype.itemsize >= k:
+            # ASCII lower case of the first k bytes ('_' | 0x20 is 0x7f, never a letter: compare '_' apart)
+            want = np.frombuffer(word, dtype=np.uint8)
+            head = raw[:, :k]
+            letters = want != ord("_")
+            out |= np.all((head[:, letters] | 0x20) == want[letters], axis=1) & np.all(
+                head[:, ~letters] == want[~letters], axis=1)
+    return out
+
+
+def _loop_bytes(columns: list[np.ndarray], chunk_rows: int = 1 << 15):
+    """The rows of a loop as text, ``chunk_rows`` at a time: values joined by one space, a newline each."""
+    n = len(columns[0]) if columns else 0
+    for start in range(0, n, chunk_rows):
+        stop = min(n, start + chunk_rows)
+        parts = []
+        for col in columns:
+            part = col[start:stop]
+            text = _text(part) if part.dtype.kind != "S" else part
+            if col.dtype.kind not in "biuf":  # numbers never need quotes
+                bad = _needs_quote(text)
+                if bad.any():
+                    text = text.astype(object)
+                    for k in np.flatnonzero(bad).tolist():
+                        v = text[k].decode("utf-8")
+                        text[k] = _quote(v).encode("utf-8")
+                    text = text.astype("S")
+            parts.append(text)
+        m = stop - start
+        widths = [max(p.dtype.itemsize, 1) for p in parts]
+        buf = np.zeros((m, sum(widths) + len(widths)), dtype=np.uint8)
+        off = 0
+        for p, w in zip(parts, widths):
+            if p.dtype.itemsize:
+                buf[:, off:off + w] = np.ascontiguousarray(p).view(np.uint8).reshape(m, w)
+            buf[:, off + w] = 32
+            off += w + 1
+        buf[:, -1] = 10
+        yield buf[buf != 0].tobytes()  # NUL padding dropped: "v1 v2 v3\n"
+
+
 def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = False) -> Path:
-    """Write ``blocks`` RELION-style to ``path`` (:func:`~cryodesk.base.fsio.atomic_write`)."""
+    """Write ``blocks`` RELION-style to ``path``, atomically.
+
+    Loops are formatted a chunk of rows at a time with vectorised column
+    formatting (no per-value Python work for numbers), so a million-row table
+    writes in seconds and in bounded memory.
+    """
     path = Path(path)
-    out = []
-    for name, blk in blocks.items():
-        out.append(f"\n# version 30001\n\ndata_{name}\n")
-        for k, v in blk.pairs.items():
-            out.append(f"_{k} {_quote(str(v))}\n")
-        if blk.columns:
-            out.append("\nloop_\n")
-            out.extend(f"_{lab} #{j}\n" for j, lab in enumerate(blk.columns, 1))
-            cols = [[_quote(v) for v in format_column(c).tolist()] for c in blk.columns.values()]
-            out.extend(" ".join(row) + "\n" for row in zip(*cols))
-        out.append("\n")
-    atomic_write(path, "".join(out), durable)
+    with AtomicFile(path, durable) as f:
+        for name, blk in blocks.items():
+            head = [f"\n# version 30001\n\ndata_{name}\n"]
+            for k, v in blk.pairs.items():
+                head.append(f"_{k} {_quote(str(v))}\n")
+            if blk.columns:
+                head.append("\nloop_\n")
+                head.extend(f"_{lab} #{j}\n" for j, lab in enumerate(blk.columns, 1))
+            f.fh.write("".join(head).encode("utf-8"))
+            if blk.columns:
+                for chunk in _loop_bytes([np.asarray(c) for c in blk.columns.values()]):
+                    f.fh.write(chunk)
+            f.fh.write(b"\n")
     return path
 
 
@@ -244,25 +490,74 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
 _MAX_INDEX = 2**31 - 1
 
 
-def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
-    """Split ``"<n>@<path>"`` names into 0-based indices and paths.
+def _ascii_ints(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(value, ok)`` of fixed-width str ``texts`` that should be ASCII decimal numbers (vectorised).
 
-    A name without ``@`` is a single-image file (index 0).
+    ``ok`` is False for an empty text, any character but ``0-9``, or more than
+    18 digits (beyond int64); ``value`` is 0 there.
     """
-    idx = np.empty(len(values), dtype=np.int64)
-    paths = []
-    for k, v in enumerate(values):
-        n, at, p = str(v).partition("@")
-        if not at:
-            n, p = "1", n
-        if not (n.isascii() and n.isdigit()) or not 1 <= int(n) <= _MAX_INDEX or not p or "\0" in p:
-            raise DataError(f"{source}: bad image name {v!r} in row {k + 1} "
-                            f"(expected <1-based index up to {_MAX_INDEX}>@<path>)")
-        idx[k] = int(n) - 1
-        paths.append(p)
-    return idx, np.array(paths, dtype=str)
+    texts = np.asarray(texts)
+    if texts.dtype.kind not in "US":
+        texts = texts.astype(str)
+    unit = np.uint32 if texts.dtype.kind == "U" else np.uint8
+    width = max(texts.dtype.itemsize // np.dtype(unit).itemsize, 1)
+    n = len(texts)
+    codes = np.ascontiguousarray(texts).view(unit).reshape(n, -1) if texts.dtype.itemsize else \
+        np.zeros((n, 1), unit)
+    length = np.count_nonzero(codes, axis=1)
+    digit = (codes >= 48) & (codes <= 57)
+    ok = (length > 0) & (length <= 18) & (np.count_nonzero(digit, axis=1) == length)
+    # trailing NULs pad a fixed-width str; a NUL inside would be caught by the count above
+    value = np.zeros(n, dtype=np.int64)
+    vals = np.where(digit, codes.astype(np.int64) - 48, 0)
+    for j in range(min(width, 18)):
+        col = vals[:, j]
+        value = np.where(j < length, value * 10 + col, value)
+    return np.where(ok, value, 0), ok
+
+
+def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
+    """Split ``"<n>@<path>"`` names into 0-based indices and paths (vectorised).
+
+    A name without ``@`` is a single-image file (index 0).  The index must be
+    a whole number >= 1 (``5.5@x.mrcs`` is refused, not read as image 5).
+    """
+    vals = np.asarray(values)
+    if vals.dtype.kind not in "US":
+        vals = vals.astype(str)
+    if len(vals) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=vals.dtype)
+    head, at, tail = np.strings.partition(vals, "@" if vals.dtype.kind == "U" else b"@")
+    no_at = np.strings.str_len(at) == 0
+    paths = np.where(no_at, head, tail)
+    number, ok = _ascii_ints(head)
+    number = np.where(no_at, 1, number)
+    ok = (ok | no_at) & (number >= 1) & (number <= _MAX_INDEX) & (np.strings.str_len(paths) > 0)
+    if paths.dtype.itemsize:  # a NUL inside a path (fixed-width arrays pad with NULs only at the end)
+        unit = np.uint32 if paths.dtype.kind == "U" else np.uint8
+        codes = np.ascontiguousarray(paths).view(unit).reshape(len(paths), -1)
+        ok &= np.count_nonzero(codes, axis=1) == np.strings.str_len(paths)
+    if not ok.all():
+        k = int(np.argmin(ok))
+        bad = vals[k].decode("utf-8", "replace") if isinstance(vals[k], bytes) else str(vals[k])
+        raise DataError(f"{source}: bad image name {bad!r} in row {k + 1} "
+                        f"(expected <1-based index up to {_MAX_INDEX}>@<path>)")
+    return number - 1, paths
 
 
 def format_image_names(idx0, paths) -> np.ndarray:
-    """``000001@path`` names from 0-based ``idx0`` and ``paths``."""
-    return np.array([f"{int(i) + 1:06d}@{p}" for i, p in zip(np.asarray(idx0).tolist(), paths)], dtype=str)
+    """``000001@path`` names from 0-based ``idx0`` and ``paths`` (str)."""
+    return np.char.decode(image_name_bytes(idx0, paths), "utf-8")
+
+
+def image_name_bytes(idx0, paths) -> np.ndarray:
+    """``000001@path`` names as UTF-8 bytes; ``paths`` per row, or ``(table, index)`` (vectorised)."""
+    if isinstance(paths, tuple):
+        table, index = np.asarray(paths[0]), np.asarray(paths[1])
+    else:
+        table, index = np.asarray(paths), None
+    table = np.strings.add(_utf8(table), b"")
+    numbers = (np.asarray(idx0).astype(np.int64) + 1).astype("S")
+    names = np.strings.add(np.strings.add(np.strings.zfill(numbers, 6), b"@"),
+                           table[index] if index is not None else table)
+    return names

@@ -37,37 +37,56 @@ def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None =
     problems: list[str] = []
     infos: dict[Path, StackInfo] = {}
     data = pset.data
-    groups = pset.groups()
-    has_shape = "blob/shape" in data.dtype.names
+    paths, inv = pset.stack_index()
+    n_paths = len(paths)
+    # one header read per stack; every per-particle check below is one vectorised pass
+    nz = np.zeros(n_paths, dtype=np.int64)
+    ok = np.zeros(n_paths, dtype=bool)
+    shape_of = np.zeros((n_paths, 2), dtype=np.int64)
+    counts = np.bincount(inv, minlength=n_paths)
+    first_row = np.full(n_paths, -1, dtype=np.int64)
+    if len(inv):
+        first_row[inv[::-1]] = np.arange(len(inv) - 1, -1, -1)
     shapes: dict[tuple[int, int], Path] = {}
-    for k, (path, rows) in enumerate(groups.items()):
-        if check_cancel is not None:
+    for k, path in enumerate(paths):
+        if check_cancel is not None and k % 64 == 0:
             check_cancel()
-        if progress is not None:
-            progress(k / max(len(groups), 1), f"checking {path.name}")
+        if progress is not None and k % 64 == 0:
+            progress(k / max(n_paths, 1), f"checking {path.name}")
         try:
             require_regular(path, "particle stack")  # a FIFO would block read_header's open, uncancellable
             info = read_header(path)
         except DataError as exc:
-            problems.append(f"{exc} (used by {len(rows)} particle(s), first at row {int(rows[0])})")
+            problems.append(f"{exc} (used by {int(counts[k])} particle(s), first at row {int(first_row[k])})")
             continue
         infos[path] = info
-        idx = data["blob/idx"][rows].astype(np.int64)
-        bad = np.flatnonzero((idx < 0) | (idx >= info.nz))
-        if bad.size:
-            r = int(rows[bad[0]])
-            problems.append(f"{path}: particle index {int(idx[bad[0]])} (row {r}) is out of range: "
-                            f"the stack has {info.nz} images"
-                            + (f"; {bad.size - 1} more rows out of range" if bad.size > 1 else ""))
+        nz[k], ok[k], shape_of[k] = info.nz, True, info.shape
         shapes.setdefault(info.shape, path)
-        if has_shape:
-            want = data["blob/shape"][rows].astype(np.int64)
-            set_rows = np.flatnonzero(want.any(axis=1))
-            wrong = set_rows[np.any(want[set_rows] != np.array(info.shape), axis=1)]
-            if wrong.size:
-                r = int(rows[wrong[0]])
-                problems.append(f"{path}: images are {info.ny}x{info.nx} but the metadata says "
-                                f"{tuple(int(v) for v in want[wrong[0]])} (row {r})")
+    row_ok = ok[inv]
+    idx = data["blob/idx"]
+    idx = idx.astype(np.int64) if idx.dtype.kind != "i" or idx.dtype.itemsize != 8 else idx
+    out_of_range = row_ok & ((idx < 0) | (idx >= nz[inv]))
+    if out_of_range.any():
+        rows = np.flatnonzero(out_of_range)
+        per_stack = np.bincount(inv[rows], minlength=n_paths)
+        _, first_bad = np.unique(inv[rows], return_index=True)
+        for r in rows[np.sort(first_bad)].tolist():
+            k = int(inv[r])
+            more = int(per_stack[k]) - 1
+            problems.append(f"{paths[k]}: particle index {int(idx[r])} (row {r}) is out of range: "
+                            f"the stack has {int(nz[k])} images"
+                            + (f"; {more} more rows out of range" if more else ""))
+    if "blob/shape" in data.dtype.names:
+        want = data["blob/shape"].reshape(len(data), -1).astype(np.int64)
+        if want.shape[1] == 2:
+            wrong = row_ok & want.any(axis=1) & np.any(want != shape_of[inv], axis=1)
+            if wrong.any():
+                rows = np.flatnonzero(wrong)
+                _, first_bad = np.unique(inv[rows], return_index=True)
+                for r in rows[np.sort(first_bad)].tolist():
+                    k = int(inv[r])
+                    problems.append(f"{paths[k]}: images are {int(shape_of[k][0])}x{int(shape_of[k][1])} but the "
+                                    f"metadata says {tuple(int(v) for v in want[r])} (row {r})")
     if len(shapes) > 1:
         desc = ", ".join(f"{s[0]}x{s[1]} in {p}" for s, p in shapes.items())
         problems.append(f"particle stacks have different image shapes: {desc}")

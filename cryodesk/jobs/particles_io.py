@@ -40,8 +40,8 @@ from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
 from cryodesk.io.conversion import ConversionReport
-from cryodesk.io.cs import CS_FORMATS, ParticleSet, from_columns, read_cs, write_cs
-from cryodesk.io.locate import locate_stacks
+from cryodesk.io.cs import CS_FORMATS, ParticleSet, check_particle_rows, read_cs, unique_first, write_cs_replacing
+from cryodesk.io.locate import inside, locate_stacks
 from cryodesk.io.relion import cs_to_star, star_to_cs
 from cryodesk.io.star import read_star, write_star
 from cryodesk.io.validate import validate_stacks
@@ -64,15 +64,15 @@ def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
     raise DataError(f"{meta}: unsupported particle metadata file (expected .cs, .csg or .star)")
 
 
-def _located(data: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path) -> np.ndarray:
-    """``data`` with every ``blob/path`` replaced by where the stack was found."""
-    where = locate_stacks(data["blob/path"], base, meta_dir, root, str(meta))
-    raw, inv = np.unique(data["blob/path"], return_inverse=True)
-    found = np.array([str(where[r.decode("utf-8") if isinstance(r, bytes) else str(r)]) for r in raw.tolist()],
-                     dtype=str)
-    cols = {n: data[n] for n in data.dtype.names}
-    cols["blob/path"] = found[np.asarray(inv).ravel()]
-    return from_columns(cols, len(data))
+def _located(data: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path
+             ) -> tuple[list[Path], np.ndarray]:
+    """Where each distinct stack was found (first-seen order) and each row's index into that list."""
+    raw, inv = unique_first(data["blob/path"])
+    where = locate_stacks(raw, base, meta_dir, root, str(meta))
+    found = [where[r.decode("utf-8") if isinstance(r, bytes) else str(r)] for r in raw.tolist()]
+    distinct: dict[Path, int] = {}
+    remap = np.array([distinct.setdefault(p, len(distinct)) for p in found], dtype=np.int64)
+    return list(distinct), remap[inv]
 
 
 def _missing_hint(exc: DataError, base: Path, meta_dir: Path, blob_given: bool) -> DataError:
@@ -98,23 +98,26 @@ def _link_names(paths: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _with_blobs(data: np.ndarray, new_path: np.ndarray, shape: np.ndarray, psize: np.ndarray) -> np.ndarray:
-    cols = {n: data[n] for n in data.dtype.names}
-    cols["blob/path"] = new_path
-    cols["blob/shape"] = shape
-    cols["blob/psize_A"] = psize
-    return from_columns(cols, len(data))
+def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
+    """``p.resolve()``, with each directory resolved once (thousands of stacks share a few)."""
+    parent, name = os.path.split(os.path.abspath(p))
+    d = real_dirs.get(parent)
+    if d is None:
+        d = real_dirs[parent] = os.path.realpath(parent)
+    q = os.path.join(d, name)
+    return os.path.realpath(q) if os.path.islink(q) else q
 
 
-def _add_link(ctx: JobContext, group: str, link: Path) -> None:
-    """Register a symlink as a ``blob`` output.
+def _add_links(ctx: JobContext, group: str, links: Path, names) -> None:
+    """Register symlinks in ``links`` as ``blob`` outputs.
 
-    ``JobContext.rel`` resolves the *whole* path, i.e. follows the link to
-    the raw data outside the job directory and refuses it; resolving only
-    the parent keeps the link itself (inside the job dir) as the output.
+    ``JobContext.rel`` resolves the *whole* path, i.e. would follow a link to
+    the raw data outside the job directory and refuse it; resolving only the
+    parent (once) keeps the link itself (inside the job dir) as the output.
     """
-    rel = f"{ctx.rel(link.parent)}/{link.name}"
-    ctx.outputs.append((group, OutputFileRef(kind="blob", path=rel, version=0, size_bytes=0)))
+    rel = ctx.rel(links)
+    for name in names:
+        ctx.outputs.append((group, OutputFileRef(kind="blob", path=f"{rel}/{name}", version=0, size_bytes=0)))
 
 
 def _cleanup(created: list[Path]) -> None:
@@ -136,26 +139,35 @@ def run_import(ctx: JobContext) -> None:
     ctx.progress(0.0, f"reading {meta.name}")
     report = ConversionReport("STAR -> .cs")
     data, meta_dir = _load(meta, report)
-    pset = ParticleSet(_located(data, meta, meta_dir, base, base if blob else meta_dir), meta, base)
+    check_particle_rows(data, meta)
+    root = base if blob else meta.parent
+    if not (inside(meta_dir, root) or inside(meta_dir, meta.parent)):
+        # a .csg's blob metafile elsewhere: its '>' stack paths would be relative to a place the user
+        # did not point at
+        raise DataError(f"{meta}: the particle dataset it lists is in {meta_dir}, outside the particle data "
+                        f"directory {root}; set particle_blob_path to a directory that contains it")
+    stacks, inv = _located(data, meta, meta_dir, base, root)
+    pset = ParticleSet(data, meta, base, _index=(stacks, inv))
     try:
         infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
     except DataError as exc:
         raise _missing_hint(exc, base, meta_dir, bool(blob)) from None
     ctx.check_cancel()
 
-    stacks, inv = pset.stack_index()
-    names = _link_names(list(infos))
-    data = pset.data
-    rel = np.array([f"{ctx.job_dir.name}/imported/{names[p]}" for p in stacks], dtype=str)[inv]
+    names = _link_names(stacks)
+    names_col = np.array([f"{ctx.job_dir.name}/imported/{names[p]}" for p in stacks], dtype=str)
     shape = np.array([infos[p].shape for p in stacks], dtype=np.uint32).reshape(-1, 2)[inv]
     psize = (data["blob/psize_A"].astype(np.float32) if "blob/psize_A" in data.dtype.names
              else np.zeros(len(data), np.float32))
     header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)[inv]
     psize = np.where(psize > 0, psize, header_psize)
-    out = _with_blobs(data, rel, shape, psize)
+    replace = {"blob/path": (names_col, inv), "blob/shape": shape, "blob/psize_A": psize}
+    if data["blob/idx"].dtype != np.uint32:  # whole numbers (check_particle_rows): CryoSPARC's dtype
+        replace["blob/idx"] = data["blob/idx"].astype(np.uint32)
     for f in ("alignments3D/psize_A", "alignments2D/psize_A"):
-        if f in out.dtype.names:  # shifts in pixels of an unknown size (RELION 3.0): the images' size
-            out[f] = np.where(out[f] > 0, out[f], psize)
+        if f in data.dtype.names:  # shifts in pixels of an unknown size (RELION 3.0): the images' size
+            replace[f] = np.where(data[f] > 0, data[f], psize)
+    del shape, header_psize
 
     created: list[Path] = []
     try:
@@ -163,12 +175,14 @@ def run_import(ctx: JobContext) -> None:
         links = ctx.job_dir / "imported"
         links.mkdir(exist_ok=False)
         created.append(links)
+        real_dirs: dict[str, str] = {}
         for p, name in names.items():
-            os.symlink(p.resolve(), links / name)
+            os.symlink(_link_target(p, real_dirs), links / name)
         cs_path = ctx.job_dir / "imported_particles.cs"
-        write_cs(cs_path, out)
+        ctx.progress(0.85, f"writing {cs_path.name}")
+        write_cs_replacing(cs_path, data, replace)
         created.append(cs_path)
-        group = csg_io.group_for_dataset("imported_particles", "particle", cs_path.name, out,
+        group = csg_io.group_for_dataset("imported_particles", "particle", cs_path.name, data,
                                          title="Imported particles",
                                          description=f"Particles imported from {meta}")
         csg_path = csg_io.write_csg(ctx.job_dir / "imported_particles.csg", group)
@@ -176,10 +190,10 @@ def run_import(ctx: JobContext) -> None:
     except BaseException:
         _cleanup(created)
         raise
+    out = data
     ctx.add_output("particles", cs_path, kind="dataset")
     ctx.add_output("particles", csg_path, kind="csg")
-    for name in names.values():
-        _add_link(ctx, "particles", links / name)
+    _add_links(ctx, "particles", links, names.values())
     ctx.results.update(num_particles=len(out), num_stacks=len(names), source=str(meta))
     if meta.suffix.lower() == ".star":
         report.log_to(ctx.log, meta.name)
@@ -214,26 +228,26 @@ def run_export(ctx: JobContext) -> None:
         out_dir.mkdir(exist_ok=False)
         created.append(out_dir)
         (out_dir / "stacks").mkdir()
+        real_dirs: dict[str, str] = {}
         for k, (p, name) in enumerate(names.items()):
             ctx.check_cancel()
             ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"{'copying' if copy else 'linking'} {p.name}")
             dst = out_dir / "stacks" / name
-            _copy(p, dst) if copy else os.symlink(p.resolve(), dst)
+            _copy(p, dst) if copy else os.symlink(_link_target(p, real_dirs), dst)
             files.append((dst, "blob"))
         stacks, inv = pset.stack_index()
-        rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)[inv]
+        rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
         if fmt == "relion":
             try:
-                blocks = cs_to_star(pset.data, rel, report=report)
+                blocks = cs_to_star(pset.data, (rel, inv), report=report)
             except DataError as exc:
                 raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
             star_path = write_star(out_dir / "particles.star", blocks)
             files.append((star_path, "star"))
         else:
-            cols = {n: pset.data[n] for n in pset.data.dtype.names}
-            cols["blob/path"] = np.char.add(">", rel)
-            data = from_columns(cols, len(pset))
-            cs_path = write_cs(out_dir / "particles_exported.cs", data, format=cs_format)
+            data = pset.data
+            cs_path = write_cs_replacing(out_dir / "particles_exported.cs", data,
+                                         {"blob/path": (np.char.add(">", rel), inv)}, format=cs_format)
             group = csg_io.group_for_dataset("particles", "particle", cs_path.name, data,
                                              title="Exported particles",
                                              description=f"Exported from {src.name}")
@@ -242,10 +256,11 @@ def run_export(ctx: JobContext) -> None:
     except BaseException:
         _cleanup(created)
         raise
+    linked = [path.name for path, _ in files if path.is_symlink()]
+    if linked:
+        _add_links(ctx, "exported", out_dir / "stacks", linked)
     for path, kind in files:
-        if path.is_symlink():
-            _add_link(ctx, "exported", path)
-        else:
+        if not path.is_symlink():
             ctx.add_output("exported", path, kind=kind)
     ctx.results.update(num_particles=len(pset), num_stacks=len(names), format=fmt)
     if fmt == "relion":

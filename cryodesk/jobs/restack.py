@@ -27,6 +27,7 @@ left behind; ``output_f16_clip`` clips such pixels to ±65504 instead.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ from cryodesk.base.errors import DataError, UsageError
 from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import ParticleSet, write_cs
-from cryodesk.io.gather import SourceError, execute_plan, plan_gather
+from cryodesk.io.gather import SourceError, execute_plan, plan_sources
 
 __all__ = ["run_restack", "run_downsample", "restack_into"]
 
@@ -67,25 +68,27 @@ def _progress_reporter(ctx: JobContext, what: str):
     return report
 
 
-def _new_dataset(data: np.ndarray, paths: list[str], index: np.ndarray,
-                 shape: tuple[int, int] | None, psize_factor: float) -> np.ndarray:
-    """``data`` with the blob fields pointing at the new stacks; every other field kept."""
-    width = max(max(len(p) for p in paths), 1)
-    descr = []
-    for name in data.dtype.names:
-        dt, _ = data.dtype.fields[name][:2]
-        if name == "blob/path" and dt.itemsize < width:
-            dt = np.dtype(f"S{width}")  # the new paths may be longer than the old ones
-        descr.append((name, dt))
-    out = np.empty(len(data), dtype=descr)
-    for name in data.dtype.names:
-        out[name] = data[name]
-    out["blob/path"] = np.array([p.encode() for p in paths], dtype=f"S{width}")
-    out["blob/idx"] = index
-    if shape is not None and "blob/shape" in out.dtype.names:
-        out["blob/shape"] = shape
+def _new_dataset(data: np.ndarray, paths: tuple[list[str], np.ndarray], index: np.ndarray,
+                 shape: tuple[int, int] | None, psize_factor: float) -> dict[str, object]:
+    """The fields that change in the restacked ``.cs``: blob fields pointing at the new stacks.
+
+    ``paths`` is ``(distinct new stack paths, each row's index into them)``;
+    the result is the ``replace`` argument of :func:`~cryodesk.io.cs.write_cs`,
+    which streams every other field through unchanged (no copy of the dataset).
+    """
+    table, which = paths
+    width = max(max((len(p.encode()) for p in table), default=1), 1)
+    if "blob/path" in data.dtype.names:
+        width = max(width, data.dtype.fields["blob/path"][0].itemsize)  # never narrower than before
+    out: dict[str, object] = {
+        "blob/path": (np.array([p.encode() for p in table], dtype=f"S{width}"), which),
+        "blob/idx": np.asarray(index).astype(data.dtype.fields["blob/idx"][0]),
+    }
+    if shape is not None and "blob/shape" in data.dtype.names:
+        out["blob/shape"] = np.broadcast_to(np.asarray(shape, dtype=data.dtype.fields["blob/shape"][0].base),
+                                            (len(data), 2))
     if psize_factor != 1.0:
-        for name in out.dtype.names:
+        for name in data.dtype.names:
             slot, _, field = name.partition("/")
             if name == "blob/psize_A" or (slot.startswith("alignments") and field == "psize_A"):
                 out[name] = data[name] * np.float32(psize_factor)
@@ -165,15 +168,13 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
     order, groups = _psize_groups(data)
     uids = data["uid"][order]  # in plan (item) order, as errors and flags report items
     out_dir = ctx.job_dir / subdir
-    ctx.log.info("%s: %d particles from %d stacks -> %s", ctx.uid, len(data),
-                 len(set(pset.stack_paths())), out_dir)
+    stack_list, stack_of_row = pset.stack_index()
+    ctx.log.info("%s: %d particles from %d stacks -> %s", ctx.uid, len(data), len(stack_list), out_dir)
     if len(groups) > 1:
         ctx.log.info("%s: %d pixel sizes (%s Å): each written to its own stacks, so every header is right",
                      ctx.uid, len(groups), ", ".join(f"{p:g}" for _, p in groups))
-    paths = pset.stack_paths()
     try:
-        plan = plan_gather(((paths[i], int(data["blob/idx"][i])) for i in order.tolist()), out_dir,
-                           particles_per_file=per_file)
+        plan = _plan(stack_list, stack_of_row[order], data["blob/idx"][order], out_dir, per_file)
     except SourceError as exc:
         raise _particle_error(ctx, uids, exc, order) from None
     box = plan.in_shape
@@ -195,18 +196,23 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
                             voxel_size=voxel, groups=voxels)
     stacks: list[Path] = []
     cs_path = ctx.job_dir / f"{subdir}_particles.cs"
+    timings = {"read_and_plan": time.monotonic() - t0}
     try:
         ctx.check_cancel()
+        timings["gather"] = time.monotonic()
         stacks = execute_plan(plan, transform, progress=_progress_reporter(ctx, subdir),
                               check_cancel=ctx.check_cancel)
+        timings["gather"] = time.monotonic() - timings["gather"]
         ctx.check_cancel()
         rel = [ctx.rel(p) for p in stacks]
         stack_of, index_of = plan.destinations()
         position = np.empty(len(data), dtype=np.int64)
         position[order] = np.arange(len(data))  # row -> item
-        new = _new_dataset(data, [rel[i] for i in stack_of[position].tolist()], index_of[position],
+        new = _new_dataset(data, (rel, stack_of[position]), index_of[position],
                            transform.out_shape if transform.crop else None, factor)
-        write_cs(cs_path, new)
+        meta_t0 = time.monotonic()
+        write_cs(cs_path, data, replace=new)
+        timings["write"] = time.monotonic() - meta_t0
     except SourceError as exc:
         _remove(stacks, cs_path, out_dir)
         raise _particle_error(ctx, uids, exc, order) from None
@@ -225,6 +231,8 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
     for p in stacks:
         ctx.add_output("particles", p, kind="blob")
     secs = max(time.monotonic() - t0, 1e-9)
+    timings["metadata"] = secs - timings["gather"]  # everything but the image copy
+    ctx.log.info("restack timings: %s", json.dumps({k: round(v, 3) for k, v in timings.items()}))
     summary = {"particles": len(data), "stacks": len(stacks), "box": int(transform.out_shape[1]),
                "psize_A": voxel if len(voxels) == 1 else [v for _, v in voxels],
                "dtype": str(transform.out_dtype),
@@ -241,6 +249,24 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
     ctx.results.update(summary)
     ctx.progress(1.0, f"{subdir}: {len(data):,} particles in {len(stacks)} stacks")
     return summary
+
+
+def _plan(stacks: list[Path], src_id: np.ndarray, src_idx: np.ndarray, out_dir: Path, per_file: int):
+    """The gather plan of items given as arrays (no per-particle Python objects): one header per stack."""
+    from cryodesk.io.mrc import read_header
+
+    first = np.full(len(stacks), -1, dtype=np.int64)
+    if len(src_id):
+        first[src_id[::-1]] = np.arange(len(src_id) - 1, -1, -1)
+    sources = []
+    for k, path in enumerate(stacks):
+        try:
+            sources.append(read_header(path))
+        except DataError as exc:
+            item = int(first[k])
+            raise SourceError(f"cannot read particle {item} (image {int(src_idx[item])} of {path}): {exc}",
+                              path, int(src_idx[item]), item) from None
+    return plan_sources(sources, src_id, src_idx, out_dir, particles_per_file=per_file)
 
 
 def _preload_kernels(crop: bool, f16: bool) -> threading.Thread:
