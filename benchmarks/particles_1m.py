@@ -13,7 +13,7 @@ measured is the metadata), 80 % of each stack's images selected (as after a
 
 Then, for each round (``--rounds``, interleaved: every operation and baseline
 once per round), each in a child process of its own (wall time and peak RSS
-from ``os.wait4``):
+from ``os.wait4`` in a small meter process):
 
 * ``import .cs``      ``cryodesk job run`` of ``import_particles`` on the ``.cs``
 * ``restack``         ``cryodesk job run`` of ``restack_particles`` on that import
@@ -42,6 +42,16 @@ Usage::
 
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
         [--rounds 3] [--cold] [--old /work/main] [--keep]
+
+Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
+process)::
+
+    import .cs            5.32 s   662 MB   (an earlier quiet run: 3.62 s)
+    restack               7.28 s   727 MB   (metadata 1.46 s, gather 4.75 s, as the job logs them)
+    export STAR          35.70 s  2400 MB
+    import STAR          36.08 s  2350 MB
+    base: job run (1 particle) 0.99 s 71 MB; numpy.load 0.40 s 553 MB; load + save 0.48 s;
+          gather only 10.92 s 847 MB; starfile.read 11.95 s 4066 MB; starfile.write 43.54 s 4066 MB
 
 Figures (2026-12-01, 1,000,000 particles in 5,000 stacks of box-8 images, the ``.cs`` 553 MB with
 every refinement field; 3 warm rounds; 2 cores shared with five other helpers' test suites, load
@@ -237,18 +247,30 @@ def child(argv: list[str], env: dict, root: Path, cold: bool, cwd: Path = REPO) 
     """Run ``argv`` in ``cwd`` (``python -m`` puts it first on sys.path); (wall s, peak RSS MB, stdout)."""
     if cold:
         evict(root)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".rss") as rss:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
+        # through a small meter process: a child forked from this (large) process would report this
+        # process's RSS at fork time as its own peak (Linux carries the old mm's high-water mark over exec)
+        proc = subprocess.Popen([sys.executable, "-c", _METER, rss.name, *argv], env=env, stdout=out,
+                                stderr=err, cwd=cwd)
+        proc.wait()
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text, etext = out.read().decode(), err.read().decode()
+        peak_kb = float(Path(rss.name).read_text() or 0)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:6])}... failed ({proc.returncode}):\n{etext[-3000:]}\n{text[-2000:]}")
-    return wall, usage.ru_maxrss / 1024.0, text
+    return wall, peak_kb / 1024.0, text
+
+
+_METER = """import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 class Cli:
