@@ -66,6 +66,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from coldcache import evict  # noqa: E402
+
 from cryodesk.base.syncfs import sync_filesystem  # noqa: E402
 from cryodesk.io.mrc import make_header  # noqa: E402
 
@@ -86,17 +88,6 @@ def make_tree(root: Path, size_mb: int, n_files: int, box: int) -> tuple[list[Pa
             fh.write(block.tobytes())
         files.append(p)
     return files, per_file
-
-
-def evict(files: list[Path]) -> None:
-    """Cold mode: write back and drop only these files' pages (never the whole system's caches)."""
-    for p in files:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def warm(files: list[Path]) -> None:

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from coldcache import evict  # noqa: E402
+
 import cryodesk.jobs  # noqa: F401  (registers the job types)
 from cryodesk import db as dbmod
 from cryodesk.core import lanes, projects, runner
@@ -39,14 +41,6 @@ from cryodesk.db.models import ALL_MODELS
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "realdata"
 NODE_CMD = f"env PYTHONPATH={REPO} QT_QPA_PLATFORM=offscreen {sys.executable} -m cryodesk.cli.main"
-
-
-def _cold(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
 
 
 def _stats(xs: list[float]) -> str:
@@ -94,7 +88,7 @@ def _run(args, url: str, tmp: Path) -> int:
 
     def fresh():
         if args.cold:
-            _cold(pdir / "empiar_10076_7.mrc")
+            evict([pdir / "empiar_10076_7.mrc"])
         return create_job(p, "restack_particles", inputs=[InputSpec("particles", imp.uid)])
 
     for _ in range(args.rounds):

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from coldcache import evict_tree  # noqa: E402
+
 from cryodesk import db as dbmod
 from cryodesk.core import compact, project_lifecycle, project_move, projects, registry
 from cryodesk.core.deletion import trash
@@ -51,17 +53,6 @@ def _fill(pdir: Path, size_mb: int) -> None:
     os.symlink("/nonexistent/raw/movies", pdir / "J1" / "raw_link")
 
 
-def _cold(root: Path) -> None:
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(dirpath, f)
-            if os.path.islink(p):
-                continue
-            fd = os.open(p, os.O_RDONLY)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.close(fd)
-
-
 def bench_move(size_mb: int) -> None:
     with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
         tmp = Path(tmp)
@@ -76,14 +67,14 @@ def bench_move(size_mb: int) -> None:
                 subprocess.run(["sync"], check=True)
                 base = tmp / "base"
                 subprocess.run(["cp", "-a", p.directory, str(base)], check=True)
-                _cold(base)
+                evict_tree(base)
                 t = time.perf_counter()
                 subprocess.run(["cp", "-a", str(base), str(fs / "base")], check=True)
                 subprocess.run(["sync"], check=True)
                 shutil.rmtree(base)
                 cp_s = time.perf_counter() - t
                 shutil.rmtree(fs / "base")
-                _cold(Path(p.directory))
+                evict_tree(Path(p.directory))
                 out = project_move.move_project(p, fs / "proj")
                 across_s = out["seconds"]
                 (tmp / "back").mkdir()

@@ -40,22 +40,14 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from coldcache import evict  # noqa: E402
+
 from cryodesk import db as dbmod  # noqa: E402
 from cryodesk import jobs as _types  # noqa: E402,F401
 from cryodesk.base.fsio import du_size  # noqa: E402
 from cryodesk.core import jobs, projects, runner, sessions  # noqa: E402
 from cryodesk.demo import simulate_dataset  # noqa: E402
 from cryodesk.engine.live import run_session  # noqa: E402
-
-
-def _cold(paths) -> None:
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 def _stage_params(spec: dict) -> dict:
@@ -162,7 +154,7 @@ def main() -> None:
                 order = ("batch", "live", "live1") if k % 2 else ("live1", "live", "batch")
                 for what in order:
                     if args.cold:
-                        _cold(files)
+                        evict(files)
                     if what == "batch":
                         batch.append(run_batch(root, k, movies, spec))
                     elif what == "live1":
@@ -183,7 +175,7 @@ def main() -> None:
             after = du_size(sdir)
             sessions.start_restore(p, s)
             if args.cold:
-                _cold(files)
+                evict(files)
             t0 = time.perf_counter()
             why, errors = run_session(p, s)
             t_restore = time.perf_counter() - t0

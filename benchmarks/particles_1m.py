@@ -96,6 +96,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from coldcache import evict_tree  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -227,26 +228,10 @@ def build(root: Path, n: int, n_stacks: int, box: int, seed: int = 0) -> dict:
 # ---------------------------------------------------------------- measuring
 
 
-def evict(root: Path) -> None:
-    """fsync + POSIX_FADV_DONTNEED every regular file under ``root`` (the benchmark's own files only)."""
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            try:
-                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def child(argv: list[str], env: dict, root: Path, cold: bool, cwd: Path = REPO) -> tuple[float, float, str]:
     """Run ``argv`` in ``cwd`` (``python -m`` puts it first on sys.path); (wall s, peak RSS MB, stdout)."""
     if cold:
-        evict(root)
+        evict_tree(root)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile(suffix=".rss") as rss:
         t0 = time.perf_counter()

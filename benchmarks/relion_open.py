@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from coldcache import evict_tree  # noqa: E402
+
 TYPES = [("MotionCorr", "relion.motioncorr.own", "MicrographsData.star.relion.motioncorr", "corrected_micrographs.star"),
          ("CtfFind", "relion.ctffind.ctffind4", "MicrographsData.star.relion.ctf", "micrographs_ctf.star"),
          ("Extract", "relion.extract", "ParticlesData.star.relion", "particles.star"),
@@ -82,20 +84,6 @@ def build(root: Path, n_jobs: int, n_files: int) -> int:
     return made
 
 
-def evict(root: Path) -> None:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            try:
-                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
-            except OSError:
-                continue
-            try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=1000)
@@ -119,13 +107,13 @@ def main() -> None:
         du_bytes, info = 0, {}
         for _ in range(args.rounds):  # interleaved: the disk's mood changes between rounds, not within
             if args.cold:
-                evict(root)
+                evict_tree(root)
             t = time.perf_counter()
             du_bytes = int(subprocess.run(["du", "-sb", str(root)], capture_output=True, text=True,
                                           check=True).stdout.split()[0])
             times["du -sb"].append(time.perf_counter() - t)
             if args.cold:
-                evict(root)
+                evict_tree(root)
             t = time.perf_counter()
             with database.connection_context():
                 _project, info = open_project(root)

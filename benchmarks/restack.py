@@ -71,6 +71,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from coldcache import evict  # noqa: E402
 
 # The meter: runs one command and reports its wall time and peak RSS (RUSAGE_CHILDREN: this
 # process has exactly one child, the measured command).
@@ -118,17 +119,6 @@ def select(counts: list[int], fraction: float, seed: int) -> tuple[np.ndarray, n
         sid.append(np.full(keep.size, k, np.int64))
         sidx.append(keep.astype(np.int64))
     return np.concatenate(sid), np.concatenate(sidx)
-
-
-def evict(paths: list[Path]) -> None:
-    """Drop these files' pages from the page cache (fsync first: DONTNEED skips dirty pages)."""
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
 
 
 # -- the library child -------------------------------------------------------------------------
