@@ -20,10 +20,11 @@ import io
 import json
 import os
 import re
-import signal
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+
+from killpoints import arm
 
 from cryodesk.db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace
 
@@ -75,28 +76,6 @@ def disagreements(project) -> list[str]:
     return out
 
 
-def _arm(kill_at: int) -> list[int]:
-    from cryodesk import db as dbmod
-
-    counter = [0]
-
-    def wrap(owner, name):
-        real = getattr(owner, name)
-
-        def inner(*args, **kwargs):
-            counter[0] += 1
-            if counter[0] == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        setattr(owner, name, inner)
-
-    for name in CALLS:
-        wrap(os, name)
-    wrap(type(dbmod.db.obj), "execute_sql")
-    return counter
-
-
 _PARSER = []
 #: a forked child keeps the parent's database object referenced: freeing it would close the parent's
 #: connection (PostgreSQL: a Terminate on the shared socket; SQLite: a checkpoint on close)
@@ -131,7 +110,7 @@ def run_killed(db_path: str, argv: list[str], kill_at: int) -> tuple[str, int]:
             main = climain.main
             _INHERITED.append(dbmod.db.obj)  # never closed here: it is the parent's connection
             dbmod.open_database(db_path)  # a connection of its own (the parent's is never used here)
-            counter = _arm(kill_at)
+            counter = arm(kill_at, CALLS)
             sink = io.StringIO()
             with redirect_stdout(sink), redirect_stderr(sink):
                 code = main(["--db", db_path, *argv])

@@ -16,6 +16,7 @@ import numpy as np
 
 from ._numba import HAVE_NUMBA, jit
 from .minmax import ALL_ZERO, NONFINITE
+from .minmax import as_batch as _as_batch
 
 __all__ = ["NONFINITE", "ALL_ZERO", "particle_flags", "particle_flags_numpy", "IMPLEMENTATION"]
 
@@ -26,15 +27,6 @@ _FLOAT_BITS = {
     np.dtype(np.float32): (0x7F800000, 0x7FFFFFFF, np.uint32),
     np.dtype(np.float16): (0x7C00, 0x7FFF, np.uint16),
 }
-
-
-def _as_batch(images: np.ndarray) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3:
-        raise ValueError(f"expected images of shape (n, ny, nx), got {images.shape}")
-    return images
 
 
 def particle_flags_numpy(images: np.ndarray) -> np.ndarray:

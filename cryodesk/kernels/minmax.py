@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NONFINITE", "ALL_ZERO", "F16_MAX", "F16_OVERFLOW", "image_min_max", "flags_from_min_max",
+__all__ = ["as_batch", "NONFINITE", "ALL_ZERO", "F16_MAX", "F16_OVERFLOW", "image_min_max", "flags_from_min_max",
            "particle_flags_minmax", "float16_overflow"]
 
 #: Flag bit: the image has a NaN or infinite pixel.
@@ -47,13 +47,19 @@ def flags_from_min_max(mn: np.ndarray, mx: np.ndarray) -> np.ndarray:
     return flags
 
 
-def particle_flags_minmax(images: np.ndarray) -> np.ndarray:
-    """The flags of :func:`cryodesk.kernels.checks.particle_flags_numpy`, from two reductions."""
+def as_batch(images: np.ndarray) -> np.ndarray:
+    """``images`` as an (n, ny, nx) array (one 2-D image becomes a batch of one)."""
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3:
         raise ValueError(f"expected images of shape (n, ny, nx), got {images.shape}")
+    return images
+
+
+def particle_flags_minmax(images: np.ndarray) -> np.ndarray:
+    """The flags of :func:`cryodesk.kernels.checks.particle_flags_numpy`, from two reductions."""
+    images = as_batch(images)
     if images.shape[0] == 0:
         return np.zeros(0, dtype=np.uint8)
     return flags_from_min_max(*image_min_max(images))

@@ -9,32 +9,8 @@ number of steps).  ``recover DB``: what the next command that writes does
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from pathlib import Path
-
-
-def _count_and_kill(kill_at: int):
-    from cryodesk import db as dbmod
-
-    counter = [0]
-
-    def wrap(owner, name):
-        real = getattr(owner, name)
-
-        def inner(*args, **kwargs):
-            counter[0] += 1
-            if counter[0] == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        setattr(owner, name, inner)
-
-    for name in ("rename", "replace", "unlink", "rmdir", "fsync", "mkdir"):
-        wrap(os, name)
-    wrap(type(dbmod.db.obj), "execute_sql")
-    return counter
 
 
 def main(argv: list[str]) -> int:
@@ -59,6 +35,7 @@ def main(argv: list[str]) -> int:
             return 0
         sys.path.insert(0, str(Path(__file__).parents[1]))
         import jobtypes
+        from killpoints import arm
 
         # the same family as tests/cleanup/conftest.py registers
         jobtypes.family("c", preprocessing=tuple(jobtypes.SHORT), step_extra=77, iter_bytes=(100, 1),
@@ -67,7 +44,7 @@ def main(argv: list[str]) -> int:
         from cryodesk.core.cleanup import CleanupPlan, execute_cleanup
 
         plan = CleanupPlan.from_dict(json.loads(Path(argv[2]).read_text()))
-        counter = _count_and_kill(int(argv[3]))
+        counter = arm(int(argv[3]), ("rename", "replace", "unlink", "rmdir", "fsync", "mkdir"))
         result = execute_cleanup(project, plan)
         print(json.dumps({"steps": counter[0], "ok": result.ok}))
     return 0

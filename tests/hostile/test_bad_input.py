@@ -11,6 +11,7 @@ unused for N days" and the subset threshold into never / always.
 from __future__ import annotations
 
 import pytest
+from clirun import cli_runner
 
 from cryodesk.cli.main import main
 
@@ -19,14 +20,7 @@ HUGE = "99999999999999999999"
 
 @pytest.fixture
 def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
+    run = cli_runner(tmp_path, monkeypatch, capsys)
     run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
     run("workspace", "create", "P1", "--title", "main")
     run("job", "create", "P1", "h_source")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import cli_runner
 
 from cryodesk.base.errors import DataError, UsageError
 from cryodesk.core import attach, jobs, projects, runner
@@ -90,23 +91,9 @@ def test_connect_refuses_self_input_and_cycle(project):
 HANG_S = 5.0
 
 
-def _cli(tmp_path, monkeypatch, capsys):
-    from cryodesk.cli.main import main
-
-    monkeypatch.setenv("CRYODESK_DB", str(tmp_path / "cli.sqlite"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def _crafted_cycle(tmp_path, monkeypatch, capsys, shape: str):
     """P1: J1 -> J2 -> J3 (J3 final) run to completion, then a crafted row that closes a cycle."""
-    run = _cli(tmp_path, monkeypatch, capsys)
+    run = cli_runner(tmp_path, monkeypatch, capsys)
     from cryodesk import db as dbmod
 
     run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
@@ -191,7 +178,7 @@ def _subprocess(tmp_path, *argv):
 def test_fifo_as_particle_meta_path_is_refused(qapp, tmp_path, monkeypatch, capsys):
     import os
 
-    run = _cli(tmp_path, monkeypatch, capsys)
+    run = cli_runner(tmp_path, monkeypatch, capsys)
     run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
     run("workspace", "create", "P1", "--title", "main")
     fifo = tmp_path / "particles.star"
@@ -209,7 +196,7 @@ def test_fifo_as_particle_meta_path_is_refused(qapp, tmp_path, monkeypatch, caps
 def test_sigterm_twice_ends_job_run_whose_job_does_not_stop(tmp_path, monkeypatch, capsys):
     import signal
 
-    run = _cli(tmp_path, monkeypatch, capsys)
+    run = cli_runner(tmp_path, monkeypatch, capsys)
     run("project", "create", "--title", "X", "--dir", str(tmp_path / "x"))
     run("workspace", "create", "P1", "--title", "main")
     import importlib.util
@@ -312,7 +299,7 @@ def test_lock_and_state_files_refuse_a_planted_link(project, tmp_path):
 
 
 def test_demo_refuses_a_planted_project_link(tmp_path, monkeypatch, capsys):
-    run = _cli(tmp_path, monkeypatch, capsys)
+    run = cli_runner(tmp_path, monkeypatch, capsys)
     (tmp_path / "d").mkdir()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "d" / "project").symlink_to(tmp_path / "elsewhere")

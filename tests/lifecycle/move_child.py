@@ -10,37 +10,16 @@ interrupted move or delete; finish a half-done deletion journal).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from pathlib import Path
 
-
-def _count_and_kill(kill_at: int):
-    from cryodesk import db as dbmod
-
-    counter = [0]
-
-    def wrap(owner, name):
-        real = getattr(owner, name)
-
-        def inner(*args, **kwargs):
-            counter[0] += 1
-            if counter[0] == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-
-        setattr(owner, name, inner)
-
-    for name in ("rename", "replace", "unlink", "rmdir", "mkdir", "symlink", "link", "fsync", "write", "open"):
-        wrap(os, name)
-    wrap(type(dbmod.db.obj), "execute_sql")
-    return counter
+KILL_CALLS = ("rename", "replace", "unlink", "rmdir", "mkdir", "symlink", "link", "fsync", "write", "open")
 
 
 def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).parents[1]))
     import jobtypes
+    from killpoints import arm
 
     jobtypes.family("l")
     from cryodesk import db as dbmod
@@ -63,12 +42,12 @@ def main(argv: list[str]) -> int:
             return 0
         project = get_project("P1")
         if mode == "move":
-            counter = _count_and_kill(int(argv[3]))
+            counter = arm(int(argv[3]), KILL_CALLS)
             out = project_move.move_project(project, argv[2])
             print(json.dumps({"steps": counter[0], "mode": out["mode"]}))
         else:
             plan = project_lifecycle.plan_delete(project, include_finals=True)
-            counter = _count_and_kill(int(argv[2]))
+            counter = arm(int(argv[2]), KILL_CALLS)
             out = project_lifecycle.execute_delete(project, plan)
             print(json.dumps({"steps": counter[0], "deleted": out["deleted"]}))
     return 0
