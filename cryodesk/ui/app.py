@@ -32,6 +32,7 @@ def run_app(db_url: str | None = None, size: tuple[int, int] | None = None, them
     from .. import db as dbmod
     from .main_window import QtMainWindow
 
+    _crash_reports()
     app = get_app()
     if theme != "system":
         from .palette import themed_palette
@@ -60,6 +61,17 @@ def run_app(db_url: str | None = None, size: tuple[int, int] | None = None, them
     finally:
         window.close_threads()
         dbmod.close_database()
+
+
+def _crash_reports() -> None:
+    """A fatal signal (a crash in Qt or a kernel) prints every thread's Python stack to stderr
+    (the terminal, or the session's log when started from a desktop menu)."""
+    import faulthandler
+
+    try:
+        faulthandler.enable(all_threads=True)
+    except (AttributeError, OSError, ValueError, RuntimeError):  # no usable stderr: no report rather than no app
+        pass
 
 
 def _background(app, info: dict) -> None:

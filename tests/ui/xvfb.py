@@ -58,19 +58,30 @@ class App:
         self.x = x
         env = x.env(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
                     XDG_STATE_HOME=str(home / "state"))
+        env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal prints every thread's Python stack into the log
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
-        self.log = open(home / f"gui-{size[0]}x{size[1]}-{theme}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "cryodesk.cli.main", "--db", db, "gui",
-                                      "--size", f"{size[0]}x{size[1]}", "--theme", theme],
-                                     cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.window = self._find_window()
+        for attempt in (1, 2):
+            self.log = open(home / f"gui-{size[0]}x{size[1]}-{theme}.log", "w")
+            self.proc = subprocess.Popen([sys.executable, "-m", "cryodesk.cli.main", "--db", db, "gui",
+                                          "--size", f"{size[0]}x{size[1]}", "--theme", theme],
+                                         cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+            try:
+                self.window = self._find_window()
+                return
+            except RuntimeError as exc:
+                # the X server refusing a client is this machine's trouble, not the app's: once more
+                if attempt == 2 or "could not connect to display" not in str(exc):
+                    raise
 
     def _find_window(self, timeout: float = 60.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited with {self.proc.returncode}; see {self.log.name}")
+                self.log.flush()
+                tail = Path(self.log.name).read_text(errors="replace").splitlines()[-40:]
+                raise RuntimeError(f"the app exited with {self.proc.returncode}; the end of {self.log.name}:\n"
+                                   + "\n".join(tail))
             out = self.xdotool("search", "--onlyvisible", "--name", "^cryodesk$", check=False)
             ids = out.split()
             if ids:
