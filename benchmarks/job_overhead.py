@@ -69,18 +69,20 @@ class Tree:
                         PYTHONPYCACHEPREFIX=str(root / f"pycache-{label}"))
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.cli = [sys.executable, "-m", "cryodesk.cli.main"]
+        self.cwd = root  # not a source tree: ``-m`` puts the working directory first on sys.path
         self.jobs: list[str] = []
 
     def run(self, *argv: str) -> str:
-        return subprocess.run([*self.cli, *argv], env=self.env, check=True, stdout=subprocess.PIPE).stdout.decode()
+        return subprocess.run([*self.cli, *argv], env=self.env, cwd=self.cwd, check=True,
+                              stdout=subprocess.PIPE).stdout.decode()
 
     def make_jobs(self, n: int) -> None:
-        out = subprocess.run([sys.executable, "-c", _MAKE_JOBS, str(n)], env=self.env, check=True,
+        out = subprocess.run([sys.executable, "-c", _MAKE_JOBS, str(n)], env=self.env, cwd=self.cwd, check=True,
                              stdout=subprocess.PIPE).stdout
         self.jobs = json.loads(out)
 
     def meter(self, cmd: list[str]) -> dict:
-        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=self.env, check=True,
+        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=self.env, cwd=self.cwd, check=True,
                              stdout=subprocess.PIPE).stdout
         res = json.loads(out)
         if res["rc"] != 0:
@@ -117,6 +119,9 @@ def run(args, root: Path) -> int:
     main_tree.run("workspace", "create", "--title", "W", "P1")
     for t in trees:
         t.make_jobs(args.rounds + 1)
+        where = subprocess.run([sys.executable, "-c", "import cryodesk; print(cryodesk.__file__)"], env=t.env,
+                               cwd=t.cwd, check=True, stdout=subprocess.PIPE).stdout.decode().strip()
+        print(f"{t.label}: cryodesk from {where}")
 
     py = main_tree  # (python -c pass needs no tree: any environment)
     methods = {"python -c pass": lambda: py.meter([sys.executable, "-c", "pass"])}
