@@ -73,12 +73,23 @@ class HeadlessEngine(Scheduler):
         for name in _SIGNALS:
             setattr(self, name, Hook())
         self._init_scheduler()
-        self.pools = {"cpu": ThreadPoolExecutor(cpu_threads or default_cpu_threads(), "cryodesk-cpu"),
-                      "io": ThreadPoolExecutor(io_threads, "cryodesk-io")}
+        self._threads = {"cpu": cpu_threads or default_cpu_threads(), "io": io_threads}
+        self.pools = self._new_pools()
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # (put is reentrant: signal handlers post too)
         self._futures: set = set()
         self._poll_s = poll_interval_ms / 1000.0
         self._next_poll: float | None = None
+
+    def _new_pools(self) -> dict[str, ThreadPoolExecutor]:
+        return {name: ThreadPoolExecutor(n, f"cryodesk-{name}") for name, n in self._threads.items()}
+
+    def shutdown(self, wait_ms: int = -1) -> bool:
+        """As :meth:`Scheduler.shutdown`; then the pools' threads end (the next job gets new ones)."""
+        done = super().shutdown(wait_ms)
+        for pool in self.pools.values():
+            pool.shutdown(wait=done)  # (a thread still blocked in a job is left to the process's end)
+        self.pools = self._new_pools()  # (threads start only when a job is submitted)
+        return done
 
     # -- the scheduler's mechanics ---------------------------------------------------------
     def _launch(self, key, body, pool: str, name: str, announces_start: bool) -> _Handle:
