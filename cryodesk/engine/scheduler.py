@@ -319,8 +319,6 @@ class Scheduler:
                     continue
                 del self._pending[job_id]
                 if state == "ready":
-                    # (in _running before it can report: the handle is filled in right after)
-                    self._running[job_id] = (pend, None)
                     worker = self._launch(("job", job_id), job_body(pend.project_uid, pend.job_uid), pend.resource,
                                           f"job {pend.project_uid} {pend.job_uid}", True)
                     self._running[job_id] = (pend, worker)
