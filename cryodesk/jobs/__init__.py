@@ -45,6 +45,11 @@ def module_names() -> list[str]:
     return [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
 
 
+def all_loaded() -> bool:
+    """Whether every job type module has been imported (:func:`load_all`)."""
+    return _all_loaded
+
+
 def load_all() -> None:
     """Import (and so register) every job type module."""
     global _all_loaded
