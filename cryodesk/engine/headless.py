@@ -15,6 +15,7 @@ starts in a fraction of the time); only the types of the jobs run are loaded.
 
 from __future__ import annotations
 
+import logging
 import queue
 import signal
 import sys
@@ -26,6 +27,8 @@ from typing import Callable, TextIO
 
 from .bodies import ProgressThrottle, run_body
 from .scheduler import Scheduler, default_cpu_threads, ensure_job_types
+
+log = logging.getLogger("cryodesk.engine")
 
 #: seconds a cancelled job gets to stop after SIGINT/SIGTERM before ``on_force`` gives up on it
 FORCE_AFTER_S = 10.0
@@ -143,6 +146,23 @@ class HeadlessEngine(Scheduler):
             event = None
         while event is not None:
             kind, *args = event
+            if kind == "signal":
+                signals.append(args[0])
+            else:
+                self._dispatch(kind, args)
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                event = None
+        if self._next_poll is not None and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self._poll_s
+            self._dispatch("poll", ())
+        return signals
+
+    def _dispatch(self, kind: str, args) -> None:
+        # as a Qt slot's exception does not end the GUI engine's loop, one here (a database busy
+        # past its timeout in a heartbeat) is logged and the loop goes on: the next poll retries
+        try:
             if kind == "call":
                 args[0]()
             elif kind == "started":
@@ -152,15 +172,9 @@ class HeadlessEngine(Scheduler):
             elif kind == "finished":
                 self._on_finished(*args)
             else:
-                signals.append(args[0])
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                event = None
-        if self._next_poll is not None and time.monotonic() >= self._next_poll:
-            self._next_poll = time.monotonic() + self._poll_s
-            self.poll()
-        return signals
+                self.poll()
+        except Exception:
+            log.exception("engine: %s failed", kind)
 
 
 def run_until_idle(engine: HeadlessEngine, *, stop_when_idle: bool = True, tick: Callable[[], None] | None = None,

@@ -53,3 +53,22 @@ def test_jobs_run_in_dependency_order_and_report_through_hooks(project):
     assert events == [("started", parent.uid), ("completed", parent.uid), ("started", child.uid),
                       ("completed", child.uid)]
     assert [j.status for j in jobs.get_jobs(project, [parent.uid, child.uid])] == ["completed", "completed"]
+
+
+def test_an_error_in_a_poll_is_logged_and_the_loop_goes_on(database, caplog):
+    engine = HeadlessEngine(poll_interval_ms=20)
+    engine.start()
+    calls = []
+
+    def failing_poll():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+
+    engine.poll = failing_poll
+    release = threading.Event()
+    engine.submit_task("wait", lambda progress, cancel: release.wait(5))
+    threading.Timer(0.3, release.set).start()
+    assert run_until_idle(engine) is None  # (not ended by the poll's error)
+    assert len(calls) >= 2 and "engine: poll failed" in caplog.text
+    assert engine.shutdown(5000)
