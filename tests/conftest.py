@@ -48,9 +48,13 @@ _worker_pg_database()
 
 import pytest  # noqa: E402
 
-import cryodesk.jobs  # noqa: E402,F401  (registers the built-in job types, as the CLI and the app do)
+import cryodesk.jobs  # noqa: E402
 from cryodesk.base import trashworker as _trashworker  # noqa: E402
 from cryodesk.core.deletion import trash as _trash  # noqa: E402
+
+# every built-in job type registered up front, as the app does (a CLI process loads only those it uses:
+# tests/jobs/test_type_index.py, tests/engine/test_job_run_imports.py)
+cryodesk.jobs.load_all()
 
 # Tests remove their temporary directories at once: empty the trash in-process, not in a
 # background emptier (tests/core/test_deletion_journal.py exercises the background one).

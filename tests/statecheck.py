@@ -106,7 +106,7 @@ def run_killed(db_path: str, argv: list[str], kill_at: int) -> tuple[str, int]:
             from cryodesk import db as dbmod
             from cryodesk.cli import main as climain
 
-            climain.build_parser = lambda: parser
+            climain.build_parser = lambda *_: parser
             main = climain.main
             _INHERITED.append(dbmod.db.obj)  # never closed here: it is the parent's connection
             dbmod.open_database(db_path)  # a connection of its own (the parent's is never used here)
@@ -206,7 +206,7 @@ def run_concurrently(db_path: str, scripts: list[list[list[str]]]) -> list[tuple
                 from cryodesk import db as dbmod
                 from cryodesk.cli import main as climain
 
-                climain.build_parser = lambda: parser
+                climain.build_parser = lambda *_: parser
                 _INHERITED.append(dbmod.db.obj)  # never closed here: it is the parent's connection
                 dbmod.db.initialize(None)  # (the parent's connection is never used here: main opens its own)
                 with redirect_stdout(sink), redirect_stderr(sink):

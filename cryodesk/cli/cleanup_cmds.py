@@ -12,7 +12,6 @@ import sys
 
 from ..base.errors import CryodeskError, UsageError
 from ..core import settings_service, sizes
-from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup, plan_clear_intermediate, project_settings
 from ..core.projects import get_project
 from ..core.uids import parse_assignment
 from ..core.units import human_bytes
@@ -58,6 +57,8 @@ def _confirm(plan, yes: bool) -> bool:
 
 
 def _cleanup(args):
+    from ..core.cleanup import CleanupOptions, execute_cleanup, plan_cleanup
+
     p = get_project(args.project)
     if not args.dry_run:  # a preview never deletes, not even a crashed deletion's leftovers
         output.recover(p)
@@ -103,6 +104,8 @@ def _clear_intermediate(args):
     Named jobs that keep theirs (a final job, a running one) make the exit
     status 1; at the workspace or project level they are only reported.
     """
+    from ..core.cleanup import execute_cleanup, plan_clear_intermediate
+
     p = get_project(args.project)
     named = getattr(args, "jobs", None)
     if not args.dry_run:
@@ -169,6 +172,8 @@ def _size(args):
 
 def _set(args):
     """``project set P1 KEY=VALUE...``: ``cryodesk settings set KEY VALUE --project P1``, several at once."""
+    from ..core.cleanup import project_settings
+
     p = get_project(args.project)
     given = [parse_assignment(text) for text in args.assignments]  # all parsed before any is written
     for key, value in given:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ..core import compact
 from ..core.units import human_bytes
 from . import output
 
 
 def _compact(args):
+    from ..core import compact
+
     out = compact.compact_database(dry_run=args.dry_run, keep_events_hours=args.keep_events_hours)
     if args.json:
         output.emit_json(out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..core import actions, finals, graph, jobs, registry, settings_service
+from ..core import graph, jobs, registry, settings_service
 from ..core.projects import get_project, get_workspace
 from ..core.uids import parse_assignment, parse_input_spec
 from ..core.units import human_bytes
@@ -71,6 +71,8 @@ def _show(args):
 
 
 def _final(args):
+    from ..core import finals
+
     p = _project(args)
     return output.batch(finals.set_final(p, jobs.get_jobs(p, args.jobs), not args.unset), args.json)
 
@@ -98,6 +100,8 @@ def _select(args):
 
 
 def _destructive(args):
+    from ..core import actions
+
     p = _project(args, writes=not args.dry_run)
     js = jobs.get_jobs(p, args.jobs)
     plan = (actions.plan_clear if args.action == "clear" else actions.plan_delete)(p, js)
@@ -112,11 +116,15 @@ def _destructive(args):
 
 
 def _mark_complete(args):
+    from ..core import actions
+
     p = _project(args)
     return output.batch(actions.mark_complete(p, jobs.get_jobs(p, args.jobs)), args.json)
 
 
 def _workspace_action(args):
+    from ..core import actions
+
     p = _project(args)
     js = jobs.get_jobs(p, args.jobs)
     if args.action == "link":

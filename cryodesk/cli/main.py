@@ -27,20 +27,59 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, just that top-level command's (``cryodesk job ...``: the job group).
+
+    Building the ~90 sub-commands' parsers is a good part of a short command's start-up: a
+    command line that names its command gets only that one (the others go to a :class:`_Sink`);
+    if no module defines ``only``, the whole parser is built (argparse then lists the choices).
+    """
     parser = _Parser(prog="cryodesk", description="Cryo-EM processing-project data management.")
     parser.add_argument("--version", action="version", version=f"cryodesk {__version__}")
     parser.add_argument("--db", metavar="URL", help="database: SQLite path or postgresql://... "
                         "(default: $CRYODESK_DB or an SQLite file in the user data directory)")
-    cli = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser))
+    cli = Commands(parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser), only)
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.endswith("_cmds"))
     for name in names:
         import_module(f"{__package__}.{name}").add_parser(cli)
+    if only is not None and only not in cli.made:
+        return build_parser()
     return parser
 
 
+def command_named(argv: list[str]) -> str | None:
+    """The top-level command of a command line (its first word that is not an option), if any."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--db":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+class _Sink:
+    """Takes the parser calls of the commands not asked for (and returns itself for more)."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: self
+
+
+class _Top:
+    """``cli.top``: adds a top-level command, or gives a :class:`_Sink` if only another one is built."""
+
+    def __init__(self, commands: "Commands", subparsers):
+        self._commands, self._subparsers = commands, subparsers
+
+    def add_parser(self, name: str, **kwargs):
+        if not self._commands.wanted(name):
+            return _Sink()
+        self._commands.made.add(name)
+        return self._subparsers.add_parser(name, **kwargs)
+
+
 class Commands:
-    """What a command module may extend: top-level commands and named groups."""
+    """What a command module may extend: top-level commands (``top.add_parser``) and named groups."""
 
     HELP = {
         "project": "create, list, show, attach, detach, archive, move and delete projects",
@@ -49,12 +88,19 @@ class Commands:
         "worker": "run queued jobs; connect workers and configure their SSD cache",
     }
 
-    def __init__(self, top):
-        self.top = top
+    def __init__(self, subparsers, only: str | None = None):
+        self.only = only
+        self.made: set[str] = set()  # the top-level commands and groups built
+        self.top = _Top(self, subparsers)
         self._groups: dict = {}
+
+    def wanted(self, name: str) -> bool:
+        return self.only is None or name == self.only
 
     def group(self, name: str, help: str | None = None):
         """The sub-command set of group ``name`` (``cryodesk NAME ACTION ...``)."""
+        if not self.wanted(name):
+            return _Sink()
         if name not in self._groups:
             p = self.top.add_parser(name, help=help or self.HELP.get(name, name))
             self._groups[name] = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -77,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from .. import jobs as _job_types  # noqa: F401  (registers the built-in job types)
     from ..base.errors import CryodeskError, UsageError
 
-    parser = build_parser()
+    parser = build_parser(command_named(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..base.errors import CryodeskError
-from ..core import attach, project_lifecycle, project_move, projects
+from ..core import projects
 from ..core.units import human_bytes
 from . import output
 
@@ -47,6 +47,8 @@ class _Progress:
 
 
 def _recovered() -> None:
+    from ..core import project_lifecycle
+
     for e in project_lifecycle.recover_all():
         print(f"cryodesk: finishing an interrupted move or delete: {e}", file=sys.stderr)
 
@@ -67,6 +69,7 @@ def _create(args):
 
 
 def _attach(args):
+    from ..core import attach
     from ..core.cleanup import on_project_open
 
     _recovered()
@@ -84,6 +87,8 @@ def _attach(args):
 
 
 def _detach(args):
+    from ..core import project_lifecycle
+
     _recovered()
     out = project_lifecycle.detach_project(args.project)
     if args.json:
@@ -99,6 +104,8 @@ def _detach(args):
 
 
 def _archive(args):
+    from ..core import project_lifecycle
+
     _recovered()
     p = project_lifecycle.archive_project(args.project)
     if args.json:
@@ -110,6 +117,8 @@ def _archive(args):
 
 
 def _unarchive(args):
+    from ..core import project_lifecycle
+
     _recovered()
     p = project_lifecycle.unarchive_project(args.project, args.path)
     if args.json:
@@ -119,6 +128,8 @@ def _unarchive(args):
 
 
 def _move(args):
+    from ..core import project_move
+
     _recovered()
     p = projects.get_project(args.project)
     if args.dry_run:
@@ -160,6 +171,8 @@ def _confirm_delete(plan, yes: bool) -> bool:
 
 
 def _delete(args):
+    from ..core import project_lifecycle
+
     _recovered()
     p = projects.get_project(args.project)
     if not args.dry_run:

@@ -16,7 +16,6 @@ from typing import Iterable
 
 from ..base.errors import NotFound, UsageError
 from ..db.models import Connection, Job, JobWorkspace, Workspace, db
-from . import graph_index
 
 
 def _ids(jobs: Iterable) -> list[int]:
@@ -39,6 +38,8 @@ def _closure_ids(start: list[int], upward: bool, workspace: Workspace | None = N
     """Ids of all jobs reachable from ``start`` along edges (up = towards parents)."""
     if not start:
         return set()
+    from . import graph_index  # (numpy: loaded by the first query, not by every command)
+
     got = graph_index.closure(start, upward, workspace.id if workspace is not None else None)
     return got if got is not None else _closure_ids_sql(start, upward, workspace)
 
@@ -130,6 +131,8 @@ def _chain_sql(scoped: bool, param: str) -> str:
 
 
 def _chain_down(top: Job, bottom: Job, workspace: Workspace | None) -> set[int]:
+    from . import graph_index
+
     got = graph_index.chain(top.id, bottom.id, workspace.id if workspace is not None else None)
     return got if got is not None else _chain_down_sql(top, bottom, workspace)
 
@@ -182,5 +185,7 @@ def would_create_cycle(child: Job, parent: Job) -> bool:
     """True if connecting ``parent`` → ``child`` would close a cycle."""
     if parent.id == child.id:
         return True
+    from . import graph_index
+
     got = graph_index.reaches(child.id, parent.id)
     return got if got is not None else parent.id in _closure_ids_sql([child.id], False)

@@ -207,6 +207,15 @@ class JobType:
 
 
 _REGISTRY: dict[str, JobType] = {}
+#: loads job types on demand: ``loader(name)`` registers the built-in type ``name`` (if there is one),
+#: ``loader(None)`` every built-in type.  Installed by :mod:`cryodesk.jobs` (core never imports it).
+_loader: Callable[[str | None], None] | None = None
+
+
+def set_loader(loader: Callable[[str | None], None] | None) -> None:
+    """Install the function that registers built-in job types when they are first asked for."""
+    global _loader
+    _loader = loader
 
 
 def register(job_type: JobType) -> JobType:
@@ -243,6 +252,8 @@ def _foreign(name: str) -> JobType | None:
 
 def get(name: str) -> JobType:
     """Look up a job type by name; a clear error names the known types."""
+    if name not in _REGISTRY and _loader is not None:
+        _loader(name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -256,4 +267,6 @@ def get(name: str) -> JobType:
 
 
 def all_types() -> list[JobType]:
+    if _loader is not None:
+        _loader(None)
     return sorted(_REGISTRY.values(), key=lambda t: (CATEGORIES.index(t.category), t.name))

@@ -1,19 +1,64 @@
 """The engine's worker bodies: a job (run through the Qt-free runner) and a generic task.
 
 A *body* is ``body(progress, cancel_event[, started]) -> (status, payload)``;
-it runs in a pool thread inside ``db.connection_context()`` (see
-:mod:`cryodesk.engine.workers`) and never touches Qt.
+it runs in a pool thread through :func:`run_body` (inside
+``db.connection_context()``) and never touches Qt.  Both pool mechanisms —
+the GUI's ``QThreadPool`` workers (:mod:`cryodesk.engine.workers`) and the
+headless engine's threads (:mod:`cryodesk.engine.headless`) — call
+:func:`run_body`, with a :class:`ProgressThrottle` for its reports.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import traceback
+from typing import Callable
 
 from ..base.errors import CryodeskError, JobCancelled
-from .workers import Body
 
 log = logging.getLogger("cryodesk.engine")
+
+#: progress reports are throttled to this interval (s): a body may report per particle
+PROGRESS_INTERVAL = 0.05
+
+Body = Callable[[Callable[[float, str], None], threading.Event], tuple[str, object]]
+
+
+class ProgressThrottle:
+    """Pass ``report(fraction, message)`` on at most every :data:`PROGRESS_INTERVAL` (100 % always)."""
+
+    def __init__(self, report: Callable[[float, str], None]):
+        self._report = report
+        self._last = 0.0
+
+    def __call__(self, fraction: float, message: str = "") -> None:
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last < PROGRESS_INTERVAL:
+            return
+        self._last = now
+        self._report(float(fraction), str(message))
+
+
+def run_body(body: Body, progress, cancel_event: threading.Event, started: Callable[[], None],
+             announces_start: bool, name: str) -> tuple[str, object]:
+    """Run ``body`` in this (pool) thread inside ``db.connection_context()``; never raises.
+
+    ``started`` is called before the body, or by the body itself if it ``announces_start``
+    (a job: only once it will really run).
+    """
+    from ..db import db
+
+    try:
+        with db.connection_context():
+            if announces_start:
+                return body(progress, cancel_event, started)
+            started()
+            return body(progress, cancel_event)
+    except BaseException as exc:  # never let an exception escape into the pool's thread
+        log.error("worker %s failed:\n%s", name, traceback.format_exc())
+        return "failed", f"{type(exc).__name__}: {exc}"
 
 
 def task_body(fn) -> Body:

@@ -261,8 +261,7 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
     resumes it) once nothing was left to do and no new movie appeared for
     that long.  Returns ``(why it stopped, errors)``.
     """
-    from .engine import Engine, ensure_job_types
-    from .headless import ensure_app
+    from .engine import Engine, ensure_app, ensure_job_types
 
     ensure_app()
     ensure_job_types()

@@ -25,7 +25,7 @@ from ..base.errors import CryodeskError, NotFound, Refused
 from ..core import lifecycle, runner
 from ..core.jobs import get_job, refresh
 from ..core.projects import get_project
-from .engine import ensure_job_types
+from .scheduler import ensure_job_types
 
 POLL_S = 0.5
 

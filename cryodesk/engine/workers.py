@@ -39,14 +39,9 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
 from ..base.errors import CryodeskError
-from ..db import db
+from .bodies import PROGRESS_INTERVAL, Body, ProgressThrottle, run_body  # noqa: F401  (PROGRESS_INTERVAL: API)
 
 log = logging.getLogger("cryodesk.engine")
-
-#: progress signals are throttled to this interval (s): a body may report per particle
-PROGRESS_INTERVAL = 0.05
-
-Body = Callable[[Callable[[float, str], None], threading.Event], tuple[str, object]]
 _call_ids = itertools.count(1)
 
 
@@ -86,7 +81,8 @@ class Worker(QRunnable):
         self.signals = WorkerSignals()
         self.cancel_event = threading.Event()
         self._body = body
-        self._last_emit = 0.0
+        #: thread-safe progress report (throttled; the final 100 % always goes through)
+        self.progress = ProgressThrottle(self._emit_progress)
         #: the outcome, set in the pool thread before ``finished``
         self.status: str | None = None
         self.payload: object = None
@@ -99,13 +95,8 @@ class Worker(QRunnable):
     def __repr__(self) -> str:
         return f"<Worker {self.name} started at {self.origin or '?'}>"
 
-    def progress(self, fraction: float, message: str = "") -> None:
-        """Thread-safe progress report (throttled; the final 100 % always goes through)."""
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last_emit < PROGRESS_INTERVAL:
-            return
-        self._last_emit = now
-        self.signals.progress.emit(self.key, float(fraction), str(message))
+    def _emit_progress(self, fraction: float, message: str) -> None:
+        self.signals.progress.emit(self.key, fraction, message)
 
     def cancel(self) -> None:
         """Ask the body to stop (it checks ``cancel_event``)."""
@@ -117,15 +108,8 @@ class Worker(QRunnable):
     def run(self) -> None:  # called by QThreadPool in a pool thread
         status, payload = "failed", "the worker stopped unexpectedly"
         try:
-            with db.connection_context():
-                if self._announces_start:
-                    status, payload = self._body(self.progress, self.cancel_event, self._started)
-                else:
-                    self._started()
-                    status, payload = self._body(self.progress, self.cancel_event)
-        except BaseException as exc:  # never let an exception escape into Qt's thread
-            log.error("worker %s failed:\n%s", self.name, traceback.format_exc())
-            status, payload = "failed", f"{type(exc).__name__}: {exc}"
+            status, payload = run_body(self._body, self.progress, self.cancel_event, self._started,
+                                       self._announces_start, self.name)
         finally:
             self.status, self.payload = status, payload
             self.signals.finished.emit(self.key, status, payload)
@@ -181,7 +165,7 @@ def _get_registry() -> _Registry:
 
 def _calling_place() -> str:
     for frame in reversed(traceback.extract_stack(limit=12)[:-1]):
-        if not frame.filename.endswith(("engine/workers.py", "engine/engine.py")):
+        if not frame.filename.endswith(("engine/workers.py", "engine/engine.py", "engine/scheduler.py")):
             return f"{frame.filename}:{frame.lineno} ({frame.name})"
     return "?"
 

@@ -97,8 +97,13 @@ def run_external(ctx: JobContext) -> None:
     reader = threading.Thread(target=_pump, args=(proc.stdout, ctx, tail), daemon=True)
     reader.start()
     ctx.progress(0.0, "command running")
-    while proc.poll() is None:
-        if ctx.cancel_event.wait(0.1):
+    while True:
+        try:  # returns as soon as the command exits (a short command is not held for a whole tick)
+            proc.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if ctx.cancel_event.is_set():
             _stop(proc, float(p["kill_grace_s"]))
             reader.join(timeout=5)
             raise JobCancelled(f"{ctx.uid} was cancelled (command terminated)")

@@ -365,7 +365,7 @@ class QtMainWindow(WindowDialogs, QMainWindow):
         already on screen, and its cards get their categories when they arrive."""
         import sys
 
-        if "cryodesk.jobs" in sys.modules:
+        if "cryodesk.jobs" in sys.modules and sys.modules["cryodesk.jobs"].all_loaded():  # (else: on demand)
             self._job_types_loaded(None)
             return
         from ..engine import ensure_job_types

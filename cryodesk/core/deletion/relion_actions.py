@@ -21,7 +21,6 @@ from pathlib import Path
 from ...base import nofollow
 from ...base.errors import DataError
 from ...db.models import ACTIVE_STATUSES, Job
-from ...io.relion_pipeline import format_pipeline, read_pipeline, write_pipeline
 from .. import events
 from ..foreign import relion_rules
 from ..foreign.relion_lock import relion_lock
@@ -34,6 +33,9 @@ PIPELINE = "default_pipeline.star"
 
 
 def _node_names(project_dir: Path) -> set[str]:
+    # (the STAR reader loads numpy: only when a RELION job is planned, not with every deletion)
+    from ...io.relion_pipeline import read_pipeline
+
     p = read_pipeline(Path(project_dir) / PIPELINE)
     return {n.name for n in p.nodes} | {e[0] for e in p.input_edges}
 
@@ -124,6 +126,8 @@ class RelionDelete(_RelionAction):
         return None
 
     def apply(self, project, job, item):
+        from ...io.relion_pipeline import format_pipeline, read_pipeline, write_pipeline
+
         pdir = Path(project.directory)
         d = self.item_dir(item)
         kind, leaf = d.split("/")

@@ -1,0 +1,44 @@
+"""``cryodesk job run`` of a trivial job loads no Qt, numpy or cache: its fixed overhead stays small.
+
+The headless engine (:mod:`cryodesk.engine.headless`) runs the GUI engine's
+scheduler on plain threads, and only the types of the jobs run are loaded
+(:data:`cryodesk.jobs.MODULES`); a new top-level import of Qt, numpy, numba
+or the cache on this path fails here (benchmarks/job_overhead.py has the time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from cryodesk.cli.main import main
+
+# the CLI in a fresh interpreter, then the heavy packages it ended up importing
+_CODE = r"""
+import sys
+from cryodesk.cli.main import main
+code = main(sys.argv[1:])
+heavy = ("PySide6", "shiboken6", "numpy", "numba", "llvmlite", "mrcfile", "cryodesk.cache", "cryodesk.ui")
+print("IMPORTED " + " ".join(sorted(n for n in sys.modules if n.startswith(heavy) and
+                                    (n in heavy or n.startswith(tuple(h + "." for h in heavy))))), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_job_run_of_a_trivial_job_imports_no_qt_numpy_or_cache(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "cli.sqlite"
+    monkeypatch.setenv("CRYODESK_DB", str(db))
+    assert main(["project", "create", "--title", "T", "--dir", str(tmp_path / "proj")]) == 0
+    assert main(["workspace", "create", "P1", "--title", "main"]) == 0
+    assert main(["job", "create", "P1", "external", "-p", "command=true", "--json"]) == 0
+    capsys.readouterr()
+    env = {**os.environ, "CRYODESK_DB": str(db)}
+    proc = subprocess.run([sys.executable, "-c", _CODE, "job", "run", "P1", "J1", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["jobs"][0]["status"] == "completed"
+    imported = next(line for line in proc.stderr.splitlines() if line.startswith("IMPORTED")).split()[1:]
+    assert imported == [], f"job run of an external job imported {imported}"
+    assert "P1 J1: started" in proc.stderr and "P1 J1: completed" in proc.stderr  # progress as before
