@@ -130,8 +130,12 @@ def child_gather(args) -> int:
     from cryodesk._runtime import configure
 
     configure()  # the numba cache where the CLI keeps it
+    from cryodesk.io import gather as gather_mod
     from cryodesk.io.gather import execute_plan, plan_gather
     from cryodesk.kernels.batch import ParticleTransform
+
+    if args.copy_reads:  # the read path before mapped reads: preadv into the batch buffer, then pwrite
+        gather_mod.MAP_READS = False
 
     spec = np.load(args.items)
     paths = [Path(p) for p in spec["paths"].tolist()]
@@ -205,6 +209,10 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--compare-copy", action="store_true",
+                    help="library mode: also a float32 gather with the copying reads (preadv into a buffer: "
+                         "the read path before mapped reads), for before/after figures in one run")
+    ap.add_argument("--copy-reads", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--drop-written", action="store_true",
                     help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
@@ -265,6 +273,8 @@ def run(args, root: Path) -> int:
         items = root / "items.npz"
         np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
+        if args.compare_copy:
+            lib_variants.insert(1, ("float32 (+ checks), copying reads (before)", False, None, "copy"))
         if args.drop_written:
             lib_variants.append(("float32 (+ checks), drop written pages", False, None, True))
         if args.readahead_mb:
@@ -278,7 +288,8 @@ def run(args, root: Path) -> int:
                     evict(paths)
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "gather", "--items", str(items),
                        "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
-                      ([] if ra is None else ["--readahead-mb", str(ra)]) + (["--drop-written"] if drop else [])
+                      ([] if ra is None else ["--readahead-mb", str(ra)]) + \
+                    (["--copy-reads"] if drop == "copy" else ["--drop-written"] if drop else [])
                 r = b.meter(cmd)
                 info = json.loads(r["stdout"].strip().splitlines()[-1])
                 shutil.rmtree(out, ignore_errors=True)

@@ -105,12 +105,23 @@ class ParticleTransform:
     def inspect(self, images: np.ndarray, first: int) -> None:
         """Record the check flags of ``images`` (items ``first..``).
 
-        The gather calls this on its reading thread right after each read,
+        The gather calls this on its reading thread right after each batch is read,
         while the pixels are still in the CPU cache, so the checks cost
         almost nothing; distinct calls touch distinct items.
         """
-        if self.check and len(images):
-            self.flags[first:first + len(images)] = flags_from_min_max(*image_min_max(images))
+        if not self.check or not len(images):
+            return
+        if len(images) == 1:  # most reads of a scattered subset: two whole-array reductions, no arrays
+            flat = images.reshape(-1)
+            lo, hi = np.minimum.reduce(flat), np.maximum.reduce(flat)
+            flag = 0
+            if flat.dtype.kind in "fc" and not (np.isfinite(lo) and np.isfinite(hi)):
+                flag |= int(NONFINITE)
+            if lo == 0 and hi == 0:
+                flag |= int(ALL_ZERO)
+            self.flags[first] = flag
+            return
+        self.flags[first:first + len(images)] = flags_from_min_max(*image_min_max(images))
 
     def __call__(self, src: np.ndarray, dst: np.ndarray, first: int) -> np.ndarray:
         """Transform ``src`` (items ``first..``) and return the array to write.

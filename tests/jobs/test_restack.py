@@ -214,7 +214,7 @@ def test_downsample_rejects_bad_box(real_project, box, match):
 
 # -- scattered subsets ------------------------------------------------------
 
-def test_scattered_shuffled_subset_across_stacks(synth_project):
+def test_scattered_shuffled_subset_across_stacks(synth_project, read_path):
     src = np.load(synth_project / "J1" / "particles.cs")
     out = run_job(make_ctx(synth_project, "restack_particles", {"particles_per_file": 5}))
     assert sorted({p.decode() for p in out["blob/path"]}) == [
@@ -239,16 +239,58 @@ def test_gather_property(tmp_path_factory, data):
         lambda k: st.tuples(st.just(k), st.integers(0, sizes[k] - 1))), min_size=1, max_size=30))
     per_file = data.draw(st.integers(1, 12))
     batch_bytes = data.draw(st.integers(1, 6)) * 48
-    # read-ahead of none, a little or everything; written pages dropped behind the writer or not
-    plan = gather([(root / f"s{k}.mrc", i) for k, i in items], root / "out",
-                  particles_per_file=per_file, batch_bytes=batch_bytes,
-                  readahead_bytes=data.draw(st.sampled_from([0, 48, 1 << 20])), drop_written=data.draw(st.booleans()))
+    # read-ahead of none, a little or everything; written pages dropped behind the writer or not;
+    # source pages mapped or read into a buffer
+    mapped, gather_mod.MAP_READS = gather_mod.MAP_READS, data.draw(st.booleans())
+    try:
+        plan = gather([(root / f"s{k}.mrc", i) for k, i in items], root / "out",
+                      particles_per_file=per_file, batch_bytes=batch_bytes,
+                      readahead_bytes=data.draw(st.sampled_from([0, 48, 1 << 20])),
+                      drop_written=data.draw(st.booleans()))
+    finally:
+        gather_mod.MAP_READS = mapped
     assert len(plan.outputs) == -(-len(items) // per_file)
     for item, (k, i) in enumerate(items):
         path, j = plan.destination(item)
         with mrcfile.open(path) as m:
             assert m.data.reshape(-1, 4, 3)[j].tobytes() == stacks[k][i].tobytes()
     shutil.rmtree(root)
+
+
+@pytest.mark.parametrize("f16", [False, True], ids=["float32", "float16"])
+def test_output_bytes_match_a_numpy_reference_restack(tmp_path, read_path, f16):
+    """Every output stack is byte for byte what a plain numpy restack gives: the images in item order
+    (float32 as they are, float16 as numpy's ``astype``) after a 1024-byte header; NaN, ±inf, zeros,
+    subnormals, adjacent and repeated items, several batches and stacks."""
+    from cryodesk.kernels.batch import ParticleTransform
+
+    rng = np.random.default_rng(11)
+    stacks = []
+    for k, n in enumerate((7, 5, 9)):
+        arr = rng.standard_normal((n, 12, 10)).astype(np.float32) * np.float32(10 ** k)
+        stacks.append(arr)
+    stacks[0][2] = 0.0
+    stacks[1][1, 3, 4], stacks[1][1, 5, 5], stacks[1][1, 6, 6] = np.nan, np.inf, -np.inf
+    stacks[2][4] *= np.float32(1e-9)  # float16 subnormals and zeros
+    for k, arr in enumerate(stacks):
+        write_stack(tmp_path / f"s{k}.mrc", arr)
+    items = [(2, 8), (0, 1), (0, 2), (0, 3), (1, 1), (2, 4), (2, 5), (2, 6), (0, 0), (1, 4), (1, 4), (2, 0),
+             (0, 6), (1, 0), (1, 1)]
+    plan = plan_gather([(tmp_path / f"s{k}.mrc", i) for k, i in items], tmp_path / "out", particles_per_file=4)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=f16)
+    plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype,
+                            batch_bytes=3 * 12 * 10 * 4)
+    paths = execute_plan(plan, transform)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = np.stack([stacks[k][i] for k, i in items]).astype(np.float16 if f16 else np.float32)
+    assert len(paths) == 4
+    for s, path in enumerate(paths):
+        raw = path.read_bytes()
+        assert raw[1024:] == ref[4 * s: 4 * s + 4].tobytes(), path.name
+        with mrcfile.open(path) as m:
+            assert m.header.mode == (12 if f16 else 2) and m.data.shape[-2:] == (12, 10)
+    assert transform.flagged(1).tolist() == [i for i, it in enumerate(items) if it == (1, 1)]
+    assert transform.flagged(2).tolist() == [2]
 
 
 def test_plan_coalesces_adjacent_reads(tmp_path):
@@ -261,7 +303,7 @@ def test_plan_coalesces_adjacent_reads(tmp_path):
 
 # -- checks on the way ----------------------------------------------------
 
-def test_bad_particles_are_reported_not_dropped(synth_project, caplog):
+def test_bad_particles_are_reported_not_dropped(synth_project, caplog, read_path):
     src = np.load(synth_project / "J1" / "particles.cs")
     rel, idx = src["blob/path"][0].decode(), int(src["blob/idx"][0])
     with mrcfile.open(synth_project / rel, mode="r+") as m:
@@ -298,7 +340,7 @@ def test_missing_source(synth_project):
     _assert_clean(ctx)
 
 
-def test_truncated_source(synth_project):
+def test_truncated_source(synth_project, read_path):
     src = np.load(synth_project / "J1" / "particles.cs")
     victim = synth_project / src["blob/path"][0].decode()
     os.truncate(victim, victim.stat().st_size - 100)
@@ -333,7 +375,7 @@ def test_index_out_of_range(synth_project):
     _assert_clean(ctx)
 
 
-def test_source_truncated_during_the_copy(tmp_path):
+def test_source_truncated_during_the_copy(tmp_path, read_path):
     write_stack(tmp_path / "a.mrc", np.ones((6, 8, 8), np.float32))
     plan = plan_gather([(tmp_path / "a.mrc", i) for i in (0, 5, 3)], tmp_path / "out")
     os.truncate(tmp_path / "a.mrc", 1024 + 4 * 256)
@@ -355,20 +397,37 @@ def _many_batches(monkeypatch):
 
 
 def _watch_pwrite(monkeypatch, before) -> list[int]:
-    """Route ``os.pwrite`` through ``before(n)`` (n = 1, 2, ... per call); returns the offsets written."""
+    """Route ``os.pwrite`` and ``os.pwritev`` through ``before(n)`` (n = 1, 2, ... per call).
+
+    Returns the offsets written.  The gather writes a batch with ``pwrite``
+    (read into a buffer) or ``pwritev`` (mapped reads); headers with ``pwrite``.
+    """
     offsets: list[int] = []
-    real_pwrite = os.pwrite
+    real_pwrite, real_pwritev = os.pwrite, os.pwritev
 
     def pwrite(fd, data, offset):
         before(len(offsets) + 1)
         offsets.append(offset)
         return real_pwrite(fd, data, offset)
 
+    def pwritev(fd, buffers, offset):
+        before(len(offsets) + 1)
+        offsets.append(offset)
+        return real_pwritev(fd, buffers, offset)
+
     monkeypatch.setattr(os, "pwrite", pwrite)
+    monkeypatch.setattr(os, "pwritev", pwritev)
     return offsets
 
 
-def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
+@pytest.fixture(params=["mapped", "copied"])
+def read_path(request, monkeypatch):
+    """Both ways the gather reads unchanged pixels: mapped source pages, or preadv into a buffer."""
+    monkeypatch.setattr(gather_mod, "MAP_READS", request.param == "mapped")
+    return request.param
+
+
+def test_cancel_midway_removes_partial_files(synth_project, monkeypatch, read_path):
     _many_batches(monkeypatch)
     ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 4})
 
@@ -384,7 +443,7 @@ def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
     assert not (synth_project / "J2" / "restack").exists()
 
 
-def test_disk_full_while_writing(synth_project, monkeypatch):
+def test_disk_full_while_writing(synth_project, monkeypatch, read_path):
     _many_batches(monkeypatch)
     ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 5})
 
