@@ -170,8 +170,11 @@ class Bench:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.cli = [sys.executable, "-m", "cryodesk.cli.main"]
 
-    def meter(self, cmd: list[str]) -> dict:
-        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=self.env, check=True,
+    def meter(self, cmd: list[str], tree: Path | None = None) -> dict:
+        """Run ``cmd`` under the meter; ``tree``: with that checkout's cryodesk (a baseline) instead of this one."""
+        env = self.env if tree is None else dict(self.env, PYTHONPATH=str(tree),
+                                                 PYTHONPYCACHEPREFIX=str(self.root / "pycache-baseline"))
+        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=env, check=True,
                              stdout=subprocess.PIPE).stdout
         res = json.loads(out)
         if res["rc"] != 0:
@@ -213,6 +216,10 @@ def main(argv=None) -> int:
                     help="library mode: also a float32 gather with the copying reads (preadv into a buffer: "
                          "the read path before mapped reads), for before/after figures in one run")
     ap.add_argument("--copy-reads", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-tree", type=Path, default=None,
+                    help="also run the library gather and job run restack with the cryodesk of this checkout "
+                         "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
+                         "figures from the same interleaved rounds")
     ap.add_argument("--drop-written", action="store_true",
                     help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
@@ -275,6 +282,8 @@ def run(args, root: Path) -> int:
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
         if args.compare_copy:
             lib_variants.insert(1, ("float32 (+ checks), copying reads (before)", False, None, "copy"))
+        if args.baseline_tree:
+            lib_variants += [(f"{label} (+ checks), BASELINE tree", f16, None, "baseline") for label, f16 in variants]
         if args.drop_written:
             lib_variants.append(("float32 (+ checks), drop written pages", False, None, True))
         if args.readahead_mb:
@@ -286,19 +295,20 @@ def run(args, root: Path) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 if args.cold:
                     evict(paths)
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "gather", "--items", str(items),
+                here = Path(__file__).resolve() if drop != "baseline" else args.baseline_tree / "benchmarks" / "restack.py"
+                cmd = [sys.executable, str(here), "--child", "gather", "--items", str(items),
                        "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
                       ([] if ra is None else ["--readahead-mb", str(ra)]) + \
-                    (["--copy-reads"] if drop == "copy" else ["--drop-written"] if drop else [])
-                r = b.meter(cmd)
+                    (["--copy-reads"] if drop == "copy" else ["--drop-written"] if drop is True else [])
+                r = b.meter(cmd, args.baseline_tree if drop == "baseline" else None)
                 info = json.loads(r["stdout"].strip().splitlines()[-1])
                 shutil.rmtree(out, ignore_errors=True)
                 return {"seconds": info["seconds"], "maxrss_kb": r["maxrss_kb"],
                         "baseline_kb": info["rss_imports_kb"], "numba_load": info["numba_load"]}
 
             methods[f"library gather, {label}"] = m_lib
-            if f16:
-                m_lib()  # warm-up: compiles the float16 kernel into numba's cache if it is not there
+            if f16 or drop == "baseline":
+                m_lib()  # warm-up: the float16 kernel into numba's cache, the baseline's bytecode cache
     if args.mode in ("job", "all"):
         meta = src / "particles.cs"
         write_cs(meta, from_columns({
@@ -331,16 +341,21 @@ def run(args, root: Path) -> int:
         methods["python -c pass"] = m_pass
         methods["cryodesk job run (trivial job)"] = m_trivial
         for label, f16 in variants:
-            def m_job(f16=f16):
-                uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
-                if args.cold:
-                    evict(paths)
-                r = b.meter([*b.cli, "job", "run", "P1", uid])
-                drop(uid)
-                return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
+            for tree in [None] + ([args.baseline_tree] if args.baseline_tree else []):
+                def m_job(f16=f16, tree=tree):
+                    uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
+                    if args.cold:
+                        evict(paths)
+                    r = b.meter([*b.cli, "job", "run", "P1", uid], tree)
+                    drop(uid)
+                    return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
 
-            methods[f"cryodesk job run restack, {label}"] = m_job
+                methods[f"cryodesk job run restack, {label}" + (", BASELINE tree" if tree else "")] = m_job
         m_trivial()  # warm-up: bytecode cache, numba cache, database
+        if args.baseline_tree:
+            uid = fresh("external", "command=true")
+            b.meter([*b.cli, "job", "run", "P1", uid], args.baseline_tree)
+            drop(uid)
 
     results: dict[str, list[dict]] = {name: [] for name in methods}
     for r in range(args.rounds):
