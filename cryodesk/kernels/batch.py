@@ -96,6 +96,10 @@ class ParticleTransform:
         else:
             self.out_dtype = self.in_dtype.newbyteorder("=")
         self.flags = np.zeros(int(n_items), dtype=np.uint8)
+        # float16 without a crop: items whose pixels inspect() found all finite and inside the float16
+        # range (from the same minima and maxima as the checks), so __call__ need not look again
+        self._f16_safe = (np.zeros(int(n_items), dtype=bool)
+                          if self.float16 and not self.crop and self.in_dtype.kind in "fiu" else None)
 
     @property
     def identity(self) -> bool:
@@ -109,19 +113,26 @@ class ParticleTransform:
         while the pixels are still in the CPU cache, so the checks cost
         almost nothing; distinct calls touch distinct items.
         """
-        if not self.check or not len(images):
+        n = len(images)
+        if not n or (not self.check and self._f16_safe is None):
             return
-        if len(images) == 1:  # most reads of a scattered subset: two whole-array reductions, no arrays
+        if n == 1:  # most reads of a scattered subset: two whole-array reductions, no arrays
             flat = images.reshape(-1)
             lo, hi = np.minimum.reduce(flat), np.maximum.reduce(flat)
-            flag = 0
-            if flat.dtype.kind in "fc" and not (np.isfinite(lo) and np.isfinite(hi)):
-                flag |= int(NONFINITE)
-            if lo == 0 and hi == 0:
-                flag |= int(ALL_ZERO)
-            self.flags[first] = flag
+            finite = flat.dtype.kind not in "fc" or bool(np.isfinite(lo) and np.isfinite(hi))
+            if self.check:
+                self.flags[first] = (0 if finite else int(NONFINITE)) | (
+                    int(ALL_ZERO) if lo == 0 and hi == 0 else 0)
+            if self._f16_safe is not None:
+                self._f16_safe[first] = finite and -F16_OVERFLOW < lo and hi < F16_OVERFLOW
             return
-        self.flags[first:first + len(images)] = flags_from_min_max(*image_min_max(images))
+        mn, mx = image_min_max(images)
+        if self.check:
+            self.flags[first:first + n] = flags_from_min_max(mn, mx)
+        if self._f16_safe is not None:
+            with np.errstate(invalid="ignore"):
+                self._f16_safe[first:first + n] = (np.isfinite(mn) & np.isfinite(mx) & (mn > -F16_OVERFLOW)
+                                                   & (mx < F16_OVERFLOW))
 
     def __call__(self, src: np.ndarray, dst: np.ndarray, first: int) -> np.ndarray:
         """Transform ``src`` (items ``first..``) and return the array to write.
@@ -148,6 +159,8 @@ class ParticleTransform:
 
     def _fit_float16(self, x: np.ndarray, first: int) -> np.ndarray:
         """``x``, or (``clip_f16``) a copy clipped to the float16 range; Float16Overflow if it overflows."""
+        if self._f16_safe is not None and self._f16_safe[first:first + len(x)].all():
+            return x  # inspect() saw every pixel of these items finite and inside the range
         found = float16_overflow(x)
         if found is None:
             return x
