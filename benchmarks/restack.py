@@ -130,12 +130,8 @@ def child_gather(args) -> int:
     from cryodesk._runtime import configure
 
     configure()  # the numba cache where the CLI keeps it
-    from cryodesk.io import gather as gather_mod
     from cryodesk.io.gather import execute_plan, plan_gather
     from cryodesk.kernels.batch import ParticleTransform
-
-    if args.copy_reads:  # the read path before mapped reads: preadv into the batch buffer, then pwrite
-        gather_mod.MAP_READS = False
 
     spec = np.load(args.items)
     paths = [Path(p) for p in spec["paths"].tolist()]
@@ -212,10 +208,6 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--compare-copy", action="store_true",
-                    help="library mode: also a float32 gather with the copying reads (preadv into a buffer: "
-                         "the read path before mapped reads), for before/after figures in one run")
-    ap.add_argument("--copy-reads", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--baseline-tree", type=Path, default=None,
                     help="also run the library gather and job run restack with the cryodesk of this checkout "
                          "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
@@ -280,8 +272,6 @@ def run(args, root: Path) -> int:
         items = root / "items.npz"
         np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
-        if args.compare_copy:
-            lib_variants.insert(1, ("float32 (+ checks), copying reads (before)", False, None, "copy"))
         if args.baseline_tree:
             lib_variants += [(f"{label} (+ checks), BASELINE tree", f16, None, "baseline") for label, f16 in variants]
         if args.drop_written:
@@ -299,7 +289,7 @@ def run(args, root: Path) -> int:
                 cmd = [sys.executable, str(here), "--child", "gather", "--items", str(items),
                        "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
                       ([] if ra is None else ["--readahead-mb", str(ra)]) + \
-                    (["--copy-reads"] if drop == "copy" else ["--drop-written"] if drop is True else [])
+                    (["--drop-written"] if drop is True else [])
                 r = b.meter(cmd, args.baseline_tree if drop == "baseline" else None)
                 info = json.loads(r["stdout"].strip().splitlines()[-1])
                 shutil.rmtree(out, ignore_errors=True)

@@ -8,15 +8,7 @@ what the disk can do.  This module gets close to ``cp`` speed by
   batches of about ``batch_bytes``, and within a batch the reads are sorted
   by source file and offset;
 * **coalescing** particles that are adjacent both in the source and in the
-  output into a single read;
-* **mapping instead of copying** when the pixels are written unchanged (a
-  plain restack, a consolidation, the SSD cache): each read maps the
-  source's cached pages (one ``mmap`` with ``MAP_POPULATE``), the checks run
-  on the mapped pages and one ``pwritev`` per batch copies them into the
-  output, so each byte is copied once, as by ``cp``'s ``copy_file_range``
-  (about a third less CPU than reading into a buffer and writing that).  A
-  converting restack (float16, a crop, another byte order) reads with
-  ``preadv`` straight into the batch buffer (one copy) instead;
+  output into a single ``preadv`` straight into the batch buffer (no copy);
 * **overlapping** reading and writing: a reader thread fills a small pool of
   batch buffers while the calling thread transforms and ``pwrite``\\ s the
   previous batch (both system calls release the GIL);
@@ -38,7 +30,6 @@ from __future__ import annotations
 
 import bisect
 import errno
-import mmap
 import os
 import queue
 import threading
@@ -63,12 +54,6 @@ _FD_CACHE = 64  # open source files kept; stacks can number in the thousands
 BATCH_BYTES = 4 * _MiB
 #: Images of the batches this far ahead of the reader are requested from the disk (WILLNEED).
 READAHEAD_BYTES = 256 * _MiB
-#: Map the source pages instead of copying them when the pixels are written unchanged
-#: (False: always read into the batch buffer; the tests run both ways).
-MAP_READS = hasattr(mmap, "MAP_SHARED") and hasattr(os, "pwritev")
-_MAP_FLAGS = getattr(mmap, "MAP_SHARED", 0) | getattr(mmap, "MAP_POPULATE", 0)
-_PAGE = mmap.ALLOCATIONGRANULARITY
-_IOV_MAX = 1024  # buffers per pwritev (Linux's IOV_MAX)
 
 
 class SourceError(DataError):
@@ -388,64 +373,6 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
         inspect(images.reshape(batch.count, *plan.in_shape), batch.first)
 
 
-class _Mapped:
-    """One coalesced read as a mapping of the source's pages: ``count`` images for positions ``pos..``."""
-
-    __slots__ = ("pos", "count", "map", "start")
-
-    def __init__(self, pos: int, count: int, mapping: mmap.mmap, start: int):
-        self.pos, self.count, self.map, self.start = pos, count, mapping, start
-
-    def close(self) -> None:
-        try:
-            self.map.close()
-        except BufferError:  # a view of it is still alive somewhere: it is unmapped when that goes
-            pass
-
-
-def _close_maps(maps) -> None:
-    for m in maps or ():
-        m.close()
-
-
-def _map_batch(plan: GatherPlan, batch: Batch, files: _SourceFiles,
-               inspect: Callable[[np.ndarray, int], None] | None = None) -> list[_Mapped]:
-    """Map every read of ``batch`` and run ``inspect`` on the mapped pages; the maps in output order.
-
-    ``MAP_POPULATE`` maps the pages (reading them from the disk if they are
-    not cached) in the one ``mmap`` call, so the checks take no page faults;
-    nothing is copied.  The maps live until the writer has written them.
-    """
-    frame = plan.in_image_bytes
-    maps: list[_Mapped] = []
-    try:
-        for sid, sidx, pos, count in batch.runs.tolist():
-            info = plan.sources[sid]
-            fd = files.fd(sid, sidx, batch.first + pos)
-            offset = info.data_offset + sidx * frame
-            base = offset - offset % _PAGE
-            try:
-                mapping = mmap.mmap(fd, offset - base + count * frame, flags=_MAP_FLAGS, prot=mmap.PROT_READ,
-                                    offset=base)
-            except ValueError:  # "mmap length is greater than file size": the file shrank after planning
-                bad = sidx + max(0, os.fstat(fd).st_size - offset) // frame
-                raise _source_error(info, "unexpected end of file (truncated stack)", bad,
-                                    batch.first + pos + (bad - sidx)) from None
-            except OSError as exc:
-                raise _source_error(info, exc.strerror or str(exc), sidx, batch.first + pos) from None
-            maps.append(_Mapped(pos, count, mapping, offset - base))
-            if inspect is not None:
-                images = np.frombuffer(mapping, dtype=plan.in_dtype, offset=offset - base,
-                                       count=count * frame // plan.in_dtype.itemsize)
-                inspect(images.reshape(count, *plan.in_shape), batch.first + pos)
-                del images
-    except BaseException:
-        _close_maps(maps)
-        raise
-    maps.sort(key=lambda m: m.pos)
-    return maps
-
-
 def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
     """Ask the kernel to start fetching a batch's images (helps cold caches)."""
     frame = plan.in_image_bytes
@@ -456,7 +383,7 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
 
 
 def _reader(plan: GatherPlan, depth: int, inspect, free: queue.Queue, ready: queue.Queue,
-            stop: threading.Event, readahead: int = READAHEAD_BYTES, mapped: bool = False) -> None:
+            stop: threading.Event, readahead: int = READAHEAD_BYTES) -> None:
     files = _SourceFiles(plan.sources)
     allocated = 0
     advised = ahead = 0  # batches handed to the kernel's read-ahead; their bytes not read yet
@@ -476,19 +403,15 @@ def _reader(plan: GatherPlan, depth: int, inspect, free: queue.Queue, ready: que
                 if allocated < depth and free.empty():
                     # Allocated here, on demand and uninitialised: zero-filling
                     # the whole pool up front would delay the first read.
-                    # (mapped reads need no buffer, only this token that bounds the batches in flight)
-                    buf = True if mapped else memoryview(np.empty(plan.batch_items * plan.in_image_bytes, np.uint8))
+                    buf = memoryview(np.empty(plan.batch_items * plan.in_image_bytes, np.uint8))
                     allocated += 1
                     continue
                 try:
                     buf = free.get(timeout=0.05)
                 except queue.Empty:
                     pass
-            if mapped:
-                ready.put((b, buf, _map_batch(plan, batch, files, inspect)))
-            else:
-                _read_batch(plan, batch, buf, files, inspect)
-                ready.put((b, buf, None))
+            _read_batch(plan, batch, buf, files, inspect)
+            ready.put((b, buf))
         ready.put(None)
     except BaseException as exc:  # handed to the writer, which re-raises it
         ready.put(exc)
@@ -508,32 +431,6 @@ def _write_all(fd: int, data, offset: int, out: OutputStack, item: int) -> None:
                                 f"restack); the partial output was removed") from None
             raise DataError(f"cannot write {out.path} (particle {item}): "
                             f"{exc.strerror or exc}") from None
-
-
-def _write_maps(fd: int, maps: list[_Mapped], frame: int, offset: int, out: OutputStack, first: int) -> None:
-    """Write mapped reads (in output order, contiguous) at ``offset``: one ``pwritev`` per batch."""
-    for k in range(0, len(maps), _IOV_MAX):
-        chunk = maps[k:k + _IOV_MAX]
-        views = [memoryview(m.map)[m.start:m.start + m.count * frame] for m in chunk]
-        at = offset + chunk[0].pos * frame
-        try:
-            try:
-                done = os.pwritev(fd, views, at)
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DataError(f"disk full while writing {out.path} (particle {first + chunk[0].pos} of "
-                                    f"the restack); the partial output was removed") from None
-                raise DataError(f"cannot write {out.path} (particle {first + chunk[0].pos}): "
-                                f"{exc.strerror or exc}") from None
-            for m, v in zip(chunk, views):  # a short write: the rest one view at a time
-                if done >= len(v):
-                    done -= len(v)
-                    continue
-                _write_all(fd, v[done:], offset + m.pos * frame + done, out, first + m.pos + done // frame)
-                done = 0
-        finally:
-            for v in views:
-                v.release()
 
 
 _DROP_LAG = 4  # batches between starting a batch's writeback and dropping its pages
@@ -614,15 +511,11 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     ready: queue.Queue = queue.Queue()
     stop = threading.Event()
     inspect = getattr(transform, "inspect", None)
-    # pixels written unchanged: straight from the mapped source pages (one copy, as cp)
-    mapped = MAP_READS and plan.out_dtype == plan.in_dtype and plan.out_shape == plan.in_shape and (
-        transform is None or getattr(transform, "identity", False) is True)
     reader = threading.Thread(target=_reader, name="gather-reader", daemon=True,
-                              args=(plan, max(2, depth), inspect, free, ready, stop, int(readahead_bytes), mapped))
+                              args=(plan, max(2, depth), inspect, free, ready, stop, int(readahead_bytes)))
     files: dict[int, AtomicFile] = {}  # output number -> its temp file; published at the very end
     lagging: list[tuple[int, int, int]] = []  # (fd, offset, nbytes) written, whose pages are not dropped yet
     renamed: list[Path] = []
-    taken = None  # mapped reads taken from the reader and not written yet
     done_items = done_bytes = 0
     try:
         reader.start()
@@ -637,23 +530,20 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                 break
             if isinstance(msg, BaseException):
                 raise msg
-            b, buf, maps = msg
-            taken = maps  # closed in `finally` if anything below fails
+            b, buf = msg
             if check_cancel is not None:
                 check_cancel()
             batch = plan.batches[b]
             out = plan.outputs[batch.out]
-            src = data = None
-            if maps is None:
-                src = np.frombuffer(buf, dtype=plan.in_dtype, count=batch.count * ny * nx)
-                src = src.reshape(batch.count, ny, nx)
-                if transform is not None:
-                    data = transform(src, scratch[:batch.count], batch.first)
-                elif scratch is not None:
-                    data = scratch[:batch.count]
-                    data[...] = src
-                else:
-                    data = src
+            src = np.frombuffer(buf, dtype=plan.in_dtype, count=batch.count * ny * nx)
+            src = src.reshape(batch.count, ny, nx)
+            if transform is not None:
+                data = transform(src, scratch[:batch.count], batch.first)
+            elif scratch is not None:
+                data = scratch[:batch.count]
+                data[...] = src
+            else:
+                data = src
             if batch.out not in files:
                 # Not durable here: a caller that needs it syncs the batch (the SSD cache).
                 files[batch.out] = AtomicFile(out.path, durable=False)
@@ -663,12 +553,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                 _write_all(files[batch.out].fh.fileno(), header, 0, out, batch.first)
             fd = files[batch.out].fh.fileno()
             offset = HEADER_BYTES + (batch.first - out.first) * plan.out_image_bytes
-            if maps is None:
-                _write_all(fd, data, offset, out, batch.first)
-            else:
-                _write_maps(fd, maps, plan.out_image_bytes, offset, out, batch.first)
-                _close_maps(maps)
-                taken = None
+            _write_all(fd, data, offset, out, batch.first)
             if on_write is not None:
                 on_write(fd, offset, batch.count * plan.out_image_bytes)
             if drop_written and hasattr(os, "posix_fadvise"):
@@ -696,14 +581,6 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     finally:
         stop.set()
         reader.join()
-        _close_maps(taken)
-        while True:  # batches the reader mapped that the writer never took (an error, a cancel)
-            try:
-                msg = ready.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(msg, tuple):
-                _close_maps(msg[2])
 
 
 def gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,

@@ -214,7 +214,7 @@ def test_downsample_rejects_bad_box(real_project, box, match):
 
 # -- scattered subsets ------------------------------------------------------
 
-def test_scattered_shuffled_subset_across_stacks(synth_project, read_path):
+def test_scattered_shuffled_subset_across_stacks(synth_project):
     src = np.load(synth_project / "J1" / "particles.cs")
     out = run_job(make_ctx(synth_project, "restack_particles", {"particles_per_file": 5}))
     assert sorted({p.decode() for p in out["blob/path"]}) == [
@@ -239,16 +239,10 @@ def test_gather_property(tmp_path_factory, data):
         lambda k: st.tuples(st.just(k), st.integers(0, sizes[k] - 1))), min_size=1, max_size=30))
     per_file = data.draw(st.integers(1, 12))
     batch_bytes = data.draw(st.integers(1, 6)) * 48
-    # read-ahead of none, a little or everything; written pages dropped behind the writer or not;
-    # source pages mapped or read into a buffer
-    mapped, gather_mod.MAP_READS = gather_mod.MAP_READS, data.draw(st.booleans())
-    try:
-        plan = gather([(root / f"s{k}.mrc", i) for k, i in items], root / "out",
-                      particles_per_file=per_file, batch_bytes=batch_bytes,
-                      readahead_bytes=data.draw(st.sampled_from([0, 48, 1 << 20])),
-                      drop_written=data.draw(st.booleans()))
-    finally:
-        gather_mod.MAP_READS = mapped
+    # read-ahead of none, a little or everything; written pages dropped behind the writer or not
+    plan = gather([(root / f"s{k}.mrc", i) for k, i in items], root / "out",
+                  particles_per_file=per_file, batch_bytes=batch_bytes,
+                  readahead_bytes=data.draw(st.sampled_from([0, 48, 1 << 20])), drop_written=data.draw(st.booleans()))
     assert len(plan.outputs) == -(-len(items) // per_file)
     for item, (k, i) in enumerate(items):
         path, j = plan.destination(item)
@@ -258,7 +252,7 @@ def test_gather_property(tmp_path_factory, data):
 
 
 @pytest.mark.parametrize("f16", [False, True], ids=["float32", "float16"])
-def test_output_bytes_match_a_numpy_reference_restack(tmp_path, read_path, f16):
+def test_output_bytes_match_a_numpy_reference_restack(tmp_path, f16):
     """Every output stack is byte for byte what a plain numpy restack gives: the images in item order
     (float32 as they are, float16 as numpy's ``astype``) after a 1024-byte header; NaN, ±inf, zeros,
     subnormals, adjacent and repeated items, several batches and stacks."""
@@ -303,7 +297,7 @@ def test_plan_coalesces_adjacent_reads(tmp_path):
 
 # -- checks on the way ----------------------------------------------------
 
-def test_bad_particles_are_reported_not_dropped(synth_project, caplog, read_path):
+def test_bad_particles_are_reported_not_dropped(synth_project, caplog):
     src = np.load(synth_project / "J1" / "particles.cs")
     rel, idx = src["blob/path"][0].decode(), int(src["blob/idx"][0])
     with mrcfile.open(synth_project / rel, mode="r+") as m:
@@ -340,7 +334,7 @@ def test_missing_source(synth_project):
     _assert_clean(ctx)
 
 
-def test_truncated_source(synth_project, read_path):
+def test_truncated_source(synth_project):
     src = np.load(synth_project / "J1" / "particles.cs")
     victim = synth_project / src["blob/path"][0].decode()
     os.truncate(victim, victim.stat().st_size - 100)
@@ -375,7 +369,7 @@ def test_index_out_of_range(synth_project):
     _assert_clean(ctx)
 
 
-def test_source_truncated_during_the_copy(tmp_path, read_path):
+def test_source_truncated_during_the_copy(tmp_path):
     write_stack(tmp_path / "a.mrc", np.ones((6, 8, 8), np.float32))
     plan = plan_gather([(tmp_path / "a.mrc", i) for i in (0, 5, 3)], tmp_path / "out")
     os.truncate(tmp_path / "a.mrc", 1024 + 4 * 256)
@@ -397,37 +391,20 @@ def _many_batches(monkeypatch):
 
 
 def _watch_pwrite(monkeypatch, before) -> list[int]:
-    """Route ``os.pwrite`` and ``os.pwritev`` through ``before(n)`` (n = 1, 2, ... per call).
-
-    Returns the offsets written.  The gather writes a batch with ``pwrite``
-    (read into a buffer) or ``pwritev`` (mapped reads); headers with ``pwrite``.
-    """
+    """Route ``os.pwrite`` through ``before(n)`` (n = 1, 2, ... per call); returns the offsets written."""
     offsets: list[int] = []
-    real_pwrite, real_pwritev = os.pwrite, os.pwritev
+    real_pwrite = os.pwrite
 
     def pwrite(fd, data, offset):
         before(len(offsets) + 1)
         offsets.append(offset)
         return real_pwrite(fd, data, offset)
 
-    def pwritev(fd, buffers, offset):
-        before(len(offsets) + 1)
-        offsets.append(offset)
-        return real_pwritev(fd, buffers, offset)
-
     monkeypatch.setattr(os, "pwrite", pwrite)
-    monkeypatch.setattr(os, "pwritev", pwritev)
     return offsets
 
 
-@pytest.fixture(params=["mapped", "copied"])
-def read_path(request, monkeypatch):
-    """Both ways the gather reads unchanged pixels: mapped source pages, or preadv into a buffer."""
-    monkeypatch.setattr(gather_mod, "MAP_READS", request.param == "mapped")
-    return request.param
-
-
-def test_cancel_midway_removes_partial_files(synth_project, monkeypatch, read_path):
+def test_cancel_midway_removes_partial_files(synth_project, monkeypatch):
     _many_batches(monkeypatch)
     ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 4})
 
@@ -443,7 +420,7 @@ def test_cancel_midway_removes_partial_files(synth_project, monkeypatch, read_pa
     assert not (synth_project / "J2" / "restack").exists()
 
 
-def test_disk_full_while_writing(synth_project, monkeypatch, read_path):
+def test_disk_full_while_writing(synth_project, monkeypatch):
     _many_batches(monkeypatch)
     ctx = make_ctx(synth_project, "restack_particles", {"particles_per_file": 5})
 
