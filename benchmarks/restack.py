@@ -136,7 +136,13 @@ def child_gather(args) -> int:
     spec = np.load(args.items)
     paths = [Path(p) for p in spec["paths"].tolist()]
     numba_load = 0.0
-    if args.f16:  # numba and the loaded kernel belong to the baseline of this method, not to the data
+    from cryodesk.io.mrc import read_header
+    from cryodesk.kernels.batch import float16_kernel_for
+
+    moved = len(spec["sid"]) * read_header(paths[0]).nx * read_header(paths[0]).ny * 4
+    if args.f16 and float16_kernel_for(moved) == "numba":
+        # numba and the loaded kernel belong to the baseline of this method, not to the data
+        # (a smaller float16 restack uses numpy's cast and never loads numba)
         t0 = time.perf_counter()
         from cryodesk.kernels.float16 import to_float16
 

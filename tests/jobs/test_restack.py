@@ -251,7 +251,7 @@ def test_gather_property(tmp_path_factory, data):
     shutil.rmtree(root)
 
 
-@pytest.mark.parametrize("f16", [False, True], ids=["float32", "float16"])
+@pytest.mark.parametrize("f16", [False, "numpy", "numba"], ids=["float32", "float16-numpy", "float16-numba"])
 def test_output_bytes_match_a_numpy_reference_restack(tmp_path, f16):
     """Every output stack is byte for byte what a plain numpy restack gives: the images in item order
     (float32 as they are, float16 as numpy's ``astype``) after a 1024-byte header; NaN, ±inf, zeros,
@@ -271,7 +271,8 @@ def test_output_bytes_match_a_numpy_reference_restack(tmp_path, f16):
     items = [(2, 8), (0, 1), (0, 2), (0, 3), (1, 1), (2, 4), (2, 5), (2, 6), (0, 0), (1, 4), (1, 4), (2, 0),
              (0, 6), (1, 0), (1, 1)]
     plan = plan_gather([(tmp_path / f"s{k}.mrc", i) for k, i in items], tmp_path / "out", particles_per_file=4)
-    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=f16)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=bool(f16),
+                                  float16_kernel=f16 or None)
     plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype,
                             batch_bytes=3 * 12 * 10 * 4)
     paths = execute_plan(plan, transform)

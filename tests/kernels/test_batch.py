@@ -105,3 +105,23 @@ def test_float16_range_check_uses_what_inspect_saw(monkeypatch):
         with pytest.raises(Float16Overflow):  # never inspected: looked at as before
             ParticleTransform(2, (32, 32), np.float32, float16=True)(big, np.empty((2, 32, 32), np.float16), 0)
         looks.clear()
+
+
+def test_float16_kernel_follows_the_input_size_and_both_give_the_same_bits():
+    from cryodesk.kernels.batch import F16_NUMBA_MIN_BYTES, float16_kernel_for
+
+    assert float16_kernel_for(F16_NUMBA_MIN_BYTES - 1) == "numpy" and float16_kernel_for(F16_NUMBA_MIN_BYTES) == "numba"
+    assert ParticleTransform(10, (32, 32), np.float32, float16=True).float16_kernel == "numpy"
+    assert ParticleTransform(1 << 20, (32, 32), np.float32, float16=True).float16_kernel == "numba"
+    assert ParticleTransform(10, (32, 32), np.float32, float16=True, new_shape=16).float16_kernel == "numba"
+    x = _src()
+    x[0, :3, :3] = [[1e-8, -3e-6, 6.1e-5], [65519.0, -65504.0, 2.0 ** -24], [np.inf, -np.inf, -0.0]]
+    got = {}
+    for kernel in ("numpy", "numba"):
+        t = ParticleTransform(5, (32, 32), np.float32, float16=True, float16_kernel=kernel)
+        got[kernel] = t(x, np.empty((5, 32, 32), np.float16), 0).tobytes()
+    with np.errstate(over="ignore"):
+        assert got["numpy"] == got["numba"] == x.astype(np.float16).tobytes()
+    ints = (np.arange(5 * 32 * 32) % 60000).astype(np.uint16).reshape(5, 32, 32)
+    t = ParticleTransform(5, (32, 32), np.uint16, float16=True, float16_kernel="numpy")
+    assert t(ints, np.empty((5, 32, 32), np.float16), 0).tobytes() == ints.astype(np.float32).astype(np.float16).tobytes()
