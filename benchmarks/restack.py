@@ -176,7 +176,8 @@ class Bench:
         """Run ``cmd`` under the meter; ``tree``: with that checkout's cryodesk (a baseline) instead of this one."""
         env = self.env if tree is None else dict(self.env, PYTHONPATH=str(tree),
                                                  PYTHONPYCACHEPREFIX=str(self.root / "pycache-baseline"))
-        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=env, check=True,
+        # from the tree's directory: `python -m` puts the working directory first on sys.path
+        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=env, check=True, cwd=tree or REPO,
                              stdout=subprocess.PIPE).stdout
         res = json.loads(out)
         if res["rc"] != 0:
