@@ -33,25 +33,23 @@ on each; nothing else is evicted).  Outputs are not synced by either side
 Usage::
 
     .venv/bin/python benchmarks/restack.py --dir /work/tmp-bench --gb 2 --rounds 3 [--cold] [--mode all]
+    # before/after in the same rounds: the previous commit's tree as a baseline
+    git archive HEAD~1 | tar -x -C /tmp/base && ... benchmarks/restack.py ... --baseline-tree /tmp/base
 
 Targets (issue 19): restack >= 0.8 x cold cp and >= 1.0 x hot cp end to
 end, float16 no slower than float32, peak RSS < 100 MB and flat in the input
 size, ``job run`` overhead <= 0.3 s beyond interpreter start.
 
-Measured 2026-12-01 on the 2-core VM at load average 8-10 (five other
-sessions; medians of 3 rounds, min-max; full table in README "Restack: speed,
-memory and job run overhead"):
+Measured 2026-12-01 on the 2-core VM at load average 4.1-4.5 (other sessions), medians of 3
+rounds, "before" = ``--baseline-tree`` of the commit before (full table in README "Restack:
+speed, memory and job run overhead"):
 
-* cold, 8 GB input, 2.08 GB moved: cp 5.16 s (3.34-5.63); library gather
-  float32 0.57 x cp (0.40-0.64), 45 MB peak RSS (32 after imports); job run
-  restack float32 0.40 x cp (0.40-0.51), 85 MB; float16 0.24 x cp, 238 MB.
-* hot, 2 GB input, 0.40 GB moved: library gather float32 0.78 x cp
-  (0.60-1.22), 44 MB; job run restack float32 80 MB (before: 317-322 MB),
-  float16 229 MB (numba + LLVM ~150 MB of it).
-* job run of a trivial job 2.0-2.3 s beyond ``python -c pass`` at this load
-  (imports ~1-1.9 s: numpy, cryodesk, PySide6.QtCore, peewee).
-* cold read-ahead (``--mode lib --cold --readahead-mb 0 64 256``, 0.40 GB
-  moved): 0.13, 0.24 and 0.29 GB/s.
+* cold, 10 GB input, 1.99 GB moved: job run restack float32 1.00 x cp (0.86-1.22; before 0.85),
+  81 MB; float16 (>= 1 GiB: numba) 0.56 x cp (before 0.46), 228 MB.
+* hot, 2 GB input, 0.40 GB moved: library gather float32 0.44 x cp (before 0.32), 44 MB; job
+  run restack float16 1.29 s and 82 MB (before 3.55 s and 219 MB: numba no longer loaded below
+  1 GiB of input), float32 0.91 s, 80 MB.
+* job run of a trivial job 0.8-1.6 s beyond ``python -c pass`` at this load.
 """
 
 from __future__ import annotations
