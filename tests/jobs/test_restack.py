@@ -288,6 +288,38 @@ def test_output_bytes_match_a_numpy_reference_restack(tmp_path, f16):
     assert transform.flagged(2).tolist() == [2]
 
 
+_NO_NUMBA_CHILD = r"""
+import logging, sys
+from pathlib import Path
+import numpy as np
+import cryodesk.jobs.restack  # noqa: F401  (registers the job types)
+from cryodesk.core import registry
+from cryodesk.core.context import InputRef, JobContext, OutputFileRef
+project = Path(sys.argv[1])
+jt = registry.get("restack_particles")
+(project / "J2").mkdir()
+ref = InputRef("particles", "J1", "particles", 0, [OutputFileRef("dataset", "J1/particles.cs", 0)], project)
+ctx = JobContext("P1", "J2", jt.name, project, project / "J2", jt.coerce_params({"output_f16": True}),
+                 {"particles": [ref]}, logging.getLogger("child"))
+jt.run(ctx)
+assert ctx.results["dtype"] == "float16", ctx.results
+print("numba" in sys.modules)
+"""
+
+
+def test_small_float16_restack_never_loads_numba(synth_project):
+    """Below F16_NUMBA_MIN_BYTES a float16 restack converts with numpy: numba (~150 MB, ~1 s) stays unloaded."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_NUMBA_CHILD, str(synth_project)], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    with mrcfile.open(synth_project / "J2" / "restack" / "batch_000.mrc") as m:
+        assert m.header.mode == 12 and m.data.shape == (12, 16, 16)
+
+
 def test_plan_coalesces_adjacent_reads(tmp_path):
     write_stack(tmp_path / "a.mrc", np.zeros((10, 4, 4), np.float32))
     items = [(tmp_path / "a.mrc", i) for i in (0, 1, 2, 5, 6, 9)]
