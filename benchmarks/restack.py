@@ -138,7 +138,7 @@ def child_gather(args) -> int:
     from cryodesk.kernels.batch import float16_kernel_for
 
     moved = len(spec["sid"]) * read_header(paths[0]).nx * read_header(paths[0]).ny * 4
-    if args.f16 and float16_kernel_for(moved) == "numba":
+    if args.f16 and (args.f16_kernel or float16_kernel_for(moved)) == "numba":
         # numba and the loaded kernel belong to the baseline of this method, not to the data
         # (a smaller float16 restack uses numpy's cast and never loads numba)
         t0 = time.perf_counter()
@@ -150,7 +150,8 @@ def child_gather(args) -> int:
     t0 = time.perf_counter()
     items = ((paths[s], i) for s, i in zip(spec["sid"].tolist(), spec["sidx"].tolist()))
     plan = plan_gather(items, args.out, particles_per_file=args.per_file)
-    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16,
+                                  float16_kernel=args.f16_kernel)
     plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype)
     execute_plan(plan, transform, drop_written=args.drop_written,
                  **({} if args.readahead_mb is None else {"readahead_bytes": int(args.readahead_mb * (1 << 20))}))
@@ -213,6 +214,9 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--f16-both", action="store_true",
+                    help="library mode: also float16 with numpy's cast and with the numba kernel, whatever the size")
+    ap.add_argument("--f16-kernel", choices=("numpy", "numba"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline-tree", type=Path, default=None,
                     help="also run the library gather and job run restack with the cryodesk of this checkout "
                          "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
@@ -277,6 +281,8 @@ def run(args, root: Path) -> int:
         items = root / "items.npz"
         np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
+        if args.f16_both and not args.no_f16:  # float16 both ways, whatever the size says
+            lib_variants += [(f"float16 (+ checks), {k} kernel", f"kernel:{k}", None, False) for k in ("numpy", "numba")]
         if args.baseline_tree:
             lib_variants += [(f"{label} (+ checks), BASELINE tree", f16, None, "baseline") for label, f16 in variants]
         if args.drop_written:
@@ -293,6 +299,7 @@ def run(args, root: Path) -> int:
                 here = Path(__file__).resolve() if drop != "baseline" else args.baseline_tree / "benchmarks" / "restack.py"
                 cmd = [sys.executable, str(here), "--child", "gather", "--items", str(items),
                        "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
+                      (["--f16-kernel", f16.split(":")[1]] if isinstance(f16, str) else []) + \
                       ([] if ra is None else ["--readahead-mb", str(ra)]) + \
                     (["--drop-written"] if drop is True else [])
                 r = b.meter(cmd, args.baseline_tree if drop == "baseline" else None)
