@@ -33,25 +33,23 @@ on each; nothing else is evicted).  Outputs are not synced by either side
 Usage::
 
     .venv/bin/python benchmarks/restack.py --dir /work/tmp-bench --gb 2 --rounds 3 [--cold] [--mode all]
+    # before/after in the same rounds: the previous commit's tree as a baseline
+    git archive HEAD~1 | tar -x -C /tmp/base && ... benchmarks/restack.py ... --baseline-tree /tmp/base
 
 Targets (issue 19): restack >= 0.8 x cold cp and >= 1.0 x hot cp end to
 end, float16 no slower than float32, peak RSS < 100 MB and flat in the input
 size, ``job run`` overhead <= 0.3 s beyond interpreter start.
 
-Measured 2026-12-01 on the 2-core VM at load average 8-10 (five other
-sessions; medians of 3 rounds, min-max; full table in README "Restack: speed,
-memory and job run overhead"):
+Measured 2026-12-01 on the 2-core VM at load average 4.1-4.5 (other sessions), medians of 3
+rounds, "before" = ``--baseline-tree`` of the commit before (full table in README "Restack:
+speed, memory and job run overhead"):
 
-* cold, 8 GB input, 2.08 GB moved: cp 5.16 s (3.34-5.63); library gather
-  float32 0.57 x cp (0.40-0.64), 45 MB peak RSS (32 after imports); job run
-  restack float32 0.40 x cp (0.40-0.51), 85 MB; float16 0.24 x cp, 238 MB.
-* hot, 2 GB input, 0.40 GB moved: library gather float32 0.78 x cp
-  (0.60-1.22), 44 MB; job run restack float32 80 MB (before: 317-322 MB),
-  float16 229 MB (numba + LLVM ~150 MB of it).
-* job run of a trivial job 2.0-2.3 s beyond ``python -c pass`` at this load
-  (imports ~1-1.9 s: numpy, cryodesk, PySide6.QtCore, peewee).
-* cold read-ahead (``--mode lib --cold --readahead-mb 0 64 256``, 0.40 GB
-  moved): 0.13, 0.24 and 0.29 GB/s.
+* cold, 10 GB input, 1.99 GB moved: job run restack float32 1.00 x cp (0.86-1.22; before 0.85),
+  81 MB; float16 (>= 1 GiB: numba) 0.56 x cp (before 0.46), 228 MB.
+* hot, 2 GB input, 0.40 GB moved: library gather float32 0.44 x cp (before 0.32), 44 MB; job
+  run restack float16 1.29 s and 82 MB (before 3.55 s and 219 MB: numba no longer loaded below
+  1 GiB of input), float32 0.91 s, 80 MB.
+* job run of a trivial job 0.8-1.6 s beyond ``python -c pass`` at this load.
 """
 
 from __future__ import annotations
@@ -136,7 +134,13 @@ def child_gather(args) -> int:
     spec = np.load(args.items)
     paths = [Path(p) for p in spec["paths"].tolist()]
     numba_load = 0.0
-    if args.f16:  # numba and the loaded kernel belong to the baseline of this method, not to the data
+    from cryodesk.io.mrc import read_header
+    from cryodesk.kernels.batch import float16_kernel_for
+
+    moved = len(spec["sid"]) * read_header(paths[0]).nx * read_header(paths[0]).ny * 4
+    if args.f16 and (args.f16_kernel or float16_kernel_for(moved)) == "numba":
+        # numba and the loaded kernel belong to the baseline of this method, not to the data
+        # (a smaller float16 restack uses numpy's cast and never loads numba)
         t0 = time.perf_counter()
         from cryodesk.kernels.float16 import to_float16
 
@@ -146,7 +150,8 @@ def child_gather(args) -> int:
     t0 = time.perf_counter()
     items = ((paths[s], i) for s, i in zip(spec["sid"].tolist(), spec["sidx"].tolist()))
     plan = plan_gather(items, args.out, particles_per_file=args.per_file)
-    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16,
+                                  float16_kernel=args.f16_kernel)
     plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype)
     execute_plan(plan, transform, drop_written=args.drop_written,
                  **({} if args.readahead_mb is None else {"readahead_bytes": int(args.readahead_mb * (1 << 20))}))
@@ -166,8 +171,12 @@ class Bench:
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.cli = [sys.executable, "-m", "cryodesk.cli.main"]
 
-    def meter(self, cmd: list[str]) -> dict:
-        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=self.env, check=True,
+    def meter(self, cmd: list[str], tree: Path | None = None) -> dict:
+        """Run ``cmd`` under the meter; ``tree``: with that checkout's cryodesk (a baseline) instead of this one."""
+        env = self.env if tree is None else dict(self.env, PYTHONPATH=str(tree),
+                                                 PYTHONPYCACHEPREFIX=str(self.root / "pycache-baseline"))
+        # from the tree's directory: `python -m` puts the working directory first on sys.path
+        out = subprocess.run([sys.executable, "-c", _METER, *cmd], env=env, check=True, cwd=tree or REPO,
                              stdout=subprocess.PIPE).stdout
         res = json.loads(out)
         if res["rc"] != 0:
@@ -205,6 +214,13 @@ def main(argv=None) -> int:
     ap.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--f16-both", action="store_true",
+                    help="library mode: also float16 with numpy's cast and with the numba kernel, whatever the size")
+    ap.add_argument("--f16-kernel", choices=("numpy", "numba"), default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--baseline-tree", type=Path, default=None,
+                    help="also run the library gather and job run restack with the cryodesk of this checkout "
+                         "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
+                         "figures from the same interleaved rounds")
     ap.add_argument("--drop-written", action="store_true",
                     help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
@@ -265,6 +281,10 @@ def run(args, root: Path) -> int:
         items = root / "items.npz"
         np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
+        if args.f16_both and not args.no_f16:  # float16 both ways, whatever the size says
+            lib_variants += [(f"float16 (+ checks), {k} kernel", f"kernel:{k}", None, False) for k in ("numpy", "numba")]
+        if args.baseline_tree:
+            lib_variants += [(f"{label} (+ checks), BASELINE tree", f16, None, "baseline") for label, f16 in variants]
         if args.drop_written:
             lib_variants.append(("float32 (+ checks), drop written pages", False, None, True))
         if args.readahead_mb:
@@ -276,18 +296,21 @@ def run(args, root: Path) -> int:
                 shutil.rmtree(out, ignore_errors=True)
                 if args.cold:
                     evict(paths)
-                cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "gather", "--items", str(items),
+                here = Path(__file__).resolve() if drop != "baseline" else args.baseline_tree / "benchmarks" / "restack.py"
+                cmd = [sys.executable, str(here), "--child", "gather", "--items", str(items),
                        "--out", str(out), "--per-file", str(args.per_file)] + (["--f16"] if f16 else []) + \
-                      ([] if ra is None else ["--readahead-mb", str(ra)]) + (["--drop-written"] if drop else [])
-                r = b.meter(cmd)
+                      (["--f16-kernel", f16.split(":")[1]] if isinstance(f16, str) else []) + \
+                      ([] if ra is None else ["--readahead-mb", str(ra)]) + \
+                    (["--drop-written"] if drop is True else [])
+                r = b.meter(cmd, args.baseline_tree if drop == "baseline" else None)
                 info = json.loads(r["stdout"].strip().splitlines()[-1])
                 shutil.rmtree(out, ignore_errors=True)
                 return {"seconds": info["seconds"], "maxrss_kb": r["maxrss_kb"],
                         "baseline_kb": info["rss_imports_kb"], "numba_load": info["numba_load"]}
 
             methods[f"library gather, {label}"] = m_lib
-            if f16:
-                m_lib()  # warm-up: compiles the float16 kernel into numba's cache if it is not there
+            if f16 or drop == "baseline":
+                m_lib()  # warm-up: the float16 kernel into numba's cache, the baseline's bytecode cache
     if args.mode in ("job", "all"):
         meta = src / "particles.cs"
         write_cs(meta, from_columns({
@@ -320,16 +343,21 @@ def run(args, root: Path) -> int:
         methods["python -c pass"] = m_pass
         methods["cryodesk job run (trivial job)"] = m_trivial
         for label, f16 in variants:
-            def m_job(f16=f16):
-                uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
-                if args.cold:
-                    evict(paths)
-                r = b.meter([*b.cli, "job", "run", "P1", uid])
-                drop(uid)
-                return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
+            for tree in [None] + ([args.baseline_tree] if args.baseline_tree else []):
+                def m_job(f16=f16, tree=tree):
+                    uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
+                    if args.cold:
+                        evict(paths)
+                    r = b.meter([*b.cli, "job", "run", "P1", uid], tree)
+                    drop(uid)
+                    return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
 
-            methods[f"cryodesk job run restack, {label}"] = m_job
+                methods[f"cryodesk job run restack, {label}" + (", BASELINE tree" if tree else "")] = m_job
         m_trivial()  # warm-up: bytecode cache, numba cache, database
+        if args.baseline_tree:
+            uid = fresh("external", "command=true")
+            b.meter([*b.cli, "job", "run", "P1", uid], args.baseline_tree)
+            drop(uid)
 
     results: dict[str, list[dict]] = {name: [] for name in methods}
     for r in range(args.rounds):

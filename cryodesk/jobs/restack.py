@@ -144,18 +144,19 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     # the kernels are imported in _restack_into, not at the top: numba takes ~0.4 s to import,
     # which every CLI command would pay
     t0 = time.monotonic()
-    preload = None
-    if new_box is not None or ctx.params.get("output_f16"):
-        preload = _preload_kernels(new_box is not None, bool(ctx.params.get("output_f16")))
+    preloads: list[threading.Thread] = []
+    if new_box is not None:
+        preloads.append(_preload_kernels(True, bool(ctx.params.get("output_f16"))))
     try:
-        return _restack_into(ctx, subdir, new_box, t0)
+        return _restack_into(ctx, subdir, new_box, t0, preloads)
     finally:
-        if preload is not None:
-            preload.join()  # never leave it importing while the process exits
+        for thread in preloads:
+            thread.join()  # never leave it importing while the process exits
 
 
-def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) -> dict:
-    from cryodesk.kernels.batch import ALL_ZERO, NONFINITE, Float16Overflow, ParticleTransform
+def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float,
+                  preloads: list[threading.Thread]) -> dict:
+    from cryodesk.kernels.batch import ALL_ZERO, NONFINITE, Float16Overflow, ParticleTransform, float16_kernel_for
 
     per_file = int(ctx.params.get("particles_per_file", 10000))
     if per_file < 1:
@@ -165,6 +166,14 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
     data = pset.data
     if len(data) == 0:
         raise DataError(f"{ctx.uid}: the input particle set {src_cs} is empty")
+    f16_kernel = None
+    if ctx.params.get("output_f16") and new_box is None:
+        # numba only for a big float16 restack (it pays for its load beyond ~1 GB): loaded while the
+        # headers are read; the box from the metadata (float32 assumed; the transform decides again)
+        box_px = int(np.prod(data["blob/shape"][0])) if "blob/shape" in data.dtype.names else 0
+        f16_kernel = float16_kernel_for(len(data) * box_px * 4) if box_px else None
+        if f16_kernel == "numba":
+            preloads.append(_preload_kernels(False, True))
     order, groups = _psize_groups(data)
     uids = data["uid"][order]  # in plan (item) order, as errors and flags report items
     out_dir = ctx.job_dir / subdir
@@ -188,7 +197,8 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float) 
             crop_to = new_box
     transform = ParticleTransform(len(data), box, plan.in_dtype, new_shape=crop_to,
                                   float16=bool(ctx.params.get("output_f16", False)),
-                                  clip_f16=bool(ctx.params.get("output_f16_clip", False)))
+                                  clip_f16=bool(ctx.params.get("output_f16_clip", False)),
+                                  float16_kernel=f16_kernel)
     factor = box[1] / transform.out_shape[1]
     voxels = [(count, (psize or plan.voxel_size) * factor) for count, psize in groups]
     voxel = voxels[0][1]

@@ -7,8 +7,9 @@ writing thread).  Each step is optional; with none of them the batch passes
 through untouched, so the restack stays bit-identical.
 
 The checks are two numpy reductions per image (:mod:`.minmax`); numba is
-imported only for a crop or a float16 conversion, so a plain restack never
-pays its ~150 MB of memory and ~0.4 s of import.
+imported only for a crop or a float16 conversion of more than
+:data:`F16_NUMBA_MIN_BYTES` of input, so a plain restack (and a small float16
+one) never pays its ~150 MB of memory and ~1 s of loading.
 
 A float16 conversion refuses pixels that float16 cannot hold (finite values
 of magnitude 65520 or more would become ±inf): :class:`Float16Overflow`
@@ -23,7 +24,27 @@ from cryodesk.base.errors import DataError
 
 from .minmax import ALL_ZERO, F16_MAX, F16_OVERFLOW, NONFINITE, flags_from_min_max, float16_overflow, image_min_max
 
-__all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO"]
+__all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO", "F16_NUMBA_MIN_BYTES",
+           "float16_kernel_for"]
+
+#: Smallest input (bytes of source pixels) for which a float16 restack loads the numba kernel.
+#: numpy's own cast (scalar code in this numpy build: ~0.5 GB/s here) needs no numba; the numba
+#: kernel converts ~3x faster (~1.5 GB/s) but costs ~1 s and ~150 MB to load, which it wins back
+#: only beyond about a gigabyte of input.
+F16_NUMBA_MIN_BYTES = 1 << 30
+
+
+def float16_kernel_for(nbytes: int) -> str:
+    """``"numba"`` or ``"numpy"``: the float16 conversion for ``nbytes`` of source pixels."""
+    return "numba" if int(nbytes) >= F16_NUMBA_MIN_BYTES else "numpy"
+
+
+def _float16_numpy(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """numpy's cast, as :func:`cryodesk.kernels.float16.to_float16_numpy` (imported here without numba)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):  # overflow to inf is the documented result (checked before)
+        out[...] = x
+    return out
 
 
 class Float16Overflow(DataError):
@@ -64,6 +85,11 @@ class ParticleTransform:
     clip_f16 : bool
         With ``float16``: clip finite pixels beyond ±65504 to ±65504 instead
         of raising :class:`Float16Overflow` (NaN and ±inf are kept).
+    float16_kernel : {"numba", "numpy"}, optional
+        How float16 is computed (the same bits either way); default:
+        :func:`float16_kernel_for` the whole input (numpy below
+        :data:`F16_NUMBA_MIN_BYTES`, so a small restack never loads numba);
+        numba with a crop.
 
     Attributes
     ----------
@@ -75,7 +101,7 @@ class ParticleTransform:
 
     def __init__(self, n_items: int, in_shape: tuple[int, int], in_dtype, *,
                  new_shape: int | tuple[int, int] | None = None, float16: bool = False,
-                 check: bool = True, clip_f16: bool = False):
+                 check: bool = True, clip_f16: bool = False, float16_kernel: str | None = None):
         self.in_shape = (int(in_shape[0]), int(in_shape[1]))
         self.in_dtype = np.dtype(in_dtype)
         if new_shape is None:
@@ -96,6 +122,18 @@ class ParticleTransform:
         else:
             self.out_dtype = self.in_dtype.newbyteorder("=")
         self.flags = np.zeros(int(n_items), dtype=np.uint8)
+        if float16_kernel is None and self.crop:
+            float16_kernel = "numba"  # the crop loads numba anyway
+        elif float16_kernel is None:
+            float16_kernel = float16_kernel_for(int(n_items) * self.in_shape[0] * self.in_shape[1]
+                                                * self.in_dtype.itemsize)
+        if float16_kernel not in ("numba", "numpy"):
+            raise ValueError(f"float16_kernel must be 'numba' or 'numpy', got {float16_kernel!r}")
+        self.float16_kernel = float16_kernel
+        # float16 without a crop: items whose pixels inspect() found all finite and inside the float16
+        # range (from the same minima and maxima as the checks), so __call__ need not look again
+        self._f16_safe = (np.zeros(int(n_items), dtype=bool)
+                          if self.float16 and not self.crop and self.in_dtype.kind in "fiu" else None)
 
     @property
     def identity(self) -> bool:
@@ -105,12 +143,30 @@ class ParticleTransform:
     def inspect(self, images: np.ndarray, first: int) -> None:
         """Record the check flags of ``images`` (items ``first..``).
 
-        The gather calls this on its reading thread right after each read,
+        The gather calls this on its reading thread right after each batch is read,
         while the pixels are still in the CPU cache, so the checks cost
         almost nothing; distinct calls touch distinct items.
         """
-        if self.check and len(images):
-            self.flags[first:first + len(images)] = flags_from_min_max(*image_min_max(images))
+        n = len(images)
+        if not n or (not self.check and self._f16_safe is None):
+            return
+        if n == 1:  # most reads of a scattered subset: two whole-array reductions, no arrays
+            flat = images.reshape(-1)
+            lo, hi = np.minimum.reduce(flat), np.maximum.reduce(flat)
+            finite = flat.dtype.kind not in "fc" or bool(np.isfinite(lo) and np.isfinite(hi))
+            if self.check:
+                self.flags[first] = (0 if finite else int(NONFINITE)) | (
+                    int(ALL_ZERO) if lo == 0 and hi == 0 else 0)
+            if self._f16_safe is not None:
+                self._f16_safe[first] = finite and -F16_OVERFLOW < lo and hi < F16_OVERFLOW
+            return
+        mn, mx = image_min_max(images)
+        if self.check:
+            self.flags[first:first + n] = flags_from_min_max(mn, mx)
+        if self._f16_safe is not None:
+            with np.errstate(invalid="ignore"):
+                self._f16_safe[first:first + n] = (np.isfinite(mn) & np.isfinite(mx) & (mn > -F16_OVERFLOW)
+                                                   & (mx < F16_OVERFLOW))
 
     def __call__(self, src: np.ndarray, dst: np.ndarray, first: int) -> np.ndarray:
         """Transform ``src`` (items ``first..``) and return the array to write.
@@ -127,9 +183,11 @@ class ParticleTransform:
 
             x = fourier_crop(x, self.out_shape, out=None if self.float16 else dst)
         if self.float16 and x.dtype != np.float16:
+            x = self._fit_float16(x, first)
+            if self.float16_kernel == "numpy":
+                return _float16_numpy(x, dst)
             from .float16 import to_float16
 
-            x = self._fit_float16(x, first)
             return to_float16(x, out=dst)
         if x is not dst:
             dst[...] = x  # plain type change (or byte swap), numpy's cast
@@ -137,6 +195,8 @@ class ParticleTransform:
 
     def _fit_float16(self, x: np.ndarray, first: int) -> np.ndarray:
         """``x``, or (``clip_f16``) a copy clipped to the float16 range; Float16Overflow if it overflows."""
+        if self._f16_safe is not None and self._f16_safe[first:first + len(x)].all():
+            return x  # inspect() saw every pixel of these items finite and inside the range
         found = float16_overflow(x)
         if found is None:
             return x

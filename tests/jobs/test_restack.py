@@ -251,6 +251,75 @@ def test_gather_property(tmp_path_factory, data):
     shutil.rmtree(root)
 
 
+@pytest.mark.parametrize("f16", [False, "numpy", "numba"], ids=["float32", "float16-numpy", "float16-numba"])
+def test_output_bytes_match_a_numpy_reference_restack(tmp_path, f16):
+    """Every output stack is byte for byte what a plain numpy restack gives: the images in item order
+    (float32 as they are, float16 as numpy's ``astype``) after a 1024-byte header; NaN, ±inf, zeros,
+    subnormals, adjacent and repeated items, several batches and stacks."""
+    from cryodesk.kernels.batch import ParticleTransform
+
+    rng = np.random.default_rng(11)
+    stacks = []
+    for k, n in enumerate((7, 5, 9)):
+        arr = rng.standard_normal((n, 12, 10)).astype(np.float32) * np.float32(10 ** k)
+        stacks.append(arr)
+    stacks[0][2] = 0.0
+    stacks[1][1, 3, 4], stacks[1][1, 5, 5], stacks[1][1, 6, 6] = np.nan, np.inf, -np.inf
+    stacks[2][4] *= np.float32(1e-9)  # float16 subnormals and zeros
+    for k, arr in enumerate(stacks):
+        write_stack(tmp_path / f"s{k}.mrc", arr)
+    items = [(2, 8), (0, 1), (0, 2), (0, 3), (1, 1), (2, 4), (2, 5), (2, 6), (0, 0), (1, 4), (1, 4), (2, 0),
+             (0, 6), (1, 0), (1, 1)]
+    plan = plan_gather([(tmp_path / f"s{k}.mrc", i) for k, i in items], tmp_path / "out", particles_per_file=4)
+    transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=bool(f16),
+                                  float16_kernel=f16 or None)
+    plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype,
+                            batch_bytes=3 * 12 * 10 * 4)
+    paths = execute_plan(plan, transform)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = np.stack([stacks[k][i] for k, i in items]).astype(np.float16 if f16 else np.float32)
+    assert len(paths) == 4
+    for s, path in enumerate(paths):
+        raw = path.read_bytes()
+        assert raw[1024:] == ref[4 * s: 4 * s + 4].tobytes(), path.name
+        with mrcfile.open(path) as m:
+            assert m.header.mode == (12 if f16 else 2) and m.data.shape[-2:] == (12, 10)
+    assert transform.flagged(1).tolist() == [i for i, it in enumerate(items) if it == (1, 1)]
+    assert transform.flagged(2).tolist() == [2]
+
+
+_NO_NUMBA_CHILD = r"""
+import logging, sys
+from pathlib import Path
+import numpy as np
+import cryodesk.jobs.restack  # noqa: F401  (registers the job types)
+from cryodesk.core import registry
+from cryodesk.core.context import InputRef, JobContext, OutputFileRef
+project = Path(sys.argv[1])
+jt = registry.get("restack_particles")
+(project / "J2").mkdir()
+ref = InputRef("particles", "J1", "particles", 0, [OutputFileRef("dataset", "J1/particles.cs", 0)], project)
+ctx = JobContext("P1", "J2", jt.name, project, project / "J2", jt.coerce_params({"output_f16": True}),
+                 {"particles": [ref]}, logging.getLogger("child"))
+jt.run(ctx)
+assert ctx.results["dtype"] == "float16", ctx.results
+print("numba" in sys.modules)
+"""
+
+
+def test_small_float16_restack_never_loads_numba(synth_project):
+    """Below F16_NUMBA_MIN_BYTES a float16 restack converts with numpy: numba (~150 MB, ~1 s) stays unloaded."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_NUMBA_CHILD, str(synth_project)], capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
+    with mrcfile.open(synth_project / "J2" / "restack" / "batch_000.mrc") as m:
+        assert m.header.mode == 12 and m.data.shape == (12, 16, 16)
+
+
 def test_plan_coalesces_adjacent_reads(tmp_path):
     write_stack(tmp_path / "a.mrc", np.zeros((10, 4, 4), np.float32))
     items = [(tmp_path / "a.mrc", i) for i in (0, 1, 2, 5, 6, 9)]

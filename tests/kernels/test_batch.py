@@ -62,3 +62,66 @@ def test_big_endian_source_is_byteswapped_not_reinterpreted():
     assert not t.identity and t.out_dtype == np.dtype("=f4")
     out = t(x, np.empty((2, 32, 32), np.float32), 0)
     np.testing.assert_array_equal(out, x.astype(np.float32))
+
+
+def test_one_image_reads_give_the_flags_of_whole_batches():
+    x = _src()
+    x[0, 0, 0] = -np.inf
+    x[3] = -0.0
+    one = ParticleTransform(5, (32, 32), np.float32)
+    for k in range(5):
+        one.inspect(x[k:k + 1], k)  # the fast path of a one-image read
+    many = ParticleTransform(5, (32, 32), np.float32)
+    many.inspect(x, 0)
+    assert one.flags.tolist() == many.flags.tolist() == [NONFINITE, 0, ALL_ZERO, ALL_ZERO, NONFINITE]
+
+
+def test_float16_range_check_uses_what_inspect_saw(monkeypatch):
+    """Items inspect() saw finite and inside ±65520 skip the second look; any other item gets it."""
+    import pytest
+
+    from cryodesk.kernels import batch
+    from cryodesk.kernels.batch import Float16Overflow
+
+    x = _src()[:2]
+    looks = []
+    real = batch.float16_overflow
+    monkeypatch.setattr(batch, "float16_overflow", lambda a: looks.append(len(a)) or real(a))
+    for single in (True, False):
+        t = ParticleTransform(4, (32, 32), np.float32, float16=True)
+        if single:
+            t.inspect(x[:1], 0), t.inspect(x[1:], 1)
+        else:
+            t.inspect(x, 0)
+        out = t(x, np.empty((2, 32, 32), np.float16), 0)
+        assert out.tobytes() == x.astype(np.float16).tobytes() and looks == []
+        big = x.copy()
+        big[1, 5, 5] = 65520.0  # rounds to inf in float16
+        t.inspect(big[1:], 3) if single else t.inspect(big, 2)
+        with pytest.raises(Float16Overflow) as err:
+            t(big, np.empty((2, 32, 32), np.float16), 2)
+        assert err.value.item == 3 and looks == [2]
+        looks.clear()
+        with pytest.raises(Float16Overflow):  # never inspected: looked at as before
+            ParticleTransform(2, (32, 32), np.float32, float16=True)(big, np.empty((2, 32, 32), np.float16), 0)
+        looks.clear()
+
+
+def test_float16_kernel_follows_the_input_size_and_both_give_the_same_bits():
+    from cryodesk.kernels.batch import F16_NUMBA_MIN_BYTES, float16_kernel_for
+
+    assert float16_kernel_for(F16_NUMBA_MIN_BYTES - 1) == "numpy" and float16_kernel_for(F16_NUMBA_MIN_BYTES) == "numba"
+    assert ParticleTransform(10, (32, 32), np.float32, float16=True).float16_kernel == "numpy"
+    assert ParticleTransform(1 << 20, (32, 32), np.float32, float16=True).float16_kernel == "numba"
+    assert ParticleTransform(10, (32, 32), np.float32, float16=True, new_shape=16).float16_kernel == "numba"
+    x = _src()
+    x[0, :3, :3] = [[1e-8, -3e-6, 6.1e-5], [65519.0, -65504.0, 2.0 ** -24], [np.inf, -np.inf, -0.0]]
+    got = {}
+    for kernel in ("numpy", "numba"):
+        t = ParticleTransform(5, (32, 32), np.float32, float16=True, float16_kernel=kernel)
+        got[kernel] = t(x, np.empty((5, 32, 32), np.float16), 0).tobytes()
+    with np.errstate(over="ignore"):
+        assert got["numpy"] == got["numba"] == x.astype(np.float16).tobytes()
+    ints = (np.arange(5 * 32 * 32) % 60000).astype(np.uint16).reshape(5, 32, 32)
+    t = ParticleTransform(5, (32, 32), np.uint16, float16=True, float16_kernel="numpy")
+    assert t(ints, np.empty((5, 32, 32), np.float16), 0).tobytes() == ints.astype(np.float32).astype(np.float16).tobytes()
