@@ -87,8 +87,17 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
         except KeyError as exc:
             raise DataError(f"{source}: particle refers to optics group {exc.args[0]} "
                             f"which data_optics does not define") from None
+    bulk = any(np.asarray(v).dtype.kind == "S" for v in parts.columns.values())
     for lab, vals in optics.columns.items():
         if lab not in cols:
+            vals = np.asarray(vals)
+            if bulk and vals.dtype.kind == "U":
+                # the particles were read in bulk (ASCII bytes): spread the optics values as bytes too, so
+                # their numbers parse like the particles' (a few per group, encoded once)
+                try:
+                    vals = vals.astype("S")
+                except UnicodeEncodeError:
+                    pass
             cols[lab] = vals[rows]
     return cols
 

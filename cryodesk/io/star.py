@@ -35,6 +35,8 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
+from cryodesk.io.star_numbers import IMPLEMENTATION as NUMBERS_IMPLEMENTATION
+from cryodesk.io.star_numbers import format_numbers, parse_floats, split_columns
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -236,6 +238,13 @@ def _split_columns(body: bytes, ncols: int, chunk: int = 1 << 24) -> list[np.nda
     ``_ # ' " ;`` or is a STAR keyword.
     """
     buf = np.frombuffer(body, dtype=np.uint8)
+    if NUMBERS_IMPLEMENTATION == "numba":  # the compiled twin: the same rules in one pass
+        return split_columns(buf, ncols)
+    return _split_columns_numpy(buf, body, ncols, chunk)
+
+
+def _split_columns_numpy(buf: np.ndarray, body: bytes, ncols: int, chunk: int) -> list[np.ndarray] | None:
+    """The numpy reference of :func:`_split_columns` (used without numba, and by the tests)."""
     n = len(buf)
     cols: list[list[np.ndarray]] = [[] for _ in range(ncols)]
     carry_s = np.zeros(0, dtype=np.int64)
@@ -364,7 +373,7 @@ def format_column(values) -> np.ndarray:
 def column_floats(values, label: str, source: str = "STAR file") -> np.ndarray:
     """A STAR column as float64; DataError naming the column and the first bad value."""
     try:
-        return np.asarray(values, dtype=np.float64)
+        return parse_floats(values)  # numpy's values (bytes columns parsed by the compiled twin)
     except ValueError:
         for v in np.asarray(values).tolist():
             try:
@@ -397,12 +406,12 @@ def _text(values: np.ndarray) -> np.ndarray:
     if kind == "b":
         arr, kind = arr.astype(np.int8), "i"
     if kind in "iuf":
-        if len(arr) > 64:
-            # constant-ish columns (voltage, pixel size, groups): format each distinct value once
-            uniq, inv = np.unique(arr, return_inverse=True)
-            if len(uniq) * 4 <= len(arr):
-                return uniq.astype("S")[np.asarray(inv).ravel()]
-        return arr.astype("S")
+        if len(arr) > 64 and arr.ndim == 1 and arr.dtype.itemsize in (1, 2, 4, 8):
+            # a constant column (voltage, pixel size, groups): one value formatted (equal bits: -0.0 is not 0.0)
+            bits = arr.view(f"u{arr.dtype.itemsize}")
+            if np.all(bits == bits[0]):
+                return np.repeat(format_numbers(arr[:1]), len(arr))
+        return format_numbers(arr)  # each value as numpy writes it (the compiled twin when it can decide)
     return _utf8(arr)
 
 

@@ -1,0 +1,549 @@
+"""STAR numbers at memory speed: shortest exact float text, exact parsing, token splitting.
+
+The reference behaviour is numpy's own: ``values.astype("S")`` writes a float
+in its shortest round-trip form (Dragon4: float64 as Python's ``repr``,
+float32 in its own shortest form, positional for 1e-4 <= |x| < 1e16 resp. 1e6)
+and ``np.asarray(texts, float64)`` parses with correct rounding.  Both cost
+~1 µs a value; the numba kernels here give the same bytes and the same
+values in a few tens of ns, and hand every case they cannot decide exactly
+back to numpy (``flag`` rows), so the result is always numpy's:
+
+* formatting: the value is scaled to 17 digits exactly (a double-double
+  product with an exact power of ten), then the largest power of ten whose
+  nearest multiple lies inside the value's rounding interval is found with
+  integer arithmetic (that multiple *is* the shortest, closest digit string).
+  NaN, ±inf, ±0 are written directly; magnitudes outside [1e-6, 1e17),
+  float32 subnormals, mantissas that are powers of two (asymmetric
+  interval), ties and anything within 1e-9 of an interval bound are
+  flagged.
+* parsing: ``[+-]digits[.digits][(e|E)[+-]digits]`` of at most 18
+  significant digits; exact by Clinger's fast path (< 2^53, |exp| <= 22) or,
+  for 16-18 digits with a negative exponent, by checking the candidate
+  double against its rounding interval with an exact product; anything else
+  (``inf``, ``nan``, blanks, more digits, large exponents) is flagged.
+
+API summary
+-----------
+``IMPLEMENTATION``                     ``"numba"`` or ``"numpy"``
+``format_numbers(values) -> ndarray[S]``   what ``values.astype("S")`` gives (ints, floats; bool as 0/1)
+``parse_floats(texts) -> ndarray[float64]``  what ``np.asarray(texts, float64)`` gives (``S`` texts); ValueError
+``parse_uints(texts) -> ndarray[uint64] | None``  decimal ids (None: let numpy decide)
+``split_columns(buf, ncols) -> list[ndarray[S]] | None``  the bare tokens of a loop body as columns
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryodesk.base.jit import HAVE_NUMBA, jit
+
+__all__ = ["IMPLEMENTATION", "format_numbers", "parse_floats", "split_columns", "parse_uints",
+           "format_numbers_numpy", "parse_floats_numpy"]
+
+IMPLEMENTATION = "numba" if HAVE_NUMBA else "numpy"
+
+#: output width of a formatted number (``-1.2345678901234567e-300`` is 24 bytes)
+_WIDTH = 25
+# exact powers of ten as float64 (10^0 .. 10^22 are representable) and as int64 (10^0 .. 10^18)
+_POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
+_IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
+
+
+def format_numbers_numpy(values: np.ndarray) -> np.ndarray:
+    """The reference: numpy's own text of each value."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int8)
+    return arr.astype("S")
+
+
+def parse_floats_numpy(texts: np.ndarray) -> np.ndarray:
+    """The reference: numpy's parse (ValueError on a bad text)."""
+    return np.asarray(texts, dtype=np.float64)
+
+
+if HAVE_NUMBA:
+    import math
+
+    @jit
+    def _two_prod(a, b):
+        """``(p, e)`` with ``p + e == a * b`` exactly (Dekker; no FMA needed)."""
+        p = a * b
+        c = 134217729.0 * a
+        ah = c - (c - a)
+        al = a - ah
+        c = 134217729.0 * b
+        bh = c - (c - b)
+        bl = b - bh
+        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+        return p, e
+
+    @jit
+    def _put_digits(out, pos, v, ndig):
+        """Write ``ndig`` decimal digits of the int ``v`` (zero-padded) at ``out[pos:]``."""
+        for k in range(ndig - 1, -1, -1):
+            out[pos + k] = 48 + v % 10
+            v //= 10
+        return pos + ndig
+
+    @jit
+    def _format_one(x, is_f32, out):
+        """Bytes of float ``x`` into ``out``; their count, or 0 when numpy must decide."""
+        if x != x:
+            out[0], out[1], out[2] = 110, 97, 110  # nan (numpy writes -nan as nan too)
+            return 3
+        pos = 0
+        if x < 0 or (x == 0 and math.copysign(1.0, x) < 0):
+            out[0] = 45
+            pos = 1
+        a = abs(x)
+        if a == math.inf:
+            out[pos], out[pos + 1], out[pos + 2] = 105, 110, 102
+            return pos + 3
+        if a == 0:
+            out[pos], out[pos + 1], out[pos + 2] = 48, 46, 48
+            return pos + 3
+        if not (1e-6 <= a < 1e17):
+            return 0
+        m, e2 = math.frexp(a)  # a = m * 2^e2, 0.5 <= m < 1
+        if m == 0.5:
+            return 0  # a power of two: the rounding interval is not symmetric
+        half_ulp = math.ldexp(1.0, e2 - 25) if is_f32 else math.ldexp(1.0, e2 - 54)
+        e10 = int(math.floor(math.log10(a)))
+        yh = 0.0
+        yl = 0.0
+        for _ in range(3):  # make 1e16 <= a * 10^(16 - e10) < 1e17 (log10 may be off by one)
+            j = 16 - e10
+            if j < 0 or j > 22:
+                return 0
+            yh, yl = _two_prod(a, _POW10[j])
+            if yh > 1e17 or (yh == 1e17 and yl >= 0):
+                e10 += 1
+            elif yh < 1e16 or (yh == 1e16 and yl < 0):
+                e10 -= 1
+            else:
+                break
+        else:
+            return 0
+        j = 16 - e10
+        fl = math.floor(yl)
+        yi = np.int64(yh) + np.int64(fl)  # y = yi + yf exactly, 0 <= yf < 1
+        yf = yl - fl
+        h = half_ulp * _POW10[j]  # the half-interval in units of the 17th digit (exact)
+        tol = 1e-9 * h + 1e-9
+        # the largest k whose nearest multiple of 10^k is inside the interval (monotone in k)
+        lo = 0 if not is_f32 else 8
+        hi = 16
+        best_c = np.int64(0)
+        found = False
+        while True:
+            if lo == hi:
+                k = lo
+            else:
+                k = (lo + hi + 1) // 2
+            mk = _IPOW10[k]
+            q = yi // mk
+            r = yi - q * mk
+            if k == 0:
+                if yf < 0.5:
+                    c = yi
+                elif yf > 0.5:
+                    c = yi + 1
+                else:
+                    return 0
+            else:
+                halfm = mk // 2
+                if r < halfm:
+                    c = q * mk
+                elif r > halfm or yf > 0:
+                    c = (q + 1) * mk
+                else:
+                    return 0  # a tie
+            d = abs(float(c - yi) - yf)
+            if abs(d - h) <= tol:
+                return 0  # on the interval bound (inclusion depends on the rounding rule)
+            ok = d < h
+            if lo == hi:
+                if not ok:
+                    return 0  # cannot happen (17 digits always round-trip); numpy decides
+                best_c = c
+                found = True
+                break
+            if ok:
+                lo = k
+                best_c = c
+                found = True
+            else:
+                hi = k - 1
+        if not found:
+            return 0
+        c = best_c
+        if c >= 100000000000000000:  # rounded up to 10^17: one digit, next decade
+            c = np.int64(10000000000000000)
+            e10 += 1
+        ndig = 17
+        while c % 10 == 0 and ndig > 1:
+            c //= 10
+            ndig -= 1
+        cutoff = 1e6 if is_f32 else 1e16
+        if 1e-4 <= a < cutoff:
+            if e10 >= 0:
+                if ndig <= e10 + 1:
+                    pos = _put_digits(out, pos, c, ndig)
+                    for _k in range(e10 + 1 - ndig):
+                        out[pos] = 48
+                        pos += 1
+                    out[pos], out[pos + 1] = 46, 48
+                    return pos + 2
+                frac = ndig - e10 - 1
+                pos = _put_digits(out, pos, c // _IPOW10[frac], e10 + 1)
+                out[pos] = 46
+                return _put_digits(out, pos + 1, c % _IPOW10[frac], frac)
+            out[pos], out[pos + 1] = 48, 46
+            pos += 2
+            for _k in range(-e10 - 1):
+                out[pos] = 48
+                pos += 1
+            return _put_digits(out, pos, c, ndig)
+        # scientific: d[.ddd]e(+|-)XX
+        lead = c // _IPOW10[ndig - 1]
+        out[pos] = 48 + lead
+        pos += 1
+        if ndig > 1:
+            out[pos] = 46
+            pos = _put_digits(out, pos + 1, c % _IPOW10[ndig - 1], ndig - 1)
+        out[pos] = 101
+        out[pos + 1] = 45 if e10 < 0 else 43
+        ea = abs(e10)
+        return _put_digits(out, pos + 2, ea, 3 if ea >= 100 else 2)
+
+    @jit
+    def _format_floats(x, is_f32, out):
+        n = len(x)
+        flag = np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            if _format_one(np.float64(x[i]), is_f32, out[i]) == 0:
+                flag[i] = True
+        return flag
+
+    @jit
+    def _format_ints(x, out):
+        for i in range(len(x)):
+            v = np.int64(x[i])
+            row = out[i]
+            pos = 0
+            if v < 0:
+                row[0] = 45
+                pos = 1
+                if v == -9223372036854775808:
+                    return False  # cannot negate: numpy writes it
+                v = -v
+            nd = 1
+            t = v
+            while t >= 10:
+                t //= 10
+                nd += 1
+            _put_digits(row, pos, v, nd)
+        return True
+
+    @jit
+    def _format_uints(x, out):
+        ten = np.uint64(10)
+        zero = np.uint64(0)
+        for i in range(len(x)):
+            v = np.uint64(x[i])
+            row = out[i]
+            nd = 1
+            t = v
+            while t >= ten:
+                t //= ten
+                nd += 1
+            for k in range(nd - 1, -1, -1):
+                row[k] = np.uint8(48 + np.int64(v % ten))
+                v //= ten
+            _ = zero
+        return True
+
+    @jit
+    def _parse_one(row):
+        """``(value, ok)`` of the NUL-padded ASCII number in ``row``."""
+        n = len(row)
+        length = n
+        for i in range(n):
+            if row[i] == 0:
+                length = i
+                break
+        for i in range(length, n):
+            if row[i] != 0:
+                return 0.0, False  # a NUL inside the text: numpy decides
+        i = 0
+        neg = False
+        if i < length and (row[i] == 43 or row[i] == 45):
+            neg = row[i] == 45
+            i += 1
+        dig = np.int64(0)
+        nd = 0
+        adj = 0
+        seen = False
+        while i < length and 48 <= row[i] <= 57:
+            seen = True
+            d = row[i] - 48
+            if dig == 0 and d == 0:
+                pass
+            elif nd < 18:
+                dig = dig * 10 + d
+                nd += 1
+            else:
+                return 0.0, False
+            i += 1
+        if i < length and row[i] == 46:
+            i += 1
+            while i < length and 48 <= row[i] <= 57:
+                seen = True
+                d = row[i] - 48
+                if dig == 0 and d == 0:
+                    adj -= 1
+                elif nd < 18:
+                    dig = dig * 10 + d
+                    nd += 1
+                    adj -= 1
+                else:
+                    return 0.0, False
+                i += 1
+        if not seen:
+            return 0.0, False
+        ex = 0
+        if i < length and (row[i] == 101 or row[i] == 69):
+            i += 1
+            eneg = False
+            if i < length and (row[i] == 43 or row[i] == 45):
+                eneg = row[i] == 45
+                i += 1
+            seen_e = False
+            while i < length and 48 <= row[i] <= 57:
+                seen_e = True
+                if ex < 100000:
+                    ex = ex * 10 + (row[i] - 48)
+                i += 1
+            if not seen_e:
+                return 0.0, False
+            if eneg:
+                ex = -ex
+        if i != length:
+            return 0.0, False
+        if dig == 0:
+            return (-0.0 if neg else 0.0), True
+        k = adj + ex
+        if dig < 9007199254740992 and -22 <= k <= 22:  # Clinger: both exact, one rounding
+            v = float(dig) * _POW10[k] if k >= 0 else float(dig) / _POW10[-k]
+            return (-v if neg else v), True
+        if not (-22 <= k < 0):
+            return 0.0, False
+        p = _POW10[-k]
+        c = float(dig) / p  # within an ulp or two of dig / p
+        for _ in range(4):
+            m, e2 = math.frexp(c)
+            if m == 0.5:
+                return 0.0, False
+            ulp = math.ldexp(1.0, e2 - 53)
+            ph, pl = _two_prod(c, p)  # c * p exactly; ph is a whole number (>= 2^53 / 10^22 ...)
+            if not (9007199254740992.0 <= ph < 9.2e18):
+                return 0.0, False
+            r = float(np.int64(ph) - dig) + pl  # c * p - dig
+            half = 0.5 * ulp * p
+            tol = 1e-9 * half + 1e-9
+            if abs(abs(r) - half) <= tol:
+                return 0.0, False
+            if abs(r) < half:
+                return (-c if neg else c), True
+            c = c - ulp if r > 0 else c + ulp
+        return 0.0, False
+
+    @jit
+    def _parse_floats(chars):
+        n = chars.shape[0]
+        out = np.empty(n, dtype=np.float64)
+        flag = np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            v, ok = _parse_one(chars[i])
+            out[i] = v
+            flag[i] = not ok
+        return out, flag
+
+    @jit
+    def _parse_uints(chars):
+        """Unsigned decimal integers of NUL-padded rows; ok False on anything but 1+ ASCII digits < 2^64."""
+        n, w = chars.shape
+        out = np.zeros(n, dtype=np.uint64)
+        ten = np.uint64(10)
+        limit = np.uint64(1844674407370955161)  # (2^64 - 1) // 10
+        for i in range(n):
+            row = chars[i]
+            length = w
+            for t in range(w):
+                if row[t] == 0:
+                    length = t
+                    break
+            if length == 0:
+                return out, False
+            for t in range(length, w):
+                if row[t] != 0:
+                    return out, False
+            v = np.uint64(0)
+            for t in range(length):
+                c = row[t]
+                if c < 48 or c > 57:
+                    return out, False
+                d = np.uint64(c - 48)
+                if v > limit or (v == limit and d > np.uint64(5)):
+                    return out, False  # beyond 2^64 - 1
+                v = v * ten + d
+            out[i] = v
+        return out, True
+
+    @jit
+    def _scan(buf, ncols, special, keywords, keylen):
+        """``(status, rows, widths)`` of a loop body: status 0 when plain (see split_columns)."""
+        n = len(buf)
+        widths = np.zeros(ncols, dtype=np.int64)
+        ntok = 0
+        i = 0
+        while i < n:
+            c = buf[i]
+            if c == 32 or c == 10 or c == 9 or c == 13:
+                i += 1
+                continue
+            if c < 32 or c >= 127:
+                return 1, 0, widths
+            for s in special:
+                if c == s:
+                    return 1, 0, widths
+            j = i
+            while j < n:
+                c = buf[j]
+                if c <= 32 or c >= 127:
+                    break
+                j += 1
+            if j < n and (c >= 127 or (c < 32 and c != 10 and c != 9 and c != 13)):
+                return 1, 0, widths
+            for w in range(keywords.shape[0]):
+                kl = keylen[w]
+                if j - i >= kl:
+                    same = True
+                    for t in range(kl):
+                        b = buf[i + t]
+                        if 65 <= b <= 90:
+                            b = b | 32
+                        if b != keywords[w, t]:
+                            same = False
+                            break
+                    if same:
+                        return 1, 0, widths
+            col = ntok % ncols
+            if j - i > widths[col]:
+                widths[col] = j - i
+            ntok += 1
+            i = j
+        if ntok % ncols:
+            return 1, 0, widths
+        return 0, ntok // ncols, widths
+
+    @jit
+    def _fill(buf, ncols, rows, widths, offsets, out):
+        """Copy the tokens (already checked by _scan) into one (rows, width) block per column."""
+        n = len(buf)
+        ntok = 0
+        i = 0
+        while i < n:
+            c = buf[i]
+            if c == 32 or c == 10 or c == 9 or c == 13:
+                i += 1
+                continue
+            j = i
+            while j < n and buf[j] > 32:
+                j += 1
+            col = ntok % ncols
+            row = ntok // ncols
+            base = offsets[col] + row * widths[col]
+            for t in range(j - i):
+                out[base + t] = buf[i + t]
+            ntok += 1
+            i = j
+
+
+def format_numbers(values: np.ndarray) -> np.ndarray:
+    """What ``values.astype("S")`` gives (bool as ``0``/``1``), computed by the kernels when possible."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if not HAVE_NUMBA or arr.ndim != 1 or kind not in "biuf" or len(arr) < 16 or (
+            kind == "f" and arr.dtype.itemsize not in (4, 8)):
+        return format_numbers_numpy(arr)
+    if kind == "f":
+        out = np.zeros((len(arr), _WIDTH), dtype=np.uint8)
+        flag = _format_floats(arr, arr.dtype.itemsize == 4, out)
+        text = out.view(f"S{_WIDTH}").ravel()
+        if flag.any():
+            text[flag] = arr[flag].astype("S")
+        return text.astype(f"S{max(int(np.strings.str_len(text).max()), 1)}")
+    out = np.zeros((len(arr), 21), dtype=np.uint8)
+    ok = _format_uints(arr, out) if arr.dtype == np.uint64 else _format_ints(arr.astype(np.int64), out)
+    if not ok:
+        return format_numbers_numpy(arr)
+    text = out.view("S21").ravel()
+    return text.astype(f"S{max(int(np.strings.str_len(text).max()), 1)}")
+
+
+def parse_floats(texts: np.ndarray) -> np.ndarray:
+    """What ``np.asarray(texts, float64)`` gives for an ``S`` column (ValueError on a bad text)."""
+    arr = np.asarray(texts)
+    if arr.dtype.kind == "U" and arr.ndim == 1 and len(arr) >= 16:
+        try:  # str columns (the token parser's, optics values spread over the particles): as ASCII bytes
+            arr = arr.astype("S")
+        except UnicodeEncodeError:
+            return parse_floats_numpy(arr)
+    if not HAVE_NUMBA or arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0 or len(arr) < 16:
+        return parse_floats_numpy(arr)
+    chars = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
+    out, flag = _parse_floats(chars)
+    if flag.any():
+        out[flag] = parse_floats_numpy(arr[flag])
+    return out
+
+
+def parse_uints(texts: np.ndarray) -> np.ndarray | None:
+    """``texts`` (``S``) as uint64 when every one is 1+ ASCII digits below 2^64, else None (numpy decides)."""
+    arr = np.asarray(texts)
+    if not HAVE_NUMBA or arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0:
+        return None
+    chars = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
+    out, ok = _parse_uints(chars)
+    return out if ok else None
+
+
+_SPECIAL = np.frombuffer(b"_#'\";", dtype=np.uint8).copy()
+_KEYS = [b"data_", b"loop_", b"save_", b"stop_", b"global_"]
+_KEYWORDS = np.zeros((len(_KEYS), 7), dtype=np.uint8)
+for _k, _w in enumerate(_KEYS):
+    _KEYWORDS[_k, :len(_w)] = np.frombuffer(_w, dtype=np.uint8)
+_KEYLEN = np.array([len(w) for w in _KEYS], dtype=np.int64)
+
+
+def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
+    """The values of a loop body (uint8 ``buf``) as ``ncols`` ``S<n>`` columns, or None when not plain.
+
+    Plain means what :func:`cryodesk.io.star._split_columns` (the numpy
+    reference) accepts: printable ASCII tokens separated by space, tab, CR or
+    LF, none starting with ``_ # ' " ;`` or with a STAR keyword (any case), a
+    whole number of rows.  None also when numba is not available (the numpy
+    splitter is used then).  The columns are views of one buffer.
+    """
+    if not HAVE_NUMBA:
+        return None
+    status, rows, widths = _scan(buf, ncols, _SPECIAL, _KEYWORDS, _KEYLEN)
+    if status:
+        return None
+    widths = np.maximum(widths, 1)
+    offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
+    out = np.zeros(int(offsets[-1]), dtype=np.uint8)
+    _fill(buf, ncols, rows, widths, offsets, out)
+    return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)]
