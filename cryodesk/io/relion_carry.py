@@ -13,7 +13,7 @@ vectors (``rlnOddZernike``): ``[a,b,c]`` without spaces.
 API summary
 -----------
 ``CARRY_PREFIX = "csparc/"``, ``CARRIED_FIELDS``
-``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text
+``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text (bytes)
 ``decode(label, texts, source) -> (field, ndarray)``   dtype from ``cs.FIELD_DTYPES`` or inferred
 """
 
@@ -45,16 +45,19 @@ def encode(values) -> np.ndarray:
     if arr.ndim == 1:
         return arr if arr.dtype.kind in "biuf" else format_column(arr)  # numbers: write_star formats them
     flat = arr.reshape(len(arr), -1)
-    if len(flat) > 1:
-        # vectors repeat (per exposure group): format each distinct one once
-        uniq, inv = np.unique(flat, axis=0, return_inverse=True)
-        if len(uniq) < len(flat):
-            return encode(uniq)[np.asarray(inv).ravel()]
+    if len(flat) > 1 and flat.shape[1] and flat.dtype.kind in "biuf" and flat.dtype.itemsize in (1, 2, 4, 8):
+        # vectors repeat (per exposure group, in runs): format the first row of each run of equal bits
+        # once (bits, not values: -0.0 keeps its own text)
+        bits = np.ascontiguousarray(flat).view(f"u{flat.dtype.itemsize}")
+        starts = np.ones(len(flat), dtype=bool)
+        np.any(bits[1:] != bits[:-1], axis=1, out=starts[1:])
+        if not starts.all():
+            return encode(flat[starts])[np.cumsum(starts) - 1]
     parts = [format_column(flat[:, j]) for j in range(flat.shape[1])]
     out = np.char.add("[", parts[0]) if parts else np.full(len(arr), "[", dtype=str)
     for p in parts[1:]:
         out = np.char.add(np.char.add(out, ","), p)
-    return np.char.add(out, "]")
+    return np.char.encode(np.char.add(out, "]"), "utf-8")  # ASCII text as bytes, as write_star writes it
 
 
 def _numbers(texts, label: str, source: str) -> np.ndarray:

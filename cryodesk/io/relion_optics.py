@@ -183,12 +183,34 @@ class OpticsGroups:
 
 
 def _codes(col: np.ndarray) -> np.ndarray:
+    """``np.unique(col, return_inverse=True)[1]`` (rows for 2-D), sorting only run heads (see unique_first)."""
     col = np.asarray(col)
     if len(col) == 0 or np.all(col == col[:1]):  # the usual case, and far cheaper than sorting
         return np.zeros(len(col), dtype=np.int64)
     if col.ndim > 1:
-        return np.unique(col.reshape(len(col), -1), axis=0, return_inverse=True)[1].ravel()
-    return np.unique(col, return_inverse=True)[1].ravel()
+        flat = col.reshape(len(col), -1)
+        if flat.dtype.kind == "f" and np.isnan(flat).any():  # NaN rows: exactly as numpy's row unique treats them
+            return np.unique(flat, axis=0, return_inverse=True)[1].ravel()
+        # rows in lexicographic order = the mixed-radix number of their per-column ranks
+        per = [_codes(flat[:, j]) for j in range(flat.shape[1])]
+        radix = [int(p.max()) + 1 for p in per]
+        if float(np.prod(np.array(radix, dtype=np.float64))) >= 2.0**62:
+            return np.unique(flat, axis=0, return_inverse=True)[1].ravel()
+        key = np.zeros(len(flat), dtype=np.int64)
+        for p, r in zip(per, radix):
+            key = key * r + p
+        return _codes(key)
+    table, inv = unique_first(col)
+    return np.unique(table, return_inverse=True)[1].ravel()[inv]
+
+
+def _unique_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True)[1:]`` of an int64 column, via its runs."""
+    table, inv0 = unique_first(key)
+    # the table is in first-seen order: the running maximum of inv0 steps up exactly at each first row
+    first_row = np.flatnonzero(np.diff(np.maximum.accumulate(inv0), prepend=-1) > 0)
+    _, pos, inv_t = np.unique(table, return_index=True, return_inverse=True)
+    return first_row[pos], np.asarray(inv_t).ravel()[inv0]
 
 
 def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
@@ -205,7 +227,7 @@ def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
     if float(np.prod(radix.astype(np.float64))) < 2.0**62:
         # one integer key per particle (mixed radix, eg most significant): a 1-D unique, not a row sort
         strides = np.cumprod(np.concatenate([radix[1:], [1]])[::-1])[::-1]
-        _, first, inv = np.unique(codes @ strides, return_index=True, return_inverse=True)
+        first, inv = _unique_keys(codes @ strides)
         uniq = codes[first]
     else:
         uniq, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)

@@ -36,7 +36,7 @@ from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 from cryodesk.io.star_numbers import IMPLEMENTATION as NUMBERS_IMPLEMENTATION
-from cryodesk.io.star_numbers import format_numbers, parse_floats, split_columns
+from cryodesk.io.star_numbers import body_end, compact, format_numbers, needs_quote, parse_floats, split_columns
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -213,8 +213,8 @@ def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
                     break
                 ncols += lab.group(1) is not None
                 pos = lab.end()
-            ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
-            end = min(ends) + 1 if ends else len(raw)
+            first = body_end(raw, pos)  # the first line starting with _, data_ or loop_
+            end = first + 1 if first >= 0 else len(raw)
             while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
                 prev = raw.rfind(b"\n", pos, end - 1) + 1
                 tail = raw[max(prev, pos):end].strip()
@@ -333,7 +333,8 @@ def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
         line += head.count(b"\n")
         cols = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
-            cols = _split_columns(raw[start:end], ncols)
+            cols = (split_columns(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)  # no copy of the body
+                    if NUMBERS_IMPLEMENTATION == "numba" else _split_columns(raw[start:end], ncols))
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
             return parse_star(raw.decode("utf-8"), source)
         b.line = line + 1
@@ -420,6 +421,11 @@ _SPECIAL_FIRST = np.frombuffer(b"_#'\";$", dtype=np.uint8)
 
 def _needs_quote(col: np.ndarray) -> np.ndarray:
     """Rows of an ``S`` column that :func:`_quote` may change (or refuse); vectorised."""
+    fast = needs_quote(col)  # the compiled twin of the rules below
+    return fast if fast is not None else _needs_quote_numpy(col)
+
+
+def _needs_quote_numpy(col: np.ndarray) -> np.ndarray:
     n = len(col)
     if col.dtype.itemsize == 0:
         return np.ones(n, dtype=bool)
@@ -468,7 +474,7 @@ def _loop_bytes(columns: list[np.ndarray], chunk_rows: int = 1 << 15):
             buf[:, off + w] = 32
             off += w + 1
         buf[:, -1] = 10
-        yield buf[buf != 0].tobytes()  # NUL padding dropped: "v1 v2 v3\n"
+        yield compact(buf)  # NUL padding dropped: "v1 v2 v3\n"
 
 
 def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = False) -> Path:

@@ -27,6 +27,7 @@ API summary
 ``IMPLEMENTATION``                     ``"numba"`` or ``"numpy"``
 ``format_numbers(values) -> ndarray[S]``   what ``values.astype("S")`` gives (ints, floats; bool as 0/1)
 ``parse_floats(texts) -> ndarray[float64]``  what ``np.asarray(texts, float64)`` gives (``S`` texts); ValueError
+``needs_quote(col) -> ndarray[bool] | None``, ``compact(buf) -> bytes``  for the STAR writer's loops
 ``parse_uints(texts) -> ndarray[uint64] | None``  decimal ids (None: let numpy decide)
 ``split_columns(buf, ncols) -> list[ndarray[S]] | None``  the bare tokens of a loop body as columns
 """
@@ -37,7 +38,7 @@ import numpy as np
 
 from cryodesk.base.jit import HAVE_NUMBA, jit
 
-__all__ = ["IMPLEMENTATION", "format_numbers", "parse_floats", "split_columns", "parse_uints",
+__all__ = ["IMPLEMENTATION", "format_numbers", "parse_floats", "split_columns", "parse_uints", "needs_quote", "compact", "body_end",
            "format_numbers_numpy", "parse_floats_numpy"]
 
 IMPLEMENTATION = "numba" if HAVE_NUMBA else "numpy"
@@ -45,6 +46,7 @@ IMPLEMENTATION = "numba" if HAVE_NUMBA else "numpy"
 #: output width of a formatted number (``-1.2345678901234567e-300`` is 24 bytes)
 _WIDTH = 25
 # exact powers of ten as float64 (10^0 .. 10^22 are representable) and as int64 (10^0 .. 10^18)
+_DIGIT_PAIRS = np.frombuffer("".join(f"{k:02d}" for k in range(100)).encode(), dtype=np.uint8).copy()
 _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
 _IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
 
@@ -79,29 +81,35 @@ if HAVE_NUMBA:
         return p, e
 
     @jit
-    def _put_digits(out, pos, v, ndig):
-        """Write ``ndig`` decimal digits of the int ``v`` (zero-padded) at ``out[pos:]``."""
-        for k in range(ndig - 1, -1, -1):
-            out[pos + k] = 48 + v % 10
-            v //= 10
+    def _put_digits(out, i, pos, v, ndig):
+        """Write ``ndig`` decimal digits of the int ``v`` >= 0 (zero-padded) at ``out[i, pos:]``."""
+        k = ndig - 1
+        while k >= 1:  # two digits a division
+            r = v % 100
+            v //= 100
+            out[i, pos + k] = _DIGIT_PAIRS[2 * r + 1]
+            out[i, pos + k - 1] = _DIGIT_PAIRS[2 * r]
+            k -= 2
+        if k == 0:
+            out[i, pos] = 48 + v % 10
         return pos + ndig
 
     @jit
-    def _format_one(x, is_f32, out):
-        """Bytes of float ``x`` into ``out``; their count, or 0 when numpy must decide."""
+    def _format_one(x, is_f32, out, i):
+        """Bytes of float ``x`` into ``out[i]``; their count, or 0 when numpy must decide."""
         if x != x:
-            out[0], out[1], out[2] = 110, 97, 110  # nan (numpy writes -nan as nan too)
+            out[i, 0], out[i, 1], out[i, 2] = 110, 97, 110  # nan (numpy writes -nan as nan too)
             return 3
         pos = 0
         if x < 0 or (x == 0 and math.copysign(1.0, x) < 0):
-            out[0] = 45
+            out[i, 0] = 45
             pos = 1
         a = abs(x)
         if a == math.inf:
-            out[pos], out[pos + 1], out[pos + 2] = 105, 110, 102
+            out[i, pos], out[i, pos + 1], out[i, pos + 2] = 105, 110, 102
             return pos + 3
         if a == 0:
-            out[pos], out[pos + 1], out[pos + 2] = 48, 46, 48
+            out[i, pos], out[i, pos + 1], out[i, pos + 2] = 48, 46, 48
             return pos + 3
         if not (1e-6 <= a < 1e17):
             return 0
@@ -189,40 +197,40 @@ if HAVE_NUMBA:
         if 1e-4 <= a < cutoff:
             if e10 >= 0:
                 if ndig <= e10 + 1:
-                    pos = _put_digits(out, pos, c, ndig)
+                    pos = _put_digits(out, i, pos, c, ndig)
                     for _k in range(e10 + 1 - ndig):
-                        out[pos] = 48
+                        out[i, pos] = 48
                         pos += 1
-                    out[pos], out[pos + 1] = 46, 48
+                    out[i, pos], out[i, pos + 1] = 46, 48
                     return pos + 2
                 frac = ndig - e10 - 1
-                pos = _put_digits(out, pos, c // _IPOW10[frac], e10 + 1)
-                out[pos] = 46
-                return _put_digits(out, pos + 1, c % _IPOW10[frac], frac)
-            out[pos], out[pos + 1] = 48, 46
+                pos = _put_digits(out, i, pos, c // _IPOW10[frac], e10 + 1)
+                out[i, pos] = 46
+                return _put_digits(out, i, pos + 1, c % _IPOW10[frac], frac)
+            out[i, pos], out[i, pos + 1] = 48, 46
             pos += 2
             for _k in range(-e10 - 1):
-                out[pos] = 48
+                out[i, pos] = 48
                 pos += 1
-            return _put_digits(out, pos, c, ndig)
+            return _put_digits(out, i, pos, c, ndig)
         # scientific: d[.ddd]e(+|-)XX
         lead = c // _IPOW10[ndig - 1]
-        out[pos] = 48 + lead
+        out[i, pos] = 48 + lead
         pos += 1
         if ndig > 1:
-            out[pos] = 46
-            pos = _put_digits(out, pos + 1, c % _IPOW10[ndig - 1], ndig - 1)
-        out[pos] = 101
-        out[pos + 1] = 45 if e10 < 0 else 43
+            out[i, pos] = 46
+            pos = _put_digits(out, i, pos + 1, c % _IPOW10[ndig - 1], ndig - 1)
+        out[i, pos] = 101
+        out[i, pos + 1] = 45 if e10 < 0 else 43
         ea = abs(e10)
-        return _put_digits(out, pos + 2, ea, 3 if ea >= 100 else 2)
+        return _put_digits(out, i, pos + 2, ea, 3 if ea >= 100 else 2)
 
     @jit
     def _format_floats(x, is_f32, out):
         n = len(x)
         flag = np.zeros(n, dtype=np.bool_)
         for i in range(n):
-            if _format_one(np.float64(x[i]), is_f32, out[i]) == 0:
+            if _format_one(np.float64(x[i]), is_f32, out, i) == 0:
                 flag[i] = True
         return flag
 
@@ -230,10 +238,9 @@ if HAVE_NUMBA:
     def _format_ints(x, out):
         for i in range(len(x)):
             v = np.int64(x[i])
-            row = out[i]
             pos = 0
             if v < 0:
-                row[0] = 45
+                out[i, 0] = 45
                 pos = 1
                 if v == -9223372036854775808:
                     return False  # cannot negate: numpy writes it
@@ -243,51 +250,48 @@ if HAVE_NUMBA:
             while t >= 10:
                 t //= 10
                 nd += 1
-            _put_digits(row, pos, v, nd)
+            _put_digits(out, i, pos, v, nd)
         return True
 
     @jit
     def _format_uints(x, out):
         ten = np.uint64(10)
-        zero = np.uint64(0)
         for i in range(len(x)):
             v = np.uint64(x[i])
-            row = out[i]
             nd = 1
             t = v
             while t >= ten:
                 t //= ten
                 nd += 1
             for k in range(nd - 1, -1, -1):
-                row[k] = np.uint8(48 + np.int64(v % ten))
+                out[i, k] = np.uint8(48 + np.int64(v % ten))
                 v //= ten
-            _ = zero
         return True
 
     @jit
-    def _parse_one(row):
-        """``(value, ok)`` of the NUL-padded ASCII number in ``row``."""
-        n = len(row)
+    def _parse_one(chars, r):
+        """``(value, ok)`` of the NUL-padded ASCII number in ``chars[r]``."""
+        n = chars.shape[1]
         length = n
         for i in range(n):
-            if row[i] == 0:
+            if chars[r, i] == 0:
                 length = i
                 break
         for i in range(length, n):
-            if row[i] != 0:
+            if chars[r, i] != 0:
                 return 0.0, False  # a NUL inside the text: numpy decides
         i = 0
         neg = False
-        if i < length and (row[i] == 43 or row[i] == 45):
-            neg = row[i] == 45
+        if i < length and (chars[r, i] == 43 or chars[r, i] == 45):
+            neg = chars[r, i] == 45
             i += 1
         dig = np.int64(0)
         nd = 0
         adj = 0
         seen = False
-        while i < length and 48 <= row[i] <= 57:
+        while i < length and 48 <= chars[r, i] <= 57:
             seen = True
-            d = row[i] - 48
+            d = chars[r, i] - 48
             if dig == 0 and d == 0:
                 pass
             elif nd < 18:
@@ -296,11 +300,11 @@ if HAVE_NUMBA:
             else:
                 return 0.0, False
             i += 1
-        if i < length and row[i] == 46:
+        if i < length and chars[r, i] == 46:
             i += 1
-            while i < length and 48 <= row[i] <= 57:
+            while i < length and 48 <= chars[r, i] <= 57:
                 seen = True
-                d = row[i] - 48
+                d = chars[r, i] - 48
                 if dig == 0 and d == 0:
                     adj -= 1
                 elif nd < 18:
@@ -313,17 +317,17 @@ if HAVE_NUMBA:
         if not seen:
             return 0.0, False
         ex = 0
-        if i < length and (row[i] == 101 or row[i] == 69):
+        if i < length and (chars[r, i] == 101 or chars[r, i] == 69):
             i += 1
             eneg = False
-            if i < length and (row[i] == 43 or row[i] == 45):
-                eneg = row[i] == 45
+            if i < length and (chars[r, i] == 43 or chars[r, i] == 45):
+                eneg = chars[r, i] == 45
                 i += 1
             seen_e = False
-            while i < length and 48 <= row[i] <= 57:
+            while i < length and 48 <= chars[r, i] <= 57:
                 seen_e = True
                 if ex < 100000:
-                    ex = ex * 10 + (row[i] - 48)
+                    ex = ex * 10 + (chars[r, i] - 48)
                 i += 1
             if not seen_e:
                 return 0.0, False
@@ -365,7 +369,7 @@ if HAVE_NUMBA:
         out = np.empty(n, dtype=np.float64)
         flag = np.zeros(n, dtype=np.bool_)
         for i in range(n):
-            v, ok = _parse_one(chars[i])
+            v, ok = _parse_one(chars, i)
             out[i] = v
             flag[i] = not ok
         return out, flag
@@ -378,20 +382,19 @@ if HAVE_NUMBA:
         ten = np.uint64(10)
         limit = np.uint64(1844674407370955161)  # (2^64 - 1) // 10
         for i in range(n):
-            row = chars[i]
             length = w
             for t in range(w):
-                if row[t] == 0:
+                if chars[i, t] == 0:
                     length = t
                     break
             if length == 0:
                 return out, False
             for t in range(length, w):
-                if row[t] != 0:
+                if chars[i, t] != 0:
                     return out, False
             v = np.uint64(0)
             for t in range(length):
-                c = row[t]
+                c = chars[i, t]
                 if c < 48 or c > 57:
                     return out, False
                 d = np.uint64(c - 48)
@@ -400,6 +403,70 @@ if HAVE_NUMBA:
                 v = v * ten + d
             out[i] = v
         return out, True
+
+    @jit
+    def _needs_quote(chars, special, keywords, keylen):
+        n, w = chars.shape
+        out = np.zeros(n, dtype=np.bool_)
+        for i in range(n):
+            length = 0
+            odd = False
+            for t in range(w):
+                c = chars[i, t]
+                if c != 0:
+                    length += 1
+                if c == 32 or (9 <= c <= 13) or c >= 128:
+                    odd = True
+                    break
+            if odd or length == 0:
+                out[i] = True
+                continue
+            for s in special:
+                if chars[i, 0] == s:
+                    odd = True
+            for k in range(keywords.shape[0]):
+                kl = keylen[k]
+                if odd or w < kl:
+                    continue
+                same = True
+                for t in range(kl):
+                    want = keywords[k, t]
+                    b = chars[i, t]
+                    if want != 95:
+                        b = b | 32
+                    if b != want:
+                        same = False
+                        break
+                if same:
+                    odd = True
+            out[i] = odd
+        return out
+
+    @jit
+    def _compact(buf, out):
+        """The non-NUL bytes of ``buf`` in order (branch-free); their count."""
+        pos = 0
+        for t in range(len(buf)):
+            c = buf[t]
+            out[pos] = c
+            pos += c != 0
+        return pos
+
+    @jit
+    def _body_end(buf, pos):
+        """The first index >= pos of a newline followed by ``_``, ``data_`` or ``loop_``; -1 if none."""
+        n = len(buf)
+        for i in range(pos, n - 1):
+            if buf[i] == 10:
+                c = buf[i + 1]
+                if c == 95:
+                    return i
+                if i + 5 < n and (c == 100 or c == 108):
+                    if c == 100 and buf[i + 2] == 97 and buf[i + 3] == 116 and buf[i + 4] == 97 and buf[i + 5] == 95:
+                        return i
+                    if c == 108 and buf[i + 2] == 111 and buf[i + 3] == 111 and buf[i + 4] == 112 and buf[i + 5] == 95:
+                        return i
+        return -1
 
     @jit
     def _scan(buf, ncols, special, keywords, keylen):
@@ -463,10 +530,8 @@ if HAVE_NUMBA:
             while j < n and buf[j] > 32:
                 j += 1
             col = ntok % ncols
-            row = ntok // ncols
-            base = offsets[col] + row * widths[col]
-            for t in range(j - i):
-                out[base + t] = buf[i + t]
+            base = offsets[col] + (ntok // ncols) * widths[col]
+            out[base:base + j - i] = buf[i:j]
             ntok += 1
             i = j
 
@@ -520,12 +585,40 @@ def parse_uints(texts: np.ndarray) -> np.ndarray | None:
     return out if ok else None
 
 
+_QUOTE_FIRST = np.frombuffer(b"_#'\";$", dtype=np.uint8).copy()
+
+
+def needs_quote(col: np.ndarray) -> np.ndarray | None:
+    """Rows of an ``S`` column that ``star._quote`` may change (the rules of ``star._needs_quote``), or None."""
+    if not HAVE_NUMBA or col.dtype.kind != "S" or col.dtype.itemsize == 0 or col.ndim != 1:
+        return None
+    chars = np.ascontiguousarray(col).view(np.uint8).reshape(len(col), col.dtype.itemsize)
+    return _needs_quote(chars, _QUOTE_FIRST, _KEYWORDS, _KEYLEN)
+
+
+def compact(buf: np.ndarray) -> bytes:
+    """``buf[buf != 0].tobytes()`` of a uint8 array (compiled when numba is there)."""
+    if not HAVE_NUMBA:
+        return buf[buf != 0].tobytes()
+    flat = buf.ravel()
+    out = np.empty(len(flat) + 1, dtype=np.uint8)
+    return out[:_compact(flat, out)].tobytes()
+
+
 _SPECIAL = np.frombuffer(b"_#'\";", dtype=np.uint8).copy()
 _KEYS = [b"data_", b"loop_", b"save_", b"stop_", b"global_"]
 _KEYWORDS = np.zeros((len(_KEYS), 7), dtype=np.uint8)
 for _k, _w in enumerate(_KEYS):
     _KEYWORDS[_k, :len(_w)] = np.frombuffer(_w, dtype=np.uint8)
 _KEYLEN = np.array([len(w) for w in _KEYS], dtype=np.int64)
+
+
+def body_end(raw: bytes, pos: int) -> int:
+    """``min`` of ``raw.find(w, pos)`` for ``w`` in ``\\n_``, ``\\ndata_``, ``\\nloop_`` (-1 when none): one pass."""
+    if not HAVE_NUMBA:
+        ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
+        return min(ends) if ends else -1
+    return int(_body_end(np.frombuffer(raw, dtype=np.uint8), pos))
 
 
 def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
