@@ -35,8 +35,15 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
-from cryodesk.io.star_numbers import IMPLEMENTATION as NUMBERS_IMPLEMENTATION
-from cryodesk.io.star_numbers import body_end, compact, format_numbers, needs_quote, parse_floats, split_columns
+from cryodesk.io.star_numbers import (
+    body_end,
+    compact,
+    format_numbers,
+    implementation,
+    needs_quote,
+    parse_floats,
+    split_columns,
+)
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -238,7 +245,7 @@ def _split_columns(body: bytes, ncols: int, chunk: int = 1 << 24) -> list[np.nda
     ``_ # ' " ;`` or is a STAR keyword.
     """
     buf = np.frombuffer(body, dtype=np.uint8)
-    if NUMBERS_IMPLEMENTATION == "numba":  # the compiled twin: the same rules in one pass
+    if implementation() == "numba":  # the compiled twin: the same rules in one pass
         return split_columns(buf, ncols)
     return _split_columns_numpy(buf, body, ncols, chunk)
 
@@ -334,7 +341,7 @@ def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
         cols = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
             cols = (split_columns(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)  # no copy of the body
-                    if NUMBERS_IMPLEMENTATION == "numba" else _split_columns(raw[start:end], ncols))
+                    if implementation() == "numba" else _split_columns(raw[start:end], ncols))
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
             return parse_star(raw.decode("utf-8"), source)
         b.line = line + 1

@@ -24,7 +24,7 @@ back to numpy (``flag`` rows), so the result is always numpy's:
 
 API summary
 -----------
-``IMPLEMENTATION``                     ``"numba"`` or ``"numpy"``
+``implementation() -> str``              ``"numba"`` or ``"numpy"`` (numba is imported on first use)
 ``format_numbers(values) -> ndarray[S]``   what ``values.astype("S")`` gives (ints, floats; bool as 0/1)
 ``parse_floats(texts) -> ndarray[float64]``  what ``np.asarray(texts, float64)`` gives (``S`` texts); ValueError
 ``needs_quote(col) -> ndarray[bool] | None``, ``compact(buf) -> bytes``  for the STAR writer's loops
@@ -36,19 +36,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryodesk.base.jit import HAVE_NUMBA, jit
+__all__ = ["implementation", "format_numbers", "parse_floats", "parse_uints", "split_columns", "needs_quote",
+           "compact", "body_end", "format_numbers_numpy", "parse_floats_numpy"]
 
-__all__ = ["IMPLEMENTATION", "format_numbers", "parse_floats", "split_columns", "parse_uints", "needs_quote", "compact", "body_end",
-           "format_numbers_numpy", "parse_floats_numpy"]
+_kernels = None  # the compiled kernels module once loaded; False without numba
+#: fewer values (or bytes / 512) than this are left to numpy: small files never load numba
+MIN_SIZE = 2048
 
-IMPLEMENTATION = "numba" if HAVE_NUMBA else "numpy"
+
+def _k():
+    """The compiled kernels (numba is imported with them, on first use only: not at application start)."""
+    global _kernels
+    if _kernels is None:
+        from cryodesk.io import _star_kernels
+
+        _kernels = _star_kernels if _star_kernels.HAVE_NUMBA else False
+    return _kernels or None
+
+
+def implementation() -> str:
+    """``"numba"`` when the compiled kernels are used, else ``"numpy"``."""
+    return "numba" if _k() is not None else "numpy"
 
 #: output width of a formatted number (``-1.2345678901234567e-300`` is 24 bytes)
 _WIDTH = 25
-# exact powers of ten as float64 (10^0 .. 10^22 are representable) and as int64 (10^0 .. 10^18)
-_DIGIT_PAIRS = np.frombuffer("".join(f"{k:02d}" for k in range(100)).encode(), dtype=np.uint8).copy()
-_POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
-_IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
 
 
 def format_numbers_numpy(values: np.ndarray) -> np.ndarray:
@@ -64,494 +75,22 @@ def parse_floats_numpy(texts: np.ndarray) -> np.ndarray:
     return np.asarray(texts, dtype=np.float64)
 
 
-if HAVE_NUMBA:
-    import math
-
-    @jit
-    def _two_prod(a, b):
-        """``(p, e)`` with ``p + e == a * b`` exactly (Dekker; no FMA needed)."""
-        p = a * b
-        c = 134217729.0 * a
-        ah = c - (c - a)
-        al = a - ah
-        c = 134217729.0 * b
-        bh = c - (c - b)
-        bl = b - bh
-        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-        return p, e
-
-    @jit
-    def _put_digits(out, i, pos, v, ndig):
-        """Write ``ndig`` decimal digits of the int ``v`` >= 0 (zero-padded) at ``out[i, pos:]``."""
-        k = ndig - 1
-        while k >= 1:  # two digits a division
-            r = v % 100
-            v //= 100
-            out[i, pos + k] = _DIGIT_PAIRS[2 * r + 1]
-            out[i, pos + k - 1] = _DIGIT_PAIRS[2 * r]
-            k -= 2
-        if k == 0:
-            out[i, pos] = 48 + v % 10
-        return pos + ndig
-
-    @jit
-    def _format_one(x, is_f32, out, i):
-        """Bytes of float ``x`` into ``out[i]``; their count, or 0 when numpy must decide."""
-        if x != x:
-            out[i, 0], out[i, 1], out[i, 2] = 110, 97, 110  # nan (numpy writes -nan as nan too)
-            return 3
-        pos = 0
-        if x < 0 or (x == 0 and math.copysign(1.0, x) < 0):
-            out[i, 0] = 45
-            pos = 1
-        a = abs(x)
-        if a == math.inf:
-            out[i, pos], out[i, pos + 1], out[i, pos + 2] = 105, 110, 102
-            return pos + 3
-        if a == 0:
-            out[i, pos], out[i, pos + 1], out[i, pos + 2] = 48, 46, 48
-            return pos + 3
-        if not (1e-6 <= a < 1e17):
-            return 0
-        m, e2 = math.frexp(a)  # a = m * 2^e2, 0.5 <= m < 1
-        if m == 0.5:
-            return 0  # a power of two: the rounding interval is not symmetric
-        half_ulp = math.ldexp(1.0, e2 - 25) if is_f32 else math.ldexp(1.0, e2 - 54)
-        e10 = int(math.floor(math.log10(a)))
-        yh = 0.0
-        yl = 0.0
-        for _ in range(3):  # make 1e16 <= a * 10^(16 - e10) < 1e17 (log10 may be off by one)
-            j = 16 - e10
-            if j < 0 or j > 22:
-                return 0
-            yh, yl = _two_prod(a, _POW10[j])
-            if yh > 1e17 or (yh == 1e17 and yl >= 0):
-                e10 += 1
-            elif yh < 1e16 or (yh == 1e16 and yl < 0):
-                e10 -= 1
-            else:
-                break
-        else:
-            return 0
-        j = 16 - e10
-        fl = math.floor(yl)
-        yi = np.int64(yh) + np.int64(fl)  # y = yi + yf exactly, 0 <= yf < 1
-        yf = yl - fl
-        h = half_ulp * _POW10[j]  # the half-interval in units of the 17th digit (exact)
-        tol = 1e-9 * h + 1e-9
-        # the largest k whose nearest multiple of 10^k is inside the interval (monotone in k)
-        lo = 0 if not is_f32 else 8
-        hi = 16
-        best_c = np.int64(0)
-        found = False
-        while True:
-            if lo == hi:
-                k = lo
-            else:
-                k = (lo + hi + 1) // 2
-            mk = _IPOW10[k]
-            q = yi // mk
-            r = yi - q * mk
-            if k == 0:
-                if yf < 0.5:
-                    c = yi
-                elif yf > 0.5:
-                    c = yi + 1
-                else:
-                    return 0
-            else:
-                halfm = mk // 2
-                if r < halfm:
-                    c = q * mk
-                elif r > halfm or yf > 0:
-                    c = (q + 1) * mk
-                else:
-                    return 0  # a tie
-            d = abs(float(c - yi) - yf)
-            if abs(d - h) <= tol:
-                return 0  # on the interval bound (inclusion depends on the rounding rule)
-            ok = d < h
-            if lo == hi:
-                if not ok:
-                    return 0  # cannot happen (17 digits always round-trip); numpy decides
-                best_c = c
-                found = True
-                break
-            if ok:
-                lo = k
-                best_c = c
-                found = True
-            else:
-                hi = k - 1
-        if not found:
-            return 0
-        c = best_c
-        if c >= 100000000000000000:  # rounded up to 10^17: one digit, next decade
-            c = np.int64(10000000000000000)
-            e10 += 1
-        ndig = 17
-        while c % 10 == 0 and ndig > 1:
-            c //= 10
-            ndig -= 1
-        cutoff = 1e6 if is_f32 else 1e16
-        if 1e-4 <= a < cutoff:
-            if e10 >= 0:
-                if ndig <= e10 + 1:
-                    pos = _put_digits(out, i, pos, c, ndig)
-                    for _k in range(e10 + 1 - ndig):
-                        out[i, pos] = 48
-                        pos += 1
-                    out[i, pos], out[i, pos + 1] = 46, 48
-                    return pos + 2
-                frac = ndig - e10 - 1
-                pos = _put_digits(out, i, pos, c // _IPOW10[frac], e10 + 1)
-                out[i, pos] = 46
-                return _put_digits(out, i, pos + 1, c % _IPOW10[frac], frac)
-            out[i, pos], out[i, pos + 1] = 48, 46
-            pos += 2
-            for _k in range(-e10 - 1):
-                out[i, pos] = 48
-                pos += 1
-            return _put_digits(out, i, pos, c, ndig)
-        # scientific: d[.ddd]e(+|-)XX
-        lead = c // _IPOW10[ndig - 1]
-        out[i, pos] = 48 + lead
-        pos += 1
-        if ndig > 1:
-            out[i, pos] = 46
-            pos = _put_digits(out, i, pos + 1, c % _IPOW10[ndig - 1], ndig - 1)
-        out[i, pos] = 101
-        out[i, pos + 1] = 45 if e10 < 0 else 43
-        ea = abs(e10)
-        return _put_digits(out, i, pos + 2, ea, 3 if ea >= 100 else 2)
-
-    @jit
-    def _format_floats(x, is_f32, out):
-        n = len(x)
-        flag = np.zeros(n, dtype=np.bool_)
-        for i in range(n):
-            if _format_one(np.float64(x[i]), is_f32, out, i) == 0:
-                flag[i] = True
-        return flag
-
-    @jit
-    def _format_ints(x, out):
-        for i in range(len(x)):
-            v = np.int64(x[i])
-            pos = 0
-            if v < 0:
-                out[i, 0] = 45
-                pos = 1
-                if v == -9223372036854775808:
-                    return False  # cannot negate: numpy writes it
-                v = -v
-            nd = 1
-            t = v
-            while t >= 10:
-                t //= 10
-                nd += 1
-            _put_digits(out, i, pos, v, nd)
-        return True
-
-    @jit
-    def _format_uints(x, out):
-        ten = np.uint64(10)
-        for i in range(len(x)):
-            v = np.uint64(x[i])
-            nd = 1
-            t = v
-            while t >= ten:
-                t //= ten
-                nd += 1
-            for k in range(nd - 1, -1, -1):
-                out[i, k] = np.uint8(48 + np.int64(v % ten))
-                v //= ten
-        return True
-
-    @jit
-    def _parse_one(chars, r):
-        """``(value, ok)`` of the NUL-padded ASCII number in ``chars[r]``."""
-        n = chars.shape[1]
-        length = n
-        for i in range(n):
-            if chars[r, i] == 0:
-                length = i
-                break
-        for i in range(length, n):
-            if chars[r, i] != 0:
-                return 0.0, False  # a NUL inside the text: numpy decides
-        i = 0
-        neg = False
-        if i < length and (chars[r, i] == 43 or chars[r, i] == 45):
-            neg = chars[r, i] == 45
-            i += 1
-        dig = np.int64(0)
-        nd = 0
-        adj = 0
-        seen = False
-        while i < length and 48 <= chars[r, i] <= 57:
-            seen = True
-            d = chars[r, i] - 48
-            if dig == 0 and d == 0:
-                pass
-            elif nd < 18:
-                dig = dig * 10 + d
-                nd += 1
-            else:
-                return 0.0, False
-            i += 1
-        if i < length and chars[r, i] == 46:
-            i += 1
-            while i < length and 48 <= chars[r, i] <= 57:
-                seen = True
-                d = chars[r, i] - 48
-                if dig == 0 and d == 0:
-                    adj -= 1
-                elif nd < 18:
-                    dig = dig * 10 + d
-                    nd += 1
-                    adj -= 1
-                else:
-                    return 0.0, False
-                i += 1
-        if not seen:
-            return 0.0, False
-        ex = 0
-        if i < length and (chars[r, i] == 101 or chars[r, i] == 69):
-            i += 1
-            eneg = False
-            if i < length and (chars[r, i] == 43 or chars[r, i] == 45):
-                eneg = chars[r, i] == 45
-                i += 1
-            seen_e = False
-            while i < length and 48 <= chars[r, i] <= 57:
-                seen_e = True
-                if ex < 100000:
-                    ex = ex * 10 + (chars[r, i] - 48)
-                i += 1
-            if not seen_e:
-                return 0.0, False
-            if eneg:
-                ex = -ex
-        if i != length:
-            return 0.0, False
-        if dig == 0:
-            return (-0.0 if neg else 0.0), True
-        k = adj + ex
-        if dig < 9007199254740992 and -22 <= k <= 22:  # Clinger: both exact, one rounding
-            v = float(dig) * _POW10[k] if k >= 0 else float(dig) / _POW10[-k]
-            return (-v if neg else v), True
-        if not (-22 <= k < 0):
-            return 0.0, False
-        p = _POW10[-k]
-        c = float(dig) / p  # within an ulp or two of dig / p
-        for _ in range(4):
-            m, e2 = math.frexp(c)
-            if m == 0.5:
-                return 0.0, False
-            ulp = math.ldexp(1.0, e2 - 53)
-            ph, pl = _two_prod(c, p)  # c * p exactly; ph is a whole number (>= 2^53 / 10^22 ...)
-            if not (9007199254740992.0 <= ph < 9.2e18):
-                return 0.0, False
-            r = float(np.int64(ph) - dig) + pl  # c * p - dig
-            half = 0.5 * ulp * p
-            tol = 1e-9 * half + 1e-9
-            if abs(abs(r) - half) <= tol:
-                return 0.0, False
-            if abs(r) < half:
-                return (-c if neg else c), True
-            c = c - ulp if r > 0 else c + ulp
-        return 0.0, False
-
-    @jit
-    def _parse_floats(chars):
-        n = chars.shape[0]
-        out = np.empty(n, dtype=np.float64)
-        flag = np.zeros(n, dtype=np.bool_)
-        for i in range(n):
-            v, ok = _parse_one(chars, i)
-            out[i] = v
-            flag[i] = not ok
-        return out, flag
-
-    @jit
-    def _parse_uints(chars):
-        """Unsigned decimal integers of NUL-padded rows; ok False on anything but 1+ ASCII digits < 2^64."""
-        n, w = chars.shape
-        out = np.zeros(n, dtype=np.uint64)
-        ten = np.uint64(10)
-        limit = np.uint64(1844674407370955161)  # (2^64 - 1) // 10
-        for i in range(n):
-            length = w
-            for t in range(w):
-                if chars[i, t] == 0:
-                    length = t
-                    break
-            if length == 0:
-                return out, False
-            for t in range(length, w):
-                if chars[i, t] != 0:
-                    return out, False
-            v = np.uint64(0)
-            for t in range(length):
-                c = chars[i, t]
-                if c < 48 or c > 57:
-                    return out, False
-                d = np.uint64(c - 48)
-                if v > limit or (v == limit and d > np.uint64(5)):
-                    return out, False  # beyond 2^64 - 1
-                v = v * ten + d
-            out[i] = v
-        return out, True
-
-    @jit
-    def _needs_quote(chars, special, keywords, keylen):
-        n, w = chars.shape
-        out = np.zeros(n, dtype=np.bool_)
-        for i in range(n):
-            length = 0
-            odd = False
-            for t in range(w):
-                c = chars[i, t]
-                if c != 0:
-                    length += 1
-                if c == 32 or (9 <= c <= 13) or c >= 128:
-                    odd = True
-                    break
-            if odd or length == 0:
-                out[i] = True
-                continue
-            for s in special:
-                if chars[i, 0] == s:
-                    odd = True
-            for k in range(keywords.shape[0]):
-                kl = keylen[k]
-                if odd or w < kl:
-                    continue
-                same = True
-                for t in range(kl):
-                    want = keywords[k, t]
-                    b = chars[i, t]
-                    if want != 95:
-                        b = b | 32
-                    if b != want:
-                        same = False
-                        break
-                if same:
-                    odd = True
-            out[i] = odd
-        return out
-
-    @jit
-    def _compact(buf, out):
-        """The non-NUL bytes of ``buf`` in order (branch-free); their count."""
-        pos = 0
-        for t in range(len(buf)):
-            c = buf[t]
-            out[pos] = c
-            pos += c != 0
-        return pos
-
-    @jit
-    def _body_end(buf, pos):
-        """The first index >= pos of a newline followed by ``_``, ``data_`` or ``loop_``; -1 if none."""
-        n = len(buf)
-        for i in range(pos, n - 1):
-            if buf[i] == 10:
-                c = buf[i + 1]
-                if c == 95:
-                    return i
-                if i + 5 < n and (c == 100 or c == 108):
-                    if c == 100 and buf[i + 2] == 97 and buf[i + 3] == 116 and buf[i + 4] == 97 and buf[i + 5] == 95:
-                        return i
-                    if c == 108 and buf[i + 2] == 111 and buf[i + 3] == 111 and buf[i + 4] == 112 and buf[i + 5] == 95:
-                        return i
-        return -1
-
-    @jit
-    def _scan(buf, ncols, special, keywords, keylen):
-        """``(status, rows, widths)`` of a loop body: status 0 when plain (see split_columns)."""
-        n = len(buf)
-        widths = np.zeros(ncols, dtype=np.int64)
-        ntok = 0
-        i = 0
-        while i < n:
-            c = buf[i]
-            if c == 32 or c == 10 or c == 9 or c == 13:
-                i += 1
-                continue
-            if c < 32 or c >= 127:
-                return 1, 0, widths
-            for s in special:
-                if c == s:
-                    return 1, 0, widths
-            j = i
-            while j < n:
-                c = buf[j]
-                if c <= 32 or c >= 127:
-                    break
-                j += 1
-            if j < n and (c >= 127 or (c < 32 and c != 10 and c != 9 and c != 13)):
-                return 1, 0, widths
-            for w in range(keywords.shape[0]):
-                kl = keylen[w]
-                if j - i >= kl:
-                    same = True
-                    for t in range(kl):
-                        b = buf[i + t]
-                        if 65 <= b <= 90:
-                            b = b | 32
-                        if b != keywords[w, t]:
-                            same = False
-                            break
-                    if same:
-                        return 1, 0, widths
-            col = ntok % ncols
-            if j - i > widths[col]:
-                widths[col] = j - i
-            ntok += 1
-            i = j
-        if ntok % ncols:
-            return 1, 0, widths
-        return 0, ntok // ncols, widths
-
-    @jit
-    def _fill(buf, ncols, rows, widths, offsets, out):
-        """Copy the tokens (already checked by _scan) into one (rows, width) block per column."""
-        n = len(buf)
-        ntok = 0
-        i = 0
-        while i < n:
-            c = buf[i]
-            if c == 32 or c == 10 or c == 9 or c == 13:
-                i += 1
-                continue
-            j = i
-            while j < n and buf[j] > 32:
-                j += 1
-            col = ntok % ncols
-            base = offsets[col] + (ntok // ncols) * widths[col]
-            out[base:base + j - i] = buf[i:j]
-            ntok += 1
-            i = j
-
-
 def format_numbers(values: np.ndarray) -> np.ndarray:
     """What ``values.astype("S")`` gives (bool as ``0``/``1``), computed by the kernels when possible."""
     arr = np.asarray(values)
     kind = arr.dtype.kind
-    if not HAVE_NUMBA or arr.ndim != 1 or kind not in "biuf" or len(arr) < 16 or (
-            kind == "f" and arr.dtype.itemsize not in (4, 8)):
+    if arr.ndim != 1 or kind not in "biuf" or len(arr) < MIN_SIZE or (
+            kind == "f" and arr.dtype.itemsize not in (4, 8)) or _k() is None:
         return format_numbers_numpy(arr)
     if kind == "f":
         out = np.zeros((len(arr), _WIDTH), dtype=np.uint8)
-        flag = _format_floats(arr, arr.dtype.itemsize == 4, out)
+        flag = _k()._format_floats(arr, arr.dtype.itemsize == 4, out)
         text = out.view(f"S{_WIDTH}").ravel()
         if flag.any():
             text[flag] = arr[flag].astype("S")
         return text.astype(f"S{max(int(np.strings.str_len(text).max()), 1)}")
     out = np.zeros((len(arr), 21), dtype=np.uint8)
-    ok = _format_uints(arr, out) if arr.dtype == np.uint64 else _format_ints(arr.astype(np.int64), out)
+    ok = _k()._format_uints(arr, out) if arr.dtype == np.uint64 else _k()._format_ints(arr.astype(np.int64), out)
     if not ok:
         return format_numbers_numpy(arr)
     text = out.view("S21").ravel()
@@ -561,15 +100,15 @@ def format_numbers(values: np.ndarray) -> np.ndarray:
 def parse_floats(texts: np.ndarray) -> np.ndarray:
     """What ``np.asarray(texts, float64)`` gives for an ``S`` column (ValueError on a bad text)."""
     arr = np.asarray(texts)
-    if arr.dtype.kind == "U" and arr.ndim == 1 and len(arr) >= 16:
+    if arr.dtype.kind == "U" and arr.ndim == 1 and len(arr) >= MIN_SIZE:
         try:  # str columns (the token parser's, optics values spread over the particles): as ASCII bytes
             arr = arr.astype("S")
         except UnicodeEncodeError:
             return parse_floats_numpy(arr)
-    if not HAVE_NUMBA or arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0 or len(arr) < 16:
+    if arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0 or len(arr) < MIN_SIZE or _k() is None:
         return parse_floats_numpy(arr)
     chars = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
-    out, flag = _parse_floats(chars)
+    out, flag = _k()._parse_floats(chars)
     if flag.any():
         out[flag] = parse_floats_numpy(arr[flag])
     return out
@@ -578,10 +117,10 @@ def parse_floats(texts: np.ndarray) -> np.ndarray:
 def parse_uints(texts: np.ndarray) -> np.ndarray | None:
     """``texts`` (``S``) as uint64 when every one is 1+ ASCII digits below 2^64, else None (numpy decides)."""
     arr = np.asarray(texts)
-    if not HAVE_NUMBA or arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0:
+    if arr.dtype.kind != "S" or arr.ndim != 1 or arr.dtype.itemsize == 0 or len(arr) < MIN_SIZE or _k() is None:
         return None
     chars = np.ascontiguousarray(arr).view(np.uint8).reshape(len(arr), arr.dtype.itemsize)
-    out, ok = _parse_uints(chars)
+    out, ok = _k()._parse_uints(chars)
     return out if ok else None
 
 
@@ -590,35 +129,35 @@ _QUOTE_FIRST = np.frombuffer(b"_#'\";$", dtype=np.uint8).copy()
 
 def needs_quote(col: np.ndarray) -> np.ndarray | None:
     """Rows of an ``S`` column that ``star._quote`` may change (the rules of ``star._needs_quote``), or None."""
-    if not HAVE_NUMBA or col.dtype.kind != "S" or col.dtype.itemsize == 0 or col.ndim != 1:
+    if col.dtype.kind != "S" or col.dtype.itemsize == 0 or col.ndim != 1 or len(col) < MIN_SIZE or _k() is None:
         return None
     chars = np.ascontiguousarray(col).view(np.uint8).reshape(len(col), col.dtype.itemsize)
-    return _needs_quote(chars, _QUOTE_FIRST, _KEYWORDS, _KEYLEN)
+    return _k()._needs_quote(chars, _QUOTE_FIRST, _KEYWORDS, _KEYLEN)
 
 
 def compact(buf: np.ndarray) -> bytes:
     """``buf[buf != 0].tobytes()`` of a uint8 array (compiled when numba is there)."""
-    if not HAVE_NUMBA:
+    if buf.size < 512 * MIN_SIZE or _k() is None:
         return buf[buf != 0].tobytes()
     flat = buf.ravel()
     out = np.empty(len(flat) + 1, dtype=np.uint8)
-    return out[:_compact(flat, out)].tobytes()
+    return out[:_k()._compact(flat, out)].tobytes()
 
 
 _SPECIAL = np.frombuffer(b"_#'\";", dtype=np.uint8).copy()
 _KEYS = [b"data_", b"loop_", b"save_", b"stop_", b"global_"]
 _KEYWORDS = np.zeros((len(_KEYS), 7), dtype=np.uint8)
-for _k, _w in enumerate(_KEYS):
-    _KEYWORDS[_k, :len(_w)] = np.frombuffer(_w, dtype=np.uint8)
+for _row, _w in enumerate(_KEYS):
+    _KEYWORDS[_row, :len(_w)] = np.frombuffer(_w, dtype=np.uint8)
 _KEYLEN = np.array([len(w) for w in _KEYS], dtype=np.int64)
 
 
 def body_end(raw: bytes, pos: int) -> int:
     """``min`` of ``raw.find(w, pos)`` for ``w`` in ``\\n_``, ``\\ndata_``, ``\\nloop_`` (-1 when none): one pass."""
-    if not HAVE_NUMBA:
+    if len(raw) - pos < 512 * MIN_SIZE or _k() is None:
         ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
         return min(ends) if ends else -1
-    return int(_body_end(np.frombuffer(raw, dtype=np.uint8), pos))
+    return int(_k()._body_end(np.frombuffer(raw, dtype=np.uint8), pos))
 
 
 def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
@@ -630,13 +169,13 @@ def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
     whole number of rows.  None also when numba is not available (the numpy
     splitter is used then).  The columns are views of one buffer.
     """
-    if not HAVE_NUMBA:
+    if _k() is None:
         return None
-    status, rows, widths = _scan(buf, ncols, _SPECIAL, _KEYWORDS, _KEYLEN)
+    status, rows, widths = _k()._scan(buf, ncols, _SPECIAL, _KEYWORDS, _KEYLEN)
     if status:
         return None
     widths = np.maximum(widths, 1)
     offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
     out = np.zeros(int(offsets[-1]), dtype=np.uint8)
-    _fill(buf, ncols, rows, widths, offsets, out)
+    _k()._fill(buf, ncols, rows, widths, offsets, out)
     return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)]

@@ -16,7 +16,12 @@ import pytest
 from cryodesk.io import relion_carry, relion_optics, star, star_numbers
 from cryodesk.io.star import StarBlock
 
-pytestmark = pytest.mark.skipif(not star_numbers.HAVE_NUMBA, reason="numba kernels not available")
+pytestmark = pytest.mark.skipif(star_numbers.implementation() != "numba", reason="numba kernels not available")
+
+
+@pytest.fixture(autouse=True)
+def kernels_for_small_arrays(monkeypatch):
+    monkeypatch.setattr(star_numbers, "MIN_SIZE", 1)
 
 RNG = np.random.default_rng(19)
 
@@ -146,8 +151,7 @@ def _table(n: int) -> dict[str, np.ndarray]:
 
 
 def _without_kernels(monkeypatch):
-    monkeypatch.setattr(star_numbers, "HAVE_NUMBA", False)
-    monkeypatch.setattr(star, "NUMBERS_IMPLEMENTATION", "numpy")
+    monkeypatch.setattr(star_numbers, "_kernels", False)
 
 
 def test_written_star_is_byte_identical_without_kernels_and_reads_back(tmp_path, monkeypatch):
