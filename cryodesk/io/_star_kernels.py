@@ -318,7 +318,18 @@ if HAVE_NUMBA:
         n = chars.shape[0]
         out = np.empty(n, dtype=np.float64)
         flag = np.zeros(n, dtype=np.bool_)
+        w = chars.shape[1]
         for i in range(n):
+            if i > 0:  # a run of equal texts (optics values spread over the particles): parse once
+                same = True
+                for t in range(w):
+                    if chars[i, t] != chars[i - 1, t]:
+                        same = False
+                        break
+                if same:
+                    out[i] = out[i - 1]
+                    flag[i] = flag[i - 1]
+                    continue
             v, ok = _parse_one(chars, i)
             out[i] = v
             flag[i] = not ok
@@ -481,6 +492,10 @@ if HAVE_NUMBA:
                 j += 1
             col = ntok % ncols
             base = offsets[col] + (ntok // ncols) * widths[col]
-            out[base:base + j - i] = buf[i:j]
+            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
+                for t in range(j - i):
+                    out[base + t] = buf[i + t]
+            else:
+                out[base:base + j - i] = buf[i:j]
             ntok += 1
             i = j

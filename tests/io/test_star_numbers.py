@@ -72,7 +72,7 @@ SPELLINGS = [b"1e-05", b"1.0E+3", b"-.5", b"5.", b"+.5e-3", b"42", b"-0", b"0", 
 
 
 def test_parse_equals_numpy_on_every_spelling_and_random_text():
-    texts = [np.array(SPELLINGS * 2)]
+    texts = [np.array(SPELLINGS * 2), np.repeat(np.array(SPELLINGS), 3)]  # runs of equal texts too
     for dt in (np.float64, np.float32):
         texts += [v.astype("S") for v in _floats(dt, 4000)]
     # 16 to 19 significant digits with exponents (the exact-check path)
