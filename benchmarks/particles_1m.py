@@ -53,6 +53,13 @@ process)::
     base: job run (1 particle) 0.99 s 71 MB; numpy.load 0.40 s 553 MB; load + save 0.48 s;
           gather only 10.92 s 847 MB; starfile.read 11.95 s 4066 MB; starfile.write 43.54 s 4066 MB
 
+STAR numbers through numba kernels (``io/star_numbers.py``), ``--old /work/main`` in the same run
+(2026-12-01, 2 warm rounds, the machine shared)::
+
+    export STAR          14.65 s [11.27-18.03]  1383 MB    old 30.52 s [29.21-31.84]  2384 MB
+    import STAR          12.23 s [11.20-13.26]  1813 MB    old 31.07 s [30.46-31.67]  2264 MB
+    base: starfile.read 9.35 s, starfile.write 47.64 s; import .cs 4.47 s (old 5.10 s)
+
 Figures (2026-12-01, 1,000,000 particles in 5,000 stacks of box-8 images, the ``.cs`` 553 MB with
 every refinement field; 3 warm rounds; 2 cores shared with five other helpers' test suites, load
 average 9-10, so absolute times are ~5x those of an idle machine: the baselines of the same run are

@@ -13,7 +13,7 @@ vectors (``rlnOddZernike``): ``[a,b,c]`` without spaces.
 API summary
 -----------
 ``CARRY_PREFIX = "csparc/"``, ``CARRIED_FIELDS``
-``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text
+``encode(values) -> ndarray``   numbers stay numbers (``write_star`` formats them), vectors become ``[a,b]`` text (bytes)
 ``decode(label, texts, source) -> (field, ndarray)``   dtype from ``cs.FIELD_DTYPES`` or inferred
 """
 
@@ -24,6 +24,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.io.cs import FIELD_DTYPES, unique_first
 from cryodesk.io.star import format_column
+from cryodesk.io.star_numbers import parse_floats, parse_uints
 
 __all__ = ["CARRY_PREFIX", "CARRIED_FIELDS", "encode", "decode", "is_carried"]
 
@@ -44,22 +45,26 @@ def encode(values) -> np.ndarray:
     if arr.ndim == 1:
         return arr if arr.dtype.kind in "biuf" else format_column(arr)  # numbers: write_star formats them
     flat = arr.reshape(len(arr), -1)
-    if len(flat) > 1:
-        # vectors repeat (per exposure group): format each distinct one once
-        uniq, inv = np.unique(flat, axis=0, return_inverse=True)
-        if len(uniq) < len(flat):
-            return encode(uniq)[np.asarray(inv).ravel()]
+    if len(flat) > 1 and flat.shape[1] and flat.dtype.kind in "biuf" and flat.dtype.itemsize in (1, 2, 4, 8):
+        # vectors repeat (per exposure group, in runs): format the first row of each run of equal bits
+        # once (bits, not values: -0.0 keeps its own text)
+        bits = np.ascontiguousarray(flat).view(f"u{flat.dtype.itemsize}")
+        starts = np.ones(len(flat), dtype=bool)
+        np.any(bits[1:] != bits[:-1], axis=1, out=starts[1:])
+        if not starts.all():
+            return encode(flat[starts])[np.cumsum(starts) - 1]
     parts = [format_column(flat[:, j]) for j in range(flat.shape[1])]
     out = np.char.add("[", parts[0]) if parts else np.full(len(arr), "[", dtype=str)
     for p in parts[1:]:
         out = np.char.add(np.char.add(out, ","), p)
-    return np.char.add(out, "]")
+    return np.char.encode(np.char.add(out, "]"), "utf-8")  # ASCII text as bytes, as write_star writes it
 
 
 def _numbers(texts, label: str, source: str) -> np.ndarray:
     try:
-        return np.asarray(texts, dtype=str).astype(np.float64) if len(texts) else np.zeros(0)
+        return parse_floats(np.asarray(texts)) if len(texts) else np.zeros(0)
     except ValueError:
+        texts = np.asarray(texts).astype(str).tolist()
         bad = next(t for t in texts if not _is_number(t))
         raise DataError(f"{source}: column _{label} has a non-numeric value {bad!r}") from None
 
@@ -77,7 +82,7 @@ def _vectors(texts, label: str, source: str) -> np.ndarray:
     table, inv = unique_first(np.asarray(texts))
     rows = []
     for k, t in enumerate(table.tolist()):
-        t = str(t)
+        t = t.decode("utf-8") if isinstance(t, bytes) else str(t)
         if not (t.startswith("[") and t.endswith("]")):
             row = int(np.argmax(inv == k))
             raise DataError(f"{source}: column _{label}, row {row + 1}: expected a vector like [1,2], got {t!r}")
@@ -102,13 +107,20 @@ def _inferred(values: np.ndarray) -> np.ndarray:
 def decode(label: str, texts, source: str) -> tuple[str, np.ndarray]:
     """The ``.cs`` field and values of a carried ``_csparc/<field>`` column."""
     name = label[len(CARRY_PREFIX):]
-    texts = np.asarray(texts, dtype=str)
+    texts = np.asarray(texts)
+    if texts.dtype.kind != "S":  # bulk-read columns stay ASCII bytes; anything else as str
+        texts = texts.astype(str)
     base, shape = FIELD_DTYPES.get(name, (None, None))
     if base == "S":
-        return name, np.char.encode(texts, "utf-8")
-    vector = shape not in (None, ()) or (len(texts) > 0 and str(texts[0]).startswith("["))
+        return name, texts if texts.dtype.kind == "S" else np.char.encode(texts, "utf-8")
+    first = texts[0].decode("utf-8") if len(texts) and texts.dtype.kind == "S" else str(texts[0]) if len(texts) else ""
+    vector = shape not in (None, ()) or first.startswith("[")
     if name in ("uid", "location/micrograph_uid"):
         # 64-bit ids do not survive a trip through float64: parse them as integers
+        fast = parse_uints(texts)
+        if fast is not None:
+            return name, fast
+        texts = texts.astype(str)
         try:
             if texts.size and not np.all(np.strings.isdecimal(texts)):
                 raise ValueError("not a number")

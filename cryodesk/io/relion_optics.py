@@ -87,8 +87,17 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
         except KeyError as exc:
             raise DataError(f"{source}: particle refers to optics group {exc.args[0]} "
                             f"which data_optics does not define") from None
+    bulk = any(np.asarray(v).dtype.kind == "S" for v in parts.columns.values())
     for lab, vals in optics.columns.items():
         if lab not in cols:
+            vals = np.asarray(vals)
+            if bulk and vals.dtype.kind == "U":
+                # the particles were read in bulk (ASCII bytes): spread the optics values as bytes too, so
+                # their numbers parse like the particles' (a few per group, encoded once)
+                try:
+                    vals = vals.astype("S")
+                except UnicodeEncodeError:
+                    pass
             cols[lab] = vals[rows]
     return cols
 
@@ -174,12 +183,34 @@ class OpticsGroups:
 
 
 def _codes(col: np.ndarray) -> np.ndarray:
+    """``np.unique(col, return_inverse=True)[1]`` (rows for 2-D), sorting only run heads (see unique_first)."""
     col = np.asarray(col)
     if len(col) == 0 or np.all(col == col[:1]):  # the usual case, and far cheaper than sorting
         return np.zeros(len(col), dtype=np.int64)
     if col.ndim > 1:
-        return np.unique(col.reshape(len(col), -1), axis=0, return_inverse=True)[1].ravel()
-    return np.unique(col, return_inverse=True)[1].ravel()
+        flat = col.reshape(len(col), -1)
+        if flat.dtype.kind == "f" and np.isnan(flat).any():  # NaN rows: exactly as numpy's row unique treats them
+            return np.unique(flat, axis=0, return_inverse=True)[1].ravel()
+        # rows in lexicographic order = the mixed-radix number of their per-column ranks
+        per = [_codes(flat[:, j]) for j in range(flat.shape[1])]
+        radix = [int(p.max()) + 1 for p in per]
+        if float(np.prod(np.array(radix, dtype=np.float64))) >= 2.0**62:
+            return np.unique(flat, axis=0, return_inverse=True)[1].ravel()
+        key = np.zeros(len(flat), dtype=np.int64)
+        for p, r in zip(per, radix):
+            key = key * r + p
+        return _codes(key)
+    table, inv = unique_first(col)
+    return np.unique(table, return_inverse=True)[1].ravel()[inv]
+
+
+def _unique_keys(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True)[1:]`` of an int64 column, via its runs."""
+    table, inv0 = unique_first(key)
+    # the table is in first-seen order: the running maximum of inv0 steps up exactly at each first row
+    first_row = np.flatnonzero(np.diff(np.maximum.accumulate(inv0), prepend=-1) > 0)
+    _, pos, inv_t = np.unique(table, return_index=True, return_inverse=True)
+    return first_row[pos], np.asarray(inv_t).ravel()[inv0]
 
 
 def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
@@ -196,7 +227,7 @@ def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
     if float(np.prod(radix.astype(np.float64))) < 2.0**62:
         # one integer key per particle (mixed radix, eg most significant): a 1-D unique, not a row sort
         strides = np.cumprod(np.concatenate([radix[1:], [1]])[::-1])[::-1]
-        _, first, inv = np.unique(codes @ strides, return_index=True, return_inverse=True)
+        first, inv = _unique_keys(codes @ strides)
         uniq = codes[first]
     else:
         uniq, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)

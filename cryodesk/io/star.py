@@ -35,6 +35,15 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
+from cryodesk.io.star_numbers import (
+    body_end,
+    compact,
+    format_numbers,
+    implementation,
+    needs_quote,
+    parse_floats,
+    split_columns,
+)
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats",
            "parse_image_names", "format_image_names"]
@@ -211,8 +220,8 @@ def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
                     break
                 ncols += lab.group(1) is not None
                 pos = lab.end()
-            ends = [e for e in (raw.find(w, pos) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
-            end = min(ends) + 1 if ends else len(raw)
+            first = body_end(raw, pos)  # the first line starting with _, data_ or loop_
+            end = first + 1 if first >= 0 else len(raw)
             while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
                 prev = raw.rfind(b"\n", pos, end - 1) + 1
                 tail = raw[max(prev, pos):end].strip()
@@ -236,6 +245,13 @@ def _split_columns(body: bytes, ncols: int, chunk: int = 1 << 24) -> list[np.nda
     ``_ # ' " ;`` or is a STAR keyword.
     """
     buf = np.frombuffer(body, dtype=np.uint8)
+    if implementation() == "numba":  # the compiled twin: the same rules in one pass
+        return split_columns(buf, ncols)
+    return _split_columns_numpy(buf, body, ncols, chunk)
+
+
+def _split_columns_numpy(buf: np.ndarray, body: bytes, ncols: int, chunk: int) -> list[np.ndarray] | None:
+    """The numpy reference of :func:`_split_columns` (used without numba, and by the tests)."""
     n = len(buf)
     cols: list[list[np.ndarray]] = [[] for _ in range(ncols)]
     carry_s = np.zeros(0, dtype=np.int64)
@@ -324,7 +340,8 @@ def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
         line += head.count(b"\n")
         cols = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
-            cols = _split_columns(raw[start:end], ncols)
+            cols = (split_columns(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)  # no copy of the body
+                    if implementation() == "numba" else _split_columns(raw[start:end], ncols))
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
             return parse_star(raw.decode("utf-8"), source)
         b.line = line + 1
@@ -364,7 +381,7 @@ def format_column(values) -> np.ndarray:
 def column_floats(values, label: str, source: str = "STAR file") -> np.ndarray:
     """A STAR column as float64; DataError naming the column and the first bad value."""
     try:
-        return np.asarray(values, dtype=np.float64)
+        return parse_floats(values)  # numpy's values (bytes columns parsed by the compiled twin)
     except ValueError:
         for v in np.asarray(values).tolist():
             try:
@@ -397,12 +414,12 @@ def _text(values: np.ndarray) -> np.ndarray:
     if kind == "b":
         arr, kind = arr.astype(np.int8), "i"
     if kind in "iuf":
-        if len(arr) > 64:
-            # constant-ish columns (voltage, pixel size, groups): format each distinct value once
-            uniq, inv = np.unique(arr, return_inverse=True)
-            if len(uniq) * 4 <= len(arr):
-                return uniq.astype("S")[np.asarray(inv).ravel()]
-        return arr.astype("S")
+        if len(arr) > 64 and arr.ndim == 1 and arr.dtype.itemsize in (1, 2, 4, 8):
+            # a constant column (voltage, pixel size, groups): one value formatted (equal bits: -0.0 is not 0.0)
+            bits = arr.view(f"u{arr.dtype.itemsize}")
+            if np.all(bits == bits[0]):
+                return np.repeat(format_numbers(arr[:1]), len(arr))
+        return format_numbers(arr)  # each value as numpy writes it (the compiled twin when it can decide)
     return _utf8(arr)
 
 
@@ -411,6 +428,11 @@ _SPECIAL_FIRST = np.frombuffer(b"_#'\";$", dtype=np.uint8)
 
 def _needs_quote(col: np.ndarray) -> np.ndarray:
     """Rows of an ``S`` column that :func:`_quote` may change (or refuse); vectorised."""
+    fast = needs_quote(col)  # the compiled twin of the rules below
+    return fast if fast is not None else _needs_quote_numpy(col)
+
+
+def _needs_quote_numpy(col: np.ndarray) -> np.ndarray:
     n = len(col)
     if col.dtype.itemsize == 0:
         return np.ones(n, dtype=bool)
@@ -459,7 +481,7 @@ def _loop_bytes(columns: list[np.ndarray], chunk_rows: int = 1 << 15):
             buf[:, off + w] = 32
             off += w + 1
         buf[:, -1] = 10
-        yield buf[buf != 0].tobytes()  # NUL padding dropped: "v1 v2 v3\n"
+        yield compact(buf)  # NUL padding dropped: "v1 v2 v3\n"
 
 
 def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = False) -> Path:

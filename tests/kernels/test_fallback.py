@@ -15,6 +15,10 @@ from cryodesk.kernels import _numba, checks, float16, fourier
 from cryodesk.kernels.batch import ParticleTransform
 assert not _numba.HAVE_NUMBA
 assert {checks.IMPLEMENTATION, float16.IMPLEMENTATION, fourier.IMPLEMENTATION} == {"numpy"}
+from cryodesk.io import star_numbers
+assert star_numbers.implementation() == "numpy"
+assert star_numbers.format_numbers(np.array([0.1, -0.0] * 2000)).tolist()[:2] == [b"0.1", b"-0.0"]
+assert star_numbers.parse_floats(np.array([b"1e-05"] * 3000))[0] == 1e-05
 x = np.ones((2, 8, 8), np.float32)
 t = ParticleTransform(2, (8, 8), np.float32, new_shape=4, float16=True)
 out = t(x, np.empty((2, 4, 4), np.float16), 0)
