@@ -22,6 +22,14 @@ the job directories of jobs whose process was just found dead.  In job directori
 they go through the deletion service (action ``discard_temp``: journaled,
 rechecked under the project lock, the job's size measured again); the project's
 own ``.project.json.….tmp`` through :func:`cryodesk.base.fsio.remove_own_temp`.
+
+Walking every job directory of a big project costs seconds when its tree is not in the
+page cache, so a writing command walks them all at most once per :data:`TEMP_SCAN_INTERVAL_S`
+(the time of the last full walk is the mtime of ``.cryodesk/temp-scan``).  In between it walks
+only where a dead process is known to have been writing: the directories of the jobs it just
+found dead and of the items whose manifests a dead process's pending record named (a manifest
+write always leaves that record first).  What else a death leaves is only space, found by the
+next full walk.  An explicit ``min_age_s`` (a deliberate sweep) always walks everything.
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ from ..base.errors import CryodeskError
 from ..base.fsio import own_temp_target, remove_own_temp
 from ..db.models import ACTIVE_STATUSES, Job
 from . import deletion, guard
-from .deletion import DeletionPlan, ItemResult, PlanItem
+from .deletion import DeletionPlan, ItemResult, PlanItem, journal
+from .deletion.journal import STATE_DIR
 from .fsutil import check_job_dir
 from .lifecycle import recover_interrupted
 from .projects import get_project
@@ -45,6 +54,10 @@ from .projects import get_project
 TEMP_MIN_AGE_S = 10.0
 #: walks of job directories stop after this many entries per job (a huge job is not scanned on every command)
 MAX_ENTRIES_PER_JOB = 20000
+#: every job directory is walked for temp files at most this often (s) per project (see the module doc)
+TEMP_SCAN_INTERVAL_S = 3600.0
+#: in the project's state directory: its mtime is the time of the last full walk
+SCAN_STAMP = "temp-scan"
 
 
 @dataclass
@@ -89,17 +102,54 @@ def _temp_files(job_dir: Path, prefix: str, now: float, min_age: float) -> list[
     return sorted(out)
 
 
-def collect_temp_files(project, min_age_s: float | None = None, fresh_ok=()) -> Recovery:
+def _last_full_walk(pdir: Path) -> float | None:
+    """When every job directory was last walked (the stamp's mtime), or None (never, or a stamp
+    that is not a regular file: a link is not trusted)."""
+    try:
+        st = os.stat(pdir / STATE_DIR / SCAN_STAMP, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_mtime if stat.S_ISREG(st.st_mode) else None
+
+
+def _stamp_full_walk(pdir: Path, when: float) -> None:
+    """Record a full walk that started at ``when``; a link or a failure only means walking again sooner."""
+    try:
+        base = journal.state_dir(pdir, create=True)
+        fd = os.open(base / SCAN_STAMP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+    except (OSError, CryodeskError):
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.utime(fd, (when, when))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def collect_temp_files(project, min_age_s: float | None = None, fresh_ok=(), known=None) -> Recovery:
     """Remove the unfinished writes of dead processes from ``project`` (see the module doc).
 
     ``fresh_ok``: job ids whose temp files go whatever their age (their process is known dead).
+    ``known``: job ids where a dead process was writing; unless the last full walk is older than
+    :data:`TEMP_SCAN_INTERVAL_S` (or ``min_age_s`` is given), only those and ``fresh_ok`` are walked.
+    ``known=None`` walks every job directory.
     """
     project = get_project(project)
     pdir = Path(project.directory)
     min_age = TEMP_MIN_AGE_S if min_age_s is None else float(min_age_s)
     now = time.time()
+    where = Job.select().where((Job.project == project) & (Job.status.not_in(ACTIVE_STATUSES)))
+    full = known is None or min_age_s is not None
+    if not full:
+        last = _last_full_walk(pdir)
+        full = last is None or not (now - TEMP_SCAN_INTERVAL_S <= last <= now + 60)  # (a clock set back: walk)
+    if not full:
+        only = set(known) | set(fresh_ok)
+        where = where.where(Job.id.in_(sorted(only))) if only else None
     items = []
-    for job in Job.select().where((Job.project == project) & (Job.status.not_in(ACTIVE_STATUSES))):
+    for job in (where if where is not None else []):
         try:
             jdir = check_job_dir(pdir, job.directory)
         except Exception:  # noqa: BLE001 - a symlinked or odd job directory: never walked
@@ -132,6 +182,8 @@ def collect_temp_files(project, min_age_s: float | None = None, fresh_ok=()) -> 
                             out.temp_bytes += size
     except OSError:
         pass
+    if full:
+        _stamp_full_walk(pdir, now)
     return out
 
 
@@ -148,7 +200,10 @@ def recover_project(project, min_age_s: float | None = None) -> Recovery:
     except CryodeskError as exc:  # a full disk still: the records stay, the next command tries again
         out.errors.append(f"manifests not repaired yet: {exc}")
     try:
-        temps = collect_temp_files(project, min_age_s, fresh_ok=[j.id for j in out.killed])
+        repaired = [int(u[1:]) for u in out.manifests if u[:1] == "J" and u[1:].isdigit()]
+        known = [j.id for j in Job.select(Job.id).where((Job.project == project) & Job.number.in_(repaired))] \
+            if repaired else []
+        temps = collect_temp_files(project, min_age_s, fresh_ok=[j.id for j in out.killed], known=known)
     except Exception as exc:  # noqa: BLE001 - recovery is a courtesy: the command itself must still run
         out.errors.append(f"temp files not collected: {getattr(exc, 'strerror', None) or exc}")
         return out

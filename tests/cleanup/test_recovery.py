@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from cryodesk import db as dbmod
 from cryodesk.base.fsio import du_size
+from cryodesk.core import recovery
 
 from .helpers import run_now
 
@@ -50,6 +52,13 @@ def test_only_cryodesk_temp_files_are_collected_by_the_next_write(cli, tmp_path)
     fresh.write_bytes(b"f" * 10)
     assert cli("job", "list", "P1")[0] == 0  # a read never deletes
     assert all(p.exists() for p in ours)
+    # every job directory was walked a moment ago (by `job create`), and nothing says a dead process
+    # wrote in J1: a write within the hour walks no job directory (only the project's own)
+    assert cli("job", "create", "P1", "c_source")[0] == 0
+    assert all(p.exists() for p in ours[:-1]) and not os.path.lexists(ours[-1])
+    ours[-1].write_bytes(b"t" * 100)
+    _age(ours[-1])
+    _age(pdir / ".cryodesk" / "temp-scan", recovery.TEMP_SCAN_INTERVAL_S + 60)  # an hour later
     code, out, err = cli("job", "final", "P1", "J1")  # the next command that writes
     assert code == 0, err
     assert "removed 5 unfinished write(s)" in err
@@ -59,6 +68,37 @@ def test_only_cryodesk_temp_files_are_collected_by_the_next_write(cli, tmp_path)
     shown = json.loads(cli("job", "show", "P1", "J1", "--json")[1])
     assert shown["size_bytes"] == du_size(j1)  # measured again without the debris
     assert shown["is_final"]  # a final job's debris goes too; its data never
+
+
+def test_between_full_walks_only_where_a_dead_process_wrote(cli, tmp_path):
+    """A dead process's pending record names J1: J1's debris goes at the next write, J2's waits for the
+    next full walk (an hour after the last); a stamp that is a link is not trusted (a full walk)."""
+    for _ in range(2):
+        assert cli("job", "create", "P1", "c_source", "--param", "nbytes=300")[0] == 0
+    pdir = tmp_path / "p"
+    debris = {uid: pdir / uid / ".job.json.deadbeef.tmp" for uid in ("J1", "J2")}
+    for p in debris.values():
+        p.write_bytes(b"t" * 10)
+        _age(p)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    pending = pdir / ".cryodesk" / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    (pending / "dead.json").write_text(json.dumps({"owner": {"host": socket.gethostname(), "pid": dead.pid},
+                                                   "database": None, "jobs": ["J1"], "final": []}))
+    code, _out, err = cli("job", "set-param", "P1", "J2", "nbytes=400")
+    assert code == 0, err
+    assert not debris["J1"].exists() and debris["J2"].exists()
+    assert not (pending / "dead.json").exists()
+    stamp = pdir / ".cryodesk" / "temp-scan"
+    stamp.unlink()
+    outside = tmp_path / "outside"
+    outside.write_text("x")
+    stamp.symlink_to(outside)  # planted: never trusted, never written through
+    code, _out, err = cli("job", "set-param", "P1", "J2", "nbytes=500")
+    assert code == 0, err
+    assert not debris["J2"].exists()
+    assert stamp.is_symlink() and outside.read_text() == "x"
 
 
 def _wait(predicate, timeout=60.0):
