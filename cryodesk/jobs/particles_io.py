@@ -51,7 +51,8 @@ def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
     """The dataset of ``meta`` and the directory its ``>`` paths are relative to."""
     suffix = meta.suffix.lower()
     if suffix == ".cs":
-        data = read_cs(meta)
+        # mapped, not read: the import reads a few columns and streams the rest once into its own .cs
+        data = read_cs(meta, mmap=True)
         for f in ("blob/path", "blob/idx"):
             if f not in data.dtype.names:
                 raise DataError(f"{meta}: not a particle dataset (no {f!r} field)")
