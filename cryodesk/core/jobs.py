@@ -277,8 +277,15 @@ def replace_outputs(job: Job, files) -> None:
         rows = [(job.id, group, ref.kind, ref.version, ref.path, ref.size_bytes) for group, ref in files]
         fields = [OutputFile.job, OutputFile.group, OutputFile.kind, OutputFile.version, OutputFile.path,
                   OutputFile.size_bytes]
+        convert = [f.db_value for f in fields]  # as peewee binds them (a numpy integer becomes an int)
+        statements: dict[int, str] = {}
         for i in range(0, len(rows), 500):  # 6 x 500 bound values: under every SQLite's variable limit
-            OutputFile.insert_many(rows[i:i + 500], fields=fields).execute()
+            batch = rows[i:i + 500]
+            # the statement of a batch of this size made once by peewee (its per-value SQL building is
+            # most of the cost), the values converted by the fields as peewee converts them
+            if len(batch) not in statements:
+                statements[len(batch)] = OutputFile.insert_many(batch, fields=fields).sql()[0]
+            db.execute_sql(statements[len(batch)], [conv(v) for row in batch for conv, v in zip(convert, row)])
         events.record(job.project_id, "updated", [job])
 
 
