@@ -106,6 +106,19 @@ def read_stack_headers(paths: list[Path], check_cancel: Callable[[], None] | Non
     return out
 
 
+def _packed_shapes(data: np.ndarray) -> np.ndarray | None:
+    """``blob/shape`` of each row as one uint64 (``ny | nx << 32``) when it is CryoSPARC's ``<u4 (2,)``, else None."""
+    dt, offset = data.dtype.fields["blob/shape"][:2]
+    if dt != np.dtype(("<u4", (2,))) or data.ndim != 1:
+        return None
+    # the 8 bytes of the field read as one little-endian integer, in place (no per-row copy)
+    view = np.dtype({"names": ["s"], "formats": ["<u8"], "offsets": [offset], "itemsize": data.dtype.itemsize})
+    try:
+        return data.view(view)["s"]
+    except (ValueError, TypeError):  # a non-contiguous selection of rows: the general way
+        return None
+
+
 def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None = None,
                     progress: Callable[[float, str], None] | None = None,
                     max_report: int = 20) -> dict[Path, StackInfo]:
@@ -159,16 +172,23 @@ def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None =
                             f"the stack has {int(nz[k])} images"
                             + (f"; {more} more rows out of range" if more else ""))
     if "blob/shape" in data.dtype.names:
-        want = data["blob/shape"].reshape(len(data), -1).astype(np.int64)
-        if want.shape[1] == 2:
-            wrong = row_ok & want.any(axis=1) & np.any(want != shape_of[inv], axis=1)
-            if wrong.any():
-                rows = np.flatnonzero(wrong)
-                _, first_bad = np.unique(inv[rows], return_index=True)
-                for r in rows[np.sort(first_bad)].tolist():
-                    k = int(inv[r])
-                    problems.append(f"{paths[k]}: images are {int(shape_of[k][0])}x{int(shape_of[k][1])} but the "
-                                    f"metadata says {tuple(int(v) for v in want[r])} (row {r})")
+        col = data["blob/shape"]
+        packed = _packed_shapes(data)
+        if packed is not None:  # CryoSPARC's 2 x uint32: one 64-bit compare a row against its stack's shape
+            stack_packed = (shape_of[:, 1].astype(np.uint64) << np.uint64(32)) | shape_of[:, 0].astype(np.uint64)
+            wrong = row_ok & (packed != 0) & (packed != stack_packed[inv])
+        else:
+            want = col.reshape(len(data), -1).astype(np.int64)
+            wrong = (row_ok & want.any(axis=1) & np.any(want != shape_of[inv], axis=1)) if want.shape[1] == 2 \
+                else None
+        if wrong is not None and wrong.any():
+            rows = np.flatnonzero(wrong)
+            _, first_bad = np.unique(inv[rows], return_index=True)
+            for r in rows[np.sort(first_bad)].tolist():
+                k = int(inv[r])
+                said = tuple(int(v) for v in np.asarray(col[r]).reshape(-1))
+                problems.append(f"{paths[k]}: images are {int(shape_of[k][0])}x{int(shape_of[k][1])} but the "
+                                f"metadata says {said} (row {r})")
     if len(shapes) > 1:
         desc = ", ".join(f"{s[0]}x{s[1]} in {p}" for s, p in shapes.items())
         problems.append(f"particle stacks have different image shapes: {desc}")

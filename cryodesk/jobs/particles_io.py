@@ -101,12 +101,27 @@ def _link_names(paths: list[Path]) -> dict[Path, str]:
 
 def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
     """``p.resolve()``, with each directory resolved once (thousands of stacks share a few)."""
-    parent, name = os.path.split(os.path.abspath(p))
-    d = real_dirs.get(parent)
+    raw_parent, name = os.path.split(os.fspath(p))
+    if name in ("", ".", "..") or not raw_parent:
+        raw_parent, name = os.path.split(os.path.abspath(p))
+    # (for a plain last name, abspath(p)'s directory is abspath(raw_parent): the directory made absolute
+    # lexically, then resolved, as before)
+    d = real_dirs.get(raw_parent)
     if d is None:
-        d = real_dirs[parent] = os.path.realpath(parent)
+        d = real_dirs[raw_parent] = os.path.realpath(os.path.abspath(raw_parent))
     q = os.path.join(d, name)
     return os.path.realpath(q) if os.path.islink(q) else q
+
+
+def _make_links(links: Path, names: dict[Path, str]) -> None:
+    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each)."""
+    real_dirs: dict[str, str] = {}
+    fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for p, name in names.items():
+            os.symlink(_link_target(p, real_dirs), name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _add_links(ctx: JobContext, group: str, links: Path, names) -> None:
@@ -176,9 +191,7 @@ def run_import(ctx: JobContext) -> None:
         links = ctx.job_dir / "imported"
         links.mkdir(exist_ok=False)
         created.append(links)
-        real_dirs: dict[str, str] = {}
-        for p, name in names.items():
-            os.symlink(_link_target(p, real_dirs), links / name)
+        _make_links(links, names)
         cs_path = ctx.job_dir / "imported_particles.cs"
         ctx.progress(0.85, f"writing {cs_path.name}")
         write_cs_replacing(cs_path, data, replace)

@@ -101,3 +101,31 @@ def test_real_stacks(realdata_dir):
     paths = sorted(p for p in realdata_dir.iterdir() if p.suffix in (".mrc", ".mrcs"))
     assert paths
     assert read_stack_headers(paths) == [mrc.read_header(p) for p in paths]
+
+
+def test_shape_check_same_for_cryosparc_and_other_dtypes(tmp_path):
+    """blob/shape as CryoSPARC's uint32 pairs (compared as one 64-bit word) and as int64: the same problems."""
+    import pytest
+
+    from cryodesk.io import cs
+    from cryodesk.io.validate import validate_stacks
+
+    for k, (ny, nx) in enumerate([(3, 4), (3, 4), (5, 4)]):
+        _write(tmp_path / f"s{k}.mrc", _header(nx=nx, ny=ny, nz=3, mx=nx), nx * ny * 3 * 4)
+    n = 40
+    stack = np.arange(n) % 3  # rows 3, 25, 17: one bad row in each stack
+    shape = np.array([[3, 4], [3, 4], [5, 4]])[stack]
+    shape[[3, 17]] = [[4, 3], [0, 0]]  # swapped: wrong; zeros: not given
+    shape[25] = [3, 2**31 + 4]  # differs only in the high word
+    messages = []
+    for dt in ("<u4", "<i8", ">u4"):
+        data = cs.from_columns({"blob/path": np.array([f"s{k}.mrc" for k in stack]), "blob/idx": stack % 3,
+                                "blob/shape": np.zeros((n, 2))}, n)
+        data = data.astype([(f, dt, (2,)) if f == "blob/shape" else (f, data.dtype[f]) for f in data.dtype.names])
+        data["blob/shape"] = shape
+        with pytest.raises(DataError) as err:
+            validate_stacks(cs.ParticleSet(data, tmp_path / "x.cs", tmp_path))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1] == messages[2]
+    assert "metadata says (4, 3) (row 3)" in messages[0] and "2147483652" in messages[0]
+    assert "row 17" not in messages[0] and messages[0].count("metadata says") == 2

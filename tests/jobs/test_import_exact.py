@@ -107,3 +107,21 @@ def test_imported_files_exactly(project, particle_set):
         ds = Dataset.load(jdir / "imported_particles.cs")
         assert list(ds["blob/path"])[:1] == [f"{job.uid}/imported/{link_names[0]}"]
         np.testing.assert_array_equal(ds["uid"], data["uid"])
+
+
+def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
+    from cryodesk.jobs.particles_io import _link_target
+
+    (tmp_path / "disk" / "extract").mkdir(parents=True)
+    (tmp_path / "disk" / "extract" / "a.mrc").write_bytes(b"")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "J3").symlink_to(tmp_path / "disk")  # a job directory on another disk
+    (tmp_path / "disk" / "extract" / "b.mrc").symlink_to("a.mrc")  # a linked stack
+    (tmp_path / "disk" / "extract" / "up").symlink_to(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj")
+    cases = [tmp_path / "proj/J3/extract/a.mrc", tmp_path / "proj/J3/extract/b.mrc", Path("J3/extract/a.mrc"),
+             Path("J3/extract/../extract/b.mrc"), tmp_path / "proj/J3/extract/up/J3/extract/a.mrc",
+             Path(str(tmp_path) + "//proj/J3//extract/a.mrc"), Path("J3/extract/missing.mrc")]
+    real_dirs: dict[str, str] = {}
+    for p in cases * 2:
+        assert _link_target(p, real_dirs) == str(p.resolve()), p
