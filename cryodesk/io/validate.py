@@ -149,6 +149,8 @@ def validate_stacks(pset: ParticleSet, check_cancel: Callable[[], None] | None =
         try:
             info = fast[k]
             if info is None:  # what is wrong with it, in read_header's words
+                if check_cancel is not None:
+                    check_cancel()
                 require_regular(path, "particle stack")  # a FIFO would block read_header's open, uncancellable
                 info = read_header(path)
         except DataError as exc:
