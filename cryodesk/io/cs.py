@@ -40,7 +40,6 @@ import math
 import os
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -480,38 +479,19 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
         return write_csdat(path, out, durable)
     fmt = np.lib.format
     header = {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
-    rows = min(max(n, 1), chunk_rows)
-    bufs = [np.empty(rows, dtype=dtype), np.empty(rows if n > chunk_rows else 0, dtype=dtype)]
-    starts = list(range(0, n, chunk_rows))
-
-    def filled(k: int) -> np.ndarray:
-        start, stop = starts[k], min(n, starts[k] + chunk_rows)
-        part = bufs[k % 2][:stop - start]
-        fill(part, start, stop)
-        return part
-
+    buf = np.empty(min(max(n, 1), chunk_rows), dtype=dtype)
     with AtomicFile(path, durable) as f:
         try:
             fmt.write_array_header_1_0(f.fh, header)
         except ValueError:  # very wide datasets need format 2.0 (CryoSPARC reads it)
             fmt.write_array_header_2_0(f.fh, header)
-        if len(starts) <= 1:
-            for k in range(len(starts)):
-                f.fh.write(memoryview(filled(k)).cast("B"))
-        else:
-            # the next chunk is filled (numpy copies, without the GIL) while this one is written: the
-            # copy and the write take about as long each
-            with ThreadPoolExecutor(1, thread_name_prefix="cs-fill") as pool:
-                ahead = pool.submit(filled, 0)
-                for k in range(len(starts)):
-                    part = ahead.result()
-                    if k + 1 < len(starts):
-                        ahead = pool.submit(filled, k + 1)
-                    try:
-                        f.fh.write(memoryview(part).cast("B"))
-                    except BaseException:
-                        ahead.cancel()
-                        raise
+        # (filling the next chunk in a thread while this one is written gained nothing here: both are
+        # bound by the memory's bandwidth)
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            part = buf[:stop - start]
+            fill(part, start, stop)
+            f.fh.write(memoryview(part).cast("B"))
     return path
 
 

@@ -1,4 +1,4 @@
-"""``write_cs_replacing`` (chunks filled ahead in a thread, unchanged bytes copied in blocks that bridge
+"""``write_cs_replacing`` (unchanged bytes copied in blocks that bridge
 replaced fields of the same size, a string column filled a run at a time) writes exactly ``np.save`` of
 the dataset built field by field, for any chunk size and any mix of replaced fields."""
 
