@@ -33,8 +33,8 @@ and the baselines, each in its own child process:
 
 Medians over the rounds with [min–max].  ``--cold`` fsyncs and evicts the
 benchmark's own files (``posix_fadvise(POSIX_FADV_DONTNEED)``, nothing else) before
-every timed step.  The restack job logs its metadata phases; the benchmark prints
-them (``restack metadata``: everything but the gather) next to the targets of
+every timed step.  The import job logs its phases (read, locate, validate, link, write) and the
+restack job its metadata phases; the benchmark prints them (``restack metadata``: everything but the gather) next to the targets of
 issue 19: import <= 2 s and peak RSS <= 2 x file + 100 MB; restack metadata <= 2 s;
 STAR import and export <= 5 s each.
 
@@ -299,12 +299,12 @@ class Cli:
         return p.read_text() if p.exists() else ""
 
 
-def _phases(log: str) -> dict:
-    """The ``restack timings: {...}`` line of the restack job log, if the code writes one."""
+def _phases(log: str, marker: str = "restack timings:") -> dict:
+    """The ``restack timings: {...}`` (or ``marker``) line of a job log, if the code writes one."""
     for line in reversed(log.splitlines()):
-        if "restack timings:" in line:
+        if marker in line:
             try:
-                return json.loads(line.split("restack timings:", 1)[1])
+                return json.loads(line.split(marker, 1)[1])
             except ValueError:
                 return {}
     return {}
@@ -315,6 +315,8 @@ def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str) -> None
     j_imp = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                        "-p", f"particle_blob_path={info['proj']}")
     results.setdefault(f"{tag}import .cs", []).append(cli.run(j_imp, cold))
+    for phase, secs in _phases(cli.job_log(j_imp), "import timings:").items():  # as the job logs them
+        results.setdefault(f"{tag}  import {phase} (in job)", []).append((secs, 0.0))
     j_rs = cli.create("restack_particles", "-i", f"particles={j_imp}", "-p", "particles_per_file=100000")
     results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
     ph = _phases(cli.job_log(j_rs))

@@ -84,9 +84,11 @@ def job_document(job: Job) -> dict:
         .where(Connection.child == job)
         .order_by(Connection.slot, Connection.position)
     ]
-    outputs = [
-        {"group": f.group, "kind": f.kind, "version": f.version, "path": f.path, "size_bytes": f.size_bytes}
-        for f in OutputFile.select().where(OutputFile.job == job).order_by(OutputFile.group, OutputFile.version, OutputFile.id)
+    outputs = [  # (rows as tuples: an imported particle set has an output per stack, thousands)
+        {"group": g, "kind": k, "version": v, "path": p, "size_bytes": b}
+        for g, k, v, p, b in OutputFile.select(OutputFile.group, OutputFile.kind, OutputFile.version, OutputFile.path,
+                                               OutputFile.size_bytes)
+        .where(OutputFile.job == job).order_by(OutputFile.group, OutputFile.version, OutputFile.id).tuples()
     ]
     workspaces = [
         f"W{w.number}"
@@ -338,6 +340,27 @@ def _item_dir(base: Path, rel: str, uid: str, what: str) -> Path:
 
 def _write_sized(path: Path, doc: dict, base: int, durable: bool) -> int:
     """Write the manifest ``doc`` at ``path`` with ``doc["size_bytes"]`` = ``base`` + its own length; returns it."""
+    # Encoded once (a job with thousands of outputs takes a tenth of a second a dump): only the number's
+    # digits change the length.  The top-level key is the one line starting with exactly one space of
+    # indent (nested keys have more; a newline inside a string is escaped), and it is never the last key.
+    doc["size_bytes"] = 0
+    text = _dumps(doc)
+    head, sep, tail = text.partition('\n "size_bytes": 0,\n')
+    if not sep:  # (cannot happen with the documents written here; kept exact anyway)
+        return _write_sized_slow(path, doc, base, durable)
+    fixed = len(head.encode()) + len(tail.encode()) + len('\n "size_bytes": ,\n')
+    size = base + fixed + 1
+    for _ in range(8):  # the length grows with the number's digits: a fixed point in 1-2 steps
+        if base + fixed + len(str(size)) == size:
+            break
+        size = base + fixed + len(str(size))
+    doc["size_bytes"] = size
+    text = f'{head}\n "size_bytes": {size},\n{tail}'
+    _write(path, doc, durable, text)
+    return size
+
+
+def _write_sized_slow(path: Path, doc: dict, base: int, durable: bool) -> int:
     size, text = base, ""
     for _ in range(8):  # the text's length grows with the number's digits: a fixed point in 2-3 steps
         doc["size_bytes"] = size
@@ -350,7 +373,34 @@ def _write_sized(path: Path, doc: dict, base: int, durable: bool) -> int:
 
 
 def _dumps(doc: dict) -> str:
-    return json.dumps(doc, indent=1, sort_keys=True, default=str)  # as atomic_write_json writes it
+    """``json.dumps(doc, indent=1, sort_keys=True, default=str)`` (as atomic_write_json writes it), to the byte.
+
+    With ``indent`` json encodes in Python, ~20 us a value: a top-level list of many flat records (a job's
+    outputs, one per linked stack) is encoded by json's C encoder a record at a time and put in its place.
+    """
+    big = [k for k, v in doc.items() if type(k) is str and type(v) is list and len(v) >= 32 and all(map(_flat, v))]
+    if not big:
+        return json.dumps(doc, indent=1, sort_keys=True, default=str)
+    markers = {k: f"\x00cryodesk-manifest-{k}\x00" for k in big}
+    text = json.dumps({**doc, **markers}, indent=1, sort_keys=True, default=str)
+    for k, marker in markers.items():
+        quoted = json.dumps(marker)
+        if text.count(quoted) != 1:  # the marker's text elsewhere in the document: the plain way
+            return json.dumps(doc, indent=1, sort_keys=True, default=str)
+        # a list at depth 1: items on lines of 2 spaces, their keys on lines of 3 (as json's indent=1 puts them)
+        items = ",\n  ".join("{\n   " + _FLAT_ENCODER.encode(r)[1:-1] + "\n  }" if r else "{}" for r in doc[k])
+        text = text.replace(quoted, "[\n  " + items + "\n ]", 1)
+    return text
+
+
+_SCALARS = (str, int, float, bool, type(None))
+# json's C encoder: with these separators a flat record comes out as json's indent=1 writes it at depth 2,
+# but for the line breaks after "{" and before "}" (a newline inside a string is always escaped as \n)
+_FLAT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",\n   ", ": "))
+
+
+def _flat(record) -> bool:
+    return type(record) is dict and all(type(k) is str and type(v) in _SCALARS for k, v in record.items())
 
 
 def _write(path: Path, doc: dict, durable: bool = True, text: str | None = None) -> None:

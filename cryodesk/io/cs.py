@@ -416,17 +416,38 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
     raw_in = None
     if data.flags.c_contiguous and data.dtype.itemsize and n:
         raw_in = data.view(np.uint8).reshape(n, data.dtype.itemsize)
+    # A replaced field of the same size at the same place between two such runs is copied with them
+    # (one block instead of two) and then overwritten: the runs are copied before the other fields.
+    bridged = 0  # bytes of replaced fields after the last run, continuing it in both records
     for name in names:
         plain = name not in tables and name not in arrays and raw_in is not None
+        off_out, size = dtype.fields[name][1], dtype.fields[name][0].itemsize
         if plain and data.dtype.fields[name][0] == dtype.fields[name][0]:
-            off_in, off_out = data.dtype.fields[name][1], dtype.fields[name][1]
-            size = dtype.fields[name][0].itemsize
-            if runs and runs[-1][0] + runs[-1][2] == off_in and runs[-1][1] + runs[-1][2] == off_out:
-                runs[-1][2] += size
+            off_in = data.dtype.fields[name][1]
+            if (runs and bridged >= 0 and runs[-1][0] + runs[-1][2] + bridged == off_in
+                    and runs[-1][1] + runs[-1][2] + bridged == off_out):
+                runs[-1][2] += bridged + size
             else:
                 runs.append([off_in, off_out, size])
+            bridged = 0
         else:
             per_field.append(name)
+            src = data.dtype.fields.get(name)
+            if (bridged >= 0 and runs and src is not None and src[0].itemsize == size
+                    and runs[-1][0] + runs[-1][2] + bridged == src[1]
+                    and runs[-1][1] + runs[-1][2] + bridged == off_out):
+                bridged += size
+            else:
+                bridged = -1  # the next plain field starts a run of its own
+    # a (table, index) column whose index comes in runs (a stack's particles together) is filled a run
+    # at a time, each run from one table entry, instead of a gather of every row
+    table_runs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, (_table, index) in tables.items():
+        if n and index.ndim == 1:
+            heads = np.flatnonzero(index[1:] != index[:-1]) + 1
+            if heads.size < n // 64:
+                bounds = np.concatenate([[0], heads, [n]])
+                table_runs[name] = (bounds, index[bounds[:-1]])
 
     def fill(buf: np.ndarray, start: int, stop: int) -> None:
         if runs:
@@ -434,7 +455,15 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
             for off_in, off_out, size in runs:
                 raw_out[:, off_out:off_out + size] = raw_in[start:stop, off_in:off_in + size]
         for name in per_field:
-            if name in tables:
+            if name in table_runs:
+                table = tables[name][0]
+                bounds, values = table_runs[name]
+                col = buf[name]
+                first = int(np.searchsorted(bounds, start, "right")) - 1
+                last = int(np.searchsorted(bounds, stop, "left"))
+                for j in range(first, last):
+                    col[max(int(bounds[j]), start) - start:min(int(bounds[j + 1]), stop) - start] = table[values[j]]
+            elif name in tables:
                 table, index = tables[name]
                 buf[name] = table[index[start:stop]]
             elif name in arrays:
@@ -456,6 +485,8 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
             fmt.write_array_header_1_0(f.fh, header)
         except ValueError:  # very wide datasets need format 2.0 (CryoSPARC reads it)
             fmt.write_array_header_2_0(f.fh, header)
+        # (filling the next chunk in a thread while this one is written gained nothing here: both are
+        # bound by the memory's bandwidth)
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
             part = buf[:stop - start]

@@ -40,6 +40,18 @@ def inside(path: Path | str, root: Path | str) -> bool:
     return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
 
 
+def _normpath(path: str, dirs: dict[str, str]) -> str:
+    """``os.path.normpath(path)``, the directory part normalised once per ``dirs`` (a cache)."""
+    head, sep, tail = path.rpartition(os.sep)
+    if not sep or not head.strip(os.sep) or tail in ("", ".", ".."):
+        return os.path.normpath(path)
+    d = dirs.get(head)
+    if d is None:
+        d = dirs[head] = os.path.normpath(head)
+    # a plain last component adds itself to the normalised directory (join keeps "/" and "//" right)
+    return os.path.join(d, tail) if d.startswith(os.sep) else os.path.normpath(path)
+
+
 def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str) -> dict[str, Path]:
     """The resolved path of every distinct raw ``blob/path`` value (see module doc).
 
@@ -59,6 +71,11 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
     def within(path: str, limit: str) -> bool:
         return path == limit or path.startswith(prefixes[limit])
 
+    dirs: dict[str, str] = {}  # thousands of stacks in a few directories: each normalised once
+
+    def norm(path: str) -> str:
+        return _normpath(path, dirs)
+
     for raw in dict.fromkeys(np.asarray(raw_paths).tolist()):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
@@ -77,7 +94,7 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
             continue
         else:
             cands, limit = [os.path.join(base_s, text), os.path.join(meta_s, text)], root_s
-        ok = [c for c in dict.fromkeys(os.path.normpath(c) for c in cands) if within(c, limit)]
+        ok = [c for c in dict.fromkeys(norm(c) for c in cands) if within(c, limit)]
         if not ok:
             raise DataError(f"{source}: stack path {text!r} escapes the particle data directory {limit} "
                             f"(looked up under {', '.join(str(b) for b in dict.fromkeys((base, meta_dir)))}); "

@@ -28,8 +28,10 @@ A failed run removes everything it wrote.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +53,8 @@ def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
     """The dataset of ``meta`` and the directory its ``>`` paths are relative to."""
     suffix = meta.suffix.lower()
     if suffix == ".cs":
-        data = read_cs(meta)
+        # mapped, not read: the import reads a few columns and streams the rest once into its own .cs
+        data = read_cs(meta, mmap=True)
         for f in ("blob/path", "blob/idx"):
             if f not in data.dtype.names:
                 raise DataError(f"{meta}: not a particle dataset (no {f!r} field)")
@@ -100,12 +103,27 @@ def _link_names(paths: list[Path]) -> dict[Path, str]:
 
 def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
     """``p.resolve()``, with each directory resolved once (thousands of stacks share a few)."""
-    parent, name = os.path.split(os.path.abspath(p))
-    d = real_dirs.get(parent)
+    raw_parent, name = os.path.split(os.fspath(p))
+    if name in ("", ".", "..") or not raw_parent:
+        raw_parent, name = os.path.split(os.path.abspath(p))
+    # (for a plain last name, abspath(p)'s directory is abspath(raw_parent): the directory made absolute
+    # lexically, then resolved, as before)
+    d = real_dirs.get(raw_parent)
     if d is None:
-        d = real_dirs[parent] = os.path.realpath(parent)
+        d = real_dirs[raw_parent] = os.path.realpath(os.path.abspath(raw_parent))
     q = os.path.join(d, name)
     return os.path.realpath(q) if os.path.islink(q) else q
+
+
+def _make_links(links: Path, names: dict[Path, str]) -> None:
+    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each)."""
+    real_dirs: dict[str, str] = {}
+    fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        for p, name in names.items():
+            os.symlink(_link_target(p, real_dirs), name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _add_links(ctx: JobContext, group: str, links: Path, names) -> None:
@@ -138,8 +156,17 @@ def run_import(ctx: JobContext) -> None:
     base = (Path(blob) if Path(blob).is_absolute() else ctx.project_dir / blob) if blob else meta.parent
     ctx.progress(0.0, f"reading {meta.name}")
     report = ConversionReport("STAR -> .cs")
+    clock = [time.perf_counter()]
+    timings: dict[str, float] = {}
+
+    def lap(name: str) -> None:  # the phases, logged at the end (benchmarks/particles_1m.py prints them)
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 3)
+        clock[0] = now
+
     data, meta_dir = _load(meta, report)
     check_particle_rows(data, meta)
+    lap("read")
     root = base if blob else meta.parent
     if not (inside(meta_dir, root) or inside(meta_dir, meta.parent)):
         # a .csg's blob metafile elsewhere: its '>' stack paths would be relative to a place the user
@@ -148,11 +175,13 @@ def run_import(ctx: JobContext) -> None:
                         f"directory {root}; set particle_blob_path to a directory that contains it")
     stacks, inv = _located(data, meta, meta_dir, base, root)
     pset = ParticleSet(data, meta, base, _index=(stacks, inv))
+    lap("locate")
     try:
         infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
     except DataError as exc:
         raise _missing_hint(exc, base, meta_dir, bool(blob)) from None
     ctx.check_cancel()
+    lap("validate")
 
     names = _link_names(stacks)
     names_col = np.array([f"{ctx.job_dir.name}/imported/{names[p]}" for p in stacks], dtype=str)
@@ -175,13 +204,13 @@ def run_import(ctx: JobContext) -> None:
         links = ctx.job_dir / "imported"
         links.mkdir(exist_ok=False)
         created.append(links)
-        real_dirs: dict[str, str] = {}
-        for p, name in names.items():
-            os.symlink(_link_target(p, real_dirs), links / name)
+        _make_links(links, names)
+        lap("link")
         cs_path = ctx.job_dir / "imported_particles.cs"
         ctx.progress(0.85, f"writing {cs_path.name}")
         write_cs_replacing(cs_path, data, replace)
         created.append(cs_path)
+        lap("write")
         group = csg_io.group_for_dataset("imported_particles", "particle", cs_path.name, data,
                                          title="Imported particles",
                                          description=f"Particles imported from {meta}")
@@ -199,6 +228,8 @@ def run_import(ctx: JobContext) -> None:
         report.log_to(ctx.log, meta.name)
         ctx.results["conversion"] = report.as_dict()
     ctx.log.info("imported %d particles from %d stacks (%s)", len(out), len(names), meta)
+    lap("rest")
+    ctx.log.info("import timings: %s", json.dumps(timings))
     ctx.progress(1.0, f"imported {len(out)} particles")
 
 

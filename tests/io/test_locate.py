@@ -59,3 +59,24 @@ def test_cryosparc_relative_absolute_and_empty(tmp_path):
 def test_inside_is_lexical(tmp_path):
     assert inside(tmp_path / "a/../b", tmp_path) and inside(tmp_path, tmp_path)
     assert not inside(tmp_path / "../x", tmp_path) and not inside(str(tmp_path) + "x", tmp_path)
+
+
+def test_cached_normalisation_is_normpath():
+    import os
+
+    from cryodesk.io.locate import _normpath
+
+    cache: dict[str, str] = {}
+    paths = ["/a/b/c.mrc", "/a/b/../c.mrc", "/a/./b/c.mrc", "/a//b/c.mrc", "//a/c.mrc", "///a/c.mrc", "/c.mrc",
+             "//c.mrc", "/a/b/.", "/a/b/..", "/a/b/", "/", "//", "a/b/c.mrc", "./c.mrc", "../c.mrc", "c.mrc", "",
+             "/a/b/...", "/a/b/..c", "/a/b/.c", "/a/link/../c.mrc", "/a/b//", "/../c.mrc", "/a/b/c.mrc"]
+    for p in paths * 2:  # the second time from the cache
+        assert _normpath(p, cache) == os.path.normpath(p), p
+    import random
+
+    rnd = random.Random(5)
+    parts = ["a", "b", "..", ".", "", "x.mrc", "...", "/"]
+    for _ in range(3000):
+        p = "/".join(rnd.choice(parts) for _ in range(rnd.randint(1, 6)))
+        p = rnd.choice(["", "/", "//"]) + p
+        assert _normpath(p, cache) == os.path.normpath(p), p

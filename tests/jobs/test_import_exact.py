@@ -1,0 +1,127 @@
+"""What an import of a many-stack ``.cs`` writes, to the byte, through the real runner (outputs, manifest).
+
+The imported ``.cs`` must be ``np.save`` of the dataset built field by field
+(the paths renamed, shapes and pixel sizes from the headers where the metadata
+has none), the outputs a link per stack in first-seen order in the database
+and in ``job.json``, and ``job.json`` the text ``json.dumps`` gives its content.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryodesk.core import jobs, manifest, runner
+from cryodesk.db.models import OutputFile
+from cryodesk.io import cs, mrc
+
+try:
+    from cryosparc.dataset import Dataset
+except ImportError:  # pragma: no cover - test-time oracle only
+    Dataset = None
+
+
+@pytest.fixture
+def particle_set(tmp_path):
+    rng = np.random.default_rng(7)
+    raw = tmp_path / "csproj"
+    (raw / "J3" / "extract").mkdir(parents=True)
+    (raw / "J4").mkdir()
+    stacks, sizes = [], []
+    for k in range(45):  # two stacks of one name in two directories: de-duplicated link names
+        rel = f"J{3 + (k == 44)}/{'extract/' if k < 44 else ''}s{k % 44:03d}_particles.mrc"
+        nz = int(rng.integers(3, 9))
+        mrc.write_stack(raw / rel, rng.normal(size=(nz, 6, 6)).astype(np.float32), voxel_size=1.25 + k % 2)
+        stacks.append(rel)
+        sizes.append(nz)
+    n = 1500
+    stack_of = np.sort(rng.integers(0, len(stacks), n))
+    stack_of[700:760] = rng.permutation(stack_of[700:760])  # runs broken up, a stack seen again later
+    cols = {
+        "uid": cs.new_uids(n, rng),
+        "blob/path": np.array(stacks, dtype="S")[stack_of],
+        "blob/idx": (rng.integers(0, 1 << 20, n) % np.array(sizes)[stack_of]).astype(np.uint32),
+        "blob/shape": np.where((stack_of % 5 == 0)[:, None], 0, 6).astype(np.uint32) * np.ones((n, 2), np.uint32),
+        "blob/psize_A": np.where(stack_of % 3 == 0, 0.0, 1.06).astype(np.float32),
+        "ctf/df1_A": rng.uniform(1e4, 2e4, n).astype(np.float32),
+        "alignments3D/psize_A": np.where(stack_of % 4 == 0, 0.0, 1.1).astype(np.float32),
+        "alignments3D/pose": rng.normal(size=(n, 3)).astype(np.float32),
+        "location/micrograph_path": np.array([f"J2/mic_{k}.mrc" for k in range(len(stacks))], dtype="S")[stack_of],
+    }
+    data = cs.from_columns(cols, n)
+    meta = tmp_path / "J10_particles.cs"
+    with open(meta, "wb") as fh:
+        np.save(fh, data)
+    return meta, raw, data, stacks, stack_of
+
+
+def _expected(data, stacks, stack_of, raw, uid):
+    names, seen = {}, set()
+    for rel in dict.fromkeys(stacks[i] for i in stack_of.tolist()):  # first-seen order, as linked
+        name, k = rel.rsplit("/", 1)[1], 1
+        while name in seen:
+            name, k = f"{k:03d}_{rel.rsplit('/', 1)[1]}", k + 1
+        seen.add(name)
+        names[rel] = name
+    info = {rel: mrc.read_header(raw / rel) for rel in names}
+    cols = {f: data[f] for f in data.dtype.names}
+    rels = [stacks[i] for i in stack_of.tolist()]
+    cols["blob/path"] = np.array([f"{uid}/imported/{names[r]}" for r in rels])
+    cols["blob/shape"] = np.array([info[r].shape for r in rels], dtype=np.uint32)
+    header_psize = np.array([info[r].voxel_size for r in rels], dtype=np.float32)
+    psize = np.where(data["blob/psize_A"] > 0, data["blob/psize_A"], header_psize)
+    cols["blob/psize_A"] = psize
+    cols["alignments3D/psize_A"] = np.where(data["alignments3D/psize_A"] > 0, data["alignments3D/psize_A"], psize)
+    buf = io.BytesIO()
+    np.save(buf, cs.from_columns(cols, len(data)))
+    return buf.getvalue(), list(names.values())
+
+
+def test_imported_files_exactly(project, particle_set):
+    meta, raw, data, stacks, stack_of = particle_set
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "completed", done.error
+    jdir = Path(project.directory) / job.uid
+    want_cs, link_names = _expected(data, stacks, stack_of, raw, job.uid)
+    assert (jdir / "imported_particles.cs").read_bytes() == want_cs
+    assert sorted(p.name for p in (jdir / "imported").iterdir()) == sorted(link_names)
+    assert "001_s000_particles.mrc" in link_names
+    rows = list(OutputFile.select(OutputFile.group, OutputFile.kind, OutputFile.path)
+                .where(OutputFile.job == done.id).order_by(OutputFile.id).tuples())
+    assert rows == ([("particles", "dataset", f"{job.uid}/imported_particles.cs"),
+                     ("particles", "csg", f"{job.uid}/imported_particles.csg")]
+                    + [("particles", "blob", f"{job.uid}/imported/{name}") for name in link_names])
+    text = (jdir / "job.json").read_text()
+    doc = json.loads(text)
+    assert text == json.dumps(doc, indent=1, sort_keys=True, default=str)
+    assert [o["path"] for o in doc["outputs"]] == [r[2] for r in sorted(rows, key=lambda r: r[0])]
+    assert doc == manifest.job_document(done) | {"size_bytes": doc["size_bytes"]}
+    assert done.size_bytes == doc["size_bytes"]
+    if Dataset is not None:
+        ds = Dataset.load(jdir / "imported_particles.cs")
+        assert list(ds["blob/path"])[:1] == [f"{job.uid}/imported/{link_names[0]}"]
+        np.testing.assert_array_equal(ds["uid"], data["uid"])
+
+
+def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
+    from cryodesk.jobs.particles_io import _link_target
+
+    (tmp_path / "disk" / "extract").mkdir(parents=True)
+    (tmp_path / "disk" / "extract" / "a.mrc").write_bytes(b"")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "J3").symlink_to(tmp_path / "disk")  # a job directory on another disk
+    (tmp_path / "disk" / "extract" / "b.mrc").symlink_to("a.mrc")  # a linked stack
+    (tmp_path / "disk" / "extract" / "up").symlink_to(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path / "proj")
+    cases = [tmp_path / "proj/J3/extract/a.mrc", tmp_path / "proj/J3/extract/b.mrc", Path("J3/extract/a.mrc"),
+             Path("J3/extract/../extract/b.mrc"), tmp_path / "proj/J3/extract/up/J3/extract/a.mrc",
+             Path(str(tmp_path) + "//proj/J3//extract/a.mrc"), Path("J3/extract/missing.mrc")]
+    real_dirs: dict[str, str] = {}
+    for p in cases * 2:
+        assert _link_target(p, real_dirs) == str(p.resolve()), p
