@@ -17,6 +17,11 @@ import weakref
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# the user's state directory (worker logs, the temp-walk stamps of core/recovery): the session's own
+if "XDG_STATE_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="cryodesk-test-state-")
 
 
 def _worker_pg_database() -> None:

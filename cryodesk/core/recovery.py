@@ -25,7 +25,8 @@ own ``.project.json.….tmp`` through :func:`cryodesk.base.fsio.remove_own_temp`
 
 Walking every job directory of a big project costs seconds when its tree is not in the
 page cache, so a writing command walks them all at most once per :data:`TEMP_SCAN_INTERVAL_S`
-(the time of the last full walk is the mtime of ``.cryodesk/temp-scan``).  In between it walks
+(the time of the last full walk is the mtime of a stamp in the user's state directory,
+:func:`scan_stamp`: nothing is written into the project for it).  In between it walks
 only where a dead process is known to have been writing: the directories of the jobs it just
 found dead and of the items whose manifests a dead process's pending record named (a manifest
 write always leaves that record first).  What else a death leaves is only space, found by the
@@ -34,6 +35,7 @@ next full walk.  An explicit ``min_age_s`` (a deliberate sweep) always walks eve
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import time
@@ -42,10 +44,10 @@ from pathlib import Path
 
 from ..base.errors import CryodeskError
 from ..base.fsio import own_temp_target, remove_own_temp
+from ..base.nofollow import open_dirs
 from ..db.models import ACTIVE_STATUSES, Job
 from . import deletion, guard
-from .deletion import DeletionPlan, ItemResult, PlanItem, journal
-from .deletion.journal import STATE_DIR
+from .deletion import DeletionPlan, ItemResult, PlanItem
 from .fsutil import check_job_dir
 from .lifecycle import recover_interrupted
 from .projects import get_project
@@ -56,7 +58,7 @@ TEMP_MIN_AGE_S = 10.0
 MAX_ENTRIES_PER_JOB = 20000
 #: every job directory is walked for temp files at most this often (s) per project (see the module doc)
 TEMP_SCAN_INTERVAL_S = 3600.0
-#: in the project's state directory: its mtime is the time of the last full walk
+#: the directory (in the user's state directory) of the stamps whose mtimes are the last full walks
 SCAN_STAMP = "temp-scan"
 
 
@@ -102,30 +104,47 @@ def _temp_files(job_dir: Path, prefix: str, now: float, min_age: float) -> list[
     return sorted(out)
 
 
+def scan_stamp(pdir: Path) -> tuple[Path, str]:
+    """Where the time of the last full walk of ``pdir`` is kept: ``(directory, name)``, in the user's
+    state directory (``~/.local/state/cryodesk/temp-scan``), never in the project: a command that is
+    refused, or runs on an archived or read-only project, changes nothing there.  The name is a hash
+    of the project directory's real path and identity (a project moved or made anew walks again)."""
+    from platformdirs import user_state_dir
+
+    try:
+        st = os.stat(pdir)
+        ident = f"{os.path.realpath(pdir)}|{st.st_dev}|{st.st_ino}"
+    except OSError:
+        ident = str(pdir)
+    return Path(user_state_dir("cryodesk", appauthor=False)), hashlib.sha1(ident.encode()).hexdigest()[:20]
+
+
 def _last_full_walk(pdir: Path) -> float | None:
     """When every job directory was last walked (the stamp's mtime), or None (never, or a stamp
-    that is not a regular file: a link is not trusted)."""
+    that is not a regular file, or a link on the way: not trusted)."""
+    base, name = scan_stamp(pdir)
     try:
-        st = os.stat(pdir / STATE_DIR / SCAN_STAMP, follow_symlinks=False)
-    except OSError:
+        with open_dirs(base, [SCAN_STAMP]) as fd:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except (OSError, CryodeskError):
         return None
     return st.st_mtime if stat.S_ISREG(st.st_mode) else None
 
 
 def _stamp_full_walk(pdir: Path, when: float) -> None:
     """Record a full walk that started at ``when``; a link or a failure only means walking again sooner."""
+    base, name = scan_stamp(pdir)
     try:
-        base = journal.state_dir(pdir, create=True)
-        fd = os.open(base / SCAN_STAMP, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
+        base.mkdir(parents=True, exist_ok=True)
+        with open_dirs(base, [SCAN_STAMP], create=True) as dfd:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666, dir_fd=dfd)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.utime(fd, (when, when))
+            finally:
+                os.close(fd)
     except (OSError, CryodeskError):
         return
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.utime(fd, (when, when))
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def collect_temp_files(project, min_age_s: float | None = None, fresh_ok=(), known=None) -> Recovery:

@@ -58,7 +58,8 @@ def test_only_cryodesk_temp_files_are_collected_by_the_next_write(cli, tmp_path)
     assert all(p.exists() for p in ours[:-1]) and not os.path.lexists(ours[-1])
     ours[-1].write_bytes(b"t" * 100)
     _age(ours[-1])
-    _age(pdir / ".cryodesk" / "temp-scan", recovery.TEMP_SCAN_INTERVAL_S + 60)  # an hour later
+    base, name = recovery.scan_stamp(pdir)
+    _age(base / recovery.SCAN_STAMP / name, recovery.TEMP_SCAN_INTERVAL_S + 60)  # an hour later
     code, out, err = cli("job", "final", "P1", "J1")  # the next command that writes
     assert code == 0, err
     assert "removed 5 unfinished write(s)" in err
@@ -90,7 +91,9 @@ def test_between_full_walks_only_where_a_dead_process_wrote(cli, tmp_path):
     assert code == 0, err
     assert not debris["J1"].exists() and debris["J2"].exists()
     assert not (pending / "dead.json").exists()
-    stamp = pdir / ".cryodesk" / "temp-scan"
+    assert not os.path.lexists(pdir / ".cryodesk" / recovery.SCAN_STAMP)  # nothing of it in the project
+    base, name = recovery.scan_stamp(pdir)
+    stamp = base / recovery.SCAN_STAMP / name
     stamp.unlink()
     outside = tmp_path / "outside"
     outside.write_text("x")
