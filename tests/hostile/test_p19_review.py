@@ -35,3 +35,47 @@ def test_float16_restack_gives_the_same_nan_bits_with_numpy_as_with_numba():
         t.inspect(x, 0)
         got[kernel] = t(x, np.empty((2, 4, 4), np.float16), 0).view(np.uint16).tolist()
     assert got["numpy"] == got["numba"]
+
+
+def test_an_error_in_a_workers_tick_is_logged_and_the_worker_goes_on(database, caplog):
+    # worker run adopts queued jobs in the tick: one it cannot take (a job type unknown here) must not
+    # end the worker and cut its running jobs short, as it did not when the tick was a Qt timer's slot
+    import os
+    import signal
+
+    from cryodesk.base.errors import UsageError
+    from cryodesk.engine.headless import HeadlessEngine, run_until_idle
+
+    engine = HeadlessEngine()
+    engine.start()
+    calls = []
+
+    def tick():
+        calls.append(1)
+        if len(calls) == 1:
+            raise UsageError("unknown job type 'bogus'")
+        os.kill(os.getpid(), signal.SIGTERM)  # a worker is stopped by a signal
+
+    assert run_until_idle(engine, stop_when_idle=False, tick=tick, tick_ms=20) == signal.SIGTERM
+    assert len(calls) >= 2 and "unknown job type 'bogus'" in caplog.text
+    assert engine.shutdown(5000)
+
+
+def test_a_worker_leaves_a_queued_job_of_a_type_it_does_not_know_and_runs_the_others(project):
+    # a job queued with a type this process cannot load (a newer cryodesk's, a plugin not installed
+    # here): claiming it stopped the worker and left the jobs claimed with it queued for ever
+    from cryodesk.core import jobs, lifecycle
+    from cryodesk.db.models import Job
+    from cryodesk.engine.headless import HeadlessEngine, run_until_idle
+
+    odd = jobs.create_job(project, "t_source", "W1", params={"nbytes": 10})
+    good = jobs.create_job(project, "t_source", "W1", params={"nbytes": 10})
+    lifecycle.mark_queued([odd, good])
+    Job.update(type="newer_type").where(Job.id == odd.id).execute()
+    engine = HeadlessEngine()
+    taken = engine.adopt_queued(project)
+    assert [j.uid for j in taken] == [good.uid]
+    assert run_until_idle(engine) is None
+    assert engine.shutdown(5000)
+    assert [j.status for j in jobs.get_jobs(project, [odd.uid, good.uid])] == ["queued", "completed"]
+    assert [j.uid for j in lifecycle.claimable(project)] == [odd.uid]  # still there for a worker that knows it
