@@ -68,8 +68,8 @@ def test_a_worker_leaves_a_queued_job_of_a_type_it_does_not_know_and_runs_the_ot
     from cryodesk.db.models import Job
     from cryodesk.engine.headless import HeadlessEngine, run_until_idle
 
-    odd = jobs.create_job(project, "t_source", "W1", params={"nbytes": 10})
-    good = jobs.create_job(project, "t_source", "W1", params={"nbytes": 10})
+    odd = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    good = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
     lifecycle.mark_queued([odd, good])
     Job.update(type="newer_type").where(Job.id == odd.id).execute()
     engine = HeadlessEngine()
@@ -79,3 +79,15 @@ def test_a_worker_leaves_a_queued_job_of_a_type_it_does_not_know_and_runs_the_ot
     assert engine.shutdown(5000)
     assert [j.status for j in jobs.get_jobs(project, [odd.uid, good.uid])] == ["queued", "completed"]
     assert [j.uid for j in lifecycle.claimable(project)] == [odd.uid]  # still there for a worker that knows it
+
+
+def test_a_job_type_whose_module_fails_to_import_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    # types load on demand now: a broken module (a library missing) is met by the command that needs
+    # its type, which says so in a sentence (it was a traceback)
+    import cryodesk.jobs as job_types
+    from cryodesk.base.errors import CryodeskError
+    from cryodesk.core import registry
+
+    monkeypatch.setitem(job_types.MODULES, "broken_type", "_no_such_module")
+    with pytest.raises(CryodeskError, match=r"cannot load job type 'broken_type'.*_no_such_module"):
+        registry.get("broken_type")
