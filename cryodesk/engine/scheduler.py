@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from ..base.errors import CryodeskError
 from ..core import lifecycle, registry
-from ..core.jobs import get_jobs
+from ..core.jobs import get_jobs, refresh
 from ..core.projects import get_project
 from .bodies import job_body, task_body
 
@@ -161,8 +161,14 @@ class Scheduler:
         jobs = get_jobs(project, jobs)
         self._job_types(jobs)
         plan = lifecycle.plan_queue(project, jobs, self.owner)
-        for job in lifecycle.mark_queued(plan.jobs, self.owner):
+        queued = lifecycle.mark_queued(plan.jobs, self.owner)
+        for job in queued:
             self._add_pending(project.uid, job)
+        if len(queued) < len(plan.jobs):  # another process queued or started some since they were planned
+            taken = {j.id for j in queued}
+            for job in refresh([j for j in plan.jobs if j.id not in taken]):
+                plan.refused.append((job.uid, f"{job.uid}: it is already {job.status} (another process took it)"))
+            plan.jobs = queued
         self._mark_busy()
         self._later(self._schedule)  # callers connect signals after queue() returns
         return plan

@@ -91,3 +91,24 @@ def test_a_job_type_whose_module_fails_to_import_is_a_clear_error(monkeypatch, t
     monkeypatch.setitem(job_types.MODULES, "broken_type", "_no_such_module")
     with pytest.raises(CryodeskError, match=r"cannot load job type 'broken_type'.*_no_such_module"):
         registry.get("broken_type")
+
+
+def test_two_job_runs_racing_never_queue_a_job_the_other_already_queued_or_started(project):
+    # two `job run`s of one job: both planned it while it was building; the second to queue it took it
+    # over while the first ran it, then its start was refused and it marked the running job failed,
+    # with no owner (a cleanup could then delete a running job's files)
+    from cryodesk.core import jobs, lifecycle
+    from cryodesk.engine.headless import HeadlessEngine
+
+    job = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    late = HeadlessEngine()
+    plan = lifecycle.plan_queue(project, [job], late.owner)  # planned while still building
+    first = lifecycle.new_owner()
+    lifecycle.mark_queued([job], first)
+    jobs.set_status(jobs.get_job(project, job.uid), "running")  # the first one runs it
+    assert lifecycle.mark_queued(plan.jobs, late.owner) == []
+    row = jobs.get_job(project, job.uid)
+    assert (row.status, row.owner_engine) == ("running", first["engine"])
+    got = late.queue(project, [job.uid])  # through the engine: refused, said why
+    assert got.jobs == [] and got.refused and "running" in got.refused[0][1]
+    late.shutdown(5000)
