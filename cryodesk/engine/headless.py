@@ -77,7 +77,8 @@ class HeadlessEngine(Scheduler):
         for name in _SIGNALS:
             setattr(self, name, Hook())
         self._init_scheduler()
-        self._threads = {"cpu": cpu_threads or default_cpu_threads(), "io": io_threads}
+        # (as a QThreadPool: a size below one is one thread)
+        self._threads = {"cpu": max(1, cpu_threads or default_cpu_threads()), "io": max(1, io_threads)}
         self.pools = self._new_pools()
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # (put is reentrant: signal handlers post too)
         self._futures: set = set()

@@ -112,3 +112,16 @@ def test_two_job_runs_racing_never_queue_a_job_the_other_already_queued_or_start
     got = late.queue(project, [job.uid])  # through the engine: refused, said why
     assert got.jobs == [] and got.refused and "running" in got.refused[0][1]
     late.shutdown(5000)
+
+
+def test_job_run_with_a_cpu_pool_size_below_one_runs_on_one_thread(project):
+    # `job run --cpu-threads -1`: the Qt pool took it as one thread; the thread pool raised (a traceback)
+    from cryodesk.core import jobs
+    from cryodesk.engine.headless import HeadlessEngine, run_until_idle
+
+    job = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    engine = HeadlessEngine(cpu_threads=-1, io_threads=0)
+    engine.queue(project, [job.uid])
+    assert run_until_idle(engine) is None
+    assert engine.shutdown(5000)
+    assert jobs.get_job(project, job.uid).status == "completed"
