@@ -182,7 +182,7 @@ def collect_temp_files(project, min_age_s: float | None = None, fresh_ok=(), kno
                             out.temp_bytes += size
     except OSError:
         pass
-    if full and guard.may_write(project):  # (an archived project, another database's: nothing written)
+    if full:
         _stamp_full_walk(pdir, now)
     return out
 
