@@ -125,3 +125,17 @@ def test_job_run_with_a_cpu_pool_size_below_one_runs_on_one_thread(project):
     assert run_until_idle(engine) is None
     assert engine.shutdown(5000)
     assert jobs.get_job(project, job.uid).status == "completed"
+
+
+def test_listing_jobs_with_one_of_an_unknown_type_lists_them_all(project):
+    # a job of a type this process does not know (a newer cryodesk's, a plugin not installed) is
+    # shown, never run; `job list` / `job show` failed on it for the whole project
+    from cryodesk.core import jobs
+    from cryodesk.db.models import Job
+
+    odd = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    plain = jobs.create_job(project, "h_source", "W1", params={"nbytes": 10})
+    Job.update(type="newer_type").where(Job.id == odd.id).execute()
+    got = jobs.describe_jobs(project, jobs.get_jobs(project, [odd.uid, plain.uid]))
+    assert [(d["uid"], d["type"], d["category"]) for d in got] == [(odd.uid, "newer_type", None),
+                                                                    (plain.uid, "h_source", "import")]
