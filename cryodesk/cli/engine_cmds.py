@@ -169,6 +169,9 @@ def _queue(args):
     p = _project(args.project)
     plan = lifecycle.plan_queue(p, get_jobs(p, args.jobs))
     queued = lifecycle.mark_queued(plan.jobs)
+    taken = {j.id for j in queued}  # (another process may have queued or started some since they were planned)
+    plan.refused += [(j.uid, f"{j.uid}: it is already {j.status} (another process took it)")
+                     for j in refresh([j for j in plan.jobs if j.id not in taken])]
     for _, message in plan.refused:
         print(f"refused: {message}", file=sys.stderr)
     if args.json:

@@ -55,7 +55,7 @@ def _show(args):
     if args.json:
         output.emit_json(d)
         return
-    print(f"{p.uid} {d['uid']}  {d['type']} ({d['category']})  '{d['title']}'")
+    print(f"{p.uid} {d['uid']}  {d['type']} ({d['category'] or 'a type not known here'})  '{d['title']}'")
     print(f"  status: {d['status']}  {output.flags(d)}  size: {human_bytes(d['size_bytes'])}")
     print(f"  workspaces: {', '.join(d['workspaces'])}")
     print(f"  parents: {', '.join(d['parents']) or '-'}  children: {', '.join(d['children']) or '-'}")

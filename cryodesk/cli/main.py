@@ -48,11 +48,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def command_named(argv: list[str]) -> str | None:
-    """The top-level command of a command line (its first word that is not an option), if any."""
+    """The top-level command of a command line (its first word that is not an option), if any.
+
+    None (the whole parser) when a help option or ``--`` comes first: that help, or the error
+    message, lists every command.
+    """
     args = iter(argv)
     for arg in args:
         if arg == "--db":
             next(args, None)
+        elif arg in ("-h", "--help", "--") or arg.startswith("--h"):  # (argparse takes --he, --hel)
+            return None
         elif not arg.startswith("-"):
             return arg
     return None

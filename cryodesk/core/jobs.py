@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..base import hooks
-from ..base.errors import DataError, NotFound, Refused, UsageError
+from ..base.errors import CryodeskError, DataError, NotFound, Refused, UsageError
 from ..db.models import Connection, Job, JobWorkspace, OutputFile, Project, Workspace, db, utcnow
 from . import events, manifest, pending, registry
 from .fsutil import require_project_dir
@@ -331,10 +331,13 @@ def describe_jobs(project, jobs: list[Job]) -> list[dict]:
 
     out = []
     for j in jobs:
-        jtype = registry.get(j.type)
+        try:
+            category = registry.get(j.type).category
+        except CryodeskError:  # a type not known here (a newer cryodesk's, a plugin not installed): shown
+            category = None
         out.append({
             "uid": j.uid, "project": project.uid, "type": j.type, "title": j.title,
-            "category": jtype.category, "status": j.status,
+            "category": category, "status": j.status,
             "is_final": bool(j.is_final), "is_ancestor_of_final": bool(j.is_ancestor_of_final),
             "size_bytes": int(j.size_bytes), "workspaces": spaces.get(j.id, []),
             "parents": sorted((uid_of[p] for p in parents.get(j.id, ())), key=key),

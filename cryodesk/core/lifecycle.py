@@ -218,11 +218,21 @@ def _queue_refusal(project, job, links, batch, refused_ids, owner) -> str | None
 
 def mark_queued(jobs, owner: dict | None = None, lane: str | None = None) -> list[Job]:
     """Set ``jobs`` (already checked by :func:`plan_queue`) to *queued*, owned by ``owner`` (or nobody),
-    on ``lane`` (None: this engine, or any ``cryodesk worker run`` without ``--lane``)."""
+    on ``lane`` (None: this engine, or any ``cryodesk worker run`` without ``--lane``).  Returns the
+    jobs queued: one that another process queued or started since it was planned is left out."""
     out = []
     for job in refresh(jobs):
+        # planned a moment ago; another process may have queued or started it since (two `job run`s of
+        # one job): take it only as it was planned, in one compare-and-swap, never from under its runner
+        current = owner_of(job)
+        mine = owner is not None and current is not None and current.get("engine") == owner.get("engine")
+        if job.status != "building" and not (job.status == "queued" and (
+                not current or mine or owner_alive(current) is False)):
+            continue
         values = {**_owner_columns(owner), "kill_requested_at": None, "lane": lane, "cluster_job_id": None}
-        Job.update(**values).where(Job.id == job.id).execute()
+        same = Job.owner_engine.is_null() if job.owner_engine is None else (Job.owner_engine == job.owner_engine)
+        if Job.update(**values).where((Job.id == job.id) & (Job.status == job.status) & same).execute() != 1:
+            continue
         for key, value in values.items():
             setattr(job, key, value)
         set_status(job, "queued")

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import Callable, TextIO
 
+from ..base.errors import CryodeskError
 from .bodies import ProgressThrottle, run_body
 from .scheduler import Scheduler, default_cpu_threads, ensure_job_types
 
@@ -76,7 +77,8 @@ class HeadlessEngine(Scheduler):
         for name in _SIGNALS:
             setattr(self, name, Hook())
         self._init_scheduler()
-        self._threads = {"cpu": cpu_threads or default_cpu_threads(), "io": io_threads}
+        # (as a QThreadPool: a size below one is one thread)
+        self._threads = {"cpu": max(1, cpu_threads or default_cpu_threads()), "io": max(1, io_threads)}
         self.pools = self._new_pools()
         self._events: queue.SimpleQueue = queue.SimpleQueue()  # (put is reentrant: signal handlers post too)
         self._futures: set = set()
@@ -251,7 +253,10 @@ def run_until_idle(engine: HeadlessEngine, *, stop_when_idle: bool = True, tick:
             if now >= next_tick:
                 next_tick = now + tick_s
                 if tick is not None and not interrupted:
-                    tick()
+                    try:  # (as a Qt timer's slot: an error is logged, the loop goes on)
+                        tick()
+                    except Exception as exc:  # a queued job a worker cannot take (its type unknown here)
+                        log.error("engine: tick failed: %s", exc, exc_info=not isinstance(exc, CryodeskError))
             check_done()
     finally:
         for s, h in old.items():

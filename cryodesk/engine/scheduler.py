@@ -26,8 +26,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from ..base.errors import CryodeskError
 from ..core import lifecycle, registry
-from ..core.jobs import get_jobs
+from ..core.jobs import get_jobs, refresh
 from ..core.projects import get_project
 from .bodies import job_body, task_body
 
@@ -94,6 +95,7 @@ class Scheduler:
         self._started = False
         self._busy = False
         self._last_beat = 0.0
+        self._unknown_types: set[int] = set()  # queued jobs of a type this process cannot run (said once)
 
     # -- hooks -------------------------------------------------------------------------
     def _launch(self, key, body, pool: str, name: str, announces_start: bool):
@@ -159,8 +161,14 @@ class Scheduler:
         jobs = get_jobs(project, jobs)
         self._job_types(jobs)
         plan = lifecycle.plan_queue(project, jobs, self.owner)
-        for job in lifecycle.mark_queued(plan.jobs, self.owner):
+        queued = lifecycle.mark_queued(plan.jobs, self.owner)
+        for job in queued:
             self._add_pending(project.uid, job)
+        if len(queued) < len(plan.jobs):  # another process queued or started some since they were planned
+            taken = {j.id for j in queued}
+            for job in refresh([j for j in plan.jobs if j.id not in taken]):
+                plan.refused.append((job.uid, f"{job.uid}: it is already {job.status} (another process took it)"))
+            plan.jobs = queued
         self._mark_busy()
         self._later(self._schedule)  # callers connect signals after queue() returns
         return plan
@@ -170,13 +178,26 @@ class Scheduler:
         and run them here."""
         ensure_job_types()
         self.start()
-        taken = [job for job in lifecycle.claimable(project, lane) if lifecycle.claim(job, self.owner)]
+        taken = [job for job in lifecycle.claimable(project, lane) if self._knows_type(job)
+                 and lifecycle.claim(job, self.owner)]
         for job in taken:
             self._add_pending(job.project.uid, job)
         if taken:
             self._mark_busy()
             self._later(self._schedule)
         return taken
+
+    def _knows_type(self, job) -> bool:
+        """Whether this process can run ``job``'s type; a type it does not know (a newer cryodesk's, a
+        plugin not installed here) is left queued for a worker that does, and said once."""
+        try:
+            registry.get(job.type)
+            return True
+        except CryodeskError as exc:
+            if job.id not in self._unknown_types:
+                self._unknown_types.add(job.id)
+                log.warning("%s %s left queued: %s", job.project.uid, job.uid, exc)
+            return False
 
     def cancel(self, project, job) -> bool:
         """Cancel a job of this engine: running → killed (partial output handled by its type);

@@ -16,6 +16,7 @@ import pkgutil
 from importlib import import_module
 from typing import Iterable
 
+from ..base.errors import CryodeskError
 from ..core import registry
 
 #: job type name -> the module of this package that registers it (checked by tests/jobs/test_type_index.py)
@@ -55,7 +56,7 @@ def load_all() -> None:
     global _all_loaded
     if not _all_loaded:
         for name in module_names():
-            import_module(f"{__name__}.{name}")
+            _import(name)
         _all_loaded = True
 
 
@@ -68,7 +69,17 @@ def load(names: Iterable[str]) -> None:
                 continue  # another program's type: described by the registry itself
             load_all()
             return
+        _import(module, name)
+
+
+def _import(module: str, type_name: str | None = None) -> None:
+    """Import this package's ``module``; a module that fails to import is a clear error, not a traceback."""
+    try:
         import_module(f"{__name__}.{module}")
+    except Exception as exc:  # noqa: BLE001 - a library missing or broken under a job type module
+        what = f"job type {type_name!r}" if type_name else "the job types"
+        raise CryodeskError(f"cannot load {what}: module {__name__}.{module} failed to import "
+                            f"({type(exc).__name__}: {exc}); check the installation (cryodesk self-test)") from exc
 
 
 def _loader(name: str | None) -> None:

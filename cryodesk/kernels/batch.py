@@ -47,6 +47,15 @@ def _float16_numpy(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nan_bits_as_kernel(x: np.ndarray, out: np.ndarray) -> None:
+    """Give the NaNs of ``out`` (numpy's cast of ``x``) the bits the numba kernel writes: quiet, with the
+    top 10 payload bits (numpy keeps a signalling NaN signalling), so both kernels write the same file."""
+    nan = np.isnan(out)
+    if nan.any():
+        a = np.asarray(x, dtype=np.float32)[nan].view(np.uint32)
+        out[nan] = (((a >> 16) & 0x8000) | 0x7E00 | ((a >> 13) & 0x3FF)).astype(np.uint16).view(np.float16)
+
+
 class Float16Overflow(DataError):
     """A particle has a finite pixel beyond the float16 range.
 
@@ -185,7 +194,10 @@ class ParticleTransform:
         if self.float16 and x.dtype != np.float16:
             x = self._fit_float16(x, first)
             if self.float16_kernel == "numpy":
-                return _float16_numpy(x, dst)
+                out = _float16_numpy(x, dst)
+                if x.dtype.kind == "f" and not (self._f16_safe is not None and self._f16_safe[first:first + len(x)].all()):
+                    _nan_bits_as_kernel(x, out)  # (items seen all finite have no NaN: no extra pass)
+                return out
             from .float16 import to_float16
 
             return to_float16(x, out=dst)
