@@ -404,6 +404,48 @@ if HAVE_NUMBA:
         return out
 
     @jit
+    def _row_lengths(chars, rowlen):
+        """Add each row's count of non-NUL bytes plus one (its separator) to ``rowlen``."""
+        n, w = chars.shape
+        for i in range(n):
+            k = 1
+            for t in range(w):
+                k += chars[i, t] != 0
+            rowlen[i] += k
+
+    @jit
+    def _place(chars, out, pos, sep):
+        """Copy each row's non-NUL bytes of ``chars`` to ``out[pos[i]:]`` and ``sep`` after them.
+
+        A row is NUL-padded text: its bytes up to the last non-NUL one are copied
+        in one straight (vectorised) loop; only a row with a NUL inside them is
+        copied byte by byte, dropping the NULs.
+        """
+        n, w = chars.shape
+        for i in range(n):
+            p = pos[i]
+            m = w
+            while m > 0 and chars[i, m - 1] == 0:
+                m -= 1
+            zeros = 0
+            for t in range(m):  # read first: a straight copy of a row with NULs would run past its span
+                zeros += chars[i, t] == 0
+            if zeros:
+                for t in range(m):
+                    c = chars[i, t]
+                    out[p] = c
+                    p += c != 0
+            elif m > 32:  # long text (image names, paths): one block copy
+                out[p:p + m] = chars[i, :m]
+                p += m
+            else:
+                for t in range(m):
+                    out[p + t] = chars[i, t]
+                p += m
+            out[p] = sep
+            pos[i] = p + 1
+
+    @jit
     def _compact(buf, out):
         """The non-NUL bytes of ``buf`` in order (branch-free); their count."""
         pos = 0
