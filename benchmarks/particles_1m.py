@@ -60,6 +60,12 @@ STAR numbers through numba kernels (``io/star_numbers.py``), ``--old /work/main`
     import STAR          12.23 s [11.20-13.26]  1813 MB    old 31.07 s [30.46-31.67]  2264 MB
     base: starfile.read 9.35 s, starfile.write 47.64 s; import .cs 4.47 s (old 5.10 s)
 
+Rows joined by a kernel, the reader's splitter with a byte-class table (``--old`` = the code before,
+2026-12-01, 2 warm rounds, ``--no-baselines``, a machine loaded far more: load 5-9 on 2 cores)::
+
+    export STAR          26.81 s [25.11-28.51]  1309 MB    old 29.83 s [24.61-35.06]  1332 MB
+    import STAR          29.82 s [26.87-32.77]  1807 MB    old 34.90 s [22.45-47.36]  1806 MB
+
 Figures (2026-12-01, 1,000,000 particles in 5,000 stacks of box-8 images, the ``.cs`` 553 MB with
 every refinement field; 3 warm rounds; 2 cores shared with five other helpers' test suites, load
 average 9-10, so absolute times are ~5x those of an idle machine: the baselines of the same run are

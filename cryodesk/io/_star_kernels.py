@@ -15,6 +15,12 @@ from cryodesk.base.jit import HAVE_NUMBA, jit
 _DIGIT_PAIRS = np.frombuffer("".join(f"{k:02d}" for k in range(100)).encode(), dtype=np.uint8).copy()
 _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
 _IPOW10 = np.array([10 ** k for k in range(19)], dtype=np.int64)
+# what a byte is in a plain loop body: 0 part of a token, 1 blank (space, tab, LF, CR), 2 refused anywhere
+# (another control byte, DEL, non-ASCII), 3 refused at a token's start only (_ # ' " ;)
+_BYTE_KIND = np.full(256, 2, dtype=np.uint8)
+_BYTE_KIND[33:127] = 0
+_BYTE_KIND[[32, 9, 10, 13]] = 1
+_BYTE_KIND[[ord(c) for c in "_#'\";"]] = 3
 
 if HAVE_NUMBA:
     @jit
@@ -371,14 +377,12 @@ if HAVE_NUMBA:
         out = np.zeros(n, dtype=np.bool_)
         for i in range(n):
             length = 0
-            odd = False
-            for t in range(w):
+            blank = 0
+            for t in range(w):  # no early exit: a straight loop the compiler vectorises
                 c = chars[i, t]
-                if c != 0:
-                    length += 1
-                if c == 32 or (9 <= c <= 13) or c >= 128:
-                    odd = True
-                    break
+                length += c != 0
+                blank |= (c == 32) | ((c >= 9) & (c <= 13)) | (c >= 128)
+            odd = blank != 0
             if odd or length == 0:
                 out[i] = True
                 continue
@@ -404,6 +408,48 @@ if HAVE_NUMBA:
         return out
 
     @jit
+    def _row_lengths(chars, rowlen):
+        """Add each row's count of non-NUL bytes plus one (its separator) to ``rowlen``."""
+        n, w = chars.shape
+        for i in range(n):
+            k = 1
+            for t in range(w):
+                k += chars[i, t] != 0
+            rowlen[i] += k
+
+    @jit
+    def _place(chars, out, pos, sep):
+        """Copy each row's non-NUL bytes of ``chars`` to ``out[pos[i]:]`` and ``sep`` after them.
+
+        A row is NUL-padded text: its bytes up to the last non-NUL one are copied
+        in one straight (vectorised) loop; only a row with a NUL inside them is
+        copied byte by byte, dropping the NULs.
+        """
+        n, w = chars.shape
+        for i in range(n):
+            p = pos[i]
+            m = w
+            while m > 0 and chars[i, m - 1] == 0:
+                m -= 1
+            zeros = 0
+            for t in range(m):  # read first: a straight copy of a row with NULs would run past its span
+                zeros += chars[i, t] == 0
+            if zeros:
+                for t in range(m):
+                    c = chars[i, t]
+                    out[p] = c
+                    p += c != 0
+            elif m > 32:  # long text (image names, paths): one block copy
+                out[p:p + m] = chars[i, :m]
+                p += m
+            else:
+                for t in range(m):
+                    out[p + t] = chars[i, t]
+                p += m
+            out[p] = sep
+            pos[i] = p + 1
+
+    @jit
     def _compact(buf, out):
         """The non-NUL bytes of ``buf`` in order (branch-free); their count."""
         pos = 0
@@ -417,16 +463,26 @@ if HAVE_NUMBA:
     def _body_end(buf, pos):
         """The first index >= pos of a newline followed by ``_``, ``data_`` or ``loop_``; -1 if none."""
         n = len(buf)
-        for i in range(pos, n - 1):
-            if buf[i] == 10:
-                c = buf[i + 1]
-                if c == 95:
-                    return i
-                if i + 5 < n and (c == 100 or c == 108):
-                    if c == 100 and buf[i + 2] == 97 and buf[i + 3] == 116 and buf[i + 4] == 97 and buf[i + 5] == 95:
-                        return i
-                    if c == 108 and buf[i + 2] == 111 and buf[i + 3] == 111 and buf[i + 4] == 112 and buf[i + 5] == 95:
-                        return i
+        i = pos
+        while i < n - 1:
+            stop = min(i + 64, n - 1)
+            hit = 0
+            for t in range(i, stop):  # a block without a newline is passed in one vectorised test
+                hit |= buf[t] == 10
+            if hit:
+                for t in range(i, stop):
+                    if buf[t] != 10:
+                        continue
+                    c = buf[t + 1]
+                    if c == 95:
+                        return t
+                    if t + 5 < n and c == 100 and buf[t + 2] == 97 and buf[t + 3] == 116 and buf[t + 4] == 97 \
+                            and buf[t + 5] == 95:
+                        return t
+                    if t + 5 < n and c == 108 and buf[t + 2] == 111 and buf[t + 3] == 111 and buf[t + 4] == 112 \
+                            and buf[t + 5] == 95:
+                        return t
+            i = stop
         return -1
 
     @jit
@@ -434,45 +490,49 @@ if HAVE_NUMBA:
         """``(status, rows, widths)`` of a loop body: status 0 when plain (see split_columns)."""
         n = len(buf)
         widths = np.zeros(ncols, dtype=np.int64)
+        kind = _BYTE_KIND
         ntok = 0
+        col = 0
         i = 0
         while i < n:
             c = buf[i]
-            if c == 32 or c == 10 or c == 9 or c == 13:
+            k = kind[c]
+            if k == 1:  # blank
                 i += 1
                 continue
-            if c < 32 or c >= 127:
+            if k != 0:  # a control byte or non-ASCII, or a token starting with _ # ' " ;
                 return 1, 0, widths
-            for s in special:
-                if c == s:
-                    return 1, 0, widths
-            j = i
+            j = i + 1
             while j < n:
-                c = buf[j]
-                if c <= 32 or c >= 127:
+                k = kind[buf[j]]
+                if k == 1:
                     break
+                if k == 2:
+                    return 1, 0, widths
                 j += 1
-            if j < n and (c >= 127 or (c < 32 and c != 10 and c != 9 and c != 13)):
-                return 1, 0, widths
-            for w in range(keywords.shape[0]):
-                kl = keylen[w]
-                if j - i >= kl:
-                    same = True
-                    for t in range(kl):
-                        b = buf[i + t]
-                        if 65 <= b <= 90:
-                            b = b | 32
-                        if b != keywords[w, t]:
-                            same = False
-                            break
-                    if same:
-                        return 1, 0, widths
-            col = ntok % ncols
+            low = buf[i] | 32
+            if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
+                for w in range(keywords.shape[0]):
+                    kl = keylen[w]
+                    if j - i >= kl:
+                        same = True
+                        for t in range(kl):
+                            b = buf[i + t]
+                            if 65 <= b <= 90:
+                                b = b | 32
+                            if b != keywords[w, t]:
+                                same = False
+                                break
+                        if same:
+                            return 1, 0, widths
             if j - i > widths[col]:
                 widths[col] = j - i
             ntok += 1
+            col += 1
+            if col == ncols:
+                col = 0
             i = j
-        if ntok % ncols:
+        if col:
             return 1, 0, widths
         return 0, ntok // ncols, widths
 
@@ -480,22 +540,25 @@ if HAVE_NUMBA:
     def _fill(buf, ncols, rows, widths, offsets, out):
         """Copy the tokens (already checked by _scan) into one (rows, width) block per column."""
         n = len(buf)
-        ntok = 0
+        cur = offsets[:ncols].copy()  # where each column's next value goes
+        col = 0
         i = 0
         while i < n:
             c = buf[i]
             if c == 32 or c == 10 or c == 9 or c == 13:
                 i += 1
                 continue
-            j = i
+            j = i + 1
             while j < n and buf[j] > 32:
                 j += 1
-            col = ntok % ncols
-            base = offsets[col] + (ntok // ncols) * widths[col]
+            base = cur[col]
+            cur[col] = base + widths[col]
             if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
                 for t in range(j - i):
                     out[base + t] = buf[i + t]
             else:
                 out[base:base + j - i] = buf[i:j]
-            ntok += 1
+            col += 1
+            if col == ncols:
+                col = 0
             i = j

@@ -35,12 +35,15 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
+from cryodesk.io import star_numbers
 from cryodesk.io.star_numbers import (
     body_end,
     compact,
     format_numbers,
     implementation,
+    join_rows,
     needs_quote,
+    number_chars,
     parse_floats,
     split_columns,
 )
@@ -407,6 +410,19 @@ def _utf8(values: np.ndarray) -> np.ndarray:
     return np.char.encode(uniq, "utf-8")[np.asarray(inv).ravel()]
 
 
+def _number_chars(values: np.ndarray) -> np.ndarray:
+    """:func:`_text` of a number column as NUL-padded uint8 rows (what :func:`join_rows` takes)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.int8)
+    if len(arr) > 64 and arr.ndim == 1 and arr.dtype.itemsize in (1, 2, 4, 8):
+        bits = arr.view(f"u{arr.dtype.itemsize}")
+        if np.all(bits == bits[0]):  # a constant column: one value formatted, the rows a broadcast view
+            one = np.frombuffer(format_numbers(arr[:1])[0], dtype=np.uint8).reshape(1, -1)
+            return np.broadcast_to(one, (len(arr), one.shape[1]))
+    return number_chars(arr)
+
+
 def _text(values: np.ndarray) -> np.ndarray:
     """A column as STAR value bytes: numbers in their shortest exact form (what ``format_column`` gives)."""
     arr = np.asarray(values)
@@ -459,8 +475,12 @@ def _loop_bytes(columns: list[np.ndarray], chunk_rows: int = 1 << 15):
     for start in range(0, n, chunk_rows):
         stop = min(n, start + chunk_rows)
         parts = []
+        fast = stop - start >= star_numbers.MIN_SIZE and implementation() == "numba"
         for col in columns:
             part = col[start:stop]
+            if fast and part.dtype.kind in "biuf":  # the kernels' padded rows, joined below without a table
+                parts.append(_number_chars(part))
+                continue
             text = _text(part) if part.dtype.kind != "S" else part
             if col.dtype.kind not in "biuf":  # numbers never need quotes
                 bad = _needs_quote(text)
@@ -471,6 +491,11 @@ def _loop_bytes(columns: list[np.ndarray], chunk_rows: int = 1 << 15):
                         text[k] = _quote(v).encode("utf-8")
                     text = text.astype("S")
             parts.append(text)
+        joined = join_rows(parts) if fast else None
+        if joined is not None:
+            yield joined
+            continue
+        parts = [p.view(f"S{p.shape[1]}").ravel() if p.dtype == np.uint8 else p for p in parts]
         m = stop - start
         widths = [max(p.dtype.itemsize, 1) for p in parts]
         buf = np.zeros((m, sum(widths) + len(widths)), dtype=np.uint8)

@@ -28,6 +28,7 @@ API summary
 ``format_numbers(values) -> ndarray[S]``   what ``values.astype("S")`` gives (ints, floats; bool as 0/1)
 ``parse_floats(texts) -> ndarray[float64]``  what ``np.asarray(texts, float64)`` gives (``S`` texts); ValueError
 ``needs_quote(col) -> ndarray[bool] | None``, ``compact(buf) -> bytes``  for the STAR writer's loops
+``number_chars(values) -> ndarray[uint8] (n, w)``, ``join_rows(columns) -> bytes | None``  rows without a padded table
 ``parse_uints(texts) -> ndarray[uint64] | None``  decimal ids (None: let numpy decide)
 ``split_columns(buf, ncols) -> list[ndarray[S]] | None``  the bare tokens of a loop body as columns
 """
@@ -36,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["implementation", "format_numbers", "parse_floats", "parse_uints", "split_columns", "needs_quote",
-           "compact", "body_end", "format_numbers_numpy", "parse_floats_numpy"]
+__all__ = ["implementation", "format_numbers", "number_chars", "join_rows", "parse_floats", "parse_uints",
+           "split_columns", "needs_quote", "compact", "body_end", "format_numbers_numpy", "parse_floats_numpy"]
 
 _kernels = None  # the compiled kernels module once loaded; False without numba
 #: fewer values (or bytes / 512) than this are left to numpy: small files never load numba
@@ -95,6 +96,59 @@ def format_numbers(values: np.ndarray) -> np.ndarray:
         return format_numbers_numpy(arr)
     text = out.view("S21").ravel()
     return text.astype(f"S{max(int(np.strings.str_len(text).max()), 1)}")
+
+
+def number_chars(values: np.ndarray) -> np.ndarray:
+    """The text of :func:`format_numbers` as NUL-padded rows of a uint8 ``(n, width)`` array (no shrinking copy)."""
+    arr = np.asarray(values)
+    kind = arr.dtype.kind
+    if arr.ndim == 1 and len(arr) >= MIN_SIZE and _k() is not None and (
+            kind in "biu" or (kind == "f" and arr.dtype.itemsize in (4, 8))):
+        if kind == "f":
+            out = np.zeros((len(arr), _WIDTH), dtype=np.uint8)
+            flag = _k()._format_floats(arr, arr.dtype.itemsize == 4, out)
+            if flag.any():
+                out.view(f"S{_WIDTH}").ravel()[flag] = arr[flag].astype("S")
+            return out
+        out = np.zeros((len(arr), 21), dtype=np.uint8)
+        ok = _k()._format_uints(arr, out) if arr.dtype == np.uint64 else _k()._format_ints(arr.astype(np.int64), out)
+        if ok:
+            return out
+    text = format_numbers(arr)
+    return _chars(text)
+
+
+def _chars(text: np.ndarray) -> np.ndarray:
+    """An ``S`` column as a uint8 ``(n, itemsize)`` array (a view when contiguous)."""
+    width = max(text.dtype.itemsize, 1)
+    if text.dtype.itemsize == 0:
+        return np.zeros((len(text), 1), dtype=np.uint8)
+    return np.ascontiguousarray(text).view(np.uint8).reshape(len(text), width)
+
+
+def join_rows(columns: list[np.ndarray]) -> bytes | None:
+    """The rows of ``columns`` (``S`` arrays or uint8 ``(n, w)`` rows of NUL-padded text) as one text.
+
+    Each row's values, NUL bytes dropped, joined by one space and ended by a
+    newline: ``compact`` of the padded table the STAR writer builds, without
+    building it.  None without the kernels or for a small chunk (the caller
+    builds the table then).
+    """
+    n = len(columns[0]) if columns else 0
+    if n < MIN_SIZE or _k() is None:
+        return None
+    chars = [c if c.dtype == np.uint8 else _chars(c) for c in columns]
+    rowlen = np.zeros(n, dtype=np.int64)
+    for c in chars:
+        _k()._row_lengths(c, rowlen)
+    pos = np.zeros(n, dtype=np.int64)
+    np.cumsum(rowlen[:-1], out=pos[1:])
+    total = int(pos[-1] + rowlen[-1])
+    out = np.empty(total + 1, dtype=np.uint8)  # one byte of room for the last NUL written branch-free
+    last = len(chars) - 1
+    for j, c in enumerate(chars):
+        _k()._place(c, out, pos, 10 if j == last else 32)
+    return out[:total].tobytes()
 
 
 def parse_floats(texts: np.ndarray) -> np.ndarray:

@@ -213,3 +213,26 @@ def test_optics_codes_equal_numpy_unique():
         got_first, got_inv = relion_optics._unique_keys(key)
         np.testing.assert_array_equal(got_first, first)
         np.testing.assert_array_equal(got_inv, inv.ravel())
+
+
+def test_row_join_equals_the_padded_table():
+    """join_rows gives compact() of the padded table: NULs inside a value dropped, empty values, long texts."""
+    n = 700
+    words = np.array([b"", b"a", b"x\x00y", b"\x00lead", b"p" * 40, b"q\x00" * 30, b"-1.5e-07"])
+    texts = words[RNG.integers(0, len(words), n)]
+    nums = star_numbers.number_chars(RNG.normal(size=n))
+    const = np.broadcast_to(np.frombuffer(b"300.0", dtype=np.uint8).reshape(1, -1), (n, 5))
+    cols = [texts, nums, const, texts[::-1].copy()]
+    padded = [c.view(f"S{c.shape[1]}").ravel() if c.dtype == np.uint8 else c for c in cols]
+    want_rows = [b" ".join(bytes(p[i]).replace(b"\x00", b"") for p in padded) + b"\n" for i in range(n)]
+    assert star_numbers.join_rows(cols) == b"".join(want_rows)
+
+
+def test_body_end_equals_bytes_find():
+    rows = b"1@a.mrcs 1.5\n2@b.mrcs data_x\n" * 40
+    for tail in (b"", b"\n_rlnX #1\n", b"\ndata_next\n", b"\nloop_\n", b"\nDATA_no\n", b"\nloop", b"\n_"):
+        for pad in (0, 1, 63, 64, 65):
+            raw = b"x" * pad + rows + tail
+            want = [e for e in (raw.find(w, 3) for w in (b"\n_", b"\ndata_", b"\nloop_")) if e >= 0]
+            got = int(star_numbers._k()._body_end(np.frombuffer(raw, dtype=np.uint8), 3))
+            assert got == (min(want) if want else -1), (tail, pad)
