@@ -271,9 +271,20 @@ def from_columns(columns: dict, n: int | None = None) -> np.ndarray:
         arrays[name] = arr
         descr.append((name, base, shape))
     out = np.zeros(n, dtype=descr)
-    for name, arr in arrays.items():
-        out[name] = arr  # numpy broadcasts scalars and per-row vectors
+    # Filled a block of rows at a time, every field per block: one field at a time is a strided pass
+    # over the whole (wide) array for each field.  A value with a row axis of length n goes in by
+    # slices; anything else (a scalar, one vector for every row) is broadcast, as numpy would.
+    per_row = {name: arr.ndim == 1 + len(out.dtype[name].shape) and arr.shape[0] == n
+               for name, arr in arrays.items()}
+    for start in range(0, n, _FILL_ROWS):
+        rows = out[start:start + _FILL_ROWS]
+        for name, arr in arrays.items():
+            rows[name] = arr[start:start + len(rows)] if per_row[name] else arr
     return out
+
+
+#: rows per block when :func:`from_columns` fills a dataset
+_FILL_ROWS = 1 << 14
 
 
 def result_prefixes(data: np.ndarray) -> list[str]:

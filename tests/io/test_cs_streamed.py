@@ -69,3 +69,23 @@ def test_memory_mapped_and_strided_inputs(tmp_path):
     rep2 = {"blob/path": (np.array(["a", "bb"]), (run_of % 2)[::2])}
     assert (cs.write_cs_replacing(tmp_path / "s.cs", every_other, rep2, chunk_rows=7).read_bytes()
             == _reference(every_other, rep2))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 16384, 16385, 40001])
+def test_from_columns_block_fill_is_numpys_field_assignment(n):
+    """from_columns fills blocks of rows: the bytes are those of numpy's whole-field assignment,
+    for per-row values, scalars and one vector broadcast to every row (also when n equals its length)."""
+    rng = np.random.default_rng(n)
+    cols = {"uid": np.arange(n, dtype=np.uint64) + 7,
+            "blob/path": np.array([f"J1/x{i % 7}.mrc" for i in range(n)], dtype=object),
+            "blob/idx": np.arange(n, dtype=np.uint32),
+            "alignments3D/pose": rng.standard_normal((n, 3)).astype(np.float32),
+            "ctf/amp_contrast": 0.1,
+            "blob/shape": np.array([128, 128], dtype=np.uint32),
+            "alignments3D/shift": np.array([1.5, -2.0], dtype=np.float32)}
+    got = cs.from_columns(cols)
+    want = np.zeros(n, dtype=got.dtype)
+    for name, values in cols.items():
+        values = np.asarray(values)
+        want[name] = values.astype("S") if values.dtype.kind in "OU" else values
+    assert got.tobytes() == want.tobytes()
