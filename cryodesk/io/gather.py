@@ -79,7 +79,7 @@ class BatchTransform(Protocol):
 
     ``__call__(src, dst, first)`` runs on the writing thread once per batch
     and returns the array to write.  An optional ``inspect(images, first)``
-    runs on the reading thread right after each batch is read, while the
+    runs on the reading thread right after each coalesced read, while the
     images are still in the CPU cache: the place for read-only checks.
     """
 
@@ -366,11 +366,9 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
                 raise _source_error(info, "unexpected end of file (truncated stack)", bad,
                                     batch.first + pos + got // frame)
             got += n
-    if inspect is not None:
-        # once per batch, not per read: the batch (a few MiB) is still in the CPU cache, and a
-        # few numpy calls per batch instead of per read keep the reader's Python work small
-        images = np.frombuffer(buf[:batch.count * frame], dtype=plan.in_dtype)
-        inspect(images.reshape(batch.count, *plan.in_shape), batch.first)
+        if inspect is not None:
+            images = np.frombuffer(buf[pos * frame: pos * frame + want], dtype=plan.in_dtype)
+            inspect(images.reshape(count, *plan.in_shape), batch.first + pos)
 
 
 def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
@@ -467,7 +465,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     transform : callable, optional
         ``transform(src, dst, first) -> array to write``, called on the
         writing thread once per batch; its optional ``inspect`` method on
-        the reading thread per batch read (see :class:`BatchTransform`).
+        the reading thread per read (see :class:`BatchTransform`).
     depth : int
         Batch buffers in flight (memory is about ``(depth + 1) × batch``).
     readahead_bytes : int
