@@ -29,14 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workdir import run_in_workdir  # noqa: E402
 
 _METER = r"""
 import json, resource, subprocess, sys, time
@@ -100,13 +100,7 @@ def main(argv=None) -> int:
     ap.add_argument("--before", type=Path, help="another source tree to measure too (e.g. /work/main)")
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
     args = ap.parse_args(argv)
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="cryodesk-bench-", dir=args.dir))
-    try:
-        return run(args, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return run_in_workdir(args.dir, lambda root: run(args, root))
 
 
 def run(args, root: Path) -> int:

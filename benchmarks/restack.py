@@ -61,7 +61,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +69,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from coldcache import evict  # noqa: E402
+from workdir import run_in_workdir  # noqa: E402
 
 # The meter: runs one command and reports its wall time and peak RSS (RUSAGE_CHILDREN: this
 # process has exactly one child, the measured command).
@@ -228,13 +228,7 @@ def main(argv=None) -> int:
         args.readahead_mb = args.readahead_mb[0] if args.readahead_mb else None
         return child_gather(args)
 
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="cryodesk-bench-", dir=args.dir))
-    try:
-        return run(args, root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    return run_in_workdir(args.dir, lambda root: run(args, root))
 
 
 def run(args, root: Path) -> int:
