@@ -36,17 +36,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workdir import run_in_workdir  # noqa: E402
-
-_METER = r"""
-import json, resource, subprocess, sys, time
-t0 = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-wall = time.perf_counter() - t0
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"wall": wall, "maxrss_kb": ru.ru_maxrss, "rc": rc.returncode,
-                  "stderr": rc.stderr.decode(errors="replace")[-2000:]}))
-"""
+from harness import METER as _METER  # noqa: E402
+from harness import run_in_workdir  # noqa: E402
 
 # make the trivial jobs of all rounds in one process (not timed)
 _MAKE_JOBS = r"""

@@ -69,21 +69,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from coldcache import evict  # noqa: E402
-from workdir import run_in_workdir  # noqa: E402
-
-# The meter: runs one command and reports its wall time and peak RSS (RUSAGE_CHILDREN: this
-# process has exactly one child, the measured command).
-_METER = r"""
-import json, resource, subprocess, sys, time
-t0 = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-wall = time.perf_counter() - t0
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"wall": wall, "maxrss_kb": ru.ru_maxrss, "rc": rc.returncode,
-                  "stdout": rc.stdout.decode(errors="replace")[-4000:],
-                  "stderr": rc.stderr.decode(errors="replace")[-4000:]}))
-"""
-
+from harness import METER as _METER  # noqa: E402
+from harness import run_in_workdir  # noqa: E402
 
 # -- data --------------------------------------------------------------------------------------
 
