@@ -3,7 +3,7 @@
 Builds synthetic particle stacks (``--gb`` of box-``--box`` float32 images,
 ``--per-stack`` images each) in ``--dir``, selects a scattered subset
 (``--fraction``, grouped by stack like a real ``.cs``) and times, in
-interleaved rounds (A B C A B C ...), every method in a **child process of
+interleaved rounds (A B C, B C A, ...; a sync before each), every method in a **child process of
 its own**, so that each peak RSS is that method's alone: a small meter
 process runs the command and reports ``resource.getrusage(RUSAGE_CHILDREN)``.
 
@@ -71,6 +71,8 @@ sys.path.insert(0, str(REPO))
 from coldcache import evict  # noqa: E402
 from harness import METER as _METER  # noqa: E402
 from harness import run_in_workdir  # noqa: E402
+
+from cryodesk.base.syncfs import sync_filesystem  # noqa: E402
 
 # -- data --------------------------------------------------------------------------------------
 
@@ -341,9 +343,13 @@ def run(args, root: Path) -> int:
             drop(uid)
 
     results: dict[str, list[dict]] = {name: [] for name in methods}
+    names = list(methods)
     for r in range(args.rounds):
-        for name, fn in methods.items():
-            results[name].append(fn())
+        # the order rotates from round to round (A B C, B C A, ...), and the writeback of the previous
+        # method's output is finished before the next starts: no method always pays another's
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            sync_filesystem(root)
+            results[name].append(methods[name]())
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     shutil.rmtree(root / "cp", ignore_errors=True)
 
