@@ -388,7 +388,8 @@ class QtMainWindow(WindowDialogs, QMainWindow):
     # -- lifecycle --------------------------------------------------------------
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        self._resize_timer.start()
+        if not getattr(self, "_closed", False):  # (a resize while closing re-wraps nothing)
+            self._resize_timer.start()
 
     def _resized(self) -> None:
         """After a resize: docks give the tree room, and a workspace-sized tree re-wraps to the new view."""
@@ -434,6 +435,8 @@ class QtMainWindow(WindowDialogs, QMainWindow):
 
     def close_threads(self) -> None:
         """Stop following changes, stop the engine, wait for every worker (on close)."""
+        self._closed = True
+        self._resize_timer.stop()
         self.watcher.stop()
         self.running.stop()
         self.live_sessions.stop_all()
