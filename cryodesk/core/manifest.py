@@ -23,7 +23,7 @@ import uuid as _uuid
 from pathlib import Path
 
 from ..base.errors import DataError
-from ..base.fsio import atomic_write
+from ..base.fsio import atomic_write, own_temp_target, remove_own_temp
 from ..base.nofollow import read_regular
 from ..db.models import Connection, Exposure, Job, JobWorkspace, OutputFile, Project, Session, Workspace
 from . import ownership, pending
@@ -472,15 +472,20 @@ def _remove_phantom(project_dir: Path, uid: str) -> bool:
         names = os.listdir(jdir)
     except OSError:
         return False
-    if names and names != [JOB_MANIFEST]:
+    # the unfinished writes of its job.json (a kill between the temp file and its rename) go with it
+    temps = [n for n in names if own_temp_target(n) == JOB_MANIFEST]
+    if [n for n in names if n not in temps] not in ([], [JOB_MANIFEST]):
         return False
-    if names:
+    if JOB_MANIFEST in names:
         doc = pending.read_record(jdir / JOB_MANIFEST)
         if doc is None or doc.get("uid") != uid:
             return False
         try:
             (jdir / JOB_MANIFEST).unlink()
         except OSError:
+            return False
+    for name in temps:
+        if not remove_own_temp(jdir, name) and os.path.lexists(jdir / name):
             return False
     try:
         jdir.rmdir()
