@@ -56,7 +56,8 @@ from cryodesk.io.relion_optics import (
     ctf_to_star,
     merge_optics,
 )
-from cryodesk.io.star import StarBlock, column_floats, image_name_bytes, parse_image_names
+from cryodesk.io.star import StarBlock, column_floats
+from cryodesk.io.star_images import image_name_bytes, parse_image_names
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from cryodesk.base.errors import DataError
-from cryodesk.io import cs, relion, star
+from cryodesk.io import cs, relion, star, star_images
 
 
 @pytest.fixture
@@ -99,12 +99,12 @@ def test_bulk_columns_feed_the_conversion(tmp_path, bulk):
 
 
 def test_image_names_vectorised(bulk):
-    idx, paths = star.parse_image_names(np.array([b"000003@a.mrcs", b"b.mrcs", b"12@c d.mrcs"]))
+    idx, paths = star_images.parse_image_names(np.array([b"000003@a.mrcs", b"b.mrcs", b"12@c d.mrcs"]))
     assert idx.tolist() == [2, 0, 11] and [p.decode() for p in paths] == ["a.mrcs", "b.mrcs", "c d.mrcs"]
     for bad in ("0@a.mrcs", "5.5@a.mrcs", "@a.mrcs", "3@", "x@a", "-1@a", "9" * 25 + "@a", "٣@a"):
         with pytest.raises(DataError, match="bad image name"):
-            star.parse_image_names(np.array(["1@ok.mrcs", bad]))
-    assert star.format_image_names([2, 0], ["a.mrcs", "ä.mrcs"]).tolist() == ["000003@a.mrcs", "000001@ä.mrcs"]
+            star_images.parse_image_names(np.array(["1@ok.mrcs", bad]))
+    assert star_images.format_image_names([2, 0], ["a.mrcs", "ä.mrcs"]).tolist() == ["000003@a.mrcs", "000001@ä.mrcs"]
 
 
 def test_unique_first_matches_numpy():

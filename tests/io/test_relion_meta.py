@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cryodesk.base.errors import DataError
-from cryodesk.io import cs, relion, star
+from cryodesk.io import cs, relion, star, star_images
 from cryodesk.io.conversion import ConversionReport
 
 Rotation = pytest.importorskip("scipy.spatial.transform").Rotation
@@ -161,7 +161,7 @@ def cs_refinement(realdata_dir, tmp_path):
     n = len(ref)
     rng = np.random.default_rng(11)
     psize = np.float32(1.244)
-    idx, paths = star.parse_image_names(ref["rlnImageName"].to_numpy(dtype=str))
+    idx, paths = star_images.parse_image_names(ref["rlnImageName"].to_numpy(dtype=str))
     eg = np.where(np.arange(n) < n // 2, 0, 3).astype(np.uint32)  # exposure group 0 exists in CryoSPARC
     cs_mm = ref["rlnSphericalAberration"].to_numpy(np.float32)
     cols = {
@@ -259,7 +259,7 @@ def test_star_cs_star_roundtrip_keeps_every_column(realdata_dir, tmp_path):
             if col in ANGLES:
                 continue
             if col == "rlnImageName":  # 000001@x and 1@x name the same image
-                for x, y in zip(star.parse_image_names(b[col]), star.parse_image_names(a[col])):
+                for x, y in zip(star_images.parse_image_names(b[col]), star_images.parse_image_names(a[col])):
                     np.testing.assert_array_equal(x, y)
             elif a[col].dtype.kind in "if":
                 np.testing.assert_allclose(b[col].to_numpy(np.float64), a[col].to_numpy(np.float64), rtol=1e-6,

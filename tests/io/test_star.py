@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cryodesk.base.errors import DataError
-from cryodesk.io import cs, relion, star
+from cryodesk.io import cs, relion, star, star_images
 
 
 def test_parse_comments_quotes_pairs_and_multiline():
@@ -81,12 +81,12 @@ def test_missing_and_empty(tmp_path):
 
 
 def test_image_names():
-    idx, paths = star.parse_image_names(["000003@a.mrcs", "1@b/c.mrcs", "single.mrc"])
+    idx, paths = star_images.parse_image_names(["000003@a.mrcs", "1@b/c.mrcs", "single.mrc"])
     assert idx.tolist() == [2, 0, 0] and paths.tolist() == ["a.mrcs", "b/c.mrcs", "single.mrc"]
-    assert star.format_image_names([2, 0], ["a.mrcs", "b.mrcs"]).tolist() == ["000003@a.mrcs", "000001@b.mrcs"]
+    assert star_images.format_image_names([2, 0], ["a.mrcs", "b.mrcs"]).tolist() == ["000003@a.mrcs", "000001@b.mrcs"]
     for bad in ["0@a.mrcs", "x@a.mrcs", "3@"]:
         with pytest.raises(DataError, match="bad image name"):
-            star.parse_image_names(["1@ok.mrcs", bad], "f.star")
+            star_images.parse_image_names(["1@ok.mrcs", bad], "f.star")
 
 
 def test_relion30_matches_cryosparc_cs(realdata_dir):
