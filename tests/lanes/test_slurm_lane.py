@@ -143,9 +143,11 @@ def test_app_restart_while_queued_reattaches(lane_project):
     app = subprocess.Popen(base + ["job", "run", p.uid, job.uid, "--lane", "slurm", "--var", "pre="], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not get_job(p, job.uid).cluster_job_id and time.monotonic() < deadline:
+    # the id Slurm gave, not the marker the sender writes while sbatch runs ("submitting:...")
+    while not (get_job(p, job.uid).cluster_job_id or "submitting:").isdigit() and time.monotonic() < deadline:
         time.sleep(0.1)
     cid = get_job(p, job.uid).cluster_job_id
+    assert cid and cid.isdigit(), cid
     subprocess.run(["scontrol", "hold", cid], check=True)
     app.send_signal(signal.SIGKILL)
     app.wait(10)
