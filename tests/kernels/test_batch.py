@@ -125,3 +125,29 @@ def test_float16_kernel_follows_the_input_size_and_both_give_the_same_bits():
     ints = (np.arange(5 * 32 * 32) % 60000).astype(np.uint16).reshape(5, 32, 32)
     t = ParticleTransform(5, (32, 32), np.uint16, float16=True, float16_kernel="numpy")
     assert t(ints, np.empty((5, 32, 32), np.float16), 0).tobytes() == ints.astype(np.float32).astype(np.float16).tobytes()
+
+
+def test_a_big_batch_is_cast_by_two_threads_to_the_same_bits(monkeypatch):
+    """A batch of CAST_SPLIT_MIN_PIXELS or more is cast in two halves on two threads: the same bits
+    as one cast, NaNs, infinities and subnormals included, for an odd number of pixels too."""
+    import threading
+
+    from cryodesk.kernels import batch
+
+    rng = np.random.default_rng(7)
+    n = batch.CAST_SPLIT_MIN_PIXELS // (31 * 33) + 1  # odd image size, more than the threshold
+    x = (rng.standard_normal((n, 31, 33)) * 10.0 ** rng.integers(-9, 4, (n, 31, 33))).astype(np.float32)
+    x[0, 0, :4] = [np.nan, np.inf, -np.inf, -0.0]
+    x[-1, -1, -3:] = [np.nan, 1e-8, 65519.0]
+    threads = []
+    real = batch._cast_into
+    monkeypatch.setattr(batch, "_cast_into",
+                        lambda a, o: (threads.append(threading.current_thread().name), real(a, o)))
+    t = ParticleTransform(n, (31, 33), np.float32, float16=True, float16_kernel="numpy", check=False)
+    got = t(x, np.empty(x.shape, np.float16), 0)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16)
+    nan = np.isnan(want)
+    assert np.array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])
+    assert np.isnan(got[nan]).all() and nan.sum() == 2
+    assert len(threads) == 2 and any(name.startswith("cryodesk-f16cast") for name in threads)
