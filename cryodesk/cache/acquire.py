@@ -51,7 +51,10 @@ SPACE_POLL_S = 0.25
 #: Durable copies are synced and renamed into place in batches of about this size.
 COMMIT_BYTES = 512 << 20
 #: Entries classified (lock file opened) before the first copies start; each next chunk doubles.
-FIRST_CHUNK = 8
+#: Large: creating a lock file costs several times more while copies write to the same file
+#: system (its journal), so a job's lock files are made in one burst before its copies start,
+#: and the space is reserved in one transaction.
+FIRST_CHUNK = 1024
 _log = logging.getLogger("cryodesk.cache")
 
 
@@ -141,9 +144,9 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
             busy, held_now = [], []
             with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total,
                         space) as rnd:
-                # Classify and reserve in growing chunks: copying starts after the first few
-                # entries and overlaps the rest of the setup (creating a lock file is a
-                # metadata write of ~0.5 ms here, serialised on the locks directory).
+                # Classify and reserve in growing chunks (FIRST_CHUNK entries, then twice as
+                # many each time): for a very large set, copying starts before the setup of
+                # all of it is done.
                 for chunk in _chunks(pending):
                     if check_cancel is not None:
                         check_cancel()
