@@ -183,6 +183,7 @@ def main() -> int:
               f"{args.threads} copy threads; {args.rounds} rounds; work dir {work}")
 
         from cryodesk.cache.config import CacheConfig
+        from cryodesk.cache.index import drop_kept_connections
         from cryodesk.cache.store import Cache
 
         cache = Cache(CacheConfig(ssd_path=ssd, quota_bytes=None, reserve_bytes=0, threads=args.threads))
@@ -220,6 +221,10 @@ def main() -> int:
             for mode, name in order:
                 shutil.rmtree(cpdst, ignore_errors=True)
                 cache.clear()
+                # A job filling the cache is usually the only process with its index open: this
+                # process lets go of its kept connection (it would spare the children's index
+                # checkpoints, the baseline's too).
+                drop_kept_connections()
                 sync_filesystem(work)  # the previous method's writeback is not charged to this one
                 (warm if mode == "warm" else evict)(files)
                 results[(mode, name)].append(methods[name]())

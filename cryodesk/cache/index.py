@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Entry", "Index"]
+__all__ = ["Entry", "Index", "drop_kept_connections"]
 
 _log = logging.getLogger("cryodesk.cache")
 
@@ -70,8 +70,8 @@ def _keep_open(path: Path) -> None:
             _keepers.popitem(last=False)[1].close()
 
 
-def _drop_keeper(path: Path | None = None) -> None:
-    """Close the kept connection of ``path`` (all of them: None)."""
+def drop_kept_connections(path: Path | None = None) -> None:
+    """Close the kept connection of ``path`` (all of them: None); the next use opens one again."""
     with _keepers_lock:
         for key in [k for k in _keepers if path is None or k == str(path)]:
             try:
@@ -82,7 +82,7 @@ def _drop_keeper(path: Path | None = None) -> None:
 
 # A connection must never cross a fork (the child's close could checkpoint and delete the
 # WAL under the parent): kept connections are closed before os.fork().
-os.register_at_fork(before=_drop_keeper)
+os.register_at_fork(before=drop_kept_connections)
 
 
 @dataclass
@@ -132,7 +132,7 @@ class Index:
         except sqlite3.DatabaseError:
             # A corrupt index (a disk-full crash, a hand edit) costs nothing but
             # the LRU order: move it aside; entries are re-adopted from the tree.
-            _drop_keeper(self.path)
+            drop_kept_connections(self.path)
             stamp = int(time.time())
             for suffix in ("", "-wal", "-shm"):
                 p = Path(f"{self.path}{suffix}")
