@@ -46,6 +46,10 @@ about 1.0.  The fill's RSS is the Python interpreter with numpy; it does not gro
 
     .venv/bin/python benchmarks/cache_copy.py [--size-mb 1024] [--files 256] [--rounds 5]
                                               [--modes warm,cold] [--dir /work/tmp-bench-cache]
+                                              [--baseline-tree DIR] [--no-durable]
+
+``--baseline-tree DIR`` also fills with the cryodesk of another checkout (e.g. ``git worktree add``
+of the commit before a change) in the same interleaved rounds, and prints new / baseline ratios.
 """
 
 from __future__ import annotations
