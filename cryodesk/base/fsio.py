@@ -98,13 +98,13 @@ class AtomicFile:
 
     def __init__(self, path: Path | str, durable: bool = True, mode: int | None = None,
                  tmp: Path | str | None = None):
-        self.path = Path(path)
+        self.path = path if isinstance(path, Path) else Path(path)  # (no re-parse: the SSD cache makes thousands)
         self.durable = durable
         self._published = False
         if tmp is None:
             fd, self.tmp = _new_temp(self.path)
         else:
-            self.tmp = Path(tmp)
+            self.tmp = tmp if isinstance(tmp, Path) else Path(tmp)
             fd = os.open(self.tmp, _NEW_FILE | os.O_TRUNC, 0o666)
         try:
             if mode is not None:

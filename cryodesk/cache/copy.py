@@ -154,7 +154,6 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
     DataError
         The source cannot be read or changed during the copy.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
@@ -165,7 +164,12 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
             os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
         # The fixed temp name lets the store count a copy's bytes in flight and
         # remove what a dead copier left (one copier per entry: the entry lock).
-        out = AtomicFile(dest, durable=fsync and not defer, tmp=part_name(dest))
+        tmp = part_name(dest)
+        try:
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
+        except FileNotFoundError:  # the first copy into this directory (no mkdir per file: it locks the parent)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
         try:
             fout = out.fh.fileno()
             _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)

@@ -13,13 +13,16 @@ a row are adopted, and a corrupt index is moved aside and rebuilt.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import threading
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Entry", "Index"]
+__all__ = ["Entry", "Index", "drop_kept_connections"]
 
 _log = logging.getLogger("cryodesk.cache")
 
@@ -39,6 +42,47 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_lru ON entries (state, last_access);
 """
+
+
+#: One idle connection kept open per index file (the few used last), so that closing an
+#: operation's own connection is never the last close of the database: SQLite checkpoints
+#: the WAL on the last close, with an fsync of the index (~10 per fill, each waiting for the
+#: file system's journal, which holds the copies' metadata: up to 0.1 s each on a busy disk).
+#: The WAL is then checkpointed when it grows past SQLite's limit, or when the keeper closes.
+KEEP_OPEN = 4
+_keepers: "OrderedDict[str, sqlite3.Connection]" = OrderedDict()
+_keepers_lock = threading.Lock()
+
+
+def _keep_open(path: Path) -> None:
+    key = str(path)
+    with _keepers_lock:
+        if key in _keepers:
+            _keepers.move_to_end(key)
+            return
+        try:
+            con = sqlite3.connect(key, timeout=60, isolation_level=None, check_same_thread=False)
+            con.execute("SELECT 1 FROM entries LIMIT 1").fetchall()  # opens the WAL: holds the file open
+        except sqlite3.Error:
+            return  # only an optimisation
+        _keepers[key] = con
+        while len(_keepers) > KEEP_OPEN:
+            _keepers.popitem(last=False)[1].close()
+
+
+def drop_kept_connections(path: Path | None = None) -> None:
+    """Close the kept connection of ``path`` (all of them: None); the next use opens one again."""
+    with _keepers_lock:
+        for key in [k for k in _keepers if path is None or k == str(path)]:
+            try:
+                _keepers.pop(key).close()
+            except sqlite3.Error:  # pragma: no cover - closing is best effort
+                pass
+
+
+# A connection must never cross a fork (the child's close could checkpoint and delete the
+# WAL under the parent): kept connections are closed before os.fork().
+os.register_at_fork(before=drop_kept_connections)
 
 
 @dataclass
@@ -81,12 +125,14 @@ class Index:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(_SCHEMA)
                 self._ready = True
+                _keep_open(self.path)
             return con
         except sqlite3.OperationalError:
             raise  # disk full, locked...: not corruption, the index stays
         except sqlite3.DatabaseError:
             # A corrupt index (a disk-full crash, a hand edit) costs nothing but
             # the LRU order: move it aside; entries are re-adopted from the tree.
+            drop_kept_connections(self.path)
             stamp = int(time.time())
             for suffix in ("", "-wal", "-shm"):
                 p = Path(f"{self.path}{suffix}")

@@ -40,8 +40,8 @@ class EntryLock:
     business (it reports progress while it waits).
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path | str):
+        self.path = path  # a str from the store: no pathlib per entry (a fill makes thousands)
         self.fd: int | None = None
         self.mode: str | None = None  # "sh" | "ex" | None
 

@@ -96,13 +96,14 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync
+    src = Path(real)
     # Durable copies are renamed in batches after one file-system sync (see acquire).
     return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
                 check=lambda: stat_matches(dest, size, mtime),
-                build=lambda on_bytes, cc: copy_into_cache(Path(real), dest, size, mtime,
+                build=lambda on_bytes, cc: copy_into_cache(src, dest, size, mtime,
                                                            on_bytes=on_bytes, check_cancel=cc,
                                                            fsync=fsync, defer=fsync),
-                source=Path(real), commit=(lambda: commit_copy(dest)) if fsync else None)
+                source=src, commit=(lambda: commit_copy(dest)) if fsync else None)
 
 
 def particle_sources(ctx, what) -> tuple[list[Path], np.ndarray | None, np.ndarray | None]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import threading
 import time
 from contextlib import contextmanager
@@ -92,7 +93,7 @@ def stat_matches(path: Path, size: int, mtime_ns: int) -> bool:
         st = os.stat(path)
     except OSError:
         return False
-    if st.st_size != size or not os.path.isfile(path):
+    if st.st_size != size or not stat.S_ISREG(st.st_mode):  # one stat: it is checked per file, often
         return False
     a, b = st.st_mtime_ns, mtime_ns
     if abs(a - b) < 1000:
@@ -118,16 +119,21 @@ class Cache:
         for d in (self.root, self.files, self.subsets, self.locks):
             d.mkdir(exist_ok=True)
         self.index = Index(self.root)
+        self._root_s = str(self.root) + os.sep
+        self._locks_s = str(self.locks) + os.sep
 
     # -- layout ----------------------------------------------------------
     def file_dest(self, key: str) -> Path:
         return self.files / key.lstrip("/")
 
     def rel(self, path: Path) -> str:
+        p = os.fspath(path)
+        if p.startswith(self._root_s) and os.sep == "/":  # the common case, without pathlib (per file)
+            return p[len(self._root_s):]
         return Path(path).relative_to(self.root).as_posix()
 
     def lock_for(self, key: str) -> EntryLock:
-        return EntryLock(self.locks / lock_name(key))
+        return EntryLock(self._locks_s + lock_name(key))
 
     @contextmanager
     def space_lock(self):

@@ -251,9 +251,9 @@ def plan_gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,
         or the sources disagree on image shape or pixel type.
     """
     ids: dict[Path, int] = {}
-    sid_list, idx_list = [], []
+    seen, sid_list, idx_list = {}, [], []  # seen: the caller's path objects (one Path() each, not one per item)
     for path, index in items:
-        sid_list.append(ids.setdefault(Path(path), len(ids)))
+        sid_list.append(seen[path] if path in seen else seen.setdefault(path, ids.setdefault(Path(path), len(ids))))
         idx_list.append(index)
     src_id = np.asarray(sid_list, dtype=np.int64)
     src_idx = np.asarray(idx_list, dtype=np.int64)

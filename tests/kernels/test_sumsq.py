@@ -1,0 +1,82 @@
+"""The one-pass check (sum of squares) gives exactly the flags of the reference, and decides the float16 range safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cryodesk.kernels.batch import ParticleTransform
+from cryodesk.kernels.checks import particle_flags_numpy
+from cryodesk.kernels.minmax import F16_OVERFLOW
+from cryodesk.kernels.sumsq import f16_bound, fast_dtype, proves_clean, sum_squares
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-45, 1e20, -3e38, 65519.99, 65520.0, -65520.0, 1.0]
+
+
+def _f16_safe_reference(x: np.ndarray) -> list[bool]:
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    return [bool(np.isfinite(r).all() and (np.abs(r) < F16_OVERFLOW).all()) for r in flat]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from([(1, 1), (3, 5), (17, 19), (64, 64)]), st.sampled_from([np.float32, np.float64]),
+       st.integers(1, 4), st.lists(st.tuples(st.integers(0, 10**9), st.sampled_from(SPECIAL)), max_size=6),
+       st.sampled_from([0.0, 1.0, 1e-30, 1e19]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_flags_and_float16_range_match_the_reference(shape, dtype, n, specials, scale, single, seed):
+    x = (np.random.default_rng(seed).standard_normal((n, *shape)) * scale).astype(dtype)
+    flat = x.reshape(-1)
+    for pos, value in specials:  # anywhere: first, last, inside a SIMD block or its tail
+        flat[pos % flat.size] = value
+    for f16 in (False, True):
+        t = ParticleTransform(n, shape, dtype, float16=f16)
+        if single:
+            for k in range(n):
+                t.inspect(x[k:k + 1], k)
+        else:
+            t.inspect(x, 0)
+        assert t.flags.tolist() == particle_flags_numpy(x).tolist()
+        if f16:
+            safe = t._f16_safe.tolist()
+            ref = _f16_safe_reference(x)
+            assert all(r or not s for s, r in zip(safe, ref))  # never claims a range it does not have
+            assert safe == ref  # (the exact look decides whatever the sum cannot)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_the_sum_proves_only_what_it_can():
+    one = np.ones(100, np.float32)
+    assert proves_clean(sum_squares(one))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = one.copy()
+        y[-1] = bad
+        assert not proves_clean(sum_squares(y))
+    assert not proves_clean(sum_squares(np.zeros(100, np.float32)))
+    assert not proves_clean(sum_squares(np.full(100, 1e-30, np.float32)))  # squares underflow: exact look
+    assert not proves_clean(sum_squares(np.full(100, 1e20, np.float32)))  # squares overflow: exact look
+    assert fast_dtype(np.float32) and not fast_dtype(">f4") and not fast_dtype(np.int16) and not fast_dtype(np.float16)
+    assert 0 < f16_bound(256 * 256, np.float32) < F16_OVERFLOW ** 2 and f16_bound(1 << 24, np.float32) == 0.0
+
+
+def test_an_image_just_inside_the_float16_range_is_not_passed_by_rounding():
+    x = np.zeros((1, 64, 64), np.float32)
+    x[0, 0, 0] = np.nextafter(np.float32(F16_OVERFLOW), np.float32(0))
+    t = ParticleTransform(1, (64, 64), np.float32, float16=True)
+    t.inspect(x, 0)
+    assert t._f16_safe.tolist() == [True]  # the exact look: below 65520
+    x[0, 0, 1] = 1.0
+    x[0, 0, 0] = F16_OVERFLOW
+    t = ParticleTransform(1, (64, 64), np.float32, float16=True)
+    t.inspect(x, 0)
+    assert t._f16_safe.tolist() == [False]
+
+
+@pytest.mark.parametrize("dtype", [np.int16, ">f4"])
+def test_other_pixel_types_take_the_exact_path(dtype):
+    x = np.zeros((2, 4, 4), dtype)
+    x[1, 0, 0] = 3
+    t = ParticleTransform(2, (4, 4), dtype)
+    assert not t._quick
+    t.inspect(x, 0)
+    assert t.flags.tolist() == particle_flags_numpy(x).tolist()
