@@ -18,8 +18,7 @@ API summary
     ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
 ``as_str(values) -> list[str]``
 ``unique_first(values) -> (distinct values in first-seen order, inverse)``
-    Fast for columns whose values come in runs (stack paths): one compare
-    pass, then a sort of the run heads only.
+    (from :mod:`cryodesk.io.runs`): fast for columns whose values come in runs.
 ``write_cs_replacing(path, data, replace, durable=False, format="numpy") -> Path``
     ``data`` with some fields replaced (an array per row, or ``(table, index)``
     so a string column is never materialised per row), known fields in their
@@ -50,6 +49,7 @@ from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
+from cryodesk.io.runs import unique_first
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
            "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes", "check_particle_rows",
@@ -323,31 +323,6 @@ def join_on_uid(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
             joined[n] = other[n][rows]
         out = joined
     return out
-
-
-def unique_first(values) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a 1-D column in first-seen order, and each row's index into them.
-
-    Particle columns such as ``blob/path`` come in runs (a stack's particles
-    together): one vectorised compare finds the runs, and only the run heads
-    are sorted, so a million rows of a few thousand paths cost a few
-    milliseconds instead of a string sort of the whole column.  Any order of
-    values is handled (a shuffled column just has as many runs as rows).
-    """
-    arr = np.asarray(values)
-    n = len(arr)
-    if n == 0:
-        return arr[:0], np.zeros(0, dtype=np.int64)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(arr[1:], arr[:-1], out=starts[1:])
-    heads = np.flatnonzero(starts)
-    uniq, first, inv_heads = np.unique(arr[heads], return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # first-seen order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    run_of_row = np.cumsum(starts) - 1
-    return uniq[order], rank[np.asarray(inv_heads).ravel()][run_of_row]
 
 
 def _out_dtype(name: str, src: np.dtype, sub: tuple) -> tuple:
