@@ -17,8 +17,7 @@ API summary
 ``resolve_blob_path(raw, base_dir, meta_dir) -> Path``
     ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
 ``as_str(values) -> list[str]``
-``unique_first(values) -> (distinct values in first-seen order, inverse)``
-    (from :mod:`cryodesk.io.runs`): fast for columns whose values come in runs.
+``unique_first(values) -> (distinct values in first-seen order, inverse)`` (:mod:`cryodesk.io.runs`)
 ``write_cs_replacing(path, data, replace, durable=False, format="numpy") -> Path``
     ``data`` with some fields replaced (an array per row, or ``(table, index)``
     so a string column is never materialised per row), known fields in their
@@ -336,7 +335,7 @@ def _out_dtype(name: str, src: np.dtype, sub: tuple) -> tuple:
 
 
 def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None = None, durable: bool = False,
-                       format: str = "numpy", chunk_rows: int = 1 << 15) -> Path:
+                       format: str = "numpy", chunk_rows: int | None = None) -> Path:
     """Save ``data`` with fields replaced or added, without a second copy of the dataset in memory.
 
     Parameters
@@ -350,9 +349,10 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
         ``data`` are appended.  str values are written as UTF-8 bytes.
     durable, format
         As :func:`write_cs` (``csdat`` builds the whole array first).
+    chunk_rows
+        Rows filled and written at a time (default: ~1 MiB of them).
 
-    Known fields (:data:`FIELD_DTYPES`) are written in CryoSPARC's dtype, as
-    :func:`from_columns` gives them.
+    Known fields (:data:`FIELD_DTYPES`) are written in CryoSPARC's dtype, as :func:`from_columns` gives them.
     """
     path = Path(path)
     n = len(data)
@@ -463,16 +463,15 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
         out = np.empty(n, dtype=dtype)
         fill(out, 0, n)
         return write_csdat(path, out, durable)
-    fmt = np.lib.format
-    header = {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    header = {"descr": (fmt := np.lib.format).dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    # ~1 MiB chunks, filled and written while in the CPU's cache (18 MB ones: 0.6 s against 0.37 s for 1M rows)
+    chunk_rows = chunk_rows or max(64, (1 << 20) // max(dtype.itemsize, 1))
     buf = np.empty(min(max(n, 1), chunk_rows), dtype=dtype)
     with AtomicFile(path, durable) as f:
         try:
             fmt.write_array_header_1_0(f.fh, header)
         except ValueError:  # very wide datasets need format 2.0 (CryoSPARC reads it)
             fmt.write_array_header_2_0(f.fh, header)
-        # (filling the next chunk in a thread while this one is written gained nothing here: both are
-        # bound by the memory's bandwidth)
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
             part = buf[:stop - start]
