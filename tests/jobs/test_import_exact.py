@@ -125,3 +125,65 @@ def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
     real_dirs: dict[str, str] = {}
     for p in cases * 2:
         assert _link_target(p, real_dirs) == str(p.resolve()), p
+
+
+def _left(jdir: Path) -> list[str]:
+    return sorted(p.name for p in jdir.rglob("*") if p.name not in ("job.json", "job.log", "results.json"))
+
+
+def test_a_link_that_cannot_be_made_fails_the_import_and_leaves_nothing(project, particle_set, monkeypatch):
+    """The links are made in a thread alongside the .cs write: its error is the job's, and all is removed."""
+    import os
+
+    from cryodesk.jobs import particles_io
+
+    meta, raw, *_ = particle_set
+    made = []
+    real_symlink = os.symlink
+
+    def symlink(target, name, *, dir_fd=None):
+        if len(made) == 30:
+            raise OSError(28, "No space left on device", target, None, name)
+        made.append(name)
+        real_symlink(target, name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(particles_io.os, "symlink", symlink)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert len(made) == 30 and _left(Path(project.directory) / job.uid) == []
+    assert not OutputFile.select().where(OutputFile.job == done.id).exists()
+
+
+def test_a_bad_stack_found_while_links_are_made_leaves_nothing(project, particle_set, monkeypatch):
+    """Validation fails while the link thread runs (held back here): it is waited for, then all is removed."""
+    import threading
+
+    from cryodesk.jobs import particles_io
+
+    meta, raw, data, stacks, _ = particle_set
+    (raw / stacks[5]).write_bytes(b"not an MRC file")
+    gate, real_make = threading.Event(), particles_io._make_links
+    finished = []
+
+    def slow_make(links, names):
+        gate.wait(10)  # still making links when the validation error is raised
+        real_make(links, names)
+        finished.append(len(list(links.iterdir())))
+
+    def validate(*args, **kwargs):
+        try:
+            return real_validate(*args, **kwargs)
+        finally:
+            gate.set()
+
+    real_validate = particles_io.validate_stacks
+    monkeypatch.setattr(particles_io, "_make_links", slow_make)
+    monkeypatch.setattr(particles_io, "validate_stacks", validate)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and stacks[5].rsplit("/", 1)[1] in done.error, done.error
+    assert finished == [45]  # the thread had finished before the removal, so nothing was made after it
+    assert _left(Path(project.directory) / job.uid) == []
