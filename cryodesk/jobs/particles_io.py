@@ -160,12 +160,12 @@ def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: 
                   job_dir_name: str) -> dict:
     """The fields an import writes anew: paths to the links, image shapes and pixel sizes from the headers."""
     names_col = np.array([f"{job_dir_name}/imported/{names[p]}" for p in stacks], dtype=str)
-    shape = np.array([infos[p].shape for p in stacks], dtype=np.uint32).reshape(-1, 2)[inv]
+    shapes = np.array([infos[p].shape for p in stacks], dtype=np.uint32).reshape(-1, 2)  # a row per stack
     psize = (data["blob/psize_A"].astype(np.float32) if "blob/psize_A" in data.dtype.names
              else np.zeros(len(data), np.float32))
     header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)[inv]
     psize = np.where(psize > 0, psize, header_psize)
-    replace = {"blob/path": (names_col, inv), "blob/shape": shape, "blob/psize_A": psize}
+    replace = {"blob/path": (names_col, inv), "blob/shape": (shapes, inv), "blob/psize_A": psize}
     if data["blob/idx"].dtype != np.uint32:  # whole numbers (check_particle_rows): CryoSPARC's dtype
         replace["blob/idx"] = data["blob/idx"].astype(np.uint32)
     for f in ("alignments3D/psize_A", "alignments2D/psize_A"):
