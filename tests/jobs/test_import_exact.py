@@ -187,3 +187,30 @@ def test_a_bad_stack_found_while_links_are_made_leaves_nothing(project, particle
     assert done.status == "failed" and stacks[5].rsplit("/", 1)[1] in done.error, done.error
     assert finished == [45]  # the thread had finished before the removal, so nothing was made after it
     assert _left(Path(project.directory) / job.uid) == []
+
+
+@pytest.mark.parametrize("first_end_write_fails", [False, True])
+def test_manifest_written_once_at_the_end_unless_that_write_failed(project, particle_set, monkeypatch,
+                                                                   first_end_write_fails):
+    """The runner's end-of-run job.json is not rewritten after it with the same size (5,000 outputs a
+    megabyte each time); when that write failed (a full disk), the size step writes it."""
+    from cryodesk.base.errors import DataError
+
+    meta, raw, *_ = particle_set
+    calls, real_write = [], manifest.write_job
+
+    def write_job(job, *args, **kwargs):
+        calls.append(job.status)
+        if first_end_write_fails and calls.count("completed") == 1 and job.status == "completed":
+            raise DataError("cannot write job.json: No space left on device (nothing was changed)")
+        return real_write(job, *args, **kwargs)
+
+    monkeypatch.setattr(manifest, "write_job", write_job)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "completed", done.error
+    assert calls.count("completed") == (2 if first_end_write_fails else 1), calls
+    doc = json.loads((Path(project.directory) / job.uid / "job.json").read_text())
+    assert doc["status"] == "completed" and doc["size_bytes"] == done.size_bytes
+    assert doc == manifest.job_document(done) | {"size_bytes": doc["size_bytes"]}
