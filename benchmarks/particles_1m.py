@@ -323,7 +323,8 @@ def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str, steps: 
     results.setdefault(f"{tag}import .cs", []).append(cli.run(j_imp, cold))
     for phase, secs in _phases(cli.job_log(j_imp), "import timings:").items():  # as the job logs them
         results.setdefault(f"{tag}  import {phase} (in job)", []).append((secs, 0.0))
-    if steps == "import":
+    if steps == "import":  # nothing reads it again: leave room on the disk (553 MB a round and tree)
+        (cli.proj / j_imp / "imported_particles.cs").unlink(missing_ok=True)
         return
     j_rs = cli.create("restack_particles", "-i", f"particles={j_imp}", "-p", "particles_per_file=100000")
     results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
