@@ -156,36 +156,43 @@ def test_a_link_that_cannot_be_made_fails_the_import_and_leaves_nothing(project,
     assert not OutputFile.select().where(OutputFile.job == done.id).exists()
 
 
-def test_a_bad_stack_found_while_links_are_made_leaves_nothing(project, particle_set, monkeypatch):
-    """Validation fails while the link thread runs (held back here): it is waited for, then all is removed."""
+def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_set, monkeypatch):
+    """The .cs write fails while the link thread runs (held back here): it is waited for, then all is removed."""
+    import errno
     import threading
 
     from cryodesk.jobs import particles_io
 
-    meta, raw, data, stacks, _ = particle_set
-    (raw / stacks[5]).write_bytes(b"not an MRC file")
+    meta, raw, *_ = particle_set
     gate, real_make = threading.Event(), particles_io._make_links
     finished = []
 
     def slow_make(links, names):
-        gate.wait(10)  # still making links when the validation error is raised
+        gate.wait(10)  # still making links when the write fails
         real_make(links, names)
         finished.append(len(list(links.iterdir())))
 
-    def validate(*args, **kwargs):
-        try:
-            return real_validate(*args, **kwargs)
-        finally:
-            gate.set()
+    def failing_write(path, *args, **kwargs):  # (the real one's AtomicFile removes its temp file)
+        gate.set()
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    real_validate = particles_io.validate_stacks
     monkeypatch.setattr(particles_io, "_make_links", slow_make)
-    monkeypatch.setattr(particles_io, "validate_stacks", validate)
+    monkeypatch.setattr(particles_io, "write_cs_replacing", failing_write)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert finished == [45]  # the thread had finished before the removal, so nothing was made after it
+    assert _left(Path(project.directory) / job.uid) == []
+
+
+def test_a_bad_stack_is_refused_before_anything_is_written(project, particle_set):
+    meta, raw, data, stacks, _ = particle_set
+    (raw / stacks[5]).write_bytes(b"not an MRC file")
     job = jobs.create_job(project, "import_particles",
                           params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
     done = runner.run_job(project, job)
     assert done.status == "failed" and stacks[5].rsplit("/", 1)[1] in done.error, done.error
-    assert finished == [45]  # the thread had finished before the removal, so nothing was made after it
     assert _left(Path(project.directory) / job.uid) == []
 
 
