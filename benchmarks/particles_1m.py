@@ -33,7 +33,8 @@ and the baselines, each in its own child process:
 
 Medians over the rounds with [min–max].  ``--cold`` fsyncs and evicts the
 benchmark's own files (``posix_fadvise(POSIX_FADV_DONTNEED)``, nothing else) before
-every timed step.  The import job logs its phases (read, locate, validate, link, write) and the
+every timed step.  ``--steps import`` runs only the ``.cs`` import (and the job-run and numpy baselines).
+The import job logs its phases (read, locate, validate, write, link: its thread, link wait) and the
 restack job its metadata phases; the benchmark prints them (``restack metadata``: everything but the gather) next to the targets of
 issue 19: import <= 2 s and peak RSS <= 2 x file + 100 MB; restack metadata <= 2 s;
 STAR import and export <= 5 s each.
