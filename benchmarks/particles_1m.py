@@ -33,7 +33,8 @@ and the baselines, each in its own child process:
 
 Medians over the rounds with [min–max].  ``--cold`` fsyncs and evicts the
 benchmark's own files (``posix_fadvise(POSIX_FADV_DONTNEED)``, nothing else) before
-every timed step.  The import job logs its phases (read, locate, validate, link, write) and the
+every timed step.  ``--steps import`` runs only the ``.cs`` import (and the job-run and numpy baselines).
+The import job logs its phases (read, locate, validate, write, link: its thread, link wait) and the
 restack job its metadata phases; the benchmark prints them (``restack metadata``: everything but the gather) next to the targets of
 issue 19: import <= 2 s and peak RSS <= 2 x file + 100 MB; restack metadata <= 2 s;
 STAR import and export <= 5 s each.
@@ -41,7 +42,7 @@ STAR import and export <= 5 s each.
 Usage::
 
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
-        [--rounds 3] [--cold] [--old /work/main] [--keep]
+        [--rounds 3] [--cold] [--old /work/main] [--keep] [--steps import]
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::
@@ -316,13 +317,16 @@ def _phases(log: str, marker: str = "restack timings:") -> dict:
     return {}
 
 
-def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str) -> None:
-    """The four CLI operations, each timed in its own child."""
+def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str, steps: str = "all") -> None:
+    """The four CLI operations (``steps="import"``: the ``.cs`` import only), each timed in its own child."""
     j_imp = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                        "-p", f"particle_blob_path={info['proj']}")
     results.setdefault(f"{tag}import .cs", []).append(cli.run(j_imp, cold))
     for phase, secs in _phases(cli.job_log(j_imp), "import timings:").items():  # as the job logs them
         results.setdefault(f"{tag}  import {phase} (in job)", []).append((secs, 0.0))
+    if steps == "import":  # nothing reads it again: leave room on the disk (553 MB a round and tree)
+        (cli.proj / j_imp / "imported_particles.cs").unlink(missing_ok=True)
+        return
     j_rs = cli.create("restack_particles", "-i", f"particles={j_imp}", "-p", "particles_per_file=100000")
     results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
     ph = _phases(cli.job_log(j_rs))
@@ -375,7 +379,7 @@ print(json.dumps(res))
 """
 
 
-def round_baselines(info: dict, root: Path, cold: bool, results: dict, new: Cli) -> None:
+def round_baselines(info: dict, root: Path, cold: bool, results: dict, new: Cli, steps: str = "all") -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     j_one = new.create("import_particles", "-p", f"particle_meta_path={info['one']}",
                        "-p", f"particle_blob_path={info['proj']}")
@@ -387,6 +391,8 @@ def round_baselines(info: dict, root: Path, cold: bool, results: dict, new: Cli)
         [PY, "-c", f"import numpy as np; np.save(open({str(tmp)!r}, 'wb'), np.load({info['cs']!r}))"],
         env, root, cold)[:2])
     tmp.unlink(missing_ok=True)
+    if steps == "import":
+        return
     out = root / "gather-out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -418,6 +424,8 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the built data (default: keep; --clean removes)")
     ap.add_argument("--clean", action="store_true", help="remove --dir at the end")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--steps", choices=("all", "import"), default="all",
+                    help="import: only the .cs import (and the job-run, numpy.load and load + save baselines)")
     args = ap.parse_args(argv)
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -431,9 +439,9 @@ def main(argv=None) -> int:
     results: dict[str, list[tuple[float, float]]] = {}
     for r in range(args.rounds):
         for tag, cli in (trees if r % 2 == 0 else trees[::-1]):  # A B, B A, ...
-            round_ops(cli, info, args.cold, results, tag)
+            round_ops(cli, info, args.cold, results, tag, args.steps)
         if not args.no_baselines:
-            round_baselines(info, root, args.cold, results, trees[0][1])
+            round_baselines(info, root, args.cold, results, trees[0][1], args.steps)
         print(f"round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     limit = 2 * info["cs_bytes"] / 2**20 + 100
     print(f"\n{'':38s} {'wall (s), median [min-max]':>30s} {'peak RSS (MB)':>28s}"
@@ -455,10 +463,11 @@ def main(argv=None) -> int:
     if "restack metadata (in job)" in med:
         print(f"  restack metadata    {med['restack metadata (in job)']:.2f} s as the job logs it "
               f"(gather {med['restack gather (in job)']:.2f} s)")
-    print(f"  export STAR         {med['export STAR']:.2f} s (<= 5 s)")
-    print(f"  import STAR         {med['import STAR']:.2f} s (<= 5 s)")
+    if "export STAR" in med:
+        print(f"  export STAR         {med['export STAR']:.2f} s (<= 5 s)")
+        print(f"  import STAR         {med['import STAR']:.2f} s (<= 5 s)")
     for op in ("import .cs", "restack", "export STAR", "import STAR"):
-        if f"old: {op}" in med:
+        if f"old: {op}" in med and op in med:
             print(f"  {op:18s}  old / new = {med[f'old: {op}'] / med[op]:.1f} x time, "
                   f"{rss_med[f'old: {op}'] / rss_med[op]:.1f} x peak RSS")
     if args.clean:

@@ -226,5 +226,5 @@ def _finish(project, job: Job, status: str, outputs, error, results=None) -> boo
     # record the job's size and apply "delete intermediate results automatically" (core/cleanup)
     from .cleanup import on_job_finished
 
-    on_job_finished(project, job)
+    on_job_finished(project, job, manifest_written=written)
     return written

@@ -17,9 +17,7 @@ API summary
 ``resolve_blob_path(raw, base_dir, meta_dir) -> Path``
     ``">rel"`` is relative to the metadata file's dir, ``"rel"`` to ``base_dir``.
 ``as_str(values) -> list[str]``
-``unique_first(values) -> (distinct values in first-seen order, inverse)``
-    Fast for columns whose values come in runs (stack paths): one compare
-    pass, then a sort of the run heads only.
+``unique_first(values) -> (distinct values in first-seen order, inverse)`` (:mod:`cryodesk.io.runs`)
 ``write_cs_replacing(path, data, replace, durable=False, format="numpy") -> Path``
     ``data`` with some fields replaced (an array per row, or ``(table, index)``
     so a string column is never materialised per row), known fields in their
@@ -50,6 +48,7 @@ from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
+from cryodesk.io.runs import unique_first
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
            "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes", "check_particle_rows",
@@ -325,31 +324,6 @@ def join_on_uid(main: np.ndarray, *others: np.ndarray) -> np.ndarray:
     return out
 
 
-def unique_first(values) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a 1-D column in first-seen order, and each row's index into them.
-
-    Particle columns such as ``blob/path`` come in runs (a stack's particles
-    together): one vectorised compare finds the runs, and only the run heads
-    are sorted, so a million rows of a few thousand paths cost a few
-    milliseconds instead of a string sort of the whole column.  Any order of
-    values is handled (a shuffled column just has as many runs as rows).
-    """
-    arr = np.asarray(values)
-    n = len(arr)
-    if n == 0:
-        return arr[:0], np.zeros(0, dtype=np.int64)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    np.not_equal(arr[1:], arr[:-1], out=starts[1:])
-    heads = np.flatnonzero(starts)
-    uniq, first, inv_heads = np.unique(arr[heads], return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # first-seen order
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    run_of_row = np.cumsum(starts) - 1
-    return uniq[order], rank[np.asarray(inv_heads).ravel()][run_of_row]
-
-
 def _out_dtype(name: str, src: np.dtype, sub: tuple) -> tuple:
     """The descr entry of ``name`` in a written dataset: CryoSPARC's canonical dtype when the shape fits."""
     base, shape = FIELD_DTYPES.get(name, (None, None))
@@ -361,7 +335,7 @@ def _out_dtype(name: str, src: np.dtype, sub: tuple) -> tuple:
 
 
 def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None = None, durable: bool = False,
-                       format: str = "numpy", chunk_rows: int = 1 << 15) -> Path:
+                       format: str = "numpy", chunk_rows: int | None = None) -> Path:
     """Save ``data`` with fields replaced or added, without a second copy of the dataset in memory.
 
     Parameters
@@ -375,9 +349,10 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
         ``data`` are appended.  str values are written as UTF-8 bytes.
     durable, format
         As :func:`write_cs` (``csdat`` builds the whole array first).
+    chunk_rows
+        Rows filled and written at a time (default: ~1 MiB of them).
 
-    Known fields (:data:`FIELD_DTYPES`) are written in CryoSPARC's dtype, as
-    :func:`from_columns` gives them.
+    Known fields (:data:`FIELD_DTYPES`) are written in CryoSPARC's dtype, as :func:`from_columns` gives them.
     """
     path = Path(path)
     n = len(data)
@@ -488,16 +463,15 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
         out = np.empty(n, dtype=dtype)
         fill(out, 0, n)
         return write_csdat(path, out, durable)
-    fmt = np.lib.format
-    header = {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    header = {"descr": (fmt := np.lib.format).dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    # ~1 MiB chunks, filled and written while in the CPU's cache (18 MB ones: 0.6 s against 0.37 s for 1M rows)
+    chunk_rows = chunk_rows or max(64, (1 << 20) // max(dtype.itemsize, 1))
     buf = np.empty(min(max(n, 1), chunk_rows), dtype=dtype)
     with AtomicFile(path, durable) as f:
         try:
             fmt.write_array_header_1_0(f.fh, header)
         except ValueError:  # very wide datasets need format 2.0 (CryoSPARC reads it)
             fmt.write_array_header_2_0(f.fh, header)
-        # (filling the next chunk in a thread while this one is written gained nothing here: both are
-        # bound by the memory's bandwidth)
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
             part = buf[:stop - start]

@@ -76,6 +76,22 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
     def norm(path: str) -> str:
         return _normpath(path, dirs)
 
+    # (bases, directory part) -> each base joined with it, normalised, as a prefix ending in "/"; a plain
+    # last name is added to it: normpath(join(b, head, name)) == join(normpath(join(b, head)), name)
+    prefixes_of: dict[tuple[tuple[str, ...], str], list[str]] = {}
+
+    def candidates(rel: str, bases: tuple[str, ...]) -> list[str]:
+        head, _, tail = rel.rpartition(os.sep)
+        if tail in ("", ".", "..") or rel.startswith(os.sep):
+            return list(dict.fromkeys(norm(os.path.join(b, rel)) for b in bases))
+        heads = prefixes_of.get((bases, head))
+        if heads is None:
+            heads = [d if d.endswith(os.sep) else d + os.sep  # ("/" and "//" end in one already)
+                     for d in dict.fromkeys(os.path.normpath(os.path.join(b, head)) for b in bases)]
+            prefixes_of[(bases, head)] = heads
+        return [d + tail for d in heads]
+
+    both, meta_only = (base_s, meta_s), (meta_s,)
     for raw in dict.fromkeys(np.asarray(raw_paths).tolist()):
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
@@ -88,16 +104,17 @@ def locate_stacks(raw_paths, base: Path, meta_dir: Path, root: Path, source: str
         if "\0" in text:
             raise DataError(f"{source}: stack path {text!r} contains a NUL byte")
         if text.startswith(">"):
-            cands, limit = [os.path.join(meta_s, text[1:])], os.path.normpath(meta_s)
+            cands, limit = candidates(text[1:], meta_only), os.path.normpath(meta_s)
         elif os.path.isabs(text):
             out[text] = Path(text)
             continue
         else:
-            cands, limit = [os.path.join(base_s, text), os.path.join(meta_s, text)], root_s
-        ok = [c for c in dict.fromkeys(norm(c) for c in cands) if within(c, limit)]
+            cands, limit = candidates(text, both), root_s
+        ok = [c for c in cands if within(c, limit)]
         if not ok:
             raise DataError(f"{source}: stack path {text!r} escapes the particle data directory {limit} "
                             f"(looked up under {', '.join(str(b) for b in dict.fromkeys((base, meta_dir)))}); "
                             f"set particle_blob_path to a directory that contains the stacks")
-        out[text] = Path(next((c for c in ok if os.path.exists(c)), ok[0]))
+        out[text] = Path(ok[0] if len(ok) == 1 or os.path.exists(ok[0]) else
+                         next((c for c in ok[1:] if os.path.exists(c)), ok[0]))
     return out

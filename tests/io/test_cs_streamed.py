@@ -32,9 +32,9 @@ def _reference(data, replace) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 15])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 15, None])
 def test_streamed_writer_bytes(tmp_path, chunk):
-    rng = np.random.default_rng(chunk)
+    rng = np.random.default_rng(chunk or 0)
     n = 200 if chunk == 1 else 1000  # (9 runs in 1,000 rows: filled a run at a time)
     data, run_of = _dataset(n, rng)
     names = np.array([f"J1/imported/s{k}.mrc" for k in range(9)])
@@ -43,6 +43,10 @@ def test_streamed_writer_bytes(tmp_path, chunk):
         # the import's: a long string column in runs, shape and pixel size (same sizes, between kept fields)
         {"blob/path": (names, run_of), "blob/shape": np.full((n, 2), 32, np.uint32),
          "blob/psize_A": rng.random(n).astype(np.float32)},
+        # as the import writes it now: the shape a (2,) row per stack, by the same index
+        {"blob/path": (names, run_of), "blob/shape": (rng.integers(1, 99, (9, 2)).astype(np.uint32), run_of),
+         "blob/psize_A": rng.random(n).astype(np.float32)},
+        {"blob/path": (names, shuffled), "blob/shape": (np.arange(18, dtype=np.uint32).reshape(9, 2), shuffled)},
         {"blob/path": (names, shuffled)},  # no runs: the gather
         {"blob/path": (names[:1], np.zeros(n, np.int64)), "uid": cs.new_uids(n, rng)},  # one run; the first field
         {"blob/idx": rng.integers(0, 9, n).astype(np.int64)},  # a different size: no bridge

@@ -80,3 +80,53 @@ def test_cached_normalisation_is_normpath():
         p = "/".join(rnd.choice(parts) for _ in range(rnd.randint(1, 6)))
         p = rnd.choice(["", "/", "//"]) + p
         assert _normpath(p, cache) == os.path.normpath(p), p
+
+
+def _reference_locate(texts, base, meta_dir, root):
+    """The lookup as written before the per-directory cache: every candidate joined and normalised whole."""
+    import os
+
+    base_s, meta_s = os.path.abspath(base), os.path.abspath(meta_dir)
+    root_s = os.path.normpath(os.path.abspath(root))
+    out = {}
+    for text in texts:
+        if text.startswith(">"):
+            cands, limit = [os.path.join(meta_s, text[1:])], os.path.normpath(meta_s)
+        elif os.path.isabs(text):
+            out[text] = Path(text)
+            continue
+        else:
+            cands, limit = [os.path.join(base_s, text), os.path.join(meta_s, text)], root_s
+        ok = [c for c in dict.fromkeys(os.path.normpath(c) for c in cands)
+              if c == limit or c.startswith(limit.rstrip(os.sep) + os.sep)]
+        out[text] = Path(next((c for c in ok if os.path.exists(c)), ok[0])) if ok else "escapes"
+    return out
+
+
+@pytest.mark.parametrize("layout", ["nested", "same", "apart"])
+def test_cached_lookup_is_the_whole_path_lookup(tmp_path, layout):
+    import random
+
+    proj = tmp_path / "proj"
+    meta_dir = {"nested": proj / "J9" / "exp", "same": proj, "apart": tmp_path / "meta"}[layout]
+    for d in (proj / "a" / "b", meta_dir / "a", tmp_path / "meta"):
+        d.mkdir(parents=True, exist_ok=True)
+    for f in (proj / "a" / "x.mrc", proj / "a" / "b" / "x.mrc", meta_dir / "a" / "x.mrc", meta_dir / "x.mrc",
+              proj / "x.mrc", tmp_path / "meta" / "..."):
+        f.write_bytes(b"")
+    rnd = random.Random(19)
+    parts = ["a", "b", "..", ".", "", "x.mrc", "...", "J9", "exp", "meta", "proj"]
+    texts = []
+    for _ in range(1500):
+        t = "/".join(rnd.choice(parts) for _ in range(rnd.randint(1, 5)))
+        texts.append(rnd.choice(["", "", ">", "/", "//", ">/"]) + t)
+    want = _reference_locate(list(dict.fromkeys(t for t in texts if t not in ("", ">"))), proj, meta_dir, proj)
+    for text, expected in want.items():
+        try:
+            got = locate_stacks([text], proj, meta_dir, proj, "p.cs")[text]
+        except DataError as exc:
+            assert "escapes" in str(exc), (text, exc)
+            got = "escapes"
+        assert got == expected, text
+    many = locate_stacks([t for t in want if want[t] != "escapes"], proj, meta_dir, proj, "p.cs")  # one cache
+    assert many == {t: p for t, p in want.items() if p != "escapes"}

@@ -125,3 +125,99 @@ def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
     real_dirs: dict[str, str] = {}
     for p in cases * 2:
         assert _link_target(p, real_dirs) == str(p.resolve()), p
+
+
+def _left(jdir: Path) -> list[str]:
+    return sorted(p.name for p in jdir.rglob("*") if p.name not in ("job.json", "job.log", "results.json"))
+
+
+def test_a_link_that_cannot_be_made_fails_the_import_and_leaves_nothing(project, particle_set, monkeypatch):
+    """The links are made in a thread alongside the .cs write: its error is the job's, and all is removed."""
+    import os
+
+    from cryodesk.jobs import particles_io
+
+    meta, raw, *_ = particle_set
+    made = []
+    real_symlink = os.symlink
+
+    def symlink(target, name, *, dir_fd=None):
+        if len(made) == 30:
+            raise OSError(28, "No space left on device", target, None, name)
+        made.append(name)
+        real_symlink(target, name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(particles_io.os, "symlink", symlink)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert len(made) == 30 and _left(Path(project.directory) / job.uid) == []
+    assert not OutputFile.select().where(OutputFile.job == done.id).exists()
+
+
+def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_set, monkeypatch):
+    """The .cs write fails while the link thread runs (held back here): it is waited for, then all is removed."""
+    import errno
+    import threading
+
+    from cryodesk.jobs import particles_io
+
+    meta, raw, *_ = particle_set
+    gate, real_make = threading.Event(), particles_io._make_links
+    finished = []
+
+    def slow_make(links, names):
+        gate.wait(10)  # still making links when the write fails
+        real_make(links, names)
+        finished.append(len(list(links.iterdir())))
+
+    def failing_write(path, *args, **kwargs):  # (the real one's AtomicFile removes its temp file)
+        gate.set()
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(particles_io, "_make_links", slow_make)
+    monkeypatch.setattr(particles_io, "write_cs_replacing", failing_write)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert finished == [45]  # the thread had finished before the removal, so nothing was made after it
+    assert _left(Path(project.directory) / job.uid) == []
+
+
+def test_a_bad_stack_is_refused_before_anything_is_written(project, particle_set):
+    meta, raw, data, stacks, _ = particle_set
+    (raw / stacks[5]).write_bytes(b"not an MRC file")
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and stacks[5].rsplit("/", 1)[1] in done.error, done.error
+    assert _left(Path(project.directory) / job.uid) == []
+
+
+@pytest.mark.parametrize("first_end_write_fails", [False, True])
+def test_manifest_written_once_at_the_end_unless_that_write_failed(project, particle_set, monkeypatch,
+                                                                   first_end_write_fails):
+    """The runner's end-of-run job.json is not rewritten after it with the same size (5,000 outputs a
+    megabyte each time); when that write failed (a full disk), the size step writes it."""
+    from cryodesk.base.errors import DataError
+
+    meta, raw, *_ = particle_set
+    calls, real_write = [], manifest.write_job
+
+    def write_job(job, *args, **kwargs):
+        calls.append(job.status)
+        if first_end_write_fails and calls.count("completed") == 1 and job.status == "completed":
+            raise DataError("cannot write job.json: No space left on device (nothing was changed)")
+        return real_write(job, *args, **kwargs)
+
+    monkeypatch.setattr(manifest, "write_job", write_job)
+    job = jobs.create_job(project, "import_particles",
+                          params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
+    done = runner.run_job(project, job)
+    assert done.status == "completed", done.error
+    assert calls.count("completed") == (2 if first_end_write_fails else 1), calls
+    doc = json.loads((Path(project.directory) / job.uid / "job.json").read_text())
+    assert doc["status"] == "completed" and doc["size_bytes"] == done.size_bytes
+    assert doc == manifest.job_document(done) | {"size_bytes": doc["size_bytes"]}

@@ -55,17 +55,21 @@ def effective_setting(project, job: Job, key: str):
     return settings_service.effective(key, project=project, job=job)[0]
 
 
-def on_job_finished(project, job) -> dict | None:
+def on_job_finished(project, job, manifest_written: bool = False) -> dict | None:
     """Called by the runner after a job ends: record its size; auto-delete intermediate results.
 
+    ``manifest_written``: the runner has just written ``job.json`` with the
+    size it recorded; it is not written again when the measured size is that
+    one (the same bytes: an import's manifest lists thousands of outputs).
     Never raises (a finished job stays finished); returns what was removed,
     or None.
     """
     try:
         project = get_project(project)
         job = Job.get_by_id(job.id)
-        record_job_size(project, job)
-        manifest.write_job(job, Path(project.directory))
+        recorded = job.size_bytes
+        if record_job_size(project, job) != recorded or not manifest_written:
+            manifest.write_job(job, Path(project.directory))
         if job.status != "completed" or not effective_setting(project, job, "delete_intermediate"):
             return None
         return delete_intermediate_now(project, job, "deleted automatically when the job completed")
