@@ -531,8 +531,11 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
             if blk.columns:
                 cols = [np.asarray(c) for c in blk.columns.values()]
                 # one kernel a chunk of rows when it can (the same bytes), else column by column
-                chunks = star_write.loop_chunks(cols, _quote_bytes, _text)
-                for chunk in chunks if chunks is not None else _loop_bytes(cols):
-                    f.fh.write(chunk)
+                chunks = star_write.loop_chunks(cols, _quote_bytes, _text) or _loop_bytes(cols)
+                try:
+                    for chunk in chunks:
+                        f.fh.write(chunk)
+                finally:
+                    chunks.close()  # a failed write (a full disk) stops the formatting threads now
             f.fh.write(b"\n")
     return path

@@ -184,7 +184,8 @@ def loop_chunks(columns: list[np.ndarray], quote_text: Callable[[bytes], bytes],
 
 def _run(plan: _Plan, quote_text, chunk_rows: int) -> Iterator[memoryview]:
     bounds = [(s, min(plan.n, s + chunk_rows)) for s in range(0, plan.n, chunk_rows)]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="star-rows") as pool:
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="star-rows")
+    try:
         pending = [pool.submit(_chunk, plan, s, e, quote_text) for s, e in bounds[:2]]
         nxt = 2
         while pending:
@@ -193,3 +194,5 @@ def _run(plan: _Plan, quote_text, chunk_rows: int) -> Iterator[memoryview]:
                 pending.append(pool.submit(_chunk, plan, *bounds[nxt], quote_text))
                 nxt += 1
             yield chunk
+    finally:  # (closed early: the chunks not started are dropped, the threads end before this returns)
+        pool.shutdown(wait=True, cancel_futures=True)
