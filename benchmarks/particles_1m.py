@@ -42,6 +42,8 @@ Usage::
 
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
         [--rounds 3] [--cold] [--old /work/main] [--keep]
+    .venv/bin/python benchmarks/particles_1m.py --ops export --copy --old /work/tmp-old   # the STAR export alone:
+        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::
