@@ -239,42 +239,50 @@ if HAVE_NUMBA:
         m = w
         while m > 0 and src[start + m - 1] == 0:
             m -= 1
+        seg = src[start:start + m]
+        odd = False
+        for c in seg:  # printable ASCII only (what particle STAR files hold)? One straight pass (a view's
+            odd |= (c < 33) | (c > 126)  # iterator: no index wraparound checks, so it vectorises)
         zeros = 0
-        blank = 0
-        for t in range(m):  # one straight pass, no early exit
-            c = src[start + t]
-            zeros += c == 0
-            blank |= (c == 32) | ((c >= 9) & (c <= 13)) | (c >= 128)
+        if odd:  # a NUL (dropped), a blank or non-ASCII byte (quoted), another control byte (kept)
+            blank = False
+            for c in seg:
+                zeros += c == 0
+                blank |= (c == 32) | ((c >= 9) & (c <= 13)) | (c >= 128)
+            if check and blank:
+                return -1
         if check:
-            if blank != 0 or m == zeros:
+            if m == zeros:
                 return -1
             first = src[start]
-            for s in special:
-                if first == s:
-                    return -1
-            for k in range(keywords.shape[0]):
-                kl = keylen[k]
-                if w < kl:
-                    continue
-                same = True
-                for t in range(kl):
-                    want = keywords[k, t]
-                    b = src[start + t]
-                    if want != 95:
-                        b = b | 32
-                    if b != want:
-                        same = False
-                        break
-                if same:
-                    return -1
+            if first < 64 or first == 95:  # (every special first byte is one of these)
+                for s in special:
+                    if first == s:
+                        return -1
+            lower = first | 32
+            if lower == 100 or lower == 108 or lower == 115 or lower == 103:  # d l s g: a keyword's start
+                for k in range(keywords.shape[0]):
+                    kl = keylen[k]
+                    if w < kl:
+                        continue
+                    same = True
+                    for t in range(kl):
+                        want = keywords[k, t]
+                        b = src[start + t]
+                        if want != 95:
+                            b = b | 32
+                        if b != want:
+                            same = False
+                            break
+                    if same:
+                        return -1
         if zeros:
             for t in range(m):
                 c = src[start + t]
                 out[pos] = c
                 pos += c != 0
             return pos
-        for t in range(m):
-            out[pos + t] = src[start + t]
+        out[pos:pos + m] = seg
         return pos + m
 
     @jit
