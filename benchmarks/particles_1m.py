@@ -43,6 +43,8 @@ Usage::
 
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
         [--rounds 3] [--cold] [--old /work/main] [--keep] [--steps import]
+    .venv/bin/python benchmarks/particles_1m.py --steps export --copy --old /work/tmp-old   # the STAR export alone:
+        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::
@@ -317,6 +319,33 @@ def _phases(log: str, marker: str = "restack timings:") -> dict:
     return {}
 
 
+def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy: bool) -> None:
+    """``--steps export``: the STAR export alone (of one import per tree, made in the first round), stacks
+    linked (the default) and, with ``--copy``, copied (``copy_stacks=true``)."""
+    key = f"{tag}import uid"
+    if key not in info:
+        info[key] = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
+                               "-p", f"particle_blob_path={info['proj']}")
+        cli.run(info[key], False)
+    for variant, extra in [("", ())] + ([(" (copy_stacks)", ("-p", "copy_stacks=true"))] if copy else []):
+        j_ex = cli.create("export_particles", "-i", f"particles={info[key]}", "-p", "format=relion", *extra)
+        results.setdefault(f"{tag}export STAR{variant}", []).append(cli.run(j_ex, cold))
+        out = cli.proj / j_ex / "exported"
+        info.setdefault("star_sha", {}).setdefault(f"{tag}{variant}", _sha(out / "particles.star"))
+        shutil.rmtree(out / "stacks", ignore_errors=True)  # room on the disk
+        (out / "particles.star").unlink()
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str, steps: str = "all") -> None:
     """The four CLI operations (``steps="import"``: the ``.cs`` import only), each timed in its own child."""
     j_imp = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
@@ -424,8 +453,10 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the built data (default: keep; --clean removes)")
     ap.add_argument("--clean", action="store_true", help="remove --dir at the end")
     ap.add_argument("--no-baselines", action="store_true")
-    ap.add_argument("--steps", choices=("all", "import"), default="all",
-                    help="import: only the .cs import (and the job-run, numpy.load and load + save baselines)")
+    ap.add_argument("--steps", choices=("all", "import", "export"), default="all",
+                    help="import: only the .cs import (and the job-run, numpy.load and load + save baselines); "
+                         "export: only the STAR export (no baselines), stacks linked; --copy adds copy_stacks=true")
+    ap.add_argument("--copy", action="store_true", help="with --steps export: also the export that copies the stacks")
     args = ap.parse_args(argv)
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -439,8 +470,11 @@ def main(argv=None) -> int:
     results: dict[str, list[tuple[float, float]]] = {}
     for r in range(args.rounds):
         for tag, cli in (trees if r % 2 == 0 else trees[::-1]):  # A B, B A, ...
-            round_ops(cli, info, args.cold, results, tag, args.steps)
-        if not args.no_baselines:
+            if args.steps == "export":
+                round_export(cli, info, args.cold, results, tag, args.copy)
+            else:
+                round_ops(cli, info, args.cold, results, tag, args.steps)
+        if not args.no_baselines and args.steps != "export":
             round_baselines(info, root, args.cold, results, trees[0][1], args.steps)
         print(f"round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     limit = 2 * info["cs_bytes"] / 2**20 + 100
@@ -453,6 +487,14 @@ def main(argv=None) -> int:
         print(f"{name:38s} {_fmt(walls, ' s'):>30s} {rss_s:>28s}")
     med = {k: statistics.median([w for w, _ in v]) for k, v in results.items()}
     rss_med = {k: statistics.median([m for _, m in v]) for k, v in results.items()}
+    if args.steps == "export":
+        shas = info.get("star_sha", {})
+        print("\nparticles.star sha256:", ", ".join(f"{k or 'new'}: {v[:16]}" for k, v in shas.items()),
+              "(identical)" if len(set(shas.values())) == 1 else "(DIFFERENT)")
+        for name in [k for k in med if k.startswith("old: ")]:
+            if name[5:] in med:
+                print(f"  {name[5:]:30s} old / new = {med[name] / med[name[5:]]:.1f} x time")
+        return 0
     base = med.get("base: job run (1 particle)", 0.0)
     print("\ntargets (issue 19):")
     print(f"  import .cs          {med['import .cs']:.2f} s (<= 2 s), peak RSS {rss_med['import .cs']:.0f} MB "

@@ -33,7 +33,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
-from cryodesk.io import star_numbers
+from cryodesk.io import star_numbers, star_write
 from cryodesk.io.star_numbers import (
     body_end,
     compact,
@@ -368,6 +368,11 @@ def _quote(v: str) -> str:
     raise DataError(f"cannot write STAR value {v!r} (contains both quote characters)")
 
 
+def _quote_bytes(value: bytes) -> bytes:
+    """``_quote`` of a UTF-8 value, as UTF-8 (what the writer's loops write for it)."""
+    return _quote(value.decode("utf-8")).encode("utf-8")
+
+
 def format_column(values) -> np.ndarray:
     """Values as STAR text: floats in their shortest exact form, bytes decoded."""
     arr = np.asarray(values)
@@ -524,7 +529,13 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
                 head.extend(f"_{lab} #{j}\n" for j, lab in enumerate(blk.columns, 1))
             f.fh.write("".join(head).encode("utf-8"))
             if blk.columns:
-                for chunk in _loop_bytes([np.asarray(c) for c in blk.columns.values()]):
-                    f.fh.write(chunk)
+                cols = [np.asarray(c) for c in blk.columns.values()]
+                # one kernel a chunk of rows when it can (the same bytes), else column by column
+                chunks = star_write.loop_chunks(cols, _quote_bytes, _text) or _loop_bytes(cols)
+                try:
+                    for chunk in chunks:
+                        f.fh.write(chunk)
+                finally:
+                    chunks.close()  # a failed write (a full disk) stops the formatting threads now
             f.fh.write(b"\n")
     return path

@@ -17,8 +17,10 @@ thread while the dataset is written):
 Group") whose ``blob/path`` values are ``>stacks/<name>`` (relative to the
 ``.cs``); ``format=relion``: ``particles.star`` (3.1, with optics).  ``cs_format``
 ``csdat`` writes the compressed encoding of CryoSPARC >= 4.4.  The
-referenced stacks go to ``exported/stacks/`` as real copies (symlinks
-followed) for ``relion`` or when ``copy_stacks`` is set, else as symlinks.
+referenced stacks go to ``exported/stacks/`` as symlinks to the real stacks
+(as CryoSPARC's exports do), for both formats; with ``copy_stacks`` as real
+copies (symlinks followed): a self-contained set to take to another machine.
+Either way the metadata names them ``stacks/<name>``, relative to itself.
 
 A STAR conversion (either way) records what it mapped, carried and could not
 convert in the job log (a warning for each field not converted) and in
@@ -278,9 +280,18 @@ def run_import(ctx: JobContext) -> None:
     ctx.progress(1.0, f"imported {len(out)} particles")
 
 
-def _copy(src: Path, dst: Path) -> None:
+def _copy(src: Path, dst: Path) -> int:
+    """Copy ``src`` (symlinks followed) to the new file ``dst``; its size."""
     with AtomicFile(dst, durable=False) as out:
         shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
+        return os.stat(out.tmp).st_size
+
+
+def _add_files(ctx: JobContext, group: str, folder: Path, files: list[tuple[str, int]]) -> None:
+    """Register regular files ``(name, size)`` just written in ``folder`` as ``blob`` outputs (one ``rel``)."""
+    rel = ctx.rel(folder)
+    for name, size in files:
+        ctx.outputs.append((group, OutputFileRef(kind="blob", path=f"{rel}/{name}", version=0, size_bytes=size)))
 
 
 def run_export(ctx: JobContext) -> None:
@@ -291,7 +302,7 @@ def run_export(ctx: JobContext) -> None:
     if cs_format not in CS_FORMATS:
         raise DataError(f"{ctx.uid}: unknown cs_format {cs_format!r} ({' or '.join(CS_FORMATS)})")
     report = ConversionReport(".cs -> STAR")
-    copy = fmt == "relion" or bool(ctx.params.get("copy_stacks", False))
+    copy = bool(ctx.params.get("copy_stacks", False))  # linked by default, either format
     src = ctx.input("particles").path("dataset")
     pset = ParticleSet.load(src, ctx.project_dir)
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
@@ -299,18 +310,21 @@ def run_export(ctx: JobContext) -> None:
     out_dir = ctx.job_dir / "exported"
     created: list[Path] = []
     files: list[tuple[Path, str]] = []
+    copied: list[tuple[str, int]] = []
     try:
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(exist_ok=False)
         created.append(out_dir)
         (out_dir / "stacks").mkdir()
-        real_dirs: dict[str, str] = {}
-        for k, (p, name) in enumerate(names.items()):
-            ctx.check_cancel()
-            ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"{'copying' if copy else 'linking'} {p.name}")
-            dst = out_dir / "stacks" / name
-            _copy(p, dst) if copy else os.symlink(_link_target(p, real_dirs), dst)
-            files.append((dst, "blob"))
+        if copy:
+            for k, (p, name) in enumerate(names.items()):
+                ctx.check_cancel()
+                ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"copying {p.name}")
+                copied.append((name, _copy(p, out_dir / "stacks" / name)))
+        else:
+            ctx.progress(0.2, f"linking {len(names)} stacks")
+            _make_links(out_dir / "stacks", names)
+        ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
         if fmt == "relion":
@@ -332,12 +346,12 @@ def run_export(ctx: JobContext) -> None:
     except BaseException:
         _cleanup(created)
         raise
-    linked = [path.name for path, _ in files if path.is_symlink()]
-    if linked:
-        _add_links(ctx, "exported", out_dir / "stacks", linked)
+    if copy:
+        _add_files(ctx, "exported", out_dir / "stacks", copied)
+    else:
+        _add_links(ctx, "exported", out_dir / "stacks", names.values())
     for path, kind in files:
-        if not path.is_symlink():
-            ctx.add_output("exported", path, kind=kind)
+        ctx.add_output("exported", path, kind=kind)
     ctx.results.update(num_particles=len(pset), num_stacks=len(names), format=fmt)
     if fmt == "relion":
         report.log_to(ctx.log, "particles.star")
@@ -365,8 +379,10 @@ register(JobType(
     name="export_particles", title="Export Particles", category="utilities",
     params=(
         Param("format", "cryosparc", "str", choices=("cryosparc", "relion"),
-              help="cryosparc: .cs + .csg (Import Result Group); relion: .star + copied stacks"),
-        Param("copy_stacks", False, "bool", help="Copy the stacks instead of linking them (cryosparc format)"),
+              help="cryosparc: .cs + .csg (Import Result Group); relion: .star (3.1, with optics)"),
+        Param("copy_stacks", False, "bool",
+              help="Copy the stacks into exported/stacks/ instead of linking them (either format): a "
+                   "self-contained set to take to another machine"),
         Param("cs_format", "numpy", "str", choices=CS_FORMATS,
               help="Encoding of the .cs (cryosparc format): numpy (every CryoSPARC version) or csdat "
                    "(compressed, CryoSPARC 4.4 and later)"),

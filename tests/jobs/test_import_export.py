@@ -123,7 +123,7 @@ def test_import_star(realdata_dir, tmp_path, name, stack, n):
 
 
 @pytest.mark.parametrize("source", ["empiar_10076_7.cs", "empiar_10076_7.star", "relion31.star"])
-@pytest.mark.parametrize("fmt,copy", [("cryosparc", False), ("cryosparc", True), ("relion", True)])
+@pytest.mark.parametrize("fmt,copy", [("cryosparc", False), ("cryosparc", True), ("relion", False), ("relion", True)])
 def test_export_reimport_roundtrip(realdata_dir, tmp_path, source, fmt, copy):
     first = _import(tmp_path, "J1", realdata_dir / source)
     data1, images1 = _load(tmp_path, first)

@@ -1,0 +1,90 @@
+"""Export links its stacks by default (either format); clearing or deleting the export never touches them.
+
+Through the real runner and the one deletion service: the export's ``stacks/``
+entries are symlinks recorded as the job's own files (as the import's links are), the
+STAR names them ``stacks/<name>`` relative to itself, and a clear or delete of
+the export removes the links only: the raw stacks and the import's links stay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryodesk.core import actions, jobs, runner
+from cryodesk.db.models import OutputFile
+from cryodesk.io import cs, mrc, star
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def imported(project, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        mrc.write_stack(raw / f"s{k}.mrc", rng.normal(size=(4, 6, 6)).astype(np.float32), voxel_size=1.1)
+    n = 9
+    data = cs.from_columns({"uid": cs.new_uids(n, rng),
+                            "blob/path": np.array([f"s{k % 3}.mrc" for k in range(n)], dtype="S"),
+                            "blob/idx": (np.arange(n) % 4).astype(np.uint32),
+                            "ctf/df1_A": rng.uniform(1e4, 2e4, n).astype(np.float32)}, n)
+    cs.write_cs(raw / "parts.cs", data)
+    imp = jobs.create_job(project, "import_particles", params={"particle_meta_path": str(raw / "parts.cs")})
+    assert runner.run_job(project, imp).status == "completed"
+    return imp, raw
+
+
+def _export(project, imp, **params):
+    job = jobs.create_job(project, "export_particles", inputs=[jobs.InputSpec("particles", imp.uid)], params=params)
+    done = runner.run_job(project, job)
+    assert done.status == "completed", done.error
+    return done
+
+
+@pytest.mark.parametrize("fmt", ["relion", "cryosparc"])
+def test_export_links_by_default_and_cleanup_keeps_the_stacks(project, imported, fmt):
+    imp, raw = imported
+    pdir = Path(project.directory)
+    before = {p.name: _sha(p) for p in raw.glob("s*.mrc")}
+    done = _export(project, imp, format=fmt)
+    stacks = pdir / done.uid / "exported" / "stacks"
+    links = sorted(stacks.iterdir())
+    assert [p.name for p in links] == ["s0.mrc", "s1.mrc", "s2.mrc"]
+    assert all(p.is_symlink() and p.resolve() == (raw / p.name).resolve() for p in links)
+    rows = dict(OutputFile.select(OutputFile.path, OutputFile.size_bytes)
+                .where(OutputFile.job == done.id, OutputFile.kind == "blob").tuples())
+    assert rows == {f"{done.uid}/exported/stacks/{p.name}": 0 for p in links}  # as the import records its links
+    if fmt == "relion":
+        names = star.read_star(pdir / done.uid / "exported" / "particles.star")["particles"].columns["rlnImageName"]
+        assert {str(v).split("@")[1] for v in cs.as_str(names)} == {"stacks/s0.mrc", "stacks/s1.mrc", "stacks/s2.mrc"}
+    result = actions.clear_jobs(project, [done])
+    assert all(o.ok for o in result.outcomes), result.outcomes
+    assert not stacks.exists()
+    assert {p.name: _sha(p) for p in raw.glob("s*.mrc")} == before  # the linked stacks untouched
+    assert all((pdir / imp.uid / "imported" / name).is_symlink() for name in before)
+    again = _export(project, imp, format=fmt)
+    result = actions.delete_jobs(project, [again])
+    assert all(o.ok for o in result.outcomes), result.outcomes
+    assert not (pdir / again.uid).exists()
+    assert {p.name: _sha(p) for p in raw.glob("s*.mrc")} == before
+
+
+def test_relion_copy_stacks_copies_real_files(project, imported):
+    imp, raw = imported
+    pdir = Path(project.directory)
+    done = _export(project, imp, format="relion", copy_stacks=True)
+    stacks = pdir / done.uid / "exported" / "stacks"
+    for p in stacks.iterdir():
+        assert not p.is_symlink() and p.read_bytes() == (raw / p.name).read_bytes()
+    rows = dict(OutputFile.select(OutputFile.path, OutputFile.size_bytes)
+                .where(OutputFile.job == done.id, OutputFile.kind == "blob").tuples())
+    assert rows == {f"{done.uid}/exported/stacks/{p.name}": p.stat().st_size for p in stacks.iterdir()}
+    assert actions.clear_jobs(project, [done]).outcomes[0].ok
+    assert all((raw / f"s{k}.mrc").is_file() for k in range(3))
