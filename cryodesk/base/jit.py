@@ -35,6 +35,27 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     _numba = None
 
+
+def _no_automatic_extensions() -> None:
+    """Keep numba from importing every installed extension at its first compile or cache load.
+
+    numba runs the ``numba_extensions`` entry points then; rocket-fft's imports SciPy's FFT when
+    SciPy is installed (0.4-1 s, ~25 MB) in every process that runs any kernel, a STAR file's
+    numbers included.  The one kernel that needs rocket-fft (:mod:`cryodesk.kernels.fourier`)
+    imports it itself, which is all that registering its overloads takes.  numba's flag is
+    private: if a numba release drops it, nothing changes but the time.
+    """
+    try:
+        from numba.core import entrypoints
+    except ImportError:  # pragma: no cover - depends on the numba version
+        return
+    if hasattr(entrypoints, "_already_initialized"):
+        entrypoints._already_initialized = True
+
+
+if _numba is not None:
+    _no_automatic_extensions()
+
 #: True when compiled kernels are available.
 HAVE_NUMBA: bool = _numba is not None
 

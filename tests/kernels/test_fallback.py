@@ -33,3 +33,27 @@ def test_numpy_fallback_works_without_numba():
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+def test_a_kernel_does_not_load_every_numba_extension():
+    """numba's automatic extension loading is off: a STAR number kernel does not import rocket-fft
+    (and SciPy's FFT with it); the Fourier kernel imports rocket-fft itself and still compiles."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from cryodesk.base.jit import HAVE_NUMBA\n"
+        "from cryodesk.io import star_numbers as sn\n"
+        "v = np.linspace(-5, 5, sn.MIN_SIZE + 7)\n"
+        "assert (sn.format_numbers(v) == sn.format_numbers_numpy(v)).all() and sn._k() is not None\n"
+        "assert 'rocket_fft' not in sys.modules and 'scipy.fft' not in sys.modules, 'extensions loaded'\n"
+        "from cryodesk.kernels import fourier\n"
+        "x = np.random.default_rng(1).standard_normal((2, 32, 32)).astype(np.float32)\n"
+        "a = fourier.fourier_crop(x, (16, 16))\n"
+        "b = fourier.fourier_crop_numpy(x, (16, 16))\n"
+        "assert np.allclose(a, b, atol=1e-5), 'crop differs'\n"
+        "assert HAVE_NUMBA and fourier.fourier_crop is fourier.fourier_crop_numba, 'numpy crop'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
