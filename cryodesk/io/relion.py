@@ -48,13 +48,14 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
+from cryodesk.io.relion_numbers import parse_number_columns
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
     OPTICS_LABELS,
     assign_groups,
     ctf_from_star,
     ctf_to_star,
-    merge_optics,
+    merge_optics_rows,
 )
 from cryodesk.io.star import StarBlock, column_floats
 from cryodesk.io.star_images import image_name_bytes, parse_image_names
@@ -132,7 +133,9 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
     report = report if report is not None else ConversionReport("STAR -> .cs")
     parts, optics = particle_block(blocks, source)
-    cols = merge_optics(parts, optics, source, report)
+    text_cols, optics_rows, spread = merge_optics_rows(parts, optics, source, report)
+    # the number columns parsed up front (the same values column_floats gives; the text kept for relion/ fields)
+    cols = {**text_cols, **parse_number_columns(text_cols, optics_rows, spread)}
     n = len(parts)
     used = set(_CONSUMED)
     carried = _carried_fields(cols, source, report, used)
@@ -194,7 +197,7 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     elif "rlnMicrographPixelSize" in cols:
         used.discard("rlnMicrographPixelSize")
     out.update(carried)  # explicit CryoSPARC values win over ones derived from RELION columns
-    for lab, vals in cols.items():
+    for lab, vals in text_cols.items():
         if lab in used:
             continue
         out[f"relion/{lab}"] = _typed(vals)

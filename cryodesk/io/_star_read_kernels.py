@@ -1,0 +1,137 @@
+"""Compiled kernels of the STAR read side (imported on first use, as :mod:`cryodesk.io._star_kernels`).
+
+* ``_image_names`` / ``_copy_paths``: RELION's ``000123@path`` names of an ``S``
+  column split into 0-based indices and paths in one pass each (what
+  :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
+  ``np.strings.partition``; any row it would refuse or read differently is
+  left to it).
+* ``_scan_marks`` / ``_fill_range``: :func:`cryodesk.io._star_kernels._fill`
+  for a range of a loop body starting at a known row, so two threads can fill
+  the columns of the two halves of a body at once (each kernel releases the GIL).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryodesk.base.jit import HAVE_NUMBA, jit
+
+#: the largest image index an MRC stack can hold (as star_images._MAX_INDEX)
+_MAX_INDEX = 2**31 - 1
+
+if HAVE_NUMBA:
+    @jit
+    def _image_names(chars):
+        """``(ok, idx0, path_start, path_len, width)`` of NUL-padded rows ``<digits>@<path>`` or ``<path>``.
+
+        ``width`` is that of numpy's ``where(no_at, head, tail)``: the longest head
+        (the text before the first ``@``, or the whole text) or tail.  ``ok`` is
+        False when any row is not a well-formed name (a NUL inside, no digits or
+        more than 18, an index outside 1..2^31-1, an empty path): the numpy
+        reference then decides and words the error.
+        """
+        n, w = chars.shape
+        idx0 = np.zeros(n, dtype=np.int64)
+        start = np.zeros(n, dtype=np.int64)
+        length = np.zeros(n, dtype=np.int64)
+        width = 0
+        for i in range(n):
+            m = w
+            while m > 0 and chars[i, m - 1] == 0:
+                m -= 1
+            at = -1
+            for t in range(m):
+                c = chars[i, t]
+                if c == 0:
+                    return False, idx0, start, length, width
+                if c == 64 and at < 0:
+                    at = t
+            if at < 0:  # a single-image file: the whole text is the path, image 1
+                if m == 0:
+                    return False, idx0, start, length, width
+                start[i] = 0
+                length[i] = m
+                if m > width:
+                    width = m
+                continue
+            if at == 0 or at > 18 or at == m - 1:
+                return False, idx0, start, length, width
+            v = np.int64(0)
+            for t in range(at):
+                c = chars[i, t]
+                if c < 48 or c > 57:
+                    return False, idx0, start, length, width
+                v = v * 10 + (c - 48)
+            if v < 1 or v > _MAX_INDEX:
+                return False, idx0, start, length, width
+            idx0[i] = v - 1
+            start[i] = at + 1
+            length[i] = m - at - 1
+            if at > width:
+                width = at
+            if m - at - 1 > width:
+                width = m - at - 1
+        return True, idx0, start, length, width
+
+    @jit
+    def _copy_paths(chars, start, length, out):
+        """``out[i, :length[i]] = chars[i, start[i]:start[i] + length[i]]`` (``out`` zeroed)."""
+        for i in range(chars.shape[0]):
+            s = start[i]
+            for t in range(length[i]):
+                out[i, t] = chars[i, s + t]
+
+    @jit
+    def _row_mark(buf, ncols, at):
+        """``(position, rows before it)`` of the first row that starts at or after byte ``at``; (-1, 0) if none.
+
+        The body has been checked by ``_scan`` (plain tokens, a whole number of rows).
+        """
+        n = len(buf)
+        col = 0
+        rows = 0
+        i = 0
+        while i < n:
+            c = buf[i]
+            if c == 32 or c == 10 or c == 9 or c == 13:
+                i += 1
+                continue
+            if col == 0 and i >= at:
+                return i, rows
+            j = i + 1
+            while j < n and buf[j] > 32:
+                j += 1
+            col += 1
+            if col == ncols:
+                col = 0
+                rows += 1
+            i = j
+        return -1, 0
+
+    @jit
+    def _fill_range(buf, lo, hi, ncols, row0, widths, offsets, out):
+        """``_fill`` of the tokens in ``buf[lo:hi]`` (whole rows, the first one row ``row0``)."""
+        cur = offsets[:ncols].copy()
+        for j in range(ncols):
+            cur[j] += row0 * widths[j]
+        col = 0
+        i = lo
+        while i < hi:
+            c = buf[i]
+            if c == 32 or c == 10 or c == 9 or c == 13:
+                i += 1
+                continue
+            j = i + 1
+            while j < hi and buf[j] > 32:
+                j += 1
+            base = cur[col]
+            cur[col] = base + widths[col]
+            if j - i <= 32:
+                for t in range(j - i):
+                    out[base + t] = buf[i + t]
+            else:
+                out[base:base + j - i] = buf[i:j]
+            col += 1
+            if col == ncols:
+                col = 0
+            i = j
