@@ -5,9 +5,10 @@
   :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
   ``np.strings.partition``; any row it would refuse or read differently is
   left to it).
-* ``_scan_marks`` / ``_fill_range``: :func:`cryodesk.io._star_kernels._fill`
-  for a range of a loop body starting at a known row, so two threads can fill
-  the columns of the two halves of a body at once (each kernel releases the GIL).
+* ``_scan_part`` / ``_fill_part``: ``_scan`` and ``_fill`` of
+  :mod:`cryodesk.io._star_kernels` for a part of a loop body (cut at a blank),
+  so that two threads split the two halves of a body at once (the kernels
+  release the GIL); the columns are the same bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cryodesk.base.jit import HAVE_NUMBA, jit
+from cryodesk.io._star_kernels import _BYTE_KIND
 
 #: the largest image index an MRC stack can hold (as star_images._MAX_INDEX)
 _MAX_INDEX = 2**31 - 1
@@ -82,39 +84,68 @@ if HAVE_NUMBA:
                 out[i, t] = chars[i, s + t]
 
     @jit
-    def _row_mark(buf, ncols, at):
-        """``(position, rows before it)`` of the first row that starts at or after byte ``at``; (-1, 0) if none.
+    def _scan_part(buf, lo, hi, ncols, special, keywords, keylen):
+        """``(status, tokens, widths, newlines)`` of the tokens in ``buf[lo:hi]`` (cut at blanks): ``_scan`` of a part.
 
-        The body has been checked by ``_scan`` (plain tokens, a whole number of rows).
+        ``widths[r]`` is the longest of the part's tokens ``r, r + ncols, ...``:
+        the column of token ``r`` is ``(r + tokens before the part) % ncols``.
+        status 0 when every token is plain (the rules of ``_scan``).
         """
-        n = len(buf)
+        widths = np.zeros(ncols, dtype=np.int64)
+        kind = _BYTE_KIND
+        ntok = 0
+        lines = 0
         col = 0
-        rows = 0
-        i = 0
-        while i < n:
+        i = lo
+        while i < hi:
             c = buf[i]
-            if c == 32 or c == 10 or c == 9 or c == 13:
+            k = kind[c]
+            if k == 1:  # blank
+                lines += c == 10
                 i += 1
                 continue
-            if col == 0 and i >= at:
-                return i, rows
+            if k != 0:  # a control byte or non-ASCII, or a token starting with _ # ' " ;
+                return 1, 0, widths, 0
             j = i + 1
-            while j < n and buf[j] > 32:
+            while j < hi:
+                k = kind[buf[j]]
+                if k == 1:
+                    break
+                if k == 2:
+                    return 1, 0, widths, 0
                 j += 1
+            low = buf[i] | 32
+            if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
+                for w in range(keywords.shape[0]):
+                    kl = keylen[w]
+                    if j - i >= kl:
+                        same = True
+                        for t in range(kl):
+                            b = buf[i + t]
+                            if 65 <= b <= 90:
+                                b = b | 32
+                            if b != keywords[w, t]:
+                                same = False
+                                break
+                        if same:
+                            return 1, 0, widths, 0
+            if j - i > widths[col]:
+                widths[col] = j - i
+            ntok += 1
             col += 1
             if col == ncols:
                 col = 0
-                rows += 1
             i = j
-        return -1, 0
+        return 0, ntok, widths, lines
 
     @jit
-    def _fill_range(buf, lo, hi, ncols, row0, widths, offsets, out):
-        """``_fill`` of the tokens in ``buf[lo:hi]`` (whole rows, the first one row ``row0``)."""
+    def _fill_part(buf, lo, hi, ncols, first, widths, offsets, out):
+        """``_fill`` of the tokens in ``buf[lo:hi]``, the first of them token number ``first`` of the body."""
+        row0 = first // ncols
+        col = first % ncols
         cur = offsets[:ncols].copy()
         for j in range(ncols):
-            cur[j] += row0 * widths[j]
-        col = 0
+            cur[j] += (row0 + (1 if j < col else 0)) * widths[j]
         i = lo
         while i < hi:
             c = buf[i]
@@ -126,7 +157,7 @@ if HAVE_NUMBA:
                 j += 1
             base = cur[col]
             cur[col] = base + widths[col]
-            if j - i <= 32:
+            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
                 for t in range(j - i):
                     out[base + t] = buf[i + t]
             else:

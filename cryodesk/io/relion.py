@@ -48,7 +48,7 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
-from cryodesk.io.relion_numbers import parse_number_columns
+from cryodesk.io.relion_numbers import in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
     OPTICS_LABELS,
@@ -119,8 +119,10 @@ def _pixel_size(cols: dict, n: int, source: str, used: set) -> np.ndarray:
 
 def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set) -> dict:
     out = {}
-    for lab in [lab for lab in cols if carry.is_carried(lab)]:
-        name, values = carry.decode(lab, cols[lab], source)
+    labels = [lab for lab in cols if carry.is_carried(lab)]
+    n = len(next(iter(cols.values()))) if cols else 0
+    decoded = in_threads([lambda lab=lab: carry.decode(lab, cols[lab], source) for lab in labels], n)
+    for lab, (name, values) in zip(labels, decoded):
         out[name] = values
         used.add(lab)
         report.map(f"_{lab}", name)

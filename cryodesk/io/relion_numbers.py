@@ -13,6 +13,7 @@ API summary
 -----------
 ``NUMBER_LABELS``   the labels star_to_cs and its helpers parse as numbers
 ``parse_number_columns(cols, rows, spread) -> {label: float64}``
+``in_threads(calls, n) -> [call() for call in calls]``   (two at a time for large columns)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from cryodesk.io import star_numbers
 from cryodesk.io.star_numbers import parse_floats
 
-__all__ = ["NUMBER_LABELS", "parse_number_columns"]
+__all__ = ["NUMBER_LABELS", "parse_number_columns", "in_threads"]
 
 NUMBER_LABELS = (
     "rlnImagePixelSize", "rlnPixelSize", "rlnDetectorPixelSize", "rlnMagnification", "rlnImageSize",
@@ -64,13 +65,21 @@ def parse_number_columns(cols: dict, rows: np.ndarray, spread: dict) -> dict[str
                 out[lab] = table[rows]
         else:
             todo.append(lab)
-    n = len(rows)
-    if len(todo) > 1 and n >= star_numbers.MIN_SIZE and star_numbers.implementation() == "numba":
-        with ThreadPoolExecutor(THREADS, thread_name_prefix="star-parse") as pool:
-            parsed = list(pool.map(lambda lab: _floats(cols[lab]), todo))
-    else:
-        parsed = [_floats(cols[lab]) for lab in todo]
+    parsed = in_threads([lambda lab=lab: _floats(cols[lab]) for lab in todo], len(rows))
     for lab, values in zip(todo, parsed):
         if values is not None:
             out[lab] = values
     return out
+
+
+def in_threads(calls: list, n: int) -> list:
+    """``[f() for f in calls]``, :data:`THREADS` at a time for columns of ``n`` rows parsed by the kernels.
+
+    The results come in order and the first call (in order) that raised raises
+    here, as the loop would (the later calls have run too: they only parse).
+    """
+    if len(calls) > 1 and n >= star_numbers.MIN_SIZE and star_numbers.implementation() == "numba":
+        with ThreadPoolExecutor(THREADS, thread_name_prefix="star-parse") as pool:
+            futures = [pool.submit(f) for f in calls]
+            return [f.result() for f in futures]
+    return [f() for f in calls]

@@ -35,7 +35,6 @@ from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 from cryodesk.io import star_numbers
 from cryodesk.io.star_numbers import (
-    body_end,
     compact,
     format_numbers,
     implementation,
@@ -45,6 +44,7 @@ from cryodesk.io.star_numbers import (
     parse_floats,
     split_columns,
 )
+from cryodesk.io.star_split import find_body_end, split_body
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats"]
 
@@ -220,7 +220,7 @@ def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
                     break
                 ncols += lab.group(1) is not None
                 pos = lab.end()
-            first = body_end(raw, pos)  # the first line starting with _, data_ or loop_
+            first = find_body_end(raw, pos)  # the first line starting with _, data_ or loop_
             end = first + 1 if first >= 0 else len(raw)
             while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
                 prev = raw.rfind(b"\n", pos, end - 1) + 1
@@ -338,15 +338,17 @@ def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
         head = raw[pos:start]
         _feed(b, head.decode("utf-8"), line)
         line += head.count(b"\n")
-        cols = None
+        cols = newlines = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
-            cols = (split_columns(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)  # no copy of the body
-                    if implementation() == "numba" else _split_columns(raw[start:end], ncols))
+            if implementation() == "numba":  # no copy of the body; its newlines counted on the way
+                cols, newlines = split_body(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)
+            else:
+                cols = _split_columns(raw[start:end], ncols)
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
             return parse_star(raw.decode("utf-8"), source)
         b.line = line + 1
         b.bulk(cols)
-        line += raw.count(b"\n", start, end)
+        line += newlines if newlines is not None else raw.count(b"\n", start, end)
         pos = end
     _feed(b, raw[pos:].decode("utf-8"), line)
     b.finish_block()
