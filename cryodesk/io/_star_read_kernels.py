@@ -84,13 +84,20 @@ if HAVE_NUMBA:
                 out[i, t] = chars[i, s + t]
 
     @jit
-    def _scan_part(buf, lo, hi, ncols, special, keywords, keylen):
-        """``(status, tokens, widths, newlines)`` of the tokens in ``buf[lo:hi]`` (cut at blanks): ``_scan`` of a part.
+    def _scan_part(buf, lo, hi, ncols, keywords, keylen, start, ends):
+        """``(status, tokens, widths, newlines, stop)`` of the tokens starting in ``buf[lo:hi]``: ``_scan`` of a part.
 
-        ``widths[r]`` is the longest of the part's tokens ``r, r + ncols, ...``:
-        the column of token ``r`` is ``(r + tokens before the part) % ncols``.
-        status 0 when every token is plain (the rules of ``_scan``).
+        The part is cut at blanks.  ``widths[r]`` is the longest of the part's
+        tokens ``r, r + ncols, ...`` (the column of token ``r`` is ``(r + tokens
+        before the part) % ncols``).  status 0: every token is plain (the rules
+        of ``_scan``); 1: one is not.  With ``ends``, a token at the start of a
+        line after ``start`` that begins with ``_``, ``data_`` or ``loop_`` ends
+        the body (status 2, ``stop`` its newline: where ``_body_end`` stops), and
+        one that begins with ``#`` stops the scan there (status 3, ``stop`` its
+        position: a comment line, maybe the trailing ``# version`` before the next
+        block); the counts are those of the tokens before.
         """
+        n = len(buf)
         widths = np.zeros(ncols, dtype=np.int64)
         kind = _BYTE_KIND
         ntok = 0
@@ -104,15 +111,24 @@ if HAVE_NUMBA:
                 lines += c == 10
                 i += 1
                 continue
+            if ends and i > start and buf[i - 1] == 10:
+                if c == 95:
+                    return 2, ntok, widths, lines, i - 1
+                if i + 4 < n and (c == 100 and buf[i + 1] == 97 and buf[i + 2] == 116 and buf[i + 3] == 97
+                                  or c == 108 and buf[i + 1] == 111 and buf[i + 2] == 111 and buf[i + 3] == 112) \
+                        and buf[i + 4] == 95:
+                    return 2, ntok, widths, lines, i - 1
+                if c == 35:
+                    return 3, ntok, widths, lines, i
             if k != 0:  # a control byte or non-ASCII, or a token starting with _ # ' " ;
-                return 1, 0, widths, 0
+                return 1, 0, widths, 0, -1
             j = i + 1
-            while j < hi:
+            while j < n:
                 k = kind[buf[j]]
                 if k == 1:
                     break
                 if k == 2:
-                    return 1, 0, widths, 0
+                    return 1, 0, widths, 0, -1
                 j += 1
             low = buf[i] | 32
             if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
@@ -128,7 +144,7 @@ if HAVE_NUMBA:
                                 same = False
                                 break
                         if same:
-                            return 1, 0, widths, 0
+                            return 1, 0, widths, 0, -1
             if j - i > widths[col]:
                 widths[col] = j - i
             ntok += 1
@@ -136,7 +152,7 @@ if HAVE_NUMBA:
             if col == ncols:
                 col = 0
             i = j
-        return 0, ntok, widths, lines
+        return 0, ntok, widths, lines, -1
 
     @jit
     def _fill_part(buf, lo, hi, ncols, first, widths, offsets, out):

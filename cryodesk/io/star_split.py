@@ -14,17 +14,19 @@ API summary
 -----------
 ``split_body(buf, ncols) -> (list[ndarray[S]] | None, newlines | None)``   (uint8 ``buf``: a loop body)
 ``find_body_end(raw, pos) -> int``                      (:func:`cryodesk.io.star_numbers.body_end`)
+``prescan(raw, pos, ncols) -> Prescan | None``          the body's end found while it is checked (one pass less)
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from cryodesk.io import star_numbers
 
-__all__ = ["split_body", "find_body_end", "THREADS", "MIN_PARALLEL"]
+__all__ = ["split_body", "find_body_end", "prescan", "Prescan", "THREADS", "MIN_PARALLEL"]
 
 #: threads (and parts of a body)
 THREADS = 2
@@ -59,37 +61,113 @@ def _parts(n: int, buf: np.ndarray, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def split_body(buf: np.ndarray, ncols: int) -> tuple[list[np.ndarray] | None, int | None]:
+def split_body(buf: np.ndarray, ncols: int, pre: Prescan | None = None
+               ) -> tuple[list[np.ndarray] | None, int | None]:
     """What ``star_numbers.split_columns(buf, ncols)`` gives, the work shared by :data:`THREADS` threads.
 
-    Also the number of newlines in ``buf`` when the threads counted them (None when not).
+    Also the number of newlines in ``buf`` when the threads counted them (None
+    when not).  ``pre``: the body's scan, already done by :func:`prescan`.
     """
     ks = _kernels()
-    if ks is None or THREADS < 2 or len(buf) < MIN_PARALLEL:
+    if ks is None or (pre is None and (THREADS < 2 or len(buf) < MIN_PARALLEL)):
         return star_numbers.split_columns(buf, ncols), None
     _, rk = ks
-    ranges = _parts(len(buf), buf, THREADS)
     sn = star_numbers
     with ThreadPoolExecutor(THREADS, thread_name_prefix="star-split") as pool:
-        scans = list(pool.map(lambda r: rk._scan_part(buf, r[0], r[1], ncols, sn._SPECIAL, sn._KEYWORDS,
-                                                      sn._KEYLEN), ranges))
-        if any(scan[0] for scan in scans):
-            return None, None
+        if pre is not None:
+            ranges, scans = pre.ranges, pre.scans
+        else:
+            ranges = _parts(len(buf), buf, THREADS)
+            scans = list(pool.map(lambda r: rk._scan_part(buf, r[0], r[1], ncols, sn._KEYWORDS, sn._KEYLEN, 0,
+                                                          False), ranges))
+            if any(scan[0] for scan in scans):
+                return None, None
         firsts = np.cumsum([0] + [scan[1] for scan in scans]).tolist()
         total = firsts[-1]
         if total % ncols:
             return None, None
         widths = np.zeros(ncols, dtype=np.int64)
-        for (_, _, w, _), first in zip(scans, firsts):
+        for scan, first in zip(scans, firsts):
             cols = (first + np.arange(ncols)) % ncols  # the column of the part's token r is (first + r) % ncols
-            np.maximum.at(widths, cols, w)
+            np.maximum.at(widths, cols, scan[2])
         rows = total // ncols
         widths = np.maximum(widths, 1)
         offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
         out = np.zeros(int(offsets[-1]), dtype=np.uint8)
         list(pool.map(lambda a: rk._fill_part(buf, a[0][0], a[0][1], ncols, a[1], widths, offsets, out),
                       zip(ranges, firsts)))
-    return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)], sum(s[3] for s in scans)
+    lines = pre.lines if pre is not None else sum(scan[3] for scan in scans)
+    return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)], lines
+
+
+@dataclass
+class Prescan:
+    """A large loop body checked and measured while its end was looked for (see :func:`prescan`).
+
+    ``first``: what ``body_end(raw, pos)`` gives; ``ranges`` (relative to the
+    body's start) and ``scans``: its parts, for :func:`split_body`; ``lines``:
+    the newlines of the body once :meth:`trim` has been told where it ends.
+    """
+
+    pos: int
+    first: int
+    stop: int
+    ranges: list
+    scans: list
+    lines: int
+
+    def trim(self, raw: bytes, end: int) -> Prescan | None:
+        """This scan for the body ``raw[pos:end]`` (``end`` after trailing blank and comment lines), or None.
+
+        None when a comment line that stopped the scan is not trailing (rows
+        follow it): the body is not plain then, as the one-pass scan would find.
+        """
+        if self.stop >= 0 and end > self.stop:
+            return None
+        upto = self.stop if self.stop >= 0 else (self.first + 1 if self.first >= 0 else len(raw))
+        lines = self.lines - raw.count(b"\n", end, upto)
+        ranges = [(a, min(b, end - self.pos)) for a, b in self.ranges]
+        return Prescan(self.pos, self.first, self.stop, ranges, self.scans, lines)
+
+
+def prescan(raw: bytes, pos: int, ncols: int) -> Prescan | None:
+    """The end of the loop body at ``pos`` (as ``body_end``) found while its tokens are checked and measured.
+
+    None when a token is not plain (the one-pass path decides then) or without
+    the kernels or for a small remainder.  The text is scanned a window first
+    (a small body, e.g. ``data_optics``, ends there), the rest by two threads.
+    """
+    ks = _kernels()
+    n = len(raw)
+    if ks is None or THREADS < 2 or ncols < 1 or n - pos < MIN_PARALLEL:
+        return None
+    _, rk = ks
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    sn = star_numbers
+    near = _cut(buf, pos + MIN_PARALLEL)
+    rest = [(a + near, b + near) for a, b in _parts(n - near, buf[near:], THREADS)] if near < n else []
+    scans = [rk._scan_part(buf, pos, near, ncols, sn._KEYWORDS, sn._KEYLEN, pos, True)]
+    ranges = [(pos, near)]
+    if scans[0][0] == 0 and rest:
+        with ThreadPoolExecutor(THREADS, thread_name_prefix="star-scan") as pool:
+            scans += pool.map(lambda r: rk._scan_part(buf, r[0], r[1], ncols, sn._KEYWORDS, sn._KEYLEN, pos, True),
+                              rest)
+        ranges += rest
+    used, used_ranges = [], []
+    first = stop = -1
+    for (status, ntok, widths, lines, at), (a, b) in zip(scans, ranges):
+        if status == 1:
+            return None
+        used.append((status, ntok, widths, lines))
+        used_ranges.append((a - pos, (at if status else b) - pos))
+        if status == 2:
+            first = at
+            break
+        if status == 3:  # a comment line: where the body ends is body_end's answer from there
+            stop = at
+            first = sn.body_end(raw, at)
+            break
+    return Prescan(pos, first, stop, used_ranges, used, sum(u[3] for u in used))
 
 
 def find_body_end(raw: bytes, pos: int) -> int:

@@ -155,3 +155,45 @@ def test_a_bad_number_gives_the_error_it_gave(tmp_path, monkeypatch, where):
         relion.star_to_cs(blocks, str(path))
     assert str(fast.value) == str(slow.value)
     assert ("'3OO'" if where == "optics" else "'12x4'") in str(fast.value)
+
+
+HEAD = "data_optics\nloop_\n_rlnOpticsGroup\n_rlnVoltage\n1 300\n\n# version 30001\n\ndata_particles\n\nloop_\n" \
+       "_rlnImageName #1\n_rlnDefocusU #2\n# a comment line\n_rlnX #3\n"
+
+
+def _layouts() -> list[str]:
+    rows = _rows(30).decode()
+    return [rows, rows + "\n\n", rows + "\n# version 30001\n\ndata_next\n_rlnA 1\n", rows + "\n# c\n" + rows,
+            rows + "_rlnPair after\n", rows + "data_second\n_rlnA 1\n", rows + "loop_\n_rlnB\n1\n",
+            rows + "\n  # indented comment\n", rows.replace(" 1\n", " 1 # c\n", 1), rows + "\n_rlnPair\n'unclosed\n",
+            rows + "DATA_upper\n", rows[:-1], rows + "3@x 1\n", rows + "\n# c\n\n_rlnPair 1\n_bad\n"]
+
+
+@pytest.mark.parametrize("k", range(14))
+def test_read_star_with_the_prescan_equals_without(tmp_path, monkeypatch, k):
+    """The body's end found while it is checked: the same blocks, or the same error (its line number too)."""
+    monkeypatch.setattr(star, "BULK_BYTES", 16)
+    path = tmp_path / "p.star"
+    path.write_text(HEAD + _layouts()[k])
+
+    def read():
+        try:
+            return star.read_star(path), None
+        except DataError as exc:
+            return None, str(exc)
+
+    results = []
+    for window, threads in ((1, 2), (40, 3), (700, 2), (10**6, 2)):
+        monkeypatch.setattr(star_split, "MIN_PARALLEL", window)
+        monkeypatch.setattr(star_split, "THREADS", threads)
+        results.append(read())
+    monkeypatch.setattr(star, "prescan", lambda raw, pos, ncols: None)
+    want_blocks, want_error = read()
+    for blocks, error in results:
+        assert error == want_error
+        if want_blocks is not None:
+            assert list(blocks) == list(want_blocks)
+            for name, b in want_blocks.items():
+                assert blocks[name].pairs == b.pairs and list(blocks[name].columns) == list(b.columns)
+                for lab, col in b.columns.items():
+                    assert blocks[name].columns[lab].dtype == col.dtype and np.array_equal(blocks[name].columns[lab], col)
