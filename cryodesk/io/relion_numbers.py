@@ -18,6 +18,7 @@ API summary
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -37,8 +38,8 @@ NUMBER_LABELS = (
     "rlnCoordinateY",
 )
 
-#: threads that parse particle columns at once
-THREADS = 2
+#: threads that parse particle columns at once  (the cores this process may use, at most 4: each thread streams memory)
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def _floats(values) -> np.ndarray | None:

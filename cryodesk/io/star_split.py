@@ -19,6 +19,7 @@ API summary
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -28,8 +29,8 @@ from cryodesk.io import star_numbers
 
 __all__ = ["split_body", "find_body_end", "prescan", "Prescan", "THREADS", "MIN_PARALLEL"]
 
-#: threads (and parts of a body)
-THREADS = 2
+#: threads (and parts of a body)  (the cores this process may use, at most 4: each thread streams memory)
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: bodies smaller than this are split by one thread
 MIN_PARALLEL = 1 << 22
 _BLANK = np.zeros(256, dtype=bool)
