@@ -135,9 +135,17 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
     report = report if report is not None else ConversionReport("STAR -> .cs")
     parts, optics = particle_block(blocks, source)
-    text_cols, optics_rows, spread = merge_optics_rows(parts, optics, source, report)
-    # the number columns parsed up front (the same values column_floats gives; the text kept for relion/ fields)
-    cols = {**text_cols, **parse_number_columns(text_cols, optics_rows, spread)}
+    merged, optics_rows, spread = merge_optics_rows(parts, optics, source, report, lazy=True)
+    # the number columns parsed up front (the same values column_floats gives; an optics column once per
+    # group, then spread as numbers); any other optics column spread as text, in the same column order
+    numbers = parse_number_columns(merged, optics_rows, spread)
+    cols = {lab: numbers[lab] if lab in numbers else vals if vals is not None else spread[lab][optics_rows]
+            for lab, vals in merged.items()}
+
+    def text(lab: str) -> np.ndarray:  # a column as text (for relion/ fields)
+        vals = merged[lab]
+        return vals if vals is not None else cols[lab] if lab not in numbers else spread[lab][optics_rows]
+
     n = len(parts)
     used = set(_CONSUMED)
     carried = _carried_fields(cols, source, report, used)
@@ -199,10 +207,10 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     elif "rlnMicrographPixelSize" in cols:
         used.discard("rlnMicrographPixelSize")
     out.update(carried)  # explicit CryoSPARC values win over ones derived from RELION columns
-    for lab, vals in text_cols.items():
+    for lab in merged:
         if lab in used:
             continue
-        out[f"relion/{lab}"] = _typed(vals)
+        out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
     return from_columns(out, n)
 

@@ -31,8 +31,8 @@ API summary
 -----------
 ``OPTICS_LABELS``, ``EXP_GROUP_LABEL``
 ``merge_optics(particles, optics, source, report) -> {label: values}``
-``merge_optics_rows(particles, optics, source, report) -> ({label: values}, optics row of each particle,
-{label: optics column spread})``
+``merge_optics_rows(particles, optics, source, report, lazy=False) -> ({label: values}, optics row of each
+particle, {label: optics column spread})``
 ``ctf_from_star(cols, source, report) -> ({field: values}, consumed labels)``
 ``ctf_to_star(data, report) -> ({label: values}, consumed fields, fields to carry)``
 ``assign_groups(exp_group, optics_cols, report) -> OpticsGroups``
@@ -68,12 +68,14 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
     return merge_optics_rows(parts, optics, source, report)[0]
 
 
-def merge_optics_rows(parts: StarBlock, optics: StarBlock | None, source: str,
-                      report: ConversionReport) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+def merge_optics_rows(parts: StarBlock, optics: StarBlock | None, source: str, report: ConversionReport,
+                      lazy: bool = False) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
     """:func:`merge_optics`, and each particle's row of ``data_optics`` and the optics columns spread by it.
 
     ``cols[lab] == table[rows]`` for each ``lab: table`` of the third item, so a
-    value of an optics column can be parsed once per optics group.
+    value of an optics column can be parsed once per optics group.  ``lazy``:
+    those ``cols[lab]`` are None (in their place in the column order) and the
+    caller spreads the tables it needs.
     """
     cols = dict(parts.columns)
     spread: dict[str, np.ndarray] = {}
@@ -111,7 +113,7 @@ def merge_optics_rows(parts: StarBlock, optics: StarBlock | None, source: str,
                     vals = vals.astype("S")
                 except UnicodeEncodeError:
                     pass
-            cols[lab] = vals[rows]
+            cols[lab] = None if lazy else vals[rows]
             spread[lab] = vals
     return cols, rows, spread
 

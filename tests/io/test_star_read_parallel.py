@@ -109,7 +109,8 @@ def _star(tmp_path, optics_voltage: str = "300", defocus: str | None = None):
     path = tmp_path / "p.star"
     path.write_text(
         "data_optics\nloop_\n_rlnOpticsGroup\n_rlnVoltage\n_rlnImagePixelSize\n_rlnSphericalAberration\n"
-        f"_rlnImageSize\n_rlnMagMat00\n1 {optics_voltage} 1.06 2.7 64 1.001\n2 200 1.2 2.7 64 0.999\n\n"
+        "_rlnImageSize\n_rlnMagMat00\n_rlnOpticsGroupName\n_rlnMicrographOriginalPixelSize\n"
+        f"1 {optics_voltage} 1.06 2.7 64 1.001 og1 0.53\n2 200 1.2 2.7 64 0.999 og2 0.6\n\n"
         "data_particles\nloop_\n_rlnImageName\n_rlnMicrographName\n_rlnOpticsGroup\n_rlnDefocusU\n_rlnAngleRot\n"
         "_rlnAngleTilt\n_rlnAnglePsi\n_rlnOriginXAngst\n_rlnOriginYAngst\n_rlnRandomSubset\n_rlnClassNumber\n"
         + "".join(rows))
@@ -128,13 +129,21 @@ def test_number_columns_equal_column_floats(tmp_path, monkeypatch):
     assert "rlnImageName" not in got and "rlnMicrographName" not in got
 
 
+def _as_before(monkeypatch):
+    """star_to_cs as it was: every optics column spread as text, every number parsed where it is used."""
+    eager = relion.merge_optics_rows
+    monkeypatch.setattr(relion, "merge_optics_rows", lambda *a, lazy=False: eager(*a))
+    monkeypatch.setattr(relion, "parse_number_columns", lambda cols, rows, spread: {})
+    monkeypatch.setattr(relion_numbers, "THREADS", 1)
+
+
 def test_star_to_cs_same_with_and_without_threads(tmp_path, monkeypatch):
     monkeypatch.setattr(star, "BULK_BYTES", 16)
     blocks = star.read_star(_star(tmp_path))
     fast = relion.star_to_cs(blocks, "p.star")
-    monkeypatch.setattr(relion, "parse_number_columns", lambda cols, rows, spread: {})
-    monkeypatch.setattr(relion_numbers, "THREADS", 1)
+    _as_before(monkeypatch)
     slow = relion.star_to_cs(blocks, "p.star")
+    assert {"relion/rlnOpticsGroupName", "relion/rlnMicrographOriginalPixelSize"} <= set(fast.dtype.names)
     assert fast.dtype == slow.dtype
     for f in fast.dtype.names:
         if f != "uid":  # new random uids (no _csparc/uid here)
@@ -150,7 +159,7 @@ def test_a_bad_number_gives_the_error_it_gave(tmp_path, monkeypatch, where):
     blocks = star.read_star(path)
     with pytest.raises(DataError) as fast:
         relion.star_to_cs(blocks, str(path))
-    monkeypatch.setattr(relion, "parse_number_columns", lambda cols, rows, spread: {})
+    _as_before(monkeypatch)
     with pytest.raises(DataError) as slow:
         relion.star_to_cs(blocks, str(path))
     assert str(fast.value) == str(slow.value)
