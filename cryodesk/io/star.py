@@ -44,7 +44,7 @@ from cryodesk.io.star_numbers import (
     parse_floats,
     split_columns,
 )
-from cryodesk.io.star_split import find_body_end, prescan, split_body
+from cryodesk.io.star_split import find_body_end, prescan, split_body, warm
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats"]
 
@@ -313,6 +313,7 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
     path = Path(path)
     require_regular(path, "STAR file")
     try:
+        warm(path.stat().st_size)  # numba's first load overlaps the read of a large file
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None

@@ -15,11 +15,13 @@ API summary
 ``split_body(buf, ncols) -> (list[ndarray[S]] | None, newlines | None)``   (uint8 ``buf``: a loop body)
 ``find_body_end(raw, pos) -> int``                      (:func:`cryodesk.io.star_numbers.body_end`)
 ``prescan(raw, pos, ncols) -> Prescan | None``          the body's end found while it is checked (one pass less)
+``warm(size) -> Thread | None``                          numba and the read kernels loaded while a large file is read
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from cryodesk.io import star_numbers
 
-__all__ = ["split_body", "find_body_end", "prescan", "Prescan", "THREADS", "MIN_PARALLEL"]
+__all__ = ["split_body", "find_body_end", "prescan", "Prescan", "warm", "THREADS", "MIN_PARALLEL"]
 
 #: threads (and parts of a body)  (the cores this process may use, at most 4: each thread streams memory)
 THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
@@ -189,3 +191,38 @@ def find_body_end(raw: bytes, pos: int) -> int:
     with ThreadPoolExecutor(2, thread_name_prefix="star-end") as pool:
         first, second = pool.map(lambda a: int(k._body_end(buf[:a[1]], a[0])), ((pos, mid + 6), (mid, n)))
     return first if 0 <= first < mid else second
+
+
+def warm(size: int) -> threading.Thread | None:
+    """Load numba and the read kernels (each from its cache) in a thread, for a STAR file of ``size`` bytes.
+
+    Their first load costs 1-2 s of CPU in every process; started before a
+    large file is read, it overlaps the read (which releases the GIL).  The
+    kernels are called on tiny inputs of the types the reader gives them, so
+    what is loaded is what the reader then calls.  None for a small file.
+    """
+    if size < MIN_PARALLEL or THREADS < 2:
+        return None
+    thread = threading.Thread(target=_warm, name="star-warm", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm() -> None:
+    try:
+        ks = _kernels()
+        if ks is None:
+            return
+        k, rk = ks
+        sn = star_numbers
+        buf = np.frombuffer(b"1 2\n", dtype=np.uint8)  # read-only, as a file's bytes
+        rk._scan_part(buf, 0, len(buf), 2, sn._KEYWORDS, sn._KEYLEN, 0, True)
+        rk._fill_part(buf, 0, len(buf), 2, 0, np.ones(2, np.int64), np.arange(3, dtype=np.int64),
+                      np.zeros(2, np.uint8))
+        chars = np.frombuffer(b"1@ab", dtype=np.uint8).copy().reshape(1, 4)
+        k._parse_floats(chars)
+        k._parse_uints(chars)
+        ok, idx0, start, length, width = rk._image_names(chars)
+        rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))
+    except Exception:  # noqa: BLE001 - only a head start: the reader loads what it needs itself
+        pass

@@ -206,3 +206,20 @@ def test_read_star_with_the_prescan_equals_without(tmp_path, monkeypatch, k):
                 assert blocks[name].pairs == b.pairs and list(blocks[name].columns) == list(b.columns)
                 for lab, col in b.columns.items():
                     assert blocks[name].columns[lab].dtype == col.dtype and np.array_equal(blocks[name].columns[lab], col)
+
+
+def test_warm_loads_what_the_reader_calls(tmp_path, monkeypatch):
+    """The head start loads the kernels with the reader's argument types: no second compilation."""
+    from cryodesk.io import _star_read_kernels as rk
+
+    thread = star_split.warm(10)
+    assert thread is not None
+    thread.join(60)
+    assert not thread.is_alive()
+    monkeypatch.setattr(star, "BULK_BYTES", 16)
+    star.read_star(_star(tmp_path))
+    relion.star_to_cs(star.read_star(_star(tmp_path)))
+    for kernel in (rk._scan_part, rk._fill_part, rk._image_names, rk._copy_paths):
+        assert len(kernel.signatures) == 1, (kernel, kernel.signatures)
+    monkeypatch.setattr(star_split, "MIN_PARALLEL", 1 << 22)
+    assert star_split.warm(1000) is None  # a small file: nothing started
