@@ -98,19 +98,22 @@ def _quaternions(r: np.ndarray) -> np.ndarray:
     diag = np.stack([r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]], axis=1)
     choice = np.argmax(np.concatenate([tr[:, None], diag], axis=1), axis=1)
     q = np.empty((len(r), 4))
-    m = choice == 0
+    # each case's rows gathered once (rm), then read as views: the same arithmetic, a few passes fewer
+    m = np.flatnonzero(choice == 0)
+    rm = r[m]
     s = np.sqrt(np.maximum(1.0 + tr[m], 0.0)) * 2.0
-    q[m] = np.stack([0.25 * s, (r[m, 2, 1] - r[m, 1, 2]) / s, (r[m, 0, 2] - r[m, 2, 0]) / s,
-                     (r[m, 1, 0] - r[m, 0, 1]) / s], axis=1)
+    q[m] = np.stack([0.25 * s, (rm[:, 2, 1] - rm[:, 1, 2]) / s, (rm[:, 0, 2] - rm[:, 2, 0]) / s,
+                     (rm[:, 1, 0] - rm[:, 0, 1]) / s], axis=1)
     for i in range(3):
         j, k = (i + 1) % 3, (i + 2) % 3
-        m = choice == i + 1
-        s = np.sqrt(np.maximum(1.0 + r[m, i, i] - r[m, j, j] - r[m, k, k], 0.0)) * 2.0
-        qi = np.empty((int(m.sum()), 4))
-        qi[:, 0] = (r[m, k, j] - r[m, j, k]) / s
+        m = np.flatnonzero(choice == i + 1)
+        rm = r[m]
+        s = np.sqrt(np.maximum(1.0 + rm[:, i, i] - rm[:, j, j] - rm[:, k, k], 0.0)) * 2.0
+        qi = np.empty((len(m), 4))
+        qi[:, 0] = (rm[:, k, j] - rm[:, j, k]) / s
         qi[:, 1 + i] = 0.25 * s
-        qi[:, 1 + j] = (r[m, j, i] + r[m, i, j]) / s
-        qi[:, 1 + k] = (r[m, k, i] + r[m, i, k]) / s
+        qi[:, 1 + j] = (rm[:, j, i] + rm[:, i, j]) / s
+        qi[:, 1 + k] = (rm[:, k, i] + rm[:, i, k]) / s
         q[m] = qi
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     return np.where(q[:, :1] < 0, -q, q)

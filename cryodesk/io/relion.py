@@ -48,13 +48,14 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
+from cryodesk.io.relion_numbers import in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
     OPTICS_LABELS,
     assign_groups,
     ctf_from_star,
     ctf_to_star,
-    merge_optics,
+    merge_optics_rows,
 )
 from cryodesk.io.star import StarBlock, column_floats
 from cryodesk.io.star_images import image_name_bytes, parse_image_names
@@ -118,8 +119,10 @@ def _pixel_size(cols: dict, n: int, source: str, used: set) -> np.ndarray:
 
 def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set) -> dict:
     out = {}
-    for lab in [lab for lab in cols if carry.is_carried(lab)]:
-        name, values = carry.decode(lab, cols[lab], source)
+    labels = [lab for lab in cols if carry.is_carried(lab)]
+    n = len(next(iter(cols.values()))) if cols else 0
+    decoded = in_threads([lambda lab=lab: carry.decode(lab, cols[lab], source) for lab in labels], n)
+    for lab, (name, values) in zip(labels, decoded):
         out[name] = values
         used.add(lab)
         report.map(f"_{lab}", name)
@@ -132,7 +135,17 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
     report = report if report is not None else ConversionReport("STAR -> .cs")
     parts, optics = particle_block(blocks, source)
-    cols = merge_optics(parts, optics, source, report)
+    merged, optics_rows, spread = merge_optics_rows(parts, optics, source, report, lazy=True)
+    # the number columns parsed up front (the same values column_floats gives; an optics column once per
+    # group, then spread as numbers); any other optics column spread as text, in the same column order
+    numbers = parse_number_columns(merged, optics_rows, spread)
+    cols = {lab: numbers[lab] if lab in numbers else vals if vals is not None else spread[lab][optics_rows]
+            for lab, vals in merged.items()}
+
+    def text(lab: str) -> np.ndarray:  # a column as text (for relion/ fields)
+        vals = merged[lab]
+        return vals if vals is not None else cols[lab] if lab not in numbers else spread[lab][optics_rows]
+
     n = len(parts)
     used = set(_CONSUMED)
     carried = _carried_fields(cols, source, report, used)
@@ -194,10 +207,10 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     elif "rlnMicrographPixelSize" in cols:
         used.discard("rlnMicrographPixelSize")
     out.update(carried)  # explicit CryoSPARC values win over ones derived from RELION columns
-    for lab, vals in cols.items():
+    for lab in merged:
         if lab in used:
             continue
-        out[f"relion/{lab}"] = _typed(vals)
+        out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
     return from_columns(out, n)
 

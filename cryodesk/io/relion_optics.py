@@ -31,6 +31,8 @@ API summary
 -----------
 ``OPTICS_LABELS``, ``EXP_GROUP_LABEL``
 ``merge_optics(particles, optics, source, report) -> {label: values}``
+``merge_optics_rows(particles, optics, source, report, lazy=False) -> ({label: values}, optics row of each
+particle, {label: optics column spread})``
 ``ctf_from_star(cols, source, report) -> ({field: values}, consumed labels)``
 ``ctf_to_star(data, report) -> ({label: values}, consumed fields, fields to carry)``
 ``assign_groups(exp_group, optics_cols, report) -> OpticsGroups``
@@ -48,7 +50,7 @@ from cryodesk.io.cs import unique_first
 from cryodesk.io.relion_carry import CARRY_PREFIX
 from cryodesk.io.star import StarBlock, column_floats
 
-__all__ = ["OPTICS_LABELS", "EXP_GROUP_LABEL", "MAG_LABELS", "merge_optics", "ctf_from_star",
+__all__ = ["OPTICS_LABELS", "EXP_GROUP_LABEL", "MAG_LABELS", "merge_optics", "merge_optics_rows", "ctf_from_star",
            "ctf_to_star", "assign_groups", "OpticsGroups"]
 
 MAG_LABELS = ("rlnMagMat00", "rlnMagMat01", "rlnMagMat10", "rlnMagMat11")
@@ -63,9 +65,22 @@ EXP_GROUP_LABEL = CARRY_PREFIX + "ctf/exp_group_id"
 def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
                  report: ConversionReport) -> dict[str, np.ndarray]:
     """Particle columns plus their optics group's columns (particle values win)."""
+    return merge_optics_rows(parts, optics, source, report)[0]
+
+
+def merge_optics_rows(parts: StarBlock, optics: StarBlock | None, source: str, report: ConversionReport,
+                      lazy: bool = False) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
+    """:func:`merge_optics`, and each particle's row of ``data_optics`` and the optics columns spread by it.
+
+    ``cols[lab] == table[rows]`` for each ``lab: table`` of the third item, so a
+    value of an optics column can be parsed once per optics group.  ``lazy``:
+    those ``cols[lab]`` are None (in their place in the column order) and the
+    caller spreads the tables it needs.
+    """
     cols = dict(parts.columns)
+    spread: dict[str, np.ndarray] = {}
     if optics is None or not optics.columns:
-        return cols
+        return cols, np.zeros(len(parts), dtype=np.int64), spread
     n_opt = len(optics)
     groups = optics.columns.get("rlnOpticsGroup")
     if "rlnOpticsGroup" not in cols or groups is None:
@@ -98,8 +113,9 @@ def merge_optics(parts: StarBlock, optics: StarBlock | None, source: str,
                     vals = vals.astype("S")
                 except UnicodeEncodeError:
                     pass
-            cols[lab] = vals[rows]
-    return cols
+            cols[lab] = None if lazy else vals[rows]
+            spread[lab] = vals
+    return cols, rows, spread
 
 
 def _key(value) -> str:

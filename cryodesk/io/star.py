@@ -35,7 +35,6 @@ from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
 from cryodesk.io import star_numbers, star_write
 from cryodesk.io.star_numbers import (
-    body_end,
     compact,
     format_numbers,
     implementation,
@@ -45,6 +44,7 @@ from cryodesk.io.star_numbers import (
     parse_floats,
     split_columns,
 )
+from cryodesk.io.star_split import find_body_end, prescan, split_body, warm
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats"]
 
@@ -201,8 +201,8 @@ _KEYWORD_LEN = np.array([5, 5, 5, 5, 7])
 _SPECIAL_START = np.frombuffer(b"_#'\";", dtype=np.uint8)
 
 
-def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
-    """``(start, end, columns)`` of every large loop body of ``raw`` (``loop_`` in lower case).
+def _loop_bodies(raw: bytes) -> list[tuple]:
+    """``(start, end, columns, prescan)`` of every large loop body of ``raw`` (``loop_`` in lower case).
 
     A body ends at the next line that starts with ``_``, ``data_`` or ``loop_``;
     whether it is plain enough to split in bulk is decided by :func:`_split_columns`.
@@ -220,7 +220,8 @@ def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
                     break
                 ncols += lab.group(1) is not None
                 pos = lab.end()
-            first = body_end(raw, pos)  # the first line starting with _, data_ or loop_
+            pre = prescan(raw, pos, ncols)  # a large body checked on the way to its end (one pass less)
+            first = pre.first if pre is not None else find_body_end(raw, pos)  # a line starting _, data_, loop_
             end = first + 1 if first >= 0 else len(raw)
             while end > pos:  # trailing blank and comment lines (# version 30001) stay with the text
                 prev = raw.rfind(b"\n", pos, end - 1) + 1
@@ -229,7 +230,7 @@ def _loop_bodies(raw: bytes) -> list[tuple[int, int, int]]:
                     break
                 end = max(prev, pos)
             if ncols and end - pos >= BULK_BYTES:
-                out.append((pos, end, ncols))
+                out.append((pos, end, ncols, pre.trim(raw, end) if pre is not None else None))
             at = raw.find(b"loop_", max(end, at + 5))
         else:
             at = raw.find(b"loop_", at + 5)
@@ -312,6 +313,7 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
     path = Path(path)
     require_regular(path, "STAR file")
     try:
+        warm(path.stat().st_size)  # numba's first load overlaps the read of a large file
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None
@@ -334,19 +336,21 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
 def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
     b = _Builder(source)
     pos = line = 0
-    for start, end, ncols in bodies:
+    for start, end, ncols, pre in bodies:
         head = raw[pos:start]
         _feed(b, head.decode("utf-8"), line)
         line += head.count(b"\n")
-        cols = None
+        cols = newlines = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
-            cols = (split_columns(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols)  # no copy of the body
-                    if implementation() == "numba" else _split_columns(raw[start:end], ncols))
+            if implementation() == "numba":  # no copy of the body; its newlines counted on the way
+                cols, newlines = split_body(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols, pre)
+            else:
+                cols = _split_columns(raw[start:end], ncols)
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)
             return parse_star(raw.decode("utf-8"), source)
         b.line = line + 1
         b.bulk(cols)
-        line += raw.count(b"\n", start, end)
+        line += newlines if newlines is not None else raw.count(b"\n", start, end)
         pos = end
     _feed(b, raw[pos:].decode("utf-8"), line)
     b.finish_block()

@@ -2,7 +2,8 @@
 
 Split from :mod:`cryodesk.io.star` (the STAR format itself): whole columns at once, never per row in Python.
 
-``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])``
+``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])`` (``parse_image_names_numpy``:
+its reference)
 ``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
 ``image_name_bytes(idx0, paths | (table, index)) -> ndarray[S]`` (the same, vectorised, as bytes)
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from cryodesk.base.errors import DataError
+from cryodesk.io import star_numbers
 from cryodesk.io.star import _utf8
 
-__all__ = ["parse_image_names", "format_image_names", "image_name_bytes"]
+__all__ = ["parse_image_names", "parse_image_names_numpy", "format_image_names", "image_name_bytes"]
 
 
 #: the largest image index an MRC stack can hold (its header counts sections in a 32-bit integer)
@@ -52,7 +54,26 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
 
     A name without ``@`` is a single-image file (index 0).  The index must be
     a whole number >= 1 (``5.5@x.mrcs`` is refused, not read as image 5).
+    A large ``S`` column (a bulk-read STAR file) is split by a compiled kernel
+    in one pass; anything it does not accept goes to :func:`parse_image_names_numpy`
+    (the reference, which words the errors), so the result is the same.
     """
+    vals = np.asarray(values)
+    if (vals.dtype.kind == "S" and vals.ndim == 1 and vals.dtype.itemsize and len(vals) >= star_numbers.MIN_SIZE
+            and star_numbers.implementation() == "numba"):
+        from cryodesk.io import _star_read_kernels as rk
+
+        chars = np.ascontiguousarray(vals).view(np.uint8).reshape(len(vals), vals.dtype.itemsize)
+        ok, idx0, start, length, width = rk._image_names(chars)
+        if ok and width:
+            out = np.zeros((len(vals), width), dtype=np.uint8)
+            rk._copy_paths(chars, start, length, out)
+            return idx0, out.view(f"S{width}").ravel()
+    return parse_image_names_numpy(vals, source)
+
+
+def parse_image_names_numpy(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
+    """The numpy reference of :func:`parse_image_names`."""
     vals = np.asarray(values)
     if vals.dtype.kind not in "US":
         vals = vals.astype(str)

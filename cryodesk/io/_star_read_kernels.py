@@ -1,0 +1,184 @@
+"""Compiled kernels of the STAR read side (imported on first use, as :mod:`cryodesk.io._star_kernels`).
+
+* ``_image_names`` / ``_copy_paths``: RELION's ``000123@path`` names of an ``S``
+  column split into 0-based indices and paths in one pass each (what
+  :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
+  ``np.strings.partition``; any row it would refuse or read differently is
+  left to it).
+* ``_scan_part`` / ``_fill_part``: ``_scan`` and ``_fill`` of
+  :mod:`cryodesk.io._star_kernels` for a part of a loop body (cut at a blank),
+  so that two threads split the two halves of a body at once (the kernels
+  release the GIL); the columns are the same bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cryodesk.base.jit import HAVE_NUMBA, jit
+from cryodesk.io._star_kernels import _BYTE_KIND
+
+#: the largest image index an MRC stack can hold (as star_images._MAX_INDEX)
+_MAX_INDEX = 2**31 - 1
+
+if HAVE_NUMBA:
+    @jit
+    def _image_names(chars):
+        """``(ok, idx0, path_start, path_len, width)`` of NUL-padded rows ``<digits>@<path>`` or ``<path>``.
+
+        ``width`` is that of numpy's ``where(no_at, head, tail)``: the longest head
+        (the text before the first ``@``, or the whole text) or tail.  ``ok`` is
+        False when any row is not a well-formed name (a NUL inside, no digits or
+        more than 18, an index outside 1..2^31-1, an empty path): the numpy
+        reference then decides and words the error.
+        """
+        n, w = chars.shape
+        idx0 = np.zeros(n, dtype=np.int64)
+        start = np.zeros(n, dtype=np.int64)
+        length = np.zeros(n, dtype=np.int64)
+        width = 0
+        for i in range(n):
+            m = w
+            while m > 0 and chars[i, m - 1] == 0:
+                m -= 1
+            at = -1
+            for t in range(m):
+                c = chars[i, t]
+                if c == 0:
+                    return False, idx0, start, length, width
+                if c == 64 and at < 0:
+                    at = t
+            if at < 0:  # a single-image file: the whole text is the path, image 1
+                if m == 0:
+                    return False, idx0, start, length, width
+                start[i] = 0
+                length[i] = m
+                if m > width:
+                    width = m
+                continue
+            if at == 0 or at > 18 or at == m - 1:
+                return False, idx0, start, length, width
+            v = np.int64(0)
+            for t in range(at):
+                c = chars[i, t]
+                if c < 48 or c > 57:
+                    return False, idx0, start, length, width
+                v = v * 10 + (c - 48)
+            if v < 1 or v > _MAX_INDEX:
+                return False, idx0, start, length, width
+            idx0[i] = v - 1
+            start[i] = at + 1
+            length[i] = m - at - 1
+            if at > width:
+                width = at
+            if m - at - 1 > width:
+                width = m - at - 1
+        return True, idx0, start, length, width
+
+    @jit
+    def _copy_paths(chars, start, length, out):
+        """``out[i, :length[i]] = chars[i, start[i]:start[i] + length[i]]`` (``out`` zeroed)."""
+        for i in range(chars.shape[0]):
+            s = start[i]
+            for t in range(length[i]):
+                out[i, t] = chars[i, s + t]
+
+    @jit
+    def _scan_part(buf, lo, hi, ncols, keywords, keylen, start, ends):
+        """``(status, tokens, widths, newlines, stop)`` of the tokens starting in ``buf[lo:hi]``: ``_scan`` of a part.
+
+        The part is cut at blanks.  ``widths[r]`` is the longest of the part's
+        tokens ``r, r + ncols, ...`` (the column of token ``r`` is ``(r + tokens
+        before the part) % ncols``).  status 0: every token is plain (the rules
+        of ``_scan``); 1: one is not.  With ``ends``, a token at the start of a
+        line after ``start`` that begins with ``_``, ``data_`` or ``loop_`` ends
+        the body (status 2, ``stop`` its newline: where ``_body_end`` stops), and
+        one that begins with ``#`` stops the scan there (status 3, ``stop`` its
+        position: a comment line, maybe the trailing ``# version`` before the next
+        block); the counts are those of the tokens before.
+        """
+        n = len(buf)
+        widths = np.zeros(ncols, dtype=np.int64)
+        kind = _BYTE_KIND
+        ntok = 0
+        lines = 0
+        col = 0
+        i = lo
+        while i < hi:
+            c = buf[i]
+            k = kind[c]
+            if k == 1:  # blank
+                lines += c == 10
+                i += 1
+                continue
+            if ends and i > start and buf[i - 1] == 10:
+                if c == 95:
+                    return 2, ntok, widths, lines, i - 1
+                if i + 4 < n and (c == 100 and buf[i + 1] == 97 and buf[i + 2] == 116 and buf[i + 3] == 97
+                                  or c == 108 and buf[i + 1] == 111 and buf[i + 2] == 111 and buf[i + 3] == 112) \
+                        and buf[i + 4] == 95:
+                    return 2, ntok, widths, lines, i - 1
+                if c == 35:
+                    return 3, ntok, widths, lines, i
+            if k != 0:  # a control byte or non-ASCII, or a token starting with _ # ' " ;
+                return 1, 0, widths, 0, -1
+            j = i + 1
+            while j < n:
+                k = kind[buf[j]]
+                if k == 1:
+                    break
+                if k == 2:
+                    return 1, 0, widths, 0, -1
+                j += 1
+            low = buf[i] | 32
+            if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
+                for w in range(keywords.shape[0]):
+                    kl = keylen[w]
+                    if j - i >= kl:
+                        same = True
+                        for t in range(kl):
+                            b = buf[i + t]
+                            if 65 <= b <= 90:
+                                b = b | 32
+                            if b != keywords[w, t]:
+                                same = False
+                                break
+                        if same:
+                            return 1, 0, widths, 0, -1
+            if j - i > widths[col]:
+                widths[col] = j - i
+            ntok += 1
+            col += 1
+            if col == ncols:
+                col = 0
+            i = j
+        return 0, ntok, widths, lines, -1
+
+    @jit
+    def _fill_part(buf, lo, hi, ncols, first, widths, offsets, out):
+        """``_fill`` of the tokens in ``buf[lo:hi]``, the first of them token number ``first`` of the body."""
+        row0 = first // ncols
+        col = first % ncols
+        cur = offsets[:ncols].copy()
+        for j in range(ncols):
+            cur[j] += (row0 + (1 if j < col else 0)) * widths[j]
+        i = lo
+        while i < hi:
+            c = buf[i]
+            if c == 32 or c == 10 or c == 9 or c == 13:
+                i += 1
+                continue
+            j = i + 1
+            while j < hi and buf[j] > 32:
+                j += 1
+            base = cur[col]
+            cur[col] = base + widths[col]
+            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
+                for t in range(j - i):
+                    out[base + t] = buf[i + t]
+            else:
+                out[base:base + j - i] = buf[i:j]
+            col += 1
+            if col == ncols:
+                col = 0
+            i = j
