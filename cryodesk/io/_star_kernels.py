@@ -536,29 +536,3 @@ if HAVE_NUMBA:
             return 1, 0, widths
         return 0, ntok // ncols, widths
 
-    @jit
-    def _fill(buf, ncols, rows, widths, offsets, out):
-        """Copy the tokens (already checked by _scan) into one (rows, width) block per column."""
-        n = len(buf)
-        cur = offsets[:ncols].copy()  # where each column's next value goes
-        col = 0
-        i = 0
-        while i < n:
-            c = buf[i]
-            if c == 32 or c == 10 or c == 9 or c == 13:
-                i += 1
-                continue
-            j = i + 1
-            while j < n and buf[j] > 32:
-                j += 1
-            base = cur[col]
-            cur[col] = base + widths[col]
-            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
-                for t in range(j - i):
-                    out[base + t] = buf[i + t]
-            else:
-                out[base:base + j - i] = buf[i:j]
-            col += 1
-            if col == ncols:
-                col = 0
-            i = j

@@ -5,10 +5,11 @@
   :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
   ``np.strings.partition``; any row it would refuse or read differently is
   left to it).
-* ``_scan_part`` / ``_fill_part``: ``_scan`` and ``_fill`` of
-  :mod:`cryodesk.io._star_kernels` for a part of a loop body (cut at a blank),
-  so that two threads split the two halves of a body at once (the kernels
-  release the GIL); the columns are the same bytes.
+* ``_scan_part`` / ``_fill_part``: ``_scan`` of :mod:`cryodesk.io._star_kernels`,
+  and the one fill kernel (the single-thread splitter uses it on the whole body),
+  for a part of a loop body (cut at a blank), so that two threads split the two
+  halves of a body at once (the kernels release the GIL); the columns are the
+  same bytes.
 """
 
 from __future__ import annotations

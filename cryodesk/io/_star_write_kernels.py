@@ -31,18 +31,7 @@ _POW2 = np.array([2.0 ** k for k in range(-1100, 1024)], dtype=np.float64)  # ex
 FLOAT, INT, UINT, TEXT, CONST = 0, 1, 2, 3, 4
 
 if HAVE_NUMBA:
-    @jit
-    def _two_prod(a, b):
-        """``(p, e)`` with ``p + e == a * b`` exactly (Dekker; no FMA needed)."""
-        p = a * b
-        c = 134217729.0 * a
-        ah = c - (c - a)
-        al = a - ah
-        c = 134217729.0 * b
-        bh = c - (c - b)
-        bl = b - bh
-        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-        return p, e
+    from cryodesk.io._star_kernels import _two_prod  # Dekker's exact product, shared with the column kernels
 
     @jit
     def _put_uint(out, pos, v, ndig):

@@ -231,5 +231,7 @@ def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
     widths = np.maximum(widths, 1)
     offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
     out = np.zeros(int(offsets[-1]), dtype=np.uint8)
-    _k()._fill(buf, ncols, rows, widths, offsets, out)
+    from cryodesk.io._star_read_kernels import _fill_part  # (the one fill kernel; numba is loaded already)
+
+    _fill_part(buf, 0, len(buf), ncols, 0, widths, offsets, out)
     return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)]
