@@ -37,6 +37,25 @@ if HAVE_NUMBA:
         return p, e
 
     @jit
+    def _scale17(a, e10, tries):
+        """``(ok, e10, yh, yl)``: ``yh + yl == a * 10^(16 - e10)`` exactly and in ``[1e16, 1e17)``, the
+        estimate ``e10`` corrected one step at a time, at most ``tries`` products; ``ok`` False if not reached."""
+        yh = 0.0
+        yl = 0.0
+        for _ in range(tries):
+            j = 16 - e10
+            if j < 0 or j > 22:
+                return False, e10, yh, yl
+            yh, yl = _two_prod(a, _POW10[j])
+            if yh > 1e17 or (yh == 1e17 and yl >= 0):
+                e10 += 1
+            elif yh < 1e16 or (yh == 1e16 and yl < 0):
+                e10 -= 1
+            else:
+                return True, e10, yh, yl
+        return False, e10, yh, yl
+
+    @jit
     def _put_digits(out, i, pos, v, ndig):
         """Write ``ndig`` decimal digits of the int ``v`` >= 0 (zero-padded) at ``out[i, pos:]``."""
         k = ndig - 1
@@ -74,20 +93,8 @@ if HAVE_NUMBA:
             return 0  # a power of two: the rounding interval is not symmetric
         half_ulp = math.ldexp(1.0, e2 - 25) if is_f32 else math.ldexp(1.0, e2 - 54)
         e10 = int(math.floor(math.log10(a)))
-        yh = 0.0
-        yl = 0.0
-        for _ in range(3):  # make 1e16 <= a * 10^(16 - e10) < 1e17 (log10 may be off by one)
-            j = 16 - e10
-            if j < 0 or j > 22:
-                return 0
-            yh, yl = _two_prod(a, _POW10[j])
-            if yh > 1e17 or (yh == 1e17 and yl >= 0):
-                e10 += 1
-            elif yh < 1e16 or (yh == 1e16 and yl < 0):
-                e10 -= 1
-            else:
-                break
-        else:
+        ok, e10, yh, yl = _scale17(a, e10, 3)  # (log10 may be off by one)
+        if not ok:
             return 0
         j = 16 - e10
         fl = math.floor(yl)
@@ -372,6 +379,26 @@ if HAVE_NUMBA:
         return out, True
 
     @jit
+    def _keyword_at(src, start, w, keywords, keylen):
+        """Whether the ``w`` bytes at ``src[start:]`` begin with a STAR keyword (letters in any case)."""
+        for k in range(keywords.shape[0]):
+            kl = keylen[k]
+            if w < kl:
+                continue
+            same = True
+            for t in range(kl):
+                want = keywords[k, t]
+                b = src[start + t]
+                if want != 95:
+                    b = b | 32
+                if b != want:
+                    same = False
+                    break
+            if same:
+                return True
+        return False
+
+    @jit
     def _needs_quote(chars, special, keywords, keylen):
         n, w = chars.shape
         out = np.zeros(n, dtype=np.bool_)
@@ -389,21 +416,8 @@ if HAVE_NUMBA:
             for s in special:
                 if chars[i, 0] == s:
                     odd = True
-            for k in range(keywords.shape[0]):
-                kl = keylen[k]
-                if odd or w < kl:
-                    continue
-                same = True
-                for t in range(kl):
-                    want = keywords[k, t]
-                    b = chars[i, t]
-                    if want != 95:
-                        b = b | 32
-                    if b != want:
-                        same = False
-                        break
-                if same:
-                    odd = True
+            if not odd and _keyword_at(chars[i], 0, w, keywords, keylen):
+                odd = True
             out[i] = odd
         return out
 
@@ -484,55 +498,4 @@ if HAVE_NUMBA:
                         return t
             i = stop
         return -1
-
-    @jit
-    def _scan(buf, ncols, special, keywords, keylen):
-        """``(status, rows, widths)`` of a loop body: status 0 when plain (see split_columns)."""
-        n = len(buf)
-        widths = np.zeros(ncols, dtype=np.int64)
-        kind = _BYTE_KIND
-        ntok = 0
-        col = 0
-        i = 0
-        while i < n:
-            c = buf[i]
-            k = kind[c]
-            if k == 1:  # blank
-                i += 1
-                continue
-            if k != 0:  # a control byte or non-ASCII, or a token starting with _ # ' " ;
-                return 1, 0, widths
-            j = i + 1
-            while j < n:
-                k = kind[buf[j]]
-                if k == 1:
-                    break
-                if k == 2:
-                    return 1, 0, widths
-                j += 1
-            low = buf[i] | 32
-            if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
-                for w in range(keywords.shape[0]):
-                    kl = keylen[w]
-                    if j - i >= kl:
-                        same = True
-                        for t in range(kl):
-                            b = buf[i + t]
-                            if 65 <= b <= 90:
-                                b = b | 32
-                            if b != keywords[w, t]:
-                                same = False
-                                break
-                        if same:
-                            return 1, 0, widths
-            if j - i > widths[col]:
-                widths[col] = j - i
-            ntok += 1
-            col += 1
-            if col == ncols:
-                col = 0
-            i = j
-        if col:
-            return 1, 0, widths
-        return 0, ntok // ncols, widths
 

@@ -5,11 +5,11 @@
   :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
   ``np.strings.partition``; any row it would refuse or read differently is
   left to it).
-* ``_scan_part`` / ``_fill_part``: ``_scan`` of :mod:`cryodesk.io._star_kernels`,
-  and the one fill kernel (the single-thread splitter uses it on the whole body),
-  for a part of a loop body (cut at a blank), so that two threads split the two
-  halves of a body at once (the kernels release the GIL); the columns are the
-  same bytes.
+* ``_scan_part`` / ``_fill_part``: check and measure, then copy into columns,
+  the tokens of a part of a loop body (cut at a blank), so that two threads
+  split the two halves of a body at once (the kernels release the GIL); the
+  single-thread splitter (:func:`cryodesk.io.star_numbers.split_columns`) runs
+  them on the whole body.
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ if HAVE_NUMBA:
 
     @jit
     def _scan_part(buf, lo, hi, ncols, keywords, keylen, start, ends):
-        """``(status, tokens, widths, newlines, stop)`` of the tokens starting in ``buf[lo:hi]``: ``_scan`` of a part.
+        """``(status, tokens, widths, newlines, stop)`` of the tokens starting in ``buf[lo:hi]`` (the whole body for one thread).
 
         The part is cut at blanks.  ``widths[r]`` is the longest of the part's
         tokens ``r, r + ncols, ...`` (the column of token ``r`` is ``(r + tokens
-        before the part) % ncols``).  status 0: every token is plain (the rules
-        of ``_scan``); 1: one is not.  With ``ends``, a token at the start of a
+        before the part) % ncols``).  status 0: every token is plain (printable
+        ASCII, not starting with ``_ # ' " ;`` or a STAR keyword in any case); 1: one is not.  With ``ends``, a token at the start of a
         line after ``start`` that begins with ``_``, ``data_`` or ``loop_`` ends
         the body (status 2, ``stop`` its newline: where ``_body_end`` stops), and
         one that begins with ``#`` stops the scan there (status 3, ``stop`` its

@@ -31,7 +31,8 @@ _POW2 = np.array([2.0 ** k for k in range(-1100, 1024)], dtype=np.float64)  # ex
 FLOAT, INT, UINT, TEXT, CONST = 0, 1, 2, 3, 4
 
 if HAVE_NUMBA:
-    from cryodesk.io._star_kernels import _two_prod  # Dekker's exact product, shared with the column kernels
+    # Dekker's exact product and the exact 17-digit scaling, shared with the column kernels
+    from cryodesk.io._star_kernels import _keyword_at, _scale17
 
     @jit
     def _put_uint(out, pos, v, ndig):
@@ -112,21 +113,7 @@ if HAVE_NUMBA:
         e10 = ((e2 - 1) * 78913) >> 18  # floor(log10(2^(e2-1))): a is within a factor 10 above it
         if e10 < -6:
             e10 = -6
-        yh = 0.0
-        yl = 0.0
-        ok = False
-        for _ in range(4):  # make 1e16 <= a * 10^(16 - e10) < 1e17 exactly
-            j = 16 - e10
-            if j < 0 or j > 22:
-                return -1
-            yh, yl = _two_prod(a, _POW10[j])
-            if yh > 1e17 or (yh == 1e17 and yl >= 0):
-                e10 += 1
-            elif yh < 1e16 or (yh == 1e16 and yl < 0):
-                e10 -= 1
-            else:
-                ok = True
-                break
+        ok, e10, yh, yl = _scale17(a, e10, 4)  # 1e16 <= a * 10^(16 - e10) < 1e17 exactly
         if not ok:
             return -1
         j = 16 - e10
@@ -250,21 +237,8 @@ if HAVE_NUMBA:
                         return -1
             lower = first | 32
             if lower == 100 or lower == 108 or lower == 115 or lower == 103:  # d l s g: a keyword's start
-                for k in range(keywords.shape[0]):
-                    kl = keylen[k]
-                    if w < kl:
-                        continue
-                    same = True
-                    for t in range(kl):
-                        want = keywords[k, t]
-                        b = src[start + t]
-                        if want != 95:
-                            b = b | 32
-                        if b != want:
-                            same = False
-                            break
-                    if same:
-                        return -1
+                if _keyword_at(src, start, w, keywords, keylen):
+                    return -1
         if zeros:
             for t in range(m):
                 c = src[start + t]

@@ -198,7 +198,6 @@ def compact(buf: np.ndarray) -> bytes:
     return out[:_k()._compact(flat, out)].tobytes()
 
 
-_SPECIAL = np.frombuffer(b"_#'\";", dtype=np.uint8).copy()
 _KEYS = [b"data_", b"loop_", b"save_", b"stop_", b"global_"]
 _KEYWORDS = np.zeros((len(_KEYS), 7), dtype=np.uint8)
 for _row, _w in enumerate(_KEYS):
@@ -225,13 +224,14 @@ def split_columns(buf: np.ndarray, ncols: int) -> list[np.ndarray] | None:
     """
     if _k() is None:
         return None
-    status, rows, widths = _k()._scan(buf, ncols, _SPECIAL, _KEYWORDS, _KEYLEN)
-    if status:
+    from cryodesk.io._star_read_kernels import _fill_part, _scan_part  # (numba is loaded already)
+
+    status, ntok, widths, _lines, _stop = _scan_part(buf, 0, len(buf), ncols, _KEYWORDS, _KEYLEN, 0, False)
+    if status or ntok % ncols:
         return None
+    rows = ntok // ncols
     widths = np.maximum(widths, 1)
     offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
     out = np.zeros(int(offsets[-1]), dtype=np.uint8)
-    from cryodesk.io._star_read_kernels import _fill_part  # (the one fill kernel; numba is loaded already)
-
     _fill_part(buf, 0, len(buf), ncols, 0, widths, offsets, out)
     return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)]

@@ -1,7 +1,7 @@
 """A large STAR loop body split into columns by two threads (the read side of :mod:`cryodesk.io.star`).
 
-The same columns as :func:`cryodesk.io.star_numbers.split_columns` (one pass
-of ``_scan`` and one of ``_fill`` over the whole body): the body is cut at a
+The same columns as :func:`cryodesk.io.star_numbers.split_columns` (the same
+two kernels, ``_scan_part`` and ``_fill_part``, in one pass each over the whole body): the body is cut at a
 blank byte into parts, each part is checked and measured by its own thread
 (``_scan_part``: token count, widths by token position), the parts' widths are
 combined once the token count before each part is known, and each thread
