@@ -5,8 +5,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# Runtime libraries Qt (xcb + offscreen), numba (OpenMP) and the fonts need.
-DEB_PKGS := libgl1 libegl1 libopengl0 libglib2.0-0 libfontconfig1 fonts-dejavu-core libdbus-1-3 \
+# Runtime libraries Qt (xcb + offscreen), numba (OpenMP) and the fonts need; a C compiler and
+# Python's headers for the one C extension (F16C float16 conversion; optional: without them the
+# install goes on and float16 falls back to numba or numpy).
+DEB_PKGS := gcc python3-dev libgl1 libegl1 libopengl0 libglib2.0-0 libfontconfig1 fonts-dejavu-core libdbus-1-3 \
 	libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	libxcb-randr0 libxcb-render-util0 libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libgomp1
 
@@ -37,7 +39,7 @@ system-deps:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py cryodesk/kernels/_f16c.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -129,7 +129,7 @@ def child_gather(args) -> int:
     moved = len(spec["sid"]) * read_header(paths[0]).nx * read_header(paths[0]).ny * 4
     if args.f16 and (args.f16_kernel or float16_kernel_for(moved)) == "numba":
         # numba and the loaded kernel belong to the baseline of this method, not to the data
-        # (a smaller float16 restack uses numpy's cast and never loads numba)
+        # (F16C, or numpy's cast for a smaller float16 restack, never loads numba)
         t0 = time.perf_counter()
         from cryodesk.kernels.float16 import to_float16
 
@@ -204,8 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--f16", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--f16-both", action="store_true",
-                    help="library mode: also float16 with numpy's cast and with the numba kernel, whatever the size")
-    ap.add_argument("--f16-kernel", choices=("numpy", "numba"), default=None, help=argparse.SUPPRESS)
+                    help="library mode: also float16 with numpy's cast, the numba kernel and F16C, whatever the size")
+    ap.add_argument("--f16-kernel", choices=("numpy", "numba", "f16c"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--baseline-tree", type=Path, default=None,
                     help="also run the library gather and job run restack with the cryodesk of this checkout "
                          "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
@@ -265,7 +265,7 @@ def run(args, root: Path) -> int:
         np.savez(items, paths=np.array([str(p) for p in paths]), sid=sid, sidx=sidx)
         lib_variants = [(f"{label} (+ checks)", f16, None, False) for label, f16 in variants]
         if args.f16_both and not args.no_f16:  # float16 both ways, whatever the size says
-            lib_variants += [(f"float16 (+ checks), {k} kernel", f"kernel:{k}", None, False) for k in ("numpy", "numba")]
+            lib_variants += [(f"float16 (+ checks), {k} kernel", f"kernel:{k}", None, False) for k in ("numpy", "numba", "f16c")]
         if args.baseline_tree:
             lib_variants += [(f"{label} (+ checks), BASELINE tree", f16, None, "baseline") for label, f16 in variants]
         if args.drop_written:

@@ -114,6 +114,14 @@ def _kernel_module(name: str, rng):
     from ..kernels import _numba
 
     mod = import_module(f"cryodesk.kernels.{name}")
+    if name == "f16c":  # the C extension: no numba
+        if not mod.AVAILABLE:
+            return ("not available (built without a C compiler, or no F16C in this CPU): float16 output "
+                    "is converted by numba or numpy, slower"), None
+        sample = rng.standard_normal((3, 32, 32)).astype(np.float32) * 1000
+        if mod.to_float16_f16c(sample).tobytes() != sample.astype(np.float16).tobytes():
+            raise AssertionError("the F16C float16 conversion disagrees with numpy")
+        return "F16C float16 conversion in use; agrees with numpy bit for bit", None
     checked = []
     for attr in sorted(vars(mod)):
         base = attr[: -len("_numba")] if attr.endswith("_numba") else None

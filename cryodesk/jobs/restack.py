@@ -146,7 +146,9 @@ def restack_into(ctx: JobContext, subdir: str, *, new_box: int | None = None) ->
     t0 = time.monotonic()
     preloads: list[threading.Thread] = []
     if new_box is not None:
-        preloads.append(_preload_kernels(True, bool(ctx.params.get("output_f16"))))
+        from cryodesk.kernels.f16c import AVAILABLE as have_f16c
+
+        preloads.append(_preload_kernels(True, bool(ctx.params.get("output_f16")) and not have_f16c))
     try:
         return _restack_into(ctx, subdir, new_box, t0, preloads)
     finally:
@@ -168,8 +170,9 @@ def _restack_into(ctx: JobContext, subdir: str, new_box: int | None, t0: float,
         raise DataError(f"{ctx.uid}: the input particle set {src_cs} is empty")
     f16_kernel = None
     if ctx.params.get("output_f16") and new_box is None:
-        # numba only for a big float16 restack (it pays for its load beyond ~1 GB): loaded while the
-        # headers are read; the box from the metadata (float32 assumed; the transform decides again)
+        # F16C where the CPU and build have it; else numba only for a big float16 restack (it pays for its
+        # load beyond ~1 GB), loaded while the headers are read; the box from the metadata (float32
+        # assumed; the transform decides again)
         box_px = int(np.prod(data["blob/shape"][0])) if "blob/shape" in data.dtype.names else 0
         f16_kernel = float16_kernel_for(len(data) * box_px * 4) if box_px else None
         if f16_kernel == "numba":

@@ -8,10 +8,11 @@ through untouched, so the restack stays bit-identical.
 
 The checks are one sum of squares per image, which proves the usual clean
 image clean (:mod:`.sumsq`), and the two exact reductions of :mod:`.minmax`
-for any other image; numba is
-imported only for a crop or a float16 conversion of more than
-:data:`F16_NUMBA_MIN_BYTES` of input, so a plain restack (and a small float16
-one) never pays its ~150 MB of memory and ~1 s of loading.
+for any other image.  float16 is converted by the CPU's F16C instruction
+(:mod:`.f16c`, a small C extension: no numba); where that is missing, by numpy
+below :data:`F16_NUMBA_MIN_BYTES` of input and by numba above.  numba is
+otherwise imported only for a crop, so a plain or float16 restack never pays
+its ~120 MB of memory and ~1 s of loading.
 
 A float16 conversion refuses pixels that float16 cannot hold (finite values
 of magnitude 65520 or more would become ±inf): :class:`Float16Overflow`
@@ -34,15 +35,23 @@ from .sumsq import f16_bound, fast_dtype, proves_clean, sum_squares
 __all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO", "F16_NUMBA_MIN_BYTES",
            "float16_kernel_for"]
 
-#: Smallest input (bytes of source pixels) for which a float16 restack loads the numba kernel.
-#: numpy's own cast (scalar code in this numpy build: ~0.5 GB/s here) needs no numba; the numba
-#: kernel converts ~3x faster (~1.5 GB/s) but costs ~1 s and ~150 MB to load, which it wins back
+#: Smallest input (bytes of source pixels) for which a float16 restack without F16C loads the numba
+#: kernel.  numpy's own cast (scalar code in this numpy build: ~0.5 GB/s here) needs no numba; the numba
+#: kernel converts ~3x faster (~1.5 GB/s) but costs ~1 s and ~120 MB to load, which it wins back
 #: only beyond about a gigabyte of input.
 F16_NUMBA_MIN_BYTES = 1 << 30
 
 
 def float16_kernel_for(nbytes: int) -> str:
-    """``"numba"`` or ``"numpy"``: the float16 conversion for ``nbytes`` of source pixels."""
+    """``"f16c"``, ``"numba"`` or ``"numpy"``: the float16 conversion for ``nbytes`` of source pixels.
+
+    F16C whenever this process has it (:data:`cryodesk.kernels.f16c.AVAILABLE`); else numba from
+    :data:`F16_NUMBA_MIN_BYTES` up, numpy below.
+    """
+    from .f16c import AVAILABLE
+
+    if AVAILABLE:
+        return "f16c"
     return "numba" if int(nbytes) >= F16_NUMBA_MIN_BYTES else "numpy"
 
 
@@ -133,11 +142,11 @@ class ParticleTransform:
     clip_f16 : bool
         With ``float16``: clip finite pixels beyond ±65504 to ±65504 instead
         of raising :class:`Float16Overflow` (NaN and ±inf are kept).
-    float16_kernel : {"numba", "numpy"}, optional
+    float16_kernel : {"f16c", "numba", "numpy"}, optional
         How float16 is computed (the same bits either way); default:
-        :func:`float16_kernel_for` the whole input (numpy below
-        :data:`F16_NUMBA_MIN_BYTES`, so a small restack never loads numba);
-        numba with a crop.
+        :func:`float16_kernel_for` the whole input (F16C where the CPU and
+        the build have it; else numpy below :data:`F16_NUMBA_MIN_BYTES`, so a
+        small restack never loads numba); with a crop, F16C or numba.
 
     Attributes
     ----------
@@ -170,13 +179,18 @@ class ParticleTransform:
         else:
             self.out_dtype = self.in_dtype.newbyteorder("=")
         self.flags = np.zeros(int(n_items), dtype=np.uint8)
-        if float16_kernel is None and self.crop:
-            float16_kernel = "numba"  # the crop loads numba anyway
-        elif float16_kernel is None:
+        if float16_kernel is None:
             float16_kernel = float16_kernel_for(int(n_items) * self.in_shape[0] * self.in_shape[1]
                                                 * self.in_dtype.itemsize)
-        if float16_kernel not in ("numba", "numpy"):
-            raise ValueError(f"float16_kernel must be 'numba' or 'numpy', got {float16_kernel!r}")
+            if self.crop and float16_kernel == "numpy":
+                float16_kernel = "numba"  # the crop loads numba anyway
+        if float16_kernel not in ("f16c", "numba", "numpy"):
+            raise ValueError(f"float16_kernel must be 'f16c', 'numba' or 'numpy', got {float16_kernel!r}")
+        if float16_kernel == "f16c":
+            from .f16c import AVAILABLE
+
+            if not AVAILABLE:
+                raise ValueError("float16_kernel 'f16c': this CPU or build has no F16C conversion")
         self.float16_kernel = float16_kernel
         # float16 without a crop: items whose pixels inspect() found all finite and inside the float16
         # range (from the same minima and maxima as the checks), so __call__ need not look again
@@ -255,6 +269,10 @@ class ParticleTransform:
             x = fourier_crop(x, self.out_shape, out=None if self.float16 else dst)
         if self.float16 and x.dtype != np.float16:
             x = self._fit_float16(x, first)
+            if self.float16_kernel == "f16c":
+                from .f16c import to_float16_f16c
+
+                return to_float16_f16c(x, out=dst)  # NaNs as the numba kernel writes them
             if self.float16_kernel == "numpy":
                 out = _float16_numpy(x, dst)
                 if x.dtype.kind == "f" and not (self._f16_safe is not None and self._f16_safe[first:first + len(x)].all()):

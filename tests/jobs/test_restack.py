@@ -295,7 +295,10 @@ import numpy as np
 import cryodesk.jobs.restack  # noqa: F401  (registers the job types)
 from cryodesk.core import registry
 from cryodesk.core.context import InputRef, JobContext, OutputFileRef
+from cryodesk.kernels import batch
 project = Path(sys.argv[1])
+if len(sys.argv) > 2:  # as if the input were 1 GiB or more
+    batch.F16_NUMBA_MIN_BYTES = 1
 jt = registry.get("restack_particles")
 (project / "J2").mkdir()
 ref = InputRef("particles", "J1", "particles", 0, [OutputFileRef("dataset", "J1/particles.cs", 0)], project)
@@ -318,6 +321,27 @@ def test_small_float16_restack_never_loads_numba(synth_project):
     assert out.stdout.strip() == "False", out.stdout + out.stderr
     with mrcfile.open(synth_project / "J2" / "restack" / "batch_000.mrc") as m:
         assert m.header.mode == 12 and m.data.shape == (12, 16, 16)
+
+
+def test_big_float16_restack_loads_numba_only_without_f16c(synth_project):
+    """Above F16_NUMBA_MIN_BYTES a float16 restack converts with F16C where it can (numba stays unloaded:
+    ~120 MB less) and loads numba only without it; the file is the same."""
+    import subprocess
+    import sys
+
+    from cryodesk.kernels.f16c import AVAILABLE
+
+    files = {}
+    for disable in ("0", "1"):
+        shutil.rmtree(synth_project / "J2", ignore_errors=True)
+        out = subprocess.run([sys.executable, "-c", _NO_NUMBA_CHILD, str(synth_project), "big"],
+                             capture_output=True, text=True,
+                             env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+                                      CRYODESK_DISABLE_F16C=disable))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == str(disable == "1" or not AVAILABLE), out.stdout + out.stderr
+        files[disable] = (synth_project / "J2" / "restack" / "batch_000.mrc").read_bytes()
+    assert files["0"] == files["1"]
 
 
 def test_plan_coalesces_adjacent_reads(tmp_path):
