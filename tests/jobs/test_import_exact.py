@@ -167,9 +167,9 @@ def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_s
     gate, real_make = threading.Event(), particles_io._make_links
     finished = []
 
-    def slow_make(links, names):
+    def slow_make(links, names, *args):
         gate.wait(10)  # still making links when the write fails
-        real_make(links, names)
+        real_make(links, names, *args)
         finished.append(len(list(links.iterdir())))
 
     def failing_write(path, *args, **kwargs):  # (the real one's AtomicFile removes its temp file)
