@@ -144,10 +144,14 @@ class _Builder:
             raise DataError(f"{self.where()}: {tok} is not supported in RELION STAR files")
         if not quoted and tok.startswith("_") and self.pending is None:
             if self.in_loop and self.reading_labels:
+                if tok[1:] in self.labels:  # (a dict of columns would keep only the second, silently)
+                    raise DataError(f"{self.where()}: block data_{self.block.name}: column {tok} appears twice")
                 self.labels.append(tok[1:])
                 return
             if self.in_loop:  # a pair after the loop ends the loop
                 self.finish_block()
+            if tok[1:] in self.block.pairs:
+                raise DataError(f"{self.where()}: block data_{self.block.name}: label {tok} appears twice")
             self.pending = tok[1:]
             return
         if self.pending is not None:

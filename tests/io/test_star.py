@@ -64,6 +64,8 @@ def test_write_quotes_and_roundtrip(tmp_path):
     ("data_x\nloop_\n_a\n1\nloop_\n_b\n2\n", "has a second loop_"),
     ("data_x\n;\nnever closed\n", "unterminated ;-text field"),
     ("data_x\nsave_frame\n", "save_frame is not supported"),
+    ("data_x\nloop_\n_a #1\n_b #2\n_a #3\n1 2 3\n", "line 5: block data_x: column _a appears twice"),
+    ("data_x\n_a 1\n_a 2\n", "line 3: block data_x: label _a appears twice"),
 ])
 def test_malformed(tmp_path, text, msg):
     path = tmp_path / "bad.star"
@@ -170,3 +172,13 @@ def test_any_single_line_value_roundtrips(values):
         back = star.read_star(star.write_star(Path(d) / "h.star", blocks))["t"]
     assert list(back.columns["rlnText"]) == values
     assert back.pairs["rlnFirst"] == values[0]
+
+
+def test_a_duplicate_column_of_a_large_loop_is_refused(tmp_path):
+    """A body read in bulk (by columns) too: the second _rlnDefocusU would silently replace the first."""
+    head = "data_particles\nloop_\n_rlnImageName #1\n_rlnDefocusU #2\n_rlnDefocusU #3\n"
+    rows = "".join(f"{i + 1:06d}@s.mrcs 15000.5 14900.25\n" for i in range(star.BULK_BYTES // 30 + 10))
+    path = tmp_path / "dup.star"
+    path.write_text(head + rows)
+    with pytest.raises(DataError, match=r"dup\.star, line 5: block data_particles: column _rlnDefocusU appears twice"):
+        star.read_star(path)
