@@ -200,14 +200,19 @@ def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: 
     psize = (data["blob/psize_A"].astype(np.float32) if "blob/psize_A" in data.dtype.names
              else np.zeros(len(data), np.float32))
     header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)[inv]
-    psize = np.where(psize > 0, psize, header_psize)
+    psize = np.where(_known(psize), psize, header_psize)
     replace = {"blob/path": (names_col, inv), "blob/shape": (shapes, inv), "blob/psize_A": psize}
     if data["blob/idx"].dtype != np.uint32:  # whole numbers (check_particle_rows): CryoSPARC's dtype
         replace["blob/idx"] = data["blob/idx"].astype(np.uint32)
     for f in ("alignments3D/psize_A", "alignments2D/psize_A"):
         if f in data.dtype.names:  # shifts in pixels of an unknown size (RELION 3.0): the images' size
-            replace[f] = np.where(data[f] > 0, data[f], psize)
+            replace[f] = np.where(_known(data[f]), data[f], psize)
     return replace
+
+
+def _known(psize: np.ndarray) -> np.ndarray:
+    """Pixel sizes that are known: positive and finite (0, a negative, NaN or inf: the header's)."""
+    return (psize > 0) & (psize < np.inf)
 
 
 def _add_links(ctx: JobContext, group: str, links: Path, names) -> None:

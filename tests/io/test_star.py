@@ -154,6 +154,19 @@ def test_star_conversion_errors():
                              "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 2\n")
     with pytest.raises(DataError, match="optics group 2 which data_optics does not define"):
         relion.star_to_cs(blocks, "x.star")
+    # two rows of data_optics for one group (200 and 300 kV): which one the particles meant cannot be known
+    blocks = star.parse_star("data_optics\nloop_\n_rlnOpticsGroup\n_rlnVoltage\n1 300\n1 200\n"
+                             "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 1\n")
+    with pytest.raises(DataError, match="x.star: data_optics defines optics group 1 twice"):
+        relion.star_to_cs(blocks, "x.star")
+    # a pixel size that is not a number cannot express the shifts in pixels (they would all be NaN)
+    for bad in ("nan", "inf", "-1"):
+        blocks = star.parse_star("data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n1 " + bad + "\n"
+                                 "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n_rlnOriginXAngst\n"
+                                 "_rlnOriginYAngst\n_rlnAnglePsi\n1@a.mrcs 1 0.5 0.5 10\n")
+        with pytest.raises(DataError, match="x.star: the particles have _rlnOriginXAngst/_rlnOriginYAngst but no "
+                                            "pixel size"):
+            relion.star_to_cs(blocks, "x.star")
 
 
 _TEXT = __import__("hypothesis").strategies.text(
