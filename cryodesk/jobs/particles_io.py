@@ -31,6 +31,7 @@ A failed run removes everything it wrote.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -322,7 +323,13 @@ def run_import(ctx: JobContext) -> None:
 def _copy(src: Path, dst: Path) -> int:
     """Copy ``src`` (symlinks followed) to the new file ``dst``; its size."""
     with AtomicFile(dst, durable=False) as out:
-        shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
+        try:
+            shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
+        except OSError as exc:
+            # shutil names the source first: a full disk is the copy's, not the stack's (another job's file)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(exc.errno, exc.strerror, str(dst)) from exc
+            raise
         return os.stat(out.tmp).st_size
 
 
