@@ -110,3 +110,24 @@ def test_links_into_the_project_are_relative_so_a_moved_project_stays_whole(proj
         there = moved / done.uid / "exported" / "stacks" / p.name
         assert there.resolve().is_relative_to(moved.resolve()) and there.read_bytes() == p.read_bytes()
     assert all(os.path.isabs(os.readlink(p)) for p in (pdir / imp.uid / "imported").iterdir())  # raw: absolute
+
+
+def test_clearing_a_restack_warns_of_a_linked_final_export_only_and_says_how_to_keep_it(project, imported):
+    """A final export that links the restack's stacks loses them: the warning says to export with copied stacks
+    (a restack of the export, the advice for other finals, fails on a RELION export: it has no .cs); a final export
+    that copied them loses nothing and is not named."""
+    from cryodesk.core.cleanup.model import CleanupOptions
+    from cryodesk.core.cleanup.planner import plan_cleanup
+
+    imp, _ = imported
+    rs = jobs.create_job(project, "restack_particles", inputs=[jobs.InputSpec("particles", imp.uid)])
+    assert runner.run_job(project, rs).status == "completed"
+    linked = _export(project, rs, format="relion")
+    copied = _export(project, rs, format="relion", copy_stacks=True)
+    from cryodesk.core import finals
+
+    finals.set_final(project, [linked, copied], True)
+    for warnings in (actions.plan_clear(project, [jobs.get_job(project, rs.uid)]).warnings,
+                     plan_cleanup(project, CleanupOptions(restack=True)).warnings):
+        assert len(warnings) == 1 and warnings[0].startswith(f"final result {linked.uid} loses"), warnings
+        assert "copy_stacks=true" in warnings[0] and f"particles={linked.uid}" not in warnings[0], warnings
