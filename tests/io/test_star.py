@@ -159,6 +159,10 @@ def test_star_conversion_errors():
                              "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 1\n")
     with pytest.raises(DataError, match="x.star: data_optics defines optics group 1 twice"):
         relion.star_to_cs(blocks, "x.star")
+    # a value beyond float32 (CryoSPARC's type for the defocus) would be inf, with numpy's warning on the terminal
+    blocks = star.parse_star("data_particles\nloop_\n_rlnImageName\n_rlnDefocusU\n1@a.mrcs 1.5e4\n2@a.mrcs 1e39\n")
+    with pytest.raises(DataError, match=r"x.star: _rlnDefocusU of particle 2 is 1e\+39, beyond the range"):
+        relion.star_to_cs(blocks, "x.star")
     # a pixel size that is not a number cannot express the shifts in pixels (they would all be NaN)
     for bad in ("nan", "inf", "-1"):
         blocks = star.parse_star("data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n1 " + bad + "\n"
