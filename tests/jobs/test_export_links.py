@@ -110,6 +110,10 @@ def test_links_into_the_project_are_relative_so_a_moved_project_stays_whole(proj
         there = moved / done.uid / "exported" / "stacks" / p.name
         assert there.resolve().is_relative_to(moved.resolve()) and there.read_bytes() == p.read_bytes()
     assert all(os.path.isabs(os.readlink(p)) for p in (pdir / imp.uid / "imported").iterdir())  # raw: absolute
+    before = {p.name: _sha(p) for p in (pdir / rs.uid / "restack").iterdir()}
+    assert actions.clear_jobs(project, [done]).outcomes[0].ok  # moved to the trash as links, emptied: never followed
+    assert actions.delete_jobs(project, [_export(project, rs, format="cryosparc")]).outcomes[0].ok
+    assert {p.name: _sha(p) for p in (pdir / rs.uid / "restack").iterdir()} == before
 
 
 def test_clearing_a_restack_warns_of_a_linked_final_export_only_and_says_how_to_keep_it(project, imported):
