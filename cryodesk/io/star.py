@@ -543,7 +543,24 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
                 try:
                     for chunk in chunks:
                         f.fh.write(chunk)
+                except UnicodeDecodeError:  # a text value of bytes that are not UTF-8 (an old latin-1 .cs)
+                    raise DataError(f"{path}: block data_{name}: {_not_utf8(blk.columns)}") from None
                 finally:
                     chunks.close()  # a failed write (a full disk) stops the formatting threads now
             f.fh.write(b"\n")
     return path
+
+
+def _not_utf8(columns: dict[str, np.ndarray]) -> str:
+    """Which value of ``columns`` is not UTF-8 (looked for only once a write has failed on one)."""
+    for lab, col in columns.items():
+        col = np.asarray(col)
+        if col.dtype.kind not in "SO":
+            continue
+        for row, v in enumerate(col.tolist()):
+            if isinstance(v, bytes):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError:
+                    return f"_{lab} of row {row + 1} is not UTF-8 text ({v!r}); a STAR file is UTF-8 text"
+    return "a text value is not UTF-8; a STAR file is UTF-8 text"

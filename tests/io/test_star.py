@@ -199,3 +199,18 @@ def test_a_duplicate_column_of_a_large_loop_is_refused(tmp_path):
     path.write_text(head + rows)
     with pytest.raises(DataError, match=r"dup\.star, line 5: block data_particles: column _rlnDefocusU appears twice"):
         star.read_star(path)
+
+
+@pytest.mark.parametrize("n", [3, 5000])  # the column writer, and the row kernel (a large loop)
+def test_writing_a_text_value_that_is_not_utf8_names_the_file_column_and_row(tmp_path, n):
+    """A micrograph path of an old latin-1 .cs: a STAR file is text; the error says where (it was a
+    UnicodeDecodeError, which a job reported as 'an input file holds text that is not valid UTF-8')."""
+    mics = np.array([b"m.mrc"] * n, dtype="S12")
+    mics[n // 2] = b"caf\xe9 1.mrc"
+    blocks = {"particles": star.StarBlock("particles", columns={
+        "rlnImageName": np.array([f"{i + 1}@s.mrcs".encode() for i in range(n)]),
+        "rlnMicrographName": mics, "rlnDefocusU": np.full(n, 1.5e4)})}
+    with pytest.raises(DataError, match=rf"o\.star: block data_particles: _rlnMicrographName of row {n // 2 + 1} is "
+                                        r"not UTF-8 text \(b'caf\\xe9 1\.mrc'\)"):
+        star.write_star(tmp_path / "o.star", blocks)
+    assert list(tmp_path.iterdir()) == []  # nothing left: the write was atomic
