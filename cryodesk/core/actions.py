@@ -65,7 +65,9 @@ def _image_warnings(project, jobs, items) -> list[str]:
         if job.uid in cleared and job.is_ancestor_of_final:
             for f in finals_losing_images(project, job):
                 lost.setdefault(f, []).append(job.uid)
-    return [image_warning(project.uid, f, by, "the clear")
+    types = {f"J{n}": t for n, t in Job.select(Job.number, Job.type).where(
+        Job.project == project.id, Job.number.in_([int(u[1:]) for u in lost])).tuples()} if lost else {}
+    return [image_warning(project.uid, f, by, "the clear", final_type=types.get(f, ""))
             for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 

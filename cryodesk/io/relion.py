@@ -212,7 +212,31 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
             continue
         out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
-    return from_columns(out, n)
+    try:
+        with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
+            return from_columns(out, n)
+    except FloatingPointError:
+        raise DataError(_too_large(out, source)) from None
+
+
+def _too_large(out: dict, source: str) -> str:
+    """Which value overflowed CryoSPARC's float32 (a crafted or corrupt file: 1e39 would become inf)."""
+    labels = {fld: lab for lab, (fld, _) in _FLOAT_MAP.items()}
+    big = float(np.finfo(np.float32).max)
+    for fld, vals in out.items():
+        v = np.asarray(vals)
+        if v.dtype.kind != "f" or v.dtype.itemsize <= 4:
+            continue
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(v) & (np.abs(v) > big)
+        if bad.any():
+            flat, bad = v.reshape(max(len(v), 1) if v.ndim else 1, -1), bad.reshape(max(len(v), 1) if v.ndim else 1, -1)
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            value = float(flat[row][bad[row]][0])
+            what = f"_{labels[fld]}" if fld in labels else fld
+            return (f"{source}: {what} of particle {row + 1} is {value!r}, beyond the range of CryoSPARC's "
+                    f"32-bit numbers (a corrupt or hand-edited value?)")
+    return f"{source}: a value is beyond the range of CryoSPARC's 32-bit numbers"
 
 
 def _star_str(values) -> np.ndarray:

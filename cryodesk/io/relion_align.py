@@ -80,11 +80,15 @@ def alignments_from_star(cols: dict, psize: np.ndarray, source: str,
         report.map("rlnAnglePsi (degrees)", "alignments2D/pose (radians)")
     if origins == ORIGINS_A:
         shift_a = np.stack([column_floats(cols[lab], lab, source) for lab in ORIGINS_A], axis=1)
-        if np.any(psize <= 0):
+        stored = psize.astype(np.float32)  # as it will be stored (NaN, inf or beyond float32 cannot divide)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bad = ~((stored > 0) & (stored < np.inf))
+        if bad.any():
+            k = int(np.argmax(bad))
             raise DataError(f"{source}: the particles have _rlnOriginXAngst/_rlnOriginYAngst but no pixel size "
-                            f"(_rlnImagePixelSize) to express them in pixels")
+                            f"(_rlnImagePixelSize) to express them in pixels (particle {k + 1} has {psize[k]!r})")
         # divide by the pixel size as it will be stored (float32), so shift * psize_A gives back the Å
-        shift = shift_a / psize.astype(np.float32).astype(np.float64)[:, None]
+        shift = shift_a / stored.astype(np.float64)[:, None]
         report.map("rlnOriginX/YAngst (Å)", f"{prefix}/shift (pixels of {prefix}/psize_A)")
     elif origins == ORIGINS_PX:
         shift = np.stack([column_floats(cols[lab], lab, source) for lab in ORIGINS_PX], axis=1)

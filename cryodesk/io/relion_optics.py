@@ -96,6 +96,10 @@ def merge_optics_rows(parts: StarBlock, optics: StarBlock | None, source: str, r
                     "one optics group (as cryoDRGN reads such files)")
     else:
         pos = {_key(g): k for k, g in enumerate(np.asarray(groups).tolist())}
+        if len(pos) < len(groups):  # (the last row would win silently: another voltage, pixel size, ...)
+            seen: set[str] = set()
+            twice = next(g for g in map(_key, np.asarray(groups).tolist()) if g in seen or seen.add(g))
+            raise DataError(f"{source}: data_optics defines optics group {twice} twice")
         table, inv = unique_first(np.asarray(cols["rlnOpticsGroup"]))  # each distinct group looked up once
         try:
             rows = np.array([pos[_key(g)] for g in table.tolist()], dtype=np.int64)[inv]

@@ -144,10 +144,14 @@ class _Builder:
             raise DataError(f"{self.where()}: {tok} is not supported in RELION STAR files")
         if not quoted and tok.startswith("_") and self.pending is None:
             if self.in_loop and self.reading_labels:
+                if tok[1:] in self.labels:  # (a dict of columns would keep only the second, silently)
+                    raise DataError(f"{self.where()}: block data_{self.block.name}: column {tok} appears twice")
                 self.labels.append(tok[1:])
                 return
             if self.in_loop:  # a pair after the loop ends the loop
                 self.finish_block()
+            if tok[1:] in self.block.pairs:
+                raise DataError(f"{self.where()}: block data_{self.block.name}: label {tok} appears twice")
             self.pending = tok[1:]
             return
         if self.pending is not None:
@@ -539,7 +543,24 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
                 try:
                     for chunk in chunks:
                         f.fh.write(chunk)
+                except UnicodeDecodeError:  # a text value of bytes that are not UTF-8 (an old latin-1 .cs)
+                    raise DataError(f"{path}: block data_{name}: {_not_utf8(blk.columns)}") from None
                 finally:
                     chunks.close()  # a failed write (a full disk) stops the formatting threads now
             f.fh.write(b"\n")
     return path
+
+
+def _not_utf8(columns: dict[str, np.ndarray]) -> str:
+    """Which value of ``columns`` is not UTF-8 (looked for only once a write has failed on one)."""
+    for lab, col in columns.items():
+        col = np.asarray(col)
+        if col.dtype.kind not in "SO":
+            continue
+        for row, v in enumerate(col.tolist()):
+            if isinstance(v, bytes):
+                try:
+                    v.decode("utf-8")
+                except UnicodeDecodeError:
+                    return f"_{lab} of row {row + 1} is not UTF-8 text ({v!r}); a STAR file is UTF-8 text"
+    return "a text value is not UTF-8; a STAR file is UTF-8 text"

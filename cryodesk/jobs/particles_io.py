@@ -31,6 +31,7 @@ A failed run removes everything it wrote.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -119,22 +120,56 @@ def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
     return os.path.realpath(q) if os.path.islink(q) else q
 
 
-def _make_links(links: Path, names: dict[Path, str]) -> None:
-    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each)."""
+def _make_links(links: Path, names: dict[Path, str], project: Path | None = None) -> None:
+    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each).
+
+    A stack inside ``project`` (another job's, e.g. a restack's) is linked by a path relative to
+    ``links``: the project stays whole when it is moved, archived or attached elsewhere (an absolute
+    link would still point at the old place). Stacks outside it (raw data) keep their absolute path.
+    """
     real_dirs: dict[str, str] = {}
+    inside = _relative_linker(links, project)
     fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         for p, name in names.items():
-            os.symlink(_link_target(p, real_dirs), name, dir_fd=fd)
+            target = _link_target(p, real_dirs)
+            os.symlink(inside(target) if inside is not None else target, name, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def _relative_linker(links: Path, project: Path | None):
+    """``target -> link text`` for links made in ``links``: relative when both are inside ``project``.
+
+    None when nothing can be relative (no project, or ``links`` itself is not inside it).
+    """
+    if project is None:
+        return None
+    root = os.path.realpath(project)
+    here = os.path.realpath(links)
+    prefix = root.rstrip(os.sep) + os.sep
+    if not here.startswith(prefix):
+        return None
+    rel_dirs: dict[str, str] = {}
+
+    def text(target: str) -> str:
+        if not target.startswith(prefix):
+            return target  # raw data outside the project: absolute, as before
+        d, name = os.path.split(target)
+        r = rel_dirs.get(d)
+        if r is None:
+            r = rel_dirs[d] = os.path.relpath(d, here)
+        return os.path.join(r, name)
+
+    return text
 
 
 class _Linker:
     """:func:`_make_links` in a thread of its own; :meth:`join` waits and raises what it raised."""
 
-    def __init__(self, links: Path, names: dict[Path, str]):
+    def __init__(self, links: Path, names: dict[Path, str], project: Path | None = None):
         self.error: BaseException | None = None
+        self._project = project
         self.seconds = 0.0
         # (a daemon: a process ending on a forced stop never waits for it; every path through
         # run_import waits for it before returning or removing what it made)
@@ -144,7 +179,7 @@ class _Linker:
     def _run(self, links: Path, names: dict[Path, str]) -> None:
         start = time.perf_counter()
         try:
-            _make_links(links, names)
+            _make_links(links, names, self._project)
         except BaseException as exc:  # handed to the job's thread by join()
             self.error = exc
         self.seconds = time.perf_counter() - start
@@ -166,14 +201,19 @@ def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: 
     psize = (data["blob/psize_A"].astype(np.float32) if "blob/psize_A" in data.dtype.names
              else np.zeros(len(data), np.float32))
     header_psize = np.array([infos[p].voxel_size for p in stacks], dtype=np.float32)[inv]
-    psize = np.where(psize > 0, psize, header_psize)
+    psize = np.where(_known(psize), psize, header_psize)
     replace = {"blob/path": (names_col, inv), "blob/shape": (shapes, inv), "blob/psize_A": psize}
     if data["blob/idx"].dtype != np.uint32:  # whole numbers (check_particle_rows): CryoSPARC's dtype
         replace["blob/idx"] = data["blob/idx"].astype(np.uint32)
     for f in ("alignments3D/psize_A", "alignments2D/psize_A"):
         if f in data.dtype.names:  # shifts in pixels of an unknown size (RELION 3.0): the images' size
-            replace[f] = np.where(data[f] > 0, data[f], psize)
+            replace[f] = np.where(_known(data[f]), data[f], psize)
     return replace
+
+
+def _known(psize: np.ndarray) -> np.ndarray:
+    """Pixel sizes that are known: positive and finite (0, a negative, NaN or inf: the header's)."""
+    return (psize > 0) & (psize < np.inf)
 
 
 def _add_links(ctx: JobContext, group: str, links: Path, names) -> None:
@@ -245,7 +285,7 @@ def run_import(ctx: JobContext) -> None:
         # made in a thread while the .cs is written (not while the stacks are validated: two threads
         # trading the GIL at each of their 25,000 system calls slowed validation 2x); if anything fails,
         # the thread is waited for and everything is removed, as before.
-        linker = _Linker(links, names)
+        linker = _Linker(links, names, ctx.project_dir)
         replace = _replacements(data, stacks, inv, infos, names, ctx.job_dir.name)
         cs_path = ctx.job_dir / "imported_particles.cs"
         ctx.progress(0.85, f"writing {cs_path.name}")
@@ -283,7 +323,13 @@ def run_import(ctx: JobContext) -> None:
 def _copy(src: Path, dst: Path) -> int:
     """Copy ``src`` (symlinks followed) to the new file ``dst``; its size."""
     with AtomicFile(dst, durable=False) as out:
-        shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
+        try:
+            shutil.copyfile(src, out.tmp, follow_symlinks=True)  # by name: the kernel copies (sendfile)
+        except OSError as exc:
+            # shutil names the source first: a full disk is the copy's, not the stack's (another job's file)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise OSError(exc.errno, exc.strerror, str(dst)) from exc
+            raise
         return os.stat(out.tmp).st_size
 
 
@@ -323,7 +369,7 @@ def run_export(ctx: JobContext) -> None:
                 copied.append((name, _copy(p, out_dir / "stacks" / name)))
         else:
             ctx.progress(0.2, f"linking {len(names)} stacks")
-            _make_links(out_dir / "stacks", names)
+            _make_links(out_dir / "stacks", names, ctx.project_dir)
         ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)

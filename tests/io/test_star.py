@@ -64,6 +64,8 @@ def test_write_quotes_and_roundtrip(tmp_path):
     ("data_x\nloop_\n_a\n1\nloop_\n_b\n2\n", "has a second loop_"),
     ("data_x\n;\nnever closed\n", "unterminated ;-text field"),
     ("data_x\nsave_frame\n", "save_frame is not supported"),
+    ("data_x\nloop_\n_a #1\n_b #2\n_a #3\n1 2 3\n", "line 5: block data_x: column _a appears twice"),
+    ("data_x\n_a 1\n_a 2\n", "line 3: block data_x: label _a appears twice"),
 ])
 def test_malformed(tmp_path, text, msg):
     path = tmp_path / "bad.star"
@@ -152,6 +154,23 @@ def test_star_conversion_errors():
                              "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 2\n")
     with pytest.raises(DataError, match="optics group 2 which data_optics does not define"):
         relion.star_to_cs(blocks, "x.star")
+    # two rows of data_optics for one group (200 and 300 kV): which one the particles meant cannot be known
+    blocks = star.parse_star("data_optics\nloop_\n_rlnOpticsGroup\n_rlnVoltage\n1 300\n1 200\n"
+                             "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n1@a.mrcs 1\n")
+    with pytest.raises(DataError, match="x.star: data_optics defines optics group 1 twice"):
+        relion.star_to_cs(blocks, "x.star")
+    # a value beyond float32 (CryoSPARC's type for the defocus) would be inf, with numpy's warning on the terminal
+    blocks = star.parse_star("data_particles\nloop_\n_rlnImageName\n_rlnDefocusU\n1@a.mrcs 1.5e4\n2@a.mrcs 1e39\n")
+    with pytest.raises(DataError, match=r"x.star: _rlnDefocusU of particle 2 is 1e\+39, beyond the range"):
+        relion.star_to_cs(blocks, "x.star")
+    # a pixel size that is not a number cannot express the shifts in pixels (they would all be NaN)
+    for bad in ("nan", "inf", "-1"):
+        blocks = star.parse_star("data_optics\nloop_\n_rlnOpticsGroup\n_rlnImagePixelSize\n1 " + bad + "\n"
+                                 "data_particles\nloop_\n_rlnImageName\n_rlnOpticsGroup\n_rlnOriginXAngst\n"
+                                 "_rlnOriginYAngst\n_rlnAnglePsi\n1@a.mrcs 1 0.5 0.5 10\n")
+        with pytest.raises(DataError, match="x.star: the particles have _rlnOriginXAngst/_rlnOriginYAngst but no "
+                                            "pixel size"):
+            relion.star_to_cs(blocks, "x.star")
 
 
 _TEXT = __import__("hypothesis").strategies.text(
@@ -170,3 +189,28 @@ def test_any_single_line_value_roundtrips(values):
         back = star.read_star(star.write_star(Path(d) / "h.star", blocks))["t"]
     assert list(back.columns["rlnText"]) == values
     assert back.pairs["rlnFirst"] == values[0]
+
+
+def test_a_duplicate_column_of_a_large_loop_is_refused(tmp_path):
+    """A body read in bulk (by columns) too: the second _rlnDefocusU would silently replace the first."""
+    head = "data_particles\nloop_\n_rlnImageName #1\n_rlnDefocusU #2\n_rlnDefocusU #3\n"
+    rows = "".join(f"{i + 1:06d}@s.mrcs 15000.5 14900.25\n" for i in range(star.BULK_BYTES // 30 + 10))
+    path = tmp_path / "dup.star"
+    path.write_text(head + rows)
+    with pytest.raises(DataError, match=r"dup\.star, line 5: block data_particles: column _rlnDefocusU appears twice"):
+        star.read_star(path)
+
+
+@pytest.mark.parametrize("n", [3, 5000])  # the column writer, and the row kernel (a large loop)
+def test_writing_a_text_value_that_is_not_utf8_names_the_file_column_and_row(tmp_path, n):
+    """A micrograph path of an old latin-1 .cs: a STAR file is text; the error says where (it was a
+    UnicodeDecodeError, which a job reported as 'an input file holds text that is not valid UTF-8')."""
+    mics = np.array([b"m.mrc"] * n, dtype="S12")
+    mics[n // 2] = b"caf\xe9 1.mrc"
+    blocks = {"particles": star.StarBlock("particles", columns={
+        "rlnImageName": np.array([f"{i + 1}@s.mrcs".encode() for i in range(n)]),
+        "rlnMicrographName": mics, "rlnDefocusU": np.full(n, 1.5e4)})}
+    with pytest.raises(DataError, match=rf"o\.star: block data_particles: _rlnMicrographName of row {n // 2 + 1} is "
+                                        r"not UTF-8 text \(b'caf\\xe9 1\.mrc'\)"):
+        star.write_star(tmp_path / "o.star", blocks)
+    assert list(tmp_path.iterdir()) == []  # nothing left: the write was atomic

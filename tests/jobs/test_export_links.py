@@ -88,3 +88,50 @@ def test_relion_copy_stacks_copies_real_files(project, imported):
     assert rows == {f"{done.uid}/exported/stacks/{p.name}": p.stat().st_size for p in stacks.iterdir()}
     assert actions.clear_jobs(project, [done]).outcomes[0].ok
     assert all((raw / f"s{k}.mrc").is_file() for k in range(3))
+
+
+def test_links_into_the_project_are_relative_so_a_moved_project_stays_whole(project, imported, tmp_path):
+    """An export of a restack links the restack's stacks by a relative path: a copy of the project elsewhere
+    (project move, archive, attach on another machine) still reads them; raw data keeps its absolute path."""
+    import os
+    import shutil
+
+    imp, raw = imported
+    pdir = Path(project.directory)
+    rs = jobs.create_job(project, "restack_particles", inputs=[jobs.InputSpec("particles", imp.uid)])
+    assert runner.run_job(project, rs).status == "completed"
+    done = _export(project, rs, format="relion")
+    links = sorted((pdir / done.uid / "exported" / "stacks").iterdir())
+    assert links and all(not os.path.isabs(os.readlink(p)) for p in links)
+    assert all(p.resolve().is_relative_to(pdir.resolve() / rs.uid) for p in links)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(pdir, moved, symlinks=True)
+    for p in links:
+        there = moved / done.uid / "exported" / "stacks" / p.name
+        assert there.resolve().is_relative_to(moved.resolve()) and there.read_bytes() == p.read_bytes()
+    assert all(os.path.isabs(os.readlink(p)) for p in (pdir / imp.uid / "imported").iterdir())  # raw: absolute
+    before = {p.name: _sha(p) for p in (pdir / rs.uid / "restack").iterdir()}
+    assert actions.clear_jobs(project, [done]).outcomes[0].ok  # moved to the trash as links, emptied: never followed
+    assert actions.delete_jobs(project, [_export(project, rs, format="cryosparc")]).outcomes[0].ok
+    assert {p.name: _sha(p) for p in (pdir / rs.uid / "restack").iterdir()} == before
+
+
+def test_clearing_a_restack_warns_of_a_linked_final_export_only_and_says_how_to_keep_it(project, imported):
+    """A final export that links the restack's stacks loses them: the warning says to export with copied stacks
+    (a restack of the export, the advice for other finals, fails on a RELION export: it has no .cs); a final export
+    that copied them loses nothing and is not named."""
+    from cryodesk.core.cleanup.model import CleanupOptions
+    from cryodesk.core.cleanup.planner import plan_cleanup
+
+    imp, _ = imported
+    rs = jobs.create_job(project, "restack_particles", inputs=[jobs.InputSpec("particles", imp.uid)])
+    assert runner.run_job(project, rs).status == "completed"
+    linked = _export(project, rs, format="relion")
+    copied = _export(project, rs, format="relion", copy_stacks=True)
+    from cryodesk.core import finals
+
+    finals.set_final(project, [linked, copied], True)
+    for warnings in (actions.plan_clear(project, [jobs.get_job(project, rs.uid)]).warnings,
+                     plan_cleanup(project, CleanupOptions(restack=True)).warnings):
+        assert len(warnings) == 1 and warnings[0].startswith(f"final result {linked.uid} loses"), warnings
+        assert "copy_stacks=true" in warnings[0] and f"particles={linked.uid}" not in warnings[0], warnings

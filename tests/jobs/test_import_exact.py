@@ -167,9 +167,9 @@ def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_s
     gate, real_make = threading.Event(), particles_io._make_links
     finished = []
 
-    def slow_make(links, names):
+    def slow_make(links, names, *args):
         gate.wait(10)  # still making links when the write fails
-        real_make(links, names)
+        real_make(links, names, *args)
         finished.append(len(list(links.iterdir())))
 
     def failing_write(path, *args, **kwargs):  # (the real one's AtomicFile removes its temp file)
@@ -221,3 +221,22 @@ def test_manifest_written_once_at_the_end_unless_that_write_failed(project, part
     doc = json.loads((Path(project.directory) / job.uid / "job.json").read_text())
     assert doc["status"] == "completed" and doc["size_bytes"] == done.size_bytes
     assert doc == manifest.job_document(done) | {"size_bytes": doc["size_bytes"]}
+
+
+def test_a_pixel_size_that_is_not_a_positive_finite_number_is_taken_from_the_header(project, tmp_path):
+    """0, a negative, NaN or infinite blob/psize_A (and alignments3D/psize_A) is unknown: the stack's header gives it
+    (an infinite one was kept as it was: every shift in Å and every resolution of the particles infinite)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    mrc.write_stack(raw / "s.mrc", np.ones((6, 4, 4), np.float32), voxel_size=1.5)
+    odd = np.array([np.inf, np.nan, -1.0, 0.0, 2.0, np.inf], np.float32)
+    data = cs.from_columns({"uid": np.arange(6, dtype=np.uint64) + 1, "blob/path": np.array(["s.mrc"] * 6, "S"),
+                            "blob/idx": np.arange(6, dtype=np.uint32), "blob/psize_A": odd,
+                            "alignments3D/psize_A": odd[::-1].copy()}, 6)
+    cs.write_cs(raw / "p.cs", data)
+    job = jobs.create_job(project, "import_particles", params={"particle_meta_path": str(raw / "p.cs")})
+    done = runner.run_job(project, job)
+    assert done.status == "completed", done.error
+    got = cs.read_cs(Path(project.directory) / job.uid / "imported_particles.cs")
+    assert got["blob/psize_A"].tolist() == [1.5, 1.5, 1.5, 1.5, 2.0, 1.5]
+    assert got["alignments3D/psize_A"].tolist() == [1.5, 2.0, 1.5, 1.5, 2.0, 1.5]  # unknown: the images'

@@ -80,7 +80,8 @@ IMAGE_CATEGORIES = ("extraction",)
 
 
 def _writes_images(snap, jid: int) -> bool:
-    return snap.category[jid] in IMAGE_CATEGORIES or snap.jobs[jid].type in model.RESTACK_TYPES
+    return (snap.category[jid] in IMAGE_CATEGORIES or snap.jobs[jid].type in model.RESTACK_TYPES
+            or jid in snap.copied_stacks)  # an export that copied its stacks reads nothing of its parents'
 
 
 def finals_reading_images(snap, jid: int) -> list[str]:
@@ -122,8 +123,9 @@ def finals_losing_images(project, job) -> list[str]:
                           .join(Connection, on=(Connection.child == Job.id))
                           .where(Connection.parent.in_(frontier[i:i + 900])).tuples())
         frontier = []
+        copies = snap_mod.copied_stacks(job.project_id, {jid for jid, _, t, _ in level if t in snap_mod.COPYING_TYPES})
         for jid, number, type_name, final in level:
-            if jid in seen or writes(type_name):
+            if jid in seen or writes(type_name) or jid in copies:
                 continue
             seen.add(jid)
             if final:
@@ -132,11 +134,16 @@ def finals_losing_images(project, job) -> list[str]:
     return sorted(set(out), key=lambda u: int(u[1:]))
 
 
-def image_warning(project_uid: str, final_uid: str, cleared: list[str], what: str = "this cleanup") -> str:
+def image_warning(project_uid: str, final_uid: str, cleared: list[str], what: str = "this cleanup",
+                  final_type: str = "") -> str:
+    if final_type in snap_mod.COPYING_TYPES:  # its stacks are links: a restack of it has no .cs to read (RELION)
+        keep = ("export its particles again with their stacks copied first (the parameter copy_stacks=true; "
+                "this export links them)")
+    else:
+        keep = f"restack it first: {restack_hint(project_uid, final_uid)}"
     return (f"final result {final_uid} loses its particle images: they are in the stacks of {', '.join(cleared)}, "
             f"which {what} clears; {final_uid} cannot be used (nor re-run) until "
-            f"{'it is' if len(cleared) == 1 else 'they are'} re-run. To keep {final_uid} usable, restack it first: "
-            f"{restack_hint(project_uid, final_uid)}")
+            f"{'it is' if len(cleared) == 1 else 'they are'} re-run. To keep {final_uid} usable, {keep}")
 
 
 def restack_hint(project_uid: str, final_uid: str) -> str:
@@ -254,7 +261,9 @@ def _image_warnings(snap, project_uid: str, entries: list[PlanEntry]) -> list[st
                              "from its stacks: unusable until it is re-run (restack them first to keep them)")
         for f in e.finals_losing_images:
             lost.setdefault(f, []).append(e.uid)
-    return [image_warning(project_uid, f, by) for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
+    types = {row.uid: row.type for row in snap.jobs.values() if row.uid in lost}
+    return [image_warning(project_uid, f, by, final_type=types.get(f, ""))
+            for f, by in sorted(lost.items(), key=lambda kv: int(kv[0][1:]))]
 
 
 def _want_intermediate(snap, row, wants: _Wants, skip) -> None:

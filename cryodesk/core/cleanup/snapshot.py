@@ -42,6 +42,8 @@ class Snapshot:
     intermediate: dict[int, dict[tuple[str, int], int]]
     #: job id -> {group: last (kept) version}
     last_version: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: particle exports that copied their stacks (their images are their own, not their parents')
+    copied_stacks: set[int] = field(default_factory=set)
     _readers: dict | None = field(default=None, repr=False)
 
     def uid(self, jid: int) -> str:
@@ -114,7 +116,20 @@ def load(project) -> Snapshot:
         for v, size in versions.items():
             if v != top:
                 inter.setdefault(jid, {})[(group, v)] = size
-    return Snapshot(jobs, category, dict(children), dict(workspaces), dict(used), inter, last)
+    return Snapshot(jobs, category, dict(children), dict(workspaces), dict(used), inter, last,
+                    copied_stacks(pid))
+
+
+#: job types whose ``copy_stacks`` parameter makes their particle images copies of their own
+COPYING_TYPES = ("export_particles",)
+
+
+def copied_stacks(project_id: int, ids=None) -> set[int]:
+    """The export jobs of the project (of ``ids``, if given) that copy their stacks (a few rows: exports only)."""
+    q = Job.select(Job.id, Job.params).where(Job.project == project_id, Job.type.in_(COPYING_TYPES))
+    if ids is not None:
+        q = q.where(Job.id.in_(list(ids)))
+    return {jid for jid, params in q.tuples() if isinstance(params, dict) and params.get("copy_stacks") is True}
 
 
 def deletable(snap: Snapshot, wanted: set[int]) -> set[int]:
