@@ -330,6 +330,8 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
     for variant, extra in [("", ())] + ([(" (copy_stacks)", ("-p", "copy_stacks=true"))] if copy else []):
         j_ex = cli.create("export_particles", "-i", f"particles={info[key]}", "-p", "format=relion", *extra)
         results.setdefault(f"{tag}export STAR{variant}", []).append(cli.run(j_ex, cold))
+        for phase, secs in _phases(cli.job_log(j_ex), "export timings:").items():  # as the job logs them
+            results.setdefault(f"{tag}  export {phase}{variant} (in job)", []).append((secs, 0.0))
         out = cli.proj / j_ex / "exported"
         info.setdefault("star_sha", {}).setdefault(f"{tag}{variant}", _sha(out / "particles.star"))
         shutil.rmtree(out / "stacks", ignore_errors=True)  # room on the disk

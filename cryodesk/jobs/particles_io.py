@@ -31,6 +31,7 @@ A failed run removes everything it wrote.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -112,39 +113,77 @@ def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
         raw_parent, name = os.path.split(os.path.abspath(p))
     # (for a plain last name, abspath(p)'s directory is abspath(raw_parent): the directory made absolute
     # lexically, then resolved, as before)
-    d = real_dirs.get(raw_parent)
+    q = os.path.join(_real_dir(raw_parent, real_dirs), name)
+    # a link's target read (one readlink, EINVAL for a file) and its directory resolved once (cached):
+    # what realpath(q) gives without its lstat of every component of every target
+    for _hop in range(40):
+        try:
+            target = os.readlink(q)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL or isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                return q  # not a link (or nothing there: realpath gives the path as it is, too)
+            break
+        parent, name = os.path.split(os.path.join(os.path.dirname(q), target))  # (q's directory is real)
+        if name in ("", ".", ".."):
+            break
+        q = os.path.join(_real_dir(parent, real_dirs, target=True), name)
+    return os.path.realpath(q)
+
+
+def _real_dir(raw: str, real_dirs: dict[str, str], target: bool = False) -> str:
+    """``realpath`` of a directory, once; of a link target's as it is (absolute: abspath would drop the
+    ``..`` after a link lexically), of the stack's own made absolute first (as before)."""
+    key = "\0" + raw if target else raw  # (no path holds a NUL)
+    d = real_dirs.get(key)
     if d is None:
-        d = real_dirs[raw_parent] = os.path.realpath(os.path.abspath(raw_parent))
-    q = os.path.join(d, name)
-    return os.path.realpath(q) if os.path.islink(q) else q
+        d = real_dirs[key] = os.path.realpath(raw if target else os.path.abspath(raw))
+    return d
 
 
-def _make_links(links: Path, names: dict[Path, str]) -> None:
-    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each)."""
+def _make_links(links: Path, names: dict[Path, str], batch=None) -> None:
+    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each);
+    ``batch``: the links already packed by ``symlinks.prepare`` (made by its compiled loop, no GIL held)."""
     real_dirs: dict[str, str] = {}
     fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        if batch is not None:
+            from cryodesk.io import symlinks
+
+            symlinks.symlink_all(fd, batch)
+            return
         for p, name in names.items():
             os.symlink(_link_target(p, real_dirs), name, dir_fd=fd)
     finally:
         os.close(fd)
 
 
+def _link_batch(names: dict[Path, str]):
+    """The export's links packed for the compiled loop, its kernel loaded (here, before the thread starts:
+    a thread needing the GIL while the main thread converts waits a switch interval at each step)."""
+    from cryodesk.io import symlinks
+
+    real_dirs: dict[str, str] = {}
+    batch = symlinks.prepare([(_link_target(p, real_dirs), name) for p, name in names.items()])
+    symlinks.load_kernel()
+    return batch
+
+
 class _Linker:
     """:func:`_make_links` in a thread of its own; :meth:`join` waits and raises what it raised."""
 
-    def __init__(self, links: Path, names: dict[Path, str]):
+    def __init__(self, links: Path, names: dict[Path, str], what: str = "import", batch=None):
         self.error: BaseException | None = None
         self.seconds = 0.0
         # (a daemon: a process ending on a forced stop never waits for it; every path through
-        # run_import waits for it before returning or removing what it made)
-        self._thread = threading.Thread(target=self._run, args=(links, names), name="import-links", daemon=True)
+        # run_import / run_export waits for it before returning or removing what it made)
+        self._thread = threading.Thread(target=self._run, args=(links, names, batch), name=f"{what}-links",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, links: Path, names: dict[Path, str]) -> None:
+    def _run(self, links: Path, names: dict[Path, str], batch) -> None:
         start = time.perf_counter()
         try:
-            _make_links(links, names)
+            _make_links(links, names) if batch is None else _make_links(links, names, batch)
         except BaseException as exc:  # handed to the job's thread by join()
             self.error = exc
         self.seconds = time.perf_counter() - start
@@ -304,13 +343,22 @@ def run_export(ctx: JobContext) -> None:
     report = ConversionReport(".cs -> STAR")
     copy = bool(ctx.params.get("copy_stacks", False))  # linked by default, either format
     src = ctx.input("particles").path("dataset")
+    clock, timings = [time.perf_counter()], {}
+
+    def lap(name: str) -> None:  # the phases, logged at the end (benchmarks/particles_1m.py prints them)
+        now = time.perf_counter()
+        timings[name], clock[0] = round(now - clock[0], 3), now
+
     pset = ParticleSet.load(src, ctx.project_dir)
+    lap("read")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
     names = _link_names(list(infos))
+    lap("validate")
     out_dir = ctx.job_dir / "exported"
     created: list[Path] = []
     files: list[tuple[Path, str]] = []
     copied: list[tuple[str, int]] = []
+    linker: _Linker | None = None
     try:
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(exist_ok=False)
@@ -321,9 +369,12 @@ def run_export(ctx: JobContext) -> None:
                 ctx.check_cancel()
                 ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"copying {p.name}")
                 copied.append((name, _copy(p, out_dir / "stacks" / name)))
+            lap("copy")
         else:
-            ctx.progress(0.2, f"linking {len(names)} stacks")
-            _make_links(out_dir / "stacks", names)
+            ctx.progress(0.2, f"linking {len(names)} stacks, converting")
+            # in a thread while the metadata is converted and written (as the import does); for STAR, by a
+            # compiled loop that holds no GIL (numba loads for the STAR writer anyway)
+            linker = _Linker(out_dir / "stacks", names, "export", _link_batch(names) if fmt == "relion" else None)
         ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
@@ -332,8 +383,10 @@ def run_export(ctx: JobContext) -> None:
                 blocks = cs_to_star(pset.data, (rel, inv), report=report)
             except DataError as exc:
                 raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
+            lap("convert")
             star_path = write_star(out_dir / "particles.star", blocks)
             files.append((star_path, "star"))
+            del blocks
         else:
             data = pset.data
             cs_path = write_cs_replacing(out_dir / "particles_exported.cs", data,
@@ -343,7 +396,14 @@ def run_export(ctx: JobContext) -> None:
                                              description=f"Exported from {src.name}")
             csg_path = csg_io.write_csg(out_dir / "particles_exported.csg", group)
             files += [(cs_path, "dataset"), (csg_path, "csg")]
+        lap("write")
+        if linker is not None:
+            linker.join()
+            timings["link"] = round(linker.seconds, 3)  # (in its thread, alongside the conversion)
+            lap("link wait")
     except BaseException:
+        if linker is not None:
+            linker.wait()  # before the removal: no link is made after it
         _cleanup(created)
         raise
     if copy:
@@ -358,6 +418,8 @@ def run_export(ctx: JobContext) -> None:
         ctx.results["conversion"] = report.as_dict()
     else:
         ctx.results["cs_format"] = cs_format
+    lap("rest")
+    ctx.log.info("export timings: %s", json.dumps(timings))
     ctx.progress(1.0, f"exported {len(pset)} particles as {fmt}")
 
 

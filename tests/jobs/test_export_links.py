@@ -88,3 +88,28 @@ def test_relion_copy_stacks_copies_real_files(project, imported):
     assert rows == {f"{done.uid}/exported/stacks/{p.name}": p.stat().st_size for p in stacks.iterdir()}
     assert actions.clear_jobs(project, [done]).outcomes[0].ok
     assert all((raw / f"s{k}.mrc").is_file() for k in range(3))
+
+
+def test_a_link_that_cannot_be_made_fails_the_export_and_leaves_nothing(project, imported, monkeypatch):
+    """The STAR export's links are made by the compiled loop in a thread: its failure is the job's."""
+    import errno
+    import os
+
+    from cryodesk.io import symlinks
+
+    imp, _ = imported
+    real = os.symlink
+
+    def symlink(target, name, *, dir_fd=None):  # the retry after the loop stopped: the system's error
+        if name.startswith("s1"):
+            raise OSError(errno.ENOSPC, "No space left on device", target, None, name)
+        real(target, name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(symlinks, "_kernel", lambda buf, toff, noff, fd, start: start)  # stops at each link
+    monkeypatch.setattr(symlinks.os, "symlink", symlink)
+    job = jobs.create_job(project, "export_particles", inputs=[jobs.InputSpec("particles", imp.uid)],
+                          params={"format": "relion"})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert not (Path(project.directory) / job.uid / "exported").exists()
+    assert not OutputFile.select().where(OutputFile.job == done.id).exists()
