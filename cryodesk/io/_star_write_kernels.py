@@ -27,8 +27,8 @@ _POW10 = np.array([10.0 ** k for k in range(23)], dtype=np.float64)
 _UPOW10 = np.array([10 ** k for k in range(20)], dtype=np.uint64)
 _POW2 = np.array([2.0 ** k for k in range(-1100, 1024)], dtype=np.float64)  # exact (subnormal at the low end)
 
-#: column kinds of :func:`_write_rows`
-FLOAT, INT, UINT, TEXT, CONST = 0, 1, 2, 3, 4
+#: column kinds of :func:`_write_rows` (TABLE, IMAGE: coded columns, see :mod:`cryodesk.io.star_columns`)
+FLOAT, INT, UINT, TEXT, CONST, TABLE, IMAGE = 0, 1, 2, 3, 4, 5, 6
 
 if HAVE_NUMBA:
     # Dekker's exact product and the exact 17-digit scaling, shared with the column kernels
@@ -261,9 +261,13 @@ if HAVE_NUMBA:
     @jit
     def _write_rows(row, stop, pos, out, kinds, index, fvals, fbits, f32, ivals, uvals, text, toff, tw, tquote,
                     const, coff, clen, ov_row, ov_col, ov_off, ov_len, ov_bytes, n_ov, cursor, last_bits,
-                    last_pos, last_len, special, keywords, keylen):
+                    last_pos, last_len, special, keywords, keylen, cvals, ccol, cbase, eoff, elen, ebytes):
         """Rows ``row:stop`` of a chunk at ``out[pos:]``: ``(0, stop, end)`` done, or ``(1, r, start)``:
-        column ``j`` of row ``r`` (starting at ``start``) needs the caller's bytes (``(r, j)`` overrides)."""
+        column ``j`` of row ``r`` (starting at ``start``) needs the caller's bytes (``(r, j)`` overrides).
+
+        A coded column ``t`` (TABLE, IMAGE) reads its row's code at ``cvals[i, ccol[t]]`` (IMAGE: the
+        image number there, the code next to it) and writes entry ``cbase[t] + code``: the bytes
+        ``ebytes[eoff[e]:eoff[e] + elen[e]]``, decided once for the table (IMAGE: after ``%06d@``)."""
         ncols = len(kinds)
         for i in range(row, stop):
             start = pos
@@ -313,11 +317,25 @@ if HAVE_NUMBA:
                             return 1, i, j, start
                         p2 = _put_text(ov_bytes, ov_off[k], ov_len[k], out, pos, False, special, keywords, keylen)
                     pos = p2
-                else:
+                elif kind == 4:
                     c0 = coff[t]
                     for q in range(clen[t]):
                         out[pos + q] = const[c0 + q]
                     pos += clen[t]
+                else:
+                    c = ccol[t]
+                    if kind == 6:
+                        u = np.uint64(cvals[i, c])
+                        nd = _ndigits(u)
+                        pos = _put_uint(out, pos, u, nd if nd > 6 else 6)
+                        out[pos] = 64
+                        pos += 1
+                        c += 1
+                    e = cbase[t] + cvals[i, c]
+                    e0 = eoff[e]
+                    for q in range(elen[e]):
+                        out[pos + q] = ebytes[e0 + q]
+                    pos += elen[e]
                 out[pos] = 10 if j == ncols - 1 else 32
                 pos += 1
         return 0, stop, 0, pos

@@ -380,7 +380,7 @@ def run_export(ctx: JobContext) -> None:
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
         if fmt == "relion":
             try:
-                blocks = cs_to_star(pset.data, (rel, inv), report=report)
+                blocks = cs_to_star(pset.data, (rel, inv), report=report, coded=True)
             except DataError as exc:
                 raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
             lap("convert")
