@@ -31,8 +31,25 @@ _POW2 = np.array([2.0 ** k for k in range(-1100, 1024)], dtype=np.float64)  # ex
 FLOAT, INT, UINT, TEXT, CONST, TABLE, IMAGE = 0, 1, 2, 3, 4, 5, 6
 
 if HAVE_NUMBA:
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
     # Dekker's exact product and the exact 17-digit scaling, shared with the column kernels
     from cryodesk.io._star_kernels import _keyword_at, _scale17
+
+    @intrinsic
+    def _copy(typingctx, dst, dpos, src, spos, n):
+        """``dst[dpos:dpos + n] = src[spos:spos + n]`` by memcpy (the ranges never overlap here): a
+        byte loop or a slice assignment costs 10-30x more for a 140-byte path."""
+        sig = types.void(dst, types.int64, src, types.int64, types.int64)
+
+        def codegen(context, builder, signature, args):
+            d = context.make_array(signature.args[0])(context, builder, args[0])
+            s = context.make_array(signature.args[2])(context, builder, args[2])
+            cgutils.raw_memcpy(builder, builder.gep(d.data, [args[1]]), builder.gep(s.data, [args[3]]), args[4], 1)
+
+        return sig, codegen
 
     @jit
     def _put_uint(out, pos, v, ndig):
@@ -245,7 +262,7 @@ if HAVE_NUMBA:
                 out[pos] = c
                 pos += c != 0
             return pos
-        out[pos:pos + m] = seg
+        _copy(out, pos, src, start, m)
         return pos + m
 
     @jit
@@ -282,8 +299,7 @@ if HAVE_NUMBA:
                     if i > 0 and bits == last_bits[t] and last_len[t] >= 0:
                         src = last_pos[t]
                         ln = last_len[t]
-                        for q in range(ln):
-                            out[pos + q] = out[src + q]
+                        _copy(out, pos, out, src, ln)  # (the value above: before pos)
                         last_pos[t] = pos
                         pos += ln
                     else:
@@ -318,9 +334,7 @@ if HAVE_NUMBA:
                         p2 = _put_text(ov_bytes, ov_off[k], ov_len[k], out, pos, False, special, keywords, keylen)
                     pos = p2
                 elif kind == 4:
-                    c0 = coff[t]
-                    for q in range(clen[t]):
-                        out[pos + q] = const[c0 + q]
+                    _copy(out, pos, const, coff[t], clen[t])
                     pos += clen[t]
                 else:
                     c = ccol[t]
@@ -332,9 +346,7 @@ if HAVE_NUMBA:
                         pos += 1
                         c += 1
                     e = cbase[t] + cvals[i, c]
-                    e0 = eoff[e]
-                    for q in range(elen[e]):
-                        out[pos + q] = ebytes[e0 + q]
+                    _copy(out, pos, ebytes, eoff[e], elen[e])
                     pos += elen[e]
                 out[pos] = 10 if j == ncols - 1 else 32
                 pos += 1
