@@ -185,6 +185,13 @@ def rotvec_to_relion(rotvec) -> np.ndarray:
     return rotvec_to_relion_numpy(arr)
 
 
+def warm() -> None:
+    """Load the compiled pass now (numba's first load), for a caller that has a thread to spare."""
+    k = _pose_kernel()
+    if k is not None:
+        k(np.zeros(2, dtype=[("uid", "<u8"), ("pose", "<f4", (3,))])["pose"])  # (a .cs record view: strided)
+
+
 def _pose_kernel():
     global _kernel
     if _kernel is None:

@@ -18,6 +18,7 @@ releases the GIL) while the previous one is written.
 API summary
 -----------
 ``loop_chunks(columns, quote, text_of, chunk_rows=32768) -> iterator[bytes-like] | None``
+``warm()``   numba's first load of the row kernel, now
 """
 
 from __future__ import annotations
@@ -220,6 +221,15 @@ class _Overrides:
         self.bytes[self.used:self.used + len(value)] = np.frombuffer(value, dtype=np.uint8)
         self.used += len(value)
         self.n += 1
+
+
+def warm() -> None:
+    """Load the row kernel now (numba's first load; the chunk tables' types do not depend on the data)."""
+    if _k() is not None:
+        n = 4
+        cols = [np.arange(n, dtype=np.float64) + 0.5, np.arange(n), np.arange(n, dtype=np.uint64),
+                np.array([b"a", b"b", b"c", b"d"])]
+        _chunk(_Plan(cols, lambda a: np.asarray(a, dtype="S")), 0, n, lambda v: v)
 
 
 def loop_chunks(columns: list[np.ndarray], quote_text: Callable[[bytes], bytes],

@@ -197,6 +197,29 @@ class _Linker:
             raise self.error
 
 
+class _Warm:
+    """The STAR export's kernels loaded in a thread (numba's first load: ~0.5-1 s of CPU, while the main
+    thread waits on the read of the .cs); a failure here is left to the main thread's own load."""
+
+    def __init__(self):
+        self._thread = threading.Thread(target=self._run, name="export-warm", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run() -> None:
+        try:
+            from cryodesk.io import poses, star_write, symlinks
+
+            symlinks.load_kernel()
+            star_write.warm()
+            poses.warm()
+        except Exception:  # noqa: BLE001 - the main thread loads them again and reports what fails
+            pass
+
+    def wait(self) -> None:
+        self._thread.join()
+
+
 def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: dict, names: dict[Path, str],
                   job_dir_name: str) -> dict:
     """The fields an import writes anew: paths to the links, image shapes and pixel sizes from the headers."""
@@ -349,8 +372,12 @@ def run_export(ctx: JobContext) -> None:
         now = time.perf_counter()
         timings[name], clock[0] = round(now - clock[0], 3), now
 
+    warm = _Warm() if fmt == "relion" else None  # numba's first load while the .cs is read
     pset = ParticleSet.load(src, ctx.project_dir)
     lap("read")
+    if warm is not None:
+        warm.wait()  # (not alongside the validation: two threads trading the GIL slow it down)
+        lap("numba wait")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
     names = _link_names(list(infos))
     lap("validate")
