@@ -184,25 +184,25 @@ if HAVE_NUMBA:
                         pos += 1
                     out[pos], out[pos + 1] = 46, 48
                     return pos + 2
-                # the digits, then the fraction moved one place right for the point
-                end = _put_uint(out, pos, c, ndig)
-                dot = pos + e10 + 1
-                for t in range(end, dot, -1):
-                    out[t] = out[t - 1]
-                out[dot] = 46
-                return end + 1
+                # the integer digits, the point, the fraction's digits (zero-padded)
+                nfrac = ndig - e10 - 1
+                scale = _UPOW10[nfrac]
+                pos = _put_uint(out, pos, c // scale, e10 + 1)
+                out[pos] = 46
+                return _put_uint(out, pos + 1, c % scale, nfrac)
             out[pos], out[pos + 1] = 48, 46
             pos += 2
             for _k in range(-e10 - 1):
                 out[pos] = 48
                 pos += 1
             return _put_uint(out, pos, c, ndig)
-        end = _put_uint(out, pos, c, ndig)  # scientific: d[.ddd]e(+|-)XX
-        if ndig > 1:
-            for t in range(end, pos + 1, -1):
-                out[t] = out[t - 1]
+        if ndig > 1:  # scientific: d[.ddd]e(+|-)XX
+            scale = _UPOW10[ndig - 1]
+            out[pos] = np.uint8(48 + np.int64(c // scale))
             out[pos + 1] = 46
-            end += 1
+            end = _put_uint(out, pos + 2, c % scale, ndig - 1)
+        else:
+            end = _put_uint(out, pos, c, 1)
         out[end] = 101
         out[end + 1] = 45 if e10 < 0 else 43
         ea = abs(e10)
