@@ -189,7 +189,9 @@ def warm() -> None:
     """Load the compiled pass now (numba's first load), for a caller that has a thread to spare."""
     k = _pose_kernel()
     if k is not None:
-        k(np.zeros(2, dtype=[("uid", "<u8"), ("pose", "<f4", (3,))])["pose"])  # (a .cs record view: strided)
+        rec = np.zeros(2, dtype=[("uid", "<u8"), ("pose", "<f4", (3,))])
+        rec.flags.writeable = False  # (a mapped .cs record view: strided, read-only)
+        k(rec["pose"])
 
 
 def _pose_kernel():
