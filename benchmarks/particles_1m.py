@@ -44,7 +44,9 @@ Usage::
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
         [--rounds 3] [--cold] [--old /work/main] [--keep] [--steps import]
     .venv/bin/python benchmarks/particles_1m.py --steps export --copy --old /work/tmp-old   # the STAR export alone:
-        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared
+        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared, the
+        # export's phases as the job logs them; against a tree before the compiled poses the sha256 differs
+        # (the angles' last digits: see the README, "The STAR export, second round")
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::

@@ -57,7 +57,7 @@ from cryodesk.io.relion_optics import (
     ctf_to_star,
     merge_optics_rows,
 )
-from cryodesk.io.star import StarBlock, column_floats
+from cryodesk.io.star import StarBlock, _utf8, column_floats
 from cryodesk.io.star_columns import CodedText, ImageNames, materialise
 from cryodesk.io.star_images import parse_image_names
 
@@ -291,7 +291,7 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
         paths = image_paths
     else:
         paths = unique_first(np.asarray(image_paths))
-    cols: dict[str, np.ndarray] = {"rlnImageName": ImageNames(data["blob/idx"], *paths)}
+    cols: dict[str, np.ndarray] = {"rlnImageName": ImageNames(data["blob/idx"], _utf8(paths[0]), paths[1])}
     used = {"blob/path", "blob/idx", "uid"}
     exp_group = (data["ctf/exp_group_id"].astype(np.int64) if "ctf/exp_group_id" in names
                  else np.ones(n, dtype=np.int64))

@@ -14,6 +14,7 @@ API summary
 -----------
 ``CodedText(table, index)``          rows ``table[index]`` (``S`` bytes)
 ``ImageNames(idx0, table, index)``   rows ``%06d@path``: ``star_images.image_name_bytes(idx0, (table, index))``
+                                     (``table`` UTF-8 bytes)
 ``is_coded(column) -> bool``;  ``materialise(columns) -> dict``  (every coded column as its array)
 """
 
@@ -68,16 +69,17 @@ class ImageNames(_Coded):
     """Rows ``000001@path`` (``idx0 + 1`` zero-padded to 6 digits) of ``table[index]`` paths."""
 
     def __init__(self, idx0, table, index):
-        from cryodesk.io.star_images import _utf8
-
         self.idx0 = np.asarray(idx0)
-        self.table = np.strings.add(_utf8(np.asarray(table)), b"")  # (as image_name_bytes makes it)
+        table = np.asarray(table)
+        if table.dtype.kind != "S" or table.ndim != 1:
+            raise ValueError(f"ImageNames needs a 1-D bytes (UTF-8) table, got {table.dtype} {table.shape}")
+        self.table = np.strings.add(table, b"")  # (as image_name_bytes makes it)
         self.index = np.asarray(index, dtype=np.int64).ravel()
 
     def rows(self) -> np.ndarray:
-        from cryodesk.io.star_images import image_name_bytes
-
-        return image_name_bytes(self.idx0, (self.table, self.index))
+        # star_images.image_name_bytes(idx0, (table, index)), written out here (it imports star: a cycle)
+        numbers = (self.idx0.astype(np.int64) + 1).astype("S")
+        return np.strings.add(np.strings.add(np.strings.zfill(numbers, 6), b"@"), self.table[self.index])
 
 
 def is_coded(column) -> bool:

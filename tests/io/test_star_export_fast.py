@@ -83,10 +83,14 @@ def test_coded_columns_write_the_bytes_of_their_rows(tmp_path):
     idx0 = RNG.integers(0, 2_000_000, n).astype(np.uint32)
     idx0[:5] = [0, 999_998, 999_999, 1_000_000, 4_294_967_294]
     pidx = np.sort(RNG.integers(0, len(paths), n))
+    from cryodesk.io.star_images import image_name_bytes
+
+    paths = np.char.encode(paths, "utf-8")
+    np.testing.assert_array_equal(np.asarray(ImageNames(idx0, paths, pidx)), image_name_bytes(idx0, (paths, pidx)))
     cols = {"rlnImageName": ImageNames(idx0, paths, pidx), "rlnMicrographName": CodedText(table, index),
             "rlnDefocusU": RNG.normal(1e4, 50, n), "rlnVec": CodedText(table[6:], np.arange(n) % 6)}
     for name, columns in (("coded", cols), ("quoted names", {**cols, "rlnImageName": ImageNames(
-            idx0, np.array(["a b.mrcs", "c.mrcs"]), pidx % 2)}), ("plain", materialise(cols))):
+            idx0, np.array([b"a b.mrcs", b"c.mrcs"]), pidx % 2)}), ("plain", materialise(cols))):
         a = star.write_star(tmp_path / f"{name}.star", {"particles": star.StarBlock("particles", columns=columns)})
         b = star.write_star(tmp_path / f"{name}-rows.star",
                             {"particles": star.StarBlock("particles", columns=materialise(columns))})
@@ -97,13 +101,13 @@ def test_coded_columns_write_the_bytes_of_their_rows(tmp_path):
         from cryodesk.io._star_write_kernels import IMAGE, TABLE, TEXT
 
         assert star_write._Plan(list(cols.values()), star._text, star._quote_bytes).kinds == [IMAGE, TABLE, 0, TABLE]
-        quoted = ImageNames(idx0, np.array(["a b.mrcs", "c.mrcs"]), pidx % 2)
+        quoted = ImageNames(idx0, np.array([b"a b.mrcs", b"c.mrcs"]), pidx % 2)
         assert star_write._Plan([quoted], star._text, star._quote_bytes).kinds == [TEXT]
     np.testing.assert_array_equal(np.asarray(cols["rlnMicrographName"]), table[index])
-    assert cols["rlnImageName"][3] == b"1000001@" + paths[pidx[3]].encode()
+    assert cols["rlnImageName"][3] == b"1000001@" + paths[pidx[3]]
     assert bytes(cols["rlnImageName"][0]).startswith(b"000001@")
     back = star.read_star(tmp_path / "coded.star")["particles"].columns
-    assert back["rlnImageName"][:2].tolist() == [f"{i + 1:06d}@{paths[p]}".replace("\x00", "") for i, p in
+    assert back["rlnImageName"][:2].tolist() == [f"{i + 1:06d}@{paths[p].decode()}".replace("\x00", "") for i, p in
                                                  zip(idx0[:2].tolist(), pidx[:2].tolist())]
     bad = {"rlnA": CodedText(np.array([b"ok", b"line\nbreak"]), np.arange(n) % 2)}
     with pytest.raises(Exception, match="line break"):
