@@ -44,7 +44,9 @@ Usage::
     .venv/bin/python benchmarks/particles_1m.py --dir /work/tmp-bench-meta [--n 1000000]
         [--rounds 3] [--cold] [--old /work/main] [--keep] [--steps import]
     .venv/bin/python benchmarks/particles_1m.py --steps export --copy --old /work/tmp-old   # the STAR export alone:
-        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared
+        # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared, the
+        # export's phases as the job logs them; against a tree before the compiled poses the sha256 differs
+        # (the angles' last digits: see the README, "The STAR export, second round")
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::
@@ -330,6 +332,8 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
     for variant, extra in [("", ())] + ([(" (copy_stacks)", ("-p", "copy_stacks=true"))] if copy else []):
         j_ex = cli.create("export_particles", "-i", f"particles={info[key]}", "-p", "format=relion", *extra)
         results.setdefault(f"{tag}export STAR{variant}", []).append(cli.run(j_ex, cold))
+        for phase, secs in _phases(cli.job_log(j_ex), "export timings:").items():  # as the job logs them
+            results.setdefault(f"{tag}  export {phase}{variant} (in job)", []).append((secs, 0.0))
         out = cli.proj / j_ex / "exported"
         info.setdefault("star_sha", {}).setdefault(f"{tag}{variant}", _sha(out / "particles.star"))
         shutil.rmtree(out / "stacks", ignore_errors=True)  # room on the disk

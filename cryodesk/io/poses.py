@@ -7,6 +7,8 @@ API summary
 ``euler_to_matrix(angles_deg) -> (N, 3, 3)`` ``Rz(rot) Ry(tilt) Rz(psi)``
 ``matrix_to_euler(R) -> (N, 3) degrees``     rot, psi in (-180, 180], tilt in [0, 180]
 ``rotvec_to_relion(v) -> (N, 3) degrees``    ``alignments3D/pose`` -> rlnAngleRot/Tilt/Psi
+                                             (a large set in one compiled pass, :mod:`._pose_kernels`)
+``rotvec_to_relion_numpy(v)``                its numpy reference
 ``relion_to_rotvec(angles_deg) -> (N, 3)``   the reverse
 
 Conventions and derivation
@@ -61,10 +63,13 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["rotvec_to_matrix", "matrix_to_rotvec", "euler_to_matrix", "matrix_to_euler",
-           "rotvec_to_relion", "relion_to_rotvec"]
+           "rotvec_to_relion", "rotvec_to_relion_numpy", "relion_to_rotvec"]
 
 # below this |theta| (or pi - theta) the Euler decomposition is gimbal-locked
 _GIMBAL = 1e-9
+# from this many poses on, the compiled pass (numba loads on first use: not worth it for a few)
+_KERNEL_MIN = 20000
+_kernel = None
 
 
 def _as_n3(values) -> np.ndarray:
@@ -166,7 +171,40 @@ def matrix_to_euler(matrices) -> np.ndarray:
 
 
 def rotvec_to_relion(rotvec) -> np.ndarray:
-    """``rlnAngleRot, rlnAngleTilt, rlnAnglePsi`` (degrees) of CryoSPARC poses."""
+    """``rlnAngleRot, rlnAngleTilt, rlnAnglePsi`` (degrees) of CryoSPARC poses.
+
+    ``rotvec`` may be a strided float32 view (a ``.cs`` record's ``alignments3D/pose``):
+    a large set is read in place by one compiled pass (the same formulas, to a few
+    units in the last place), a small one by :func:`rotvec_to_relion_numpy`.
+    """
+    arr = np.asarray(rotvec)
+    if arr.ndim == 2 and arr.shape[1] == 3 and len(arr) >= _KERNEL_MIN and arr.dtype in (np.float32, np.float64):
+        k = _pose_kernel()
+        if k is not None:
+            return k(arr)
+    return rotvec_to_relion_numpy(arr)
+
+
+def warm() -> None:
+    """Load the compiled pass now (numba's first load), for a caller that has a thread to spare."""
+    k = _pose_kernel()
+    if k is not None:
+        rec = np.zeros(2, dtype=[("uid", "<u8"), ("pose", "<f4", (3,))])
+        rec.flags.writeable = False  # (a mapped .cs record view: strided, read-only)
+        k(rec["pose"])
+
+
+def _pose_kernel():
+    global _kernel
+    if _kernel is None:
+        from cryodesk.io import _pose_kernels
+
+        _kernel = _pose_kernels.rotvec_to_relion if _pose_kernels.HAVE_NUMBA else False
+    return _kernel or None
+
+
+def rotvec_to_relion_numpy(rotvec) -> np.ndarray:
+    """The numpy reference of :func:`rotvec_to_relion` (Rodrigues' matrices, then their ZYZ angles)."""
     return matrix_to_euler(rotvec_to_matrix(rotvec))
 
 

@@ -33,7 +33,7 @@ Every conversion fills a :class:`~cryodesk.io.conversion.ConversionReport`.
 API summary
 -----------
 ``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None) -> ndarray``
-``cs_to_star(data, image_paths=None, version=31, report=None) -> dict[str, StarBlock]``
+``cs_to_star(data, image_paths=None, version=31, report=None, coded=False) -> dict[str, StarBlock]``
 ``particle_block(blocks, source) -> (particles StarBlock, optics StarBlock | None)``
 """
 
@@ -57,8 +57,9 @@ from cryodesk.io.relion_optics import (
     ctf_to_star,
     merge_optics_rows,
 )
-from cryodesk.io.star import StarBlock, column_floats
-from cryodesk.io.star_images import image_name_bytes, parse_image_names
+from cryodesk.io.star import StarBlock, _utf8, column_floats
+from cryodesk.io.star_columns import CodedText, ImageNames, materialise
+from cryodesk.io.star_images import parse_image_names
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 
@@ -239,12 +240,12 @@ def _too_large(out: dict, source: str) -> str:
     return f"{source}: a value is beyond the range of CryoSPARC's 32-bit numbers"
 
 
-def _star_str(values) -> np.ndarray:
-    """A text column for STAR: UTF-8 bytes, each distinct value converted once."""
+def _star_str(values) -> CodedText:
+    """A text column for STAR: UTF-8 bytes, each distinct value converted once (kept coded)."""
     table, inv = unique_first(np.asarray(values))
     if table.dtype.kind != "S":
         table = np.char.encode(np.asarray(as_str(table), dtype=str), "utf-8")
-    return table[inv]
+    return CodedText(table, inv)
 
 
 def _ctf_columns(data: np.ndarray, cols: dict, used: set, report: ConversionReport) -> None:
@@ -258,7 +259,7 @@ def _ctf_columns(data: np.ndarray, cols: dict, used: set, report: ConversionRepo
     cols.update(ctf)
     used |= ctf_used
     for fld in to_carry:
-        cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld])
+        cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld], coded=True)
         used.add(fld)
         report.carry(fld, f"_{carry.CARRY_PREFIX}{fld}")
 
@@ -284,7 +285,7 @@ def _location_columns(data: np.ndarray, cols: dict, used: set, report: Conversio
 
 
 def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
-               report: ConversionReport | None = None) -> dict[str, StarBlock]:
+               report: ConversionReport | None = None, coded: bool = False) -> dict[str, StarBlock]:
     """A ``.cs`` particle dataset as RELION STAR blocks.
 
     Parameters
@@ -299,6 +300,11 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
         (one ``data_`` block, origins in pixels).
     report : ConversionReport, optional
         Filled with what was mapped, carried and not converted.
+    coded : bool
+        Keep the long text columns (image and micrograph names, carried
+        vectors) as :mod:`~cryodesk.io.star_columns` tables for ``write_star``
+        (the same file, without building a million rows of text); default:
+        every column an array.
     """
     report = report if report is not None else ConversionReport(".cs -> STAR")
     names = data.dtype.names
@@ -309,7 +315,7 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
         paths = image_paths
     else:
         paths = unique_first(np.asarray(image_paths))
-    cols: dict[str, np.ndarray] = {"rlnImageName": image_name_bytes(data["blob/idx"], paths)}
+    cols: dict[str, np.ndarray] = {"rlnImageName": ImageNames(data["blob/idx"], _utf8(paths[0]), paths[1])}
     used = {"blob/path", "blob/idx", "uid"}
     exp_group = (data["ctf/exp_group_id"].astype(np.int64) if "ctf/exp_group_id" in names
                  else np.ones(n, dtype=np.int64))
@@ -336,7 +342,7 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
                 cols[fld[7:]] = data[fld]
     for fld in carry.CARRIED_FIELDS:
         if fld in names and (fld == "uid" or fld not in used):
-            cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld])
+            cols[carry.CARRY_PREFIX + fld] = carry.encode(data[fld], coded=True)
             used.add(fld)
             if fld != "uid":
                 report.carry(fld, f"_{carry.CARRY_PREFIX}{fld}")
@@ -359,8 +365,11 @@ def cs_to_star(data: np.ndarray, image_paths=None, version: int = 31,
         if "rlnImagePixelSize" in cols:  # 3.0 has no image pixel size: encode it as det/mag
             cols["rlnDetectorPixelSize"] = cols.pop("rlnImagePixelSize")
             cols["rlnMagnification"] = np.full(n, 10000.0)
-        return {"": StarBlock("", columns=cols)}
-    return _with_optics(cols, exp_group, report)
+        return {"": StarBlock("", columns=cols if coded else materialise(cols))}
+    blocks = _with_optics(cols, exp_group, report)
+    if not coded:
+        blocks["particles"].columns = materialise(blocks["particles"].columns)
+    return blocks
 
 
 def _with_optics(cols: dict, exp_group: np.ndarray, report: ConversionReport) -> dict[str, StarBlock]:

@@ -122,16 +122,15 @@ def alignments_to_star(data: np.ndarray, version: int, report: ConversionReport)
     if prefix is None:
         return cols, set()
     used = {f"{prefix}/pose"}
-    pose = data[f"{prefix}/pose"].astype(np.float64)
-    if prefix == "alignments3D":
-        euler = rotvec_to_relion(pose.reshape(len(data), 3))
+    if prefix == "alignments3D":  # (read in place: a large set by one compiled pass)
+        euler = rotvec_to_relion(data[f"{prefix}/pose"].reshape(len(data), 3))
         for k, lab in enumerate(ANGLES):
             cols[lab] = euler[:, k]
         report.map("alignments3D/pose (rotation vector, radians)", "rlnAngleRot/Tilt/Psi (ZYZ, degrees)")
         if any(f.startswith("alignments2D/") for f in names):
             report.note("alignments2D not written: RELION has one pose per particle and alignments3D is used")
     else:
-        cols["rlnAnglePsi"] = np.degrees(pose.reshape(len(data)))
+        cols["rlnAnglePsi"] = np.degrees(data[f"{prefix}/pose"].astype(np.float64).reshape(len(data)))
         report.map("alignments2D/pose (radians)", "rlnAnglePsi (degrees)")
     if f"{prefix}/shift" in names:
         psize_field = f"{prefix}/psize_A" if f"{prefix}/psize_A" in names else "blob/psize_A"

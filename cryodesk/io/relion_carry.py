@@ -38,9 +38,10 @@ def is_carried(label: str) -> bool:
     return label.startswith(CARRY_PREFIX) and len(label) > len(CARRY_PREFIX)
 
 
-def encode(values) -> np.ndarray:
+def encode(values, coded: bool = False) -> np.ndarray:
     """A carried column for a STAR block: vectors as ``[a,b]`` text (numbers in their shortest exact form),
-    scalar numbers as they are (``write_star`` formats them), anything else as text."""
+    scalar numbers as they are (``write_star`` formats them), anything else as text.  ``coded``: vectors
+    that come in runs as a ``star_columns.CodedText`` (the text of each run, its index per row)."""
     arr = np.asarray(values)
     if arr.ndim == 1:
         return arr if arr.dtype.kind in "biuf" else format_column(arr)  # numbers: write_star formats them
@@ -52,7 +53,12 @@ def encode(values) -> np.ndarray:
         starts = np.ones(len(flat), dtype=bool)
         np.any(bits[1:] != bits[:-1], axis=1, out=starts[1:])
         if not starts.all():
-            return encode(flat[starts])[np.cumsum(starts) - 1]
+            index = np.cumsum(starts) - 1
+            if coded:
+                from cryodesk.io.star_columns import CodedText
+
+                return CodedText(encode(flat[starts]), index)
+            return encode(flat[starts])[index]
     parts = [format_column(flat[:, j]) for j in range(flat.shape[1])]
     out = np.char.add("[", parts[0]) if parts else np.full(len(arr), "[", dtype=str)
     for p in parts[1:]:

@@ -242,16 +242,29 @@ def assign_groups(exp_group: np.ndarray, optics_cols: dict[str, np.ndarray],
         return OpticsGroups(np.zeros(0, np.int64), np.ones(1, np.int64), np.zeros(1, np.int64),
                             np.ones(1, np.int64), False)
     labels = list(optics_cols)
-    codes = np.stack([_codes(eg)] + [_codes(optics_cols[lab]) for lab in labels], axis=1)
+    # the rows come in runs (a micrograph's particles together): the groups of the run heads are the
+    # groups of all rows (every distinct value has a head, so each column's codes are the same ranks)
+    cols = [eg] + [np.asarray(optics_cols[lab]) for lab in labels]
+    change = np.zeros(max(n - 1, 0), dtype=bool)
+    for c in cols:
+        differ = c[1:] != c[:-1]
+        change |= differ.reshape(n - 1, -1).any(axis=1) if differ.ndim > 1 else differ
+    heads = np.concatenate([[0], np.flatnonzero(change) + 1])
+    codes = np.stack([_codes(c[heads]) for c in cols], axis=1)
     radix = codes.max(axis=0) + 1
     if float(np.prod(radix.astype(np.float64))) < 2.0**62:
-        # one integer key per particle (mixed radix, eg most significant): a 1-D unique, not a row sort
+        # one integer key per run (mixed radix, eg most significant): a 1-D unique, not a row sort
         strides = np.cumprod(np.concatenate([radix[1:], [1]])[::-1])[::-1]
-        first, inv = _unique_keys(codes @ strides)
-        uniq = codes[first]
+        first_h, inv_h = _unique_keys(codes @ strides)
+        uniq = codes[first_h]
     else:
-        uniq, first, inv = np.unique(codes, axis=0, return_index=True, return_inverse=True)
-    inv = inv.ravel()
+        uniq, first_h, inv_h = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+    first = heads[first_h]
+    run_of = np.cumsum(change)
+    inv = np.empty(n, dtype=np.int64)
+    inv[0] = 0
+    inv[1:] = run_of
+    inv = np.asarray(inv_h).ravel()[inv]
     eg_of = eg[first]
     distinct = np.unique(eg)
     if len(uniq) == len(distinct) and distinct.min() >= 1:

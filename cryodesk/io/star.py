@@ -33,7 +33,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
-from cryodesk.io import star_numbers, star_write
+from cryodesk.io import star_columns, star_numbers, star_write
 from cryodesk.io.star_numbers import (
     compact,
     format_numbers,
@@ -537,9 +537,11 @@ def write_star(path: Path | str, blocks: dict[str, StarBlock], durable: bool = F
                 head.extend(f"_{lab} #{j}\n" for j, lab in enumerate(blk.columns, 1))
             f.fh.write("".join(head).encode("utf-8"))
             if blk.columns:
-                cols = [np.asarray(c) for c in blk.columns.values()]
-                # one kernel a chunk of rows when it can (the same bytes), else column by column
-                chunks = star_write.loop_chunks(cols, _quote_bytes, _text) or _loop_bytes(cols)
+                # one kernel a chunk of rows when it can (the same bytes; coded text columns, see
+                # star_columns, kept coded), else column by column
+                raw = [c if star_columns.is_coded(c) else np.asarray(c) for c in blk.columns.values()]
+                chunks = star_write.loop_chunks(raw, _quote_bytes, _text) or _loop_bytes(
+                    [np.asarray(c) for c in raw])
                 try:
                     for chunk in chunks:
                         f.fh.write(chunk)

@@ -18,6 +18,7 @@ releases the GIL) while the previous one is written.
 API summary
 -----------
 ``loop_chunks(columns, quote, text_of, chunk_rows=32768) -> iterator[bytes-like] | None``
+``warm()``   numba's first load of the row kernel, now
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from cryodesk.io import star_numbers
+from cryodesk.io import star_columns, star_numbers
 
 __all__ = ["loop_chunks"]
 
@@ -46,15 +47,22 @@ def _k():
 class _Plan:
     """How each column of a loop is written: its kind, its place in the chunk tables."""
 
-    def __init__(self, columns: list[np.ndarray], text_of: Callable[[np.ndarray], np.ndarray]):
-        from cryodesk.io._star_write_kernels import CONST, FLOAT, INT, TEXT, UINT
+    def __init__(self, columns: list, text_of: Callable[[np.ndarray], np.ndarray],
+                 quote_text: Callable[[bytes], bytes] | None = None):
+        from cryodesk.io._star_write_kernels import CONST, FLOAT, IMAGE, INT, TABLE, TEXT, UINT
 
         self.n = len(columns[0])
         self.kinds, self.index = [], []
         self.floats, self.f32, self.ints, self.uints = [], [], [], []
         self.texts, self.quote, self.consts = [], [], []
+        self.coded, self.ccol, self.cbase, self.entries, self.coded_max = [], [], [], [], []
+        self.ncc = 0
         self.ok = True
         for col in columns:
+            if star_columns.is_coded(col):
+                if quote_text is not None and len(col) == self.n and self._add_coded(col, text_of, quote_text):
+                    continue
+                col = np.asarray(col)  # (its rows, written as any text column)
             arr = np.asarray(col)
             if arr.dtype.kind == "b":
                 arr = arr.astype(np.int8)
@@ -86,9 +94,50 @@ class _Plan:
         self.clen = np.array([len(c) for c in self.consts], dtype=np.int64)
         self.coff = np.concatenate([[0], np.cumsum(self.clen)[:-1]]).astype(np.int64) if self.consts else \
             np.zeros(0, np.int64)
-        per_kind = {FLOAT: 25, INT: 21, UINT: 20, CONST: 0, TEXT: 0}
+        self.ccol_arr = np.array(self.ccol or [0], dtype=np.int64)
+        self.cbase_arr = np.array(self.cbase or [0], dtype=np.int64)
+        self.elen = np.array([len(e) for e in self.entries], dtype=np.int64)
+        self.eoff = np.concatenate([[0], np.cumsum(self.elen)[:-1]]).astype(np.int64) if self.entries else \
+            np.zeros(1, np.int64)
+        self.ebytes = np.frombuffer(b"".join(self.entries) or b"\0", dtype=np.uint8)
+        if not self.entries:
+            self.elen = np.zeros(1, np.int64)
+        per_kind = {FLOAT: 25, INT: 21, UINT: 20, CONST: 0, TEXT: 0, TABLE: 0, IMAGE: 21}
         self.row_max = int(sum(per_kind[k] for k in self.kinds) + (self.widths + 2).sum() + self.clen.sum()
-                           + len(self.kinds))
+                           + sum(self.coded_max) + len(self.kinds))
+
+    def _add_coded(self, col, text_of, quote_text) -> bool:
+        """A coded column's table entries written once (False: not this way, e.g. an entry needs quotes)."""
+        from cryodesk.io._star_write_kernels import IMAGE, TABLE
+
+        index, table = col.index, col.table
+        if len(index) and (int(index.min()) < 0 or int(index.max()) >= len(table)):
+            return False
+        image = isinstance(col, star_columns.ImageNames)
+        if image:
+            idx0 = col.idx0
+            if idx0.dtype.kind not in "iu" or (len(idx0) and (int(idx0.min()) < 0 or int(idx0.max()) >= 2**62)):
+                return False
+            table = np.strings.add(b"1@", table)  # the quoting of n@path never depends on n (a digit first)
+        if table.dtype.kind != "S" or table.dtype.itemsize == 0 or not len(table):
+            return False
+        sub = _Plan([table], text_of)
+        if not sub.ok:
+            return False
+        written = bytes(_chunk(sub, 0, len(table), quote_text)).split(b"\n")[:-1]  # (no value holds one)
+        if len(written) != len(table):
+            return False
+        if image:
+            if not all(w.startswith(b"1@") for w in written):
+                return False
+            written = [w[2:] for w in written]
+        self._add(IMAGE if image else TABLE, self.coded, col)
+        self.ccol.append(self.ncc)
+        self.ncc += 2 if image else 1
+        self.cbase.append(len(self.entries))
+        self.entries.extend(written)
+        self.coded_max.append(max(len(w) for w in written))
+        return True
 
     def _add(self, kind: int, table: list, value) -> None:
         self.kinds.append(kind)
@@ -113,6 +162,13 @@ def _chunk(plan: _Plan, start: int, stop: int, quote_text: Callable[[bytes], byt
     text = np.empty(max(int(toff[-1]), 1), dtype=np.uint8)
     for t, col in enumerate(plan.texts):
         text[toff[t]:toff[t + 1]] = np.ascontiguousarray(col[start:stop]).view(np.uint8)
+    cvals = np.empty((m, max(plan.ncc, 1)), dtype=np.int64)
+    for t, col in enumerate(plan.coded):
+        c = plan.ccol[t]
+        if isinstance(col, star_columns.ImageNames):
+            np.add(col.idx0[start:stop], 1, out=cvals[:, c], casting="unsafe")
+            c += 1
+        cvals[:, c] = col.index[start:stop]
     out = np.empty(m * plan.row_max + 1, dtype=np.uint8)
     kinds = np.array(plan.kinds, dtype=np.int64)
     index = np.array(plan.index, dtype=np.int64)
@@ -130,7 +186,7 @@ def _chunk(plan: _Plan, start: int, stop: int, quote_text: Callable[[bytes], byt
             row, m, pos, out, kinds, index, fvals, fvals.view(np.uint64), f32, ivals, uvals, text, toff,
             plan.widths, tquote, plan.const, plan.coff, plan.clen, ov.row, ov.col, ov.off, ov.len, ov.bytes,
             ov.n, cursor, last_bits, last_pos, last_len, star_numbers._QUOTE_FIRST, star_numbers._KEYWORDS,
-            star_numbers._KEYLEN)
+            star_numbers._KEYLEN, cvals, plan.ccol_arr, plan.cbase_arr, plan.eoff, plan.elen, plan.ebytes)
         if status == 0:
             return memoryview(out)[:pos]
         # the value at (row, col) is numpy's (a float) or _quote's (a text): the kernel resumes at its row
@@ -167,6 +223,15 @@ class _Overrides:
         self.n += 1
 
 
+def warm() -> None:
+    """Load the row kernel now (numba's first load; the chunk tables' types do not depend on the data)."""
+    if _k() is not None:
+        n = 4
+        cols = [np.arange(n, dtype=np.float64) + 0.5, np.arange(n), np.arange(n, dtype=np.uint64),
+                np.array([b"a", b"b", b"c", b"d"])]
+        _chunk(_Plan(cols, lambda a: np.asarray(a, dtype="S")), 0, n, lambda v: v)
+
+
 def loop_chunks(columns: list[np.ndarray], quote_text: Callable[[bytes], bytes],
                 text_of: Callable[[np.ndarray], np.ndarray], chunk_rows: int = 1 << 15) -> Iterator | None:
     """The rows of a loop as chunks of text, or None when this path does not take the loop.
@@ -176,7 +241,7 @@ def loop_chunks(columns: list[np.ndarray], quote_text: Callable[[bytes], bytes],
     """
     if not columns or len(columns[0]) < star_numbers.MIN_SIZE or _k() is None:
         return None
-    plan = _Plan(columns, text_of)
+    plan = _Plan(columns, text_of, quote_text)
     if not plan.ok:
         return None
     return _run(plan, quote_text, chunk_rows)

@@ -113,29 +113,65 @@ def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
         raw_parent, name = os.path.split(os.path.abspath(p))
     # (for a plain last name, abspath(p)'s directory is abspath(raw_parent): the directory made absolute
     # lexically, then resolved, as before)
-    d = real_dirs.get(raw_parent)
+    q = os.path.join(_real_dir(raw_parent, real_dirs), name)
+    # a link's target read (one readlink, EINVAL for a file) and its directory resolved once (cached):
+    # what realpath(q) gives without its lstat of every component of every target
+    for _hop in range(40):
+        try:
+            target = os.readlink(q)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL or isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                return q  # not a link (or nothing there: realpath gives the path as it is, too)
+            break
+        parent, name = os.path.split(os.path.join(os.path.dirname(q), target))  # (q's directory is real)
+        if name in ("", ".", ".."):
+            break
+        q = os.path.join(_real_dir(parent, real_dirs, target=True), name)
+    return os.path.realpath(q)
+
+
+def _real_dir(raw: str, real_dirs: dict[str, str], target: bool = False) -> str:
+    """``realpath`` of a directory, once; of a link target's as it is (absolute: abspath would drop the
+    ``..`` after a link lexically), of the stack's own made absolute first (as before)."""
+    key = "\0" + raw if target else raw  # (no path holds a NUL)
+    d = real_dirs.get(key)
     if d is None:
-        d = real_dirs[raw_parent] = os.path.realpath(os.path.abspath(raw_parent))
-    q = os.path.join(d, name)
-    return os.path.realpath(q) if os.path.islink(q) else q
+        d = real_dirs[key] = os.path.realpath(raw if target else os.path.abspath(raw))
+    return d
 
 
-def _make_links(links: Path, names: dict[Path, str], project: Path | None = None) -> None:
+def _make_links(links: Path, names: dict[Path, str], project: Path | None = None, batch=None) -> None:
     """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each).
 
     A stack inside ``project`` (another job's, e.g. a restack's) is linked by a path relative to
     ``links``: the project stays whole when it is moved, archived or attached elsewhere (an absolute
     link would still point at the old place). Stacks outside it (raw data) keep their absolute path.
+    ``batch``: the links already packed by :func:`_link_batch` (made by its compiled loop, no GIL held).
     """
-    real_dirs: dict[str, str] = {}
-    inside = _relative_linker(links, project)
     fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        for p, name in names.items():
-            target = _link_target(p, real_dirs)
-            os.symlink(inside(target) if inside is not None else target, name, dir_fd=fd)
+        if batch is None:
+            batch = _link_pairs(links, names, project)
+        if not isinstance(batch, list):
+            from cryodesk.io import symlinks
+
+            symlinks.symlink_all(fd, batch)
+            return
+        for target, name in batch:
+            os.symlink(target, name, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def _link_pairs(links: Path, names: dict[Path, str], project: Path | None) -> list[tuple[str, str]]:
+    """``(link text, name)`` of each stack's link in ``links`` (relative inside ``project``)."""
+    real_dirs: dict[str, str] = {}
+    inside = _relative_linker(links, project)
+    pairs = []
+    for p, name in names.items():
+        target = _link_target(p, real_dirs)
+        pairs.append((inside(target) if inside is not None else target, name))
+    return pairs
 
 
 def _relative_linker(links: Path, project: Path | None):
@@ -164,22 +200,34 @@ def _relative_linker(links: Path, project: Path | None):
     return text
 
 
+def _link_batch(links: Path, names: dict[Path, str], project: Path | None):
+    """The export's links packed for the compiled loop, its kernel loaded (here, before the thread starts:
+    a thread needing the GIL while the main thread converts waits a switch interval at each step)."""
+    from cryodesk.io import symlinks
+
+    batch = symlinks.prepare(_link_pairs(links, names, project))
+    symlinks.load_kernel()
+    return batch
+
+
 class _Linker:
     """:func:`_make_links` in a thread of its own; :meth:`join` waits and raises what it raised."""
 
-    def __init__(self, links: Path, names: dict[Path, str], project: Path | None = None):
+    def __init__(self, links: Path, names: dict[Path, str], project: Path | None = None, what: str = "import",
+                 batch=None):
         self.error: BaseException | None = None
         self._project = project
         self.seconds = 0.0
         # (a daemon: a process ending on a forced stop never waits for it; every path through
-        # run_import waits for it before returning or removing what it made)
-        self._thread = threading.Thread(target=self._run, args=(links, names), name="import-links", daemon=True)
+        # run_import / run_export waits for it before returning or removing what it made)
+        self._thread = threading.Thread(target=self._run, args=(links, names, batch), name=f"{what}-links",
+                                        daemon=True)
         self._thread.start()
 
-    def _run(self, links: Path, names: dict[Path, str]) -> None:
+    def _run(self, links: Path, names: dict[Path, str], batch) -> None:
         start = time.perf_counter()
         try:
-            _make_links(links, names, self._project)
+            _make_links(links, names, self._project, batch)
         except BaseException as exc:  # handed to the job's thread by join()
             self.error = exc
         self.seconds = time.perf_counter() - start
@@ -191,6 +239,29 @@ class _Linker:
         self.wait()
         if self.error is not None:
             raise self.error
+
+
+class _Warm:
+    """The STAR export's kernels loaded in a thread (numba's first load: ~0.5-1 s of CPU, while the main
+    thread waits on the read of the .cs); a failure here is left to the main thread's own load."""
+
+    def __init__(self):
+        self._thread = threading.Thread(target=self._run, name="export-warm", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run() -> None:
+        try:
+            from cryodesk.io import poses, star_write, symlinks
+
+            symlinks.load_kernel()
+            star_write.warm()
+            poses.warm()
+        except Exception:  # noqa: BLE001 - the main thread loads them again and reports what fails
+            pass
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: dict, names: dict[Path, str],
@@ -350,13 +421,33 @@ def run_export(ctx: JobContext) -> None:
     report = ConversionReport(".cs -> STAR")
     copy = bool(ctx.params.get("copy_stacks", False))  # linked by default, either format
     src = ctx.input("particles").path("dataset")
-    pset = ParticleSet.load(src, ctx.project_dir)
+    clock, timings = [time.perf_counter()], {}
+
+    def lap(name: str) -> None:  # the phases, logged at the end (benchmarks/particles_1m.py prints them)
+        now = time.perf_counter()
+        timings[name], clock[0] = round(now - clock[0], 3), now
+
+    warm = _Warm() if fmt == "relion" else None  # numba's first load while the .cs is mapped and checked
+    # mapped, not read (as the import does): every field is read once or twice, nothing is written back
+    data = read_cs(src, mmap=True).view(np.ndarray)
+    for f in ("blob/path", "blob/idx"):
+        if f not in data.dtype.names:
+            raise DataError(f"{src}: not a particle dataset (no {f!r} field)")
+    pset = ParticleSet(data, src, ctx.project_dir)
+    lap("read")
+    if warm is not None:
+        # (not alongside the validation: two threads trading the GIL at each of its 10,000 system calls
+        # made it 4x slower and saved nothing)
+        warm.wait()
+        lap("numba wait")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
     names = _link_names(list(infos))
+    lap("validate")
     out_dir = ctx.job_dir / "exported"
     created: list[Path] = []
     files: list[tuple[Path, str]] = []
     copied: list[tuple[str, int]] = []
+    linker: _Linker | None = None
     try:
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(exist_ok=False)
@@ -367,19 +458,26 @@ def run_export(ctx: JobContext) -> None:
                 ctx.check_cancel()
                 ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"copying {p.name}")
                 copied.append((name, _copy(p, out_dir / "stacks" / name)))
+            lap("copy")
         else:
-            ctx.progress(0.2, f"linking {len(names)} stacks")
-            _make_links(out_dir / "stacks", names, ctx.project_dir)
+            ctx.progress(0.2, f"linking {len(names)} stacks, converting")
+            # in a thread while the metadata is converted and written (as the import does); for STAR, by a
+            # compiled loop that holds no GIL (numba loads for the STAR writer anyway)
+            links = out_dir / "stacks"
+            linker = _Linker(links, names, ctx.project_dir, "export",
+                             _link_batch(links, names, ctx.project_dir) if fmt == "relion" else None)
         ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
         if fmt == "relion":
             try:
-                blocks = cs_to_star(pset.data, (rel, inv), report=report)
+                blocks = cs_to_star(pset.data, (rel, inv), report=report, coded=True)
             except DataError as exc:
                 raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
+            lap("convert")
             star_path = write_star(out_dir / "particles.star", blocks)
             files.append((star_path, "star"))
+            del blocks
         else:
             data = pset.data
             cs_path = write_cs_replacing(out_dir / "particles_exported.cs", data,
@@ -389,7 +487,14 @@ def run_export(ctx: JobContext) -> None:
                                              description=f"Exported from {src.name}")
             csg_path = csg_io.write_csg(out_dir / "particles_exported.csg", group)
             files += [(cs_path, "dataset"), (csg_path, "csg")]
+        lap("write")
+        if linker is not None:
+            linker.join()
+            timings["link"] = round(linker.seconds, 3)  # (in its thread, alongside the conversion)
+            lap("link wait")
     except BaseException:
+        if linker is not None:
+            linker.wait()  # before the removal: no link is made after it
         _cleanup(created)
         raise
     if copy:
@@ -404,6 +509,8 @@ def run_export(ctx: JobContext) -> None:
         ctx.results["conversion"] = report.as_dict()
     else:
         ctx.results["cs_format"] = cs_format
+    lap("rest")
+    ctx.log.info("export timings: %s", json.dumps(timings))
     ctx.progress(1.0, f"exported {len(pset)} particles as {fmt}")
 
 

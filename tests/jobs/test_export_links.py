@@ -135,3 +135,63 @@ def test_clearing_a_restack_warns_of_a_linked_final_export_only_and_says_how_to_
                      plan_cleanup(project, CleanupOptions(restack=True)).warnings):
         assert len(warnings) == 1 and warnings[0].startswith(f"final result {linked.uid} loses"), warnings
         assert "copy_stacks=true" in warnings[0] and f"particles={linked.uid}" not in warnings[0], warnings
+
+
+def test_a_link_that_cannot_be_made_fails_the_export_and_leaves_nothing(project, imported, monkeypatch):
+    """The STAR export's links are made by the compiled loop in a thread: its failure is the job's."""
+    import errno
+    import os
+
+    from cryodesk.io import symlinks
+
+    imp, _ = imported
+    real = os.symlink
+
+    def symlink(target, name, *, dir_fd=None):  # the retry after the loop stopped: the system's error
+        if name.startswith("s1"):
+            raise OSError(errno.ENOSPC, "No space left on device", target, None, name)
+        real(target, name, dir_fd=dir_fd)
+
+    monkeypatch.setattr(symlinks, "_kernel", lambda buf, toff, noff, fd, start: start)  # stops at each link
+    monkeypatch.setattr(symlinks.os, "symlink", symlink)
+    job = jobs.create_job(project, "export_particles", inputs=[jobs.InputSpec("particles", imp.uid)],
+                          params={"format": "relion"})
+    done = runner.run_job(project, job)
+    assert done.status == "failed" and "No space left on device" in done.error, done.error
+    assert not (Path(project.directory) / job.uid / "exported").exists()
+    assert not OutputFile.select().where(OutputFile.job == done.id).exists()
+
+
+def test_a_large_star_export_is_the_file_the_plain_conversion_writes(project, tmp_path):
+    """Through the job (coded text columns, the row kernel, the link thread): byte for byte what
+    write_star of cs_to_star's plain arrays writes, on 3,000 particles with poses, CTF and locations."""
+    from cryodesk.io import relion
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(8)
+    for k in range(3):
+        mrc.write_stack(raw / f"mic_{k}.mrc", rng.normal(size=(1000, 4, 4)).astype(np.float32), voxel_size=1.1)
+    n = 3000
+    data = cs.from_columns({
+        "uid": cs.new_uids(n, rng), "blob/path": np.array([f"mic_{k // 1000}.mrc" for k in range(n)], dtype="S"),
+        "blob/idx": (np.arange(n) % 1000).astype(np.uint32), "blob/psize_A": np.full(n, 1.1, np.float32),
+        "ctf/df1_A": rng.uniform(1e4, 2e4, n).astype(np.float32), "ctf/accel_kv": np.full(n, 300.0, np.float32),
+        "ctf/exp_group_id": (np.arange(n) // 1500 + 1).astype(np.uint32),
+        "ctf/shift_A": np.repeat(rng.normal(size=(2, 2)), 1500, axis=0).astype(np.float32),
+        "alignments3D/pose": rng.normal(size=(n, 3)).astype(np.float32),
+        "alignments3D/shift": rng.normal(size=(n, 2)).astype(np.float32),
+        "alignments3D/psize_A": np.full(n, 1.1, np.float32),
+        "location/micrograph_path": np.array([f"J2/mic {k // 1000}.mrc" for k in range(n)], dtype="S")}, n)
+    cs.write_cs(raw / "parts.cs", data)
+    imp = jobs.create_job(project, "import_particles", params={"particle_meta_path": str(raw / "parts.cs")})
+    assert runner.run_job(project, imp).status == "completed"
+    done = _export(project, imp, format="relion")
+    pdir = Path(project.directory)
+    pset = cs.ParticleSet.load(pdir / imp.uid / "imported_particles.cs", pdir)
+    stacks, inv = pset.stack_index()
+    rel = np.array([f"stacks/{p.name}" for p in stacks], dtype=str)
+    want = star.write_star(tmp_path / "plain.star", relion.cs_to_star(pset.data, (rel, inv)))
+    got = pdir / done.uid / "exported" / "particles.star"
+    assert got.read_bytes() == want.read_bytes()
+    assert b"\n001000@stacks/mic_0.mrc 'J2/mic 0.mrc' " in got.read_bytes()  # (a blank: the name quoted)

@@ -118,10 +118,15 @@ def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
     (tmp_path / "proj" / "J3").symlink_to(tmp_path / "disk")  # a job directory on another disk
     (tmp_path / "disk" / "extract" / "b.mrc").symlink_to("a.mrc")  # a linked stack
     (tmp_path / "disk" / "extract" / "up").symlink_to(tmp_path / "proj")
+    (tmp_path / "disk" / "extract" / "c.mrc").symlink_to(tmp_path / "proj/J3/extract/b.mrc")  # a chain of links
+    (tmp_path / "disk" / "extract" / "d.mrc").symlink_to("up/J3/../J3/extract/c.mrc")  # '..' after a link
+    (tmp_path / "disk" / "extract" / "e.mrc").symlink_to(tmp_path / "disk/gone.mrc")  # dangling
+    (tmp_path / "disk" / "extract" / "f.mrc").symlink_to("up/J3/extract/..")  # to a directory, by '..'
     monkeypatch.chdir(tmp_path / "proj")
     cases = [tmp_path / "proj/J3/extract/a.mrc", tmp_path / "proj/J3/extract/b.mrc", Path("J3/extract/a.mrc"),
              Path("J3/extract/../extract/b.mrc"), tmp_path / "proj/J3/extract/up/J3/extract/a.mrc",
-             Path(str(tmp_path) + "//proj/J3//extract/a.mrc"), Path("J3/extract/missing.mrc")]
+             Path(str(tmp_path) + "//proj/J3//extract/a.mrc"), Path("J3/extract/missing.mrc"),
+             Path("J3/extract/c.mrc"), Path("J3/extract/d.mrc"), Path("J3/extract/e.mrc"), Path("J3/extract/f.mrc")]
     real_dirs: dict[str, str] = {}
     for p in cases * 2:
         assert _link_target(p, real_dirs) == str(p.resolve()), p
