@@ -68,7 +68,16 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+
+
+def _child_tree() -> str | None:
+    """``--child-fill``'s checkout (``--baseline-tree``): its cryodesk fills, timed by this same child code."""
+    if "--child-fill" in sys.argv[:-1]:
+        return json.loads(sys.argv[sys.argv.index("--child-fill") + 1]).get("tree")
+    return None
+
+
+sys.path.insert(0, _child_tree() or str(REPO))
 
 from coldcache import evict  # noqa: E402
 
@@ -104,8 +113,8 @@ def warm(files: list[Path]) -> None:
 GNU_TIME = "/usr/bin/time"
 
 
-def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
-    """Run one method in a child: (seconds, peak RSS in bytes).
+def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int, float]:
+    """Run one method in a child: (seconds, peak RSS in bytes, CPU seconds: user + system).
 
     The peak RSS of a process forked from this (large) Python process counts
     the parent's pages it started with, so with GNU ``time`` the method runs
@@ -116,7 +125,7 @@ def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
     if os.access(GNU_TIME, os.X_OK):
         fd, rss_file = tempfile.mkstemp(prefix="rss_")
         os.close(fd)
-        argv = [GNU_TIME, "-o", rss_file, "-f", "%M", *argv]
+        argv = [GNU_TIME, "-o", rss_file, "-f", "%M %U %S", *argv]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
     out = proc.stdout.read()
@@ -124,35 +133,40 @@ def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - t0
     rss = usage.ru_maxrss * 1024
+    cpu = usage.ru_utime + usage.ru_stime
     if rss_file is not None:
         try:
-            rss = int(Path(rss_file).read_text().split()[-1]) * 1024
+            fields = Path(rss_file).read_text().split()[-3:]
+            rss, cpu = int(fields[0]) * 1024, float(fields[1]) + float(fields[2])
         finally:
             os.unlink(rss_file)
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed ({proc.returncode})")
     if timed_inside:
-        elapsed = float(json.loads(out.decode().strip().splitlines()[-1])["seconds"])
-    return elapsed, rss
+        got = json.loads(out.decode().strip().splitlines()[-1])
+        elapsed, cpu = float(got["seconds"]), float(got.get("cpu", cpu))
+    return elapsed, rss, cpu
 
 
 def child_fill(spec: str) -> int:
     """``--child-fill JSON``: fill the cache with the files and print the time of ``stage()``."""
     from dataclasses import replace
 
+    import cryodesk
     from cryodesk.cache.config import CacheConfig
     from cryodesk.cache.staging import stage
 
     s = json.loads(spec)
+    assert Path(cryodesk.__file__).resolve().is_relative_to(Path(s.get("tree") or REPO).resolve()), cryodesk.__file__
     files = [Path(p) for p in json.loads(Path(s["files"]).read_text())]
     cfg = replace(CacheConfig(ssd_path=Path(s["ssd"]), quota_bytes=None, reserve_bytes=0, threads=s["threads"]),
                   fsync=s["fsync"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with stage(None, files, config=cfg, cache_on=True) as st:
         stats = st.stats()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # cpu: every thread of the fill
     assert st.mode == "files" and stats["files_copied"] == len(files), stats
-    print(json.dumps({"seconds": elapsed}))
+    print(json.dumps({"seconds": elapsed, "cpu": cpu}))
     return 0
 
 
@@ -194,16 +208,16 @@ def main() -> int:
 
         def fill_argv(fsync: bool, tree: Path = REPO):
             spec = json.dumps({"files": str(work / "files.json"), "ssd": str(ssd), "threads": args.threads,
-                               "fsync": fsync})
-            return [sys.executable, str(tree / "benchmarks" / "cache_copy.py"), "--child-fill", spec]
+                               "fsync": fsync, "tree": str(tree)})
+            return [sys.executable, str(Path(__file__).resolve()), "--child-fill", spec]
 
         def cp_a():
             return run_child(["cp", "-a", str(src), str(cpdst)], False)
 
         def cp_a_sync():
-            t1, r1 = run_child(["cp", "-a", str(src), str(cpdst)], False)
-            t2, r2 = run_child(["sync", "-f", str(cpdst)], False)
-            return t1 + t2, max(r1, r2)
+            t1, r1, c1 = run_child(["cp", "-a", str(src), str(cpdst)], False)
+            t2, r2, c2 = run_child(["sync", "-f", str(cpdst)], False)
+            return t1 + t2, max(r1, r2), c1 + c2
 
         methods = {
             "cp -a": cp_a,
@@ -219,7 +233,7 @@ def main() -> int:
             methods = {k: v for k, v in methods.items() if k != "cp -a + sync" and "durable" not in k}
         modes = [m for m in args.modes.split(",") if m]
         runs = [(mode, name) for mode in modes for name in methods]
-        results: dict[tuple[str, str], list[tuple[float, int]]] = {r: [] for r in runs}
+        results: dict[tuple[str, str], list[tuple[float, int, float]]] = {r: [] for r in runs}
         for rnd in range(args.rounds):
             order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
             for mode, name in order:
@@ -237,15 +251,17 @@ def main() -> int:
         shutil.rmtree(cpdst, ignore_errors=True)
         cache.clear()
 
-        med = {}
+        med, cpu_med = {}, {}
         for mode in modes:
-            print(f"\n{mode}: {'method':24s} {'median s':>9s} {'min-max s':>13s} {'GB/s':>6s} {'peak RSS':>9s}")
+            print(f"\n{mode}: {'method':24s} {'median s':>9s} {'min-max s':>13s} {'GB/s':>6s} {'peak RSS':>9s} "
+                  f"{'CPU s':>6s}")
             for name in methods:
-                ts = [t for t, _ in results[(mode, name)]]
-                rss = max(r for _, r in results[(mode, name)])
+                ts = [t for t, _, _ in results[(mode, name)]]
+                rss = max(r for _, r, _ in results[(mode, name)])
+                cpu = cpu_med[(mode, name)] = statistics.median(c for _, _, c in results[(mode, name)])
                 med[(mode, name)] = m = statistics.median(ts)
                 print(f"      {name:24s} {m:9.2f} {min(ts):6.2f}-{max(ts):<6.2f} {total / m / 1e9:6.2f} "
-                      f"{rss / 2**20:7.0f} MB")
+                      f"{rss / 2**20:7.0f} MB {cpu:6.2f}")
             pairs = [("fill (cache_fsync off)", "fill, cache_fsync off", "cp -a", "cp -a", 1.15),
                      ("fill (durable)", "fill, durable", "cp -a + sync", "cp -a + sync", 1.0),
                      ("baseline fill (fsync off)", "baseline fill, fsync off", "cp -a", "cp -a", 1.15),
@@ -259,7 +275,8 @@ def main() -> int:
                 per_round = [c[0] / f[0] for c, f in zip(results[(mode, ref)], results[(mode, fill)])]
                 goal = f"; target >= {target}" if target else ""
                 print(f"RATIO {mode} {label} speed / {ref_label} = {ratio:.2f}  "
-                      f"(per round {min(per_round):.2f}-{max(per_round):.2f}{goal})")
+                      f"(per round {min(per_round):.2f}-{max(per_round):.2f}{goal}; "
+                      f"CPU {cpu_med[(mode, fill)]:.2f} s against {cpu_med[(mode, ref)]:.2f} s)")
 
         if not args.no_subset:
             subset_part(args, cache, files, per_file, src)

@@ -50,8 +50,8 @@ SPACE_MESSAGE = "the SSD is full: waiting to free up space as soon as other jobs
 SPACE_POLL_S = 0.25
 #: Durable copies are synced and renamed into place in batches of about this size.
 COMMIT_BYTES = 512 << 20
-#: Entries classified (lock file opened) before the first copies start; each next chunk doubles.
-#: (1024, all lock files of a fill made before its copies start, measured the same as 8 here.)
+#: Entries classified (locked) before the first copies start; each next chunk doubles.
+#: (1024, all of a fill's entries locked before its copies start, measured the same as 8 here.)
 FIRST_CHUNK = 8
 _log = logging.getLogger("cryodesk.cache")
 
@@ -143,8 +143,7 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
             with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total,
                         space) as rnd:
                 # Classify and reserve in growing chunks: copying starts after the first few
-                # entries and overlaps the rest of the setup (creating a lock file is a new
-                # inode: ~0.6 ms of CPU here under load, 0.06 ms quiet).
+                # entries and overlaps the rest of the setup (each chunk is one index transaction).
                 for chunk in _chunks(pending):
                     if check_cancel is not None:
                         check_cancel()

@@ -166,10 +166,10 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
         # remove what a dead copier left (one copier per entry: the entry lock).
         tmp = part_name(dest)
         try:
-            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp, buffered=False)
         except FileNotFoundError:  # the first copy into this directory (no mkdir per file: it locks the parent)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp, buffered=False)
         try:
             fout = out.fh.fileno()
             _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)
