@@ -137,7 +137,7 @@ def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None]
         on_bytes(n)
 
 
-def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
+def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
                     on_bytes: Callable[[int], None] = lambda n: None,
                     check_cancel: Callable[[], None] | None = None, fsync: bool = True,
                     defer: bool = False) -> int:

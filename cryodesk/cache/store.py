@@ -62,7 +62,7 @@ class Item:
     src_mtime_ns: int
     check: Callable[[], bool]
     build: Callable[..., int]
-    source: Path | None = None
+    source: Path | str | None = None
     lock: EntryLock | None = None
     #: set when ``build`` leaves the copy under its temporary name: the caller
     #: makes a batch durable (one sync) and then calls this to rename it into place
@@ -169,8 +169,7 @@ class Cache:
         """Drop rows whose file vanished or whose copier died; the remaining rows."""
         keep = []
         mine = self._mine()
-        for e in self.index.all(con):
-            p = self.root / e.path
+        for e in self.index.all(con):  # (a string path: this runs per entry for every chunk of a fill)
             if e.state == "copying" and e.key in mine:
                 keep.append(e)  # this process copies it now
             elif e.state == "copying":
@@ -181,7 +180,7 @@ class Cache:
                     keep.append(e)
                     continue
                 self._evict(e, con)  # a dead copier's reservation and partial file
-            elif not os.path.lexists(p):
+            elif not os.path.lexists(self._root_s + e.path):
                 self.index.delete(e.key, con)  # deleted by hand: the index heals
             else:
                 keep.append(e)
