@@ -202,6 +202,8 @@ def lock_holders(path: Path | str) -> dict[int, list[tuple[int, str]]]:
         return {}
     held = held_offsets(path)
     out: dict[int, list[tuple[int, str]]] = {}
+    if not held:
+        return out  # nothing locked: no need to look at every process
     try:
         pids = [d for d in os.listdir("/proc") if d.isdigit()]
     except OSError:
