@@ -326,10 +326,10 @@ class _Round:
         # Ask the disk for the next few sources now (POSIX_FADV_WILLNEED): a cold
         # source is read while the copy threads create files and copy what is here
         # (this disk reads 4 files at once ~1.6 x faster than 2).
-        with self._lock:
-            self._started += 1
+        with self._lock:  # the copy starting now (it is the one that waits first), and the next ones
             lo = max(self._ahead, self._started)
-            hi = min(len(self._queue), self._started + PREFETCH_FILES)
+            self._started += 1
+            hi = min(len(self._queue), self._started + self.cache.config.threads + PREFETCH_FILES)
             todo = self._queue[lo:hi]
             self._ahead = max(self._ahead, hi)
         for it in todo:

@@ -160,8 +160,10 @@ def prefetch(src: Path | str, size: int) -> None:
 def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
                     on_bytes: Callable[[int], None] = lambda n: None,
                     check_cancel: Callable[[], None] | None = None, fsync: bool = True,
-                    defer: bool = False) -> int:
+                    defer: bool = False, prefetched: bool = False) -> int:
     """Copy ``src`` to ``dest`` atomically; returns the bytes written.
+
+    ``prefetched``: the caller asked for the first :data:`CHUNK` already (:func:`prefetch`).
 
     With ``defer`` the complete copy stays under its temporary name
     (:func:`part_name`): the caller makes a batch durable with
@@ -179,9 +181,10 @@ def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
     except OSError as exc:
         raise DataError(f"cannot read {src} to cache it: {exc.strerror or exc}") from None
     try:
-        if _fadvise:
+        if _fadvise:  # (its first chunk was asked for by the fill's prefetch: prefetch; a page walk each)
             os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
+            if not prefetched:
+                os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
         # The fixed temp name lets the store count a copy's bytes in flight and
         # remove what a dead copier left (one copier per entry: the entry lock).
         tmp = part_name(dest)

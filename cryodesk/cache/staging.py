@@ -102,7 +102,7 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
                 check=lambda: stat_matches(dest, size, mtime),
                 build=lambda on_bytes, cc: copy_into_cache(src, dest, size, mtime,
                                                            on_bytes=on_bytes, check_cancel=cc,
-                                                           fsync=fsync, defer=fsync),
+                                                           fsync=fsync, defer=fsync, prefetched=True),
                 source=src, commit=(lambda: commit_copy(dest)) if fsync else None)
 
 
