@@ -181,7 +181,7 @@ def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
     except OSError as exc:
         raise DataError(f"cannot read {src} to cache it: {exc.strerror or exc}") from None
     try:
-        if _fadvise:  # (its first chunk was asked for by the fill's prefetch: prefetch; a page walk each)
+        if _fadvise:  # (a second WILLNEED of the same pages would walk them again: CPU per file)
             os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             if not prefetched:
                 os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)

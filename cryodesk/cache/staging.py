@@ -97,7 +97,8 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync
     src = real  # a str: os.open takes it as it is (no pathlib per file)
-    # Durable copies are renamed in batches after one file-system sync (see acquire).
+    # Durable copies are renamed in batches after one file-system sync; the copy threads ask
+    # for each source ahead of its copy (prefetched: see acquire).
     return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
                 check=lambda: stat_matches(dest, size, mtime),
                 build=lambda on_bytes, cc: copy_into_cache(src, dest, size, mtime,
