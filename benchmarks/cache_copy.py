@@ -61,7 +61,8 @@ than two).  The fill's RSS is the Python interpreter with numpy; it does not gro
                                               [--baseline-tree DIR] [--no-durable]
 
 ``--baseline-tree DIR`` also fills with the cryodesk of another checkout (e.g. ``git worktree add``
-of the commit before a change) in the same interleaved rounds, and prints new / baseline ratios.
+of the commit before a change) in the same interleaved rounds, and prints new / baseline ratios; its
+cryodesk is imported by this script's own child, so both fills are timed by the same code.
 """
 
 from __future__ import annotations
