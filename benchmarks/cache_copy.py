@@ -21,35 +21,48 @@ comes from GNU ``time`` (``%M``; else ``wait4``); the fill's time is measured in
 ``stage()`` (a job process is running already when it stages: interpreter
 start and imports are not counted, and are not part of the copy).
 
-Printed: per method the median time with min-max over the rounds, GB/s and
-peak RSS, and the ratios of medians (targets, issue 19: non-durable fill
->= 1.15 x ``cp -a``; durable fill >= 1.0 x ``cp -a`` + sync), then a 20 %
-random particle subset cached subset-aware vs. its whole stacks (medians).
+Printed: per method the median time with min-max over the rounds, GB/s,
+peak RSS and CPU seconds (user + system: of ``stage()`` in the fill's child,
+all its threads; of ``cp``/``sync`` from GNU ``time``), and the ratios of
+medians (targets, issue 19: non-durable fill >= 1.15 x ``cp -a``; durable
+fill >= 1.0 x ``cp -a`` + sync), then a 20 % random particle subset cached
+subset-aware vs. its whole stacks (medians).  Under contention CPU seconds
+vary far less than times do: they show what a change costs when a round's
+time does not.
 
-Measured here (2 cores shared with five other busy helpers, load average 8-10, one virtual disk;
-2026-12-01, 256 stacks, 1.02 GB, 2 copy threads, 5 rounds; median s (min-max), peak RSS):
+Measured here (2 cores shared with five other busy sessions, load average 4.7-8.7; 2026-12-02,
+256 stacks, 1.02 GB, 2 copy threads, 7 rounds, ``--baseline-tree`` a12c5a2 (one flock file per
+entry, no prefetch) in the same rounds; median s (min-max), peak RSS, CPU s):
 
-    warm  cp -a                  1.87 (1.45-2.12)    2 MB
-          fill, cache_fsync off  2.04 (1.69-2.83)   51 MB   ratio 0.92 (per round 0.74-1.10)
-          cp -a + sync -f        2.42 (2.02-2.85)    2 MB
-          fill, durable          2.44 (1.30-3.98)   52 MB   ratio 0.99 (per round 0.72-1.83)
-    cold  cp -a                  2.82 (2.13-3.37)    2 MB
-          fill, cache_fsync off  2.80 (2.01-3.92)   51 MB   ratio 1.01 (per round 0.74-1.10)
-          cp -a + sync -f        4.25 (3.34-4.66)    2 MB
-          fill, durable          3.91 (3.08-4.22)   52 MB   ratio 1.09 (per round 0.87-1.51)
-    20 % subset: time 0.356 x whole stacks, space 0.200 x
+    warm  cp -a                  1.07 (0.60-2.17)    2 MB  0.62
+          fill, cache_fsync off  1.75 (0.63-2.16)   50 MB  0.78   ratio 0.61 (per round 0.44-1.16)
+          cp -a + sync           2.02 (1.52-3.11)    2 MB  0.59
+          fill, durable          1.51 (0.96-2.25)   50 MB  0.84   ratio 1.34 (per round 1.08-2.75)
+          baseline, fsync off    1.30 (0.86-2.39)   50 MB  0.87   ratio 0.82
+          baseline, durable      1.84 (0.99-2.23)   50 MB  0.92   ratio 1.10
+    cold  cp -a                  2.62 (2.06-3.89)    2 MB  0.76
+          fill, cache_fsync off  1.87 (1.16-3.26)   50 MB  1.17   ratio 1.40 (per round 0.82-2.20)
+          cp -a + sync           3.43 (2.98-5.11)    2 MB  0.85
+          fill, durable          3.17 (2.21-4.62)   50 MB  1.33   ratio 1.08 (per round 0.95-1.52)
+          baseline, fsync off    2.45 (1.62-3.67)   50 MB  1.12   ratio 1.07
+          baseline, durable      3.07 (2.23-3.43)   50 MB  1.20   ratio 1.12
 
-Before this change (the same benchmark, 3 rounds, same day): warm 0.33 (non-durable) and 1.63
-(durable, noisy), cold 0.88 and 0.86; the issue's figures with the old benchmark (medians vs
-``cp -r``) were 0.62 and 0.68.  The target 1.15 (non-durable) is not reached here; durable is at
-about 1.0.  The fill's RSS is the Python interpreter with numpy; it does not grow with the data.
+The same in 5 rounds at load 3.9-6.7: warm 0.77 (baseline 0.93), durable 1.16 (1.58); cold 1.46
+(1.00), durable 1.27 (1.30); warm only, 3 rounds at load ~1.8: 1.32 (baseline 0.99).  The warm
+rounds of one method vary 2-4 x at these loads (new / baseline per round 0.52-1.81); the warm fill's
+CPU is 0.78 s against 0.87 s before and 0.62 s for ``cp -a``, and a bare two-thread Python loop of
+the same system calls (no locks, no index) takes 0.78 s: what is left over ``cp`` is two copiers
+contending in the kernel, which pays off only when the second core is free.  The cold fill gains
+from asking the disk for the next four sources ahead (it reads four files at once ~1.6 x faster
+than two).  The fill's RSS is the Python interpreter with numpy; it does not grow with the data.
 
     .venv/bin/python benchmarks/cache_copy.py [--size-mb 1024] [--files 256] [--rounds 5]
                                               [--modes warm,cold] [--dir /work/tmp-bench-cache]
                                               [--baseline-tree DIR] [--no-durable]
 
 ``--baseline-tree DIR`` also fills with the cryodesk of another checkout (e.g. ``git worktree add``
-of the commit before a change) in the same interleaved rounds, and prints new / baseline ratios.
+of the commit before a change) in the same interleaved rounds, and prints new / baseline ratios; its
+cryodesk is imported by this script's own child, so both fills are timed by the same code.
 """
 
 from __future__ import annotations
@@ -68,7 +81,16 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+
+
+def _child_tree() -> str | None:
+    """``--child-fill``'s checkout (``--baseline-tree``): its cryodesk fills, timed by this same child code."""
+    if "--child-fill" in sys.argv[:-1]:
+        return json.loads(sys.argv[sys.argv.index("--child-fill") + 1]).get("tree")
+    return None
+
+
+sys.path.insert(0, _child_tree() or str(REPO))
 
 from coldcache import evict  # noqa: E402
 
@@ -104,8 +126,8 @@ def warm(files: list[Path]) -> None:
 GNU_TIME = "/usr/bin/time"
 
 
-def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
-    """Run one method in a child: (seconds, peak RSS in bytes).
+def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int, float]:
+    """Run one method in a child: (seconds, peak RSS in bytes, CPU seconds: user + system).
 
     The peak RSS of a process forked from this (large) Python process counts
     the parent's pages it started with, so with GNU ``time`` the method runs
@@ -116,7 +138,7 @@ def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
     if os.access(GNU_TIME, os.X_OK):
         fd, rss_file = tempfile.mkstemp(prefix="rss_")
         os.close(fd)
-        argv = [GNU_TIME, "-o", rss_file, "-f", "%M", *argv]
+        argv = [GNU_TIME, "-o", rss_file, "-f", "%M %U %S", *argv]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
     out = proc.stdout.read()
@@ -124,35 +146,40 @@ def run_child(argv: list[str], timed_inside: bool) -> tuple[float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - t0
     rss = usage.ru_maxrss * 1024
+    cpu = usage.ru_utime + usage.ru_stime
     if rss_file is not None:
         try:
-            rss = int(Path(rss_file).read_text().split()[-1]) * 1024
+            fields = Path(rss_file).read_text().split()[-3:]
+            rss, cpu = int(fields[0]) * 1024, float(fields[1]) + float(fields[2])
         finally:
             os.unlink(rss_file)
     if proc.returncode != 0:
         raise SystemExit(f"{argv} failed ({proc.returncode})")
     if timed_inside:
-        elapsed = float(json.loads(out.decode().strip().splitlines()[-1])["seconds"])
-    return elapsed, rss
+        got = json.loads(out.decode().strip().splitlines()[-1])
+        elapsed, cpu = float(got["seconds"]), float(got.get("cpu", cpu))
+    return elapsed, rss, cpu
 
 
 def child_fill(spec: str) -> int:
     """``--child-fill JSON``: fill the cache with the files and print the time of ``stage()``."""
     from dataclasses import replace
 
+    import cryodesk
     from cryodesk.cache.config import CacheConfig
     from cryodesk.cache.staging import stage
 
     s = json.loads(spec)
+    assert Path(cryodesk.__file__).resolve().is_relative_to(Path(s.get("tree") or REPO).resolve()), cryodesk.__file__
     files = [Path(p) for p in json.loads(Path(s["files"]).read_text())]
     cfg = replace(CacheConfig(ssd_path=Path(s["ssd"]), quota_bytes=None, reserve_bytes=0, threads=s["threads"]),
                   fsync=s["fsync"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with stage(None, files, config=cfg, cache_on=True) as st:
         stats = st.stats()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # cpu: every thread of the fill
     assert st.mode == "files" and stats["files_copied"] == len(files), stats
-    print(json.dumps({"seconds": elapsed}))
+    print(json.dumps({"seconds": elapsed, "cpu": cpu}))
     return 0
 
 
@@ -194,16 +221,16 @@ def main() -> int:
 
         def fill_argv(fsync: bool, tree: Path = REPO):
             spec = json.dumps({"files": str(work / "files.json"), "ssd": str(ssd), "threads": args.threads,
-                               "fsync": fsync})
-            return [sys.executable, str(tree / "benchmarks" / "cache_copy.py"), "--child-fill", spec]
+                               "fsync": fsync, "tree": str(tree)})
+            return [sys.executable, str(Path(__file__).resolve()), "--child-fill", spec]
 
         def cp_a():
             return run_child(["cp", "-a", str(src), str(cpdst)], False)
 
         def cp_a_sync():
-            t1, r1 = run_child(["cp", "-a", str(src), str(cpdst)], False)
-            t2, r2 = run_child(["sync", "-f", str(cpdst)], False)
-            return t1 + t2, max(r1, r2)
+            t1, r1, c1 = run_child(["cp", "-a", str(src), str(cpdst)], False)
+            t2, r2, c2 = run_child(["sync", "-f", str(cpdst)], False)
+            return t1 + t2, max(r1, r2), c1 + c2
 
         methods = {
             "cp -a": cp_a,
@@ -219,7 +246,7 @@ def main() -> int:
             methods = {k: v for k, v in methods.items() if k != "cp -a + sync" and "durable" not in k}
         modes = [m for m in args.modes.split(",") if m]
         runs = [(mode, name) for mode in modes for name in methods]
-        results: dict[tuple[str, str], list[tuple[float, int]]] = {r: [] for r in runs}
+        results: dict[tuple[str, str], list[tuple[float, int, float]]] = {r: [] for r in runs}
         for rnd in range(args.rounds):
             order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
             for mode, name in order:
@@ -237,15 +264,17 @@ def main() -> int:
         shutil.rmtree(cpdst, ignore_errors=True)
         cache.clear()
 
-        med = {}
+        med, cpu_med = {}, {}
         for mode in modes:
-            print(f"\n{mode}: {'method':24s} {'median s':>9s} {'min-max s':>13s} {'GB/s':>6s} {'peak RSS':>9s}")
+            print(f"\n{mode}: {'method':24s} {'median s':>9s} {'min-max s':>13s} {'GB/s':>6s} {'peak RSS':>9s} "
+                  f"{'CPU s':>6s}")
             for name in methods:
-                ts = [t for t, _ in results[(mode, name)]]
-                rss = max(r for _, r in results[(mode, name)])
+                ts = [t for t, _, _ in results[(mode, name)]]
+                rss = max(r for _, r, _ in results[(mode, name)])
+                cpu = cpu_med[(mode, name)] = statistics.median(c for _, _, c in results[(mode, name)])
                 med[(mode, name)] = m = statistics.median(ts)
                 print(f"      {name:24s} {m:9.2f} {min(ts):6.2f}-{max(ts):<6.2f} {total / m / 1e9:6.2f} "
-                      f"{rss / 2**20:7.0f} MB")
+                      f"{rss / 2**20:7.0f} MB {cpu:6.2f}")
             pairs = [("fill (cache_fsync off)", "fill, cache_fsync off", "cp -a", "cp -a", 1.15),
                      ("fill (durable)", "fill, durable", "cp -a + sync", "cp -a + sync", 1.0),
                      ("baseline fill (fsync off)", "baseline fill, fsync off", "cp -a", "cp -a", 1.15),
@@ -259,7 +288,8 @@ def main() -> int:
                 per_round = [c[0] / f[0] for c, f in zip(results[(mode, ref)], results[(mode, fill)])]
                 goal = f"; target >= {target}" if target else ""
                 print(f"RATIO {mode} {label} speed / {ref_label} = {ratio:.2f}  "
-                      f"(per round {min(per_round):.2f}-{max(per_round):.2f}{goal})")
+                      f"(per round {min(per_round):.2f}-{max(per_round):.2f}{goal}; "
+                      f"CPU {cpu_med[(mode, fill)]:.2f} s against {cpu_med[(mode, ref)]:.2f} s)")
 
         if not args.no_subset:
             subset_part(args, cache, files, per_file, src)

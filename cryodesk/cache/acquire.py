@@ -37,7 +37,7 @@ from typing import Callable
 from cryodesk.base.errors import JobCancelled
 from cryodesk.core.units import human_bytes
 
-from .copy import CacheFullError, SourceChanged, sync_filesystem
+from .copy import CacheFullError, SourceChanged, prefetch, sync_filesystem
 from .locks import raise_fd_limit
 from .store import Cache, Item
 
@@ -50,9 +50,11 @@ SPACE_MESSAGE = "the SSD is full: waiting to free up space as soon as other jobs
 SPACE_POLL_S = 0.25
 #: Durable copies are synced and renamed into place in batches of about this size.
 COMMIT_BYTES = 512 << 20
-#: Entries classified (lock file opened) before the first copies start; each next chunk doubles.
-#: (1024, all lock files of a fill made before its copies start, measured the same as 8 here.)
+#: Entries classified (locked) before the first copies start; each next chunk doubles.
+#: (1024, all of a fill's entries locked before its copies start, measured the same as 8 here.)
 FIRST_CHUNK = 8
+#: Sources asked for from the disk ahead of the copy threads (each its first ``copy.CHUNK`` bytes).
+PREFETCH_FILES = 4
 _log = logging.getLogger("cryodesk.cache")
 
 
@@ -143,8 +145,7 @@ def acquire(cache: Cache, items: list[Item], *, project: str = "",
             with _Round(cache, hold, busy, project, progress, log, check_cancel, on_full, done, total,
                         space) as rnd:
                 # Classify and reserve in growing chunks: copying starts after the first few
-                # entries and overlaps the rest of the setup (creating a lock file is a new
-                # inode: ~0.6 ms of CPU here under load, 0.06 ms quiet).
+                # entries and overlaps the rest of the setup (each chunk is one index transaction).
                 for chunk in _chunks(pending):
                     if check_cancel is not None:
                         check_cancel()
@@ -300,6 +301,9 @@ class _Round:
         self.abort = threading.Event()
         self._lock = threading.Lock()
         self._last = 0.0
+        self._queue: list[Item] = []  # copies in the order they were submitted (the pool's order)
+        self._started = 0  # how many of them a copy thread has taken
+        self._ahead = 0  # the first ``_ahead`` were asked for from the disk already
         self.denied, self.deny_message = 0, ""
 
     # -- in the copy threads -------------------------------------------------------
@@ -318,7 +322,23 @@ class _Round:
         if self.check_cancel is not None:
             self.check_cancel()
 
+    def _prefetch_next(self) -> None:
+        # Ask the disk for the next few sources now (POSIX_FADV_WILLNEED): a cold
+        # source is read while the copy threads create files and copy what is here
+        # (this disk reads 4 files at once ~1.6 x faster than 2).
+        with self._lock:  # the copy starting now (it is the one that waits first), and the next ones
+            lo = max(self._ahead, self._started)
+            self._started += 1
+            hi = min(len(self._queue), self._started + self.cache.config.threads + PREFETCH_FILES)
+            todo = self._queue[lo:hi]
+            self._ahead = max(self._ahead, hi)
+        for it in todo:
+            if it.source is not None:
+                prefetch(it.source, it.src_size)
+
     def _one(self, it: Item) -> int:
+        self._prefetch_next()
+
         def on_bytes(n: int) -> None:
             it.written += n  # the reservation accounting reads it instead of a stat
             self._on_bytes(n)
@@ -359,6 +379,8 @@ class _Round:
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=max(1, cache.config.threads),
                                            thread_name_prefix="cache-copy")
+        with self._lock:
+            self._queue.extend(granted)
         for it in granted:
             self.futures[self.pool.submit(self._one, it)] = it
 

@@ -28,7 +28,7 @@ from cryodesk.base.fsio import AtomicFile, replace_from
 from cryodesk.base.syncfs import sync_filesystem
 
 __all__ = ["CacheFullError", "SourceChanged", "part_name", "part_dir", "copy_into_cache", "commit_copy",
-           "sync_filesystem", "start_writeback", "WritebackPacer"]
+           "sync_filesystem", "start_writeback", "WritebackPacer", "prefetch"]
 
 CHUNK = 64 << 20
 _fadvise = hasattr(os, "posix_fadvise")
@@ -137,11 +137,33 @@ def _kernel_copy(fin: int, fout: int, size: int, on_bytes: Callable[[int], None]
         on_bytes(n)
 
 
-def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
+def prefetch(src: Path | str, size: int) -> None:
+    """Ask the kernel to read the first :data:`CHUNK` bytes of ``src`` into the page cache, without waiting.
+
+    Best effort (errors are the copy's to report); ``O_NONBLOCK``: a FIFO
+    put where a stack was never blocks.
+    """
+    if not _fadvise:
+        return
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
                     on_bytes: Callable[[int], None] = lambda n: None,
                     check_cancel: Callable[[], None] | None = None, fsync: bool = True,
-                    defer: bool = False) -> int:
+                    defer: bool = False, prefetched: bool = False) -> int:
     """Copy ``src`` to ``dest`` atomically; returns the bytes written.
+
+    ``prefetched``: the caller asked for the first :data:`CHUNK` already (:func:`prefetch`).
 
     With ``defer`` the complete copy stays under its temporary name
     (:func:`part_name`): the caller makes a batch durable with
@@ -159,17 +181,18 @@ def copy_into_cache(src: Path, dest: Path, size: int, mtime_ns: int, *,
     except OSError as exc:
         raise DataError(f"cannot read {src} to cache it: {exc.strerror or exc}") from None
     try:
-        if _fadvise:
+        if _fadvise:  # (a second WILLNEED of the same pages would walk them again: CPU per file)
             os.posix_fadvise(fin, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
+            if not prefetched:
+                os.posix_fadvise(fin, 0, min(CHUNK, size), os.POSIX_FADV_WILLNEED)
         # The fixed temp name lets the store count a copy's bytes in flight and
         # remove what a dead copier left (one copier per entry: the entry lock).
         tmp = part_name(dest)
         try:
-            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp, buffered=False)
         except FileNotFoundError:  # the first copy into this directory (no mkdir per file: it locks the parent)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp)
+            out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp, buffered=False)
         try:
             fout = out.fh.fileno()
             _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)

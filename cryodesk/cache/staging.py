@@ -96,13 +96,14 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync
-    src = Path(real)
-    # Durable copies are renamed in batches after one file-system sync (see acquire).
+    src = real  # a str: os.open takes it as it is (no pathlib per file)
+    # Durable copies are renamed in batches after one file-system sync; the copy threads ask
+    # for each source ahead of its copy (prefetched: see acquire).
     return Item(key=real, kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=mtime,
                 check=lambda: stat_matches(dest, size, mtime),
                 build=lambda on_bytes, cc: copy_into_cache(src, dest, size, mtime,
                                                            on_bytes=on_bytes, check_cancel=cc,
-                                                           fsync=fsync, defer=fsync),
+                                                           fsync=fsync, defer=fsync, prefetched=True),
                 source=src, commit=(lambda: commit_copy(dest)) if fsync else None)
 
 
@@ -136,7 +137,7 @@ def _sources(ctx, what):
         idx = np.concatenate([np.asarray(r.data["blob/idx"], dtype=np.int64) for r in refs])
         files = list(dict.fromkeys(Path(u) for u in uniq))
         return files, idx, (uniq, inv)
-    return [Path(p) for p in dict.fromkeys(refs)], None, None
+    return [p if isinstance(p, Path) else Path(p) for p in dict.fromkeys(refs)], None, None
 
 
 def _realpaths(files: list[Path]) -> dict[str, str]:

@@ -7,7 +7,7 @@ ever written or deleted, so foreign files on a shared SSD are safe)::
                                    here by hand, or a symlink, with the source's size
                                    and mtime is accepted as cached)
     subsets/<hash>/                packed stacks of a particle subset + subset.json
-    locks/<sha1>.lock              one flock file per entry (see locks.py)
+    entries.lock                   the entries' locks: one byte each (see locks.py)
     index.sqlite                   the index (see index.py)
     space.lock                     serialises space decisions (reserve + evict)
 
@@ -38,7 +38,7 @@ from cryodesk.core.units import human_bytes
 from .config import CacheConfig
 from .copy import part_dir, part_name
 from .index import Entry, Index
-from .locks import EntryLock, held_lock_inodes, lock_name
+from .locks import LOCK_FILE, EntryLock, held_offsets, lock_holders, lock_offset
 
 __all__ = ["Cache", "Item", "SpaceReport"]
 
@@ -62,7 +62,7 @@ class Item:
     src_mtime_ns: int
     check: Callable[[], bool]
     build: Callable[..., int]
-    source: Path | None = None
+    source: Path | str | None = None
     lock: EntryLock | None = None
     #: set when ``build`` leaves the copy under its temporary name: the caller
     #: makes a batch durable (one sync) and then calls this to rename it into place
@@ -115,12 +115,11 @@ class Cache:
         self.root = Path(os.path.abspath(config.root))
         self.files = self.root / "files"
         self.subsets = self.root / "subsets"
-        self.locks = self.root / "locks"
-        for d in (self.root, self.files, self.subsets, self.locks):
+        for d in (self.root, self.files, self.subsets):
             d.mkdir(exist_ok=True)
+        self.lock_file = str(self.root / LOCK_FILE)
         self.index = Index(self.root)
         self._root_s = str(self.root) + os.sep
-        self._locks_s = str(self.locks) + os.sep
 
     # -- layout ----------------------------------------------------------
     def file_dest(self, key: str) -> Path:
@@ -133,7 +132,7 @@ class Cache:
         return Path(path).relative_to(self.root).as_posix()
 
     def lock_for(self, key: str) -> EntryLock:
-        return EntryLock(self._locks_s + lock_name(key))
+        return EntryLock(self.lock_file, lock_offset(key))
 
     @contextmanager
     def space_lock(self):
@@ -161,7 +160,6 @@ class Cache:
             if e.kind == "subset":
                 shutil.rmtree(part_dir(self.root / e.path), ignore_errors=True)
             self.index.delete(e.key, con)
-            lock.unlink()
             return True
         finally:
             lock.close()
@@ -171,8 +169,7 @@ class Cache:
         """Drop rows whose file vanished or whose copier died; the remaining rows."""
         keep = []
         mine = self._mine()
-        for e in self.index.all(con):
-            p = self.root / e.path
+        for e in self.index.all(con):  # (a string path: this runs per entry for every chunk of a fill)
             if e.state == "copying" and e.key in mine:
                 keep.append(e)  # this process copies it now
             elif e.state == "copying":
@@ -183,7 +180,7 @@ class Cache:
                     keep.append(e)
                     continue
                 self._evict(e, con)  # a dead copier's reservation and partial file
-            elif not os.path.lexists(p):
+            elif not os.path.lexists(self._root_s + e.path):
                 self.index.delete(e.key, con)  # deleted by hand: the index heals
             else:
                 keep.append(e)
@@ -210,9 +207,9 @@ class Cache:
                             continue
                 inflight += max(0, e.size - have)
         held = 0
-        if with_held:  # stats every lock file: only for messages and status
-            held_inodes = held_lock_inodes(self._dev())
-            held = sum(e.size for e in entries if e.state == "ready" and self._inode(e.key) in held_inodes)
+        if with_held:  # reads /proc/locks: only for messages and status
+            locked = held_offsets(self.lock_file)
+            held = sum(e.size for e in entries if e.state == "ready" and lock_offset(e.key) in locked)
         return SpaceReport(used=sum(e.size for e in entries), quota=self.config.quota_bytes,
                            reserve=self.config.reserve_bytes, disk_free=st.f_bavail * st.f_frsize,
                            inflight=inflight, held=held)
@@ -228,15 +225,6 @@ class Cache:
         with _copying_lock:
             for k in keys:
                 _copying.pop((root, k), None)
-
-    def _dev(self) -> int:
-        return os.stat(self.locks).st_dev
-
-    def _inode(self, key: str) -> int:
-        try:
-            return os.stat(self.locks / lock_name(key)).st_ino
-        except OSError:
-            return -1
 
     def _fits(self, rep: SpaceReport, need: int) -> bool:
         if rep.quota is not None and rep.used + need > rep.quota:
@@ -256,12 +244,12 @@ class Cache:
         with self.space_lock(), self.index.connect() as con:
             entries = self._heal(con)
             rep = self.space(con, entries)
-            held_inodes = held_lock_inodes(self._dev())
+            locked = held_offsets(self.lock_file)
             theirs = free = 0
             for e in entries:
                 if e.key in mine:
                     continue
-                if e.state == "copying" or self._inode(e.key) in held_inodes:
+                if e.state == "copying" or lock_offset(e.key) in locked:
                     theirs += e.size
                 else:
                     free += e.size  # let go of since: evictable now, the next try takes it
@@ -391,14 +379,14 @@ class Cache:
             raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
                             f"is the SSD full?") from None
         rep = self.space(entries=entries, with_held=True)
-        holders = held_lock_inodes(self._dev())
+        holders = lock_holders(self.lock_file)
         by_project: dict[str, dict] = {}
         locks = []
         for e in entries:
             d = by_project.setdefault(e.project or "-", {"entries": 0, "bytes": 0})
             d["entries"] += 1
             d["bytes"] += e.size
-            for pid, how in holders.get(self._inode(e.key), []):
+            for pid, how in holders.get(lock_offset(e.key), []):
                 locks.append({"key": e.key, "kind": e.kind, "pid": pid,
                               "mode": "copying" if how == "WRITE" else "held", "bytes": e.size})
         st = os.statvfs(self.root)

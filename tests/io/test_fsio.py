@@ -113,3 +113,15 @@ def test_replace_from_failure_removes_the_temp(tmp_path):
     with pytest.raises(OSError):
         replace_from(tmp_dir, busy)
     assert not tmp_dir.exists() and (busy / "inside").is_dir()
+
+
+def test_unbuffered_file_for_descriptor_writers(tmp_path):
+    target = tmp_path / "out.bin"
+    with AtomicFile(target, durable=True, buffered=False) as f:
+        os.pwrite(f.fh.fileno(), b"abc", 0)
+        assert not target.exists()
+    assert target.read_bytes() == b"abc" and not list(tmp_path.glob(".*"))
+    f = AtomicFile(target, buffered=False)
+    f.fh.write(b"xyz")
+    f.abort()
+    assert target.read_bytes() == b"abc" and not list(tmp_path.glob(".*"))
