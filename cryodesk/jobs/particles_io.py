@@ -115,8 +115,23 @@ def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
     d = real_dirs.get(raw_parent)
     if d is None:
         d = real_dirs[raw_parent] = os.path.realpath(os.path.abspath(raw_parent))
+    p_parent, p_name = raw_parent, name
     q = os.path.join(d, name)
-    return os.path.realpath(q) if os.path.islink(q) else q
+    for _ in range(8):  # a linked stack (an export's links): its target resolved the same way, not by a walk
+        if not os.path.islink(q):
+            return q
+        try:
+            raw_parent, name = os.path.split(os.path.join(d, os.readlink(q)))
+        except OSError:  # gone meanwhile: realpath says what it says
+            break
+        if name in ("", ".", ".."):
+            break
+        key = "\0" + raw_parent  # (absolute, as d is; resolved as realpath resolves it: its own keys)
+        d = real_dirs.get(key)
+        if d is None:
+            d = real_dirs[key] = os.path.realpath(raw_parent)
+        q = os.path.join(d, name)
+    return os.path.realpath(os.path.join(real_dirs[p_parent], p_name))
 
 
 def _make_links(links: Path, names: dict[Path, str]) -> None:

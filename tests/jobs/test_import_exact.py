@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,13 +119,23 @@ def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
     (tmp_path / "proj" / "J3").symlink_to(tmp_path / "disk")  # a job directory on another disk
     (tmp_path / "disk" / "extract" / "b.mrc").symlink_to("a.mrc")  # a linked stack
     (tmp_path / "disk" / "extract" / "up").symlink_to(tmp_path / "proj")
+    # links to links (an export's stacks/ linked again): relative, absolute, through a linked directory,
+    # with '..' after a link, a loop, a dangling one
+    (tmp_path / "disk" / "extract" / "c.mrc").symlink_to("b.mrc")
+    (tmp_path / "disk" / "extract" / "d.mrc").symlink_to(tmp_path / "proj/J3/extract/c.mrc")
+    (tmp_path / "disk" / "extract" / "e.mrc").symlink_to("up/J3/extract/../extract/d.mrc")
+    (tmp_path / "disk" / "extract" / "loop1.mrc").symlink_to("loop2.mrc")
+    (tmp_path / "disk" / "extract" / "loop2.mrc").symlink_to("loop1.mrc")
+    (tmp_path / "disk" / "extract" / "dangling.mrc").symlink_to("nowhere/x.mrc")
+    (tmp_path / "disk" / "extract" / "dot.mrc").symlink_to("..")
     monkeypatch.chdir(tmp_path / "proj")
     cases = [tmp_path / "proj/J3/extract/a.mrc", tmp_path / "proj/J3/extract/b.mrc", Path("J3/extract/a.mrc"),
              Path("J3/extract/../extract/b.mrc"), tmp_path / "proj/J3/extract/up/J3/extract/a.mrc",
              Path(str(tmp_path) + "//proj/J3//extract/a.mrc"), Path("J3/extract/missing.mrc")]
+    cases += [Path(f"J3/extract/{n}.mrc") for n in ("c", "d", "e", "loop1", "dangling", "dot")]
     real_dirs: dict[str, str] = {}
     for p in cases * 2:
-        assert _link_target(p, real_dirs) == str(p.resolve()), p
+        assert _link_target(p, real_dirs) == (os.path.realpath(p) if "loop" in p.name else str(p.resolve())), p
 
 
 def _left(jdir: Path) -> list[str]:
