@@ -33,7 +33,8 @@ and the baselines, each in its own child process:
 
 Medians over the rounds with [min–max].  ``--cold`` fsyncs and evicts the
 benchmark's own files (``posix_fadvise(POSIX_FADV_DONTNEED)``, nothing else) before
-every timed step.  ``--steps import`` runs only the ``.cs`` import (and the job-run and numpy baselines).
+every timed step.  ``--steps import`` runs only the ``.cs`` import (and the job-run and numpy baselines); ``--steps star``
+only the STAR import (of one ``particles.star`` exported once, the same file for ``--old``).
 The import job logs its phases (read, locate, validate, write, link: its thread, link wait) and the
 restack job its metadata phases; the benchmark prints them (``restack metadata``: everything but the gather) next to the targets of
 issue 19: import <= 2 s and peak RSS <= 2 x file + 100 MB; restack metadata <= 2 s;
@@ -340,6 +341,24 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
         (out / "particles.star").unlink()
 
 
+def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str, maker: Cli) -> None:
+    """``--steps star``: the STAR import alone, of one ``particles.star`` (exported once, by ``maker``: the same
+    file for every tree), its phases as the job logs them; the job's directory removed after each round."""
+    if "star" not in info:
+        j_imp = maker.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
+                             "-p", f"particle_blob_path={info['proj']}")
+        maker.run(j_imp, False)
+        j_ex = maker.create("export_particles", "-i", f"particles={j_imp}", "-p", "format=relion")
+        maker.run(j_ex, False)
+        (maker.proj / j_imp / "imported_particles.cs").unlink(missing_ok=True)  # the export links the stacks
+        info["star"] = str(maker.proj / j_ex / "exported" / "particles.star")
+    j_si = cli.create("import_particles", "-p", f"particle_meta_path={info['star']}")
+    results.setdefault(f"{tag}import STAR", []).append(cli.run(j_si, cold))
+    for phase, secs in _phases(cli.job_log(j_si), "import timings:").items():
+        results.setdefault(f"{tag}  import STAR {phase} (in job)", []).append((secs, 0.0))
+    shutil.rmtree(cli.proj / j_si, ignore_errors=True)
+
+
 def _sha(path: Path) -> str:
     import hashlib
 
@@ -457,9 +476,10 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the built data (default: keep; --clean removes)")
     ap.add_argument("--clean", action="store_true", help="remove --dir at the end")
     ap.add_argument("--no-baselines", action="store_true")
-    ap.add_argument("--steps", choices=("all", "import", "export"), default="all",
+    ap.add_argument("--steps", choices=("all", "import", "export", "star"), default="all",
                     help="import: only the .cs import (and the job-run, numpy.load and load + save baselines); "
-                         "export: only the STAR export (no baselines), stacks linked; --copy adds copy_stacks=true")
+                         "export: only the STAR export (no baselines), stacks linked; --copy adds copy_stacks=true; "
+                         "star: only the STAR import (no baselines), of one exported particles.star")
     ap.add_argument("--copy", action="store_true", help="with --steps export: also the export that copies the stacks")
     args = ap.parse_args(argv)
     root = args.dir.resolve()
@@ -476,9 +496,11 @@ def main(argv=None) -> int:
         for tag, cli in (trees if r % 2 == 0 else trees[::-1]):  # A B, B A, ...
             if args.steps == "export":
                 round_export(cli, info, args.cold, results, tag, args.copy)
+            elif args.steps == "star":
+                round_star_import(cli, info, args.cold, results, tag, trees[0][1])
             else:
                 round_ops(cli, info, args.cold, results, tag, args.steps)
-        if not args.no_baselines and args.steps != "export":
+        if not args.no_baselines and args.steps not in ("export", "star"):
             round_baselines(info, root, args.cold, results, trees[0][1], args.steps)
         print(f"round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     limit = 2 * info["cs_bytes"] / 2**20 + 100
@@ -498,6 +520,12 @@ def main(argv=None) -> int:
         for name in [k for k in med if k.startswith("old: ")]:
             if name[5:] in med:
                 print(f"  {name[5:]:30s} old / new = {med[name] / med[name[5:]]:.1f} x time")
+        return 0
+    if args.steps == "star":
+        if "old: import STAR" in med:
+            print(f"\n  import STAR  old / new = {med['old: import STAR'] / med['import STAR']:.2f} x time, "
+                  f"{rss_med['old: import STAR'] / rss_med['import STAR']:.2f} x peak RSS (<= 5 s: "
+                  f"{med['import STAR']:.2f} s)")
         return 0
     base = med.get("base: job run (1 particle)", 0.0)
     print("\ntargets (issue 19):")

@@ -32,7 +32,7 @@ Every conversion fills a :class:`~cryodesk.io.conversion.ConversionReport`.
 
 API summary
 -----------
-``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None) -> ndarray``
+``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None, consume=False) -> ndarray``
 ``cs_to_star(data, image_paths=None, version=31, report=None, coded=False) -> dict[str, StarBlock]``
 ``particle_block(blocks, source) -> (particles StarBlock, optics StarBlock | None)``
 """
@@ -132,9 +132,31 @@ def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set
 
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                micrograph_shapes: dict[str, tuple[int, int]] | None = None,
-               report: ConversionReport | None = None) -> np.ndarray:
-    """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc)."""
+               report: ConversionReport | None = None, consume: bool = False) -> np.ndarray:
+    """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc).
+
+    ``consume``: ``blocks`` is emptied before the dataset is built, so that
+    its texts are freed first (a caller that reads the file only to convert it).
+    """
     report = report if report is not None else ConversionReport("STAR -> .cs")
+    out, n = _star_fields(blocks, source, micrograph_shapes, report)
+    if consume:
+        blocks.clear()
+        # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): a text column kept (the
+        # micrograph names) is copied out of it, so that the buffer goes before the dataset is built
+        for fld, vals in out.items():
+            if isinstance(vals, np.ndarray) and isinstance(vals.base, np.ndarray) and vals.base.nbytes > 2 * vals.nbytes:
+                out[fld] = vals.copy()
+    try:
+        with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
+            return from_columns(out, n)
+    except FloatingPointError:
+        raise DataError(_too_large(out, source)) from None
+
+
+def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, report: ConversionReport
+                 ) -> tuple[dict, int]:
+    """The fields of :func:`star_to_cs` as ``({field: values}, rows)``."""
     parts, optics = particle_block(blocks, source)
     merged, optics_rows, spread = merge_optics_rows(parts, optics, source, report, lazy=True)
     # the number columns parsed up front (the same values column_floats gives; an optics column once per
@@ -213,11 +235,7 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
             continue
         out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
-    try:
-        with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
-            return from_columns(out, n)
-    except FloatingPointError:
-        raise DataError(_too_large(out, source)) from None
+    return out, n
 
 
 def _too_large(out: dict, source: str) -> str:

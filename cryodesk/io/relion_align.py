@@ -34,7 +34,8 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.io.conversion import ConversionReport
-from cryodesk.io.poses import relion_to_rotvec, rotvec_to_relion
+from cryodesk.io.poses import rotvec_to_relion
+from cryodesk.io.poses_from_star import rotvec_from_relion
 from cryodesk.io.star import column_floats
 
 __all__ = ["POSE_LABELS", "alignments_from_star", "alignments_to_star"]
@@ -72,8 +73,7 @@ def alignments_from_star(cols: dict, psize: np.ndarray, source: str,
     prefix = "alignments3D" if is_3d else "alignments2D"
     used = set(ANGLES) if is_3d else {"rlnAnglePsi"}
     if is_3d:
-        euler = np.stack([angles[lab] for lab in ANGLES], axis=1)
-        out[f"{prefix}/pose"] = relion_to_rotvec(euler).astype(np.float32)
+        out[f"{prefix}/pose"] = rotvec_from_relion(*(angles[lab] for lab in ANGLES))
         report.map("rlnAngleRot/Tilt/Psi (ZYZ, degrees)", "alignments3D/pose (rotation vector, radians)")
     else:
         out[f"{prefix}/pose"] = np.radians(angles["rlnAnglePsi"]).astype(np.float32)

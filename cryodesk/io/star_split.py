@@ -224,5 +224,13 @@ def _warm() -> None:
         k._parse_uints(chars)
         ok, idx0, start, length, width = rk._image_names(chars)
         rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))
+        from cryodesk.io import poses_from_star  # the pose pass of the STAR import
+
+        pk = poses_from_star._k()
+        if pk is not None:
+            one = np.ones(1)
+            q = np.zeros((5, 1))
+            pk._quaternions(one, one, one, one, one, one, q)
+            pk._scale(q, one, np.zeros((1, 3), np.float32))
     except Exception:  # noqa: BLE001 - only a head start: the reader loads what it needs itself
         pass

@@ -68,7 +68,7 @@ def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
         data, main = csg_io.load_group(meta)
         return data, main.parent
     if suffix == ".star":
-        return star_to_cs(read_star(meta), str(meta), report=report), meta.parent
+        return star_to_cs(read_star(meta), str(meta), report=report, consume=True), meta.parent
     raise DataError(f"{meta}: unsupported particle metadata file (expected .cs, .csg or .star)")
 
 
