@@ -111,6 +111,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "directory (0: never wait)", env="CRYODESK_CACHE_SPACE_WAIT_S", levels=("worker", "user"), minimum=0),
     Setting("disable_numba", "bool", False, "use the numpy reference of every numeric kernel",
             env="CRYODESK_DISABLE_NUMBA"),
+    Setting("disable_f16c", "bool", False, "convert float16 output with numba or numpy instead of the CPU's "
+            "F16C instruction (the same bits, slower)", env="CRYODESK_DISABLE_F16C"),
 )}
 
 

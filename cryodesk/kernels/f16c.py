@@ -12,15 +12,18 @@ the range, subnormals) for every value but NaN, which becomes the quiet NaN with
 the top 10 payload bits that the numba kernel writes too.
 
 :data:`AVAILABLE` is False without the extension (no compiler at install), on a
-CPU without F16C, or with ``CRYODESK_DISABLE_F16C=1`` (to compare, or to test the
+CPU without F16C, or with the setting ``disable_f16c`` (``CRYODESK_DISABLE_F16C=1``) (to compare, or to test the
 fallbacks); callers then use numba or numpy (:func:`cryodesk.kernels.batch.float16_kernel_for`).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 
 import numpy as np
+
+from cryodesk.base import settings
+from cryodesk.base.errors import UsageError
 
 __all__ = ["AVAILABLE", "to_float16_f16c"]
 
@@ -29,8 +32,18 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _f16c = None
 
+
+
+def _disabled() -> bool:
+    try:
+        return bool(settings.resolve("disable_f16c"))
+    except UsageError as exc:  # read at import: a typo in the variable must not break float16 output
+        logging.getLogger(__name__).warning("%s; F16C stays enabled", exc)
+        return False
+
+
 #: True when this process can convert with F16C.
-AVAILABLE = bool(_f16c is not None and _f16c.available and os.environ.get("CRYODESK_DISABLE_F16C") != "1")
+AVAILABLE = bool(_f16c is not None and _f16c.available and not _disabled())
 
 
 def to_float16_f16c(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -21,6 +21,6 @@ def test_readme_has_the_table_and_the_precedence():
 def test_every_environment_variable_named_in_the_readme_is_in_the_table():
     """No other list of variables: every ``CRYODESK_*`` the README names is a setting's
     (``CRYODESK_TEST_*`` switch the test suite's optional parts, not cryodesk)."""
-    named = {n for n in re.findall(r"CRYODESK_[A-Z_]+", README.read_text()) if not n.startswith("CRYODESK_TEST_")}
+    named = {n for n in re.findall(r"CRYODESK_[A-Z0-9_]+", README.read_text()) if not n.startswith("CRYODESK_TEST_")}
     known = {s.env for s in settings.SETTINGS.values() if s.env}
     assert named <= known, named - known
