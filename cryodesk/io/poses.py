@@ -69,7 +69,7 @@ __all__ = ["rotvec_to_matrix", "matrix_to_rotvec", "euler_to_matrix", "matrix_to
 _GIMBAL = 1e-9
 # from this many poses on, the compiled pass (numba loads on first use: not worth it for a few)
 _KERNEL_MIN = 20000
-_kernel = None
+_kernels = None  # cryodesk.io._pose_kernels once loaded; False without numba
 
 
 def _as_n3(values) -> np.ndarray:
@@ -194,13 +194,20 @@ def warm() -> None:
         k(rec["pose"])
 
 
-def _pose_kernel():
-    global _kernel
-    if _kernel is None:
+def pose_kernels():
+    """The compiled pose kernels (:mod:`cryodesk.io._pose_kernels`, both directions), numba imported with
+    them on first use (not when the metadata modules are imported); None without numba."""
+    global _kernels
+    if _kernels is None:
         from cryodesk.io import _pose_kernels
 
-        _kernel = _pose_kernels.rotvec_to_relion if _pose_kernels.HAVE_NUMBA else False
-    return _kernel or None
+        _kernels = _pose_kernels if _pose_kernels.HAVE_NUMBA else False
+    return _kernels or None
+
+
+def _pose_kernel():
+    k = pose_kernels()
+    return None if k is None else k.rotvec_to_relion
 
 
 def rotvec_to_relion_numpy(rotvec) -> np.ndarray:

@@ -24,23 +24,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from cryodesk.io.poses import relion_to_rotvec
+from cryodesk.io.poses import pose_kernels, relion_to_rotvec
 
-__all__ = ["rotvec_from_relion", "rotvec_from_relion_numpy"]
+__all__ = ["rotvec_from_relion", "rotvec_from_relion_numpy", "warm"]
 
 #: below this many rows the reference is as fast (and no kernel is loaded)
 MIN_ROWS = 4096
-_kernels = None  # the compiled kernels once loaded (cryodesk.io._pose_kernels); False without numba
 
 
-def _k():
-    """The compiled kernels, numba imported with them on first use (not when the STAR modules are imported)."""
-    global _kernels
-    if _kernels is None:
-        from cryodesk.io import _pose_kernels
-
-        _kernels = _pose_kernels if _pose_kernels.HAVE_NUMBA else False
-    return _kernels or None
+def warm() -> None:
+    """Load the compiled pass now (numba's first load), for a caller that has a thread to spare."""
+    k = pose_kernels()
+    if k is not None:
+        one = np.ones(1)
+        q = np.zeros((5, 1))
+        k._quaternions(one, one, one, one, one, one, q)
+        k._scale(q, one, np.zeros((1, 3), np.float32))
 
 
 def rotvec_from_relion_numpy(rot, tilt, psi) -> np.ndarray:
@@ -56,7 +55,7 @@ def rotvec_from_relion(rot, tilt, psi) -> np.ndarray:
     """
     rot, tilt, psi = (np.asarray(a, dtype=np.float64).ravel() for a in (rot, tilt, psi))
     n = len(rot)
-    k = _k() if n >= MIN_ROWS else None
+    k = pose_kernels() if n >= MIN_ROWS else None
     if k is None:
         return rotvec_from_relion_numpy(rot, tilt, psi)
     trig = []

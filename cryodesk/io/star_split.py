@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cryodesk.base.preload import preload
 from cryodesk.io import star_numbers
 
 __all__ = ["split_body", "find_body_end", "prescan", "Prescan", "warm", "THREADS", "MIN_PARALLEL"]
@@ -203,34 +204,23 @@ def warm(size: int) -> threading.Thread | None:
     """
     if size < MIN_PARALLEL or THREADS < 2:
         return None
-    thread = threading.Thread(target=_warm, name="star-warm", daemon=True)
-    thread.start()
-    return thread
+    from cryodesk.io import poses_from_star  # the pose pass of the STAR import
+
+    return preload("star-warm", _warm, poses_from_star.warm)
 
 
 def _warm() -> None:
-    try:
-        ks = _kernels()
-        if ks is None:
-            return
-        k, rk = ks
-        sn = star_numbers
-        buf = np.frombuffer(b"1 2\n", dtype=np.uint8)  # read-only, as a file's bytes
-        rk._scan_part(buf, 0, len(buf), 2, sn._KEYWORDS, sn._KEYLEN, 0, True)
-        rk._fill_part(buf, 0, len(buf), 2, 0, np.ones(2, np.int64), np.arange(3, dtype=np.int64),
-                      np.zeros(2, np.uint8))
-        chars = np.frombuffer(b"1@ab", dtype=np.uint8).copy().reshape(1, 4)
-        k._parse_floats(chars)
-        k._parse_uints(chars)
-        ok, idx0, start, length, width = rk._image_names(chars)
-        rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))
-        from cryodesk.io import poses_from_star  # the pose pass of the STAR import
-
-        pk = poses_from_star._k()
-        if pk is not None:
-            one = np.ones(1)
-            q = np.zeros((5, 1))
-            pk._quaternions(one, one, one, one, one, one, q)
-            pk._scale(q, one, np.zeros((1, 3), np.float32))
-    except Exception:  # noqa: BLE001 - only a head start: the reader loads what it needs itself
-        pass
+    ks = _kernels()
+    if ks is None:
+        return
+    k, rk = ks
+    sn = star_numbers
+    buf = np.frombuffer(b"1 2\n", dtype=np.uint8)  # read-only, as a file's bytes
+    rk._scan_part(buf, 0, len(buf), 2, sn._KEYWORDS, sn._KEYLEN, 0, True)
+    rk._fill_part(buf, 0, len(buf), 2, 0, np.ones(2, np.int64), np.arange(3, dtype=np.int64),
+                  np.zeros(2, np.uint8))
+    chars = np.frombuffer(b"1@ab", dtype=np.uint8).copy().reshape(1, 4)
+    k._parse_floats(chars)
+    k._parse_uints(chars)
+    ok, idx0, start, length, width = rk._image_names(chars)
+    rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))

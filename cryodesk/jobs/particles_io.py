@@ -43,6 +43,7 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
+from cryodesk.base.preload import preload
 from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
@@ -150,14 +151,12 @@ def _make_links(links: Path, names: dict[Path, str], project: Path | None = None
     """
     fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        if batch is None:
-            batch = _link_pairs(links, names, project)
-        if not isinstance(batch, list):
+        if batch is not None:
             from cryodesk.io import symlinks
 
             symlinks.symlink_all(fd, batch)
             return
-        for target, name in batch:
+        for target, name in _link_pairs(links, names, project):
             os.symlink(target, name, dir_fd=fd)
     finally:
         os.close(fd)
@@ -216,18 +215,17 @@ class _Linker:
     def __init__(self, links: Path, names: dict[Path, str], project: Path | None = None, what: str = "import",
                  batch=None):
         self.error: BaseException | None = None
-        self._project = project
         self.seconds = 0.0
         # (a daemon: a process ending on a forced stop never waits for it; every path through
         # run_import / run_export waits for it before returning or removing what it made)
-        self._thread = threading.Thread(target=self._run, args=(links, names, batch), name=f"{what}-links",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(links, names, project, batch),
+                                        name=f"{what}-links", daemon=True)
         self._thread.start()
 
-    def _run(self, links: Path, names: dict[Path, str], batch) -> None:
+    def _run(self, links: Path, names: dict[Path, str], project: Path | None, batch) -> None:
         start = time.perf_counter()
         try:
-            _make_links(links, names, self._project, batch)
+            _make_links(links, names, project, batch)
         except BaseException as exc:  # handed to the job's thread by join()
             self.error = exc
         self.seconds = time.perf_counter() - start
@@ -241,27 +239,14 @@ class _Linker:
             raise self.error
 
 
-class _Warm:
-    """The STAR export's kernels loaded in a thread (numba's first load: ~0.5-1 s of CPU, while the main
-    thread waits on the read of the .cs); a failure here is left to the main thread's own load."""
+def _warm_export() -> None:
+    """The STAR export's kernels (numba's first load: ~0.5-1 s of CPU), for a thread started while the main
+    thread reads the .cs."""
+    from cryodesk.io import poses, star_write, symlinks
 
-    def __init__(self):
-        self._thread = threading.Thread(target=self._run, name="export-warm", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _run() -> None:
-        try:
-            from cryodesk.io import poses, star_write, symlinks
-
-            symlinks.load_kernel()
-            star_write.warm()
-            poses.warm()
-        except Exception:  # noqa: BLE001 - the main thread loads them again and reports what fails
-            pass
-
-    def wait(self) -> None:
-        self._thread.join()
+    symlinks.load_kernel()
+    star_write.warm()
+    poses.warm()
 
 
 def _replacements(data: np.ndarray, stacks: list[Path], inv: np.ndarray, infos: dict, names: dict[Path, str],
@@ -427,7 +412,8 @@ def run_export(ctx: JobContext) -> None:
         now = time.perf_counter()
         timings[name], clock[0] = round(now - clock[0], 3), now
 
-    warm = _Warm() if fmt == "relion" else None  # numba's first load while the .cs is mapped and checked
+    # numba's first load while the .cs is mapped and checked
+    warm = preload("export-warm", _warm_export) if fmt == "relion" else None
     # mapped, not read (as the import does): every field is read once or twice, nothing is written back
     data = read_cs(src, mmap=True).view(np.ndarray)
     for f in ("blob/path", "blob/idx"):
@@ -438,7 +424,7 @@ def run_export(ctx: JobContext) -> None:
     if warm is not None:
         # (not alongside the validation: two threads trading the GIL at each of its 10,000 system calls
         # made it 4x slower and saved nothing)
-        warm.wait()
+        warm.join()
         lap("numba wait")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
     names = _link_names(list(infos))

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base.errors import DataError, UsageError
+from cryodesk.base.preload import preload
 from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io.cs import ParticleSet, write_cs
@@ -290,22 +291,17 @@ def _preload_kernels(crop: bool, f16: bool) -> threading.Thread:
     header (I/O that releases the GIL) instead of following them.  The
     transform's own imports wait for this thread if it has not finished.
     """
-    def load() -> None:
-        try:
-            if f16:
-                from cryodesk.kernels.float16 import to_float16
+    def float16() -> None:
+        from cryodesk.kernels.float16 import to_float16
 
-                to_float16(np.zeros((1, 2, 2), np.float32))
-            if crop:
-                from cryodesk.kernels.fourier import fourier_crop
+        to_float16(np.zeros((1, 2, 2), np.float32))
 
-                fourier_crop(np.zeros((1, 4, 4), np.float32), 2)
-        except Exception:  # the transform imports them again and reports what is wrong
-            pass
+    def crop_kernel() -> None:
+        from cryodesk.kernels.fourier import fourier_crop
 
-    thread = threading.Thread(target=load, name="restack-kernels", daemon=True)
-    thread.start()
-    return thread
+        fourier_crop(np.zeros((1, 4, 4), np.float32), 2)
+
+    return preload("restack-kernels", *([float16] if f16 else []), *([crop_kernel] if crop else []))
 
 
 def _particle_error(ctx: JobContext, uids: np.ndarray, exc: SourceError, order: np.ndarray) -> DataError:
