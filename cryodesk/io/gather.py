@@ -12,7 +12,11 @@ what the disk can do.  This module gets close to ``cp`` speed by
 * **overlapping** reading and writing: a reader thread fills a small pool of
   batch buffers while the calling thread transforms and ``pwrite``\\ s the
   previous batch (both system calls release the GIL);
-* writing each output stack with **one header** and large ``pwrite`` calls.
+* writing each output stack with **one header** and large ``pwrite`` calls,
+  into blocks **reserved up front** (``fallocate``, where the file system has
+  it): ext4 then skips its per-block delayed-allocation bookkeeping in every
+  ``pwrite`` (about a third of the writing thread's CPU time on a hot cache),
+  and a disk too full for a stack says so before any of it is written.
 
 * **reading ahead**: the reader asks the kernel (``POSIX_FADV_WILLNEED``) for
   the images of the next ``readahead_bytes`` (256 MiB) of batches, so that on
@@ -79,8 +83,9 @@ class BatchTransform(Protocol):
 
     ``__call__(src, dst, first)`` runs on the writing thread once per batch
     and returns the array to write.  An optional ``inspect(images, first)``
-    runs on the reading thread right after each coalesced read, while the
-    images are still in the CPU cache: the place for read-only checks.
+    runs on the reading thread once per batch, right after the batch's reads
+    (all its images, items ``first..``), while they are still in the CPU
+    cache: the place for read-only checks.
     """
 
     out_shape: tuple[int, int]
@@ -366,9 +371,9 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
                 raise _source_error(info, "unexpected end of file (truncated stack)", bad,
                                     batch.first + pos + got // frame)
             got += n
-        if inspect is not None:
-            images = np.frombuffer(buf[pos * frame: pos * frame + want], dtype=plan.in_dtype)
-            inspect(images.reshape(count, *plan.in_shape), batch.first + pos)
+    if inspect is not None:  # once per batch: its images are items batch.first.. in buffer order
+        images = np.frombuffer(buf[: batch.count * frame], dtype=plan.in_dtype)
+        inspect(images.reshape(batch.count, *plan.in_shape), batch.first)
 
 
 def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
@@ -442,6 +447,44 @@ def _drop_behind(lagging: list, fd: int, offset: int, nbytes: int) -> None:
         os.posix_fadvise(*lagging.pop(0), os.POSIX_FADV_DONTNEED)  # clean by now: dropped
 
 
+_fallocate = None  # fallocate(2) through ctypes, loaded on first use; False where there is none
+
+
+def _load_fallocate():
+    global _fallocate
+    if _fallocate is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).fallocate
+            fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            fn.restype = ctypes.c_int
+            _fallocate = (fn, ctypes.get_errno)
+        except (OSError, AttributeError):  # pragma: no cover - not Linux/glibc
+            _fallocate = False
+    return _fallocate
+
+
+def _preallocate(fd: int, nbytes: int, out: OutputStack) -> None:
+    """Reserve the blocks of a whole output stack before writing it, where the file system can.
+
+    ``fallocate(2)`` itself, not ``os.posix_fallocate``: where the file system
+    lacks it, glibc's emulation would write a byte into every block first.
+    There the stack is written as before (delayed allocation).
+    """
+    loaded = _load_fallocate()
+    if not loaded:
+        return
+    fn, get_errno = loaded
+    if fn(fd, 0, 0, nbytes) == 0:
+        return
+    err = get_errno()
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        raise DataError(f"disk full while writing {out.path} (particle {out.first} of the "
+                        f"restack); the partial output was removed")
+    # EOPNOTSUPP, ENOSYS, EINVAL, EPERM...: this file system writes it without reservation
+
+
 def _check_space(plan: GatherPlan) -> None:
     out_dir = plan.outputs[0].path.parent
     st = os.statvfs(out_dir)
@@ -456,7 +499,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
                  progress: Callable[[int, int, int, int], None] | None = None,
                  check_cancel: Callable[[], None] | None = None,
                  on_write: Callable[[int, int, int], None] | None = None,
-                 drop_written: bool = False) -> list[Path]:
+                 drop_written: bool = False, preallocate: bool = True) -> list[Path]:
     """Copy (and transform) every planned image into the output stacks.
 
     Parameters
@@ -486,6 +529,11 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         stays at a few batches instead of the whole output, so a later
         ``fsync`` (of anything on that disk) does not stall behind gigabytes
         of it; the copy itself competes with that writeback for the disk.
+    preallocate : bool
+        Reserve each output stack's blocks (``fallocate``) when it is created,
+        where the file system supports it (ext4, XFS, btrfs, tmpfs...): cheaper
+        writes, and a full disk is reported before the stack is written.  The
+        bytes written are the same either way.
 
     Returns
     -------
@@ -545,6 +593,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             if batch.out not in files:
                 # Not durable here: a caller that needs it syncs the batch (the SSD cache).
                 files[batch.out] = AtomicFile(out.path, durable=False)
+                if preallocate:
+                    _preallocate(files[batch.out].fh.fileno(), HEADER_BYTES + out.count * plan.out_image_bytes, out)
                 header = make_header(plan.out_shape[1], plan.out_shape[0], out.count,
                                      mode_for_dtype(plan.out_dtype), out.voxel_size or plan.voxel_size,
                                      dmin=0.0, dmax=-1.0, dmean=-2.0, rms=-1.0)  # "not computed"

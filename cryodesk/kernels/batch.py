@@ -210,16 +210,16 @@ class ParticleTransform:
     def inspect(self, images: np.ndarray, first: int) -> None:
         """Record the check flags of ``images`` (items ``first..``).
 
-        The gather calls this on its reading thread right after each batch is read,
-        while the pixels are still in the CPU cache, so the checks cost
-        almost nothing; distinct calls touch distinct items.
+        The gather calls this on its reading thread once per batch, right after
+        the batch is read, while the pixels are still in the CPU cache, so the
+        checks cost almost nothing; distinct calls touch distinct items.
         """
         n = len(images)
         if not n or (not self.check and self._f16_safe is None):
             return
         if self._quick and images.flags.c_contiguous and self._quick_clean(images, first):
             return
-        if n == 1:  # most reads of a scattered subset: two whole-array reductions, no arrays
+        if n == 1:  # (a batch of one big image, a one-image read) two whole-array reductions, no arrays
             flat = images.reshape(-1)
             lo, hi = np.minimum.reduce(flat), np.maximum.reduce(flat)
             finite = flat.dtype.kind not in "fc" or bool(np.isfinite(lo) and np.isfinite(hi))
@@ -245,7 +245,7 @@ class ParticleTransform:
             for row in flat:
                 s = sum_squares(row)
                 if not (proves_clean(s) and s < top):
-                    return False  # the exact look, for the whole read (rare)
+                    return False  # the exact look, for the whole batch (rare)
         n = len(images)
         if self.check:
             self.flags[first:first + n] = 0
