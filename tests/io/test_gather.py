@@ -90,7 +90,71 @@ def test_checks_run_once_per_batch_on_every_item(tmp_path):
             return src
 
     execute_plan(plan, Spy())
+    seen.sort(key=lambda s: s[0])  # (two reading threads: in any order)
     assert [f for f, _ in seen] == [b.first for b in plan.batches]
     assert [len(x) for _, x in seen] == [b.count for b in plan.batches]
     got = np.concatenate([x for _, x in sorted(seen, key=lambda s: s[0])])
     np.testing.assert_array_equal(got, np.stack([stacks[k][i] for k, i in raw]))
+
+
+@pytest.mark.parametrize("readers,depth", [(1, 2), (2, 1), (2, 4), (3, 3)])
+def test_any_number_of_readers_writes_the_same_stacks(tmp_path, readers, depth):
+    _, _, ref = _run(tmp_path, "ref", readers=1)
+    _, t, paths = _run(tmp_path, f"r{readers}d{depth}", readers=readers, depth=depth)
+    assert _digests(paths) == _digests(ref) and t.flagged(1).tolist() == [4]
+
+
+def test_the_first_failing_batch_is_the_error_whatever_the_timing(tmp_path, monkeypatch):
+    """Batches 1 and 3 fail; batch 1 fails last (slowly): the error is still batch 1's particle."""
+    import os
+    import time
+
+    from cryodesk.io.gather import SourceError
+
+    _, items, _ = _sources(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=4).with_output(batch_bytes=3 * 12 * 10 * 4)
+    bad = {1: 0.3, 3: 0.0}  # batch -> seconds before its first read fails
+    first_of = {b.first: k for k, b in enumerate(plan.batches)}
+    real = gather_mod._read_batch
+
+    def read_batch(plan_, batch, buf, files, inspect=None):
+        k = first_of[batch.first]
+        if k in bad:
+            time.sleep(bad[k])
+            raise gather_mod._source_error(plan_.sources[0], "injected", 0, batch.first)
+        return real(plan_, batch, buf, files, inspect)
+
+    monkeypatch.setattr(gather_mod, "_read_batch", read_batch)
+    with pytest.raises(SourceError) as err:
+        execute_plan(plan, readers=2)
+    assert err.value.item == plan.batches[1].first
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_a_source_removed_after_planning_is_named(tmp_path):
+    from cryodesk.io.gather import SourceError
+
+    _, items, _ = _sources(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=4).with_output(batch_bytes=3 * 12 * 10 * 4)
+    (tmp_path / "s1.mrc").unlink()
+    with pytest.raises(SourceError, match=r"s1\.mrc"):
+        execute_plan(plan)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_batches_are_written_in_pieces_of_write_bytes(tmp_path, monkeypatch):
+    import os
+
+    _, _, ref = _run(tmp_path, "ref")
+    sizes = []
+    real = os.pwrite
+
+    def pwrite(fd, data, offset):
+        sizes.append(len(data))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(gather_mod, "WRITE_BYTES", 1000)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    _, _, paths = _run(tmp_path, "out")  # batches of 3 images of 480 bytes: 1440 bytes, two pieces
+    assert max(sizes) == 1000 and sizes.count(1000) >= 3
+    assert _digests(paths) == _digests(ref)
