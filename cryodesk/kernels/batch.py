@@ -201,6 +201,11 @@ class ParticleTransform:
         n_pix = self.in_shape[0] * self.in_shape[1]
         self._quick = fast_dtype(self.in_dtype) and n_pix > 0
         self._quick_max = math.inf if self._f16_safe is None else f16_bound(n_pix, self.in_dtype)
+        # F16C: the range of what inspect() could not prove is checked on the converted pixels (a
+        # finite pixel overflows exactly when it becomes ±inf), one pass over the float16 output
+        # instead of a minimum and a maximum of the input; the other kernels look at the input first
+        self._range_after = self.float16 and self.float16_kernel == "f16c"
+        self._bits: np.ndarray | None = None  # scratch of that check
 
     @property
     def identity(self) -> bool:
@@ -238,19 +243,29 @@ class ParticleTransform:
                                                    & (mx < F16_OVERFLOW))
 
     def _quick_clean(self, images: np.ndarray, first: int) -> bool:
-        """True (and recorded) if one sum of squares per image proves all of ``images`` clean."""
+        """True (and recorded) if one sum of squares per image proves all of ``images`` clean.
+
+        Float16: each image whose sum also proves the range is marked safe; with F16C the others
+        are left to the check after the conversion (:meth:`__call__`), with the other kernels they
+        send the batch to the exact look.
+        """
         flat = images.reshape(len(images), -1)
-        top = self._quick_max
         with np.errstate(over="ignore", invalid="ignore"):  # an infinite sum is an answer, not an error
+            sums = []
             for row in flat:
                 s = sum_squares(row)
-                if not (proves_clean(s) and s < top):
+                if not proves_clean(s):
                     return False  # the exact look, for the whole batch (rare)
+                sums.append(s)
         n = len(images)
+        if self._f16_safe is not None:
+            top = self._quick_max
+            safe = [s < top for s in sums]
+            if not self._range_after and not all(safe):
+                return False  # the exact look decides the range
+            self._f16_safe[first:first + n] = safe
         if self.check:
             self.flags[first:first + n] = 0
-        if self._f16_safe is not None:
-            self._f16_safe[first:first + n] = True
         return True
 
     def __call__(self, src: np.ndarray, dst: np.ndarray, first: int) -> np.ndarray:
@@ -268,11 +283,19 @@ class ParticleTransform:
 
             x = fourier_crop(x, self.out_shape, out=None if self.float16 else dst)
         if self.float16 and x.dtype != np.float16:
-            x = self._fit_float16(x, first)
             if self.float16_kernel == "f16c":
-                from .f16c import to_float16_f16c
+                from .f16c import to_float16_f16c  # NaNs as the numba kernel writes them
 
-                return to_float16_f16c(x, out=dst)  # NaNs as the numba kernel writes them
+                if not self._seen_safe(first, len(x)):
+                    out = to_float16_f16c(x, out=dst)
+                    if not self._any_inf_or_nan(out):
+                        return out  # no pixel became ±inf: none overflowed
+                    fitted = self._fit_float16(x, first)  # the exact look: raises, or clips
+                    if fitted is x:
+                        return out  # (the infinities were the source's own)
+                    x = fitted
+                return to_float16_f16c(x, out=dst)
+            x = self._fit_float16(x, first)
             if self.float16_kernel == "numpy":
                 out = _float16_numpy(x, dst)
                 if x.dtype.kind == "f" and not (self._f16_safe is not None and self._f16_safe[first:first + len(x)].all()):
@@ -285,9 +308,22 @@ class ParticleTransform:
             dst[...] = x  # plain type change (or byte swap), numpy's cast
         return dst
 
+    def _seen_safe(self, first: int, n: int) -> bool:
+        """Whether inspect() saw every pixel of items ``first..first + n - 1`` finite and inside the float16 range."""
+        return self._f16_safe is not None and bool(self._f16_safe[first:first + n].all())
+
+    def _any_inf_or_nan(self, out: np.ndarray) -> bool:
+        """Whether float16 ``out`` holds a ±inf or a NaN (exponent bits all set): one pass."""
+        u = out.view(np.uint16).reshape(-1)
+        if self._bits is None or self._bits.size < u.size:
+            self._bits = np.empty(u.size, np.uint16)
+        bits = self._bits[:u.size]
+        np.bitwise_and(u, np.uint16(0x7FFF), out=bits)
+        return bool(np.maximum.reduce(bits) >= 0x7C00)
+
     def _fit_float16(self, x: np.ndarray, first: int) -> np.ndarray:
         """``x``, or (``clip_f16``) a copy clipped to the float16 range; Float16Overflow if it overflows."""
-        if self._f16_safe is not None and self._f16_safe[first:first + len(x)].all():
+        if self._seen_safe(first, len(x)):
             return x  # inspect() saw every pixel of these items finite and inside the range
         found = float16_overflow(x)
         if found is None:

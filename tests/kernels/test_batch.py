@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from cryodesk.kernels import fourier
+from cryodesk.kernels import f16c, fourier
 from cryodesk.kernels.batch import ParticleTransform
 from cryodesk.kernels.checks import ALL_ZERO, NONFINITE
 
@@ -88,7 +89,7 @@ def test_float16_range_check_uses_what_inspect_saw(monkeypatch):
     real = batch.float16_overflow
     monkeypatch.setattr(batch, "float16_overflow", lambda a: looks.append(len(a)) or real(a))
     for single in (True, False):
-        t = ParticleTransform(4, (32, 32), np.float32, float16=True)
+        t = ParticleTransform(4, (32, 32), np.float32, float16=True, float16_kernel="numpy")
         if single:
             t.inspect(x[:1], 0), t.inspect(x[1:], 1)
         else:
@@ -103,8 +104,56 @@ def test_float16_range_check_uses_what_inspect_saw(monkeypatch):
         assert err.value.item == 3 and looks == [2]
         looks.clear()
         with pytest.raises(Float16Overflow):  # never inspected: looked at as before
-            ParticleTransform(2, (32, 32), np.float32, float16=True)(big, np.empty((2, 32, 32), np.float16), 0)
+            ParticleTransform(2, (32, 32), np.float32, float16=True,
+                              float16_kernel="numpy")(big, np.empty((2, 32, 32), np.float16), 0)
         looks.clear()
+
+
+@pytest.mark.skipif(not f16c.AVAILABLE, reason="no F16C in this CPU or build")
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("inspected", [False, True])
+def test_f16c_checks_the_range_on_the_converted_pixels(monkeypatch, clip, inspected):
+    """With F16C, items the sum of squares cannot prove inside the range are converted first and the
+    float16 pixels looked at (an overflow is a ±inf there); the exact look of the input only when the
+    output has ±inf or NaN.  Bytes, errors and clip counts are those of the numpy kernel's path."""
+    from cryodesk.kernels import batch
+    from cryodesk.kernels.batch import Float16Overflow
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((6, 32, 32)) * 3000 + 20000).astype(np.float32)  # sums too big to prove the range
+    x[1, 2, 3] = np.nan  # the source's own NaN and infinities: no overflow
+    x[2, 0, 0], x[2, 0, 1] = np.inf, -np.inf
+    x[4] = 0.0
+    looks = []
+    real = batch.float16_overflow
+    monkeypatch.setattr(batch, "float16_overflow", lambda a: looks.append(len(a)) or real(a))
+
+    def both(a, first=0):
+        got = {}
+        for kernel in ("f16c", "numpy"):
+            t = ParticleTransform(first + len(a), (32, 32), np.float32, float16=True, clip_f16=clip, float16_kernel=kernel)
+            if inspected:
+                t.inspect(a, first)
+            try:
+                got[kernel] = (t(a, np.empty(a.shape, np.float16), first).tobytes(), t.clipped, t.flags.tolist())
+            except Float16Overflow as exc:
+                got[kernel] = (exc.item, exc.value)
+        assert got["f16c"] == got["numpy"]
+        return got["f16c"]
+
+    looks.clear()
+    clean = x[[0, 3, 5]]
+    assert both(clean)[0] == clean.astype(np.float16).tobytes()
+    # F16C found no ±inf in its output: no look at the input; numpy's path looks before converting
+    # (in inspect(), with min/max, when it ran)
+    assert looks == ([] if inspected else [3])
+    looks.clear()
+    both(x, 7)  # NaN and ±inf of the source: the exact look finds no overflow
+    assert looks.count(6) == 2
+    big = x.copy()
+    big[3, 9, 9] = -70000.0
+    res = both(big, 7)
+    assert res == (10, -70000.0) if not clip else res[1] == 1
 
 
 def test_float16_kernel_follows_the_input_size_and_all_give_the_same_bits(monkeypatch):
