@@ -30,6 +30,14 @@ on each; nothing else is evicted).  Outputs are not synced by either side
 (``cp`` does not sync either).  Children run with a bytecode cache
 (``PYTHONPYCACHEPREFIX`` in the work directory), as an installed app has.
 
+Every method removes its previous output right before its next run, as ``cp`` always did here
+(before 2026-12-02 the gathers and jobs removed theirs right after each run): in a VM whose free
+memory goes back to the host (virtio-balloon free page reporting), memory freed seconds earlier
+faults in the host when touched again, so a method writing into memory freed long before paid
+for it and ``cp`` did not.  ``--free-after`` removes every output (cp's too) right after its run
+instead.  The library gathers also report their CPU time (all threads, timed part) and the sha256
+of their output (first run), compared with the baseline tree's.
+
 Usage::
 
     .venv/bin/python benchmarks/restack.py --dir /work/tmp-bench --gb 2 --rounds 3 [--cold] [--mode all]
@@ -141,7 +149,7 @@ def child_gather(args) -> int:
         to_float16(np.zeros((1, 2, 2), np.float32))  # loads the compiled kernel from numba's cache
         numba_load = time.perf_counter() - t0
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     items = ((paths[s], i) for s, i in zip(spec["sid"].tolist(), spec["sidx"].tolist()))
     plan = plan_gather(items, args.out, particles_per_file=args.per_file)
     transform = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=args.f16,
@@ -149,13 +157,26 @@ def child_gather(args) -> int:
     plan = plan.with_output(out_shape=transform.out_shape, out_dtype=transform.out_dtype)
     execute_plan(plan, transform, drop_written=args.drop_written,
                  **({} if args.readahead_mb is None else {"readahead_bytes": int(args.readahead_mb * (1 << 20))}))
-    secs = time.perf_counter() - t0
-    print(json.dumps({"seconds": secs, "rss_imports_kb": rss_imports, "numba_load": numba_load, "bytes_read": plan.n_items *
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"seconds": secs, "cpu": cpu, "rss_imports_kb": rss_imports, "numba_load": numba_load, "bytes_read": plan.n_items *
                       plan.in_image_bytes, "bytes_written": plan.out_bytes}))
     return 0
 
 
 # -- the parent --------------------------------------------------------------------------------
+
+def _digest(out: Path) -> str:
+    """sha256 over the output stacks of one run, in name order (names included)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(out.glob("*.mrc")):
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+    return h.hexdigest()
+
 
 class Bench:
     def __init__(self, args, root: Path):
@@ -215,6 +236,12 @@ def main(argv=None) -> int:
                     help="also run the library gather and job run restack with the cryodesk of this checkout "
                          "(e.g. `git worktree add` or `git archive` of the commit before a change): before/after "
                          "figures from the same interleaved rounds")
+    ap.add_argument("--free-after", action="store_true",
+                    help="every method (cp too) removes its output right after its run, instead of right "
+                         "before its next run (the default: each method then writes into memory it has just "
+                         "freed, as cp always did here; see the module docstring)")
+    ap.add_argument("--sha256", action=argparse.BooleanOptionalAction, default=True,
+                    help="library mode: sha256 of each method's output stacks (first run), compared at the end")
     ap.add_argument("--drop-written", action="store_true",
                     help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
@@ -253,6 +280,7 @@ def run(args, root: Path) -> int:
         cp_paths.append(p)
         cp_total += p.stat().st_size
     methods: dict[str, callable] = {}
+    digests: dict[str, str] = {}  # library method label -> sha256 of its output stacks (first run)
 
     def m_cp():
         dest = root / "cp"
@@ -261,6 +289,8 @@ def run(args, root: Path) -> int:
         if args.cold:
             evict(cp_paths)
         r = b.meter(["cp", *map(str, cp_paths), str(dest)])
+        if args.free_after:
+            shutil.rmtree(dest, ignore_errors=True)
         return {"seconds": r["wall"] * nbytes / cp_total, "maxrss_kb": r["maxrss_kb"]}
 
     methods["cp (same bytes)"] = m_cp
@@ -279,7 +309,7 @@ def run(args, root: Path) -> int:
             lib_variants = [(f"float32 (+ checks), read-ahead {mb:g} MiB", False, mb, False)
                             for mb in args.readahead_mb]
         for label, f16, ra, drop in lib_variants:
-            def m_lib(f16=f16, ra=ra, drop=drop):
+            def m_lib(f16=f16, ra=ra, drop=drop, label=label):
                 out = root / "lib-out"
                 shutil.rmtree(out, ignore_errors=True)
                 if args.cold:
@@ -292,9 +322,13 @@ def run(args, root: Path) -> int:
                     (["--drop-written"] if drop is True else [])
                 r = b.meter(cmd, args.baseline_tree if drop == "baseline" else None)
                 info = json.loads(r["stdout"].strip().splitlines()[-1])
-                shutil.rmtree(out, ignore_errors=True)
-                return {"seconds": info["seconds"], "maxrss_kb": r["maxrss_kb"],
-                        "baseline_kb": info["rss_imports_kb"], "numba_load": info["numba_load"]}
+                if args.free_after:
+                    shutil.rmtree(out, ignore_errors=True)
+                row = {"seconds": info["seconds"], "maxrss_kb": r["maxrss_kb"], "cpu": info.get("cpu"),
+                       "baseline_kb": info["rss_imports_kb"], "numba_load": info["numba_load"]}
+                if args.sha256 and not digests.get(label):
+                    row["sha256"] = digests[label] = _digest(out)
+                return row
 
             methods[f"library gather, {label}"] = m_lib
             if f16 or drop == "baseline":
@@ -330,14 +364,20 @@ def run(args, root: Path) -> int:
 
         methods["python -c pass"] = m_pass
         methods["cryodesk job run (trivial job)"] = m_trivial
+        previous: dict[tuple, str] = {}  # method -> its last job, deleted right before its next run
         for label, f16 in variants:
             for tree in [None] + ([args.baseline_tree] if args.baseline_tree else []):
-                def m_job(f16=f16, tree=tree):
+                def m_job(f16=f16, tree=tree, key=(label, tree)):
+                    if key in previous and not args.free_after:  # the previous run's output, as cp's, just before
+                        drop(previous.pop(key))
                     uid = fresh("restack_particles", f"output_f16={str(f16).lower()}")
                     if args.cold:
                         evict(paths)
                     r = b.meter([*b.cli, "job", "run", "P1", uid], tree)
-                    drop(uid)
+                    if args.free_after:
+                        drop(uid)
+                    else:
+                        previous[key] = uid
                     return {"seconds": r["wall"], "maxrss_kb": r["maxrss_kb"]}
 
                 methods[f"cryodesk job run restack, {label}" + (", BASELINE tree" if tree else "")] = m_job
@@ -371,9 +411,17 @@ def run(args, root: Path) -> int:
             base = f"  (after imports {statistics.median([x['baseline_kb'] for x in rows]) / 1024:.0f})"
         if rows[0].get("numba_load"):
             base += f"  (+ numba import and kernel load {_fmt_rng([x['numba_load'] for x in rows])} s, not timed)"
+        if rows[0].get("cpu") is not None:
+            base += f"  (CPU {_fmt_rng([x['cpu'] for x in rows])} s)"
         print(f"{name:<50} {_fmt_rng(t):>20} {gbs:>17} {ratio:>17} "
               f"{(f'{statistics.median(rss):.0f} (max {max(rss):.0f})' if max(rss) else '-'):>16}{base}")
-    print("\nmedians with (min-max) over the rounds; 'x cp' = cp time / method time, per round")
+    print("\nmedians with (min-max) over the rounds; 'x cp' = cp time / method time, per round; library "
+          "CPU: the child's process CPU time over the timed part (all its threads)")
+    for label, digest in digests.items():  # (the first run of each, a warm-up included)
+        if "BASELINE" not in label:
+            twin = digests.get(f"{label}, BASELINE tree")
+            same = "" if twin is None else ("  = BASELINE tree's" if twin == digest else "  DIFFERS from the BASELINE tree's")
+            print(f"library gather, {label}: output sha256 {digest[:16]}...{same}")
     if "python -c pass" in results:
         tp = [x["seconds"] for x in results["python -c pass"]]
         tt = [x["seconds"] for x in results["cryodesk job run (trivial job)"]]
