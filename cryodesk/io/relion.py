@@ -40,6 +40,7 @@ API summary
 from __future__ import annotations
 
 import hashlib
+from typing import Callable
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
-from cryodesk.io.relion_numbers import in_threads, parse_number_columns
+from cryodesk.io.relion_numbers import NUMBER_LABELS, in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
     OPTICS_LABELS,
@@ -132,14 +133,17 @@ def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set
 
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                micrograph_shapes: dict[str, tuple[int, int]] | None = None,
-               report: ConversionReport | None = None, consume: bool = False) -> np.ndarray:
+               report: ConversionReport | None = None, consume: bool = False,
+               on_paths: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc).
 
     ``consume``: ``blocks`` is emptied before the dataset is built, so that
     its texts are freed first (a caller that reads the file only to convert it).
+    ``on_paths``: called with the ``blob/path`` column as soon as it is known (the image names parsed,
+    before the numbers), e.g. to start work on the stacks while the rest is converted.
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
-    out, n = _star_fields(blocks, source, micrograph_shapes, report)
+    out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths)
     if consume:
         blocks.clear()
         # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): a text column kept (the
@@ -154,26 +158,34 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
         raise DataError(_too_large(out, source)) from None
 
 
-def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, report: ConversionReport
-                 ) -> tuple[dict, int]:
+def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, report: ConversionReport,
+                 on_paths: Callable[[np.ndarray], None] | None = None) -> tuple[dict, int]:
     """The fields of :func:`star_to_cs` as ``({field: values}, rows)``."""
     parts, optics = particle_block(blocks, source)
     merged, optics_rows, spread = merge_optics_rows(parts, optics, source, report, lazy=True)
-    # the number columns parsed up front (the same values column_floats gives; an optics column once per
-    # group, then spread as numbers); any other optics column spread as text, in the same column order
-    numbers = parse_number_columns(merged, optics_rows, spread)
-    cols = {lab: numbers[lab] if lab in numbers else vals if vals is not None else spread[lab][optics_rows]
+    numbered = set(NUMBER_LABELS)
+    # the text columns first (the carried fields and the image names need no number), then the number
+    # columns (parsed up front: the same values column_floats gives; an optics column once per group,
+    # then spread as numbers); any other optics column spread as text, in the same column order
+    cols = {lab: vals if vals is not None else None if lab in numbered else spread[lab][optics_rows]
             for lab, vals in merged.items()}
-
-    def text(lab: str) -> np.ndarray:  # a column as text (for relion/ fields)
-        vals = merged[lab]
-        return vals if vals is not None else cols[lab] if lab not in numbers else spread[lab][optics_rows]
-
     n = len(parts)
     used = set(_CONSUMED)
     carried = _carried_fields(cols, source, report, used)
     idx, paths = parse_image_names(cols["rlnImageName"], source)
     report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
+    if on_paths is not None:
+        on_paths(paths)
+    numbers = parse_number_columns(merged, optics_rows, spread)  # (never raises: a bad column stays text)
+    for lab in merged:
+        if lab in numbers:
+            cols[lab] = numbers[lab]
+        elif cols[lab] is None:
+            cols[lab] = spread[lab][optics_rows]
+
+    def text(lab: str) -> np.ndarray:  # a column as text (for relion/ fields)
+        vals = merged[lab]
+        return vals if vals is not None else cols[lab] if lab not in numbers else spread[lab][optics_rows]
     out: dict[str, object] = {}
     uid = carried.pop("uid", None)
     if uid is not None and n > 1 and bool(np.any(np.diff(np.sort(uid)) == 0)):  # a sort: cheaper than a unique
