@@ -343,9 +343,11 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
 
 def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str, maker: Cli) -> None:
     """``--steps star``: the STAR import alone, of one ``particles.star`` (exported once, by ``maker``: the same
-    file for every tree), its phases as the job logs them; the job's .cs removed after each round, its links at
-    the end (ext4 skips inodes freed in the last ~30 s when it allocates one: each of 5,000 links made right
-    after 5,000 were removed scans past all of them, 3-6 s of kernel time instead of 0.1-0.5 s)."""
+    file for every tree), its phases as the job logs them; the job's .cs removed after each round, its links
+    kept (moved to ``star-trash/`` under ``--dir``; remove it by hand, minutes before a run): ext4 does not reuse
+    an inode freed in the last 60 s (360 s while its table block is dirty) and scans past every such inode of
+    the group for each new one, so 5,000 links made after 5,000 were removed cost 2-7 s of kernel time instead
+    of 0.1-0.5 s (``perf``: ``recently_deleted`` under ``ext4_symlink``)."""
     if "star" not in info:
         j_imp = maker.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                              "-p", f"particle_blob_path={info['proj']}")
@@ -541,7 +543,6 @@ def main(argv=None) -> int:
                 print(f"  {name[5:]:30s} old / new = {med[name] / med[name[5:]]:.1f} x time")
         return 0
     if args.steps == "star":
-        shutil.rmtree(root / "star-trash", ignore_errors=True)
         outs = info.get("star_out", {})
         every = {v for runs in outs.values() for v in runs}
         print("\nimported .cs sha256 / links:", ", ".join(f"{k or 'new'}: {runs[0][0][:16]} / {runs[0][1][:28]}"
