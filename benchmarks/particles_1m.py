@@ -369,15 +369,27 @@ def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str,
 
 
 def _outputs(job: Path, uid: str) -> tuple[str, str]:
-    """sha256 of a STAR import's .cs and of its links (``name -> target``, sorted); in the .cs, the job's own
-    name in ``blob/path`` (``J7/imported/...``) masked by one of the same length (the trees number jobs apart)."""
+    """sha256 of a STAR import's .cs and of its links (``name -> target``, sorted).
+
+    The .cs names its own job in ``blob/path`` (``J7/imported/...``) and the trees number jobs apart: its
+    bytes are hashed with that name masked when both have one length; else (``J9`` and ``J10``) its fields
+    are, ``blob/path`` as text without the job's name.
+    """
     import hashlib
 
     links = sorted(os.listdir(job / "imported"))
     text = "".join(f"{n} -> {os.readlink(job / 'imported' / n)}\n" for n in links)
-    raw = (job / "imported_particles.cs").read_bytes().replace(f"{uid}/imported/".encode(),
-                                                               b"J" + b"#" * (len(uid) - 1) + b"/imported/")
-    return hashlib.sha256(raw).hexdigest(), f"{len(links)} links {hashlib.sha256(text.encode()).hexdigest()}"
+    h = hashlib.sha256()
+    data = np.load(job / "imported_particles.cs", mmap_mode="r")
+    for name in data.dtype.names:
+        col = data[name]
+        if name == "blob/path":
+            h.update(b"".join(np.unique(col)).replace(f"{uid}/imported/".encode(), b"J?/imported/"))
+            h.update(np.unique(col, return_inverse=True)[1].astype("<i8").tobytes())
+        else:
+            h.update(f"{name}:{col.dtype.str}{col.shape[1:]}".encode())
+            h.update(np.ascontiguousarray(col).tobytes())
+    return h.hexdigest(), f"{len(links)} links {hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def _sha(path: Path) -> str:
