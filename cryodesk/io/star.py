@@ -24,8 +24,6 @@ RELION's image names (``000001@path``) are parsed and written by :mod:`cryodesk.
 
 from __future__ import annotations
 
-import mmap
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,50 +306,19 @@ def _split_columns_numpy(buf: np.ndarray, body: bytes, ncols: int, chunk: int) -
     return [np.concatenate(c) if c else np.zeros(0, "S1") for c in cols]
 
 
-#: files at least this big are mapped rather than read into memory (see :func:`_read_raw`)
-MAP_BYTES = 1 << 24
-
-
-class _Mapped(mmap.mmap):
-    """A file mapped read-only, with the two ``bytes`` methods the reader uses that ``mmap`` lacks."""
-
-    def count(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
-        end = len(self) if end is None else min(end, len(self))
-        step = 1 << 24
-        return sum(self[a:min(a + step + len(sub) - 1, end)].count(sub) for a in range(start, end, step))
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return self[:].decode(encoding, errors)
-
-
-def _read_raw(path: Path) -> bytes | _Mapped:
-    """The bytes of the STAR file at ``path``: a large one mapped (its pages are the page cache's, not
-    copied into fresh memory: ~0.3-1.5 s a 500 MB file on a VM), a small one (or where mapping fails) read."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size >= MAP_BYTES:
-            try:
-                return _Mapped(fh.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):  # a file system that cannot map it: read as before
-                pass
-        return fh.read()
-
-
 def read_star(path: Path | str) -> dict[str, StarBlock]:
     """Read the STAR file at ``path``; DataError if missing, unreadable or malformed.
 
     Large loop bodies made only of bare ASCII tokens (what RELION and cryodesk
     write for particles) are split into columns by numpy instead of token by
     token; those columns hold UTF-8 bytes (``S<n>``) rather than str, which
-    :mod:`cryodesk.io.relion` and :func:`column_floats` accept alike.  A file of
-    :data:`MAP_BYTES` or more is mapped, not copied into memory (every value
-    read from it is a copy: nothing refers to the mapping afterwards).
+    :mod:`cryodesk.io.relion` and :func:`column_floats` accept alike.
     """
     path = Path(path)
     require_regular(path, "STAR file")
     try:
         warm(path.stat().st_size)  # numba's first load overlaps the read of a large file
-        raw = _read_raw(path)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None
     except OSError as exc:
