@@ -179,14 +179,21 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     n = len(parts)
     used = set(_CONSUMED)
     # the numbers parsed in a thread of their own (never raises: a bad column stays text; no report) while
-    # this one decodes the carried fields and the image names (the kernels of both release the GIL)
+    # this one decodes the image names (handed to on_paths at once) and the carried fields (the kernels of
+    # both release the GIL); a bad image name is raised after the carried fields, as before
     with ThreadPoolExecutor(1, thread_name_prefix="star-numbers") if _large(merged, n) else _Inline() as pool:
         parsing = pool.submit(parse_number_columns, merged, optics_rows, spread)
-        carried = _carried_fields(cols, source, report, used)
-        idx, paths = parse_image_names(cols["rlnImageName"], source)
-        report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
-        if on_paths is not None:
+        try:
+            idx, paths = parse_image_names(cols["rlnImageName"], source)
+            bad_names = None
+        except DataError as exc:
+            bad_names = exc
+        if on_paths is not None and bad_names is None:
             on_paths(paths)
+        carried = _carried_fields(cols, source, report, used)
+        if bad_names is not None:
+            raise bad_names
+        report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
         numbers = parsing.result()
     mics = merged.get("rlnMicrographName")
     if consume and _large(merged, n) and _view_of_more(mics):
