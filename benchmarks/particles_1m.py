@@ -343,7 +343,11 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
 
 def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str, maker: Cli) -> None:
     """``--steps star``: the STAR import alone, of one ``particles.star`` (exported once, by ``maker``: the same
-    file for every tree), its phases as the job logs them; the job's directory removed after each round."""
+    file for every tree), its phases as the job logs them; the job's .cs removed after each round, its links
+    kept (moved to ``star-trash/`` under ``--dir``; remove it by hand, minutes before a run): ext4 does not reuse
+    an inode freed in the last 60 s (360 s while its table block is dirty) and scans past every such inode of
+    the group for each new one, so 5,000 links made after 5,000 were removed cost 2-7 s of kernel time instead
+    of 0.1-0.5 s (``perf``: ``recently_deleted`` under ``ext4_symlink``)."""
     if "star" not in info:
         j_imp = maker.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                              "-p", f"particle_blob_path={info['proj']}")
@@ -356,7 +360,36 @@ def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str,
     results.setdefault(f"{tag}import STAR", []).append(cli.run(j_si, cold))
     for phase, secs in _phases(cli.job_log(j_si), "import timings:").items():
         results.setdefault(f"{tag}  import STAR {phase} (in job)", []).append((secs, 0.0))
-    shutil.rmtree(cli.proj / j_si, ignore_errors=True)
+    job = cli.proj / j_si
+    info.setdefault("star_out", {}).setdefault(tag, []).append(_outputs(job, j_si))  # compared at the end
+    (job / "imported_particles.cs").unlink(missing_ok=True)  # room on the disk; the links are removed at the end
+    trash = cli.root / "star-trash"
+    trash.mkdir(exist_ok=True)
+    os.rename(job, trash / f"{cli.db.stem}-{j_si}")
+
+
+def _outputs(job: Path, uid: str) -> tuple[str, str]:
+    """sha256 of a STAR import's .cs and of its links (``name -> target``, sorted).
+
+    The .cs names its own job in ``blob/path`` (``J7/imported/...``) and the trees number jobs apart: its
+    bytes are hashed with that name masked when both have one length; else (``J9`` and ``J10``) its fields
+    are, ``blob/path`` as text without the job's name.
+    """
+    import hashlib
+
+    links = sorted(os.listdir(job / "imported"))
+    text = "".join(f"{n} -> {os.readlink(job / 'imported' / n)}\n" for n in links)
+    h = hashlib.sha256()
+    data = np.load(job / "imported_particles.cs", mmap_mode="r")
+    for name in data.dtype.names:
+        col = data[name]
+        if name == "blob/path":
+            h.update(b"".join(np.unique(col)).replace(f"{uid}/imported/".encode(), b"J?/imported/"))
+            h.update(np.unique(col, return_inverse=True)[1].astype("<i8").tobytes())
+        else:
+            h.update(f"{name}:{col.dtype.str}{col.shape[1:]}".encode())
+            h.update(np.ascontiguousarray(col).tobytes())
+    return h.hexdigest(), f"{len(links)} links {hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def _sha(path: Path) -> str:
@@ -522,6 +555,11 @@ def main(argv=None) -> int:
                 print(f"  {name[5:]:30s} old / new = {med[name] / med[name[5:]]:.1f} x time")
         return 0
     if args.steps == "star":
+        outs = info.get("star_out", {})
+        every = {v for runs in outs.values() for v in runs}
+        print("\nimported .cs sha256 / links:", ", ".join(f"{k or 'new'}: {runs[0][0][:16]} / {runs[0][1][:28]}"
+                                                      for k, runs in outs.items()),
+              "(identical in every round)" if len(every) == 1 else f"(DIFFERENT: {len(every)} kinds)")
         if "old: import STAR" in med:
             print(f"\n  import STAR  old / new = {med['old: import STAR'] / med['import STAR']:.2f} x time, "
                   f"{rss_med['old: import STAR'] / rss_med['import STAR']:.2f} x peak RSS (<= 5 s: "

@@ -40,15 +40,18 @@ API summary
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
 
 import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.io import relion_carry as carry
+from cryodesk.io import star_numbers
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
-from cryodesk.io.relion_numbers import in_threads, parse_number_columns
+from cryodesk.io.relion_numbers import NUMBER_LABELS, in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
     EXP_GROUP_LABEL,
     OPTICS_LABELS,
@@ -132,20 +135,23 @@ def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set
 
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                micrograph_shapes: dict[str, tuple[int, int]] | None = None,
-               report: ConversionReport | None = None, consume: bool = False) -> np.ndarray:
+               report: ConversionReport | None = None, consume: bool = False,
+               on_paths: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc).
 
     ``consume``: ``blocks`` is emptied before the dataset is built, so that
     its texts are freed first (a caller that reads the file only to convert it).
+    ``on_paths``: called with the ``blob/path`` column as soon as it is known (the image names parsed,
+    before the numbers), e.g. to start work on the stacks while the rest is converted.
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
-    out, n = _star_fields(blocks, source, micrograph_shapes, report)
+    out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths, consume)
     if consume:
         blocks.clear()
         # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): a text column kept (the
         # micrograph names) is copied out of it, so that the buffer goes before the dataset is built
         for fld, vals in out.items():
-            if isinstance(vals, np.ndarray) and isinstance(vals.base, np.ndarray) and vals.base.nbytes > 2 * vals.nbytes:
+            if _view_of_more(vals):
                 out[fld] = vals.copy()
     try:
         with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
@@ -154,26 +160,55 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
         raise DataError(_too_large(out, source)) from None
 
 
-def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, report: ConversionReport
-                 ) -> tuple[dict, int]:
+def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, report: ConversionReport,
+                 on_paths: Callable[[np.ndarray], None] | None = None, consume: bool = False) -> tuple[dict, int]:
     """The fields of :func:`star_to_cs` as ``({field: values}, rows)``."""
+    with ThreadPoolExecutor(1, thread_name_prefix="star-copy") as copier:
+        return _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume, copier)
+
+
+def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume, copier) -> tuple[dict, int]:
     parts, optics = particle_block(blocks, source)
     merged, optics_rows, spread = merge_optics_rows(parts, optics, source, report, lazy=True)
-    # the number columns parsed up front (the same values column_floats gives; an optics column once per
-    # group, then spread as numbers); any other optics column spread as text, in the same column order
-    numbers = parse_number_columns(merged, optics_rows, spread)
-    cols = {lab: numbers[lab] if lab in numbers else vals if vals is not None else spread[lab][optics_rows]
+    numbered = set(NUMBER_LABELS)
+    # the text columns first (the carried fields and the image names need no number), then the number
+    # columns (parsed up front: the same values column_floats gives; an optics column once per group,
+    # then spread as numbers); any other optics column spread as text, in the same column order
+    cols = {lab: vals if vals is not None else None if lab in numbered else spread[lab][optics_rows]
             for lab, vals in merged.items()}
+    n = len(parts)
+    used = set(_CONSUMED)
+    # the numbers parsed in a thread of their own (never raises: a bad column stays text; no report) while
+    # this one decodes the image names (handed to on_paths at once) and the carried fields (the kernels of
+    # both release the GIL); a bad image name is raised after the carried fields, as before
+    with ThreadPoolExecutor(1, thread_name_prefix="star-numbers") if _large(merged, n) else _Inline() as pool:
+        parsing = pool.submit(parse_number_columns, merged, optics_rows, spread)
+        try:
+            idx, paths = parse_image_names(cols["rlnImageName"], source)
+            bad_names = None
+        except DataError as exc:
+            bad_names = exc
+        if on_paths is not None and bad_names is None:
+            on_paths(paths)
+        carried = _carried_fields(cols, source, report, used)
+        if bad_names is not None:
+            raise bad_names
+        report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
+        numbers = parsing.result()
+    mics = merged.get("rlnMicrographName")
+    if consume and _large(merged, n) and _view_of_more(mics):
+        # the micrograph names kept as they are: copied out of the table's one buffer (star_to_cs frees it
+        # before the dataset is built) in a thread, while this one converts the numbers
+        mics = copier.submit(np.array, mics, copy=True)
+    for lab in merged:
+        if lab in numbers:
+            cols[lab] = numbers[lab]
+        elif cols[lab] is None:
+            cols[lab] = spread[lab][optics_rows]
 
     def text(lab: str) -> np.ndarray:  # a column as text (for relion/ fields)
         vals = merged[lab]
         return vals if vals is not None else cols[lab] if lab not in numbers else spread[lab][optics_rows]
-
-    n = len(parts)
-    used = set(_CONSUMED)
-    carried = _carried_fields(cols, source, report, used)
-    idx, paths = parse_image_names(cols["rlnImageName"], source)
-    report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
     out: dict[str, object] = {}
     uid = carried.pop("uid", None)
     if uid is not None and n > 1 and bool(np.any(np.diff(np.sort(uid)) == 0)):  # a sort: cheaper than a unique
@@ -205,7 +240,7 @@ def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, r
     out.update(align)
     used |= align_used
     if "rlnMicrographName" in cols:
-        mics = cols["rlnMicrographName"]
+        mics = mics.result() if isinstance(mics, Future) else cols["rlnMicrographName"]
         mic_table, mic_inv = unique_first(mics)
         mic_names = [m.decode("utf-8") if isinstance(m, bytes) else m for m in mic_table.tolist()]
         out["location/micrograph_uid"] = np.array(
@@ -236,6 +271,32 @@ def _star_fields(blocks: dict[str, StarBlock], source: str, micrograph_shapes, r
         out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
     return out, n
+
+
+def _view_of_more(vals) -> bool:
+    """``vals`` is a view of a buffer more than twice its size (a column of a bulk-read table)."""
+    return isinstance(vals, np.ndarray) and isinstance(vals.base, np.ndarray) and vals.base.nbytes > 2 * vals.nbytes
+
+
+def _large(cols: dict, n: int) -> bool:
+    """Worth a thread: a table the compiled parsers read (bulk-read bytes columns of many rows)."""
+    return n >= star_numbers.MIN_SIZE and any(isinstance(v, np.ndarray) and v.dtype.kind == "S"
+                                              for v in cols.values()) and star_numbers.implementation() == "numba"
+
+
+class _Inline:
+    """A pool of no thread: ``submit`` calls at once (a small table)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def _too_large(out: dict, source: str) -> str:

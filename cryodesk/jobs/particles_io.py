@@ -5,8 +5,9 @@ its results joined on uid) or a RELION ``.star`` file (poses, optics and CTF
 refinements converted, see :mod:`cryodesk.io.relion`), finds the stacks
 (:mod:`cryodesk.io.locate`: relative to ``particle_blob_path`` or the metadata
 file, never outside them), validates every one (exists, header sane, indices
-in range, shapes agree) *before writing anything*, then writes into ``J<n>/`` (the links in a
-thread while the dataset is written):
+in range, shapes agree) *before writing the dataset*, then writes into ``J<n>/`` (the links in a
+thread while the dataset is written; for a large STAR file, while it is still being converted, and
+removed with everything else if anything then fails):
 
 * ``imported/<stack>``      symlinks to the raw stacks (raw data is never copied or touched)
 * ``imported_particles.cs`` with ``blob/path`` relative to the project (``J1/imported/x.mrc``)
@@ -55,8 +56,11 @@ from cryodesk.io.star import read_star, write_star
 from cryodesk.io.validate import validate_stacks
 
 
-def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
-    """The dataset of ``meta`` and the directory its ``>`` paths are relative to."""
+def _load(meta: Path, report: ConversionReport, on_paths=None) -> tuple[np.ndarray, Path]:
+    """The dataset of ``meta`` and the directory its ``>`` paths are relative to.
+
+    ``on_paths``: for a STAR file, called with the ``blob/path`` column once it is known (see
+    :class:`_EarlyLinks`)."""
     suffix = meta.suffix.lower()
     if suffix == ".cs":
         # mapped, not read: the import reads a few columns and streams the rest once into its own .cs
@@ -69,14 +73,20 @@ def _load(meta: Path, report: ConversionReport) -> tuple[np.ndarray, Path]:
         data, main = csg_io.load_group(meta)
         return data, main.parent
     if suffix == ".star":
-        return star_to_cs(read_star(meta), str(meta), report=report, consume=True), meta.parent
+        return star_to_cs(read_star(meta), str(meta), report=report, consume=True, on_paths=on_paths), meta.parent
     raise DataError(f"{meta}: unsupported particle metadata file (expected .cs, .csg or .star)")
 
 
 def _located(data: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path
              ) -> tuple[list[Path], np.ndarray]:
     """Where each distinct stack was found (first-seen order) and each row's index into that list."""
-    raw, inv = unique_first(data["blob/path"])
+    return _located_paths(data["blob/path"], meta, meta_dir, base, root)
+
+
+def _located_paths(paths: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path
+                   ) -> tuple[list[Path], np.ndarray]:
+    """:func:`_located` of the ``blob/path`` column ``paths``."""
+    raw, inv = unique_first(paths)
     where = locate_stacks(raw, base, meta_dir, root, str(meta))
     found = [where[r.decode("utf-8") if isinstance(r, bytes) else str(r)] for r in raw.tolist()]
     distinct: dict[Path, int] = {}
@@ -292,6 +302,75 @@ def _cleanup(created: list[Path]) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
+#: a STAR file of at least this many bytes is imported with its links made while it is converted (numba is
+#: loaded for such a file anyway, see star_split.warm); smaller ones are linked after the validation
+EARLY_LINK_BYTES = 1 << 22
+
+
+def _warm_links() -> None:
+    from cryodesk.io import symlinks
+
+    symlinks.load_kernel()
+
+
+class _EarlyLinks:
+    """The STAR import's links, begun as soon as the stack paths are known (``star_to_cs``'s ``on_paths``).
+
+    The stacks are located and the links made by the compiled loop in a thread that holds no GIL, while the
+    main thread converts the rest of the file, checks and validates: the links (up to 0.5 ms of kernel time
+    each) cost no time of their own.  Nothing that fails here is raised: the import then goes the ordinary
+    way (located after the conversion, linked after the validation), which raises the same error at the same
+    place.  If anything fails later, run_import waits for the thread and removes what it made.
+    """
+
+    def __init__(self, ctx: JobContext, meta: Path, base: Path, root: Path, created: list[Path]):
+        self.ctx, self.meta, self.base, self.root, self.created = ctx, meta, base, root, created
+        self.index: tuple[list[Path], np.ndarray] | None = None
+        self.names: dict[Path, str] | None = None
+        self.links: Path | None = None
+        self.linker: _Linker | None = None
+        try:
+            large = meta.stat().st_size >= EARLY_LINK_BYTES
+        except OSError:
+            large = False  # (read_star says what is wrong)
+        # the compiled loop loaded while the file is read (numba's first load holds the GIL)
+        self.warm = preload("import-links-warm", _warm_links) if large else None
+
+    def __call__(self, paths: np.ndarray) -> None:
+        if self.warm is None:
+            return
+        self.warm.join()
+        from cryodesk.io import symlinks
+
+        if not symlinks.load_kernel():
+            return  # no numba: the plain loop, after the validation (as before)
+        try:
+            stacks, inv = _located_paths(paths, self.meta, self.meta.parent, self.base, self.root)
+        except DataError:
+            return  # raised again by _located, after the conversion (its errors come first, as before)
+        self.index = (stacks, inv)
+        names = _link_names(stacks)
+        links = self.ctx.job_dir / "imported"
+        try:
+            self.ctx.job_dir.mkdir(parents=True, exist_ok=True)
+            links.mkdir(exist_ok=False)
+        except OSError:
+            return  # (the ordinary way meets it again)
+        self.created.append(links)
+        try:
+            batch = _link_batch(links, names, self.ctx.project_dir)
+        except Exception:  # noqa: BLE001 - the ordinary way (its thread) raises it again, at its place
+            self.created.remove(links)
+            links.rmdir()
+            return
+        self.names, self.links = names, links
+        self.linker = _Linker(links, names, self.ctx.project_dir, batch=batch)
+
+    def wait(self) -> None:
+        if self.linker is not None:
+            self.linker.wait()
+
+
 def run_import(ctx: JobContext) -> None:
     raw_meta = ctx.params.get("particle_meta_path")
     if not raw_meta:
@@ -310,38 +389,46 @@ def run_import(ctx: JobContext) -> None:
         timings[name] = round(now - clock[0], 3)
         clock[0] = now
 
-    data, meta_dir = _load(meta, report)
-    check_particle_rows(data, meta)
-    lap("read")
     root = base if blob else meta.parent
-    if not (inside(meta_dir, root) or inside(meta_dir, meta.parent)):
-        # a .csg's blob metafile elsewhere: its '>' stack paths would be relative to a place the user
-        # did not point at
-        raise DataError(f"{meta}: the particle dataset it lists is in {meta_dir}, outside the particle data "
-                        f"directory {root}; set particle_blob_path to a directory that contains it")
-    stacks, inv = _located(data, meta, meta_dir, base, root)
-    pset = ParticleSet(data, meta, base, _index=(stacks, inv))
-    lap("locate")
-    try:
-        infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
-    except DataError as exc:
-        raise _missing_hint(exc, base, meta_dir, bool(blob)) from None
-    ctx.check_cancel()
-    lap("validate")
-
-    names = _link_names(stacks)
     created: list[Path] = []
+    early = _EarlyLinks(ctx, meta, base, root, created) if meta.suffix.lower() == ".star" else None
     linker: _Linker | None = None
     try:
-        ctx.job_dir.mkdir(parents=True, exist_ok=True)
-        links = ctx.job_dir / "imported"
-        links.mkdir(exist_ok=False)
-        created.append(links)
-        # A link is a file-system entry of its own (30 us to 0.5 ms of kernel time each here): they are
-        # made in a thread while the .cs is written (not while the stacks are validated: two threads
-        # trading the GIL at each of their 25,000 system calls slowed validation 2x); if anything fails,
-        # the thread is waited for and everything is removed, as before.
-        linker = _Linker(links, names, ctx.project_dir)
+        data, meta_dir = _load(meta, report, early)
+        check_particle_rows(data, meta)
+        lap("read")
+        if not (inside(meta_dir, root) or inside(meta_dir, meta.parent)):
+            # a .csg's blob metafile elsewhere: its '>' stack paths would be relative to a place the user
+            # did not point at
+            raise DataError(f"{meta}: the particle dataset it lists is in {meta_dir}, outside the particle "
+                            f"data directory {root}; set particle_blob_path to a directory that contains it")
+        if early is not None and early.index is not None:
+            stacks, inv = early.index  # (what _located gives: the same column, located the same way)
+        else:
+            stacks, inv = _located(data, meta, meta_dir, base, root)
+        pset = ParticleSet(data, meta, base, _index=(stacks, inv))
+        lap("locate")
+        try:
+            infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.8 * f, m))
+        except DataError as exc:
+            raise _missing_hint(exc, base, meta_dir, bool(blob)) from None
+        ctx.check_cancel()
+        lap("validate")
+
+        if early is not None and early.linker is not None:
+            names, links, linker = early.names, early.links, early.linker
+        else:
+            names = _link_names(stacks)
+            ctx.job_dir.mkdir(parents=True, exist_ok=True)
+            links = ctx.job_dir / "imported"
+            links.mkdir(exist_ok=False)
+            created.append(links)
+            # A link is a file-system entry of its own (30 us to 0.5 ms of kernel time each here): they are
+            # made in a thread while the .cs is written (not while the stacks are validated: two threads
+            # trading the GIL at each of their 25,000 system calls slowed validation 2x; a large STAR import
+            # makes them earlier, by the compiled loop that holds no GIL: _EarlyLinks); if anything fails,
+            # the thread is waited for and everything is removed, as before.
+            linker = _Linker(links, names, ctx.project_dir)
         replace = _replacements(data, stacks, inv, infos, names, ctx.job_dir.name)
         cs_path = ctx.job_dir / "imported_particles.cs"
         ctx.progress(0.85, f"writing {cs_path.name}")
@@ -350,7 +437,7 @@ def run_import(ctx: JobContext) -> None:
         del replace
         lap("write")
         linker.join()
-        timings["link"] = round(linker.seconds, 3)  # (in its thread, alongside the write)
+        timings["link"] = round(linker.seconds, 3)  # (in its thread, alongside the conversion or the write)
         lap("link wait")
         group = csg_io.group_for_dataset("imported_particles", "particle", cs_path.name, data,
                                          title="Imported particles",
@@ -358,8 +445,10 @@ def run_import(ctx: JobContext) -> None:
         csg_path = csg_io.write_csg(ctx.job_dir / "imported_particles.csg", group)
         created.append(csg_path)
     except BaseException:
+        if early is not None:
+            early.wait()  # before the removal: no link is made after it
         if linker is not None:
-            linker.wait()  # before the removal: no link is made after it
+            linker.wait()
         _cleanup(created)
         raise
     out = data
