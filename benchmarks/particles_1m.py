@@ -47,7 +47,9 @@ Usage::
     .venv/bin/python benchmarks/particles_1m.py --steps export --copy --old /work/tmp-old   # the STAR export alone:
         # stacks linked (the default) and copied (copy_stacks=true), the files' sha256 compared, the
         # export's phases as the job logs them; against a tree before the compiled poses the sha256 differs
-        # (the angles' last digits: see the README, "The STAR export, second round")
+        # (the angles' last digits: see the README, "The STAR export, second round"); the exports' links
+        # are removed after the last round (see round_export: on an ext4 without a journal, links made
+        # within minutes of removing thousands of files in the same block group cost ~20x the system time)
 
 Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
 process)::
