@@ -242,7 +242,7 @@ class _Linker:
 
 def _warm_export() -> None:
     """The STAR export's kernels (numba's first load: ~0.5-1 s of CPU), for a thread started while the main
-    thread reads the .cs."""
+    thread converts the metadata (the link loop first: the link thread waits for it)."""
     from cryodesk.io import poses, star_write, symlinks
 
     symlinks.load_kernel()
