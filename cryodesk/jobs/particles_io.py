@@ -47,7 +47,6 @@ from cryodesk.base.preload import preload
 from cryodesk.core.context import JobContext, OutputFileRef
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
 from cryodesk.io import csg as csg_io
-from cryodesk.io import symlinks
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import CS_FORMATS, ParticleSet, check_particle_rows, read_cs, unique_first, write_cs_replacing
 from cryodesk.io.locate import inside, locate_stacks
@@ -242,7 +241,7 @@ class _Linker:
 
 def _warm_export() -> None:
     """The STAR export's kernels (numba's first load: ~0.5-1 s of CPU), for a thread started while the main
-    thread converts the metadata (the link loop first: the link thread waits for it)."""
+    thread reads the .cs."""
     from cryodesk.io import poses, star_write, symlinks
 
     symlinks.load_kernel()
@@ -413,6 +412,8 @@ def run_export(ctx: JobContext) -> None:
         now = time.perf_counter()
         timings[name], clock[0] = round(now - clock[0], 3), now
 
+    # numba's first load while the .cs is mapped and checked
+    warm = preload("export-warm", _warm_export) if fmt == "relion" else None
     # mapped, not read (as the import does): every field is read once or twice, nothing is written back
     data = read_cs(src, mmap=True).view(np.ndarray)
     for f in ("blob/path", "blob/idx"):
@@ -420,8 +421,11 @@ def run_export(ctx: JobContext) -> None:
             raise DataError(f"{src}: not a particle dataset (no {f!r} field)")
     pset = ParticleSet(data, src, ctx.project_dir)
     lap("read")
-    # (before numba loads in a thread: two threads trading the GIL at each of its 10,000 system calls made
-    # the validation 4x slower)
+    if warm is not None:
+        # (not alongside the validation: two threads trading the GIL at each of its 10,000 system calls
+        # made it 4x slower and saved nothing)
+        warm.join()
+        lap("numba wait")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
     names = _link_names(list(infos))
     lap("validate")
@@ -434,26 +438,20 @@ def run_export(ctx: JobContext) -> None:
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(exist_ok=False)
         created.append(out_dir)
-        links = out_dir / "stacks"
-        links.mkdir()
-        batch = None
+        (out_dir / "stacks").mkdir()
         if copy:
             for k, (p, name) in enumerate(names.items()):
                 ctx.check_cancel()
                 ctx.progress(0.2 + 0.75 * k / max(len(names), 1), f"copying {p.name}")
-                copied.append((name, _copy(p, links / name)))
+                copied.append((name, _copy(p, out_dir / "stacks" / name)))
             lap("copy")
-        elif fmt == "relion":  # the links' targets found (a readlink each) before numba loads, too
-            batch = symlinks.prepare(_link_pairs(links, names, ctx.project_dir))
-            lap("link targets")
-        # numba's first load in a thread while the metadata is converted: numpy's bulk work, the GIL released
-        # inside each call (the poses wait for their kernel, the links for theirs)
-        warm = preload("export-warm", _warm_export) if fmt == "relion" else None
-        if not copy:
+        else:
             ctx.progress(0.2, f"linking {len(names)} stacks, converting")
             # in a thread while the metadata is converted and written (as the import does); for STAR, by a
             # compiled loop that holds no GIL (numba loads for the STAR writer anyway)
-            linker = _Linker(links, names, ctx.project_dir, "export", batch)
+            links = out_dir / "stacks"
+            linker = _Linker(links, names, ctx.project_dir, "export",
+                             _link_batch(links, names, ctx.project_dir) if fmt == "relion" else None)
         ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)
@@ -463,8 +461,6 @@ def run_export(ctx: JobContext) -> None:
             except DataError as exc:
                 raise DataError(f"{src}: cannot convert to RELION STAR: {exc}") from None
             lap("convert")
-            warm.join()
-            lap("numba wait")
             star_path = write_star(out_dir / "particles.star", blocks)
             files.append((star_path, "star"))
             del blocks
