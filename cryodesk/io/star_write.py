@@ -72,7 +72,9 @@ class _Plan:
                 return
             if kind in "iuf" and arr.dtype.itemsize in (1, 2, 4, 8) and self.n > 64:
                 bits = arr.view(f"u{arr.dtype.itemsize}")
-                if np.all(bits == bits[0]):  # a constant column: numpy's text of its one value
+                # a constant column: numpy's text of its one value (most columns differ in their first rows: no
+                # pass over a million)
+                if np.all(bits[:64] == bits[0]) and np.all(bits == bits[0]):
                     self._add(CONST, self.consts, star_numbers.format_numbers_numpy(arr[:1])[0])
                     continue
             if kind == "f" and arr.dtype.itemsize in (4, 8):

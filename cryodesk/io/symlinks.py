@@ -20,6 +20,7 @@ API summary
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,7 @@ def prepare(pairs: list[tuple[str, str]]) -> Batch:
 
 
 _kernel = None
+_load_lock = threading.Lock()
 
 if HAVE_NUMBA:
     from llvmlite import ir
@@ -86,14 +88,22 @@ if HAVE_NUMBA:
 
 
 def load_kernel() -> bool:
-    """Load the compiled loop now (numba's first load holds the GIL: do it where that costs nothing)."""
+    """Load the compiled loop now (numba's first load holds the GIL: do it where that costs nothing).
+
+    Any thread may call it, several at once (the export's link thread while numba loads in another): each
+    returns once the loop is loaded, none takes the plain loop because another is loading it.
+    """
     global _kernel
-    if _kernel is None:
-        _kernel = False
-        if HAVE_NUMBA:
-            empty = np.zeros(0, dtype=np.int64)
-            _symlink_rows(np.zeros(1, dtype=np.uint8), empty, empty, -1, 0)
-            _kernel = _symlink_rows
+    with _load_lock:
+        if _kernel is None:
+            _kernel = False
+            if HAVE_NUMBA:
+                empty = np.zeros(0, dtype=np.int64)
+                try:
+                    _symlink_rows(np.zeros(1, dtype=np.uint8), empty, empty, -1, 0)
+                except Exception:  # noqa: BLE001 - a load that fails: the plain loop, as without numba
+                    return False
+                _kernel = _symlink_rows
     return bool(_kernel)
 
 

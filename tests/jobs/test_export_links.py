@@ -195,3 +195,67 @@ def test_a_large_star_export_is_the_file_the_plain_conversion_writes(project, tm
     got = pdir / done.uid / "exported" / "particles.star"
     assert got.read_bytes() == want.read_bytes()
     assert b"\n001000@stacks/mic_0.mrc 'J2/mic 0.mrc' " in got.read_bytes()  # (a blank: the name quoted)
+
+
+def test_a_conversion_failing_while_links_are_made_leaves_nothing(project, imported, monkeypatch):
+    """The STAR conversion runs while the link thread makes the links (held back here): it is waited for,
+    then everything is removed, and the error names the file."""
+    import threading
+
+    from cryodesk.base.errors import DataError
+    from cryodesk.jobs import particles_io
+
+    imp, _ = imported
+    gate, real_make = threading.Event(), particles_io._make_links
+    finished = []
+
+    def slow_make(links, names, *args):
+        gate.wait(10)  # still making links when the conversion fails
+        real_make(links, names, *args)
+        finished.append(len(list(links.iterdir())))
+
+    def failing_convert(*args, **kwargs):
+        gate.set()
+        raise DataError("a value RELION cannot hold")
+
+    monkeypatch.setattr(particles_io, "_make_links", slow_make)
+    monkeypatch.setattr(particles_io, "cs_to_star", failing_convert)
+    job = jobs.create_job(project, "export_particles", inputs=[jobs.InputSpec("particles", imp.uid)],
+                          params={"format": "relion"})
+    done = runner.run_job(project, job)
+    assert done.status == "failed", done.error
+    assert "cannot convert to RELION STAR: a value RELION cannot hold" in done.error
+    assert "imported_particles.cs" in done.error  # (the file it converted)
+    assert finished == [3]  # the thread ended before the removal: no link made after it
+    assert not (Path(project.directory) / job.uid / "exported").exists()
+    assert not OutputFile.select().where(OutputFile.job == done.id).exists()
+
+
+def test_the_link_loop_loads_once_for_threads_asking_at_once(monkeypatch):
+    """The export's link thread may ask for the compiled loop while another thread is loading it: it waits for
+    that load and gets the loop (never the plain one because the other was still loading)."""
+    import threading
+    import time
+
+    from cryodesk.io import symlinks
+
+    if not symlinks.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    real, calls = symlinks._symlink_rows, []
+
+    def slow_load(*args):
+        calls.append(threading.current_thread().name)
+        time.sleep(0.3)  # a first load takes this long or more
+        return real(*args)
+
+    monkeypatch.setattr(symlinks, "_kernel", None)
+    monkeypatch.setattr(symlinks, "_symlink_rows", slow_load)
+    got = {}
+    threads = [threading.Thread(target=lambda k=k: got.__setitem__(k, symlinks.load_kernel()), name=f"t{k}")
+               for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {0: True, 1: True, 2: True}
+    assert len(calls) == 1 and symlinks._kernel is slow_load
