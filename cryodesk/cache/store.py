@@ -38,7 +38,7 @@ from cryodesk.core.units import human_bytes
 from .config import CacheConfig
 from .copy import part_dir, part_name
 from .index import Entry, Index
-from .locks import LOCK_FILE, EntryLock, held_offsets, lock_holders, lock_offset
+from .locks import LOCK_FILE, EntryLock, check_lock_file, held_offsets, lock_holders, lock_offset
 
 __all__ = ["Cache", "Item", "SpaceReport"]
 
@@ -87,6 +87,53 @@ class SpaceReport:
                 f"disk free {human_bytes(self.disk_free)}, reserve {human_bytes(self.reserve)}")
 
 
+#: serialises space decisions (reserve + evict)
+SPACE_LOCK = "space.lock"
+
+
+def _own_directory(path: Path) -> None:
+    """Make directory ``path`` of the cache, or check the one there is a real directory.
+
+    Never through a symlink: the cache writes and deletes only below its own
+    directory, and a symlink there (``files/`` -> somewhere else) would make
+    it copy there, and evictions refuse to delete outside (entries "freed"
+    that stay on the disk).  Point the SSD path at the directory instead.
+    """
+    try:
+        os.mkdir(path)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DataError(f"cannot create the SSD cache directory {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise DataError(f"cannot use the SSD cache directory {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise DataError(f"the SSD cache directory {path} is a symlink; cryodesk never follows one for the "
+                        f"cache's own files (set the SSD path to the directory it points to)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(f"the SSD cache directory {path} is not a directory (move it away, or set another SSD path)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"the SSD cache directory {path} is not writable by this user")
+
+
+def _no_symlink_file(path: Path) -> None:
+    """A file of the cache (the index) is a regular file where it exists: SQLite would follow a symlink."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DataError(f"cannot use the SSD cache file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise DataError(f"the SSD cache file {path} is a symlink; cryodesk never follows one for the cache's "
+                        f"own files")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"the SSD cache file {path} is not a regular file (move it away)")
+
+
 def stat_matches(path: Path, size: int, mtime_ns: int) -> bool:
     """True if ``path`` (symlinks followed) has this size and mtime (to 1 µs, or 1 s on coarse file systems)."""
     try:
@@ -116,9 +163,13 @@ class Cache:
         self.files = self.root / "files"
         self.subsets = self.root / "subsets"
         for d in (self.root, self.files, self.subsets):
-            d.mkdir(exist_ok=True)
+            _own_directory(d)
         self.lock_file = str(self.root / LOCK_FILE)
+        for name in (LOCK_FILE, SPACE_LOCK):
+            check_lock_file(self.root / name)
         self.index = Index(self.root)
+        for suffix in ("", "-wal", "-shm"):
+            _no_symlink_file(Path(f"{self.index.path}{suffix}"))
         self._root_s = str(self.root) + os.sep
 
     # -- layout ----------------------------------------------------------
@@ -136,7 +187,7 @@ class Cache:
 
     @contextmanager
     def space_lock(self):
-        with file_lock(self.root / "space.lock", "the SSD cache space accounting", timeout=600):
+        with file_lock(self.root / SPACE_LOCK, "the SSD cache space accounting", timeout=600):
             yield
 
     # -- removal -----------------------------------------------------------

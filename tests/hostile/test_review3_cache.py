@@ -1,0 +1,189 @@
+"""Review 3, the SSD cache against a hostile user: its own files replaced by the wrong kind of thing.
+
+What a user saw before the fixes:
+
+* ``<ssd>/cryodesk_cache`` a dangling symlink or a plain file: ``cache status`` printed a
+  ``FileExistsError`` traceback;
+* ``cryodesk_cache`` (or its ``files/``) a symlink to a directory: the cache created its
+  directories and lock file through it (``files/`` one: copied every stack through it, and
+  ``cache clear`` reported the entries removed and their bytes freed while every file stayed);
+  a job then failed on ``space.lock``;
+* ``entries.lock`` or ``space.lock`` a directory, or a lock file this user cannot open:
+  ``IsADirectoryError`` / ``PermissionError`` failed the job and ``cache status``.
+
+Now the cache checks its own layout when it is opened: anything wrong is a
+:class:`DataError` naming the path and what is wrong, before anything is written; a
+job reads its particles from the project directory (as with a missing SSD) and the CLI
+prints one line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cryodesk.base.errors import DataError
+from cryodesk.cache.config import CacheConfig
+from cryodesk.cache.staging import stage
+from cryodesk.cache.store import Cache
+from cryodesk.io.mrc import make_header
+
+
+def _stacks(d: Path, k: int = 3) -> list[Path]:
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(k):
+        p = d / f"s{i}.mrc"
+        data = np.random.default_rng(i).standard_normal((4, 16, 16)).astype(np.float32)
+        p.write_bytes(make_header(16, 16, 4, 2, 1.5) + data.tobytes())
+        out.append(p)
+    return out
+
+
+def _config(ssd: Path) -> CacheConfig:
+    return CacheConfig(ssd_path=ssd, reserve_bytes=0)
+
+
+def _cli_status(ssd: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CRYODESK_DB=str(tmp_path / "cli.sqlite"), CRYODESK_SSD_PATH=str(ssd),
+               XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    return subprocess.run([sys.executable, "-m", "cryodesk.cli.main", "cache", "status"], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _tree(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+def _symlink_root(ssd, elsewhere):
+    elsewhere.mkdir()
+    (ssd / "cryodesk_cache").symlink_to(elsewhere)
+    return ssd / "cryodesk_cache", "a symlink"
+
+
+def _dangling_root(ssd, elsewhere):
+    (ssd / "cryodesk_cache").symlink_to(elsewhere / "gone")
+    return ssd / "cryodesk_cache", "a symlink"
+
+
+def _file_root(ssd, elsewhere):
+    (ssd / "cryodesk_cache").write_bytes(b"not a directory")
+    return ssd / "cryodesk_cache", "not a directory"
+
+
+def _symlink_files(ssd, elsewhere):
+    elsewhere.mkdir()
+    (ssd / "cryodesk_cache").mkdir()
+    (ssd / "cryodesk_cache" / "files").symlink_to(elsewhere)
+    return ssd / "cryodesk_cache" / "files", "a symlink"
+
+
+def _symlink_subsets(ssd, elsewhere):
+    elsewhere.mkdir()
+    (ssd / "cryodesk_cache").mkdir()
+    (ssd / "cryodesk_cache" / "subsets").symlink_to(elsewhere)
+    return ssd / "cryodesk_cache" / "subsets", "a symlink"
+
+
+def _dir_entries_lock(ssd, elsewhere):
+    (ssd / "cryodesk_cache" / "entries.lock").mkdir(parents=True)
+    return ssd / "cryodesk_cache" / "entries.lock", "not a regular file"
+
+
+def _dir_space_lock(ssd, elsewhere):
+    (ssd / "cryodesk_cache" / "space.lock").mkdir(parents=True)
+    return ssd / "cryodesk_cache" / "space.lock", "not a regular file"
+
+
+def _symlink_index(ssd, elsewhere):
+    elsewhere.mkdir()
+    (ssd / "cryodesk_cache").mkdir()
+    (ssd / "cryodesk_cache" / "index.sqlite").symlink_to(elsewhere / "index.sqlite")
+    return ssd / "cryodesk_cache" / "index.sqlite", "a symlink"
+
+
+def _dir_index(ssd, elsewhere):
+    (ssd / "cryodesk_cache" / "index.sqlite").mkdir(parents=True)
+    return ssd / "cryodesk_cache" / "index.sqlite", "not a regular file"
+
+
+LAYOUTS = [_symlink_root, _dangling_root, _file_root, _symlink_files, _symlink_subsets, _dir_entries_lock,
+           _dir_space_lock, _symlink_index, _dir_index]
+
+
+@pytest.mark.parametrize("make", LAYOUTS, ids=lambda f: f.__name__.strip("_"))
+def test_a_wrong_kind_of_cache_file_is_a_clear_error_and_nothing_is_written_through_it(tmp_path, make):
+    ssd = tmp_path / "ssd"
+    ssd.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    bad, what = make(ssd, elsewhere)
+    with pytest.raises(DataError) as err:
+        Cache(_config(ssd))
+    assert str(bad) in str(err.value) and what in str(err.value)
+    if elsewhere.exists():
+        assert _tree(elsewhere) == []  # nothing created through the symlink
+
+
+@pytest.mark.parametrize("make", LAYOUTS, ids=lambda f: f.__name__.strip("_"))
+def test_a_job_reads_the_originals_when_the_cache_layout_is_wrong(tmp_path, make, caplog):
+    ssd = tmp_path / "ssd"
+    ssd.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    bad, _ = make(ssd, elsewhere)
+    files = _stacks(tmp_path / "proj")
+    with stage(None, files, config=_config(ssd), cache_on=True, subset=False) as st:
+        assert st.mode == "off" and str(bad) in st.reason
+        assert [st.path_for(f) for f in files] == files
+        assert [st.path_for(f).read_bytes() for f in files] == [f.read_bytes() for f in files]
+    if elsewhere.exists():
+        assert _tree(elsewhere) == []
+
+
+@pytest.mark.parametrize("make", [_dangling_root, _file_root, _dir_space_lock, _dir_entries_lock],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_cache_status_says_what_is_wrong_in_one_line(tmp_path, make):
+    ssd = tmp_path / "ssd"
+    ssd.mkdir()
+    bad, what = make(ssd, tmp_path / "elsewhere")
+    proc = _cli_status(ssd, tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Error:" not in proc.stderr
+    assert str(bad) in proc.stderr and what in proc.stderr
+
+
+def test_a_lock_file_this_user_cannot_open_is_a_clear_error(tmp_path):
+    ssd = tmp_path / "ssd"
+    root = ssd / "cryodesk_cache"
+    root.mkdir(parents=True)
+    lock = root / "entries.lock"
+    lock.touch()
+    # an immutable file: EPERM on open for writing, even as root (another user's cache behaves the same)
+    if subprocess.run(["chattr", "+i", str(lock)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        with pytest.raises(DataError, match=r"cannot open the SSD cache lock file .*entries\.lock"):
+            Cache(_config(ssd))
+        files = _stacks(tmp_path / "proj")
+        with stage(None, files, config=_config(ssd), cache_on=True, subset=False) as st:
+            assert st.mode == "off" and str(lock) in st.reason
+    finally:
+        subprocess.run(["chattr", "-i", str(lock)], capture_output=True)
+
+
+def test_a_good_layout_and_a_symlinked_ssd_path_still_cache(tmp_path):
+    """The SSD path itself may be a symlink (/scratch -> /local/ssd): only the cache's own files may not."""
+    real = tmp_path / "local_ssd"
+    real.mkdir()
+    ssd = tmp_path / "scratch"
+    ssd.symlink_to(real)
+    files = _stacks(tmp_path / "proj")
+    for copied in (sum(f.stat().st_size for f in files), 0):
+        with stage(None, files, config=_config(ssd), cache_on=True, subset=False) as st:
+            assert st.mode == "files" and st.stats()["bytes_copied"] == copied
+            assert all(str(st.path_for(f)).startswith(str(ssd / "cryodesk_cache" / "files")) for f in files)
+            assert [st.path_for(f).read_bytes() for f in files] == [f.read_bytes() for f in files]
