@@ -37,7 +37,7 @@ from cryodesk.core.units import human_bytes
 
 from .config import CacheConfig
 from .copy import part_dir, part_name
-from .index import Entry, Index
+from .index import Entry, Index, IndexCorrupt
 from .locks import LOCK_FILE, EntryLock, check_lock_file, held_offsets, lock_holders, lock_offset
 
 __all__ = ["Cache", "Item", "SpaceReport"]
@@ -407,28 +407,38 @@ class Cache:
     def clear(self, project: str | None = None) -> dict:
         """Evict every entry (of ``project``) that no job holds."""
         freed = removed = skipped = 0
-        try:
-            with self.space_lock(), self.index.connect() as con:
-                for e in self._heal(con):
-                    if project is not None and e.project != project:
-                        continue
-                    if e.state == "ready" and self._evict(e, con):
-                        freed += e.size
-                        removed += 1
-                    else:
-                        skipped += 1
-        except sqlite3.OperationalError as exc:
-            raise DataError(f"cannot update the SSD cache index {self.index.path} ({exc})") from None
+        for attempt in (1, 2):
+            try:
+                with self.space_lock(), self.index.connect() as con:
+                    for e in self._heal(con):
+                        if project is not None and e.project != project:
+                            continue
+                        if e.state == "ready" and self._evict(e, con):
+                            freed += e.size
+                            removed += 1
+                        else:
+                            skipped += 1
+                break
+            except IndexCorrupt:
+                if attempt == 2:
+                    raise DataError(f"the SSD cache index {self.index.path} is corrupt again") from None
+            except sqlite3.OperationalError as exc:
+                raise DataError(f"cannot update the SSD cache index {self.index.path} ({exc})") from None
         return {"removed": removed, "bytes_freed": freed, "held_skipped": skipped}
 
     def status(self) -> dict:
         """Path, quota, reserve, used, free, entries by project and the locks held (with pids)."""
-        try:
-            with self.space_lock(), self.index.connect() as con:
-                entries = self._heal(con)
-        except sqlite3.OperationalError as exc:
-            raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
-                            f"is the SSD full?") from None
+        for attempt in (1, 2):
+            try:
+                with self.space_lock(), self.index.connect() as con:
+                    entries = self._heal(con)
+                break
+            except IndexCorrupt:  # moved aside: the fresh index is read (files are re-adopted when used)
+                if attempt == 2:
+                    raise DataError(f"the SSD cache index {self.index.path} is corrupt again") from None
+            except sqlite3.OperationalError as exc:
+                raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
+                                f"is the SSD full?") from None
         rep = self.space(entries=entries, with_held=True)
         holders = lock_holders(self.lock_file)
         by_project: dict[str, dict] = {}

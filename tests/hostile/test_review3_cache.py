@@ -187,3 +187,111 @@ def test_a_good_layout_and_a_symlinked_ssd_path_still_cache(tmp_path):
             assert st.mode == "files" and st.stats()["bytes_copied"] == copied
             assert all(str(st.path_for(f)).startswith(str(ssd / "cryodesk_cache" / "files")) for f in files)
             assert [st.path_for(f).read_bytes() for f in files] == [f.read_bytes() for f in files]
+
+
+# -- the index: advisory, so anything wrong with it heals ---------------------------------------------------
+#
+# Before: an index whose table was not the cache's (another program's, an older layout) failed every
+# fill ("no such column: state": every file read from the project directory, for ever) and status;
+# an extra column or a text value in a number column made ``cache status`` raise TypeError; a page
+# of the index overwritten in the middle ("database disk image is malformed", found by a query, not
+# at open) failed the job with sqlite3.DatabaseError and status with a traceback, and never healed.
+
+
+def _filled(tmp_path):
+    import sqlite3
+
+    from cryodesk.cache.index import drop_kept_connections
+
+    ssd = tmp_path / "ssd"
+    ssd.mkdir()
+    files = _stacks(tmp_path / "proj")
+    with stage(None, files, config=_config(ssd), cache_on=True, subset=False) as st:
+        assert st.stats()["files_copied"] == len(files)
+    drop_kept_connections()
+    return ssd, files, ssd / "cryodesk_cache" / "index.sqlite", sqlite3
+
+
+def _foreign_table(idx, sqlite3):
+    idx.unlink()
+    con = sqlite3.connect(idx)
+    con.execute("CREATE TABLE entries (key TEXT)")
+    con.execute("INSERT INTO entries VALUES ('x')")
+    con.commit()
+    con.close()
+
+
+def _extra_column(idx, sqlite3):
+    con = sqlite3.connect(idx)
+    con.execute("ALTER TABLE entries ADD COLUMN note TEXT DEFAULT 'hand edit'")
+    con.commit()
+    con.close()
+
+
+def _text_in_numbers(idx, sqlite3):
+    con = sqlite3.connect(idx)
+    con.execute("UPDATE entries SET size = 'big', last_access = 'yesterday'")
+    con.commit()
+    con.close()
+
+
+def _malformed_page(idx, sqlite3):
+    import time
+
+    con = sqlite3.connect(idx)  # enough rows for pages in the middle, then a page overwritten
+    con.executemany("INSERT INTO entries VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(f"/nowhere/{i:05d}" * 8, "file", f"files/nowhere/{i}", 1, 1, 1, "P1", "ready", 0, 0.0,
+                      time.time()) for i in range(4000)])
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    data = bytearray(idx.read_bytes())
+    mid = len(data) // 2 // 4096 * 4096
+    data[mid:mid + 8 * 4096] = b"\xff" * (8 * 4096)
+    idx.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("spoil", [_foreign_table, _extra_column, _text_in_numbers, _malformed_page],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_an_index_that_is_not_the_caches_heals(tmp_path, spoil):
+    ssd, files, idx, sqlite3 = _filled(tmp_path)
+    spoil(idx, sqlite3)
+    st = Cache(_config(ssd)).status()  # no TypeError, no sqlite3 error
+    assert st["used_bytes"] >= 0 and isinstance(st["entries"], int)
+    for f in files:
+        f.write_bytes(f.read_bytes())  # a new version: the fill must copy, so it needs the index
+    with stage(None, files, config=_config(ssd), cache_on=True, subset=False) as st:
+        assert st.mode == "files"
+        assert st.stats()["files_copied"] == len(files), st.stats()
+        assert [st.path_for(f).read_bytes() for f in files] == [f.read_bytes() for f in files]
+        assert all(str(st.path_for(f)).startswith(str(ssd)) for f in files)
+    st = Cache(_config(ssd)).status()
+    assert st["entries"] == len(files)
+    assert st["used_bytes"] == sum(f.stat().st_size for f in files)
+    proc = _cli_status(ssd, tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_corruption_a_query_runs_into_after_the_open_heals_at_the_next_operation(tmp_path):
+    import time
+
+    from cryodesk.cache.index import Entry, Index, IndexCorrupt, drop_kept_connections
+
+    root = tmp_path / "cache"
+    root.mkdir()
+    index = Index(root)
+    now = time.time()
+    with index.connect() as con:
+        index.put_many([Entry(f"/k/{i:05d}" * 8, "file", f"files/k/{i}", 1, 1, 1, "P1", "ready", 0, now, now)
+                        for i in range(4000)], con)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    drop_kept_connections()
+    assert len(index.all()) == 4000  # opened: nothing wrong yet
+    data = bytearray(index.path.read_bytes())
+    mid = len(data) // 2 // 4096 * 4096
+    data[mid:mid + 8 * 4096] = b"\xff" * (8 * 4096)
+    index.path.write_bytes(bytes(data))
+    with pytest.raises(IndexCorrupt, match="moved aside"):
+        index.all()
+    assert index.all() == []  # a fresh index
+    assert [p.name for p in root.iterdir() if ".corrupt-" in p.name]
