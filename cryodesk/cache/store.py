@@ -82,9 +82,11 @@ class SpaceReport:
 
     def describe(self, need: int) -> str:
         quota = f"quota {human_bytes(self.quota)}, " if self.quota is not None else ""
+        # the bytes copies in flight are still to write take room the disk still shows free
+        flight = f" ({human_bytes(self.inflight)} of it promised to copies in flight)" if self.inflight else ""
         return (f"need {human_bytes(need)}; cache holds {human_bytes(self.used)} "
                 f"({human_bytes(self.held)} held by running jobs), {quota}"
-                f"disk free {human_bytes(self.disk_free)}, reserve {human_bytes(self.reserve)}")
+                f"disk free {human_bytes(self.disk_free)}{flight}, reserve {human_bytes(self.reserve)}")
 
 
 #: serialises space decisions (reserve + evict)

@@ -295,3 +295,45 @@ def test_corruption_a_query_runs_into_after_the_open_heals_at_the_next_operation
         index.all()
     assert index.all() == []  # a fresh index
     assert [p.name for p in root.iterdir() if ".corrupt-" in p.name]
+
+
+# -- the message when a file gets no space ---------------------------------------------------------------
+#
+# Before: "need 6.3 MiB; cache holds 6.3 MiB (0 B held by running jobs), disk free 7.9 MiB, reserve 0 B"
+# — a refusal whose numbers say it fits: the bytes promised to copies still in flight (this job's
+# own, or another's) were left out.  Now they are said.
+
+
+def test_a_denial_counts_the_bytes_promised_to_copies_in_flight(tmp_path):
+    from mounts import small_tmpfs
+
+    from cryodesk.cache.store import Item
+
+    with small_tmpfs(tmp_path, "4m") as d:
+        cache = Cache(_config(d))
+        free = os.statvfs(d).f_bavail * os.statvfs(d).f_frsize
+        size = free * 6 // 10  # one fits, two do not
+
+        def item(name):
+            dest = cache.file_dest(f"/src/{name}")
+            it = Item(key=f"/src/{name}", kind="file", dest=dest, size=size, src_size=size, src_mtime_ns=1,
+                      check=lambda: False, build=lambda *a: size)
+            it.lock = cache.lock_for(it.key)
+            assert it.lock.try_exclusive()
+            return it
+
+        a, b = item("a.mrc"), item("b.mrc")
+        try:
+            granted, denied, _ = cache.reserve([a], "P1")
+            assert granted == [a]
+            granted, denied, message = cache.reserve([b], "P1")
+            assert denied == [b] and granted == []
+            assert "in flight" in message, message
+            from cryodesk.core.units import human_bytes
+
+            assert human_bytes(size) in message  # the need, and the bytes promised to a's copy
+            assert message.count(human_bytes(size)) >= 2, message
+        finally:
+            cache.release_reservation(a)
+            a.lock.close()
+            b.lock.close()
