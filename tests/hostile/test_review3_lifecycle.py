@@ -118,3 +118,39 @@ def test_file_lock_names_what_is_wrong(tmp_path, kind):
         with file_lock(lock, "the test", timeout=0.1):
             pass
     assert str(where) in str(err.value) and what in str(err.value) and "the test" in str(err.value)
+
+
+# -- a cleanup whose project was moved by another process after the plan was made ------------------------
+#
+# Before: "project directory /old/place is missing: is its disk mounted? (nothing was changed)" — the
+# cleanup and the deletion service used the directory of the row the caller read before the move (the
+# GUI's preview, the CLI's plan).  Every item is re-checked when it applies, so the cleanup now runs
+# where the project is (the row as committed), and never recreates the old place.
+
+
+def test_a_cleanup_planned_before_a_move_runs_where_the_project_is_now(built, tmp_path):
+    from cryodesk.core import cleanup, project_move
+    from cryodesk.db.models import Job
+
+    url, pdir = built
+    database = dbmod.make_database(url)
+    dbmod.db.initialize(database)
+    try:
+        with database.connection_context():
+            p = projects.get_project("P1")
+            j = jobs.create_job(p, "h_source", "W1", params={"nbytes": 20})
+            runner.run_job(p, j)
+            jobs.set_status(Job.get_by_id(j.id), "killed", error="test")
+            kept = sorted(str(q.relative_to(pdir)) for q in (pdir / "J1").rglob("*"))
+            stale = projects.get_project("P1")
+            plan = cleanup.plan_cleanup(stale, cleanup.CleanupOptions(killed="clear"))
+            assert [e.uid for e in plan.entries] == ["J2"]
+            dest = tmp_path / "moved"
+            project_move.move_project(projects.get_project("P1"), dest)  # another process, in effect
+            result = cleanup.execute_cleanup(stale, plan)
+            assert result.ok, result.to_dict()
+            assert not pdir.exists()  # the old place is never made again
+            assert sorted(q.name for q in (dest / "J2").iterdir()) == ["job.json"]
+            assert sorted(str(q.relative_to(dest)) for q in (dest / "J1").rglob("*")) == kept
+    finally:
+        dbmod.close_database()
