@@ -337,3 +337,41 @@ def test_a_denial_counts_the_bytes_promised_to_copies_in_flight(tmp_path):
             cache.release_reservation(a)
             a.lock.close()
             b.lock.close()
+
+
+def test_a_source_that_shrinks_during_its_copy_is_named(tmp_path):
+    """Before: "the source file shrank while it was being copied" — which one, in a job of 5,000 stacks?"""
+    from cryodesk.cache.copy import SourceChanged, copy_into_cache, part_name
+
+    src = _stacks(tmp_path / "proj", 1)[0]
+    st = src.stat()
+    dest = tmp_path / "cache" / "s0.mrc"
+    dest.parent.mkdir()
+    with pytest.raises(SourceChanged) as err:  # the size it had when the copy started: more than is there now
+        copy_into_cache(src, dest, st.st_size + 4096, st.st_mtime_ns)
+    assert str(src) in str(err.value) and "shrank" in str(err.value)
+    assert not dest.exists() and not part_name(dest).exists()
+
+
+def test_a_source_stack_that_changes_while_its_subset_is_packed_is_named(tmp_path, monkeypatch):
+    """Before: "a source stack changed while its particles were being cached" — which one?"""
+    import cryodesk.cache.subset as subset_mod
+    from cryodesk.cache.copy import SourceChanged
+    from cryodesk.cache.subset import subset_item, subset_spec_grouped
+
+    srcs = [str(p) for p in _stacks(tmp_path / "proj", 2)]
+    spec = subset_spec_grouped(srcs, np.array([0, 1]), np.array([1, 2]), 10000)
+    (tmp_path / "ssd").mkdir()
+    cache = Cache(_config(tmp_path / "ssd"))
+    item = subset_item(cache, spec)
+    real = subset_mod.execute_plan
+
+    def touching(*a, **kw):  # the second stack is rewritten while the subset is packed
+        out = real(*a, **kw)
+        Path(srcs[1]).write_bytes(Path(srcs[1]).read_bytes())
+        return out
+
+    monkeypatch.setattr(subset_mod, "execute_plan", touching)
+    with pytest.raises(SourceChanged) as err:
+        item.build(lambda n: None, None)
+    assert srcs[1] in str(err.value) and srcs[0] not in str(err.value)
