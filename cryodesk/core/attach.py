@@ -360,7 +360,27 @@ def attach_project(directory: str | Path, force: bool = False) -> Project:
 
 def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool,
                    session_docs: dict[str, dict] | None = None) -> Project:
-    lock = ownership.read_lock(path)
+    aside = None
+    try:
+        lock = ownership.read_lock(path)
+    except ownership.UnreadableLock:
+        if not force:
+            raise
+        # --force: the user takes the directory over whoever the damaged lock meant; it is kept to look at
+        lock, aside = None, ownership.set_aside_lock(path)
+    try:
+        project = _attach_checked(path, doc, job_docs, force, session_docs, lock)
+    except BaseException:
+        if aside is not None:
+            ownership.put_back_lock(path, aside)
+        raise
+    if aside is not None:
+        project.taken_over_from = {"label": "an unreadable lock file", "database": None, "uid": None,
+                                   "unreadable_lock": str(aside)}
+    return project
+
+
+def _attach_checked(path: Path, doc: dict, job_docs: list[dict], force: bool, session_docs, lock) -> Project:
     hooks.point("attach.lock_read", path=str(path), lock=lock)
     pid = doc.get("id") or (lock or {}).get("project") or manifest.new_project_id()
     if lock is not None and lock.get("project") and doc.get("id") and lock["project"] != doc["id"]:
