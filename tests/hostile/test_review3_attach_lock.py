@@ -72,9 +72,23 @@ def test_a_damaged_lock_is_one_line_and_force_takes_the_directory_over(detached,
 
 def test_a_forced_attach_that_fails_puts_the_damaged_lock_back(detached, cli):
     pdir, lock = detached
-    assert cli("project", "attach", str(pdir))[0] == 0
     lock.write_bytes(b"{{{")
-    code, out, err = cli("project", "attach", str(pdir), "--force")  # refused after the lock was read
-    assert code == 2 and "already attached" in err, err
+    (pdir.parent / "project.json").write_text("{}")  # refused after the lock was read: inside a project
+    code, out, err = cli("project", "attach", str(pdir), "--force")
+    assert code == 2 and "inside the project directory" in err, err
     assert lock.read_bytes() == b"{{{"
     assert [p.name for p in lock.parent.iterdir() if p.name.startswith("owner.json.")] == []
+
+
+def test_an_attached_project_whose_lock_was_damaged_is_taken_back_with_force(detached, cli):
+    """What the other commands' refusal says to do ("attach the project again with --force") works."""
+    pdir, lock = detached
+    assert cli("project", "attach", str(pdir))[0] == 0
+    lock.write_bytes(b"{{{")
+    code, out, err = cli("job", "clear", "P1", "J1")
+    assert code == 1 and str(lock) in err and "--force" in err, err
+    code, out, err = cli("project", "attach", str(pdir), "--force")
+    assert code == 0 and "unreadable" in out, err
+    code, out, err = cli("job", "clear", "P1", "J1")
+    assert code == 0, err
+    assert cli("project", "list")[1].count("P1") == 1
