@@ -375,3 +375,28 @@ def test_a_source_stack_that_changes_while_its_subset_is_packed_is_named(tmp_pat
     with pytest.raises(SourceChanged) as err:
         item.build(lambda n: None, None)
     assert srcs[1] in str(err.value) and srcs[0] not in str(err.value)
+
+
+# -- stacks whose path is not UTF-8 -----------------------------------------------------------------------
+#
+# Before: a job whose stacks live below a directory named in Latin-1 (legal on Linux) failed with
+# "UnicodeEncodeError: 'utf-8' codec can't encode character '\udce9' ... surrogates not allowed" as soon as
+# caching was on (the index keeps the source path as UTF-8 text); with caching off it ran.  Now such
+# files are read from the project directory, with a line saying why; the others are cached.
+
+
+def test_stacks_with_a_name_that_is_not_utf8_are_read_from_the_project(tmp_path):
+    odd_dir = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/proj_caf\xe9"))
+    odd = _stacks(odd_dir, 2)
+    plain = _stacks(tmp_path / "plain", 1)
+    ssd = tmp_path / "ssd"
+    ssd.mkdir()
+    with stage(None, odd + plain, config=_config(ssd), cache_on=True, subset=False) as st:
+        assert st.mode == "files"
+        assert [st.path_for(f) for f in odd] == odd
+        assert str(st.path_for(plain[0])).startswith(str(ssd))
+        assert [st.path_for(f).read_bytes() for f in odd + plain] == [f.read_bytes() for f in odd + plain]
+        stats = st.stats()
+        assert stats["files_copied"] == 1 and stats["fallback_files"] == 2
+        assert any("UTF-8" in m for m in stats["messages"]), stats["messages"]
+    assert Cache(_config(ssd)).status()["entries"] == 1
