@@ -93,6 +93,8 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
         st = os.stat(real)
     except OSError as exc:
         raise DataError(f"cannot cache {source}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO there: the copy's open would wait for a writer for ever
+        raise DataError(f"cannot cache {source}: it is not a regular file (a FIFO, socket, device or directory)")
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync

@@ -72,3 +72,27 @@ def test_a_job_caching_particles_of_a_fifo_stack_gets_a_clear_error(tmp_path):
     """, tmp_path)
     assert run.returncode == 0, run.stderr
     assert "REFUSED" in run.stdout and str(tmp_path / "s1.mrc") in run.stdout, run.stdout
+
+
+def test_staging_plain_files_refuses_a_fifo_without_waiting(tmp_path):
+    """Plain files (no particle set: no header check first): the copy's open() waited on the FIFO."""
+    run = _run("""
+        import sys, os
+        from pathlib import Path
+        from cryodesk.base.errors import DataError
+        from cryodesk.cache.config import CacheConfig
+        from cryodesk.cache.staging import stage
+        d = Path(sys.argv[1])
+        (d / "a.bin").write_bytes(b"x" * 100)
+        os.mkfifo(d / "b.bin")
+        (d / "ssd").mkdir()
+        try:
+            with stage(None, [d / "a.bin", d / "b.bin"], config=CacheConfig(ssd_path=d / "ssd", reserve_bytes=0),
+                       cache_on=True, subset=False):
+                pass
+        except DataError as exc:
+            print("REFUSED", exc)
+    """, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "REFUSED" in run.stdout and str(tmp_path / "b.bin") in run.stdout, run.stdout
+    assert "not a regular file" in run.stdout
