@@ -38,3 +38,19 @@ class JobCancelled(CryodeskError):
 
 class LockedError(CryodeskError):
     """Another process holds a lock that this operation needs."""
+
+
+def require_utf8(text: str, what: str) -> str:
+    """``text`` itself, or a :class:`UsageError` if it is not UTF-8 (a name the database cannot store).
+
+    A command-line argument or file name that is not valid UTF-8 (bytes from a
+    Latin-1 file system) reaches Python with its bad bytes as lone surrogates;
+    the database keeps names and paths as UTF-8 text and would fail on them
+    with ``UnicodeEncodeError`` (a traceback, after the directory was made).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} {text!r} is not valid UTF-8 text (its bytes shown as \\udcXX); cryodesk stores "
+                         f"names and paths as UTF-8: rename it") from None
+    return text

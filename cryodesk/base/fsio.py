@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import LockedError
+from .errors import DataError, LockedError
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
 
@@ -409,12 +409,28 @@ def file_lock(path: Path, what: str, timeout: float = 10.0):
     path = Path(path)
     if path.parent.is_symlink():
         raise LockedError(f"{path.parent} is a symlink; cryodesk never follows one for its own state")
-    path.parent.mkdir(exist_ok=True)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+        path.parent.mkdir()
+    except FileExistsError:
+        if not path.parent.is_dir():
+            raise DataError(f"cannot take the lock for {what}: {path.parent} is not a directory "
+                            f"(move it away; cryodesk keeps its state there)") from None
+    # O_NONBLOCK: a FIFO in its place must not block the open (it is refused below)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, FILE_MODE)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LockedError(f"{path} is a symlink; cryodesk never follows one for its own state") from None
+        if exc.errno == errno.EISDIR:
+            raise DataError(f"cannot take the lock for {what}: {path} is not a regular file (a directory; "
+                            f"move it away)") from None
+        raise DataError(f"cannot take the lock for {what}: cannot open {path} ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"cannot take the lock for {what}: {path} is not a regular file (move it away)")
+    except BaseException:
+        os.close(fd)
         raise
     deadline = time.monotonic() + timeout
     try:

@@ -195,7 +195,10 @@ def copy_into_cache(src: Path | str, dest: Path, size: int, mtime_ns: int, *,
             out = AtomicFile(dest, durable=fsync and not defer, tmp=tmp, buffered=False)
         try:
             fout = out.fh.fileno()
-            _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)
+            try:
+                _kernel_copy(fin, fout, size, on_bytes, check_cancel, writeback=fsync)
+            except SourceChanged:  # (the kernel copy does not know the name)
+                raise SourceChanged(f"{src} shrank while it was being copied to the cache") from None
             st = os.fstat(fin)
             if st.st_size != size or st.st_mtime_ns != mtime_ns:
                 raise SourceChanged(f"{src} changed while it was being copied to the cache")

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Entry", "Index", "drop_kept_connections"]
+__all__ = ["Entry", "Index", "IndexCorrupt", "drop_kept_connections"]
 
 _log = logging.getLogger("cryodesk.cache")
 
@@ -42,6 +42,34 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_lru ON entries (state, last_access);
 """
+_COLUMNS = ("key", "kind", "path", "src_size", "src_mtime_ns", "size", "project", "state", "pid", "created",
+            "last_access")
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM entries"
+# Rows a hand edit left with a value the cache cannot compute with (SQLite keeps 'big' in an
+# INTEGER column, a blob in a TEXT one): dropped when the index is first opened, as rows of
+# vanished files are (one scan in SQLite: ~20 ms for 100,000 entries, a tenth of reading them).
+_BAD_ROWS = ("typeof(key) != 'text' OR typeof(path) != 'text' OR typeof(size) != 'integer' "
+             "OR typeof(src_size) != 'integer' OR typeof(last_access) NOT IN ('real', 'integer')")
+
+
+class IndexCorrupt(sqlite3.OperationalError):
+    """The index was found corrupt by a query and moved aside; the next operation starts a fresh one.
+
+    An ``OperationalError``: every caller already reads the originals (a fill) or
+    says the index cannot be read (status, clear) when the index fails.
+    """
+
+
+def _corrupt(exc: BaseException) -> bool:
+    """True for SQLite's "malformed" and "not a database": the file, not the situation (full, locked)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+    return type(exc) is sqlite3.DatabaseError
+
+
+class _NotOurs(sqlite3.DatabaseError):
+    """The file is a database, but its ``entries`` table is not the cache's."""
 
 
 #: One idle connection kept open per index file (the few used last), so that closing an
@@ -112,6 +140,16 @@ class Index:
         con = self._open()
         try:
             yield con
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) or not _corrupt(exc):
+                raise
+            # Corruption a query ran into (a page overwritten in the middle): the
+            # open found nothing wrong.  Move it aside now; this operation fails as
+            # if the index could not be read, the next one starts a fresh index.
+            con.close()
+            self._quarantine()
+            raise IndexCorrupt(f"the SSD cache index {self.path} was corrupt ({exc}); it was moved aside "
+                               f"and starts again empty") from None
         finally:
             con.close()
 
@@ -122,27 +160,43 @@ class Index:
             # commit need not reach the disk: no fsync per commit.
             con.execute("PRAGMA synchronous=NORMAL")
             if not self._ready:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(_SCHEMA)
-                self._ready = True
-                _keep_open(self.path)
+                self._first_open(con)
             return con
         except sqlite3.OperationalError:
             raise  # disk full, locked...: not corruption, the index stays
         except sqlite3.DatabaseError:
-            # A corrupt index (a disk-full crash, a hand edit) costs nothing but
-            # the LRU order: move it aside; entries are re-adopted from the tree.
-            drop_kept_connections(self.path)
-            stamp = int(time.time())
-            for suffix in ("", "-wal", "-shm"):
-                p = Path(f"{self.path}{suffix}")
-                if p.exists():
-                    p.rename(p.with_name(f"{p.name}.corrupt-{stamp}"))
+            # A corrupt index (a disk-full crash, a hand edit) or another program's
+            # table costs nothing but the LRU order: move it aside; entries are
+            # re-adopted from the tree.
+            self._quarantine()
             con = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(_SCHEMA)
-            self._ready = True
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._first_open(con)
             return con
+
+    def _first_open(self, con: sqlite3.Connection) -> None:
+        con.execute("PRAGMA journal_mode=WAL")
+        cols = tuple(r[1] for r in con.execute("PRAGMA table_info(entries)"))
+        if cols and sorted(cols) != sorted(_COLUMNS):
+            con.close()
+            raise _NotOurs(f"the table entries of {self.path} has columns {cols}, not the cache's")
+        con.executescript(_SCHEMA)
+        if con.execute(f"SELECT 1 FROM entries WHERE {_BAD_ROWS} LIMIT 1").fetchone():
+            con.execute(f"DELETE FROM entries WHERE {_BAD_ROWS}")
+        self._ready = True
+        _keep_open(self.path)
+
+    def _quarantine(self) -> None:
+        """Move the index (and its WAL) aside as ``*.corrupt-<time>``; the next open makes a new one."""
+        drop_kept_connections(self.path)
+        self._ready = False
+        stamp = int(time.time())
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(f"{self.path}{suffix}")
+            try:
+                p.rename(p.with_name(f"{p.name}.corrupt-{stamp}"))
+            except FileNotFoundError:
+                pass
 
     @staticmethod
     def _rows(cur) -> list[Entry]:
@@ -150,14 +204,14 @@ class Index:
 
     def get(self, key: str) -> Entry | None:
         with self.connect() as con:
-            rows = self._rows(con.execute("SELECT * FROM entries WHERE key = ?", (key,)))
+            rows = self._rows(con.execute(f"{_SELECT} WHERE key = ?", (key,)))
         return rows[0] if rows else None
 
     def all(self, con=None) -> list[Entry]:
         if con is not None:
-            return self._rows(con.execute("SELECT * FROM entries ORDER BY last_access"))
+            return self._rows(con.execute(f"{_SELECT} ORDER BY last_access"))
         with self.connect() as c:
-            return self._rows(c.execute("SELECT * FROM entries ORDER BY last_access"))
+            return self._rows(c.execute(f"{_SELECT} ORDER BY last_access"))
 
     def put(self, e: Entry, con=None) -> None:
         sql = ("INSERT OR REPLACE INTO entries (key, kind, path, src_size, src_mtime_ns, size, project, "

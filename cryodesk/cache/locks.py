@@ -44,7 +44,8 @@ from pathlib import Path
 
 from cryodesk.base.errors import DataError
 
-__all__ = ["EntryLock", "LOCK_FILE", "lock_offset", "held_offsets", "lock_holders", "raise_fd_limit"]
+__all__ = ["EntryLock", "LOCK_FILE", "check_lock_file", "lock_offset", "held_offsets", "lock_holders",
+           "raise_fd_limit"]
 
 #: the one lock file of a cache directory (below its root)
 LOCK_FILE = "entries.lock"
@@ -67,7 +68,9 @@ def _open_lock_file(path: str) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise DataError(f"the SSD cache lock file {path} is a symlink; cryodesk never follows one") from None
-        raise
+        if exc.errno == errno.EISDIR:
+            raise DataError(f"the SSD cache lock file {path} is not a regular file (a directory)") from None
+        raise DataError(f"cannot open the SSD cache lock file {path}: {exc.strerror or exc}") from None
     try:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) not in _checked:  # one fstat per process and file, not per entry
@@ -78,6 +81,11 @@ def _open_lock_file(path: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def check_lock_file(path: Path | str) -> None:
+    """Open (create) lock file ``path`` once and close it: :class:`DataError` if it is not a usable one."""
+    os.close(_open_lock_file(os.fspath(path)))
 
 
 class EntryLock:

@@ -93,6 +93,8 @@ def file_item(cache: Cache, source: Path | str, real: str | None = None) -> Item
         st = os.stat(real)
     except OSError as exc:
         raise DataError(f"cannot cache {source}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO there: the copy's open would wait for a writer for ever
+        raise DataError(f"cannot cache {source}: it is not a regular file (a FIFO, socket, device or directory)")
     dest = cache.file_dest(real)
     size, mtime = st.st_size, st.st_mtime_ns
     fsync = cache.config.fsync
@@ -310,11 +312,28 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
             return Staged("subset", {}, real, stacks, idx, hold, SubsetMap(spec, item.dest), groups=groups)
         hold.release()
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
-    items = list({it.key: it for it in (file_item(cache, p, real.get(str(p))) for p in files)}.values())  # per real file
+    every = {it.key: it for it in (file_item(cache, p, real.get(str(p))) for p in files)}  # per real file
+    # the index keeps a source's path as UTF-8 text: one that is not (Latin-1 bytes) is read where it is
+    odd = [k for k in every if not _utf8(k)]
+    items = [it for k, it in every.items() if k not in odd] if odd else list(every.values())
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
+    if odd:
+        why = (f"{len(odd)} files have a path that is not UTF-8 text (such as {odd[0]!r}), which the SSD cache "
+               f"index cannot record; reading them from the project directory")
+        log.warning("SSD cache: %s", why)
+        hold.messages.append(why)
+        hold.fallback.update(dict.fromkeys(odd, why))
     cached = {it.key: it.dest for it in items if it.key in hold.held}
     return Staged("files", cached, real, stacks, idx, hold, groups=groups)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_stacks(files: list[Path], real: dict[str, str]) -> None:

@@ -37,8 +37,8 @@ from cryodesk.core.units import human_bytes
 
 from .config import CacheConfig
 from .copy import part_dir, part_name
-from .index import Entry, Index
-from .locks import LOCK_FILE, EntryLock, held_offsets, lock_holders, lock_offset
+from .index import Entry, Index, IndexCorrupt
+from .locks import LOCK_FILE, EntryLock, check_lock_file, held_offsets, lock_holders, lock_offset
 
 __all__ = ["Cache", "Item", "SpaceReport"]
 
@@ -82,9 +82,58 @@ class SpaceReport:
 
     def describe(self, need: int) -> str:
         quota = f"quota {human_bytes(self.quota)}, " if self.quota is not None else ""
+        # the bytes copies in flight are still to write take room the disk still shows free
+        flight = f" ({human_bytes(self.inflight)} of it promised to copies in flight)" if self.inflight else ""
         return (f"need {human_bytes(need)}; cache holds {human_bytes(self.used)} "
                 f"({human_bytes(self.held)} held by running jobs), {quota}"
-                f"disk free {human_bytes(self.disk_free)}, reserve {human_bytes(self.reserve)}")
+                f"disk free {human_bytes(self.disk_free)}{flight}, reserve {human_bytes(self.reserve)}")
+
+
+#: serialises space decisions (reserve + evict)
+SPACE_LOCK = "space.lock"
+
+
+def _own_directory(path: Path) -> None:
+    """Make directory ``path`` of the cache, or check the one there is a real directory.
+
+    Never through a symlink: the cache writes and deletes only below its own
+    directory, and a symlink there (``files/`` -> somewhere else) would make
+    it copy there, and evictions refuse to delete outside (entries "freed"
+    that stay on the disk).  Point the SSD path at the directory instead.
+    """
+    try:
+        os.mkdir(path)
+        return
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise DataError(f"cannot create the SSD cache directory {path}: {exc.strerror or exc}") from None
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise DataError(f"cannot use the SSD cache directory {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise DataError(f"the SSD cache directory {path} is a symlink; cryodesk never follows one for the "
+                        f"cache's own files (set the SSD path to the directory it points to)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(f"the SSD cache directory {path} is not a directory (move it away, or set another SSD path)")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"the SSD cache directory {path} is not writable by this user")
+
+
+def _no_symlink_file(path: Path) -> None:
+    """A file of the cache (the index) is a regular file where it exists: SQLite would follow a symlink."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DataError(f"cannot use the SSD cache file {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise DataError(f"the SSD cache file {path} is a symlink; cryodesk never follows one for the cache's "
+                        f"own files")
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"the SSD cache file {path} is not a regular file (move it away)")
 
 
 def stat_matches(path: Path, size: int, mtime_ns: int) -> bool:
@@ -116,9 +165,13 @@ class Cache:
         self.files = self.root / "files"
         self.subsets = self.root / "subsets"
         for d in (self.root, self.files, self.subsets):
-            d.mkdir(exist_ok=True)
+            _own_directory(d)
         self.lock_file = str(self.root / LOCK_FILE)
+        for name in (LOCK_FILE, SPACE_LOCK):
+            check_lock_file(self.root / name)
         self.index = Index(self.root)
+        for suffix in ("", "-wal", "-shm"):
+            _no_symlink_file(Path(f"{self.index.path}{suffix}"))
         self._root_s = str(self.root) + os.sep
 
     # -- layout ----------------------------------------------------------
@@ -136,7 +189,7 @@ class Cache:
 
     @contextmanager
     def space_lock(self):
-        with file_lock(self.root / "space.lock", "the SSD cache space accounting", timeout=600):
+        with file_lock(self.root / SPACE_LOCK, "the SSD cache space accounting", timeout=600):
             yield
 
     # -- removal -----------------------------------------------------------
@@ -356,28 +409,38 @@ class Cache:
     def clear(self, project: str | None = None) -> dict:
         """Evict every entry (of ``project``) that no job holds."""
         freed = removed = skipped = 0
-        try:
-            with self.space_lock(), self.index.connect() as con:
-                for e in self._heal(con):
-                    if project is not None and e.project != project:
-                        continue
-                    if e.state == "ready" and self._evict(e, con):
-                        freed += e.size
-                        removed += 1
-                    else:
-                        skipped += 1
-        except sqlite3.OperationalError as exc:
-            raise DataError(f"cannot update the SSD cache index {self.index.path} ({exc})") from None
+        for attempt in (1, 2):
+            try:
+                with self.space_lock(), self.index.connect() as con:
+                    for e in self._heal(con):
+                        if project is not None and e.project != project:
+                            continue
+                        if e.state == "ready" and self._evict(e, con):
+                            freed += e.size
+                            removed += 1
+                        else:
+                            skipped += 1
+                break
+            except IndexCorrupt:
+                if attempt == 2:
+                    raise DataError(f"the SSD cache index {self.index.path} is corrupt again") from None
+            except sqlite3.OperationalError as exc:
+                raise DataError(f"cannot update the SSD cache index {self.index.path} ({exc})") from None
         return {"removed": removed, "bytes_freed": freed, "held_skipped": skipped}
 
     def status(self) -> dict:
         """Path, quota, reserve, used, free, entries by project and the locks held (with pids)."""
-        try:
-            with self.space_lock(), self.index.connect() as con:
-                entries = self._heal(con)
-        except sqlite3.OperationalError as exc:
-            raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
-                            f"is the SSD full?") from None
+        for attempt in (1, 2):
+            try:
+                with self.space_lock(), self.index.connect() as con:
+                    entries = self._heal(con)
+                break
+            except IndexCorrupt:  # moved aside: the fresh index is read (files are re-adopted when used)
+                if attempt == 2:
+                    raise DataError(f"the SSD cache index {self.index.path} is corrupt again") from None
+            except sqlite3.OperationalError as exc:
+                raise DataError(f"cannot read the SSD cache index {self.index.path} ({exc}); "
+                                f"is the SSD full?") from None
         rep = self.space(entries=entries, with_held=True)
         holders = lock_holders(self.lock_file)
         by_project: dict[str, dict] = {}

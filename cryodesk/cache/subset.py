@@ -233,9 +233,11 @@ def _build(spec: SubsetSpec, dest: Path, on_bytes, check_cancel, fsync: bool = T
         plan = _plan(spec, part)
         stacks = execute_plan(plan, None, progress=progress, check_cancel=check_cancel,
                               on_write=writeback if fsync else None)
-        if not all(stat_matches(Path(s), *st) for s, st in zip(spec.sources, spec.stats)):
+        changed = [s for s, st in zip(spec.sources, spec.stats) if not stat_matches(Path(s), *st)]
+        if changed:
             # The headers were read when the spec was made: a source changed since.
-            raise SourceChanged("a source stack changed while its particles were being cached")
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise SourceChanged(f"{changed[0]}{more} changed while its particles were being cached")
         sizes = [os.path.getsize(p) for p in stacks]
         doc = {"key": spec.key, "n": spec.n, "particles_per_file": spec.per_file,
                "sources": [[s, sz, mt] for s, (sz, mt) in zip(spec.sources, spec.stats)],

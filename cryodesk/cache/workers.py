@@ -8,7 +8,7 @@ The GUI's worker dialog and the CLI call these, never SQL of their own.
 from __future__ import annotations
 
 from cryodesk.base import settings as base_settings
-from cryodesk.base.errors import NotFound, UsageError
+from cryodesk.base.errors import NotFound, UsageError, require_utf8
 from cryodesk.core.projects import get_project
 from cryodesk.core.settings_service import WORKER_COLUMNS, check_ssd_path, project_values, set_setting, unset_setting
 from cryodesk.db import write_transaction
@@ -39,7 +39,9 @@ def connect_worker(name: str | None = None, *, ssd_path: str | None = None, quot
             known = ", ".join(x.name for x in base_settings.settable_at("worker") if x.name not in WORKER_COLUMNS)
             raise UsageError(f"unknown worker setting {k!r} (known: {known})")
         checked[k] = base_settings.coerce(k, v, "worker setting")
-    name = name or base_settings.resolve("worker")
+    name = require_utf8(name or base_settings.resolve("worker"), "the worker name")
+    if ssd_path:
+        require_utf8(str(ssd_path), "the SSD path")
     if no_ssd and (ssd_path or quota_mb is not None or reserve_mb is not None):
         raise UsageError("--nossd cannot be combined with --ssdpath, --ssdquota or --ssdreserve")
     for label, key, v in (("--ssdquota", "ssd_quota_mb", quota_mb), ("--ssdreserve", "ssd_reserve_mb", reserve_mb)):

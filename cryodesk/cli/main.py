@@ -155,6 +155,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except UnicodeEncodeError as exc:
+        # an argument that is not UTF-8 (its bytes as lone surrogates) met the database or a file
+        # format that keeps UTF-8 text: say which one, never a traceback
+        bad = [a for a in argv if _not_utf8(a)]
+        if "surrogates" not in str(exc) or not bad:
+            raise
+        print(f"cryodesk: error: {bad[0]!r} is not valid UTF-8 text (its bytes shown as \\udcXX); cryodesk "
+              f"stores names and paths as UTF-8: rename it", file=sys.stderr)
+        return 2
     except Exception as exc:  # a database lock held past the busy timeout: a sentence, not a traceback
         from ..db import lock_message
 
@@ -163,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cryodesk: {why}", file=sys.stderr)
         return 1
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def entry() -> None:  # pragma: no cover - console script shim

@@ -81,7 +81,9 @@ def _attach(args):
         output.emit_json({**_project_dict(p), "taken_over_from": taken})
     else:
         print(f"attached {p.directory} as {p.uid} '{p.title}'" + (" (archived)" if p.archived_at else ""))
-        if taken:
+        if taken and taken.get("unreadable_lock"):
+            print(f"took it over; the unreadable lock file it had is kept as {taken['unreadable_lock']}")
+        elif taken:
             print(f"took it over from {taken.get('label')} (instance {str(taken.get('database'))[:8]}, "
                   f"where it was {taken.get('uid')}); the lock file records it")
 

@@ -360,13 +360,34 @@ def attach_project(directory: str | Path, force: bool = False) -> Project:
 
 def _attach_locked(path: Path, doc: dict, job_docs: list[dict], force: bool,
                    session_docs: dict[str, dict] | None = None) -> Project:
-    lock = ownership.read_lock(path)
+    aside = None
+    try:
+        lock = ownership.read_lock(path)
+    except ownership.UnreadableLock:
+        if not force:
+            raise
+        # --force: the user takes the directory over whoever the damaged lock meant; it is kept to look at
+        lock, aside = None, ownership.set_aside_lock(path)
+    try:
+        project = _attach_checked(path, doc, job_docs, force, session_docs, lock, aside is not None)
+    except BaseException:
+        if aside is not None:
+            ownership.put_back_lock(path, aside)
+        raise
+    if aside is not None:
+        project.taken_over_from = {"label": "an unreadable lock file", "database": None, "uid": None,
+                                   "unreadable_lock": str(aside)}
+    return project
+
+
+def _attach_checked(path: Path, doc: dict, job_docs: list[dict], force: bool, session_docs, lock,
+                    unreadable: bool = False) -> Project:
     hooks.point("attach.lock_read", path=str(path), lock=lock)
     pid = doc.get("id") or (lock or {}).get("project") or manifest.new_project_id()
     if lock is not None and lock.get("project") and doc.get("id") and lock["project"] != doc["id"]:
         raise DataError(f"{ownership.lock_path(path)} names project {lock['project'][:8]} but {path} holds "
                         f"project {doc['id'][:8]}; fix or remove the lock file, then attach again")
-    replace = _known(path, pid, lock, force)
+    replace = _known(path, pid, lock, force, unreadable)
     if lock is not None and not ownership.is_ours(lock) and not force:
         raise ownership.NotOwned(
             f"{path} is owned by another database: {ownership.describe(lock)}. Detach it there first "
@@ -491,12 +512,16 @@ def _create_session(project: Project, entry: dict, d: dict | None) -> Session:
     return session
 
 
-def _known(path: Path, pid: str, lock: dict | None, force: bool) -> Project | None:
-    """The row to rebuild (``force`` only), or None for a new project; refuses duplicates."""
+def _known(path: Path, pid: str, lock: dict | None, force: bool, unreadable: bool = False) -> Project | None:
+    """The row to rebuild (``force`` only), or None for a new project; refuses duplicates.
+
+    ``unreadable``: the lock file was damaged (set aside by ``--force``): who changed the project
+    since cannot be told, so the rows of it this database has are rebuilt from its manifests too.
+    """
     here = Project.get_or_none(Project.directory == str(path))
     known = Project.get_or_none(Project.uuid == pid)
     if here is not None and (known is None or known.id == here.id):
-        if force and lock is not None and not ownership.is_ours(lock):
+        if force and (unreadable or (lock is not None and not ownership.is_ours(lock))):
             return here  # our rows of it are stale: the other database changed it since
         raise UsageError(f"{path} is already attached to this database as {here.uid}")
     if here is not None:

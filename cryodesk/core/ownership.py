@@ -41,6 +41,13 @@ FORMAT = 1
 _CACHE: dict[str, tuple[tuple, dict]] = {}
 
 
+class UnreadableLock(DataError):
+    """The lock file is there but says nothing usable (not JSON, no database, a project id that is not text).
+
+    ``attach --force`` takes such a directory over (:func:`set_aside_lock`).
+    """
+
+
 class NotOwned(DataError):
     """The project directory belongs to another database (or holds another project)."""
 
@@ -111,10 +118,13 @@ def read_lock(project_dir: Path | str) -> dict | None:
     try:
         doc = json.loads(nofollow.read_regular(path, limit=1 << 20))
     except (OSError, ValueError, DataError) as exc:
-        raise DataError(f"the lock file {path} is unreadable ({exc}); cryodesk cannot tell which database "
-                        "owns this project: look at it, or attach the project again with --force") from None
+        raise UnreadableLock(f"the lock file {path} is unreadable ({exc}); cryodesk cannot tell which database "
+                             "owns this project: look at it, or attach the project again with --force") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("database"), str) or not doc["database"]:
-        raise DataError(f"the lock file {path} names no database; attach the project again with --force")
+        raise UnreadableLock(f"the lock file {path} names no database; attach the project again with --force")
+    if not isinstance(doc.get("project") or "", str):
+        raise UnreadableLock(f"the lock file {path} names project {doc['project']!r}, not a project id; "
+                             "attach the project again with --force")
     _CACHE[str(path)] = (sig, doc)
     return doc
 
@@ -165,6 +175,29 @@ def write_lock(project_dir: Path | str, project_uuid: str, uid: str, action: str
         raise DataError(f"cannot write the lock file {path}: {exc.strerror or exc} (nothing was changed)") from None
     _CACHE.pop(str(path), None)
     return doc
+
+
+def set_aside_lock(project_dir: Path | str) -> Path:
+    """Rename an unreadable lock file to ``owner.json.unreadable-<time>`` (kept to look at); its new name."""
+    path = lock_path(project_dir)
+    aside = path.with_name(f"{path.name}.unreadable-{utcnow():%Y%m%dT%H%M%S}")
+    try:
+        os.rename(path, aside)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        raise DataError(f"cannot set the unreadable lock file {path} aside: {exc.strerror or exc} "
+                        "(nothing was changed)") from None
+    _CACHE.pop(str(path), None)
+    return aside
+
+
+def put_back_lock(project_dir: Path | str, aside: Path) -> None:
+    """Undo :func:`set_aside_lock` after an attach that rolled back (best effort)."""
+    try:
+        os.replace(aside, lock_path(project_dir))
+        _CACHE.pop(str(lock_path(project_dir)), None)
+    except OSError:
+        pass
 
 
 def restore_lock(project_dir: Path | str, previous: dict | None) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import peewee as pw
 
 from ..base import trashworker
-from ..base.errors import CryodeskError, NotFound, UsageError
+from ..base.errors import CryodeskError, NotFound, UsageError, require_utf8
 from ..db.models import Job, JobWorkspace, Project, ProjectOp, Session, Workspace, db
 from . import events, manifest, ownership
 from .guard import project_write
@@ -16,7 +16,9 @@ from .uids import parse_uid
 
 
 def _resolve_dir(directory: str | Path) -> Path:
-    return Path(directory).expanduser().resolve()
+    path = Path(directory).expanduser().resolve()
+    require_utf8(str(path), "the directory")  # the database stores it
+    return path
 
 
 def _next_number(model, *where) -> int:
@@ -36,6 +38,7 @@ def create_project(title: str, directory: str | Path) -> Project:
     """
     if not title or not title.strip():
         raise UsageError("a project needs a title")
+    require_utf8(title, "the title")
     path = _resolve_dir(directory)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path} exists and is not a directory")
@@ -103,6 +106,7 @@ def create_workspace(project, title: str) -> Workspace:
     project = get_project(project)
     if not title or not title.strip():
         raise UsageError("a workspace needs a title")
+    require_utf8(title, "the title")
     with project_write(project):  # archived, another database's: refused
         row = Project.get_by_id(project.id)
         number = max(row.next_workspace_number, _next_number(Workspace, Workspace.project == project))

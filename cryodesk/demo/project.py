@@ -77,6 +77,8 @@ def create_demo_project(directory: Path | str, size: str = "small", seed: int = 
         if place.is_symlink() and not (place == raw and (raw / "ground_truth.json").is_file()):
             raise UsageError(f"{place} is a symbolic link; the demo writes only into real directories "
                              "(choose another --dir; nothing was written)")
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory; choose another --dir (nothing was written)")
     if progress:
         progress(0.0, f"simulating a {size} dataset")
     if not (raw / "ground_truth.json").exists():
@@ -84,7 +86,12 @@ def create_demo_project(directory: Path | str, size: str = "small", seed: int = 
             # only simulated data of our own is ever reused or written there
             raise UsageError(f"{raw} already holds files that are not a simulated demo dataset; "
                              "choose another --dir (nothing was written)")
-        simulate_dataset(raw, size=size, seed=seed)
+        try:
+            simulate_dataset(raw, size=size, seed=seed)
+        except OSError as exc:  # a --dir this user cannot write, a full disk
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise UsageError(f"cannot write the demo's simulated data into {directory}: "
+                             f"{exc.strerror or exc}{where}; choose another --dir") from None
     spec = load_truth(raw)["spec"]
     p = projects.create_project(title, directory / "project")
     main = projects.create_workspace(p, "Main line")

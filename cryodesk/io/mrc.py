@@ -29,7 +29,9 @@ Every problem becomes a :class:`cryodesk.base.errors.DataError` naming the file.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,13 +117,33 @@ def read_header(path: Path | str) -> StackInfo:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(HEADER_BYTES)
-            size = os.fstat(fh.fileno()).st_size
+        # O_NONBLOCK: open() of a FIFO put where a stack was would wait for a writer for ever,
+        # in C (no Ctrl-C, no cancel); it is refused below instead (no effect on a regular file)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise DataError(f"{path}: particle stack not found") from None
     except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket, or a device without a driver
+            raise DataError(f"{path}: the particle stack is not a regular file; cryodesk reads only "
+                            f"regular files") from None
         raise DataError(f"{path}: cannot read particle stack ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path}: the particle stack is not a regular file (a "
+                            f"{'directory' if stat.S_ISDIR(st.st_mode) else 'FIFO, socket or device'}); "
+                            f"cryodesk reads only regular files")
+        size = st.st_size
+        raw = b""
+        while len(raw) < HEADER_BYTES:
+            chunk = os.read(fd, HEADER_BYTES - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read particle stack ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
     if len(raw) < HEADER_BYTES:
         raise DataError(f"{path}: not an MRC file or corrupt header "
                         f"(file has {len(raw)} bytes, an MRC header needs {HEADER_BYTES})")

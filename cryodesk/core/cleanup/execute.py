@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...base.errors import DataError
-from ...db.models import Connection, Job
+from ...db.models import Connection, Job, Project
 from .. import deletion
 from ..deletion import DeletionPlan, PlanItem
 from ..projects import get_project
@@ -116,6 +116,8 @@ def execute_cleanup(project, plan: CleanupPlan, progress=None, cancel=None) -> C
         Checked before each job; the items not yet started are reported as cancelled.
     """
     project = get_project(project)
+    # the row as committed: the one the plan was made with may predate a move by another process
+    project = Project.get_or_none(Project.id == project.id) or project
     pdir = Path(project.directory)
     cancelled = getattr(cancel, "is_set", cancel)
     result = CleanupResult(plan.bytes)

@@ -236,10 +236,12 @@ def execute(project: Project, plan: DeletionPlan, progress=None, cancel=None) ->
     Items the plan itself got wrong are refused before the journal is written.
     The trash is emptied in the background afterwards.
     """
-    project_dir = require_project_dir(project.directory)
     if plan.project != project.uid:
         raise DataError(f"the plan is for {plan.project}, not {project.uid}; nothing was deleted")
-    check_writable(project)  # archived, another database's, being moved: no journal is even written
+    # archived, another database's, being moved: no journal is even written.  The row as committed:
+    # the caller's may predate a move by another process (its items are re-checked under the lock)
+    project = check_writable(project)
+    project_dir = require_project_dir(project.directory)
     results: list[ItemResult] = []
     with _lock(project_dir, project.uid):
         # on a (nearly) full disk the journal, the trash's directories and the manifests need room:
