@@ -25,13 +25,14 @@ import numpy as np
 from cryodesk.base import settings
 from cryodesk.base.errors import UsageError
 
+from .f16args import prepare
+
 __all__ = ["AVAILABLE", "to_float16_f16c"]
 
 try:
     from . import _f16c
 except ImportError:  # pragma: no cover - built without a C compiler
     _f16c = None
-
 
 
 def _disabled() -> bool:
@@ -63,11 +64,7 @@ def to_float16_f16c(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarra
     """
     if not AVAILABLE:
         raise RuntimeError("the F16C float16 conversion is not available in this process")
-    src = np.ascontiguousarray(src, dtype=np.float32)
-    if out is None:
-        out = np.empty(src.shape, dtype=np.float16)
-    if out.dtype != np.float16 or out.shape != src.shape or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float16 array of shape {src.shape}")
+    src, out = prepare(src, out)
     if src.size:
         _f16c.convert(src.reshape(-1), out.reshape(-1))
     return out

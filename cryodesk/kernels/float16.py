@@ -15,17 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._numba import HAVE_NUMBA, jit
+from .f16args import prepare as _prepare
 
 __all__ = ["to_float16", "to_float16_numpy", "IMPLEMENTATION"]
-
-
-def _prepare(src: np.ndarray, out: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    src = np.ascontiguousarray(src, dtype=np.float32)
-    if out is None:
-        out = np.empty(src.shape, dtype=np.float16)
-    if out.dtype != np.float16 or out.shape != src.shape or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float16 array of shape {src.shape}")
-    return src, out
 
 
 def to_float16_numpy(src: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

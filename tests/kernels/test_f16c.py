@@ -109,3 +109,40 @@ def test_disabled_by_the_environment_and_refused_when_unavailable():
     lines = out.stdout.splitlines()
     assert lines[:2] == ["False numpy", "refused"], out.stdout
     assert "no F16C conversion" in lines[2]
+
+
+def _conversions():
+    from cryodesk.kernels import float16
+
+    out = [pytest.param(float16.to_float16_numpy, id="numpy")]
+    if hasattr(float16, "to_float16_numba"):
+        out.append(pytest.param(float16.to_float16_numba, id="numba"))
+    out.append(pytest.param(f16c.to_float16_f16c, id="f16c", marks=needs_f16c))
+    return out
+
+
+@pytest.mark.parametrize("convert", _conversions())
+def test_every_conversion_refuses_a_read_only_destination_the_same_way(convert):
+    # (the F16C wrapper raised the C extension's TypeError where numpy raises ValueError)
+    out = np.zeros(8, np.float16)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        convert(np.ones(8, np.float32), out)
+    assert not out.any()
+
+
+@pytest.mark.parametrize("convert", _conversions())
+def test_every_conversion_is_right_when_the_destination_overlaps_the_source(convert):
+    # out written front to back over the source's later half: it read values it had already overwritten
+    base = np.arange(1001, dtype=np.float32) * 1.5
+    ref = base.astype(np.float16)
+    out = base.view(np.float16)[1001:]
+    got = convert(base, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("convert", _conversions())
+def test_every_conversion_keeps_a_0d_input_0d(convert):
+    got = convert(np.float32(3.5))
+    assert got.shape == () and got == np.float16(3.5)
