@@ -48,9 +48,16 @@ def require_utf8(text: str, what: str) -> str:
     the database keeps names and paths as UTF-8 text and would fail on them
     with ``UnicodeEncodeError`` (a traceback, after the directory was made).
     """
+    if not is_utf8(text):
+        raise UsageError(f"{what} {text!r} is not valid UTF-8 text (its bytes shown as \\udcXX); cryodesk stores "
+                         f"names and paths as UTF-8: rename it")
+    return text
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8 (False for a name whose bad bytes became lone surrogates)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise UsageError(f"{what} {text!r} is not valid UTF-8 text (its bytes shown as \\udcXX); cryodesk stores "
-                         f"names and paths as UTF-8: rename it") from None
-    return text
+        return False
+    return True

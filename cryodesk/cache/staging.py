@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodesk.base import settings
-from cryodesk.base.errors import DataError
+from cryodesk.base.errors import DataError, is_utf8
 from cryodesk.core.registry import Param
 from cryodesk.io.cs import ParticleSet
 from cryodesk.io.mrc import read_header, read_image, read_images
@@ -314,7 +314,7 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         log.warning("SSD cache: the subset could not be cached; trying whole stacks")
     every = {it.key: it for it in (file_item(cache, p, real.get(str(p))) for p in files)}  # per real file
     # the index keeps a source's path as UTF-8 text: one that is not (Latin-1 bytes) is read where it is
-    odd = [k for k in every if not _utf8(k)]
+    odd = [k for k in every if not is_utf8(k)]
     items = [it for k, it in every.items() if k not in odd] if odd else list(every.values())
     hold = acquire(cache, items, project=project, progress=progress, log=log,
                    check_cancel=check_cancel, on_full=on_full)
@@ -326,14 +326,6 @@ def open_stage(ctx, what, *, cache_on=None, config: CacheConfig | None = None, s
         hold.fallback.update(dict.fromkeys(odd, why))
     cached = {it.key: it.dest for it in items if it.key in hold.held}
     return Staged("files", cached, real, stacks, idx, hold, groups=groups)
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _check_stacks(files: list[Path], real: dict[str, str]) -> None:

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     configure()  # first: NUMBA_CACHE_DIR must be set before any command module imports numba
     from .. import jobs as _job_types  # noqa: F401  (registers the built-in job types)
-    from ..base.errors import CryodeskError, UsageError
+    from ..base.errors import CryodeskError, UsageError, require_utf8
 
     parser = build_parser(command_named(argv))
     args = parser.parse_args(argv)
@@ -158,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     except UnicodeEncodeError as exc:
         # an argument that is not UTF-8 (its bytes as lone surrogates) met the database or a file
         # format that keeps UTF-8 text: say which one, never a traceback
-        bad = [a for a in argv if _not_utf8(a)]
-        if "surrogates" not in str(exc) or not bad:
+        if "surrogates" not in str(exc):
             raise
-        print(f"cryodesk: error: {bad[0]!r} is not valid UTF-8 text (its bytes shown as \\udcXX); cryodesk "
-              f"stores names and paths as UTF-8: rename it", file=sys.stderr)
+        for arg in argv:
+            try:
+                require_utf8(arg, "argument")
+            except UsageError as bad:
+                print(f"cryodesk: error: {bad}", file=sys.stderr)
+                break
+        else:
+            raise
         return 2
     except Exception as exc:  # a database lock held past the busy timeout: a sentence, not a traceback
         from ..db import lock_message
@@ -172,14 +177,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"cryodesk: {why}", file=sys.stderr)
         return 1
-
-
-def _not_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def entry() -> None:  # pragma: no cover - console script shim
