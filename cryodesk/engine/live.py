@@ -254,7 +254,7 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
                 on_change=None, stop_requested=None) -> tuple[str, list[str]]:
     """Run ``session`` headless until it stops (paused, completed, restored, Ctrl-C).
 
-    ``stop_requested``: called about once a second; when it returns true the
+    ``stop_requested``: called before the run starts, then about once a second; when it returns true the
     runner stops as on Ctrl-C ("interrupted": the status stays, a later run resumes).
 
     ``idle_exit_s``: also stop (the session stays *running*, a later start
@@ -286,7 +286,7 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
 
     runner.changed.connect(on_changed)
 
-    last_ask = [0.0]  # asked at the first tick, then about once a second
+    last_ask = [0.0]  # asked before the start, then about once a second
 
     def idle_check():
         if stop_requested is not None and time.monotonic() - last_ask[0] >= 1.0:
@@ -311,10 +311,16 @@ def run_session(project, session, *, engine=None, idle_exit_s: float | None = No
     in_main = threading.current_thread() is threading.main_thread()
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        runner.start()
-        timer.start()
-        if runner.running:
-            loop.exec()
+        if stop_requested is not None and stop_requested():
+            # asked before anything ran (a kill right after a lane node took the restore): a run shorter
+            # than the first tick would otherwise finish without ever seeing it
+            why.append("interrupted")
+        else:
+            last_ask[0] = time.monotonic()
+            runner.start()
+            timer.start()
+            if runner.running:
+                loop.exec()
     finally:
         timer.stop()
         for s, handler in old.items():
