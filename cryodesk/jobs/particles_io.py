@@ -36,7 +36,6 @@ import errno
 import json
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import CS_FORMATS, ParticleSet, check_particle_rows, read_cs, unique_first, write_cs_replacing
 from cryodesk.io.locate import inside, locate_stacks
 from cryodesk.io.relion import cs_to_star, star_to_cs
+from cryodesk.io.stack_links import Linker, link_batch, link_names
 from cryodesk.io.star import read_star, write_star
 from cryodesk.io.validate import validate_stacks
 
@@ -102,151 +102,6 @@ def _missing_hint(exc: DataError, base: Path, meta_dir: Path, blob_given: bool) 
               "set particle_blob_path to the directory the stack paths are relative to "
               "(the RELION or CryoSPARC project directory)")
     return DataError(f"{exc}\n  (relative stack paths were looked up under {places}; {advice})")
-
-
-def _link_names(paths: list[Path]) -> dict[Path, str]:
-    """A distinct flat file name for each stack (basename, de-duplicated)."""
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for p in paths:
-        name, k = p.name, 1
-        while name in used:
-            name, k = f"{k:03d}_{p.name}", k + 1
-        used.add(name)
-        names[p] = name
-    return names
-
-
-def _link_target(p: Path, real_dirs: dict[str, str]) -> str:
-    """``p.resolve()``, with each directory resolved once (thousands of stacks share a few)."""
-    raw_parent, name = os.path.split(os.fspath(p))
-    if name in ("", ".", "..") or not raw_parent:
-        raw_parent, name = os.path.split(os.path.abspath(p))
-    # (for a plain last name, abspath(p)'s directory is abspath(raw_parent): the directory made absolute
-    # lexically, then resolved, as before)
-    q = os.path.join(_real_dir(raw_parent, real_dirs), name)
-    # a link's target read (one readlink, EINVAL for a file) and its directory resolved once (cached):
-    # what realpath(q) gives without its lstat of every component of every target
-    for _hop in range(40):
-        try:
-            target = os.readlink(q)
-        except OSError as exc:
-            if exc.errno == errno.EINVAL or isinstance(exc, (FileNotFoundError, NotADirectoryError)):
-                return q  # not a link (or nothing there: realpath gives the path as it is, too)
-            break
-        parent, name = os.path.split(os.path.join(os.path.dirname(q), target))  # (q's directory is real)
-        if name in ("", ".", ".."):
-            break
-        q = os.path.join(_real_dir(parent, real_dirs, target=True), name)
-    return os.path.realpath(q)
-
-
-def _real_dir(raw: str, real_dirs: dict[str, str], target: bool = False) -> str:
-    """``realpath`` of a directory, once; of a link target's as it is (absolute: abspath would drop the
-    ``..`` after a link lexically), of the stack's own made absolute first (as before)."""
-    key = "\0" + raw if target else raw  # (no path holds a NUL)
-    d = real_dirs.get(key)
-    if d is None:
-        d = real_dirs[key] = os.path.realpath(raw if target else os.path.abspath(raw))
-    return d
-
-
-def _make_links(links: Path, names: dict[Path, str], project: Path | None = None, batch=None) -> None:
-    """A symlink in the new directory ``links`` to each stack (by a descriptor of it: no path walk each).
-
-    A stack inside ``project`` (another job's, e.g. a restack's) is linked by a path relative to
-    ``links``: the project stays whole when it is moved, archived or attached elsewhere (an absolute
-    link would still point at the old place). Stacks outside it (raw data) keep their absolute path.
-    ``batch``: the links already packed by :func:`_link_batch` (made by its compiled loop, no GIL held).
-    """
-    fd = os.open(links, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if batch is not None:
-            from cryodesk.io import symlinks
-
-            symlinks.symlink_all(fd, batch)
-            return
-        for target, name in _link_pairs(links, names, project):
-            os.symlink(target, name, dir_fd=fd)
-    finally:
-        os.close(fd)
-
-
-def _link_pairs(links: Path, names: dict[Path, str], project: Path | None) -> list[tuple[str, str]]:
-    """``(link text, name)`` of each stack's link in ``links`` (relative inside ``project``)."""
-    real_dirs: dict[str, str] = {}
-    inside = _relative_linker(links, project)
-    pairs = []
-    for p, name in names.items():
-        target = _link_target(p, real_dirs)
-        pairs.append((inside(target) if inside is not None else target, name))
-    return pairs
-
-
-def _relative_linker(links: Path, project: Path | None):
-    """``target -> link text`` for links made in ``links``: relative when both are inside ``project``.
-
-    None when nothing can be relative (no project, or ``links`` itself is not inside it).
-    """
-    if project is None:
-        return None
-    root = os.path.realpath(project)
-    here = os.path.realpath(links)
-    prefix = root.rstrip(os.sep) + os.sep
-    if not here.startswith(prefix):
-        return None
-    rel_dirs: dict[str, str] = {}
-
-    def text(target: str) -> str:
-        if not target.startswith(prefix):
-            return target  # raw data outside the project: absolute, as before
-        d, name = os.path.split(target)
-        r = rel_dirs.get(d)
-        if r is None:
-            r = rel_dirs[d] = os.path.relpath(d, here)
-        return os.path.join(r, name)
-
-    return text
-
-
-def _link_batch(links: Path, names: dict[Path, str], project: Path | None):
-    """The export's links packed for the compiled loop, its kernel loaded (here, before the thread starts:
-    a thread needing the GIL while the main thread converts waits a switch interval at each step)."""
-    from cryodesk.io import symlinks
-
-    batch = symlinks.prepare(_link_pairs(links, names, project))
-    symlinks.load_kernel()
-    return batch
-
-
-class _Linker:
-    """:func:`_make_links` in a thread of its own; :meth:`join` waits and raises what it raised."""
-
-    def __init__(self, links: Path, names: dict[Path, str], project: Path | None = None, what: str = "import",
-                 batch=None):
-        self.error: BaseException | None = None
-        self.seconds = 0.0
-        # (a daemon: a process ending on a forced stop never waits for it; every path through
-        # run_import / run_export waits for it before returning or removing what it made)
-        self._thread = threading.Thread(target=self._run, args=(links, names, project, batch),
-                                        name=f"{what}-links", daemon=True)
-        self._thread.start()
-
-    def _run(self, links: Path, names: dict[Path, str], project: Path | None, batch) -> None:
-        start = time.perf_counter()
-        try:
-            _make_links(links, names, project, batch)
-        except BaseException as exc:  # handed to the job's thread by join()
-            self.error = exc
-        self.seconds = time.perf_counter() - start
-
-    def wait(self) -> None:
-        self._thread.join()
-
-    def join(self) -> None:
-        self.wait()
-        if self.error is not None:
-            raise self.error
 
 
 def _warm_export() -> None:
@@ -328,7 +183,7 @@ class _EarlyLinks:
         self.index: tuple[list[Path], np.ndarray] | None = None
         self.names: dict[Path, str] | None = None
         self.links: Path | None = None
-        self.linker: _Linker | None = None
+        self.linker: Linker | None = None
         try:
             large = meta.stat().st_size >= EARLY_LINK_BYTES
         except OSError:
@@ -349,7 +204,7 @@ class _EarlyLinks:
         except DataError:
             return  # raised again by _located, after the conversion (its errors come first, as before)
         self.index = (stacks, inv)
-        names = _link_names(stacks)
+        names = link_names(stacks)
         links = self.ctx.job_dir / "imported"
         try:
             self.ctx.job_dir.mkdir(parents=True, exist_ok=True)
@@ -358,13 +213,13 @@ class _EarlyLinks:
             return  # (the ordinary way meets it again)
         self.created.append(links)
         try:
-            batch = _link_batch(links, names, self.ctx.project_dir)
+            batch = link_batch(links, names, self.ctx.project_dir)
         except Exception:  # noqa: BLE001 - the ordinary way (its thread) raises it again, at its place
             self.created.remove(links)
             links.rmdir()
             return
         self.names, self.links = names, links
-        self.linker = _Linker(links, names, self.ctx.project_dir, batch=batch)
+        self.linker = Linker(links, names, self.ctx.project_dir, batch=batch)
 
     def wait(self) -> None:
         if self.linker is not None:
@@ -392,7 +247,7 @@ def run_import(ctx: JobContext) -> None:
     root = base if blob else meta.parent
     created: list[Path] = []
     early = _EarlyLinks(ctx, meta, base, root, created) if meta.suffix.lower() == ".star" else None
-    linker: _Linker | None = None
+    linker: Linker | None = None
     try:
         data, meta_dir = _load(meta, report, early)
         check_particle_rows(data, meta)
@@ -418,7 +273,7 @@ def run_import(ctx: JobContext) -> None:
         if early is not None and early.linker is not None:
             names, links, linker = early.names, early.links, early.linker
         else:
-            names = _link_names(stacks)
+            names = link_names(stacks)
             ctx.job_dir.mkdir(parents=True, exist_ok=True)
             links = ctx.job_dir / "imported"
             links.mkdir(exist_ok=False)
@@ -428,7 +283,7 @@ def run_import(ctx: JobContext) -> None:
             # trading the GIL at each of their 25,000 system calls slowed validation 2x; a large STAR import
             # makes them earlier, by the compiled loop that holds no GIL: _EarlyLinks); if anything fails,
             # the thread is waited for and everything is removed, as before.
-            linker = _Linker(links, names, ctx.project_dir)
+            linker = Linker(links, names, ctx.project_dir)
         replace = _replacements(data, stacks, inv, infos, names, ctx.job_dir.name)
         cs_path = ctx.job_dir / "imported_particles.cs"
         ctx.progress(0.85, f"writing {cs_path.name}")
@@ -516,13 +371,13 @@ def run_export(ctx: JobContext) -> None:
         warm.join()
         lap("numba wait")
     infos = validate_stacks(pset, ctx.check_cancel, lambda f, m: ctx.progress(0.2 * f, m))
-    names = _link_names(list(infos))
+    names = link_names(list(infos))
     lap("validate")
     out_dir = ctx.job_dir / "exported"
     created: list[Path] = []
     files: list[tuple[Path, str]] = []
     copied: list[tuple[str, int]] = []
-    linker: _Linker | None = None
+    linker: Linker | None = None
     try:
         ctx.job_dir.mkdir(parents=True, exist_ok=True)
         out_dir.mkdir(exist_ok=False)
@@ -539,8 +394,8 @@ def run_export(ctx: JobContext) -> None:
             # in a thread while the metadata is converted and written (as the import does); for STAR, by a
             # compiled loop that holds no GIL (numba loads for the STAR writer anyway)
             links = out_dir / "stacks"
-            linker = _Linker(links, names, ctx.project_dir, "export",
-                             _link_batch(links, names, ctx.project_dir) if fmt == "relion" else None)
+            linker = Linker(links, names, ctx.project_dir, "export",
+                             link_batch(links, names, ctx.project_dir) if fmt == "relion" else None)
         ctx.check_cancel()
         stacks, inv = pset.stack_index()
         rel = np.array([f"stacks/{names[p]}" for p in stacks], dtype=str)

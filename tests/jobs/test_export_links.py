@@ -203,10 +203,11 @@ def test_a_conversion_failing_while_links_are_made_leaves_nothing(project, impor
     import threading
 
     from cryodesk.base.errors import DataError
+    from cryodesk.io import stack_links
     from cryodesk.jobs import particles_io
 
     imp, _ = imported
-    gate, real_make = threading.Event(), particles_io._make_links
+    gate, real_make = threading.Event(), stack_links.make_links
     finished = []
 
     def slow_make(links, names, *args):
@@ -218,7 +219,7 @@ def test_a_conversion_failing_while_links_are_made_leaves_nothing(project, impor
         gate.set()
         raise DataError("a value RELION cannot hold")
 
-    monkeypatch.setattr(particles_io, "_make_links", slow_make)
+    monkeypatch.setattr(stack_links, "make_links", slow_make)
     monkeypatch.setattr(particles_io, "cs_to_star", failing_convert)
     job = jobs.create_job(project, "export_particles", inputs=[jobs.InputSpec("particles", imp.uid)],
                           params={"format": "relion"})

@@ -111,7 +111,7 @@ def test_imported_files_exactly(project, particle_set):
 
 
 def test_link_target_is_the_resolved_stack(tmp_path, monkeypatch):
-    from cryodesk.jobs.particles_io import _link_target
+    from cryodesk.io.stack_links import link_target as _link_target
 
     (tmp_path / "disk" / "extract").mkdir(parents=True)
     (tmp_path / "disk" / "extract" / "a.mrc").write_bytes(b"")
@@ -177,10 +177,11 @@ def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_s
     import errno
     import threading
 
+    from cryodesk.io import stack_links
     from cryodesk.jobs import particles_io
 
     meta, raw, *_ = particle_set
-    gate, real_make = threading.Event(), particles_io._make_links
+    gate, real_make = threading.Event(), stack_links.make_links
     finished = []
 
     def slow_make(links, names, *args):
@@ -192,7 +193,7 @@ def test_a_write_failing_while_links_are_made_leaves_nothing(project, particle_s
         gate.set()
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(particles_io, "_make_links", slow_make)
+    monkeypatch.setattr(stack_links, "make_links", slow_make)
     monkeypatch.setattr(particles_io, "write_cs_replacing", failing_write)
     job = jobs.create_job(project, "import_particles",
                           params={"particle_meta_path": str(meta), "particle_blob_path": str(raw)})
