@@ -12,6 +12,14 @@
  *
  * `available` is 1 when this CPU has F16C (checked at import); convert() refuses otherwise and
  * cryodesk falls back to numba or numpy (cryodesk/kernels/f16c.py).
+ *
+ * sumsq(src, npix, out): the restack's one-pass check (cryodesk/kernels/sumsq.py): for each of the
+ * len(out) images of npix float32 values in src, the sum of their squares, accumulated in float32
+ * (32 lanes, AVX), into the float64 buffer out.  It replaces a BLAS dot per image: OpenBLAS runs
+ * a dot of this size on its own threads, which then spin for a while on the two cores the gather's
+ * workers need.  The GIL is released.  Any summation order is fine for what the sum decides
+ * (finite only if every pixel is, > 0 only if a pixel is not 0, and the float16 range with room
+ * for n·u of rounding).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,6 +46,30 @@ static void convert_f16c(const float *src, uint16_t *dst, Py_ssize_t n)
     }
 }
 
+__attribute__((target("avx")))
+static double sumsq_avx(const float *x, Py_ssize_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    Py_ssize_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(v0, v0));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(v1, v1));
+        a2 = _mm256_add_ps(a2, _mm256_mul_ps(v2, v2));
+        a3 = _mm256_add_ps(a3, _mm256_mul_ps(v3, v3));
+    }
+    __m256 acc = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    float s = 0.0f;
+    for (int k = 0; k < 8; k++)
+        s += lanes[k];
+    for (; i < n; i++)
+        s += x[i] * x[i];
+    return (double)s;
+}
+
 static int cpu_has_f16c(void)
 {
     __builtin_cpu_init();
@@ -47,7 +79,16 @@ static int cpu_has_f16c(void)
 static int cpu_has_f16c(void) { return 0; }
 #endif
 
+static double sumsq_plain(const float *x, Py_ssize_t n)
+{
+    float s = 0.0f;
+    for (Py_ssize_t i = 0; i < n; i++)
+        s += x[i] * x[i];
+    return (double)s;
+}
+
 static int have_f16c = 0;
+static int have_avx = 0;
 
 static PyObject *convert(PyObject *self, PyObject *args)
 {
@@ -78,9 +119,45 @@ static PyObject *convert(PyObject *self, PyObject *args)
     return result;
 }
 
+static PyObject *sumsq(PyObject *self, PyObject *args)
+{
+    Py_buffer src, out;
+    Py_ssize_t npix;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nw*:sumsq", &src, &npix, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t count = out.len / 8;
+    if (npix < 1 || src.len % 4 != 0 || out.len % 8 != 0 || src.len / 4 != count * npix) {
+        PyErr_Format(PyExc_ValueError,
+                     "sumsq needs n images of npix float32 values and room for n float64 sums "
+                     "(got %zd and %zd bytes, npix %zd)", src.len, out.len, npix);
+    } else {
+        const float *x = (const float *)src.buf;
+        double *o = (double *)out.buf;
+        int fast = have_avx;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t k = 0; k < count; k++) {
+#ifdef CRYODESK_X86
+            o[k] = fast ? sumsq_avx(x + k * npix, npix) : sumsq_plain(x + k * npix, npix);
+#else
+            o[k] = sumsq_plain(x + k * npix, npix);
+#endif
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&src);
+    PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"convert", convert, METH_VARARGS,
      "convert(src, dst): float32 values of src as IEEE float16 (round to nearest even) into dst."},
+    {"sumsq", sumsq, METH_VARARGS,
+     "sumsq(src, npix, out): per image of npix float32 values in src, the sum of squares (float32 "
+     "accumulation) into the float64 buffer out."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -96,6 +173,10 @@ PyMODINIT_FUNC PyInit__f16c(void)
     if (m == NULL)
         return NULL;
     have_f16c = cpu_has_f16c();
+#ifdef CRYODESK_X86
+    __builtin_cpu_init();
+    have_avx = __builtin_cpu_supports("avx");
+#endif
     if (PyModule_AddIntConstant(m, "available", have_f16c) < 0) {
         Py_DECREF(m);
         return NULL;

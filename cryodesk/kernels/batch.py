@@ -30,7 +30,7 @@ import numpy as np
 from cryodesk.base.errors import DataError
 
 from .minmax import ALL_ZERO, F16_MAX, F16_OVERFLOW, NONFINITE, flags_from_min_max, float16_overflow, image_min_max
-from .sumsq import f16_bound, fast_dtype, proves_clean, sum_squares
+from .sumsq import f16_bound, fast_dtype, proves_clean_all, sum_squares_rows
 
 __all__ = ["ParticleTransform", "Float16Overflow", "NONFINITE", "ALL_ZERO", "F16_NUMBA_MIN_BYTES",
            "float16_kernel_for"]
@@ -205,7 +205,8 @@ class ParticleTransform:
         # finite pixel overflows exactly when it becomes ±inf), one pass over the float16 output
         # instead of a minimum and a maximum of the input; the other kernels look at the input first
         self._range_after = self.float16 and self.float16_kernel == "f16c"
-        self._bits: np.ndarray | None = None  # scratch of that check
+        self._scratch = threading.local()  # per thread (the gather's workers call in parallel): .bits of that check
+        self._lock = threading.Lock()  # for the counters shared by the threads (clipped)
 
     @property
     def identity(self) -> bool:
@@ -251,17 +252,13 @@ class ParticleTransform:
         """
         flat = images.reshape(len(images), -1)
         with np.errstate(over="ignore", invalid="ignore"):  # an infinite sum is an answer, not an error
-            sums = []
-            for row in flat:
-                s = sum_squares(row)
-                if not proves_clean(s):
-                    return False  # the exact look, for the whole batch (rare)
-                sums.append(s)
+            sums = sum_squares_rows(flat)
+            if not proves_clean_all(sums):
+                return False  # the exact look, for the whole batch (rare)
         n = len(images)
         if self._f16_safe is not None:
-            top = self._quick_max
-            safe = [s < top for s in sums]
-            if not self._range_after and not all(safe):
+            safe = sums < self._quick_max
+            if not self._range_after and not safe.all():
                 return False  # the exact look decides the range
             self._f16_safe[first:first + n] = safe
         if self.check:
@@ -315,9 +312,10 @@ class ParticleTransform:
     def _any_inf_or_nan(self, out: np.ndarray) -> bool:
         """Whether float16 ``out`` holds a ±inf or a NaN (exponent bits all set): one pass."""
         u = out.view(np.uint16).reshape(-1)
-        if self._bits is None or self._bits.size < u.size:
-            self._bits = np.empty(u.size, np.uint16)
-        bits = self._bits[:u.size]
+        bits = getattr(self._scratch, "bits", None)
+        if bits is None or bits.size < u.size:
+            bits = self._scratch.bits = np.empty(u.size, np.uint16)
+        bits = bits[:u.size]
         np.bitwise_and(u, np.uint16(0x7FFF), out=bits)
         return bool(np.maximum.reduce(bits) >= 0x7C00)
 
@@ -333,7 +331,9 @@ class ParticleTransform:
         x = np.array(x, dtype=np.float32)
         finite = np.isfinite(x)
         over = finite & (np.abs(x) >= F16_OVERFLOW)
-        self.clipped += int(over.reshape(len(x), -1).any(axis=1).sum())
+        n_clipped = int(over.reshape(len(x), -1).any(axis=1).sum())
+        with self._lock:
+            self.clipped += n_clipped
         np.clip(x, -F16_MAX, F16_MAX, out=x, where=finite)
         return x
 

@@ -83,3 +83,37 @@ def test_other_pixel_types_take_the_exact_path(dtype):
     assert not t._quick
     t.inspect(x, 0)
     assert t.flags.tolist() == particle_flags_numpy(x).tolist()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("npix", [1, 7, 31, 32, 33, 65, 4096 + 3])
+def test_batch_sums_decide_as_one_dot_per_image(npix, monkeypatch):
+    """The C extension's batch sums (AVX, no BLAS threads) decide every image as a dot per image does."""
+    from cryodesk.kernels import sumsq
+
+    rng = np.random.default_rng(npix)
+    x = rng.standard_normal((len(SPECIAL) + 3, npix)).astype(np.float32)
+    for k, value in enumerate(SPECIAL):  # one special value per image, at a varying place (SIMD block or tail)
+        x[k, (k * 5) % npix] = value
+    x[len(SPECIAL)] = 0.0  # all zero
+    x[len(SPECIAL) + 1] = 1e-30  # squares underflow
+    got = sumsq.sum_squares_rows(x)
+    want = np.array([float(r.astype(np.float64) @ r.astype(np.float64)) for r in x])
+    with np.errstate(over="ignore", invalid="ignore"):
+        dots = [sumsq.sum_squares(r) for r in x]
+    assert [sumsq.proves_clean(s) for s in got] == [sumsq.proves_clean(s) for s in dots]
+    assert [sumsq.proves_clean_all(got[k:k + 1]) for k in range(len(x))] == [sumsq.proves_clean(s) for s in dots]
+    fine = np.isfinite(want) & np.isfinite(got) & (want < 1e30)
+    np.testing.assert_allclose(got[fine], want[fine], rtol=4 * npix * 2.0 ** -24, atol=1e-30)
+    monkeypatch.setattr(sumsq, "_f16c", None)  # the fallback (no extension): one dot per image
+    plain = sumsq.sum_squares_rows(x)
+    assert [sumsq.proves_clean(s) for s in plain] == [sumsq.proves_clean(s) for s in dots]
+
+
+def test_batch_sums_refuse_a_wrong_size():
+    from cryodesk.kernels import sumsq
+
+    if sumsq._f16c is None:
+        pytest.skip("built without the C extension")
+    with pytest.raises(ValueError, match="npix"):
+        sumsq._f16c.sumsq(np.zeros(10, np.float32), 3, np.zeros(3, np.float64))
