@@ -9,10 +9,14 @@ what the disk can do.  This module gets close to ``cp`` speed by
   by source file and offset;
 * **coalescing** particles that are adjacent both in the source and in the
   output into a single ``preadv`` straight into the batch buffer (no copy);
-* **overlapping** reading and writing: two reader threads fill a small pool
-  of batch buffers (each reads and checks its own batch; batches are claimed
-  in order) while the calling thread transforms and ``pwrite``\\ s the
-  previous batch, in order (the system calls release the GIL);
+* **overlapping** reading and writing: two worker threads each read, check,
+  transform and ``pwrite`` a whole batch of their own (batches are claimed in
+  order and written into their place, in whatever order they finish; the
+  system calls release the GIL).  One thread's reads and checks run while the
+  other writes, each writes what is still in its own CPU cache, and no third
+  thread competes for the two cores: on a hot cache the copy then costs about
+  what ``cp`` costs (a writing thread apart, fed by two readers, spent as long
+  in its ``pwrite`` calls alone as ``cp`` took for the whole copy);
 * writing each output stack with **one header** and large ``pwrite`` calls,
   into blocks **reserved up front** (``fallocate``, where the file system has
   it): ext4 then skips its per-block delayed-allocation bookkeeping in every
@@ -24,8 +28,9 @@ what the disk can do.  This module gets close to ``cp`` speed by
   a cold cache the disk has a deep queue of requests it can merge and order,
   instead of one synchronous read at a time.
 
-Memory stays bounded by ``(depth + 1) × batch_bytes`` whatever the input size
-(4 MiB batches, 4 in flight by default: ~20 MiB); the read-ahead lives in the
+Memory stays bounded by ``workers × batch_bytes`` (and as much again of
+scratch for a transform) whatever the input size (4 MiB batches, 2 workers by
+default: ~8 MiB); the read-ahead lives in the
 page cache, not in the process.
 A failed, cancelled or interrupted copy removes every file it created; the
 outputs appear under their final names only when all of them are complete.
@@ -76,11 +81,12 @@ WRITE_BYTES = 1 * _MiB
 class BatchTransform(Protocol):
     """What :func:`execute_plan` needs from a transform (see ParticleTransform).
 
-    ``__call__(src, dst, first)`` runs on the writing thread once per batch
-    and returns the array to write.  An optional ``inspect(images, first)``
-    runs on the reading thread once per batch, right after the batch's reads
-    (all its images, items ``first..``), while they are still in the CPU
-    cache: the place for read-only checks.
+    ``__call__(src, dst, first)`` runs on a worker thread once per batch,
+    after ``inspect``, and returns the array to write.  An optional
+    ``inspect(images, first)`` runs once per batch right after the batch's
+    reads (all its images, items ``first..``), while they are still in the
+    CPU cache: the place for read-only checks.  Both may run on two threads
+    at once, on distinct items (and distinct ``dst``).
     """
 
     out_shape: tuple[int, int]
@@ -149,12 +155,12 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
 
 
 class _Feed:
-    """Hands the batches, each with a buffer, to the reading threads, in batch order.
+    """Hands the batches, each with a buffer, to the worker threads, in batch order.
 
-    A batch gets its buffer when it is claimed, and batches are claimed in
-    order: the batch the writer waits for always holds a buffer, whatever
-    the later ones hold, so the pool (``depth`` buffers) never deadlocks.
-    The claimer also asks the kernel to read ahead (``POSIX_FADV_WILLNEED``).
+    A batch gets its buffer when it is claimed, and a worker gives the buffer
+    back once it has written the batch (or failed), so a pool of ``depth``
+    buffers never deadlocks.  The claimer also asks the kernel to read ahead
+    (``POSIX_FADV_WILLNEED``).
     """
 
     def __init__(self, plan: GatherPlan, depth: int, free: queue.Queue, stop: threading.Event,
@@ -208,16 +214,18 @@ class _Feed:
             self.files.close()
 
 
-def _reader(feed: _Feed, inspect, ready: queue.Queue) -> None:
-    """One reading thread: claims batches, reads (and inspects) them, hands them to the writer.
+def _worker(run: "_Run") -> None:
+    """One worker: claims batches in order, and reads, checks, transforms and writes each.
 
-    Messages on ``ready``: ``(b, buffer)`` for a batch read, ``(b, exception)``
-    for a batch whose read failed (raised by the writer when it reaches ``b``,
-    so the error is the first in batch order whatever the timing),
+    Messages on ``run.ready``: ``(b, None)`` for a batch written, ``(b, exception)``
+    for a batch that failed (raised by the caller once every earlier batch is
+    done, so the error is the first in batch order whatever the timing),
     ``(-1, exception)`` for any other failure (raised at once), and
     ``(None, None)`` when this thread is done.
     """
-    files = _SourceFiles(feed.plan.sources)
+    feed, plan = run.feed, run.plan
+    files = _SourceFiles(plan.sources)
+    scratch = None
     try:
         while True:
             claimed = feed.claim()
@@ -225,19 +233,24 @@ def _reader(feed: _Feed, inspect, ready: queue.Queue) -> None:
                 break
             b, buf = claimed
             try:
-                _read_batch(feed.plan, feed.plan.batches[b], buf, files, inspect)
+                batch = plan.batches[b]
+                _read_batch(plan, batch, buf, files, run.inspect)
+                if run.needs_scratch and scratch is None:
+                    scratch = np.empty((plan.batch_items, *plan.out_shape), dtype=plan.out_dtype)
+                run.write_batch(batch, buf, scratch)
             except BaseException as exc:
                 feed.failed(b)
                 feed.free.put(buf)
-                ready.put((b, exc))
+                run.ready.put((b, exc))
                 break
-            ready.put((b, buf))
-    except BaseException as exc:  # outside a read (the read-ahead advice, a buffer): handed over at once
+            feed.free.put(buf)
+            run.ready.put((b, None))
+    except BaseException as exc:  # outside a batch (the read-ahead advice, a buffer): handed over at once
         feed.failed(-1)
-        ready.put((-1, exc))
+        run.ready.put((-1, exc))
     finally:
         files.close()
-        ready.put((None, None))
+        run.ready.put((None, None))
 
 
 def _write_all(fd: int, data, offset: int, out: OutputStack, item: int) -> None:
@@ -312,6 +325,74 @@ def _check_space(plan: GatherPlan) -> None:
                         f"{plan.out_bytes / 1e9:.2f} GB, {free / 1e9:.2f} GB are free")
 
 
+class _Run:
+    """One execution of a plan: what the workers share (the feed, the output files, the transform)."""
+
+    def __init__(self, plan: GatherPlan, transform, feed: _Feed, on_write, drop_written: bool, preallocate: bool):
+        self.plan, self.transform, self.feed = plan, transform, feed
+        self.inspect = getattr(transform, "inspect", None)
+        self.needs_scratch = transform is not None or plan.out_dtype != plan.in_dtype
+        self.on_write, self.preallocate = on_write, preallocate
+        self.drop_written = drop_written and hasattr(os, "posix_fadvise")
+        self.ready: queue.Queue = queue.Queue()
+        self.lock = threading.Lock()  # the output files and the pages lagging behind
+        self.files: dict[int, AtomicFile] = {}  # output number -> its temp file; published at the very end
+        self.left = [0] * len(plan.outputs)  # batches of each output not yet written
+        for batch in plan.batches:
+            self.left[batch.out] += 1
+        self.lagging: list[tuple[int, int, int]] = []  # (fd, offset, nbytes) written, pages not dropped yet
+
+    def _output_fd(self, batch: Batch) -> int:
+        """The descriptor of the batch's output stack, created (reserved, with its header) on first use."""
+        with self.lock:
+            f = self.files.get(batch.out)
+            if f is None:
+                plan, out = self.plan, self.plan.outputs[batch.out]
+                # Not durable here: a caller that needs it syncs the batch (the SSD cache).
+                f = self.files[batch.out] = AtomicFile(out.path, durable=False)  # (removed by abort() if what follows fails)
+                if self.preallocate:
+                    _preallocate(f.fh.fileno(), HEADER_BYTES + out.count * plan.out_image_bytes, out)
+                header = make_header(plan.out_shape[1], plan.out_shape[0], out.count,
+                                     mode_for_dtype(plan.out_dtype), out.voxel_size or plan.voxel_size,
+                                     dmin=0.0, dmax=-1.0, dmean=-2.0, rms=-1.0)  # "not computed"
+                _write_all(f.fh.fileno(), header, 0, out, batch.first)
+            return f.fh.fileno()
+
+    def write_batch(self, batch: Batch, buf: memoryview, scratch: np.ndarray | None) -> None:
+        """Transform a batch read into ``buf`` and write it into its place in its output stack."""
+        plan = self.plan
+        ny, nx = plan.in_shape
+        src = np.frombuffer(buf, dtype=plan.in_dtype, count=batch.count * ny * nx).reshape(batch.count, ny, nx)
+        if self.transform is not None:
+            data = self.transform(src, scratch[:batch.count], batch.first)
+        elif scratch is not None:
+            data = scratch[:batch.count]
+            data[...] = src
+        else:
+            data = src
+        out = plan.outputs[batch.out]
+        fd = self._output_fd(batch)
+        offset = HEADER_BYTES + (batch.first - out.first) * plan.out_image_bytes
+        nbytes = batch.count * plan.out_image_bytes
+        _write_all(fd, data, offset, out, batch.first)
+        if self.on_write is not None:
+            self.on_write(fd, offset, nbytes)
+        with self.lock:
+            if self.drop_written:
+                _drop_behind(self.lagging, fd, offset, nbytes)
+            self.left[batch.out] -= 1
+            if self.left[batch.out] == 0:  # complete: free its descriptor (outputs can be many)
+                for entry in [x for x in self.lagging if x[0] == fd]:  # before the descriptor closes
+                    self.lagging.remove(entry)
+                    os.posix_fadvise(*entry, os.POSIX_FADV_DONTNEED)
+                self.files[batch.out].close()
+
+    def abort(self) -> None:
+        """Remove every temp file (only once no worker runs)."""
+        for f in self.files.values():
+            f.abort()
+
+
 def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, depth: int = 4,
                  readers: int = 2, readahead_bytes: int = READAHEAD_BYTES,
                  progress: Callable[[int, int, int, int], None] | None = None,
@@ -324,18 +405,18 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     ----------
     plan : GatherPlan
     transform : callable, optional
-        ``transform(src, dst, first) -> array to write``, called on the
-        writing thread once per batch; its optional ``inspect`` method on
-        the reading thread per read (see :class:`BatchTransform`).
+        ``transform(src, dst, first) -> array to write``, called on a
+        worker thread once per batch, after its optional ``inspect`` method
+        (see :class:`BatchTransform`).
     depth : int
-        Batch buffers in flight (memory is about ``(depth + 1) × batch``);
-        at least ``readers + 1``.
+        At most this many batch buffers (batches in flight): the workers are
+        ``min(readers, depth)``.
     readers : int
-        Reading threads.  Two by default: the reads and the checks of one
-        batch overlap with those of the next (on a hot cache the reading
-        side, a copy out of the page cache and the checks, costs more than
-        the writing side; on a cold one two reads keep the disk busier).
-        Batches are claimed and written in order; the transform's
+        Worker threads, each reading, checking, transforming and writing a
+        batch of its own.  Two by default: one's reads and checks overlap
+        with the other's writes (the writes into one file are serialised by
+        the kernel anyway), and on a cold cache two reads keep the disk
+        busier.  Batches are claimed in order; the transform and its
         ``inspect`` may run on two threads at once, on distinct items.
     readahead_bytes : int
         How far ahead of the reader the kernel is asked to fetch images (0: not at all).
@@ -345,7 +426,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     check_cancel : callable, optional
         Called between batches; whatever it raises aborts the copy.
     on_write : callable, optional
-        ``on_write(fd, offset, nbytes)`` on the writing thread after each batch
+        ``on_write(fd, offset, nbytes)`` on the worker thread after each batch
         is written to the (temporary) output ``fd``: e.g. to start writeback
         early so that a final ``fsync`` finds the data already on its way.
     drop_written : bool
@@ -375,101 +456,65 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     """
     plan.outputs[0].path.parent.mkdir(parents=True, exist_ok=True)
     _check_space(plan)
-    ny, nx = plan.in_shape
     free: queue.Queue = queue.Queue()
-    scratch = None
-    if transform is not None or plan.out_dtype != plan.in_dtype:
-        scratch = np.empty((plan.batch_items, *plan.out_shape), dtype=plan.out_dtype)
-    ready: queue.Queue = queue.Queue()
     stop = threading.Event()
-    inspect = getattr(transform, "inspect", None)
-    n_readers = max(1, min(int(readers), len(plan.batches)))
-    feed = _Feed(plan, max(n_readers + 1, depth), free, stop, int(readahead_bytes))
-    threads = [threading.Thread(target=_reader, name=f"gather-reader-{k}", daemon=True,
-                                args=(feed, inspect, ready)) for k in range(n_readers)]
-    files: dict[int, AtomicFile] = {}  # output number -> its temp file; published at the very end
-    lagging: list[tuple[int, int, int]] = []  # (fd, offset, nbytes) written, whose pages are not dropped yet
+    n_workers = max(1, min(int(readers), max(1, int(depth)), len(plan.batches)))
+    feed = _Feed(plan, n_workers, free, stop, int(readahead_bytes))
+    run = _Run(plan, transform, feed, on_write, drop_written, preallocate)
+    threads = [threading.Thread(target=_worker, name=f"gather-worker-{k}", daemon=True, args=(run,))
+               for k in range(n_workers)]
+
+    def halt() -> None:  # no batch is claimed any more, and every worker has stopped
+        stop.set()
+        feed.failed(-1)
+        for thread in threads:
+            if thread.ident is not None:
+                thread.join()
+
     renamed: list[Path] = []
-    done_items = done_bytes = 0
-    arrived: dict[int, object] = {}  # batches read (or failed) ahead of the one to write next
-    running = n_readers
+    done_items = done_bytes = written = 0
+    failures: dict[int, BaseException] = {}  # batch -> its error; the first in batch order is raised
+    running = n_workers
     try:
         for thread in threads:
             thread.start()
-        for b in range(len(plan.batches)):
-            while b not in arrived:
-                if running == 0:  # every reader is done, and batch b never came (cannot happen)
-                    raise RuntimeError(f"gather: batch {b} of {len(plan.batches)} was never read")
-                try:
-                    got, payload = ready.get(timeout=0.1)
-                except queue.Empty:
-                    if check_cancel is not None:
-                        check_cancel()
-                    continue
-                if got is None:
-                    running -= 1
-                elif got < 0:
-                    raise payload
-                else:
-                    arrived[got] = payload
-            buf = arrived.pop(b)
-            if isinstance(buf, BaseException):
-                raise buf
-            if check_cancel is not None:
-                check_cancel()
-            batch = plan.batches[b]
-            out = plan.outputs[batch.out]
-            src = np.frombuffer(buf, dtype=plan.in_dtype, count=batch.count * ny * nx)
-            src = src.reshape(batch.count, ny, nx)
-            if transform is not None:
-                data = transform(src, scratch[:batch.count], batch.first)
-            elif scratch is not None:
-                data = scratch[:batch.count]
-                data[...] = src
+        while running:
+            try:
+                got, payload = run.ready.get(timeout=0.1)
+            except queue.Empty:
+                if check_cancel is not None:
+                    check_cancel()
+                continue
+            if got is None:
+                running -= 1
+            elif got < 0:
+                raise payload
+            elif payload is not None:
+                failures[got] = payload
             else:
-                data = src
-            if batch.out not in files:
-                # Not durable here: a caller that needs it syncs the batch (the SSD cache).
-                files[batch.out] = AtomicFile(out.path, durable=False)
-                if preallocate:
-                    _preallocate(files[batch.out].fh.fileno(), HEADER_BYTES + out.count * plan.out_image_bytes, out)
-                header = make_header(plan.out_shape[1], plan.out_shape[0], out.count,
-                                     mode_for_dtype(plan.out_dtype), out.voxel_size or plan.voxel_size,
-                                     dmin=0.0, dmax=-1.0, dmean=-2.0, rms=-1.0)  # "not computed"
-                _write_all(files[batch.out].fh.fileno(), header, 0, out, batch.first)
-            fd = files[batch.out].fh.fileno()
-            offset = HEADER_BYTES + (batch.first - out.first) * plan.out_image_bytes
-            _write_all(fd, data, offset, out, batch.first)
-            if on_write is not None:
-                on_write(fd, offset, batch.count * plan.out_image_bytes)
-            if drop_written and hasattr(os, "posix_fadvise"):
-                _drop_behind(lagging, fd, offset, batch.count * plan.out_image_bytes)
-            del src, data
-            free.put(buf)
-            if batch.first + batch.count == out.first + out.count:
-                for entry in [x for x in lagging if x[0] == fd]:  # before its descriptor closes
-                    lagging.remove(entry)
-                    os.posix_fadvise(*entry, os.POSIX_FADV_DONTNEED)
-                files[batch.out].close()  # complete: free its descriptor (outputs can be many)
-            done_items += batch.count
-            done_bytes += batch.count * plan.out_image_bytes
-            if progress is not None:
-                progress(done_items, plan.n_items, done_bytes, plan.n_items * plan.out_image_bytes)
-        for k in sorted(files):
-            renamed.append(files[k].commit())
+                batch = plan.batches[got]
+                written += 1
+                done_items += batch.count
+                done_bytes += batch.count * plan.out_image_bytes
+                if progress is not None:
+                    progress(done_items, plan.n_items, done_bytes, plan.n_items * plan.out_image_bytes)
+                if check_cancel is not None:
+                    check_cancel()
+        if failures:
+            raise failures[min(failures)]
+        if written != len(plan.batches):  # every worker is done, and a batch was never written (cannot happen)
+            raise RuntimeError(f"gather: {len(plan.batches) - written} of {len(plan.batches)} batches were never written")
+        for k in sorted(run.files):
+            renamed.append(run.files[k].commit())
         return renamed
     except BaseException:
-        for f in files.values():
-            f.abort()
+        halt()  # before any temp file is removed: no worker writes into it afterwards
+        run.abort()
         for path in renamed:  # all outputs or none
             path.unlink(missing_ok=True)
         raise
     finally:
-        stop.set()
-        feed.failed(-1)  # nothing more is claimed
-        for thread in threads:
-            if thread.ident is not None:
-                thread.join()
+        halt()
         feed.close()
 
 

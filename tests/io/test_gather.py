@@ -158,3 +158,42 @@ def test_batches_are_written_in_pieces_of_write_bytes(tmp_path, monkeypatch):
     _, _, paths = _run(tmp_path, "out")  # batches of 3 images of 480 bytes: 1440 bytes, two pieces
     assert max(sizes) == 1000 and sizes.count(1000) >= 3
     assert _digests(paths) == _digests(ref)
+
+
+def test_workers_write_their_own_batches_and_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    """Each batch is read, checked, transformed and written by one worker thread; a disk full in the
+    middle is the error, every worker has stopped when it is raised, and nothing is left."""
+    import os
+    import threading
+
+    _, items, _ = _sources(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=4).with_output(batch_bytes=3 * 12 * 10 * 4)
+    where: dict[str, set] = {"inspect": set(), "call": set(), "write": set()}
+
+    class Spy:
+        out_shape, out_dtype = plan.out_shape, plan.out_dtype
+
+        def inspect(self, images, first):
+            where["inspect"].add(threading.current_thread().name)
+
+        def __call__(self, src, dst, first):
+            where["call"].add(threading.current_thread().name)
+            return src
+
+    real = os.pwrite
+    writes = [0]
+
+    def pwrite(fd, data, offset):
+        where["write"].add(threading.current_thread().name)
+        writes[0] += 1
+        if writes[0] == 6:  # a header and a few batches in
+            raise OSError(28, "No space left on device")
+        return real(fd, data, offset)
+
+    execute_plan(plan, Spy())  # first a good run: where everything runs
+    assert where["call"] and all(n.startswith("gather-worker-") for s in where.values() for n in s)
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(DataError, match=r"disk full while writing .*batch_00\d\.mrc"):
+        execute_plan(plan.with_output(), Spy())
+    assert not [t for t in threading.enumerate() if t.name.startswith("gather-worker-")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [o.path.name for o in plan.outputs]  # the good run's
