@@ -85,10 +85,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+if "--child" in sys.argv:  # a child starts as cryodesk's own processes do: the runtime set before numpy loads
+    from cryodesk._runtime import configure  # (OPENBLAS_NUM_THREADS: see cryodesk/_runtime.py)
+
+    configure()
+import numpy as np  # noqa: E402
 from coldcache import evict  # noqa: E402
 from harness import METER as _METER  # noqa: E402
 from harness import run_in_workdir  # noqa: E402

@@ -90,6 +90,14 @@ def configure() -> dict[str, str]:
     """Set the process environment cryodesk needs; call before numba or Qt loads.
 
     * ``NUMBA_CACHE_DIR`` — see the module docstring; a value the user set is kept.
+    * ``OPENBLAS_NUM_THREADS=1`` (a value the user set is kept; only while
+      numpy is not imported yet, as OpenBLAS reads it when it loads).
+      numpy's OpenBLAS otherwise starts a thread per core at import, and
+      each spins on its core for about 0.1 s of CPU before it sleeps, in
+      every cryodesk process, right when a job starts its own threads (two
+      gather workers on a 2-core machine); cryodesk's own BLAS calls are
+      3 × 3 rotations and small fits, and its parallel work has threads of
+      its own.
 
     Returns
     -------
@@ -104,4 +112,6 @@ def configure() -> dict[str, str]:
     cache = os.environ.get("NUMBA_CACHE_DIR") or str(numba_cache_dir())
     os.environ["NUMBA_CACHE_DIR"] = cache
     _configured["NUMBA_CACHE_DIR"] = cache
+    if "numpy" not in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
+        _configured["OPENBLAS_NUM_THREADS"] = os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     return dict(_configured)

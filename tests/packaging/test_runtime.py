@@ -47,3 +47,20 @@ def test_frozen_build_id_names_its_own_cache(fresh, tmp_path):
     fresh.setattr("sys._MEIPASS", str(tmp_path), raising=False)
     fresh.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _runtime.numba_cache_dir() == tmp_path / "xdg" / "cryodesk" / __version__ / "numba" / "abc123def456"
+
+
+@pytest.mark.parametrize("preset,want", [(None, "1"), ("3", "3")])
+def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, want):
+    """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = ("import os, sys; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
+            "from cryodesk._runtime import configure; got = configure()['OPENBLAS_NUM_THREADS']; "
+            "import numpy; print(got, os.environ['OPENBLAS_NUM_THREADS'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [want, want]
