@@ -253,6 +253,8 @@ def main(argv=None) -> int:
                          "freed, as cp always did here; see the module docstring)")
     ap.add_argument("--sha256", action=argparse.BooleanOptionalAction, default=True,
                     help="library mode: sha256 of each method's output stacks (first run), compared at the end")
+    ap.add_argument("--per-round", action="store_true",
+                    help="also print every round's time (and CPU) of every method, in round order")
     ap.add_argument("--drop-written", action="store_true",
                     help="library mode: also a float32 gather that keeps its output out of the page cache")
     args = ap.parse_args(argv)
@@ -426,6 +428,10 @@ def run(args, root: Path) -> int:
             base += f"  (CPU {_fmt_rng([x['cpu'] for x in rows])} s)"
         print(f"{name:<50} {_fmt_rng(t):>20} {gbs:>17} {ratio:>17} "
               f"{(f'{statistics.median(rss):.0f} (max {max(rss):.0f})' if max(rss) else '-'):>16}{base}")
+    if args.per_round:
+        for name, rows in results.items():
+            print(f"  {name}: " + " ".join(f"{x['seconds']:.3f}" + (f"/{x['cpu']:.2f}" if x.get("cpu") is not None else "")
+                                          for x in rows))
     print("\nmedians with (min-max) over the rounds; 'x cp' = cp time / method time, per round; library "
           "CPU: the child's process CPU time over the timed part (all its threads)")
     for label, digest in digests.items():  # (the first run of each, a warm-up included)
