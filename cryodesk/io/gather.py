@@ -146,12 +146,20 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
 
 
 def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
-    """Ask the kernel to start fetching a batch's images (helps cold caches)."""
+    """Ask the kernel to start fetching a batch's images (helps cold caches).
+
+    Only advice: a source it cannot open (gone, unreadable) is skipped, and the
+    batch's own read reports it, in batch order (the advice runs up to
+    ``readahead_bytes`` ahead, before an earlier batch may fail).
+    """
     frame = plan.in_image_bytes
     for sid, sidx, pos, count in batch.runs.tolist():
-        fd = files.fd(sid, sidx, batch.first + pos)
-        os.posix_fadvise(fd, plan.sources[sid].data_offset + sidx * frame, count * frame,
-                         os.POSIX_FADV_WILLNEED)
+        try:
+            fd = files.fd(sid, sidx, batch.first + pos)
+            os.posix_fadvise(fd, plan.sources[sid].data_offset + sidx * frame, count * frame,
+                             os.POSIX_FADV_WILLNEED)
+        except (OSError, DataError):
+            continue
 
 
 class _Feed:

@@ -1,0 +1,107 @@
+"""Hostile review of the two-worker gather (each worker reads, checks, transforms and writes its own batches).
+
+What a racing process, an unlucky machine or an impatient user does to ``execute_plan``: a second
+Ctrl-C while the workers are being stopped, a source that disappears before the reader reaches it
+while an earlier batch fails, stacks of both byte orders in one particle set, thousands of small
+output stacks (descriptors), and two workers transforming at once (the same bytes as one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from cryodesk.io.gather import SourceError, execute_plan, plan_gather
+from cryodesk.io.mrc import write_stack
+from cryodesk.kernels.batch import Float16Overflow, ParticleTransform
+
+SHAPE = (8, 8)
+FRAME = SHAPE[0] * SHAPE[1] * 4
+
+
+def _stacks(tmp_path, n_stacks=6, n=10, spoil=None):
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((n, *SHAPE)).astype(np.float32) for _ in range(n_stacks)]
+    if spoil is not None:
+        spoil(arrays)
+    for k, a in enumerate(arrays):
+        write_stack(tmp_path / f"s{k}.mrc", a)
+    items = [(tmp_path / f"s{k}.mrc", i) for k in range(n_stacks) for i in range(n)]
+    return arrays, items
+
+
+def _digests(paths):
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def _workers():
+    return [t for t in threading.enumerate() if t.name.startswith("gather-worker-")]
+
+
+class _Passthrough:
+    def __init__(self, plan, fail_at=()):
+        self.out_shape, self.out_dtype, self.fail_at = plan.out_shape, plan.out_dtype, set(fail_at)
+
+    def __call__(self, src, dst, first):
+        if first in self.fail_at:
+            raise Float16Overflow(first, 1e9)
+        return src
+
+
+def test_a_later_source_gone_does_not_hide_an_earlier_batchs_error(tmp_path):
+    """The read-ahead advice opens the sources of batches far ahead: a source the reader has not reached yet
+    that is gone must not be the error when batch 0 itself fails (the first failing batch in order is)."""
+    _, items = _stacks(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=100).with_output(batch_bytes=5 * FRAME)
+    (tmp_path / "s5.mrc").rename(tmp_path / "s5.gone")  # particles 50..59, batches 10 and 11
+    with pytest.raises(Float16Overflow) as err:
+        execute_plan(plan, _Passthrough(plan, fail_at={0}))
+    assert err.value.item == 0
+    # without an earlier failure the missing source is still the error, naming its first particle
+    with pytest.raises(SourceError, match=r"s5\.mrc") as err:
+        execute_plan(plan.with_output(), _Passthrough(plan))
+    assert err.value.item == 50
+    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+
+
+def test_thousands_of_small_stacks_keep_few_descriptors_open(tmp_path):
+    """One particle per output stack: each stack's descriptor is closed once it is complete."""
+    _, items = _stacks(tmp_path, n_stacks=3, n=100)
+
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    peak = [0]
+
+    def on_write(fd, offset, nbytes):  # on the worker threads, after every batch
+        peak[0] = max(peak[0], open_fds())
+
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=1).with_output(batch_bytes=FRAME)
+    paths = execute_plan(plan, None, on_write=on_write, drop_written=True)
+    assert len(paths) == 300 and all(p.stat().st_size == 1024 + FRAME for p in paths)
+    assert peak[0] - before < 20  # (3 sources per worker and for the advice, a few outputs in flight)
+    assert open_fds() == before and not _workers()
+
+
+def test_two_workers_crop_and_convert_the_same_bytes_as_one(tmp_path):
+    """The transform runs on two threads at once (per-thread scratch): the stacks and flags are one worker's."""
+    pytest.importorskip("numba")
+    def spoil(arrays):
+        arrays[2][3, 1, 1] = np.nan
+        arrays[1][4] = 0.0
+
+    _, items = _stacks(tmp_path, n_stacks=4, n=25, spoil=spoil)
+    items = items[::-1]
+    out = {}
+    for readers in (1, 2):
+        plan = plan_gather(items, tmp_path / f"r{readers}", particles_per_file=30)
+        t = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, new_shape=6, float16=True)
+        plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=3 * FRAME)
+        out[readers] = (_digests(execute_plan(plan, t, readers=readers)), t.flags.tolist())
+    assert out[1] == out[2]
+    assert sum(out[2][1]) == 1 + 2  # one NaN image, one all-zero image
