@@ -222,14 +222,14 @@ class _Feed:
             self.files.close()
 
 
-def _worker(run: "_Run") -> None:
+def _worker(run: "_Run", finished: threading.Event) -> None:
     """One worker: claims batches in order, and reads, checks, transforms and writes each.
 
     Messages on ``run.ready``: ``(b, None)`` for a batch written, ``(b, exception)``
     for a batch that failed (raised by the caller once every earlier batch is
     done, so the error is the first in batch order whatever the timing),
     ``(-1, exception)`` for any other failure (raised at once), and
-    ``(None, None)`` when this thread is done.
+    ``(None, None)`` when this thread is done; ``finished`` is set last of all.
     """
     feed, plan = run.feed, run.plan
     files = _SourceFiles(plan.sources)
@@ -257,8 +257,11 @@ def _worker(run: "_Run") -> None:
         feed.failed(-1)
         run.ready.put((-1, exc))
     finally:
-        files.close()
-        run.ready.put((None, None))
+        try:
+            files.close()
+            run.ready.put((None, None))
+        finally:
+            finished.set()
 
 
 def _write_all(fd: int, data, offset: int, out: OutputStack, item: int) -> None:
@@ -474,15 +477,37 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     n_workers = max(1, min(int(readers), max(1, int(depth)), len(plan.batches)))
     feed = _Feed(plan, n_workers, free, stop, int(readahead_bytes))
     run = _Run(plan, transform, feed, on_write, drop_written, preallocate)
-    threads = [threading.Thread(target=_worker, name=f"gather-worker-{k}", daemon=True, args=(run,))
+    finished = [threading.Event() for _ in range(n_workers)]
+    threads = [threading.Thread(target=_worker, name=f"gather-worker-{k}", daemon=True, args=(run, finished[k]))
                for k in range(n_workers)]
 
-    def halt() -> None:  # no batch is claimed any more, and every worker has stopped
-        stop.set()
-        feed.failed(-1)
-        for thread in threads:
-            if thread.ident is not None:
-                thread.join()
+    def halt() -> None:
+        """No batch is claimed any more, and every worker has stopped (each finishes its batch first).
+
+        Uninterruptible: a second Ctrl-C while it waits is raised once the
+        workers are stopped, never before (the temp files are removed only
+        then: a worker still writing could write through a closed, reused
+        descriptor, or create a stack after the removal).  The workers' own
+        events say when they are done: a ``Thread.join`` that an interrupt
+        breaks off marks its thread stopped while it still runs (CPython 3.11),
+        and every later ``join`` then returns at once.
+        """
+        pending = None
+        while True:
+            try:
+                stop.set()
+                feed.failed(-1)
+                for thread, done in zip(threads, finished):
+                    if thread.ident is not None:
+                        done.wait()
+                for thread in threads:
+                    if thread.ident is not None:
+                        thread.join()  # (their last few bytecodes)
+                break
+            except BaseException as exc:
+                pending = pending or exc
+        if pending is not None:
+            raise pending
 
     renamed: list[Path] = []
     done_items = done_bytes = written = 0
@@ -521,14 +546,18 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             renamed.append(run.files[k].commit())
         return renamed
     except BaseException:
-        halt()  # before any temp file is removed: no worker writes into it afterwards
-        run.abort()
-        for path in renamed:  # all outputs or none
-            path.unlink(missing_ok=True)
+        try:
+            halt()  # before any temp file is removed: no worker writes into it afterwards
+        finally:  # (also when halt() raises a second interrupt: the workers are stopped by then)
+            run.abort()
+            for path in renamed:  # all outputs or none
+                path.unlink(missing_ok=True)
         raise
     finally:
-        halt()
-        feed.close()
+        try:
+            halt()
+        finally:
+            feed.close()
 
 
 def gather(items: Iterable[tuple[Path | str, int]], out_dir: Path | str, *,

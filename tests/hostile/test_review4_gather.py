@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +68,33 @@ def test_a_later_source_gone_does_not_hide_an_earlier_batchs_error(tmp_path):
         execute_plan(plan.with_output(), _Passthrough(plan))
     assert err.value.item == 50
     assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+
+
+def test_a_second_interrupt_while_the_workers_stop_still_removes_every_temp_file(tmp_path):
+    """Ctrl-C, then Ctrl-C again while execute_plan waits for its workers: no temp file and no worker survive."""
+    _, items = _stacks(tmp_path, n_stacks=2)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=100).with_output(batch_bytes=2 * FRAME)
+    main = threading.main_thread().ident
+    assert threading.get_ident() == main
+    cancelled = threading.Event()
+
+    class Slow(_Passthrough):
+        def __call__(self, src, dst, first):
+            if first > 0 and cancelled.wait(5):
+                time.sleep(0.2)  # the main thread is now joining this worker
+                signal.pthread_kill(main, signal.SIGINT)  # the user presses Ctrl-C again
+                time.sleep(0.3)
+            return src
+
+    def check_cancel():
+        if not cancelled.is_set():
+            cancelled.set()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_plan(plan, Slow(plan), check_cancel=check_cancel)
+    assert not _workers()
+    assert sorted(os.listdir(tmp_path / "out")) == []
 
 
 def test_thousands_of_small_stacks_keep_few_descriptors_open(tmp_path):
