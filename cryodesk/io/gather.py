@@ -140,6 +140,8 @@ def _read_batch(plan: GatherPlan, batch: Batch, buf: memoryview, files: _SourceF
                 raise _source_error(info, "unexpected end of file (truncated stack)", bad,
                                     batch.first + pos + got // frame)
             got += n
+        if info.dtype != plan.in_dtype:  # the other byte order (a plan of mixed stacks reads native order)
+            np.frombuffer(buf[pos * frame: pos * frame + want], dtype=plan.in_dtype).byteswap(inplace=True)
     if inspect is not None:  # once per batch: its images are items batch.first.. in buffer order
         images = np.frombuffer(buf[: batch.count * frame], dtype=plan.in_dtype)
         inspect(images.reshape(batch.count, *plan.in_shape), batch.first)

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 
+import mrcfile
 import numpy as np
 import pytest
 
@@ -95,6 +96,24 @@ def test_a_second_interrupt_while_the_workers_stop_still_removes_every_temp_file
         execute_plan(plan, Slow(plan), check_cancel=check_cancel)
     assert not _workers()
     assert sorted(os.listdir(tmp_path / "out")) == []
+
+
+def test_stacks_of_both_byte_orders_in_one_set_are_read_right(tmp_path):
+    """A big-endian stack (old software, other machines) next to a little-endian one: every particle keeps its
+    values (not its raw bytes read in the other order)."""
+    a = np.arange(3 * 4 * 4, dtype=np.float32).reshape(3, 4, 4) - 20.5
+    write_stack(tmp_path / "le.mrc", a)
+    with mrcfile.new(str(tmp_path / "be.mrc"), overwrite=True) as m:
+        m.set_data(a.astype(">f4"))
+    items = [(tmp_path / "le.mrc", 0), (tmp_path / "be.mrc", 1), (tmp_path / "be.mrc", 2), (tmp_path / "le.mrc", 2)]
+    for f16 in (False, True):
+        plan = plan_gather(items, tmp_path / f"out{f16}", particles_per_file=10)
+        t = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=f16)
+        plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=2 * 4 * 4 * 4)
+        (path,) = execute_plan(plan, t)
+        with mrcfile.open(str(path)) as m:
+            np.testing.assert_array_equal(m.data.astype(np.float32), a[[0, 1, 2, 2]].astype(t.out_dtype))
+        assert t.flags.tolist() == [0, 0, 0, 0]
 
 
 def test_thousands_of_small_stacks_keep_few_descriptors_open(tmp_path):
