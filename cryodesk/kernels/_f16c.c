@@ -128,7 +128,9 @@ static PyObject *sumsq(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t count = out.len / 8;
-    if (npix < 1 || src.len % 4 != 0 || out.len % 8 != 0 || src.len / 4 != count * npix) {
+    /* count images of npix values: by division, as count * npix can wrap around (and then read past src) */
+    if (npix < 1 || src.len % 4 != 0 || out.len % 8 != 0 || (src.len / 4) % npix != 0
+            || (src.len / 4) / npix != count) {
         PyErr_Format(PyExc_ValueError,
                      "sumsq needs n images of npix float32 values and room for n float64 sums "
                      "(got %zd and %zd bytes, npix %zd)", src.len, out.len, npix);

@@ -117,3 +117,41 @@ def test_batch_sums_refuse_a_wrong_size():
         pytest.skip("built without the C extension")
     with pytest.raises(ValueError, match="npix"):
         sumsq._f16c.sumsq(np.zeros(10, np.float32), 3, np.zeros(3, np.float64))
+
+
+def test_batch_sums_refuse_a_size_that_wraps_around():
+    """4 × (2⁶² + 1) pixels wraps to 4 in 64 bits: the C check must not read past a 16-byte buffer (a crash)."""
+    import subprocess
+    import sys
+
+    from cryodesk.kernels import sumsq
+
+    if sumsq._f16c is None:
+        pytest.skip("built without the C extension")
+    code = ("import numpy as np; from cryodesk.kernels import _f16c\n"
+            "try:\n    _f16c.sumsq(np.ones(4, np.float32), (1 << 62) + 1, np.empty(4))\n"
+            "except ValueError as e:\n    print('refused', e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("refused"), (done.returncode, done.stderr[-500:])
+
+
+def test_batch_sums_odd_inputs():
+    """Read-only and odd-sized images are summed; a non-contiguous or read-only destination is refused."""
+    from cryodesk.kernels import sumsq
+
+    x = np.arange(3 * 37, dtype=np.float32).reshape(3, 37) / 7
+    x.flags.writeable = False  # (a memory-mapped stack)
+    want = [float(r.astype(np.float64) @ r.astype(np.float64)) for r in x]
+    np.testing.assert_allclose(sumsq.sum_squares_rows(x), want, rtol=1e-5)
+    np.testing.assert_allclose(sumsq.sum_squares_rows(np.ascontiguousarray(x[:, ::2])),
+                               [float(r.astype(np.float64) @ r.astype(np.float64)) for r in x[:, ::2]], rtol=1e-5)
+    np.testing.assert_allclose(sumsq.sum_squares_rows(x[:, ::2]),  # not contiguous: the dots
+                               [float(r.astype(np.float64) @ r.astype(np.float64)) for r in x[:, ::2]], rtol=1e-5)
+    assert sumsq.sum_squares_rows(np.zeros((0, 5), np.float32)).shape == (0,)
+    if sumsq._f16c is not None:
+        out = np.empty(3)
+        out.flags.writeable = False
+        with pytest.raises(TypeError):
+            sumsq._f16c.sumsq(x.reshape(-1), 37, out)
+        with pytest.raises((ValueError, BufferError, TypeError)):
+            sumsq._f16c.sumsq(np.ones((3, 74), np.float32)[:, ::2], 37, np.empty(3))
