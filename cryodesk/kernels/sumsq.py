@@ -43,6 +43,8 @@ try:
     from . import _f16c
 except ImportError:  # pragma: no cover - built without a C compiler
     _f16c = None
+# (an extension built from an older _f16c.c, as a development tree keeps it, has convert() only)
+_sumsq = getattr(_f16c, "sumsq", None)
 
 _FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -68,9 +70,10 @@ def sum_squares_rows(flat: np.ndarray) -> np.ndarray:
     the dot) where it is built; otherwise, and for float64, one dot per row.
     """
     n = len(flat)
-    if _f16c is not None and flat.dtype == np.float32 and flat.flags.c_contiguous and flat.shape[1] > 0:
+    fn = _sumsq if _f16c is not None else None
+    if fn is not None and flat.dtype == np.float32 and flat.flags.c_contiguous and flat.shape[1] > 0:
         out = np.empty(n, np.float64)
-        _f16c.sumsq(flat.reshape(-1), flat.shape[1], out)
+        fn(flat.reshape(-1), flat.shape[1], out)
         return out
     return np.array([sum_squares(row) for row in flat], dtype=np.float64)
 

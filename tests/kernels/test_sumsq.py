@@ -155,3 +155,19 @@ def test_batch_sums_odd_inputs():
             sumsq._f16c.sumsq(x.reshape(-1), 37, out)
         with pytest.raises((ValueError, BufferError, TypeError)):
             sumsq._f16c.sumsq(np.ones((3, 74), np.float32)[:, ::2], 37, np.empty(3))
+
+
+def test_an_extension_built_before_sumsq_falls_back_to_the_dots(monkeypatch):
+    """A development tree whose _f16c was built from an older _f16c.c (convert only, no sumsq): the checks
+    take the dot per image instead of failing every restack with an AttributeError."""
+    import types
+
+    from cryodesk.kernels import sumsq
+
+    monkeypatch.setattr(sumsq, "_f16c", types.SimpleNamespace(available=1, convert=None))
+    monkeypatch.setattr(sumsq, "_sumsq", None, raising=False)
+    x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+    np.testing.assert_allclose(sumsq.sum_squares_rows(x), [float(r @ r) for r in x], rtol=1e-5)
+    t = ParticleTransform(4, (8, 8), np.float32)
+    t.inspect(x.reshape(4, 8, 8), 0)
+    assert t.flags.tolist() == [0, 0, 0, 0]
