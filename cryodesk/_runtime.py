@@ -30,6 +30,7 @@ from . import __version__
 BUILD_ID_FILE = "cryodesk-build-id.txt"
 
 _configured: dict[str, str] = {}
+_openblas_ours = False  # configure() set OPENBLAS_NUM_THREADS (not the user): unset again once numpy has loaded
 
 
 def is_frozen() -> bool:
@@ -91,7 +92,9 @@ def configure() -> dict[str, str]:
 
     * ``NUMBA_CACHE_DIR`` — see the module docstring; a value the user set is kept.
     * ``OPENBLAS_NUM_THREADS=1`` (a value the user set is kept; only while
-      numpy is not imported yet, as OpenBLAS reads it when it loads).
+      numpy is not imported yet, as OpenBLAS reads it when it loads; taken
+      out of the environment again once numpy has loaded, so that the
+      programs cryodesk starts keep their own default: :class:`_UnsetAfterNumpy`).
       numpy's OpenBLAS otherwise starts a thread per core at import, and
       each spins on its core for about 0.1 s of CPU before it sleeps, in
       every cryodesk process, right when a job starts its own threads (two
@@ -112,6 +115,68 @@ def configure() -> dict[str, str]:
     cache = os.environ.get("NUMBA_CACHE_DIR") or str(numba_cache_dir())
     os.environ["NUMBA_CACHE_DIR"] = cache
     _configured["NUMBA_CACHE_DIR"] = cache
-    if "numpy" not in sys.modules or "OPENBLAS_NUM_THREADS" in os.environ:
-        _configured["OPENBLAS_NUM_THREADS"] = os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if "OPENBLAS_NUM_THREADS" in os.environ:
+        _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"]
+    elif "numpy" not in sys.modules:
+        global _openblas_ours
+        _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        _openblas_ours = True
+        sys.meta_path.insert(0, _UnsetAfterNumpy())
     return dict(_configured)
+
+
+class _UnsetAfterNumpy:
+    """Takes our ``OPENBLAS_NUM_THREADS=1`` out of the environment once numpy (and its OpenBLAS) has loaded.
+
+    OpenBLAS reads it only when it loads; left in ``os.environ`` it would also
+    reach every program cryodesk starts (an ``external`` job's command, a Slurm
+    script), whose own BLAS would then run on one thread, silently.  cryodesk's
+    own child processes call :func:`configure` themselves.  A meta path finder
+    that finds nothing itself: for ``numpy`` it wraps the real loader's
+    ``exec_module`` once, then leaves ``sys.meta_path``.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "numpy":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            _unset_ours()
+            return spec
+        spec.loader = _UnsetLoader(spec.loader)
+        return spec
+
+
+class _UnsetLoader:
+    """numpy's own loader, unsetting the variable after it ran (and then put back on the module)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def create_module(self, spec):
+        return self.real.create_module(spec)
+
+    def exec_module(self, module):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and spec.loader is self:
+            spec.loader = self.real
+        if getattr(module, "__loader__", None) is self:
+            module.__loader__ = self.real
+        try:
+            self.real.exec_module(module)
+        finally:
+            _unset_ours()
+
+
+def _unset_ours() -> None:
+    global _openblas_ours
+    if _openblas_ours and os.environ.get("OPENBLAS_NUM_THREADS") == "1":
+        del os.environ["OPENBLAS_NUM_THREADS"]
+    _openblas_ours = False

@@ -49,9 +49,11 @@ def test_frozen_build_id_names_its_own_cache(fresh, tmp_path):
     assert _runtime.numba_cache_dir() == tmp_path / "xdg" / "cryodesk" / __version__ / "numba" / "abc123def456"
 
 
-@pytest.mark.parametrize("preset,want", [(None, "1"), ("3", "3")])
-def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, want):
-    """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load)."""
+@pytest.mark.parametrize("preset,want,child", [(None, "1", "-"), ("3", "3", "3"), ("1", "1", "1")])
+def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, want, child):
+    """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load); once
+    numpy has loaded, our own value leaves the environment: a program cryodesk starts (an external job's command)
+    gets its BLAS's own default, a value the user set stays."""
     import subprocess
     import sys
 
@@ -59,8 +61,15 @@ def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, prese
     env["XDG_CACHE_HOME"] = str(tmp_path)
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
-    code = ("import os, sys; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
+    code = ("import os, sys, subprocess; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
             "from cryodesk._runtime import configure; got = configure()['OPENBLAS_NUM_THREADS']; "
-            "import numpy; print(got, os.environ['OPENBLAS_NUM_THREADS'])")
+            "import numpy; tasks = len(os.listdir('/proc/self/task')); "
+            "sub = subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"OPENBLAS_NUM_THREADS\", \"-\"))'], "
+            "capture_output=True, text=True).stdout.strip(); "
+            "print(got, os.environ.get('OPENBLAS_NUM_THREADS', '-'), sub, tasks, numpy.__spec__.loader.__class__.__name__)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    assert out.split() == [want, want]
+    got, now, sub, tasks, loader = out.split()
+    assert (got, now, sub) == (want, child, child)
+    if want == "1":
+        assert tasks == "1"  # numpy's OpenBLAS started no threads of its own
+    assert loader != "_UnsetLoader"
