@@ -381,6 +381,13 @@ class _Run:
         src = np.frombuffer(buf, dtype=plan.in_dtype, count=batch.count * ny * nx).reshape(batch.count, ny, nx)
         if self.transform is not None:
             data = self.transform(src, scratch[:batch.count], batch.first)
+            want = (batch.count, *plan.out_shape)
+            if not isinstance(data, np.ndarray) or data.shape != want or data.dtype != plan.out_dtype:
+                # written as it is, it would spill into the next batch's place (in a file that looks fine)
+                raise TypeError(f"gather: the transform {type(self.transform).__name__} returned "
+                                f"{getattr(data, 'shape', type(data).__name__)} {getattr(data, 'dtype', '')} "
+                                f"for particles {batch.first}..; the plan writes {want} {plan.out_dtype}")
+            data = np.ascontiguousarray(data)  # (a view, e.g. a flip: copied)
         elif scratch is not None:
             data = scratch[:batch.count]
             data[...] = src

@@ -153,3 +153,88 @@ def test_two_workers_crop_and_convert_the_same_bytes_as_one(tmp_path):
         out[readers] = (_digests(execute_plan(plan, t, readers=readers)), t.flags.tolist())
     assert out[1] == out[2]
     assert sum(out[2][1]) == 1 + 2  # one NaN image, one all-zero image
+
+
+def test_an_overflow_in_batch_k_loses_to_a_slower_read_error_in_batch_k_minus_1(tmp_path, monkeypatch):
+    """Batch 3 overflows float16 at once; batch 2's read fails later on the other worker: batch 2's error is raised."""
+    from cryodesk.io import gather as gather_mod
+
+    def spoil(arrays):
+        arrays[1][5, 2, 2] = 1e6  # item 15: batch 3 (5 items a batch)
+
+    _, items = _stacks(tmp_path, spoil=spoil)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=100)
+    t = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=True)
+    plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=5 * FRAME)
+    real = gather_mod._read_batch
+
+    def read_batch(plan_, batch, buf, files, inspect=None):
+        if batch.first == 10:
+            time.sleep(0.4)
+            raise gather_mod._source_error(plan_.sources[1], "injected EIO", 0, 10)
+        return real(plan_, batch, buf, files, inspect)
+
+    monkeypatch.setattr(gather_mod, "_read_batch", read_batch)
+    with pytest.raises(SourceError) as err:
+        execute_plan(plan, t)
+    assert err.value.item == 10
+    monkeypatch.setattr(gather_mod, "_read_batch", real)
+    with pytest.raises(Float16Overflow) as err:
+        execute_plan(plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=5 * FRAME), t)
+    assert err.value.item == 15
+    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+
+
+@pytest.mark.parametrize("when", [0, 1, 3, 7, 11])
+@pytest.mark.parametrize("what", [KeyboardInterrupt, RuntimeError])
+def test_a_cancel_at_any_point_leaves_nothing(tmp_path, when, what):
+    """check_cancel (or progress) raising at its n-th call: no stack, no temp file, no worker, no descriptor."""
+    _, items = _stacks(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=7).with_output(batch_bytes=2 * FRAME)
+    calls = [0]
+
+    def check_cancel():
+        calls[0] += 1
+        if calls[0] > when:
+            raise what("cancelled")
+
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(what):
+        execute_plan(plan, None, check_cancel=check_cancel, drop_written=True)
+    with pytest.raises(what):
+        execute_plan(plan, None, progress=lambda *a: check_cancel())
+    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_source_truncated_after_planning_names_the_particle(tmp_path):
+    _, items = _stacks(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=100).with_output(batch_bytes=5 * FRAME)
+    os.truncate(tmp_path / "s3.mrc", 1024 + 4 * FRAME + 10)  # images 0..3 of s3 complete: item 34 is cut
+    with pytest.raises(SourceError, match=r"particle 34 .*s3\.mrc.*truncated") as err:
+        execute_plan(plan)
+    assert err.value.index == 4
+    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+
+
+def test_a_transform_returning_the_wrong_array_is_refused_not_spilled_into_the_next_batch(tmp_path):
+    """float64 where the plan writes float32 was written as it was: twice the bytes, over the next batch's place
+    and past the stack's end, under a header that looks fine.  A view (not contiguous) is copied and written."""
+    _, items = _stacks(tmp_path, n_stacks=2)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=100).with_output(batch_bytes=4 * FRAME)
+
+    class Wide(_Passthrough):
+        def __call__(self, src, dst, first):
+            return src.astype(np.float64)
+
+    class Flip(_Passthrough):
+        def __call__(self, src, dst, first):
+            return src[:, :, ::-1]
+
+    with pytest.raises(TypeError, match=r"Wide returned \(4, 8, 8\) float64 .*writes \(4, 8, 8\) float32"):
+        execute_plan(plan, Wide(plan))
+    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
+    (path,) = execute_plan(plan, Flip(plan))
+    with mrcfile.open(str(path)) as m:
+        want = np.stack([mrcfile.read(str(p))[i] for p, i in items])
+        np.testing.assert_array_equal(m.data, want[:, :, ::-1])
