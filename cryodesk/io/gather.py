@@ -418,6 +418,15 @@ class _Run:
             f.abort()
 
 
+def _remove_if(path: Path, inode: int) -> None:
+    """Remove ``path`` if it is the file ``inode`` (renamed there by us; else what was there stays)."""
+    try:
+        if os.stat(path).st_ino == inode:
+            path.unlink()
+    except OSError:
+        pass
+
+
 def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, depth: int = 4,
                  readers: int = 2, readahead_bytes: int = READAHEAD_BYTES,
                  progress: Callable[[int, int, int, int], None] | None = None,
@@ -519,6 +528,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             raise pending
 
     renamed: list[Path] = []
+    committing: tuple[Path, int] | None = None
     done_items = done_bytes = written = 0
     failures: dict[int, BaseException] = {}  # batch -> its error; the first in batch order is raised
     running = n_workers
@@ -552,7 +562,10 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
         if written != len(plan.batches):  # every worker is done, and a batch was never written (cannot happen)
             raise RuntimeError(f"gather: {len(plan.batches) - written} of {len(plan.batches)} batches were never written")
         for k in sorted(run.files):
-            renamed.append(run.files[k].commit())
+            f = run.files[k]
+            committing = (f.path, os.stat(f.tmp).st_ino)  # an interrupt right after its rename: ours to remove
+            renamed.append(f.commit())
+            committing = None
         return renamed
     except BaseException:
         try:
@@ -561,6 +574,8 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             run.abort()
             for path in renamed:  # all outputs or none
                 path.unlink(missing_ok=True)
+            if committing is not None:
+                _remove_if(*committing)
         raise
     finally:
         try:
