@@ -418,8 +418,7 @@ class _Run:
             f.abort()
 
 
-def _remove_if(path: Path, inode: int) -> None:
-    """Remove ``path`` if it is the file ``inode`` (renamed there by us; else what was there stays)."""
+def _remove_if(path: Path, inode: int) -> None:  # if it is the file we renamed there (else it stays)
     try:
         if os.stat(path).st_ino == inode:
             path.unlink()
@@ -502,13 +501,9 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     def halt() -> None:
         """No batch is claimed any more, and every worker has stopped (each finishes its batch first).
 
-        Uninterruptible: a second Ctrl-C while it waits is raised once the
-        workers are stopped, never before (the temp files are removed only
-        then: a worker still writing could write through a closed, reused
-        descriptor, or create a stack after the removal).  The workers' own
-        events say when they are done: a ``Thread.join`` that an interrupt
-        breaks off marks its thread stopped while it still runs (CPython 3.11),
-        and every later ``join`` then returns at once.
+        A second Ctrl-C meanwhile is raised once they have (the temp files go only then: a running worker
+        could write through a closed, reused descriptor).  Their own events, not ``join``: an interrupted
+        ``Thread.join`` marks a running thread stopped (CPython 3.11), and later joins return at once.
         """
         pending = None
         while True:
