@@ -1,10 +1,12 @@
 """A per-batch particle transform built from the kernels, for :mod:`cryodesk.io.gather`.
 
 One object holds the per-particle checks (:meth:`ParticleTransform.inspect`,
-run on the source pixels by the gather's reading thread) and the pixel
-transform (``__call__``: Fourier crop, then float16 conversion, on the
-writing thread).  Each step is optional; with none of them the batch passes
-through untouched, so the restack stays bit-identical.
+run on the source pixels right after a batch is read) and the pixel
+transform (``__call__``: Fourier crop, then float16 conversion), both on the
+gather's worker threads: two threads may call them at once, on distinct
+items (per-thread scratch, a lock for the shared clip count).  Each step is
+optional; with none of them the batch passes through untouched, so the
+restack stays bit-identical.
 
 The checks are one sum of squares per image, which proves the usual clean
 image clean (:mod:`.sumsq`), and the two exact reductions of :mod:`.minmax`
@@ -216,7 +218,7 @@ class ParticleTransform:
     def inspect(self, images: np.ndarray, first: int) -> None:
         """Record the check flags of ``images`` (items ``first..``).
 
-        The gather calls this on its reading thread once per batch, right after
+        The gather calls this on a worker thread once per batch, right after
         the batch is read, while the pixels are still in the CPU cache, so the
         checks cost almost nothing; distinct calls touch distinct items.
         """
