@@ -31,6 +31,7 @@ BUILD_ID_FILE = "cryodesk-build-id.txt"
 
 _configured: dict[str, str] = {}
 _openblas_ours = False  # configure() set OPENBLAS_NUM_THREADS (not the user): unset again once numpy has loaded
+_OPENBLAS_MARK = "CRYODESK_OPENBLAS_DEFAULT"  # beside it while it is set: "cryodesk's value, not the user's"
 
 
 def is_frozen() -> bool:
@@ -115,13 +116,19 @@ def configure() -> dict[str, str]:
     cache = os.environ.get("NUMBA_CACHE_DIR") or str(numba_cache_dir())
     os.environ["NUMBA_CACHE_DIR"] = cache
     _configured["NUMBA_CACHE_DIR"] = cache
-    if "OPENBLAS_NUM_THREADS" in os.environ:
-        _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"]
+    global _openblas_ours
+    value = os.environ.get("OPENBLAS_NUM_THREADS")
+    # a cryodesk process that never loaded numpy (a Slurm submission) passes ours on, marked as ours
+    inherited = value is not None and os.environ.get(_OPENBLAS_MARK) == value
+    if value is not None and not inherited:
+        _configured["OPENBLAS_NUM_THREADS"] = value  # the user's
     elif "numpy" not in sys.modules:
-        global _openblas_ours
-        _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = os.environ[_OPENBLAS_MARK] = "1"
         _openblas_ours = True
         sys.meta_path.insert(0, _UnsetAfterNumpy())
+    elif inherited:  # numpy is loaded already: only the environment to clean
+        _openblas_ours = True
+        _unset_ours()
     return dict(_configured)
 
 
@@ -177,6 +184,7 @@ class _UnsetLoader:
 
 def _unset_ours() -> None:
     global _openblas_ours
-    if _openblas_ours and os.environ.get("OPENBLAS_NUM_THREADS") == "1":
-        del os.environ["OPENBLAS_NUM_THREADS"]
+    if _openblas_ours and os.environ.get("OPENBLAS_NUM_THREADS") == os.environ.get(_OPENBLAS_MARK):
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
+        os.environ.pop(_OPENBLAS_MARK, None)
     _openblas_ours = False

@@ -49,18 +49,22 @@ def test_frozen_build_id_names_its_own_cache(fresh, tmp_path):
     assert _runtime.numba_cache_dir() == tmp_path / "xdg" / "cryodesk" / __version__ / "numba" / "abc123def456"
 
 
-@pytest.mark.parametrize("preset,want,child", [(None, "1", "-"), ("3", "3", "3"), ("1", "1", "1")])
-def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, want, child):
+@pytest.mark.parametrize("preset,mark,want,child", [(None, None, "1", "-"), ("3", None, "3", "3"),
+                                                     ("1", None, "1", "1"), ("1", "1", "1", "-"), ("3", "1", "3", "3")])
+def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, mark, want, child):
     """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load); once
     numpy has loaded, our own value leaves the environment: a program cryodesk starts (an external job's command)
-    gets its BLAS's own default, a value the user set stays."""
+    gets its BLAS's own default, a value the user set stays.  Ours, passed on by a cryodesk process that never
+    loaded numpy (a Slurm submission: marked as ours), is ours again."""
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "CRYODESK_OPENBLAS_DEFAULT")}
     env["XDG_CACHE_HOME"] = str(tmp_path)
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
+    if mark is not None:
+        env["CRYODESK_OPENBLAS_DEFAULT"] = mark
     code = ("import os, sys, subprocess; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
             "from cryodesk._runtime import configure; got = configure()['OPENBLAS_NUM_THREADS']; "
             "import numpy; tasks = len(os.listdir('/proc/self/task')); "
