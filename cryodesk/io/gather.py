@@ -236,7 +236,7 @@ def _worker(run: "_Run", finished: threading.Event) -> None:
     feed, plan = run.feed, run.plan
     files = _SourceFiles(plan.sources)
     scratch = None
-    try:
+    try:  # (nothing above can fail: the caller waits for this thread's last message and ``finished``)
         while True:
             claimed = feed.claim()
             if claimed is None:
@@ -261,8 +261,8 @@ def _worker(run: "_Run", finished: threading.Event) -> None:
     finally:
         try:
             files.close()
-            run.ready.put((None, None))
         finally:
+            run.ready.put((None, None))
             finished.set()
 
 
