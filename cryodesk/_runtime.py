@@ -140,29 +140,33 @@ class _UnsetAfterNumpy:
     script), whose own BLAS would then run on one thread, silently.  cryodesk's
     own child processes call :func:`configure` themselves.  A meta path finder
     that finds nothing itself: for ``numpy`` it wraps the real loader's
-    ``exec_module`` once, then leaves ``sys.meta_path``.
+    ``exec_module``, and leaves ``sys.meta_path`` once that has run (a mere
+    ``find_spec("numpy")``, which imports nothing, leaves it in place).
     """
 
+    def __init__(self):
+        self.busy = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "numpy":
+        if name != "numpy" or self.busy:
             return None
-        if self in sys.meta_path:
-            sys.meta_path.remove(self)
         import importlib.util
 
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            _unset_ours()
-            return spec
-        spec.loader = _UnsetLoader(spec.loader)
+        self.busy = True  # (the real finders, not this one again)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.busy = False
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = _UnsetLoader(spec.loader, self)
         return spec
 
 
 class _UnsetLoader:
     """numpy's own loader, unsetting the variable after it ran (and then put back on the module)."""
 
-    def __init__(self, real):
-        self.real = real
+    def __init__(self, real, finder: _UnsetAfterNumpy):
+        self.real, self.finder = real, finder
 
     def __getattr__(self, name):
         return getattr(self.real, name)
@@ -179,6 +183,8 @@ class _UnsetLoader:
         try:
             self.real.exec_module(module)
         finally:
+            if self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
             _unset_ours()
 
 

@@ -67,6 +67,7 @@ def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, prese
         env["CRYODESK_OPENBLAS_DEFAULT"] = mark
     code = ("import os, sys, subprocess; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
             "from cryodesk._runtime import configure; got = configure()['OPENBLAS_NUM_THREADS']; "
+            "import importlib.util; assert importlib.util.find_spec('numpy') and 'numpy' not in sys.modules; "
             "import numpy; tasks = len(os.listdir('/proc/self/task')); "
             "sub = subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"OPENBLAS_NUM_THREADS\", \"-\"))'], "
             "capture_output=True, text=True).stdout.strip(); "
@@ -76,4 +77,4 @@ def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, prese
     assert (got, now, sub) == (want, child, child)
     if want == "1":
         assert tasks == "1"  # numpy's OpenBLAS started no threads of its own
-    assert loader != "_UnsetLoader"
+    assert loader != "_UnsetLoader"  # (and the finder is gone)
