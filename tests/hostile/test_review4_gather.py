@@ -272,3 +272,30 @@ def test_an_interrupt_right_after_a_stacks_rename_removes_that_stack_too(tmp_pat
     with pytest.raises(OSError):
         execute_plan(plan.with_output())
     assert sorted(os.listdir(tmp_path / "out")) == ["batch_003.mrc"]
+
+
+@pytest.mark.parametrize("depth,readers", [(0, 0), (1, 1), (-3, -3), (10**6, 10**6), (1, 10**6)])
+def test_odd_depths_and_reader_counts_write_the_same_stacks(tmp_path, depth, readers):
+    _, items = _stacks(tmp_path)
+    ref = execute_plan(plan_gather(items, tmp_path / "ref", particles_per_file=7).with_output(batch_bytes=3 * FRAME))
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=7).with_output(batch_bytes=3 * FRAME)
+    assert _digests(execute_plan(plan, None, depth=depth, readers=readers)) == _digests(ref)
+    single = plan_gather(items[:2], tmp_path / "one", particles_per_file=7)  # one batch
+    assert len(single.batches) == 1 and len(execute_plan(single, None, depth=depth, readers=readers)) == 1
+    assert not _workers()
+
+
+def test_two_workers_count_clipped_particles_once_each(tmp_path):
+    """clip_f16 from two threads at once: the shared count (under its lock) and the bytes are one worker's."""
+    def spoil(arrays):
+        for k, a in enumerate(arrays):
+            a[k::3, 1, 1] = 1e6 * (1 + k)  # every third particle of each stack: 4 + 3 + 3 + ... of 60
+
+    _, items = _stacks(tmp_path, spoil=spoil)
+    got = {}
+    for readers in (1, 2):
+        plan = plan_gather(items, tmp_path / f"r{readers}", particles_per_file=8)
+        t = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype, float16=True, clip_f16=True)
+        plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=2 * FRAME)
+        got[readers] = (_digests(execute_plan(plan, t, readers=readers)), t.clipped)
+    assert got[1] == got[2] and got[2][1] == sum(len(range(k, 10, 3)) for k in range(6))
