@@ -28,10 +28,12 @@ what the disk can do.  This module gets close to ``cp`` speed by
   a cold cache the disk has a deep queue of requests it can merge and order,
   instead of one synchronous read at a time.
 
-Memory stays bounded by ``workers × batch_bytes`` (and as much again of scratch for a transform)
-whatever the input size (4 MiB batches, 2 workers: ~8 MiB); the read-ahead lives in the page cache.
-A failed, cancelled or interrupted copy removes every file it created; the outputs appear under their
-final names only when all of them are complete.  A source replaced or changed meanwhile is an error.
+Memory stays bounded by ``workers × batch_bytes`` (and as much again of
+scratch for a transform) whatever the input size (4 MiB batches, 2 workers by
+default: ~8 MiB); the read-ahead lives in the
+page cache, not in the process.
+A failed, cancelled or interrupted copy removes every file it created; the
+outputs appear under their final names only when all of them are complete.
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ class BatchTransform(Protocol):
 class _SourceFiles:
     """Open source descriptors, least recently used closed first."""
 
-    def __init__(self, sources: list[StackInfo], seen: dict[int, tuple[int, int]]):
-        self.sources, self.seen = sources, seen  # seen: source -> (size, mtime) first opened, by any thread
+    def __init__(self, sources: list[StackInfo]):
+        self.sources = sources
         self._fds: OrderedDict[int, int] = OrderedDict()
 
     def fd(self, sid: int, index: int, item: int) -> int:
@@ -111,10 +113,6 @@ class _SourceFiles:
             fd = os.open(self.sources[sid].path, os.O_RDONLY)
         except OSError as exc:
             raise _source_error(self.sources[sid], exc.strerror or str(exc), index, item) from None
-        st = os.fstat(fd)  # size and time, not the inode: some FUSE file systems renumber a file they forgot
-        if self.seen.setdefault(sid, (st.st_size, st.st_mtime_ns)) != (st.st_size, st.st_mtime_ns):
-            os.close(fd)
-            raise _source_error(self.sources[sid], "the file was replaced during the copy", index, item)
         self._fds[sid] = fd
         return fd
 
@@ -184,7 +182,7 @@ class _Feed:
         self.allocated = 0
         self.advised = self.ahead = 0  # batches handed to the kernel's read-ahead; their bytes not read yet
         self.can_advise = hasattr(os, "posix_fadvise") and readahead > 0
-        self.files = _SourceFiles(plan.sources, {})  # for the advice only (used under the lock)
+        self.files = _SourceFiles(plan.sources)  # for the advice only (used under the lock)
 
     def claim(self) -> tuple[int, memoryview] | None:
         """The next batch and a buffer for it; None when there is nothing left (or a stop)."""
@@ -236,7 +234,7 @@ def _worker(run: "_Run", finished: threading.Event) -> None:
     ``(None, None)`` when this thread is done; ``finished`` is set last of all.
     """
     feed, plan = run.feed, run.plan
-    files = _SourceFiles(plan.sources, feed.files.seen)
+    files = _SourceFiles(plan.sources)
     scratch = None
     try:  # (nothing above can fail: the caller waits for this thread's last message and ``finished``)
         while True:

@@ -299,24 +299,3 @@ def test_two_workers_count_clipped_particles_once_each(tmp_path):
         plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=2 * FRAME)
         got[readers] = (_digests(execute_plan(plan, t, readers=readers)), t.clipped)
     assert got[1] == got[2] and got[2][1] == sum(len(range(k, 10, 3)) for k in range(6))
-
-
-def test_a_source_replaced_during_the_copy_is_an_error_not_a_mix_of_two_files(tmp_path):
-    """An upstream job re-run renames a new stack of the same size over a source while the gather reads it:
-    the workers (and the read-ahead) hold descriptors of the old file or open the new one, and the stacks
-    mixed the two silently.  Now it is a SourceError naming the file."""
-    arrays, items = _stacks(tmp_path)
-    plan = plan_gather(items, tmp_path / "out", particles_per_file=100).with_output(batch_bytes=5 * FRAME)
-    write_stack(tmp_path / "new.mrc", arrays[3] + 1)  # same size, other pixels, written later
-    st = os.stat(tmp_path / "s3.mrc")
-    os.utime(tmp_path / "new.mrc", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-
-    class Replacing(_Passthrough):
-        def inspect(self, images, first):
-            if first == 0:  # the read-ahead has opened every source by now
-                os.replace(tmp_path / "new.mrc", tmp_path / "s3.mrc")
-
-    with pytest.raises(SourceError, match=r"s3\.mrc.*replaced") as err:
-        execute_plan(plan, Replacing(plan))
-    assert err.value.item == 30
-    assert list((tmp_path / "out").iterdir()) == [] and not _workers()
