@@ -41,6 +41,7 @@ from __future__ import annotations
 import errno
 import os
 import queue
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -81,12 +82,11 @@ WRITE_BYTES = 1 * _MiB
 class BatchTransform(Protocol):
     """What :func:`execute_plan` needs from a transform (see ParticleTransform).
 
-    ``__call__(src, dst, first)`` runs on a worker thread once per batch,
-    after ``inspect``, and returns the array to write.  An optional
-    ``inspect(images, first)`` runs once per batch right after the batch's
-    reads (all its images, items ``first..``), while they are still in the
-    CPU cache: the place for read-only checks.  Both may run on two threads
-    at once, on distinct items (and distinct ``dst``).
+    ``__call__(src, dst, first)`` runs on a worker thread once per batch, after ``inspect``, and returns
+    the array to write: ``(len(src), *out_shape)`` of ``out_dtype`` (else TypeError).  An optional
+    ``inspect(images, first)`` runs once per batch right after its reads (all its images, items
+    ``first..``), while they are still in the CPU cache: the place for read-only checks.  Both may run
+    on two threads at once, on distinct items (and distinct ``dst``): they must be thread-safe.
     """
 
     out_shape: tuple[int, int]
@@ -109,10 +109,14 @@ class _SourceFiles:
             return fd
         if len(self._fds) >= _FD_CACHE:
             os.close(self._fds.popitem(last=False)[1])
-        try:
-            fd = os.open(self.sources[sid].path, os.O_RDONLY)
+        try:  # O_NONBLOCK: a FIFO put there after planning would block open(2) for ever (no effect on files)
+            fd = os.open(self.sources[sid].path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise _source_error(self.sources[sid], exc.strerror or str(exc), index, item) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _source_error(self.sources[sid], "not a regular file any more (a FIFO, device or directory)",
+                                index, item)
         self._fds[sid] = fd
         return fd
 
@@ -167,10 +171,9 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
 class _Feed:
     """Hands the batches, each with a buffer, to the worker threads, in batch order.
 
-    A batch gets its buffer when it is claimed, and a worker gives the buffer
-    back once it has written the batch (or failed), so a pool of ``depth``
-    buffers never deadlocks.  The claimer also asks the kernel to read ahead
-    (``POSIX_FADV_WILLNEED``).
+    A batch gets its buffer when it is claimed, and a worker gives it back once it has written the batch
+    (or failed), so a pool of ``depth`` buffers never deadlocks.  The claimer also asks the kernel to read
+    ahead (``POSIX_FADV_WILLNEED``).
     """
 
     def __init__(self, plan: GatherPlan, depth: int, free: queue.Queue, stop: threading.Event,
@@ -312,9 +315,8 @@ def _load_fallocate():
 def _preallocate(fd: int, nbytes: int, out: OutputStack) -> None:
     """Reserve the blocks of a whole output stack before writing it, where the file system can.
 
-    ``fallocate(2)`` itself, not ``os.posix_fallocate``: where the file system
-    lacks it, glibc's emulation would write a byte into every block first.
-    There the stack is written as before (delayed allocation).
+    ``fallocate(2)`` itself, not ``os.posix_fallocate``: where the file system lacks it, glibc's emulation
+    would write a byte into every block first.  There the stack is written as before (delayed allocation).
     """
     loaded = _load_fallocate()
     if not loaded:

@@ -299,3 +299,42 @@ def test_two_workers_count_clipped_particles_once_each(tmp_path):
         plan = plan.with_output(out_shape=t.out_shape, out_dtype=t.out_dtype, batch_bytes=2 * FRAME)
         got[readers] = (_digests(execute_plan(plan, t, readers=readers)), t.clipped)
     assert got[1] == got[2] and got[2][1] == sum(len(range(k, 10, 3)) for k in range(6))
+
+
+def test_a_source_replaced_by_a_fifo_after_planning_is_an_error_not_a_hang(tmp_path):
+    """The planner refuses a FIFO where a stack should be; one put there after planning was opened by the gather
+    (its read-ahead, under the feed's lock, or a worker) with a blocking open(2): every worker, and then the
+    cancel waiting for them, hung for ever.  Run in a child process, with a time limit."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = textwrap.dedent("""
+        import os, sys
+        from pathlib import Path
+        sys.path[:0] = [sys.argv[2], sys.argv[2] + "/tests"]
+        from hostile.test_review4_gather import FRAME, _stacks
+        from cryodesk.io.gather import SourceError, execute_plan, plan_gather
+        tmp = Path(sys.argv[1])
+        _, items = _stacks(tmp)
+        plan = plan_gather(items, tmp / "out", particles_per_file=100).with_output(batch_bytes=5 * FRAME)
+        os.unlink(tmp / "s4.mrc")
+        os.mkfifo(tmp / "s4.mrc")
+        for readahead in (0, 1 << 28):
+            try:
+                execute_plan(plan.with_output(), readahead_bytes=readahead)
+            except SourceError as exc:
+                print(exc.item, exc)
+        print(sorted(os.listdir(tmp / "out")))
+    """)
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(repo)], capture_output=True,
+                              text=True, timeout=20, cwd=repo)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a FIFO put in place of a source stack after planning hung the gather")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(lines) == 3 and all(line.startswith("40 ") and "s4.mrc" in line and "FIFO" in line for line in lines[:2])
+    assert lines[2] == "[]"
