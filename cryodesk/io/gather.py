@@ -526,6 +526,7 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
 
     renamed: list[Path] = []
     committing: tuple[Path, int] | None = None
+    complete = False
     done_items = done_bytes = written = 0
     failures: dict[int, BaseException] = {}  # batch -> its error; the first in batch order is raised
     running = n_workers
@@ -563,21 +564,18 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
             committing = (f.path, os.stat(f.tmp).st_ino)  # an interrupt right after its rename: ours to remove
             renamed.append(f.commit())
             committing = None
+        complete = True
         return renamed
-    except BaseException:
+    finally:  # (one finally, not an except clause too: an interrupt on the way in cannot skip a step)
         try:
             halt()  # before any temp file is removed: no worker writes into it afterwards
         finally:  # (also when halt() raises a second interrupt: the workers are stopped by then)
-            run.abort()
-            for path in renamed:  # all outputs or none
-                path.unlink(missing_ok=True)
-            if committing is not None:
-                _remove_if(*committing)
-        raise
-    finally:
-        try:
-            halt()
-        finally:
+            if not complete:
+                run.abort()
+                for path in renamed:  # all outputs or none
+                    path.unlink(missing_ok=True)
+                if committing is not None:
+                    _remove_if(*committing)
             feed.close()
 
 

@@ -338,3 +338,18 @@ def test_a_source_replaced_by_a_fifo_after_planning_is_an_error_not_a_hang(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(lines) == 3 and all(line.startswith("40 ") and "s4.mrc" in line and "FIFO" in line for line in lines[:2])
     assert lines[2] == "[]"
+
+
+def test_progress_from_two_workers_is_monotonic_and_ends_at_the_totals(tmp_path):
+    _, items = _stacks(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=7).with_output(batch_bytes=2 * FRAME)
+    seen, threads = [], set()
+
+    def progress(*args):
+        seen.append(args)
+        threads.add(threading.current_thread().name)
+
+    execute_plan(plan, None, progress=progress, on_write=lambda *a: threads.add(threading.current_thread().name))
+    assert len(seen) == len(plan.batches) and seen[-1] == (60, 60, 60 * FRAME, 60 * FRAME)
+    assert all(a[0] < b[0] and a[2] < b[2] for a, b in zip(seen, seen[1:]))
+    assert "MainThread" in threads and any(n.startswith("gather-worker-") for n in threads)  # progress: the caller's
