@@ -30,7 +30,6 @@ from . import __version__
 BUILD_ID_FILE = "cryodesk-build-id.txt"
 
 _configured: dict[str, str] = {}
-_openblas_ours = False  # configure() set OPENBLAS_NUM_THREADS (not the user): unset again once numpy has loaded
 _OPENBLAS_MARK = "CRYODESK_OPENBLAS_DEFAULT"  # beside it while it is set: "cryodesk's value, not the user's"
 
 
@@ -93,9 +92,9 @@ def configure() -> dict[str, str]:
 
     * ``NUMBA_CACHE_DIR`` — see the module docstring; a value the user set is kept.
     * ``OPENBLAS_NUM_THREADS=1`` (a value the user set is kept; only while
-      numpy is not imported yet, as OpenBLAS reads it when it loads; taken
-      out of the environment again once numpy has loaded, so that the
-      programs cryodesk starts keep their own default: :class:`_UnsetAfterNumpy`).
+      numpy is not imported yet, as OpenBLAS reads it when it loads; marked
+      as ours by ``CRYODESK_OPENBLAS_DEFAULT``, so that the programs cryodesk
+      starts that are not cryodesk get their own default: :func:`foreign_env`).
       numpy's OpenBLAS otherwise starts a thread per core at import, and
       each spins on its core for about 0.1 s of CPU before it sleeps, in
       every cryodesk process, right when a job starts its own threads (two
@@ -116,81 +115,24 @@ def configure() -> dict[str, str]:
     cache = os.environ.get("NUMBA_CACHE_DIR") or str(numba_cache_dir())
     os.environ["NUMBA_CACHE_DIR"] = cache
     _configured["NUMBA_CACHE_DIR"] = cache
-    global _openblas_ours
     value = os.environ.get("OPENBLAS_NUM_THREADS")
-    # a cryodesk process that never loaded numpy (a Slurm submission) passes ours on, marked as ours
+    # ours, passed on by a cryodesk process (marked as ours): not the user's
     inherited = value is not None and os.environ.get(_OPENBLAS_MARK) == value
     if value is not None and not inherited:
         _configured["OPENBLAS_NUM_THREADS"] = value  # the user's
-    elif "numpy" not in sys.modules:
+    elif "numpy" not in sys.modules or inherited:
         _configured["OPENBLAS_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = os.environ[_OPENBLAS_MARK] = "1"
-        _openblas_ours = True
-        sys.meta_path.insert(0, _UnsetAfterNumpy())
-    elif inherited:  # numpy is loaded already: only the environment to clean
-        _openblas_ours = True
-        _unset_ours()
     return dict(_configured)
 
 
-class _UnsetAfterNumpy:
-    """Takes our ``OPENBLAS_NUM_THREADS=1`` out of the environment once numpy (and its OpenBLAS) has loaded.
-
-    OpenBLAS reads it only when it loads; left in ``os.environ`` it would also
-    reach every program cryodesk starts (an ``external`` job's command, a Slurm
-    script), whose own BLAS would then run on one thread, silently.  cryodesk's
-    own child processes call :func:`configure` themselves.  A meta path finder
-    that finds nothing itself: for ``numpy`` it wraps the real loader's
-    ``exec_module``, and leaves ``sys.meta_path`` once that has run (a mere
-    ``find_spec("numpy")``, which imports nothing, leaves it in place).
+def foreign_env(environ=None) -> dict[str, str]:
+    """The environment for a program cryodesk starts that is not cryodesk (an ``external`` job's command,
+    the lane's ``sbatch``/``squeue``): ``environ`` (default ``os.environ``) without the
+    ``OPENBLAS_NUM_THREADS=1`` that :func:`configure` set for cryodesk itself, so that the program's own
+    BLAS keeps its own default; a value the user set is kept.
     """
-
-    def __init__(self):
-        self.busy = False
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "numpy" or self.busy:
-            return None
-        import importlib.util
-
-        self.busy = True  # (the real finders, not this one again)
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            self.busy = False
-        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _UnsetLoader(spec.loader, self)
-        return spec
-
-
-class _UnsetLoader:
-    """numpy's own loader, unsetting the variable after it ran (and then put back on the module)."""
-
-    def __init__(self, real, finder: _UnsetAfterNumpy):
-        self.real, self.finder = real, finder
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def create_module(self, spec):
-        return self.real.create_module(spec)
-
-    def exec_module(self, module):
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is self:
-            spec.loader = self.real
-        if getattr(module, "__loader__", None) is self:
-            module.__loader__ = self.real
-        try:
-            self.real.exec_module(module)
-        finally:
-            if self.finder in sys.meta_path:
-                sys.meta_path.remove(self.finder)
-            _unset_ours()
-
-
-def _unset_ours() -> None:
-    global _openblas_ours
-    if _openblas_ours and os.environ.get("OPENBLAS_NUM_THREADS") == os.environ.get(_OPENBLAS_MARK):
-        os.environ.pop("OPENBLAS_NUM_THREADS", None)
-        os.environ.pop(_OPENBLAS_MARK, None)
-    _openblas_ours = False
+    env = dict(os.environ if environ is None else environ)
+    mark = env.pop(_OPENBLAS_MARK, None)
+    if mark is not None and env.get("OPENBLAS_NUM_THREADS") == mark:
+        del env["OPENBLAS_NUM_THREADS"]
+    return env

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import threading
 
+from cryodesk._runtime import foreign_env
 from cryodesk.base.errors import CryodeskError, JobCancelled, UsageError
 from cryodesk.core.context import JobContext
 from cryodesk.core.registry import InputSlot, JobType, OutputGroup, Param, register
@@ -85,7 +86,7 @@ def run_external(ctx: JobContext) -> None:
     p = ctx.params
     cmd = build_command(ctx, str(p["command"]), p["use_shell"])
     (ctx.job_dir / "outputs" / "output").mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CRYODESK_JOB_DIR": str(ctx.job_dir), "CRYODESK_PROJECT_DIR": str(ctx.project_dir)}
+    env = {**foreign_env(), "CRYODESK_JOB_DIR": str(ctx.job_dir), "CRYODESK_PROJECT_DIR": str(ctx.project_dir)}
     ctx.log.info("running: %s", cmd if isinstance(cmd, str) else shlex.join(cmd))
     try:
         proc = subprocess.Popen(cmd, shell=bool(p["use_shell"]), cwd=ctx.job_dir, env=env, text=True,

@@ -70,3 +70,15 @@ def test_cancel_terminates_the_command(tmp_path):
         run_inline(tmp_path, "J7", "external", {"command": f"{sys.executable} -c 'import time; time.sleep(60)'"},
                    cancel_event=stop)
     assert time.monotonic() - t0 < 10
+
+
+def test_the_command_gets_its_own_blas_default_not_cryodesks(tmp_path, monkeypatch):
+    """cryodesk runs OpenBLAS on one thread (configure(), marked as ours); the user's command must not inherit it."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("CRYODESK_OPENBLAS_DEFAULT", "1")
+    cmd = "printenv OPENBLAS_NUM_THREADS > outputs/output/blas.txt || echo unset > outputs/output/blas.txt"
+    run_inline(tmp_path, "J8", "external", {"command": cmd, "use_shell": True})
+    assert (tmp_path / "J8" / "outputs" / "output" / "blas.txt").read_text().strip() == "unset"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "6")  # the user's own: kept
+    run_inline(tmp_path, "J9", "external", {"command": cmd, "use_shell": True})
+    assert (tmp_path / "J9" / "outputs" / "output" / "blas.txt").read_text().strip() == "6"

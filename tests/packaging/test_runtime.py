@@ -52,10 +52,10 @@ def test_frozen_build_id_names_its_own_cache(fresh, tmp_path):
 @pytest.mark.parametrize("preset,mark,want,child", [(None, None, "1", "-"), ("3", None, "3", "3"),
                                                      ("1", None, "1", "1"), ("1", "1", "1", "-"), ("3", "1", "3", "3")])
 def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, preset, mark, want, child):
-    """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load); once
-    numpy has loaded, our own value leaves the environment: a program cryodesk starts (an external job's command)
-    gets its BLAS's own default, a value the user set stays.  Ours, passed on by a cryodesk process that never
-    loaded numpy (a Slurm submission: marked as ours), is ours again."""
+    """Set before numpy loads, in a fresh process as the CLI starts (numpy's OpenBLAS reads it at load), and
+    marked as ours: a program cryodesk starts that is not cryodesk (foreign_env: an external job's command,
+    sbatch) gets its BLAS's own default, a value the user set stays; ours passed on to a cryodesk process
+    (marked) is ours again."""
     import subprocess
     import sys
 
@@ -66,15 +66,23 @@ def test_openblas_runs_one_thread_unless_the_user_says_otherwise(tmp_path, prese
     if mark is not None:
         env["CRYODESK_OPENBLAS_DEFAULT"] = mark
     code = ("import os, sys, subprocess; import cryodesk.cli.main as m; assert 'numpy' not in sys.modules; "
-            "from cryodesk._runtime import configure; got = configure()['OPENBLAS_NUM_THREADS']; "
-            "import importlib.util; assert importlib.util.find_spec('numpy') and 'numpy' not in sys.modules; "
+            "from cryodesk._runtime import configure, foreign_env; got = configure()['OPENBLAS_NUM_THREADS']; "
             "import numpy; tasks = len(os.listdir('/proc/self/task')); "
-            "sub = subprocess.run([sys.executable, '-c', 'import os; print(os.environ.get(\"OPENBLAS_NUM_THREADS\", \"-\"))'], "
-            "capture_output=True, text=True).stdout.strip(); "
-            "print(got, os.environ.get('OPENBLAS_NUM_THREADS', '-'), sub, tasks, numpy.__spec__.loader.__class__.__name__)")
+            "show = [sys.executable, '-c', 'import os; print(os.environ.get(\"OPENBLAS_NUM_THREADS\", \"-\"))']; "
+            "sub = subprocess.run(show, env=foreign_env(), capture_output=True, text=True).stdout.strip(); "
+            "print(got, os.environ['OPENBLAS_NUM_THREADS'], sub, tasks)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-    got, now, sub, tasks, loader = out.split()
-    assert (got, now, sub) == (want, child, child)
+    got, now, sub, tasks = out.split()
+    assert (got, now, sub) == (want, want, child)
     if want == "1":
         assert tasks == "1"  # numpy's OpenBLAS started no threads of its own
-    assert loader != "_UnsetLoader"  # (and the finder is gone)
+
+
+def test_an_external_jobs_command_does_not_get_our_openblas_setting(monkeypatch):
+    from cryodesk._runtime import foreign_env
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("CRYODESK_OPENBLAS_DEFAULT", "1")
+    assert "OPENBLAS_NUM_THREADS" not in foreign_env() and "CRYODESK_OPENBLAS_DEFAULT" not in foreign_env()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the user's own, beside a stale mark
+    assert foreign_env()["OPENBLAS_NUM_THREADS"] == "4"

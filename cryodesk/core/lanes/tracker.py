@@ -32,6 +32,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryodesk._runtime import foreign_env
+
 from ... import db as dbmod
 from ...base.errors import CryodeskError, UsageError
 from ...base.fsio import atomic_write, current_umask
@@ -87,7 +89,7 @@ def _run(lane: Lane, key: str, values: dict, cwd: str | None = None) -> str:
     shown = " ".join(shlex.quote(a) for a in argv)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=foreign_env())  # (sbatch passes it on to the job)
     except FileNotFoundError:
         raise CryodeskError(f"lane {lane.name!r}: {argv[0]!r} not found (the {key} command: {shown})") from None
     except subprocess.TimeoutExpired:
