@@ -63,6 +63,7 @@ from cryodesk.io.relion_optics import (
 from cryodesk.io.star import StarBlock, _utf8, column_floats
 from cryodesk.io.star_columns import CodedText, ImageNames, materialise
 from cryodesk.io.star_images import parse_image_names
+from cryodesk.io.star_raw import owner_of, release_array
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 
@@ -145,13 +146,19 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     before the numbers), e.g. to start work on the stacks while the rest is converted.
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
+    texts = [v for b in blocks.values() for v in b.columns.values()] if consume else []
     out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths, consume)
     if consume:
         blocks.clear()
-        # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): a text column kept (the
-        # micrograph names) is copied out of it, so that the buffer goes before the dataset is built
+        # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): what no field refers to is
+        # given back (star_raw) before the dataset is built; a text column kept (the micrograph names) is
+        # copied out of a buffer that cannot be given back in parts
+        kept = [v for v in out.values() if isinstance(v, np.ndarray)]
+        for col in texts:
+            _give_back(col, kept)
+        del texts, kept
         for fld, vals in out.items():
-            if _view_of_more(vals):
+            if _view_of_more(vals) and not _releasable(vals):
                 out[fld] = vals.copy()
     try:
         with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
@@ -190,13 +197,20 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
             bad_names = exc
         if on_paths is not None and bad_names is None:
             on_paths(paths)
+        if consume and bad_names is None:  # (the names are read once: their memory goes to what comes next)
+            _give_back(cols["rlnImageName"], [idx, paths])
         carried = _carried_fields(cols, source, report, used)
+        if consume:
+            decoded = [v for v in carried.values() if isinstance(v, np.ndarray)]
+            for lab in cols:
+                if carry.is_carried(lab):
+                    _give_back(cols[lab], decoded)
         if bad_names is not None:
             raise bad_names
         report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
         numbers = parsing.result()
     mics = merged.get("rlnMicrographName")
-    if consume and _large(merged, n) and _view_of_more(mics):
+    if consume and _large(merged, n) and _view_of_more(mics) and not _releasable(mics):
         # the micrograph names kept as they are: copied out of the table's one buffer (star_to_cs frees it
         # before the dataset is built) in a thread, while this one converts the numbers
         mics = copier.submit(np.array, mics, copy=True)
@@ -229,7 +243,8 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     out["ctf/exp_group_id"] = group
     for lab, (fld, scale) in _FLOAT_MAP.items():
         if lab in cols:
-            out[fld] = column_floats(cols[lab], lab, source) * scale
+            values = column_floats(cols[lab], lab, source)
+            out[fld] = values if scale == 1.0 else values * scale  # (x * 1.0 is x: no copy of the column)
             report.map(lab, fld)
         elif fld in _CTF_DEFAULTS:
             out[fld] = _CTF_DEFAULTS[fld]
@@ -271,6 +286,18 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
         out[f"relion/{lab}"] = _typed(text(lab))
         report.carry(lab, f"relion/{lab}")
     return out, n
+
+
+def _give_back(col, kept: list) -> None:
+    """The memory of a bulk-read column given back (``star_raw.release_array``) unless an array of ``kept``
+    may share it (a value that is a view of the column)."""
+    if isinstance(col, np.ndarray) and not any(np.may_share_memory(col, k) for k in kept):
+        release_array(col)
+
+
+def _releasable(vals) -> bool:
+    """``vals`` lies in memory whose parts can be given back (``star_raw.zeroed``): the rest of it goes."""
+    return isinstance(vals, np.ndarray) and owner_of(vals) is not None
 
 
 def _view_of_more(vals) -> bool:
