@@ -32,7 +32,8 @@ Every conversion fills a :class:`~cryodesk.io.conversion.ConversionReport`.
 
 API summary
 -----------
-``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None, consume=False) -> ndarray``
+``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None, consume=False, columns=False)
+    -> ndarray`` (``columns``: a ``cs_columns.Columns``)
 ``cs_to_star(data, image_paths=None, version=31, report=None, coded=False) -> dict[str, StarBlock]``
 ``particle_block(blocks, source) -> (particles StarBlock, optics StarBlock | None)``
 """
@@ -50,6 +51,7 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io import star_numbers
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
+from cryodesk.io.cs_columns import Columns
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
 from cryodesk.io.relion_numbers import NUMBER_LABELS, in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
@@ -137,13 +139,15 @@ def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                micrograph_shapes: dict[str, tuple[int, int]] | None = None,
                report: ConversionReport | None = None, consume: bool = False,
-               on_paths: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+               on_paths: Callable[[np.ndarray], None] | None = None, columns: bool = False) -> np.ndarray | Columns:
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc).
 
     ``consume``: ``blocks`` is emptied before the dataset is built, so that
     its texts are freed first (a caller that reads the file only to convert it).
     ``on_paths``: called with the ``blob/path`` column as soon as it is known (the image names parsed,
     before the numbers), e.g. to start work on the stacks while the rest is converted.
+    ``columns``: the dataset as a :class:`~cryodesk.io.cs_columns.Columns` (its fields, not the array: for a
+    caller that writes it out once, e.g. with ``write_cs_replacing``; the same values and errors).
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
     texts = [v for b in blocks.values() for v in b.columns.values()] if consume else []
@@ -162,7 +166,9 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                 out[fld] = vals.copy()
     try:
         with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
-            return from_columns(out, n)
+            # (Columns casts a field at a time and takes it out of ``out``: a field that overflows stays, and
+            # every field before it is fine, so _too_large names the same first field as after from_columns)
+            return Columns(out, n, consume=True) if columns else from_columns(out, n)
     except FloatingPointError:
         raise DataError(_too_large(out, source)) from None
 

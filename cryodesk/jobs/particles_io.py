@@ -73,7 +73,9 @@ def _load(meta: Path, report: ConversionReport, on_paths=None) -> tuple[np.ndarr
         data, main = csg_io.load_group(meta)
         return data, main.parent
     if suffix == ".star":
-        return star_to_cs(read_star(meta), str(meta), report=report, consume=True, on_paths=on_paths), meta.parent
+        # (its columns, not the array: the .cs is written from them once; cs_columns)
+        return star_to_cs(read_star(meta), str(meta), report=report, consume=True, on_paths=on_paths,
+                          columns=True), meta.parent
     raise DataError(f"{meta}: unsupported particle metadata file (expected .cs, .csg or .star)")
 
 
