@@ -4,7 +4,8 @@
   column split into 0-based indices and paths in one pass each (what
   :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
   ``np.strings.partition``; any row it would refuse or read differently is
-  left to it).
+  left to it); ``_path_runs``: where the path changes from row to row, read in
+  place (``runs.run_starts`` of the paths), so that only the run heads' paths are copied.
 * ``_scan_part`` / ``_fill_part``: check and measure, then copy into columns,
   the tokens of a part of a loop body (cut at a blank), so that two threads
   split the two halves of a body at once (the kernels release the GIL); the
@@ -83,6 +84,29 @@ if HAVE_NUMBA:
             s = start[i]
             for t in range(length[i]):
                 out[i, t] = chars[i, s + t]
+
+    @jit
+    def _path_runs(chars, start, length):
+        """True at row 0 and where row ``i``'s path (``chars[i, start[i]:start[i] + length[i]]``) is not row
+        ``i - 1``'s: what ``runs.run_starts`` gives for the paths column ``_copy_paths`` would make."""
+        n = chars.shape[0]
+        out = np.empty(n, dtype=np.bool_)
+        if n:
+            out[0] = True
+        for i in range(1, n):
+            m = length[i]
+            if m != length[i - 1]:
+                out[i] = True
+                continue
+            a = start[i]
+            b = start[i - 1]
+            same = True
+            for t in range(m):
+                if chars[i, a + t] != chars[i - 1, b + t]:
+                    same = False
+                    break
+            out[i] = not same
+        return out
 
     @jit
     def _scan_part(buf, lo, hi, ncols, keywords, keylen, start, ends):

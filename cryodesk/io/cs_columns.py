@@ -15,7 +15,8 @@ API summary
 ``plan_columns(columns, n=None) -> (dtype, arrays, per_row, n)``   what from_columns builds, and from what
 ``fill_rows(out, arrays, per_row, start=0)``                      fill ``out`` (rows ``start...``) a block at a time
 ``Columns(columns, n=None, consume=False)``: ``dtype``, ``ndim`` (1), ``len()``, ``[field]`` (that field of the
-  dataset, read-only for broadcast values), ``fill(buf, start)``, ``to_array()`` (= ``from_columns(columns, n)``)
+  dataset, read-only for broadcast values), ``fill(buf, start)``, ``to_array()`` (= ``from_columns(columns, n)``);
+  a text column may be given coded, ``(table, index)``, for ``table[index]``
 """
 
 from __future__ import annotations
@@ -74,12 +75,24 @@ class Columns:
     ``columns`` are removed as they are taken (each cast column's source then goes at once)."""
 
     def __init__(self, columns: dict, n: int | None = None, consume: bool = False):
-        self.dtype, arrays, self._per_row, self._n = plan_columns(columns, n)
+        # a text column may come coded, as (table, index): the field is table[index] (never built per row)
+        self._index = {name: np.asarray(v[1]) for name, v in columns.items() if isinstance(v, tuple)}
+        plain = {name: (v[0] if isinstance(v, tuple) else v) for name, v in columns.items()}
+        if n is None and self._index:
+            n = len(next(iter(self._index.values())))
+        self.dtype, arrays, self._per_row, self._n = plan_columns(plain, n)
+        del plain
+        for name, index in self._index.items():
+            if len(index) != self._n or self.dtype[name].base.kind != "S" or arrays[name].ndim != 1:
+                raise ValueError(f"{name}: a coded column is a 1-D text table and an index per row")
+            self._per_row[name] = True
         self._arrays: dict[str, np.ndarray] = {}
         for name in list(arrays):
             arr = arrays.pop(name)
             field = self.dtype[name]
-            if self._per_row[name]:
+            if name in self._index:
+                pass  # the table, its values as they are (S of the field's width)
+            elif self._per_row[name]:
                 if arr.dtype != field.base:
                     arr = arr.astype(field.base)  # what the fill's assignment does (unsafe casting, same rounding)
             else:  # one row, filled as the array's rows would be; every row is a broadcast of it
@@ -104,6 +117,8 @@ class Columns:
 
     def __getitem__(self, name: str) -> np.ndarray:
         arr = self._arrays[name]
+        if name in self._index:
+            return arr[self._index[name]]
         if self._per_row[name]:
             return arr
         return np.broadcast_to(arr, (self._n, *self.dtype[name].shape))
@@ -111,7 +126,10 @@ class Columns:
     def fill(self, buf: np.ndarray, start: int) -> None:
         """Rows ``start .. start + len(buf)`` into ``buf`` (a structured array with these fields)."""
         for name, arr in self._arrays.items():
-            buf[name] = arr[start:start + len(buf)] if self._per_row[name] else arr
+            if name in self._index:
+                buf[name] = arr[self._index[name][start:start + len(buf)]]
+            else:
+                buf[name] = arr[start:start + len(buf)] if self._per_row[name] else arr
 
     def to_array(self) -> np.ndarray:
         """The dataset itself (``from_columns(columns, n)``)."""

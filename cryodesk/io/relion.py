@@ -64,7 +64,7 @@ from cryodesk.io.relion_optics import (
 )
 from cryodesk.io.star import StarBlock, _utf8, column_floats
 from cryodesk.io.star_columns import CodedText, ImageNames, materialise
-from cryodesk.io.star_images import parse_image_names
+from cryodesk.io.star_images import parse_image_names_coded
 from cryodesk.io.star_raw import owner_of, release_array
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
@@ -144,14 +144,18 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
 
     ``consume``: ``blocks`` is emptied before the dataset is built, so that
     its texts are freed first (a caller that reads the file only to convert it).
-    ``on_paths``: called with the ``blob/path`` column as soon as it is known (the image names parsed,
-    before the numbers), e.g. to start work on the stacks while the rest is converted.
+    ``on_paths``: called with the ``blob/path`` column as ``(distinct paths in first-seen order, each row's
+    index)`` (``unique_first`` of it) as soon as it is known (the image names parsed, before the numbers), e.g.
+    to start work on the stacks while the rest is converted.
     ``columns``: the dataset as a :class:`~cryodesk.io.cs_columns.Columns` (its fields, not the array: for a
     caller that writes it out once, e.g. with ``write_cs_replacing``; the same values and errors).
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
     texts = [v for b in blocks.values() for v in b.columns.values()] if consume else []
     out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths, consume)
+    if not columns:  # (Columns keeps the paths coded: see _star_fields)
+        table, index = out["blob/path"]
+        out["blob/path"] = table[index]
     if consume:
         blocks.clear()
         # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): what no field refers to is
@@ -196,15 +200,16 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     # both release the GIL); a bad image name is raised after the carried fields, as before
     with ThreadPoolExecutor(1, thread_name_prefix="star-numbers") if _large(merged, n) else _Inline() as pool:
         parsing = pool.submit(parse_number_columns, merged, optics_rows, spread)
-        try:
-            idx, paths = parse_image_names(cols["rlnImageName"], source)
+        try:  # the paths as (distinct paths, each row's index): never a ~140-byte path per row (star_to_cs)
+            idx, *paths = parse_image_names_coded(cols["rlnImageName"], source)
+            paths = tuple(paths)
             bad_names = None
         except DataError as exc:
             bad_names = exc
         if on_paths is not None and bad_names is None:
             on_paths(paths)
         if consume and bad_names is None:  # (the names are read once: their memory goes to what comes next)
-            _give_back(cols["rlnImageName"], [idx, paths])
+            _give_back(cols["rlnImageName"], [idx, *paths])
         carried = _carried_fields(cols, source, report, used)
         if consume:
             decoded = [v for v in carried.values() if isinstance(v, np.ndarray)]
@@ -337,6 +342,8 @@ def _too_large(out: dict, source: str) -> str:
     labels = {fld: lab for lab, (fld, _) in _FLOAT_MAP.items()}
     big = float(np.finfo(np.float32).max)
     for fld, vals in out.items():
+        if isinstance(vals, tuple):  # (coded text: blob/path)
+            continue
         v = np.asarray(vals)
         if v.dtype.kind != "f" or v.dtype.itemsize <= 4:
             continue

@@ -243,3 +243,4 @@ def _warm(writable: bool = False) -> None:
     k._parse_uints(chars)
     ok, idx0, start, length, width = rk._image_names(chars)
     rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))
+    rk._path_runs(chars, start, length)

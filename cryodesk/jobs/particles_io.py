@@ -87,8 +87,8 @@ def _located(data: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Pat
 
 def _located_paths(paths: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path
                    ) -> tuple[list[Path], np.ndarray]:
-    """:func:`_located` of the ``blob/path`` column ``paths``."""
-    raw, inv = unique_first(paths)
+    """:func:`_located` of the ``blob/path`` column ``paths`` (or of its ``unique_first``, a tuple)."""
+    raw, inv = paths if isinstance(paths, tuple) else unique_first(paths)
     where = locate_stacks(raw, base, meta_dir, root, str(meta))
     found = [where[r.decode("utf-8") if isinstance(r, bytes) else str(r)] for r in raw.tolist()]
     distinct: dict[Path, int] = {}
@@ -193,7 +193,7 @@ class _EarlyLinks:
         # the compiled loop loaded while the file is read (numba's first load holds the GIL)
         self.warm = preload("import-links-warm", _warm_links) if large else None
 
-    def __call__(self, paths: np.ndarray) -> None:
+    def __call__(self, paths: tuple[np.ndarray, np.ndarray]) -> None:
         if self.warm is None:
             return
         self.warm.join()
