@@ -193,16 +193,20 @@ if HAVE_NUMBA:
             if c == 32 or c == 10 or c == 9 or c == 13:
                 i += 1
                 continue
-            j = i + 1
-            while j < hi and buf[j] > 32:
-                j += 1
             base = cur[col]
             cur[col] = base + widths[col]
-            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
-                for t in range(j - i):
-                    out[base + t] = buf[i + t]
-            else:
-                out[base:base + j - i] = buf[i:j]
+            # copied as it is found (one pass over its bytes); a token is never wider than its column (the
+            # scan measured them), and a byte <= 32 that is not blank never reaches here (the scan refused it)
+            out[base] = c
+            j = i + 1
+            k = base + 1
+            while j < hi:
+                c = buf[j]
+                if c <= 32:
+                    break
+                out[k] = c
+                j += 1
+                k += 1
             col += 1
             if col == ncols:
                 col = 0

@@ -202,3 +202,21 @@ def test_a_body_that_is_not_plain_falls_back_with_the_whole_text(tmp_path, small
     assert got["particles"].columns["rlnMicrographName"][-10] == "Motion Corr/x.mrc"
     monkeypatch.setattr(star_raw, "RAW_BYTES", 1 << 40)
     _same_blocks(star.read_star(path), got)
+
+
+@needs_numba
+@pytest.mark.parametrize("sep,eol", [(b" ", b"\n"), (b"\t", b"\r\n"), (b" \t ", b"\n\n"), (b"  ", b" \r\n")])
+def test_the_fill_copies_every_token_as_the_numpy_splitter(sep, eol):
+    """``_fill_part`` copies a token while it finds its end: short and long tokens (paths of 100+ bytes), any
+    blank between them, a last row without its end of line."""
+    rng = np.random.default_rng(9)
+    rows = []
+    for k in range(3000):
+        path = b"x" * int(rng.integers(1, 160))
+        rows.append(sep.join([b"%d@%s" % (k + 1, path), repr(rng.normal()).encode(), b"7" * int(rng.integers(1, 40))]))
+    body = eol.join(rows)
+    buf = np.frombuffer(body, dtype=np.uint8)
+    want = star._split_columns_numpy(buf, body, 3, 1 << 16)
+    got = star_numbers.split_columns(buf, 3)
+    assert want is not None and got is not None
+    assert all(g.dtype == w.dtype and np.array_equal(g, w) for g, w in zip(got, want))
