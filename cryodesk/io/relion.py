@@ -153,8 +153,8 @@ def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
     report = report if report is not None else ConversionReport("STAR -> .cs")
     texts = [v for b in blocks.values() for v in b.columns.values()] if consume else []
     out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths, consume)
-    if not columns:  # (Columns keeps the paths coded: see _star_fields)
-        table, index = out["blob/path"]
+    if not columns and isinstance(out["blob/path"], tuple):  # (Columns keeps the paths coded: _star_fields;
+        table, index = out["blob/path"]                        # a carried _csparc/blob/path is a column)
         out["blob/path"] = table[index]
     if consume:
         blocks.clear()

@@ -93,3 +93,12 @@ def test_star_to_cs_columns_is_star_to_cs(tmp_path):
     for name in want.dtype.names:
         if name != "uid":  # (new random uids each time)
             assert np.array_equal(got[name], want[name]), name
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_a_carried_blob_path_still_wins(columns):
+    """``_csparc/blob/path`` (a carried text field) replaces the paths of the image names, coded or not."""
+    text = ("data_particles\nloop_\n_rlnImageName\n_csparc/blob/path\n_rlnDefocusU\n"
+            "1@a.mrcs J1/x.mrc 1.5\n2@a.mrcs J1/y.mrc 2.5\n")
+    got = relion.star_to_cs(star.parse_star(text, "x.star"), "x.star", columns=columns)
+    assert list(got["blob/path"]) == [b"J1/x.mrc", b"J1/y.mrc"] and list(got["blob/idx"]) == [0, 1]
