@@ -62,11 +62,13 @@ class RawText(mmap.mmap):
         base = np.frombuffer(self, dtype=np.uint8).ctypes.data
         a = -(-(base + lo) // _HUGE) * _HUGE - base
         b = (base + hi) // _HUGE * _HUGE - base
-        if b > a:
+        if b > a and hasattr(mmap, "MADV_DONTNEED"):  # (elsewhere the memory simply stays until freed)
             self.madvise(mmap.MADV_DONTNEED, a, b - a)
 
 
 def _anonymous(size: int) -> RawText:
+    """Private anonymous memory of ``size`` bytes (zeros); OSError/ValueError/TypeError where none can be made
+    (TypeError: a platform whose ``mmap`` has no ``flags``)."""
     raw = RawText(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if hasattr(mmap, "MADV_HUGEPAGE"):
         try:
@@ -83,7 +85,7 @@ def zeroed(size: int) -> np.ndarray:
         return np.zeros(size, dtype=np.uint8)
     try:
         return np.frombuffer(_anonymous(size), dtype=np.uint8)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError, AttributeError):
         return np.zeros(size, dtype=np.uint8)
 
 
@@ -117,7 +119,7 @@ def read_raw(path: Path) -> bytes | RawText:
             return fh.read()
         try:
             raw = _anonymous(size)
-        except (OSError, ValueError):  # no room for a mapping of that size: read as before
+        except (OSError, ValueError, TypeError, AttributeError):  # no such mapping here: read as before
             return fh.read()
         view = memoryview(raw)
         try:
