@@ -149,12 +149,13 @@ if HAVE_NUMBA:
                 return 1, 0, widths, 0, -1
             j = i + 1
             while j < n:
-                k = kind[buf[j]]
-                if k == 1:
+                b = buf[j]
+                if 32 < b < 127:  # printable, not blank: part of the token (kind 0 or 3) -- no table look-up
+                    j += 1
+                    continue
+                if kind[b] == 1:
                     break
-                if k == 2:
-                    return 1, 0, widths, 0, -1
-                j += 1
+                return 1, 0, widths, 0, -1  # (kind 2: a control byte, DEL or non-ASCII)
             low = buf[i] | 32
             if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
                 for w in range(keywords.shape[0]):

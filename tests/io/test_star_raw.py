@@ -220,3 +220,20 @@ def test_the_fill_copies_every_token_as_the_numpy_splitter(sep, eol):
     got = star_numbers.split_columns(buf, 3)
     assert want is not None and got is not None
     assert all(g.dtype == w.dtype and np.array_equal(g, w) for g, w in zip(got, want))
+
+
+@needs_numba
+@pytest.mark.parametrize("byte", [0, 1, 8, 11, 12, 27, 31, 127, 128, 200, 255, 33, 35, 39, 59, 95, 126])
+def test_a_byte_inside_a_token_is_judged_as_the_numpy_splitter_does(byte):
+    """The scan's fast test for a token's bytes (33..126: part of it) and its table for the rest (a blank
+    ends it; any other control byte, DEL or non-ASCII refuses the body), against the numpy reference."""
+    rows = [b"%d@stack.mrcs 1.5 %d" % (k + 1, k) for k in range(200)]
+    rows[150] = b"151@sta" + bytes([byte]) + b"ck.mrcs 1.5 150"
+    body = b"\n".join(rows) + b"\n"
+    buf = np.frombuffer(body, dtype=np.uint8)
+    want = star._split_columns_numpy(buf, body, 3, 1 << 16)
+    got = star_numbers.split_columns(buf, 3)
+    assert (got is None) == (want is None) and (want is None) == (byte < 33 and byte not in (9, 10, 13, 32)
+                                                                  or byte >= 127)
+    if want is not None:
+        assert all(g.dtype == w.dtype and np.array_equal(g, w) for g, w in zip(got, want))
