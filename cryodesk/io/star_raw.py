@@ -7,7 +7,8 @@ column buffer paid for both.  A large file is read instead into private
 anonymous memory (huge pages where the kernel offers them) and the splitter
 releases each stretch of it once its tokens are in the columns
 (:meth:`RawText.release`): the column buffer's pages are then mostly the ones
-just released, not fresh ones.  Anonymous memory, not a mapping of the file:
+just released, not fresh ones (what costs is the peak: pages given back and
+taken again within moments are the guest's own, not the host's).  Anonymous memory, not a mapping of the file:
 a file truncated by another process while it is read cannot kill the reader
 (SIGBUS); it is read again as ``bytes`` if its size changed.
 
@@ -32,7 +33,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.array_utils import byte_bounds
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # pragma: no cover - numpy < 2
+    from numpy import byte_bounds
 
 __all__ = ["read_raw", "RawText", "RAW_BYTES", "zeroed", "release_array", "owner_of"]
 
