@@ -68,11 +68,11 @@ STAR numbers through numba kernels (``io/star_numbers.py``), ``--old /work/main`
     import STAR          12.23 s [11.20-13.26]  1813 MB    old 31.07 s [30.46-31.67]  2264 MB
     base: starfile.read 9.35 s, starfile.write 47.64 s; import .cs 4.47 s (old 5.10 s)
 
-Rows joined by a kernel, the reader's splitter with a byte-class table (``--old`` = the code before,
-2026-12-01, 2 warm rounds, ``--no-baselines``, a machine loaded far more: load 5-9 on 2 cores)::
+STAR import with less fresh memory (star_raw, cs_columns, coded paths; ``--steps star --old`` = main, 2026-12-02,
+3 warm rounds, the machine shared: load 1.4-1.8; on this VM a first-touched MB costs ~1-3 ms of system time)::
 
-    export STAR          26.81 s [25.11-28.51]  1309 MB    old 29.83 s [24.61-35.06]  1332 MB
-    import STAR          29.82 s [26.87-32.77]  1807 MB    old 34.90 s [22.45-47.36]  1806 MB
+    import STAR           5.73 s [5.30-6.45]  1027 MB    old 7.16 s [6.80-7.72]  1543 MB   (.cs, links identical)
+    (read phase in the job 4.37 s against 5.80 s; another run 5.11 s [4.08-5.22] against 6.64 s [6.07-7.55])
 
 Figures (2026-12-01, 1,000,000 particles in 5,000 stacks of box-8 images, the ``.cs`` 553 MB with
 every refinement field; 3 warm rounds; 2 cores shared with five other helpers' test suites, load

@@ -4,7 +4,8 @@
   column split into 0-based indices and paths in one pass each (what
   :func:`cryodesk.io.star_images.parse_image_names_numpy` computes with
   ``np.strings.partition``; any row it would refuse or read differently is
-  left to it).
+  left to it); ``_path_runs``: where the path changes from row to row, read in
+  place (``runs.run_starts`` of the paths), so that only the run heads' paths are copied.
 * ``_scan_part`` / ``_fill_part``: check and measure, then copy into columns,
   the tokens of a part of a loop body (cut at a blank), so that two threads
   split the two halves of a body at once (the kernels release the GIL); the
@@ -85,6 +86,29 @@ if HAVE_NUMBA:
                 out[i, t] = chars[i, s + t]
 
     @jit
+    def _path_runs(chars, start, length):
+        """True at row 0 and where row ``i``'s path (``chars[i, start[i]:start[i] + length[i]]``) is not row
+        ``i - 1``'s: what ``runs.run_starts`` gives for the paths column ``_copy_paths`` would make."""
+        n = chars.shape[0]
+        out = np.empty(n, dtype=np.bool_)
+        if n:
+            out[0] = True
+        for i in range(1, n):
+            m = length[i]
+            if m != length[i - 1]:
+                out[i] = True
+                continue
+            a = start[i]
+            b = start[i - 1]
+            same = True
+            for t in range(m):
+                if chars[i, a + t] != chars[i - 1, b + t]:
+                    same = False
+                    break
+            out[i] = not same
+        return out
+
+    @jit
     def _scan_part(buf, lo, hi, ncols, keywords, keylen, start, ends):
         """``(status, tokens, widths, newlines, stop)`` of the tokens starting in ``buf[lo:hi]`` (the whole body for one thread).
 
@@ -125,12 +149,13 @@ if HAVE_NUMBA:
                 return 1, 0, widths, 0, -1
             j = i + 1
             while j < n:
-                k = kind[buf[j]]
-                if k == 1:
+                b = buf[j]
+                if 32 < b < 127:  # printable, not blank: part of the token (kind 0 or 3) -- no table look-up
+                    j += 1
+                    continue
+                if kind[b] == 1:
                     break
-                if k == 2:
-                    return 1, 0, widths, 0, -1
-                j += 1
+                return 1, 0, widths, 0, -1  # (kind 2: a control byte, DEL or non-ASCII)
             low = buf[i] | 32
             if low == 100 or low == 108 or low == 115 or low == 103:  # d l s g: maybe a STAR keyword
                 for w in range(keywords.shape[0]):
@@ -169,16 +194,20 @@ if HAVE_NUMBA:
             if c == 32 or c == 10 or c == 9 or c == 13:
                 i += 1
                 continue
-            j = i + 1
-            while j < hi and buf[j] > 32:
-                j += 1
             base = cur[col]
             cur[col] = base + widths[col]
-            if j - i <= 32:  # short tokens (numbers): a byte loop beats making two array views
-                for t in range(j - i):
-                    out[base + t] = buf[i + t]
-            else:
-                out[base:base + j - i] = buf[i:j]
+            # copied as it is found (one pass over its bytes); a token is never wider than its column (the
+            # scan measured them), and a byte <= 32 that is not blank never reaches here (the scan refused it)
+            out[base] = c
+            j = i + 1
+            k = base + 1
+            while j < hi:
+                c = buf[j]
+                if c <= 32:
+                    break
+                out[k] = c
+                j += 1
+                k += 1
             col += 1
             if col == ncols:
                 col = 0

@@ -8,7 +8,7 @@ API summary
     ``np.save`` encoding (what every CryoSPARC reads) or ``format="csdat"``, the
     compressed encoding of CryoSPARC >= 4.4; str/object columns become
     fixed-width bytes (numpy) or heap strings (csdat); atomic (temp name + rename).
-``from_columns(columns, n=None) -> ndarray``
+``from_columns(columns, n=None) -> ndarray``   (kept as its columns: :class:`cryodesk.io.cs_columns.Columns`)
     Build a dataset from ``{field: values}``; known CryoSPARC fields get their
     canonical dtype (:data:`FIELD_DTYPES`), strings become ``S<n>``.
 ``new_uids(n) -> ndarray[uint64]``
@@ -47,37 +47,14 @@ from numpy.lib import recfunctions as rfn
 from cryodesk.base.errors import DataError
 from cryodesk.base.fsio import AtomicFile
 from cryodesk.base.nofollow import require_regular
+from cryodesk.io.cs_columns import fill_rows, plan_columns
+from cryodesk.io.cs_fields import _S, FIELD_DTYPES, _encode, new_uids
 from cryodesk.io.csdat import is_csdat, read_csdat, write_csdat
 from cryodesk.io.runs import unique_first
 
 __all__ = ["FIELD_DTYPES", "CS_FORMATS", "read_cs", "write_cs", "from_columns", "new_uids", "join_on_uid",
            "resolve_blob_path", "as_str", "ParticleSet", "result_prefixes", "check_particle_rows",
            "unique_first", "write_cs_replacing"]
-
-_S = "S"  # placeholder: a string field, width chosen from the data
-#: Canonical dtypes of the particle fields cryodesk reads and writes.
-FIELD_DTYPES: dict[str, tuple] = {
-    "uid": ("<u8", ()),
-    "blob/path": (_S, ()), "blob/idx": ("<u4", ()), "blob/shape": ("<u4", (2,)),
-    "blob/psize_A": ("<f4", ()), "blob/sign": ("<f4", ()), "blob/import_sig": ("<u8", ()),
-    "ctf/type": (_S, ()), "ctf/exp_group_id": ("<u4", ()), "ctf/accel_kv": ("<f4", ()),
-    "ctf/cs_mm": ("<f4", ()), "ctf/amp_contrast": ("<f4", ()), "ctf/df1_A": ("<f4", ()),
-    "ctf/df2_A": ("<f4", ()), "ctf/df_angle_rad": ("<f4", ()), "ctf/phase_shift_rad": ("<f4", ()),
-    "ctf/scale": ("<f4", ()), "ctf/scale_const": ("<f4", ()), "ctf/shift_A": ("<f4", (2,)),
-    "ctf/tilt_A": ("<f4", (2,)), "ctf/trefoil_A": ("<f4", (2,)), "ctf/tetra_A": ("<f4", (4,)),
-    "ctf/anisomag": ("<f4", (4,)), "ctf/bfactor": ("<f4", ()),
-    "location/micrograph_uid": ("<u8", ()), "location/exp_group_id": ("<u4", ()),
-    "location/micrograph_path": (_S, ()), "location/micrograph_shape": ("<u4", (2,)),
-    "location/micrograph_psize_A": ("<f4", ()), "location/center_x_frac": ("<f4", ()),
-    "location/center_y_frac": ("<f4", ()),
-    "alignments3D/split": ("<u4", ()), "alignments3D/shift": ("<f4", (2,)),
-    "alignments3D/pose": ("<f4", (3,)), "alignments3D/psize_A": ("<f4", ()),
-    "alignments3D/class": ("<u4", ()),
-    "alignments2D/split": ("<u4", ()), "alignments2D/shift": ("<f4", (2,)),
-    "alignments2D/pose": ("<f4", ()), "alignments2D/psize_A": ("<f4", ()),
-    "alignments2D/class": ("<u4", ()),
-}
-
 
 _MAX_NPY_HEADER = 1 << 24
 # numpy parses a .npy header with ast.literal_eval; CPython 3.11's AST builder
@@ -172,27 +149,6 @@ def read_cs(path: Path | str, fields=None, mmap: bool = False) -> np.ndarray:
     return data
 
 
-def _encode(values) -> np.ndarray:
-    """str/object values as UTF-8 ``S<n>`` (at least ``S1``); distinct values encoded once."""
-    arr = np.asarray(values)
-    if arr.dtype.kind == "S":
-        return arr if arr.dtype.itemsize else arr.astype("S1")
-    if arr.dtype.kind != "U":
-        arr = np.asarray(arr, dtype=str)
-    if arr.size == 0:
-        return np.zeros(arr.shape, "S1")
-    codes = np.ascontiguousarray(arr).view(np.uint32) if arr.dtype.itemsize else np.zeros(0, np.uint32)
-    if codes.size == 0 or int(codes.max()) < 128:
-        out = arr.astype("S")  # ASCII: a C cast
-    else:
-        if arr.ndim == 1:
-            uniq, inv = unique_first(arr)
-            out = np.char.encode(uniq, "utf-8")[inv]
-        else:
-            out = np.char.encode(arr, "utf-8")
-    return out if out.dtype.itemsize else out.astype("S1")
-
-
 def _fixed(data: np.ndarray) -> np.ndarray:
     """``data`` with str/object columns as fixed-width bytes (itself when it has none)."""
     if not any(data.dtype.fields[n][0].base.kind in "OU" for n in data.dtype.names):
@@ -237,53 +193,17 @@ def write_cs(path: Path | str, data: np.ndarray, durable: bool = False, format: 
     return path
 
 
-def new_uids(n: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """``n`` distinct random 64-bit uids (CryoSPARC's identity for a row)."""
-    rng = rng or np.random.default_rng()
-    uids = np.unique(rng.integers(1, 2**63, size=n, dtype=np.uint64))
-    while uids.size < n:
-        uids = np.unique(np.concatenate([uids, rng.integers(1, 2**63, size=n - uids.size, dtype=np.uint64)]))
-    return rng.permutation(uids)
-
-
 def from_columns(columns: dict, n: int | None = None) -> np.ndarray:
     """Build a dataset from ``{field: values}`` (scalars are broadcast).
 
     Known fields (:data:`FIELD_DTYPES`) get CryoSPARC's dtype; ``uid`` is
-    generated when absent; string values become ``S<n>`` bytes.
+    generated when absent; string values become ``S<n>`` bytes.  (The same
+    dataset, kept as its columns: :class:`cryodesk.io.cs_columns.Columns`.)
     """
-    if n is None:
-        n = next((len(v) for v in columns.values() if np.ndim(v) > 0), 0)
-    cols = dict(columns)
-    if "uid" not in cols:
-        cols = {"uid": new_uids(n), **cols}
-    descr, arrays = [], {}
-    for name, values in cols.items():
-        base, shape = FIELD_DTYPES.get(name, (None, None))
-        arr = np.asarray(values)
-        if arr.dtype.kind in "OU" or base == _S:
-            if arr.dtype.kind != "S":
-                arr = _encode(arr)
-            base = f"S{max(arr.dtype.itemsize, 1)}"
-        if shape is None:
-            base, shape = arr.dtype, (arr.shape[1:] if arr.ndim >= 1 else ())
-        arrays[name] = arr
-        descr.append((name, base, shape))
-    out = np.zeros(n, dtype=descr)
-    # Filled a block of rows at a time, every field per block: one field at a time is a strided pass
-    # over the whole (wide) array for each field.  A value with a row axis of length n goes in by
-    # slices; anything else (a scalar, one vector for every row) is broadcast, as numpy would.
-    per_row = {name: arr.ndim == 1 + len(out.dtype[name].shape) and arr.shape[0] == n
-               for name, arr in arrays.items()}
-    for start in range(0, n, _FILL_ROWS):
-        rows = out[start:start + _FILL_ROWS]
-        for name, arr in arrays.items():
-            rows[name] = arr[start:start + len(rows)] if per_row[name] else arr
+    dtype, arrays, per_row, n = plan_columns(columns, n)
+    out = np.zeros(n, dtype=dtype)
+    fill_rows(out, arrays, per_row)
     return out
-
-
-#: rows per block when :func:`from_columns` fills a dataset
-_FILL_ROWS = 1 << 14
 
 
 def result_prefixes(data: np.ndarray) -> list[str]:
@@ -400,7 +320,7 @@ def write_cs_replacing(path: Path | str, data: np.ndarray, replace: dict | None 
     runs: list[list] = []  # [in offset, out offset, nbytes]
     per_field: list[str] = []
     raw_in = None
-    if data.flags.c_contiguous and data.dtype.itemsize and n:
+    if isinstance(data, np.ndarray) and data.flags.c_contiguous and data.dtype.itemsize and n:  # (not Columns)
         raw_in = data.view(np.uint8).reshape(n, data.dtype.itemsize)
     # A replaced field of the same size at the same place between two such runs is copied with them
     # (one block instead of two) and then overwritten: the runs are copied before the other fields.

@@ -32,7 +32,8 @@ Every conversion fills a :class:`~cryodesk.io.conversion.ConversionReport`.
 
 API summary
 -----------
-``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None, consume=False) -> ndarray``
+``star_to_cs(blocks, source="STAR file", micrograph_shapes=None, report=None, consume=False, columns=False)
+    -> ndarray`` (``columns``: a ``cs_columns.Columns``)
 ``cs_to_star(data, image_paths=None, version=31, report=None, coded=False) -> dict[str, StarBlock]``
 ``particle_block(blocks, source) -> (particles StarBlock, optics StarBlock | None)``
 """
@@ -50,6 +51,7 @@ from cryodesk.io import relion_carry as carry
 from cryodesk.io import star_numbers
 from cryodesk.io.conversion import ConversionReport
 from cryodesk.io.cs import as_str, from_columns, new_uids, unique_first
+from cryodesk.io.cs_columns import Columns
 from cryodesk.io.relion_align import alignments_from_star, alignments_to_star
 from cryodesk.io.relion_numbers import NUMBER_LABELS, in_threads, parse_number_columns
 from cryodesk.io.relion_optics import (
@@ -62,7 +64,8 @@ from cryodesk.io.relion_optics import (
 )
 from cryodesk.io.star import StarBlock, _utf8, column_floats
 from cryodesk.io.star_columns import CodedText, ImageNames, materialise
-from cryodesk.io.star_images import parse_image_names
+from cryodesk.io.star_images import parse_image_names_coded
+from cryodesk.io.star_raw import owner_of, release_array
 
 __all__ = ["star_to_cs", "cs_to_star", "particle_block", "OPTICS_LABELS", "ConversionReport"]
 
@@ -136,26 +139,40 @@ def _carried_fields(cols: dict, source: str, report: ConversionReport, used: set
 def star_to_cs(blocks: dict[str, StarBlock], source: str = "STAR file",
                micrograph_shapes: dict[str, tuple[int, int]] | None = None,
                report: ConversionReport | None = None, consume: bool = False,
-               on_paths: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+               on_paths: Callable[[np.ndarray], None] | None = None, columns: bool = False) -> np.ndarray | Columns:
     """Particles of a parsed STAR file as a ``.cs`` dataset (see module doc).
 
     ``consume``: ``blocks`` is emptied before the dataset is built, so that
     its texts are freed first (a caller that reads the file only to convert it).
-    ``on_paths``: called with the ``blob/path`` column as soon as it is known (the image names parsed,
-    before the numbers), e.g. to start work on the stacks while the rest is converted.
+    ``on_paths``: called with the ``blob/path`` column as ``(distinct paths in first-seen order, each row's
+    index)`` (``unique_first`` of it) as soon as it is known (the image names parsed, before the numbers), e.g.
+    to start work on the stacks while the rest is converted.
+    ``columns``: the dataset as a :class:`~cryodesk.io.cs_columns.Columns` (its fields, not the array: for a
+    caller that writes it out once, e.g. with ``write_cs_replacing``; the same values and errors).
     """
     report = report if report is not None else ConversionReport("STAR -> .cs")
+    texts = [v for b in blocks.values() for v in b.columns.values()] if consume else []
     out, n = _star_fields(blocks, source, micrograph_shapes, report, on_paths, consume)
+    if not columns and isinstance(out["blob/path"], tuple):  # (Columns keeps the paths coded: _star_fields;
+        table, index = out["blob/path"]                        # a carried _csparc/blob/path is a column)
+        out["blob/path"] = table[index]
     if consume:
         blocks.clear()
-        # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): a text column kept (the
-        # micrograph names) is copied out of it, so that the buffer goes before the dataset is built
+        # a bulk-read table's columns are views of one buffer (~0.5 GB at 1M rows): what no field refers to is
+        # given back (star_raw) before the dataset is built; a text column kept (the micrograph names) is
+        # copied out of a buffer that cannot be given back in parts
+        kept = [v for v in out.values() if isinstance(v, np.ndarray)]
+        for col in texts:
+            _give_back(col, kept)
+        del texts, kept
         for fld, vals in out.items():
-            if _view_of_more(vals):
+            if _view_of_more(vals) and not _releasable(vals):
                 out[fld] = vals.copy()
     try:
         with np.errstate(over="raise"):  # (free when nothing overflows: no pass of its own)
-            return from_columns(out, n)
+            # (Columns casts a field at a time and takes it out of ``out``: a field that overflows stays, and
+            # every field before it is fine, so _too_large names the same first field as after from_columns)
+            return Columns(out, n, consume=True) if columns else from_columns(out, n)
     except FloatingPointError:
         raise DataError(_too_large(out, source)) from None
 
@@ -183,20 +200,28 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     # both release the GIL); a bad image name is raised after the carried fields, as before
     with ThreadPoolExecutor(1, thread_name_prefix="star-numbers") if _large(merged, n) else _Inline() as pool:
         parsing = pool.submit(parse_number_columns, merged, optics_rows, spread)
-        try:
-            idx, paths = parse_image_names(cols["rlnImageName"], source)
+        try:  # the paths as (distinct paths, each row's index): never a ~140-byte path per row (star_to_cs)
+            idx, *paths = parse_image_names_coded(cols["rlnImageName"], source)
+            paths = tuple(paths)
             bad_names = None
         except DataError as exc:
             bad_names = exc
         if on_paths is not None and bad_names is None:
             on_paths(paths)
+        if consume and bad_names is None:  # (the names are read once: their memory goes to what comes next)
+            _give_back(cols["rlnImageName"], [idx, *paths])
         carried = _carried_fields(cols, source, report, used)
+        if consume:
+            decoded = [v for v in carried.values() if isinstance(v, np.ndarray)]
+            for lab in cols:
+                if carry.is_carried(lab):
+                    _give_back(cols[lab], decoded)
         if bad_names is not None:
             raise bad_names
         report.map("rlnImageName (n@path)", "blob/path, blob/idx (n - 1)")
         numbers = parsing.result()
     mics = merged.get("rlnMicrographName")
-    if consume and _large(merged, n) and _view_of_more(mics):
+    if consume and _large(merged, n) and _view_of_more(mics) and not _releasable(mics):
         # the micrograph names kept as they are: copied out of the table's one buffer (star_to_cs frees it
         # before the dataset is built) in a thread, while this one converts the numbers
         mics = copier.submit(np.array, mics, copy=True)
@@ -229,7 +254,8 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     out["ctf/exp_group_id"] = group
     for lab, (fld, scale) in _FLOAT_MAP.items():
         if lab in cols:
-            out[fld] = column_floats(cols[lab], lab, source) * scale
+            values = column_floats(cols[lab], lab, source)
+            out[fld] = values if scale == 1.0 else values * scale  # (x * 1.0 is x: no copy of the column)
             report.map(lab, fld)
         elif fld in _CTF_DEFAULTS:
             out[fld] = _CTF_DEFAULTS[fld]
@@ -273,6 +299,18 @@ def _star_fields_in(blocks, source, micrograph_shapes, report, on_paths, consume
     return out, n
 
 
+def _give_back(col, kept: list) -> None:
+    """The memory of a bulk-read column given back (``star_raw.release_array``) unless an array of ``kept``
+    may share it (a value that is a view of the column)."""
+    if isinstance(col, np.ndarray) and not any(np.may_share_memory(col, k) for k in kept):
+        release_array(col)
+
+
+def _releasable(vals) -> bool:
+    """``vals`` lies in memory whose parts can be given back (``star_raw.zeroed``): the rest of it goes."""
+    return isinstance(vals, np.ndarray) and owner_of(vals) is not None
+
+
 def _view_of_more(vals) -> bool:
     """``vals`` is a view of a buffer more than twice its size (a column of a bulk-read table)."""
     return isinstance(vals, np.ndarray) and isinstance(vals.base, np.ndarray) and vals.base.nbytes > 2 * vals.nbytes
@@ -304,6 +342,8 @@ def _too_large(out: dict, source: str) -> str:
     labels = {fld: lab for lab, (fld, _) in _FLOAT_MAP.items()}
     big = float(np.finfo(np.float32).max)
     for fld, vals in out.items():
+        if isinstance(vals, tuple):  # (coded text: blob/path)
+            continue
         v = np.asarray(vals)
         if v.dtype.kind != "f" or v.dtype.itemsize <= 4:
             continue

@@ -44,6 +44,7 @@ from cryodesk.io.star_numbers import (
     parse_floats,
     split_columns,
 )
+from cryodesk.io.star_raw import RawText, read_raw
 from cryodesk.io.star_split import find_body_end, prescan, split_body, warm
 
 __all__ = ["StarBlock", "read_star", "parse_star", "write_star", "format_column", "column_floats"]
@@ -318,7 +319,7 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
     require_regular(path, "STAR file")
     try:
         warm(path.stat().st_size)  # numba's first load overlaps the read of a large file
-        raw = path.read_bytes()
+        raw = read_raw(path)  # a large file in memory the splitter gives back as it goes (see star_raw)
     except FileNotFoundError:
         raise DataError(f"{path}: STAR file not found") from None
     except OSError as exc:
@@ -340,14 +341,18 @@ def read_star(path: Path | str) -> dict[str, StarBlock]:
 def _parse_with_bodies(raw: bytes, bodies, source: str) -> dict[str, StarBlock]:
     b = _Builder(source)
     pos = line = 0
-    for start, end, ncols, pre in bodies:
+    for k, (start, end, ncols, pre) in enumerate(bodies):
         head = raw[pos:start]
         _feed(b, head.decode("utf-8"), line)
         line += head.count(b"\n")
         cols = newlines = None
         if b.in_loop and b.reading_labels and len(b.labels) == ncols and not b.values:
+            # the last large body's bytes given back as they are split (no fallback to the token parser, which
+            # would read them again, can come after its split; the text after it is not given back)
+            release = (lambda lo, hi, at=start: raw.release(at + lo, at + hi)) \
+                if isinstance(raw, RawText) and k == len(bodies) - 1 else None
             if implementation() == "numba":  # no copy of the body; its newlines counted on the way
-                cols, newlines = split_body(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols, pre)
+                cols, newlines = split_body(np.frombuffer(raw, dtype=np.uint8)[start:end], ncols, pre, release)
             else:
                 cols = _split_columns(raw[start:end], ncols)
         if cols is None:  # not what it looked like: the token-by-token parser decides (and words its errors)

@@ -4,6 +4,8 @@ Split from :mod:`cryodesk.io.star` (the STAR format itself): whole columns at on
 
 ``parse_image_names(values, source) -> (idx0: ndarray[int64], paths: ndarray[str])`` (``parse_image_names_numpy``:
 its reference)
+``parse_image_names_coded(values, source) -> (idx0, table, inverse)``  the paths as ``unique_first`` of them,
+without a path per row (the reference: ``parse_image_names_numpy`` then ``unique_first``)
 ``format_image_names(idx0, paths) -> ndarray[str]`` (``000001@path``, 1-based)
 ``image_name_bytes(idx0, paths | (table, index)) -> ndarray[S]`` (the same, vectorised, as bytes)
 """
@@ -14,9 +16,11 @@ import numpy as np
 
 from cryodesk.base.errors import DataError
 from cryodesk.io import star_numbers
+from cryodesk.io.runs import unique_first
 from cryodesk.io.star import _utf8
 
-__all__ = ["parse_image_names", "parse_image_names_numpy", "format_image_names", "image_name_bytes"]
+__all__ = ["parse_image_names", "parse_image_names_numpy", "parse_image_names_coded", "format_image_names",
+           "image_name_bytes"]
 
 
 #: the largest image index an MRC stack can hold (its header counts sections in a 32-bit integer)
@@ -70,6 +74,44 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
             rk._copy_paths(chars, start, length, out)
             return idx0, out.view(f"S{width}").ravel()
     return parse_image_names_numpy(vals, source)
+
+
+def parse_image_names_coded(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`parse_image_names` with the paths as ``unique_first(paths)``: ``(idx0, table, inverse)``.
+
+    For a large ``S`` column the kernels find where the path changes from
+    row to row in place and copy only those rows' paths (a million rows of
+    ~140-byte paths are never copied one by one, nor compared again), then
+    the run heads give the distinct paths exactly as :func:`unique_first`
+    does (its code, on the same heads); anything else is
+    ``unique_first`` of :func:`parse_image_names` (the same errors).
+    """
+    vals = np.asarray(values)
+    if (vals.dtype.kind == "S" and vals.ndim == 1 and vals.dtype.itemsize and len(vals) >= star_numbers.MIN_SIZE
+            and star_numbers.implementation() == "numba"):
+        from cryodesk.io import _star_read_kernels as rk
+
+        chars = np.ascontiguousarray(vals).view(np.uint8).reshape(len(vals), vals.dtype.itemsize)
+        ok, idx0, start, length, width = rk._image_names(chars)
+        if ok and width:
+            starts = rk._path_runs(chars, start, length)
+            heads = np.flatnonzero(starts)
+            out = np.zeros((len(heads), width), dtype=np.uint8)
+            rk._copy_paths(chars[heads], start[heads], length[heads], out)
+            return (idx0, *_unique_of_runs(out.view(f"S{width}").ravel(), starts))
+    idx0, paths = parse_image_names(vals, source)
+    return (idx0, *unique_first(paths))
+
+
+def _unique_of_runs(head_values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``unique_first(values)`` from the values at the run heads and ``starts = run_starts(values)``
+    (``runs.unique_first``'s own steps after its compare pass)."""
+    uniq, first, inv_heads = np.unique(head_values, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # first-seen order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    run_of_row = np.cumsum(starts) - 1
+    return uniq[order], rank[np.asarray(inv_heads).ravel()][run_of_row]
 
 
 def parse_image_names_numpy(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:

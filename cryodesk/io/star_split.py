@@ -24,11 +24,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from cryodesk.base.preload import preload
 from cryodesk.io import star_numbers
+from cryodesk.io.star_raw import zeroed
 
 __all__ = ["split_body", "find_body_end", "prescan", "Prescan", "warm", "THREADS", "MIN_PARALLEL"]
 
@@ -36,6 +38,8 @@ __all__ = ["split_body", "find_body_end", "prescan", "Prescan", "warm", "THREADS
 THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: bodies smaller than this are split by one thread
 MIN_PARALLEL = 1 << 22
+#: a large body is scanned (and filled, and released) in parts of about this size, :data:`THREADS` at a time
+PART_BYTES = 1 << 24
 _BLANK = np.zeros(256, dtype=bool)
 _BLANK[[32, 9, 10, 13]] = True
 
@@ -61,16 +65,22 @@ def _cut(buf: np.ndarray, at: int) -> int:
 
 
 def _parts(n: int, buf: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    cuts = [0] + [_cut(buf, n * q // parts) for q in range(1, parts)] + [n]
+    cuts = [0]
+    for q in range(1, parts):  # (a cut never before the one before it: a token longer than a part)
+        cuts.append(max(cuts[-1], _cut(buf, n * q // parts)))
+    cuts.append(n)
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def split_body(buf: np.ndarray, ncols: int, pre: Prescan | None = None
-               ) -> tuple[list[np.ndarray] | None, int | None]:
+def split_body(buf: np.ndarray, ncols: int, pre: Prescan | None = None,
+               release: Callable[[int, int], None] | None = None) -> tuple[list[np.ndarray] | None, int | None]:
     """What ``star_numbers.split_columns(buf, ncols)`` gives, the work shared by :data:`THREADS` threads.
 
     Also the number of newlines in ``buf`` when the threads counted them (None
     when not).  ``pre``: the body's scan, already done by :func:`prescan`.
+    ``release(lo, hi)``: called (with ``pre``) once the tokens of ``buf[lo:hi]``
+    are in the columns, for each part in turn (the caller frees those bytes:
+    the columns' memory is then mostly theirs, see :mod:`cryodesk.io.star_raw`).
     """
     ks = _kernels()
     if ks is None or (pre is None and (THREADS < 2 or len(buf) < MIN_PARALLEL)):
@@ -97,9 +107,15 @@ def split_body(buf: np.ndarray, ncols: int, pre: Prescan | None = None
         rows = total // ncols
         widths = np.maximum(widths, 1)
         offsets = np.concatenate([[0], np.cumsum(widths * rows)]).astype(np.int64)
-        out = np.zeros(int(offsets[-1]), dtype=np.uint8)
-        list(pool.map(lambda a: rk._fill_part(buf, a[0][0], a[0][1], ncols, a[1], widths, offsets, out),
-                      zip(ranges, firsts)))
+        out = zeroed(int(offsets[-1]))  # (memory its columns can give back one by one: star_raw)
+
+        def fill(part: tuple) -> None:
+            (lo, hi), first = part
+            rk._fill_part(buf, lo, hi, ncols, first, widths, offsets, out)
+            if release is not None and pre is not None:
+                release(lo, hi)
+
+        list(pool.map(fill, zip(ranges, firsts)))
     lines = pre.lines if pre is not None else sum(scan[3] for scan in scans)
     return [out[offsets[j]:offsets[j + 1]].view(f"S{widths[j]}") for j in range(ncols)], lines
 
@@ -149,7 +165,8 @@ def prescan(raw: bytes, pos: int, ncols: int) -> Prescan | None:
     buf = np.frombuffer(raw, dtype=np.uint8)
     sn = star_numbers
     near = _cut(buf, pos + MIN_PARALLEL)
-    rest = [(a + near, b + near) for a, b in _parts(n - near, buf[near:], THREADS)] if near < n else []
+    parts = THREADS * max(1, -(-(n - near) // (THREADS * PART_BYTES)))
+    rest = [(a + near, b + near) for a, b in _parts(n - near, buf[near:], parts) if b > a] if near < n else []
     scans = [rk._scan_part(buf, pos, near, ncols, sn._KEYWORDS, sn._KEYLEN, pos, True)]
     ranges = [(pos, near)]
     if scans[0][0] == 0 and rest:
@@ -205,17 +222,19 @@ def warm(size: int) -> threading.Thread | None:
     if size < MIN_PARALLEL or THREADS < 2:
         return None
     from cryodesk.io import poses_from_star  # the pose pass of the STAR import
+    from cryodesk.io.star_raw import RAW_BYTES
 
-    return preload("star-warm", _warm, poses_from_star.warm)
+    return preload("star-warm", lambda: _warm(size >= RAW_BYTES), poses_from_star.warm)
 
 
-def _warm() -> None:
+def _warm(writable: bool = False) -> None:
     ks = _kernels()
     if ks is None:
         return
     k, rk = ks
     sn = star_numbers
-    buf = np.frombuffer(b"1 2\n", dtype=np.uint8)  # read-only, as a file's bytes
+    # read-only, as a file's bytes; writable, as star_raw.read_raw's memory for a large file (another type)
+    buf = np.frombuffer(bytearray(b"1 2\n") if writable else b"1 2\n", dtype=np.uint8)
     rk._scan_part(buf, 0, len(buf), 2, sn._KEYWORDS, sn._KEYLEN, 0, True)
     rk._fill_part(buf, 0, len(buf), 2, 0, np.ones(2, np.int64), np.arange(3, dtype=np.int64),
                   np.zeros(2, np.uint8))
@@ -224,3 +243,4 @@ def _warm() -> None:
     k._parse_uints(chars)
     ok, idx0, start, length, width = rk._image_names(chars)
     rk._copy_paths(chars, start, length, np.zeros((1, 4), np.uint8))
+    rk._path_runs(chars, start, length)

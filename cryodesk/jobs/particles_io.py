@@ -36,6 +36,7 @@ import errno
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -73,7 +74,9 @@ def _load(meta: Path, report: ConversionReport, on_paths=None) -> tuple[np.ndarr
         data, main = csg_io.load_group(meta)
         return data, main.parent
     if suffix == ".star":
-        return star_to_cs(read_star(meta), str(meta), report=report, consume=True, on_paths=on_paths), meta.parent
+        # (its columns, not the array: the .cs is written from them once; cs_columns)
+        return star_to_cs(read_star(meta), str(meta), report=report, consume=True, on_paths=on_paths,
+                          columns=True), meta.parent
     raise DataError(f"{meta}: unsupported particle metadata file (expected .cs, .csg or .star)")
 
 
@@ -85,8 +88,8 @@ def _located(data: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Pat
 
 def _located_paths(paths: np.ndarray, meta: Path, meta_dir: Path, base: Path, root: Path
                    ) -> tuple[list[Path], np.ndarray]:
-    """:func:`_located` of the ``blob/path`` column ``paths``."""
-    raw, inv = unique_first(paths)
+    """:func:`_located` of the ``blob/path`` column ``paths`` (or of its ``unique_first``, a tuple)."""
+    raw, inv = paths if isinstance(paths, tuple) else unique_first(paths)
     where = locate_stacks(raw, base, meta_dir, root, str(meta))
     found = [where[r.decode("utf-8") if isinstance(r, bytes) else str(r)] for r in raw.tolist()]
     distinct: dict[Path, int] = {}
@@ -171,8 +174,8 @@ def _warm_links() -> None:
 class _EarlyLinks:
     """The STAR import's links, begun as soon as the stack paths are known (``star_to_cs``'s ``on_paths``).
 
-    The stacks are located and the links made by the compiled loop in a thread that holds no GIL, while the
-    main thread converts the rest of the file, checks and validates: the links (up to 0.5 ms of kernel time
+    The stacks are located (in a thread) and the links made by the compiled loop in a thread that holds no
+    GIL, while the main thread converts the rest of the file, checks and validates: the links (up to 0.5 ms of kernel time
     each) cost no time of their own.  Nothing that fails here is raised: the import then goes the ordinary
     way (located after the conversion, linked after the validation), which raises the same error at the same
     place.  If anything fails later, run_import waits for the thread and removes what it made.
@@ -184,6 +187,8 @@ class _EarlyLinks:
         self.names: dict[Path, str] | None = None
         self.links: Path | None = None
         self.linker: Linker | None = None
+        self.begun: threading.Thread | None = None
+        self.error: BaseException | None = None
         try:
             large = meta.stat().st_size >= EARLY_LINK_BYTES
         except OSError:
@@ -191,9 +196,31 @@ class _EarlyLinks:
         # the compiled loop loaded while the file is read (numba's first load holds the GIL)
         self.warm = preload("import-links-warm", _warm_links) if large else None
 
-    def __call__(self, paths: np.ndarray) -> None:
-        if self.warm is None:
+    def __call__(self, paths: tuple[np.ndarray, np.ndarray]) -> None:
+        """Begin with the stack paths ``(distinct paths, each row's index)``: in a thread of its own (locating
+        5,000 stacks and resolving their link targets is ~0.3 s of system calls that the conversion need not
+        wait for; run_import waits for it, :meth:`ready`, once the file is converted)."""
+        if self.warm is None or self.begun is not None:
             return
+        self.begun = threading.Thread(target=self._begin, args=(paths,), name="import-links-begin", daemon=True)
+        self.begun.start()
+
+    def ready(self) -> None:
+        """Wait until the stacks are located and the links begun (``index``, ``names``, ``linker`` are set
+        then, or stay None: the ordinary way)."""
+        if self.begun is not None:
+            self.begun.join()
+        if self.error is not None:  # (what would have been raised had it run in the caller's thread)
+            error, self.error = self.error, None
+            raise error
+
+    def _begin(self, paths: tuple[np.ndarray, np.ndarray]) -> None:
+        try:
+            self._begin_links(paths)
+        except BaseException as exc:  # noqa: BLE001 - raised by ready(), in run_import's thread
+            self.error = exc
+
+    def _begin_links(self, paths: tuple[np.ndarray, np.ndarray]) -> None:
         self.warm.join()
         from cryodesk.io import symlinks
 
@@ -222,6 +249,8 @@ class _EarlyLinks:
         self.linker = Linker(links, names, self.ctx.project_dir, batch=batch)
 
     def wait(self) -> None:
+        if self.begun is not None:
+            self.begun.join()
         if self.linker is not None:
             self.linker.wait()
 
@@ -257,6 +286,8 @@ def run_import(ctx: JobContext) -> None:
             # did not point at
             raise DataError(f"{meta}: the particle dataset it lists is in {meta_dir}, outside the particle "
                             f"data directory {root}; set particle_blob_path to a directory that contains it")
+        if early is not None:
+            early.ready()
         if early is not None and early.index is not None:
             stacks, inv = early.index  # (what _located gives: the same column, located the same way)
         else:

@@ -9,6 +9,7 @@ import pytest
 from cryodesk.base.errors import DataError
 from cryodesk.io import relion, star, star_numbers
 from cryodesk.io.conversion import ConversionReport
+from cryodesk.io.runs import unique_first
 
 pytestmark = pytest.mark.skipif(star_numbers.implementation() != "numba", reason="the threads are for the kernels")
 
@@ -52,8 +53,10 @@ def test_threads_give_the_same_dataset_and_report(tmp_path, monkeypatch):
     assert one.dtype == two.dtype and one.tobytes() == two.tobytes()  # (the uids are carried: the same)
     assert r1.as_dict() == r2.as_dict()
     assert list(r1.mapped) == list(r2.mapped) and r1.notes == r2.notes  # in the same order too
-    (paths,) = seen
-    assert np.array_equal(paths, two["blob/path"])  # what on_paths was given is the dataset's blob/path
+    ((table, index),) = seen  # what on_paths was given is the dataset's blob/path, as unique_first of it
+    want_table, want_index = unique_first(two["blob/path"])
+    assert table.dtype == want_table.dtype and np.array_equal(table, want_table)
+    assert np.array_equal(index, want_index) and np.array_equal(table[index], two["blob/path"])
 
 
 @pytest.mark.parametrize("bad,match", [

@@ -72,6 +72,8 @@ def early(monkeypatch):
 
     def spy(self, paths):
         real(self, paths)
+        if self.begun is not None:  # (begun in a thread of its own: wait for it to see what it did)
+            self.begun.join()
         begun.append(self.linker is not None)
 
     monkeypatch.setattr(particles_io._EarlyLinks, "__call__", spy)
@@ -210,4 +212,23 @@ def test_link_failure_in_the_thread_is_raised_and_cleaned(tmp_path, monkeypatch,
     with pytest.raises(OSError, match="No space left"):
         _run(tmp_path, "J9", meta)
     assert early == [True]
+    _nothing_left(tmp_path / "J9")
+
+
+def test_the_links_begun_in_a_thread_raise_in_the_import(tmp_path, monkeypatch):
+    """The stacks are located and the links begun in a thread (the conversion goes on meanwhile): what fails
+    there unexpectedly is raised by the import (as when it ran in the import's own thread), and nothing is
+    left."""
+    monkeypatch.setattr(particles_io, "EARLY_LINK_BYTES", 0)
+    meta = _write_set(tmp_path / "raw")
+    seen = []
+
+    def broken(stacks):
+        seen.append(threading.current_thread().name)
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(particles_io, "link_names", broken)
+    with pytest.raises(MemoryError, match="out of memory"):
+        _run(tmp_path, "J9", meta)
+    assert seen == ["import-links-begin"]
     _nothing_left(tmp_path / "J9")
