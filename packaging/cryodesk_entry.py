@@ -9,7 +9,7 @@ from cryodesk._runtime import configure  # noqa: E402  (must run before numba lo
 
 configure()
 
-from cryodesk.cli.main import main  # noqa: E402
+from cryodesk.cli.main import entry  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

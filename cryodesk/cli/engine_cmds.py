@@ -260,7 +260,7 @@ def add_parser(cli) -> None:
     c.add_argument("--lane", metavar="NAME", help="run them on this lane and wait for them (cryodesk lane list)")
     c.add_argument("--var", action="append", metavar="NAME=VALUE", help="with --lane: a script variable")
     c.add_argument("--json", action="store_true", help="machine-readable result on stdout")
-    c.set_defaults(func=_run)
+    c.set_defaults(func=_run, quick_exit=True)  # (cli.main.entry: no interpreter teardown after the jobs)
     c = jsub.add_parser("queue", help="queue jobs for a 'cryodesk worker run' process, or on a lane")
     c.add_argument("project")
     c.add_argument("jobs", nargs="+")
