@@ -53,6 +53,18 @@ def _ascii_ints(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, value, 0), ok
 
 
+def _kernel_scan(vals: np.ndarray):
+    """``(kernels, chars, idx0, start, length, width)`` of a large ``S`` column the compiled kernel accepts, else None."""
+    if not (vals.dtype.kind == "S" and vals.ndim == 1 and vals.dtype.itemsize and len(vals) >= star_numbers.MIN_SIZE
+            and star_numbers.implementation() == "numba"):
+        return None
+    from cryodesk.io import _star_read_kernels as rk
+
+    chars = np.ascontiguousarray(vals).view(np.uint8).reshape(len(vals), vals.dtype.itemsize)
+    ok, idx0, start, length, width = rk._image_names(chars)
+    return (rk, chars, idx0, start, length, width) if ok and width else None
+
+
 def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np.ndarray]:
     """Split ``"<n>@<path>"`` names into 0-based indices and paths (vectorised).
 
@@ -63,16 +75,12 @@ def parse_image_names(values, source: str = "STAR file") -> tuple[np.ndarray, np
     (the reference, which words the errors), so the result is the same.
     """
     vals = np.asarray(values)
-    if (vals.dtype.kind == "S" and vals.ndim == 1 and vals.dtype.itemsize and len(vals) >= star_numbers.MIN_SIZE
-            and star_numbers.implementation() == "numba"):
-        from cryodesk.io import _star_read_kernels as rk
-
-        chars = np.ascontiguousarray(vals).view(np.uint8).reshape(len(vals), vals.dtype.itemsize)
-        ok, idx0, start, length, width = rk._image_names(chars)
-        if ok and width:
-            out = np.zeros((len(vals), width), dtype=np.uint8)
-            rk._copy_paths(chars, start, length, out)
-            return idx0, out.view(f"S{width}").ravel()
+    scan = _kernel_scan(vals)
+    if scan is not None:
+        rk, chars, idx0, start, length, width = scan
+        out = np.zeros((len(vals), width), dtype=np.uint8)
+        rk._copy_paths(chars, start, length, out)
+        return idx0, out.view(f"S{width}").ravel()
     return parse_image_names_numpy(vals, source)
 
 
@@ -87,18 +95,14 @@ def parse_image_names_coded(values, source: str = "STAR file") -> tuple[np.ndarr
     ``unique_first`` of :func:`parse_image_names` (the same errors).
     """
     vals = np.asarray(values)
-    if (vals.dtype.kind == "S" and vals.ndim == 1 and vals.dtype.itemsize and len(vals) >= star_numbers.MIN_SIZE
-            and star_numbers.implementation() == "numba"):
-        from cryodesk.io import _star_read_kernels as rk
-
-        chars = np.ascontiguousarray(vals).view(np.uint8).reshape(len(vals), vals.dtype.itemsize)
-        ok, idx0, start, length, width = rk._image_names(chars)
-        if ok and width:
-            starts = rk._path_runs(chars, start, length)
-            heads = np.flatnonzero(starts)
-            out = np.zeros((len(heads), width), dtype=np.uint8)
-            rk._copy_paths(chars[heads], start[heads], length[heads], out)
-            return (idx0, *_unique_of_runs(out.view(f"S{width}").ravel(), starts))
+    scan = _kernel_scan(vals)
+    if scan is not None:
+        rk, chars, idx0, start, length, width = scan
+        starts = rk._path_runs(chars, start, length)
+        heads = np.flatnonzero(starts)
+        out = np.zeros((len(heads), width), dtype=np.uint8)
+        rk._copy_paths(chars[heads], start[heads], length[heads], out)
+        return (idx0, *_unique_of_runs(out.view(f"S{width}").ravel(), starts))
     idx0, paths = parse_image_names(vals, source)
     return (idx0, *unique_first(paths))
 
