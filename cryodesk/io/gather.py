@@ -169,44 +169,26 @@ def _advise(plan: GatherPlan, batch: Batch, files: _SourceFiles) -> None:
 
 
 class _Feed:
-    """Hands the batches, each with a buffer, to the worker threads, in batch order.
+    """Hands the batches to the worker threads, in batch order (each worker has a buffer of its own).
 
-    A batch gets its buffer when it is claimed, and a worker gives it back once it has written the batch
-    (or failed), so a pool of ``depth`` buffers never deadlocks.  The claimer also asks the kernel to read
-    ahead (``POSIX_FADV_WILLNEED``).
+    The claimer also asks the kernel to read ahead (``POSIX_FADV_WILLNEED``).
     """
 
-    def __init__(self, plan: GatherPlan, depth: int, free: queue.Queue, stop: threading.Event,
-                 readahead: int):
-        self.plan, self.depth, self.free, self.stop, self.readahead = plan, depth, free, stop, readahead
+    def __init__(self, plan: GatherPlan, stop: threading.Event, readahead: int):
+        self.plan, self.stop, self.readahead = plan, stop, readahead
         self.lock = threading.Lock()
         self.next = 0  # next batch to claim
         self.last = len(plan.batches)  # claims stop here (lowered when a batch fails)
-        self.allocated = 0
         self.advised = self.ahead = 0  # batches handed to the kernel's read-ahead; their bytes not read yet
         self.can_advise = hasattr(os, "posix_fadvise") and readahead > 0
         self.files = _SourceFiles(plan.sources)  # for the advice only (used under the lock)
 
-    def claim(self) -> tuple[int, memoryview] | None:
-        """The next batch and a buffer for it; None when there is nothing left (or a stop)."""
+    def claim(self) -> int | None:
+        """The next batch; None when there is nothing left (or a stop)."""
         plan = self.plan
         with self.lock:
-            if self.next >= self.last:
+            if self.next >= self.last or self.stop.is_set():
                 return None
-            buf = None
-            while buf is None:
-                if self.stop.is_set():
-                    return None
-                if self.allocated < self.depth and self.free.empty():
-                    # Allocated here, on demand and uninitialised: zero-filling
-                    # the whole pool up front would delay the first read.
-                    buf = memoryview(np.empty(plan.batch_items * plan.in_image_bytes, np.uint8))
-                    self.allocated += 1
-                    continue
-                try:
-                    buf = self.free.get(timeout=0.05)
-                except queue.Empty:
-                    pass
             b = self.next
             self.next += 1
             if self.can_advise:
@@ -215,7 +197,7 @@ class _Feed:
                     self.ahead += plan.batches[self.advised].count * plan.in_image_bytes
                     self.advised += 1
                 self.ahead -= plan.batches[b].count * plan.in_image_bytes
-            return b, buf
+            return b
 
     def failed(self, b: int) -> None:
         """Batch ``b`` failed: no later batch is claimed (the writer stops at ``b``)."""
@@ -238,14 +220,15 @@ def _worker(run: "_Run", finished: threading.Event) -> None:
     """
     feed, plan = run.feed, run.plan
     files = _SourceFiles(plan.sources)
-    scratch = None
+    buf = scratch = None
     try:  # (nothing above can fail: the caller waits for this thread's last message and ``finished``)
         while True:
-            claimed = feed.claim()
-            if claimed is None:
+            b = feed.claim()
+            if b is None:
                 break
-            b, buf = claimed
             try:
+                if buf is None:  # on demand and uninitialised: zero-filling would delay the first read
+                    buf = memoryview(np.empty(plan.batch_items * plan.in_image_bytes, np.uint8))
                 batch = plan.batches[b]
                 _read_batch(plan, batch, buf, files, run.inspect)
                 if run.needs_scratch and scratch is None:
@@ -253,10 +236,8 @@ def _worker(run: "_Run", finished: threading.Event) -> None:
                 run.write_batch(batch, buf, scratch)
             except BaseException as exc:
                 feed.failed(b)
-                feed.free.put(buf)
                 run.ready.put((b, exc))
                 break
-            feed.free.put(buf)
             run.ready.put((b, None))
     except BaseException as exc:  # outside a batch (the read-ahead advice, a buffer): handed over at once
         feed.failed(-1)
@@ -491,10 +472,9 @@ def execute_plan(plan: GatherPlan, transform: BatchTransform | None = None, *, d
     """
     plan.outputs[0].path.parent.mkdir(parents=True, exist_ok=True)
     _check_space(plan)
-    free: queue.Queue = queue.Queue()
     stop = threading.Event()
     n_workers = max(1, min(int(readers), max(1, int(depth)), len(plan.batches)))
-    feed = _Feed(plan, n_workers, free, stop, int(readahead_bytes))
+    feed = _Feed(plan, stop, int(readahead_bytes))
     run = _Run(plan, transform, feed, on_write, drop_written, preallocate)
     finished = [threading.Event() for _ in range(n_workers)]
     threads = [threading.Thread(target=_worker, name=f"gather-worker-{k}", daemon=True, args=(run, finished[k]))
