@@ -181,7 +181,9 @@ class ParticleTransform:
         else:
             self.out_dtype = self.in_dtype.newbyteorder("=")
         self.flags = np.zeros(int(n_items), dtype=np.uint8)
-        if float16_kernel is None:
+        if float16_kernel is None and not self.float16:
+            float16_kernel = "numpy"  # (unused: no float16) without importing F16C's module and its settings
+        elif float16_kernel is None:
             float16_kernel = float16_kernel_for(int(n_items) * self.in_shape[0] * self.in_shape[1]
                                                 * self.in_dtype.itemsize)
             if self.crop and float16_kernel == "numpy":
