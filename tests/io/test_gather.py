@@ -197,3 +197,76 @@ def test_workers_write_their_own_batches_and_a_failed_write_leaves_nothing(tmp_p
         execute_plan(plan.with_output(), Spy())
     assert not [t for t in threading.enumerate() if t.name.startswith("gather-worker-")]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [o.path.name for o in plan.outputs]  # the good run's
+
+
+def _mrcfile_data(path):
+    import mrcfile
+
+    with mrcfile.open(path, permissive=False) as m:
+        return np.array(m.data).reshape(-1, *m.data.shape[-2:])
+
+
+def _batch_reads_one_at_a_time(sid, sidx):
+    """The reads of one batch, worked out the plain way: sort by (source, index), then merge neighbours."""
+    order = sorted(range(len(sid)), key=lambda p: (sid[p], sidx[p], p))
+    rows = []
+    for p in order:
+        if rows and rows[-1][0] == sid[p] and rows[-1][1] + rows[-1][3] == sidx[p] and rows[-1][2] + rows[-1][3] == p:
+            rows[-1][3] += 1
+        else:
+            rows.append([sid[p], sidx[p], p, 1])
+    return rows
+
+
+def test_every_batch_reads_what_a_plain_per_batch_plan_reads_and_the_stacks_hold_the_items(tmp_path):
+    """The reads of all batches are planned in one pass (cut by batch, source, index and position)."""
+    rng = np.random.default_rng(11)
+    stacks = [rng.standard_normal((n, 6, 5)).astype(np.float32) for n in (30, 1, 17, 40)]
+    for k, arr in enumerate(stacks):
+        write_stack(tmp_path / f"s{k}.mrc", arr)
+    for trial in range(12):
+        n = int(rng.integers(1, 120))
+        if trial % 3 == 0:  # long adjacent runs, across batch and output boundaries
+            pairs = [(3, i % 40) for i in range(n)]
+        else:  # scattered, with repeats
+            pairs = [(int(s), int(rng.integers(0, len(stacks[s])))) for s in rng.integers(0, 4, n)]
+        plan = plan_gather([(tmp_path / f"s{s}.mrc", i) for s, i in pairs], tmp_path / f"o{trial}",
+                           particles_per_file=int(rng.integers(1, 50)),
+                           batch_bytes=int(rng.integers(1, 12)) * 6 * 5 * 4)
+        covered = 0
+        for batch in plan.batches:
+            assert batch.first == covered
+            covered += batch.count
+            got = batch.runs.tolist()
+            want = _batch_reads_one_at_a_time(plan.src_id[batch.first:batch.first + batch.count].tolist(),
+                                               plan.src_idx[batch.first:batch.first + batch.count].tolist())
+            assert got == want
+        assert covered == len(pairs)
+        paths = execute_plan(plan)
+        written = np.concatenate([_mrcfile_data(p) for p in paths])
+        assert np.array_equal(written, np.stack([stacks[s][i] for s, i in pairs]))
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_the_one_pass_read_plan_matches_the_plain_one_whatever_the_ordering_and_the_numbers(big):
+    from cryodesk.io.gather_plan import _runs
+
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        n = int(rng.integers(1, 400))
+        sid, sidx = rng.integers(0, 5, n), rng.integers(0, 30, n)
+        if trial % 4 == 0:  # grouped by stack, in image order: no sort needed
+            sid, sidx = np.sort(sid), np.arange(n) % 30
+            sid = np.arange(n) // 30
+        if big:  # indices too wide for one sort key: the other sort
+            sidx = sidx + (1 << 40)
+            sid = sid + (1 << 20)
+        counts = []
+        while sum(counts) < n:
+            counts.append(min(int(rng.integers(1, 25)), n - sum(counts)))
+        got = _runs(sid.astype(np.int64), sidx.astype(np.int64), np.array(counts, dtype=np.int64))
+        assert len(got) == len(counts)
+        b = 0
+        for c, rows in zip(counts, got):
+            assert rows.tolist() == _batch_reads_one_at_a_time(sid[b:b + c].tolist(), sidx[b:b + c].tolist())
+            b += c
