@@ -92,7 +92,7 @@ if "--child" in sys.argv:  # a child starts as cryodesk's own processes do: the 
 
     configure()
 import numpy as np  # noqa: E402
-from coldcache import evict  # noqa: E402
+from coldcache import evict, warm  # noqa: E402
 from harness import METER as _METER  # noqa: E402
 from harness import run_in_workdir  # noqa: E402
 
@@ -401,12 +401,15 @@ def run(args, root: Path) -> int:
             drop(uid)
 
     results: dict[str, list[dict]] = {name: [] for name in methods}
+    was_resident: list[float] = []  # hot: the fraction of the sources still in the page cache before each run
     names = list(methods)
     for r in range(args.rounds):
         # the order rotates from round to round (A B C, B C A, ...), and the writeback of the previous
         # method's output is finished before the next starts: no method always pays another's
         for name in names[r % len(names):] + names[:r % len(names)]:
             sync_filesystem(root)
+            if not args.cold:  # hot means in the page cache: DAMON may have paged some of it out since
+                was_resident.append(warm(paths))
             results[name].append(methods[name]())
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     shutil.rmtree(root / "cp", ignore_errors=True)
@@ -434,6 +437,9 @@ def run(args, root: Path) -> int:
                                           for x in rows))
     print("\nmedians with (min-max) over the rounds; 'x cp' = cp time / method time, per round; library "
           "CPU: the child's process CPU time over the timed part (all its threads)")
+    if was_resident:
+        print(f"hot: before each run the sources were read into the page cache; {_fmt_rng(was_resident, 100, '{:.1f}')} "
+              f"% of their bytes were still there")
     for label, digest in digests.items():  # (the first run of each, a warm-up included)
         if "BASELINE" not in label:
             twin = digests.get(f"{label}, BASELINE tree")
