@@ -92,7 +92,7 @@ def _child_tree() -> str | None:
 
 sys.path.insert(0, _child_tree() or str(REPO))
 
-from coldcache import evict  # noqa: E402
+from coldcache import evict, warm  # noqa: E402
 
 from cryodesk.base.syncfs import sync_filesystem  # noqa: E402
 from cryodesk.io.mrc import make_header  # noqa: E402
@@ -114,13 +114,6 @@ def make_tree(root: Path, size_mb: int, n_files: int, box: int) -> tuple[list[Pa
             fh.write(block.tobytes())
         files.append(p)
     return files, per_file
-
-
-def warm(files: list[Path]) -> None:
-    for p in files:
-        with open(p, "rb") as fh:
-            while fh.read(16 << 20):
-                pass
 
 
 GNU_TIME = "/usr/bin/time"
