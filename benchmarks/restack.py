@@ -26,7 +26,10 @@ The baseline ``cp`` copies whole source stacks adding up to at least the
 same number of bytes (time scaled to exactly those bytes).  ``--cold``
 evicts the benchmark's own source stacks from the page cache before every
 timed run of every method (``fsync`` then ``posix_fadvise(POSIX_FADV_DONTNEED)``
-on each; nothing else is evicted).  Outputs are not synced by either side
+on each; nothing else is evicted).  Hot (the default), they are read into the page cache
+right before every timed run of every method, and the benchmark prints how much of them was still
+there (``coldcache.warm``: this VM's DAMON pages out page cache left idle for 60 s, and a 20 %
+subset touches a fifth of each stack's pages).  Outputs are not synced by either side
 (``cp`` does not sync either).  Children run with a bytecode cache
 (``PYTHONPYCACHEPREFIX`` in the work directory), as an installed app has.
 
