@@ -347,6 +347,24 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
         info.setdefault("remove_after", []).append(out / "stacks")
 
 
+def round_restack(cli: Cli, info: dict, cold: bool, results: dict, tag: str) -> None:
+    """``--steps restack``: the restack alone (of one import per tree, made in the first round).  In ``all``
+    the rounds take minutes, and what a restack reads was then left idle for longer than this VM's DAMON
+    keeps page cache (60 s): the later rounds' restacks read part of it from the disk."""
+    key = f"{tag}import uid"
+    if key not in info:
+        info[key] = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
+                               "-p", f"particle_blob_path={info['proj']}")
+        cli.run(info[key], False)
+    j_rs = cli.create("restack_particles", "-i", f"particles={info[key]}", "-p", "particles_per_file=100000")
+    results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
+    ph = _phases(cli.job_log(j_rs))
+    if ph:
+        results.setdefault(f"{tag}restack metadata (in job)", []).append((ph.get("metadata", 0.0), 0.0))
+        results.setdefault(f"{tag}restack gather (in job)", []).append((ph.get("gather", 0.0), 0.0))
+    shutil.rmtree(cli.proj / j_rs / "restack", ignore_errors=True)  # room on the disk
+
+
 def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str, maker: Cli) -> None:
     """``--steps star``: the STAR import alone, of one ``particles.star`` (exported once, by ``maker``: the same
     file for every tree), its phases as the job logs them; the job's .cs removed after each round, its links
@@ -515,10 +533,11 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the built data (default: keep; --clean removes)")
     ap.add_argument("--clean", action="store_true", help="remove --dir at the end")
     ap.add_argument("--no-baselines", action="store_true")
-    ap.add_argument("--steps", choices=("all", "import", "export", "star"), default="all",
+    ap.add_argument("--steps", choices=("all", "import", "export", "star", "restack"), default="all",
                     help="import: only the .cs import (and the job-run, numpy.load and load + save baselines); "
                          "export: only the STAR export (no baselines), stacks linked; --copy adds copy_stacks=true; "
-                         "star: only the STAR import (no baselines), of one exported particles.star")
+                         "star: only the STAR import (no baselines), of one exported particles.star; "
+                         "restack: only the restack (no baselines), of one import")
     ap.add_argument("--copy", action="store_true", help="with --steps export: also the export that copies the stacks")
     args = ap.parse_args(argv)
     root = args.dir.resolve()
@@ -537,9 +556,11 @@ def main(argv=None) -> int:
                 round_export(cli, info, args.cold, results, tag, args.copy)
             elif args.steps == "star":
                 round_star_import(cli, info, args.cold, results, tag, trees[0][1])
+            elif args.steps == "restack":
+                round_restack(cli, info, args.cold, results, tag)
             else:
                 round_ops(cli, info, args.cold, results, tag, args.steps)
-        if not args.no_baselines and args.steps not in ("export", "star"):
+        if not args.no_baselines and args.steps not in ("export", "star", "restack"):
             round_baselines(info, root, args.cold, results, trees[0][1], args.steps)
         print(f"round {r + 1}/{args.rounds} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     limit = 2 * info["cs_bytes"] / 2**20 + 100
@@ -572,6 +593,13 @@ def main(argv=None) -> int:
             print(f"\n  import STAR  old / new = {med['old: import STAR'] / med['import STAR']:.2f} x time, "
                   f"{rss_med['old: import STAR'] / rss_med['import STAR']:.2f} x peak RSS (<= 5 s: "
                   f"{med['import STAR']:.2f} s)")
+        return 0
+    if args.steps == "restack":
+        for tag in ("", "old: "):
+            if f"{tag}restack metadata (in job)" in med:
+                print(f"  {tag or 'new: '}restack {med[f'{tag}restack']:.2f} s, metadata "
+                      f"{med[f'{tag}restack metadata (in job)']:.2f} s as the job logs it (<= 2 s), gather "
+                      f"{med[f'{tag}restack gather (in job)']:.2f} s, peak RSS {rss_med[f'{tag}restack']:.0f} MB")
         return 0
     base = med.get("base: job run (1 particle)", 0.0)
     print("\ntargets (issue 19):")
