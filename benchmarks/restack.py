@@ -324,9 +324,12 @@ def run(args, root: Path) -> int:
         if args.readahead_mb:
             lib_variants = [(f"float32 (+ checks), read-ahead {mb:g} MiB", False, mb, False)
                             for mb in args.readahead_mb]
-        for label, f16, ra, drop in lib_variants:
-            def m_lib(f16=f16, ra=ra, drop=drop, label=label):
-                out = root / "lib-out"
+        for k, (label, f16, ra, drop) in enumerate(lib_variants):
+            # each gather its own output directory, as cp has: every method then frees exactly its own previous
+            # output right before its run (a shared one freed another method's output, of another size: a
+            # float32 gather after a float16 one wrote half its 0.4 GB into memory freed seconds earlier, which
+            # this VM had handed back to the host meanwhile; that doubled its write time, in some rounds 5 x)
+            def m_lib(f16=f16, ra=ra, drop=drop, label=label, out=root / f"lib-out-{k}"):
                 shutil.rmtree(out, ignore_errors=True)
                 if args.cold:
                     evict(paths)
@@ -415,7 +418,8 @@ def run(args, root: Path) -> int:
                 was_resident.append(warm(paths))
             results[name].append(methods[name]())
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-    shutil.rmtree(root / "cp", ignore_errors=True)
+    for out in [root / "cp", *root.glob("lib-out-*")]:
+        shutil.rmtree(out, ignore_errors=True)
 
     cp_t = [x["seconds"] for x in results["cp (same bytes)"]]
     print(f"{'method':<50} {'seconds':>20} {'GB/s':>17} {'x cp':>17} {'peak RSS MB':>16}")
