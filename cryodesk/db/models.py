@@ -133,7 +133,8 @@ class Job(BaseModel):
     path = pw.TextField(null=True)
 
     class Meta:
-        indexes = ((("project", "number"), True),)
+        # v6: the ancestor-of-final flags read (core/finals) from a covering index, never the rows
+        indexes = ((("project", "number"), True), (("project", "is_ancestor_of_final", "id"), False))
 
     @property
     def uid(self) -> str:

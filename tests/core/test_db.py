@@ -16,6 +16,8 @@ V1 = Path(__file__).resolve().parents[1] / "data" / "schema_v1.sql"
 V3 = Path(__file__).resolve().parents[1] / "data" / "schema_v3.sql"
 #: made by cryodesk at schema v4 (commit 6e30a96): no lanes, exposures or other programs' projects
 V4 = Path(__file__).resolve().parents[1] / "data" / "schema_v4.sql"
+#: made by cryodesk at schema v5 (commit a3a4243): three jobs, J2 final, J1 its ancestor
+V5 = Path(__file__).resolve().parents[1] / "data" / "schema_v5.sql"
 
 
 def test_fresh_database_has_current_schema_and_pragmas(tmp_path):
@@ -138,7 +140,7 @@ def test_database_from_schema_v4_gains_lanes_sessions_and_project_kinds(tmp_path
     _open_dump(tmp_path, V4)
     try:
         with dbmod.db.connection_context():
-            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION) == "5"
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION) == "6"
             p, j = Project.get(), Job.get()
             assert p.title == "Old v4 project" and p.kind == "cryodesk" and p.uuid  # kept, and a cryodesk project
             assert j.params == {"particle_blob_path": None, "particle_meta_path": "/data/x.cs"}
@@ -168,5 +170,26 @@ def test_a_v4_database_of_a_development_build_with_some_v5_columns_migrates(tmp_
             cols = {c.name for c in dbmod.db.get_columns("job")}
             assert {"lane", "cluster_job_id", "path"} <= cols
             assert Job.get().lane is None and Project.get().kind == "cryodesk"
+    finally:
+        dbmod.close_database()
+
+
+def test_a_v5_database_gains_the_covering_index_of_the_ancestor_flags_and_keeps_them(tmp_path):
+    from cryodesk.core import finals
+
+    _open_dump(tmp_path, V5)
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION) == "6"
+            index = [i for i in dbmod.db.get_indexes("job")
+                     if i.columns == ["project_id", "is_ancestor_of_final", "id"]]
+            assert index and not index[0].unique
+            plan = " ".join(str(r) for r in dbmod.db.execute_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM job WHERE project_id = ? AND is_ancestor_of_final = ?",
+                (1, True)).fetchall())
+            assert "COVERING INDEX" in plan
+            flags = {j.uid: (j.is_final, j.is_ancestor_of_final) for j in Job.select()}
+            assert flags == {"J1": (False, True), "J2": (True, False), "J3": (False, False)}
+            assert finals.recompute_ancestor_flags(Project.get(), write_manifests=False) == set()  # consistent
     finally:
         dbmod.close_database()
