@@ -51,22 +51,11 @@ Usage::
         # are removed after the last round (see round_export: on an ext4 without a journal, links made
         # within minutes of removing thousands of files in the same block group cost ~20x the system time)
 
-Figures on a quiet machine (2026-12-01, the same data, 1 warm round, peak RSS through the meter
-process)::
-
-    import .cs            5.32 s   662 MB   (an earlier quiet run: 3.62 s)
-    restack               7.28 s   727 MB   (metadata 1.46 s, gather 4.75 s, as the job logs them)
-    export STAR          35.70 s  2400 MB
-    import STAR          36.08 s  2350 MB
-    base: job run (1 particle) 0.99 s 71 MB; numpy.load 0.40 s 553 MB; load + save 0.48 s;
-          gather only 10.92 s 847 MB; starfile.read 11.95 s 4066 MB; starfile.write 43.54 s 4066 MB
-
-STAR numbers through numba kernels (``io/star_numbers.py``), ``--old /work/main`` in the same run
-(2026-12-01, 2 warm rounds, the machine shared)::
-
-    export STAR          14.65 s [11.27-18.03]  1383 MB    old 30.52 s [29.21-31.84]  2384 MB
-    import STAR          12.23 s [11.20-13.26]  1813 MB    old 31.07 s [30.46-31.67]  2264 MB
-    base: starfile.read 9.35 s, starfile.write 47.64 s; import .cs 4.47 s (old 5.10 s)
+Quiet, a new machine (2026-12-02; ``--old`` the tree before in the same rounds): ``--steps import`` 1.66 s
+[1.47-1.73], 620 MB; ``--steps restack`` 4.22 s, 697 MB, metadata 2.50 s (old 2.56 s; ``numpy.load + save``
+of the ``.cs`` alone 1.93 s here), gather 1.40 s; ``--steps star`` 4.03 s (old 1.08 x); ``all``: export
+STAR 4.73 s (old 5.31 s); in ``all`` the later rounds of every step are slower (what a step reads was
+idle for minutes, longer than this VM's DAMON keeps page cache).
 
 STAR import with less fresh memory (star_raw, cs_columns, coded paths; ``--steps star --old`` = main, 2026-12-02,
 3 warm rounds, the machine shared: load 1.4-1.8; on this VM a first-touched MB costs ~1-3 ms of system time)::
@@ -74,25 +63,8 @@ STAR import with less fresh memory (star_raw, cs_columns, coded paths; ``--steps
     import STAR           5.73 s [5.30-6.45]  1027 MB    old 7.16 s [6.80-7.72]  1543 MB   (.cs, links identical)
     (read phase in the job 4.37 s against 5.80 s; another run 5.11 s [4.08-5.22] against 6.64 s [6.07-7.55])
 
-Figures (2026-12-01, 1,000,000 particles in 5,000 stacks of box-8 images, the ``.cs`` 553 MB with
-every refinement field; 3 warm rounds; 2 cores shared with five other helpers' test suites, load
-average 9-10, so absolute times are ~5x those of an idle machine: the baselines of the same run are
-what to compare with)::
-
-                                   wall, median [min-max]      peak RSS MB
-    import .cs                      19.58 s [12.56-22.95]        744 [741-752]
-    restack                         23.91 s [11.95-27.88]        852 [852-860]
-      metadata (as the job logs it)  5.20 s [2.94-5.22]
-      gather (as the job logs it)   11.51 s [5.38-13.66]
-    export STAR                    106.97 s [78.95-138.08]      2481 [2481-2489]
-    import STAR                    100.43 s [83.01-107.86]      2375 [2373-2383]
-    base: job run (1 particle)       3.46 s [2.64-6.30]          152
-    base: numpy.load                 0.75 s [0.54-1.62]          553
-    base: numpy.load + save          0.99 s [0.69-1.78]          553
-    base: gather only (in child)    25.42 s [21.76-32.06]        935
-    base: starfile.read (in child)  18.78 s [18.61-23.93]       4084
-    base: starfile.write (in child)126.94 s [99.96-202.62]      4083
-
+Under load 9-10 (2026-12-01, five helpers' test suites) every time was ~5 x an idle machine's (import
+.cs 19.6 s, restack 23.9 s, export 107 s, import STAR 100 s; the table is in this file's history).
 Peak RSS of the import is 744 MB against the target 2 x 527 MiB + 100 = 1155 MB (the code before,
 in one process under cProfile and the same load: 31.0 s and 2,383 MB against 9.7 s and 792 MB).
 The STAR conversions alone (``cs_to_star`` + ``write_star``, ``read_star`` + ``star_to_cs``) on the
