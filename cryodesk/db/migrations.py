@@ -178,7 +178,9 @@ def _upgrade(database, check_foreign_keys: bool = False) -> int:
             migrate(*STEPS[version](migrator))
             if version in AFTER:
                 AFTER[version](database)
-            Meta.replace(key="schema_version", value=str(version)).execute()
+            # (an upsert both back ends have: PostgreSQL has no INSERT OR REPLACE)
+            (Meta.insert(key="schema_version", value=str(version))
+             .on_conflict(conflict_target=[Meta.key], update={Meta.value: str(version)}).execute())
         if found < SCHEMA_VERSION:
             new_instance_id()
         if check_foreign_keys and found < SCHEMA_VERSION:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -191,5 +192,36 @@ def test_a_v5_database_gains_the_covering_index_of_the_ancestor_flags_and_keeps_
             flags = {j.uid: (j.is_final, j.is_ancestor_of_final) for j in Job.select()}
             assert flags == {"J1": (False, True), "J2": (True, False), "J3": (False, False)}
             assert finals.recompute_ancestor_flags(Project.get(), write_manifests=False) == set()  # consistent
+    finally:
+        dbmod.close_database()
+
+
+@pytest.mark.skipif(not os.environ.get("CRYODESK_TEST_PG_URL"), reason="set CRYODESK_TEST_PG_URL")
+def test_a_v5_postgresql_database_is_brought_to_v6():
+    """The steps record each version with an upsert PostgreSQL has (it has no INSERT OR REPLACE)."""
+    from cryodesk.db.models import ALL_MODELS
+
+    url = os.environ["CRYODESK_TEST_PG_URL"]
+    dbmod.open_database(url)
+    try:
+        with dbmod.db.connection_context():
+            dbmod.db.drop_tables(ALL_MODELS, cascade=True)
+    finally:
+        dbmod.close_database()
+    dbmod.open_database(url)  # a fresh v6 database, made into a v5 one
+    try:
+        with dbmod.db.connection_context():
+            name = [i.name for i in dbmod.db.get_indexes("job")
+                    if i.columns == ["project_id", "is_ancestor_of_final", "id"]]
+            assert name
+            dbmod.db.execute_sql(f'DROP INDEX "{name[0]}"')
+            Meta.update(value="5").where(Meta.key == "schema_version").execute()
+    finally:
+        dbmod.close_database()
+    dbmod.open_database(url)
+    try:
+        with dbmod.db.connection_context():
+            assert Meta.get_by_id("schema_version").value == str(SCHEMA_VERSION) == "6"
+            assert [i for i in dbmod.db.get_indexes("job") if i.columns == ["project_id", "is_ancestor_of_final", "id"]]
     finally:
         dbmod.close_database()
