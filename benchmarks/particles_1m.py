@@ -296,14 +296,20 @@ def _phases(log: str, marker: str = "restack timings:") -> dict:
     return {}
 
 
-def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy: bool) -> None:
-    """``--steps export``: the STAR export alone (of one import per tree, made in the first round), stacks
-    linked (the default) and, with ``--copy``, copied (``copy_stacks=true``)."""
+def _one_import(cli: Cli, info: dict, tag: str) -> str:
+    """The key in ``info`` of this tree's one import of the ``.cs`` (made, untimed, on first use)."""
     key = f"{tag}import uid"
     if key not in info:
         info[key] = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                                "-p", f"particle_blob_path={info['proj']}")
         cli.run(info[key], False)
+    return key
+
+
+def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy: bool) -> None:
+    """``--steps export``: the STAR export alone (of one import per tree, made in the first round), stacks
+    linked (the default) and, with ``--copy``, copied (``copy_stacks=true``)."""
+    key = _one_import(cli, info, tag)
     for variant, extra in [("", ())] + ([(" (copy_stacks)", ("-p", "copy_stacks=true"))] if copy else []):
         j_ex = cli.create("export_particles", "-i", f"particles={info[key]}", "-p", "format=relion", *extra)
         results.setdefault(f"{tag}export STAR{variant}", []).append(cli.run(j_ex, cold))
@@ -320,21 +326,21 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
 
 
 def round_restack(cli: Cli, info: dict, cold: bool, results: dict, tag: str) -> None:
-    """``--steps restack``: the restack alone (of one import per tree, made in the first round).  In ``all``
-    the rounds take minutes, and what a restack reads was then left idle for longer than this VM's DAMON
-    keeps page cache (60 s): the later rounds' restacks read part of it from the disk."""
-    key = f"{tag}import uid"
-    if key not in info:
-        info[key] = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
-                               "-p", f"particle_blob_path={info['proj']}")
-        cli.run(info[key], False)
-    j_rs = cli.create("restack_particles", "-i", f"particles={info[key]}", "-p", "particles_per_file=100000")
+    """``--steps restack``: the restack alone, of one import per tree (``all``'s rounds take minutes: what a
+    restack reads sits idle longer than this VM's DAMON keeps page cache, 60 s)."""
+    key = _one_import(cli, info, tag)
+    j_rs = _timed_restack(cli, info[key], cold, results, tag)
+    shutil.rmtree(cli.proj / j_rs / "restack", ignore_errors=True)  # room on the disk
+
+
+def _timed_restack(cli: Cli, j_imp: str, cold: bool, results: dict, tag: str) -> str:  # its uid; phases logged
+    j_rs = cli.create("restack_particles", "-i", f"particles={j_imp}", "-p", "particles_per_file=100000")
     results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
     ph = _phases(cli.job_log(j_rs))
     if ph:
         results.setdefault(f"{tag}restack metadata (in job)", []).append((ph.get("metadata", 0.0), 0.0))
         results.setdefault(f"{tag}restack gather (in job)", []).append((ph.get("gather", 0.0), 0.0))
-    shutil.rmtree(cli.proj / j_rs / "restack", ignore_errors=True)  # room on the disk
+    return j_rs
 
 
 def round_star_import(cli: Cli, info: dict, cold: bool, results: dict, tag: str, maker: Cli) -> None:
@@ -408,12 +414,7 @@ def round_ops(cli: Cli, info: dict, cold: bool, results: dict, tag: str, steps: 
     if steps == "import":  # nothing reads it again: leave room on the disk (553 MB a round and tree)
         (cli.proj / j_imp / "imported_particles.cs").unlink(missing_ok=True)
         return
-    j_rs = cli.create("restack_particles", "-i", f"particles={j_imp}", "-p", "particles_per_file=100000")
-    results.setdefault(f"{tag}restack", []).append(cli.run(j_rs, cold))
-    ph = _phases(cli.job_log(j_rs))
-    if ph:
-        results.setdefault(f"{tag}restack metadata (in job)", []).append((ph.get("metadata", 0.0), 0.0))
-        results.setdefault(f"{tag}restack gather (in job)", []).append((ph.get("gather", 0.0), 0.0))
+    j_rs = _timed_restack(cli, j_imp, cold, results, tag)
     j_ex = cli.create("export_particles", "-i", f"particles={j_imp}", "-p", "format=relion")
     results.setdefault(f"{tag}export STAR", []).append(cli.run(j_ex, cold))
     star = cli.proj / j_ex / "exported" / "particles.star"
