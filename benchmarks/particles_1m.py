@@ -297,21 +297,21 @@ def _phases(log: str, marker: str = "restack timings:") -> dict:
 
 
 def _one_import(cli: Cli, info: dict, tag: str) -> str:
-    """The key in ``info`` of this tree's one import of the ``.cs`` (made, untimed, on first use)."""
+    """The uid of this tree's one import of the ``.cs`` (made, untimed, on first use; kept in ``info``)."""
     key = f"{tag}import uid"
     if key not in info:
         info[key] = cli.create("import_particles", "-p", f"particle_meta_path={info['cs']}",
                                "-p", f"particle_blob_path={info['proj']}")
         cli.run(info[key], False)
-    return key
+    return info[key]
 
 
 def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy: bool) -> None:
     """``--steps export``: the STAR export alone (of one import per tree, made in the first round), stacks
     linked (the default) and, with ``--copy``, copied (``copy_stacks=true``)."""
-    key = _one_import(cli, info, tag)
+    j_imp = _one_import(cli, info, tag)
     for variant, extra in [("", ())] + ([(" (copy_stacks)", ("-p", "copy_stacks=true"))] if copy else []):
-        j_ex = cli.create("export_particles", "-i", f"particles={info[key]}", "-p", "format=relion", *extra)
+        j_ex = cli.create("export_particles", "-i", f"particles={j_imp}", "-p", "format=relion", *extra)
         results.setdefault(f"{tag}export STAR{variant}", []).append(cli.run(j_ex, cold))
         for phase, secs in _phases(cli.job_log(j_ex), "export timings:").items():  # as the job logs them
             results.setdefault(f"{tag}  export {phase}{variant} (in job)", []).append((secs, 0.0))
@@ -328,8 +328,8 @@ def round_export(cli: Cli, info: dict, cold: bool, results: dict, tag: str, copy
 def round_restack(cli: Cli, info: dict, cold: bool, results: dict, tag: str) -> None:
     """``--steps restack``: the restack alone, of one import per tree (``all``'s rounds take minutes: what a
     restack reads sits idle longer than this VM's DAMON keeps page cache, 60 s)."""
-    key = _one_import(cli, info, tag)
-    j_rs = _timed_restack(cli, info[key], cold, results, tag)
+    j_imp = _one_import(cli, info, tag)
+    j_rs = _timed_restack(cli, j_imp, cold, results, tag)
     shutil.rmtree(cli.proj / j_rs / "restack", ignore_errors=True)  # room on the disk
 
 
