@@ -113,10 +113,19 @@ class _SourceFiles:
             fd = os.open(self.sources[sid].path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise _source_error(self.sources[sid], exc.strerror or str(exc), index, item) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise _source_error(self.sources[sid], "not a regular file any more (a FIFO, device or directory)",
                                 index, item)
+        known = self.sources[sid].file_id
+        if known is not None and (st.st_dev, st.st_ino) != tuple(known):
+            # renamed over (or removed and written again) since its header was read: the plan's offsets,
+            # shape and pixel type describe the other file; its images are not the particles planned
+            os.close(fd)
+            raise _source_error(self.sources[sid], "the stack was replaced by another file after its header "
+                                "was read (a rename over it, or a new file of that name); nothing was "
+                                "read from the new file", index, item)
         self._fds[sid] = fd
         return fd
 

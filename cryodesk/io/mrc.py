@@ -69,6 +69,10 @@ class StackInfo:
     voxel_size : float
         Å/pixel from ``cella.x / mx`` (0 if the header does not say).
     file_size : int
+    file_id : (st_dev, st_ino), optional
+        Which file the header was read from; the gather refuses to read
+        images from a file of that name that is not this one (a stack
+        replaced by a rename after its header was read).  ``None``: not known.
     """
 
     path: Path
@@ -80,6 +84,7 @@ class StackInfo:
     data_offset: int
     voxel_size: float
     file_size: int
+    file_id: tuple[int, int] | None = None
 
     @property
     def image_bytes(self) -> int:
@@ -169,7 +174,7 @@ def read_header(path: Path | str) -> StackInfo:
     mx = int(hdr["mx"])
     vs = float(hdr["cella"]["x"]) / mx if mx > 0 else 0.0
     info = StackInfo(path, nx, ny, nz, mode, dtype, HEADER_BYTES + nsymbt,
-                     vs if np.isfinite(vs) and vs > 0 else 0.0, size)
+                     vs if np.isfinite(vs) and vs > 0 else 0.0, size, (st.st_dev, st.st_ino))
     need = info.data_offset + nz * info.image_bytes
     if size < need:
         complete = max(0, (size - info.data_offset) // info.image_bytes)

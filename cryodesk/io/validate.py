@@ -46,6 +46,7 @@ def read_stack_headers(paths: list[Path], check_cancel: Callable[[], None] | Non
     raw = np.zeros((n, HEADER_BYTES), dtype=np.uint8)
     size = np.zeros(n, dtype=np.int64)
     got = np.zeros(n, dtype=bool)
+    ids: list[tuple[int, int] | None] = [None] * n
     for k, path in enumerate(paths):
         if k % 256 == 0:
             if check_cancel is not None:
@@ -68,6 +69,7 @@ def read_stack_headers(paths: list[Path], check_cancel: Callable[[], None] | Non
         if len(head) == HEADER_BYTES:
             raw[k] = np.frombuffer(head, dtype=np.uint8)
             size[k] = st.st_size
+            ids[k] = (st.st_dev, st.st_ino)
             got[k] = True
     modes = np.array(sorted(MODES), dtype=np.int64)
     out: list[StackInfo | None] = [None] * n
@@ -102,7 +104,7 @@ def read_stack_headers(paths: list[Path], check_cancel: Callable[[], None] | Non
     for k in np.flatnonzero(usable).tolist():
         m = int(mode[k])
         out[k] = StackInfo(paths[k], int(nx[k]), int(ny[k]), int(nz[k]), m, dtypes[m, "<" if is_little[k] else ">"],
-                           HEADER_BYTES + int(nsymbt[k]), float(vs[k]), int(size[k]))
+                           HEADER_BYTES + int(nsymbt[k]), float(vs[k]), int(size[k]), ids[k])
     return out
 
 

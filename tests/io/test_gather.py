@@ -270,3 +270,52 @@ def test_the_one_pass_read_plan_matches_the_plain_one_whatever_the_ordering_and_
         for c, rows in zip(counts, got):
             assert rows.tolist() == _batch_reads_one_at_a_time(sid[b:b + c].tolist(), sidx[b:b + c].tolist())
             b += c
+
+
+def _replace_by_rename(path, arr):
+    """What another program does when it rewrites a stack safely: a new file renamed over the old name."""
+    tmp = path.with_name(path.name + ".new")
+    write_stack(tmp, arr)
+    tmp.replace(path)
+
+
+def test_a_source_replaced_by_a_rename_after_planning_is_named_and_nothing_is_left(tmp_path):
+    from cryodesk.io.gather import SourceError
+
+    stacks, items, _ = _sources(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=4).with_output(batch_bytes=3 * 12 * 10 * 4)
+    # the same shape, type and size: nothing but the file's identity tells the images apart
+    _replace_by_rename(tmp_path / "s1.mrc", stacks[1] + 1)
+    with pytest.raises(SourceError, match=r"s1\.mrc.*replaced by another file"):
+        execute_plan(plan)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_source_replaced_while_the_gather_runs_is_refused_when_it_is_opened_again(tmp_path, monkeypatch):
+    """With more stacks than open descriptors, a stack is opened again later: the new file is not read."""
+    from cryodesk.io.gather import SourceError
+
+    monkeypatch.setattr(gather_mod, "_FD_CACHE", 1)  # every change of source reopens
+    stacks, items, _ = _sources(tmp_path)
+    plan = plan_gather(items, tmp_path / "out", particles_per_file=4).with_output(batch_bytes=3 * 12 * 10 * 4)
+    t = ParticleTransform(plan.n_items, plan.in_shape, plan.in_dtype)
+    inspect, done = t.inspect, []
+
+    def inspect_then_replace(images, first):
+        inspect(images, first)
+        if not done:  # after the first batch was read: s0.mrc (read by it) is replaced
+            done.append(first)
+            _replace_by_rename(tmp_path / "s0.mrc", stacks[0] * 2)
+
+    monkeypatch.setattr(t, "inspect", inspect_then_replace)
+    with pytest.raises(SourceError, match=r"s0\.mrc.*replaced"):
+        execute_plan(plan, t, readers=1)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_unchanged_source_opened_again_reads_as_before(tmp_path, monkeypatch):
+    monkeypatch.setattr(gather_mod, "_FD_CACHE", 1)
+    plan, _, paths = _run(tmp_path, "a")
+    monkeypatch.undo()
+    _, _, again = _run(tmp_path, "b")
+    assert _digests(paths) == _digests(again)
