@@ -119,7 +119,7 @@ class _SourceFiles:
             raise _source_error(self.sources[sid], "not a regular file any more (a FIFO, device or directory)",
                                 index, item)
         known = self.sources[sid].file_id
-        if known is not None and (st.st_dev, st.st_ino) != tuple(known):
+        if known is not None and (st.st_dev, st.st_ino) != known:
             # renamed over (or removed and written again) since its header was read: the plan's offsets,
             # shape and pixel type describe the other file; its images are not the particles planned
             os.close(fd)
